@@ -1,0 +1,105 @@
+//! Wiring: [`App::build`] opens the store, builds the service, the effect handlers and the
+//! worker from the config; [`App::serve`] runs the HTTP server and the worker until shutdown.
+
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{Config, ConfigError, Runtime};
+use crate::effects::worker::Worker;
+use crate::incident::{IncidentService, Policy};
+use crate::notify::webhook::{WebhookNotifier, http_client};
+use crate::store::Store;
+
+/// Everything a running firebreak holds.
+#[derive(Clone)]
+pub struct App {
+    pub config: Arc<Config>,
+    pub store: Store,
+    pub service: IncidentService,
+    pub worker: Arc<Worker>,
+}
+
+impl App {
+    /// Opens (and migrates) the database and builds every component from `config`.
+    pub async fn build(config: Config, runtime: &Runtime) -> anyhow::Result<Self> {
+        use secrecy::ExposeSecret;
+        let store = Store::open(runtime.database_url.expose_secret()).await?;
+        Self::with_store(config, store)
+    }
+
+    /// Builds on an already opened store (tests use this with a fresh database each).
+    pub fn with_store(config: Config, store: Store) -> anyhow::Result<Self> {
+        let urls = config
+            .webhook_urls()
+            .map_err(|ConfigError(e)| anyhow::anyhow!(e))?;
+        let wake = Arc::new(Notify::new());
+        let policy = Policy {
+            permissions: config.permissions.clone(),
+            notice_routes: config.notice_routes(),
+            cadence: Box::new(config.incident.update_cadence.clone()),
+            max_attempts: config.effects.max_attempts,
+        };
+        let service = IncidentService::new(store.clone(), policy, Arc::clone(&wake));
+        let notifier = WebhookNotifier::new(http_client(config.notify.timeout)?, urls);
+        let worker = Worker::new(store.clone(), config.effects.worker(), wake)
+            .with_handler(Arc::new(notifier));
+        Ok(Self {
+            config: Arc::new(config),
+            store,
+            service,
+            worker: Arc::new(worker),
+        })
+    }
+
+    pub fn router(&self) -> axum::Router {
+        crate::http::router(self.clone())
+    }
+
+    /// Serves HTTP on `listener` and runs the effects worker until `shutdown` fires. Then the
+    /// server stops accepting, in-flight requests finish, and running effects get up to
+    /// `server.shutdown_grace` to complete (anything cut off is retried after its lease).
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: CancellationToken,
+    ) -> anyhow::Result<()> {
+        let worker = tokio::spawn(Arc::clone(&self.worker).run(shutdown.clone()));
+        let grace = self.config.server.shutdown_grace;
+        let router = self.router();
+        tracing::info!(addr = %listener.local_addr()?, "firebreak is listening");
+        axum::serve(listener, router)
+            .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+            .await?;
+        if tokio::time::timeout(grace, worker).await.is_err() {
+            tracing::warn!(grace = ?grace, "effects still running at the end of the shutdown grace; they will be retried");
+        }
+        self.store.close().await;
+        Ok(())
+    }
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+    tracing::info!("shutting down");
+}

@@ -1,0 +1,78 @@
+//! The `firebreak` command line: clap definitions here, dispatch in [`run`], terminal
+//! rendering in [`render`]. Incident commands are not re-declared in clap: their words go
+//! through the same grammar as chat, so the CLI can never drift from Slack and Discord.
+
+mod render;
+mod run;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+pub use run::run;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "firebreak",
+    version,
+    about = "Incident-response bot: declare, announce, keep the timeline."
+)]
+pub struct Cli {
+    /// Config file (default: ./firebreak.toml if present).
+    #[arg(long, global = true, env = "FIREBREAK_CONFIG")]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: TopCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TopCommand {
+    /// Run the HTTP server and the effects worker until SIGTERM.
+    Serve,
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Inspect the configuration.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Declare and work incidents, with the same grammar as chat.
+    #[command(after_help = crate::incident::command::HELP)]
+    Incident(IncidentArgs),
+    /// Inspect and retry queued side effects.
+    #[command(subcommand)]
+    Effects(EffectsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Validate the config file and environment, naming any bad key and its line.
+    Check,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct IncidentArgs {
+    /// The command words, e.g. `declare sev1 Checkout API returns 502` or
+    /// `update INC-42 "Rolled back deploy"`. `--json` anywhere prints JSON; `--no-wait`
+    /// skips waiting for notices to be delivered.
+    #[arg(
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "WORDS"
+    )]
+    pub words: Vec<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EffectsCommand {
+    /// List effects, newest first.
+    List {
+        /// Only effects that gave up.
+        #[arg(long)]
+        failed: bool,
+        #[arg(long)]
+        json: bool,
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+    },
+    /// Queue a failed effect again with a fresh attempt budget, and wait for it.
+    Retry { id: i64 },
+}

@@ -1,0 +1,157 @@
+//! Terminal rendering of the core's neutral replies and of the effects queue.
+
+use chrono::{DateTime, Utc};
+
+use crate::effects::Effect;
+use crate::effects::worker::{DrainReport, due_in};
+use crate::http::api::IncidentView;
+use crate::incident::{Incident, Reply, ReplyBody, TimelineEntry};
+
+pub fn reply_text(reply: &Reply) -> String {
+    let mut out = reply.text.clone();
+    match &reply.body {
+        ReplyBody::List { incidents } if !incidents.is_empty() => {
+            out.push('\n');
+            for i in incidents {
+                out.push_str(&list_row(i));
+            }
+        }
+        ReplyBody::Incident { incident, timeline } if !timeline.is_empty() => {
+            out.push('\n');
+            out.push_str(&details(incident));
+            out.push_str("\nTimeline:\n");
+            for e in timeline {
+                out.push_str(&timeline_row(e, incident.declared_at));
+            }
+        }
+        _ => {}
+    }
+    out.trim_end().to_string()
+}
+
+/// JSON for `--json`: the incident (with timeline) for `show`, the list for `list`, and the
+/// reply itself otherwise.
+pub fn reply_json(reply: &Reply) -> serde_json::Result<String> {
+    match &reply.body {
+        ReplyBody::List { incidents } => {
+            let views: Vec<IncidentView> = incidents
+                .iter()
+                .cloned()
+                .map(|i| IncidentView::new(i, None))
+                .collect();
+            serde_json::to_string_pretty(&views)
+        }
+        ReplyBody::Incident { incident, timeline } => serde_json::to_string_pretty(
+            &IncidentView::new((**incident).clone(), Some(timeline.clone())),
+        ),
+        ReplyBody::None => serde_json::to_string_pretty(reply),
+    }
+}
+
+fn list_row(i: &Incident) -> String {
+    format!(
+        "{:<8} {:<5} {:<13} {} UTC  {}{}\n",
+        i.number.to_string(),
+        i.severity,
+        i.status,
+        i.declared_at.format("%Y-%m-%d %H:%M"),
+        if i.drill { "[DRILL] " } else { "" },
+        i.title
+    )
+}
+
+fn details(i: &Incident) -> String {
+    let when = |t: Option<DateTime<Utc>>| {
+        t.map_or("not recorded".to_string(), |t| {
+            format!("{} UTC", t.format("%Y-%m-%d %H:%M:%S"))
+        })
+    };
+    let who = |r: &Option<String>| r.clone().unwrap_or_else(|| "unassigned".into());
+    format!(
+        "Severity {} · status {} · commander {} · comms {} · scribe {}\n\
+         Started {} · detected {} · declared {} · acknowledged {} · mitigated {} · resolved {}\n",
+        i.severity,
+        i.status,
+        who(&i.commander),
+        who(&i.comms),
+        who(&i.scribe),
+        when(i.started_at),
+        when(i.detected_at),
+        when(Some(i.declared_at)),
+        when(i.acknowledged_at),
+        when(i.mitigated_at),
+        when(i.resolved_at),
+    )
+}
+
+fn timeline_row(e: &TimelineEntry, declared: DateTime<Utc>) -> String {
+    format!(
+        "  {}  {:<8} {:<17} {} ({}): {}\n",
+        e.occurred_at.format("%H:%M:%S%.3f"),
+        e.offset_from(declared),
+        e.kind,
+        e.actor,
+        e.source,
+        e.text
+    )
+}
+
+pub fn effects_table(effects: &[Effect], now: DateTime<Utc>) -> String {
+    if effects.is_empty() {
+        return "No effects.\n".into();
+    }
+    let mut out =
+        String::from("ID     STATE    KIND              ATTEMPTS  NEXT          LAST ERROR\n");
+    for e in effects {
+        let next = if e.state.is_finished() {
+            "-".to_string()
+        } else {
+            due_in(e.run_at, now)
+        };
+        out.push_str(&format!(
+            "{:<6} {:<8} {:<17} {:<9} {:<13} {}\n",
+            e.id,
+            e.state.as_str(),
+            e.kind,
+            format!("{}/{}", e.attempts, e.max_attempts),
+            next,
+            e.last_error.as_deref().unwrap_or("-")
+        ));
+    }
+    out
+}
+
+/// One line per effect a CLI command waited for.
+pub fn drain_lines(report: &DrainReport, now: DateTime<Utc>) -> Vec<String> {
+    let mut lines: Vec<String> = report
+        .delivered
+        .iter()
+        .map(|e| format!("✓ {}", e.result.as_deref().unwrap_or(&e.kind)))
+        .collect();
+    lines.extend(report.failed.iter().map(|e| {
+        format!(
+            "✗ effect {} ({}) failed: {}",
+            e.id,
+            e.kind,
+            e.last_error.as_deref().unwrap_or("unknown error")
+        )
+    }));
+    if !report.pending.is_empty() {
+        lines.push(format!(
+            "… {} effect(s) still pending; `firebreak serve` keeps retrying them:",
+            report.pending.len()
+        ));
+        lines.extend(report.pending.iter().map(|e| {
+            format!(
+                "  effect {} ({}), attempt {} of {}, next try {}: {}",
+                e.id,
+                e.kind,
+                e.attempts,
+                e.max_attempts,
+                due_in(e.run_at, now),
+                e.last_error.as_deref().unwrap_or("not tried yet")
+            )
+        }));
+    }
+    lines
+}

@@ -1,0 +1,185 @@
+//! What each CLI subcommand does. Writes go through [`IncidentService`], exactly as chat
+//! does, and then drain the effects they enqueued with a bounded wait.
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+use chrono::Utc;
+use tokio_util::sync::CancellationToken;
+
+use super::render;
+use super::{Cli, ConfigCommand, EffectsCommand, IncidentArgs, TopCommand};
+use crate::app::{App, shutdown_signal};
+use crate::config::{Config, Runtime};
+use crate::incident::{Actor, ParseOptions, ServiceError, UserError, command};
+use crate::store::Store;
+
+/// Exit code for input the user can fix (bad grammar, bad config, forbidden, conflict).
+const EXIT_USER: u8 = 2;
+
+/// Runs one CLI invocation to completion.
+pub async fn run(cli: Cli) -> ExitCode {
+    match dispatch(cli).await {
+        Ok(code) => code,
+        Err(e) => {
+            tracing::error!(error = %format!("{e:#}"), "command failed");
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
+    let (config, path) = match Config::load(cli.config.as_deref()) {
+        Ok(loaded) => loaded,
+        Err(e) => return Ok(user_error(&e.to_string())),
+    };
+    if let TopCommand::Config(ConfigCommand::Check) = cli.command {
+        return Ok(config_check(&config, path.as_deref()));
+    }
+    let runtime = match Runtime::from_env(&config) {
+        Ok(r) => r,
+        Err(e) => return Ok(user_error(&e.to_string())),
+    };
+    if let TopCommand::Migrate = cli.command {
+        use secrecy::ExposeSecret;
+        let store = Store::open(runtime.database_url.expose_secret()).await?;
+        println!(
+            "The {:?} database is migrated and up to date.",
+            store.backend()
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    if let Err(e) = config.webhook_urls() {
+        return Ok(user_error(&format!("config: {e}")));
+    }
+    let app = App::build(config, &runtime).await?;
+    match cli.command {
+        TopCommand::Serve => serve(app, &runtime).await,
+        TopCommand::Incident(args) => incident(&app, args).await,
+        TopCommand::Effects(cmd) => effects(&app, cmd).await,
+        TopCommand::Config(_) | TopCommand::Migrate => unreachable!("handled above"),
+    }
+}
+
+async fn serve(app: App, runtime: &Runtime) -> anyhow::Result<ExitCode> {
+    let listener = tokio::net::TcpListener::bind(runtime.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", runtime.listen))?;
+    let shutdown = CancellationToken::new();
+    let trigger = shutdown.clone();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        trigger.cancel();
+    });
+    app.serve(listener, shutdown).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn incident(app: &App, args: IncidentArgs) -> anyhow::Result<ExitCode> {
+    let json = take_flag(&args.words, "--json");
+    let no_wait = take_flag(&args.words, "--no-wait");
+    let words: Vec<&String> = args
+        .words
+        .iter()
+        .filter(|w| *w != "--json" && *w != "--no-wait")
+        .collect();
+    let opts = ParseOptions {
+        bare_number_is_ref: true,
+    };
+    let cmd = match command::parse_words(&words, opts, Utc::now()) {
+        Ok(cmd) => cmd,
+        Err(e) => return Ok(show_user_error(&e)),
+    };
+    let outcome = match app.service.apply(cmd, &Actor::local_user()).await {
+        Ok(o) => o,
+        Err(ServiceError::User(e)) => return Ok(show_user_error(&e)),
+        Err(ServiceError::Internal(e)) => return Err(e),
+    };
+    if json {
+        println!("{}", render::reply_json(&outcome.reply)?);
+    } else {
+        println!("{}", render::reply_text(&outcome.reply));
+    }
+    if !outcome.effects.is_empty() && !no_wait {
+        drain(app, &outcome.effects).await?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn effects(app: &App, cmd: EffectsCommand) -> anyhow::Result<ExitCode> {
+    match cmd {
+        EffectsCommand::List {
+            failed,
+            json,
+            limit,
+        } => {
+            let list = app.store.list_effects(failed, limit).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&list)?);
+            } else {
+                print!("{}", render::effects_table(&list, Utc::now()));
+            }
+        }
+        EffectsCommand::Retry { id } => {
+            if !app.store.retry_effect(id).await? {
+                return Ok(user_error(&format!(
+                    "There is no failed effect {id}; see `firebreak effects list --failed`."
+                )));
+            }
+            println!("Effect {id} is queued again.");
+            drain(app, &[id]).await?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Waits (bounded by `effects.cli_wait`) for the given effects and says how each ended.
+async fn drain(app: &App, ids: &[i64]) -> anyhow::Result<()> {
+    let report = app.worker.drain(ids, app.config.effects.cli_wait).await?;
+    for line in render::drain_lines(&report, Utc::now()) {
+        eprintln!("{line}");
+    }
+    Ok(())
+}
+
+fn config_check(config: &Config, path: Option<&std::path::Path>) -> ExitCode {
+    let source = path.map_or("built-in defaults (no firebreak.toml)".to_string(), |p| {
+        p.display().to_string()
+    });
+    if let Err(e) = config.webhook_urls() {
+        return user_error(&format!("{source}: {e}"));
+    }
+    if let Err(e) = Runtime::from_env(config) {
+        return user_error(&e.to_string());
+    }
+    let routes: Vec<String> = config
+        .notice_routes()
+        .iter()
+        .map(|r| format!("{} (SEV1..{})", r.name, r.min_severity))
+        .collect();
+    let hooks = if routes.is_empty() {
+        "no webhooks".to_string()
+    } else {
+        format!("webhooks: {}", routes.join(", "))
+    };
+    println!("{source}: OK; {hooks}.");
+    ExitCode::SUCCESS
+}
+
+fn take_flag(words: &[String], flag: &str) -> bool {
+    words.iter().any(|w| w == flag)
+}
+
+fn show_user_error(e: &UserError) -> ExitCode {
+    let code = user_error(&e.to_string());
+    if let UserError::Unknown { help, .. } = e {
+        eprintln!("{help}");
+    }
+    code
+}
+
+fn user_error(message: &str) -> ExitCode {
+    eprintln!("error: {message}");
+    ExitCode::from(EXIT_USER)
+}

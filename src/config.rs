@@ -1,0 +1,359 @@
+//! Typed configuration: a TOML file (`--config`, `FIREBREAK_CONFIG`, or `./firebreak.toml`)
+//! plus environment overrides. Unknown keys are errors that name the key and its line, so a
+//! typo can't silently turn a setting off. Secrets never live in the typed config's `Debug`
+//! output: webhook URLs are `SecretString`s, and the database URL comes from the environment.
+
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+
+use crate::effects::backoff::Backoff;
+use crate::effects::worker::WorkerConfig;
+use crate::incident::model::Severity;
+use crate::incident::permissions::Permissions;
+use crate::incident::rules::UpdateCadence;
+use crate::notify::NoticeRoute;
+use crate::store::DEFAULT_DATABASE_URL;
+
+/// The whole `firebreak.toml`. Every key is documented in `firebreak.example.toml`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub effects: EffectsConfig,
+    pub incident: IncidentConfig,
+    pub permissions: Permissions,
+    pub notify: NotifyConfig,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Overridden by `FIREBREAK_LISTEN`.
+    pub listen: SocketAddr,
+    /// How long `serve` waits for running effects after SIGTERM.
+    #[serde(with = "humantime_serde")]
+    pub shutdown_grace: Duration,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            shutdown_grace: Duration::from_secs(30),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EffectsConfig {
+    pub max_attempts: u32,
+    #[serde(with = "humantime_serde")]
+    pub base_backoff: Duration,
+    #[serde(with = "humantime_serde")]
+    pub max_backoff: Duration,
+    #[serde(with = "humantime_serde")]
+    pub poll_interval: Duration,
+    #[serde(with = "humantime_serde")]
+    pub lease: Duration,
+    pub concurrency: usize,
+    pub breaker_threshold: u32,
+    #[serde(with = "humantime_serde")]
+    pub breaker_cooldown: Duration,
+    /// How long a CLI write waits for its own effects before exiting.
+    #[serde(with = "humantime_serde")]
+    pub cli_wait: Duration,
+}
+
+impl Default for EffectsConfig {
+    fn default() -> Self {
+        let w = WorkerConfig::default();
+        Self {
+            max_attempts: w.max_attempts,
+            base_backoff: w.backoff.base,
+            max_backoff: w.backoff.max,
+            poll_interval: w.poll_interval,
+            lease: w.lease,
+            concurrency: w.concurrency,
+            breaker_threshold: w.breaker_threshold,
+            breaker_cooldown: w.breaker_cooldown,
+            cli_wait: Duration::from_secs(15),
+        }
+    }
+}
+
+impl EffectsConfig {
+    pub fn worker(&self) -> WorkerConfig {
+        WorkerConfig {
+            max_attempts: self.max_attempts,
+            backoff: Backoff {
+                base: self.base_backoff,
+                max: self.max_backoff,
+            },
+            poll_interval: self.poll_interval,
+            lease: self.lease,
+            concurrency: self.concurrency.max(1),
+            breaker_threshold: self.breaker_threshold,
+            breaker_cooldown: self.breaker_cooldown,
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IncidentConfig {
+    pub update_cadence: CadenceConfig,
+}
+
+/// How often each severity promises a status update.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CadenceConfig {
+    #[serde(rename = "SEV1", with = "humantime_serde")]
+    pub sev1: Duration,
+    #[serde(rename = "SEV2", with = "humantime_serde")]
+    pub sev2: Duration,
+    #[serde(rename = "SEV3", with = "humantime_serde")]
+    pub sev3: Duration,
+    #[serde(rename = "SEV4", with = "humantime_serde")]
+    pub sev4: Duration,
+}
+
+impl Default for CadenceConfig {
+    fn default() -> Self {
+        Self {
+            sev1: Duration::from_secs(30 * 60),
+            sev2: Duration::from_secs(60 * 60),
+            sev3: Duration::from_secs(4 * 3600),
+            sev4: Duration::from_secs(24 * 3600),
+        }
+    }
+}
+
+impl UpdateCadence for CadenceConfig {
+    fn cadence(&self, severity: Severity) -> Duration {
+        match severity {
+            Severity::Sev1 => self.sev1,
+            Severity::Sev2 => self.sev2,
+            Severity::Sev3 => self.sev3,
+            Severity::Sev4 => self.sev4,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NotifyConfig {
+    pub webhook: Vec<WebhookConfig>,
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+}
+
+impl Default for NotifyConfig {
+    fn default() -> Self {
+        Self {
+            webhook: Vec::new(),
+            timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// One `[[notify.webhook]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookConfig {
+    /// Defaults to `webhook-N` (1-based position).
+    pub name: Option<String>,
+    /// The URL itself. Prefer `url_env`: incoming-webhook URLs are credentials.
+    pub url: Option<SecretString>,
+    /// The name of an environment variable holding the URL.
+    pub url_env: Option<String>,
+    #[serde(default = "default_min_severity")]
+    pub min_severity: Severity,
+}
+
+fn default_min_severity() -> Severity {
+    Severity::Sev2
+}
+
+/// A config file that could not be used, with where and why.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(pub String);
+
+impl Config {
+    /// Finds and parses the config. An explicitly named file must exist; without one,
+    /// `./firebreak.toml` is used if present, else built-in defaults.
+    pub fn load(explicit: Option<&Path>) -> Result<(Self, Option<PathBuf>), ConfigError> {
+        let path = match explicit {
+            Some(p) => Some(p.to_path_buf()),
+            None => Some(PathBuf::from("firebreak.toml")).filter(|p| p.exists()),
+        };
+        let Some(path) = path else {
+            return Ok((Self::default(), None));
+        };
+        let text = std::fs::read_to_string(&path).map_err(|e| {
+            ConfigError(format!(
+                "{}: cannot read the config file: {e}",
+                path.display()
+            ))
+        })?;
+        let config =
+            Self::parse(&text).map_err(|e| ConfigError(format!("{}:{e}", path.display())))?;
+        Ok((config, Some(path)))
+    }
+
+    /// Parses TOML text. Errors read `LINE: message`, e.g. ``3: unknown field `lissten` ``.
+    pub fn parse(text: &str) -> Result<Self, ConfigError> {
+        toml::from_str(text).map_err(|e| {
+            let line = e.span().map(|s| line_of(text, s.start)).unwrap_or(1);
+            ConfigError(format!("{line}: {}", e.message().trim()))
+        })
+    }
+
+    /// Checks what parsing can't: webhook URLs present and well-formed, names unique.
+    /// Returns the resolved webhook URLs by name.
+    pub fn webhook_urls(&self) -> Result<HashMap<String, SecretString>, ConfigError> {
+        let mut urls = HashMap::new();
+        let mut seen = HashSet::new();
+        for (i, hook) in self.notify.webhook.iter().enumerate() {
+            let name = webhook_name(i, hook);
+            let key = format!("notify.webhook[{}] ({name})", i + 1);
+            if !seen.insert(name.clone()) {
+                return Err(ConfigError(format!(
+                    "{key}: the name \"{name}\" is used twice"
+                )));
+            }
+            let url = match (&hook.url, &hook.url_env) {
+                (Some(u), None) => u.clone(),
+                (None, Some(var)) => std::env::var(var).map(SecretString::from).map_err(|_| {
+                    ConfigError(format!(
+                        "{key}: url_env names {var}, which is not set in the environment"
+                    ))
+                })?,
+                _ => {
+                    return Err(ConfigError(format!(
+                        "{key}: set exactly one of url or url_env"
+                    )));
+                }
+            };
+            let parsed = reqwest::Url::parse(url.expose_secret())
+                .map_err(|_| ConfigError(format!("{key}: the URL is not a valid http(s) URL")))?;
+            if !matches!(parsed.scheme(), "http" | "https") {
+                return Err(ConfigError(format!("{key}: the URL must be http or https")));
+            }
+            urls.insert(name, url);
+        }
+        Ok(urls)
+    }
+
+    pub fn notice_routes(&self) -> Vec<NoticeRoute> {
+        self.notify
+            .webhook
+            .iter()
+            .enumerate()
+            .map(|(i, hook)| NoticeRoute {
+                name: webhook_name(i, hook),
+                min_severity: hook.min_severity,
+            })
+            .collect()
+    }
+}
+
+fn webhook_name(index: usize, hook: &WebhookConfig) -> String {
+    hook.name
+        .clone()
+        .unwrap_or_else(|| format!("webhook-{}", index + 1))
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text.get(..offset).map_or(1, |t| {
+        t.lines().count().max(1) + usize::from(t.ends_with('\n'))
+    })
+}
+
+/// Where to find the database and where to listen, from the environment.
+#[derive(Debug, Clone)]
+pub struct Runtime {
+    pub database_url: SecretString,
+    pub listen: SocketAddr,
+}
+
+impl Runtime {
+    pub fn from_env(config: &Config) -> Result<Self, ConfigError> {
+        let database_url =
+            std::env::var("FIREBREAK_DATABASE_URL").unwrap_or_else(|_| DEFAULT_DATABASE_URL.into());
+        let listen = match std::env::var("FIREBREAK_LISTEN") {
+            Ok(v) => v.parse().map_err(|_| {
+                ConfigError(format!(
+                    "FIREBREAK_LISTEN=\"{v}\" is not an address like 127.0.0.1:8080"
+                ))
+            })?,
+            Err(_) => config.server.listen,
+        };
+        Ok(Self {
+            database_url: SecretString::from(database_url),
+            listen,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_keys_are_named_with_their_line() {
+        let err =
+            Config::parse("[server]\nlisten = \"127.0.0.1:1\"\n\n[effects]\nmax_atempts = 3\n")
+                .unwrap_err();
+        assert!(err.0.starts_with("5: "), "{err}");
+        assert!(err.0.contains("max_atempts"), "{err}");
+    }
+
+    #[test]
+    fn the_example_config_parses() {
+        let text = include_str!("../firebreak.example.toml");
+        let config = Config::parse(text).unwrap();
+        assert_eq!(
+            config.incident.update_cadence.cadence(Severity::Sev1),
+            Duration::from_secs(1800)
+        );
+    }
+
+    #[test]
+    fn webhooks_need_exactly_one_url_source() {
+        let c = Config::parse("[[notify.webhook]]\nname = \"a\"\n").unwrap();
+        assert!(
+            c.webhook_urls()
+                .unwrap_err()
+                .0
+                .contains("exactly one of url or url_env")
+        );
+        let c = Config::parse("[[notify.webhook]]\nurl = \"ftp://x\"\n").unwrap();
+        assert!(c.webhook_urls().unwrap_err().0.contains("http or https"));
+        let c = Config::parse(
+            "[[notify.webhook]]\nurl = \"https://hooks.example/x\"\nmin_severity = \"SEV1\"\n",
+        )
+        .unwrap();
+        assert_eq!(
+            c.notice_routes()[0],
+            NoticeRoute {
+                name: "webhook-1".into(),
+                min_severity: Severity::Sev1
+            }
+        );
+    }
+
+    #[test]
+    fn secrets_do_not_show_in_debug_output() {
+        let c = Config::parse("[[notify.webhook]]\nurl = \"https://hooks.example/T000/SECRET\"\n")
+            .unwrap();
+        assert!(!format!("{c:?}").contains("SECRET"));
+    }
+}

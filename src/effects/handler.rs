@@ -1,0 +1,51 @@
+//! The interface between the queue and whatever performs an effect (a webhook POST, a Slack
+//! call, a GitHub call). Handlers classify their failures; the worker decides what to do.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use super::Effect;
+
+/// How an attempt went wrong.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EffectError {
+    /// Worth trying again (timeouts, 5xx, 429). `retry_after` is the server's hint.
+    #[error("{reason}")]
+    Retryable {
+        reason: String,
+        retry_after: Option<Duration>,
+    },
+    /// Trying again will not help (404 on a deleted webhook, a rejected payload).
+    #[error("{reason}")]
+    Permanent { reason: String },
+}
+
+impl EffectError {
+    pub fn retryable(reason: impl Into<String>) -> Self {
+        Self::Retryable {
+            reason: reason.into(),
+            retry_after: None,
+        }
+    }
+
+    pub fn permanent(reason: impl Into<String>) -> Self {
+        Self::Permanent {
+            reason: reason.into(),
+        }
+    }
+}
+
+/// Performs one kind of effect.
+#[async_trait]
+pub trait EffectHandler: Send + Sync {
+    /// The effect kind this handler runs (`notify.webhook`).
+    fn kind(&self) -> &'static str;
+
+    /// The circuit-breaker key for this effect: one per downstream endpoint.
+    fn target(&self, effect: &Effect) -> String;
+
+    /// Runs the effect once. On success, returns a short description for the timeline
+    /// ("Notice posted to webhook general").
+    async fn run(&self, effect: &Effect) -> Result<String, EffectError>;
+}

@@ -1,0 +1,28 @@
+//! The platform-neutral incident core. Nothing in here knows about Slack, Discord or HTTP:
+//! edges turn their payloads into a [`command::Command`] and an [`permissions::Actor`],
+//! call [`service::IncidentService::apply`], and render the [`reply::Reply`] it returns.
+//!
+//! - [`model`]: the incident, its severity, status, roles, and the checked state machine.
+//! - [`command`]: the one chat/CLI grammar.
+//! - [`rules`]: pure decisions (new state, timeline entries, announcements).
+//! - [`service`]: applies a command in one transaction with compare-and-set.
+//! - [`timeline`]: append-only entries and T+ offsets.
+//! - [`permissions`]: actors and who may declare, freeze and resolve.
+//! - [`error`]: user errors versus internal errors.
+
+pub mod command;
+pub mod error;
+pub mod model;
+pub mod permissions;
+pub mod reply;
+pub mod rules;
+pub mod service;
+pub mod timeline;
+
+pub use command::{Command, ParseOptions};
+pub use error::{ServiceError, UserError};
+pub use model::{Incident, IncidentId, IncidentNumber, Role, Severity, Status};
+pub use permissions::{Action, Actor, Permissions};
+pub use reply::{Reply, ReplyBody, Visibility};
+pub use service::{IncidentService, Outcome, Policy};
+pub use timeline::{EntryKind, NewEntry, Source, TimelineEntry};

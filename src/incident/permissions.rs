@@ -1,0 +1,142 @@
+//! Who is acting, and whether they may. Identities are `platform:id` strings, so one config
+//! list can name Slack users, Discord users and local accounts side by side.
+
+use serde::Deserialize;
+
+use super::timeline::Source;
+
+/// The person (or system) behind a command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Actor {
+    pub source: Source,
+    /// Platform user id (`U024BE7LH`, a Discord snowflake, or the OS user name).
+    pub id: String,
+    /// What to show on the timeline.
+    pub name: String,
+}
+
+impl Actor {
+    pub fn new(source: Source, id: impl Into<String>, name: impl Into<String>) -> Self {
+        Self {
+            source,
+            id: id.into(),
+            name: name.into(),
+        }
+    }
+
+    /// The local OS user, for the CLI.
+    pub fn local_user() -> Self {
+        let user = std::env::var("USER")
+            .or_else(|_| std::env::var("LOGNAME"))
+            .or_else(|_| std::env::var("USERNAME"))
+            .unwrap_or_else(|_| "unknown".into());
+        Self::new(Source::Cli, user.clone(), user)
+    }
+
+    /// firebreak itself, for effect outcomes and reminders.
+    pub fn system() -> Self {
+        Self::new(Source::System, "firebreak", "firebreak")
+    }
+
+    /// `slack:U024BE7LH`, the form used in `[permissions]`.
+    pub fn identity(&self) -> String {
+        format!("{}:{}", self.source, self.id)
+    }
+}
+
+/// Actions that can be restricted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Declare,
+    Freeze,
+    Resolve,
+}
+
+impl Action {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Declare => "declare",
+            Self::Freeze => "freeze",
+            Self::Resolve => "resolve",
+        }
+    }
+}
+
+/// `[permissions]` in the config.
+///
+/// A list that is absent lets everyone do that action: a small team should not have to
+/// write config before its first incident. Once a list is present, only the identities on
+/// it may act. Entries are `slack:U…`, `discord:…`, `cli:alice`, or `slack:*` for everyone
+/// on a platform. The CLI runs as the local OS user on a machine that already has the
+/// database, so it is trusted unless `cli_trusted = false`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Permissions {
+    pub declare: Option<Vec<String>>,
+    pub freeze: Option<Vec<String>>,
+    pub resolve: Option<Vec<String>>,
+    pub cli_trusted: bool,
+}
+
+impl Default for Permissions {
+    fn default() -> Self {
+        Self {
+            declare: None,
+            freeze: None,
+            resolve: None,
+            cli_trusted: true,
+        }
+    }
+}
+
+impl Permissions {
+    pub fn allows(&self, actor: &Actor, action: Action) -> bool {
+        if actor.source == Source::System || (actor.source == Source::Cli && self.cli_trusted) {
+            return true;
+        }
+        let list = match action {
+            Action::Declare => &self.declare,
+            Action::Freeze => &self.freeze,
+            Action::Resolve => &self.resolve,
+        };
+        let Some(list) = list else { return true };
+        let identity = actor.identity();
+        let wildcard = format!("{}:*", actor.source);
+        list.iter().any(|e| *e == identity || *e == wildcard)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn slack(id: &str) -> Actor {
+        Actor::new(Source::Slack, id, id)
+    }
+
+    #[test]
+    fn absent_list_allows_everyone_present_list_restricts() {
+        let p = Permissions {
+            resolve: Some(vec!["slack:U1".into(), "discord:*".into()]),
+            ..Permissions::default()
+        };
+        assert!(p.allows(&slack("U9"), Action::Declare));
+        assert!(p.allows(&slack("U1"), Action::Resolve));
+        assert!(!p.allows(&slack("U2"), Action::Resolve));
+        assert!(p.allows(&Actor::new(Source::Discord, "42", "x"), Action::Resolve));
+    }
+
+    #[test]
+    fn cli_is_trusted_by_default_but_can_be_restricted() {
+        let mut p = Permissions {
+            declare: Some(vec![]),
+            ..Permissions::default()
+        };
+        let me = Actor::new(Source::Cli, "alice", "alice");
+        assert!(p.allows(&me, Action::Declare));
+        p.cli_trusted = false;
+        assert!(!p.allows(&me, Action::Declare));
+        p.declare = Some(vec!["cli:alice".into()]);
+        assert!(p.allows(&me, Action::Declare));
+    }
+}

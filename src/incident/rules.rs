@@ -1,0 +1,366 @@
+//! The pure rules: given an incident as it is now and a command, decide the new state, the
+//! timeline entries and what to announce. No I/O happens here, which is what makes the
+//! state machine easy to test and impossible to half-apply.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use super::command::Command;
+use super::error::UserError;
+use super::model::{Incident, Role, Severity, Status};
+use super::permissions::{Action, Actor};
+use super::timeline::EntryKind;
+
+/// Something the whole company should hear about.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Announcement {
+    Declared,
+    Update { text: String },
+    StatusChanged { from: Status },
+    SeverityChanged { from: Severity },
+    Resolved,
+}
+
+/// What a command does to an existing incident.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decision {
+    /// The new state to compare-and-set, or `None` when only the timeline grows (notes).
+    pub incident: Option<Incident>,
+    pub entries: Vec<(EntryKind, String)>,
+    pub announcement: Option<Announcement>,
+    /// The sentence to reply with.
+    pub reply: String,
+}
+
+/// How often each severity promises a status update.
+pub trait UpdateCadence {
+    fn cadence(&self, severity: Severity) -> Duration;
+}
+
+/// The permission a command needs, if any.
+pub fn required_permission(cmd: &Command) -> Option<Action> {
+    match cmd {
+        Command::Declare { .. } => Some(Action::Declare),
+        Command::Resolve { .. }
+        | Command::Status {
+            status: Status::Resolved,
+            ..
+        } => Some(Action::Resolve),
+        _ => None,
+    }
+}
+
+/// Applies a write command (other than `declare`) to `current`.
+pub fn decide(
+    current: &Incident,
+    cmd: &Command,
+    actor: &Actor,
+    now: DateTime<Utc>,
+    cadence: &dyn UpdateCadence,
+) -> Result<Decision, UserError> {
+    let n = current.number;
+    let mut next = current.clone();
+    if current.status == Status::Resolved && !matches!(cmd, Command::Note { .. }) {
+        return Err(UserError::AlreadyResolved);
+    }
+    let decision = match cmd {
+        Command::Ack { .. } => {
+            if let Some(at) = current.acknowledged_at {
+                return Err(UserError::invalid(format!(
+                    "{n} was already acknowledged at {} UTC.",
+                    at.format("%H:%M")
+                )));
+            }
+            next.acknowledged_at = Some(now);
+            let mut text = format!("Acknowledged by {}", actor.name);
+            if next.commander.is_none() {
+                next.commander = Some(actor.name.clone());
+                text.push_str(", who is now commander");
+            }
+            changed(
+                next,
+                EntryKind::Acknowledged,
+                text.clone(),
+                None,
+                format!("{n}: {text}."),
+            )
+        }
+        Command::Update {
+            text,
+            next: promise,
+            ..
+        } => {
+            next.last_update_at = Some(now);
+            let wait = promise.unwrap_or_else(|| cadence.cadence(current.severity));
+            let due = now + chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::hours(1));
+            next.next_update_due = Some(due);
+            let reply = format!(
+                "{n} update posted. Next update due by {} UTC.",
+                due.format("%H:%M")
+            );
+            let ann = Announcement::Update { text: text.clone() };
+            changed(next, EntryKind::Update, text.clone(), Some(ann), reply)
+        }
+        Command::Status { status, .. } if *status == Status::Resolved => {
+            return decide(
+                current,
+                &Command::Resolve {
+                    target: None,
+                    summary: None,
+                },
+                actor,
+                now,
+                cadence,
+            );
+        }
+        Command::Status { status, .. } => {
+            current.status.check_transition(*status)?;
+            next.status = *status;
+            if *status == Status::Mitigated && next.mitigated_at.is_none() {
+                next.mitigated_at = Some(now);
+            }
+            let text = format!("Status {} → {status}", current.status);
+            let ann = Announcement::StatusChanged {
+                from: current.status,
+            };
+            changed(
+                next,
+                EntryKind::StatusChanged,
+                text.clone(),
+                Some(ann),
+                format!("{n}: {text}."),
+            )
+        }
+        Command::Severity { severity, .. } => {
+            if *severity == current.severity {
+                return Err(UserError::invalid(format!("{n} is already {severity}.")));
+            }
+            next.severity = *severity;
+            let since = current.last_update_at.unwrap_or(current.declared_at);
+            let wait = chrono::Duration::from_std(cadence.cadence(*severity))
+                .unwrap_or(chrono::Duration::hours(1));
+            next.next_update_due = Some(since + wait);
+            let text = format!("Severity {} → {severity}", current.severity);
+            let ann = Announcement::SeverityChanged {
+                from: current.severity,
+            };
+            changed(
+                next,
+                EntryKind::SeverityChanged,
+                text.clone(),
+                Some(ann),
+                format!("{n}: {text}."),
+            )
+        }
+        Command::Assign { role, user, .. } => assign(current, next, *role, user)?,
+        Command::Note { text, .. } => Decision {
+            incident: None,
+            entries: vec![(EntryKind::Note, text.clone())],
+            announcement: None,
+            reply: format!("Noted on {n}'s timeline."),
+        },
+        Command::Resolve { summary, .. } => {
+            current.status.check_transition(Status::Resolved)?;
+            next.status = Status::Resolved;
+            next.resolved_at = Some(now);
+            next.next_update_due = None;
+            if summary.is_some() {
+                next.summary = summary.clone();
+            }
+            let text = match summary {
+                Some(s) => format!("Resolved by {}: {s}", actor.name),
+                None => format!("Resolved by {}", actor.name),
+            };
+            changed(
+                next,
+                EntryKind::Resolved,
+                text.clone(),
+                Some(Announcement::Resolved),
+                format!("{n}: {text}."),
+            )
+        }
+        Command::Declare { .. } | Command::Show { .. } | Command::List | Command::Help => {
+            return Err(UserError::invalid(format!(
+                "`{}` does not change an incident.",
+                cmd.verb()
+            )));
+        }
+    };
+    Ok(decision)
+}
+
+fn assign(
+    current: &Incident,
+    mut next: Incident,
+    role: Role,
+    user: &str,
+) -> Result<Decision, UserError> {
+    let n = current.number;
+    let previous = current.role(role);
+    if previous == Some(user) {
+        return Err(UserError::invalid(format!(
+            "{user} is already {role} of {n}."
+        )));
+    }
+    let text = match previous {
+        Some(p) => format!("{role}: {user} (was {p})"),
+        None => format!("{role}: {user}"),
+    };
+    next.set_role(role, Some(user.to_string()));
+    Ok(changed(
+        next,
+        EntryKind::RoleAssigned,
+        text.clone(),
+        None,
+        format!("{n}: {text}."),
+    ))
+}
+
+fn changed(
+    incident: Incident,
+    kind: EntryKind,
+    text: String,
+    announcement: Option<Announcement>,
+    reply: String,
+) -> Decision {
+    Decision {
+        incident: Some(incident),
+        entries: vec![(kind, text)],
+        announcement,
+        reply,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::incident::model::{IncidentId, IncidentNumber};
+    use crate::incident::timeline::Source;
+
+    struct Hourly;
+    impl UpdateCadence for Hourly {
+        fn cadence(&self, _: Severity) -> Duration {
+            Duration::from_secs(3600)
+        }
+    }
+
+    fn incident() -> Incident {
+        Incident {
+            id: IncidentId::new(),
+            number: IncidentNumber(7),
+            title: "Checkout 502".into(),
+            severity: Severity::Sev2,
+            status: Status::Investigating,
+            drill: false,
+            started_at: None,
+            detected_at: None,
+            declared_at: Utc::now(),
+            acknowledged_at: None,
+            mitigated_at: None,
+            resolved_at: None,
+            commander: None,
+            comms: None,
+            scribe: None,
+            summary: None,
+            last_update_at: None,
+            next_update_due: None,
+            declared_by: "alice".into(),
+            version: 1,
+        }
+    }
+
+    fn run(inc: &Incident, cmd: Command) -> Result<Decision, UserError> {
+        decide(
+            inc,
+            &cmd,
+            &Actor::new(Source::Cli, "bob", "bob"),
+            Utc::now(),
+            &Hourly,
+        )
+    }
+
+    #[test]
+    fn mitigation_time_is_set_once() {
+        let d = run(
+            &incident(),
+            Command::Status {
+                target: None,
+                status: Status::Mitigated,
+            },
+        )
+        .unwrap();
+        let inc = d.incident.unwrap();
+        assert!(inc.mitigated_at.is_some());
+        assert_eq!(
+            d.announcement,
+            Some(Announcement::StatusChanged {
+                from: Status::Investigating
+            })
+        );
+    }
+
+    #[test]
+    fn status_resolved_is_a_resolve() {
+        let d = run(
+            &incident(),
+            Command::Status {
+                target: None,
+                status: Status::Resolved,
+            },
+        )
+        .unwrap();
+        assert_eq!(d.entries[0].0, EntryKind::Resolved);
+        assert_eq!(d.incident.unwrap().status, Status::Resolved);
+    }
+
+    #[test]
+    fn resolved_incidents_take_notes_only() {
+        let mut inc = incident();
+        inc.status = Status::Resolved;
+        assert_eq!(
+            run(
+                &inc,
+                Command::Resolve {
+                    target: None,
+                    summary: None
+                }
+            )
+            .unwrap_err(),
+            UserError::AlreadyResolved
+        );
+        assert!(
+            run(
+                &inc,
+                Command::Note {
+                    target: None,
+                    text: "late".into()
+                }
+            )
+            .unwrap()
+            .incident
+            .is_none()
+        );
+    }
+
+    #[test]
+    fn ack_makes_the_acker_commander_when_there_is_none() {
+        let d = run(&incident(), Command::Ack { target: None }).unwrap();
+        assert_eq!(d.incident.unwrap().commander.as_deref(), Some("bob"));
+    }
+
+    #[test]
+    fn update_promises_the_next_one() {
+        let now = Utc::now();
+        let cmd = Command::Update {
+            target: None,
+            text: "x".into(),
+            next: Some(Duration::from_secs(1800)),
+        };
+        let d = decide(&incident(), &cmd, &Actor::system(), now, &Hourly).unwrap();
+        assert_eq!(
+            d.incident.unwrap().next_update_due,
+            Some(now + chrono::Duration::minutes(30))
+        );
+    }
+}

@@ -1,0 +1,338 @@
+//! `IncidentService`: the one place commands are applied. Every edge (Slack, Discord, CLI)
+//! calls [`IncidentService::apply`], which in a single transaction checks permission,
+//! locks and re-reads the incident, decides with the pure [`rules`](super::rules), writes the
+//! new state with a compare-and-set on `version`, appends the timeline, and enqueues every
+//! side effect. The caller gets a neutral [`Reply`] as soon as that transaction commits.
+
+use std::sync::Arc;
+
+use chrono::Utc;
+use tokio::sync::Notify;
+
+use super::command::{Command, HELP};
+use super::error::{ServiceError, UserError};
+use super::model::{Incident, IncidentId, IncidentNumber, Status};
+use super::permissions::{Action, Actor, Permissions};
+use super::reply::{Reply, ReplyBody};
+use super::rules::{self, Announcement, UpdateCadence};
+use super::timeline::{EntryKind, NewEntry};
+use crate::notify::{NoticeRoute, plan_notices};
+use crate::store::{Store, Tx};
+
+/// Everything the service needs to know from the config.
+pub struct Policy {
+    pub permissions: Permissions,
+    pub notice_routes: Vec<NoticeRoute>,
+    pub cadence: Box<dyn UpdateCadence + Send + Sync>,
+    pub max_attempts: u32,
+}
+
+/// The result of a command: the reply, and the effects it enqueued (for the CLI to drain).
+#[derive(Debug)]
+pub struct Outcome {
+    pub reply: Reply,
+    pub effects: Vec<i64>,
+}
+
+impl Outcome {
+    fn reply(reply: Reply) -> Self {
+        Self {
+            reply,
+            effects: Vec::new(),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct IncidentService {
+    store: Store,
+    policy: Arc<Policy>,
+    wake: Arc<Notify>,
+}
+
+impl IncidentService {
+    /// `wake` is notified after a commit that enqueued effects, so an in-process worker
+    /// starts on them at once instead of at its next poll.
+    pub fn new(store: Store, policy: Policy, wake: Arc<Notify>) -> Self {
+        Self {
+            store,
+            policy: Arc::new(policy),
+            wake,
+        }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub async fn apply(&self, cmd: Command, actor: &Actor) -> Result<Outcome, ServiceError> {
+        self.apply_checked(cmd, actor, None).await
+    }
+
+    /// Like [`apply`](Self::apply), but fails with a conflict unless the incident is still at
+    /// `expected_version`: for buttons and forms that were rendered from an earlier read.
+    pub async fn apply_checked(
+        &self,
+        cmd: Command,
+        actor: &Actor,
+        expected_version: Option<i64>,
+    ) -> Result<Outcome, ServiceError> {
+        match cmd {
+            Command::Help => Ok(Outcome::reply(Reply::private(HELP))),
+            Command::List => self.list().await,
+            Command::Show { target } => self.show(require_target(target, "show")?).await,
+            Command::Declare { .. } => self.declare(cmd, actor).await,
+            _ => {
+                let number = require_target(cmd.target(), cmd.verb())?;
+                self.change(number, cmd, actor, expected_version).await
+            }
+        }
+    }
+
+    async fn list(&self) -> Result<Outcome, ServiceError> {
+        let incidents = self.store.list_incidents(false, 50).await?;
+        let open = incidents.iter().filter(|i| i.status.is_open()).count();
+        let text = match incidents.len() {
+            0 => "No incidents yet.".to_string(),
+            n => format!("{n} incidents, {open} open."),
+        };
+        Ok(Outcome::reply(
+            Reply::private(text).with_body(ReplyBody::List { incidents }),
+        ))
+    }
+
+    async fn show(&self, number: IncidentNumber) -> Result<Outcome, ServiceError> {
+        let incident = self
+            .store
+            .incident_by_number(number)
+            .await?
+            .ok_or(UserError::NotFound(number))?;
+        let timeline = self.store.timeline(&incident.id).await?;
+        let text = format!("{} is {}.", incident.headline(), incident.status);
+        let body = ReplyBody::Incident {
+            incident: Box::new(incident),
+            timeline,
+        };
+        Ok(Outcome::reply(Reply::private(text).with_body(body)))
+    }
+
+    async fn declare(&self, cmd: Command, actor: &Actor) -> Result<Outcome, ServiceError> {
+        let Command::Declare {
+            severity,
+            title,
+            drill,
+            started_at,
+            detected_at,
+        } = cmd
+        else {
+            unreachable!("declare() is only called with Command::Declare")
+        };
+        self.check_permission(Action::Declare, actor, None, "declare")
+            .await?;
+        let now = Utc::now();
+        let mut tx = self.store.begin().await?;
+        let number = tx.next_incident_number().await?;
+        let due = now
+            + chrono::Duration::from_std(self.policy.cadence.cadence(severity)).unwrap_or_default();
+        let incident = Incident {
+            id: IncidentId::new(),
+            number,
+            title,
+            severity,
+            status: Status::Investigating,
+            drill,
+            started_at,
+            detected_at,
+            declared_at: now,
+            acknowledged_at: None,
+            mitigated_at: None,
+            resolved_at: None,
+            commander: None,
+            comms: None,
+            scribe: None,
+            summary: None,
+            last_update_at: None,
+            next_update_due: Some(due),
+            declared_by: actor.name.clone(),
+            version: 1,
+        };
+        tx.insert_incident(&incident).await?;
+        let drill_note = if drill { " (drill)" } else { "" };
+        let text = format!("Declared {severity}{drill_note}: {}", incident.title);
+        tx.append_timeline(&entry(&incident, actor, EntryKind::Declared, text))
+            .await?;
+        let effects = self
+            .enqueue_notices(&mut tx, &incident, &Announcement::Declared)
+            .await?;
+        tx.commit().await?;
+        self.wake_worker(&effects);
+        let reply = format!(
+            "{} is declared. Status investigating; commander unassigned (`ack` to take it). Next update due by {} UTC.{}",
+            incident.headline(),
+            due.format("%H:%M"),
+            notice_summary(effects.len()),
+        );
+        Ok(Outcome {
+            reply: incident_reply(reply, incident),
+            effects,
+        })
+    }
+
+    async fn change(
+        &self,
+        number: IncidentNumber,
+        cmd: Command,
+        actor: &Actor,
+        expected_version: Option<i64>,
+    ) -> Result<Outcome, ServiceError> {
+        let now = Utc::now();
+        let mut tx = self.store.begin().await?;
+        let current = tx
+            .incident_for_update(number)
+            .await?
+            .ok_or(UserError::NotFound(number))?;
+        if let Some(action) = rules::required_permission(&cmd) {
+            if !self.policy.permissions.allows(actor, action) {
+                tx.rollback().await?;
+                return Err(self
+                    .refuse(action, actor, Some(&current.id), cmd.verb())
+                    .await);
+            }
+        }
+        if let Some(seen) = expected_version.filter(|v| *v != current.version) {
+            return Err(UserError::Conflict {
+                number,
+                seen,
+                current: current.version,
+            }
+            .into());
+        }
+        let decision = rules::decide(&current, &cmd, actor, now, self.policy.cadence.as_ref())?;
+        let mut effects = Vec::new();
+        let mut after = current.clone();
+        if let Some(mut next) = decision.incident {
+            if !tx.compare_and_set_incident(&next, current.version).await? {
+                let stored = self
+                    .store
+                    .incident_by_number(number)
+                    .await?
+                    .map_or(current.version, |i| i.version);
+                return Err(UserError::Conflict {
+                    number,
+                    seen: current.version,
+                    current: stored,
+                }
+                .into());
+            }
+            next.version = current.version + 1;
+            if let Some(ann) = &decision.announcement {
+                effects = self.enqueue_notices(&mut tx, &next, ann).await?;
+            }
+            after = next;
+        }
+        for (kind, text) in decision.entries {
+            tx.append_timeline(&entry(&after, actor, kind, text))
+                .await?;
+        }
+        tx.commit().await?;
+        self.wake_worker(&effects);
+        let text = format!("{}{}", decision.reply, notice_summary(effects.len()));
+        Ok(Outcome {
+            reply: incident_reply(text, after),
+            effects,
+        })
+    }
+
+    async fn enqueue_notices(
+        &self,
+        tx: &mut Tx,
+        incident: &Incident,
+        ann: &Announcement,
+    ) -> anyhow::Result<Vec<i64>> {
+        let mut ids = Vec::new();
+        for effect in plan_notices(&self.policy.notice_routes, incident, ann)? {
+            ids.push(tx.enqueue_effect(&effect, self.policy.max_attempts).await?);
+        }
+        Ok(ids)
+    }
+
+    async fn check_permission(
+        &self,
+        action: Action,
+        actor: &Actor,
+        incident: Option<&IncidentId>,
+        verb: &str,
+    ) -> Result<(), ServiceError> {
+        if self.policy.permissions.allows(actor, action) {
+            return Ok(());
+        }
+        Err(self.refuse(action, actor, incident, verb).await)
+    }
+
+    /// Records a refusal on the timeline (or the audit log, outside an incident) and returns
+    /// the error to show. The refusal is recorded even though the command changed nothing:
+    /// who tried what during an incident is part of its story.
+    async fn refuse(
+        &self,
+        action: Action,
+        actor: &Actor,
+        incident: Option<&IncidentId>,
+        verb: &str,
+    ) -> ServiceError {
+        let e = NewEntry {
+            incident_id: incident.cloned(),
+            occurred_at: Utc::now(),
+            actor: actor.name.clone(),
+            source: actor.source,
+            kind: EntryKind::Refused,
+            text: format!(
+                "Refused `{verb}` for {} (not allowed to {})",
+                actor.identity(),
+                action.as_str()
+            ),
+        };
+        if let Err(err) = self.store.append_timeline(&e).await {
+            tracing::error!(error = %format!("{err:#}"), "recording a refused command failed");
+        }
+        UserError::Forbidden {
+            action: action.as_str(),
+        }
+        .into()
+    }
+
+    fn wake_worker(&self, effects: &[i64]) {
+        if !effects.is_empty() {
+            self.wake.notify_one();
+        }
+    }
+}
+
+fn require_target(target: Option<IncidentNumber>, verb: &str) -> Result<IncidentNumber, UserError> {
+    target.ok_or_else(|| UserError::NeedsIncident(verb.to_string()))
+}
+
+fn entry(incident: &Incident, actor: &Actor, kind: EntryKind, text: String) -> NewEntry {
+    NewEntry {
+        incident_id: Some(incident.id.clone()),
+        occurred_at: Utc::now(),
+        actor: actor.name.clone(),
+        source: actor.source,
+        kind,
+        text,
+    }
+}
+
+fn incident_reply(text: String, incident: Incident) -> Reply {
+    Reply::public(text).with_body(ReplyBody::Incident {
+        incident: Box::new(incident),
+        timeline: Vec::new(),
+    })
+}
+
+fn notice_summary(n: usize) -> String {
+    match n {
+        0 => String::new(),
+        1 => " Company-wide notice queued for 1 webhook.".into(),
+        n => format!(" Company-wide notice queued for {n} webhooks."),
+    }
+}

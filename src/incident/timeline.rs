@@ -1,0 +1,216 @@
+//! The append-only timeline: what happened, who did it, from where, and when.
+//!
+//! Entries carry two times. `occurred_at` is when the thing happened (a pinned Slack message
+//! keeps its original time); `recorded_at` is when firebreak wrote it down. Both have
+//! millisecond precision. Display offsets (`T+1h05m`) are computed from the incident's
+//! declaration, never stored, so they can't drift from the facts.
+
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::model::IncidentId;
+
+/// Where an entry came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Source {
+    Slack,
+    Discord,
+    Cli,
+    Github,
+    System,
+}
+
+impl Source {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Slack => "slack",
+            Self::Discord => "discord",
+            Self::Cli => "cli",
+            Self::Github => "github",
+            Self::System => "system",
+        }
+    }
+}
+
+impl FromStr for Source {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Ok(match s {
+            "slack" => Self::Slack,
+            "discord" => Self::Discord,
+            "cli" => Self::Cli,
+            "github" => Self::Github,
+            "system" => Self::System,
+            other => return Err(format!("unknown timeline source {other:?}")),
+        })
+    }
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What kind of thing an entry records. Stored as its snake_case name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EntryKind {
+    Declared,
+    Acknowledged,
+    Update,
+    StatusChanged,
+    SeverityChanged,
+    RoleAssigned,
+    Note,
+    Resolved,
+    /// A command that was refused for lack of permission.
+    Refused,
+    /// A side effect (notice, API call) that completed.
+    EffectSucceeded,
+    /// A side effect that gave up after its last attempt.
+    EffectFailed,
+}
+
+impl EntryKind {
+    const ALL: [EntryKind; 11] = [
+        Self::Declared,
+        Self::Acknowledged,
+        Self::Update,
+        Self::StatusChanged,
+        Self::SeverityChanged,
+        Self::RoleAssigned,
+        Self::Note,
+        Self::Resolved,
+        Self::Refused,
+        Self::EffectSucceeded,
+        Self::EffectFailed,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Declared => "declared",
+            Self::Acknowledged => "acknowledged",
+            Self::Update => "update",
+            Self::StatusChanged => "status_changed",
+            Self::SeverityChanged => "severity_changed",
+            Self::RoleAssigned => "role_assigned",
+            Self::Note => "note",
+            Self::Resolved => "resolved",
+            Self::Refused => "refused",
+            Self::EffectSucceeded => "effect_succeeded",
+            Self::EffectFailed => "effect_failed",
+        }
+    }
+}
+
+impl FromStr for EntryKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Self::ALL
+            .into_iter()
+            .find(|k| k.as_str() == s)
+            .ok_or_else(|| format!("unknown timeline kind {s:?}"))
+    }
+}
+
+impl fmt::Display for EntryKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An entry about to be appended.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewEntry {
+    /// `None` for entries outside any incident, such as a refused `declare`.
+    pub incident_id: Option<IncidentId>,
+    pub occurred_at: DateTime<Utc>,
+    pub actor: String,
+    pub source: Source,
+    pub kind: EntryKind,
+    pub text: String,
+}
+
+/// An entry as stored.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TimelineEntry {
+    pub id: i64,
+    pub incident_id: Option<IncidentId>,
+    pub occurred_at: DateTime<Utc>,
+    pub recorded_at: DateTime<Utc>,
+    pub actor: String,
+    pub source: Source,
+    pub kind: EntryKind,
+    pub text: String,
+}
+
+impl TimelineEntry {
+    /// `T+…` relative to the declaration.
+    pub fn offset_from(&self, declared_at: DateTime<Utc>) -> String {
+        format_offset(self.occurred_at - declared_at)
+    }
+}
+
+/// Formats an offset from the declaration: `T+45s`, `T+2m`, `T+1h05m`, `T+1d02h`, `T-5m`.
+///
+/// Units shrink as the incident ages: seconds matter in the first minute, nobody cares about
+/// seconds on day two.
+pub fn format_offset(delta: chrono::Duration) -> String {
+    let sign = if delta < chrono::Duration::zero() {
+        '-'
+    } else {
+        '+'
+    };
+    format!("T{sign}{}", short_duration(delta))
+}
+
+/// A duration's magnitude in the same shapes as [`format_offset`]: `45s`, `2m`, `1h05m`, `1d02h`.
+pub fn short_duration(delta: chrono::Duration) -> String {
+    let secs = delta.num_seconds().unsigned_abs();
+    let (d, h, m, s) = (
+        secs / 86_400,
+        secs % 86_400 / 3600,
+        secs % 3600 / 60,
+        secs % 60,
+    );
+    if secs < 60 {
+        format!("{s}s")
+    } else if secs < 3600 {
+        format!("{m}m")
+    } else if secs < 86_400 {
+        format!("{h}h{m:02}m")
+    } else {
+        format!("{d}d{h:02}h")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::Duration;
+
+    #[test]
+    fn offsets_use_the_documented_shapes() {
+        assert_eq!(format_offset(Duration::zero()), "T+0s");
+        assert_eq!(format_offset(Duration::seconds(45)), "T+45s");
+        assert_eq!(format_offset(Duration::seconds(150)), "T+2m");
+        assert_eq!(format_offset(Duration::minutes(65)), "T+1h05m");
+        assert_eq!(
+            format_offset(Duration::hours(26) + Duration::minutes(3)),
+            "T+1d02h"
+        );
+        assert_eq!(format_offset(Duration::minutes(-5)), "T-5m");
+    }
+
+    #[test]
+    fn kinds_round_trip_through_their_names() {
+        for k in EntryKind::ALL {
+            assert_eq!(k.as_str().parse::<EntryKind>().unwrap(), k);
+        }
+    }
+}

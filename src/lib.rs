@@ -1,0 +1,24 @@
+//! firebreak: an incident-response bot. A map of the code:
+//!
+//! - [`incident`]: the platform-neutral core. [`incident::IncidentService`] applies a
+//!   [`incident::Command`] in one database transaction: state machine, permissions,
+//!   compare-and-set, timeline, and the effects to run.
+//! - [`effects`]: the durable outbox. Side effects are rows written in that same transaction;
+//!   a [`effects::worker::Worker`] claims them, retries with backoff and jitter, honours
+//!   `Retry-After`, and trips a circuit breaker when a target is down.
+//! - [`notify`]: company-wide notices, rendered from `templates/notice.txt` and posted to
+//!   Slack-compatible incoming webhooks.
+//! - [`store`]: sqlx on SQLite (embedded default) or Postgres (several replicas), same SQL.
+//! - [`http`]: the axum router: health, readiness, the JSON API.
+//! - [`config`]: `firebreak.toml` plus environment; secrets only from the environment.
+//! - [`app`]: wires it all together and runs until shutdown.
+//! - [`cli`]: the `firebreak` command line, a thin edge over the same service as chat.
+
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod effects;
+pub mod http;
+pub mod incident;
+pub mod notify;
+pub mod store;

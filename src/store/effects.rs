@@ -1,0 +1,308 @@
+//! The `effects` table: enqueue (idempotent), claim with a lease, and record outcomes.
+//!
+//! A claim is a lease, not a lock held across the network call: the row says `running`
+//! until `lease_until`. If the process dies mid-call the lease expires and another worker
+//! (or the restarted one) claims it again. On Postgres, `FOR UPDATE SKIP LOCKED` lets
+//! several replicas claim different rows without waiting on each other.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::FromRow;
+
+use super::{Backend, Store, Tx, from_ms, parse_column, to_ms};
+use crate::effects::{Effect, EffectState, NewEffect};
+use crate::incident::model::IncidentId;
+use crate::incident::timeline::NewEntry;
+
+const COLUMNS: &str = "id, incident_id, kind, payload, idempotency_key, state, attempts, \
+    max_attempts, run_at, last_error, result, created_at";
+
+#[derive(FromRow)]
+struct EffectRow {
+    id: i64,
+    incident_id: Option<String>,
+    kind: String,
+    payload: String,
+    idempotency_key: String,
+    state: String,
+    attempts: i64,
+    max_attempts: i64,
+    run_at: i64,
+    last_error: Option<String>,
+    result: Option<String>,
+    created_at: i64,
+}
+
+impl TryFrom<EffectRow> for Effect {
+    type Error = anyhow::Error;
+    fn try_from(r: EffectRow) -> anyhow::Result<Self> {
+        Ok(Effect {
+            id: r.id,
+            incident_id: r.incident_id.map(IncidentId),
+            kind: r.kind,
+            payload: serde_json::from_str(&r.payload)?,
+            idempotency_key: r.idempotency_key,
+            state: parse_column::<EffectState>(&r.state, "effects.state")?,
+            attempts: u32::try_from(r.attempts).unwrap_or(u32::MAX),
+            max_attempts: u32::try_from(r.max_attempts).unwrap_or(u32::MAX),
+            run_at: from_ms(r.run_at),
+            last_error: r.last_error,
+            result: r.result,
+            created_at: from_ms(r.created_at),
+        })
+    }
+}
+
+/// Queue depth for health and metrics.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct EffectCounts {
+    pub pending: i64,
+    pub running: i64,
+    pub failed: i64,
+    /// Age in seconds of the oldest effect that is due and not yet done.
+    pub oldest_due_age_secs: i64,
+}
+
+impl Tx {
+    /// Enqueues an effect; a second enqueue with the same idempotency key is a no-op that
+    /// returns the existing id.
+    pub async fn enqueue_effect(
+        &mut self,
+        e: &NewEffect,
+        max_attempts: u32,
+    ) -> anyhow::Result<i64> {
+        let now = to_ms(Utc::now());
+        let inserted: Option<(i64,)> = sqlx::query_as(
+            "INSERT INTO effects (incident_id, kind, payload, idempotency_key, state, attempts, \
+             max_attempts, run_at, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, 'pending', 0, $5, $6, $6, $6) \
+             ON CONFLICT (idempotency_key) DO NOTHING RETURNING id",
+        )
+        .bind(e.incident_id.as_ref().map(|i| i.0.clone()))
+        .bind(&e.kind)
+        .bind(e.payload.to_string())
+        .bind(&e.idempotency_key)
+        .bind(i64::from(max_attempts))
+        .bind(now)
+        .fetch_optional(&mut *self.inner)
+        .await?;
+        if let Some((id,)) = inserted {
+            return Ok(id);
+        }
+        let (id,): (i64,) = sqlx::query_as("SELECT id FROM effects WHERE idempotency_key = $1")
+            .bind(&e.idempotency_key)
+            .fetch_one(&mut *self.inner)
+            .await?;
+        Ok(id)
+    }
+}
+
+impl Store {
+    /// Claims up to `limit` due effects (pending and due, or running with an expired lease),
+    /// optionally only among `only`. Each claimed row counts one attempt.
+    pub async fn claim_effects(
+        &self,
+        now: DateTime<Utc>,
+        lease: std::time::Duration,
+        limit: i64,
+        only: Option<&[i64]>,
+    ) -> anyhow::Result<Vec<Effect>> {
+        let now_ms = to_ms(now);
+        let lease_until = now_ms + i64::try_from(lease.as_millis()).unwrap_or(i64::MAX / 2);
+        let only = match only {
+            Some([]) => return Ok(Vec::new()),
+            Some(ids) => {
+                let list: Vec<String> = ids.iter().map(i64::to_string).collect();
+                format!(" AND id IN ({})", list.join(","))
+            }
+            None => String::new(),
+        };
+        let skip_locked = match self.backend {
+            Backend::Postgres => " FOR UPDATE SKIP LOCKED",
+            Backend::Sqlite => "",
+        };
+        let sql = format!(
+            "UPDATE effects SET state = 'running', lease_until = $1, attempts = attempts + 1, updated_at = $2 \
+             WHERE id IN (SELECT id FROM effects \
+               WHERE ((state = 'pending' AND run_at <= $2) OR (state = 'running' AND lease_until < $2)){only} \
+               ORDER BY run_at, id LIMIT $3{skip_locked}) \
+             RETURNING {COLUMNS}"
+        );
+        let rows: Vec<EffectRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(lease_until)
+            .bind(now_ms)
+            .bind(limit)
+            .fetch_all(self.pool())
+            .await?;
+        rows.into_iter().map(Effect::try_from).collect()
+    }
+
+    /// Marks a running effect done and appends its outcome to the timeline, atomically.
+    /// Returns `false` if the effect was no longer ours (its lease expired and it was re-claimed).
+    pub async fn complete_effect(
+        &self,
+        id: i64,
+        result: &str,
+        entry: Option<&NewEntry>,
+    ) -> anyhow::Result<bool> {
+        self.finish(id, "done", None, Some(result), entry).await
+    }
+
+    /// Marks a running effect failed for good, with its outcome on the timeline.
+    pub async fn fail_effect(
+        &self,
+        id: i64,
+        error: &str,
+        entry: Option<&NewEntry>,
+    ) -> anyhow::Result<bool> {
+        self.finish(id, "failed", Some(error), None, entry).await
+    }
+
+    async fn finish(
+        &self,
+        id: i64,
+        state: &str,
+        error: Option<&str>,
+        result: Option<&str>,
+        entry: Option<&NewEntry>,
+    ) -> anyhow::Result<bool> {
+        let mut tx = self.begin().await?;
+        let done = sqlx::query(
+            "UPDATE effects SET state = $1, last_error = COALESCE($2, last_error), result = $3, \
+             lease_until = NULL, updated_at = $4 WHERE id = $5 AND state = 'running'",
+        )
+        .bind(state)
+        .bind(error)
+        .bind(result)
+        .bind(to_ms(Utc::now()))
+        .bind(id)
+        .execute(&mut *tx.inner)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Ok(false);
+        }
+        if let Some(entry) = entry {
+            tx.append_timeline(entry).await?;
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Puts a running effect back in the queue to run at `run_at`. With `refund`, the attempt
+    /// does not count (the circuit breaker held it back; it never reached the API).
+    pub async fn reschedule_effect(
+        &self,
+        id: i64,
+        run_at: DateTime<Utc>,
+        error: &str,
+        refund: bool,
+    ) -> anyhow::Result<()> {
+        sqlx::query(
+            "UPDATE effects SET state = 'pending', run_at = $1, last_error = $2, lease_until = NULL, \
+             attempts = attempts - $3, updated_at = $4 WHERE id = $5 AND state = 'running'",
+        )
+        .bind(to_ms(run_at))
+        .bind(error)
+        .bind(i64::from(refund))
+        .bind(to_ms(Utc::now()))
+        .bind(id)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// Re-queues a failed effect with a fresh attempt budget. Returns `false` if there is no
+    /// failed effect with that id.
+    pub async fn retry_effect(&self, id: i64) -> anyhow::Result<bool> {
+        let now = to_ms(Utc::now());
+        let done = sqlx::query(
+            "UPDATE effects SET state = 'pending', attempts = 0, run_at = $1, updated_at = $1 \
+             WHERE id = $2 AND state = 'failed'",
+        )
+        .bind(now)
+        .bind(id)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    pub async fn effect(&self, id: i64) -> anyhow::Result<Option<Effect>> {
+        let sql = format!("SELECT {COLUMNS} FROM effects WHERE id = $1");
+        let row: Option<EffectRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(id)
+            .fetch_optional(self.pool())
+            .await?;
+        row.map(Effect::try_from).transpose()
+    }
+
+    pub async fn effects_by_ids(&self, ids: &[i64]) -> anyhow::Result<Vec<Effect>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let list: Vec<String> = ids.iter().map(i64::to_string).collect();
+        let sql = format!(
+            "SELECT {COLUMNS} FROM effects WHERE id IN ({}) ORDER BY id",
+            list.join(",")
+        );
+        let rows: Vec<EffectRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .fetch_all(self.pool())
+            .await?;
+        rows.into_iter().map(Effect::try_from).collect()
+    }
+
+    /// Effects newest first; with `failed_only`, just the ones that gave up.
+    pub async fn list_effects(&self, failed_only: bool, limit: i64) -> anyhow::Result<Vec<Effect>> {
+        let filter = if failed_only {
+            "WHERE state = 'failed'"
+        } else {
+            ""
+        };
+        let sql = format!("SELECT {COLUMNS} FROM effects {filter} ORDER BY id DESC LIMIT $1");
+        let rows: Vec<EffectRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(limit)
+            .fetch_all(self.pool())
+            .await?;
+        rows.into_iter().map(Effect::try_from).collect()
+    }
+
+    /// When the next pending effect among `only` (or any) is due, if there is one.
+    pub async fn next_due(&self, only: Option<&[i64]>) -> anyhow::Result<Option<DateTime<Utc>>> {
+        let only = match only {
+            Some([]) => return Ok(None),
+            Some(ids) => {
+                let list: Vec<String> = ids.iter().map(i64::to_string).collect();
+                format!(" AND id IN ({})", list.join(","))
+            }
+            None => String::new(),
+        };
+        let sql = format!(
+            "SELECT MIN(CASE WHEN state = 'pending' THEN run_at ELSE lease_until END) \
+             FROM effects WHERE state IN ('pending', 'running'){only}"
+        );
+        let (min,): (Option<i64>,) = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .fetch_one(self.pool())
+            .await?;
+        Ok(min.map(from_ms))
+    }
+
+    pub async fn effect_counts(&self, now: DateTime<Utc>) -> anyhow::Result<EffectCounts> {
+        let (pending, running, failed, oldest): (i64, i64, i64, Option<i64>) = sqlx::query_as(
+            "SELECT \
+               CAST(COALESCE(SUM(CASE WHEN state = 'pending' THEN 1 ELSE 0 END), 0) AS BIGINT), \
+               CAST(COALESCE(SUM(CASE WHEN state = 'running' THEN 1 ELSE 0 END), 0) AS BIGINT), \
+               CAST(COALESCE(SUM(CASE WHEN state = 'failed' THEN 1 ELSE 0 END), 0) AS BIGINT), \
+               MIN(CASE WHEN state IN ('pending', 'running') AND run_at <= $1 THEN run_at END) \
+             FROM effects",
+        )
+        .bind(to_ms(now))
+        .fetch_one(self.pool())
+        .await?;
+        let oldest_due_age_secs = oldest.map(|t| (to_ms(now) - t).max(0) / 1000).unwrap_or(0);
+        Ok(EffectCounts {
+            pending,
+            running,
+            failed,
+            oldest_due_age_secs,
+        })
+    }
+}

@@ -1,0 +1,194 @@
+//! The `incidents` table: insert, look up, and compare-and-set on `version`.
+
+use chrono::Utc;
+use sqlx::FromRow;
+
+use super::{Store, Tx, from_ms, opt_from_ms, parse_column, to_ms};
+use crate::incident::model::{Incident, IncidentId, IncidentNumber};
+
+const COLUMNS: &str = "id, number, title, severity, status, drill, started_at, detected_at, \
+    declared_at, acknowledged_at, mitigated_at, resolved_at, commander, comms, scribe, summary, \
+    last_update_at, next_update_due, declared_by, version";
+
+#[derive(FromRow)]
+struct IncidentRow {
+    id: String,
+    number: i64,
+    title: String,
+    severity: String,
+    status: String,
+    drill: i64,
+    started_at: Option<i64>,
+    detected_at: Option<i64>,
+    declared_at: i64,
+    acknowledged_at: Option<i64>,
+    mitigated_at: Option<i64>,
+    resolved_at: Option<i64>,
+    commander: Option<String>,
+    comms: Option<String>,
+    scribe: Option<String>,
+    summary: Option<String>,
+    last_update_at: Option<i64>,
+    next_update_due: Option<i64>,
+    declared_by: String,
+    version: i64,
+}
+
+impl TryFrom<IncidentRow> for Incident {
+    type Error = anyhow::Error;
+    fn try_from(r: IncidentRow) -> anyhow::Result<Self> {
+        Ok(Incident {
+            id: IncidentId(r.id),
+            number: IncidentNumber(r.number),
+            title: r.title,
+            severity: parse_column(&r.severity, "incidents.severity")?,
+            status: parse_column(&r.status, "incidents.status")?,
+            drill: r.drill != 0,
+            started_at: opt_from_ms(r.started_at),
+            detected_at: opt_from_ms(r.detected_at),
+            declared_at: from_ms(r.declared_at),
+            acknowledged_at: opt_from_ms(r.acknowledged_at),
+            mitigated_at: opt_from_ms(r.mitigated_at),
+            resolved_at: opt_from_ms(r.resolved_at),
+            commander: r.commander,
+            comms: r.comms,
+            scribe: r.scribe,
+            summary: r.summary,
+            last_update_at: opt_from_ms(r.last_update_at),
+            next_update_due: opt_from_ms(r.next_update_due),
+            declared_by: r.declared_by,
+            version: r.version,
+        })
+    }
+}
+
+impl Tx {
+    /// Hands out the next `INC-n`. The counter row is updated in this transaction, so two
+    /// concurrent declarations can never get the same number.
+    pub async fn next_incident_number(&mut self) -> anyhow::Result<IncidentNumber> {
+        let (n,): (i64,) = sqlx::query_as(
+            "UPDATE counters SET value = value + 1 WHERE name = 'incident_number' RETURNING value",
+        )
+        .fetch_one(&mut *self.inner)
+        .await?;
+        Ok(IncidentNumber(n))
+    }
+
+    pub async fn insert_incident(&mut self, i: &Incident) -> anyhow::Result<()> {
+        sqlx::query(
+            "INSERT INTO incidents (id, number, title, severity, status, drill, started_at, \
+             detected_at, declared_at, acknowledged_at, mitigated_at, resolved_at, commander, \
+             comms, scribe, summary, last_update_at, next_update_due, declared_by, version, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)",
+        )
+        .bind(&i.id.0)
+        .bind(i.number.0)
+        .bind(&i.title)
+        .bind(i.severity.as_str())
+        .bind(i.status.as_str())
+        .bind(i64::from(i.drill))
+        .bind(i.started_at.map(to_ms))
+        .bind(i.detected_at.map(to_ms))
+        .bind(to_ms(i.declared_at))
+        .bind(i.acknowledged_at.map(to_ms))
+        .bind(i.mitigated_at.map(to_ms))
+        .bind(i.resolved_at.map(to_ms))
+        .bind(&i.commander)
+        .bind(&i.comms)
+        .bind(&i.scribe)
+        .bind(&i.summary)
+        .bind(i.last_update_at.map(to_ms))
+        .bind(i.next_update_due.map(to_ms))
+        .bind(&i.declared_by)
+        .bind(i.version)
+        .bind(to_ms(Utc::now()))
+        .execute(&mut *self.inner)
+        .await?;
+        Ok(())
+    }
+
+    /// Reads an incident and locks its row until the transaction ends.
+    pub async fn incident_for_update(
+        &mut self,
+        number: IncidentNumber,
+    ) -> anyhow::Result<Option<Incident>> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM incidents WHERE number = $1{}",
+            self.lock_clause()
+        );
+        let row: Option<IncidentRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(number.0)
+            .fetch_optional(&mut *self.inner)
+            .await?;
+        row.map(Incident::try_from).transpose()
+    }
+
+    /// Writes `new` only if the stored version is still `expected`; bumps the version.
+    /// Returns `false` when someone else wrote first.
+    pub async fn compare_and_set_incident(
+        &mut self,
+        new: &Incident,
+        expected: i64,
+    ) -> anyhow::Result<bool> {
+        let done = sqlx::query(
+            "UPDATE incidents SET title = $1, severity = $2, status = $3, started_at = $4, \
+             detected_at = $5, acknowledged_at = $6, mitigated_at = $7, resolved_at = $8, \
+             commander = $9, comms = $10, scribe = $11, summary = $12, last_update_at = $13, \
+             next_update_due = $14, version = version + 1, updated_at = $15 \
+             WHERE id = $16 AND version = $17",
+        )
+        .bind(&new.title)
+        .bind(new.severity.as_str())
+        .bind(new.status.as_str())
+        .bind(new.started_at.map(to_ms))
+        .bind(new.detected_at.map(to_ms))
+        .bind(new.acknowledged_at.map(to_ms))
+        .bind(new.mitigated_at.map(to_ms))
+        .bind(new.resolved_at.map(to_ms))
+        .bind(&new.commander)
+        .bind(&new.comms)
+        .bind(&new.scribe)
+        .bind(&new.summary)
+        .bind(new.last_update_at.map(to_ms))
+        .bind(new.next_update_due.map(to_ms))
+        .bind(to_ms(Utc::now()))
+        .bind(&new.id.0)
+        .bind(expected)
+        .execute(&mut *self.inner)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+}
+
+impl Store {
+    pub async fn incident_by_number(
+        &self,
+        number: IncidentNumber,
+    ) -> anyhow::Result<Option<Incident>> {
+        let sql = format!("SELECT {COLUMNS} FROM incidents WHERE number = $1");
+        let row: Option<IncidentRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(number.0)
+            .fetch_optional(self.pool())
+            .await?;
+        row.map(Incident::try_from).transpose()
+    }
+
+    /// Incidents, newest first. With `open_only`, resolved ones are left out.
+    pub async fn list_incidents(
+        &self,
+        open_only: bool,
+        limit: i64,
+    ) -> anyhow::Result<Vec<Incident>> {
+        let filter = if open_only {
+            "WHERE status <> 'resolved'"
+        } else {
+            ""
+        };
+        let sql = format!("SELECT {COLUMNS} FROM incidents {filter} ORDER BY number DESC LIMIT $1");
+        let rows: Vec<IncidentRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(limit)
+            .fetch_all(self.pool())
+            .await?;
+        rows.into_iter().map(Incident::try_from).collect()
+    }
+}

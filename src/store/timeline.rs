@@ -1,0 +1,89 @@
+//! The `timeline_entries` table: append and read, never update or delete (triggers in the
+//! migrations enforce that at the database too).
+
+use chrono::Utc;
+use sqlx::FromRow;
+
+use super::{Store, Tx, from_ms, parse_column, to_ms};
+use crate::incident::model::IncidentId;
+use crate::incident::timeline::{NewEntry, TimelineEntry};
+
+#[derive(FromRow)]
+struct EntryRow {
+    id: i64,
+    incident_id: Option<String>,
+    occurred_at: i64,
+    recorded_at: i64,
+    actor: String,
+    source: String,
+    kind: String,
+    text: String,
+}
+
+impl TryFrom<EntryRow> for TimelineEntry {
+    type Error = anyhow::Error;
+    fn try_from(r: EntryRow) -> anyhow::Result<Self> {
+        Ok(TimelineEntry {
+            id: r.id,
+            incident_id: r.incident_id.map(IncidentId),
+            occurred_at: from_ms(r.occurred_at),
+            recorded_at: from_ms(r.recorded_at),
+            actor: r.actor,
+            source: parse_column(&r.source, "timeline_entries.source")?,
+            kind: parse_column(&r.kind, "timeline_entries.kind")?,
+            text: r.text,
+        })
+    }
+}
+
+impl Tx {
+    pub async fn append_timeline(&mut self, e: &NewEntry) -> anyhow::Result<()> {
+        sqlx::query(
+            "INSERT INTO timeline_entries (incident_id, occurred_at, recorded_at, actor, source, kind, text) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(e.incident_id.as_ref().map(|i| i.0.clone()))
+        .bind(to_ms(e.occurred_at))
+        .bind(to_ms(Utc::now()))
+        .bind(&e.actor)
+        .bind(e.source.as_str())
+        .bind(e.kind.as_str())
+        .bind(&e.text)
+        .execute(&mut *self.inner)
+        .await?;
+        Ok(())
+    }
+}
+
+impl Store {
+    /// An incident's entries in the order they happened (ties keep recording order).
+    pub async fn timeline(&self, incident: &IncidentId) -> anyhow::Result<Vec<TimelineEntry>> {
+        let rows: Vec<EntryRow> = sqlx::query_as(
+            "SELECT id, incident_id, occurred_at, recorded_at, actor, source, kind, text \
+             FROM timeline_entries WHERE incident_id = $1 ORDER BY occurred_at, id",
+        )
+        .bind(&incident.0)
+        .fetch_all(self.pool())
+        .await?;
+        rows.into_iter().map(TimelineEntry::try_from).collect()
+    }
+
+    /// Entries outside any incident (refused declarations, standalone actions), newest first.
+    pub async fn audit_log(&self, limit: i64) -> anyhow::Result<Vec<TimelineEntry>> {
+        let rows: Vec<EntryRow> = sqlx::query_as(
+            "SELECT id, incident_id, occurred_at, recorded_at, actor, source, kind, text \
+             FROM timeline_entries WHERE incident_id IS NULL ORDER BY id DESC LIMIT $1",
+        )
+        .bind(limit)
+        .fetch_all(self.pool())
+        .await?;
+        rows.into_iter().map(TimelineEntry::try_from).collect()
+    }
+
+    /// Appends one entry in its own transaction (effect outcomes, system events).
+    pub async fn append_timeline(&self, e: &NewEntry) -> anyhow::Result<()> {
+        let mut tx = self.begin().await?;
+        tx.append_timeline(e).await?;
+        tx.commit().await
+    }
+}
