@@ -2,6 +2,7 @@
 //! edges turn their payloads into a [`command::Command`] and an [`permissions::Actor`],
 //! call [`service::IncidentService::apply`], and render the [`reply::Reply`] it returns.
 //!
+//! - [`clock`]: where "now" comes from (a manual clock in tests).
 //! - [`model`]: the incident, its severity, status, roles, and the checked state machine.
 //! - [`command`]: the one chat/CLI grammar.
 //! - [`rules`]: pure decisions (new state, timeline entries, announcements).
@@ -10,6 +11,7 @@
 //! - [`permissions`]: actors and who may declare, freeze and resolve.
 //! - [`error`]: user errors versus internal errors.
 
+pub mod clock;
 pub mod command;
 pub mod error;
 pub mod model;

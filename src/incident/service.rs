@@ -6,9 +6,11 @@
 
 use std::sync::Arc;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
+
 use tokio::sync::Notify;
 
+use super::clock::{Clock, SystemClock};
 use super::command::{Command, HELP};
 use super::error::{ServiceError, UserError};
 use super::model::{Incident, IncidentId, IncidentNumber, Status};
@@ -48,6 +50,7 @@ pub struct IncidentService {
     store: Store,
     policy: Arc<Policy>,
     wake: Arc<Notify>,
+    clock: Arc<dyn Clock>,
 }
 
 impl IncidentService {
@@ -58,7 +61,14 @@ impl IncidentService {
             store,
             policy: Arc::new(policy),
             wake,
+            clock: Arc::new(SystemClock),
         }
+    }
+
+    /// Replaces the clock (tests put events at exact offsets with a manual clock).
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
     }
 
     pub fn store(&self) -> &Store {
@@ -129,7 +139,7 @@ impl IncidentService {
         };
         self.check_permission(Action::Declare, actor, None, "declare")
             .await?;
-        let now = Utc::now();
+        let now = self.clock.now();
         let mut tx = self.store.begin().await?;
         let number = tx.next_incident_number().await?;
         let due = now
@@ -159,7 +169,7 @@ impl IncidentService {
         tx.insert_incident(&incident).await?;
         let drill_note = if drill { " (drill)" } else { "" };
         let text = format!("Declared {severity}{drill_note}: {}", incident.title);
-        tx.append_timeline(&entry(&incident, actor, EntryKind::Declared, text))
+        tx.append_timeline(&entry(&incident, actor, now, EntryKind::Declared, text))
             .await?;
         let effects = self
             .enqueue_notices(&mut tx, &incident, &Announcement::Declared)
@@ -185,7 +195,7 @@ impl IncidentService {
         actor: &Actor,
         expected_version: Option<i64>,
     ) -> Result<Outcome, ServiceError> {
-        let now = Utc::now();
+        let now = self.clock.now();
         let mut tx = self.store.begin().await?;
         let current = tx
             .incident_for_update(number)
@@ -231,7 +241,7 @@ impl IncidentService {
             after = next;
         }
         for (kind, text) in decision.entries {
-            tx.append_timeline(&entry(&after, actor, kind, text))
+            tx.append_timeline(&entry(&after, actor, now, kind, text))
                 .await?;
         }
         tx.commit().await?;
@@ -281,7 +291,7 @@ impl IncidentService {
     ) -> ServiceError {
         let e = NewEntry {
             incident_id: incident.cloned(),
-            occurred_at: Utc::now(),
+            occurred_at: self.clock.now(),
             actor: actor.name.clone(),
             source: actor.source,
             kind: EntryKind::Refused,
@@ -311,10 +321,16 @@ fn require_target(target: Option<IncidentNumber>, verb: &str) -> Result<Incident
     target.ok_or_else(|| UserError::NeedsIncident(verb.to_string()))
 }
 
-fn entry(incident: &Incident, actor: &Actor, kind: EntryKind, text: String) -> NewEntry {
+fn entry(
+    incident: &Incident,
+    actor: &Actor,
+    at: DateTime<Utc>,
+    kind: EntryKind,
+    text: String,
+) -> NewEntry {
     NewEntry {
         incident_id: Some(incident.id.clone()),
-        occurred_at: Utc::now(),
+        occurred_at: at,
         actor: actor.name.clone(),
         source: actor.source,
         kind,

@@ -1,0 +1,199 @@
+//! Test helpers in the zero-to-production style: a fresh database per test (a temp SQLite
+//! file, or a new Postgres database), an app on a random port, and a [`on_both!`] macro
+//! that runs the same test body on both backends.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use firebreak::app::App;
+use firebreak::config::Config;
+use firebreak::incident::clock::ManualClock;
+use firebreak::incident::{Actor, Command, Outcome, ParseOptions, ServiceError, Source, command};
+use firebreak::store::Store;
+use sqlx::Connection;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// The Postgres server tests create their databases on. `scripts/test` sets it when it had
+/// to start its own server.
+pub fn postgres_admin_url() -> String {
+    std::env::var("FIREBREAK_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+/// A database that exists for one test. SQLite files vanish with the temp dir; Postgres
+/// databases are dropped on a best-effort basis when the test ends.
+pub struct TestDb {
+    pub url: String,
+    pub backend: Backend,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl TestDb {
+    pub async fn new(backend: Backend) -> Self {
+        match backend {
+            Backend::Sqlite => {
+                let dir = tempfile::tempdir().expect("temp dir");
+                let url = format!("sqlite://{}", dir.path().join("firebreak.db").display());
+                Self {
+                    url,
+                    backend,
+                    _dir: Some(dir),
+                }
+            }
+            Backend::Postgres => {
+                let admin = postgres_admin_url();
+                let name = format!("firebreak_test_{}", uuid::Uuid::new_v4().simple());
+                let mut conn = sqlx::PgConnection::connect(&admin)
+                    .await
+                    .unwrap_or_else(|e| {
+                        panic!(
+                            "Postgres at {admin} is needed for the Postgres half of the suite: {e}"
+                        )
+                    });
+                sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+                    .execute(&mut conn)
+                    .await
+                    .expect("create test database");
+                let base = admin
+                    .rsplit_once('/')
+                    .map(|(b, _)| b.to_string())
+                    .unwrap_or(admin);
+                Self {
+                    url: format!("{base}/{name}"),
+                    backend,
+                    _dir: None,
+                }
+            }
+        }
+    }
+
+    pub async fn store(&self) -> Store {
+        Store::open(&self.url).await.expect("open store")
+    }
+}
+
+/// A config with fast retries, suitable for tests; `extra` is appended TOML.
+pub fn test_config(extra: &str) -> Config {
+    let base = "[effects]\nbase_backoff = \"20ms\"\nmax_backoff = \"200ms\"\npoll_interval = \"20ms\"\nlease = \"5s\"\nbreaker_threshold = 50\ncli_wait = \"5s\"\n";
+    Config::parse(&format!("{base}{extra}")).expect("test config parses")
+}
+
+/// TOML for one webhook pointing at `url`.
+pub fn webhook(name: &str, url: &str, min_severity: &str) -> String {
+    format!(
+        "[[notify.webhook]]\nname = \"{name}\"\nurl = \"{url}\"\nmin_severity = \"{min_severity}\"\n"
+    )
+}
+
+/// An app with its own database, not serving (for service-level tests).
+pub struct TestService {
+    pub db: TestDb,
+    pub app: App,
+    pub clock: ManualClock,
+}
+
+pub async fn service(backend: Backend, config: Config) -> TestService {
+    let db = TestDb::new(backend).await;
+    let mut app = App::with_store(config, db.store().await).expect("app builds");
+    let clock = ManualClock::starting_at(chrono::Utc::now());
+    app.service = app.service.clone().with_clock(Arc::new(clock.clone()));
+    TestService { db, app, clock }
+}
+
+impl TestService {
+    /// Parses a chat line and applies it as `actor`.
+    pub async fn run_as(&self, actor: &Actor, line: &str) -> Result<Outcome, ServiceError> {
+        let cmd: Command =
+            command::parse_line(line, ParseOptions::default()).map_err(ServiceError::User)?;
+        self.app.service.apply(cmd, actor).await
+    }
+
+    pub async fn run(&self, line: &str) -> Result<Outcome, ServiceError> {
+        self.run_as(&alice(), line).await
+    }
+
+    pub async fn ok(&self, line: &str) -> Outcome {
+        self.run(line)
+            .await
+            .unwrap_or_else(|e| panic!("`{line}` failed: {e}"))
+    }
+}
+
+pub fn alice() -> Actor {
+    Actor::new(Source::Slack, "U_ALICE", "alice")
+}
+
+/// An app serving HTTP on a random port with its worker running.
+pub struct TestApp {
+    pub db: TestDb,
+    pub app: App,
+    pub addr: SocketAddr,
+    pub shutdown: CancellationToken,
+    pub handle: JoinHandle<anyhow::Result<()>>,
+}
+
+pub async fn spawn_app(backend: Backend, config: Config) -> TestApp {
+    let db = TestDb::new(backend).await;
+    let app = App::with_store(config, db.store().await).expect("app builds");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let shutdown = CancellationToken::new();
+    let handle = tokio::spawn(app.clone().serve(listener, shutdown.clone()));
+    TestApp {
+        db,
+        app,
+        addr,
+        shutdown,
+        handle,
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+}
+
+/// Polls `check` until it returns true or `secs` pass.
+pub async fn eventually<F, Fut>(secs: u64, mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while tokio::time::Instant::now() < deadline {
+        if check().await {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    false
+}
+
+/// Generates `mod NAME { sqlite(), postgres() }` test pairs that call `NAME(Backend)`.
+#[macro_export]
+macro_rules! on_both {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            use super::*;
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn sqlite() {
+                super::$name(Backend::Sqlite).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn postgres() {
+                super::$name(Backend::Postgres).await
+            }
+        }
+    )*};
+}
