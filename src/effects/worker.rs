@@ -165,10 +165,10 @@ impl Worker {
         let target = handler.target(&effect);
         let now = Utc::now();
         if let Some(until) = self.breakers.check(&target, now) {
-            let why = format!("circuit open for {target}; held back without spending an attempt");
+            tracing::debug!(effect = effect.id, target = %target, "circuit open; effect held back");
             return self
                 .store
-                .reschedule_effect(effect.id, until, &why, true)
+                .reschedule_effect(effect.id, until, None, true)
                 .await;
         }
         let outcome = tokio::time::timeout(self.config.lease, handler.run(&effect))
@@ -211,7 +211,7 @@ impl Worker {
                 tracing::info!(effect = effect.id, kind = %effect.kind, attempt = effect.attempts,
                     retry_in_ms = delay.as_millis() as u64, reason = %reason, "effect will be retried");
                 self.store
-                    .reschedule_effect(effect.id, at, &reason, false)
+                    .reschedule_effect(effect.id, at, Some(&reason), false)
                     .await
             }
         }

@@ -188,17 +188,18 @@ impl Store {
         Ok(true)
     }
 
-    /// Puts a running effect back in the queue to run at `run_at`. With `refund`, the attempt
-    /// does not count (the circuit breaker held it back; it never reached the API).
+    /// Puts a running effect back in the queue to run at `run_at`, recording `error` if given.
+    /// With `refund`, the attempt does not count (the circuit breaker held it back; it never
+    /// reached the API), and the last real error is kept.
     pub async fn reschedule_effect(
         &self,
         id: i64,
         run_at: DateTime<Utc>,
-        error: &str,
+        error: Option<&str>,
         refund: bool,
     ) -> anyhow::Result<()> {
         sqlx::query(
-            "UPDATE effects SET state = 'pending', run_at = $1, last_error = $2, lease_until = NULL, \
+            "UPDATE effects SET state = 'pending', run_at = $1, last_error = COALESCE($2, last_error), lease_until = NULL, \
              attempts = attempts - $3, updated_at = $4 WHERE id = $5 AND state = 'running'",
         )
         .bind(to_ms(run_at))

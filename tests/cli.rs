@@ -1,0 +1,330 @@
+//! The `firebreak` binary end to end: exit codes and one-line errors, JSON output, the
+//! bounded drain, `effects list/retry`, `config check`, a SIGKILL between commit and
+//! delivery, and SIGTERM on `serve`.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use common::*;
+use serde_json::Value;
+use wiremock::matchers::method;
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+on_both!(
+    writes_read_back_and_bad_input_exits_non_zero,
+    drain_is_bounded_and_says_what_is_pending,
+    failed_effects_are_listed_and_retried,
+    killed_between_commit_and_delivery_then_serve_delivers,
+);
+
+struct Cli {
+    db: TestDb,
+    dir: tempfile::TempDir,
+}
+
+impl Cli {
+    async fn new(backend: Backend, config: &str) -> Self {
+        let db = TestDb::new(backend).await;
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("firebreak.toml"), config).unwrap();
+        Self { db, dir }
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_firebreak"));
+        cmd.args(args)
+            .current_dir(self.dir.path())
+            .env("FIREBREAK_DATABASE_URL", &self.db.url)
+            .env("FIREBREAK_CONFIG", self.dir.path().join("firebreak.toml"))
+            .env("USER", "carol")
+            .env_remove("RUST_LOG");
+        cmd
+    }
+
+    async fn run(&self, args: &[&str]) -> Output {
+        let mut cmd = self.command(args);
+        tokio::task::spawn_blocking(move || cmd.output().unwrap())
+            .await
+            .unwrap()
+    }
+
+    async fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args).await;
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    async fn list(&self) -> Value {
+        serde_json::from_str(&self.ok(&["incident", "list", "--json"]).await).unwrap()
+    }
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+const FAST: &str =
+    "[effects]\nbase_backoff = \"20ms\"\nmax_backoff = \"100ms\"\npoll_interval = \"20ms\"\n";
+
+async fn writes_read_back_and_bad_input_exits_non_zero(backend: Backend) {
+    let cli = Cli::new(backend, FAST).await;
+    let out = cli
+        .ok(&[
+            "incident", "declare", "sev1", "Checkout", "API", "returns", "502",
+        ])
+        .await;
+    assert!(
+        out.contains("INC-1 [SEV1] Checkout API returns 502 is declared"),
+        "{out}"
+    );
+    cli.ok(&["incident", "update", "INC-1", "Rolled back deploy"])
+        .await;
+    cli.ok(&["incident", "assign", "1", "commander", "@dave"])
+        .await;
+    let list = cli.list().await;
+    assert_eq!(list[0]["number"], 1);
+    assert_eq!(list[0]["commander"], "dave");
+
+    let show: Value =
+        serde_json::from_str(&cli.ok(&["incident", "show", "1", "--json"]).await).unwrap();
+    let kinds: Vec<&str> = show["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["declared", "update", "role_assigned"]);
+    assert_eq!(
+        show["timeline"][0]["actor"], "carol",
+        "the CLI acts as the OS user"
+    );
+    assert_eq!(show["timeline"][0]["source"], "cli");
+
+    for (args, reason) in [
+        (vec!["incident", "severity", "1", "sev9"], "not a severity"),
+        (
+            vec!["incident", "updte", "1", "x"],
+            "Did you mean `update`?",
+        ),
+        (vec!["incident", "frobnicate", "1"], "Try `help`"),
+        (
+            vec!["incident", "status", "1", "resolved", "now"],
+            "takes a status",
+        ),
+        (vec!["incident", "update", "hello"], "Name the incident"),
+    ] {
+        let out = cli.run(&args).await;
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = stderr(&out);
+        assert!(
+            err.starts_with("error: ") && err.lines().next().unwrap().contains(reason),
+            "{args:?}: {err}"
+        );
+    }
+    cli.ok(&["incident", "status", "1", "mitigated"]).await;
+    let out = cli.run(&["incident", "status", "1", "identified"]).await;
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        stderr(&out).lines().count(),
+        1,
+        "one-line reason: {}",
+        stderr(&out)
+    );
+    let after = cli.list().await;
+    assert_eq!(after[0]["status"], "mitigated");
+    assert_eq!(after[0]["version"], 4, "rejected commands did not write");
+}
+
+async fn drain_is_bounded_and_says_what_is_pending(backend: Backend) {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(503))
+        .mount(&server)
+        .await;
+    let config = format!(
+        "{FAST}cli_wait = \"700ms\"\n{}",
+        webhook("ops", &format!("{}/h", server.uri()), "SEV4")
+    );
+    let cli = Cli::new(backend, &config).await;
+    let started = std::time::Instant::now();
+    let out = cli
+        .run(&["incident", "declare", "sev2", "Broken", "receiver"])
+        .await;
+    assert!(out.status.success(), "the command itself succeeded");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "the wait is bounded"
+    );
+    let err = stderr(&out);
+    assert!(err.contains("1 effect(s) still pending"), "{err}");
+    assert!(err.contains("webhook \"ops\" answered HTTP 503"), "{err}");
+    assert!(
+        !err.contains(&server.uri()),
+        "webhook URLs are secrets and never printed"
+    );
+}
+
+async fn failed_effects_are_listed_and_retried(backend: Backend) {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(410))
+        .up_to_n_times(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&server)
+        .await;
+    let cli = Cli::new(
+        backend,
+        &format!(
+            "{FAST}{}",
+            webhook("general", &format!("{}/h", server.uri()), "SEV4")
+        ),
+    )
+    .await;
+    let out = cli
+        .run(&["incident", "declare", "sev2", "Gone", "webhook"])
+        .await;
+    assert!(
+        stderr(&out)
+            .contains("✗ effect 1 (notify.webhook) failed: webhook \"general\" answered HTTP 410"),
+        "{}",
+        stderr(&out)
+    );
+
+    let listed = cli.ok(&["effects", "list", "--failed"]).await;
+    assert!(
+        listed.contains("failed") && listed.contains("HTTP 410"),
+        "{listed}"
+    );
+    let json: Value =
+        serde_json::from_str(&cli.ok(&["effects", "list", "--failed", "--json"]).await).unwrap();
+    assert_eq!(json[0]["id"], 1);
+
+    let out = cli.run(&["effects", "retry", "1"]).await;
+    assert!(out.status.success());
+    assert!(
+        stderr(&out).contains("✓ Notice posted to webhook \"general\""),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        cli.ok(&["effects", "list", "--failed"]).await.trim(),
+        "No effects."
+    );
+    let out = cli.run(&["effects", "retry", "1"]).await;
+    assert_eq!(out.status.code(), Some(2));
+}
+
+async fn killed_between_commit_and_delivery_then_serve_delivers(backend: Backend) {
+    let server = MockServer::start().await;
+    // The first delivery hangs, so the CLI is mid-delivery when it is killed.
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200).set_delay(Duration::from_secs(60)))
+        .up_to_n_times(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&server)
+        .await;
+    let port = free_port();
+    let config = format!(
+        "[server]\nlisten = \"127.0.0.1:{port}\"\n{FAST}lease = \"1s\"\n{}",
+        webhook("general", &format!("{}/h", server.uri()), "SEV4")
+    );
+    let cli = Cli::new(backend, &config).await;
+
+    let mut declare = cli
+        .command(&["incident", "declare", "sev1", "Region", "down"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    assert!(
+        eventually(10, || async {
+            !server
+                .received_requests()
+                .await
+                .unwrap_or_default()
+                .is_empty()
+        })
+        .await
+    );
+    declare.kill().unwrap();
+    declare.wait().unwrap();
+
+    let mut serve = cli
+        .command(&["serve"])
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let delivered = eventually(15, || async {
+        server.received_requests().await.unwrap_or_default().len() >= 2
+    })
+    .await;
+    terminate(&mut serve);
+    assert!(delivered, "the restarted worker delivered the notice");
+    let status = serve.wait().unwrap();
+    assert!(
+        status.success(),
+        "serve exits cleanly on SIGTERM: {status:?}"
+    );
+    let effects: Value =
+        serde_json::from_str(&cli.ok(&["effects", "list", "--json"]).await).unwrap();
+    assert_eq!(effects[0]["state"], "done");
+    assert_eq!(effects[0]["attempts"], 2);
+    assert!(Path::new(&cli.dir.path()).exists());
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn terminate(child: &mut std::process::Child) {
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+}
+
+#[test]
+fn config_check_names_the_bad_key_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("firebreak.toml");
+    std::fs::write(
+        &path,
+        "[server]\nlisten = \"127.0.0.1:8080\"\n[notify]\ntimout = \"5s\"\n",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_firebreak"))
+        .args(["config", "check", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(
+        err.contains("firebreak.toml:4: unknown field `timout`"),
+        "{err}"
+    );
+
+    std::fs::write(&path, include_str!("../firebreak.example.toml")).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_firebreak"))
+        .args(["config", "check", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+}
