@@ -10,6 +10,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::{Config, ConfigError, Runtime};
 use crate::effects::worker::Worker;
 use crate::incident::{IncidentService, Policy};
+use crate::notify::WebhookPlanner;
 use crate::notify::webhook::{WebhookNotifier, http_client};
 use crate::store::Store;
 
@@ -38,7 +39,9 @@ impl App {
         let wake = Arc::new(Notify::new());
         let policy = Policy {
             permissions: config.permissions.clone(),
-            notice_routes: config.notice_routes(),
+            planners: vec![Arc::new(WebhookPlanner {
+                routes: config.notice_routes(),
+            })],
             cadence: Box::new(config.incident.update_cadence.clone()),
             max_attempts: config.effects.max_attempts,
         };
@@ -67,17 +70,43 @@ impl App {
         shutdown: CancellationToken,
     ) -> anyhow::Result<()> {
         let worker = tokio::spawn(Arc::clone(&self.worker).run(shutdown.clone()));
+        let reminders = tokio::spawn(remind_until(
+            self.service.clone(),
+            self.config.incident.reminder_interval,
+            shutdown.clone(),
+        ));
         let grace = self.config.server.shutdown_grace;
         let router = self.router();
         tracing::info!(addr = %listener.local_addr()?, "firebreak is listening");
         axum::serve(listener, router)
             .with_graceful_shutdown(shutdown.clone().cancelled_owned())
             .await?;
+        reminders.abort();
         if tokio::time::timeout(grace, worker).await.is_err() {
             tracing::warn!(grace = ?grace, "effects still running at the end of the shutdown grace; they will be retried");
         }
         self.store.close().await;
         Ok(())
+    }
+}
+
+/// Checks for overdue status updates every `interval` until shutdown. Reminders are rows
+/// (`next_update_due`, `reminded_due`), not timers, so a restart loses none.
+async fn remind_until(
+    service: IncidentService,
+    interval: std::time::Duration,
+    shutdown: CancellationToken,
+) {
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(interval) => {}
+        }
+        match service.remind_overdue().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(incidents = n, "sent overdue-update reminders"),
+            Err(e) => tracing::error!(error = %e, "checking for overdue updates failed"),
+        }
     }
 }
 

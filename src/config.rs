@@ -104,10 +104,22 @@ impl EffectsConfig {
     }
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct IncidentConfig {
     pub update_cadence: CadenceConfig,
+    /// How often `serve` looks for overdue status updates.
+    #[serde(with = "humantime_serde")]
+    pub reminder_interval: Duration,
+}
+
+impl Default for IncidentConfig {
+    fn default() -> Self {
+        Self {
+            update_cadence: CadenceConfig::default(),
+            reminder_interval: Duration::from_secs(30),
+        }
+    }
 }
 
 /// How often each severity promises a status update.

@@ -18,6 +18,7 @@ on_both!(
     refused_commands_are_recorded_and_change_nothing,
     stale_version_gets_a_conflict,
     timeline_is_append_only_in_the_database,
+    overdue_updates_are_nudged_once_per_promise,
 );
 
 async fn lifecycle_timeline_has_every_entry_in_order_with_offsets(backend: Backend) {
@@ -312,4 +313,59 @@ async fn snapshot(t: &TestService) -> (usize, i64, Status, usize) {
     let timeline = t.app.store.timeline(&inc.id).await.unwrap();
     let effects = t.app.store.list_effects(false, 1000).await.unwrap();
     (timeline.len(), inc.version, inc.status, effects.len())
+}
+
+async fn overdue_updates_are_nudged_once_per_promise(backend: Backend) {
+    let t = service(backend, test_config("")).await;
+    t.ok("declare sev1 Checkout down").await;
+    t.clock.advance(Duration::minutes(29));
+    assert_eq!(
+        t.app.service.remind_overdue().await.unwrap(),
+        0,
+        "not due yet"
+    );
+    t.clock.advance(Duration::minutes(2));
+    assert_eq!(t.app.service.remind_overdue().await.unwrap(), 1);
+    assert_eq!(
+        t.app.service.remind_overdue().await.unwrap(),
+        0,
+        "one nudge per promise"
+    );
+    t.ok("update INC-1 Still on it --next 10m").await;
+    t.clock.advance(Duration::minutes(11));
+    assert_eq!(
+        t.app.service.remind_overdue().await.unwrap(),
+        1,
+        "a broken new promise is nudged again"
+    );
+    t.ok("resolve INC-1").await;
+    t.clock.advance(Duration::hours(5));
+    assert_eq!(
+        t.app.service.remind_overdue().await.unwrap(),
+        0,
+        "resolved incidents are left alone"
+    );
+    let inc = t
+        .app
+        .store
+        .incident_by_number(IncidentNumber(1))
+        .await
+        .unwrap()
+        .unwrap();
+    let nudges: Vec<String> = t
+        .app
+        .store
+        .timeline(&inc.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.kind == EntryKind::UpdateOverdue)
+        .map(|e| e.text)
+        .collect();
+    assert_eq!(nudges.len(), 2);
+    assert!(
+        nudges[0].starts_with("Status update overdue by 1m"),
+        "{}",
+        nudges[0]
+    );
 }

@@ -22,6 +22,7 @@ on_both!(
     permanent_failure_is_visible_and_retryable,
     server_worker_delivers_and_shutdown_waits_for_running_effects,
     http_endpoints_answer,
+    effects_with_one_ordering_key_run_in_order,
 );
 
 async fn receiver() -> MockServer {
@@ -403,4 +404,70 @@ async fn http_endpoints_answer(backend: Backend) {
 
 fn parse(line: &str) -> firebreak::incident::Command {
     firebreak::incident::command::parse_line(line, Default::default()).unwrap()
+}
+
+async fn effects_with_one_ordering_key_run_in_order(backend: Backend) {
+    use firebreak::effects::NewEffect;
+    let db = TestDb::new(backend).await;
+    let store = db.store().await;
+    let effect = |key: &str, ordering: Option<&str>| NewEffect {
+        incident_id: None,
+        kind: "test".into(),
+        payload: serde_json::json!({}),
+        idempotency_key: key.into(),
+        ordering_key: ordering.map(str::to_string),
+    };
+    let mut tx = store.begin().await.unwrap();
+    let first = tx
+        .enqueue_effect(&effect("a", Some("inc-1")), 5)
+        .await
+        .unwrap();
+    let second = tx
+        .enqueue_effect(&effect("b", Some("inc-1")), 5)
+        .await
+        .unwrap();
+    let free = tx.enqueue_effect(&effect("c", None), 5).await.unwrap();
+    assert_eq!(
+        tx.enqueue_effect(&effect("a", Some("inc-1")), 5)
+            .await
+            .unwrap(),
+        first,
+        "idempotent"
+    );
+    tx.commit().await.unwrap();
+
+    let now = chrono::Utc::now();
+    let lease = Duration::from_secs(30);
+    let ids = |v: Vec<firebreak::effects::Effect>| v.into_iter().map(|e| e.id).collect::<Vec<_>>();
+    assert_eq!(
+        ids(store.claim_effects(now, lease, 10, None).await.unwrap()),
+        vec![first, free]
+    );
+    // The first one fails and backs off: the second still waits behind it.
+    store
+        .reschedule_effect(
+            first,
+            now + chrono::Duration::seconds(1),
+            Some("boom"),
+            false,
+        )
+        .await
+        .unwrap();
+    assert!(
+        store
+            .claim_effects(now, lease, 10, None)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let later = now + chrono::Duration::seconds(2);
+    assert_eq!(
+        ids(store.claim_effects(later, lease, 10, None).await.unwrap()),
+        vec![first]
+    );
+    store.complete_effect(first, "ok", None).await.unwrap();
+    assert_eq!(
+        ids(store.claim_effects(later, lease, 10, None).await.unwrap()),
+        vec![second]
+    );
 }

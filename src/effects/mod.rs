@@ -10,6 +10,7 @@
 pub mod backoff;
 pub mod breaker;
 pub mod handler;
+pub mod planner;
 pub mod worker;
 
 use chrono::{DateTime, Utc};
@@ -26,6 +27,8 @@ pub struct NewEffect {
     pub payload: serde_json::Value,
     /// Enqueueing the same key twice yields one effect.
     pub idempotency_key: String,
+    /// Effects sharing a key run one at a time, in the order they were enqueued.
+    pub ordering_key: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -268,6 +268,8 @@ pub struct Incident {
     pub summary: Option<String>,
     pub last_update_at: Option<DateTime<Utc>>,
     pub next_update_due: Option<DateTime<Utc>>,
+    /// The promised update time a reminder was already sent for (one nudge per promise).
+    pub reminded_due: Option<DateTime<Utc>>,
     pub declared_by: String,
     pub version: i64,
 }

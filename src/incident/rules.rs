@@ -12,14 +12,26 @@ use super::model::{Incident, Role, Severity, Status};
 use super::permissions::{Action, Actor};
 use super::timeline::EntryKind;
 
-/// Something the whole company should hear about.
+/// What changed, for the effect planners to turn into notices, chat posts and card edits.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Announcement {
+pub enum IncidentEvent {
     Declared,
-    Update { text: String },
-    StatusChanged { from: Status },
-    SeverityChanged { from: Severity },
+    Acknowledged,
+    Update {
+        text: String,
+    },
+    StatusChanged {
+        from: Status,
+    },
+    SeverityChanged {
+        from: Severity,
+    },
+    RoleAssigned {
+        role: Role,
+    },
     Resolved,
+    /// The promised status update is late.
+    Overdue,
 }
 
 /// What a command does to an existing incident.
@@ -28,7 +40,7 @@ pub struct Decision {
     /// The new state to compare-and-set, or `None` when only the timeline grows (notes).
     pub incident: Option<Incident>,
     pub entries: Vec<(EntryKind, String)>,
-    pub announcement: Option<Announcement>,
+    pub event: Option<IncidentEvent>,
     /// The sentence to reply with.
     pub reply: String,
 }
@@ -82,7 +94,7 @@ pub fn decide(
                 next,
                 EntryKind::Acknowledged,
                 text.clone(),
-                None,
+                Some(IncidentEvent::Acknowledged),
                 format!("{n}: {text}."),
             )
         }
@@ -99,7 +111,7 @@ pub fn decide(
                 "{n} update posted. Next update due by {} UTC.",
                 due.format("%H:%M")
             );
-            let ann = Announcement::Update { text: text.clone() };
+            let ann = IncidentEvent::Update { text: text.clone() };
             changed(next, EntryKind::Update, text.clone(), Some(ann), reply)
         }
         Command::Status { status, .. } if *status == Status::Resolved => {
@@ -121,7 +133,7 @@ pub fn decide(
                 next.mitigated_at = Some(now);
             }
             let text = format!("Status {} → {status}", current.status);
-            let ann = Announcement::StatusChanged {
+            let ann = IncidentEvent::StatusChanged {
                 from: current.status,
             };
             changed(
@@ -142,7 +154,7 @@ pub fn decide(
                 .unwrap_or(chrono::Duration::hours(1));
             next.next_update_due = Some(since + wait);
             let text = format!("Severity {} → {severity}", current.severity);
-            let ann = Announcement::SeverityChanged {
+            let ann = IncidentEvent::SeverityChanged {
                 from: current.severity,
             };
             changed(
@@ -157,7 +169,7 @@ pub fn decide(
         Command::Note { text, .. } => Decision {
             incident: None,
             entries: vec![(EntryKind::Note, text.clone())],
-            announcement: None,
+            event: None,
             reply: format!("Noted on {n}'s timeline."),
         },
         Command::Resolve { summary, .. } => {
@@ -176,7 +188,7 @@ pub fn decide(
                 next,
                 EntryKind::Resolved,
                 text.clone(),
-                Some(Announcement::Resolved),
+                Some(IncidentEvent::Resolved),
                 format!("{n}: {text}."),
             )
         }
@@ -212,8 +224,31 @@ fn assign(
         next,
         EntryKind::RoleAssigned,
         text.clone(),
-        None,
+        Some(IncidentEvent::RoleAssigned { role }),
         format!("{n}: {text}."),
+    ))
+}
+
+/// Marks a promised update as overdue, once per promise. `None` if it is not overdue or a
+/// reminder for this promise was already sent.
+pub fn overdue(current: &Incident, now: DateTime<Utc>) -> Option<Decision> {
+    let due = current.next_update_due?;
+    if !current.status.is_open() || due > now || current.reminded_due == Some(due) {
+        return None;
+    }
+    let mut next = current.clone();
+    next.reminded_due = Some(due);
+    let late = super::timeline::short_duration(now - due);
+    let text = format!(
+        "Status update overdue by {late} (was due {} UTC)",
+        due.format("%H:%M")
+    );
+    Some(changed(
+        next,
+        EntryKind::UpdateOverdue,
+        text.clone(),
+        Some(IncidentEvent::Overdue),
+        text,
     ))
 }
 
@@ -221,13 +256,13 @@ fn changed(
     incident: Incident,
     kind: EntryKind,
     text: String,
-    announcement: Option<Announcement>,
+    event: Option<IncidentEvent>,
     reply: String,
 ) -> Decision {
     Decision {
         incident: Some(incident),
         entries: vec![(kind, text)],
-        announcement,
+        event,
         reply,
     }
 }
@@ -265,6 +300,7 @@ mod tests {
             summary: None,
             last_update_at: None,
             next_update_due: None,
+            reminded_due: None,
             declared_by: "alice".into(),
             version: 1,
         }
@@ -293,8 +329,8 @@ mod tests {
         let inc = d.incident.unwrap();
         assert!(inc.mitigated_at.is_some());
         assert_eq!(
-            d.announcement,
-            Some(Announcement::StatusChanged {
+            d.event,
+            Some(IncidentEvent::StatusChanged {
                 from: Status::Investigating
             })
         );

@@ -16,15 +16,16 @@ use super::error::{ServiceError, UserError};
 use super::model::{Incident, IncidentId, IncidentNumber, Status};
 use super::permissions::{Action, Actor, Permissions};
 use super::reply::{Reply, ReplyBody};
-use super::rules::{self, Announcement, UpdateCadence};
+use super::rules::{self, Decision, IncidentEvent, UpdateCadence};
 use super::timeline::{EntryKind, NewEntry};
-use crate::notify::{NoticeRoute, plan_notices};
+use crate::effects::planner::EffectPlanner;
 use crate::store::{Store, Tx};
 
 /// Everything the service needs to know from the config.
 pub struct Policy {
     pub permissions: Permissions,
-    pub notice_routes: Vec<NoticeRoute>,
+    /// Turn each change into side effects (webhook notices, chat posts, …).
+    pub planners: Vec<Arc<dyn EffectPlanner>>,
     pub cadence: Box<dyn UpdateCadence + Send + Sync>,
     pub max_attempts: u32,
 }
@@ -163,6 +164,7 @@ impl IncidentService {
             summary: None,
             last_update_at: None,
             next_update_due: Some(due),
+            reminded_due: None,
             declared_by: actor.name.clone(),
             version: 1,
         };
@@ -172,7 +174,7 @@ impl IncidentService {
         tx.append_timeline(&entry(&incident, actor, now, EntryKind::Declared, text))
             .await?;
         let effects = self
-            .enqueue_notices(&mut tx, &incident, &Announcement::Declared)
+            .enqueue_effects(&mut tx, &incident, &IncidentEvent::Declared, actor)
             .await?;
         tx.commit().await?;
         self.wake_worker(&effects);
@@ -218,25 +220,63 @@ impl IncidentService {
             .into());
         }
         let decision = rules::decide(&current, &cmd, actor, now, self.policy.cadence.as_ref())?;
+        let (after, effects) = self
+            .write_decision(tx, &current, decision.clone(), actor, now)
+            .await?;
+        let text = format!("{}{}", decision.reply, notice_summary(effects.len()));
+        Ok(Outcome {
+            reply: incident_reply(text, after),
+            effects,
+        })
+    }
+
+    /// Nudges every incident whose promised status update is late, once per promise.
+    /// Safe to run on several replicas at once: each incident is re-checked under its row
+    /// lock and the reminder is a compare-and-set, so only one replica sends it.
+    pub async fn remind_overdue(&self) -> Result<usize, ServiceError> {
+        let now = self.clock.now();
+        let mut sent = 0;
+        for candidate in self.store.overdue_incidents(now).await? {
+            let mut tx = self.store.begin().await?;
+            let Some(current) = tx.incident_for_update(candidate.number).await? else {
+                continue;
+            };
+            let Some(decision) = rules::overdue(&current, now) else {
+                tx.rollback().await?;
+                continue;
+            };
+            self.write_decision(tx, &current, decision, &Actor::system(), now)
+                .await?;
+            sent += 1;
+        }
+        Ok(sent)
+    }
+
+    /// Writes a decision in `tx`: compare-and-set, effects from every planner, timeline
+    /// entries, commit. Returns the incident as it now is and the queued effect ids.
+    async fn write_decision(
+        &self,
+        mut tx: Tx,
+        current: &Incident,
+        decision: Decision,
+        actor: &Actor,
+        now: DateTime<Utc>,
+    ) -> Result<(Incident, Vec<i64>), ServiceError> {
         let mut effects = Vec::new();
         let mut after = current.clone();
         if let Some(mut next) = decision.incident {
             if !tx.compare_and_set_incident(&next, current.version).await? {
-                let stored = self
-                    .store
-                    .incident_by_number(number)
-                    .await?
-                    .map_or(current.version, |i| i.version);
+                let stored = self.store.incident_by_number(current.number).await?;
                 return Err(UserError::Conflict {
-                    number,
+                    number: current.number,
                     seen: current.version,
-                    current: stored,
+                    current: stored.map_or(current.version, |i| i.version),
                 }
                 .into());
             }
             next.version = current.version + 1;
-            if let Some(ann) = &decision.announcement {
-                effects = self.enqueue_notices(&mut tx, &next, ann).await?;
+            if let Some(event) = &decision.event {
+                effects = self.enqueue_effects(&mut tx, &next, event, actor).await?;
             }
             after = next;
         }
@@ -246,22 +286,21 @@ impl IncidentService {
         }
         tx.commit().await?;
         self.wake_worker(&effects);
-        let text = format!("{}{}", decision.reply, notice_summary(effects.len()));
-        Ok(Outcome {
-            reply: incident_reply(text, after),
-            effects,
-        })
+        Ok((after, effects))
     }
 
-    async fn enqueue_notices(
+    async fn enqueue_effects(
         &self,
         tx: &mut Tx,
         incident: &Incident,
-        ann: &Announcement,
+        event: &IncidentEvent,
+        actor: &Actor,
     ) -> anyhow::Result<Vec<i64>> {
         let mut ids = Vec::new();
-        for effect in plan_notices(&self.policy.notice_routes, incident, ann)? {
-            ids.push(tx.enqueue_effect(&effect, self.policy.max_attempts).await?);
+        for planner in &self.policy.planners {
+            for effect in planner.plan(incident, event, actor)? {
+                ids.push(tx.enqueue_effect(&effect, self.policy.max_attempts).await?);
+            }
         }
         Ok(ids)
     }

@@ -74,10 +74,14 @@ pub enum EntryKind {
     EffectSucceeded,
     /// A side effect that gave up after its last attempt.
     EffectFailed,
+    /// A chat message pinned into the timeline (keeps its author and original time).
+    Pinned,
+    /// The promised status update did not come in time.
+    UpdateOverdue,
 }
 
 impl EntryKind {
-    const ALL: [EntryKind; 11] = [
+    const ALL: [EntryKind; 13] = [
         Self::Declared,
         Self::Acknowledged,
         Self::Update,
@@ -89,6 +93,8 @@ impl EntryKind {
         Self::Refused,
         Self::EffectSucceeded,
         Self::EffectFailed,
+        Self::Pinned,
+        Self::UpdateOverdue,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -104,6 +110,8 @@ impl EntryKind {
             Self::Refused => "refused",
             Self::EffectSucceeded => "effect_succeeded",
             Self::EffectFailed => "effect_failed",
+            Self::Pinned => "pinned",
+            Self::UpdateOverdue => "update_overdue",
         }
     }
 }

@@ -1,4 +1,4 @@
-//! Company-wide notices: deciding which announcement goes where (pure), rendering its text
+//! Company-wide notices: deciding which event goes where (pure), rendering its text
 //! from `templates/notice.txt`, and delivering it through Slack-compatible incoming
 //! webhooks ([`webhook`]).
 
@@ -8,8 +8,10 @@ use askama::Template;
 use serde_json::json;
 
 use crate::effects::NewEffect;
+use crate::effects::planner::EffectPlanner;
 use crate::incident::model::{Incident, Severity};
-use crate::incident::rules::Announcement;
+use crate::incident::permissions::Actor;
+use crate::incident::rules::IncidentEvent;
 
 /// The effect kind for a POST to an incoming webhook.
 pub const WEBHOOK_EFFECT: &str = "notify.webhook";
@@ -34,17 +36,18 @@ struct NoticeText<'a> {
     commander: &'a str,
 }
 
-/// Whether a route wants this announcement. A downgrade below the threshold is still sent
-/// where the earlier, higher severity was, so nobody is left believing it is still a SEV1.
-pub fn route_wants(route: &NoticeRoute, incident: &Incident, ann: &Announcement) -> bool {
+/// Whether a route wants this event. A downgrade below the threshold is still sent where
+/// the earlier, higher severity was, so nobody is left believing it is still a SEV1.
+pub fn route_wants(route: &NoticeRoute, incident: &Incident, event: &IncidentEvent) -> bool {
     incident.severity.meets(route.min_severity)
-        || matches!(ann, Announcement::SeverityChanged { from } if from.meets(route.min_severity))
+        || matches!(event, IncidentEvent::SeverityChanged { from } if from.meets(route.min_severity))
 }
 
-/// The text of a notice (plain text; every incoming-webhook flavour accepts it).
-pub fn render_notice(incident: &Incident, ann: &Announcement) -> anyhow::Result<String> {
-    let (icon, headline, lines) = match ann {
-        Announcement::Declared => (
+/// The text of a company-wide notice for `event`, or `None` for events the company does not
+/// need to hear about (role changes, acknowledgements, reminders).
+pub fn render_notice(incident: &Incident, event: &IncidentEvent) -> anyhow::Result<Option<String>> {
+    let (icon, headline, lines) = match event {
+        IncidentEvent::Declared => (
             "🚨",
             format!("declared: {}", incident.title),
             vec![format!(
@@ -53,12 +56,12 @@ pub fn render_notice(incident: &Incident, ann: &Announcement) -> anyhow::Result<
                 incident.declared_at.format("%Y-%m-%d %H:%M")
             )],
         ),
-        Announcement::Update { text } => (
+        IncidentEvent::Update { text } => (
             "📣",
             format!("update: {}", incident.title),
             vec![text.clone()],
         ),
-        Announcement::StatusChanged { from } => (
+        IncidentEvent::StatusChanged { from } => (
             "🔄",
             format!(
                 "is now {} (was {from}): {}",
@@ -66,7 +69,7 @@ pub fn render_notice(incident: &Incident, ann: &Announcement) -> anyhow::Result<
             ),
             vec![],
         ),
-        Announcement::SeverityChanged { from } => (
+        IncidentEvent::SeverityChanged { from } => (
             "⚠️",
             format!(
                 "severity is now {} (was {from}): {}",
@@ -74,11 +77,16 @@ pub fn render_notice(incident: &Incident, ann: &Announcement) -> anyhow::Result<
             ),
             vec![],
         ),
-        Announcement::Resolved => (
+        IncidentEvent::Resolved => (
             "✅",
             format!("resolved: {}", incident.title),
             resolved_lines(incident),
         ),
+        IncidentEvent::Acknowledged
+        | IncidentEvent::RoleAssigned { .. }
+        | IncidentEvent::Overdue => {
+            return Ok(None);
+        }
     };
     let text = NoticeText {
         drill: incident.drill,
@@ -90,7 +98,7 @@ pub fn render_notice(incident: &Incident, ann: &Announcement) -> anyhow::Result<
         status: incident.status.as_str(),
         commander: incident.commander.as_deref().unwrap_or("unassigned"),
     };
-    Ok(text.render()?.trim_end().to_string())
+    Ok(Some(text.render()?.trim_end().to_string()))
 }
 
 fn resolved_lines(incident: &Incident) -> Vec<String> {
@@ -105,32 +113,43 @@ fn resolved_lines(incident: &Incident) -> Vec<String> {
     lines
 }
 
-/// The effects for one announcement: one webhook POST per route that wants it. The key
-/// includes the incident version the announcement belongs to, so re-planning the same
-/// change can never enqueue a second notice.
-pub fn plan_notices(
-    routes: &[NoticeRoute],
-    incident: &Incident,
-    ann: &Announcement,
-) -> anyhow::Result<Vec<NewEffect>> {
-    let wanted: Vec<&NoticeRoute> = routes
-        .iter()
-        .filter(|r| route_wants(r, incident, ann))
-        .collect();
-    if wanted.is_empty() {
-        return Ok(Vec::new());
+/// Plans one webhook POST per route that wants the event. The idempotency key includes the
+/// incident version the event belongs to, so re-planning the same change can never enqueue a
+/// second notice.
+pub struct WebhookPlanner {
+    pub routes: Vec<NoticeRoute>,
+}
+
+impl EffectPlanner for WebhookPlanner {
+    fn plan(
+        &self,
+        incident: &Incident,
+        event: &IncidentEvent,
+        _actor: &Actor,
+    ) -> anyhow::Result<Vec<NewEffect>> {
+        let wanted: Vec<&NoticeRoute> = self
+            .routes
+            .iter()
+            .filter(|r| route_wants(r, incident, event))
+            .collect();
+        if wanted.is_empty() {
+            return Ok(Vec::new());
+        }
+        let Some(text) = render_notice(incident, event)? else {
+            return Ok(Vec::new());
+        };
+        Ok(wanted
+            .into_iter()
+            .map(|route| NewEffect {
+                incident_id: Some(incident.id.clone()),
+                kind: WEBHOOK_EFFECT.into(),
+                payload: json!({ "webhook": route.name, "text": text }),
+                idempotency_key: format!(
+                    "notice:{}:v{}:{}",
+                    incident.id, incident.version, route.name
+                ),
+                ordering_key: None,
+            })
+            .collect())
     }
-    let text = render_notice(incident, ann)?;
-    Ok(wanted
-        .into_iter()
-        .map(|route| NewEffect {
-            incident_id: Some(incident.id.clone()),
-            kind: WEBHOOK_EFFECT.into(),
-            payload: json!({ "webhook": route.name, "text": text }),
-            idempotency_key: format!(
-                "notice:{}:v{}:{}",
-                incident.id, incident.version, route.name
-            ),
-        })
-        .collect())
 }

@@ -74,8 +74,8 @@ impl Tx {
         let now = to_ms(Utc::now());
         let inserted: Option<(i64,)> = sqlx::query_as(
             "INSERT INTO effects (incident_id, kind, payload, idempotency_key, state, attempts, \
-             max_attempts, run_at, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, 'pending', 0, $5, $6, $6, $6) \
+             max_attempts, run_at, created_at, updated_at, ordering_key) \
+             VALUES ($1, $2, $3, $4, 'pending', 0, $5, $6, $6, $6, $7) \
              ON CONFLICT (idempotency_key) DO NOTHING RETURNING id",
         )
         .bind(e.incident_id.as_ref().map(|i| i.0.clone()))
@@ -84,6 +84,7 @@ impl Tx {
         .bind(&e.idempotency_key)
         .bind(i64::from(max_attempts))
         .bind(now)
+        .bind(e.ordering_key.as_deref())
         .fetch_optional(&mut *self.inner)
         .await?;
         if let Some((id,)) = inserted {
@@ -99,7 +100,8 @@ impl Tx {
 
 impl Store {
     /// Claims up to `limit` due effects (pending and due, or running with an expired lease),
-    /// optionally only among `only`. Each claimed row counts one attempt.
+    /// optionally only among `only`. Each claimed row counts one attempt. An effect with an
+    /// ordering key waits until every earlier effect with that key has finished.
     pub async fn claim_effects(
         &self,
         now: DateTime<Utc>,
@@ -113,7 +115,7 @@ impl Store {
             Some([]) => return Ok(Vec::new()),
             Some(ids) => {
                 let list: Vec<String> = ids.iter().map(i64::to_string).collect();
-                format!(" AND id IN ({})", list.join(","))
+                format!(" AND e.id IN ({})", list.join(","))
             }
             None => String::new(),
         };
@@ -123,9 +125,11 @@ impl Store {
         };
         let sql = format!(
             "UPDATE effects SET state = 'running', lease_until = $1, attempts = attempts + 1, updated_at = $2 \
-             WHERE id IN (SELECT id FROM effects \
-               WHERE ((state = 'pending' AND run_at <= $2) OR (state = 'running' AND lease_until < $2)){only} \
-               ORDER BY run_at, id LIMIT $3{skip_locked}) \
+             WHERE id IN (SELECT e.id FROM effects e \
+               WHERE ((e.state = 'pending' AND e.run_at <= $2) OR (e.state = 'running' AND e.lease_until < $2)){only} \
+               AND (e.ordering_key IS NULL OR NOT EXISTS (SELECT 1 FROM effects p \
+                    WHERE p.ordering_key = e.ordering_key AND p.id < e.id AND p.state IN ('pending', 'running'))) \
+               ORDER BY e.run_at, e.id LIMIT $3{skip_locked}) \
              RETURNING {COLUMNS}"
         );
         let rows: Vec<EffectRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))

@@ -8,7 +8,7 @@ use crate::incident::model::{Incident, IncidentId, IncidentNumber};
 
 const COLUMNS: &str = "id, number, title, severity, status, drill, started_at, detected_at, \
     declared_at, acknowledged_at, mitigated_at, resolved_at, commander, comms, scribe, summary, \
-    last_update_at, next_update_due, declared_by, version";
+    last_update_at, next_update_due, reminded_due, declared_by, version";
 
 #[derive(FromRow)]
 struct IncidentRow {
@@ -30,6 +30,7 @@ struct IncidentRow {
     summary: Option<String>,
     last_update_at: Option<i64>,
     next_update_due: Option<i64>,
+    reminded_due: Option<i64>,
     declared_by: String,
     version: i64,
 }
@@ -56,6 +57,7 @@ impl TryFrom<IncidentRow> for Incident {
             summary: r.summary,
             last_update_at: opt_from_ms(r.last_update_at),
             next_update_due: opt_from_ms(r.next_update_due),
+            reminded_due: opt_from_ms(r.reminded_due),
             declared_by: r.declared_by,
             version: r.version,
         })
@@ -134,7 +136,7 @@ impl Tx {
             "UPDATE incidents SET title = $1, severity = $2, status = $3, started_at = $4, \
              detected_at = $5, acknowledged_at = $6, mitigated_at = $7, resolved_at = $8, \
              commander = $9, comms = $10, scribe = $11, summary = $12, last_update_at = $13, \
-             next_update_due = $14, version = version + 1, updated_at = $15 \
+             next_update_due = $14, reminded_due = $18, version = version + 1, updated_at = $15 \
              WHERE id = $16 AND version = $17",
         )
         .bind(&new.title)
@@ -154,6 +156,7 @@ impl Tx {
         .bind(to_ms(Utc::now()))
         .bind(&new.id.0)
         .bind(expected)
+        .bind(new.reminded_due.map(to_ms))
         .execute(&mut *self.inner)
         .await?;
         Ok(done.rows_affected() == 1)
@@ -171,6 +174,22 @@ impl Store {
             .fetch_optional(self.pool())
             .await?;
         row.map(Incident::try_from).transpose()
+    }
+
+    /// Open incidents whose promised update is due by `now` and not yet reminded about.
+    pub async fn overdue_incidents(
+        &self,
+        now: chrono::DateTime<Utc>,
+    ) -> anyhow::Result<Vec<Incident>> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM incidents WHERE status <> 'resolved' AND next_update_due <= $1 \
+             AND (reminded_due IS NULL OR reminded_due <> next_update_due) ORDER BY number"
+        );
+        let rows: Vec<IncidentRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(to_ms(now))
+            .fetch_all(self.pool())
+            .await?;
+        rows.into_iter().map(Incident::try_from).collect()
     }
 
     /// Incidents, newest first. With `open_only`, resolved ones are left out.

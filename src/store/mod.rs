@@ -5,6 +5,7 @@
 //! Writes go through a [`Tx`], which knows its backend so the few backend-specific clauses
 //! (`FOR UPDATE`, `SKIP LOCKED`) stay in one place. One module per table adds methods to it.
 
+mod chat_refs;
 mod effects;
 mod incidents;
 mod timeline;
@@ -17,6 +18,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::{Any, AnyPool, Executor, Transaction};
 
+pub use chat_refs::ChatRef;
 pub use effects::EffectCounts;
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
