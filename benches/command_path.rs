@@ -34,7 +34,7 @@ fn main() {
 
 async fn run(label: &str, url: &str) {
     let config = Config::parse("[[notify.webhook]]\nname = \"general\"\nurl = \"https://hooks.invalid/x\"\nmin_severity = \"SEV4\"\n").unwrap();
-    let app = App::with_store(config, Store::open(url).await.unwrap()).unwrap();
+    let app = App::with_store(config, Store::open(url).await.unwrap(), Default::default()).unwrap();
     let actor = Actor::new(Source::Slack, "U1", "bench");
     let mut declare = Vec::with_capacity(ROUNDS / 10);
     let mut update = Vec::with_capacity(ROUNDS);

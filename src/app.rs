@@ -7,7 +7,12 @@ use tokio::net::TcpListener;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
+use crate::chat::slack::api::SlackApi;
+use crate::chat::slack::effects::SlackEffects;
+use crate::chat::slack::planner::SlackPlanner;
+use crate::chat::slack::{SlackEdge, SlackSecrets};
 use crate::config::{Config, ConfigError, Runtime};
+use crate::effects::planner::EffectPlanner;
 use crate::effects::worker::Worker;
 use crate::incident::{IncidentService, Policy};
 use crate::notify::WebhookPlanner;
@@ -21,6 +26,22 @@ pub struct App {
     pub store: Store,
     pub service: IncidentService,
     pub worker: Arc<Worker>,
+    /// Present when Slack is configured (`SLACK_SIGNING_SECRET` and `SLACK_BOT_TOKEN`).
+    pub slack: Option<Arc<SlackEdge>>,
+}
+
+/// The external integrations switched on by secrets in the environment.
+#[derive(Debug, Clone, Default)]
+pub struct Integrations {
+    pub slack: Option<SlackSecrets>,
+}
+
+impl Integrations {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Ok(Self {
+            slack: SlackSecrets::from_env().map_err(ConfigError)?,
+        })
+    }
 }
 
 impl App {
@@ -28,32 +49,56 @@ impl App {
     pub async fn build(config: Config, runtime: &Runtime) -> anyhow::Result<Self> {
         use secrecy::ExposeSecret;
         let store = Store::open(runtime.database_url.expose_secret()).await?;
-        Self::with_store(config, store)
+        Self::with_store(config, store, runtime.integrations.clone())
     }
 
     /// Builds on an already opened store (tests use this with a fresh database each).
-    pub fn with_store(config: Config, store: Store) -> anyhow::Result<Self> {
+    pub fn with_store(
+        config: Config,
+        store: Store,
+        integrations: Integrations,
+    ) -> anyhow::Result<Self> {
         let urls = config
             .webhook_urls()
             .map_err(|ConfigError(e)| anyhow::anyhow!(e))?;
         let wake = Arc::new(Notify::new());
+        let mut planners: Vec<Arc<dyn EffectPlanner>> = vec![Arc::new(WebhookPlanner {
+            routes: config.notice_routes(),
+        })];
+        let notifier = WebhookNotifier::new(http_client(config.notify.timeout)?, urls);
+        let mut worker = Worker::new(store.clone(), config.effects.worker(), Arc::clone(&wake))
+            .with_handler(Arc::new(notifier));
+        if let Some(slack) = &integrations.slack {
+            planners.push(Arc::new(SlackPlanner {
+                config: config.slack.clone(),
+            }));
+            let api = SlackApi::new(&slack.api_url, &slack.bot_token, config.slack.timeout)?;
+            worker = worker.with_handler(Arc::new(SlackEffects {
+                api,
+                store: store.clone(),
+                config: config.slack.clone(),
+            }));
+        }
         let policy = Policy {
             permissions: config.permissions.clone(),
-            planners: vec![Arc::new(WebhookPlanner {
-                routes: config.notice_routes(),
-            })],
+            planners,
             cadence: Box::new(config.incident.update_cadence.clone()),
             max_attempts: config.effects.max_attempts,
         };
-        let service = IncidentService::new(store.clone(), policy, Arc::clone(&wake));
-        let notifier = WebhookNotifier::new(http_client(config.notify.timeout)?, urls);
-        let worker = Worker::new(store.clone(), config.effects.worker(), wake)
-            .with_handler(Arc::new(notifier));
+        let service = IncidentService::new(store.clone(), policy, wake);
+        let slack = integrations.slack.map(|s| {
+            Arc::new(SlackEdge {
+                service: service.clone(),
+                store: store.clone(),
+                signing_secret: s.signing_secret,
+            })
+        });
         Ok(Self {
             config: Arc::new(config),
             store,
             service,
             worker: Arc::new(worker),
+            slack,
         })
     }
 

@@ -11,6 +11,8 @@ use std::time::Duration;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
+use crate::app::Integrations;
+use crate::chat::slack::SlackConfig;
 use crate::effects::backoff::Backoff;
 use crate::effects::worker::WorkerConfig;
 use crate::incident::model::Severity;
@@ -28,6 +30,7 @@ pub struct Config {
     pub incident: IncidentConfig,
     pub permissions: Permissions,
     pub notify: NotifyConfig,
+    pub slack: SlackConfig,
 }
 
 #[derive(Debug, Deserialize)]
@@ -294,6 +297,7 @@ fn line_of(text: &str, offset: usize) -> usize {
 pub struct Runtime {
     pub database_url: SecretString,
     pub listen: SocketAddr,
+    pub integrations: Integrations,
 }
 
 impl Runtime {
@@ -311,6 +315,7 @@ impl Runtime {
         Ok(Self {
             database_url: SecretString::from(database_url),
             listen,
+            integrations: Integrations::from_env()?,
         })
     }
 }

@@ -9,12 +9,14 @@
 //! - [`notify`]: company-wide notices, rendered from `templates/notice.txt` and posted to
 //!   Slack-compatible incoming webhooks.
 //! - [`store`]: sqlx on SQLite (embedded default) or Postgres (several replicas), same SQL.
+//! - [`chat`]: Slack (slash commands, events, interactivity, Block Kit, Web API effects).
 //! - [`http`]: the axum router: health, readiness, the JSON API.
 //! - [`config`]: `firebreak.toml` plus environment; secrets only from the environment.
 //! - [`app`]: wires it all together and runs until shutdown.
 //! - [`cli`]: the `firebreak` command line, a thin edge over the same service as chat.
 
 pub mod app;
+pub mod chat;
 pub mod cli;
 pub mod config;
 pub mod effects;

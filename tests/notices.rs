@@ -186,7 +186,8 @@ async fn restarted_worker_delivers_after_a_crash(backend: Backend) {
     let db = TestDb::new(backend).await;
 
     // Process 1 commits the declaration and its notice, then dies before delivering.
-    let first = firebreak::app::App::with_store(config(), db.store().await).unwrap();
+    let first =
+        firebreak::app::App::with_store(config(), db.store().await, Default::default()).unwrap();
     let out = first
         .service
         .apply(parse("declare sev1 DNS failures"), &alice())
@@ -197,7 +198,8 @@ async fn restarted_worker_delivers_after_a_crash(backend: Backend) {
     assert!(posted_texts(&server).await.is_empty());
 
     // Process 2 starts on the same database and delivers it.
-    let second = firebreak::app::App::with_store(config(), db.store().await).unwrap();
+    let second =
+        firebreak::app::App::with_store(config(), db.store().await, Default::default()).unwrap();
     let report = second
         .worker
         .drain(&out.effects, Duration::from_secs(5))

@@ -39,13 +39,14 @@ impl EffectError {
 /// Performs one kind of effect.
 #[async_trait]
 pub trait EffectHandler: Send + Sync {
-    /// The effect kind this handler runs (`notify.webhook`).
-    fn kind(&self) -> &'static str;
+    /// The effect kinds this handler runs (`notify.webhook`, `slack.sync_channel`, …).
+    fn kinds(&self) -> &'static [&'static str];
 
     /// The circuit-breaker key for this effect: one per downstream endpoint.
     fn target(&self, effect: &Effect) -> String;
 
     /// Runs the effect once. On success, returns a short description for the timeline
-    /// ("Notice posted to webhook general").
-    async fn run(&self, effect: &Effect) -> Result<String, EffectError>;
+    /// ("Notice posted to webhook general"), or `None` for routine work not worth a
+    /// timeline entry (re-rendering a card that already exists). Failures are always recorded.
+    async fn run(&self, effect: &Effect) -> Result<Option<String>, EffectError>;
 }

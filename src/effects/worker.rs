@@ -76,7 +76,9 @@ impl Worker {
     }
 
     pub fn with_handler(mut self, handler: Arc<dyn EffectHandler>) -> Self {
-        self.handlers.insert(handler.kind(), handler);
+        for kind in handler.kinds() {
+            self.handlers.insert(kind, Arc::clone(&handler));
+        }
         self
     }
 
@@ -177,10 +179,13 @@ impl Worker {
         match outcome {
             Ok(description) => {
                 self.breakers.record_success(&target);
-                let entry = outcome_entry(&effect, EntryKind::EffectSucceeded, description.clone());
+                let entry = description
+                    .as_ref()
+                    .map(|d| outcome_entry(&effect, EntryKind::EffectSucceeded, d.clone()));
+                let result = description.as_deref().unwrap_or("ok");
                 if !self
                     .store
-                    .complete_effect(effect.id, &description, Some(&entry))
+                    .complete_effect(effect.id, result, entry.as_ref())
                     .await?
                 {
                     tracing::warn!(

@@ -9,12 +9,19 @@ use axum::routing::get;
 use crate::app::App;
 
 pub fn router(app: App) -> Router {
+    let slack = app
+        .slack
+        .clone()
+        .map(crate::chat::slack::router)
+        .unwrap_or_default();
     Router::new()
         .route("/healthz", get(api::healthz))
         .route("/readyz", get(api::readyz))
         .route("/metrics", get(api::metrics))
         .route("/api/incidents", get(api::list_incidents))
         .route("/api/incidents/{number}", get(api::show_incident))
-        .layer(axum::extract::DefaultBodyLimit::max(1024 * 1024))
         .with_state(app)
+        .merge(slack)
+        // Bodies over 1 MiB are refused with 413 before any handler sees them.
+        .layer(axum::extract::DefaultBodyLimit::max(1024 * 1024))
 }

@@ -230,6 +230,17 @@ impl IncidentService {
         })
     }
 
+    /// Queues an effect that is not part of a state change (opening a form, an ephemeral
+    /// answer, capturing a pinned message) and wakes the worker.
+    pub async fn enqueue(&self, effect: &crate::effects::NewEffect) -> Result<i64, ServiceError> {
+        let id = self
+            .store
+            .enqueue_one(effect, self.policy.max_attempts)
+            .await?;
+        self.wake_worker(&[id]);
+        Ok(id)
+    }
+
     /// Nudges every incident whose promised status update is late, once per promise.
     /// Safe to run on several replicas at once: each incident is re-checked under its row
     /// lock and the reminder is a compare-and-set, so only one replica sends it.

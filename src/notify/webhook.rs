@@ -38,8 +38,8 @@ impl WebhookNotifier {
 
 #[async_trait]
 impl EffectHandler for WebhookNotifier {
-    fn kind(&self) -> &'static str {
-        WEBHOOK_EFFECT
+    fn kinds(&self) -> &'static [&'static str] {
+        &[WEBHOOK_EFFECT]
     }
 
     fn target(&self, effect: &Effect) -> String {
@@ -51,7 +51,7 @@ impl EffectHandler for WebhookNotifier {
         format!("webhook:{name}")
     }
 
-    async fn run(&self, effect: &Effect) -> Result<String, EffectError> {
+    async fn run(&self, effect: &Effect) -> Result<Option<String>, EffectError> {
         let p: Payload = serde_json::from_value(effect.payload.clone())
             .map_err(|e| EffectError::permanent(format!("malformed notice payload: {e}")))?;
         let url = self.urls.get(&p.webhook).ok_or_else(|| {
@@ -71,7 +71,7 @@ impl EffectHandler for WebhookNotifier {
                 ))
             })?;
         classify(&p.webhook, response.status(), response.headers())?;
-        Ok(format!("Notice posted to webhook \"{}\"", p.webhook))
+        Ok(Some(format!("Notice posted to webhook \"{}\"", p.webhook)))
     }
 }
 

@@ -99,6 +99,14 @@ impl Tx {
 }
 
 impl Store {
+    /// Enqueues one effect in its own transaction (effects not tied to a state change).
+    pub async fn enqueue_one(&self, e: &NewEffect, max_attempts: u32) -> anyhow::Result<i64> {
+        let mut tx = self.begin().await?;
+        let id = tx.enqueue_effect(e, max_attempts).await?;
+        tx.commit().await?;
+        Ok(id)
+    }
+
     /// Claims up to `limit` due effects (pending and due, or running with an expired lease),
     /// optionally only among `only`. Each claimed row counts one attempt. An effect with an
     /// ordering key waits until every earlier effect with that key has finished.

@@ -164,6 +164,15 @@ impl Tx {
 }
 
 impl Store {
+    pub async fn incident_by_id(&self, id: &IncidentId) -> anyhow::Result<Option<Incident>> {
+        let sql = format!("SELECT {COLUMNS} FROM incidents WHERE id = $1");
+        let row: Option<IncidentRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(&id.0)
+            .fetch_optional(self.pool())
+            .await?;
+        row.map(Incident::try_from).transpose()
+    }
+
     pub async fn incident_by_number(
         &self,
         number: IncidentNumber,

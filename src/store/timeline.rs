@@ -68,6 +68,23 @@ impl Store {
         rows.into_iter().map(TimelineEntry::try_from).collect()
     }
 
+    /// The most recent entry of one kind (the latest status update, say).
+    pub async fn latest_entry(
+        &self,
+        incident: &IncidentId,
+        kind: crate::incident::timeline::EntryKind,
+    ) -> anyhow::Result<Option<TimelineEntry>> {
+        let row: Option<EntryRow> = sqlx::query_as(
+            "SELECT id, incident_id, occurred_at, recorded_at, actor, source, kind, text \
+             FROM timeline_entries WHERE incident_id = $1 AND kind = $2 ORDER BY occurred_at DESC, id DESC LIMIT 1",
+        )
+        .bind(&incident.0)
+        .bind(kind.as_str())
+        .fetch_optional(self.pool())
+        .await?;
+        row.map(TimelineEntry::try_from).transpose()
+    }
+
     /// Entries outside any incident (refused declarations, standalone actions), newest first.
     pub async fn audit_log(&self, limit: i64) -> anyhow::Result<Vec<TimelineEntry>> {
         let rows: Vec<EntryRow> = sqlx::query_as(

@@ -102,7 +102,8 @@ pub struct TestService {
 
 pub async fn service(backend: Backend, config: Config) -> TestService {
     let db = TestDb::new(backend).await;
-    let mut app = App::with_store(config, db.store().await).expect("app builds");
+    let mut app =
+        App::with_store(config, db.store().await, Default::default()).expect("app builds");
     let clock = ManualClock::starting_at(chrono::Utc::now());
     app.service = app.service.clone().with_clock(Arc::new(clock.clone()));
     TestService { db, app, clock }
@@ -142,7 +143,7 @@ pub struct TestApp {
 
 pub async fn spawn_app(backend: Backend, config: Config) -> TestApp {
     let db = TestDb::new(backend).await;
-    let app = App::with_store(config, db.store().await).expect("app builds");
+    let app = App::with_store(config, db.store().await, Default::default()).expect("app builds");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");

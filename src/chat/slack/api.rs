@@ -1,0 +1,169 @@
+//! The Slack Web API through slack-morphism: client construction with a configurable base
+//! URL, per-method rate tiers, and the mapping of every failure onto the effects queue's
+//! retry policy.
+//!
+//! slack-morphism's own rate controller paces calls by Slack's published method tiers; its
+//! own retries are off (`max_retries = 0`) because the durable queue owns retrying: a retry
+//! that survives a restart beats one held in memory.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+use slack_morphism::errors::SlackClientError;
+use slack_morphism::prelude::*;
+
+use crate::effects::handler::EffectError;
+
+/// Where the Slack Web API lives unless `SLACK_API_URL` says otherwise.
+pub const DEFAULT_SLACK_API_URL: &str = "https://slack.com/api";
+
+/// Slack error codes that mean "try again later".
+const TRANSIENT_CODES: &[&str] = &[
+    "ratelimited",
+    "internal_error",
+    "fatal_error",
+    "service_unavailable",
+    "request_timeout",
+];
+
+/// A Slack Web API client bound to the bot token.
+#[derive(Clone)]
+pub struct SlackApi {
+    client: Arc<SlackHyperClient>,
+    token: SlackApiToken,
+    timeout: Duration,
+}
+
+impl SlackApi {
+    pub fn new(api_url: &str, bot_token: &SecretString, timeout: Duration) -> anyhow::Result<Self> {
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_native_roots()?
+            .https_or_http()
+            .enable_http1()
+            .enable_http2()
+            .build();
+        let rate_control = SlackApiRateControlConfig::new()
+            .with_max_retries(0)
+            .with_max_delay_timeout(Duration::from_secs(30));
+        let connector = SlackClientHyperConnector::with_connector(https)
+            .with_slack_api_url(api_url.trim_end_matches('/'))
+            .with_rate_control(rate_control);
+        Ok(Self {
+            client: Arc::new(SlackClient::new(connector)),
+            token: SlackApiToken::new(SlackApiTokenValue::new(
+                bot_token.expose_secret().to_string(),
+            )),
+            timeout,
+        })
+    }
+
+    /// Runs one API call with a timeout; `method` names it in errors.
+    pub async fn call<'a, T, F, Fut>(&'a self, method: &str, f: F) -> Result<T, SlackCallError>
+    where
+        F: FnOnce(SlackClientSession<'a, SlackClientHyperHttpsConnector>) -> Fut,
+        Fut: Future<Output = Result<T, SlackClientError>> + 'a,
+    {
+        let session = self.client.open_session(&self.token);
+        match tokio::time::timeout(self.timeout, f(session)).await {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => Err(SlackCallError::from_client(method, e)),
+            Err(_) => Err(SlackCallError {
+                method: method.to_string(),
+                code: None,
+                error: EffectError::retryable(format!("Slack {method} timed out")),
+            }),
+        }
+    }
+}
+
+/// A failed Slack call: the API error code if Slack gave one, and what the queue should do.
+#[derive(Debug, Clone)]
+pub struct SlackCallError {
+    pub method: String,
+    pub code: Option<String>,
+    pub error: EffectError,
+}
+
+impl SlackCallError {
+    fn from_client(method: &str, e: SlackClientError) -> Self {
+        let (code, error) = classify(method, e);
+        Self {
+            method: method.to_string(),
+            code,
+            error,
+        }
+    }
+
+    /// True when Slack answered `ok:false` with this error code (HTTP 200 on the real
+    /// service; a 4xx body from some proxies and mocks).
+    pub fn is(&self, code: &str) -> bool {
+        self.code.as_deref() == Some(code)
+    }
+}
+
+impl From<SlackCallError> for EffectError {
+    fn from(e: SlackCallError) -> Self {
+        e.error
+    }
+}
+
+/// Maps slack-morphism's errors to retry decisions. The messages name the method and the
+/// Slack error code, never the token.
+fn classify(method: &str, e: SlackClientError) -> (Option<String>, EffectError) {
+    match e {
+        SlackClientError::ApiError(api) => {
+            let reason = format!("Slack {method} failed: {}", api.code);
+            let err = if TRANSIENT_CODES.contains(&api.code.as_str()) {
+                EffectError::retryable(reason)
+            } else {
+                EffectError::permanent(reason)
+            };
+            (Some(api.code), err)
+        }
+        SlackClientError::RateLimitError(rl) => (
+            Some("ratelimited".into()),
+            EffectError::Retryable {
+                reason: format!("Slack {method} was rate limited"),
+                retry_after: rl.retry_after,
+            },
+        ),
+        SlackClientError::HttpError(http) => {
+            let status = http.status_code;
+            let code = http
+                .http_response_body
+                .as_deref()
+                .and_then(error_code_in_body);
+            let reason = format!("Slack {method} answered HTTP {}", status.as_u16());
+            let err =
+                if status.is_server_error() || status.as_u16() == 408 || status.as_u16() == 429 {
+                    EffectError::retryable(reason)
+                } else {
+                    EffectError::permanent(reason)
+                };
+            (code, err)
+        }
+        SlackClientError::HttpProtocolError(_)
+        | SlackClientError::EndOfStream(_)
+        | SlackClientError::SystemError(_) => (
+            None,
+            EffectError::retryable(format!("could not reach Slack for {method}")),
+        ),
+        SlackClientError::ProtocolError(p) => (
+            None,
+            EffectError::permanent(format!(
+                "Slack {method} returned a response firebreak could not read: {p}"
+            )),
+        ),
+        SlackClientError::SocketModeProtocolError(_) => (
+            None,
+            EffectError::permanent(format!("unexpected Slack error for {method}")),
+        ),
+    }
+}
+
+fn error_code_in_body(body: &str) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_str(body).ok()?;
+    v.get("error").and_then(|e| e.as_str()).map(str::to_string)
+}

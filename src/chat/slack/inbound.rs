@@ -1,0 +1,253 @@
+//! What Slack sends us, parsed from the (already verified) raw body into one small internal
+//! enum. Only the fields firebreak uses are read, so Slack adding fields never breaks us,
+//! and a payload missing a field we need is a clear 400 rather than a half-applied command.
+
+use std::collections::HashMap;
+
+use serde::Deserialize;
+use serde_json::Value;
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{0}")]
+pub struct MalformedPayload(pub String);
+
+/// A slash command (`/incident …`, `/freeze …`, `/unfreeze …`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct SlashCommand {
+    pub command: String,
+    #[serde(default)]
+    pub text: String,
+    pub user_id: String,
+    #[serde(default)]
+    pub user_name: String,
+    pub channel_id: String,
+    #[serde(default)]
+    pub trigger_id: String,
+}
+
+/// One Events API or interactivity delivery.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SlackInbound {
+    UrlVerification {
+        challenge: String,
+    },
+    Mention(Mention),
+    Reaction(Reaction),
+    /// An event we subscribe to but do not act on, or one we don't know.
+    OtherEvent {
+        event_id: String,
+    },
+    Button(Button),
+    ViewSubmission(ViewSubmission),
+    OtherInteraction,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Mention {
+    pub event_id: String,
+    pub user: String,
+    pub channel: String,
+    pub text: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reaction {
+    pub event_id: String,
+    /// Who reacted.
+    pub user: String,
+    pub reaction: String,
+    pub channel: String,
+    /// The message reacted to.
+    pub ts: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Button {
+    pub user_id: String,
+    pub user_name: String,
+    pub channel_id: Option<String>,
+    pub trigger_id: String,
+    pub action_id: String,
+    pub value: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ViewSubmission {
+    pub user_id: String,
+    pub user_name: String,
+    pub callback_id: String,
+    pub private_metadata: String,
+    /// Input values by action id (text inputs' `value`, selects' `selected_option.value`).
+    pub values: HashMap<String, String>,
+}
+
+pub fn parse_command(body: &[u8]) -> Result<SlashCommand, MalformedPayload> {
+    serde_urlencoded::from_bytes(body)
+        .map_err(|e| MalformedPayload(format!("slash command form: {e}")))
+}
+
+pub fn parse_event(body: &[u8]) -> Result<SlackInbound, MalformedPayload> {
+    let v: Value =
+        serde_json::from_slice(body).map_err(|e| MalformedPayload(format!("event JSON: {e}")))?;
+    match str_at(&v, "/type") {
+        Some("url_verification") => Ok(SlackInbound::UrlVerification {
+            challenge: required(&v, "/challenge")?,
+        }),
+        Some("event_callback") => parse_callback(&v),
+        other => Err(MalformedPayload(format!(
+            "unsupported event envelope {other:?}"
+        ))),
+    }
+}
+
+fn parse_callback(v: &Value) -> Result<SlackInbound, MalformedPayload> {
+    let event_id = required(v, "/event_id")?;
+    match str_at(v, "/event/type") {
+        Some("app_mention") => Ok(SlackInbound::Mention(Mention {
+            event_id,
+            user: required(v, "/event/user")?,
+            channel: required(v, "/event/channel")?,
+            text: required(v, "/event/text")?,
+        })),
+        Some("reaction_added") if str_at(v, "/event/item/type") == Some("message") => {
+            Ok(SlackInbound::Reaction(Reaction {
+                event_id,
+                user: required(v, "/event/user")?,
+                reaction: required(v, "/event/reaction")?,
+                channel: required(v, "/event/item/channel")?,
+                ts: required(v, "/event/item/ts")?,
+            }))
+        }
+        _ => Ok(SlackInbound::OtherEvent { event_id }),
+    }
+}
+
+/// Interactivity arrives as a form with one field, `payload`, holding JSON.
+pub fn parse_interaction(body: &[u8]) -> Result<SlackInbound, MalformedPayload> {
+    #[derive(Deserialize)]
+    struct Form {
+        payload: String,
+    }
+    let form: Form = serde_urlencoded::from_bytes(body)
+        .map_err(|e| MalformedPayload(format!("interaction form: {e}")))?;
+    let v: Value = serde_json::from_str(&form.payload)
+        .map_err(|e| MalformedPayload(format!("interaction JSON: {e}")))?;
+    let user_id = required(&v, "/user/id")?;
+    let user_name = str_at(&v, "/user/username")
+        .or(str_at(&v, "/user/name"))
+        .unwrap_or(&user_id)
+        .to_string();
+    match str_at(&v, "/type") {
+        Some("block_actions") => Ok(SlackInbound::Button(Button {
+            channel_id: str_at(&v, "/channel/id")
+                .or(str_at(&v, "/container/channel_id"))
+                .map(str::to_string),
+            trigger_id: required(&v, "/trigger_id")?,
+            action_id: required(&v, "/actions/0/action_id")?,
+            value: str_at(&v, "/actions/0/value")
+                .unwrap_or_default()
+                .to_string(),
+            user_id,
+            user_name,
+        })),
+        Some("view_submission") => Ok(SlackInbound::ViewSubmission(ViewSubmission {
+            callback_id: required(&v, "/view/callback_id")?,
+            private_metadata: str_at(&v, "/view/private_metadata")
+                .unwrap_or_default()
+                .to_string(),
+            values: view_values(v.pointer("/view/state/values")),
+            user_id,
+            user_name,
+        })),
+        _ => Ok(SlackInbound::OtherInteraction),
+    }
+}
+
+fn view_values(values: Option<&Value>) -> HashMap<String, String> {
+    let mut out = HashMap::new();
+    let Some(Value::Object(blocks)) = values else {
+        return out;
+    };
+    for block in blocks.values() {
+        let Value::Object(actions) = block else {
+            continue;
+        };
+        for (action_id, input) in actions {
+            let value = str_at(input, "/value").or(str_at(input, "/selected_option/value"));
+            if let Some(value) = value {
+                out.insert(action_id.clone(), value.to_string());
+            }
+        }
+    }
+    out
+}
+
+fn str_at<'a>(v: &'a Value, pointer: &str) -> Option<&'a str> {
+    v.pointer(pointer).and_then(Value::as_str)
+}
+
+fn required(v: &Value, pointer: &str) -> Result<String, MalformedPayload> {
+    str_at(v, pointer).map(str::to_string).ok_or_else(|| {
+        MalformedPayload(format!(
+            "missing {}",
+            pointer.trim_start_matches('/').replace('/', ".")
+        ))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slash_command_form() {
+        let body = b"command=%2Fincident&text=declare+sev1+Checkout+down&user_id=U1&user_name=alice&channel_id=C1&trigger_id=T.1&team_id=T0";
+        let cmd = parse_command(body).unwrap();
+        assert_eq!(
+            (
+                cmd.command.as_str(),
+                cmd.text.as_str(),
+                cmd.user_id.as_str()
+            ),
+            ("/incident", "declare sev1 Checkout down", "U1")
+        );
+        assert!(parse_command(b"text=hello").is_err());
+    }
+
+    #[test]
+    fn events() {
+        let v = br#"{"type":"event_callback","event_id":"Ev1","event":{"type":"reaction_added","user":"U2","reaction":"pushpin","item":{"type":"message","channel":"C9","ts":"1700000000.000100"},"event_ts":"1"}}"#;
+        let SlackInbound::Reaction(r) = parse_event(v).unwrap() else {
+            panic!()
+        };
+        assert_eq!(
+            (r.channel.as_str(), r.ts.as_str(), r.reaction.as_str()),
+            ("C9", "1700000000.000100", "pushpin")
+        );
+        let v = br#"{"type":"url_verification","challenge":"abc"}"#;
+        assert_eq!(
+            parse_event(v).unwrap(),
+            SlackInbound::UrlVerification {
+                challenge: "abc".into()
+            }
+        );
+        assert!(
+            parse_event(br#"{"type":"event_callback","event":{}}"#)
+                .unwrap_err()
+                .0
+                .contains("event_id")
+        );
+    }
+
+    #[test]
+    fn view_submission_values() {
+        let payload = r#"{"type":"view_submission","user":{"id":"U1","username":"al"},"view":{"callback_id":"fb_declare","private_metadata":"C1","state":{"values":{"b1":{"title":{"type":"plain_text_input","value":"DB down"}},"b2":{"severity":{"type":"static_select","selected_option":{"value":"sev1"}}}}}}}"#;
+        let body = serde_urlencoded::to_string([("payload", payload)]).unwrap();
+        let SlackInbound::ViewSubmission(v) = parse_interaction(body.as_bytes()).unwrap() else {
+            panic!()
+        };
+        assert_eq!(v.values["title"], "DB down");
+        assert_eq!(v.values["severity"], "sev1");
+        assert_eq!(v.private_metadata, "C1");
+    }
+}

@@ -1,0 +1,36 @@
+//! Slack: slash commands, events and interactivity in; Web API calls out through the
+//! durable queue. The pieces:
+//!
+//! - [`verify`]: request signatures on the raw body.
+//! - [`inbound`]: the payloads we accept, as one small enum.
+//! - [`routes`]: the three endpoints.
+//! - [`planner`]: which effects each incident change needs on Slack.
+//! - [`effects`]: running those effects idempotently through [`api`].
+//! - [`blocks`]: Block Kit for the card, the live notice and the modals.
+//! - [`config`]: `[slack]` and the Slack secrets.
+
+pub mod api;
+pub mod blocks;
+pub mod config;
+pub mod effects;
+pub mod inbound;
+pub mod planner;
+pub mod routes;
+pub mod verify;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::routing::post;
+
+pub use config::{SlackConfig, SlackSecrets};
+pub use routes::SlackEdge;
+
+/// The Slack endpoints, mounted under `/slack`.
+pub fn router(edge: Arc<SlackEdge>) -> Router {
+    Router::new()
+        .route("/slack/commands", post(routes::commands))
+        .route("/slack/events", post(routes::events))
+        .route("/slack/interactions", post(routes::interactions))
+        .with_state(edge)
+}
