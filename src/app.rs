@@ -102,6 +102,19 @@ impl App {
         })
     }
 
+    /// Replaces the clock everywhere the service is used (tests drive time by hand).
+    pub fn with_clock(mut self, clock: Arc<dyn crate::incident::clock::Clock>) -> Self {
+        self.service = self.service.clone().with_clock(clock);
+        self.slack = self.slack.map(|edge| {
+            Arc::new(SlackEdge {
+                service: self.service.clone(),
+                store: edge.store.clone(),
+                signing_secret: edge.signing_secret.clone(),
+            })
+        });
+        self
+    }
+
     pub fn router(&self) -> axum::Router {
         crate::http::router(self.clone())
     }

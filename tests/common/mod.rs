@@ -142,8 +142,21 @@ pub struct TestApp {
 }
 
 pub async fn spawn_app(backend: Backend, config: Config) -> TestApp {
+    spawn_app_with(backend, config, Default::default(), None).await
+}
+
+/// [`spawn_app`] with integrations (Slack pointed at a fake) and optionally a manual clock.
+pub async fn spawn_app_with(
+    backend: Backend,
+    config: Config,
+    integrations: firebreak::app::Integrations,
+    clock: Option<ManualClock>,
+) -> TestApp {
     let db = TestDb::new(backend).await;
-    let app = App::with_store(config, db.store().await, Default::default()).expect("app builds");
+    let mut app = App::with_store(config, db.store().await, integrations).expect("app builds");
+    if let Some(clock) = clock {
+        app = app.with_clock(Arc::new(clock));
+    }
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
@@ -198,3 +211,5 @@ macro_rules! on_both {
         }
     )*};
 }
+pub mod fake_slack;
+pub mod slack;

@@ -1,0 +1,100 @@
+//! Contract test: the declare → update → status → resolve flow with the bot's Slack Web API
+//! calls pointed at the validating mock built from Slack's published OpenAPI description
+//! (`../shared/contracts/mock-api slack PORT`). Any call the real Slack would reject comes
+//! back as a 4xx, which fails the effect for good and this test with it.
+//!
+//! Run by `scripts/contract-tests`, which starts the mock and sets
+//! `FIREBREAK_CONTRACT_SLACK_URL`. Ignored in the plain `cargo test` run, which has no mock.
+
+mod common;
+
+use common::slack::{SLACK_CONFIG, SlackSender, integrations};
+use common::*;
+use firebreak::incident::EntryKind;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs the Slack contract mock; run scripts/contract-tests"]
+async fn slack_calls_match_the_published_contract() {
+    let url = std::env::var("FIREBREAK_CONTRACT_SLACK_URL")
+        .expect("FIREBREAK_CONTRACT_SLACK_URL (scripts/contract-tests sets it)");
+    let config = test_config(&format!("max_attempts = 2\n{SLACK_CONFIG}"));
+    let app = spawn_app_with(Backend::Sqlite, config, integrations(&url), None).await;
+    let send = SlackSender::new(&app);
+
+    let reply = send
+        .command(
+            "declare sev1 Checkout API returns 502",
+            "C_ORIGIN",
+            "U0ALICE",
+        )
+        .await;
+    assert_eq!(reply["response_type"], "in_channel", "{reply}");
+    settle(&app).await;
+    // The mock answers every conversations.create with its example channel; commands typed
+    // there apply to the incident.
+    let channel = app
+        .app
+        .store
+        .chat_refs(&incident_id(&app).await, "slack")
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|r| r.role == "channel")
+        .expect("channel recorded")
+        .channel_id;
+    for line in [
+        "update Rolled back deploy --next 30m",
+        "assign comms <@U012AB3CD|carol>",
+        "status mitigated",
+        "resolve Bad config",
+    ] {
+        send.command(line, &channel, "U0ALICE").await;
+        settle(&app).await;
+    }
+
+    let failed = app.app.store.list_effects(true, 50).await.unwrap();
+    assert!(
+        failed.is_empty(),
+        "Slack rejected calls: {:#?}",
+        failed
+            .iter()
+            .map(|e| (&e.kind, &e.last_error))
+            .collect::<Vec<_>>()
+    );
+    let all = app.app.store.list_effects(false, 100).await.unwrap();
+    assert!(
+        all.len() >= 10,
+        "the flow exercised the Slack effects: {}",
+        all.len()
+    );
+    let timeline = app
+        .app
+        .store
+        .timeline(&incident_id(&app).await)
+        .await
+        .unwrap();
+    assert!(!timeline.iter().any(|e| e.kind == EntryKind::EffectFailed));
+}
+
+async fn incident_id(app: &TestApp) -> firebreak::incident::IncidentId {
+    app.app
+        .store
+        .incident_by_number(firebreak::incident::IncidentNumber(1))
+        .await
+        .unwrap()
+        .unwrap()
+        .id
+}
+
+async fn settle(app: &TestApp) {
+    let store = app.app.store.clone();
+    let idle = eventually(30, || {
+        let store = store.clone();
+        async move {
+            let c = store.effect_counts(chrono::Utc::now()).await.unwrap();
+            c.pending == 0 && c.running == 0
+        }
+    })
+    .await;
+    assert!(idle, "effects did not settle");
+}

@@ -1,0 +1,661 @@
+//! Slack end to end: signed requests into the real endpoints, the bot's Web API calls into
+//! an in-process fake Slack, on SQLite and Postgres.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use common::fake_slack::{Failure, FakeSlack};
+use common::slack::{SLACK_CONFIG, SlackSender, integrations};
+use common::*;
+use firebreak::incident::clock::ManualClock;
+use firebreak::incident::{EntryKind, IncidentNumber, Status};
+use serde_json::{Value, json};
+
+on_both!(
+    declare_creates_channel_card_and_notices,
+    updates_and_status_changes_edit_in_place,
+    overdue_update_nudges_the_channel_and_tags_comms,
+    pushpin_and_mentions_land_on_the_timeline,
+    card_buttons_resolve_with_compare_and_set,
+    bad_requests_are_refused_and_change_nothing,
+    notices_land_exactly_once_through_429_and_500s,
+);
+
+struct SlackApp {
+    app: TestApp,
+    slack: FakeSlack,
+    send: SlackSender,
+    clock: ManualClock,
+}
+
+async fn slack_app(backend: Backend) -> SlackApp {
+    let slack = FakeSlack::start().await;
+    let clock = ManualClock::starting_at(chrono::Utc::now());
+    let config = test_config(SLACK_CONFIG);
+    let app = spawn_app_with(
+        backend,
+        config,
+        integrations(&slack.url),
+        Some(clock.clone()),
+    )
+    .await;
+    let send = SlackSender::new(&app);
+    SlackApp {
+        app,
+        slack,
+        send,
+        clock,
+    }
+}
+
+impl SlackApp {
+    /// Waits until the effects queue is empty.
+    async fn settle(&self) {
+        let store = self.app.app.store.clone();
+        let idle = eventually(15, || {
+            let store = store.clone();
+            async move {
+                let c = store.effect_counts(chrono::Utc::now()).await.unwrap();
+                c.pending == 0 && c.running == 0
+            }
+        })
+        .await;
+        assert!(
+            idle,
+            "effects did not settle: {:?}",
+            self.app.app.store.list_effects(false, 50).await.unwrap()
+        );
+    }
+
+    /// Successful calls since `from`, as (method, channel) pairs.
+    fn calls_since(&self, from: usize) -> Vec<(String, String)> {
+        self.slack.successful_calls()[from..]
+            .iter()
+            .map(|c| {
+                (
+                    c.method.clone(),
+                    c.body
+                        .get("channel")
+                        .and_then(Value::as_str)
+                        .unwrap_or("")
+                        .to_string(),
+                )
+            })
+            .collect()
+    }
+
+    fn count(&self) -> usize {
+        self.slack.successful_calls().len()
+    }
+
+    async fn declare(&self) -> String {
+        let reply = self
+            .send
+            .command(
+                "declare sev1 Checkout API returns 502",
+                "C_ORIGIN",
+                "U0ALICE",
+            )
+            .await;
+        assert_eq!(reply["response_type"], "in_channel");
+        self.settle().await;
+        self.incident_channel()
+    }
+
+    fn incident_channel(&self) -> String {
+        let created = self
+            .slack
+            .successful_calls()
+            .into_iter()
+            .find(|c| c.method == "conversations.create")
+            .expect("channel created");
+        let name = created.body["name"].as_str().unwrap().to_string();
+        self.slack
+            .channels()
+            .into_iter()
+            .find(|c| c.1 == name)
+            .unwrap()
+            .0
+    }
+
+    async fn timeline_kinds(&self) -> Vec<(EntryKind, String, String)> {
+        let inc = self
+            .app
+            .app
+            .store
+            .incident_by_number(IncidentNumber(1))
+            .await
+            .unwrap()
+            .unwrap();
+        let t = self.app.app.store.timeline(&inc.id).await.unwrap();
+        t.into_iter().map(|e| (e.kind, e.actor, e.text)).collect()
+    }
+}
+
+fn sorted(mut calls: Vec<(String, String)>) -> Vec<(String, String)> {
+    calls.sort();
+    calls
+}
+
+fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
+    sorted(
+        list.iter()
+            .map(|(m, c)| (m.to_string(), c.to_string()))
+            .collect(),
+    )
+}
+
+async fn declare_creates_channel_card_and_notices(backend: Backend) {
+    let t = slack_app(backend).await;
+    let channel = t.declare().await;
+    let ch = channel.as_str();
+    assert_eq!(
+        sorted(t.calls_since(0)),
+        pairs(&[
+            ("conversations.create", ""),
+            ("conversations.invite", ch),
+            ("conversations.setTopic", ch),
+            ("chat.postMessage", ch),
+            ("pins.add", ch),
+            ("chat.postMessage", "C_INCIDENTS"),
+            ("chat.postMessage", "C_GENERAL"),
+            // Once the channel exists, the notices are edited to link it.
+            ("chat.update", "C_INCIDENTS"),
+            ("chat.update", "C_GENERAL"),
+        ])
+    );
+    // Channel setup happens in order.
+    let order: Vec<String> = t
+        .calls_since(0)
+        .into_iter()
+        .filter(|(_, c)| c == ch || c.is_empty())
+        .map(|(m, _)| m)
+        .collect();
+    assert_eq!(
+        order,
+        [
+            "conversations.create",
+            "conversations.invite",
+            "conversations.setTopic",
+            "chat.postMessage",
+            "pins.add"
+        ]
+    );
+    let calls = t.slack.successful_calls();
+    let create = calls
+        .iter()
+        .find(|c| c.method == "conversations.create")
+        .unwrap();
+    assert_eq!(create.body["name"], "inc-1-checkout-api-returns-502");
+    let invite = calls
+        .iter()
+        .find(|c| c.method == "conversations.invite")
+        .unwrap();
+    assert_eq!(invite.body["users"], json!(["U0ALICE"]));
+    assert!(
+        calls
+            .iter()
+            .all(|c| c.auth.as_deref() == Some("Bearer xoxb-test-token"))
+    );
+    let notice = t
+        .slack
+        .messages()
+        .into_iter()
+        .find(|m| m.channel == "C_GENERAL")
+        .unwrap();
+    assert!(
+        notice
+            .text
+            .contains("INC-1 · SEV1 · Checkout API returns 502"),
+        "{}",
+        notice.text
+    );
+    assert!(
+        notice
+            .blocks
+            .clone()
+            .unwrap_or_default()
+            .to_string()
+            .contains(&format!("<#{ch}>")),
+        "the notice links the incident channel"
+    );
+    let kinds: Vec<EntryKind> = t.timeline_kinds().await.into_iter().map(|e| e.0).collect();
+    assert!(kinds.contains(&EntryKind::Declared));
+    assert!(
+        kinds
+            .iter()
+            .filter(|k| **k == EntryKind::EffectSucceeded)
+            .count()
+            >= 2,
+        "{kinds:?}"
+    );
+}
+
+async fn updates_and_status_changes_edit_in_place(backend: Backend) {
+    let t = slack_app(backend).await;
+    let ch = t.declare().await;
+    let before = t.count();
+    // Typed inside the incident channel: no INC-n needed.
+    let reply = t
+        .send
+        .command("update Rolled back deploy 4512 --next 30m", &ch, "U0BOB")
+        .await;
+    assert!(
+        reply["text"]
+            .as_str()
+            .unwrap()
+            .contains("INC-1 update posted"),
+        "{reply}"
+    );
+    t.settle().await;
+    assert_eq!(
+        sorted(t.calls_since(before)),
+        pairs(&[
+            ("chat.postMessage", &ch),
+            ("chat.update", &ch),
+            ("chat.postMessage", "C_INCIDENTS"),
+            ("chat.postMessage", "C_GENERAL"),
+            ("chat.update", "C_INCIDENTS"),
+            ("chat.update", "C_GENERAL"),
+        ])
+    );
+    let replies: Vec<_> = t
+        .slack
+        .messages()
+        .into_iter()
+        .filter(|m| m.thread_ts.is_some())
+        .collect();
+    assert_eq!(replies.len(), 2, "one thread reply under each notice");
+    assert!(
+        replies
+            .iter()
+            .all(|m| m.text.contains("Rolled back deploy 4512"))
+    );
+
+    let before = t.count();
+    t.send.command("status mitigated", &ch, "U0BOB").await;
+    t.settle().await;
+    assert_eq!(
+        sorted(t.calls_since(before)),
+        pairs(&[
+            ("chat.update", &ch),
+            ("conversations.setTopic", &ch),
+            ("chat.update", "C_INCIDENTS"),
+            ("chat.update", "C_GENERAL")
+        ])
+    );
+    // Edited, never re-posted: one card, one notice per channel.
+    let top_level = |channel: &str| {
+        t.slack
+            .messages()
+            .into_iter()
+            .filter(|m| m.channel == channel && m.thread_ts.is_none())
+            .count()
+    };
+    assert_eq!(top_level("C_GENERAL"), 1);
+    assert_eq!(top_level("C_INCIDENTS"), 1);
+    let card = t
+        .slack
+        .messages()
+        .into_iter()
+        .find(|m| m.channel == ch && m.text.contains("INC-1"))
+        .unwrap();
+    assert!(card.edits >= 2, "the card was edited in place");
+    assert!(
+        card.blocks
+            .clone()
+            .unwrap_or_default()
+            .to_string()
+            .contains("mitigated")
+    );
+    let topic = t
+        .slack
+        .channels()
+        .into_iter()
+        .find(|c| c.0 == ch)
+        .unwrap()
+        .2
+        .unwrap();
+    assert_eq!(topic, "SEV1 · mitigated · commander unassigned");
+}
+
+async fn overdue_update_nudges_the_channel_and_tags_comms(backend: Backend) {
+    let t = slack_app(backend).await;
+    let ch = t.declare().await;
+    t.send
+        .command("assign comms <@U0CAROL|carol>", &ch, "U0ALICE")
+        .await;
+    t.settle().await;
+    let invited: Vec<Value> = t
+        .slack
+        .successful_calls()
+        .into_iter()
+        .filter(|c| c.method == "conversations.invite")
+        .map(|c| c.body["users"].clone())
+        .collect();
+    assert_eq!(
+        invited,
+        [json!(["U0ALICE"]), json!(["U0CAROL"])],
+        "the new role holder is invited once"
+    );
+    let before = t.count();
+    t.clock.advance(chrono::Duration::minutes(31));
+    assert_eq!(t.app.app.service.remind_overdue().await.unwrap(), 1);
+    t.settle().await;
+    let calls = t.slack.successful_calls()[before..].to_vec();
+    assert_eq!(calls.len(), 1, "{calls:?}");
+    assert_eq!(calls[0].method, "chat.postMessage");
+    assert_eq!(calls[0].body["channel"], ch.as_str());
+    let text = calls[0].body["text"].as_str().unwrap();
+    assert!(
+        text.contains("overdue") && text.contains("<@U0CAROL>"),
+        "{text}"
+    );
+    assert_eq!(
+        t.app.app.service.remind_overdue().await.unwrap(),
+        0,
+        "once per promise, even across restarts: it is a row"
+    );
+}
+
+async fn pushpin_and_mentions_land_on_the_timeline(backend: Backend) {
+    let t = slack_app(backend).await;
+    let ch = t.declare().await;
+    t.slack.put_message(
+        &ch,
+        "1700000100.250000",
+        "U0BOB",
+        "Error rate is back to baseline",
+    );
+    let reaction = json!({ "type": "reaction_added", "user": "U0ALICE", "reaction": "pushpin", "item_user": "U0BOB",
+                           "item": { "type": "message", "channel": ch, "ts": "1700000100.250000" }, "event_ts": "1700000200.000100" });
+    assert_eq!(t.send.event("Ev_PIN", reaction.clone()).await.status(), 200);
+    // Slack retries the same event: it is applied once.
+    assert_eq!(t.send.event("Ev_PIN", reaction).await.status(), 200);
+    let mention = json!({ "type": "app_mention", "user": "U0BOB", "channel": ch, "text": "<@U0BOT> note cache hit rate dropped at 02:50", "ts": "1700000300.000100", "event_ts": "1700000300.000100" });
+    assert_eq!(t.send.event("Ev_NOTE", mention).await.status(), 200);
+    t.settle().await;
+
+    let inc = t
+        .app
+        .app
+        .store
+        .incident_by_number(IncidentNumber(1))
+        .await
+        .unwrap()
+        .unwrap();
+    let timeline = t.app.app.store.timeline(&inc.id).await.unwrap();
+    let pinned: Vec<_> = timeline
+        .iter()
+        .filter(|e| e.kind == EntryKind::Pinned)
+        .collect();
+    assert_eq!(pinned.len(), 1);
+    assert_eq!(
+        pinned[0].actor, "<@U0BOB>",
+        "the message's author, not the reactor"
+    );
+    assert_eq!(
+        pinned[0].occurred_at.timestamp_millis(),
+        1_700_000_100_250,
+        "the message's own time"
+    );
+    assert!(
+        pinned[0]
+            .text
+            .starts_with("Error rate is back to baseline (https://"),
+        "{}",
+        pinned[0].text
+    );
+    let note = timeline.iter().find(|e| e.kind == EntryKind::Note).unwrap();
+    assert_eq!(note.text, "cache hit rate dropped at 02:50");
+    let methods = t.slack.methods();
+    assert_eq!(
+        methods
+            .iter()
+            .filter(|m| *m == "conversations.history")
+            .count(),
+        1
+    );
+    assert!(methods.contains(&"chat.getPermalink".to_string()));
+    assert!(
+        methods.contains(&"chat.postEphemeral".to_string()),
+        "the mention is answered privately"
+    );
+}
+
+async fn card_buttons_resolve_with_compare_and_set(backend: Backend) {
+    let t = slack_app(backend).await;
+    let ch = t.declare().await;
+    let version = t
+        .app
+        .app
+        .store
+        .incident_by_number(IncidentNumber(1))
+        .await
+        .unwrap()
+        .unwrap()
+        .version;
+    // A card rendered before the last change carries an old version: refused, nothing changes.
+    let stale = format!("1:{}", version - 1);
+    assert_eq!(
+        t.send
+            .button("fb_resolve", &stale, &ch, "U0ALICE")
+            .await
+            .status(),
+        200
+    );
+    t.settle().await;
+    let inc = t
+        .app
+        .app
+        .store
+        .incident_by_number(IncidentNumber(1))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(inc.status, Status::Investigating);
+    let said = t
+        .slack
+        .successful_calls()
+        .into_iter()
+        .rfind(|c| c.method == "chat.postEphemeral")
+        .unwrap();
+    assert!(
+        said.body["text"]
+            .as_str()
+            .unwrap()
+            .contains("changed while you were looking"),
+        "{:?}",
+        said.body
+    );
+
+    let before = t.count();
+    let current = format!("1:{version}");
+    assert_eq!(
+        t.send
+            .button("fb_resolve", &current, &ch, "U0ALICE")
+            .await
+            .status(),
+        200
+    );
+    t.settle().await;
+    assert_eq!(
+        t.app
+            .app
+            .store
+            .incident_by_number(IncidentNumber(1))
+            .await
+            .unwrap()
+            .unwrap()
+            .status,
+        Status::Resolved
+    );
+    assert_eq!(
+        sorted(t.calls_since(before)),
+        pairs(&[
+            ("chat.postMessage", &ch),
+            ("chat.update", &ch),
+            ("conversations.setTopic", &ch),
+            ("chat.postMessage", "C_INCIDENTS"),
+            ("chat.postMessage", "C_GENERAL"),
+            ("chat.update", "C_INCIDENTS"),
+            ("chat.update", "C_GENERAL"),
+            ("chat.postEphemeral", &ch),
+        ])
+    );
+    let card = t
+        .slack
+        .messages()
+        .into_iter()
+        .find(|m| m.channel == ch && m.thread_ts.is_none() && m.text.contains("INC-1"))
+        .unwrap();
+    assert!(
+        !card
+            .blocks
+            .clone()
+            .unwrap_or_default()
+            .to_string()
+            .contains("fb_resolve"),
+        "a resolved card has no buttons"
+    );
+}
+
+async fn bad_requests_are_refused_and_change_nothing(backend: Backend) {
+    let t = slack_app(backend).await;
+    let body = SlackSender::command_body("/incident", "declare sev1 Forged", "C1", "U0EVE");
+    let now = chrono::Utc::now().timestamp();
+    let form = "application/x-www-form-urlencoded";
+    let bad_sig = t
+        .send
+        .post_signed(
+            "/slack/commands",
+            form,
+            body.clone(),
+            now,
+            Some("v0=deadbeef"),
+        )
+        .await;
+    assert_eq!(bad_sig.status(), 401);
+    let no_sig = reqwest::Client::new()
+        .post(t.app.url("/slack/commands"))
+        .body(body.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(no_sig.status(), 401);
+    let stale = t
+        .send
+        .post_signed("/slack/commands", form, body.clone(), now - 301, None)
+        .await;
+    assert_eq!(stale.status(), 401);
+    let huge = t
+        .send
+        .post("/slack/commands", form, vec![b'a'; 1024 * 1024 + 1])
+        .await;
+    assert_eq!(huge.status(), 413);
+    let malformed = t
+        .send
+        .post("/slack/commands", form, b"%%%&&&=".to_vec())
+        .await;
+    assert_eq!(malformed.status(), 400);
+    let bad_json = t
+        .send
+        .post("/slack/events", "application/json", b"{not json".to_vec())
+        .await;
+    assert_eq!(bad_json.status(), 400);
+    let verification = t
+        .send
+        .post(
+            "/slack/events",
+            "application/json",
+            br#"{"type":"url_verification","challenge":"c123"}"#.to_vec(),
+        )
+        .await;
+    assert_eq!(
+        verification.json::<Value>().await.unwrap()["challenge"],
+        "c123"
+    );
+    let unknown = t.send.command("frobnicate", "C1", "U0EVE").await;
+    assert_eq!(unknown["response_type"], "ephemeral");
+    assert!(
+        unknown["text"]
+            .as_str()
+            .unwrap()
+            .contains("declare [sev1..sev4]"),
+        "help is shown"
+    );
+
+    assert!(
+        t.app
+            .app
+            .store
+            .list_incidents(false, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        t.app
+            .app
+            .store
+            .list_effects(false, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(t.app.app.store.audit_log(10).await.unwrap().is_empty());
+    assert!(t.slack.calls().is_empty());
+}
+
+async fn notices_land_exactly_once_through_429_and_500s(backend: Backend) {
+    let t = slack_app(backend).await;
+    t.slack.fail_next(
+        "chat.postMessage",
+        vec![
+            Failure::RateLimited {
+                retry_after_secs: 1,
+            },
+            Failure::ServerError,
+            Failure::ServerError,
+        ],
+    );
+    let started = std::time::Instant::now();
+    let ch = t.declare().await;
+    assert!(
+        started.elapsed() >= Duration::from_secs(1),
+        "Retry-After was honoured"
+    );
+    let top_level = |channel: &str| {
+        t.slack
+            .messages()
+            .into_iter()
+            .filter(|m| m.channel == channel && m.thread_ts.is_none())
+            .count()
+    };
+    assert_eq!(top_level("C_GENERAL"), 1);
+    assert_eq!(top_level("C_INCIDENTS"), 1);
+    assert_eq!(top_level(&ch), 1);
+    let failed_posts = t.slack.calls().len() - t.slack.successful_calls().len();
+    assert_eq!(failed_posts, 3);
+    let by_method: BTreeMap<String, usize> =
+        t.slack
+            .methods()
+            .into_iter()
+            .fold(BTreeMap::new(), |mut m, k| {
+                *m.entry(k).or_default() += 1;
+                m
+            });
+    assert_eq!(by_method["chat.postMessage"], 3);
+    assert!(
+        t.app
+            .app
+            .store
+            .list_effects(true, 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "nothing gave up"
+    );
+}
