@@ -8,7 +8,6 @@
 //! Run with `cargo bench --bench slack_ack`.
 
 #[path = "../tests/common/fake_slack.rs"]
-#[allow(dead_code)]
 mod fake_slack;
 
 use std::time::{Duration, Instant};
