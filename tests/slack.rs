@@ -21,6 +21,7 @@ on_both!(
     card_buttons_resolve_with_compare_and_set,
     bad_requests_are_refused_and_change_nothing,
     notices_land_exactly_once_through_429_and_500s,
+    modals_declare_and_post_updates,
 );
 
 struct SlackApp {
@@ -657,5 +658,131 @@ async fn notices_land_exactly_once_through_429_and_500s(backend: Backend) {
             .unwrap()
             .is_empty(),
         "nothing gave up"
+    );
+}
+
+async fn modals_declare_and_post_updates(backend: Backend) {
+    let t = slack_app(backend).await;
+    // A bare `/incident declare` opens the form instead of guessing.
+    let resp = t
+        .send
+        .post(
+            "/slack/commands",
+            "application/x-www-form-urlencoded",
+            SlackSender::command_body("/incident", "declare", "C_ORIGIN", "U0ALICE"),
+        )
+        .await;
+    assert_eq!(resp.status(), 200);
+    t.settle().await;
+    let opened = t
+        .slack
+        .successful_calls()
+        .into_iter()
+        .find(|c| c.method == "views.open")
+        .expect("modal opened");
+    assert_eq!(opened.body["trigger_id"], "1.2.trigger");
+    assert_eq!(opened.body["view"]["callback_id"], "fb_declare");
+
+    let submit = |callback: &str, metadata: &str, values: Value| {
+        json!({
+            "type": "view_submission", "user": { "id": "U0ALICE", "username": "alice" }, "team": { "id": "T0" },
+            "view": { "callback_id": callback, "private_metadata": metadata, "state": { "values": values } }
+        })
+    };
+    // A missing title is reported on the field, and nothing is declared.
+    let resp = t
+        .send
+        .interaction(submit(
+            "fb_declare",
+            "C_ORIGIN",
+            json!({ "title": { "title": { "type": "plain_text_input", "value": " " } } }),
+        ))
+        .await;
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["response_action"], "errors");
+    assert!(
+        t.app
+            .app
+            .store
+            .list_incidents(false, 5)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    let values = json!({
+        "title": { "title": { "type": "plain_text_input", "value": "Payments API timing out" } },
+        "severity": { "severity": { "type": "static_select", "selected_option": { "value": "sev2" } } },
+        "description": { "description": { "type": "plain_text_input", "value": "Started after the 02:40 deploy" } },
+    });
+    assert_eq!(
+        t.send
+            .interaction(submit("fb_declare", "C_ORIGIN", values))
+            .await
+            .status(),
+        200
+    );
+    t.settle().await;
+    let inc = t
+        .app
+        .app
+        .store
+        .incident_by_number(IncidentNumber(1))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (inc.title.as_str(), inc.severity.as_str()),
+        ("Payments API timing out", "SEV2")
+    );
+    let kinds: Vec<(EntryKind, String)> = t
+        .timeline_kinds()
+        .await
+        .into_iter()
+        .map(|(k, _, text)| (k, text))
+        .collect();
+    assert!(
+        kinds.contains(&(EntryKind::Note, "Started after the 02:40 deploy".into())),
+        "{kinds:?}"
+    );
+
+    let update = json!({
+        "text": { "text": { "type": "plain_text_input", "value": "Failed over to the secondary" } },
+        "next": { "next": { "type": "plain_text_input", "value": "45m" } },
+    });
+    assert_eq!(
+        t.send
+            .interaction(submit("fb_update", "1:C_ORIGIN", update))
+            .await
+            .status(),
+        200
+    );
+    let bad_next = json!({ "text": { "text": { "type": "plain_text_input", "value": "x" } }, "next": { "next": { "type": "plain_text_input", "value": "soon" } } });
+    let body: Value = t
+        .send
+        .interaction(submit("fb_update", "1:C_ORIGIN", bad_next))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        body["errors"]["text"]
+            .as_str()
+            .unwrap()
+            .contains("not a duration"),
+        "{body}"
+    );
+    t.settle().await;
+    let inc = t
+        .app
+        .app
+        .store
+        .incident_by_number(IncidentNumber(1))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        inc.next_update_due.unwrap() - inc.last_update_at.unwrap(),
+        chrono::Duration::minutes(45)
     );
 }

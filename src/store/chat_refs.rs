@@ -40,6 +40,7 @@ impl Store {
 
     /// Records (or replaces) a reference.
     pub async fn put_chat_ref(&self, r: &ChatRef) -> anyhow::Result<()> {
+        let mut tx = self.begin().await?;
         sqlx::query(
             "INSERT INTO chat_refs (incident_id, platform, role, channel_id, message_id, created_at) \
              VALUES ($1, $2, $3, $4, $5, $6) \
@@ -51,9 +52,9 @@ impl Store {
         .bind(&r.channel_id)
         .bind(&r.message_id)
         .bind(to_ms(Utc::now()))
-        .execute(self.pool())
+        .execute(&mut *tx.inner)
         .await?;
-        Ok(())
+        tx.commit().await
     }
 
     /// The incident whose channel this is, if any.
@@ -75,24 +76,27 @@ impl Store {
 
     /// Records an inbound delivery; `false` if it was seen before (a retry to ignore).
     pub async fn first_delivery(&self, source: &str, id: &str) -> anyhow::Result<bool> {
+        let mut tx = self.begin().await?;
         let done = sqlx::query(
             "INSERT INTO inbound_seen (source, id, received_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
         )
         .bind(source)
         .bind(id)
         .bind(to_ms(Utc::now()))
-        .execute(self.pool())
+        .execute(&mut *tx.inner)
         .await?;
+        tx.commit().await?;
         Ok(done.rows_affected() == 1)
     }
 
     /// Forgets a delivery whose handling failed, so the platform's retry is processed.
     pub async fn forget_delivery(&self, source: &str, id: &str) -> anyhow::Result<()> {
+        let mut tx = self.begin().await?;
         sqlx::query("DELETE FROM inbound_seen WHERE source = $1 AND id = $2")
             .bind(source)
             .bind(id)
-            .execute(self.pool())
+            .execute(&mut *tx.inner)
             .await?;
-        Ok(())
+        tx.commit().await
     }
 }

@@ -140,12 +140,14 @@ impl Store {
                ORDER BY e.run_at, e.id LIMIT $3{skip_locked}) \
              RETURNING {COLUMNS}"
         );
+        let mut tx = self.begin().await?;
         let rows: Vec<EffectRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
             .bind(lease_until)
             .bind(now_ms)
             .bind(limit)
-            .fetch_all(self.pool())
+            .fetch_all(&mut *tx.inner)
             .await?;
+        tx.commit().await?;
         rows.into_iter().map(Effect::try_from).collect()
     }
 
@@ -210,6 +212,7 @@ impl Store {
         error: Option<&str>,
         refund: bool,
     ) -> anyhow::Result<()> {
+        let mut tx = self.begin().await?;
         sqlx::query(
             "UPDATE effects SET state = 'pending', run_at = $1, last_error = COALESCE($2, last_error), lease_until = NULL, \
              attempts = attempts - $3, updated_at = $4 WHERE id = $5 AND state = 'running'",
@@ -219,23 +222,25 @@ impl Store {
         .bind(i64::from(refund))
         .bind(to_ms(Utc::now()))
         .bind(id)
-        .execute(self.pool())
+        .execute(&mut *tx.inner)
         .await?;
-        Ok(())
+        tx.commit().await
     }
 
     /// Re-queues a failed effect with a fresh attempt budget. Returns `false` if there is no
     /// failed effect with that id.
     pub async fn retry_effect(&self, id: i64) -> anyhow::Result<bool> {
         let now = to_ms(Utc::now());
+        let mut tx = self.begin().await?;
         let done = sqlx::query(
             "UPDATE effects SET state = 'pending', attempts = 0, run_at = $1, updated_at = $1 \
              WHERE id = $2 AND state = 'failed'",
         )
         .bind(now)
         .bind(id)
-        .execute(self.pool())
+        .execute(&mut *tx.inner)
         .await?;
+        tx.commit().await?;
         Ok(done.rows_affected() == 1)
     }
 

@@ -2,8 +2,8 @@
 //! URL, per-method rate tiers, and the mapping of every failure onto the effects queue's
 //! retry policy.
 //!
-//! slack-morphism's own rate controller paces calls by Slack's published method tiers; its
-//! own retries are off (`max_retries = 0`) because the durable queue owns retrying: a retry
+//! Calls are paced by Slack's published method tiers ([`SlackRateLimits`]); slack-morphism
+//! itself neither throttles nor retries, because the durable queue owns retrying: a retry
 //! that survives a restart beats one held in memory.
 
 use std::future::Future;
@@ -14,6 +14,7 @@ use secrecy::{ExposeSecret, SecretString};
 use slack_morphism::errors::SlackClientError;
 use slack_morphism::prelude::*;
 
+use super::ratelimit::SlackRateLimits;
 use crate::effects::handler::EffectError;
 
 /// Where the Slack Web API lives unless `SLACK_API_URL` says otherwise.
@@ -34,6 +35,7 @@ pub struct SlackApi {
     client: Arc<SlackHyperClient>,
     token: SlackApiToken,
     timeout: Duration,
+    limits: Arc<SlackRateLimits>,
 }
 
 impl SlackApi {
@@ -44,27 +46,31 @@ impl SlackApi {
             .enable_http1()
             .enable_http2()
             .build();
-        let rate_control = SlackApiRateControlConfig::new()
-            .with_max_retries(0)
-            .with_max_delay_timeout(Duration::from_secs(30));
         let connector = SlackClientHyperConnector::with_connector(https)
-            .with_slack_api_url(api_url.trim_end_matches('/'))
-            .with_rate_control(rate_control);
+            .with_slack_api_url(api_url.trim_end_matches('/'));
         Ok(Self {
             client: Arc::new(SlackClient::new(connector)),
             token: SlackApiToken::new(SlackApiTokenValue::new(
                 bot_token.expose_secret().to_string(),
             )),
             timeout,
+            limits: Arc::new(SlackRateLimits::default()),
         })
     }
 
-    /// Runs one API call with a timeout; `method` names it in errors.
-    pub async fn call<'a, T, F, Fut>(&'a self, method: &str, f: F) -> Result<T, SlackCallError>
+    /// Runs one API call, paced by its rate tier (per `channel` for posts), with a timeout;
+    /// `method` names it in errors.
+    pub async fn call<'a, T, F, Fut>(
+        &'a self,
+        method: &str,
+        channel: Option<&str>,
+        f: F,
+    ) -> Result<T, SlackCallError>
     where
         F: FnOnce(SlackClientSession<'a, SlackClientHyperHttpsConnector>) -> Fut,
         Fut: Future<Output = Result<T, SlackClientError>> + 'a,
     {
+        self.limits.wait(method, channel).await;
         let session = self.client.open_session(&self.token);
         match tokio::time::timeout(self.timeout, f(session)).await {
             Ok(Ok(v)) => Ok(v),

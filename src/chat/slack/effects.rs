@@ -115,7 +115,7 @@ impl SlackEffects {
                 .with_is_private(self.config.private_channels);
             match self
                 .api
-                .call("conversations.create", |s| async move {
+                .call("conversations.create", None, |s| async move {
                     s.conversations_create(&req).await
                 })
                 .await
@@ -161,7 +161,7 @@ impl SlackEffects {
             SlackApiConversationsInviteRequest::new(SlackChannelId::new(channel.into()), users);
         match self
             .api
-            .call("conversations.invite", |s| async move {
+            .call("conversations.invite", None, |s| async move {
                 s.conversations_invite(&req).await
             })
             .await
@@ -194,7 +194,7 @@ impl SlackEffects {
             topic.clone(),
         );
         self.api
-            .call("conversations.setTopic", |s| async move {
+            .call("conversations.setTopic", None, |s| async move {
                 s.conversations_set_topic(&req).await
             })
             .await?;
@@ -221,7 +221,7 @@ impl SlackEffects {
         let req = SlackApiPinsAddRequest::new(channel_id, SlackTs::new(ts));
         match self
             .api
-            .call("pins.add", |s| async move { s.pins_add(&req).await })
+            .call("pins.add", None, |s| async move { s.pins_add(&req).await })
             .await
         {
             Ok(_) => Ok(true),
@@ -314,7 +314,11 @@ impl SlackEffects {
             view,
         );
         self.api
-            .call("views.open", |s| async move { s.views_open(&req).await })
+            .call(
+                "views.open",
+                None,
+                |s| async move { s.views_open(&req).await },
+            )
             .await?;
         Ok(None)
     }
@@ -326,7 +330,7 @@ impl SlackEffects {
             SlackMessageContent::new().with_text(payload_str(effect, "text")?),
         );
         self.api
-            .call("chat.postEphemeral", |s| async move {
+            .call("chat.postEphemeral", None, |s| async move {
                 s.chat_post_ephemeral(&req).await
             })
             .await?;
@@ -346,7 +350,7 @@ impl SlackEffects {
         );
         let link = self
             .api
-            .call("chat.getPermalink", |s| async move {
+            .call("chat.getPermalink", None, |s| async move {
                 s.chat_get_permalink(&req).await
             })
             .await?;
@@ -380,7 +384,7 @@ impl SlackEffects {
             .with_limit(1);
         let history = self
             .api
-            .call("conversations.history", |s| async move {
+            .call("conversations.history", None, |s| async move {
                 s.conversations_history(&req).await
             })
             .await?;
@@ -390,7 +394,7 @@ impl SlackEffects {
             let req = SlackApiConversationsRepliesRequest::new(ch, SlackTs::new(ts.into()));
             messages = self
                 .api
-                .call("conversations.replies", |s| async move {
+                .call("conversations.replies", None, |s| async move {
                     s.conversations_replies(&req).await
                 })
                 .await?
@@ -410,13 +414,14 @@ impl SlackEffects {
         content: SlackMessageContent,
         thread: Option<String>,
     ) -> Result<String, EffectError> {
+        let key = channel.to_string();
         let mut req = SlackApiChatPostMessageRequest::new(channel, content);
         if let Some(ts) = thread {
             req = req.with_thread_ts(SlackTs::new(ts));
         }
         let resp = self
             .api
-            .call("chat.postMessage", |s| async move {
+            .call("chat.postMessage", Some(&key), |s| async move {
                 s.chat_post_message(&req).await
             })
             .await?;
@@ -431,7 +436,11 @@ impl SlackEffects {
     ) -> Result<(), EffectError> {
         let req = SlackApiChatUpdateRequest::new(channel, content, SlackTs::new(ts));
         self.api
-            .call("chat.update", |s| async move { s.chat_update(&req).await })
+            .call(
+                "chat.update",
+                None,
+                |s| async move { s.chat_update(&req).await },
+            )
             .await?;
         Ok(())
     }

@@ -6,6 +6,7 @@
 //! - [`routes`]: the three endpoints.
 //! - [`planner`]: which effects each incident change needs on Slack.
 //! - [`effects`]: running those effects idempotently through [`api`].
+//! - [`ratelimit`]: pacing by Slack's method tiers.
 //! - [`blocks`]: Block Kit for the card, the live notice and the modals.
 //! - [`config`]: `[slack]` and the Slack secrets.
 
@@ -15,6 +16,7 @@ pub mod config;
 pub mod effects;
 pub mod inbound;
 pub mod planner;
+pub mod ratelimit;
 pub mod routes;
 pub mod verify;
 

@@ -1,0 +1,153 @@
+//! `[github]` in the config, and the GitHub secrets from the environment.
+
+use std::time::Duration;
+
+use secrecy::SecretString;
+use serde::Deserialize;
+
+use crate::incident::model::Severity;
+
+/// Where the GitHub REST API lives unless `GITHUB_API_URL` says otherwise.
+pub const DEFAULT_GITHUB_API_URL: &str = "https://api.github.com";
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GitHubConfig {
+    /// Repositories to freeze: `owner/repo`, or `owner/*` for every repository of an org.
+    pub repos: Vec<String>,
+    /// Branches to freeze; empty means each repository's default branch.
+    pub branches: Vec<String>,
+    /// Freeze `owner/*` scopes with one organization ruleset (needs a plan with org rulesets).
+    pub org_rulesets: bool,
+    /// Who may still push to a frozen branch (a hotfix team, a release app).
+    pub bypass: Vec<BypassActor>,
+    /// Severities whose declaration freezes merges.
+    pub auto_freeze: Vec<Severity>,
+    /// When an incident's freeze is lifted on its own.
+    pub auto_unfreeze_on: AutoUnfreeze,
+    /// How far back "what did we change last?" looks when an incident is declared.
+    pub recent_changes_hours: u32,
+    /// How often the reconciler re-checks GitHub for drift.
+    #[serde(with = "humantime_serde")]
+    pub reconcile_interval: Duration,
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+    pub pacing: Pacing,
+}
+
+impl Default for GitHubConfig {
+    fn default() -> Self {
+        Self {
+            repos: Vec::new(),
+            branches: Vec::new(),
+            org_rulesets: false,
+            bypass: Vec::new(),
+            auto_freeze: Vec::new(),
+            auto_unfreeze_on: AutoUnfreeze::Resolved,
+            recent_changes_hours: 24,
+            reconcile_interval: Duration::from_secs(180),
+            timeout: Duration::from_secs(10),
+            pacing: Pacing::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AutoUnfreeze {
+    Resolved,
+    Never,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BypassActor {
+    pub actor_id: u64,
+    /// `Team`, `Integration` (a GitHub App), `RepositoryRole` or `OrganizationAdmin`.
+    pub actor_type: String,
+    #[serde(default = "always")]
+    pub bypass_mode: String,
+}
+
+fn always() -> String {
+    "always".into()
+}
+
+/// GitHub's secondary limits on content-creating requests, which firebreak stays under.
+/// `minute` exists so tests can scale time down; the hour is always 60 of them.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Pacing {
+    pub per_minute: u32,
+    pub per_hour: u32,
+    pub max_concurrent: u32,
+    #[serde(with = "humantime_serde")]
+    pub minute: Duration,
+}
+
+impl Default for Pacing {
+    fn default() -> Self {
+        Self {
+            per_minute: 80,
+            per_hour: 500,
+            max_concurrent: 100,
+            minute: Duration::from_secs(60),
+        }
+    }
+}
+
+/// GitHub credentials from the environment: a token, or a GitHub App.
+#[derive(Clone)]
+pub struct GitHubSecrets {
+    pub api_url: String,
+    pub auth: GitHubAuth,
+    /// `GITHUB_WEBHOOK_SECRET`, comma-separated to allow rotation.
+    pub webhook_secrets: Vec<SecretString>,
+}
+
+#[derive(Clone)]
+pub enum GitHubAuth {
+    Token(SecretString),
+    App {
+        app_id: String,
+        private_key: SecretString,
+        installation_id: Option<u64>,
+    },
+}
+
+impl GitHubSecrets {
+    /// `Ok(None)` when GitHub is not configured.
+    pub fn from_env() -> Result<Option<Self>, String> {
+        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
+        let api_url = var("GITHUB_API_URL").unwrap_or_else(|| DEFAULT_GITHUB_API_URL.into());
+        let webhook_secrets = var("GITHUB_WEBHOOK_SECRET")
+            .map(|s| s.split(',').map(|p| SecretString::from(p.trim().to_string())).collect())
+            .unwrap_or_default();
+        let auth = match (var("GITHUB_TOKEN"), var("GITHUB_APP_ID"), var("GITHUB_APP_PRIVATE_KEY")) {
+            (Some(token), None, _) => GitHubAuth::Token(token.into()),
+            (None, Some(app_id), Some(key)) => GitHubAuth::App {
+                app_id,
+                private_key: key.replace("\\n", "\n").into(),
+                installation_id: match var("GITHUB_APP_INSTALLATION_ID") {
+                    Some(v) => Some(v.parse().map_err(|_| "GITHUB_APP_INSTALLATION_ID must be a number".to_string())?),
+                    None => None,
+                },
+            },
+            (None, None, None) => return Ok(None),
+            (Some(_), Some(_), _) => return Err("set GITHUB_TOKEN or GITHUB_APP_ID, not both".into()),
+            (None, Some(_), None) => return Err("GITHUB_APP_ID is set but GITHUB_APP_PRIVATE_KEY is not".into()),
+            (None, None, Some(_)) => return Err("GITHUB_APP_PRIVATE_KEY is set but GITHUB_APP_ID is not".into()),
+        };
+        Ok(Some(Self {
+            api_url: api_url.trim_end_matches('/').to_string(),
+            auth,
+            webhook_secrets,
+        }))
+    }
+}
+
+impl std::fmt::Debug for GitHubSecrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GitHubSecrets").field("api_url", &self.api_url).finish_non_exhaustive()
+    }
+}
