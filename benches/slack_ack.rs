@@ -53,6 +53,7 @@ async fn run() {
             bot_token: "xoxb-bench".to_string().into(),
             api_url: slack.url.clone(),
         }),
+        github: None,
     };
     let app = App::with_store(config, store, integrations).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

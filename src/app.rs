@@ -14,6 +14,12 @@ use crate::chat::slack::{SlackEdge, SlackSecrets};
 use crate::config::{Config, ConfigError, Runtime};
 use crate::effects::planner::EffectPlanner;
 use crate::effects::worker::Worker;
+use crate::github::GitHubSecrets;
+use crate::github::client::GitHubClient;
+use crate::github::config::AutoUnfreeze;
+use crate::github::reconcile::GitHubEffects;
+use crate::github::webhook::GitHubEdge;
+use crate::incident::freeze::{FreezeSettings, reconcile_effect};
 use crate::incident::{IncidentService, Policy};
 use crate::notify::WebhookPlanner;
 use crate::notify::webhook::{WebhookNotifier, http_client};
@@ -28,18 +34,23 @@ pub struct App {
     pub worker: Arc<Worker>,
     /// Present when Slack is configured (`SLACK_SIGNING_SECRET` and `SLACK_BOT_TOKEN`).
     pub slack: Option<Arc<SlackEdge>>,
+    /// Present when GitHub is configured (`GITHUB_TOKEN` or a GitHub App).
+    pub github: Option<Arc<GitHubEdge>>,
+    pub github_client: Option<Arc<GitHubClient>>,
 }
 
 /// The external integrations switched on by secrets in the environment.
 #[derive(Debug, Clone, Default)]
 pub struct Integrations {
     pub slack: Option<SlackSecrets>,
+    pub github: Option<GitHubSecrets>,
 }
 
 impl Integrations {
     pub fn from_env() -> Result<Self, ConfigError> {
         Ok(Self {
             slack: SlackSecrets::from_env().map_err(ConfigError)?,
+            github: GitHubSecrets::from_env().map_err(ConfigError)?,
         })
     }
 }
@@ -79,11 +90,32 @@ impl App {
                 config: config.slack.clone(),
             }));
         }
+        let github_client = match &integrations.github {
+            Some(gh) => Some(Arc::new(GitHubClient::new(
+                gh,
+                &config.github.pacing,
+                config.github.timeout,
+            )?)),
+            None => None,
+        };
+        if let Some(client) = &github_client {
+            worker = worker.with_handler(Arc::new(GitHubEffects {
+                client: Arc::clone(client),
+                store: store.clone(),
+                config: config.github.clone(),
+                slack: integrations.slack.is_some(),
+            }));
+        }
         let policy = Policy {
             permissions: config.permissions.clone(),
             planners,
             cadence: Box::new(config.incident.update_cadence.clone()),
             max_attempts: config.effects.max_attempts,
+            freeze: integrations.github.as_ref().map(|_| FreezeSettings {
+                scopes: config.github.repos.clone(),
+                auto_freeze: config.github.auto_freeze.clone(),
+                auto_unfreeze: config.github.auto_unfreeze_on == AutoUnfreeze::Resolved,
+            }),
         };
         let service = IncidentService::new(store.clone(), policy, wake);
         let slack = integrations.slack.map(|s| {
@@ -93,18 +125,32 @@ impl App {
                 signing_secret: s.signing_secret,
             })
         });
+        let github = integrations.github.map(|g| {
+            Arc::new(GitHubEdge {
+                service: service.clone(),
+                secrets: g.webhook_secrets,
+            })
+        });
         Ok(Self {
             config: Arc::new(config),
             store,
             service,
             worker: Arc::new(worker),
             slack,
+            github,
+            github_client,
         })
     }
 
     /// Replaces the clock everywhere the service is used (tests drive time by hand).
     pub fn with_clock(mut self, clock: Arc<dyn crate::incident::clock::Clock>) -> Self {
         self.service = self.service.clone().with_clock(clock);
+        self.github = self.github.map(|edge| {
+            Arc::new(GitHubEdge {
+                service: self.service.clone(),
+                secrets: edge.secrets.clone(),
+            })
+        });
         self.slack = self.slack.map(|edge| {
             Arc::new(SlackEdge {
                 service: self.service.clone(),
@@ -128,6 +174,7 @@ impl App {
         shutdown: CancellationToken,
     ) -> anyhow::Result<()> {
         let worker = tokio::spawn(Arc::clone(&self.worker).run(shutdown.clone()));
+        let reconciles = tokio::spawn(reconcile_every(self.clone(), shutdown.clone()));
         let reminders = tokio::spawn(remind_until(
             self.service.clone(),
             self.config.incident.reminder_interval,
@@ -140,6 +187,7 @@ impl App {
             .with_graceful_shutdown(shutdown.clone().cancelled_owned())
             .await?;
         reminders.abort();
+        reconciles.abort();
         if tokio::time::timeout(grace, worker).await.is_err() {
             tracing::warn!(grace = ?grace, "effects still running at the end of the shutdown grace; they will be retried");
         }
@@ -165,6 +213,44 @@ async fn remind_until(
             Ok(n) => tracing::info!(incidents = n, "sent overdue-update reminders"),
             Err(e) => tracing::error!(error = %e, "checking for overdue updates failed"),
         }
+    }
+}
+
+/// Queues a reconcile every `github.reconcile_interval` while anything is (or was) frozen,
+/// so drift such as a hand-deleted ruleset is repaired. The queue's FIFO group and the
+/// Postgres advisory lock keep replicas from reconciling at once.
+async fn reconcile_every(app: App, shutdown: CancellationToken) {
+    if app.github_client.is_none() {
+        return;
+    }
+    let interval = app.config.github.reconcile_interval;
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(interval) => {}
+        }
+        if let Err(e) = app.queue_reconcile().await {
+            tracing::error!(error = %format!("{e:#}"), "queueing a periodic reconcile failed");
+        }
+    }
+}
+
+impl App {
+    /// Queues one reconcile now (if any freeze state exists and none is already waiting).
+    pub async fn queue_reconcile(&self) -> anyhow::Result<()> {
+        if self.store.freeze_scopes().await?.is_empty() {
+            return Ok(());
+        }
+        let generation = self.store.freeze_generation().await?;
+        let mut effect = reconcile_effect(generation, None);
+        let bucket = chrono::Utc::now().timestamp()
+            / self.config.github.reconcile_interval.as_secs().max(1) as i64;
+        effect.idempotency_key = format!("{}:periodic:{bucket}", effect.kind);
+        self.service
+            .enqueue(&effect)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        Ok(())
     }
 }
 

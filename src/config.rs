@@ -15,6 +15,7 @@ use crate::app::Integrations;
 use crate::chat::slack::SlackConfig;
 use crate::effects::backoff::Backoff;
 use crate::effects::worker::WorkerConfig;
+use crate::github::GitHubConfig;
 use crate::incident::model::Severity;
 use crate::incident::permissions::Permissions;
 use crate::incident::rules::UpdateCadence;
@@ -31,6 +32,7 @@ pub struct Config {
     pub permissions: Permissions,
     pub notify: NotifyConfig,
     pub slack: SlackConfig,
+    pub github: GitHubConfig,
 }
 
 #[derive(Debug, Deserialize)]

@@ -10,6 +10,7 @@
 //!   Slack-compatible incoming webhooks.
 //! - [`store`]: sqlx on SQLite (embedded default) or Postgres (several replicas), same SQL.
 //! - [`chat`]: Slack (slash commands, events, interactivity, Block Kit, Web API effects).
+//! - [`github`]: the merge freeze: rulesets, PR statuses, reconciler, webhook.
 //! - [`http`]: the axum router: health, readiness, the JSON API.
 //! - [`config`]: `firebreak.toml` plus environment; secrets only from the environment.
 //! - [`app`]: wires it all together and runs until shutdown.
@@ -20,6 +21,7 @@ pub mod chat;
 pub mod cli;
 pub mod config;
 pub mod effects;
+pub mod github;
 pub mod http;
 pub mod incident;
 pub mod notify;

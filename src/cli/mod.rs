@@ -37,6 +37,11 @@ pub enum TopCommand {
     /// Declare and work incidents, with the same grammar as chat.
     #[command(after_help = crate::incident::command::HELP)]
     Incident(IncidentArgs),
+    /// Freeze merges through GitHub: `freeze [owner/repo …] [--reason …]`, `freeze status`,
+    /// `freeze exempt owner/repo#123 --reason …`.
+    Freeze(IncidentArgs),
+    /// Lift a merge freeze: `unfreeze [owner/repo …]`.
+    Unfreeze(IncidentArgs),
     /// Inspect and retry queued side effects.
     #[command(subcommand)]
     Effects(EffectsCommand),

@@ -24,6 +24,19 @@ pub fn reply_text(reply: &Reply) -> String {
                 out.push_str(&timeline_row(e, incident.declared_at));
             }
         }
+        ReplyBody::Freeze { targets, .. } if !targets.is_empty() => {
+            out.push_str("\nTARGET                          WANTED    ACTUAL    VERIFIED             ERROR\n");
+            for t in targets {
+                out.push_str(&format!(
+                    "{:<31} {:<9} {:<9} {:<20} {}\n",
+                    t.target,
+                    t.desired,
+                    t.actual,
+                    t.verified().format("%Y-%m-%d %H:%M:%S"),
+                    t.last_error.as_deref().unwrap_or("-")
+                ));
+            }
+        }
         _ => {}
     }
     out.trim_end().to_string()
@@ -44,7 +57,7 @@ pub fn reply_json(reply: &Reply) -> serde_json::Result<String> {
         ReplyBody::Incident { incident, timeline } => serde_json::to_string_pretty(
             &IncidentView::new((**incident).clone(), Some(timeline.clone())),
         ),
-        ReplyBody::None => serde_json::to_string_pretty(reply),
+        ReplyBody::None | ReplyBody::Freeze { .. } => serde_json::to_string_pretty(reply),
     }
 }
 

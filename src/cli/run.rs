@@ -56,7 +56,9 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     let app = App::build(config, &runtime).await?;
     match cli.command {
         TopCommand::Serve => serve(app, &runtime).await,
-        TopCommand::Incident(args) => incident(&app, args).await,
+        TopCommand::Incident(args) => incident(&app, args.words).await,
+        TopCommand::Freeze(args) => incident(&app, prefixed("freeze", args)).await,
+        TopCommand::Unfreeze(args) => incident(&app, prefixed("unfreeze", args)).await,
         TopCommand::Effects(cmd) => effects(&app, cmd).await,
         TopCommand::Config(_) | TopCommand::Migrate => unreachable!("handled above"),
     }
@@ -76,11 +78,16 @@ async fn serve(app: App, runtime: &Runtime) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-async fn incident(app: &App, args: IncidentArgs) -> anyhow::Result<ExitCode> {
-    let json = take_flag(&args.words, "--json");
-    let no_wait = take_flag(&args.words, "--no-wait");
-    let words: Vec<&String> = args
-        .words
+fn prefixed(verb: &str, args: IncidentArgs) -> Vec<String> {
+    std::iter::once(verb.to_string())
+        .chain(args.words)
+        .collect()
+}
+
+async fn incident(app: &App, words: Vec<String>) -> anyhow::Result<ExitCode> {
+    let json = take_flag(&words, "--json");
+    let no_wait = take_flag(&words, "--no-wait");
+    let words: Vec<&String> = words
         .iter()
         .filter(|w| *w != "--json" && *w != "--no-wait")
         .collect();

@@ -26,7 +26,11 @@ pub fn app_jwt(app_id: &str, key: &EncodingKey, now: DateTime<Utc>) -> anyhow::R
         exp: (now + Duration::minutes(9)).timestamp(),
         iss: app_id.to_string(),
     };
-    Ok(jsonwebtoken::encode(&Header::new(Algorithm::RS256), &claims, key)?)
+    Ok(jsonwebtoken::encode(
+        &Header::new(Algorithm::RS256),
+        &claims,
+        key,
+    )?)
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -44,9 +48,15 @@ pub struct AppAuth {
 }
 
 impl AppAuth {
-    pub fn new(app_id: &str, private_key: &SecretString, installation_id: Option<u64>) -> anyhow::Result<Self> {
-        let key = EncodingKey::from_rsa_pem(private_key.expose_secret().as_bytes())
-            .map_err(|_| anyhow::anyhow!("GITHUB_APP_PRIVATE_KEY is not an RSA private key in PEM form"))?;
+    pub fn new(
+        app_id: &str,
+        private_key: &SecretString,
+        installation_id: Option<u64>,
+    ) -> anyhow::Result<Self> {
+        let key =
+            EncodingKey::from_rsa_pem(private_key.expose_secret().as_bytes()).map_err(|_| {
+                anyhow::anyhow!("GITHUB_APP_PRIVATE_KEY is not an RSA private key in PEM form")
+            })?;
         Ok(Self {
             app_id: app_id.to_string(),
             key,
@@ -84,10 +94,23 @@ mod tests {
         let pem = include_str!("../../tests/fixtures/github-app-test-key.pem");
         let public = include_str!("../../tests/fixtures/github-app-test-key.pub.pem");
         let now = Utc::now();
-        let jwt = app_jwt("12345", &EncodingKey::from_rsa_pem(pem.as_bytes()).unwrap(), now).unwrap();
+        let jwt = app_jwt(
+            "12345",
+            &EncodingKey::from_rsa_pem(pem.as_bytes()).unwrap(),
+            now,
+        )
+        .unwrap();
         let mut validation = Validation::new(Algorithm::RS256);
         validation.set_issuer(&["12345"]);
-        let decoded = jsonwebtoken::decode::<serde_json::Value>(&jwt, &DecodingKey::from_rsa_pem(public.as_bytes()).unwrap(), &validation).unwrap();
-        assert_eq!(decoded.claims["exp"].as_i64().unwrap() - decoded.claims["iat"].as_i64().unwrap(), 600);
+        let decoded = jsonwebtoken::decode::<serde_json::Value>(
+            &jwt,
+            &DecodingKey::from_rsa_pem(public.as_bytes()).unwrap(),
+            &validation,
+        )
+        .unwrap();
+        assert_eq!(
+            decoded.claims["exp"].as_i64().unwrap() - decoded.claims["iat"].as_i64().unwrap(),
+            600
+        );
     }
 }

@@ -119,8 +119,15 @@ impl From<GhError> for EffectError {
     fn from(e: GhError) -> Self {
         let reason = e.to_string();
         match e {
-            GhError::Status { status, retry_after, .. } if retry_after.is_some() || status >= 500 || status == 401 => {
-                EffectError::Retryable { reason, retry_after }
+            GhError::Status {
+                status,
+                retry_after,
+                ..
+            } if retry_after.is_some() || status >= 500 || status == 401 => {
+                EffectError::Retryable {
+                    reason,
+                    retry_after,
+                }
             }
             GhError::Network(_) => EffectError::retryable(reason),
             _ => EffectError::permanent(reason),
@@ -150,10 +157,18 @@ pub struct GitHubClient {
 }
 
 impl GitHubClient {
-    pub fn new(secrets: &GitHubSecrets, pacing: &Pacing, timeout: Duration) -> anyhow::Result<Self> {
+    pub fn new(
+        secrets: &GitHubSecrets,
+        pacing: &Pacing,
+        timeout: Duration,
+    ) -> anyhow::Result<Self> {
         let auth = match &secrets.auth {
             GitHubAuth::Token(t) => Auth::Token(t.expose_secret().to_string()),
-            GitHubAuth::App { app_id, private_key, installation_id } => Auth::App(AppAuth::new(app_id, private_key, *installation_id)?),
+            GitHubAuth::App {
+                app_id,
+                private_key,
+                installation_id,
+            } => Auth::App(AppAuth::new(app_id, private_key, *installation_id)?),
         };
         Ok(Self {
             http: reqwest::Client::builder()
@@ -177,11 +192,16 @@ impl GitHubClient {
     }
 
     pub async fn org_repos(&self, org: &str) -> Result<Vec<Repo>, GhError> {
-        self.get_all(&format!("/orgs/{org}/repos?per_page=100")).await
+        self.get_all(&format!("/orgs/{org}/repos?per_page=100"))
+            .await
     }
 
     pub async fn rulesets(&self, scope: &RulesetScope) -> Result<Vec<RulesetSummary>, GhError> {
-        let query = if matches!(scope, RulesetScope::Repo(_)) { "?per_page=100&includes_parents=false" } else { "?per_page=100" };
+        let query = if matches!(scope, RulesetScope::Repo(_)) {
+            "?per_page=100&includes_parents=false"
+        } else {
+            "?per_page=100"
+        };
         self.get_all(&format!("{}{query}", scope.path())).await
     }
 
@@ -189,23 +209,43 @@ impl GitHubClient {
         self.get(&format!("{}/{id}", scope.path())).await
     }
 
-    pub async fn create_ruleset(&self, scope: &RulesetScope, body: &Value) -> Result<(u16, u64), GhError> {
+    pub async fn create_ruleset(
+        &self,
+        scope: &RulesetScope,
+        body: &Value,
+    ) -> Result<(u16, u64), GhError> {
         let resp = self.send(Method::POST, &scope.path(), Some(body)).await?;
         let status = resp.status().as_u16();
         let v: Value = decode(resp).await?;
         Ok((status, v["id"].as_u64().unwrap_or_default()))
     }
 
-    pub async fn update_ruleset(&self, scope: &RulesetScope, id: u64, body: &Value) -> Result<u16, GhError> {
-        Ok(self.send(Method::PUT, &format!("{}/{id}", scope.path()), Some(body)).await?.status().as_u16())
+    pub async fn update_ruleset(
+        &self,
+        scope: &RulesetScope,
+        id: u64,
+        body: &Value,
+    ) -> Result<u16, GhError> {
+        Ok(self
+            .send(Method::PUT, &format!("{}/{id}", scope.path()), Some(body))
+            .await?
+            .status()
+            .as_u16())
     }
 
     pub async fn delete_ruleset(&self, scope: &RulesetScope, id: u64) -> Result<u16, GhError> {
-        Ok(self.send(Method::DELETE, &format!("{}/{id}", scope.path()), None).await?.status().as_u16())
+        Ok(self
+            .send(Method::DELETE, &format!("{}/{id}", scope.path()), None)
+            .await?
+            .status()
+            .as_u16())
     }
 
     pub async fn open_pulls(&self, repo: &str, base: &str) -> Result<Vec<Pull>, GhError> {
-        self.get_all(&format!("/repos/{repo}/pulls?state=open&base={base}&per_page=100")).await
+        self.get_all(&format!(
+            "/repos/{repo}/pulls?state=open&base={base}&per_page=100"
+        ))
+        .await
     }
 
     pub async fn pull(&self, repo: &str, number: u64) -> Result<Pull, GhError> {
@@ -214,12 +254,30 @@ impl GitHubClient {
 
     /// The most recently updated closed pull requests (one page; merged ones carry `merged_at`).
     pub async fn recently_closed_pulls(&self, repo: &str) -> Result<Vec<Pull>, GhError> {
-        self.get(&format!("/repos/{repo}/pulls?state=closed&sort=updated&direction=desc&per_page=100")).await
+        self.get(&format!(
+            "/repos/{repo}/pulls?state=closed&sort=updated&direction=desc&per_page=100"
+        ))
+        .await
     }
 
-    pub async fn create_status(&self, repo: &str, sha: &str, state: &str, description: &str, context: &str) -> Result<u16, GhError> {
+    pub async fn create_status(
+        &self,
+        repo: &str,
+        sha: &str,
+        state: &str,
+        description: &str,
+        context: &str,
+    ) -> Result<u16, GhError> {
         let body = serde_json::json!({ "state": state, "description": truncate(description, 140), "context": context });
-        Ok(self.send(Method::POST, &format!("/repos/{repo}/statuses/{sha}"), Some(&body)).await?.status().as_u16())
+        Ok(self
+            .send(
+                Method::POST,
+                &format!("/repos/{repo}/statuses/{sha}"),
+                Some(&body),
+            )
+            .await?
+            .status()
+            .as_u16())
     }
 
     async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, GhError> {
@@ -239,18 +297,36 @@ impl GitHubClient {
         Ok(out)
     }
 
-    async fn send(&self, method: Method, path: &str, body: Option<&Value>) -> Result<reqwest::Response, GhError> {
-        let _permit = self.concurrency.acquire().await.map_err(|e| GhError::Network(e.to_string()))?;
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<reqwest::Response, GhError> {
+        let _permit = self
+            .concurrency
+            .acquire()
+            .await
+            .map_err(|e| GhError::Network(e.to_string()))?;
         if method != Method::GET {
             self.pacer.acquire().await;
         }
         let authorization = self.authorization().await?;
-        let url = if path.starts_with("http") { path.to_string() } else { format!("{}{path}", self.base) };
-        let mut req = self.request(method, &url).header(AUTHORIZATION, authorization);
+        let url = if path.starts_with("http") {
+            path.to_string()
+        } else {
+            format!("{}{path}", self.base)
+        };
+        let mut req = self
+            .request(method, &url)
+            .header(AUTHORIZATION, authorization);
         if let Some(body) = body {
             req = req.json(body);
         }
-        let resp = req.send().await.map_err(|e| GhError::Network(e.without_url().to_string()))?;
+        let resp = req
+            .send()
+            .await
+            .map_err(|e| GhError::Network(e.without_url().to_string()))?;
         self.track_rate(resp.headers());
         if resp.status().is_success() {
             return Ok(resp);
@@ -284,7 +360,8 @@ impl GitHubClient {
         if let Some(token) = app.fresh_token(now).await {
             return Ok(token);
         }
-        let jwt = app_jwt(&app.app_id, &app.key, now).map_err(|e| GhError::Decode(e.to_string()))?;
+        let jwt =
+            app_jwt(&app.app_id, &app.key, now).map_err(|e| GhError::Decode(e.to_string()))?;
         let bearer = format!("Bearer {jwt}");
         let id = match *app.installation_id.lock().await {
             Some(id) => id,
@@ -292,7 +369,12 @@ impl GitHubClient {
         };
         *app.installation_id.lock().await = Some(id);
         let url = format!("{}/app/installations/{id}/access_tokens", self.base);
-        let resp = self.request(Method::POST, &url).header(AUTHORIZATION, &bearer).send().await.map_err(|e| GhError::Network(e.without_url().to_string()))?;
+        let resp = self
+            .request(Method::POST, &url)
+            .header(AUTHORIZATION, &bearer)
+            .send()
+            .await
+            .map_err(|e| GhError::Network(e.without_url().to_string()))?;
         if !resp.status().is_success() {
             return Err(error_from(resp).await);
         }
@@ -303,18 +385,30 @@ impl GitHubClient {
 
     async fn discover_installation(&self, bearer: &str) -> Result<u64, GhError> {
         let url = format!("{}/app/installations", self.base);
-        let resp = self.request(Method::GET, &url).header(AUTHORIZATION, bearer).send().await.map_err(|e| GhError::Network(e.without_url().to_string()))?;
+        let resp = self
+            .request(Method::GET, &url)
+            .header(AUTHORIZATION, bearer)
+            .send()
+            .await
+            .map_err(|e| GhError::Network(e.without_url().to_string()))?;
         if !resp.status().is_success() {
             return Err(error_from(resp).await);
         }
         let list: Vec<Value> = decode(resp).await?;
-        list.first()
-            .and_then(|i| i["id"].as_u64())
-            .ok_or_else(|| GhError::Decode("the GitHub App has no installations; set GITHUB_APP_INSTALLATION_ID".into()))
+        list.first().and_then(|i| i["id"].as_u64()).ok_or_else(|| {
+            GhError::Decode(
+                "the GitHub App has no installations; set GITHUB_APP_INSTALLATION_ID".into(),
+            )
+        })
     }
 
     fn track_rate(&self, headers: &HeaderMap) {
-        let num = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<i64>().ok());
+        let num = |name: &str| {
+            headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<i64>().ok())
+        };
         let mut rate = self.rate.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(r) = num("x-ratelimit-remaining") {
             rate.remaining = u64::try_from(r).ok();
@@ -326,7 +420,10 @@ impl GitHubClient {
 }
 
 async fn decode<T: DeserializeOwned>(resp: reqwest::Response) -> Result<T, GhError> {
-    let bytes = resp.bytes().await.map_err(|e| GhError::Network(e.without_url().to_string()))?;
+    let bytes = resp
+        .bytes()
+        .await
+        .map_err(|e| GhError::Network(e.without_url().to_string()))?;
     serde_json::from_slice(&bytes).map_err(|e| GhError::Decode(e.to_string()))
 }
 
@@ -341,22 +438,40 @@ async fn error_from(resp: reqwest::Response) -> GhError {
         .ok()
         .and_then(|v| v["message"].as_str().map(str::to_string))
         .unwrap_or_else(|| status.canonical_reason().unwrap_or("error").to_string());
-    let retry_after = if status == StatusCode::FORBIDDEN || status == StatusCode::TOO_MANY_REQUESTS {
+    let retry_after = if status == StatusCode::FORBIDDEN || status == StatusCode::TOO_MANY_REQUESTS
+    {
         rate_limit_wait(&headers, Utc::now().timestamp())
     } else {
         None
     };
-    GhError::Status { status: status.as_u16(), message, retry_after }
+    GhError::Status {
+        status: status.as_u16(),
+        message,
+        retry_after,
+    }
 }
 
 fn rate_limit_wait(headers: &HeaderMap, now: i64) -> Option<Duration> {
-    let header = |name| headers.get(name).and_then(|v: &reqwest::header::HeaderValue| v.to_str().ok());
+    let header = |name| {
+        headers
+            .get(name)
+            .and_then(|v: &reqwest::header::HeaderValue| v.to_str().ok())
+    };
     if let Some(wait) = header(RETRY_AFTER).and_then(|v| parse_retry_after(v, SystemTime::now())) {
         return Some(wait);
     }
-    if header(reqwest::header::HeaderName::from_static("x-ratelimit-remaining")) == Some("0") {
-        let reset: i64 = header(reqwest::header::HeaderName::from_static("x-ratelimit-reset"))?.parse().ok()?;
-        return Some(Duration::from_secs(u64::try_from(reset - now).unwrap_or(0).max(1)));
+    if header(reqwest::header::HeaderName::from_static(
+        "x-ratelimit-remaining",
+    )) == Some("0")
+    {
+        let reset: i64 = header(reqwest::header::HeaderName::from_static(
+            "x-ratelimit-reset",
+        ))?
+        .parse()
+        .ok()?;
+        return Some(Duration::from_secs(
+            u64::try_from(reset - now).unwrap_or(0).max(1),
+        ));
     }
     None
 }
@@ -365,12 +480,21 @@ fn next_link(headers: &HeaderMap) -> Option<String> {
     let link = headers.get(LINK)?.to_str().ok()?;
     link.split(',').find_map(|part| {
         let (url, rel) = part.split_once(';')?;
-        rel.contains("rel=\"next\"").then(|| url.trim().trim_start_matches('<').trim_end_matches('>').to_string())
+        rel.contains("rel=\"next\"").then(|| {
+            url.trim()
+                .trim_start_matches('<')
+                .trim_end_matches('>')
+                .to_string()
+        })
     })
 }
 
 fn truncate(s: &str, max: usize) -> String {
-    if s.chars().count() <= max { s.to_string() } else { s.chars().take(max - 1).collect::<String>() + "…" }
+    if s.chars().count() <= max {
+        s.to_string()
+    } else {
+        s.chars().take(max - 1).collect::<String>() + "…"
+    }
 }
 
 #[cfg(test)]
@@ -382,8 +506,14 @@ mod tests {
     fn link_header_next() {
         let mut h = HeaderMap::new();
         h.insert(LINK, HeaderValue::from_static("<https://api.github.com/orgs/a/repos?page=2>; rel=\"next\", <https://api.github.com/orgs/a/repos?page=5>; rel=\"last\""));
-        assert_eq!(next_link(&h).as_deref(), Some("https://api.github.com/orgs/a/repos?page=2"));
-        h.insert(LINK, HeaderValue::from_static("<https://x/?page=1>; rel=\"prev\""));
+        assert_eq!(
+            next_link(&h).as_deref(),
+            Some("https://api.github.com/orgs/a/repos?page=2")
+        );
+        h.insert(
+            LINK,
+            HeaderValue::from_static("<https://x/?page=1>; rel=\"prev\""),
+        );
         assert_eq!(next_link(&h), None);
     }
 
@@ -400,11 +530,35 @@ mod tests {
 
     #[test]
     fn errors_map_to_retry_decisions() {
-        let limited = GhError::Status { status: 403, message: "secondary".into(), retry_after: Some(Duration::from_secs(3)) };
-        assert!(matches!(EffectError::from(limited), EffectError::Retryable { retry_after: Some(_), .. }));
-        let forbidden = GhError::Status { status: 403, message: "Resource not accessible".into(), retry_after: None };
-        assert!(matches!(EffectError::from(forbidden), EffectError::Permanent { .. }));
-        let down = GhError::Status { status: 502, message: "bad gateway".into(), retry_after: None };
-        assert!(matches!(EffectError::from(down), EffectError::Retryable { .. }));
+        let limited = GhError::Status {
+            status: 403,
+            message: "secondary".into(),
+            retry_after: Some(Duration::from_secs(3)),
+        };
+        assert!(matches!(
+            EffectError::from(limited),
+            EffectError::Retryable {
+                retry_after: Some(_),
+                ..
+            }
+        ));
+        let forbidden = GhError::Status {
+            status: 403,
+            message: "Resource not accessible".into(),
+            retry_after: None,
+        };
+        assert!(matches!(
+            EffectError::from(forbidden),
+            EffectError::Permanent { .. }
+        ));
+        let down = GhError::Status {
+            status: 502,
+            message: "bad gateway".into(),
+            retry_after: None,
+        };
+        assert!(matches!(
+            EffectError::from(down),
+            EffectError::Retryable { .. }
+        ));
     }
 }

@@ -121,23 +121,40 @@ impl GitHubSecrets {
         let var = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
         let api_url = var("GITHUB_API_URL").unwrap_or_else(|| DEFAULT_GITHUB_API_URL.into());
         let webhook_secrets = var("GITHUB_WEBHOOK_SECRET")
-            .map(|s| s.split(',').map(|p| SecretString::from(p.trim().to_string())).collect())
+            .map(|s| {
+                s.split(',')
+                    .map(|p| SecretString::from(p.trim().to_string()))
+                    .collect()
+            })
             .unwrap_or_default();
-        let auth = match (var("GITHUB_TOKEN"), var("GITHUB_APP_ID"), var("GITHUB_APP_PRIVATE_KEY")) {
-            (Some(token), None, _) => GitHubAuth::Token(token.into()),
-            (None, Some(app_id), Some(key)) => GitHubAuth::App {
-                app_id,
-                private_key: key.replace("\\n", "\n").into(),
-                installation_id: match var("GITHUB_APP_INSTALLATION_ID") {
-                    Some(v) => Some(v.parse().map_err(|_| "GITHUB_APP_INSTALLATION_ID must be a number".to_string())?),
-                    None => None,
+        let auth =
+            match (
+                var("GITHUB_TOKEN"),
+                var("GITHUB_APP_ID"),
+                var("GITHUB_APP_PRIVATE_KEY"),
+            ) {
+                (Some(token), None, _) => GitHubAuth::Token(token.into()),
+                (None, Some(app_id), Some(key)) => GitHubAuth::App {
+                    app_id,
+                    private_key: key.replace("\\n", "\n").into(),
+                    installation_id: match var("GITHUB_APP_INSTALLATION_ID") {
+                        Some(v) => Some(v.parse().map_err(|_| {
+                            "GITHUB_APP_INSTALLATION_ID must be a number".to_string()
+                        })?),
+                        None => None,
+                    },
                 },
-            },
-            (None, None, None) => return Ok(None),
-            (Some(_), Some(_), _) => return Err("set GITHUB_TOKEN or GITHUB_APP_ID, not both".into()),
-            (None, Some(_), None) => return Err("GITHUB_APP_ID is set but GITHUB_APP_PRIVATE_KEY is not".into()),
-            (None, None, Some(_)) => return Err("GITHUB_APP_PRIVATE_KEY is set but GITHUB_APP_ID is not".into()),
-        };
+                (None, None, None) => return Ok(None),
+                (Some(_), Some(_), _) => {
+                    return Err("set GITHUB_TOKEN or GITHUB_APP_ID, not both".into());
+                }
+                (None, Some(_), None) => {
+                    return Err("GITHUB_APP_ID is set but GITHUB_APP_PRIVATE_KEY is not".into());
+                }
+                (None, None, Some(_)) => {
+                    return Err("GITHUB_APP_PRIVATE_KEY is set but GITHUB_APP_ID is not".into());
+                }
+            };
         Ok(Some(Self {
             api_url: api_url.trim_end_matches('/').to_string(),
             auth,
@@ -148,6 +165,8 @@ impl GitHubSecrets {
 
 impl std::fmt::Debug for GitHubSecrets {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("GitHubSecrets").field("api_url", &self.api_url).finish_non_exhaustive()
+        f.debug_struct("GitHubSecrets")
+            .field("api_url", &self.api_url)
+            .finish_non_exhaustive()
     }
 }

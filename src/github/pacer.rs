@@ -28,7 +28,10 @@ impl Pacer {
     pub fn new(p: &Pacing) -> Self {
         let limit = |n: u32| ((f64::from(n) * HEADROOM).floor() as usize).max(1);
         Self {
-            windows: [(p.minute, limit(p.per_minute)), (p.minute * 60, limit(p.per_hour))],
+            windows: [
+                (p.minute, limit(p.per_minute)),
+                (p.minute * 60, limit(p.per_hour)),
+            ],
             sent: Mutex::new(VecDeque::new()),
         }
     }
@@ -39,7 +42,10 @@ impl Pacer {
             let mut sent = self.sent.lock().await;
             let now = Instant::now();
             let longest = self.windows.iter().map(|w| w.0).max().unwrap_or_default();
-            while sent.front().is_some_and(|t| now.saturating_duration_since(*t) >= longest) {
+            while sent
+                .front()
+                .is_some_and(|t| now.saturating_duration_since(*t) >= longest)
+            {
                 sent.pop_front();
             }
             let at = self.earliest_slot(&sent, now);
@@ -70,14 +76,18 @@ fn earliest_slot(windows: &[(Duration, usize)], sent: &VecDeque<Instant>, now: I
 /// The pacing floor GitHub's limits impose: the earliest the last of `n` content-creating
 /// requests may be sent, starting from an empty window, at exactly the documented limits.
 pub fn floor(p: &Pacing, n: usize) -> Duration {
-    let windows = [(p.minute, p.per_minute as usize), (p.minute * 60, p.per_hour as usize)];
+    let windows = [
+        (p.minute, p.per_minute as usize),
+        (p.minute * 60, p.per_hour as usize),
+    ];
     let start = Instant::now();
     let mut sent = VecDeque::new();
     for _ in 0..n {
         let at = earliest_slot(&windows, &sent, start);
         sent.push_back(at);
     }
-    sent.back().map_or(Duration::ZERO, |t| t.duration_since(start))
+    sent.back()
+        .map_or(Duration::ZERO, |t| t.duration_since(start))
 }
 
 #[cfg(test)]
@@ -85,12 +95,21 @@ mod tests {
     use super::*;
 
     fn pacing(per_minute: u32, per_hour: u32) -> Pacing {
-        Pacing { per_minute, per_hour, max_concurrent: 10, minute: Duration::from_secs(60) }
+        Pacing {
+            per_minute,
+            per_hour,
+            max_concurrent: 10,
+            minute: Duration::from_secs(60),
+        }
     }
 
     /// Counts the most sends in any half-open window of length `w`.
     fn max_in_window(times: &[Instant], w: Duration) -> usize {
-        times.iter().map(|t| times.iter().filter(|u| **u >= *t && **u < *t + w).count()).max().unwrap_or(0)
+        times
+            .iter()
+            .map(|t| times.iter().filter(|u| **u >= *t && **u < *t + w).count())
+            .max()
+            .unwrap_or(0)
     }
 
     #[tokio::test(start_paused = true)]

@@ -7,7 +7,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::app::App;
 use crate::incident::{Incident, IncidentNumber, Status, TimelineEntry};
@@ -160,4 +160,27 @@ fn internal(what: &str, e: anyhow::Error) -> Response {
         Json(json!({ "error": "internal error; see the server log" })),
     )
         .into_response()
+}
+
+/// Every freeze scope's wanted state and every target's verified state.
+pub async fn freeze_status(State(app): State<App>) -> Response {
+    let scopes = app.store.freeze_scopes().await;
+    let targets = app.store.freeze_targets().await;
+    match (scopes, targets) {
+        (Ok(scopes), Ok(targets)) => {
+            let targets: Vec<Value> = targets
+                .into_iter()
+                .map(|t| {
+                    let verified = t.verified().to_rfc3339();
+                    let mut v = serde_json::to_value(t).unwrap_or_default();
+                    v["verified_at"] = Value::String(verified);
+                    v
+                })
+                .collect();
+            let rate = app.github_client.as_ref().map(|c| c.rate());
+            Json(json!({ "scopes": scopes, "targets": targets, "github_rate_limit": rate }))
+                .into_response()
+        }
+        (Err(e), _) | (_, Err(e)) => internal("reading freeze state", e),
+    }
 }

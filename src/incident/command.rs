@@ -59,6 +59,23 @@ pub enum Command {
     },
     List,
     Help,
+    /// Freeze merges on the named scopes (or the configured ones).
+    Freeze {
+        target: Option<IncidentNumber>,
+        scopes: Vec<String>,
+        reason: Option<String>,
+    },
+    Unfreeze {
+        target: Option<IncidentNumber>,
+        scopes: Vec<String>,
+    },
+    FreezeStatus,
+    /// Let one pull request through a freeze.
+    FreezeExempt {
+        repo: String,
+        pr: u64,
+        reason: Option<String>,
+    },
 }
 
 impl Command {
@@ -76,6 +93,10 @@ impl Command {
             Self::Show { .. } => "show",
             Self::List => "list",
             Self::Help => "help",
+            Self::Freeze { .. } => "freeze",
+            Self::Unfreeze { .. } => "unfreeze",
+            Self::FreezeStatus => "freeze status",
+            Self::FreezeExempt { .. } => "freeze exempt",
         }
     }
 
@@ -89,8 +110,14 @@ impl Command {
             | Self::Assign { target, .. }
             | Self::Note { target, .. }
             | Self::Resolve { target, .. }
+            | Self::Freeze { target, .. }
+            | Self::Unfreeze { target, .. }
             | Self::Show { target } => *target,
-            Self::Declare { .. } | Self::List | Self::Help => None,
+            Self::Declare { .. }
+            | Self::List
+            | Self::Help
+            | Self::FreezeStatus
+            | Self::FreezeExempt { .. } => None,
         }
     }
 
@@ -104,17 +131,26 @@ impl Command {
             | Self::Assign { target, .. }
             | Self::Note { target, .. }
             | Self::Resolve { target, .. }
+            | Self::Freeze { target, .. }
+            | Self::Unfreeze { target, .. }
             | Self::Show { target } => {
                 target.get_or_insert(number);
             }
-            Self::Declare { .. } | Self::List | Self::Help => {}
+            Self::Declare { .. }
+            | Self::List
+            | Self::Help
+            | Self::FreezeStatus
+            | Self::FreezeExempt { .. } => {}
         }
         self
     }
 
     /// Whether the command changes anything (read-only commands skip permissions and effects).
     pub fn is_write(&self) -> bool {
-        !matches!(self, Self::Show { .. } | Self::List | Self::Help)
+        !matches!(
+            self,
+            Self::Show { .. } | Self::List | Self::Help | Self::FreezeStatus
+        )
     }
 }
 
@@ -145,6 +181,10 @@ Commands (name the incident as INC-42 when you are not in its channel):
   resolve [INC-n] [summary]
   show [INC-n]
   list
+  freeze [owner/repo|owner/* ...] [--reason <text>]   block merges (default: the configured repos)
+  unfreeze [owner/repo|owner/* ...]                   lift it (default: everything frozen)
+  freeze status
+  freeze exempt owner/repo#123 --reason <text>        let one pull request through
   help
 <when> is an RFC 3339 time (2026-11-22T03:10:00Z) or an age such as 15m (meaning 15 minutes ago).";
 
@@ -202,6 +242,11 @@ pub fn parse_words<S: AsRef<str>>(
         "show" => Command::Show { target },
         "list" => Command::List,
         "help" => Command::Help,
+        "freeze" => parse_freeze(&mut args, target)?,
+        "unfreeze" => Command::Unfreeze {
+            target,
+            scopes: parse_scopes(&mut args)?,
+        },
         _ => return Err(unknown_command(verb)),
     };
     args.finish(cmd.verb())?;
@@ -275,6 +320,74 @@ fn parse_assign(args: &mut Args<'_>, target: Option<IncidentNumber>) -> Result<C
     }
     args.words.clear();
     Ok(Command::Assign { target, role, user })
+}
+
+fn parse_freeze(args: &mut Args<'_>, target: Option<IncidentNumber>) -> Result<Command, UserError> {
+    match args.words.first().map(|w| w.to_ascii_lowercase()) {
+        Some(w) if w == "status" => {
+            args.words.remove(0);
+            Ok(Command::FreezeStatus)
+        }
+        Some(w) if w == "exempt" => {
+            args.words.remove(0);
+            let reason = args.option_rest("--reason");
+            let usage = "Use `freeze exempt owner/repo#123 --reason …`.";
+            let [pr_ref] = args.words.as_slice() else {
+                return Err(UserError::invalid(usage));
+            };
+            let (repo, pr) = pr_ref
+                .split_once('#')
+                .ok_or_else(|| UserError::invalid(usage))?;
+            let repo = parse_scope(repo)?;
+            if repo.ends_with("/*") {
+                return Err(UserError::invalid(usage));
+            }
+            let pr = pr.parse().map_err(|_| {
+                UserError::invalid(format!("\"{pr}\" is not a pull request number."))
+            })?;
+            args.words.clear();
+            Ok(Command::FreezeExempt { repo, pr, reason })
+        }
+        _ => {
+            let reason = args.option_rest("--reason");
+            Ok(Command::Freeze {
+                target,
+                scopes: parse_scopes(args)?,
+                reason,
+            })
+        }
+    }
+}
+
+fn parse_scopes(args: &mut Args<'_>) -> Result<Vec<String>, UserError> {
+    if let Some(flag) = args.words.iter().find(|w| is_flag(w)) {
+        return Err(UserError::invalid(format!("Unknown option {flag}.")));
+    }
+    let scopes = args
+        .words
+        .iter()
+        .map(|w| parse_scope(w))
+        .collect::<Result<Vec<_>, _>>()?;
+    args.words.clear();
+    Ok(scopes)
+}
+
+/// `owner/repo` or `owner/*`, in the characters GitHub allows.
+pub fn parse_scope(word: &str) -> Result<String, UserError> {
+    let ok_part = |p: &str| {
+        !p.is_empty()
+            && p.len() <= 100
+            && p.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+    };
+    match word.split_once('/') {
+        Some((owner, repo)) if ok_part(owner) && (repo == "*" || ok_part(repo)) => {
+            Ok(word.to_string())
+        }
+        _ => Err(UserError::invalid(format!(
+            "\"{word}\" is not a repository; write owner/repo or owner/*."
+        ))),
+    }
 }
 
 fn looks_like_severity(word: &str) -> bool {
@@ -368,6 +481,22 @@ impl<'a> Args<'a> {
             }
         }
         Ok(None)
+    }
+
+    /// `--name the rest of the words`, up to the next flag; free text such as a reason.
+    fn option_rest(&mut self, name: &str) -> Option<String> {
+        let i = self
+            .words
+            .iter()
+            .position(|w| w.eq_ignore_ascii_case(name))?;
+        let end = self.words[i + 1..]
+            .iter()
+            .position(|w| is_flag(w))
+            .map_or(self.words.len(), |p| i + 1 + p);
+        let text = self.words[i + 1..end].join(" ");
+        self.words.drain(i..end);
+        let text = strip_quotes(text.trim()).to_string();
+        (!text.is_empty()).then_some(text)
     }
 
     fn single(&mut self, verb: &str, what: &str) -> Result<String, UserError> {
@@ -560,6 +689,50 @@ mod tests {
         );
         assert!(chat("update INC-1 x --next 5s").is_err());
         assert!(chat("list extra").is_err());
+    }
+
+    #[test]
+    fn freeze_grammar() {
+        assert_eq!(
+            chat("freeze acme/api acme/* --reason Checkout is down").unwrap(),
+            Command::Freeze {
+                target: None,
+                scopes: vec!["acme/api".into(), "acme/*".into()],
+                reason: Some("Checkout is down".into())
+            }
+        );
+        assert_eq!(
+            chat("freeze").unwrap(),
+            Command::Freeze {
+                target: None,
+                scopes: vec![],
+                reason: None
+            }
+        );
+        assert_eq!(
+            chat("unfreeze INC-3 acme/api").unwrap(),
+            Command::Unfreeze {
+                target: Some(IncidentNumber(3)),
+                scopes: vec!["acme/api".into()]
+            }
+        );
+        assert_eq!(chat("freeze status").unwrap(), Command::FreezeStatus);
+        assert_eq!(
+            chat("freeze exempt acme/api#123 --reason hotfix for the outage").unwrap(),
+            Command::FreezeExempt {
+                repo: "acme/api".into(),
+                pr: 123,
+                reason: Some("hotfix for the outage".into())
+            }
+        );
+        assert!(
+            chat("freeze not-a-repo")
+                .unwrap_err()
+                .to_string()
+                .contains("owner/repo")
+        );
+        assert!(chat("freeze exempt acme/api#x").is_err());
+        assert!(chat("freeze exempt acme/*#1").is_err());
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! - [`model`]: the incident, its severity, status, roles, and the checked state machine.
 //! - [`command`]: the one chat/CLI grammar.
 //! - [`rules`]: pure decisions (new state, timeline entries, announcements).
+//! - [`freeze`]: merge freezes as wanted state with generations.
 //! - [`service`]: applies a command in one transaction with compare-and-set.
 //! - [`timeline`]: append-only entries and T+ offsets.
 //! - [`permissions`]: actors and who may declare, freeze and resolve.
@@ -14,6 +15,7 @@
 pub mod clock;
 pub mod command;
 pub mod error;
+pub mod freeze;
 pub mod model;
 pub mod permissions;
 pub mod reply;

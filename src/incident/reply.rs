@@ -28,6 +28,10 @@ pub enum ReplyBody {
     List {
         incidents: Vec<Incident>,
     },
+    Freeze {
+        scopes: Vec<crate::store::FreezeScope>,
+        targets: Vec<crate::store::FreezeTarget>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -54,6 +54,9 @@ pub trait UpdateCadence {
 pub fn required_permission(cmd: &Command) -> Option<Action> {
     match cmd {
         Command::Declare { .. } => Some(Action::Declare),
+        Command::Freeze { .. } | Command::Unfreeze { .. } | Command::FreezeExempt { .. } => {
+            Some(Action::Freeze)
+        }
         Command::Resolve { .. }
         | Command::Status {
             status: Status::Resolved,
@@ -192,7 +195,14 @@ pub fn decide(
                 format!("{n}: {text}."),
             )
         }
-        Command::Declare { .. } | Command::Show { .. } | Command::List | Command::Help => {
+        Command::Declare { .. }
+        | Command::Show { .. }
+        | Command::List
+        | Command::Help
+        | Command::Freeze { .. }
+        | Command::Unfreeze { .. }
+        | Command::FreezeStatus
+        | Command::FreezeExempt { .. } => {
             return Err(UserError::invalid(format!(
                 "`{}` does not change an incident.",
                 cmd.verb()

@@ -26,6 +26,8 @@ pub struct Policy {
     pub permissions: Permissions,
     /// Turn each change into side effects (webhook notices, chat posts, …).
     pub planners: Vec<Arc<dyn EffectPlanner>>,
+    /// Present when GitHub is configured.
+    pub freeze: Option<super::freeze::FreezeSettings>,
     pub cadence: Box<dyn UpdateCadence + Send + Sync>,
     pub max_attempts: u32,
 }
@@ -76,6 +78,14 @@ impl IncidentService {
         &self.store
     }
 
+    pub(super) fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    pub(super) fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+
     pub async fn apply(&self, cmd: Command, actor: &Actor) -> Result<Outcome, ServiceError> {
         self.apply_checked(cmd, actor, None).await
     }
@@ -93,6 +103,10 @@ impl IncidentService {
             Command::List => self.list().await,
             Command::Show { target } => self.show(require_target(target, "show")?).await,
             Command::Declare { .. } => self.declare(cmd, actor).await,
+            Command::Freeze { .. }
+            | Command::Unfreeze { .. }
+            | Command::FreezeStatus
+            | Command::FreezeExempt { .. } => self.freeze_command(cmd, actor).await,
             _ => {
                 let number = require_target(cmd.target(), cmd.verb())?;
                 self.change(number, cmd, actor, expected_version).await
@@ -173,9 +187,12 @@ impl IncidentService {
         let text = format!("Declared {severity}{drill_note}: {}", incident.title);
         tx.append_timeline(&entry(&incident, actor, now, EntryKind::Declared, text))
             .await?;
-        let effects = self
+        let mut effects = self
             .enqueue_effects(&mut tx, &incident, &IncidentEvent::Declared, actor)
             .await?;
+        for effect in self.auto_freeze(&mut tx, &incident, actor).await? {
+            effects.push(tx.enqueue_effect(&effect, self.policy.max_attempts).await?);
+        }
         tx.commit().await?;
         self.wake_worker(&effects);
         let reply = format!(
@@ -289,6 +306,11 @@ impl IncidentService {
             if let Some(event) = &decision.event {
                 effects = self.enqueue_effects(&mut tx, &next, event, actor).await?;
             }
+            if next.status == Status::Resolved && current.status != Status::Resolved {
+                for effect in self.auto_unfreeze(&mut tx, &next, actor).await? {
+                    effects.push(tx.enqueue_effect(&effect, self.policy.max_attempts).await?);
+                }
+            }
             after = next;
         }
         for (kind, text) in decision.entries {
@@ -332,7 +354,7 @@ impl IncidentService {
     /// Records a refusal on the timeline (or the audit log, outside an incident) and returns
     /// the error to show. The refusal is recorded even though the command changed nothing:
     /// who tried what during an incident is part of its story.
-    async fn refuse(
+    pub(super) async fn refuse(
         &self,
         action: Action,
         actor: &Actor,
@@ -360,7 +382,7 @@ impl IncidentService {
         .into()
     }
 
-    fn wake_worker(&self, effects: &[i64]) {
+    pub(super) fn wake_worker(&self, effects: &[i64]) {
         if !effects.is_empty() {
             self.wake.notify_one();
         }

@@ -78,10 +78,17 @@ pub enum EntryKind {
     Pinned,
     /// The promised status update did not come in time.
     UpdateOverdue,
+    FreezeRequested,
+    UnfreezeRequested,
+    /// A repository's ruleset was created, changed, removed or repaired on GitHub.
+    FreezeApplied,
+    FreezeExempted,
+    /// A pull request merged shortly before the incident ("what did we change last?").
+    RecentChange,
 }
 
 impl EntryKind {
-    const ALL: [EntryKind; 13] = [
+    const ALL: [EntryKind; 18] = [
         Self::Declared,
         Self::Acknowledged,
         Self::Update,
@@ -95,6 +102,11 @@ impl EntryKind {
         Self::EffectFailed,
         Self::Pinned,
         Self::UpdateOverdue,
+        Self::FreezeRequested,
+        Self::UnfreezeRequested,
+        Self::FreezeApplied,
+        Self::FreezeExempted,
+        Self::RecentChange,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -112,6 +124,11 @@ impl EntryKind {
             Self::EffectFailed => "effect_failed",
             Self::Pinned => "pinned",
             Self::UpdateOverdue => "update_overdue",
+            Self::FreezeRequested => "freeze_requested",
+            Self::UnfreezeRequested => "unfreeze_requested",
+            Self::FreezeApplied => "freeze_applied",
+            Self::FreezeExempted => "freeze_exempted",
+            Self::RecentChange => "recent_change",
         }
     }
 }

@@ -7,6 +7,7 @@
 
 mod chat_refs;
 mod effects;
+mod freeze;
 mod incidents;
 mod timeline;
 
@@ -21,6 +22,7 @@ use sqlx::{Any, AnyPool, Executor, Transaction};
 
 pub use chat_refs::ChatRef;
 pub use effects::EffectCounts;
+pub use freeze::{Exemption, FreezeScope, FreezeTarget};
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -142,12 +144,51 @@ impl Store {
         })
     }
 
+    /// Takes the reconciler's lock: on Postgres a session advisory lock, so only one replica
+    /// reconciles at a time (released with [`ReconcileLock::release`], or when the
+    /// connection dies with its process). `None` if another replica holds it. SQLite is a
+    /// single process, so it always gets the lock.
+    pub async fn reconcile_lock(&self) -> anyhow::Result<Option<ReconcileLock>> {
+        if self.backend == Backend::Sqlite {
+            return Ok(Some(ReconcileLock { conn: None }));
+        }
+        let mut conn = self.pool.acquire().await?;
+        let (locked,): (bool,) = sqlx::query_as("SELECT pg_try_advisory_lock($1)")
+            .bind(RECONCILE_LOCK_KEY)
+            .fetch_one(&mut *conn)
+            .await?;
+        Ok(locked.then_some(ReconcileLock { conn: Some(conn) }))
+    }
+
     pub async fn close(&self) {
         self.pool.close().await;
     }
 
     pub(crate) fn pool(&self) -> &AnyPool {
         &self.pool
+    }
+}
+
+/// An arbitrary constant naming the reconciler's advisory lock.
+const RECONCILE_LOCK_KEY: i64 = 0x0066_6972_6562_726b;
+
+/// Held while reconciling; see [`Store::reconcile_lock`].
+pub struct ReconcileLock {
+    conn: Option<sqlx::pool::PoolConnection<Any>>,
+}
+
+impl ReconcileLock {
+    pub async fn release(self) {
+        if let Some(mut conn) = self.conn {
+            if let Err(e) = sqlx::query("SELECT pg_advisory_unlock($1)")
+                .bind(RECONCILE_LOCK_KEY)
+                .execute(&mut *conn)
+                .await
+            {
+                tracing::warn!(error = %e, "releasing the reconcile lock failed; it ends with the connection");
+                conn.close_on_drop();
+            }
+        }
     }
 }
 

@@ -1,0 +1,257 @@
+//! The pure part of the merge freeze: which targets a set of scopes means, what ruleset
+//! each frozen target needs, and what to do given what GitHub has now. The reconciler
+//! calls these with state it has just read; nothing here does I/O.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Value, json};
+
+use super::client::RulesetScope;
+use super::config::{BypassActor, GitHubConfig};
+use crate::store::FreezeScope;
+
+/// The ruleset firebreak owns, found by this name before anything is created.
+pub const RULESET_NAME: &str = "firebreak-freeze";
+/// The commit-status context shown on pull requests.
+pub const STATUS_CONTEXT: &str = "firebreak/merge-freeze";
+
+/// What one target should look like.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Wanted {
+    pub scope: String,
+    pub frozen: bool,
+    pub drill: bool,
+    pub generation: i64,
+    pub reason: Option<String>,
+}
+
+/// Turns wanted scopes into wanted targets. `owner/*` becomes one org target when org
+/// rulesets are on, or is expanded with `org_repos` (fetched by the caller) otherwise.
+/// Where scopes overlap, the newest generation decides.
+pub fn targets(
+    scopes: &[FreezeScope],
+    config: &GitHubConfig,
+    org_repos: &BTreeMap<String, Vec<String>>,
+) -> BTreeMap<RulesetScope, Wanted> {
+    let mut out: BTreeMap<RulesetScope, Wanted> = BTreeMap::new();
+    let mut sorted: Vec<&FreezeScope> = scopes.iter().collect();
+    sorted.sort_by_key(|s| s.generation);
+    for s in sorted {
+        let wanted = Wanted {
+            scope: s.scope.clone(),
+            frozen: s.frozen,
+            drill: s.drill,
+            generation: s.generation,
+            reason: s.reason.clone(),
+        };
+        match s.scope.strip_suffix("/*") {
+            Some(org) if config.org_rulesets => {
+                out.insert(RulesetScope::Org(org.to_string()), wanted);
+            }
+            Some(org) => {
+                for repo in org_repos.get(org).into_iter().flatten() {
+                    out.insert(RulesetScope::Repo(repo.clone()), wanted.clone());
+                }
+            }
+            None => {
+                out.insert(RulesetScope::Repo(s.scope.clone()), wanted);
+            }
+        }
+    }
+    out
+}
+
+/// The orgs whose repository lists a set of scopes needs.
+pub fn orgs_to_expand(scopes: &[FreezeScope], config: &GitHubConfig) -> Vec<String> {
+    let mut orgs: Vec<String> = scopes
+        .iter()
+        .filter(|s| !config.org_rulesets || !s.frozen)
+        .filter_map(|s| s.scope.strip_suffix("/*").map(str::to_string))
+        .collect();
+    orgs.sort();
+    orgs.dedup();
+    orgs
+}
+
+/// The ruleset body for a frozen target: an `update` rule (only bypass actors may move the
+/// branch, so merges are blocked) on the configured branches or the default branch. Drills
+/// use `evaluate`: nothing is blocked, but GitHub records what would have been.
+pub fn ruleset_body(scope: &RulesetScope, wanted: &Wanted, config: &GitHubConfig) -> Value {
+    let refs: Vec<String> = if config.branches.is_empty() {
+        vec!["~DEFAULT_BRANCH".into()]
+    } else {
+        config
+            .branches
+            .iter()
+            .map(|b| format!("refs/heads/{b}"))
+            .collect()
+    };
+    let mut conditions = json!({ "ref_name": { "include": refs, "exclude": [] } });
+    if matches!(scope, RulesetScope::Org(_)) {
+        conditions["repository_name"] = json!({ "include": ["~ALL"], "exclude": [] });
+    }
+    json!({
+        "name": RULESET_NAME,
+        "target": "branch",
+        "enforcement": enforcement(wanted),
+        "conditions": conditions,
+        "rules": [{ "type": "update" }],
+        "bypass_actors": bypass(&config.bypass),
+    })
+}
+
+pub fn enforcement(wanted: &Wanted) -> &'static str {
+    if wanted.drill { "evaluate" } else { "active" }
+}
+
+fn bypass(actors: &[BypassActor]) -> Value {
+    Value::Array(
+        actors
+            .iter()
+            .map(|a| json!({ "actor_id": a.actor_id, "actor_type": a.actor_type, "bypass_mode": a.bypass_mode }))
+            .collect(),
+    )
+}
+
+/// What the reconciler must do to one target, given the ruleset GitHub has now (if any).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RulesetAction {
+    Create,
+    Update(u64),
+    Delete(u64),
+    Nothing,
+}
+
+pub fn ruleset_action(
+    wanted: &Wanted,
+    existing: Option<(u64, Option<&str>)>,
+    body: &Value,
+) -> RulesetAction {
+    match (wanted.frozen, existing) {
+        (true, None) => RulesetAction::Create,
+        (true, Some((id, enforcement))) if enforcement != body["enforcement"].as_str() => {
+            RulesetAction::Update(id)
+        }
+        (true, Some(_)) => RulesetAction::Nothing,
+        (false, Some((id, _))) => RulesetAction::Delete(id),
+        (false, None) => RulesetAction::Nothing,
+    }
+}
+
+/// The status a pull request's head should carry: `failure` while frozen (unless exempt),
+/// `success` once lifted or exempted.
+pub fn pr_status(frozen: bool, exempt: bool) -> &'static str {
+    if frozen && !exempt {
+        "failure"
+    } else {
+        "success"
+    }
+}
+
+pub fn status_description(
+    wanted: &Wanted,
+    incident: Option<&str>,
+    exempt_by: Option<&str>,
+) -> String {
+    if let Some(by) = exempt_by {
+        return format!("Exempted from the merge freeze by {by}");
+    }
+    if !wanted.frozen {
+        return "Merge freeze lifted".into();
+    }
+    let inc = incident.map(|i| format!("{i}: ")).unwrap_or_default();
+    let reason = wanted.reason.as_deref().unwrap_or("merges are frozen");
+    format!("{inc}{reason}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scope(s: &str, frozen: bool, generation: i64) -> FreezeScope {
+        FreezeScope {
+            scope: s.into(),
+            frozen,
+            generation,
+            incident_id: None,
+            reason: None,
+            drill: false,
+            requested_by: "x".into(),
+            updated_at: chrono::Utc::now(),
+        }
+    }
+
+    #[test]
+    fn wildcards_expand_or_become_org_targets_and_newer_generations_win() {
+        let mut config = GitHubConfig::default();
+        let repos = BTreeMap::from([(
+            "acme".to_string(),
+            vec!["acme/api".to_string(), "acme/web".to_string()],
+        )]);
+        let scopes = [scope("acme/*", true, 1), scope("acme/api", false, 2)];
+        let t = targets(&scopes, &config, &repos);
+        assert!(t[&RulesetScope::Repo("acme/web".into())].frozen);
+        assert!(
+            !t[&RulesetScope::Repo("acme/api".into())].frozen,
+            "the newer unfreeze wins"
+        );
+        config.org_rulesets = true;
+        let t = targets(&scopes, &config, &repos);
+        assert!(t[&RulesetScope::Org("acme".into())].frozen);
+    }
+
+    #[test]
+    fn actions_follow_what_github_has() {
+        let config = GitHubConfig::default();
+        let mut wanted = Wanted {
+            scope: "a/b".into(),
+            frozen: true,
+            drill: false,
+            generation: 1,
+            reason: None,
+        };
+        let body = ruleset_body(&RulesetScope::Repo("a/b".into()), &wanted, &config);
+        assert_eq!(
+            body["conditions"]["ref_name"]["include"][0],
+            "~DEFAULT_BRANCH"
+        );
+        assert_eq!(ruleset_action(&wanted, None, &body), RulesetAction::Create);
+        assert_eq!(
+            ruleset_action(&wanted, Some((7, Some("active"))), &body),
+            RulesetAction::Nothing
+        );
+        assert_eq!(
+            ruleset_action(&wanted, Some((7, Some("evaluate"))), &body),
+            RulesetAction::Update(7)
+        );
+        wanted.frozen = false;
+        assert_eq!(
+            ruleset_action(&wanted, Some((7, Some("active"))), &body),
+            RulesetAction::Delete(7)
+        );
+        assert_eq!(pr_status(true, true), "success");
+        assert_eq!(pr_status(true, false), "failure");
+    }
+
+    #[test]
+    fn drills_only_evaluate_and_org_rulesets_cover_all_repos() {
+        let config = GitHubConfig {
+            branches: vec!["main".into()],
+            ..GitHubConfig::default()
+        };
+        let wanted = Wanted {
+            scope: "acme/*".into(),
+            frozen: true,
+            drill: true,
+            generation: 1,
+            reason: None,
+        };
+        let body = ruleset_body(&RulesetScope::Org("acme".into()), &wanted, &config);
+        assert_eq!(body["enforcement"], "evaluate");
+        assert_eq!(body["conditions"]["repository_name"]["include"][0], "~ALL");
+        assert_eq!(
+            body["conditions"]["ref_name"]["include"][0],
+            "refs/heads/main"
+        );
+    }
+}

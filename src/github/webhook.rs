@@ -1,0 +1,199 @@
+//! `POST /github/webhook`: signature checked on the raw body (`X-Hub-Signature-256`, any of
+//! the comma-separated secrets in `GITHUB_WEBHOOK_SECRET`, so secrets can be rotated), then
+//! `ping` answered and `pull_request` opened/synchronize/reopened turned into a queued
+//! status write. Everything else is acknowledged with 202 and ignored.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use hmac::{Hmac, Mac};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use serde_json::json;
+use sha2::Sha256;
+
+use super::reconcile::PR_STATUS_EFFECT;
+use crate::effects::NewEffect;
+use crate::incident::IncidentService;
+
+pub struct GitHubEdge {
+    pub service: IncidentService,
+    pub secrets: Vec<SecretString>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignatureError {
+    Missing,
+    Mismatch,
+}
+
+/// Checks `sha256=<hex>` against every configured secret, in constant time each.
+pub fn verify(
+    secrets: &[SecretString],
+    header: Option<&str>,
+    body: &[u8],
+) -> Result<(), SignatureError> {
+    let header = header.ok_or(SignatureError::Missing)?;
+    let expected = header
+        .strip_prefix("sha256=")
+        .and_then(|h| hex::decode(h).ok())
+        .ok_or(SignatureError::Mismatch)?;
+    let matches = |secret: &SecretString| {
+        let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(secret.expose_secret().as_bytes()) else {
+            return false;
+        };
+        mac.update(body);
+        mac.verify_slice(&expected).is_ok()
+    };
+    if secrets.iter().any(matches) {
+        Ok(())
+    } else {
+        Err(SignatureError::Mismatch)
+    }
+}
+
+/// Signs a body the way GitHub does; for tests.
+pub fn sign(secret: &str, body: &[u8]) -> String {
+    let mut mac =
+        Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes any key length");
+    mac.update(body);
+    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+#[derive(Deserialize)]
+struct PullRequestEvent {
+    action: String,
+    number: u64,
+    pull_request: PullRequest,
+    repository: Repository,
+}
+
+#[derive(Deserialize)]
+struct PullRequest {
+    head: Ref,
+    base: Ref,
+}
+
+#[derive(Deserialize)]
+struct Ref {
+    sha: String,
+    #[serde(rename = "ref")]
+    name: String,
+}
+
+#[derive(Deserialize)]
+struct Repository {
+    full_name: String,
+    #[serde(default)]
+    default_branch: String,
+}
+
+pub async fn webhook(
+    State(edge): State<Arc<GitHubEdge>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    match verify(&edge.secrets, header("x-hub-signature-256"), &body) {
+        Ok(()) => {}
+        Err(SignatureError::Missing) => {
+            return (StatusCode::BAD_REQUEST, "missing X-Hub-Signature-256").into_response();
+        }
+        Err(SignatureError::Mismatch) => {
+            return (StatusCode::UNAUTHORIZED, "invalid X-Hub-Signature-256").into_response();
+        }
+    }
+    let store = edge.service.store();
+    if let Some(delivery) = header("x-github-delivery") {
+        match store.first_delivery("github", delivery).await {
+            Ok(true) => {}
+            Ok(false) => return (StatusCode::OK, "duplicate delivery").into_response(),
+            Err(e) => return internal(e),
+        }
+    }
+    match header("x-github-event") {
+        Some("ping") => Json(json!({ "msg": "pong" })).into_response(),
+        Some("pull_request") => pull_request(&edge, &body).await,
+        _ => (StatusCode::ACCEPTED, "event ignored").into_response(),
+    }
+}
+
+async fn pull_request(edge: &GitHubEdge, body: &[u8]) -> Response {
+    let event: PullRequestEvent = match serde_json::from_slice(body) {
+        Ok(e) => e,
+        Err(e) => {
+            return (
+                StatusCode::BAD_REQUEST,
+                format!("malformed pull_request payload: {e}"),
+            )
+                .into_response();
+        }
+    };
+    if !matches!(event.action.as_str(), "opened" | "synchronize" | "reopened") {
+        return (StatusCode::ACCEPTED, "action ignored").into_response();
+    }
+    // Whether the repository is frozen is decided when the effect runs, against the wanted
+    // state at that moment, so a webhook racing an unfreeze can't leave a stale failure.
+    let repo = event.repository.full_name;
+    let sha = event.pull_request.head.sha;
+    let effect = NewEffect {
+        incident_id: None,
+        kind: PR_STATUS_EFFECT.into(),
+        payload: json!({
+            "repo": repo, "pr": event.number, "sha": sha,
+            "base": event.pull_request.base.name, "default_branch": event.repository.default_branch,
+        }),
+        idempotency_key: format!("{PR_STATUS_EFFECT}:{repo}:{sha}:{}", uuid::Uuid::new_v4()),
+        ordering_key: Some("github:reconcile".into()),
+    };
+    match edge.service.enqueue(&effect).await {
+        Ok(_) => (StatusCode::OK, "queued").into_response(),
+        Err(e) => internal(anyhow::anyhow!("{e}")),
+    }
+}
+
+fn internal(e: anyhow::Error) -> Response {
+    tracing::error!(error = %format!("{e:#}"), "handling a GitHub webhook failed");
+    (
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "internal error; see the firebreak log",
+    )
+        .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn githubs_documented_example() {
+        assert_eq!(
+            sign("It's a Secret to Everybody", b"Hello, World!"),
+            "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17"
+        );
+    }
+
+    #[test]
+    fn rotation_accepts_any_configured_secret() {
+        let secrets = vec![
+            SecretString::from("old".to_string()),
+            SecretString::from("new".to_string()),
+        ];
+        let body = b"{}";
+        assert_eq!(verify(&secrets, Some(&sign("new", body)), body), Ok(()));
+        assert_eq!(verify(&secrets, Some(&sign("old", body)), body), Ok(()));
+        assert_eq!(
+            verify(&secrets, Some(&sign("other", body)), body),
+            Err(SignatureError::Mismatch)
+        );
+        assert_eq!(verify(&secrets, None, body), Err(SignatureError::Missing));
+        assert_eq!(
+            verify(&secrets, Some("sha1=abc"), body),
+            Err(SignatureError::Mismatch)
+        );
+    }
+}
