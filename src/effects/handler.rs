@@ -45,6 +45,13 @@ pub trait EffectHandler: Send + Sync {
     /// The circuit-breaker key for this effect: one per downstream endpoint.
     fn target(&self, effect: &Effect) -> String;
 
+    /// How long one attempt may run before it is abandoned and retried. `None` means the
+    /// queue's lease. The worker keeps the lease alive while an attempt runs, so a long
+    /// attempt (a paced freeze of hundreds of repositories) is never claimed twice.
+    fn max_duration(&self, _effect: &Effect) -> Option<std::time::Duration> {
+        None
+    }
+
     /// Runs the effect once. On success, returns a short description for the timeline
     /// ("Notice posted to webhook general"), or `None` for routine work not worth a
     /// timeline entry (re-rendering a card that already exists). Failures are always recorded.

@@ -173,9 +173,13 @@ impl Worker {
                 .reschedule_effect(effect.id, until, None, true)
                 .await;
         }
-        let outcome = tokio::time::timeout(self.config.lease, handler.run(&effect))
-            .await
-            .unwrap_or_else(|_| Err(EffectError::retryable("timed out")));
+        let limit = handler.max_duration(&effect).unwrap_or(self.config.lease);
+        let outcome = tokio::select! {
+            r = tokio::time::timeout(limit, handler.run(&effect)) => {
+                r.unwrap_or_else(|_| Err(EffectError::retryable(format!("timed out after {}", humantime::format_duration(limit)))))
+            }
+            _ = self.keep_leased(effect.id) => unreachable!("the heartbeat never ends"),
+        };
         match outcome {
             Ok(description) => {
                 self.breakers.record_success(&target);
@@ -218,6 +222,21 @@ impl Worker {
                 self.store
                     .reschedule_effect(effect.id, at, Some(&reason), false)
                     .await
+            }
+        }
+    }
+
+    /// Extends the lease of a running effect every third of a lease, forever.
+    async fn keep_leased(&self, id: i64) {
+        let every = self.config.lease / 3;
+        loop {
+            tokio::time::sleep(every).await;
+            if let Err(e) = self
+                .store
+                .extend_lease(id, Utc::now(), self.config.lease)
+                .await
+            {
+                tracing::warn!(effect = id, error = %format!("{e:#}"), "extending an effect's lease failed");
             }
         }
     }

@@ -308,9 +308,11 @@ impl GitHubClient {
             .acquire()
             .await
             .map_err(|e| GhError::Network(e.to_string()))?;
-        if method != Method::GET {
-            self.pacer.acquire().await;
-        }
+        let ticket = if method != Method::GET {
+            Some(self.pacer.acquire().await)
+        } else {
+            None
+        };
         let authorization = self.authorization().await?;
         let url = if path.starts_with("http") {
             path.to_string()
@@ -323,10 +325,11 @@ impl GitHubClient {
         if let Some(body) = body {
             req = req.json(body);
         }
-        let resp = req
-            .send()
-            .await
-            .map_err(|e| GhError::Network(e.without_url().to_string()))?;
+        let sent = req.send().await;
+        if let Some(ticket) = ticket {
+            ticket.done().await;
+        }
+        let resp = sent.map_err(|e| GhError::Network(e.without_url().to_string()))?;
         self.track_rate(resp.headers());
         if resp.status().is_success() {
             return Ok(resp);

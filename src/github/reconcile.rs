@@ -58,6 +58,11 @@ impl EffectHandler for GitHubEffects {
         "github".into()
     }
 
+    /// A freeze of hundreds of repositories is paced over minutes by design.
+    fn max_duration(&self, _effect: &Effect) -> Option<std::time::Duration> {
+        Some(std::time::Duration::from_secs(3600))
+    }
+
     async fn run(&self, effect: &Effect) -> Result<Option<String>, EffectError> {
         match effect.kind.as_str() {
             RECONCILE_EFFECT => self.reconcile(effect).await,

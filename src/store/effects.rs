@@ -227,6 +227,23 @@ impl Store {
         tx.commit().await
     }
 
+    /// Pushes a running effect's lease forward (the worker's heartbeat).
+    pub async fn extend_lease(
+        &self,
+        id: i64,
+        now: DateTime<Utc>,
+        lease: std::time::Duration,
+    ) -> anyhow::Result<()> {
+        let until = to_ms(now) + i64::try_from(lease.as_millis()).unwrap_or(i64::MAX / 2);
+        let mut tx = self.begin().await?;
+        sqlx::query("UPDATE effects SET lease_until = $1 WHERE id = $2 AND state = 'running'")
+            .bind(until)
+            .bind(id)
+            .execute(&mut *tx.inner)
+            .await?;
+        tx.commit().await
+    }
+
     /// Re-queues a failed effect with a fresh attempt budget. Returns `false` if there is no
     /// failed effect with that id.
     pub async fn retry_effect(&self, id: i64) -> anyhow::Result<bool> {

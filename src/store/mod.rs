@@ -178,8 +178,8 @@ pub struct ReconcileLock {
 }
 
 impl ReconcileLock {
-    pub async fn release(self) {
-        if let Some(mut conn) = self.conn {
+    pub async fn release(mut self) {
+        if let Some(mut conn) = self.conn.take() {
             if let Err(e) = sqlx::query("SELECT pg_advisory_unlock($1)")
                 .bind(RECONCILE_LOCK_KEY)
                 .execute(&mut *conn)
@@ -188,6 +188,17 @@ impl ReconcileLock {
                 tracing::warn!(error = %e, "releasing the reconcile lock failed; it ends with the connection");
                 conn.close_on_drop();
             }
+        }
+    }
+}
+
+impl Drop for ReconcileLock {
+    /// A lock dropped without `release` (its reconcile was cancelled) closes its connection,
+    /// which ends the session and so the advisory lock, rather than returning a locked
+    /// connection to the pool.
+    fn drop(&mut self) {
+        if let Some(mut conn) = self.conn.take() {
+            conn.close_on_drop();
         }
     }
 }

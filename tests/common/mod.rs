@@ -211,5 +211,7 @@ macro_rules! on_both {
         }
     )*};
 }
+pub mod fake_github;
 pub mod fake_slack;
+pub mod github;
 pub mod slack;

@@ -1,0 +1,55 @@
+//! GitHub test helpers: integrations pointed at a fake, and signed webhook deliveries.
+
+use firebreak::app::Integrations;
+use firebreak::github::GitHubSecrets;
+use firebreak::github::config::GitHubAuth;
+use firebreak::github::webhook::sign;
+
+use super::TestApp;
+
+pub const WEBHOOK_SECRET: &str = "test-webhook-secret";
+
+pub fn integrations(api_url: &str) -> Integrations {
+    Integrations {
+        slack: None,
+        github: Some(GitHubSecrets {
+            api_url: api_url.to_string(),
+            auth: GitHubAuth::Token("ghp_test".to_string().into()),
+            webhook_secrets: vec![
+                "rotated-out-secret".to_string().into(),
+                WEBHOOK_SECRET.to_string().into(),
+            ],
+        }),
+    }
+}
+
+/// `[github]` config for tests: the given scopes, a scaled-down minute for the pacer.
+pub fn github_config(repos: &str, minute: &str, extra: &str) -> String {
+    format!(
+        "[github]\nrepos = [{repos}]\nauto_freeze = [\"SEV1\"]\n{extra}\n[github.pacing]\nminute = \"{minute}\"\n"
+    )
+}
+
+pub async fn deliver(
+    app: &TestApp,
+    event: &str,
+    body: &[u8],
+    signature: Option<String>,
+) -> reqwest::Response {
+    let mut req = reqwest::Client::new()
+        .post(app.url("/github/webhook"))
+        .header("content-type", "application/json")
+        .header("x-github-event", event)
+        .header("x-github-delivery", uuid::Uuid::new_v4().to_string());
+    if let Some(sig) = signature {
+        req = req.header("x-hub-signature-256", sig);
+    }
+    req.body(body.to_vec())
+        .send()
+        .await
+        .expect("webhook request")
+}
+
+pub fn signed(body: &[u8]) -> Option<String> {
+    Some(sign(WEBHOOK_SECRET, body))
+}
