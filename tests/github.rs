@@ -519,3 +519,78 @@ async fn exemptions_and_drills(backend: Backend) {
         Some("success")
     );
 }
+
+#[tokio::test]
+async fn github_app_auth_signs_a_jwt_and_refreshes_the_installation_token() {
+    use firebreak::github::GitHubSecrets;
+    use firebreak::github::client::GitHubClient;
+    use firebreak::github::config::{GitHubAuth, Pacing};
+
+    let gh = FakeGitHub::start(Limits::default()).await;
+    gh.add_repo("acme/api", "main");
+    // Installation tokens live 5m01s, so with the 5-minute refresh margin the cached one
+    // goes stale after about a second.
+    gh.enable_app_auth(
+        "12345",
+        include_str!("fixtures/github-app-test-key.pub.pem"),
+        Duration::from_secs(301),
+    );
+    let secrets = GitHubSecrets {
+        api_url: gh.url.clone(),
+        auth: GitHubAuth::App {
+            app_id: "12345".into(),
+            private_key: include_str!("fixtures/github-app-test-key.pem")
+                .to_string()
+                .into(),
+            installation_id: None,
+        },
+        webhook_secrets: vec![],
+    };
+    let client = GitHubClient::new(&secrets, &Pacing::default(), Duration::from_secs(5)).unwrap();
+    assert_eq!(
+        client.repo("acme/api").await.unwrap().default_branch,
+        "main"
+    );
+    client.repo("acme/api").await.unwrap();
+    assert_eq!(
+        gh.issued_tokens().len(),
+        1,
+        "the installation token is cached"
+    );
+    let jwt_calls: Vec<_> = gh
+        .requests()
+        .into_iter()
+        .filter(|r| r.path.starts_with("/app/"))
+        .collect();
+    assert_eq!(
+        jwt_calls.len(),
+        2,
+        "installation discovered, then a token: {jwt_calls:?}"
+    );
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    client.repo("acme/api").await.unwrap();
+    assert_eq!(gh.issued_tokens().len(), 2, "refreshed before it expired");
+    let last = gh.requests().into_iter().last().unwrap();
+    assert_eq!(
+        last.auth.as_deref(),
+        Some(format!("Bearer {}", gh.issued_tokens()[1]).as_str())
+    );
+
+    let wrong = GitHubSecrets {
+        auth: GitHubAuth::App {
+            app_id: "999".into(),
+            private_key: include_str!("fixtures/github-app-test-key.pem")
+                .to_string()
+                .into(),
+            installation_id: Some(4242),
+        },
+        ..secrets
+    };
+    let client = GitHubClient::new(&wrong, &Pacing::default(), Duration::from_secs(5)).unwrap();
+    let err = client.repo("acme/api").await.unwrap_err();
+    assert_eq!(
+        err.status(),
+        Some(401),
+        "a JWT for another app is refused: {err}"
+    );
+}

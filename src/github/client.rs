@@ -290,11 +290,21 @@ impl GitHubClient {
         let mut next = Some(path.to_string());
         while let Some(url) = next.take() {
             let resp = self.send(Method::GET, &url, None).await?;
-            next = next_link(resp.headers());
+            next = next_link(resp.headers()).and_then(|link| self.same_origin(link));
             let page: Vec<T> = decode(resp).await?;
             out.extend(page);
         }
         Ok(out)
+    }
+
+    /// A pagination link, if it points into `GITHUB_API_URL`. The token is never sent to
+    /// another host, whatever a response's `Link` header says.
+    fn same_origin(&self, link: String) -> Option<String> {
+        if link.starts_with(&self.base) {
+            return Some(link);
+        }
+        tracing::warn!(base = %self.base, "ignoring a pagination link outside GITHUB_API_URL");
+        None
     }
 
     async fn send(

@@ -1,0 +1,127 @@
+//! Contract test: every request type firebreak's GitHub client makes, sent to the validating
+//! mock built from GitHub's official OpenAPI description (`../shared/contracts/mock-api
+//! github PORT`). A request the real API would reject comes back 4xx and fails the test.
+//!
+//! Run by `scripts/contract-tests`, which starts the mock and sets
+//! `FIREBREAK_CONTRACT_GITHUB_URL`. Ignored in the plain `cargo test` run.
+
+use std::time::Duration;
+
+use firebreak::github::GitHubSecrets;
+use firebreak::github::client::{GitHubClient, RulesetScope};
+use firebreak::github::config::{GitHubAuth, GitHubConfig, Pacing};
+use firebreak::github::freeze::{STATUS_CONTEXT, Wanted, ruleset_body};
+
+fn secrets(url: &str, auth: GitHubAuth) -> GitHubSecrets {
+    GitHubSecrets {
+        api_url: url.to_string(),
+        auth,
+        webhook_secrets: vec![],
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs the GitHub contract mock; run scripts/contract-tests"]
+async fn github_requests_match_the_published_contract() {
+    let url = std::env::var("FIREBREAK_CONTRACT_GITHUB_URL")
+        .expect("FIREBREAK_CONTRACT_GITHUB_URL (scripts/contract-tests sets it)");
+    let token = secrets(&url, GitHubAuth::Token("ghp_contract".to_string().into()));
+    let gh = GitHubClient::new(&token, &Pacing::default(), Duration::from_secs(30)).unwrap();
+    let config = GitHubConfig {
+        bypass: vec![
+            serde_json::from_value(serde_json::json!({ "actor_id": 1, "actor_type": "Team" }))
+                .unwrap(),
+        ],
+        ..GitHubConfig::default()
+    };
+    let wanted = Wanted {
+        scope: "octocat/hello-world".into(),
+        frozen: true,
+        drill: false,
+        generation: 1,
+        reason: None,
+    };
+    let repo = RulesetScope::Repo("octocat/hello-world".into());
+    let org = RulesetScope::Org("octo-org".into());
+
+    let check = |what: &str, r: Result<(), firebreak::github::client::GhError>| {
+        if let Err(e) = r {
+            panic!("{what} was rejected by GitHub's contract: {e}");
+        }
+    };
+    check("GET repo", gh.repo("octocat/hello-world").await.map(drop));
+    check("GET org repos", gh.org_repos("octo-org").await.map(drop));
+    for scope in [&repo, &org] {
+        let body = ruleset_body(scope, &wanted, &config);
+        check("GET rulesets", gh.rulesets(scope).await.map(drop));
+        check("GET ruleset", gh.ruleset(scope, 42).await.map(drop));
+        check(
+            "POST ruleset",
+            gh.create_ruleset(scope, &body).await.map(drop),
+        );
+        check(
+            "PUT ruleset",
+            gh.update_ruleset(scope, 42, &body).await.map(drop),
+        );
+        check(
+            "DELETE ruleset",
+            gh.delete_ruleset(scope, 42).await.map(drop),
+        );
+        let drill = Wanted {
+            drill: true,
+            ..wanted.clone()
+        };
+        check(
+            "POST ruleset (drill, evaluate)",
+            gh.create_ruleset(scope, &ruleset_body(scope, &drill, &config))
+                .await
+                .map(drop),
+        );
+    }
+    check(
+        "GET open pulls",
+        gh.open_pulls("octocat/hello-world", "main").await.map(drop),
+    );
+    check(
+        "GET pull",
+        gh.pull("octocat/hello-world", 1347).await.map(drop),
+    );
+    check(
+        "GET closed pulls",
+        gh.recently_closed_pulls("octocat/hello-world")
+            .await
+            .map(drop),
+    );
+    for state in ["failure", "success"] {
+        let sha = "6dcb09b5b57875f334f61aebed695e2e4193db5e";
+        check(
+            "POST status",
+            gh.create_status(
+                "octocat/hello-world",
+                sha,
+                state,
+                "INC-1: Checkout is down",
+                STATUS_CONTEXT,
+            )
+            .await
+            .map(drop),
+        );
+    }
+
+    // GitHub App auth: installation discovery and the token exchange.
+    let app = secrets(
+        &url,
+        GitHubAuth::App {
+            app_id: "12345".into(),
+            private_key: include_str!("fixtures/github-app-test-key.pem")
+                .to_string()
+                .into(),
+            installation_id: None,
+        },
+    );
+    let gh = GitHubClient::new(&app, &Pacing::default(), Duration::from_secs(30)).unwrap();
+    check(
+        "App installation token",
+        gh.repo("octocat/hello-world").await.map(drop),
+    );
+}
