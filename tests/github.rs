@@ -18,6 +18,7 @@ on_both!(
     racing_freeze_and_unfreeze_end_in_the_last_commands_state,
     declare_freezes_lists_recent_changes_and_resolve_lifts,
     exemptions_and_drills,
+    slack_shows_freeze_progress_edited_in_place,
 );
 
 struct GitHubApp {
@@ -592,5 +593,74 @@ async fn github_app_auth_signs_a_jwt_and_refreshes_the_installation_token() {
         err.status(),
         Some(401),
         "a JWT for another app is refused: {err}"
+    );
+}
+
+async fn slack_shows_freeze_progress_edited_in_place(backend: Backend) {
+    use common::fake_slack::FakeSlack;
+    let gh = FakeGitHub::start(Limits {
+        minute: MINUTE,
+        ..Limits::default()
+    })
+    .await;
+    let slack = FakeSlack::start().await;
+    for r in 0..8 {
+        gh.add_repo(&format!("acme/svc-{r}"), "main");
+    }
+    gh.add_merged_pull(
+        "acme/svc-3",
+        77,
+        "Raise timeouts",
+        "dana",
+        "main",
+        chrono::Utc::now() - chrono::Duration::minutes(20),
+    );
+    let mut integrations = integrations(&gh.url);
+    integrations.slack = common::slack::integrations(&slack.url).slack;
+    let config = test_config(&format!(
+        "{}{}",
+        github_config("\"acme/*\"", "100ms", ""),
+        common::slack::SLACK_CONFIG
+    ));
+    let app = spawn_app_with(backend, config, integrations, None).await;
+    let send = common::slack::SlackSender::new(&app);
+    let reply = send
+        .command("declare sev1 Everything is slow", "C_ORIGIN", "U0ALICE")
+        .await;
+    assert_eq!(reply["response_type"], "in_channel");
+    let t = GitHubApp { app, gh };
+    t.settle().await;
+    assert!((0..8).all(|r| t.ruleset(&format!("acme/svc-{r}")).is_some()));
+    let channel = slack
+        .channels()
+        .into_iter()
+        .find(|c| c.1.starts_with("inc-1-"))
+        .unwrap()
+        .0;
+    let progress: Vec<_> = slack
+        .messages()
+        .into_iter()
+        .filter(|m| m.channel == channel && m.text.contains("Merge freeze"))
+        .collect();
+    assert_eq!(
+        progress.len(),
+        1,
+        "one progress message, edited in place: {progress:?}"
+    );
+    assert!(progress[0].edits >= 2, "edited as repos complete");
+    assert!(
+        progress[0].text.contains("ruleset active on 8/8 targets"),
+        "{}",
+        progress[0].text
+    );
+    let changes = slack
+        .messages()
+        .into_iter()
+        .find(|m| m.channel == channel && m.text.contains("Merged in the 24h"))
+        .expect("recent changes posted");
+    assert!(
+        changes.text.contains("acme/svc-3#77 Raise timeouts"),
+        "{}",
+        changes.text
     );
 }

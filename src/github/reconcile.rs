@@ -121,17 +121,26 @@ impl GitHubEffects {
             .collect();
 
         // Phase 1: rulesets everywhere, before any status.
-        let applied: Vec<Result<Applied, EffectError>> = stream::iter(targets.clone())
+        let total = targets.len();
+        let step = (total / 4).max(1);
+        let mut applying = stream::iter(targets.clone())
             .map(|(target, wanted)| {
                 self.apply_ruleset(target, wanted, generation, &incidents, &previous)
                     .boxed()
             })
-            .buffer_unordered(PARALLEL)
-            .collect()
-            .await;
+            .buffer_unordered(PARALLEL);
         let mut done = Vec::new();
-        for a in applied {
-            done.push(a?);
+        while let Some(applied) = applying.next().await {
+            done.push(applied?);
+            if done.len() % step == 0 && done.len() < total {
+                let active = done.iter().filter(|a| a.ok && a.wanted.frozen).count();
+                // Not awaited here: while this loop waits, the stream's other futures are
+                // not polled, and one of them may hold the SQLite writer this post needs.
+                self.progress_in_background(
+                    effect,
+                    format!("🧊 Merge freeze: ruleset active on {active}/{total} targets…"),
+                );
+            }
         }
         let in_place = done.iter().filter(|a| a.ok && a.wanted.frozen).count();
         let frozen_total = done.iter().filter(|a| a.wanted.frozen).count();
@@ -140,7 +149,7 @@ impl GitHubEffects {
                 "Reconcile for generation {generation} stopped: a newer freeze request takes over"
             )));
         }
-        self.tell_incidents(effect, &format!("🧊 Merge freeze: ruleset active on {in_place}/{frozen_total} targets; PR statuses next.")).await?;
+        self.progress(effect, &format!("🧊 Merge freeze: ruleset active on {in_place}/{frozen_total} targets; writing PR statuses…")).await?;
 
         // Phase 2: statuses on open pull requests.
         let repos = self.status_repos(&done, &org_repos);
@@ -168,6 +177,7 @@ impl GitHubEffects {
                 .collect();
             summary.push_str(&format!("; {failed} failed: {}", names.join(", ")));
         }
+        self.progress(effect, &format!("🧊 {summary}.")).await?;
         Ok(Some(summary))
     }
 
@@ -644,21 +654,63 @@ impl GitHubEffects {
 
     /// Posts a line in the incident's chat channels (through their own queued effects).
     async fn tell_incidents(&self, effect: &Effect, text: &str) -> Result<(), EffectError> {
-        let Some(id) = &effect.incident_id else {
-            return Ok(());
+        self.to_chat(
+            effect,
+            crate::chat::slack::planner::CHANNEL_POST,
+            json!({ "text": text }),
+        )
+        .await
+    }
+
+    fn progress_in_background(&self, effect: &Effect, text: String) {
+        let Some(post) = self.chat_effect(
+            effect,
+            crate::chat::slack::planner::PROGRESS,
+            json!({ "text": text, "key": "freeze" }),
+        ) else {
+            return;
         };
-        if !self.slack {
-            return Ok(());
+        let store = self.store.clone();
+        tokio::spawn(async move {
+            if let Err(e) = store.enqueue_one(&post, 8).await {
+                tracing::warn!(error = %format!("{e:#}"), "queueing a freeze progress update failed");
+            }
+        });
+    }
+
+    /// Updates the incident channel's freeze progress message (posted once, then edited).
+    async fn progress(&self, effect: &Effect, text: &str) -> Result<(), EffectError> {
+        self.to_chat(
+            effect,
+            crate::chat::slack::planner::PROGRESS,
+            json!({ "text": text, "key": "freeze" }),
+        )
+        .await
+    }
+
+    async fn to_chat(
+        &self,
+        effect: &Effect,
+        kind: &str,
+        payload: Value,
+    ) -> Result<(), EffectError> {
+        if let Some(post) = self.chat_effect(effect, kind, payload) {
+            self.store.enqueue_one(&post, 8).await.map_err(db_error)?;
         }
-        let post = NewEffect {
-            incident_id: Some(id.clone()),
-            kind: crate::chat::slack::planner::CHANNEL_POST.into(),
-            payload: json!({ "incident_id": id.0, "text": text }),
-            idempotency_key: format!("github-say:{}:{}", effect.id, uuid::Uuid::new_v4()),
-            ordering_key: Some(format!("slack:{id}:channel")),
-        };
-        self.store.enqueue_one(&post, 8).await.map_err(db_error)?;
         Ok(())
+    }
+
+    /// A message for the incident's Slack channel, queued behind the channel's creation.
+    fn chat_effect(&self, effect: &Effect, kind: &str, mut payload: Value) -> Option<NewEffect> {
+        let id = effect.incident_id.as_ref().filter(|_| self.slack)?;
+        payload["incident_id"] = json!(id.0);
+        Some(NewEffect {
+            incident_id: Some(id.clone()),
+            kind: kind.into(),
+            payload,
+            idempotency_key: format!("{kind}:{}:{}", effect.id, uuid::Uuid::new_v4()),
+            ordering_key: Some(format!("slack:{id}:channel")),
+        })
     }
 }
 

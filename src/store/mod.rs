@@ -44,8 +44,19 @@ pub struct Store {
     /// SQLite allows one writer at a time. Queueing writers here, in arrival order, keeps
     /// them out of SQLite's busy-wait (which sleeps in growing steps and turns contention
     /// into 100 ms tails). Postgres has row locks and needs none.
-    writer: Option<Arc<tokio::sync::Mutex<()>>>,
+    writer: Option<Arc<WriterLock>>,
 }
+
+/// The SQLite writer queue, and who holds it (for the log when someone waits too long).
+#[derive(Default)]
+struct WriterLock {
+    queue: Arc<tokio::sync::Mutex<()>>,
+    holder: std::sync::Mutex<Option<&'static std::panic::Location<'static>>>,
+}
+
+/// A writer waiting this long is logged with the holder's location: a stuck writer stops
+/// every command, and the location is what you need to find it.
+const WRITER_WAIT_WARNING: Duration = Duration::from_secs(2);
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -89,7 +100,7 @@ impl Store {
             .connect(&url)
             .await
             .with_context(|| format!("could not open the {backend:?} database"))?;
-        let writer = (backend == Backend::Sqlite).then(|| Arc::new(tokio::sync::Mutex::new(())));
+        let writer = (backend == Backend::Sqlite).then(|| Arc::new(WriterLock::default()));
         Ok(Self {
             pool,
             backend,
@@ -128,9 +139,16 @@ impl Store {
     /// Starts a write transaction. On SQLite it is `BEGIN IMMEDIATE`, which takes the write
     /// lock up front: a deferred transaction that reads and then writes can fail with
     /// "database is locked" when two writers race, instead of waiting its turn.
-    pub async fn begin(&self) -> anyhow::Result<Tx> {
+    /// (`#[track_caller]` so a writer that waits too long can name who holds the queue.)
+    #[track_caller]
+    pub fn begin(&self) -> impl std::future::Future<Output = anyhow::Result<Tx>> + Send + '_ {
+        let caller = std::panic::Location::caller();
+        async move { self.begin_at(caller).await }
+    }
+
+    async fn begin_at(&self, caller: &'static std::panic::Location<'static>) -> anyhow::Result<Tx> {
         let writer = match &self.writer {
-            Some(lock) => Some(Arc::clone(lock).lock_owned().await),
+            Some(lock) => Some(lock.acquire(caller).await),
             None => None,
         };
         let inner = match self.backend {
@@ -200,6 +218,26 @@ impl Drop for ReconcileLock {
         if let Some(mut conn) = self.conn.take() {
             conn.close_on_drop();
         }
+    }
+}
+
+impl WriterLock {
+    async fn acquire(
+        &self,
+        caller: &'static std::panic::Location<'static>,
+    ) -> tokio::sync::OwnedMutexGuard<()> {
+        let wait = Arc::clone(&self.queue).lock_owned();
+        tokio::pin!(wait);
+        let guard = match tokio::time::timeout(WRITER_WAIT_WARNING, &mut wait).await {
+            Ok(guard) => guard,
+            Err(_) => {
+                let holder = *self.holder.lock().unwrap_or_else(|e| e.into_inner());
+                tracing::warn!(waiter = %caller, holder = ?holder.map(|h| h.to_string()), "waiting more than 2 s for the SQLite writer");
+                wait.await
+            }
+        };
+        *self.holder.lock().unwrap_or_else(|e| e.into_inner()) = Some(caller);
+        guard
     }
 }
 

@@ -152,6 +152,12 @@ pub async fn spawn_app_with(
     integrations: firebreak::app::Integrations,
     clock: Option<ManualClock>,
 ) -> TestApp {
+    if std::env::var("RUST_LOG").is_ok() {
+        let _ = tracing_subscriber::fmt()
+            .with_test_writer()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .try_init();
+    }
     let db = TestDb::new(backend).await;
     let mut app = App::with_store(config, db.store().await, integrations).expect("app builds");
     if let Some(clock) = clock {

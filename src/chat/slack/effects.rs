@@ -48,6 +48,7 @@ impl EffectHandler for SlackEffects {
             planner::OPEN_MODAL => self.open_modal(effect).await,
             planner::EPHEMERAL => self.ephemeral(effect).await,
             planner::CAPTURE_PIN => self.capture_pin(effect).await,
+            planner::PROGRESS => self.progress(effect).await,
             other => Err(EffectError::permanent(format!(
                 "unknown Slack effect {other}"
             ))),
@@ -273,6 +274,33 @@ impl SlackEffects {
         let content = SlackMessageContent::new().with_text(payload_str(effect, "text")?);
         self.post(SlackChannelId::new(channel), content, None)
             .await?;
+        Ok(None)
+    }
+
+    /// Posts a progress message the first time and edits it in place afterwards.
+    async fn progress(&self, effect: &Effect) -> Result<Option<String>, EffectError> {
+        let incident = self.incident(effect).await?;
+        let refs = self.refs(&incident).await?;
+        let channel = refs.channel().ok_or_else(|| {
+            EffectError::permanent(format!("{} has no Slack channel", incident.number))
+        })?;
+        let role = format!("progress:{}", payload_str(effect, "key")?);
+        let content = SlackMessageContent::new().with_text(payload_str(effect, "text")?);
+        match refs
+            .in_channel(&role, &channel)
+            .and_then(|r| r.message_id.clone())
+        {
+            Some(ts) => {
+                self.update_message(SlackChannelId::new(channel), ts, content)
+                    .await?
+            }
+            None => {
+                let ts = self
+                    .post(SlackChannelId::new(channel.clone()), content, None)
+                    .await?;
+                self.put_ref(&incident, &role, &channel, Some(&ts)).await?;
+            }
+        }
         Ok(None)
     }
 

@@ -24,6 +24,8 @@ pub const NOTICE_REPLY: &str = "slack.notice_reply";
 pub const OPEN_MODAL: &str = "slack.open_modal";
 pub const EPHEMERAL: &str = "slack.ephemeral";
 pub const CAPTURE_PIN: &str = "slack.capture_pin";
+/// A message in the incident channel that is edited as work progresses (the freeze).
+pub const PROGRESS: &str = "slack.progress";
 
 pub const ALL_KINDS: &[&str] = &[
     SYNC_CHANNEL,
@@ -33,6 +35,7 @@ pub const ALL_KINDS: &[&str] = &[
     OPEN_MODAL,
     EPHEMERAL,
     CAPTURE_PIN,
+    PROGRESS,
 ];
 
 pub struct SlackPlanner {
