@@ -71,7 +71,8 @@ async fn run() {
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
         to_notice.push(start.elapsed());
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        // Slack allows about one message a second per channel; declarations are not faster.
+        tokio::time::sleep(Duration::from_millis(1100)).await;
     }
     report(
         "declare → notice posted (fake Slack +50 ms/call)",

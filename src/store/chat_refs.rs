@@ -40,7 +40,7 @@ impl Store {
 
     /// Records (or replaces) a reference.
     pub async fn put_chat_ref(&self, r: &ChatRef) -> anyhow::Result<()> {
-        let mut tx = self.begin().await?;
+        let mut tx = self.begin_background().await?;
         sqlx::query(
             "INSERT INTO chat_refs (incident_id, platform, role, channel_id, message_id, created_at) \
              VALUES ($1, $2, $3, $4, $5, $6) \

@@ -140,7 +140,7 @@ impl Store {
                ORDER BY e.run_at, e.id LIMIT $3{skip_locked}) \
              RETURNING {COLUMNS}"
         );
-        let mut tx = self.begin().await?;
+        let mut tx = self.begin_background().await?;
         let rows: Vec<EffectRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
             .bind(lease_until)
             .bind(now_ms)
@@ -180,7 +180,7 @@ impl Store {
         result: Option<&str>,
         entry: Option<&NewEntry>,
     ) -> anyhow::Result<bool> {
-        let mut tx = self.begin().await?;
+        let mut tx = self.begin_background().await?;
         let done = sqlx::query(
             "UPDATE effects SET state = $1, last_error = COALESCE($2, last_error), result = $3, \
              lease_until = NULL, updated_at = $4 WHERE id = $5 AND state = 'running'",
@@ -212,7 +212,7 @@ impl Store {
         error: Option<&str>,
         refund: bool,
     ) -> anyhow::Result<()> {
-        let mut tx = self.begin().await?;
+        let mut tx = self.begin_background().await?;
         sqlx::query(
             "UPDATE effects SET state = 'pending', run_at = $1, last_error = COALESCE($2, last_error), lease_until = NULL, \
              attempts = attempts - $3, updated_at = $4 WHERE id = $5 AND state = 'running'",
@@ -235,7 +235,7 @@ impl Store {
         lease: std::time::Duration,
     ) -> anyhow::Result<()> {
         let until = to_ms(now) + i64::try_from(lease.as_millis()).unwrap_or(i64::MAX / 2);
-        let mut tx = self.begin().await?;
+        let mut tx = self.begin_background().await?;
         sqlx::query("UPDATE effects SET lease_until = $1 WHERE id = $2 AND state = 'running'")
             .bind(until)
             .bind(id)

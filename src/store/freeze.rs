@@ -156,7 +156,7 @@ impl Store {
     /// Records what a target looks like now, unless a newer generation already wrote it.
     /// Returns `false` when the write was stale and skipped.
     pub async fn record_target(&self, t: &FreezeTarget) -> anyhow::Result<bool> {
-        let mut tx = self.begin().await?;
+        let mut tx = self.begin_background().await?;
         let done = sqlx::query(
             "INSERT INTO freeze_targets (target, scope, desired, actual, ruleset_id, applied_generation, verified_at, last_error) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
@@ -216,7 +216,7 @@ impl Store {
         state: &str,
         generation: i64,
     ) -> anyhow::Result<()> {
-        let mut tx = self.begin().await?;
+        let mut tx = self.begin_background().await?;
         sqlx::query(
             "INSERT INTO freeze_pr_statuses (repo, sha, pr_number, state, generation, updated_at) VALUES ($1, $2, $3, $4, $5, $6) \
              ON CONFLICT (repo, sha) DO UPDATE SET state = excluded.state, generation = excluded.generation, \

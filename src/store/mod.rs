@@ -48,10 +48,23 @@ pub struct Store {
 }
 
 /// The SQLite writer queue, and who holds it (for the log when someone waits too long).
+///
+/// Commands (someone is waiting for the answer) go before background work (the effects
+/// worker's claims, outcomes and heartbeats): a background writer steps aside while any
+/// command is waiting, so a busy queue costs a command at most one background transaction.
 #[derive(Default)]
 struct WriterLock {
     queue: Arc<tokio::sync::Mutex<()>>,
+    commands_waiting: std::sync::atomic::AtomicUsize,
+    no_commands_waiting: tokio::sync::Notify,
     holder: std::sync::Mutex<Option<&'static std::panic::Location<'static>>>,
+}
+
+/// Whether a write transaction is on someone's critical path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Priority {
+    Command,
+    Background,
 }
 
 /// A writer waiting this long is logged with the holder's location: a stuck writer stops
@@ -143,12 +156,25 @@ impl Store {
     #[track_caller]
     pub fn begin(&self) -> impl std::future::Future<Output = anyhow::Result<Tx>> + Send + '_ {
         let caller = std::panic::Location::caller();
-        async move { self.begin_at(caller).await }
+        async move { self.begin_at(caller, Priority::Command).await }
     }
 
-    async fn begin_at(&self, caller: &'static std::panic::Location<'static>) -> anyhow::Result<Tx> {
+    /// [`begin`](Self::begin) for background work, which yields to waiting commands.
+    #[track_caller]
+    pub fn begin_background(
+        &self,
+    ) -> impl std::future::Future<Output = anyhow::Result<Tx>> + Send + '_ {
+        let caller = std::panic::Location::caller();
+        async move { self.begin_at(caller, Priority::Background).await }
+    }
+
+    async fn begin_at(
+        &self,
+        caller: &'static std::panic::Location<'static>,
+        priority: Priority,
+    ) -> anyhow::Result<Tx> {
         let writer = match &self.writer {
-            Some(lock) => Some(lock.acquire(caller).await),
+            Some(lock) => Some(lock.acquire(caller, priority).await),
             None => None,
         };
         let inner = match self.backend {
@@ -225,19 +251,51 @@ impl WriterLock {
     async fn acquire(
         &self,
         caller: &'static std::panic::Location<'static>,
+        priority: Priority,
+    ) -> tokio::sync::OwnedMutexGuard<()> {
+        use std::sync::atomic::Ordering::SeqCst;
+        let guard = match priority {
+            Priority::Command => {
+                self.commands_waiting.fetch_add(1, SeqCst);
+                let guard = self.wait_logged(caller).await;
+                if self.commands_waiting.fetch_sub(1, SeqCst) == 1 {
+                    self.no_commands_waiting.notify_waiters();
+                }
+                guard
+            }
+            Priority::Background => loop {
+                let idle = self.no_commands_waiting.notified();
+                tokio::pin!(idle);
+                idle.as_mut().enable();
+                if self.commands_waiting.load(SeqCst) > 0 {
+                    idle.await;
+                    continue;
+                }
+                let guard = self.wait_logged(caller).await;
+                if self.commands_waiting.load(SeqCst) == 0 {
+                    break guard;
+                }
+                // A command arrived while we queued: let it go first.
+            },
+        };
+        *self.holder.lock().unwrap_or_else(|e| e.into_inner()) = Some(caller);
+        guard
+    }
+
+    async fn wait_logged(
+        &self,
+        caller: &'static std::panic::Location<'static>,
     ) -> tokio::sync::OwnedMutexGuard<()> {
         let wait = Arc::clone(&self.queue).lock_owned();
         tokio::pin!(wait);
-        let guard = match tokio::time::timeout(WRITER_WAIT_WARNING, &mut wait).await {
+        match tokio::time::timeout(WRITER_WAIT_WARNING, &mut wait).await {
             Ok(guard) => guard,
             Err(_) => {
                 let holder = *self.holder.lock().unwrap_or_else(|e| e.into_inner());
                 tracing::warn!(waiter = %caller, holder = ?holder.map(|h| h.to_string()), "waiting more than 2 s for the SQLite writer");
                 wait.await
             }
-        };
-        *self.holder.lock().unwrap_or_else(|e| e.into_inner()) = Some(caller);
-        guard
+        }
     }
 }
 
