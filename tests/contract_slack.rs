@@ -87,14 +87,6 @@ async fn incident_id(app: &TestApp) -> firebreak::incident::IncidentId {
 }
 
 async fn settle(app: &TestApp) {
-    let store = app.app.store.clone();
-    let idle = eventually(30, || {
-        let store = store.clone();
-        async move {
-            let c = store.effect_counts(chrono::Utc::now()).await.unwrap();
-            c.pending == 0 && c.running == 0
-        }
-    })
-    .await;
+    let idle = queue_idle(&app.app.store, 30).await;
     assert!(idle, "effects did not settle");
 }

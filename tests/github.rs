@@ -52,15 +52,7 @@ impl GitHubApp {
     }
 
     async fn settle(&self) {
-        let store = self.app.app.store.clone();
-        let idle = eventually(60, || {
-            let store = store.clone();
-            async move {
-                let c = store.effect_counts(chrono::Utc::now()).await.unwrap();
-                c.pending == 0 && c.running == 0
-            }
-        })
-        .await;
+        let idle = queue_idle(&self.app.app.store, 60).await;
         assert!(
             idle,
             "effects did not settle: {:?}",

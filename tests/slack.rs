@@ -54,15 +54,7 @@ async fn slack_app(backend: Backend) -> SlackApp {
 impl SlackApp {
     /// Waits until the effects queue is empty.
     async fn settle(&self) {
-        let store = self.app.app.store.clone();
-        let idle = eventually(15, || {
-            let store = store.clone();
-            async move {
-                let c = store.effect_counts(chrono::Utc::now()).await.unwrap();
-                c.pending == 0 && c.running == 0
-            }
-        })
-        .await;
+        let idle = queue_idle(&self.app.app.store, 15).await;
         assert!(
             idle,
             "effects did not settle: {:?}",

@@ -40,6 +40,8 @@ pub enum Backend {
 #[derive(Clone)]
 pub struct Store {
     pool: AnyPool,
+    /// SQLite only: connections for background writes, with `synchronous = NORMAL`.
+    background: Option<AnyPool>,
     backend: Backend,
     /// SQLite allows one writer at a time. Queueing writers here, in arrival order, keeps
     /// them out of SQLite's busy-wait (which sleeps in growing steps and turns contention
@@ -89,33 +91,30 @@ impl Store {
             Backend::Sqlite => sqlite_url_with_create(url),
             Backend::Postgres => url.to_string(),
         };
-        let options = AnyPoolOptions::new()
-            .max_connections(match backend {
-                Backend::Sqlite => 8,
-                Backend::Postgres => 16,
-            })
-            .acquire_timeout(Duration::from_secs(10));
-        let options = match backend {
-            Backend::Sqlite => options.after_connect(|conn, _| {
-                Box::pin(async move {
-                    conn.execute("PRAGMA journal_mode = WAL").await?;
-                    conn.execute("PRAGMA foreign_keys = ON").await?;
-                    // FULL: a commit is on disk before the command is acknowledged, even across a power
-                    // cut. The benchmark shows it still keeps the command path at ~1 ms p99.
-                    conn.execute("PRAGMA synchronous = FULL").await?;
-                    conn.execute("PRAGMA busy_timeout = 10000").await?;
-                    Ok(())
-                })
-            }),
-            Backend::Postgres => options,
+        let (pool, background) = match backend {
+            // What a command commits (the incident, its timeline, the effects it owes) is
+            // fsynced before the reply (`synchronous = FULL`). Background bookkeeping (claims,
+            // outcomes, heartbeats) uses its own connections with `NORMAL`: in WAL mode the
+            // next command's fsync makes it durable too, and a power cut before that only
+            // means an effect runs again, which effects are built for.
+            Backend::Sqlite => (
+                sqlite_pool(&url, "FULL", 8).await?,
+                Some(sqlite_pool(&url, "NORMAL", 2).await?),
+            ),
+            Backend::Postgres => {
+                let pool = AnyPoolOptions::new()
+                    .max_connections(16)
+                    .acquire_timeout(Duration::from_secs(10))
+                    .connect(&url)
+                    .await
+                    .context("could not open the Postgres database")?;
+                (pool, None)
+            }
         };
-        let pool = options
-            .connect(&url)
-            .await
-            .with_context(|| format!("could not open the {backend:?} database"))?;
         let writer = (backend == Backend::Sqlite).then(|| Arc::new(WriterLock::default()));
         Ok(Self {
             pool,
+            background,
             backend,
             writer,
         })
@@ -177,9 +176,12 @@ impl Store {
             Some(lock) => Some(lock.acquire(caller, priority).await),
             None => None,
         };
-        let inner = match self.backend {
-            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
-            Backend::Postgres => self.pool.begin().await?,
+        let inner = match (self.backend, priority, &self.background) {
+            (Backend::Sqlite, Priority::Background, Some(background)) => {
+                background.begin_with("BEGIN IMMEDIATE").await?
+            }
+            (Backend::Sqlite, _, _) => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            (Backend::Postgres, _, _) => self.pool.begin().await?,
         };
         Ok(Tx {
             inner,
@@ -206,6 +208,9 @@ impl Store {
 
     pub async fn close(&self) {
         self.pool.close().await;
+        if let Some(background) = &self.background {
+            background.close().await;
+        }
     }
 
     pub(crate) fn pool(&self) -> &AnyPool {
@@ -247,6 +252,30 @@ impl Drop for ReconcileLock {
     }
 }
 
+/// One command waiting for the writer; background writers step aside while any exist.
+struct CommandWaiting<'a>(&'a WriterLock);
+
+impl<'a> CommandWaiting<'a> {
+    fn new(lock: &'a WriterLock) -> Self {
+        lock.commands_waiting
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Self(lock)
+    }
+}
+
+impl Drop for CommandWaiting<'_> {
+    fn drop(&mut self) {
+        if self
+            .0
+            .commands_waiting
+            .fetch_sub(1, std::sync::atomic::Ordering::SeqCst)
+            == 1
+        {
+            self.0.no_commands_waiting.notify_waiters();
+        }
+    }
+}
+
 impl WriterLock {
     async fn acquire(
         &self,
@@ -256,11 +285,10 @@ impl WriterLock {
         use std::sync::atomic::Ordering::SeqCst;
         let guard = match priority {
             Priority::Command => {
-                self.commands_waiting.fetch_add(1, SeqCst);
+                // Counted until it holds the queue, or until the wait is cancelled.
+                let waiting = CommandWaiting::new(self);
                 let guard = self.wait_logged(caller).await;
-                if self.commands_waiting.fetch_sub(1, SeqCst) == 1 {
-                    self.no_commands_waiting.notify_waiters();
-                }
+                drop(waiting);
                 guard
             }
             Priority::Background => loop {
@@ -323,6 +351,28 @@ impl Tx {
             Backend::Postgres => " FOR UPDATE",
         }
     }
+}
+
+/// A SQLite pool in WAL mode with foreign keys on, committing with `synchronous`.
+async fn sqlite_pool(url: &str, synchronous: &'static str, size: u32) -> anyhow::Result<AnyPool> {
+    AnyPoolOptions::new()
+        .max_connections(size)
+        .acquire_timeout(Duration::from_secs(10))
+        .after_connect(move |conn, _| {
+            Box::pin(async move {
+                conn.execute("PRAGMA journal_mode = WAL").await?;
+                conn.execute("PRAGMA foreign_keys = ON").await?;
+                conn.execute(sqlx::AssertSqlSafe(format!(
+                    "PRAGMA synchronous = {synchronous}"
+                )))
+                .await?;
+                conn.execute("PRAGMA busy_timeout = 10000").await?;
+                Ok(())
+            })
+        })
+        .connect(url)
+        .await
+        .context("could not open the SQLite database")
 }
 
 fn backend_of(url: &str) -> anyhow::Result<Backend> {

@@ -200,6 +200,18 @@ where
     false
 }
 
+/// Waits until the effects queue has nothing pending or running; `false` after `secs`.
+pub async fn queue_idle(store: &Store, secs: u64) -> bool {
+    eventually(secs, || {
+        let store = store.clone();
+        async move {
+            let c = store.effect_counts(chrono::Utc::now()).await.unwrap();
+            c.pending == 0 && c.running == 0
+        }
+    })
+    .await
+}
+
 /// Generates `mod NAME { sqlite(), postgres() }` test pairs that call `NAME(Backend)`.
 #[macro_export]
 macro_rules! on_both {
