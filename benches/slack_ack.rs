@@ -79,16 +79,23 @@ async fn run() {
         to_notice,
     );
 
+    for mixed in [false, true] {
+        let acks = acknowledge(&http, &base, mixed).await;
+        let what = if mixed { "half updates (4 Slack effects each, worker busy)" } else { "notes (no effects)" };
+        report(&format!("signed slash command acknowledged, {COMMANDS} at {RATE_PER_SEC}/s, {what}"), acks);
+        tokio::time::sleep(Duration::from_secs(5)).await;
+    }
+    shutdown.cancel();
+}
+
+/// Sends `COMMANDS` signed commands at `RATE_PER_SEC` and returns each one's latency.
+async fn acknowledge(http: &reqwest::Client, base: &str, mixed: bool) -> Vec<Duration> {
     let mut tasks = Vec::with_capacity(COMMANDS);
     let mut ticker = tokio::time::interval(Duration::from_micros(1_000_000 / RATE_PER_SEC));
     for i in 0..COMMANDS {
         ticker.tick().await;
-        let (http, base) = (http.clone(), base.clone());
-        let text = if i % 2 == 0 {
-            format!("update INC-1 step {i}")
-        } else {
-            format!("note INC-2 observation {i}")
-        };
+        let (http, base) = (http.clone(), base.to_string());
+        let text = if mixed && i % 2 == 0 { format!("update INC-1 step {i}") } else { format!("note INC-2 observation {i}") };
         tasks.push(tokio::spawn(async move {
             let start = Instant::now();
             send(&http, &base, &text).await;
@@ -99,11 +106,7 @@ async fn run() {
     for t in tasks {
         acks.push(t.await.unwrap());
     }
-    report(
-        &format!("signed slash command acknowledged ({COMMANDS} at {RATE_PER_SEC}/s)"),
-        acks,
-    );
-    shutdown.cancel();
+    acks
 }
 
 fn notices(slack: &FakeSlack) -> usize {
