@@ -169,7 +169,7 @@ async fn freeze_and_unfreeze_40_repos_with_300_prs_within_the_limits(backend: Ba
         started.elapsed()
     );
     assert!(
-        freeze_took < MINUTE * 30,
+        freeze_took < MINUTE * 50,
         "the freeze alone fits in the first hour window: {freeze_took:?}"
     );
     let applied = t
