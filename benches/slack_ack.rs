@@ -81,8 +81,15 @@ async fn run() {
 
     for mixed in [false, true] {
         let acks = acknowledge(&http, &base, mixed).await;
-        let what = if mixed { "half updates (4 Slack effects each, worker busy)" } else { "notes (no effects)" };
-        report(&format!("signed slash command acknowledged, {COMMANDS} at {RATE_PER_SEC}/s, {what}"), acks);
+        let what = if mixed {
+            "half updates (4 Slack effects each, worker busy)"
+        } else {
+            "notes (no effects)"
+        };
+        report(
+            &format!("signed slash command acknowledged, {COMMANDS} at {RATE_PER_SEC}/s, {what}"),
+            acks,
+        );
         tokio::time::sleep(Duration::from_secs(5)).await;
     }
     shutdown.cancel();
@@ -95,7 +102,11 @@ async fn acknowledge(http: &reqwest::Client, base: &str, mixed: bool) -> Vec<Dur
     for i in 0..COMMANDS {
         ticker.tick().await;
         let (http, base) = (http.clone(), base.to_string());
-        let text = if mixed && i % 2 == 0 { format!("update INC-1 step {i}") } else { format!("note INC-2 observation {i}") };
+        let text = if mixed && i % 2 == 0 {
+            format!("update INC-1 step {i}")
+        } else {
+            format!("note INC-2 observation {i}")
+        };
         tasks.push(tokio::spawn(async move {
             let start = Instant::now();
             send(&http, &base, &text).await;
