@@ -108,18 +108,26 @@ pub async fn webhook(
         }
     }
     let store = edge.service.store();
-    if let Some(delivery) = header("x-github-delivery") {
-        match store.first_delivery("github", delivery).await {
+    let delivery = header("x-github-delivery").map(str::to_string);
+    if let Some(id) = &delivery {
+        match store.first_delivery("github", id).await {
             Ok(true) => {}
             Ok(false) => return (StatusCode::OK, "duplicate delivery").into_response(),
             Err(e) => return internal(e),
         }
     }
-    match header("x-github-event") {
+    let response = match header("x-github-event") {
         Some("ping") => Json(json!({ "msg": "pong" })).into_response(),
         Some("pull_request") => pull_request(&edge, &body).await,
         _ => (StatusCode::ACCEPTED, "event ignored").into_response(),
+    };
+    if response.status().is_server_error() {
+        // Let GitHub's redelivery try again rather than be ignored as a duplicate.
+        if let Some(id) = &delivery {
+            let _ = store.forget_delivery("github", id).await;
+        }
     }
+    response
 }
 
 async fn pull_request(edge: &GitHubEdge, body: &[u8]) -> Response {
