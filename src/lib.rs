@@ -8,6 +8,7 @@
 //!   `Retry-After`, and trips a circuit breaker when a target is down.
 //! - [`notify`]: company-wide notices, rendered from `templates/notice.txt` and posted to
 //!   Slack-compatible incoming webhooks.
+//! - [`postmortem`]: post-mortems from the record, Markdown and HTML with an SVG chart.
 //! - [`store`]: sqlx on SQLite (embedded default) or Postgres (several replicas), same SQL.
 //! - [`chat`]: Slack (slash commands, events, interactivity, Block Kit, Web API effects).
 //! - [`github`]: the merge freeze: rulesets, PR statuses, reconciler, webhook.
@@ -25,4 +26,5 @@ pub mod github;
 pub mod http;
 pub mod incident;
 pub mod notify;
+pub mod postmortem;
 pub mod store;

@@ -137,6 +137,32 @@ async fn writes_read_back_and_bad_input_exits_non_zero(backend: Backend) {
         "one-line reason: {}",
         stderr(&out)
     );
+    let out = cli.dir.path().join("INC-1.html");
+    let wrote = cli
+        .ok(&[
+            "postmortem",
+            "INC-1",
+            "--format",
+            "html",
+            "--out",
+            out.to_str().unwrap(),
+        ])
+        .await;
+    assert!(wrote.contains("Wrote the INC-1 post-mortem"), "{wrote}");
+    assert!(
+        std::fs::read_to_string(&out)
+            .unwrap()
+            .contains("<h1>INC-1: Checkout API returns 502</h1>")
+    );
+    let md = cli.ok(&["postmortem", "1"]).await;
+    assert!(
+        md.contains("## Timeline") && md.contains("Rolled back deploy"),
+        "{md}"
+    );
+    assert_eq!(
+        cli.run(&["postmortem", "INC-99"]).await.status.code(),
+        Some(2)
+    );
     let after = cli.list().await;
     assert_eq!(after[0]["status"], "mitigated");
     assert_eq!(after[0]["version"], 4, "rejected commands did not write");

@@ -388,6 +388,35 @@ async fn http_endpoints_answer(backend: Backend) {
             .status(),
         404
     );
+    let md = http
+        .get(t.url("/incidents/INC-1/postmortem.md"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(md.status(), 200);
+    assert!(
+        md.text()
+            .await
+            .unwrap()
+            .starts_with("# INC-1: Cache stampede")
+    );
+    let html = http
+        .get(t.url("/incidents/1/postmortem.html"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains("<svg") && html.contains("<h2>Timeline</h2>"));
+    assert_eq!(
+        http.get(t.url("/incidents/INC-7/postmortem.md"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
     let metrics = http
         .get(t.url("/metrics"))
         .send()

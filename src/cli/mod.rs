@@ -42,9 +42,25 @@ pub enum TopCommand {
     Freeze(IncidentArgs),
     /// Lift a merge freeze: `unfreeze [owner/repo …]`.
     Unfreeze(IncidentArgs),
+    /// Render an incident's post-mortem from its record.
+    Postmortem {
+        /// The incident: INC-42 or 42.
+        incident: String,
+        #[arg(long, value_enum, default_value_t = PostmortemFormat::Md)]
+        format: PostmortemFormat,
+        /// Write to this file instead of standard output.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Inspect and retry queued side effects.
     #[command(subcommand)]
     Effects(EffectsCommand),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum PostmortemFormat {
+    Md,
+    Html,
 }
 
 #[derive(Debug, Subcommand)]

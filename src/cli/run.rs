@@ -8,10 +8,10 @@ use chrono::Utc;
 use tokio_util::sync::CancellationToken;
 
 use super::render;
-use super::{Cli, ConfigCommand, EffectsCommand, IncidentArgs, TopCommand};
+use super::{Cli, ConfigCommand, EffectsCommand, IncidentArgs, PostmortemFormat, TopCommand};
 use crate::app::{App, shutdown_signal};
 use crate::config::{Config, Runtime};
-use crate::incident::{Actor, ParseOptions, ServiceError, UserError, command};
+use crate::incident::{Actor, IncidentNumber, ParseOptions, ServiceError, UserError, command};
 use crate::store::Store;
 
 /// Exit code for input the user can fix (bad grammar, bad config, forbidden, conflict).
@@ -60,6 +60,11 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         TopCommand::Freeze(args) => incident(&app, prefixed("freeze", args)).await,
         TopCommand::Unfreeze(args) => incident(&app, prefixed("unfreeze", args)).await,
         TopCommand::Effects(cmd) => effects(&app, cmd).await,
+        TopCommand::Postmortem {
+            incident,
+            format,
+            out,
+        } => postmortem(&app, &incident, format, out.as_deref()).await,
         TopCommand::Config(_) | TopCommand::Migrate => unreachable!("handled above"),
     }
 }
@@ -137,6 +142,34 @@ async fn effects(app: &App, cmd: EffectsCommand) -> anyhow::Result<ExitCode> {
             println!("Effect {id} is queued again.");
             drain(app, &[id]).await?;
         }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn postmortem(
+    app: &App,
+    incident: &str,
+    format: PostmortemFormat,
+    out: Option<&std::path::Path>,
+) -> anyhow::Result<ExitCode> {
+    let Some(number) = IncidentNumber::parse(incident, true) else {
+        return Ok(user_error(&format!(
+            "\"{incident}\" is not an incident; write INC-42 or 42."
+        )));
+    };
+    let Some(view) = crate::postmortem::load(&app.store, number).await? else {
+        return Ok(user_error(&format!("There is no incident {number}.")));
+    };
+    let text = match format {
+        PostmortemFormat::Md => crate::postmortem::render::markdown(&view)?,
+        PostmortemFormat::Html => crate::postmortem::render::html(&view)?,
+    };
+    match out {
+        Some(path) => {
+            std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;
+            println!("Wrote the {number} post-mortem to {}.", path.display());
+        }
+        None => print!("{text}"),
     }
     Ok(ExitCode::SUCCESS)
 }

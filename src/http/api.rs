@@ -184,3 +184,41 @@ pub async fn freeze_status(State(app): State<App>) -> Response {
         (Err(e), _) | (_, Err(e)) => internal("reading freeze state", e),
     }
 }
+
+/// `GET /incidents/{id}/postmortem.md` and `/incidents/{id}/postmortem.html`.
+pub async fn postmortem(
+    State(app): State<App>,
+    Path((id, name)): Path<(String, String)>,
+) -> Response {
+    let Some(n) = IncidentNumber::parse(&id, true) else {
+        return (
+            StatusCode::BAD_REQUEST,
+            "not an incident number like INC-42",
+        )
+            .into_response();
+    };
+    let view = match crate::postmortem::load(&app.store, n).await {
+        Ok(Some(v)) => v,
+        Ok(None) => {
+            return (StatusCode::NOT_FOUND, format!("There is no incident {n}.")).into_response();
+        }
+        Err(e) => return internal("loading a post-mortem", e),
+    };
+    let rendered = match name.as_str() {
+        "postmortem.md" => crate::postmortem::render::markdown(&view).map(|t| {
+            (
+                [(
+                    axum::http::header::CONTENT_TYPE,
+                    "text/markdown; charset=utf-8",
+                )],
+                t,
+            )
+                .into_response()
+        }),
+        "postmortem.html" => {
+            crate::postmortem::render::html(&view).map(|t| axum::response::Html(t).into_response())
+        }
+        _ => return StatusCode::NOT_FOUND.into_response(),
+    };
+    rendered.unwrap_or_else(|e| internal("rendering a post-mortem", e))
+}

@@ -26,6 +26,7 @@ pub fn router(app: App) -> Router {
         .route("/api/incidents", get(api::list_incidents))
         .route("/api/incidents/{number}", get(api::show_incident))
         .route("/api/freeze", get(api::freeze_status))
+        .route("/incidents/{file}/{name}", get(api::postmortem))
         .with_state(app)
         .merge(slack)
         .merge(github)

@@ -76,6 +76,82 @@ pub enum Command {
         pr: u64,
         reason: Option<String>,
     },
+    ActionAdd {
+        target: Option<IncidentNumber>,
+        text: String,
+        owner: Option<String>,
+        term: Term,
+    },
+    ActionDone {
+        target: Option<IncidentNumber>,
+        number: i64,
+    },
+    /// Write one section of the post-mortem.
+    PostmortemSet {
+        target: Option<IncidentNumber>,
+        field: PostmortemField,
+        text: String,
+    },
+}
+
+/// When an action item should be done.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Term {
+    Immediate,
+    Medium,
+    Long,
+}
+
+impl Term {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Immediate => "immediate",
+            Self::Medium => "medium",
+            Self::Long => "long",
+        }
+    }
+}
+
+/// The post-mortem sections people write (the rest is computed from the record).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PostmortemField {
+    Summary,
+    Impact,
+    RootCause,
+    ContributingFactors,
+    WentWell,
+    WentPoorly,
+}
+
+impl PostmortemField {
+    pub const ALL: [PostmortemField; 6] = [
+        Self::Summary,
+        Self::Impact,
+        Self::RootCause,
+        Self::ContributingFactors,
+        Self::WentWell,
+        Self::WentPoorly,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Summary => "summary",
+            Self::Impact => "impact",
+            Self::RootCause => "root-cause",
+            Self::ContributingFactors => "contributing-factors",
+            Self::WentWell => "went-well",
+            Self::WentPoorly => "went-poorly",
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<Self, UserError> {
+        let norm = s.to_ascii_lowercase().replace('_', "-");
+        Self::ALL.into_iter().find(|f| f.as_str() == norm).ok_or_else(|| {
+            UserError::invalid(format!(
+                "\"{s}\" is not a post-mortem section; use summary, impact, root-cause, contributing-factors, went-well or went-poorly."
+            ))
+        })
+    }
 }
 
 impl Command {
@@ -97,6 +173,9 @@ impl Command {
             Self::Unfreeze { .. } => "unfreeze",
             Self::FreezeStatus => "freeze status",
             Self::FreezeExempt { .. } => "freeze exempt",
+            Self::ActionAdd { .. } => "action add",
+            Self::ActionDone { .. } => "action done",
+            Self::PostmortemSet { .. } => "postmortem set",
         }
     }
 
@@ -112,6 +191,9 @@ impl Command {
             | Self::Resolve { target, .. }
             | Self::Freeze { target, .. }
             | Self::Unfreeze { target, .. }
+            | Self::ActionAdd { target, .. }
+            | Self::ActionDone { target, .. }
+            | Self::PostmortemSet { target, .. }
             | Self::Show { target } => *target,
             Self::Declare { .. }
             | Self::List
@@ -133,6 +215,9 @@ impl Command {
             | Self::Resolve { target, .. }
             | Self::Freeze { target, .. }
             | Self::Unfreeze { target, .. }
+            | Self::ActionAdd { target, .. }
+            | Self::ActionDone { target, .. }
+            | Self::PostmortemSet { target, .. }
             | Self::Show { target } => {
                 target.get_or_insert(number);
             }
@@ -185,6 +270,9 @@ Commands (name the incident as INC-42 when you are not in its channel):
   unfreeze [owner/repo|owner/* ...]                   lift it (default: everything frozen)
   freeze status
   freeze exempt owner/repo#123 --reason <text>        let one pull request through
+  action add [INC-n] <text> [--owner <user>] [--term immediate|medium|long]
+  action done [INC-n] <n>
+  postmortem set [INC-n] summary|impact|root-cause|contributing-factors|went-well|went-poorly <text>
   help
 <when> is an RFC 3339 time (2026-11-22T03:10:00Z) or an age such as 15m (meaning 15 minutes ago).";
 
@@ -243,6 +331,8 @@ pub fn parse_words<S: AsRef<str>>(
         "list" => Command::List,
         "help" => Command::Help,
         "freeze" => parse_freeze(&mut args, target)?,
+        "action" => parse_action(&mut args, target)?,
+        "postmortem" | "post-mortem" => parse_postmortem(&mut args, target)?,
         "unfreeze" => Command::Unfreeze {
             target,
             scopes: parse_scopes(&mut args)?,
@@ -356,6 +446,95 @@ fn parse_freeze(args: &mut Args<'_>, target: Option<IncidentNumber>) -> Result<C
                 reason,
             })
         }
+    }
+}
+
+fn parse_action(args: &mut Args<'_>, target: Option<IncidentNumber>) -> Result<Command, UserError> {
+    let usage = "Use `action add <text> [--owner <user>] [--term immediate|medium|long]` or `action done <n>`.";
+    let sub = args
+        .words
+        .first()
+        .map(|w| w.to_ascii_lowercase())
+        .ok_or_else(|| UserError::invalid(usage))?;
+    args.words.remove(0);
+    // In the CLI the incident comes after the sub-verb: `action add INC-4 …`.
+    let target = target.or_else(|| {
+        let n = args
+            .words
+            .first()
+            .and_then(|w| IncidentNumber::parse(w, false));
+        if n.is_some() {
+            args.words.remove(0);
+        }
+        n
+    });
+    match sub.as_str() {
+        "add" => {
+            let owner = args
+                .option("--owner")?
+                .map(|o| o.trim_start_matches('@').to_string());
+            let term = match args.option("--term")?.as_deref() {
+                None | Some("immediate") => Term::Immediate,
+                Some("medium") => Term::Medium,
+                Some("long") => Term::Long,
+                Some(other) => {
+                    return Err(UserError::invalid(format!(
+                        "\"{other}\" is not a term; use immediate, medium or long."
+                    )));
+                }
+            };
+            let text = args.text_required("action add", "what should be done")?;
+            Ok(Command::ActionAdd {
+                target,
+                text,
+                owner,
+                term,
+            })
+        }
+        "done" => {
+            let n = args.single("action done", "the action item's number")?;
+            let number = n.trim_start_matches('#').parse().map_err(|_| {
+                UserError::invalid(format!("\"{n}\" is not an action item number."))
+            })?;
+            Ok(Command::ActionDone { target, number })
+        }
+        _ => Err(UserError::invalid(usage)),
+    }
+}
+
+fn parse_postmortem(
+    args: &mut Args<'_>,
+    target: Option<IncidentNumber>,
+) -> Result<Command, UserError> {
+    let usage = "Use `postmortem set <section> <text>`; sections: summary, impact, root-cause, contributing-factors, went-well, went-poorly.";
+    match args.words.first().map(|w| w.to_ascii_lowercase()) {
+        Some(w) if w == "set" => {
+            args.words.remove(0);
+            let target = target.or_else(|| {
+                let n = args
+                    .words
+                    .first()
+                    .and_then(|w| IncidentNumber::parse(w, false));
+                if n.is_some() {
+                    args.words.remove(0);
+                }
+                n
+            });
+            let field = args
+                .words
+                .first()
+                .copied()
+                .ok_or_else(|| UserError::invalid(usage))?;
+            let field = PostmortemField::parse(field)?;
+            args.words.remove(0);
+            let text = args.text_required("postmortem set", "the text")?;
+            Ok(Command::PostmortemSet {
+                target,
+                field,
+                text,
+            })
+        }
+        _ => Err(UserError::invalid(usage)),
     }
 }
 
@@ -733,6 +912,41 @@ mod tests {
         );
         assert!(chat("freeze exempt acme/api#x").is_err());
         assert!(chat("freeze exempt acme/*#1").is_err());
+    }
+
+    #[test]
+    fn action_and_postmortem_grammar() {
+        assert_eq!(
+            chat("action add INC-4 Add a canary stage --owner @dana --term medium").unwrap(),
+            Command::ActionAdd {
+                target: Some(IncidentNumber(4)),
+                text: "Add a canary stage".into(),
+                owner: Some("dana".into()),
+                term: Term::Medium
+            }
+        );
+        assert_eq!(
+            chat("action done 2").unwrap(),
+            Command::ActionDone {
+                target: None,
+                number: 2
+            }
+        );
+        assert_eq!(
+            chat("postmortem set root-cause A config push disabled the pool").unwrap(),
+            Command::PostmortemSet {
+                target: None,
+                field: PostmortemField::RootCause,
+                text: "A config push disabled the pool".into()
+            }
+        );
+        assert!(
+            chat("postmortem set mood bad")
+                .unwrap_err()
+                .to_string()
+                .contains("not a post-mortem section")
+        );
+        assert!(chat("action add x --term soon").is_err());
     }
 
     #[test]

@@ -16,6 +16,7 @@ pub mod clock;
 pub mod command;
 pub mod error;
 pub mod freeze;
+pub mod material;
 pub mod model;
 pub mod permissions;
 pub mod reply;

@@ -202,7 +202,10 @@ pub fn decide(
         | Command::Freeze { .. }
         | Command::Unfreeze { .. }
         | Command::FreezeStatus
-        | Command::FreezeExempt { .. } => {
+        | Command::FreezeExempt { .. }
+        | Command::ActionAdd { .. }
+        | Command::ActionDone { .. }
+        | Command::PostmortemSet { .. } => {
             return Err(UserError::invalid(format!(
                 "`{}` does not change an incident.",
                 cmd.verb()

@@ -107,6 +107,9 @@ impl IncidentService {
             | Command::Unfreeze { .. }
             | Command::FreezeStatus
             | Command::FreezeExempt { .. } => self.freeze_command(cmd, actor).await,
+            Command::ActionAdd { .. }
+            | Command::ActionDone { .. }
+            | Command::PostmortemSet { .. } => self.postmortem_material(cmd, actor).await,
             _ => {
                 let number = require_target(cmd.target(), cmd.verb())?;
                 self.change(number, cmd, actor, expected_version).await
@@ -183,6 +186,7 @@ impl IncidentService {
             version: 1,
         };
         tx.insert_incident(&incident).await?;
+        tx.add_promise(&incident.id, now, due).await?;
         let drill_note = if drill { " (drill)" } else { "" };
         let text = format!("Declared {severity}{drill_note}: {}", incident.title);
         tx.append_timeline(&entry(&incident, actor, now, EntryKind::Declared, text))
@@ -303,6 +307,12 @@ impl IncidentService {
                 .into());
             }
             next.version = current.version + 1;
+            if let Some(due) = next
+                .next_update_due
+                .filter(|d| Some(*d) != current.next_update_due)
+            {
+                tx.add_promise(&next.id, now, due).await?;
+            }
             if let Some(event) = &decision.event {
                 effects = self.enqueue_effects(&mut tx, &next, event, actor).await?;
             }

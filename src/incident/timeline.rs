@@ -85,10 +85,12 @@ pub enum EntryKind {
     FreezeExempted,
     /// A pull request merged shortly before the incident ("what did we change last?").
     RecentChange,
+    /// An action item added or done.
+    ActionItem,
 }
 
 impl EntryKind {
-    const ALL: [EntryKind; 18] = [
+    const ALL: [EntryKind; 19] = [
         Self::Declared,
         Self::Acknowledged,
         Self::Update,
@@ -107,6 +109,7 @@ impl EntryKind {
         Self::FreezeApplied,
         Self::FreezeExempted,
         Self::RecentChange,
+        Self::ActionItem,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -129,6 +132,7 @@ impl EntryKind {
             Self::FreezeApplied => "freeze_applied",
             Self::FreezeExempted => "freeze_exempted",
             Self::RecentChange => "recent_change",
+            Self::ActionItem => "action_item",
         }
     }
 }

@@ -9,6 +9,7 @@ mod chat_refs;
 mod effects;
 mod freeze;
 mod incidents;
+mod postmortem;
 mod timeline;
 
 use std::str::FromStr;
@@ -23,6 +24,7 @@ use sqlx::{Any, AnyPool, Executor, Transaction};
 pub use chat_refs::ChatRef;
 pub use effects::EffectCounts;
 pub use freeze::{Exemption, FreezeScope, FreezeTarget};
+pub use postmortem::{ActionItem, Flag};
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");

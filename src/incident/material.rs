@@ -1,0 +1,82 @@
+//! Post-mortem material written during or after an incident: action items and the written
+//! sections (summary, impact, root cause, …). They live beside the incident, not in its
+//! row, so adding them never conflicts with responders changing the incident.
+
+use super::command::Command;
+use super::error::{ServiceError, UserError};
+use super::model::Incident;
+use super::permissions::Actor;
+use super::reply::Reply;
+use super::service::{IncidentService, Outcome};
+use super::timeline::{EntryKind, NewEntry};
+
+impl IncidentService {
+    pub(super) async fn postmortem_material(
+        &self,
+        cmd: Command,
+        actor: &Actor,
+    ) -> Result<Outcome, ServiceError> {
+        let number = cmd
+            .target()
+            .ok_or_else(|| UserError::NeedsIncident(cmd.verb().to_string()))?;
+        let now = self.now();
+        let mut tx = self.store().begin().await?;
+        let incident: Incident = tx
+            .incident_for_update(number)
+            .await?
+            .ok_or(UserError::NotFound(number))?;
+        let entry = |text: String| NewEntry {
+            incident_id: Some(incident.id.clone()),
+            occurred_at: now,
+            actor: actor.name.clone(),
+            source: actor.source,
+            kind: EntryKind::ActionItem,
+            text,
+        };
+        let reply = match cmd {
+            Command::ActionAdd {
+                text, owner, term, ..
+            } => {
+                let n = tx
+                    .add_action(&incident.id, &text, owner.as_deref(), term.as_str(), now)
+                    .await?;
+                let who = owner
+                    .as_deref()
+                    .map(|o| format!(" (owner {o})"))
+                    .unwrap_or_default();
+                let line = format!("Action item {n} ({}): {text}{who}", term.as_str());
+                tx.append_timeline(&entry(line.clone())).await?;
+                format!("{}: {line}.", incident.number)
+            }
+            Command::ActionDone { number: n, .. } => {
+                if !tx.complete_action(&incident.id, n, now).await? {
+                    return Err(UserError::invalid(format!(
+                        "{} has no action item {n}.",
+                        incident.number
+                    ))
+                    .into());
+                }
+                tx.append_timeline(&entry(format!("Action item {n} done")))
+                    .await?;
+                format!("{}: action item {n} is done.", incident.number)
+            }
+            Command::PostmortemSet { field, text, .. } => {
+                tx.set_postmortem_field(&incident.id, field.as_str(), &text, &actor.name)
+                    .await?;
+                format!("{}: post-mortem {} saved.", incident.number, field.as_str())
+            }
+            other => {
+                return Err(UserError::invalid(format!(
+                    "`{}` is not post-mortem material.",
+                    other.verb()
+                ))
+                .into());
+            }
+        };
+        tx.commit().await?;
+        Ok(Outcome {
+            reply: Reply::public(reply),
+            effects: Vec::new(),
+        })
+    }
+}

@@ -1,0 +1,36 @@
+//! Post-mortems: a view model built from the stored record ([`view`]), rendered to Markdown
+//! and to a standalone HTML page with an SVG timeline chart ([`render`]) through the askama
+//! templates in `templates/`.
+
+pub mod render;
+pub mod view;
+
+use anyhow::Context;
+
+use crate::incident::IncidentNumber;
+use crate::store::Store;
+
+/// Loads everything stored about an incident and builds its post-mortem.
+pub async fn load(
+    store: &Store,
+    number: IncidentNumber,
+) -> anyhow::Result<Option<view::PostmortemView>> {
+    let Some(incident) = store.incident_by_number(number).await? else {
+        return Ok(None);
+    };
+    let timeline = store
+        .timeline(&incident.id)
+        .await
+        .context("loading the timeline")?;
+    let promises = store.promises(&incident.id).await?;
+    let fields = store.postmortem_fields(&incident.id).await?;
+    let actions = store.action_items(&incident.id).await?;
+    let facts = view::Facts {
+        incident: &incident,
+        timeline: &timeline,
+        promises: &promises,
+        fields: &fields,
+        actions: &actions,
+    };
+    Ok(Some(view::build(&facts)))
+}

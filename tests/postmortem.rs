@@ -1,0 +1,270 @@
+//! Post-mortems rendered from realistic records: golden files (the same bytes on SQLite and
+//! Postgres), a CommonMark parse that finds every section, well-formed SVG, prompts for
+//! unwritten sections, flagged impossible times, late updates.
+
+mod common;
+
+use std::time::Duration as StdDuration;
+
+use chrono::{Duration, TimeZone, Utc};
+use common::*;
+use firebreak::incident::IncidentNumber;
+use firebreak::incident::clock::ManualClock;
+use firebreak::postmortem::{load, render};
+
+on_both!(realistic_sev1, drill, missing_and_out_of_order_times);
+
+const SECTIONS: [&str; 10] = [
+    "Summary",
+    "Impact",
+    "Key times and durations",
+    "Responders and roles",
+    "Timeline",
+    "Merge-freeze record",
+    "Status updates sent",
+    "Root cause",
+    "What went well",
+    "Action items",
+];
+
+/// A service on a fixed clock (2026-03-14 09:00 UTC) with GitHub configured but no worker,
+/// so the record holds only what commands wrote, at the clock's times.
+async fn fixed(backend: Backend) -> TestService {
+    let db = TestDb::new(backend).await;
+    let config = test_config(&common::github::github_config("\"acme/api\"", "60s", ""));
+    let mut app = firebreak::app::App::with_store(
+        config,
+        db.store().await,
+        common::github::integrations("http://127.0.0.1:9"),
+    )
+    .unwrap();
+    let clock = ManualClock::starting_at(Utc.with_ymd_and_hms(2026, 3, 14, 9, 0, 0).unwrap());
+    app.service = app
+        .service
+        .clone()
+        .with_clock(std::sync::Arc::new(clock.clone()));
+    TestService { db, app, clock }
+}
+
+async fn step(t: &TestService, minutes: i64, line: &str) {
+    t.clock.advance(Duration::minutes(minutes));
+    t.ok(line).await;
+}
+
+async fn render_md(t: &TestService, n: i64) -> String {
+    let view = load(&t.app.store, IncidentNumber(n))
+        .await
+        .unwrap()
+        .unwrap();
+    render::markdown(&view).unwrap()
+}
+
+fn golden(name: &str, actual: &str) {
+    let path = format!(
+        "{}/tests/fixtures/postmortem/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    if std::env::var("FIREBREAK_UPDATE_GOLDEN").is_ok() {
+        std::fs::create_dir_all(std::path::Path::new(&path).parent().unwrap()).unwrap();
+        std::fs::write(&path, actual).unwrap();
+    }
+    let expected = std::fs::read_to_string(&path).unwrap_or_else(|_| {
+        panic!("missing golden file {path}; run with FIREBREAK_UPDATE_GOLDEN=1")
+    });
+    assert!(
+        expected == actual,
+        "{name} differs from its golden file; rerun with FIREBREAK_UPDATE_GOLDEN=1 and review the diff.\n{actual}"
+    );
+}
+
+fn headings(md: &str) -> Vec<String> {
+    use pulldown_cmark::{Event, Parser, Tag, TagEnd};
+    let mut out = Vec::new();
+    let mut current: Option<String> = None;
+    for event in Parser::new(md) {
+        match event {
+            Event::Start(Tag::Heading { .. }) => current = Some(String::new()),
+            Event::Text(t) | Event::Code(t) => {
+                if let Some(h) = current.as_mut() {
+                    h.push_str(&t);
+                }
+            }
+            Event::End(TagEnd::Heading(_)) => out.extend(current.take()),
+            _ => {}
+        }
+    }
+    out
+}
+
+fn assert_svg_well_formed(html: &str) {
+    let start = html.find("<svg").expect("an SVG chart");
+    let end = html.find("</svg>").expect("the SVG closes") + "</svg>".len();
+    let mut reader = quick_xml::Reader::from_str(&html[start..end]);
+    let mut depth = 0i32;
+    loop {
+        match reader.read_event().expect("well-formed SVG") {
+            quick_xml::events::Event::Start(_) => depth += 1,
+            quick_xml::events::Event::End(_) => depth -= 1,
+            quick_xml::events::Event::Eof => break,
+            _ => {}
+        }
+    }
+    assert_eq!(depth, 0, "every SVG element is closed");
+}
+
+async fn realistic_sev1(backend: Backend) {
+    let t = fixed(backend).await;
+    t.ok("declare sev1 Checkout API returns 502 --started 2026-03-14T08:42:00Z --detected 2026-03-14T08:51:00Z").await;
+    step(&t, 3, "ack INC-1").await;
+    step(&t, 2, "assign INC-1 comms bob").await;
+    step(&t, 4, "note INC-1 Error rate at 38% on checkout-api").await;
+    step(
+        &t,
+        6,
+        "update INC-1 Investigating elevated 502s from checkout-api; payments unaffected",
+    )
+    .await;
+    for i in 0..17 {
+        step(
+            &t,
+            1,
+            &format!("note INC-1 Observation {i}: pods restarting in eu-west-1, *not* us-east"),
+        )
+        .await;
+    }
+    step(&t, 2, "status INC-1 identified").await;
+    step(
+        &t,
+        4,
+        "update INC-1 Bad connection-pool config in deploy 4512 identified --next 20m",
+    )
+    .await;
+    step(&t, 35, "update INC-1 Rolling back deploy 4512").await;
+    step(&t, 3, "assign INC-1 commander carol").await;
+    for i in 0..6 {
+        step(&t, 2, &format!("note INC-1 Rollback progress {i}/6")).await;
+    }
+    step(&t, 2, "status INC-1 mitigated").await;
+    step(
+        &t,
+        10,
+        "update INC-1 Error rate back to baseline; monitoring",
+    )
+    .await;
+    step(&t, 20, "unfreeze INC-1").await;
+    step(&t, 20, "resolve INC-1 Rolled back deploy 4512").await;
+    step(
+        &t,
+        60,
+        "action add INC-1 Validate pool settings in CI --owner dana --term immediate",
+    )
+    .await;
+    step(
+        &t,
+        1,
+        "action add INC-1 Canary stage for checkout-api --owner erin --term medium",
+    )
+    .await;
+    step(
+        &t,
+        1,
+        "action add INC-1 Load-test connection limits quarterly --term long",
+    )
+    .await;
+    step(&t, 1, "action done INC-1 1").await;
+    step(
+        &t,
+        1,
+        "postmortem set INC-1 summary Checkout failed for 2 hours after a bad pool config shipped.",
+    )
+    .await;
+    step(
+        &t,
+        1,
+        "postmortem set INC-1 impact About 18% of checkouts failed between 08:42 and 10:52 UTC.",
+    )
+    .await;
+    step(
+        &t,
+        1,
+        "postmortem set INC-1 root-cause Deploy 4512 cut the pool to 2 connections.",
+    )
+    .await;
+
+    let md = render_md(&t, 1).await;
+    golden("sev1.md", &md);
+    let found = headings(&md);
+    for section in SECTIONS {
+        assert!(
+            found.iter().any(|h| h.starts_with(section)),
+            "missing section {section}: {found:?}"
+        );
+    }
+    assert_eq!(
+        md.matches("**late** (due").count(),
+        1,
+        "the one late update is flagged"
+    );
+    assert!(md.contains("on time (due"));
+    assert!(
+        md.contains(
+            "> _Not written yet._ Add it with `/incident postmortem set went-well <text>`."
+        )
+    );
+    assert!(
+        md.contains("\\*not\\* us-east"),
+        "user text is escaped, not turned into emphasis"
+    );
+    assert!(
+        md.contains("commander: carol"),
+        "the commander handover is listed"
+    );
+    let view = load(&t.app.store, IncidentNumber(1))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(view.timeline.len() >= 40, "{}", view.timeline.len());
+    let html = render::html(&view).unwrap();
+    golden("sev1.html", &html);
+    assert_svg_well_formed(&html);
+    assert!(html.contains("merge freeze") && html.contains("<title>update</title>"));
+    assert_eq!(
+        render::markdown(&view).unwrap(),
+        md,
+        "re-rendering gives the same bytes"
+    );
+}
+
+async fn drill(backend: Backend) {
+    let t = fixed(backend).await;
+    t.ok("declare sev2 Region failover rehearsal --drill").await;
+    step(&t, 5, "update INC-1 Failing over to eu-central-1").await;
+    step(&t, 25, "resolve INC-1 Failover took 25 minutes").await;
+    let md = render_md(&t, 1).await;
+    golden("drill.md", &md);
+    assert!(md.starts_with("# INC-1: Region failover rehearsal (DRILL)"));
+    // Entries added after resolution appear when rendered again.
+    step(&t, 30, "note INC-1 The runbook step for DNS was missing").await;
+    assert!(
+        render_md(&t, 1)
+            .await
+            .contains("The runbook step for DNS was missing")
+    );
+}
+
+async fn missing_and_out_of_order_times(backend: Backend) {
+    let t = fixed(backend).await;
+    // Detected before it started: someone typed the wrong time.
+    t.ok("declare sev3 Search results stale --started 2026-03-14T08:30:00Z --detected 2026-03-14T08:10:00Z").await;
+    step(&t, 90, "resolve INC-1").await;
+    let md = render_md(&t, 1).await;
+    golden("odd-times.md", &md);
+    assert!(
+        md.contains("Time to detect: **⚠ impossible order: detected before started**"),
+        "{md}"
+    );
+    assert!(md.contains("Acknowledged: not recorded"));
+    assert!(md.contains("Time to mitigate: not recorded"));
+    assert!(md.contains("No status updates were sent."));
+    let _ = StdDuration::from_secs(0);
+}
