@@ -82,6 +82,7 @@ impl App {
         if let Some(slack) = &integrations.slack {
             planners.push(Arc::new(SlackPlanner {
                 config: config.slack.clone(),
+                public_url: config.server.public_url.clone(),
             }));
             let api = SlackApi::new(&slack.api_url, &slack.bot_token, config.slack.timeout)?;
             worker = worker.with_handler(Arc::new(SlackEffects {
@@ -111,6 +112,7 @@ impl App {
             planners,
             cadence: Box::new(config.incident.update_cadence.clone()),
             max_attempts: config.effects.max_attempts,
+            public_url: config.server.public_url.clone(),
             freeze: integrations.github.as_ref().map(|_| FreezeSettings {
                 scopes: config.github.repos.clone(),
                 auto_freeze: config.github.auto_freeze.clone(),

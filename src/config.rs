@@ -43,11 +43,14 @@ pub struct ServerConfig {
     /// How long `serve` waits for running effects after SIGTERM.
     #[serde(with = "humantime_serde")]
     pub shutdown_grace: Duration,
+    /// The URL people reach `serve` at, for links in chat (post-mortem pages).
+    pub public_url: Option<String>,
 }
 
 impl Default for ServerConfig {
     fn default() -> Self {
         Self {
+            public_url: None,
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             shutdown_grace: Duration::from_secs(30),
         }

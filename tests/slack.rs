@@ -513,6 +513,19 @@ async fn card_buttons_resolve_with_compare_and_set(backend: Backend) {
             .contains("fb_resolve"),
         "a resolved card has no buttons"
     );
+    let resolved = t
+        .slack
+        .messages()
+        .into_iter()
+        .find(|m| m.channel == ch && m.text.starts_with("✅ INC-1 resolved"))
+        .unwrap();
+    assert!(
+        resolved
+            .text
+            .contains("📝 Post-mortem draft: `firebreak postmortem INC-1`"),
+        "{}",
+        resolved.text
+    );
 }
 
 async fn bad_requests_are_refused_and_change_nothing(backend: Backend) {

@@ -86,6 +86,10 @@ pub enum Command {
         target: Option<IncidentNumber>,
         number: i64,
     },
+    /// Show the post-mortem draft.
+    Postmortem {
+        target: Option<IncidentNumber>,
+    },
     /// Write one section of the post-mortem.
     PostmortemSet {
         target: Option<IncidentNumber>,
@@ -176,6 +180,7 @@ impl Command {
             Self::ActionAdd { .. } => "action add",
             Self::ActionDone { .. } => "action done",
             Self::PostmortemSet { .. } => "postmortem set",
+            Self::Postmortem { .. } => "postmortem",
         }
     }
 
@@ -194,6 +199,7 @@ impl Command {
             | Self::ActionAdd { target, .. }
             | Self::ActionDone { target, .. }
             | Self::PostmortemSet { target, .. }
+            | Self::Postmortem { target }
             | Self::Show { target } => *target,
             Self::Declare { .. }
             | Self::List
@@ -218,6 +224,7 @@ impl Command {
             | Self::ActionAdd { target, .. }
             | Self::ActionDone { target, .. }
             | Self::PostmortemSet { target, .. }
+            | Self::Postmortem { target }
             | Self::Show { target } => {
                 target.get_or_insert(number);
             }
@@ -272,6 +279,7 @@ Commands (name the incident as INC-42 when you are not in its channel):
   freeze exempt owner/repo#123 --reason <text>        let one pull request through
   action add [INC-n] <text> [--owner <user>] [--term immediate|medium|long]
   action done [INC-n] <n>
+  postmortem [INC-n]                   the draft post-mortem, rendered from the record
   postmortem set [INC-n] summary|impact|root-cause|contributing-factors|went-well|went-poorly <text>
   help
 <when> is an RFC 3339 time (2026-11-22T03:10:00Z) or an age such as 15m (meaning 15 minutes ago).";
@@ -534,6 +542,7 @@ fn parse_postmortem(
                 text,
             })
         }
+        None => Ok(Command::Postmortem { target }),
         _ => Err(UserError::invalid(usage)),
     }
 }

@@ -4,13 +4,46 @@
 
 use super::command::Command;
 use super::error::{ServiceError, UserError};
-use super::model::Incident;
+use super::model::{Incident, IncidentNumber};
 use super::permissions::Actor;
 use super::reply::Reply;
 use super::service::{IncidentService, Outcome};
 use super::timeline::{EntryKind, NewEntry};
 
+/// How much of the Markdown a chat reply carries; the full draft is behind the link.
+const SNIPPET_CHARS: usize = 2800;
+
 impl IncidentService {
+    /// The draft post-mortem: a link to the page (when `server.public_url` is set) and the
+    /// start of the Markdown as a snippet.
+    pub(super) async fn postmortem_draft(
+        &self,
+        number: IncidentNumber,
+    ) -> Result<Outcome, ServiceError> {
+        let view = crate::postmortem::load(self.store(), number)
+            .await?
+            .ok_or(UserError::NotFound(number))?;
+        let md = crate::postmortem::render::markdown(&view)?;
+        let link = match &self.policy().public_url {
+            Some(base) => format!(
+                "{}/incidents/{number}/postmortem.html",
+                base.trim_end_matches('/')
+            ),
+            None => format!("`firebreak postmortem {number} --format html`"),
+        };
+        let snippet: String = md.chars().take(SNIPPET_CHARS).collect();
+        let more = if snippet.len() < md.len() {
+            "\n…"
+        } else {
+            ""
+        };
+        let text = format!("📝 Post-mortem draft for {number}: {link}\n```\n{snippet}{more}\n```");
+        Ok(Outcome {
+            reply: Reply::public(text),
+            effects: Vec::new(),
+        })
+    }
+
     pub(super) async fn postmortem_material(
         &self,
         cmd: Command,

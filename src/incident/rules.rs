@@ -205,7 +205,8 @@ pub fn decide(
         | Command::FreezeExempt { .. }
         | Command::ActionAdd { .. }
         | Command::ActionDone { .. }
-        | Command::PostmortemSet { .. } => {
+        | Command::PostmortemSet { .. }
+        | Command::Postmortem { .. } => {
             return Err(UserError::invalid(format!(
                 "`{}` does not change an incident.",
                 cmd.verb()

@@ -28,6 +28,8 @@ pub struct Policy {
     pub planners: Vec<Arc<dyn EffectPlanner>>,
     /// Present when GitHub is configured.
     pub freeze: Option<super::freeze::FreezeSettings>,
+    /// `server.public_url`, for links to post-mortem pages.
+    pub public_url: Option<String>,
     pub cadence: Box<dyn UpdateCadence + Send + Sync>,
     pub max_attempts: u32,
 }
@@ -110,6 +112,10 @@ impl IncidentService {
             Command::ActionAdd { .. }
             | Command::ActionDone { .. }
             | Command::PostmortemSet { .. } => self.postmortem_material(cmd, actor).await,
+            Command::Postmortem { target } => {
+                self.postmortem_draft(require_target(target, "postmortem")?)
+                    .await
+            }
             _ => {
                 let number = require_target(cmd.target(), cmd.verb())?;
                 self.change(number, cmd, actor, expected_version).await

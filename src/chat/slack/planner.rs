@@ -40,6 +40,8 @@ pub const ALL_KINDS: &[&str] = &[
 
 pub struct SlackPlanner {
     pub config: SlackConfig,
+    /// `server.public_url`, for links to post-mortem pages.
+    pub public_url: Option<String>,
 }
 
 impl EffectPlanner for SlackPlanner {
@@ -102,8 +104,9 @@ impl EffectPlanner for SlackPlanner {
                     .map(|s| format!(": {s}"))
                     .unwrap_or_default();
                 let text = format!("✅ {} resolved by {who}{summary}", incident.number);
+                let draft = postmortem_link(self.public_url.as_deref(), incident);
                 vec![
-                    p.channel(CHANNEL_POST, json!({ "text": text })),
+                    p.channel(CHANNEL_POST, json!({ "text": format!("{text}\n{draft}") })),
                     p.channel(SYNC_CHANNEL, json!({})),
                     p.notice_group(NOTICE_REPLY, json!({ "text": text })),
                     p.notices(&[]),
@@ -125,6 +128,21 @@ impl EffectPlanner for SlackPlanner {
                 vec![p.channel(CHANNEL_POST, json!({ "text": text }))]
             }
         })
+    }
+}
+
+/// Where the post-mortem draft is, for the resolution message.
+pub fn postmortem_link(public_url: Option<&str>, incident: &Incident) -> String {
+    match public_url {
+        Some(base) => format!(
+            "📝 Post-mortem draft: {}/incidents/{}/postmortem.html (Markdown: …/postmortem.md). Fill in the sections with `/incident postmortem set …`.",
+            base.trim_end_matches('/'),
+            incident.number
+        ),
+        None => format!(
+            "📝 Post-mortem draft: `firebreak postmortem {}`. Fill in the sections with `/incident postmortem set …`.",
+            incident.number
+        ),
     }
 }
 
