@@ -113,6 +113,7 @@ impl App {
             cadence: Box::new(config.incident.update_cadence.clone()),
             max_attempts: config.effects.max_attempts,
             public_url: config.server.public_url.clone(),
+            postmortem_templates: config.postmortem.templates_dir.clone(),
             freeze: integrations.github.as_ref().map(|_| FreezeSettings {
                 scopes: config.github.repos.clone(),
                 auto_freeze: config.github.auto_freeze.clone(),

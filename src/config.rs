@@ -33,6 +33,15 @@ pub struct Config {
     pub notify: NotifyConfig,
     pub slack: SlackConfig,
     pub github: GitHubConfig,
+    pub postmortem: PostmortemConfig,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PostmortemConfig {
+    /// A directory with `postmortem.md` and/or `postmortem.html` overriding the built-in
+    /// templates (Jinja syntax, rendered with minijinja).
+    pub templates_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -268,3 +268,37 @@ async fn missing_and_out_of_order_times(backend: Backend) {
     assert!(md.contains("No status updates were sent."));
     let _ = StdDuration::from_secs(0);
 }
+
+#[tokio::test]
+async fn template_overrides_are_used_and_broken_ones_fall_back_naming_file_and_line() {
+    use firebreak::postmortem::overrides::{Format, render as render_with};
+    let t = fixed(Backend::Sqlite).await;
+    t.ok("declare sev2 Login errors").await;
+    step(&t, 5, "update INC-1 Fixed the session store").await;
+    let view = load(&t.app.store, IncidentNumber(1))
+        .await
+        .unwrap()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+
+    std::fs::write(dir.path().join("postmortem.md"), "# {{ v.number }} for the board\n{% for e in v.timeline %}* {{ e.offset }} {{ e.text }}\n{% endfor %}").unwrap();
+    let ok = render_with(Some(dir.path()), &view, Format::Markdown).unwrap();
+    assert_eq!(ok.warning, None);
+    assert_eq!(
+        ok.text,
+        "# INC-1 for the board\n* T+0s Declared SEV2: Login errors\n* T+5m Fixed the session store\n"
+    );
+
+    std::fs::write(dir.path().join("postmortem.html"), "<h1>{{ v.number }}</h1>\n<p>{{ v.title }}</p>\n{% for e in v.timeline %}\n{{ e.text }\n{% endfor %}").unwrap();
+    let broken = render_with(Some(dir.path()), &view, Format::Html).unwrap();
+    let warning = broken.warning.expect("the broken override is reported");
+    assert!(
+        warning.contains("postmortem.html:4"),
+        "names the file and line: {warning}"
+    );
+    assert!(
+        broken.text.starts_with("<!DOCTYPE html>") && broken.text.contains("<h2>Timeline</h2>"),
+        "fell back to the built-in template"
+    );
+    let _ = StdDuration::ZERO;
+}

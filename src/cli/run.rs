@@ -12,6 +12,7 @@ use super::{Cli, ConfigCommand, EffectsCommand, IncidentArgs, PostmortemFormat, 
 use crate::app::{App, shutdown_signal};
 use crate::config::{Config, Runtime};
 use crate::incident::{Actor, IncidentNumber, ParseOptions, ServiceError, UserError, command};
+use crate::postmortem::overrides::Format;
 use crate::store::Store;
 
 /// Exit code for input the user can fix (bad grammar, bad config, forbidden, conflict).
@@ -160,10 +161,19 @@ async fn postmortem(
     let Some(view) = crate::postmortem::load(&app.store, number).await? else {
         return Ok(user_error(&format!("There is no incident {number}.")));
     };
-    let text = match format {
-        PostmortemFormat::Md => crate::postmortem::render::markdown(&view)?,
-        PostmortemFormat::Html => crate::postmortem::render::html(&view)?,
+    let format = match format {
+        PostmortemFormat::Md => Format::Markdown,
+        PostmortemFormat::Html => Format::Html,
     };
+    let rendered = crate::postmortem::overrides::render(
+        app.config.postmortem.templates_dir.as_deref(),
+        &view,
+        format,
+    )?;
+    if let Some(warning) = &rendered.warning {
+        eprintln!("warning: {warning}; used the built-in template");
+    }
+    let text = rendered.text;
     match out {
         Some(path) => {
             std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;

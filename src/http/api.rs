@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 
 use crate::app::App;
 use crate::incident::{Incident, IncidentNumber, Status, TimelineEntry};
+use crate::postmortem::overrides::Format;
 
 /// An incident as the API shows it: the stored fields plus its `INC-n` key.
 #[derive(Serialize)]
@@ -204,21 +205,16 @@ pub async fn postmortem(
         }
         Err(e) => return internal("loading a post-mortem", e),
     };
-    let rendered = match name.as_str() {
-        "postmortem.md" => crate::postmortem::render::markdown(&view).map(|t| {
-            (
-                [(
-                    axum::http::header::CONTENT_TYPE,
-                    "text/markdown; charset=utf-8",
-                )],
-                t,
-            )
-                .into_response()
-        }),
-        "postmortem.html" => {
-            crate::postmortem::render::html(&view).map(|t| axum::response::Html(t).into_response())
-        }
+    let (format, content_type) = match name.as_str() {
+        "postmortem.md" => (Format::Markdown, "text/markdown; charset=utf-8"),
+        "postmortem.html" => (Format::Html, "text/html; charset=utf-8"),
         _ => return StatusCode::NOT_FOUND.into_response(),
     };
+    let rendered = crate::postmortem::overrides::render(
+        app.config.postmortem.templates_dir.as_deref(),
+        &view,
+        format,
+    )
+    .map(|r| ([(axum::http::header::CONTENT_TYPE, content_type)], r.text).into_response());
     rendered.unwrap_or_else(|e| internal("rendering a post-mortem", e))
 }

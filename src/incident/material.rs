@@ -23,7 +23,13 @@ impl IncidentService {
         let view = crate::postmortem::load(self.store(), number)
             .await?
             .ok_or(UserError::NotFound(number))?;
-        let md = crate::postmortem::render::markdown(&view)?;
+        let templates = self.policy().postmortem_templates.as_deref();
+        let md = crate::postmortem::overrides::render(
+            templates,
+            &view,
+            crate::postmortem::overrides::Format::Markdown,
+        )?
+        .text;
         let link = match &self.policy().public_url {
             Some(base) => format!(
                 "{}/incidents/{number}/postmortem.html",

@@ -30,6 +30,8 @@ pub struct Policy {
     pub freeze: Option<super::freeze::FreezeSettings>,
     /// `server.public_url`, for links to post-mortem pages.
     pub public_url: Option<String>,
+    /// `[postmortem] templates_dir`.
+    pub postmortem_templates: Option<std::path::PathBuf>,
     pub cadence: Box<dyn UpdateCadence + Send + Sync>,
     pub max_attempts: u32,
 }

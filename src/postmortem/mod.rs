@@ -2,6 +2,7 @@
 //! and to a standalone HTML page with an SVG timeline chart ([`render`]) through the askama
 //! templates in `templates/`.
 
+pub mod overrides;
 pub mod render;
 pub mod view;
 
