@@ -17,6 +17,7 @@ use crate::effects::worker::Worker;
 use crate::github::GitHubSecrets;
 use crate::github::client::GitHubClient;
 use crate::github::config::AutoUnfreeze;
+use crate::github::publish::{PublishPlanner, Publisher};
 use crate::github::reconcile::GitHubEffects;
 use crate::github::webhook::GitHubEdge;
 use crate::incident::freeze::{FreezeSettings, reconcile_effect};
@@ -99,6 +100,18 @@ impl App {
             )?)),
             None => None,
         };
+        let publish = github_client
+            .as_ref()
+            .zip(config.postmortem.github.as_ref());
+        if let Some((client, publish)) = publish {
+            planners.push(Arc::new(PublishPlanner));
+            worker = worker.with_handler(Arc::new(Publisher {
+                client: Arc::clone(client),
+                store: store.clone(),
+                config: publish.clone(),
+                templates: config.postmortem.templates_dir.clone(),
+            }));
+        }
         if let Some(client) = &github_client {
             worker = worker.with_handler(Arc::new(GitHubEffects {
                 client: Arc::clone(client),
@@ -114,6 +127,7 @@ impl App {
             max_attempts: config.effects.max_attempts,
             public_url: config.server.public_url.clone(),
             postmortem_templates: config.postmortem.templates_dir.clone(),
+            publish_postmortems: publish.is_some(),
             freeze: integrations.github.as_ref().map(|_| FreezeSettings {
                 scopes: config.github.repos.clone(),
                 auto_freeze: config.github.auto_freeze.clone(),

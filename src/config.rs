@@ -42,6 +42,22 @@ pub struct PostmortemConfig {
     /// A directory with `postmortem.md` and/or `postmortem.html` overriding the built-in
     /// templates (Jinja syntax, rendered with minijinja).
     pub templates_dir: Option<PathBuf>,
+    /// Publish each post-mortem as a pull request (`[postmortem.github]`).
+    pub github: Option<PublishConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PublishConfig {
+    /// `owner/repo` that collects post-mortems.
+    pub repo: String,
+    /// Where the file goes; `{date}` (declaration date), `{number}` and `{slug}` are filled in.
+    #[serde(default = "default_publish_path")]
+    pub path: String,
+}
+
+fn default_publish_path() -> String {
+    "postmortems/{date}-{slug}.md".into()
 }
 
 #[derive(Debug, Deserialize)]

@@ -108,6 +108,67 @@ async fn github_requests_match_the_published_contract() {
         );
     }
 
+    // Publishing a post-mortem as a pull request.
+    let r = "octocat/hello-world";
+    let branch = "firebreak-postmortem-inc-1";
+    // Prism cannot route a `{path}` or `{ref}` containing slashes (GitHub can), so the
+    // contract is checked with a top-level file and a flat branch name; nested ones are
+    // covered against the fake.
+    let path = "2026-03-14-checkout.md";
+    check(
+        "GET branch ref",
+        gh.branch_sha(r, branch)
+            .await
+            .map(|sha| assert!(sha.is_some(), "the mock routed GET git ref")),
+    );
+    check(
+        "POST git ref",
+        gh.create_branch(r, branch, "aa218f56b14c9653891f9e74264a383fa43fefbd")
+            .await
+            .map(drop),
+    );
+    check(
+        "GET contents",
+        gh.file_sha(r, path, branch)
+            .await
+            .map(|sha| assert!(sha.is_some(), "the mock routed GET contents")),
+    );
+    check(
+        "PUT contents (create)",
+        gh.put_file(r, path, branch, "Post-mortem for INC-1", "# INC-1", None)
+            .await
+            .map(drop),
+    );
+    let sha = Some("95b966ae1c166bd92f8ae7d1c313e738c731dfc3");
+    check(
+        "PUT contents (update)",
+        gh.put_file(r, path, branch, "Post-mortem for INC-1", "# INC-1", sha)
+            .await
+            .map(drop),
+    );
+    check(
+        "GET pulls by head",
+        gh.open_pull_from(r, "octocat", branch).await.map(drop),
+    );
+    check(
+        "POST pull",
+        gh.create_pull(
+            r,
+            "Post-mortem: INC-1",
+            branch,
+            "main",
+            "Drafted by firebreak",
+        )
+        .await
+        .map(drop),
+    );
+    check(
+        "PATCH pull",
+        gh.update_pull(r, 1347, "Post-mortem: INC-1", "Drafted by firebreak")
+            .await
+            .map(drop),
+    );
+
     // GitHub App auth: installation discovery and the token exchange.
     let app = secrets(
         &url,

@@ -19,6 +19,7 @@ on_both!(
     declare_freezes_lists_recent_changes_and_resolve_lifts,
     exemptions_and_drills,
     slack_shows_freeze_progress_edited_in_place,
+    postmortem_is_published_as_one_pull_request,
 );
 
 struct GitHubApp {
@@ -654,5 +655,75 @@ async fn slack_shows_freeze_progress_edited_in_place(backend: Backend) {
         changes.text.contains("acme/svc-3#77 Raise timeouts"),
         "{}",
         changes.text
+    );
+}
+
+async fn postmortem_is_published_as_one_pull_request(backend: Backend) {
+    let gh = FakeGitHub::start(Limits {
+        minute: MINUTE,
+        ..Limits::default()
+    })
+    .await;
+    gh.add_repo("acme/postmortems", "main");
+    let config = test_config(&format!(
+        "{}[postmortem.github]\nrepo = \"acme/postmortems\"\n",
+        github_config("\"acme/api\"", "100ms", "")
+    ));
+    let app = spawn_app_with(backend, config, integrations(&gh.url), None).await;
+    let t = GitHubApp { app, gh };
+    t.run("declare sev2 Search index stale").await;
+    t.run("update INC-1 Reindexing").await;
+    t.run("resolve INC-1 Reindexed").await;
+    t.settle().await;
+    let today = chrono::Utc::now().format("%Y-%m-%d");
+    let path = format!("postmortems/{today}-search-index-stale.md");
+    let branch = "firebreak/postmortem-inc-1";
+    let first =
+        t.gh.file("acme/postmortems", branch, &path)
+            .expect("the post-mortem is committed on its branch");
+    assert!(first.starts_with("# INC-1: Search index stale"), "{first}");
+    assert_eq!(t.gh.open_pulls("acme/postmortems").len(), 1);
+
+    t.run("postmortem set INC-1 root-cause The nightly job skipped a shard")
+        .await;
+    t.run("postmortem publish INC-1").await;
+    t.settle().await;
+    let pulls = t.gh.open_pulls("acme/postmortems");
+    assert_eq!(
+        pulls.len(),
+        1,
+        "re-publishing reuses the pull request: {pulls:?}"
+    );
+    assert_eq!(pulls[0].1, branch);
+    assert_eq!(pulls[0].2, "Post-mortem: INC-1 Search index stale");
+    let second = t.gh.file("acme/postmortems", branch, &path).unwrap();
+    assert!(
+        second.contains("The nightly job skipped a shard"),
+        "the same file is updated"
+    );
+    let inc = t
+        .app
+        .app
+        .store
+        .incident_by_number(IncidentNumber(1))
+        .await
+        .unwrap()
+        .unwrap();
+    let notes: Vec<String> = t
+        .app
+        .app
+        .store
+        .timeline(&inc.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.text)
+        .filter(|t| t.starts_with("Post-mortem "))
+        .collect();
+    assert_eq!(notes.len(), 2, "{notes:?}");
+    assert!(
+        notes[0].starts_with("Post-mortem opened as acme/postmortems#")
+            && notes[1].starts_with("Post-mortem updated as acme/postmortems#"),
+        "{notes:?}"
     );
 }

@@ -90,6 +90,10 @@ pub enum Command {
     Postmortem {
         target: Option<IncidentNumber>,
     },
+    /// Publish (or update) the post-mortem as a pull request.
+    PostmortemPublish {
+        target: Option<IncidentNumber>,
+    },
     /// Write one section of the post-mortem.
     PostmortemSet {
         target: Option<IncidentNumber>,
@@ -181,6 +185,7 @@ impl Command {
             Self::ActionDone { .. } => "action done",
             Self::PostmortemSet { .. } => "postmortem set",
             Self::Postmortem { .. } => "postmortem",
+            Self::PostmortemPublish { .. } => "postmortem publish",
         }
     }
 
@@ -200,6 +205,7 @@ impl Command {
             | Self::ActionDone { target, .. }
             | Self::PostmortemSet { target, .. }
             | Self::Postmortem { target }
+            | Self::PostmortemPublish { target }
             | Self::Show { target } => *target,
             Self::Declare { .. }
             | Self::List
@@ -225,6 +231,7 @@ impl Command {
             | Self::ActionDone { target, .. }
             | Self::PostmortemSet { target, .. }
             | Self::Postmortem { target }
+            | Self::PostmortemPublish { target }
             | Self::Show { target } => {
                 target.get_or_insert(number);
             }
@@ -280,6 +287,7 @@ Commands (name the incident as INC-42 when you are not in its channel):
   action add [INC-n] <text> [--owner <user>] [--term immediate|medium|long]
   action done [INC-n] <n>
   postmortem [INC-n]                   the draft post-mortem, rendered from the record
+  postmortem publish [INC-n]           open or update its pull request
   postmortem set [INC-n] summary|impact|root-cause|contributing-factors|went-well|went-poorly <text>
   help
 <when> is an RFC 3339 time (2026-11-22T03:10:00Z) or an age such as 15m (meaning 15 minutes ago).";
@@ -541,6 +549,20 @@ fn parse_postmortem(
                 field,
                 text,
             })
+        }
+        Some(w) if w == "publish" => {
+            args.words.remove(0);
+            let target = target.or_else(|| {
+                let n = args
+                    .words
+                    .first()
+                    .and_then(|w| IncidentNumber::parse(w, false));
+                if n.is_some() {
+                    args.words.remove(0);
+                }
+                n
+            });
+            Ok(Command::PostmortemPublish { target })
         }
         None => Ok(Command::Postmortem { target }),
         _ => Err(UserError::invalid(usage)),

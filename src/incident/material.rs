@@ -50,6 +50,33 @@ impl IncidentService {
         })
     }
 
+    /// Queues (re)publishing the post-mortem as a pull request.
+    pub(super) async fn postmortem_publish(
+        &self,
+        number: IncidentNumber,
+    ) -> Result<Outcome, ServiceError> {
+        if !self.policy().publish_postmortems {
+            return Err(UserError::invalid(
+                "Publishing post-mortems needs GitHub and [postmortem.github] repo in the config.",
+            )
+            .into());
+        }
+        let incident = self
+            .store()
+            .incident_by_number(number)
+            .await?
+            .ok_or(UserError::NotFound(number))?;
+        let effect =
+            crate::github::publish::publish_effect(&incident.id, &uuid::Uuid::new_v4().to_string());
+        let id = self.enqueue(&effect).await?;
+        Ok(Outcome {
+            reply: Reply::public(format!(
+                "Publishing the {number} post-mortem as a pull request."
+            )),
+            effects: vec![id],
+        })
+    }
+
     pub(super) async fn postmortem_material(
         &self,
         cmd: Command,

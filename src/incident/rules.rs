@@ -206,7 +206,8 @@ pub fn decide(
         | Command::ActionAdd { .. }
         | Command::ActionDone { .. }
         | Command::PostmortemSet { .. }
-        | Command::Postmortem { .. } => {
+        | Command::Postmortem { .. }
+        | Command::PostmortemPublish { .. } => {
             return Err(UserError::invalid(format!(
                 "`{}` does not change an incident.",
                 cmd.verb()

@@ -32,6 +32,8 @@ pub struct Policy {
     pub public_url: Option<String>,
     /// `[postmortem] templates_dir`.
     pub postmortem_templates: Option<std::path::PathBuf>,
+    /// Whether post-mortems are published as pull requests (`[postmortem.github]`).
+    pub publish_postmortems: bool,
     pub cadence: Box<dyn UpdateCadence + Send + Sync>,
     pub max_attempts: u32,
 }
@@ -116,6 +118,10 @@ impl IncidentService {
             | Command::PostmortemSet { .. } => self.postmortem_material(cmd, actor).await,
             Command::Postmortem { target } => {
                 self.postmortem_draft(require_target(target, "postmortem")?)
+                    .await
+            }
+            Command::PostmortemPublish { target } => {
+                self.postmortem_publish(require_target(target, "postmortem publish")?)
                     .await
             }
             _ => {

@@ -193,12 +193,21 @@ struct AppAuth {
     ttl: Duration,
 }
 
+/// (repo, branch, path) of a file written through the contents API.
+type FileKey = (String, String, String);
+/// (base64 content, blob sha).
+type FileValue = (String, String);
+
 struct Inner {
     base_url: String,
     limits: Limits,
     latency: Duration,
     repos: Vec<Repo>,
     pulls: Vec<Pull>,
+    /// Branches created through the git refs API: (repo, branch, sha).
+    refs: Vec<(String, String, String)>,
+    /// Files written through the contents API: (repo, branch, path) → (base64 content, sha).
+    contents: Vec<(FileKey, FileValue)>,
     rulesets: Vec<Ruleset>,
     statuses: Vec<Status>,
     requests: Vec<Request>,
@@ -329,6 +338,8 @@ impl FakeGitHub {
             latency: Duration::ZERO,
             repos: vec![],
             pulls: vec![],
+            refs: vec![],
+            contents: vec![],
             rulesets: vec![],
             statuses: vec![],
             requests: vec![],
@@ -479,6 +490,33 @@ impl FakeGitHub {
     }
 
     /// How many requests were answered with a secondary-rate-limit 403.
+    /// A file written through the contents API, decoded.
+    pub fn file(&self, repo: &str, branch: &str, path: &str) -> Option<String> {
+        use base64::Engine;
+        let inner = self.lock();
+        let key = (repo.to_string(), branch.to_string(), path.to_string());
+        let (content, _) = inner
+            .contents
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, v)| v.clone())?;
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(content.replace('\n', ""))
+            .ok()?;
+        String::from_utf8(bytes).ok()
+    }
+
+    /// Open pull requests in `repo` as (number, head branch, title).
+    pub fn open_pulls(&self, repo: &str) -> Vec<(u64, String, String)> {
+        let inner = self.lock();
+        inner
+            .pulls
+            .iter()
+            .filter(|p| same(&p.repo, repo) && p.merged_at.is_none())
+            .map(|p| (p.number, p.head_ref.clone(), p.title.clone()))
+            .collect()
+    }
+
     pub fn violations(&self) -> usize {
         self.lock().violations
     }
@@ -602,6 +640,153 @@ fn respond(reply: Reply, (used, reset): (u64, u64)) -> Response {
 }
 
 impl Inner {
+    /// Git refs, contents and pull-request creation: what publishing a file as a PR needs.
+    fn route_publishing(
+        &mut self,
+        method: &str,
+        segs: &[&str],
+        params: &[(String, String)],
+        body: &Value,
+    ) -> Option<Reply> {
+        let (o, r, rest) = match segs {
+            ["repos", o, r, rest @ ..] if !rest.is_empty() => (*o, *r, rest),
+            _ => return None,
+        };
+        let full = self.repo(o, r).map(|repo| repo.full_name())?;
+        let param_ref = params
+            .iter()
+            .find(|(k, _)| k == "ref")
+            .map(|(_, v)| v.clone());
+        match (method, rest) {
+            ("GET", ["branches", branch @ ..]) => {
+                let branch = branch.join("/");
+                let sha = self
+                    .refs
+                    .iter()
+                    .find(|(rp, b, _)| same(rp, &full) && *b == branch)
+                    .map(|x| x.2.clone())
+                    .or_else(|| {
+                        self.repos
+                            .iter()
+                            .any(|repo| {
+                                same(&repo.full_name(), &full) && repo.default_branch == branch
+                            })
+                            .then(|| format!("{:040x}", base_sha_seed(&branch)))
+                    });
+                Some(sha.map_or_else(Reply::not_found, |sha| {
+                    Reply::ok(
+                        json!({ "name": branch, "commit": { "sha": sha }, "protected": false }),
+                    )
+                }))
+            }
+            ("POST", ["git", "refs"]) => {
+                let name = body["ref"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .trim_start_matches("refs/heads/")
+                    .to_string();
+                let sha = body["sha"].as_str().unwrap_or_default().to_string();
+                if self
+                    .refs
+                    .iter()
+                    .any(|(rp, b, _)| same(rp, &full) && *b == name)
+                {
+                    return Some(Reply::invalid_msg("Reference already exists"));
+                }
+                self.refs.push((full.clone(), name.clone(), sha.clone()));
+                Some(Reply::created(
+                    json!({ "ref": format!("refs/heads/{name}"), "node_id": "REF_fake", "url": "", "object": { "sha": sha, "type": "commit", "url": "" } }),
+                ))
+            }
+            ("GET", ["contents", path @ ..]) => {
+                let key = (full.clone(), param_ref.unwrap_or_default(), path.join("/"));
+                let found = self
+                    .contents
+                    .iter()
+                    .find(|(k, _)| *k == key)
+                    .map(|(_, v)| v.clone());
+                Some(found.map_or_else(Reply::not_found, |(content, sha)| {
+                    Reply::ok(json!({ "type": "file", "encoding": "base64", "size": content.len(), "name": key.2, "path": key.2, "content": content, "sha": sha, "url": "", "git_url": null, "html_url": null, "download_url": null, "_links": { "self": "", "git": null, "html": null } }))
+                }))
+            }
+            ("PUT", ["contents", path @ ..]) => {
+                let key = (
+                    full.clone(),
+                    body["branch"].as_str().unwrap_or_default().to_string(),
+                    path.join("/"),
+                );
+                let existing = self.contents.iter().position(|(k, _)| *k == key);
+                let given = body["sha"].as_str();
+                if let Some(i) = existing {
+                    if given != Some(self.contents[i].1.1.as_str()) {
+                        return Some(Reply::json(
+                            StatusCode::CONFLICT,
+                            json!({ "message": "sha does not match", "status": "409" }),
+                        ));
+                    }
+                } else if given.is_some() {
+                    return Some(Reply::invalid_msg("sha given for a new file"));
+                }
+                self.counter += 1;
+                let sha = format!("{:040x}", 0xf11e_u64 + self.counter);
+                let value = (
+                    body["content"].as_str().unwrap_or_default().to_string(),
+                    sha.clone(),
+                );
+                let status = match existing {
+                    Some(i) => {
+                        self.contents[i].1 = value;
+                        StatusCode::OK
+                    }
+                    None => {
+                        self.contents.push((key.clone(), value));
+                        StatusCode::CREATED
+                    }
+                };
+                Some(Reply::json(
+                    status,
+                    json!({ "content": { "name": key.2, "path": key.2, "sha": sha }, "commit": { "sha": sha, "message": body["message"] } }),
+                ))
+            }
+            ("POST", ["pulls"]) => {
+                self.counter += 1;
+                let number = 1000 + self.counter;
+                let head = body["head"].as_str().unwrap_or_default();
+                let head = head.split_once(':').map_or(head, |(_, b)| b).to_string();
+                let now = Utc::now();
+                let pull = Pull {
+                    repo: full.clone(),
+                    id: number,
+                    number,
+                    title: body["title"].as_str().unwrap_or_default().to_string(),
+                    author: "firebreak[bot]".into(),
+                    head_sha: format!("{:040x}", number),
+                    head_ref: head,
+                    base_ref: body["base"].as_str().unwrap_or_default().to_string(),
+                    merged_at: None,
+                    created_at: now,
+                    updated_at: now,
+                };
+                let reply = Reply::created(self.pull_json(&pull));
+                self.pulls.push(pull);
+                Some(reply)
+            }
+            ("PATCH", ["pulls", n]) => {
+                let number = n.parse::<u64>().ok();
+                let i = self
+                    .pulls
+                    .iter()
+                    .position(|p| same(&p.repo, &full) && Some(p.number) == number)?;
+                if let Some(title) = body["title"].as_str() {
+                    self.pulls[i].title = title.to_string();
+                }
+                self.pulls[i].updated_at = Utc::now();
+                Some(Reply::ok(self.pull_json(&self.pulls[i])))
+            }
+            _ => None,
+        }
+    }
+
     fn next(&mut self) -> u64 {
         self.counter += 1;
         self.counter
@@ -736,6 +921,9 @@ impl Inner {
         let params: Vec<(String, String)> = serde_urlencoded::from_str(query).unwrap_or_default();
         let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
         let ruleset_id = |s: &str| s.parse::<u64>().ok();
+        if let Some(reply) = self.route_publishing(method.as_str(), &segs, &params, body) {
+            return reply;
+        }
         match (method.as_str(), segs.as_slice()) {
             ("GET", ["repos", o, r]) => match self.repo(o, r) {
                 Some(repo) => Reply::ok(repo_json(&self.base_url, repo)),
@@ -1133,7 +1321,7 @@ impl Inner {
                 _ => true,
             })
             .filter(|p| base.is_none_or(|b| p.base_ref == b))
-            .filter(|p| head.is_none_or(|h| p.head_ref == h))
+            .filter(|p| head.is_none_or(|h| p.head_ref == h.split_once(':').map_or(h, |(_, b)| b)))
             .collect();
         let sort = param(params, "sort").unwrap_or("created");
         match sort {
