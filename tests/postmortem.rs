@@ -227,6 +227,20 @@ async fn realistic_sev1(backend: Backend) {
     let html = render::html(&view).unwrap();
     golden("sev1.html", &html);
     assert_svg_well_formed(&html);
+    let parsed = scraper::Html::parse_document(&html);
+    assert!(
+        parsed.errors.is_empty(),
+        "the HTML parses without errors: {:?}",
+        parsed.errors
+    );
+    let h2 = scraper::Selector::parse("h2").unwrap();
+    let titles: Vec<String> = parsed.select(&h2).map(|h| h.text().collect()).collect();
+    for section in SECTIONS {
+        assert!(
+            titles.iter().any(|t| t.starts_with(section)),
+            "HTML lacks {section}: {titles:?}"
+        );
+    }
     assert!(html.contains("merge freeze") && html.contains("<title>update</title>"));
     assert_eq!(
         render::markdown(&view).unwrap(),
@@ -249,6 +263,18 @@ async fn drill(backend: Backend) {
         render_md(&t, 1)
             .await
             .contains("The runbook step for DNS was missing")
+    );
+    step(&t, 1, "note INC-1 <script>alert(1)</script> & friends").await;
+    let view = load(&t.app.store, IncidentNumber(1))
+        .await
+        .unwrap()
+        .unwrap();
+    let html = render::html(&view).unwrap();
+    assert!(
+        !html.contains("<script>")
+            && html.contains("&#60;script&#62;alert(1)&#60;/script&#62; &#38; friends"),
+        "HTML is escaped: {}",
+        html.lines().find(|l| l.contains("alert")).unwrap_or("")
     );
 }
 
