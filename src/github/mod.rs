@@ -5,6 +5,7 @@
 //! - [`pacer`]: staying under the secondary limits for content-creating calls.
 //! - [`freeze`]: the pure policy (targets, ruleset bodies, what to do given what exists).
 //! - [`reconcile`]: the reconciler and the other GitHub effects.
+//! - [`pulls`]: recent changes, exemptions and webhook-driven statuses.
 //! - [`publish`]: post-mortems published as pull requests.
 //! - [`webhook`]: `POST /github/webhook`.
 //! - [`config`]: `[github]` and the GitHub secrets.
@@ -15,6 +16,7 @@ pub mod config;
 pub mod freeze;
 pub mod pacer;
 pub mod publish;
+pub mod pulls;
 pub mod reconcile;
 pub mod webhook;
 
