@@ -473,17 +473,7 @@ fn parse_action(args: &mut Args<'_>, target: Option<IncidentNumber>) -> Result<C
         .map(|w| w.to_ascii_lowercase())
         .ok_or_else(|| UserError::invalid(usage))?;
     args.words.remove(0);
-    // In the CLI the incident comes after the sub-verb: `action add INC-4 …`.
-    let target = target.or_else(|| {
-        let n = args
-            .words
-            .first()
-            .and_then(|w| IncidentNumber::parse(w, false));
-        if n.is_some() {
-            args.words.remove(0);
-        }
-        n
-    });
+    let target = target.or_else(|| args.take_incident());
     match sub.as_str() {
         "add" => {
             let owner = args
@@ -526,16 +516,7 @@ fn parse_postmortem(
     match args.words.first().map(|w| w.to_ascii_lowercase()) {
         Some(w) if w == "set" => {
             args.words.remove(0);
-            let target = target.or_else(|| {
-                let n = args
-                    .words
-                    .first()
-                    .and_then(|w| IncidentNumber::parse(w, false));
-                if n.is_some() {
-                    args.words.remove(0);
-                }
-                n
-            });
+            let target = target.or_else(|| args.take_incident());
             let field = args
                 .words
                 .first()
@@ -552,16 +533,7 @@ fn parse_postmortem(
         }
         Some(w) if w == "publish" => {
             args.words.remove(0);
-            let target = target.or_else(|| {
-                let n = args
-                    .words
-                    .first()
-                    .and_then(|w| IncidentNumber::parse(w, false));
-                if n.is_some() {
-                    args.words.remove(0);
-                }
-                n
-            });
+            let target = target.or_else(|| args.take_incident());
             Ok(Command::PostmortemPublish { target })
         }
         None => Ok(Command::Postmortem { target }),
@@ -691,6 +663,17 @@ impl<'a> Args<'a> {
             }
         }
         Ok(None)
+    }
+
+    /// An `INC-n` at the front (the CLI names the incident after a sub-verb:
+    /// `action add INC-4 …`).
+    fn take_incident(&mut self) -> Option<IncidentNumber> {
+        let n = self
+            .words
+            .first()
+            .and_then(|w| IncidentNumber::parse(w, false))?;
+        self.words.remove(0);
+        Some(n)
     }
 
     /// `--name the rest of the words`, up to the next flag; free text such as a reason.
