@@ -6,19 +6,19 @@
 use std::collections::BTreeSet;
 
 use async_trait::async_trait;
-use chrono::{DateTime, TimeZone, Utc};
+use chrono::Utc;
 use serde::Deserialize;
 use serde_json::Value;
 use slack_morphism::prelude::*;
 
 use super::api::SlackApi;
-use super::blocks::{self, mention, user_id};
+use super::blocks::{self, user_id};
 use super::config::SlackConfig;
 use super::planner::{self, ALL_KINDS};
 use crate::effects::handler::{EffectError, EffectHandler};
 use crate::effects::{Effect, NewEffect};
 use crate::incident::model::{Incident, IncidentId};
-use crate::incident::timeline::{EntryKind, NewEntry, Source};
+use crate::incident::timeline::EntryKind;
 use crate::store::{ChatRef, Store};
 
 const PLATFORM: &str = "slack";
@@ -365,78 +365,7 @@ impl SlackEffects {
         Ok(None)
     }
 
-    /// A :pushpin: reaction: fetch the message and its permalink, and put it on the timeline
-    /// with its author and original time.
-    async fn capture_pin(&self, effect: &Effect) -> Result<Option<String>, EffectError> {
-        let incident = self.incident(effect).await?;
-        let channel = payload_str(effect, "channel")?;
-        let ts = payload_str(effect, "ts")?;
-        let (author, text) = self.fetch_message(&channel, &ts).await?;
-        let req = SlackApiChatGetPermalinkRequest::new(
-            SlackChannelId::new(channel.clone()),
-            SlackTs::new(ts.clone()),
-        );
-        let link = self
-            .api
-            .call("chat.getPermalink", None, |s| async move {
-                s.chat_get_permalink(&req).await
-            })
-            .await?;
-        let entry = NewEntry {
-            incident_id: Some(incident.id.clone()),
-            occurred_at: ts_to_time(&ts).unwrap_or_else(Utc::now),
-            actor: author.as_deref().map_or("unknown".into(), mention),
-            source: Source::Slack,
-            kind: EntryKind::Pinned,
-            text: format!("{text} ({})", link.permalink),
-        };
-        self.store.append_timeline(&entry).await.map_err(db_error)?;
-        let reactor = payload_str(effect, "reactor").unwrap_or_default();
-        Ok(Some(format!(
-            "{} pinned a message into the timeline",
-            mention(&reactor)
-        )))
-    }
-
-    async fn fetch_message(
-        &self,
-        channel: &str,
-        ts: &str,
-    ) -> Result<(Option<String>, String), EffectError> {
-        let ch = SlackChannelId::new(channel.into());
-        let req = SlackApiConversationsHistoryRequest::new()
-            .with_channel(ch.clone())
-            .with_latest(SlackTs::new(ts.into()))
-            .with_oldest(SlackTs::new(ts.into()))
-            .with_inclusive(true)
-            .with_limit(1);
-        let history = self
-            .api
-            .call("conversations.history", None, |s| async move {
-                s.conversations_history(&req).await
-            })
-            .await?;
-        let mut messages = history.messages;
-        if !messages.iter().any(|m| m.origin.ts.0 == ts) {
-            // Thread replies are not in the channel history; ask for the thread.
-            let req = SlackApiConversationsRepliesRequest::new(ch, SlackTs::new(ts.into()));
-            messages = self
-                .api
-                .call("conversations.replies", None, |s| async move {
-                    s.conversations_replies(&req).await
-                })
-                .await?
-                .messages;
-        }
-        let message = messages
-            .into_iter()
-            .find(|m| m.origin.ts.0 == ts)
-            .ok_or_else(|| EffectError::permanent("the pinned message is gone"))?;
-        let author = message.sender.user.map(|u| u.to_string());
-        Ok((author, message.content.text.unwrap_or_default()))
-    }
-
-    async fn post(
+    pub(super) async fn post(
         &self,
         channel: SlackChannelId,
         content: SlackMessageContent,
@@ -456,7 +385,7 @@ impl SlackEffects {
         Ok(resp.ts.to_string())
     }
 
-    async fn update_message(
+    pub(super) async fn update_message(
         &self,
         channel: SlackChannelId,
         ts: String,
@@ -473,7 +402,7 @@ impl SlackEffects {
         Ok(())
     }
 
-    async fn incident(&self, effect: &Effect) -> Result<Incident, EffectError> {
+    pub(super) async fn incident(&self, effect: &Effect) -> Result<Incident, EffectError> {
         let id = IncidentId(payload_str(effect, "incident_id")?);
         self.store
             .incident_by_id(&id)
@@ -491,7 +420,10 @@ impl SlackEffects {
         ))
     }
 
-    async fn latest_update(&self, incident: &Incident) -> Result<Option<String>, EffectError> {
+    pub(super) async fn latest_update(
+        &self,
+        incident: &Incident,
+    ) -> Result<Option<String>, EffectError> {
         let entry = self
             .store
             .latest_entry(&incident.id, EntryKind::Update)
@@ -500,7 +432,7 @@ impl SlackEffects {
         Ok(entry.map(|e| e.text))
     }
 
-    async fn put_ref(
+    pub(super) async fn put_ref(
         &self,
         incident: &Incident,
         role: &str,
@@ -535,7 +467,7 @@ impl SlackEffects {
     }
 }
 
-fn payload_str(effect: &Effect, key: &str) -> Result<String, EffectError> {
+pub(super) fn payload_str(effect: &Effect, key: &str) -> Result<String, EffectError> {
     effect
         .payload
         .get(key)
@@ -555,32 +487,11 @@ fn payload_list(effect: &Effect, key: &str) -> Vec<String> {
         .map_or_else(Vec::new, |l| l.0)
 }
 
-/// A Slack `ts` ("1700000000.000100") as a time, to the millisecond.
-fn ts_to_time(ts: &str) -> Option<DateTime<Utc>> {
-    let (secs, frac) = ts.split_once('.').unwrap_or((ts, "0"));
-    let secs: i64 = secs.parse().ok()?;
-    let micros: i64 = format!("{frac:0<6}").get(..6)?.parse().ok()?;
-    Utc.timestamp_millis_opt(secs * 1000 + micros / 1000)
-        .single()
-}
-
-fn db_error(e: anyhow::Error) -> EffectError {
+pub(super) fn db_error(e: anyhow::Error) -> EffectError {
     tracing::error!(error = %format!("{e:#}"), "database error in a Slack effect");
     EffectError::retryable("database unavailable")
 }
 
 fn render_error(e: anyhow::Error) -> EffectError {
     EffectError::permanent(format!("could not render Block Kit: {e}"))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn slack_timestamps_keep_milliseconds() {
-        let t = ts_to_time("1700000000.123456").unwrap();
-        assert_eq!(t.timestamp_millis(), 1_700_000_000_123);
-        assert!(ts_to_time("nope").is_none());
-    }
 }

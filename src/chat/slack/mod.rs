@@ -5,6 +5,7 @@
 //! - [`inbound`]: the payloads we accept, as one small enum.
 //! - [`routes`]: the three endpoints.
 //! - [`planner`]: which effects each incident change needs on Slack.
+//! - [`pins`]: pinned messages onto the timeline.
 //! - [`effects`]: running those effects idempotently through [`api`].
 //! - [`ratelimit`]: pacing by Slack's method tiers.
 //! - [`blocks`]: Block Kit for the card, the live notice and the modals.
@@ -15,6 +16,7 @@ pub mod blocks;
 pub mod config;
 pub mod effects;
 pub mod inbound;
+pub mod pins;
 pub mod planner;
 pub mod ratelimit;
 pub mod routes;
