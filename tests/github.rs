@@ -281,15 +281,7 @@ async fn reconciler_restores_a_ruleset_deleted_by_hand(backend: Backend) {
         t.ruleset("acme/api").is_some(),
         "the periodic reconciler repaired the drift"
     );
-    let inc = t
-        .app
-        .app
-        .store
-        .incident_by_number(IncidentNumber(1))
-        .await
-        .unwrap()
-        .unwrap();
-    let timeline = t.app.app.store.timeline(&inc.id).await.unwrap();
+    let (_, timeline) = incident_timeline(&t.app.app.store, 1).await;
     let repair = timeline
         .iter()
         .find(|e| e.kind == EntryKind::FreezeApplied && e.text.contains("was missing"))
@@ -388,15 +380,7 @@ async fn declare_freezes_lists_recent_changes_and_resolve_lifts(backend: Backend
     t.run("declare sev1 Checkout API returns 502").await;
     t.settle().await;
     assert!(t.ruleset("acme/api").is_some() && t.ruleset("acme/web").is_some());
-    let inc = t
-        .app
-        .app
-        .store
-        .incident_by_number(IncidentNumber(2))
-        .await
-        .unwrap()
-        .unwrap();
-    let timeline = t.app.app.store.timeline(&inc.id).await.unwrap();
+    let (inc, timeline) = incident_timeline(&t.app.app.store, 2).await;
     let changes: Vec<_> = timeline
         .iter()
         .filter(|e| e.kind == EntryKind::RecentChange)
@@ -487,15 +471,7 @@ async fn exemptions_and_drills(backend: Backend) {
             .contains("Exempted from the merge freeze by ops"),
         "{last}"
     );
-    let inc = t
-        .app
-        .app
-        .store
-        .incident_by_number(IncidentNumber(1))
-        .await
-        .unwrap()
-        .unwrap();
-    let timeline = t.app.app.store.timeline(&inc.id).await.unwrap();
+    let (_, timeline) = incident_timeline(&t.app.app.store, 1).await;
     let entry = timeline
         .iter()
         .find(|e| e.kind == EntryKind::FreezeExempted)

@@ -150,14 +150,7 @@ async fn two_concurrent_resolves_one_wins(backend: Backend) {
         "{loser}"
     );
     assert_eq!(loser.user_message(), "The incident is already resolved.");
-    let inc = t
-        .app
-        .store
-        .incident_by_number(IncidentNumber(1))
-        .await
-        .unwrap()
-        .unwrap();
-    let timeline = t.app.store.timeline(&inc.id).await.unwrap();
+    let (_, timeline) = incident_timeline(&t.app.store, 1).await;
     assert_eq!(
         timeline
             .iter()
@@ -303,14 +296,7 @@ async fn timeline_is_append_only_in_the_database(backend: Backend) {
 
 /// (timeline length, incident version, status, effects count): what a rejected command must not change.
 async fn snapshot(t: &TestService) -> (usize, i64, Status, usize) {
-    let inc = t
-        .app
-        .store
-        .incident_by_number(IncidentNumber(1))
-        .await
-        .unwrap()
-        .unwrap();
-    let timeline = t.app.store.timeline(&inc.id).await.unwrap();
+    let (inc, timeline) = incident_timeline(&t.app.store, 1).await;
     let effects = t.app.store.list_effects(false, 1000).await.unwrap();
     (timeline.len(), inc.version, inc.status, effects.len())
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use common::*;
 use firebreak::effects::EffectState;
-use firebreak::incident::{EntryKind, IncidentNumber};
+use firebreak::incident::EntryKind;
 use firebreak::store::Store;
 use serde_json::Value;
 use wiremock::matchers::{method, path};
@@ -89,14 +89,7 @@ async fn notice_is_delivered_to_the_receiver(backend: Backend) {
     let texts = posted_texts(&server).await;
     assert!(texts[1].starts_with("[DRILL] "), "{}", texts[1]);
 
-    let inc = t
-        .app
-        .store
-        .incident_by_number(IncidentNumber(1))
-        .await
-        .unwrap()
-        .unwrap();
-    let timeline = t.app.store.timeline(&inc.id).await.unwrap();
+    let (_, timeline) = incident_timeline(&t.app.store, 1).await;
     let outcome = timeline
         .iter()
         .find(|e| e.kind == EntryKind::EffectSucceeded)
@@ -272,14 +265,7 @@ async fn permanent_failure_is_visible_and_retryable(backend: Backend) {
         failed[0].last_error.as_deref(),
         Some("webhook \"general\" answered HTTP 404")
     );
-    let inc = t
-        .app
-        .store
-        .incident_by_number(IncidentNumber(1))
-        .await
-        .unwrap()
-        .unwrap();
-    let timeline = t.app.store.timeline(&inc.id).await.unwrap();
+    let (_, timeline) = incident_timeline(&t.app.store, 1).await;
     assert!(
         timeline
             .iter()

@@ -371,15 +371,7 @@ async fn pushpin_and_mentions_land_on_the_timeline(backend: Backend) {
     assert_eq!(t.send.event("Ev_NOTE", mention).await.status(), 200);
     t.settle().await;
 
-    let inc = t
-        .app
-        .app
-        .store
-        .incident_by_number(IncidentNumber(1))
-        .await
-        .unwrap()
-        .unwrap();
-    let timeline = t.app.app.store.timeline(&inc.id).await.unwrap();
+    let (_, timeline) = incident_timeline(&t.app.app.store, 1).await;
     let pinned: Vec<_> = timeline
         .iter()
         .filter(|e| e.kind == EntryKind::Pinned)

@@ -200,6 +200,23 @@ where
     false
 }
 
+/// Incident `INC-n` and its timeline, which most assertions start from.
+pub async fn incident_timeline(
+    store: &Store,
+    n: i64,
+) -> (
+    firebreak::incident::Incident,
+    Vec<firebreak::incident::TimelineEntry>,
+) {
+    let inc = store
+        .incident_by_number(firebreak::incident::IncidentNumber(n))
+        .await
+        .unwrap()
+        .unwrap_or_else(|| panic!("INC-{n} exists"));
+    let timeline = store.timeline(&inc.id).await.unwrap();
+    (inc, timeline)
+}
+
 /// Waits until the effects queue has nothing pending or running; `false` after `secs`.
 pub async fn queue_idle(store: &Store, secs: u64) -> bool {
     eventually(secs, || {
