@@ -12,7 +12,7 @@ use crate::chat::slack::effects::SlackEffects;
 use crate::chat::slack::planner::SlackPlanner;
 use crate::chat::slack::{SlackEdge, SlackSecrets};
 use crate::config::{Config, ConfigError, Runtime};
-use crate::effects::planner::EffectPlanner;
+use crate::effects::planner::{EffectPlanner, Planners};
 use crate::effects::worker::Worker;
 use crate::github::GitHubSecrets;
 use crate::github::client::GitHubClient;
@@ -70,14 +70,14 @@ impl App {
         store: Store,
         integrations: Integrations,
     ) -> anyhow::Result<Self> {
-        let urls = config
-            .webhook_urls()
+        let hooks = config
+            .webhooks()
             .map_err(|ConfigError(e)| anyhow::anyhow!(e))?;
         let wake = Arc::new(Notify::new());
         let mut planners: Vec<Arc<dyn EffectPlanner>> = vec![Arc::new(WebhookPlanner {
             routes: config.notice_routes(),
         })];
-        let notifier = WebhookNotifier::new(http_client(config.notify.timeout)?, urls);
+        let notifier = WebhookNotifier::new(http_client(config.notify.timeout)?, hooks);
         let mut worker = Worker::new(store.clone(), config.effects.worker(), Arc::clone(&wake))
             .with_handler(Arc::new(notifier));
         if let Some(slack) = &integrations.slack {
@@ -122,9 +122,8 @@ impl App {
         }
         let policy = Policy {
             permissions: config.permissions.clone(),
-            planners,
+            planners: Planners(planners),
             cadence: Box::new(config.incident.update_cadence.clone()),
-            max_attempts: config.effects.max_attempts,
             public_url: config.server.public_url.clone(),
             postmortem_templates: config.postmortem.templates_dir.clone(),
             publish_postmortems: publish.is_some(),
@@ -190,14 +189,14 @@ impl App {
         listener: TcpListener,
         shutdown: CancellationToken,
     ) -> anyhow::Result<()> {
-        let worker = tokio::spawn(Arc::clone(&self.worker).run(shutdown.clone()));
+        let grace = self.config.server.shutdown_grace;
+        let worker = tokio::spawn(Arc::clone(&self.worker).run(shutdown.clone(), grace));
         let reconciles = tokio::spawn(reconcile_every(self.clone(), shutdown.clone()));
         let reminders = tokio::spawn(remind_until(
             self.service.clone(),
             self.config.incident.reminder_interval,
             shutdown.clone(),
         ));
-        let grace = self.config.server.shutdown_grace;
         let router = self.router();
         tracing::info!(addr = %listener.local_addr()?, "firebreak is listening");
         axum::serve(listener, router)
@@ -205,8 +204,9 @@ impl App {
             .await?;
         reminders.abort();
         reconciles.abort();
-        if tokio::time::timeout(grace, worker).await.is_err() {
-            tracing::warn!(grace = ?grace, "effects still running at the end of the shutdown grace; they will be retried");
+        // The worker waits out the grace itself, then hands back what is still running.
+        if let Err(e) = worker.await {
+            tracing::error!(error = %e, "the effects worker ended abnormally");
         }
         self.store.close().await;
         Ok(())

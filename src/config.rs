@@ -5,6 +5,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
+use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -20,6 +21,7 @@ use crate::incident::model::Severity;
 use crate::incident::permissions::Permissions;
 use crate::incident::rules::UpdateCadence;
 use crate::notify::NoticeRoute;
+use crate::notify::webhook::Webhook;
 use crate::store::DEFAULT_DATABASE_URL;
 
 /// The whole `firebreak.toml`. Every key is documented in `firebreak.example.toml`.
@@ -85,7 +87,15 @@ impl Default for ServerConfig {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct EffectsConfig {
-    pub max_attempts: u32,
+    /// Optional cap on attempts that reached the target. Unset: only `give_up_after` ends
+    /// the retries of a transient failure.
+    pub max_attempts: Option<u32>,
+    /// How long an effect may keep failing transiently before it is marked failed.
+    #[serde(with = "humantime_serde")]
+    pub give_up_after: Duration,
+    /// How long one attempt may take (an API call that hangs); separate from the lease.
+    #[serde(with = "humantime_serde")]
+    pub attempt_timeout: Duration,
     #[serde(with = "humantime_serde")]
     pub base_backoff: Duration,
     #[serde(with = "humantime_serde")]
@@ -108,6 +118,8 @@ impl Default for EffectsConfig {
         let w = WorkerConfig::default();
         Self {
             max_attempts: w.max_attempts,
+            give_up_after: w.give_up_after,
+            attempt_timeout: w.attempt_timeout,
             base_backoff: w.backoff.base,
             max_backoff: w.backoff.max,
             poll_interval: w.poll_interval,
@@ -121,9 +133,57 @@ impl Default for EffectsConfig {
 }
 
 impl EffectsConfig {
+    /// `notify_timeout` is the webhook request timeout, which one attempt must fit in.
+    fn validate(&self, notify_timeout: Duration) -> Result<(), ConfigError> {
+        let zero = |key: &str, d: Duration| {
+            if d.is_zero() {
+                Err(ConfigError(format!(
+                    "effects.{key} must be longer than zero"
+                )))
+            } else {
+                Ok(())
+            }
+        };
+        zero("lease", self.lease)?;
+        zero("attempt_timeout", self.attempt_timeout)?;
+        zero("poll_interval", self.poll_interval)?;
+        zero("base_backoff", self.base_backoff)?;
+        zero("give_up_after", self.give_up_after)?;
+        if self.max_attempts == Some(0) {
+            return Err(ConfigError(
+                "effects.max_attempts must be at least 1 (or left out: retries then end after give_up_after)".into(),
+            ));
+        }
+        if self.concurrency == 0 {
+            return Err(ConfigError("effects.concurrency must be at least 1".into()));
+        }
+        if self.lease <= self.attempt_timeout {
+            return Err(ConfigError(format!(
+                "effects.lease ({}) must be longer than effects.attempt_timeout ({}), or a slow attempt could run twice",
+                humantime::format_duration(self.lease),
+                humantime::format_duration(self.attempt_timeout)
+            )));
+        }
+        if self.attempt_timeout < notify_timeout {
+            return Err(ConfigError(format!(
+                "effects.attempt_timeout ({}) must be at least notify.timeout ({})",
+                humantime::format_duration(self.attempt_timeout),
+                humantime::format_duration(notify_timeout)
+            )));
+        }
+        if self.max_backoff < self.base_backoff {
+            return Err(ConfigError(
+                "effects.max_backoff must not be shorter than effects.base_backoff".into(),
+            ));
+        }
+        Ok(())
+    }
+
     pub fn worker(&self) -> WorkerConfig {
         WorkerConfig {
             max_attempts: self.max_attempts,
+            give_up_after: self.give_up_after,
+            attempt_timeout: self.attempt_timeout,
             backoff: Backoff {
                 base: self.base_backoff,
                 max: self.max_backoff,
@@ -144,6 +204,30 @@ pub struct IncidentConfig {
     /// How often `serve` looks for overdue status updates.
     #[serde(with = "humantime_serde")]
     pub reminder_interval: Duration,
+}
+
+impl IncidentConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.reminder_interval.is_zero() {
+            return Err(ConfigError(
+                "incident.reminder_interval must be longer than zero".into(),
+            ));
+        }
+        let c = &self.update_cadence;
+        for (name, d) in [
+            ("SEV1", c.sev1),
+            ("SEV2", c.sev2),
+            ("SEV3", c.sev3),
+            ("SEV4", c.sev4),
+        ] {
+            if d.is_zero() {
+                return Err(ConfigError(format!(
+                    "incident.update_cadence.{name} must be longer than zero"
+                )));
+            }
+        }
+        Ok(())
+    }
 }
 
 impl Default for IncidentConfig {
@@ -220,6 +304,20 @@ pub struct WebhookConfig {
     pub url_env: Option<String>,
     #[serde(default = "default_min_severity")]
     pub min_severity: Severity,
+    /// Sustained posts per second to this webhook (Slack allows one, with short bursts).
+    #[serde(default = "default_per_second")]
+    pub per_second: u32,
+    /// Posts that may go at once before `per_second` applies.
+    #[serde(default = "default_burst")]
+    pub burst: u32,
+}
+
+fn default_per_second() -> u32 {
+    1
+}
+
+fn default_burst() -> u32 {
+    10
 }
 
 fn default_min_severity() -> Severity {
@@ -295,6 +393,32 @@ impl Config {
             urls.insert(name, url);
         }
         Ok(urls)
+    }
+
+    /// The webhooks to deliver to, by name, each with its URL and rate limit.
+    pub fn webhooks(&self) -> Result<HashMap<String, Webhook>, ConfigError> {
+        let mut urls = self.webhook_urls()?;
+        let mut hooks = HashMap::new();
+        for (i, hook) in self.notify.webhook.iter().enumerate() {
+            let name = webhook_name(i, hook);
+            let key = format!("notify.webhook[{}] ({name})", i + 1);
+            let per_second = NonZeroU32::new(hook.per_second)
+                .ok_or_else(|| ConfigError(format!("{key}: per_second must be at least 1")))?;
+            let burst = NonZeroU32::new(hook.burst)
+                .ok_or_else(|| ConfigError(format!("{key}: burst must be at least 1")))?;
+            if let Some(url) = urls.remove(&name) {
+                hooks.insert(name, Webhook::new(url, per_second, burst));
+            }
+        }
+        Ok(hooks)
+    }
+
+    /// Everything `config check` and `serve` refuse beyond what parsing catches: bad
+    /// webhooks, and timings that contradict each other. Each error names the key.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.webhooks()?;
+        self.effects.validate(self.notify.timeout)?;
+        self.incident.validate()
     }
 
     pub fn notice_routes(&self) -> Vec<NoticeRoute> {

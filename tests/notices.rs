@@ -215,6 +215,7 @@ async fn restarted_worker_delivers_after_a_crash(backend: Backend) {
             Duration::from_millis(300),
             10,
             Some(&out.effects),
+            "a-worker-that-dies",
         )
         .await
         .unwrap();
@@ -433,19 +434,20 @@ async fn effects_with_one_ordering_key_run_in_order(backend: Backend) {
         payload: serde_json::json!({}),
         idempotency_key: key.into(),
         ordering_key: ordering.map(str::to_string),
+        audience: None,
     };
     let mut tx = store.begin().await.unwrap();
     let first = tx
-        .enqueue_effect(&effect("a", Some("inc-1")), 5)
+        .enqueue_effect(&effect("a", Some("inc-1")))
         .await
         .unwrap();
     let second = tx
-        .enqueue_effect(&effect("b", Some("inc-1")), 5)
+        .enqueue_effect(&effect("b", Some("inc-1")))
         .await
         .unwrap();
-    let free = tx.enqueue_effect(&effect("c", None), 5).await.unwrap();
+    let free = tx.enqueue_effect(&effect("c", None)).await.unwrap();
     assert_eq!(
-        tx.enqueue_effect(&effect("a", Some("inc-1")), 5)
+        tx.enqueue_effect(&effect("a", Some("inc-1")))
             .await
             .unwrap(),
         first,
@@ -457,7 +459,10 @@ async fn effects_with_one_ordering_key_run_in_order(backend: Backend) {
     let lease = Duration::from_secs(30);
     let ids = |v: Vec<firebreak::effects::Effect>| v.into_iter().map(|e| e.id).collect::<Vec<_>>();
     assert_eq!(
-        ids(store.claim_effects(now, lease, 10, None).await.unwrap()),
+        ids(store
+            .claim_effects(now, lease, 10, None, "w")
+            .await
+            .unwrap()),
         vec![first, free]
     );
     // The first one fails and backs off: the second still waits behind it.
@@ -467,24 +472,31 @@ async fn effects_with_one_ordering_key_run_in_order(backend: Backend) {
             now + chrono::Duration::seconds(1),
             Some("boom"),
             false,
+            None,
         )
         .await
         .unwrap();
     assert!(
         store
-            .claim_effects(now, lease, 10, None)
+            .claim_effects(now, lease, 10, None, "w")
             .await
             .unwrap()
             .is_empty()
     );
     let later = now + chrono::Duration::seconds(2);
     assert_eq!(
-        ids(store.claim_effects(later, lease, 10, None).await.unwrap()),
+        ids(store
+            .claim_effects(later, lease, 10, None, "w")
+            .await
+            .unwrap()),
         vec![first]
     );
     store.complete_effect(first, "ok", None).await.unwrap();
     assert_eq!(
-        ids(store.claim_effects(later, lease, 10, None).await.unwrap()),
+        ids(store
+            .claim_effects(later, lease, 10, None, "w")
+            .await
+            .unwrap()),
         vec![second]
     );
 }

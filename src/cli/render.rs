@@ -126,7 +126,7 @@ pub fn effects_table(effects: &[Effect], now: DateTime<Utc>) -> String {
             e.id,
             e.state.as_str(),
             e.kind,
-            format!("{}/{}", e.attempts, e.max_attempts),
+            e.attempts,
             next,
             e.last_error.as_deref().unwrap_or("-")
         ));
@@ -156,11 +156,10 @@ pub fn drain_lines(report: &DrainReport, now: DateTime<Utc>) -> Vec<String> {
         ));
         lines.extend(report.pending.iter().map(|e| {
             format!(
-                "  effect {} ({}), attempt {} of {}, next try {}: {}",
+                "  effect {} ({}), {} attempt(s) so far, next try {}: {}",
                 e.id,
                 e.kind,
                 e.attempts,
-                e.max_attempts,
                 due_in(e.run_at, now),
                 e.last_error.as_deref().unwrap_or("not tried yet")
             )

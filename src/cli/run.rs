@@ -51,7 +51,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         );
         return Ok(ExitCode::SUCCESS);
     }
-    if let Err(e) = config.webhook_urls() {
+    if let Err(e) = config.validate() {
         return Ok(user_error(&format!("config: {e}")));
     }
     let app = App::build(config, &runtime).await?;
@@ -108,6 +108,7 @@ async fn incident(app: &App, words: Vec<String>) -> anyhow::Result<ExitCode> {
         Ok(o) => o,
         Err(ServiceError::User(e)) => return Ok(show_user_error(&e)),
         Err(ServiceError::Internal(e)) => return Err(e),
+        Err(ServiceError::Duplicate) => unreachable!("the CLI handles no platform deliveries"),
     };
     if json {
         println!("{}", render::reply_json(&outcome.reply)?);
@@ -197,7 +198,7 @@ fn config_check(config: &Config, path: Option<&std::path::Path>) -> ExitCode {
     let source = path.map_or("built-in defaults (no firebreak.toml)".to_string(), |p| {
         p.display().to_string()
     });
-    if let Err(e) = config.webhook_urls() {
+    if let Err(e) = config.validate() {
         return user_error(&format!("{source}: {e}"));
     }
     if let Err(e) = Runtime::from_env(config) {

@@ -19,6 +19,10 @@ pub enum EffectError {
     /// Trying again will not help (404 on a deleted webhook, a rejected payload).
     #[error("{reason}")]
     Permanent { reason: String },
+    /// Not now, and nothing went wrong: the target's own rate limit says wait `wait`. The
+    /// effect goes back to the queue without spending an attempt or tripping the breaker.
+    #[error("deferred for {wait:?}")]
+    Deferred { wait: Duration },
 }
 
 impl EffectError {
@@ -46,8 +50,8 @@ pub trait EffectHandler: Send + Sync {
     fn target(&self, effect: &Effect) -> String;
 
     /// How long one attempt may run before it is abandoned and retried. `None` means the
-    /// queue's lease. The worker keeps the lease alive while an attempt runs, so a long
-    /// attempt (a paced freeze of hundreds of repositories) is never claimed twice.
+    /// queue's `attempt_timeout`. The worker keeps the lease alive while an attempt runs, so a
+    /// long attempt (a paced freeze of hundreds of repositories) is never claimed twice.
     fn max_duration(&self, _effect: &Effect) -> Option<std::time::Duration> {
         None
     }

@@ -3,20 +3,44 @@
 //! crash can delay an effect but never lose it. The [`worker`] claims due rows, runs them
 //! through a [`handler::EffectHandler`], and records the outcome.
 //!
+//! Effects are typed: each adapter owns an enum of what it can do (`SlackEffect`,
+//! `GitHubEffect`, `WebhookEffect`) implementing [`TypedEffect`]; the queue stores it as JSON
+//! and the adapter's handler decodes it back with [`Effect::decode`].
+//!
 //! - [`backoff`]: exponential backoff with full jitter, and `Retry-After` hints.
 //! - [`breaker`]: a circuit breaker per target, so an API that is down is not hammered.
-//! - [`worker`]: claiming, running, retrying, and the CLI's bounded drain.
+//! - [`planner`]: the core's neutral intents, which adapters turn into their own effects.
+//! - [`worker`]: claiming, running, retrying, releasing, and the CLI's bounded drain.
 
 pub mod backoff;
 pub mod breaker;
 pub mod handler;
 pub mod planner;
 pub mod worker;
+pub mod workers;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
+use serde::de::DeserializeOwned;
 
 use crate::incident::model::IncidentId;
+use handler::EffectError;
+
+/// An adapter's effect type. `kind` names the handler and is stored in its own column, so
+/// the queue can route and list effects without decoding them.
+pub trait TypedEffect: Serialize + DeserializeOwned {
+    /// The `kind` column, e.g. `slack.post_notice`; one per variant.
+    fn kind(&self) -> &'static str;
+}
+
+/// Who a company-wide notice is queued for, so the reply can say "queued to 2 Slack channels
+/// and 1 webhook" without knowing any platform.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Audience {
+    SlackChannels(usize),
+    DiscordChannels(usize),
+    Webhook,
+}
 
 /// An effect about to be enqueued.
 #[derive(Debug, Clone, PartialEq)]
@@ -25,10 +49,43 @@ pub struct NewEffect {
     /// Which handler runs it, e.g. `notify.webhook`.
     pub kind: String,
     pub payload: serde_json::Value,
-    /// Enqueueing the same key twice yields one effect.
+    /// Enqueueing the same key twice yields one effect. Built from content (incident,
+    /// intent, target, version or delivery id), never from a random id.
     pub idempotency_key: String,
     /// Effects sharing a key run one at a time, in the order they were enqueued.
     pub ordering_key: Option<String>,
+    /// Set on company-wide notices, for the reply's count.
+    pub audience: Option<Audience>,
+}
+
+impl NewEffect {
+    /// Builds the row for a typed effect.
+    pub fn typed<T: TypedEffect>(
+        incident_id: Option<IncidentId>,
+        effect: &T,
+        idempotency_key: String,
+    ) -> Self {
+        Self {
+            incident_id,
+            kind: effect.kind().to_string(),
+            payload: serde_json::to_value(effect).expect("effect types serialize to JSON"),
+            idempotency_key,
+            ordering_key: None,
+            audience: None,
+        }
+    }
+
+    /// Runs after every earlier effect with the same `key`.
+    pub fn ordered(mut self, key: impl Into<String>) -> Self {
+        self.ordering_key = Some(key.into());
+        self
+    }
+
+    /// Counts as a company-wide notice to `audience` in the reply.
+    pub fn announcing(mut self, audience: Audience) -> Self {
+        self.audience = Some(audience);
+        self
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -77,11 +134,22 @@ pub struct Effect {
     pub payload: serde_json::Value,
     pub idempotency_key: String,
     pub state: EffectState,
-    /// Attempts started so far, including a running one.
+    /// Attempts that reached the target so far, including a running one. Deferrals by the
+    /// circuit breaker or a rate limit, and failed breaker probes, are not counted.
     pub attempts: u32,
-    pub max_attempts: u32,
     pub run_at: DateTime<Utc>,
     pub last_error: Option<String>,
     pub result: Option<String>,
     pub created_at: DateTime<Utc>,
+    /// When the retry budget started: enqueue, or the last manual retry.
+    pub budget_from: DateTime<Utc>,
+}
+
+impl Effect {
+    /// Decodes the payload into the adapter's effect type. A payload that no longer decodes
+    /// (an effect queued by an incompatible version) fails permanently, with the reason.
+    pub fn decode<T: TypedEffect>(&self) -> Result<T, EffectError> {
+        serde_json::from_value(self.payload.clone())
+            .map_err(|e| EffectError::permanent(format!("malformed {} effect: {e}", self.kind)))
+    }
 }

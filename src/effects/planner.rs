@@ -1,11 +1,25 @@
-//! Effect planners turn an incident change into the side effects it needs: webhook notices,
-//! Slack channel posts and card edits, and so on. The service runs every planner inside the
-//! command's transaction, so the effects are queued atomically with the change.
+//! Effect planners turn what the core decided into each adapter's own effects. The core
+//! speaks only in neutral terms: an [`IncidentEvent`] (declared, updated, resolved, …) or an
+//! [`Intent`] raised outside a state change (report a freeze's progress). Each adapter that
+//! is switched on (webhook notices, Slack, later Discord) registers a planner; the service
+//! runs every planner inside the command's transaction, so effects are queued atomically
+//! with the change, and no adapter needs to know another exists.
+
+use std::sync::Arc;
 
 use super::NewEffect;
-use crate::incident::model::Incident;
+use crate::incident::model::{Incident, IncidentId};
 use crate::incident::permissions::Actor;
 use crate::incident::rules::IncidentEvent;
+
+/// Something to say in an incident's room, outside a state change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Intent {
+    /// A message that is edited in place as work progresses; one per `key` per incident.
+    Progress { key: String, text: String },
+    /// A plain message in the incident's room.
+    RoomPost { text: String },
+}
 
 pub trait EffectPlanner: Send + Sync {
     /// The effects for `event`, which `actor` caused; `incident` is the state after it.
@@ -16,4 +30,36 @@ pub trait EffectPlanner: Send + Sync {
         event: &IncidentEvent,
         actor: &Actor,
     ) -> anyhow::Result<Vec<NewEffect>>;
+
+    /// The effects for `intent` about `incident`. `key` identifies this occurrence (built
+    /// from content by the caller), so planning it twice queues one effect per adapter.
+    fn plan_intent(&self, _incident: &IncidentId, _intent: &Intent, _key: &str) -> Vec<NewEffect> {
+        Vec::new()
+    }
+}
+
+/// Every planner that is switched on.
+#[derive(Clone, Default)]
+pub struct Planners(pub Vec<Arc<dyn EffectPlanner>>);
+
+impl Planners {
+    pub fn plan(
+        &self,
+        incident: &Incident,
+        event: &IncidentEvent,
+        actor: &Actor,
+    ) -> anyhow::Result<Vec<NewEffect>> {
+        let mut all = Vec::new();
+        for planner in &self.0 {
+            all.extend(planner.plan(incident, event, actor)?);
+        }
+        Ok(all)
+    }
+
+    pub fn plan_intent(&self, incident: &IncidentId, intent: &Intent, key: &str) -> Vec<NewEffect> {
+        self.0
+            .iter()
+            .flat_map(|p| p.plan_intent(incident, intent, key))
+            .collect()
+    }
 }

@@ -2,6 +2,11 @@
 //!
 //! `serve` runs [`Worker::run`] until shutdown; the CLI calls [`Worker::drain`] to deliver
 //! just the effects its own command enqueued, with a bounded wait.
+//!
+//! Delivery policy (see [`next_step`]): an effect is retried until it succeeds, fails
+//! permanently, or has been failing for `give_up_after`. Waiting on an open circuit or a rate
+//! limit spends no attempt, and neither does a failed breaker probe; when a target answers
+//! again, everything waiting on it is released at once.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -13,8 +18,9 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::backoff::Backoff;
-use super::breaker::Breakers;
+use super::breaker::{Breakers, Gate};
 use super::handler::{EffectError, EffectHandler};
+use super::workers::{Identity, reap_dead};
 use super::{Effect, EffectState};
 use crate::incident::timeline::{EntryKind, NewEntry, Source};
 use crate::store::Store;
@@ -22,10 +28,17 @@ use crate::store::Store;
 /// Tuning for the worker; see `[effects]` in the config.
 #[derive(Debug, Clone)]
 pub struct WorkerConfig {
-    pub max_attempts: u32,
+    /// Gives up after this many attempts that reached the target; `None` means no cap
+    /// other than `give_up_after`.
+    pub max_attempts: Option<u32>,
+    /// How long an effect may keep failing transiently before it is marked failed.
+    pub give_up_after: Duration,
     pub backoff: Backoff,
     pub poll_interval: Duration,
+    /// How long a claim holds an effect; renewed every third of it while the attempt runs.
     pub lease: Duration,
+    /// How long one attempt may run unless its handler says otherwise.
+    pub attempt_timeout: Duration,
     pub concurrency: usize,
     pub breaker_threshold: u32,
     pub breaker_cooldown: Duration,
@@ -34,16 +47,18 @@ pub struct WorkerConfig {
 impl Default for WorkerConfig {
     fn default() -> Self {
         Self {
-            max_attempts: 8,
+            max_attempts: None,
+            give_up_after: Duration::from_secs(24 * 3600),
             backoff: Backoff {
                 base: Duration::from_secs(1),
                 max: Duration::from_secs(300),
             },
             poll_interval: Duration::from_millis(500),
             lease: Duration::from_secs(60),
+            attempt_timeout: Duration::from_secs(30),
             concurrency: 8,
             breaker_threshold: 5,
-            breaker_cooldown: Duration::from_secs(30),
+            breaker_cooldown: Duration::from_secs(10),
         }
     }
 }
@@ -62,6 +77,79 @@ pub struct Worker {
     config: WorkerConfig,
     breakers: Breakers,
     wake: Arc<Notify>,
+    me: Identity,
+}
+
+/// What to do after an attempt (pure; see the module docs).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Step {
+    Done(Option<String>),
+    GiveUp(String),
+    /// Back to the queue at `at`. `refund`: the attempt does not count. `waiting_on`: the
+    /// target whose recovery should release it early.
+    Retry {
+        at: DateTime<Utc>,
+        error: Option<String>,
+        refund: bool,
+        waiting_on: Option<String>,
+    },
+}
+
+/// Decides the next step for `effect` after `outcome`. `probe`: this attempt was a breaker
+/// probe. `delay`: the backoff the worker would wait before the next attempt.
+pub fn next_step(
+    effect: &Effect,
+    outcome: Result<Option<String>, EffectError>,
+    config: &WorkerConfig,
+    target: &str,
+    probe: bool,
+    now: DateTime<Utc>,
+    delay: Duration,
+) -> Step {
+    let reason = match outcome {
+        Ok(description) => return Step::Done(description),
+        Err(EffectError::Permanent { reason }) => return Step::GiveUp(reason),
+        Err(EffectError::Deferred { wait }) => {
+            return Step::Retry {
+                at: now + chrono_duration(wait),
+                error: None,
+                refund: true,
+                waiting_on: None,
+            };
+        }
+        Err(EffectError::Retryable { reason, .. }) => reason,
+    };
+    let age = (now - effect.budget_from).to_std().unwrap_or_default();
+    if age >= config.give_up_after {
+        return Step::GiveUp(format!(
+            "still failing after {}: {reason}",
+            humantime::format_duration(round_secs(age))
+        ));
+    }
+    if !probe
+        && config
+            .max_attempts
+            .is_some_and(|max| effect.attempts >= max)
+    {
+        return Step::GiveUp(format!(
+            "gave up after {} attempts: {reason}",
+            effect.attempts
+        ));
+    }
+    Step::Retry {
+        at: now + chrono_duration(delay),
+        error: Some(reason),
+        refund: probe,
+        waiting_on: Some(target.to_string()),
+    }
+}
+
+fn round_secs(d: Duration) -> Duration {
+    Duration::from_secs(d.as_secs())
+}
+
+fn chrono_duration(d: Duration) -> chrono::Duration {
+    chrono::Duration::from_std(d).unwrap_or(chrono::Duration::seconds(1))
 }
 
 impl Worker {
@@ -72,6 +160,7 @@ impl Worker {
             breakers: Breakers::new(config.breaker_threshold, config.breaker_cooldown),
             config,
             wake,
+            me: Identity::current(),
         }
     }
 
@@ -82,36 +171,115 @@ impl Worker {
         self
     }
 
-    /// Runs until `shutdown` fires, then lets effects already running finish.
-    pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
+    /// This worker's id, as recorded in the leases it holds.
+    pub fn id(&self) -> &str {
+        &self.me.id
+    }
+
+    /// Runs until `shutdown` fires, then gives effects already running up to `grace` to
+    /// finish; whatever is still running then is handed back to the queue, due at once.
+    pub async fn run(self: Arc<Self>, shutdown: CancellationToken, grace: Duration) {
+        self.register().await;
         let mut running: JoinSet<()> = JoinSet::new();
+        let mut housekeeping = tokio::time::interval(self.heartbeat_every());
+        let mut claim_failures = 0u32;
         loop {
             let free = self.config.concurrency.saturating_sub(running.len());
+            let mut pause = self.config.poll_interval;
             if free > 0 {
                 match self.claim(free, None).await {
                     Ok(batch) => {
+                        claim_failures = 0;
                         for effect in batch {
                             let me = Arc::clone(&self);
                             running.spawn(async move { me.execute(effect).await });
                         }
                     }
-                    Err(e) => tracing::error!(error = %format!("{e:#}"), "claiming effects failed"),
+                    Err(e) => {
+                        claim_failures += 1;
+                        pause = self.claim_backoff(claim_failures);
+                        if claim_failures.is_power_of_two() {
+                            tracing::error!(error = %format!("{e:#}"), failures = claim_failures,
+                                retry_in_ms = pause.as_millis() as u64, "claiming effects failed");
+                        }
+                    }
                 }
             }
             tokio::select! {
                 _ = shutdown.cancelled() => break,
-                _ = self.wake.notified() => {}
+                _ = self.wake.notified(), if claim_failures == 0 => {}
                 Some(_) = running.join_next(), if !running.is_empty() => {}
-                _ = tokio::time::sleep(self.config.poll_interval) => {}
+                _ = housekeeping.tick() => self.housekeep().await,
+                _ = tokio::time::sleep(pause) => {}
             }
         }
+        self.stop(running, grace).await;
+    }
+
+    /// Waits up to `grace` for running effects, then releases the rest and retires.
+    async fn stop(&self, mut running: JoinSet<()>, grace: Duration) {
         if !running.is_empty() {
             tracing::info!(
                 in_flight = running.len(),
                 "waiting for running effects to finish"
             );
         }
-        while running.join_next().await.is_some() {}
+        let finished = tokio::time::timeout(grace, async {
+            while running.join_next().await.is_some() {}
+        })
+        .await;
+        if finished.is_err() {
+            running.abort_all();
+            while running.join_next().await.is_some() {}
+            tracing::warn!(grace = ?grace, "effects still running at the end of the shutdown grace; handing them back to the queue");
+        }
+        self.retire().await;
+    }
+
+    /// How long the claim loop waits after its `failures`-th failure in a row (the store
+    /// is down or read-only): doubling from the poll interval up to 30 s.
+    fn claim_backoff(&self, failures: u32) -> Duration {
+        let factor = 1u32 << failures.min(6);
+        (self.config.poll_interval * factor).min(Duration::from_secs(30))
+    }
+
+    fn heartbeat_every(&self) -> Duration {
+        (self.config.lease / 6).clamp(Duration::from_millis(200), Duration::from_secs(5))
+    }
+
+    async fn register(&self) {
+        let now = Utc::now();
+        if let Err(e) = self
+            .store
+            .register_worker(&self.me.id, &self.me.hostname, self.me.pid, now)
+            .await
+        {
+            tracing::warn!(error = %format!("{e:#}"), "registering the worker failed");
+        }
+        self.reap(now).await;
+    }
+
+    /// Heartbeat, and take over from dead workers.
+    async fn housekeep(&self) {
+        self.register().await;
+    }
+
+    async fn reap(&self, now: DateTime<Utc>) {
+        match reap_dead(&self.store, &self.me, now, self.config.lease).await {
+            Ok(0) => {}
+            Ok(_) => self.wake.notify_one(),
+            Err(e) => tracing::warn!(error = %format!("{e:#}"), "checking for dead workers failed"),
+        }
+    }
+
+    async fn retire(&self) {
+        match self.store.retire_worker(&self.me.id, Utc::now()).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(effects = n, "handed unfinished effects back to the queue"),
+            Err(e) => {
+                tracing::warn!(error = %format!("{e:#}"), "retiring the worker failed; its leases will expire")
+            }
+        }
     }
 
     /// Claims and runs one batch of due effects (among `only`, if given); returns how many ran.
@@ -125,6 +293,20 @@ impl Worker {
 
     /// Delivers the given effects, waiting at most `timeout` (retries included).
     pub async fn drain(&self, ids: &[i64], timeout: Duration) -> anyhow::Result<DrainReport> {
+        if ids.is_empty() {
+            return Ok(DrainReport::default());
+        }
+        self.register().await;
+        let report = self.drain_registered(ids, timeout).await;
+        self.retire().await;
+        report
+    }
+
+    async fn drain_registered(
+        &self,
+        ids: &[i64],
+        timeout: Duration,
+    ) -> anyhow::Result<DrainReport> {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             self.run_batch(Some(ids)).await?;
@@ -146,7 +328,7 @@ impl Worker {
     async fn claim(&self, limit: usize, only: Option<&[i64]>) -> anyhow::Result<Vec<Effect>> {
         let limit = i64::try_from(limit).unwrap_or(1);
         self.store
-            .claim_effects(Utc::now(), self.config.lease, limit, only)
+            .claim_effects(Utc::now(), self.config.lease, limit, only, &self.me.id)
             .await
     }
 
@@ -166,26 +348,79 @@ impl Worker {
         };
         let target = handler.target(&effect);
         let now = Utc::now();
-        if let Some(until) = self.breakers.check(&target, now) {
-            tracing::debug!(effect = effect.id, target = %target, "circuit open; effect held back");
-            return self
-                .store
-                .reschedule_effect(effect.id, until, None, true)
-                .await;
-        }
-        let limit = handler.max_duration(&effect).unwrap_or(self.config.lease);
-        let outcome = tokio::select! {
-            r = tokio::time::timeout(limit, handler.run(&effect)) => {
+        let probe = match self.breakers.check(&target, now) {
+            Gate::Open(until) => {
+                tracing::debug!(effect = effect.id, target = %target, "circuit open; effect held back");
+                return self
+                    .store
+                    .reschedule_effect(effect.id, until, None, true, Some(&target))
+                    .await;
+            }
+            Gate::Probe => true,
+            Gate::Closed => false,
+        };
+        let outcome = self.attempt(handler.as_ref(), &effect).await;
+        let now = Utc::now();
+        let retry_after = match &outcome {
+            Ok(_) => {
+                self.on_success(&target, now).await;
+                None
+            }
+            Err(EffectError::Retryable { retry_after, .. }) => {
+                if self.breakers.record_failure(&target, now) {
+                    tracing::warn!(target = %target, "circuit opened after repeated failures");
+                }
+                *retry_after
+            }
+            Err(_) => None,
+        };
+        let delay = self
+            .config
+            .backoff
+            .delay(effect.attempts, retry_after, &mut rand::rng());
+        let step = next_step(&effect, outcome, &self.config, &target, probe, now, delay);
+        self.record(&effect, step).await
+    }
+
+    /// One attempt, bounded by its timeout, with the lease renewed while it runs.
+    async fn attempt(
+        &self,
+        handler: &dyn EffectHandler,
+        effect: &Effect,
+    ) -> Result<Option<String>, EffectError> {
+        let limit = handler
+            .max_duration(effect)
+            .unwrap_or(self.config.attempt_timeout);
+        tokio::select! {
+            r = tokio::time::timeout(limit, handler.run(effect)) => {
                 r.unwrap_or_else(|_| Err(EffectError::retryable(format!("timed out after {}", humantime::format_duration(limit)))))
             }
             _ = self.keep_leased(effect.id) => unreachable!("the heartbeat never ends"),
-        };
-        match outcome {
-            Ok(description) => {
-                self.breakers.record_success(&target);
+        }
+    }
+
+    /// Closes the target's circuit; if it had been failing, releases everything waiting on it.
+    async fn on_success(&self, target: &str, now: DateTime<Utc>) {
+        if self.breakers.record_success(target) {
+            match self.store.release_waiting(target, now).await {
+                Ok(0) => {}
+                Ok(n) => {
+                    tracing::info!(target = %target, released = n, "target answered again; released the effects waiting on it");
+                    self.wake.notify_one();
+                }
+                Err(e) => {
+                    tracing::warn!(target = %target, error = %format!("{e:#}"), "releasing waiting effects failed")
+                }
+            }
+        }
+    }
+
+    async fn record(&self, effect: &Effect, step: Step) -> anyhow::Result<()> {
+        match step {
+            Step::Done(description) => {
                 let entry = description
                     .as_ref()
-                    .map(|d| outcome_entry(&effect, EntryKind::EffectSucceeded, d.clone()));
+                    .map(|d| outcome_entry(effect, EntryKind::EffectSucceeded, d.clone()));
                 let result = description.as_deref().unwrap_or("ok");
                 if !self
                     .store
@@ -194,33 +429,30 @@ impl Worker {
                 {
                     tracing::warn!(
                         effect = effect.id,
-                        "effect finished after its lease expired"
+                        "effect finished after its lease was taken over"
                     );
                 }
                 Ok(())
             }
-            Err(EffectError::Permanent { reason }) => self.give_up(&effect, &reason).await,
-            Err(EffectError::Retryable {
-                reason,
-                retry_after,
-            }) => {
-                if self.breakers.record_failure(&target, now) {
-                    tracing::warn!(target = %target, "circuit opened after repeated failures");
+            Step::GiveUp(reason) => self.give_up(effect, &reason).await,
+            Step::Retry {
+                at,
+                error,
+                refund,
+                waiting_on,
+            } => {
+                if let Some(reason) = &error {
+                    tracing::info!(effect = effect.id, kind = %effect.kind, attempt = effect.attempts,
+                        retry_at = %at, reason = %reason, "effect will be retried");
                 }
-                if effect.attempts >= effect.max_attempts {
-                    let why = format!("gave up after {} attempts: {reason}", effect.attempts);
-                    return self.give_up(&effect, &why).await;
-                }
-                let delay =
-                    self.config
-                        .backoff
-                        .delay(effect.attempts, retry_after, &mut rand::rng());
-                let at =
-                    now + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::seconds(1));
-                tracing::info!(effect = effect.id, kind = %effect.kind, attempt = effect.attempts,
-                    retry_in_ms = delay.as_millis() as u64, reason = %reason, "effect will be retried");
                 self.store
-                    .reschedule_effect(effect.id, at, Some(&reason), false)
+                    .reschedule_effect(
+                        effect.id,
+                        at,
+                        error.as_deref(),
+                        refund,
+                        waiting_on.as_deref(),
+                    )
                     .await
             }
         }
@@ -233,7 +465,7 @@ impl Worker {
             tokio::time::sleep(every).await;
             if let Err(e) = self
                 .store
-                .extend_lease(id, Utc::now(), self.config.lease)
+                .extend_lease(id, Utc::now(), self.config.lease, &self.me.id)
                 .await
             {
                 tracing::warn!(effect = id, error = %format!("{e:#}"), "extending an effect's lease failed");
@@ -288,5 +520,127 @@ pub fn due_in(at: DateTime<Utc>, now: DateTime<Utc>) -> String {
             "in {}",
             humantime::format_duration(Duration::from_secs(secs as u64))
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn effect(attempts: u32, age: chrono::Duration, now: DateTime<Utc>) -> Effect {
+        Effect {
+            id: 1,
+            incident_id: None,
+            kind: "notify.webhook".into(),
+            payload: serde_json::Value::Null,
+            idempotency_key: "k".into(),
+            state: EffectState::Running,
+            attempts,
+            run_at: now,
+            last_error: None,
+            result: None,
+            created_at: now - age,
+            budget_from: now - age,
+        }
+    }
+
+    #[test]
+    fn transient_failures_retry_until_the_age_budget_not_an_attempt_count() {
+        let config = WorkerConfig::default();
+        let now = Utc::now();
+        let delay = Duration::from_secs(5);
+        let fail = || Err(EffectError::retryable("HTTP 503"));
+        let step = next_step(
+            &effect(500, chrono::Duration::hours(23), now),
+            fail(),
+            &config,
+            "t",
+            false,
+            now,
+            delay,
+        );
+        assert!(
+            matches!(step, Step::Retry { refund: false, ref waiting_on, .. } if waiting_on.as_deref() == Some("t")),
+            "{step:?}"
+        );
+        let step = next_step(
+            &effect(3, chrono::Duration::hours(25), now),
+            fail(),
+            &config,
+            "t",
+            false,
+            now,
+            delay,
+        );
+        assert!(
+            matches!(step, Step::GiveUp(ref r) if r.starts_with("still failing after 1day 1h")),
+            "{step:?}"
+        );
+    }
+
+    #[test]
+    fn probes_and_deferrals_spend_no_attempt() {
+        let config = WorkerConfig {
+            max_attempts: Some(2),
+            ..WorkerConfig::default()
+        };
+        let now = Utc::now();
+        let e = effect(2, chrono::Duration::minutes(5), now);
+        let step = next_step(
+            &e,
+            Err(EffectError::retryable("down")),
+            &config,
+            "t",
+            true,
+            now,
+            Duration::from_secs(1),
+        );
+        assert!(
+            matches!(step, Step::Retry { refund: true, .. }),
+            "a failed probe is refunded: {step:?}"
+        );
+        let step = next_step(
+            &e,
+            Err(EffectError::retryable("down")),
+            &config,
+            "t",
+            false,
+            now,
+            Duration::from_secs(1),
+        );
+        assert!(
+            matches!(step, Step::GiveUp(_)),
+            "a real attempt counts: {step:?}"
+        );
+        let step = next_step(
+            &e,
+            Err(EffectError::Deferred {
+                wait: Duration::from_secs(2),
+            }),
+            &config,
+            "t",
+            false,
+            now,
+            Duration::ZERO,
+        );
+        assert_eq!(
+            step,
+            Step::Retry {
+                at: now + chrono::Duration::seconds(2),
+                error: None,
+                refund: true,
+                waiting_on: None
+            }
+        );
+        let step = next_step(
+            &e,
+            Err(EffectError::permanent("channel_not_found")),
+            &config,
+            "t",
+            false,
+            now,
+            Duration::ZERO,
+        );
+        assert_eq!(step, Step::GiveUp("channel_not_found".into()));
     }
 }

@@ -28,6 +28,7 @@ pub fn publish_effect(incident: &IncidentId, tag: &str) -> NewEffect {
         payload: json!({ "incident_id": incident.0 }),
         idempotency_key: format!("{PUBLISH_EFFECT}:{incident}:{tag}"),
         ordering_key: Some(format!("github:publish:{incident}")),
+        audience: None,
     }
 }
 

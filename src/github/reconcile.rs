@@ -492,7 +492,7 @@ impl GitHubEffects {
         };
         let store = self.store.clone();
         tokio::spawn(async move {
-            if let Err(e) = store.enqueue_one(&post, 8).await {
+            if let Err(e) = store.enqueue_one(&post).await {
                 tracing::warn!(error = %format!("{e:#}"), "queueing a freeze progress update failed");
             }
         });
@@ -515,7 +515,7 @@ impl GitHubEffects {
         payload: Value,
     ) -> Result<(), EffectError> {
         if let Some(post) = self.chat_effect(effect, kind, payload) {
-            self.store.enqueue_one(&post, 8).await.map_err(db_error)?;
+            self.store.enqueue_one(&post).await.map_err(db_error)?;
         }
         Ok(())
     }
@@ -530,6 +530,7 @@ impl GitHubEffects {
             payload,
             idempotency_key: format!("{kind}:{}:{}", effect.id, uuid::Uuid::new_v4()),
             ordering_key: Some(format!("slack:{id}:channel")),
+            audience: None,
         })
     }
 }

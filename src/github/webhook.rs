@@ -108,9 +108,12 @@ pub async fn webhook(
         }
     }
     let store = edge.service.store();
-    let delivery = header("x-github-delivery").map(str::to_string);
-    if let Some(id) = &delivery {
-        match store.first_delivery("github", id).await {
+    let delivery = header("x-github-delivery").map(|id| crate::store::Delivery {
+        source: "github",
+        id: id.to_string(),
+    });
+    if let Some(d) = &delivery {
+        match store.record_delivery(d).await {
             Ok(true) => {}
             Ok(false) => return (StatusCode::OK, "duplicate delivery").into_response(),
             Err(e) => return internal(e),
@@ -123,8 +126,8 @@ pub async fn webhook(
     };
     if response.status().is_server_error() {
         // Let GitHub's redelivery try again rather than be ignored as a duplicate.
-        if let Some(id) = &delivery {
-            let _ = store.forget_delivery("github", id).await;
+        if let Some(d) = &delivery {
+            let _ = store.forget_delivery(d).await;
         }
     }
     response
@@ -157,6 +160,7 @@ async fn pull_request(edge: &GitHubEdge, body: &[u8]) -> Response {
         }),
         idempotency_key: format!("{PR_STATUS_EFFECT}:{repo}:{sha}:{}", uuid::Uuid::new_v4()),
         ordering_key: Some("github:reconcile".into()),
+        audience: None,
     };
     match edge.service.enqueue(&effect).await {
         Ok(_) => (StatusCode::OK, "queued").into_response(),

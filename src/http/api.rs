@@ -54,19 +54,31 @@ pub async fn healthz() -> &'static str {
     "ok"
 }
 
+/// Ready means the store takes writes (every command is a write), checked with a write that
+/// is rolled back, and answered within a second whatever the database is doing.
 pub async fn readyz(State(app): State<App>) -> Response {
-    match app.store.ping().await {
-        Ok(()) => Json(json!({ "status": "ready", "database": "ok" })).into_response(),
-        Err(e) => {
-            tracing::error!(error = %format!("{e:#}"), "readiness check: database unreachable");
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                Json(json!({ "status": "not ready", "database": "unreachable" })),
-            )
-                .into_response()
+    let probe = tokio::time::timeout(READY_WITHIN, app.store.probe_write()).await;
+    let problem = match probe {
+        Ok(Ok(())) => {
+            return Json(json!({ "status": "ready", "database": "ok" })).into_response();
         }
-    }
+        Ok(Err(e)) => {
+            tracing::error!(error = %format!("{e:#}"), "readiness check: the database refused a write");
+            "refuses writes"
+        }
+        Err(_) => {
+            tracing::error!("readiness check: the database did not answer within 1 s");
+            "unreachable"
+        }
+    };
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        Json(json!({ "status": "not ready", "database": problem })),
+    )
+        .into_response()
 }
+
+const READY_WITHIN: std::time::Duration = std::time::Duration::from_secs(1);
 
 #[derive(Deserialize)]
 pub struct ListQuery {

@@ -51,6 +51,9 @@ pub enum ServiceError {
     User(#[from] UserError),
     #[error("internal error: {0:#}")]
     Internal(#[from] anyhow::Error),
+    /// The delivery that carried this command was already handled (a platform's retry).
+    #[error("this delivery was already handled")]
+    Duplicate,
 }
 
 impl From<sqlx::Error> for ServiceError {
@@ -65,6 +68,7 @@ impl ServiceError {
     pub fn user_message(&self) -> String {
         match self {
             Self::User(e) => e.to_string(),
+            Self::Duplicate => "That was already done.".to_string(),
             Self::Internal(_) => {
                 "Something went wrong inside firebreak; the error is logged. Try again in a moment."
                     .to_string()

@@ -38,6 +38,7 @@ pub fn reconcile_effect(generation: i64, incident: Option<&IncidentId>) -> NewEf
         payload: json!({ "generation": generation }),
         idempotency_key: format!("{RECONCILE_EFFECT}:gen{generation}"),
         ordering_key: Some("github:reconcile".into()),
+        audience: None,
     }
 }
 
@@ -127,7 +128,7 @@ impl IncidentService {
             None => None,
         };
         let now = self.now();
-        let mut tx = self.store().begin().await?;
+        let mut tx = self.begin().await?;
         let (text, effect) = match cmd {
             Command::Freeze { scopes, reason, .. } => {
                 let scopes = if scopes.is_empty() {
@@ -189,9 +190,7 @@ impl IncidentService {
                 .into());
             }
         };
-        let id = tx
-            .enqueue_effect(&effect, self.policy().max_attempts)
-            .await?;
+        let id = tx.enqueue_effect(&effect).await?;
         tx.commit().await?;
         self.wake_worker(&[id]);
         Ok(Outcome {
@@ -241,6 +240,7 @@ impl IncidentService {
             payload: json!({ "repo": repo, "pr": pr, "allowed_by": actor.name, "reason": reason }),
             idempotency_key: format!("{EXEMPT_EFFECT}:{repo}#{pr}:{}", uuid::Uuid::new_v4()),
             ordering_key: Some("github:reconcile".into()),
+            audience: None,
         };
         Ok((format!("{text}."), effect))
     }
@@ -302,6 +302,7 @@ impl IncidentService {
             payload: json!({ "incident_id": incident.id.0 }),
             idempotency_key: format!("{RECENT_CHANGES_EFFECT}:{}", incident.id),
             ordering_key: None,
+            audience: None,
         };
         Ok(vec![reconcile, recent])
     }

@@ -86,7 +86,7 @@ impl IncidentService {
             .target()
             .ok_or_else(|| UserError::NeedsIncident(cmd.verb().to_string()))?;
         let now = self.now();
-        let mut tx = self.store().begin().await?;
+        let mut tx = self.begin().await?;
         let incident: Incident = tx
             .incident_for_update(number)
             .await?

@@ -18,14 +18,15 @@ use super::permissions::{Action, Actor, Permissions};
 use super::reply::{Reply, ReplyBody};
 use super::rules::{self, Decision, IncidentEvent, UpdateCadence};
 use super::timeline::{EntryKind, NewEntry};
-use crate::effects::planner::EffectPlanner;
-use crate::store::{Store, Tx};
+use crate::effects::planner::Planners;
+use crate::effects::{Audience, NewEffect};
+use crate::store::{Delivery, Store, Tx};
 
 /// Everything the service needs to know from the config.
 pub struct Policy {
     pub permissions: Permissions,
     /// Turn each change into side effects (webhook notices, chat posts, …).
-    pub planners: Vec<Arc<dyn EffectPlanner>>,
+    pub planners: Planners,
     /// Present when GitHub is configured.
     pub freeze: Option<super::freeze::FreezeSettings>,
     /// `server.public_url`, for links to post-mortem pages.
@@ -35,7 +36,6 @@ pub struct Policy {
     /// Whether post-mortems are published as pull requests (`[postmortem.github]`).
     pub publish_postmortems: bool,
     pub cadence: Box<dyn UpdateCadence + Send + Sync>,
-    pub max_attempts: u32,
 }
 
 /// The result of a command: the reply, and the effects it enqueued (for the CLI to drain).
@@ -60,6 +60,8 @@ pub struct IncidentService {
     policy: Arc<Policy>,
     wake: Arc<Notify>,
     clock: Arc<dyn Clock>,
+    /// The inbound delivery being handled, recorded in the same transaction as its effects.
+    delivery: Option<Delivery>,
 }
 
 impl IncidentService {
@@ -71,7 +73,29 @@ impl IncidentService {
             policy: Arc::new(policy),
             wake,
             clock: Arc::new(SystemClock),
+            delivery: None,
         }
+    }
+
+    /// This service, handling `delivery`: whatever it writes records the delivery in the same
+    /// transaction, and a delivery seen before fails with [`ServiceError::Duplicate`].
+    pub fn for_delivery(&self, delivery: Delivery) -> Self {
+        Self {
+            delivery: Some(delivery),
+            ..self.clone()
+        }
+    }
+
+    /// Starts a write transaction, recording the delivery being handled, if any.
+    pub(super) async fn begin(&self) -> Result<Tx, ServiceError> {
+        let mut tx = self.store.begin().await?;
+        if let Some(delivery) = &self.delivery {
+            if !tx.record_delivery(delivery).await? {
+                tx.rollback().await?;
+                return Err(ServiceError::Duplicate);
+            }
+        }
+        Ok(tx)
     }
 
     /// Replaces the clock (tests put events at exact offsets with a manual clock).
@@ -172,7 +196,7 @@ impl IncidentService {
         self.check_permission(Action::Declare, actor, None, "declare")
             .await?;
         let now = self.clock.now();
-        let mut tx = self.store.begin().await?;
+        let mut tx = self.begin().await?;
         let number = tx.next_incident_number().await?;
         let due = now
             + chrono::Duration::from_std(self.policy.cadence.cadence(severity)).unwrap_or_default();
@@ -205,23 +229,23 @@ impl IncidentService {
         let text = format!("Declared {severity}{drill_note}: {}", incident.title);
         tx.append_timeline(&entry(&incident, actor, now, EntryKind::Declared, text))
             .await?;
-        let mut effects = self
+        let mut queued = self
             .enqueue_effects(&mut tx, &incident, &IncidentEvent::Declared, actor)
             .await?;
         for effect in self.auto_freeze(&mut tx, &incident, actor).await? {
-            effects.push(tx.enqueue_effect(&effect, self.policy.max_attempts).await?);
+            queued.push(&mut tx, &effect).await?;
         }
         tx.commit().await?;
-        self.wake_worker(&effects);
+        self.wake_worker(&queued.ids);
         let reply = format!(
             "{} is declared. Status investigating; commander unassigned (`ack` to take it). Next update due by {} UTC.{}",
             incident.headline(),
             due.format("%H:%M"),
-            notice_summary(effects.len()),
+            queued.notice_summary(),
         );
         Ok(Outcome {
             reply: incident_reply(reply, incident),
-            effects,
+            effects: queued.ids,
         })
     }
 
@@ -233,7 +257,7 @@ impl IncidentService {
         expected_version: Option<i64>,
     ) -> Result<Outcome, ServiceError> {
         let now = self.clock.now();
-        let mut tx = self.store.begin().await?;
+        let mut tx = self.begin().await?;
         let current = tx
             .incident_for_update(number)
             .await?
@@ -255,25 +279,33 @@ impl IncidentService {
             .into());
         }
         let decision = rules::decide(&current, &cmd, actor, now, self.policy.cadence.as_ref())?;
-        let (after, effects) = self
+        let (after, queued) = self
             .write_decision(tx, &current, decision.clone(), actor, now)
             .await?;
-        let text = format!("{}{}", decision.reply, notice_summary(effects.len()));
+        let text = format!("{}{}", decision.reply, queued.notice_summary());
         Ok(Outcome {
             reply: incident_reply(text, after),
-            effects,
+            effects: queued.ids,
         })
     }
 
     /// Queues an effect that is not part of a state change (opening a form, an ephemeral
     /// answer, capturing a pinned message) and wakes the worker.
-    pub async fn enqueue(&self, effect: &crate::effects::NewEffect) -> Result<i64, ServiceError> {
-        let id = self
-            .store
-            .enqueue_one(effect, self.policy.max_attempts)
-            .await?;
-        self.wake_worker(&[id]);
-        Ok(id)
+    pub async fn enqueue(&self, effect: &NewEffect) -> Result<i64, ServiceError> {
+        let ids = self.enqueue_all(std::slice::from_ref(effect)).await?;
+        Ok(ids[0])
+    }
+
+    /// Queues several effects in one transaction (with the delivery that caused them).
+    pub async fn enqueue_all(&self, effects: &[NewEffect]) -> Result<Vec<i64>, ServiceError> {
+        let mut tx = self.begin().await?;
+        let mut ids = Vec::with_capacity(effects.len());
+        for effect in effects {
+            ids.push(tx.enqueue_effect(effect).await?);
+        }
+        tx.commit().await?;
+        self.wake_worker(&ids);
+        Ok(ids)
     }
 
     /// Nudges every incident whose promised status update is late, once per promise.
@@ -283,7 +315,7 @@ impl IncidentService {
         let now = self.clock.now();
         let mut sent = 0;
         for candidate in self.store.overdue_incidents(now).await? {
-            let mut tx = self.store.begin().await?;
+            let mut tx = self.begin().await?;
             let Some(current) = tx.incident_for_update(candidate.number).await? else {
                 continue;
             };
@@ -307,8 +339,8 @@ impl IncidentService {
         decision: Decision,
         actor: &Actor,
         now: DateTime<Utc>,
-    ) -> Result<(Incident, Vec<i64>), ServiceError> {
-        let mut effects = Vec::new();
+    ) -> Result<(Incident, Queued), ServiceError> {
+        let mut effects = Queued::default();
         let mut after = current.clone();
         if let Some(mut next) = decision.incident {
             if !tx.compare_and_set_incident(&next, current.version).await? {
@@ -332,7 +364,7 @@ impl IncidentService {
             }
             if next.status == Status::Resolved && current.status != Status::Resolved {
                 for effect in self.auto_unfreeze(&mut tx, &next, actor).await? {
-                    effects.push(tx.enqueue_effect(&effect, self.policy.max_attempts).await?);
+                    effects.push(&mut tx, &effect).await?;
                 }
             }
             after = next;
@@ -342,7 +374,7 @@ impl IncidentService {
                 .await?;
         }
         tx.commit().await?;
-        self.wake_worker(&effects);
+        self.wake_worker(&effects.ids);
         Ok((after, effects))
     }
 
@@ -352,14 +384,12 @@ impl IncidentService {
         incident: &Incident,
         event: &IncidentEvent,
         actor: &Actor,
-    ) -> anyhow::Result<Vec<i64>> {
-        let mut ids = Vec::new();
-        for planner in &self.policy.planners {
-            for effect in planner.plan(incident, event, actor)? {
-                ids.push(tx.enqueue_effect(&effect, self.policy.max_attempts).await?);
-            }
+    ) -> anyhow::Result<Queued> {
+        let mut queued = Queued::default();
+        for effect in self.policy.planners.plan(incident, event, actor)? {
+            queued.push(tx, &effect).await?;
         }
-        Ok(ids)
+        Ok(queued)
     }
 
     async fn check_permission(
@@ -441,10 +471,47 @@ fn incident_reply(text: String, incident: Incident) -> Reply {
     })
 }
 
-fn notice_summary(n: usize) -> String {
-    match n {
-        0 => String::new(),
-        1 => " Company-wide notice queued for 1 webhook.".into(),
-        n => format!(" Company-wide notice queued for {n} webhooks."),
+/// The effects one command queued: their ids (for the CLI's drain) and who its company-wide
+/// notice goes to (for the reply).
+#[derive(Debug, Default)]
+pub(super) struct Queued {
+    pub ids: Vec<i64>,
+    audiences: Vec<Audience>,
+}
+
+impl Queued {
+    pub async fn push(&mut self, tx: &mut Tx, effect: &NewEffect) -> anyhow::Result<()> {
+        self.ids.push(tx.enqueue_effect(effect).await?);
+        self.audiences.extend(effect.audience);
+        Ok(())
+    }
+
+    /// " Company-wide notice queued to 2 Slack channels and 1 webhook.", or nothing.
+    pub fn notice_summary(&self) -> String {
+        let (mut slack, mut discord, mut webhooks) = (0, 0, 0);
+        for audience in &self.audiences {
+            match audience {
+                Audience::SlackChannels(n) => slack += n,
+                Audience::DiscordChannels(n) => discord += n,
+                Audience::Webhook => webhooks += 1,
+            }
+        }
+        let parts: Vec<String> = [
+            (slack, "Slack channel"),
+            (discord, "Discord channel"),
+            (webhooks, "webhook"),
+        ]
+        .into_iter()
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, what)| format!("{n} {what}{}", if n == 1 { "" } else { "s" }))
+        .collect();
+        match parts.as_slice() {
+            [] => String::new(),
+            [one] => format!(" Company-wide notice queued to {one}."),
+            [rest @ .., last] => format!(
+                " Company-wide notice queued to {} and {last}.",
+                rest.join(", ")
+            ),
+        }
     }
 }

@@ -5,16 +5,30 @@
 pub mod webhook;
 
 use askama::Template;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
 
-use crate::effects::NewEffect;
 use crate::effects::planner::EffectPlanner;
+use crate::effects::{Audience, NewEffect, TypedEffect};
 use crate::incident::model::{Incident, Severity};
 use crate::incident::permissions::Actor;
 use crate::incident::rules::IncidentEvent;
 
 /// The effect kind for a POST to an incoming webhook.
 pub const WEBHOOK_EFFECT: &str = "notify.webhook";
+
+/// What the webhook adapter does: POST a notice's text to one named webhook. The queue
+/// stores the name, never the URL (a credential).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum WebhookEffect {
+    Notice { webhook: String, text: String },
+}
+
+impl TypedEffect for WebhookEffect {
+    fn kind(&self) -> &'static str {
+        WEBHOOK_EFFECT
+    }
+}
 
 /// A webhook as the planner sees it: a name and a severity threshold, never the URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -140,15 +154,17 @@ impl EffectPlanner for WebhookPlanner {
         };
         Ok(wanted
             .into_iter()
-            .map(|route| NewEffect {
-                incident_id: Some(incident.id.clone()),
-                kind: WEBHOOK_EFFECT.into(),
-                payload: json!({ "webhook": route.name, "text": text }),
-                idempotency_key: format!(
+            .map(|route| {
+                let effect = WebhookEffect::Notice {
+                    webhook: route.name.clone(),
+                    text: text.clone(),
+                };
+                let key = format!(
                     "notice:{}:v{}:{}",
                     incident.id, incident.version, route.name
-                ),
-                ordering_key: None,
+                );
+                NewEffect::typed(Some(incident.id.clone()), &effect, key)
+                    .announcing(Audience::Webhook)
             })
             .collect())
     }

@@ -4,35 +4,61 @@
 //! Webhook URLs embed a credential, so they are held as secrets, looked up by name when the
 //! effect runs (the queue stores only the name), and never logged: errors name the webhook
 //! and the HTTP status, not the URL.
+//!
+//! Delivery is at least once. Every POST carries an `Idempotency-Key` header that is the
+//! effect's own key (incident, version, webhook), the same on every retry, so a receiver that
+//! sees a notice twice (a crash between its answer and our record of it) can drop the copy.
+//! Each webhook has its own rate limit; an effect over it waits in the queue, not in a worker.
 
 use std::collections::HashMap;
+use std::num::NonZeroU32;
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use reqwest::StatusCode;
 use secrecy::{ExposeSecret, SecretString};
-use serde::Deserialize;
 
-use super::WEBHOOK_EFFECT;
+use super::{WEBHOOK_EFFECT, WebhookEffect};
 use crate::effects::Effect;
 use crate::effects::backoff::parse_retry_after;
 use crate::effects::handler::{EffectError, EffectHandler};
 
-#[derive(Deserialize)]
-struct Payload {
-    webhook: String,
-    text: String,
+/// One configured webhook: its URL (a secret) and its rate limit.
+pub struct Webhook {
+    pub url: SecretString,
+    pub limit: DefaultDirectRateLimiter,
+}
+
+impl Webhook {
+    /// `per_second` sustained, `burst` at once (Slack allows one a second, short bursts).
+    pub fn new(url: SecretString, per_second: NonZeroU32, burst: NonZeroU32) -> Self {
+        Self {
+            url,
+            limit: RateLimiter::direct(Quota::per_second(per_second).allow_burst(burst)),
+        }
+    }
+
+    /// `Ok` if a POST may go now, else how long to wait.
+    fn admit(&self) -> Result<(), EffectError> {
+        self.limit
+            .check()
+            .map_err(|not_until| EffectError::Deferred {
+                wait: not_until.wait_time_from(DefaultClock::default().now()),
+            })
+    }
 }
 
 /// The `notify.webhook` effect handler.
 pub struct WebhookNotifier {
     http: reqwest::Client,
-    urls: HashMap<String, SecretString>,
+    hooks: HashMap<String, Webhook>,
 }
 
 impl WebhookNotifier {
-    pub fn new(http: reqwest::Client, urls: HashMap<String, SecretString>) -> Self {
-        Self { http, urls }
+    pub fn new(http: reqwest::Client, hooks: HashMap<String, Webhook>) -> Self {
+        Self { http, hooks }
     }
 }
 
@@ -43,35 +69,33 @@ impl EffectHandler for WebhookNotifier {
     }
 
     fn target(&self, effect: &Effect) -> String {
-        let name = effect
-            .payload
-            .get("webhook")
-            .and_then(|v| v.as_str())
-            .unwrap_or("?");
-        format!("webhook:{name}")
+        match effect.decode::<WebhookEffect>() {
+            Ok(WebhookEffect::Notice { webhook, .. }) => format!("webhook:{webhook}"),
+            Err(_) => "webhook:?".into(),
+        }
     }
 
     async fn run(&self, effect: &Effect) -> Result<Option<String>, EffectError> {
-        let p: Payload = serde_json::from_value(effect.payload.clone())
-            .map_err(|e| EffectError::permanent(format!("malformed notice payload: {e}")))?;
-        let url = self.urls.get(&p.webhook).ok_or_else(|| {
-            EffectError::permanent(format!("webhook \"{}\" is no longer configured", p.webhook))
+        let WebhookEffect::Notice { webhook, text } = effect.decode()?;
+        let hook = self.hooks.get(&webhook).ok_or_else(|| {
+            EffectError::permanent(format!("webhook \"{webhook}\" is no longer configured"))
         })?;
+        hook.admit()?;
         let response = self
             .http
-            .post(url.expose_secret())
-            .json(&serde_json::json!({ "text": p.text }))
+            .post(hook.url.expose_secret())
+            .header("Idempotency-Key", &effect.idempotency_key)
+            .json(&serde_json::json!({ "text": text }))
             .send()
             .await
             .map_err(|e| {
                 EffectError::retryable(format!(
-                    "could not reach webhook \"{}\": {}",
-                    p.webhook,
+                    "could not reach webhook \"{webhook}\": {}",
                     e.without_url()
                 ))
             })?;
-        classify(&p.webhook, response.status(), response.headers())?;
-        Ok(Some(format!("Notice posted to webhook \"{}\"", p.webhook)))
+        classify(&webhook, response.status(), response.headers())?;
+        Ok(Some(format!("Notice posted to webhook \"{webhook}\"")))
     }
 }
 

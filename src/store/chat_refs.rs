@@ -1,5 +1,4 @@
-//! `chat_refs` (where an incident lives in chat: channel, card, notices) and `inbound_seen`
-//! (deliveries already handled, so a platform's retry is not applied twice).
+//! `chat_refs`: where an incident lives in chat (channel, card, notices).
 //!
 //! A reference is written right after the API call that created the thing succeeds, so a
 //! retried effect finds it and edits or skips instead of creating a second one.
@@ -72,31 +71,5 @@ impl Store {
         .fetch_optional(self.pool())
         .await?;
         Ok(row.map(|(n,)| IncidentNumber(n)))
-    }
-
-    /// Records an inbound delivery; `false` if it was seen before (a retry to ignore).
-    pub async fn first_delivery(&self, source: &str, id: &str) -> anyhow::Result<bool> {
-        let mut tx = self.begin().await?;
-        let done = sqlx::query(
-            "INSERT INTO inbound_seen (source, id, received_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
-        )
-        .bind(source)
-        .bind(id)
-        .bind(to_ms(Utc::now()))
-        .execute(&mut *tx.inner)
-        .await?;
-        tx.commit().await?;
-        Ok(done.rows_affected() == 1)
-    }
-
-    /// Forgets a delivery whose handling failed, so the platform's retry is processed.
-    pub async fn forget_delivery(&self, source: &str, id: &str) -> anyhow::Result<()> {
-        let mut tx = self.begin().await?;
-        sqlx::query("DELETE FROM inbound_seen WHERE source = $1 AND id = $2")
-            .bind(source)
-            .bind(id)
-            .execute(&mut *tx.inner)
-            .await?;
-        tx.commit().await
     }
 }

@@ -15,7 +15,7 @@ use crate::incident::model::IncidentId;
 use crate::incident::timeline::NewEntry;
 
 const COLUMNS: &str = "id, incident_id, kind, payload, idempotency_key, state, attempts, \
-    max_attempts, run_at, last_error, result, created_at";
+    run_at, last_error, result, created_at, COALESCE(budget_from, created_at) AS budget_from";
 
 #[derive(FromRow)]
 struct EffectRow {
@@ -26,11 +26,11 @@ struct EffectRow {
     idempotency_key: String,
     state: String,
     attempts: i64,
-    max_attempts: i64,
     run_at: i64,
     last_error: Option<String>,
     result: Option<String>,
     created_at: i64,
+    budget_from: i64,
 }
 
 impl TryFrom<EffectRow> for Effect {
@@ -44,11 +44,11 @@ impl TryFrom<EffectRow> for Effect {
             idempotency_key: r.idempotency_key,
             state: parse_column::<EffectState>(&r.state, "effects.state")?,
             attempts: u32::try_from(r.attempts).unwrap_or(u32::MAX),
-            max_attempts: u32::try_from(r.max_attempts).unwrap_or(u32::MAX),
             run_at: from_ms(r.run_at),
             last_error: r.last_error,
             result: r.result,
             created_at: from_ms(r.created_at),
+            budget_from: from_ms(r.budget_from),
         })
     }
 }
@@ -66,23 +66,18 @@ pub struct EffectCounts {
 impl Tx {
     /// Enqueues an effect; a second enqueue with the same idempotency key is a no-op that
     /// returns the existing id.
-    pub async fn enqueue_effect(
-        &mut self,
-        e: &NewEffect,
-        max_attempts: u32,
-    ) -> anyhow::Result<i64> {
+    pub async fn enqueue_effect(&mut self, e: &NewEffect) -> anyhow::Result<i64> {
         let now = to_ms(Utc::now());
         let inserted: Option<(i64,)> = sqlx::query_as(
             "INSERT INTO effects (incident_id, kind, payload, idempotency_key, state, attempts, \
              max_attempts, run_at, created_at, updated_at, ordering_key) \
-             VALUES ($1, $2, $3, $4, 'pending', 0, $5, $6, $6, $6, $7) \
+             VALUES ($1, $2, $3, $4, 'pending', 0, 0, $5, $5, $5, $6) \
              ON CONFLICT (idempotency_key) DO NOTHING RETURNING id",
         )
         .bind(e.incident_id.as_ref().map(|i| i.0.clone()))
         .bind(&e.kind)
         .bind(e.payload.to_string())
         .bind(&e.idempotency_key)
-        .bind(i64::from(max_attempts))
         .bind(now)
         .bind(e.ordering_key.as_deref())
         .fetch_optional(&mut *self.inner)
@@ -100,15 +95,16 @@ impl Tx {
 
 impl Store {
     /// Enqueues one effect in its own transaction (effects not tied to a state change).
-    pub async fn enqueue_one(&self, e: &NewEffect, max_attempts: u32) -> anyhow::Result<i64> {
+    pub async fn enqueue_one(&self, e: &NewEffect) -> anyhow::Result<i64> {
         let mut tx = self.begin().await?;
-        let id = tx.enqueue_effect(e, max_attempts).await?;
+        let id = tx.enqueue_effect(e).await?;
         tx.commit().await?;
         Ok(id)
     }
 
-    /// Claims up to `limit` due effects (pending and due, or running with an expired lease),
-    /// optionally only among `only`. Each claimed row counts one attempt. An effect with an
+    /// Claims up to `limit` due effects for worker `owner` (pending and due, or running with
+    /// an expired lease), optionally only among `only`. Each claimed row counts one attempt
+    /// (the worker refunds it if the attempt never reaches the target). An effect with an
     /// ordering key waits until every earlier effect with that key has finished.
     pub async fn claim_effects(
         &self,
@@ -116,6 +112,7 @@ impl Store {
         lease: std::time::Duration,
         limit: i64,
         only: Option<&[i64]>,
+        owner: &str,
     ) -> anyhow::Result<Vec<Effect>> {
         let now_ms = to_ms(now);
         let lease_until = now_ms + i64::try_from(lease.as_millis()).unwrap_or(i64::MAX / 2);
@@ -132,7 +129,7 @@ impl Store {
             Backend::Sqlite => "",
         };
         let sql = format!(
-            "UPDATE effects SET state = 'running', lease_until = $1, attempts = attempts + 1, updated_at = $2 \
+            "UPDATE effects SET state = 'running', lease_until = $1, lease_owner = $4, attempts = attempts + 1, updated_at = $2 \
              WHERE id IN (SELECT e.id FROM effects e \
                WHERE ((e.state = 'pending' AND e.run_at <= $2) OR (e.state = 'running' AND e.lease_until < $2)){only} \
                AND (e.ordering_key IS NULL OR NOT EXISTS (SELECT 1 FROM effects p \
@@ -145,6 +142,7 @@ impl Store {
             .bind(lease_until)
             .bind(now_ms)
             .bind(limit)
+            .bind(owner)
             .fetch_all(&mut *tx.inner)
             .await?;
         tx.commit().await?;
@@ -183,7 +181,8 @@ impl Store {
         let mut tx = self.begin_background().await?;
         let done = sqlx::query(
             "UPDATE effects SET state = $1, last_error = COALESCE($2, last_error), result = $3, \
-             lease_until = NULL, updated_at = $4 WHERE id = $5 AND state = 'running'",
+             lease_until = NULL, lease_owner = NULL, waiting_on = NULL, updated_at = $4 \
+             WHERE id = $5 AND state = 'running'",
         )
         .bind(state)
         .bind(error)
@@ -203,25 +202,28 @@ impl Store {
     }
 
     /// Puts a running effect back in the queue to run at `run_at`, recording `error` if given.
-    /// With `refund`, the attempt does not count (the circuit breaker held it back; it never
-    /// reached the API), and the last real error is kept.
+    /// With `refund`, the attempt does not count (a breaker or rate-limit deferral, or a failed
+    /// probe), and the last real error is kept. `waiting_on` names the target it waits for,
+    /// so [`release_waiting`](Self::release_waiting) can bring it forward when that recovers.
     pub async fn reschedule_effect(
         &self,
         id: i64,
         run_at: DateTime<Utc>,
         error: Option<&str>,
         refund: bool,
+        waiting_on: Option<&str>,
     ) -> anyhow::Result<()> {
         let mut tx = self.begin_background().await?;
         sqlx::query(
             "UPDATE effects SET state = 'pending', run_at = $1, last_error = COALESCE($2, last_error), lease_until = NULL, \
-             attempts = attempts - $3, updated_at = $4 WHERE id = $5 AND state = 'running'",
+             lease_owner = NULL, attempts = attempts - $3, waiting_on = $6, updated_at = $4 WHERE id = $5 AND state = 'running'",
         )
         .bind(to_ms(run_at))
         .bind(error)
         .bind(i64::from(refund))
         .bind(to_ms(Utc::now()))
         .bind(id)
+        .bind(waiting_on)
         .execute(&mut *tx.inner)
         .await?;
         tx.commit().await
@@ -233,15 +235,44 @@ impl Store {
         id: i64,
         now: DateTime<Utc>,
         lease: std::time::Duration,
+        owner: &str,
     ) -> anyhow::Result<()> {
         let until = to_ms(now) + i64::try_from(lease.as_millis()).unwrap_or(i64::MAX / 2);
         let mut tx = self.begin_background().await?;
-        sqlx::query("UPDATE effects SET lease_until = $1 WHERE id = $2 AND state = 'running'")
+        sqlx::query(
+            "UPDATE effects SET lease_until = $1 WHERE id = $2 AND state = 'running' AND lease_owner = $3",
+        )
             .bind(until)
             .bind(id)
+            .bind(owner)
             .execute(&mut *tx.inner)
             .await?;
         tx.commit().await
+    }
+
+    /// Makes every pending effect waiting on `target` due now (the target answered again).
+    /// They then run in queue order, under the target's own rate limit. Returns how many.
+    pub async fn release_waiting(&self, target: &str, now: DateTime<Utc>) -> anyhow::Result<u64> {
+        let mut tx = self.begin_background().await?;
+        let done = sqlx::query(
+            "UPDATE effects SET run_at = $1, waiting_on = NULL, updated_at = $1 \
+             WHERE waiting_on = $2 AND state = 'pending'",
+        )
+        .bind(to_ms(now))
+        .bind(target)
+        .execute(&mut *tx.inner)
+        .await?;
+        tx.commit().await?;
+        Ok(done.rows_affected())
+    }
+
+    /// Hands back every effect `owner` still holds (shutdown past its grace, or a worker
+    /// found dead): they are due at once for the next worker, attempts kept.
+    pub async fn release_owned(&self, owner: &str, now: DateTime<Utc>) -> anyhow::Result<u64> {
+        let mut tx = self.begin_background().await?;
+        let done = release_owned_in(&mut tx, owner, now).await?;
+        tx.commit().await?;
+        Ok(done)
     }
 
     /// Re-queues a failed effect with a fresh attempt budget. Returns `false` if there is no
@@ -250,7 +281,8 @@ impl Store {
         let now = to_ms(Utc::now());
         let mut tx = self.begin().await?;
         let done = sqlx::query(
-            "UPDATE effects SET state = 'pending', attempts = 0, run_at = $1, updated_at = $1 \
+            "UPDATE effects SET state = 'pending', attempts = 0, run_at = $1, budget_from = $1, \
+             waiting_on = NULL, updated_at = $1 \
              WHERE id = $2 AND state = 'failed'",
         )
         .bind(now)
@@ -340,4 +372,21 @@ impl Store {
             oldest_due_age_secs,
         })
     }
+}
+
+/// See [`Store::release_owned`]; also used when a dead worker is reaped.
+pub(super) async fn release_owned_in(
+    tx: &mut Tx,
+    owner: &str,
+    now: DateTime<Utc>,
+) -> anyhow::Result<u64> {
+    let done = sqlx::query(
+        "UPDATE effects SET state = 'pending', run_at = $1, lease_until = NULL, lease_owner = NULL, \
+         updated_at = $1 WHERE state = 'running' AND lease_owner = $2",
+    )
+    .bind(to_ms(now))
+    .bind(owner)
+    .execute(&mut *tx.inner)
+    .await?;
+    Ok(done.rows_affected())
 }

@@ -8,9 +8,11 @@
 mod chat_refs;
 mod effects;
 mod freeze;
+mod inbound;
 mod incidents;
 mod postmortem;
 mod timeline;
+mod workers;
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -24,7 +26,9 @@ use sqlx::{Any, AnyPool, Executor, Transaction};
 pub use chat_refs::ChatRef;
 pub use effects::EffectCounts;
 pub use freeze::{Exemption, FreezeScope, FreezeTarget};
+pub use inbound::Delivery;
 pub use postmortem::{ActionItem, Flag};
+pub use workers::WorkerRow;
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");

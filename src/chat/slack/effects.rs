@@ -461,8 +461,9 @@ impl SlackEffects {
             payload: serde_json::json!({ "incident_id": incident.id.0, "channels": [] }),
             idempotency_key: format!("{kind}:{}:{tag}", incident.id),
             ordering_key: Some(format!("slack:{}:notices", incident.id)),
+            audience: None,
         };
-        self.store.enqueue_one(&effect, 8).await.map_err(db_error)?;
+        self.store.enqueue_one(&effect).await.map_err(db_error)?;
         Ok(())
     }
 }

@@ -161,6 +161,7 @@ impl Plan<'_> {
             payload,
             idempotency_key: format!("{kind}:{id}:v{}:{}", self.incident.version, self.event_tag),
             ordering_key: Some(format!("slack:{id}:{group}")),
+            audience: None,
         }
     }
 

@@ -96,7 +96,11 @@ pub async fn events(State(edge): Edge, headers: HeaderMap, body: Bytes) -> Respo
         | SlackInbound::OtherInteraction => return bad_request("not an event"),
     };
     // Slack retries deliveries it thinks failed (X-Slack-Retry-Num); the event id is the same.
-    match edge.store.first_delivery("slack", &event_id).await {
+    let delivery = crate::store::Delivery {
+        source: "slack",
+        id: event_id,
+    };
+    match edge.store.record_delivery(&delivery).await {
         Ok(true) => {}
         Ok(false) => return StatusCode::OK.into_response(),
         Err(e) => return internal("recording a Slack event", e),
@@ -110,7 +114,7 @@ pub async fn events(State(edge): Edge, headers: HeaderMap, body: Bytes) -> Respo
         Ok(()) => StatusCode::OK.into_response(),
         Err(e) => {
             // Let Slack's retry try again rather than drop the event.
-            let _ = edge.store.forget_delivery("slack", &event_id).await;
+            let _ = edge.store.forget_delivery(&delivery).await;
             internal("handling a Slack event", e)
         }
     }
@@ -213,6 +217,7 @@ impl SlackEdge {
             payload: json!({ "incident_id": incident.id.0, "channel": r.channel, "ts": r.ts, "reactor": r.user }),
             idempotency_key: format!("pin:{}:{}", r.channel, r.ts),
             ordering_key: None,
+            audience: None,
         };
         self.service.enqueue(&effect).await?;
         Ok(())
@@ -388,6 +393,7 @@ impl SlackEdge {
             payload: json!({ "trigger_id": trigger_id, "view": view, "expires_at_ms": Utc::now().timestamp_millis() + 3000 }),
             idempotency_key: format!("modal:{trigger_id}"),
             ordering_key: None,
+            audience: None,
         };
         self.service.enqueue(&effect).await?;
         Ok(())
@@ -401,6 +407,7 @@ impl SlackEdge {
             payload: json!({ "channel": channel, "user": user, "text": text }),
             idempotency_key: format!("ephemeral:{}", uuid::Uuid::new_v4()),
             ordering_key: None,
+            audience: None,
         };
         self.service
             .enqueue(&effect)

@@ -1,0 +1,132 @@
+//! Who holds a lease. Each worker (a `serve`, or a CLI draining its own effects) registers
+//! with its host and pid. A worker that finds a dead one on its own host (its pid gone, or
+//! its pid now being the finder's, as after a container restart) hands that worker's effects
+//! back at once, so a crash costs seconds, not a lease. Workers on other hosts are judged by
+//! their heartbeat; their leases also expire on their own.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use crate::store::{Store, WorkerRow};
+
+/// This process as a worker.
+#[derive(Debug, Clone)]
+pub struct Identity {
+    pub id: String,
+    pub hostname: String,
+    pub pid: u32,
+}
+
+impl Identity {
+    pub fn current() -> Self {
+        Self {
+            id: uuid::Uuid::new_v4().to_string(),
+            hostname: hostname(),
+            pid: std::process::id(),
+        }
+    }
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "localhost".into())
+}
+
+/// Whether a process with this pid exists on this host (Linux: `/proc/PID`). Elsewhere we
+/// cannot tell, and say it is alive, leaving it to the heartbeat and the lease.
+pub fn pid_alive(pid: i64) -> bool {
+    if !std::path::Path::new("/proc/self").exists() {
+        return true;
+    }
+    std::path::Path::new(&format!("/proc/{pid}")).exists()
+}
+
+/// Pure policy: is `other` dead, as seen by `me`?
+pub fn is_dead(
+    other: &WorkerRow,
+    me: &Identity,
+    now: DateTime<Utc>,
+    stale_after: Duration,
+    alive: impl Fn(i64) -> bool,
+) -> bool {
+    if other.id == me.id {
+        return false;
+    }
+    let stale_ms = i64::try_from(stale_after.as_millis()).unwrap_or(i64::MAX / 2);
+    if now.timestamp_millis() - other.heartbeat_at > stale_ms {
+        return true;
+    }
+    other.hostname == me.hostname && (other.pid == i64::from(me.pid) || !alive(other.pid))
+}
+
+/// Retires every dead worker, handing their effects back. Returns how many effects.
+pub async fn reap_dead(
+    store: &Store,
+    me: &Identity,
+    now: DateTime<Utc>,
+    stale_after: Duration,
+) -> anyhow::Result<u64> {
+    let mut released = 0;
+    for other in store.workers().await? {
+        if is_dead(&other, me, now, stale_after, pid_alive) {
+            let n = store.retire_worker(&other.id, now).await?;
+            if n > 0 {
+                tracing::info!(worker = %other.id, host = %other.hostname, pid = other.pid, effects = n,
+                    "took over the effects of a worker that is gone");
+            }
+            released += n;
+        }
+    }
+    Ok(released)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(id: &str, host: &str, pid: i64, heartbeat_at: i64) -> WorkerRow {
+        WorkerRow {
+            id: id.into(),
+            hostname: host.into(),
+            pid,
+            heartbeat_at,
+        }
+    }
+
+    #[test]
+    fn dead_workers_are_recognised() {
+        let me = Identity {
+            id: "me".into(),
+            hostname: "h1".into(),
+            pid: 1,
+        };
+        let now = Utc::now();
+        let fresh = now.timestamp_millis();
+        let stale = Duration::from_secs(60);
+        let alive = |_| true;
+        assert!(!is_dead(&row("me", "h1", 1, fresh), &me, now, stale, alive));
+        assert!(
+            is_dead(&row("old", "h1", 1, fresh), &me, now, stale, alive),
+            "my own pid under another id: I replaced it (a container restart)"
+        );
+        assert!(is_dead(&row("x", "h1", 77, fresh), &me, now, stale, |_| {
+            false
+        }));
+        assert!(
+            !is_dead(&row("x", "h2", 77, fresh), &me, now, stale, |_| false),
+            "another host's pids mean nothing here"
+        );
+        assert!(is_dead(
+            &row("x", "h2", 77, fresh - 61_000),
+            &me,
+            now,
+            stale,
+            alive
+        ));
+    }
+}
