@@ -263,8 +263,9 @@ async fn killed_between_commit_and_delivery_then_serve_delivers(backend: Backend
         .mount(&server)
         .await;
     let port = free_port();
+    // The default 60 s lease: the restart must not wait for it.
     let config = format!(
-        "[server]\nlisten = \"127.0.0.1:{port}\"\n{FAST}lease = \"1s\"\n{}",
+        "[server]\nlisten = \"127.0.0.1:{port}\"\n{FAST}\n{}",
         webhook("general", &format!("{}/h", server.uri()), "SEV4")
     );
     let cli = Cli::new(backend, &config).await;
@@ -288,6 +289,7 @@ async fn killed_between_commit_and_delivery_then_serve_delivers(backend: Backend
     declare.kill().unwrap();
     declare.wait().unwrap();
 
+    let started = std::time::Instant::now();
     let mut serve = cli
         .command(&["serve"])
         .stderr(Stdio::null())
@@ -297,8 +299,20 @@ async fn killed_between_commit_and_delivery_then_serve_delivers(backend: Backend
         server.received_requests().await.unwrap_or_default().len() >= 2
     })
     .await;
+    let took = started.elapsed();
     terminate(&mut serve);
     assert!(delivered, "the restarted worker delivered the notice");
+    assert!(
+        took < Duration::from_secs(2),
+        "delivered {took:?} after the restart: the dead CLI's lease was taken over at once"
+    );
+    let requests = server.received_requests().await.unwrap();
+    let keys: Vec<_> = requests
+        .iter()
+        .map(|r| r.headers.get("idempotency-key").expect("Idempotency-Key header").clone())
+        .collect();
+    assert_eq!(keys.len(), 2);
+    assert_eq!(keys[0], keys[1], "both attempts carry the same Idempotency-Key");
     let status = serve.wait().unwrap();
     assert!(
         status.success(),

@@ -1,9 +1,12 @@
 //! Who holds a lease. Each worker (a `serve`, or a CLI draining its own effects) registers
-//! with its host and pid. A worker that finds a dead one on its own host (its pid gone, or
-//! its pid now being the finder's, as after a container restart) hands that worker's effects
+//! with its host and pid, under an id that starts with a token drawn once per process. A
+//! worker that finds a dead one on its own host (its pid gone, or its pid taken by another
+//! process, as after a container restart where both are pid 1) hands that worker's effects
 //! back at once, so a crash costs seconds, not a lease. Workers on other hosts are judged by
 //! their heartbeat; their leases also expire on their own.
 
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -19,13 +22,31 @@ pub struct Identity {
 }
 
 impl Identity {
+    /// A new worker in this process: `PROCESS-TOKEN/N`.
     pub fn current() -> Self {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
         Self {
-            id: uuid::Uuid::new_v4().to_string(),
+            id: format!("{}/{n}", process_token()),
             hostname: hostname(),
             pid: std::process::id(),
         }
     }
+
+    fn process(&self) -> &str {
+        process_of(&self.id)
+    }
+}
+
+/// Drawn once per process, so two workers of one process (tests run several) never take
+/// each other for dead, while a new process that got an old one's pid can tell it apart.
+fn process_token() -> &'static str {
+    static TOKEN: OnceLock<String> = OnceLock::new();
+    TOKEN.get_or_init(|| uuid::Uuid::new_v4().simple().to_string())
+}
+
+fn process_of(id: &str) -> &str {
+    id.split_once('/').map_or(id, |(process, _)| process)
 }
 
 fn hostname() -> String {
@@ -61,7 +82,10 @@ pub fn is_dead(
     if now.timestamp_millis() - other.heartbeat_at > stale_ms {
         return true;
     }
-    other.hostname == me.hostname && (other.pid == i64::from(me.pid) || !alive(other.pid))
+    if other.hostname != me.hostname || process_of(&other.id) == me.process() {
+        return false;
+    }
+    other.pid == i64::from(me.pid) || !alive(other.pid)
 }
 
 /// Retires every dead worker, handing their effects back. Returns how many effects.
