@@ -309,10 +309,18 @@ async fn killed_between_commit_and_delivery_then_serve_delivers(backend: Backend
     let requests = server.received_requests().await.unwrap();
     let keys: Vec<_> = requests
         .iter()
-        .map(|r| r.headers.get("idempotency-key").expect("Idempotency-Key header").clone())
+        .map(|r| {
+            r.headers
+                .get("idempotency-key")
+                .expect("Idempotency-Key header")
+                .clone()
+        })
         .collect();
     assert_eq!(keys.len(), 2);
-    assert_eq!(keys[0], keys[1], "both attempts carry the same Idempotency-Key");
+    assert_eq!(
+        keys[0], keys[1],
+        "both attempts carry the same Idempotency-Key"
+    );
     let status = serve.wait().unwrap();
     assert!(
         status.success(),

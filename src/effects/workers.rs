@@ -125,7 +125,7 @@ mod tests {
     #[test]
     fn dead_workers_are_recognised() {
         let me = Identity {
-            id: "me".into(),
+            id: "p1/1".into(),
             hostname: "h1".into(),
             pid: 1,
         };
@@ -133,24 +133,34 @@ mod tests {
         let fresh = now.timestamp_millis();
         let stale = Duration::from_secs(60);
         let alive = |_| true;
-        assert!(!is_dead(&row("me", "h1", 1, fresh), &me, now, stale, alive));
-        assert!(
-            is_dead(&row("old", "h1", 1, fresh), &me, now, stale, alive),
-            "my own pid under another id: I replaced it (a container restart)"
-        );
-        assert!(is_dead(&row("x", "h1", 77, fresh), &me, now, stale, |_| {
-            false
-        }));
-        assert!(
-            !is_dead(&row("x", "h2", 77, fresh), &me, now, stale, |_| false),
-            "another host's pids mean nothing here"
-        );
-        assert!(is_dead(
-            &row("x", "h2", 77, fresh - 61_000),
+        let gone = |_| false;
+        assert!(!is_dead(
+            &row("p1/1", "h1", 1, fresh),
             &me,
             now,
             stale,
             alive
         ));
+        assert!(
+            !is_dead(&row("p1/2", "h1", 1, fresh), &me, now, stale, gone),
+            "another worker of my own process is alive"
+        );
+        assert!(
+            is_dead(&row("p0/1", "h1", 1, fresh), &me, now, stale, alive),
+            "my own pid in another process: I replaced it (a container restart)"
+        );
+        assert!(is_dead(
+            &row("p2/1", "h1", 77, fresh),
+            &me,
+            now,
+            stale,
+            gone
+        ));
+        assert!(
+            !is_dead(&row("p2/1", "h2", 77, fresh), &me, now, stale, gone),
+            "another host's pids mean nothing here"
+        );
+        let old = fresh - 61_000;
+        assert!(is_dead(&row("p2/1", "h2", 77, old), &me, now, stale, alive));
     }
 }
