@@ -5,9 +5,10 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use common::process::*;
 use common::*;
 use serde_json::Value;
 use wiremock::matchers::method;
@@ -19,56 +20,6 @@ on_both!(
     failed_effects_are_listed_and_retried,
     killed_between_commit_and_delivery_then_serve_delivers,
 );
-
-struct Cli {
-    db: TestDb,
-    dir: tempfile::TempDir,
-}
-
-impl Cli {
-    async fn new(backend: Backend, config: &str) -> Self {
-        let db = TestDb::new(backend).await;
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("firebreak.toml"), config).unwrap();
-        Self { db, dir }
-    }
-
-    fn command(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_firebreak"));
-        cmd.args(args)
-            .current_dir(self.dir.path())
-            .env("FIREBREAK_DATABASE_URL", &self.db.url)
-            .env("FIREBREAK_CONFIG", self.dir.path().join("firebreak.toml"))
-            .env("USER", "carol")
-            .env_remove("RUST_LOG");
-        cmd
-    }
-
-    async fn run(&self, args: &[&str]) -> Output {
-        let mut cmd = self.command(args);
-        tokio::task::spawn_blocking(move || cmd.output().unwrap())
-            .await
-            .unwrap()
-    }
-
-    async fn ok(&self, args: &[&str]) -> String {
-        let out = self.run(args).await;
-        assert!(
-            out.status.success(),
-            "{args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
-    }
-
-    async fn list(&self) -> Value {
-        serde_json::from_str(&self.ok(&["incident", "list", "--json"]).await).unwrap()
-    }
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
 
 const FAST: &str =
     "[effects]\nbase_backoff = \"20ms\"\nmax_backoff = \"100ms\"\npoll_interval = \"20ms\"\n";
@@ -331,20 +282,6 @@ async fn killed_between_commit_and_delivery_then_serve_delivers(backend: Backend
     assert_eq!(effects[0]["state"], "done");
     assert_eq!(effects[0]["attempts"], 2);
     assert!(Path::new(&cli.dir.path()).exists());
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn terminate(child: &mut std::process::Child) {
-    let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
 }
 
 #[test]

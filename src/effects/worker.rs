@@ -291,7 +291,8 @@ impl Worker {
         Ok(n)
     }
 
-    /// Delivers the given effects, waiting at most `timeout` (retries included).
+    /// Delivers the given effects, waiting at most `timeout` (retries and a hanging attempt
+    /// included). Whatever is still running then is handed back to the queue for `serve`.
     pub async fn drain(&self, ids: &[i64], timeout: Duration) -> anyhow::Result<DrainReport> {
         if ids.is_empty() {
             return Ok(DrainReport::default());
@@ -309,7 +310,9 @@ impl Worker {
     ) -> anyhow::Result<DrainReport> {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
-            self.run_batch(Some(ids)).await?;
+            if let Ok(ran) = tokio::time::timeout_at(deadline, self.run_batch(Some(ids))).await {
+                ran?;
+            }
             let effects = self.store.effects_by_ids(ids).await?;
             let all_finished = effects.iter().all(|e| e.state.is_finished());
             let now = tokio::time::Instant::now();
@@ -349,13 +352,7 @@ impl Worker {
         let target = handler.target(&effect);
         let now = Utc::now();
         let probe = match self.breakers.check(&target, now) {
-            Gate::Open(until) => {
-                tracing::debug!(effect = effect.id, target = %target, "circuit open; effect held back");
-                return self
-                    .store
-                    .reschedule_effect(effect.id, until, None, true, Some(&target))
-                    .await;
-            }
+            Gate::Open(until) => return self.hold_back(&effect, &target, until).await,
             Gate::Probe => true,
             Gate::Closed => false,
         };
@@ -380,6 +377,25 @@ impl Worker {
             .delay(effect.attempts, retry_after, &mut rand::rng());
         let step = next_step(&effect, outcome, &self.config, &target, probe, now, delay);
         self.record(&effect, step).await
+    }
+
+    /// Puts an effect back until the circuit lets calls through, without spending an attempt.
+    /// If a probe succeeded meanwhile (and its release ran before this write), release again.
+    async fn hold_back(
+        &self,
+        effect: &Effect,
+        target: &str,
+        until: DateTime<Utc>,
+    ) -> anyhow::Result<()> {
+        tracing::debug!(effect = effect.id, target = %target, "circuit open; effect held back");
+        self.store
+            .reschedule_effect(effect.id, until, None, true, Some(target))
+            .await?;
+        if !self.breakers.is_failing(target) {
+            self.store.release_waiting(target, Utc::now()).await?;
+            self.wake.notify_one();
+        }
+        Ok(())
     }
 
     /// One attempt, bounded by its timeout, with the lease renewed while it runs.

@@ -163,7 +163,10 @@ impl EffectPlanner for WebhookPlanner {
                     "notice:{}:v{}:{}",
                     incident.id, incident.version, route.name
                 );
+                // One FIFO per webhook and incident: a receiver never shows "resolved"
+                // before "declared", and one webhook's backlog never holds up another's.
                 NewEffect::typed(Some(incident.id.clone()), &effect, key)
+                    .ordered(format!("webhook:{}:{}", route.name, incident.id))
                     .announcing(Audience::Webhook)
             })
             .collect())

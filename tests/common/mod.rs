@@ -82,7 +82,7 @@ impl TestDb {
 
 /// A config with fast retries, suitable for tests; `extra` is appended TOML.
 pub fn test_config(extra: &str) -> Config {
-    let base = "[effects]\nbase_backoff = \"20ms\"\nmax_backoff = \"200ms\"\npoll_interval = \"20ms\"\nlease = \"5s\"\nbreaker_threshold = 50\ncli_wait = \"5s\"\n";
+    let base = "[effects]\nbase_backoff = \"20ms\"\nmax_backoff = \"200ms\"\npoll_interval = \"20ms\"\nlease = \"5s\"\nattempt_timeout = \"4s\"\nbreaker_threshold = 50\ncli_wait = \"5s\"\n";
     Config::parse(&format!("{base}{extra}")).expect("test config parses")
 }
 
@@ -249,4 +249,6 @@ macro_rules! on_both {
 pub mod fake_github;
 pub mod fake_slack;
 pub mod github;
+pub mod process;
+pub mod receiver;
 pub mod slack;

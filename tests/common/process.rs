@@ -1,0 +1,73 @@
+//! Driving the built `firebreak` binary as a user would: a config file in a temp dir, the
+//! test's database in the environment, commands run as processes.
+
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+pub use super::Backend;
+use super::TestDb;
+
+pub struct Cli {
+    pub db: TestDb,
+    pub dir: tempfile::TempDir,
+}
+
+impl Cli {
+    pub async fn new(backend: Backend, config: &str) -> Self {
+        let db = TestDb::new(backend).await;
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("firebreak.toml"), config).unwrap();
+        Self { db, dir }
+    }
+
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_firebreak"));
+        cmd.args(args)
+            .current_dir(self.dir.path())
+            .env("FIREBREAK_DATABASE_URL", &self.db.url)
+            .env("FIREBREAK_CONFIG", self.dir.path().join("firebreak.toml"))
+            .env("USER", "carol")
+            .env_remove("RUST_LOG");
+        cmd
+    }
+
+    pub async fn run(&self, args: &[&str]) -> Output {
+        let mut cmd = self.command(args);
+        tokio::task::spawn_blocking(move || cmd.output().unwrap())
+            .await
+            .unwrap()
+    }
+
+    pub async fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args).await;
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    pub async fn list(&self) -> Value {
+        serde_json::from_str(&self.ok(&["incident", "list", "--json"]).await).unwrap()
+    }
+}
+
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+pub fn terminate(child: &mut std::process::Child) {
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+}

@@ -1,0 +1,581 @@
+//! Delivery that survives a bad day: a receiver down for longer than the old attempt budget,
+//! one bad webhook among several, SIGTERM past the grace period, a model of the worker with
+//! random failures and crashes, `/readyz` on a store that refuses writes, and the config
+//! values that contradict each other.
+
+mod common;
+
+use std::collections::{BTreeMap, HashMap};
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use common::process::*;
+use common::receiver::Receiver;
+use common::*;
+use firebreak::config::Config;
+use firebreak::effects::handler::{EffectError, EffectHandler};
+use firebreak::effects::worker::{Worker, WorkerConfig};
+use firebreak::effects::{Effect, EffectState, NewEffect};
+use firebreak::store::Store;
+use rand::{Rng, SeedableRng};
+use tokio_util::sync::CancellationToken;
+
+on_both!(
+    long_outage_then_every_notice_once_soon_after_recovery,
+    one_bad_webhook_does_not_hold_up_the_others,
+    sigterm_past_the_grace_hands_the_effect_back,
+    worker_model_with_random_failures_and_crashes,
+    readyz_says_503_when_the_store_refuses_writes,
+);
+
+/// Effects settings under which an outage of 4 s outlasts the old budget of eight attempts
+/// (backoff ceilings 20 ms · (1 + 2 + … + 64) = 2.54 s), while a long `max_backoff` means
+/// only the release on recovery, not a short backoff, can make delivery prompt afterwards.
+const SHORT: &str = "[effects]\nbase_backoff = \"20ms\"\nmax_backoff = \"20s\"\npoll_interval = \"20ms\"\nlease = \"5s\"\nattempt_timeout = \"2s\"\nbreaker_threshold = 2\nbreaker_cooldown = \"500ms\"\ncli_wait = \"300ms\"\n[notify]\ntimeout = \"1s\"\n";
+
+fn hooks(receiver: &Receiver, names: &[&str]) -> String {
+    names
+        .iter()
+        .map(|n| {
+            format!(
+                "[[notify.webhook]]\nname = \"{n}\"\nurl = \"{}\"\nmin_severity = \"SEV4\"\nper_second = 50\nburst = 50\n",
+                receiver.url(&format!("/{n}"))
+            )
+        })
+        .collect()
+}
+
+/// Three incidents, each declared and updated twice, to three webhooks: 27 notices, three
+/// FIFO queues per webhook (one per incident), so each webhook's breaker probes with one and
+/// holds the others back.
+async fn long_outage_then_every_notice_once_soon_after_recovery(backend: Backend) {
+    let receiver = Receiver::start().await;
+    receiver.set_down(true);
+    let config = Config::parse(&format!("{SHORT}{}", hooks(&receiver, &["a", "b", "c"]))).unwrap();
+    let app = spawn_app(backend, config).await;
+    let service = &app.app.service;
+    let run = |line: String| async move {
+        let cmd = firebreak::incident::command::parse_line(&line, Default::default()).unwrap();
+        service.apply(cmd, &alice()).await.unwrap()
+    };
+    for n in 1..=3 {
+        let declared = run(format!("declare sev1 Region {n} is down")).await;
+        assert!(
+            declared
+                .reply
+                .text
+                .contains("Company-wide notice queued to 3 webhooks."),
+            "{}",
+            declared.reply.text
+        );
+    }
+    for n in 1..=3 {
+        run(format!("update INC-{n} Rolling back {n}")).await;
+        run(format!("status INC-{n} monitoring")).await;
+    }
+    // Down for 4 s: longer than the old attempt budget, with many breaker probes.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let counts = app
+        .app
+        .store
+        .effect_counts(chrono::Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(counts.failed, 0, "nothing is given up during an outage");
+    assert!(receiver.log().len() > 10, "the receiver was being tried");
+
+    let recovered = Instant::now();
+    receiver.set_down(false);
+    assert!(
+        eventually(10, || async { receiver.distinct_keys().len() == 27 }).await,
+        "all 27 notices arrive: {:?}",
+        receiver.distinct_keys()
+    );
+    assert!(queue_idle(&app.app.store, 5).await);
+    let accepted = receiver.accepted();
+    assert_eq!(accepted.len(), 27, "each notice exactly once");
+    let first = accepted.iter().map(|r| r.at).min().unwrap() - recovered;
+    let last = accepted.iter().map(|r| r.at).max().unwrap() - recovered;
+    // The first waits for the next breaker probe (a 500 ms cooldown). Its success releases
+    // everything held back at once: without that, the rest would wait another cooldown.
+    assert!(
+        first < Duration::from_secs(1),
+        "first notice {first:?} after recovery"
+    );
+    assert!(
+        last - first < Duration::from_millis(300),
+        "all within 300 ms of the first ({first:?} .. {last:?} after recovery)"
+    );
+    // In order per webhook and incident: declared, update, status.
+    let mut per_queue: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
+    for r in accepted {
+        let key = r.key.clone().unwrap();
+        let hook = key.rsplit(':').next().unwrap().to_string();
+        let incident = key.split(':').nth(1).unwrap().to_string();
+        per_queue.entry((hook, incident)).or_default().push(r.text);
+    }
+    assert_eq!(per_queue.len(), 9);
+    for (queue, texts) in per_queue {
+        let order = [
+            texts[0].contains("declared"),
+            texts[1].contains("Rolling back"),
+            texts[2].contains("is now monitoring"),
+        ];
+        assert_eq!(order, [true; 3], "{queue:?}: {texts:#?}");
+    }
+    let counts = app
+        .app
+        .store
+        .effect_counts(chrono::Utc::now())
+        .await
+        .unwrap();
+    assert_eq!((counts.failed, counts.pending, counts.running), (0, 0, 0));
+}
+
+async fn one_bad_webhook_does_not_hold_up_the_others(backend: Backend) {
+    let receiver = Receiver::start().await;
+    let mut toml = format!("{SHORT}{}", hooks(&receiver, &["good1", "good2"]));
+    // A webhook that was deleted on the other side answers 404: a permanent failure.
+    let gone = wiremock::MockServer::start().await;
+    wiremock::Mock::given(wiremock::matchers::method("POST"))
+        .respond_with(wiremock::ResponseTemplate::new(404))
+        .mount(&gone)
+        .await;
+    toml.push_str(&format!(
+        "[[notify.webhook]]\nname = \"gone\"\nurl = \"{}/x\"\nmin_severity = \"SEV4\"\n",
+        gone.uri()
+    ));
+    // A webhook that is down for good answers 503: retried, never blocking the others.
+    let down = Receiver::start().await;
+    down.set_down(true);
+    toml.push_str(&hooks(&down, &["down"]));
+    let app = spawn_app(backend, Config::parse(&toml).unwrap()).await;
+    for line in [
+        "declare sev2 Search is slow",
+        "update INC-1 Found it",
+        "resolve INC-1 Fixed",
+    ] {
+        let cmd = firebreak::incident::command::parse_line(line, Default::default()).unwrap();
+        app.app.service.apply(cmd, &alice()).await.unwrap();
+    }
+    assert!(
+        eventually(5, || async { receiver.distinct_keys().len() == 6 }).await,
+        "both good webhooks got all three notices"
+    );
+    let failed = app.app.store.list_effects(true, 10).await.unwrap();
+    assert!(
+        eventually(5, || async {
+            app.app.store.list_effects(true, 10).await.unwrap().len() == 3
+        })
+        .await,
+        "the 404 webhook's three notices failed for good: {failed:?}"
+    );
+    for e in app.app.store.list_effects(true, 10).await.unwrap() {
+        assert!(
+            e.last_error
+                .as_deref()
+                .unwrap()
+                .contains("webhook \"gone\" answered HTTP 404"),
+            "{e:?}"
+        );
+    }
+    let counts = app
+        .app
+        .store
+        .effect_counts(chrono::Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(
+        counts.pending + counts.running,
+        3,
+        "the 503 webhook's notices keep waiting"
+    );
+}
+
+async fn sigterm_past_the_grace_hands_the_effect_back(backend: Backend) {
+    let receiver = Receiver::start().await;
+    receiver.set_delay(Duration::from_secs(30));
+    let port = free_port();
+    let config = format!(
+        "[server]\nlisten = \"127.0.0.1:{port}\"\nshutdown_grace = \"500ms\"\n{SHORT}\n{}",
+        hooks(&receiver, &["general"])
+    );
+    let cli = Cli::new(backend, &config).await;
+    let store = cli.db.store().await;
+
+    // The CLI's bounded wait ends while its attempt hangs: it hands the effect back.
+    let started = Instant::now();
+    let out = cli
+        .run(&["incident", "declare", "sev1", "Region", "down"])
+        .await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "the CLI's wait is bounded"
+    );
+    assert!(stderr(&out).contains("still pending"), "{}", stderr(&out));
+    let effect = only_effect(&store).await;
+    assert_eq!(
+        effect.state,
+        EffectState::Pending,
+        "handed back, not left running"
+    );
+
+    // serve takes it at once, and hangs on it too; SIGTERM past the grace hands it back.
+    let mut serve = cli
+        .command(&["serve"])
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    assert!(
+        eventually(5, || async { only_effect(&store).await.attempts == 2 }).await,
+        "serve claimed it"
+    );
+    let stopping = Instant::now();
+    terminate(&mut serve);
+    let status = tokio::task::spawn_blocking(move || serve.wait().unwrap())
+        .await
+        .unwrap();
+    assert!(status.success(), "{status:?}");
+    assert!(
+        stopping.elapsed() < Duration::from_secs(3),
+        "serve stopped after the grace"
+    );
+    let effect = only_effect(&store).await;
+    assert_eq!(
+        effect.state,
+        EffectState::Pending,
+        "the lease was released on shutdown"
+    );
+    assert!(effect.run_at <= chrono::Utc::now());
+
+    // The next start delivers it at once, with the same key as every earlier attempt.
+    receiver.set_delay(Duration::ZERO);
+    let restarted = Instant::now();
+    let mut serve = cli
+        .command(&["serve"])
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let delivered = eventually(10, || async { !receiver.accepted().is_empty() }).await;
+    let took = restarted.elapsed();
+    terminate(&mut serve);
+    let _ = tokio::task::spawn_blocking(move || serve.wait()).await;
+    assert!(
+        delivered && took < Duration::from_secs(2),
+        "delivered {took:?} after the restart"
+    );
+    let log = receiver.log();
+    assert!(log.len() >= 3, "{log:?}");
+    assert!(
+        log.iter().all(|r| r.key == log[0].key && r.key.is_some()),
+        "{log:?}"
+    );
+}
+
+async fn only_effect(store: &Store) -> Effect {
+    let mut all = store.list_effects(false, 10).await.unwrap();
+    assert_eq!(all.len(), 1, "{all:?}");
+    all.remove(0)
+}
+
+/// How the model handler treats each effect: fail transiently `transient` times, then
+/// succeed, or fail for good.
+#[derive(Debug, Clone, Copy)]
+struct Fate {
+    transient: u32,
+    permanent: bool,
+}
+
+#[derive(Default)]
+struct Tally {
+    calls: HashMap<i64, u32>,
+    successes: HashMap<i64, u32>,
+}
+
+struct ModelHandler {
+    fates: HashMap<i64, Fate>,
+    tally: Mutex<Tally>,
+}
+
+#[async_trait]
+impl EffectHandler for ModelHandler {
+    fn kinds(&self) -> &'static [&'static str] {
+        &["model.op"]
+    }
+
+    fn target(&self, effect: &Effect) -> String {
+        format!("model:{}", effect.payload["n"].as_i64().unwrap() % 3)
+    }
+
+    async fn run(&self, effect: &Effect) -> Result<Option<String>, EffectError> {
+        let n = effect.payload["n"].as_i64().unwrap();
+        let fate = self.fates[&n];
+        let call = {
+            let mut t = self.tally.lock().unwrap();
+            let c = t.calls.entry(n).or_default();
+            *c += 1;
+            *c
+        };
+        tokio::time::sleep(Duration::from_millis(u64::from(call % 4) * 5)).await;
+        if call <= fate.transient {
+            return Err(EffectError::retryable("flaky"));
+        }
+        if fate.permanent {
+            return Err(EffectError::permanent("rejected"));
+        }
+        *self.tally.lock().unwrap().successes.entry(n).or_default() += 1;
+        Ok(None)
+    }
+}
+
+fn model_config() -> WorkerConfig {
+    WorkerConfig {
+        backoff: firebreak::effects::backoff::Backoff {
+            base: Duration::from_millis(10),
+            max: Duration::from_millis(40),
+        },
+        poll_interval: Duration::from_millis(10),
+        lease: Duration::from_millis(400),
+        attempt_timeout: Duration::from_millis(200),
+        breaker_threshold: 4,
+        breaker_cooldown: Duration::from_millis(50),
+        ..WorkerConfig::default()
+    }
+}
+
+async fn worker_model_with_random_failures_and_crashes(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let store = db.store().await;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(0x5eed);
+    let mut fates = HashMap::new();
+    for n in 0..150i64 {
+        fates.insert(
+            n,
+            Fate {
+                transient: rng.random_range(0..4),
+                permanent: rng.random_bool(0.15),
+            },
+        );
+        let effect = NewEffect {
+            incident_id: None,
+            kind: "model.op".into(),
+            payload: serde_json::json!({ "n": n }),
+            idempotency_key: format!("model:{n}"),
+            ordering_key: (n % 5 == 0).then(|| "model-fifo".to_string()),
+            audience: None,
+        };
+        store.enqueue_one(&effect).await.unwrap();
+    }
+    let handler = Arc::new(ModelHandler {
+        fates: fates.clone(),
+        tally: Mutex::new(Tally::default()),
+    });
+    let start_worker = || {
+        let worker = Worker::new(
+            store.clone(),
+            model_config(),
+            Arc::new(tokio::sync::Notify::new()),
+        )
+        .with_handler(handler.clone());
+        tokio::spawn(Arc::new(worker).run(CancellationToken::new(), Duration::ZERO))
+    };
+    // Crash points: a worker is killed mid-flight (its task dropped, leases left behind)
+    // every 120 ms, eight times, while a second worker keeps going.
+    let steady = start_worker();
+    for _ in 0..8 {
+        let crashing = start_worker();
+        tokio::time::sleep(Duration::from_millis(rng.random_range(60..180))).await;
+        crashing.abort();
+    }
+    let done = queue_idle(&store, 30).await;
+    steady.abort();
+    assert!(done, "every effect ends done or failed");
+
+    let effects = store.list_effects(false, 1000).await.unwrap();
+    assert_eq!(effects.len(), 150, "none lost");
+    let tally = handler.tally.lock().unwrap();
+    for e in &effects {
+        let n = e.payload["n"].as_i64().unwrap();
+        let fate = fates[&n];
+        let successes = tally.successes.get(&n).copied().unwrap_or(0);
+        if fate.permanent {
+            assert_eq!(e.state, EffectState::Failed, "{n}: {e:?}");
+            assert_eq!(successes, 0);
+        } else {
+            assert_eq!(e.state, EffectState::Done, "{n}: {e:?} {fate:?}");
+            assert!(successes >= 1, "{n}");
+        }
+    }
+}
+
+/// SQLite: the file opened read-only. Postgres: the database turned read-only under a
+/// running server (as after a failover to a replica), its sessions cut.
+async fn readyz_says_503_when_the_store_refuses_writes(backend: Backend) {
+    let port = free_port();
+    let cli = Cli::new(
+        backend,
+        &format!("[server]\nlisten = \"127.0.0.1:{port}\"\n"),
+    )
+    .await;
+    let store = cli.db.store().await; // migrated
+    let url = format!("http://127.0.0.1:{port}/readyz");
+    let http = reqwest::Client::new();
+    let ready = || async { http.get(&url).send().await.is_ok_and(|r| r.status() == 200) };
+
+    let mut serve = cli
+        .command(&["serve"])
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    assert!(eventually(10, ready).await, "ready on a writable store");
+    if backend == Backend::Sqlite {
+        terminate(&mut serve);
+        let _ = tokio::task::spawn_blocking(move || serve.wait()).await;
+        let mut cmd = cli.command(&["serve"]);
+        cmd.env("FIREBREAK_DATABASE_URL", format!("{}?mode=ro", cli.db.url));
+        serve = cmd.stderr(Stdio::null()).spawn().unwrap();
+    } else {
+        make_read_only(&cli.db.url).await;
+    }
+    store.close().await;
+    let answer = || async {
+        let asked = Instant::now();
+        let r = http.get(&url).send().await.ok()?;
+        let status = r.status();
+        Some((status, asked.elapsed(), r.text().await.unwrap_or_default()))
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let (status, took, body) = loop {
+        match answer().await {
+            Some(a) if a.0 != 200 => break a,
+            _ => {}
+        }
+        assert!(Instant::now() < deadline, "never answered 503");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    terminate(&mut serve);
+    let _ = tokio::task::spawn_blocking(move || serve.wait()).await;
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("refuses writes"), "{body}");
+    assert!(took < Duration::from_secs(1), "{took:?}");
+}
+
+/// Turns a Postgres database read-only and ends its sessions, so every new one is.
+async fn make_read_only(url: &str) {
+    let name = url.rsplit('/').next().unwrap();
+    let mut admin = <sqlx::PgConnection as sqlx::Connection>::connect(&postgres_admin_url())
+        .await
+        .unwrap();
+    for sql in [
+        format!("ALTER DATABASE {name} SET default_transaction_read_only = on"),
+        format!("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"),
+    ] {
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .execute(&mut admin)
+            .await
+            .unwrap();
+    }
+}
+
+mod postgres_only {
+    use super::*;
+
+    /// Two replicas on one Postgres share 500 notices; one is killed halfway. Every notice
+    /// arrives, each exactly once by its Idempotency-Key; at most the one in flight when the
+    /// replica died arrives twice (the receiver drops it by its key).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn two_replicas_share_the_queue_and_survive_a_kill() {
+        let receiver = Receiver::start().await;
+        receiver.set_delay(Duration::from_millis(40));
+        let hook = format!(
+            "[[notify.webhook]]\nname = \"general\"\nurl = \"{}\"\nmin_severity = \"SEV4\"\nper_second = 10000\nburst = 10000\n",
+            receiver.url("/general")
+        );
+        let (a_port, b_port) = (free_port(), free_port());
+        let base = format!("[effects]\npoll_interval = \"50ms\"\n{hook}");
+        let a = Cli::new(
+            Backend::Postgres,
+            &format!("[server]\nlisten = \"127.0.0.1:{a_port}\"\n{base}"),
+        )
+        .await;
+        let store = a.db.store().await;
+        for n in 0..500 {
+            let effect = firebreak::notify::WebhookEffect::Notice {
+                webhook: "general".into(),
+                text: format!("notice {n}"),
+            };
+            store
+                .enqueue_one(&NewEffect::typed(
+                    None,
+                    &effect,
+                    format!("bulk:{n}:general"),
+                ))
+                .await
+                .unwrap();
+        }
+        let mut replica_a = a.command(&["serve"]).stderr(Stdio::null()).spawn().unwrap();
+        let mut replica_b = a
+            .command(&["serve"])
+            .env("FIREBREAK_LISTEN", format!("127.0.0.1:{b_port}"))
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        assert!(eventually(30, || async { receiver.log().len() >= 200 }).await);
+        replica_a.kill().unwrap();
+        let _ = replica_a.wait();
+        let all = eventually(60, || async { receiver.distinct_keys().len() == 500 }).await;
+        let idle = queue_idle(&store, 30).await;
+        terminate(&mut replica_b);
+        let _ = tokio::task::spawn_blocking(move || replica_b.wait()).await;
+        assert!(all, "{} of 500 arrived", receiver.distinct_keys().len());
+        assert!(idle);
+        let accepted = receiver.accepted().len();
+        assert!(
+            (500..=508).contains(&accepted),
+            "{accepted} deliveries: at most the replica's 8 in flight twice"
+        );
+        let counts = store.effect_counts(chrono::Utc::now()).await.unwrap();
+        assert_eq!((counts.pending, counts.running, counts.failed), (0, 0, 0));
+    }
+}
+
+#[test]
+fn config_check_refuses_values_that_contradict_each_other() {
+    let cases = [
+        (
+            "[effects]\nlease = \"0s\"\n",
+            "effects.lease must be longer than zero",
+        ),
+        (
+            "[effects]\nlease = \"2s\"\nattempt_timeout = \"3s\"\n",
+            "effects.lease (2s) must be longer than effects.attempt_timeout (3s)",
+        ),
+        (
+            "[effects]\nmax_attempts = 0\n",
+            "effects.max_attempts must be at least 1",
+        ),
+        (
+            "[incident.update_cadence]\nSEV1 = \"0s\"\n",
+            "incident.update_cadence.SEV1 must be longer than zero",
+        ),
+        (
+            "[effects]\nattempt_timeout = \"5s\"\n[notify]\ntimeout = \"10s\"\n",
+            "effects.attempt_timeout (5s) must be at least notify.timeout (10s)",
+        ),
+    ];
+    for (toml, expected) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("firebreak.toml");
+        std::fs::write(&path, toml).unwrap();
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_firebreak"))
+            .args(["config", "check", "--config"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{toml}");
+        assert!(stderr(&out).contains(expected), "{toml}: {}", stderr(&out));
+    }
+}
