@@ -24,6 +24,7 @@ use tokio_util::sync::CancellationToken;
 
 on_both!(
     long_outage_then_every_notice_once_soon_after_recovery,
+    breaker_probes_spend_no_attempts,
     one_bad_webhook_does_not_hold_up_the_others,
     sigterm_past_the_grace_hands_the_effect_back,
     worker_model_with_random_failures_and_crashes,
@@ -132,6 +133,45 @@ async fn long_outage_then_every_notice_once_soon_after_recovery(backend: Backend
         .await
         .unwrap();
     assert_eq!((counts.failed, counts.pending, counts.running), (0, 0, 0));
+}
+
+/// One notice, a receiver down for 3 s and a breaker probing every 100 ms: some thirty
+/// probes, each of which used to spend one of eight attempts. Now none is spent, so the
+/// notice waits out the outage and is delivered once, with only its real attempts counted.
+async fn breaker_probes_spend_no_attempts(backend: Backend) {
+    let receiver = Receiver::start().await;
+    receiver.set_down(true);
+    let toml = format!(
+        "{}max_attempts = 8\n{}",
+        SHORT
+            .replace(
+                "breaker_cooldown = \"500ms\"",
+                "breaker_cooldown = \"100ms\""
+            )
+            .replace("[notify]\ntimeout = \"1s\"\n", ""),
+        hooks(&receiver, &["general"])
+    );
+    let app = spawn_app(backend, Config::parse(&toml).unwrap()).await;
+    let cmd = firebreak::incident::command::parse_line(
+        "declare sev1 Storage is down",
+        Default::default(),
+    )
+    .unwrap();
+    app.app.service.apply(cmd, &alice()).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(receiver.log().len() >= 20, "{} tries", receiver.log().len());
+    receiver.set_down(false);
+    assert!(eventually(5, || async { receiver.accepted().len() == 1 }).await);
+    assert!(queue_idle(&app.app.store, 5).await);
+    let effect = app
+        .app
+        .store
+        .list_effects(false, 10)
+        .await
+        .unwrap()
+        .remove(0);
+    assert_eq!(effect.state, EffectState::Done, "{effect:?}");
+    assert!(effect.attempts < 8, "{} attempts counted", effect.attempts);
 }
 
 async fn one_bad_webhook_does_not_hold_up_the_others(backend: Backend) {
