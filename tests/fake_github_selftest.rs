@@ -724,7 +724,11 @@ async fn faults_fail_matching_requests_until_healed() {
     let down = get(&gh, "/repos/acme/api").await;
     assert_eq!(down.status, StatusCode::SERVICE_UNAVAILABLE);
     assert!(down.header("x-ratelimit-remaining").is_some());
-    assert_eq!(gh.rulesets("acme/bad").len(), 0, "a failed request changes nothing");
+    assert_eq!(
+        gh.rulesets("acme/bad").len(),
+        0,
+        "a failed request changes nothing"
+    );
     gh.heal();
     assert_eq!(get(&gh, "/repos/acme/api").await.status, StatusCode::OK);
     let created = post(&gh, "/repos/acme/bad/rulesets", freeze_ruleset("x")).await;

@@ -210,7 +210,10 @@ async fn double_submits_and_retries_queue_one_effect(backend: Backend) {
 
     let first = t.run("freeze exempt acme/api#5 --reason hotfix").await;
     let again = t.run("freeze exempt acme/api#5 --reason hotfix").await;
-    assert_eq!(first.effects, again.effects, "a double submit is one effect");
+    assert_eq!(
+        first.effects, again.effects,
+        "a double submit is one effect"
+    );
     assert_eq!(t.effects(EXEMPT).await.len(), 1);
     t.settle().await;
     let successes =
@@ -284,8 +287,16 @@ async fn one_bad_repository_never_blocks_the_others(backend: Backend) {
     };
     let reported = failures().await;
     assert_eq!(reported.len(), 2, "{reported:?}");
-    assert!(reported.iter().any(|t| t.starts_with("acme/bad:") && t.contains("422")));
-    assert!(reported.iter().any(|t| t.starts_with("acme/gone:") && t.contains("404")));
+    assert!(
+        reported
+            .iter()
+            .any(|t| t.starts_with("acme/bad:") && t.contains("422"))
+    );
+    assert!(
+        reported
+            .iter()
+            .any(|t| t.starts_with("acme/gone:") && t.contains("404"))
+    );
     let status = t.run("freeze status").await.reply.text;
     assert!(
         status.contains("Ruleset in place on 2/4 targets") && status.contains("Failing: acme/bad"),
@@ -302,7 +313,10 @@ async fn one_bad_repository_never_blocks_the_others(backend: Backend) {
     assert!(t.ruleset("acme/bad").is_some(), "nothing is stuck");
     let targets = store.freeze_targets().await.unwrap();
     let bad = targets.iter().find(|t| t.target == "acme/bad").unwrap();
-    assert_eq!((bad.actual.as_str(), bad.last_error.as_deref()), ("active", None));
+    assert_eq!(
+        (bad.actual.as_str(), bad.last_error.as_deref()),
+        ("active", None)
+    );
 }
 
 async fn github_down_longer_than_the_old_attempt_budget_then_back(backend: Backend) {
@@ -326,14 +340,25 @@ async fn github_down_longer_than_the_old_attempt_budget_then_back(backend: Backe
     assert!(outage, "the worker kept trying GitHub past 8 attempts");
     tokio::time::sleep(Duration::from_millis(500)).await;
     let store = &t.app.app.store;
-    assert_eq!(store.effect_counts(chrono::Utc::now()).await.unwrap().failed, 0);
+    assert_eq!(
+        store
+            .effect_counts(chrono::Utc::now())
+            .await
+            .unwrap()
+            .failed,
+        0
+    );
     let reconcile = &t.effects(RECONCILE).await[0];
     assert_ne!(reconcile.state, EffectState::Done);
 
     t.gh.heal();
     let back = std::time::Instant::now();
     t.settle().await;
-    assert!(back.elapsed() < Duration::from_secs(10), "{:?}", back.elapsed());
+    assert!(
+        back.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        back.elapsed()
+    );
     for (repo, sha) in &heads {
         assert!(t.ruleset(repo).is_some(), "{repo}");
         assert_eq!(
@@ -342,7 +367,11 @@ async fn github_down_longer_than_the_old_attempt_budget_then_back(backend: Backe
         );
         assert_eq!(t.answered("POST", &format!("/statuses/{sha}"), 201), 1);
     }
-    assert_eq!(t.answered("POST", "/rulesets", 201), 2, "each ruleset created once");
+    assert_eq!(
+        t.answered("POST", "/rulesets", 201),
+        2,
+        "each ruleset created once"
+    );
     let (_, timeline) = incident_timeline(store, 1).await;
     let created = timeline
         .iter()
@@ -435,7 +464,11 @@ async fn freeze_reports_go_out_as_neutral_intents_with_stable_keys(backend: Back
         .await
         .unwrap();
     let report = worker.drain(&out.effects, Duration::from_secs(30)).await;
-    assert_eq!(report.unwrap().delivered.len(), 2, "reconcile and recent changes");
+    assert_eq!(
+        report.unwrap().delivered.len(),
+        2,
+        "reconcile and recent changes"
+    );
     let said = || async {
         let all = store.list_effects(false, 1000).await.unwrap();
         let mut said: Vec<Effect> = all.into_iter().filter(|e| e.kind == "test.said").collect();
@@ -458,7 +491,10 @@ async fn freeze_reports_go_out_as_neutral_intents_with_stable_keys(backend: Back
         }),
         "{progress:?}"
     );
-    let room: Vec<&Effect> = first.iter().filter(|e| e.payload["intent"] == "room").collect();
+    let room: Vec<&Effect> = first
+        .iter()
+        .filter(|e| e.payload["intent"] == "room")
+        .collect();
     assert_eq!(room.len(), 1);
     assert!(text(room[0]).contains("acme/svc-3#77 Raise timeouts"));
     let reconcile = store
@@ -469,12 +505,9 @@ async fn freeze_reports_go_out_as_neutral_intents_with_stable_keys(backend: Back
         .find(|e| e.kind == RECONCILE)
         .unwrap();
     assert!(
-        progress
-            .iter()
-            .all(|e| e.idempotency_key.starts_with(&format!(
-                "test.said:{}:",
-                reconcile.idempotency_key
-            ))),
+        progress.iter().all(|e| e
+            .idempotency_key
+            .starts_with(&format!("test.said:{}:", reconcile.idempotency_key))),
         "keys derive from the reconcile's own key"
     );
 

@@ -20,8 +20,8 @@ use tokio::sync::Semaphore;
 
 use super::auth::{AppAuth, InstallationToken, app_jwt};
 use super::config::{GitHubAuth, GitHubSecrets, Pacing};
-use super::error::error_from;
 pub use super::error::GhError;
+use super::error::error_from;
 use super::pacer::Pacer;
 
 pub const API_VERSION: &str = "2022-11-28";

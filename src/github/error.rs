@@ -41,7 +41,10 @@ impl GhError {
 
     /// Whether trying again later may succeed.
     pub fn is_retryable(&self) -> bool {
-        matches!(EffectError::from(self.clone()), EffectError::Retryable { .. })
+        matches!(
+            EffectError::from(self.clone()),
+            EffectError::Retryable { .. }
+        )
     }
 }
 
@@ -100,8 +103,8 @@ pub(super) fn rate_limit_wait(
         return Some(wait);
     }
     if header(HeaderName::from_static("x-ratelimit-remaining")) == Some("0") {
-        if let Some(reset) = header(HeaderName::from_static("x-ratelimit-reset"))
-            .and_then(|v| v.parse::<i64>().ok())
+        if let Some(reset) =
+            header(HeaderName::from_static("x-ratelimit-reset")).and_then(|v| v.parse::<i64>().ok())
         {
             return Some(Duration::from_secs(
                 u64::try_from(reset - now).unwrap_or(0).max(1),

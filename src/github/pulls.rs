@@ -144,7 +144,14 @@ impl GitHubEffects {
         let text = freeze::status_description(&wanted, number.as_deref(), exempt);
         let (repo, sha) = (&head.repo, head.sha.clone());
         let wrote = self
-            .set_status(repo, sha, head.pr, state.to_string(), text, scope.generation)
+            .set_status(
+                repo,
+                sha,
+                head.pr,
+                state.to_string(),
+                text,
+                scope.generation,
+            )
             .await?;
         Ok(wrote.then(|| {
             format!(

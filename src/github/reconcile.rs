@@ -81,9 +81,19 @@ impl Leftovers {
         self.what.is_empty()
     }
 
+    /// Names at most this many in the error; a big outage would list every target.
+    const NAMED: usize = 5;
+
     fn into_error(self) -> EffectError {
+        let mut reason = format!(
+            "to retry: {}",
+            self.what[..self.what.len().min(Self::NAMED)].join("; ")
+        );
+        if self.what.len() > Self::NAMED {
+            reason.push_str(&format!(" and {} more", self.what.len() - Self::NAMED));
+        }
         EffectError::Retryable {
-            reason: format!("to retry: {}", self.what.join("; ")),
+            reason,
             retry_after: self.retry_after,
         }
     }
@@ -149,12 +159,19 @@ impl GitHubEffects {
         let in_place = done.iter().filter(|a| a.in_place()).count();
         let frozen_total = done.iter().filter(|a| a.wanted.frozen).count();
         let counts = format!("{in_place}/{frozen_total}");
-        self.progress(effect, &format!("applied:{counts}"), format!("🧊 Merge freeze: ruleset active on {counts} targets; writing PR statuses…")).await?;
+        self.progress(
+            effect,
+            &format!("applied:{counts}"),
+            format!("🧊 Merge freeze: ruleset active on {counts} targets; writing PR statuses…"),
+        )
+        .await?;
         let statuses = self
             .write_statuses(&pass, &done, &orgs.repos, &mut later, &mut failed)
             .await?;
         if !later.is_empty() {
-            let text = format!("🧊 Merge freeze: ruleset active on {counts} targets; GitHub did not answer for some, retrying…");
+            let text = format!(
+                "🧊 Merge freeze: ruleset active on {counts} targets; GitHub did not answer for some, retrying…"
+            );
             self.progress(effect, &format!("retrying:{counts}"), text)
                 .await?;
             return Err(later.into_error());
@@ -299,7 +316,9 @@ impl GitHubEffects {
         let previous = pass.previous.get(&label);
         if e.is_retryable() {
             let actual = previous.map_or("error", |p| p.actual.as_str());
-            let id = previous.and_then(|p| p.ruleset_id).map(|i| i as u64);
+            let id = previous
+                .and_then(|p| p.ruleset_id)
+                .and_then(|i| u64::try_from(i).ok());
             let note = format!("will retry: {e}");
             self.record(&label, &wanted, actual, id, Some(note)).await?;
             return Ok(Applied {
@@ -405,13 +424,22 @@ mod tests {
         later.add("acme/a", &limited(3));
         later.add("acme/b", &limited(9));
         later.add("acme/c", &GhError::Network("timed out".into()));
+        for n in 0..5 {
+            later.add(
+                &format!("acme/more-{n}"),
+                &GhError::Network("timed out".into()),
+            );
+        }
         match later.into_error() {
             EffectError::Retryable {
                 reason,
                 retry_after,
             } => {
                 assert_eq!(retry_after, Some(Duration::from_secs(9)));
-                assert!(reason.contains("acme/a") && reason.contains("acme/c"), "{reason}");
+                assert!(
+                    reason.contains("acme/a") && reason.contains("acme/c"),
+                    "{reason}"
+                );
             }
             other => panic!("{other:?}"),
         }

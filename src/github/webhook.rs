@@ -113,8 +113,7 @@ pub async fn webhook(
     }
     let delivery = Delivery {
         source: "github",
-        id: header("x-github-delivery")
-            .map_or_else(|| body_digest(&body), str::to_string),
+        id: header("x-github-delivery").map_or_else(|| body_digest(&body), str::to_string),
     };
     match header("x-github-event") {
         Some("ping") => Json(json!({ "msg": "pong" })).into_response(),
@@ -147,7 +146,12 @@ async fn pull_request(edge: &GitHubEdge, delivery: Delivery, body: &[u8]) -> Res
         default_branch: event.repository.default_branch,
     };
     let status = effect::pr_status(head, &delivery.id);
-    match edge.service.for_delivery(delivery).enqueue_all(&[status]).await {
+    match edge
+        .service
+        .for_delivery(delivery)
+        .enqueue_all(&[status])
+        .await
+    {
         Ok(_) => (StatusCode::OK, "queued").into_response(),
         Err(ServiceError::Duplicate) => (StatusCode::OK, "duplicate delivery").into_response(),
         Err(e) => internal(anyhow::anyhow!("{e}")),

@@ -958,9 +958,7 @@ impl Inner {
         })?;
         Some(match fault.status {
             StatusCode::NOT_FOUND => Reply::not_found(),
-            StatusCode::UNPROCESSABLE_ENTITY => {
-                Reply::invalid_msg("Simulated validation failure")
-            }
+            StatusCode::UNPROCESSABLE_ENTITY => Reply::invalid_msg("Simulated validation failure"),
             status => {
                 let message = status.canonical_reason().unwrap_or("Error");
                 let body = json!({"message": message, "documentation_url": DOCS, "status": status.as_str()});
