@@ -134,14 +134,7 @@ impl GitHubEffects {
         let orgs = self
             .org_repos(&freeze::orgs_to_expand(&scopes, &self.config))
             .await;
-        for (org, e) in &orgs.failed {
-            let what = format!("{org}/* (listing its repositories)");
-            if e.is_retryable() {
-                later.add(&what, e);
-            } else {
-                failed.push(format!("{what}: {e}"));
-            }
-        }
+        sort_org_failures(&orgs.failed, &mut later, &mut failed);
         let targets = freeze::targets(&scopes, &self.config, &orgs.repos);
         let done = self.apply_rulesets(&pass, targets).await?;
         if self.superseded(generation).await? {
@@ -149,13 +142,7 @@ impl GitHubEffects {
                 "Reconcile for generation {generation} stopped: a newer freeze request takes over"
             )));
         }
-        for a in &done {
-            match &a.outcome {
-                Outcome::Done => {}
-                Outcome::Failed => failed.push(a.target.label()),
-                Outcome::Later(e) => later.add(&a.target.label(), e),
-            }
-        }
+        sort_target_failures(&done, &mut later, &mut failed);
         let in_place = done.iter().filter(|a| a.in_place()).count();
         let frozen_total = done.iter().filter(|a| a.wanted.frozen).count();
         let counts = format!("{in_place}/{frozen_total}");
@@ -380,6 +367,29 @@ pub fn covering_scope<'a>(scopes: &'a [FreezeScope], repo: &str) -> Option<&'a F
         .iter()
         .filter(|s| s.scope == repo || s.scope == wildcard)
         .max_by_key(|s| s.generation)
+}
+
+/// Orgs whose repositories could not be listed: retried, or named as failed.
+fn sort_org_failures(orgs: &[(String, GhError)], later: &mut Leftovers, failed: &mut Vec<String>) {
+    for (org, e) in orgs {
+        let what = format!("{org}/* (listing its repositories)");
+        if e.is_retryable() {
+            later.add(&what, e);
+        } else {
+            failed.push(format!("{what}: {e}"));
+        }
+    }
+}
+
+/// Targets whose ruleset step did not go through: retried, or named as failed.
+fn sort_target_failures(done: &[Applied], later: &mut Leftovers, failed: &mut Vec<String>) {
+    for a in done {
+        match &a.outcome {
+            Outcome::Done => {}
+            Outcome::Failed => failed.push(a.target.label()),
+            Outcome::Later(e) => later.add(&a.target.label(), e),
+        }
+    }
 }
 
 fn summary(generation: i64, counts: &str, statuses: usize, failed: &[String]) -> String {
