@@ -17,10 +17,11 @@ use crate::effects::worker::Worker;
 use crate::github::GitHubSecrets;
 use crate::github::client::GitHubClient;
 use crate::github::config::AutoUnfreeze;
-use crate::github::publish::{PublishPlanner, Publisher};
-use crate::github::reconcile::GitHubEffects;
+use crate::github::handler::GitHubEffects;
+use crate::github::planner::{FreezeRequests, PublishPlanner};
+use crate::github::publish::Publisher;
 use crate::github::webhook::GitHubEdge;
-use crate::incident::freeze::{FreezeSettings, reconcile_effect};
+use crate::incident::freeze::FreezeSettings;
 use crate::incident::{IncidentService, Policy};
 use crate::notify::WebhookPlanner;
 use crate::notify::webhook::{WebhookNotifier, http_client};
@@ -117,7 +118,8 @@ impl App {
                 client: Arc::clone(client),
                 store: store.clone(),
                 config: config.github.clone(),
-                slack: integrations.slack.is_some(),
+                // Reports to incident rooms go out as neutral intents, through every planner.
+                chat: Planners(planners.clone()),
             }));
         }
         let policy = Policy {
@@ -131,6 +133,7 @@ impl App {
                 scopes: config.github.repos.clone(),
                 auto_freeze: config.github.auto_freeze.clone(),
                 auto_unfreeze: config.github.auto_unfreeze_on == AutoUnfreeze::Resolved,
+                planner: Arc::new(FreezeRequests),
             }),
         };
         let service = IncidentService::new(store.clone(), policy, wake);
@@ -259,10 +262,9 @@ impl App {
             return Ok(());
         }
         let generation = self.store.freeze_generation().await?;
-        let mut effect = reconcile_effect(generation, None);
         let bucket = chrono::Utc::now().timestamp()
             / self.config.github.reconcile_interval.as_secs().max(1) as i64;
-        effect.idempotency_key = format!("{}:periodic:{bucket}", effect.kind);
+        let effect = crate::github::effect::periodic_reconcile(generation, bucket);
         self.service
             .enqueue(&effect)
             .await

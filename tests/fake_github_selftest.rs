@@ -702,3 +702,37 @@ async fn app_auth_exchanges_a_jwt_for_an_expiring_token() {
         (401, Some(with_token.as_str()))
     );
 }
+
+#[tokio::test]
+async fn faults_fail_matching_requests_until_healed() {
+    let gh = Gh::start(Limits::default()).await;
+    gh.add_repo("acme/api", "main");
+    gh.add_repo("acme/bad", "main");
+    gh.fail("POST", "/repos/acme/bad/rulesets", 422);
+    let refused = post(&gh, "/repos/acme/bad/rulesets", freeze_ruleset("x")).await;
+    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(refused.body["message"], "Validation Failed");
+    assert_eq!(
+        get(&gh, "/repos/acme/bad/rulesets").await.status,
+        StatusCode::OK,
+        "only the method asked for fails"
+    );
+    let other = post(&gh, "/repos/acme/api/rulesets", freeze_ruleset("x")).await;
+    assert_eq!(other.status, StatusCode::CREATED, "other repositories work");
+
+    gh.go_down(503);
+    let down = get(&gh, "/repos/acme/api").await;
+    assert_eq!(down.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(down.header("x-ratelimit-remaining").is_some());
+    assert_eq!(
+        gh.rulesets("acme/bad").len(),
+        0,
+        "a failed request changes nothing"
+    );
+    gh.heal();
+    assert_eq!(get(&gh, "/repos/acme/api").await.status, StatusCode::OK);
+    let created = post(&gh, "/repos/acme/bad/rulesets", freeze_ruleset("x")).await;
+    assert_eq!(created.status, StatusCode::CREATED);
+    let answered: Vec<u16> = gh.requests().iter().map(|r| r.status).collect();
+    assert_eq!(answered, [422, 200, 201, 503, 200, 201]);
+}

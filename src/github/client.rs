@@ -1,13 +1,17 @@
 //! A small typed GitHub REST client on reqwest: base URL from `GITHUB_API_URL` (github.com
 //! or GitHub Enterprise Server), token or GitHub App auth, pagination, primary rate-limit
-//! tracking, and pacing of content-creating requests under the secondary limits.
+//! tracking, and pacing of content-creating requests under the secondary limits. What a
+//! failed call means for the queue is in [`super::error`]; the endpoints for publishing
+//! post-mortems are in [`publishing`].
+
+mod publishing;
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderMap, LINK, RETRY_AFTER};
-use reqwest::{Method, StatusCode};
+use reqwest::Method;
+use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderMap, LINK};
 use secrecy::ExposeSecret;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
@@ -16,9 +20,9 @@ use tokio::sync::Semaphore;
 
 use super::auth::{AppAuth, InstallationToken, app_jwt};
 use super::config::{GitHubAuth, GitHubSecrets, Pacing};
+pub use super::error::GhError;
+use super::error::error_from;
 use super::pacer::Pacer;
-use crate::effects::backoff::parse_retry_after;
-use crate::effects::handler::EffectError;
 
 pub const API_VERSION: &str = "2022-11-28";
 
@@ -87,50 +91,6 @@ impl RulesetScope {
         match self {
             Self::Repo(r) => r.clone(),
             Self::Org(o) => format!("{o}/* (org ruleset)"),
-        }
-    }
-}
-
-/// A failed GitHub call.
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum GhError {
-    #[error("GitHub answered HTTP {status}: {message}")]
-    Status {
-        status: u16,
-        message: String,
-        retry_after: Option<Duration>,
-    },
-    #[error("could not reach GitHub: {0}")]
-    Network(String),
-    #[error("GitHub sent a response firebreak could not read: {0}")]
-    Decode(String),
-}
-
-impl GhError {
-    pub fn status(&self) -> Option<u16> {
-        match self {
-            Self::Status { status, .. } => Some(*status),
-            _ => None,
-        }
-    }
-}
-
-impl From<GhError> for EffectError {
-    fn from(e: GhError) -> Self {
-        let reason = e.to_string();
-        match e {
-            GhError::Status {
-                status,
-                retry_after,
-                ..
-            } if retry_after.is_some() || status >= 500 || status == 401 => {
-                EffectError::Retryable {
-                    reason,
-                    retry_after,
-                }
-            }
-            GhError::Network(_) => EffectError::retryable(reason),
-            _ => EffectError::permanent(reason),
         }
     }
 }
@@ -274,128 +234,6 @@ impl GitHubClient {
                 Method::POST,
                 &format!("/repos/{repo}/statuses/{sha}"),
                 Some(&body),
-            )
-            .await?
-            .status()
-            .as_u16())
-    }
-
-    /// The commit a branch points at, or `None` if there is no such branch.
-    pub async fn branch_sha(&self, repo: &str, branch: &str) -> Result<Option<String>, GhError> {
-        match self
-            .get::<Value>(&format!("/repos/{repo}/branches/{branch}"))
-            .await
-        {
-            Ok(v) => Ok(v["commit"]["sha"].as_str().map(str::to_string)),
-            Err(e) if e.status() == Some(404) => Ok(None),
-            Err(e) => Err(e),
-        }
-    }
-
-    pub async fn create_branch(&self, repo: &str, branch: &str, sha: &str) -> Result<u16, GhError> {
-        let body = serde_json::json!({ "ref": format!("refs/heads/{branch}"), "sha": sha });
-        Ok(self
-            .send(
-                Method::POST,
-                &format!("/repos/{repo}/git/refs"),
-                Some(&body),
-            )
-            .await?
-            .status()
-            .as_u16())
-    }
-
-    /// The blob sha of a file on a branch, or `None` if it does not exist there.
-    pub async fn file_sha(
-        &self,
-        repo: &str,
-        path: &str,
-        branch: &str,
-    ) -> Result<Option<String>, GhError> {
-        match self
-            .get::<Value>(&format!("/repos/{repo}/contents/{path}?ref={branch}"))
-            .await
-        {
-            Ok(v) => Ok(v["sha"].as_str().map(str::to_string)),
-            Err(e) if e.status() == Some(404) => Ok(None),
-            Err(e) => Err(e),
-        }
-    }
-
-    /// Creates or replaces a file on a branch (pass the current blob sha to replace).
-    pub async fn put_file(
-        &self,
-        repo: &str,
-        path: &str,
-        branch: &str,
-        message: &str,
-        content: &str,
-        sha: Option<&str>,
-    ) -> Result<u16, GhError> {
-        use base64::Engine;
-        let mut body = serde_json::json!({
-            "message": message,
-            "content": base64::engine::general_purpose::STANDARD.encode(content),
-            "branch": branch,
-        });
-        if let Some(sha) = sha {
-            body["sha"] = Value::String(sha.to_string());
-        }
-        Ok(self
-            .send(
-                Method::PUT,
-                &format!("/repos/{repo}/contents/{path}"),
-                Some(&body),
-            )
-            .await?
-            .status()
-            .as_u16())
-    }
-
-    /// The open pull request from `owner:branch`, if any.
-    pub async fn open_pull_from(
-        &self,
-        repo: &str,
-        owner: &str,
-        branch: &str,
-    ) -> Result<Option<Pull>, GhError> {
-        let pulls: Vec<Pull> = self
-            .get(&format!(
-                "/repos/{repo}/pulls?state=open&head={owner}:{branch}&per_page=10"
-            ))
-            .await?;
-        Ok(pulls.into_iter().next())
-    }
-
-    pub async fn create_pull(
-        &self,
-        repo: &str,
-        title: &str,
-        head: &str,
-        base: &str,
-        body: &str,
-    ) -> Result<Pull, GhError> {
-        let req = serde_json::json!({ "title": title, "head": head, "base": base, "body": body });
-        decode(
-            self.send(Method::POST, &format!("/repos/{repo}/pulls"), Some(&req))
-                .await?,
-        )
-        .await
-    }
-
-    pub async fn update_pull(
-        &self,
-        repo: &str,
-        number: u64,
-        title: &str,
-        body: &str,
-    ) -> Result<u16, GhError> {
-        let req = serde_json::json!({ "title": title, "body": body });
-        Ok(self
-            .send(
-                Method::PATCH,
-                &format!("/repos/{repo}/pulls/{number}"),
-                Some(&req),
             )
             .await?
             .status()
@@ -562,55 +400,6 @@ async fn decode<T: DeserializeOwned>(resp: reqwest::Response) -> Result<T, GhErr
     serde_json::from_slice(&bytes).map_err(|e| GhError::Decode(e.to_string()))
 }
 
-/// Turns a non-2xx answer into an error, with the wait GitHub asked for on rate limits:
-/// `Retry-After` if present, else `x-ratelimit-reset` when the primary limit is exhausted.
-async fn error_from(resp: reqwest::Response) -> GhError {
-    let status = resp.status();
-    let headers = resp.headers().clone();
-    let message = resp
-        .json::<Value>()
-        .await
-        .ok()
-        .and_then(|v| v["message"].as_str().map(str::to_string))
-        .unwrap_or_else(|| status.canonical_reason().unwrap_or("error").to_string());
-    let retry_after = if status == StatusCode::FORBIDDEN || status == StatusCode::TOO_MANY_REQUESTS
-    {
-        rate_limit_wait(&headers, Utc::now().timestamp())
-    } else {
-        None
-    };
-    GhError::Status {
-        status: status.as_u16(),
-        message,
-        retry_after,
-    }
-}
-
-fn rate_limit_wait(headers: &HeaderMap, now: i64) -> Option<Duration> {
-    let header = |name| {
-        headers
-            .get(name)
-            .and_then(|v: &reqwest::header::HeaderValue| v.to_str().ok())
-    };
-    if let Some(wait) = header(RETRY_AFTER).and_then(|v| parse_retry_after(v, SystemTime::now())) {
-        return Some(wait);
-    }
-    if header(reqwest::header::HeaderName::from_static(
-        "x-ratelimit-remaining",
-    )) == Some("0")
-    {
-        let reset: i64 = header(reqwest::header::HeaderName::from_static(
-            "x-ratelimit-reset",
-        ))?
-        .parse()
-        .ok()?;
-        return Some(Duration::from_secs(
-            u64::try_from(reset - now).unwrap_or(0).max(1),
-        ));
-    }
-    None
-}
-
 fn next_link(headers: &HeaderMap) -> Option<String> {
     let link = headers.get(LINK)?.to_str().ok()?;
     link.split(',').find_map(|part| {
@@ -650,50 +439,5 @@ mod tests {
             HeaderValue::from_static("<https://x/?page=1>; rel=\"prev\""),
         );
         assert_eq!(next_link(&h), None);
-    }
-
-    #[test]
-    fn rate_limit_waits() {
-        let mut h = HeaderMap::new();
-        h.insert("x-ratelimit-remaining", HeaderValue::from_static("0"));
-        h.insert("x-ratelimit-reset", HeaderValue::from_static("1000"));
-        assert_eq!(rate_limit_wait(&h, 970), Some(Duration::from_secs(30)));
-        h.insert(RETRY_AFTER, HeaderValue::from_static("7"));
-        assert_eq!(rate_limit_wait(&h, 970), Some(Duration::from_secs(7)));
-        assert_eq!(rate_limit_wait(&HeaderMap::new(), 0), None);
-    }
-
-    #[test]
-    fn errors_map_to_retry_decisions() {
-        let limited = GhError::Status {
-            status: 403,
-            message: "secondary".into(),
-            retry_after: Some(Duration::from_secs(3)),
-        };
-        assert!(matches!(
-            EffectError::from(limited),
-            EffectError::Retryable {
-                retry_after: Some(_),
-                ..
-            }
-        ));
-        let forbidden = GhError::Status {
-            status: 403,
-            message: "Resource not accessible".into(),
-            retry_after: None,
-        };
-        assert!(matches!(
-            EffectError::from(forbidden),
-            EffectError::Permanent { .. }
-        ));
-        let down = GhError::Status {
-            status: 502,
-            message: "bad gateway".into(),
-            retry_after: None,
-        };
-        assert!(matches!(
-            EffectError::from(down),
-            EffectError::Retryable { .. }
-        ));
     }
 }

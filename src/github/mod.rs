@@ -1,10 +1,15 @@
 //! GitHub: a merge freeze that GitHub itself enforces.
 //!
 //! - [`client`]: the REST client (token or App auth, pagination, rate limits).
+//! - [`error`]: which failed calls are worth retrying, and after how long.
 //! - [`auth`]: GitHub App JWTs and cached installation tokens.
 //! - [`pacer`]: staying under the secondary limits for content-creating calls.
+//! - [`effect`]: the adapter's typed effects and their content-derived keys.
+//! - [`planner`]: the core's freeze requests and resolutions turned into those effects.
+//! - [`handler`]: runs the freeze effects; reports to incident rooms as neutral intents.
 //! - [`freeze`]: the pure policy (targets, ruleset bodies, what to do given what exists).
-//! - [`reconcile`]: the reconciler and the other GitHub effects.
+//! - [`reconcile`]: the reconciler's first phase, rulesets, one target never blocking another.
+//! - [`statuses`]: its second phase, the freeze statuses on open pull requests.
 //! - [`pulls`]: recent changes, exemptions and webhook-driven statuses.
 //! - [`publish`]: post-mortems published as pull requests.
 //! - [`webhook`]: `POST /github/webhook`.
@@ -13,11 +18,16 @@
 pub mod auth;
 pub mod client;
 pub mod config;
+pub mod effect;
+pub mod error;
 pub mod freeze;
+pub mod handler;
 pub mod pacer;
+pub mod planner;
 pub mod publish;
 pub mod pulls;
 pub mod reconcile;
+pub mod statuses;
 pub mod webhook;
 
 use std::sync::Arc;

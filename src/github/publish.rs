@@ -6,51 +6,14 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use serde_json::json;
 
 use super::client::GitHubClient;
+use super::effect::{GitHubEffect, PUBLISH_POSTMORTEM};
 use crate::config::PublishConfig;
+use crate::effects::Effect;
 use crate::effects::handler::{EffectError, EffectHandler};
-use crate::effects::planner::EffectPlanner;
-use crate::effects::{Effect, NewEffect};
-use crate::incident::model::{Incident, IncidentId};
-use crate::incident::permissions::Actor;
-use crate::incident::rules::IncidentEvent;
+use crate::incident::model::Incident;
 use crate::store::Store;
-
-pub const PUBLISH_EFFECT: &str = "github.publish_postmortem";
-
-/// The effect that (re)publishes an incident's post-mortem.
-pub fn publish_effect(incident: &IncidentId, tag: &str) -> NewEffect {
-    NewEffect {
-        incident_id: Some(incident.clone()),
-        kind: PUBLISH_EFFECT.into(),
-        payload: json!({ "incident_id": incident.0 }),
-        idempotency_key: format!("{PUBLISH_EFFECT}:{incident}:{tag}"),
-        ordering_key: Some(format!("github:publish:{incident}")),
-        audience: None,
-    }
-}
-
-/// Publishes on resolve.
-pub struct PublishPlanner;
-
-impl EffectPlanner for PublishPlanner {
-    fn plan(
-        &self,
-        incident: &Incident,
-        event: &IncidentEvent,
-        _actor: &Actor,
-    ) -> anyhow::Result<Vec<NewEffect>> {
-        Ok(match event {
-            IncidentEvent::Resolved => vec![publish_effect(
-                &incident.id,
-                &format!("v{}", incident.version),
-            )],
-            _ => Vec::new(),
-        })
-    }
-}
 
 pub struct Publisher {
     pub client: Arc<GitHubClient>,
@@ -62,7 +25,7 @@ pub struct Publisher {
 #[async_trait]
 impl EffectHandler for Publisher {
     fn kinds(&self) -> &'static [&'static str] {
-        &[PUBLISH_EFFECT]
+        &[PUBLISH_POSTMORTEM]
     }
 
     fn target(&self, _effect: &Effect) -> String {
@@ -70,12 +33,12 @@ impl EffectHandler for Publisher {
     }
 
     async fn run(&self, effect: &Effect) -> Result<Option<String>, EffectError> {
-        let id = IncidentId(
-            effect.payload["incident_id"]
-                .as_str()
-                .unwrap_or_default()
-                .to_string(),
-        );
+        let GitHubEffect::PublishPostmortem { incident_id: id } = effect.decode()? else {
+            return Err(EffectError::permanent(format!(
+                "{} is not a post-mortem publish",
+                effect.kind
+            )));
+        };
         let incident = self
             .store
             .incident_by_id(&id)

@@ -2,6 +2,10 @@
 //! the comma-separated secrets in `GITHUB_WEBHOOK_SECRET`, so secrets can be rotated), then
 //! `ping` answered and `pull_request` opened/synchronize/reopened turned into a queued
 //! status write. Everything else is acknowledged with 202 and ignored.
+//!
+//! The `X-GitHub-Delivery` id is recorded in the same transaction as the effect it causes:
+//! a redelivery after that commit is answered "duplicate delivery" and queues nothing, and
+//! one after a crash before it finds nothing recorded and is processed in full.
 
 use std::sync::Arc;
 
@@ -14,11 +18,11 @@ use hmac::{Hmac, Mac};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use serde_json::json;
-use sha2::Sha256;
+use sha2::{Digest, Sha256};
 
-use super::reconcile::PR_STATUS_EFFECT;
-use crate::effects::NewEffect;
-use crate::incident::IncidentService;
+use super::effect::{self, PullHead};
+use crate::incident::{IncidentService, ServiceError};
+use crate::store::Delivery;
 
 pub struct GitHubEdge {
     pub service: IncidentService,
@@ -107,33 +111,18 @@ pub async fn webhook(
             return (StatusCode::UNAUTHORIZED, "invalid X-Hub-Signature-256").into_response();
         }
     }
-    let store = edge.service.store();
-    let delivery = header("x-github-delivery").map(|id| crate::store::Delivery {
+    let delivery = Delivery {
         source: "github",
-        id: id.to_string(),
-    });
-    if let Some(d) = &delivery {
-        match store.record_delivery(d).await {
-            Ok(true) => {}
-            Ok(false) => return (StatusCode::OK, "duplicate delivery").into_response(),
-            Err(e) => return internal(e),
-        }
-    }
-    let response = match header("x-github-event") {
-        Some("ping") => Json(json!({ "msg": "pong" })).into_response(),
-        Some("pull_request") => pull_request(&edge, &body).await,
-        _ => (StatusCode::ACCEPTED, "event ignored").into_response(),
+        id: header("x-github-delivery").map_or_else(|| body_digest(&body), str::to_string),
     };
-    if response.status().is_server_error() {
-        // Let GitHub's redelivery try again rather than be ignored as a duplicate.
-        if let Some(d) = &delivery {
-            let _ = store.forget_delivery(d).await;
-        }
+    match header("x-github-event") {
+        Some("ping") => Json(json!({ "msg": "pong" })).into_response(),
+        Some("pull_request") => pull_request(&edge, delivery, &body).await,
+        _ => (StatusCode::ACCEPTED, "event ignored").into_response(),
     }
-    response
 }
 
-async fn pull_request(edge: &GitHubEdge, body: &[u8]) -> Response {
+async fn pull_request(edge: &GitHubEdge, delivery: Delivery, body: &[u8]) -> Response {
     let event: PullRequestEvent = match serde_json::from_slice(body) {
         Ok(e) => e,
         Err(e) => {
@@ -149,23 +138,30 @@ async fn pull_request(edge: &GitHubEdge, body: &[u8]) -> Response {
     }
     // Whether the repository is frozen is decided when the effect runs, against the wanted
     // state at that moment, so a webhook racing an unfreeze can't leave a stale failure.
-    let repo = event.repository.full_name;
-    let sha = event.pull_request.head.sha;
-    let effect = NewEffect {
-        incident_id: None,
-        kind: PR_STATUS_EFFECT.into(),
-        payload: json!({
-            "repo": repo, "pr": event.number, "sha": sha,
-            "base": event.pull_request.base.name, "default_branch": event.repository.default_branch,
-        }),
-        idempotency_key: format!("{PR_STATUS_EFFECT}:{repo}:{sha}:{}", uuid::Uuid::new_v4()),
-        ordering_key: Some("github:reconcile".into()),
-        audience: None,
+    let head = PullHead {
+        repo: event.repository.full_name,
+        pr: event.number,
+        sha: event.pull_request.head.sha,
+        base: event.pull_request.base.name,
+        default_branch: event.repository.default_branch,
     };
-    match edge.service.enqueue(&effect).await {
+    let status = effect::pr_status(head, &delivery.id);
+    match edge
+        .service
+        .for_delivery(delivery)
+        .enqueue_all(&[status])
+        .await
+    {
         Ok(_) => (StatusCode::OK, "queued").into_response(),
+        Err(ServiceError::Duplicate) => (StatusCode::OK, "duplicate delivery").into_response(),
         Err(e) => internal(anyhow::anyhow!("{e}")),
     }
+}
+
+/// A delivery id for a request without `X-GitHub-Delivery`: its body's digest, so the same
+/// body sent twice is still one delivery.
+fn body_digest(body: &[u8]) -> String {
+    format!("sha256:{}", hex::encode(Sha256::digest(body)))
 }
 
 fn internal(e: anyhow::Error) -> Response {

@@ -2,9 +2,14 @@
 //! generation, in the same transaction as their timeline entry, and queue one reconcile.
 //! What GitHub actually has is the reconciler's business (`github::reconcile`); it always
 //! works from the newest wanted state, so racing commands end in the last one's state.
+//!
+//! The core never builds the enforcing adapter's effects itself: it states a neutral
+//! [`FreezeRequest`] and the adapter's [`FreezePlanner`] (GitHub's, wired in `app`) turns it
+//! into a typed effect whose key comes from the content given here.
+
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use serde_json::json;
 
 use super::command::Command;
 use super::error::{ServiceError, UserError};
@@ -16,30 +21,42 @@ use super::timeline::{EntryKind, NewEntry};
 use crate::effects::NewEffect;
 use crate::store::{Exemption, FreezeScope, Tx};
 
-pub const RECONCILE_EFFECT: &str = "github.reconcile";
-pub const RECENT_CHANGES_EFFECT: &str = "github.recent_changes";
-pub const EXEMPT_EFFECT: &str = "github.exempt";
-
 /// The freeze-related parts of the config the core needs.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone)]
 pub struct FreezeSettings {
     /// The configured scopes (`owner/repo`, `owner/*`); the default for `freeze`.
     pub scopes: Vec<String>,
     pub auto_freeze: Vec<Severity>,
     pub auto_unfreeze: bool,
+    /// Turns freeze requests into the enforcing adapter's effects.
+    pub planner: Arc<dyn FreezePlanner>,
 }
 
-/// The effect that makes GitHub match the wanted state. All reconciles share one FIFO
-/// group, so they never run at the same time, here or on another replica.
-pub fn reconcile_effect(generation: i64, incident: Option<&IncidentId>) -> NewEffect {
-    NewEffect {
-        incident_id: incident.cloned(),
-        kind: RECONCILE_EFFECT.into(),
-        payload: json!({ "generation": generation }),
-        idempotency_key: format!("{RECONCILE_EFFECT}:gen{generation}"),
-        ordering_key: Some("github:reconcile".into()),
-        audience: None,
-    }
+/// What the core asks of whatever enforces a freeze, in neutral terms.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FreezeRequest {
+    /// Make the enforcer match the wanted state as of `generation` (or newer).
+    Reconcile {
+        generation: i64,
+        incident: Option<IncidentId>,
+    },
+    /// Let `repo#pr` merge despite the freeze of `generation`.
+    Exempt {
+        repo: String,
+        pr: u64,
+        allowed_by: String,
+        reason: Option<String>,
+        generation: i64,
+        incident: Option<IncidentId>,
+    },
+    /// List the changes merged shortly before `incident` was declared.
+    RecentChanges { incident: IncidentId },
+}
+
+/// The enforcing adapter's side of [`FreezeRequest`]. Must be pure: it runs inside the
+/// command's transaction, and the same request must always give the same idempotency key.
+pub trait FreezePlanner: Send + Sync {
+    fn plan(&self, request: &FreezeRequest) -> NewEffect;
 }
 
 /// Writes the wanted state of `scopes` under a new generation and queues a reconcile.
@@ -51,7 +68,7 @@ pub async fn request(
     reason: Option<&str>,
     actor: &Actor,
     now: DateTime<Utc>,
-) -> anyhow::Result<(i64, NewEffect)> {
+) -> anyhow::Result<i64> {
     let generation = tx.next_freeze_generation().await?;
     for scope in scopes {
         tx.set_freeze_scope(&FreezeScope {
@@ -88,10 +105,16 @@ pub async fn request(
         ),
     })
     .await?;
-    Ok((
-        generation,
-        reconcile_effect(generation, incident.map(|i| &i.id)),
-    ))
+    Ok(generation)
+}
+
+impl FreezeSettings {
+    fn reconcile(&self, generation: i64, incident: Option<&Incident>) -> NewEffect {
+        self.planner.plan(&FreezeRequest::Reconcile {
+            generation,
+            incident: incident.map(|i| i.id.clone()),
+        })
+    }
 }
 
 impl IncidentService {
@@ -139,7 +162,7 @@ impl IncidentService {
                 if scopes.is_empty() {
                     return Err(UserError::invalid("Name the repositories (`freeze owner/repo …`) or list them under [github] repos.").into());
                 }
-                let (generation, effect) = request(
+                let generation = request(
                     &mut tx,
                     &scopes,
                     true,
@@ -149,6 +172,7 @@ impl IncidentService {
                     now,
                 )
                 .await?;
+                let effect = settings.reconcile(generation, incident.as_ref());
                 (
                     format!(
                         "Freezing merges on {} (generation {generation}); GitHub rulesets go first, then PR statuses.",
@@ -169,8 +193,9 @@ impl IncidentService {
                         effects: Vec::new(),
                     });
                 }
-                let (generation, effect) =
+                let generation =
                     request(&mut tx, &scopes, false, incident.as_ref(), None, actor, now).await?;
+                let effect = settings.reconcile(generation, incident.as_ref());
                 (
                     format!(
                         "Lifting the merge freeze on {} (generation {generation}).",
@@ -180,7 +205,8 @@ impl IncidentService {
                 )
             }
             Command::FreezeExempt { repo, pr, reason } => {
-                self.exempt(&mut tx, repo, pr, reason, actor, now).await?
+                let request = ExemptRequest { repo, pr, reason };
+                self.exempt(&mut tx, &settings, request, actor, now).await?
             }
             other => {
                 return Err(UserError::invalid(format!(
@@ -202,9 +228,8 @@ impl IncidentService {
     async fn exempt(
         &self,
         tx: &mut Tx,
-        repo: String,
-        pr: u64,
-        reason: Option<String>,
+        settings: &FreezeSettings,
+        ExemptRequest { repo, pr, reason }: ExemptRequest,
         actor: &Actor,
         now: DateTime<Utc>,
     ) -> anyhow::Result<(String, NewEffect)> {
@@ -224,7 +249,8 @@ impl IncidentService {
             "{repo}#{pr} exempted from the merge freeze by {}{why}",
             actor.name
         );
-        let incident = frozen_by_incident(tx, &repo).await?;
+        let covering = covering_freeze(tx, &repo).await?;
+        let incident = covering.as_ref().and_then(|s| s.incident_id.clone());
         tx.append_timeline(&NewEntry {
             incident_id: incident.clone(),
             occurred_at: now,
@@ -234,14 +260,14 @@ impl IncidentService {
             text: text.clone(),
         })
         .await?;
-        let effect = NewEffect {
-            incident_id: incident,
-            kind: EXEMPT_EFFECT.into(),
-            payload: json!({ "repo": repo, "pr": pr, "allowed_by": actor.name, "reason": reason }),
-            idempotency_key: format!("{EXEMPT_EFFECT}:{repo}#{pr}:{}", uuid::Uuid::new_v4()),
-            ordering_key: Some("github:reconcile".into()),
-            audience: None,
-        };
+        let effect = settings.planner.plan(&FreezeRequest::Exempt {
+            repo,
+            pr,
+            allowed_by: actor.name.clone(),
+            reason,
+            generation: covering.map_or(0, |s| s.generation),
+            incident,
+        });
         Ok((format!("{text}."), effect))
     }
 
@@ -258,7 +284,7 @@ impl IncidentService {
             .filter(|t| t.desired == "frozen" && (t.actual == "active" || t.actual == "evaluate"))
             .count();
         let wanted = targets.iter().filter(|t| t.desired == "frozen").count();
-        let text = if frozen.is_empty() {
+        let mut text = if frozen.is_empty() {
             "No merge freeze is wanted.".to_string()
         } else {
             format!(
@@ -266,6 +292,17 @@ impl IncidentService {
                 frozen.join(", ")
             )
         };
+        let failing: Vec<String> = targets
+            .iter()
+            .filter(|t| t.actual == "error")
+            .map(|t| {
+                let why = t.last_error.as_deref().unwrap_or("unknown error");
+                format!("{} ({why})", t.target)
+            })
+            .collect();
+        if !failing.is_empty() {
+            text.push_str(&format!(" Failing: {}.", failing.join("; ")));
+        }
         Ok(Outcome {
             reply: Reply::private(text).with_body(ReplyBody::Freeze { scopes, targets }),
             effects: Vec::new(),
@@ -286,7 +323,7 @@ impl IncidentService {
             return Ok(Vec::new());
         }
         let reason = format!("{} declared", incident.headline());
-        let (_, reconcile) = request(
+        let generation = request(
             tx,
             &settings.scopes,
             true,
@@ -296,15 +333,10 @@ impl IncidentService {
             self.now(),
         )
         .await?;
-        let recent = NewEffect {
-            incident_id: Some(incident.id.clone()),
-            kind: RECENT_CHANGES_EFFECT.into(),
-            payload: json!({ "incident_id": incident.id.0 }),
-            idempotency_key: format!("{RECENT_CHANGES_EFFECT}:{}", incident.id),
-            ordering_key: None,
-            audience: None,
-        };
-        Ok(vec![reconcile, recent])
+        let recent = settings.planner.plan(&FreezeRequest::RecentChanges {
+            incident: incident.id.clone(),
+        });
+        Ok(vec![settings.reconcile(generation, Some(incident)), recent])
     }
 
     /// On resolve: lift what this incident froze, if configured to.
@@ -324,7 +356,7 @@ impl IncidentService {
         if scopes.is_empty() {
             return Ok(Vec::new());
         }
-        let (_, reconcile) = request(
+        let generation = request(
             tx,
             &scopes,
             false,
@@ -334,7 +366,7 @@ impl IncidentService {
             self.now(),
         )
         .await?;
-        Ok(vec![reconcile])
+        Ok(vec![settings.reconcile(generation, Some(incident))])
     }
 }
 
@@ -349,13 +381,22 @@ async fn frozen_scopes(tx: &mut Tx, incident: Option<&IncidentId>) -> anyhow::Re
         .collect())
 }
 
-/// The incident whose freeze covers `repo`, for timeline entries about it.
-async fn frozen_by_incident(tx: &mut Tx, repo: &str) -> anyhow::Result<Option<IncidentId>> {
+/// The newest freeze covering `repo` (exactly, or through `owner/*`): the incident that
+/// timeline entries about it belong to, and the generation an exemption is from.
+async fn covering_freeze(tx: &mut Tx, repo: &str) -> anyhow::Result<Option<FreezeScope>> {
     let owner = repo.split('/').next().unwrap_or_default();
+    let wildcard = format!("{owner}/*");
     Ok(tx
         .freeze_scopes()
         .await?
         .into_iter()
-        .filter(|s| s.frozen && (s.scope == repo || s.scope == format!("{owner}/*")))
-        .find_map(|s| s.incident_id))
+        .filter(|s| s.frozen && (s.scope == repo || s.scope == wildcard))
+        .max_by_key(|s| (s.incident_id.is_some(), s.generation)))
+}
+
+/// `freeze exempt <repo>#<pr> [--reason …]`, as parsed.
+struct ExemptRequest {
+    repo: String,
+    pr: u64,
+    reason: Option<String>,
 }

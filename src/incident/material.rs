@@ -2,6 +2,8 @@
 //! sections (summary, impact, root cause, …). They live beside the incident, not in its
 //! row, so adding them never conflicts with responders changing the incident.
 
+use sha2::{Digest, Sha256};
+
 use super::command::Command;
 use super::error::{ServiceError, UserError};
 use super::model::{Incident, IncidentNumber};
@@ -66,8 +68,8 @@ impl IncidentService {
             .incident_by_number(number)
             .await?
             .ok_or(UserError::NotFound(number))?;
-        let effect =
-            crate::github::publish::publish_effect(&incident.id, &uuid::Uuid::new_v4().to_string());
+        let revision = self.material_revision(&incident).await?;
+        let effect = crate::github::effect::publish_postmortem(&incident.id, &revision);
         let id = self.enqueue(&effect).await?;
         Ok(Outcome {
             reply: Reply::public(format!(
@@ -75,6 +77,17 @@ impl IncidentService {
             )),
             effects: vec![id],
         })
+    }
+
+    /// What a publish would contain, as a key: the incident's version and a digest of the
+    /// written sections and action items. Asking twice for the same content (a double
+    /// submit) is one publish; anything written in between makes a new one.
+    async fn material_revision(&self, incident: &Incident) -> anyhow::Result<String> {
+        let fields = self.store().postmortem_fields(&incident.id).await?;
+        let actions = self.store().action_items(&incident.id).await?;
+        let material = serde_json::to_vec(&(fields, actions))?;
+        let digest = hex::encode(Sha256::digest(&material));
+        Ok(format!("v{}-{}", incident.version, &digest[..16]))
     }
 
     pub(super) async fn postmortem_material(

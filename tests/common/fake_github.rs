@@ -22,6 +22,9 @@
 //! - Organisation branch rulesets need `conditions.ref_name` and one of
 //!   `conditions.repository_name` / `repository_id` / `repository_property` (422 otherwise).
 //! - Lists default to GitHub's orders: org repositories and pulls newest first.
+//! - [`FakeGitHub::fail`] makes matching requests fail with a chosen status (before any rate
+//!   limit is counted), and [`FakeGitHub::go_down`] every request: outages and bad repositories
+//!   on demand. [`FakeGitHub::heal`] clears them.
 //! - With [`FakeGitHub::enable_app_auth`], the App endpoints need a valid RS256 JWT and every
 //!   other endpoint an unexpired installation token; without it, anything is accepted and
 //!   tokens are still issued (valid one hour). The single installation has id
@@ -187,6 +190,13 @@ struct Status {
     value: Value,
 }
 
+/// Requests that fail on purpose: `method` (`*` for any) and a path prefix.
+struct Fault {
+    method: String,
+    path_prefix: String,
+    status: StatusCode,
+}
+
 struct AppAuth {
     app_id: String,
     key: DecodingKey,
@@ -216,6 +226,7 @@ struct Inner {
     in_flight: u32,
     violations: usize,
     app: Option<AppAuth>,
+    faults: Vec<Fault>,
     tokens: Vec<(String, Instant)>,
     used: u64,
     reset_at: Instant,
@@ -347,6 +358,7 @@ impl FakeGitHub {
             in_flight: 0,
             violations: 0,
             app: None,
+            faults: vec![],
             tokens: vec![],
             used: 0,
             reset_at: Instant::now() + hour,
@@ -538,6 +550,26 @@ impl FakeGitHub {
         });
     }
 
+    /// Answers `status` to every `method` request (`*` for any) whose path starts with
+    /// `path_prefix`, until [`heal`](Self::heal).
+    pub fn fail(&self, method: &str, path_prefix: &str, status: u16) {
+        self.lock().faults.push(Fault {
+            method: method.to_string(),
+            path_prefix: path_prefix.to_string(),
+            status: StatusCode::from_u16(status).expect("an HTTP status"),
+        });
+    }
+
+    /// Answers `status` (say 503) to every request until [`heal`](Self::heal).
+    pub fn go_down(&self, status: u16) {
+        self.fail("*", "/", status);
+    }
+
+    /// Clears every fault set with [`fail`](Self::fail) or [`go_down`](Self::go_down).
+    pub fn heal(&self) {
+        self.lock().faults.clear();
+    }
+
     /// Every installation token issued, in order.
     pub fn issued_tokens(&self) -> Vec<String> {
         self.lock().tokens.iter().map(|(t, _)| t.clone()).collect()
@@ -598,7 +630,9 @@ async fn handle(
                 json!({"message": format!("API rate limit exceeded for installation ID {INSTALLATION_ID}."), "documentation_url": DOCS}),
             ))
         } else {
-            inner.gate(at, &method, &path, auth.as_deref())
+            inner
+                .fault(&method, &path)
+                .or_else(|| inner.gate(at, &method, &path, auth.as_deref()))
         };
         let index = inner.requests.len() - 1;
         (index, inner.latency, rate, early, in_flight)
@@ -915,6 +949,22 @@ impl Inner {
     fn org(&self, org: &str) -> Option<String> {
         let repo = self.repos.iter().find(|r| same(&r.owner, org))?;
         Some(repo.owner.clone())
+    }
+
+    /// The answer of the first fault matching this request, if any.
+    fn fault(&self, method: &Method, path: &str) -> Option<Reply> {
+        let fault = self.faults.iter().find(|f| {
+            (f.method == "*" || f.method == method.as_str()) && path.starts_with(&f.path_prefix)
+        })?;
+        Some(match fault.status {
+            StatusCode::NOT_FOUND => Reply::not_found(),
+            StatusCode::UNPROCESSABLE_ENTITY => Reply::invalid_msg("Simulated validation failure"),
+            status => {
+                let message = status.canonical_reason().unwrap_or("Error");
+                let body = json!({"message": message, "documentation_url": DOCS, "status": status.as_str()});
+                Reply::json(status, body)
+            }
+        })
     }
 
     fn route(&mut self, method: &Method, path: &str, query: &str, body: &Value) -> Reply {

@@ -30,17 +30,30 @@ pub fn github_config(repos: &str, minute: &str, extra: &str) -> String {
     )
 }
 
+/// Delivers a webhook with a fresh `X-GitHub-Delivery` id, as GitHub does for each event.
 pub async fn deliver(
     app: &TestApp,
     event: &str,
     body: &[u8],
     signature: Option<String>,
 ) -> reqwest::Response {
+    let id = uuid::Uuid::new_v4().to_string();
+    deliver_as(app, event, body, signature, &id).await
+}
+
+/// Delivers a webhook as delivery `id`; the same id again is a redelivery.
+pub async fn deliver_as(
+    app: &TestApp,
+    event: &str,
+    body: &[u8],
+    signature: Option<String>,
+    id: &str,
+) -> reqwest::Response {
     let mut req = reqwest::Client::new()
         .post(app.url("/github/webhook"))
         .header("content-type", "application/json")
         .header("x-github-event", event)
-        .header("x-github-delivery", uuid::Uuid::new_v4().to_string());
+        .header("x-github-delivery", id);
     if let Some(sig) = signature {
         req = req.header("x-hub-signature-256", sig);
     }

@@ -1,0 +1,184 @@
+//! What a failed GitHub call means for the queue. Pure policy: an answer that says "wait"
+//! (5xx, 429, a rate-limit 403, a timeout) is retryable, with the wait GitHub asked for; an
+//! answer about the request itself (404 on a repository, 422 on a body, a plain 403) is
+//! permanent, because sending it again cannot help.
+
+use std::time::{Duration, SystemTime};
+
+use chrono::Utc;
+use reqwest::StatusCode;
+use reqwest::header::{HeaderMap, HeaderName, RETRY_AFTER};
+use serde_json::Value;
+
+use crate::effects::backoff::parse_retry_after;
+use crate::effects::handler::EffectError;
+
+/// How long to wait after a secondary rate limit that named no wait, as GitHub advises.
+const SECONDARY_LIMIT_WAIT: Duration = Duration::from_secs(60);
+
+/// A failed GitHub call.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum GhError {
+    #[error("GitHub answered HTTP {status}: {message}")]
+    Status {
+        status: u16,
+        message: String,
+        retry_after: Option<Duration>,
+    },
+    #[error("could not reach GitHub: {0}")]
+    Network(String),
+    #[error("GitHub sent a response firebreak could not read: {0}")]
+    Decode(String),
+}
+
+impl GhError {
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            Self::Status { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+
+    /// Whether trying again later may succeed.
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            EffectError::from(self.clone()),
+            EffectError::Retryable { .. }
+        )
+    }
+}
+
+impl From<GhError> for EffectError {
+    fn from(e: GhError) -> Self {
+        let reason = e.to_string();
+        match e {
+            GhError::Status {
+                status,
+                retry_after,
+                ..
+            } if retry_after.is_some() || status >= 500 || status == 429 || status == 401 => {
+                EffectError::Retryable {
+                    reason,
+                    retry_after,
+                }
+            }
+            GhError::Network(_) => EffectError::retryable(reason),
+            _ => EffectError::permanent(reason),
+        }
+    }
+}
+
+/// Turns a non-2xx answer into an error, with the wait GitHub asked for on rate limits.
+pub(super) async fn error_from(resp: reqwest::Response) -> GhError {
+    let status = resp.status();
+    let headers = resp.headers().clone();
+    let message = resp
+        .json::<Value>()
+        .await
+        .ok()
+        .and_then(|v| v["message"].as_str().map(str::to_string))
+        .unwrap_or_else(|| status.canonical_reason().unwrap_or("error").to_string());
+    let retry_after = rate_limit_wait(status, &headers, &message, Utc::now().timestamp());
+    GhError::Status {
+        status: status.as_u16(),
+        message,
+        retry_after,
+    }
+}
+
+/// The wait a 403 or 429 asks for: `Retry-After` if present, else `x-ratelimit-reset` when
+/// the primary limit is exhausted, else a minute for a secondary limit that named no wait.
+/// `None` for any other answer (a 403 for missing permissions is not a rate limit).
+pub(super) fn rate_limit_wait(
+    status: StatusCode,
+    headers: &HeaderMap,
+    message: &str,
+    now: i64,
+) -> Option<Duration> {
+    if status != StatusCode::FORBIDDEN && status != StatusCode::TOO_MANY_REQUESTS {
+        return None;
+    }
+    let header = |name: HeaderName| headers.get(name).and_then(|v| v.to_str().ok());
+    if let Some(wait) = header(RETRY_AFTER).and_then(|v| parse_retry_after(v, SystemTime::now())) {
+        return Some(wait);
+    }
+    if header(HeaderName::from_static("x-ratelimit-remaining")) == Some("0") {
+        if let Some(reset) =
+            header(HeaderName::from_static("x-ratelimit-reset")).and_then(|v| v.parse::<i64>().ok())
+        {
+            return Some(Duration::from_secs(
+                u64::try_from(reset - now).unwrap_or(0).max(1),
+            ));
+        }
+    }
+    message
+        .to_ascii_lowercase()
+        .contains("rate limit")
+        .then_some(SECONDARY_LIMIT_WAIT)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reqwest::header::HeaderValue;
+
+    fn status(status: u16, retry_after: Option<u64>) -> GhError {
+        GhError::Status {
+            status,
+            message: "x".into(),
+            retry_after: retry_after.map(Duration::from_secs),
+        }
+    }
+
+    #[test]
+    fn rate_limit_waits() {
+        let forbidden = StatusCode::FORBIDDEN;
+        let mut h = HeaderMap::new();
+        h.insert("x-ratelimit-remaining", HeaderValue::from_static("0"));
+        h.insert("x-ratelimit-reset", HeaderValue::from_static("1000"));
+        assert_eq!(
+            rate_limit_wait(forbidden, &h, "", 970),
+            Some(Duration::from_secs(30))
+        );
+        h.insert(RETRY_AFTER, HeaderValue::from_static("7"));
+        assert_eq!(
+            rate_limit_wait(forbidden, &h, "", 970),
+            Some(Duration::from_secs(7))
+        );
+        assert_eq!(
+            rate_limit_wait(StatusCode::UNPROCESSABLE_ENTITY, &h, "", 970),
+            None,
+            "only 403 and 429 are rate limits"
+        );
+        let none = HeaderMap::new();
+        assert_eq!(rate_limit_wait(forbidden, &none, "Not accessible", 0), None);
+        assert_eq!(
+            rate_limit_wait(
+                forbidden,
+                &none,
+                "You have exceeded a secondary rate limit.",
+                0
+            ),
+            Some(SECONDARY_LIMIT_WAIT)
+        );
+    }
+
+    #[test]
+    fn errors_map_to_retry_decisions() {
+        let retryable = |e: GhError| matches!(EffectError::from(e), EffectError::Retryable { .. });
+        assert!(matches!(
+            EffectError::from(status(403, Some(3))),
+            EffectError::Retryable {
+                retry_after: Some(_),
+                ..
+            }
+        ));
+        assert!(!retryable(status(403, None)), "missing permissions");
+        assert!(retryable(status(502, None)));
+        assert!(retryable(status(429, None)), "429 without Retry-After");
+        assert!(!retryable(status(404, None)), "no such repository");
+        assert!(!retryable(status(422, None)), "a rejected body");
+        assert!(retryable(GhError::Network("timed out".into())));
+        assert!(!retryable(GhError::Decode("bad json".into())));
+    }
+}

@@ -1,0 +1,226 @@
+//! [`GitHubEffects`] runs the freeze effects (reconcile, recent changes, exemptions and
+//! webhook-driven statuses) and holds what they share: the store writes for targets and the
+//! timeline, and reports to the incident's room. Reports are neutral intents handed to every
+//! chat adapter's planner, keyed by the effect's own idempotency key plus the step, so a
+//! retried effect plans the same messages again and the queue keeps one of each.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::Utc;
+
+use super::client::{GhError, GitHubClient};
+use super::config::GitHubConfig;
+use super::effect::{EXEMPT, GitHubEffect, PR_STATUS, RECENT_CHANGES, RECONCILE};
+use super::freeze::Wanted;
+use crate::effects::handler::{EffectError, EffectHandler};
+use crate::effects::planner::{Intent, Planners};
+use crate::effects::{Effect, NewEffect, TypedEffect};
+use crate::incident::model::IncidentId;
+use crate::incident::timeline::{EntryKind, NewEntry, Source};
+use crate::store::{FreezeTarget, Store};
+
+const KINDS: &[&str] = &[RECONCILE, RECENT_CHANGES, EXEMPT, PR_STATUS];
+/// The progress message a freeze edits in place in the incident's room.
+pub const FREEZE_PROGRESS: &str = "freeze";
+
+pub struct GitHubEffects {
+    pub client: Arc<GitHubClient>,
+    pub store: Store,
+    pub config: GitHubConfig,
+    /// Every chat adapter's planner, for progress and messages in incident rooms.
+    pub chat: Planners,
+}
+
+#[async_trait]
+impl EffectHandler for GitHubEffects {
+    fn kinds(&self) -> &'static [&'static str] {
+        KINDS
+    }
+
+    fn target(&self, _effect: &Effect) -> String {
+        "github".into()
+    }
+
+    /// A freeze of hundreds of repositories is paced over minutes by design.
+    fn max_duration(&self, _effect: &Effect) -> Option<std::time::Duration> {
+        Some(std::time::Duration::from_secs(3600))
+    }
+
+    async fn run(&self, effect: &Effect) -> Result<Option<String>, EffectError> {
+        match effect.decode::<GitHubEffect>()? {
+            GitHubEffect::Reconcile { .. } => self.reconcile(effect).await,
+            GitHubEffect::RecentChanges { incident_id } => {
+                self.recent_changes(effect, &incident_id).await
+            }
+            GitHubEffect::Exempt {
+                repo,
+                pr,
+                allowed_by,
+                ..
+            } => self.exempt(&repo, pr, &allowed_by).await,
+            GitHubEffect::PrStatus(head) => self.pr_status(&head).await,
+            other => Err(EffectError::permanent(format!(
+                "{} is not a freeze effect",
+                other.kind()
+            ))),
+        }
+    }
+}
+
+/// The orgs whose repository lists could be read, and those that could not.
+pub(super) struct OrgRepos {
+    pub repos: BTreeMap<String, Vec<String>>,
+    pub failed: Vec<(String, GhError)>,
+}
+
+impl GitHubEffects {
+    /// The unarchived repositories of each org. One org that cannot be listed does not stop
+    /// the others; the caller decides what its failure means.
+    pub(super) async fn org_repos(&self, orgs: &[String]) -> OrgRepos {
+        let mut out = OrgRepos {
+            repos: BTreeMap::new(),
+            failed: Vec::new(),
+        };
+        for org in orgs {
+            match self.client.org_repos(org).await {
+                Ok(repos) => {
+                    let names = repos.into_iter().filter(|r| !r.archived);
+                    out.repos
+                        .insert(org.clone(), names.map(|r| r.full_name).collect());
+                }
+                Err(e) => out.failed.push((org.clone(), e)),
+            }
+        }
+        out
+    }
+
+    /// The branches a freeze covers in `repo`: the configured ones, or its default branch.
+    pub(super) async fn branches(&self, repo: &str) -> Result<Vec<String>, GhError> {
+        if !self.config.branches.is_empty() {
+            return Ok(self.config.branches.clone());
+        }
+        Ok(vec![self.client.repo(repo).await?.default_branch])
+    }
+
+    /// True when a newer freeze or unfreeze was requested after this run started.
+    pub(super) async fn superseded(&self, generation: i64) -> Result<bool, EffectError> {
+        Ok(self.store.freeze_generation().await.map_err(db_error)? > generation)
+    }
+
+    /// Records what one target looks like now.
+    pub(super) async fn record(
+        &self,
+        label: &str,
+        wanted: &Wanted,
+        actual: &str,
+        id: Option<u64>,
+        error: Option<String>,
+    ) -> Result<(), EffectError> {
+        let target = FreezeTarget {
+            target: label.to_string(),
+            scope: wanted.scope.clone(),
+            desired: if wanted.frozen { "frozen" } else { "unfrozen" }.into(),
+            actual: actual.into(),
+            ruleset_id: id.and_then(|i| i64::try_from(i).ok()),
+            applied_generation: wanted.generation,
+            verified_at: Utc::now().timestamp_millis(),
+            last_error: error,
+        };
+        self.store.record_target(&target).await.map_err(db_error)?;
+        Ok(())
+    }
+
+    pub(super) async fn timeline(
+        &self,
+        incident: Option<IncidentId>,
+        kind: EntryKind,
+        text: String,
+    ) -> Result<(), EffectError> {
+        let entry = NewEntry {
+            incident_id: incident,
+            occurred_at: Utc::now(),
+            actor: "firebreak".into(),
+            source: Source::Github,
+            kind,
+            text,
+        };
+        self.store.append_timeline(&entry).await.map_err(db_error)
+    }
+
+    /// The effects that say `intent` in `effect`'s incident room, on every chat platform.
+    fn intents(&self, effect: &Effect, intent: &Intent, step: &str) -> Vec<NewEffect> {
+        let Some(incident) = &effect.incident_id else {
+            return Vec::new();
+        };
+        let key = format!("{}:{step}", effect.idempotency_key);
+        self.chat.plan_intent(incident, intent, &key)
+    }
+
+    /// Posts `text` in the incident's room (through each chat adapter's own effects).
+    pub(super) async fn tell_room(
+        &self,
+        effect: &Effect,
+        step: &str,
+        text: String,
+    ) -> Result<(), EffectError> {
+        let planned = self.intents(effect, &Intent::RoomPost { text }, step);
+        enqueue_all(&self.store, &planned).await.map_err(db_error)
+    }
+
+    /// Updates the freeze's progress message in the incident's room (posted once, then
+    /// edited).
+    pub(super) async fn progress(
+        &self,
+        effect: &Effect,
+        step: &str,
+        text: String,
+    ) -> Result<(), EffectError> {
+        let planned = self.intents(effect, &progress(text), step);
+        enqueue_all(&self.store, &planned).await.map_err(db_error)
+    }
+
+    /// [`progress`](Self::progress) without waiting: inside a stream of GitHub calls, one of
+    /// which may hold the SQLite writer this needs.
+    pub(super) fn progress_in_background(&self, effect: &Effect, step: &str, text: String) {
+        let planned = self.intents(effect, &progress(text), step);
+        if planned.is_empty() {
+            return;
+        }
+        let store = self.store.clone();
+        tokio::spawn(async move {
+            if let Err(e) = enqueue_all(&store, &planned).await {
+                tracing::warn!(error = %format!("{e:#}"), "queueing a freeze progress update failed");
+            }
+        });
+    }
+}
+
+fn progress(text: String) -> Intent {
+    Intent::Progress {
+        key: FREEZE_PROGRESS.into(),
+        text,
+    }
+}
+
+/// Enqueues `effects` in one background transaction (a no-op for none).
+async fn enqueue_all(store: &Store, effects: &[NewEffect]) -> anyhow::Result<()> {
+    if effects.is_empty() {
+        return Ok(());
+    }
+    let mut tx = store.begin_background().await?;
+    for effect in effects {
+        tx.enqueue_effect(effect).await?;
+    }
+    tx.commit().await
+}
+
+pub(super) fn short(sha: &str) -> &str {
+    sha.get(..7).unwrap_or(sha)
+}
+
+pub(super) fn db_error(e: anyhow::Error) -> EffectError {
+    tracing::error!(error = %format!("{e:#}"), "database error in a GitHub effect");
+    EffectError::retryable("database unavailable")
+}

@@ -1,0 +1,238 @@
+//! The reconciler's second phase: the `firebreak/merge-freeze` status on the head of every
+//! open pull request into a frozen branch (`failure`, or `success` when exempted), flipped
+//! to `success` when the freeze lifts. Each repository stands alone: one whose pulls cannot
+//! be listed, or whose statuses GitHub refuses, is named in the summary or retried, and the
+//! others are written all the same.
+
+use futures::FutureExt;
+use futures::stream::{self, StreamExt};
+
+use super::client::{GhError, RulesetScope};
+use super::freeze::{self, STATUS_CONTEXT, Wanted};
+use super::handler::{GitHubEffects, db_error};
+use super::reconcile::{Applied, Leftovers, Outcome, Pass};
+use crate::effects::handler::EffectError;
+use crate::store::Exemption;
+
+/// Repositories whose statuses are written at once.
+const REPOS_AT_ONCE: usize = 4;
+/// Statuses written at once within a repository.
+const STATUSES_AT_ONCE: usize = 16;
+
+/// Why a step on one repository or commit did not go through.
+#[derive(Debug)]
+pub(super) enum StepError {
+    /// The database: the whole effect must be retried.
+    Db(EffectError),
+    /// GitHub, for this repository or commit only.
+    GitHub(GhError),
+}
+
+impl From<GhError> for StepError {
+    fn from(e: GhError) -> Self {
+        Self::GitHub(e)
+    }
+}
+
+impl From<StepError> for EffectError {
+    fn from(e: StepError) -> Self {
+        match e {
+            StepError::Db(e) => e,
+            StepError::GitHub(e) => e.into(),
+        }
+    }
+}
+
+fn db(e: anyhow::Error) -> StepError {
+    StepError::Db(db_error(e))
+}
+
+/// One status to write: (sha, pull request, state, description).
+type Job = (String, u64, String, String);
+
+/// How one repository's statuses went.
+#[derive(Default)]
+struct RepoStatuses {
+    written: usize,
+    errors: Vec<GhError>,
+}
+
+impl GitHubEffects {
+    /// Phase 2: statuses in every repository whose ruleset step went through. Returns how
+    /// many were written; what GitHub refused goes to `failed`, what it could not answer to
+    /// `later`. Only database errors end it early.
+    pub(super) async fn write_statuses(
+        &self,
+        pass: &Pass<'_>,
+        done: &[Applied],
+        org_repos: &std::collections::BTreeMap<String, Vec<String>>,
+        later: &mut Leftovers,
+        failed: &mut Vec<String>,
+    ) -> Result<usize, EffectError> {
+        let results: Vec<(String, Result<RepoStatuses, EffectError>)> =
+            stream::iter(status_repos(done, org_repos))
+                .map(|(repo, wanted)| self.sync_statuses(repo, wanted, pass).boxed())
+                .buffer_unordered(REPOS_AT_ONCE)
+                .collect()
+                .await;
+        let mut written = 0;
+        for (repo, result) in results {
+            let outcome = result?;
+            written += outcome.written;
+            if let Some(e) = outcome.errors.iter().find(|e| e.is_retryable()) {
+                later.add(&format!("{repo} statuses"), e);
+            } else if let Some(e) = outcome.errors.first() {
+                let n = outcome.errors.len();
+                failed.push(format!("{repo} ({n} statuses: {e})"));
+            }
+        }
+        Ok(written)
+    }
+
+    /// One repository's statuses, with its name for the caller.
+    async fn sync_statuses(
+        &self,
+        repo: String,
+        wanted: Wanted,
+        pass: &Pass<'_>,
+    ) -> (String, Result<RepoStatuses, EffectError>) {
+        let result = self.sync_repo(&repo, &wanted, pass).await;
+        (repo, result)
+    }
+
+    async fn sync_repo(
+        &self,
+        repo: &str,
+        wanted: &Wanted,
+        pass: &Pass<'_>,
+    ) -> Result<RepoStatuses, EffectError> {
+        let jobs = match self.status_jobs(repo, wanted, pass).await {
+            Ok(jobs) => jobs,
+            Err(StepError::GitHub(e)) => {
+                return Ok(RepoStatuses {
+                    written: 0,
+                    errors: vec![e],
+                });
+            }
+            Err(StepError::Db(e)) => return Err(e),
+        };
+        let results: Vec<Result<bool, StepError>> = stream::iter(jobs)
+            .map(|(sha, pr, state, text): Job| {
+                self.set_status(repo, sha, pr, state, text, pass.generation)
+                    .boxed()
+            })
+            .buffer_unordered(STATUSES_AT_ONCE)
+            .collect()
+            .await;
+        let mut outcome = RepoStatuses::default();
+        for result in results {
+            match result {
+                Ok(wrote) => outcome.written += usize::from(wrote),
+                Err(StepError::GitHub(e)) => outcome.errors.push(e),
+                Err(StepError::Db(e)) => return Err(e),
+            }
+        }
+        Ok(outcome)
+    }
+
+    /// The statuses `repo` should show: on every open pull request into a frozen branch
+    /// while frozen; `success` on the ones firebreak failed once it lifts.
+    async fn status_jobs(
+        &self,
+        repo: &str,
+        wanted: &Wanted,
+        pass: &Pass<'_>,
+    ) -> Result<Vec<Job>, StepError> {
+        if !wanted.frozen {
+            let failing = self.store.pr_statuses_in_state(repo, "failure").await;
+            let text = freeze::status_description(wanted, None, None);
+            return Ok(failing
+                .map_err(db)?
+                .into_iter()
+                .map(|(sha, pr)| (sha, pr as u64, "success".to_string(), text.clone()))
+                .collect());
+        }
+        let exemptions = self.store.exemptions(repo).await.map_err(db)?;
+        let incident = self.incident_number(pass, wanted).await?;
+        let mut jobs = Vec::new();
+        for branch in self.branches(repo).await? {
+            for pr in self.client.open_pulls(repo, &branch).await? {
+                let exempt = exempted_by(&exemptions, pr.number);
+                let state = freeze::pr_status(true, exempt.is_some());
+                let text = freeze::status_description(wanted, incident.as_deref(), exempt);
+                jobs.push((pr.head.sha, pr.number, state.to_string(), text));
+            }
+        }
+        Ok(jobs)
+    }
+
+    async fn incident_number(
+        &self,
+        pass: &Pass<'_>,
+        wanted: &Wanted,
+    ) -> Result<Option<String>, StepError> {
+        let Some(id) = pass.incidents.get(&wanted.scope).cloned().flatten() else {
+            return Ok(None);
+        };
+        let incident = self.store.incident_by_id(&id).await.map_err(db)?;
+        Ok(incident.map(|i| i.number.to_string()))
+    }
+
+    /// Writes one status unless the commit already shows it. Returns whether it wrote.
+    pub(super) async fn set_status(
+        &self,
+        repo: &str,
+        sha: String,
+        pr: u64,
+        state: String,
+        text: String,
+        generation: i64,
+    ) -> Result<bool, StepError> {
+        let state = state.as_str();
+        let current = self.store.pr_status(repo, &sha).await.map_err(db)?;
+        if current.as_ref().is_some_and(|(s, _)| s == state) {
+            return Ok(false);
+        }
+        if self.superseded(generation).await.map_err(StepError::Db)? {
+            return Ok(false);
+        }
+        self.client
+            .create_status(repo, &sha, state, &text, STATUS_CONTEXT)
+            .await?;
+        self.store
+            .set_pr_status(repo, &sha, pr, state, generation)
+            .await
+            .map_err(db)?;
+        Ok(true)
+    }
+}
+
+/// Who exempted pull request `number`, if anyone did.
+pub(super) fn exempted_by(exemptions: &[Exemption], number: u64) -> Option<&str> {
+    exemptions
+        .iter()
+        .find(|e| e.pr_number == number as i64)
+        .map(|e| e.allowed_by.as_str())
+}
+
+/// The repositories whose pull requests need statuses, with what they should show: every
+/// repository of a target whose ruleset step went through.
+fn status_repos(
+    done: &[Applied],
+    org_repos: &std::collections::BTreeMap<String, Vec<String>>,
+) -> Vec<(String, Wanted)> {
+    let mut out = Vec::new();
+    for a in done.iter().filter(|a| matches!(a.outcome, Outcome::Done)) {
+        match &a.target {
+            RulesetScope::Repo(r) => out.push((r.clone(), a.wanted.clone())),
+            RulesetScope::Org(o) => out.extend(
+                org_repos
+                    .get(o)
+                    .into_iter()
+                    .flatten()
+                    .map(|r| (r.clone(), a.wanted.clone())),
+            ),
+        }
+    }
+    out
+}
