@@ -19,6 +19,9 @@ pub enum Intent {
     Progress { key: String, text: String },
     /// A plain message in the incident's room.
     RoomPost { text: String },
+    /// Publish the post-mortem where post-mortems are kept, at this `revision` of its
+    /// written material (a content digest, so a double submit publishes once).
+    PublishPostmortem { revision: String },
 }
 
 pub trait EffectPlanner: Send + Sync {

@@ -4,9 +4,9 @@
 
 use super::effect;
 use crate::effects::NewEffect;
-use crate::effects::planner::EffectPlanner;
+use crate::effects::planner::{EffectPlanner, Intent};
 use crate::incident::freeze::{FreezePlanner, FreezeRequest};
-use crate::incident::model::Incident;
+use crate::incident::model::{Incident, IncidentId};
 use crate::incident::permissions::Actor;
 use crate::incident::rules::IncidentEvent;
 
@@ -57,5 +57,14 @@ impl EffectPlanner for PublishPlanner {
             )],
             _ => Vec::new(),
         })
+    }
+
+    fn plan_intent(&self, incident: &IncidentId, intent: &Intent, _key: &str) -> Vec<NewEffect> {
+        match intent {
+            Intent::PublishPostmortem { revision } => {
+                vec![effect::publish_postmortem(incident, revision)]
+            }
+            Intent::Progress { .. } | Intent::RoomPost { .. } => Vec::new(),
+        }
     }
 }

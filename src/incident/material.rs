@@ -11,6 +11,7 @@ use super::permissions::Actor;
 use super::reply::Reply;
 use super::service::{IncidentService, Outcome};
 use super::timeline::{EntryKind, NewEntry};
+use crate::effects::planner::Intent;
 
 /// How much of the Markdown a chat reply carries; the full draft is behind the link.
 const SNIPPET_CHARS: usize = 2800;
@@ -69,13 +70,17 @@ impl IncidentService {
             .await?
             .ok_or(UserError::NotFound(number))?;
         let revision = self.material_revision(&incident).await?;
-        let effect = crate::github::effect::publish_postmortem(&incident.id, &revision);
-        let id = self.enqueue(&effect).await?;
+        let intent = Intent::PublishPostmortem { revision };
+        let effects = self
+            .policy()
+            .planners
+            .plan_intent(&incident.id, &intent, "publish");
+        let ids = self.enqueue_all(&effects).await?;
         Ok(Outcome {
             reply: Reply::public(format!(
                 "Publishing the {number} post-mortem as a pull request."
             )),
-            effects: vec![id],
+            effects: ids,
         })
     }
 
