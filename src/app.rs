@@ -7,24 +7,26 @@ use tokio::net::TcpListener;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
+use crate::chat::slack::SlackEdge;
 use crate::chat::slack::api::SlackApi;
 use crate::chat::slack::effects::SlackEffects;
 use crate::chat::slack::planner::SlackPlanner;
-use crate::chat::slack::{SlackEdge, SlackSecrets};
+pub use crate::config::Integrations;
 use crate::config::{Config, ConfigError, Runtime};
 use crate::effects::planner::{EffectPlanner, Planners};
 use crate::effects::worker::Worker;
-use crate::github::GitHubSecrets;
 use crate::github::client::GitHubClient;
 use crate::github::config::AutoUnfreeze;
 use crate::github::handler::GitHubEffects;
 use crate::github::planner::{FreezeRequests, PublishPlanner};
 use crate::github::publish::Publisher;
 use crate::github::webhook::GitHubEdge;
+use crate::http::HttpState;
 use crate::incident::freeze::FreezeSettings;
 use crate::incident::{IncidentService, Policy};
 use crate::notify::WebhookPlanner;
 use crate::notify::webhook::{WebhookNotifier, http_client};
+use crate::read::ReadModel;
 use crate::store::Store;
 
 /// Everything a running firebreak holds.
@@ -32,6 +34,8 @@ use crate::store::Store;
 pub struct App {
     pub config: Arc<Config>,
     pub store: Store,
+    /// What every surface shows: incidents, the freeze, the queue.
+    pub read: ReadModel,
     pub service: IncidentService,
     pub worker: Arc<Worker>,
     /// Present when Slack is configured (`SLACK_SIGNING_SECRET` and `SLACK_BOT_TOKEN`).
@@ -39,22 +43,6 @@ pub struct App {
     /// Present when GitHub is configured (`GITHUB_TOKEN` or a GitHub App).
     pub github: Option<Arc<GitHubEdge>>,
     pub github_client: Option<Arc<GitHubClient>>,
-}
-
-/// The external integrations switched on by secrets in the environment.
-#[derive(Debug, Clone, Default)]
-pub struct Integrations {
-    pub slack: Option<SlackSecrets>,
-    pub github: Option<GitHubSecrets>,
-}
-
-impl Integrations {
-    pub fn from_env() -> Result<Self, ConfigError> {
-        Ok(Self {
-            slack: SlackSecrets::from_env().map_err(ConfigError)?,
-            github: GitHubSecrets::from_env().map_err(ConfigError)?,
-        })
-    }
 }
 
 impl App {
@@ -152,6 +140,7 @@ impl App {
         });
         Ok(Self {
             config: Arc::new(config),
+            read: ReadModel::new(store.clone()),
             store,
             service,
             worker: Arc::new(worker),
@@ -180,8 +169,21 @@ impl App {
         self
     }
 
+    /// The HTTP API on its own state, with the platform adapters' endpoints merged in.
     pub fn router(&self) -> axum::Router {
-        crate::http::router(self.clone())
+        let state = HttpState {
+            read: self.read.clone(),
+            postmortem_templates: self.config.postmortem.templates_dir.clone(),
+            github: self.github_client.clone(),
+        };
+        let mut adapters = axum::Router::new();
+        if let Some(slack) = &self.slack {
+            adapters = adapters.merge(crate::chat::slack::router(Arc::clone(slack)));
+        }
+        if let Some(github) = &self.github {
+            adapters = adapters.merge(crate::github::router(Arc::clone(github)));
+        }
+        crate::http::router(state, adapters)
     }
 
     /// Serves HTTP on `listener` and runs the effects worker until `shutdown` fires. Then the

@@ -12,11 +12,10 @@ use std::time::Duration;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
-use crate::app::Integrations;
-use crate::chat::slack::SlackConfig;
+use crate::chat::slack::{SlackConfig, SlackSecrets};
 use crate::effects::backoff::Backoff;
 use crate::effects::worker::WorkerConfig;
-use crate::github::GitHubConfig;
+use crate::github::{GitHubConfig, GitHubSecrets};
 use crate::incident::model::Severity;
 use crate::incident::permissions::Permissions;
 use crate::incident::rules::UpdateCadence;
@@ -444,6 +443,22 @@ fn line_of(text: &str, offset: usize) -> usize {
     text.get(..offset).map_or(1, |t| {
         t.lines().count().max(1) + usize::from(t.ends_with('\n'))
     })
+}
+
+/// The external integrations switched on by secrets in the environment.
+#[derive(Debug, Clone, Default)]
+pub struct Integrations {
+    pub slack: Option<SlackSecrets>,
+    pub github: Option<GitHubSecrets>,
+}
+
+impl Integrations {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Ok(Self {
+            slack: SlackSecrets::from_env().map_err(ConfigError)?,
+            github: GitHubSecrets::from_env().map_err(ConfigError)?,
+        })
+    }
 }
 
 /// Where to find the database and where to listen, from the environment.

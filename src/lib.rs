@@ -12,7 +12,9 @@
 //! - [`store`]: sqlx on SQLite (embedded default) or Postgres (several replicas), same SQL.
 //! - [`chat`]: Slack (slash commands, events, interactivity, Block Kit, Web API effects).
 //! - [`github`]: the merge freeze: rulesets, PR statuses, reconciler, webhook.
-//! - [`http`]: the axum router: health, readiness, the JSON API.
+//! - [`read`]: the one read model (incidents, the freeze, the queue, readiness) that the CLI,
+//!   HTTP and chat show from.
+//! - [`http`]: the axum router on its own small state: health, readiness, the JSON API.
 //! - [`config`]: `firebreak.toml` plus environment; secrets only from the environment.
 //! - [`app`]: wires it all together and runs until shutdown.
 //! - [`cli`]: the `firebreak` command line, a thin edge over the same service as chat.
@@ -27,4 +29,5 @@ pub mod http;
 pub mod incident;
 pub mod notify;
 pub mod postmortem;
+pub mod read;
 pub mod store;

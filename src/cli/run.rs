@@ -128,7 +128,7 @@ async fn effects(app: &App, cmd: EffectsCommand) -> anyhow::Result<ExitCode> {
             json,
             limit,
         } => {
-            let list = app.store.list_effects(failed, limit).await?;
+            let list = app.read.effects(failed, limit).await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&list)?);
             } else {
@@ -159,7 +159,7 @@ async fn postmortem(
             "\"{incident}\" is not an incident; write INC-42 or 42."
         )));
     };
-    let Some(view) = crate::postmortem::load(&app.store, number).await? else {
+    let Some(view) = app.read.postmortem(number).await? else {
         return Ok(user_error(&format!("There is no incident {number}.")));
     };
     let format = match format {

@@ -9,9 +9,10 @@ use chrono::Utc;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::app::App;
+use super::HttpState;
 use crate::incident::{Incident, IncidentNumber, Status, TimelineEntry};
 use crate::postmortem::overrides::Format;
+use crate::read::{FreezeView, Readiness};
 
 /// An incident as the API shows it: the stored fields plus its `INC-n` key.
 #[derive(Serialize)]
@@ -56,20 +57,13 @@ pub async fn healthz() -> &'static str {
 
 /// Ready means the store takes writes (every command is a write), checked with a write that
 /// is rolled back, and answered within a second whatever the database is doing.
-pub async fn readyz(State(app): State<App>) -> Response {
-    let probe = tokio::time::timeout(READY_WITHIN, app.store.probe_write()).await;
-    let problem = match probe {
-        Ok(Ok(())) => {
+pub async fn readyz(State(http): State<HttpState>) -> Response {
+    let problem = match http.read.readiness().await {
+        Readiness::Ready => {
             return Json(json!({ "status": "ready", "database": "ok" })).into_response();
         }
-        Ok(Err(e)) => {
-            tracing::error!(error = %format!("{e:#}"), "readiness check: the database refused a write");
-            "refuses writes"
-        }
-        Err(_) => {
-            tracing::error!("readiness check: the database did not answer within 1 s");
-            "unreachable"
-        }
+        Readiness::RefusesWrites => "refuses writes",
+        Readiness::Unreachable => "unreachable",
     };
     (
         StatusCode::SERVICE_UNAVAILABLE,
@@ -78,16 +72,14 @@ pub async fn readyz(State(app): State<App>) -> Response {
         .into_response()
 }
 
-const READY_WITHIN: std::time::Duration = std::time::Duration::from_secs(1);
-
 #[derive(Deserialize)]
 pub struct ListQuery {
     #[serde(default)]
     open: bool,
 }
 
-pub async fn list_incidents(State(app): State<App>, Query(q): Query<ListQuery>) -> Response {
-    match app.store.list_incidents(q.open, 500).await {
+pub async fn list_incidents(State(http): State<HttpState>, Query(q): Query<ListQuery>) -> Response {
+    match http.read.incidents(q.open, 500).await {
         Ok(list) => Json(
             list.into_iter()
                 .map(|i| IncidentView::new(i, None))
@@ -98,7 +90,7 @@ pub async fn list_incidents(State(app): State<App>, Query(q): Query<ListQuery>) 
     }
 }
 
-pub async fn show_incident(State(app): State<App>, Path(number): Path<String>) -> Response {
+pub async fn show_incident(State(http): State<HttpState>, Path(number): Path<String>) -> Response {
     let Some(n) = IncidentNumber::parse(&number, true) else {
         return (
             StatusCode::BAD_REQUEST,
@@ -106,27 +98,21 @@ pub async fn show_incident(State(app): State<App>, Path(number): Path<String>) -
         )
             .into_response();
     };
-    let incident = match app.store.incident_by_number(n).await {
-        Ok(Some(i)) => i,
-        Ok(None) => {
-            return (
-                StatusCode::NOT_FOUND,
-                Json(json!({ "error": format!("There is no incident {n}.") })),
-            )
-                .into_response();
-        }
-        Err(e) => return internal("loading an incident", e),
-    };
-    match app.store.timeline(&incident.id).await {
-        Ok(timeline) => Json(IncidentView::new(incident, Some(timeline))).into_response(),
-        Err(e) => internal("loading a timeline", e),
+    match http.read.incident(n).await {
+        Ok(Some(d)) => Json(IncidentView::new(d.incident, Some(d.timeline))).into_response(),
+        Ok(None) => (
+            StatusCode::NOT_FOUND,
+            Json(json!({ "error": format!("There is no incident {n}.") })),
+        )
+            .into_response(),
+        Err(e) => internal("loading an incident", e),
     }
 }
 
 /// Prometheus text exposition of the numbers an on-call dashboard wants.
-pub async fn metrics(State(app): State<App>) -> Response {
-    let open = app.store.list_incidents(true, 10_000).await;
-    let counts = app.store.effect_counts(Utc::now()).await;
+pub async fn metrics(State(http): State<HttpState>) -> Response {
+    let open = http.read.incidents(true, 10_000).await;
+    let counts = http.read.queue(Utc::now()).await;
     let (open, counts) = match (open, counts) {
         (Ok(o), Ok(c)) => (o, c),
         (Err(e), _) | (_, Err(e)) => return internal("collecting metrics", e),
@@ -176,11 +162,9 @@ fn internal(what: &str, e: anyhow::Error) -> Response {
 }
 
 /// Every freeze scope's wanted state and every target's verified state.
-pub async fn freeze_status(State(app): State<App>) -> Response {
-    let scopes = app.store.freeze_scopes().await;
-    let targets = app.store.freeze_targets().await;
-    match (scopes, targets) {
-        (Ok(scopes), Ok(targets)) => {
+pub async fn freeze_status(State(http): State<HttpState>) -> Response {
+    match http.read.freeze().await {
+        Ok(FreezeView { scopes, targets }) => {
             let targets: Vec<Value> = targets
                 .into_iter()
                 .map(|t| {
@@ -190,17 +174,17 @@ pub async fn freeze_status(State(app): State<App>) -> Response {
                     v
                 })
                 .collect();
-            let rate = app.github_client.as_ref().map(|c| c.rate());
+            let rate = http.github.as_ref().map(|c| c.rate());
             Json(json!({ "scopes": scopes, "targets": targets, "github_rate_limit": rate }))
                 .into_response()
         }
-        (Err(e), _) | (_, Err(e)) => internal("reading freeze state", e),
+        Err(e) => internal("reading freeze state", e),
     }
 }
 
 /// `GET /incidents/{id}/postmortem.md` and `/incidents/{id}/postmortem.html`.
 pub async fn postmortem(
-    State(app): State<App>,
+    State(http): State<HttpState>,
     Path((id, name)): Path<(String, String)>,
 ) -> Response {
     let Some(n) = IncidentNumber::parse(&id, true) else {
@@ -210,7 +194,7 @@ pub async fn postmortem(
         )
             .into_response();
     };
-    let view = match crate::postmortem::load(&app.store, n).await {
+    let view = match http.read.postmortem(n).await {
         Ok(Some(v)) => v,
         Ok(None) => {
             return (StatusCode::NOT_FOUND, format!("There is no incident {n}.")).into_response();
@@ -222,11 +206,8 @@ pub async fn postmortem(
         "postmortem.html" => (Format::Html, "text/html; charset=utf-8"),
         _ => return StatusCode::NOT_FOUND.into_response(),
     };
-    let rendered = crate::postmortem::overrides::render(
-        app.config.postmortem.templates_dir.as_deref(),
-        &view,
-        format,
-    )
-    .map(|r| ([(axum::http::header::CONTENT_TYPE, content_type)], r.text).into_response());
+    let rendered =
+        crate::postmortem::overrides::render(http.postmortem_templates.as_deref(), &view, format)
+            .map(|r| ([(axum::http::header::CONTENT_TYPE, content_type)], r.text).into_response());
     rendered.unwrap_or_else(|e| internal("rendering a post-mortem", e))
 }

@@ -148,12 +148,6 @@ impl Store {
         self.backend
     }
 
-    /// Round-trips to the database, for `/readyz`.
-    pub async fn ping(&self) -> anyhow::Result<()> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
-        Ok(())
-    }
-
     /// Starts a write transaction. On SQLite it is `BEGIN IMMEDIATE`, which takes the write
     /// lock up front: a deferred transaction that reads and then writes can fail with
     /// "database is locked" when two writers race, instead of waiting its turn.

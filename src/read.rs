@@ -1,0 +1,103 @@
+//! The one read model: what the CLI, the HTTP API and chat show about incidents, the merge
+//! freeze, the effects queue and the store's health. Edges read through it instead of
+//! querying the store themselves, so what a person sees is the same on every surface.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::effects::Effect;
+use crate::incident::{Incident, IncidentNumber, TimelineEntry};
+use crate::postmortem::view::PostmortemView;
+use crate::store::{EffectCounts, FreezeScope, FreezeTarget, Store};
+
+/// An incident with its whole timeline.
+#[derive(Debug, Clone)]
+pub struct IncidentDetail {
+    pub incident: Incident,
+    pub timeline: Vec<TimelineEntry>,
+}
+
+/// Every freeze scope's wanted state and every target's verified state.
+#[derive(Debug, Clone, Serialize)]
+pub struct FreezeView {
+    pub scopes: Vec<FreezeScope>,
+    pub targets: Vec<FreezeTarget>,
+}
+
+/// Whether the store can take the writes every command needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Readiness {
+    Ready,
+    /// It answered, and refused a write (read-only file or database, full disk).
+    RefusesWrites,
+    /// It did not answer within [`READY_WITHIN`].
+    Unreachable,
+}
+
+/// How long a readiness probe may take before the answer is "unreachable".
+pub const READY_WITHIN: Duration = Duration::from_secs(1);
+
+#[derive(Clone, Debug)]
+pub struct ReadModel {
+    store: Store,
+}
+
+impl ReadModel {
+    pub fn new(store: Store) -> Self {
+        Self { store }
+    }
+
+    /// Newest first; with `open_only`, those not yet resolved.
+    pub async fn incidents(&self, open_only: bool, limit: i64) -> anyhow::Result<Vec<Incident>> {
+        self.store.list_incidents(open_only, limit).await
+    }
+
+    pub async fn incident(&self, number: IncidentNumber) -> anyhow::Result<Option<IncidentDetail>> {
+        let Some(incident) = self.store.incident_by_number(number).await? else {
+            return Ok(None);
+        };
+        let timeline = self.store.timeline(&incident.id).await?;
+        Ok(Some(IncidentDetail { incident, timeline }))
+    }
+
+    pub async fn freeze(&self) -> anyhow::Result<FreezeView> {
+        Ok(FreezeView {
+            scopes: self.store.freeze_scopes().await?,
+            targets: self.store.freeze_targets().await?,
+        })
+    }
+
+    pub async fn queue(&self, now: DateTime<Utc>) -> anyhow::Result<EffectCounts> {
+        self.store.effect_counts(now).await
+    }
+
+    /// Effects newest first; with `failed_only`, just the ones that gave up.
+    pub async fn effects(&self, failed_only: bool, limit: i64) -> anyhow::Result<Vec<Effect>> {
+        self.store.list_effects(failed_only, limit).await
+    }
+
+    pub async fn postmortem(
+        &self,
+        number: IncidentNumber,
+    ) -> anyhow::Result<Option<PostmortemView>> {
+        crate::postmortem::load(&self.store, number).await
+    }
+
+    /// Probes the store with a write that is rolled back, within [`READY_WITHIN`]. Failures
+    /// are logged with their cause; the answer says only which kind.
+    pub async fn readiness(&self) -> Readiness {
+        match tokio::time::timeout(READY_WITHIN, self.store.probe_write()).await {
+            Ok(Ok(())) => Readiness::Ready,
+            Ok(Err(e)) => {
+                tracing::error!(error = %format!("{e:#}"), "readiness check: the database refused a write");
+                Readiness::RefusesWrites
+            }
+            Err(_) => {
+                tracing::error!("readiness check: the database did not answer within 1 s");
+                Readiness::Unreachable
+            }
+        }
+    }
+}
