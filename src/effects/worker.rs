@@ -209,7 +209,8 @@ impl Worker {
                 _ = shutdown.cancelled() => break,
                 _ = self.wake.notified(), if claim_failures == 0 => {}
                 Some(_) = running.join_next(), if !running.is_empty() => {}
-                _ = housekeeping.tick() => self.housekeep().await,
+                // While the store refuses claims, the heartbeat would only fail too.
+                _ = housekeeping.tick(), if claim_failures == 0 => self.housekeep().await,
                 _ = tokio::time::sleep(pause) => {}
             }
         }
