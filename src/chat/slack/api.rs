@@ -58,8 +58,9 @@ impl SlackApi {
         })
     }
 
-    /// Runs one API call, paced by its rate tier (per `channel` for posts), with a timeout;
-    /// `method` names it in errors.
+    /// Runs one API call with a timeout, if its rate tier (per `channel` for posts) allows
+    /// it now; otherwise it fails with [`EffectError::Deferred`] at once, so the effect goes
+    /// back to the queue instead of holding a worker. `method` names it in errors.
     pub async fn call<'a, T, F, Fut>(
         &'a self,
         method: &str,
@@ -70,16 +71,32 @@ impl SlackApi {
         F: FnOnce(SlackClientSession<'a, SlackClientHyperHttpsConnector>) -> Fut,
         Fut: Future<Output = Result<T, SlackClientError>> + 'a,
     {
-        self.limits.wait(method, channel).await;
+        if let Err(wait) = self.limits.check(method, channel) {
+            return Err(SlackCallError::new(
+                method,
+                None,
+                EffectError::Deferred { wait },
+            ));
+        }
         let session = self.client.open_session(&self.token);
         match tokio::time::timeout(self.timeout, f(session)).await {
             Ok(Ok(v)) => Ok(v),
-            Ok(Err(e)) => Err(SlackCallError::from_client(method, e)),
-            Err(_) => Err(SlackCallError {
-                method: method.to_string(),
-                code: None,
-                error: EffectError::retryable(format!("Slack {method} timed out")),
-            }),
+            Ok(Err(e)) => {
+                let e = SlackCallError::from_client(method, e);
+                if let EffectError::Retryable {
+                    retry_after: Some(wait),
+                    ..
+                } = &e.error
+                {
+                    self.limits.penalize(method, channel, *wait);
+                }
+                Err(e)
+            }
+            Err(_) => Err(SlackCallError::new(
+                method,
+                None,
+                EffectError::retryable(format!("Slack {method} timed out")),
+            )),
         }
     }
 }
@@ -93,13 +110,22 @@ pub struct SlackCallError {
 }
 
 impl SlackCallError {
-    fn from_client(method: &str, e: SlackClientError) -> Self {
-        let (code, error) = classify(method, e);
+    fn new(method: &str, code: Option<String>, error: EffectError) -> Self {
         Self {
             method: method.to_string(),
             code,
             error,
         }
+    }
+
+    fn from_client(method: &str, e: SlackClientError) -> Self {
+        let (code, error) = classify(method, e);
+        Self::new(method, code, error)
+    }
+
+    /// Whether trying again can never help.
+    pub fn is_permanent(&self) -> bool {
+        matches!(self.error, EffectError::Permanent { .. })
     }
 
     /// True when Slack answered `ok:false` with this error code (HTTP 200 on the real

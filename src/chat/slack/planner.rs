@@ -1,42 +1,25 @@
-//! Which Slack effects each incident change needs. Two FIFO groups per incident keep order
-//! where it matters and parallelism where it doesn't: everything in the incident channel
-//! (create, invite, topic, card, posts) runs in one group; the company-wide notices in the
-//! other, so the announcement goes out at T+0 without waiting for channel setup.
+//! Which Slack effects each incident change needs. Everything in the incident channel
+//! (create, invite, topic, card, posts) runs in one FIFO group. Company-wide notices go
+//! through a cheap fan-out ([`SlackEffect::SyncNotices`]) that queues one effect per
+//! announcement channel, each in its own FIFO group, so the announcement goes out at T+0
+//! without waiting for channel setup, and one bad channel never holds up another.
 //!
 //! The "sync" effects render from the database when they run, not from the state at
 //! planning time, so a notice or card is always current even if edits queue up.
 
-use serde_json::json;
-
 use super::blocks::mention;
 use super::config::SlackConfig;
-use crate::effects::NewEffect;
-use crate::effects::planner::EffectPlanner;
-use crate::incident::model::Incident;
+pub use super::effects::types::{
+    ALL_KINDS, CAPTURE_PIN, CHANNEL_POST, EPHEMERAL, NOTICE, NOTICE_REPLY, OPEN_MODAL, PROGRESS,
+    SYNC_CHANNEL, SYNC_NOTICES,
+};
+use super::effects::types::{SlackEffect, channel_group, notices_group};
+use crate::effects::planner::{EffectPlanner, Intent};
+use crate::effects::{Audience, NewEffect, TypedEffect};
+use crate::incident::model::{Incident, IncidentId};
 use crate::incident::permissions::Actor;
 use crate::incident::rules::IncidentEvent;
 use crate::incident::timeline::Source;
-
-pub const SYNC_CHANNEL: &str = "slack.sync_channel";
-pub const SYNC_NOTICES: &str = "slack.sync_notices";
-pub const CHANNEL_POST: &str = "slack.channel_post";
-pub const NOTICE_REPLY: &str = "slack.notice_reply";
-pub const OPEN_MODAL: &str = "slack.open_modal";
-pub const EPHEMERAL: &str = "slack.ephemeral";
-pub const CAPTURE_PIN: &str = "slack.capture_pin";
-/// A message in the incident channel that is edited as work progresses (the freeze).
-pub const PROGRESS: &str = "slack.progress";
-
-pub const ALL_KINDS: &[&str] = &[
-    SYNC_CHANNEL,
-    SYNC_NOTICES,
-    CHANNEL_POST,
-    NOTICE_REPLY,
-    OPEN_MODAL,
-    EPHEMERAL,
-    CAPTURE_PIN,
-    PROGRESS,
-];
 
 pub struct SlackPlanner {
     pub config: SlackConfig,
@@ -55,11 +38,7 @@ impl EffectPlanner for SlackPlanner {
             incident,
             event_tag: tag(event),
         };
-        let announce = self
-            .config
-            .announce
-            .for_severity(incident.severity)
-            .to_vec();
+        let announce = announce_channels(&self.config, incident);
         let who = if actor.source == Source::Slack {
             mention(&actor.id)
         } else {
@@ -71,13 +50,10 @@ impl EffectPlanner for SlackPlanner {
                     .then(|| actor.id.clone())
                     .into_iter()
                     .collect();
-                vec![
-                    p.notices(&announce),
-                    p.channel(SYNC_CHANNEL, json!({ "invite": invite })),
-                ]
+                vec![p.announce(announce), p.sync_channel(invite)]
             }
             IncidentEvent::Acknowledged | IncidentEvent::RoleAssigned { .. } => {
-                vec![p.channel(SYNC_CHANNEL, json!({})), p.notices(&[])]
+                vec![p.sync_channel(Vec::new()), p.notices(Vec::new(), None)]
             }
             IncidentEvent::Update { text } => {
                 let due = incident
@@ -85,17 +61,13 @@ impl EffectPlanner for SlackPlanner {
                     .map(|d| format!("\nNext update due by {} UTC.", d.format("%H:%M")))
                     .unwrap_or_default();
                 vec![
-                    p.channel(
-                        CHANNEL_POST,
-                        json!({ "text": format!("📣 *Update* from {who}: {text}{due}") }),
-                    ),
-                    p.channel(SYNC_CHANNEL, json!({})),
-                    p.notice_group(NOTICE_REPLY, json!({ "text": format!("📣 {text}") })),
-                    p.notices(&[]),
+                    p.post(format!("📣 *Update* from {who}: {text}{due}")),
+                    p.sync_channel(Vec::new()),
+                    p.notices(Vec::new(), Some(format!("📣 {text}"))),
                 ]
             }
             IncidentEvent::StatusChanged { .. } | IncidentEvent::SeverityChanged { .. } => {
-                vec![p.channel(SYNC_CHANNEL, json!({})), p.notices(&announce)]
+                vec![p.sync_channel(Vec::new()), p.announce(announce)]
             }
             IncidentEvent::Resolved => {
                 let summary = incident
@@ -106,29 +78,59 @@ impl EffectPlanner for SlackPlanner {
                 let text = format!("✅ {} resolved by {who}{summary}", incident.number);
                 let draft = postmortem_link(self.public_url.as_deref(), incident);
                 vec![
-                    p.channel(CHANNEL_POST, json!({ "text": format!("{text}\n{draft}") })),
-                    p.channel(SYNC_CHANNEL, json!({})),
-                    p.notice_group(NOTICE_REPLY, json!({ "text": text })),
-                    p.notices(&[]),
+                    p.post(format!("{text}\n{draft}")),
+                    p.sync_channel(Vec::new()),
+                    p.notices(Vec::new(), Some(text)),
                 ]
             }
-            IncidentEvent::Overdue => {
-                let due = incident
-                    .next_update_due
-                    .map(|d| d.format("%H:%M UTC").to_string())
-                    .unwrap_or_default();
-                let comms = incident
-                    .comms
-                    .as_deref()
-                    .or(incident.commander.as_deref())
-                    .map_or("Comms".into(), mention);
-                let text = format!(
-                    "⏰ The status update promised for {due} is overdue. {comms}, please post one with `/incident update …`."
-                );
-                vec![p.channel(CHANNEL_POST, json!({ "text": text }))]
-            }
+            IncidentEvent::Overdue => vec![p.post(overdue_text(incident))],
         })
     }
+
+    fn plan_intent(&self, incident: &IncidentId, intent: &Intent, key: &str) -> Vec<NewEffect> {
+        let effect = match intent {
+            Intent::Progress {
+                key: progress,
+                text,
+            } => SlackEffect::Progress {
+                incident_id: incident.clone(),
+                key: progress.clone(),
+                text: text.clone(),
+            },
+            Intent::RoomPost { text } => SlackEffect::ChannelPost {
+                incident_id: incident.clone(),
+                text: text.clone(),
+            },
+        };
+        let key = format!("{}:{incident}:{key}", effect.kind());
+        vec![effect.queued(key).ordered(channel_group(incident))]
+    }
+}
+
+/// The announcement channels for the incident's severity, each once, in config order.
+fn announce_channels(config: &SlackConfig, incident: &Incident) -> Vec<String> {
+    let mut channels: Vec<String> = Vec::new();
+    for c in config.announce.for_severity(incident.severity) {
+        if !channels.contains(c) {
+            channels.push(c.clone());
+        }
+    }
+    channels
+}
+
+fn overdue_text(incident: &Incident) -> String {
+    let due = incident
+        .next_update_due
+        .map(|d| d.format("%H:%M UTC").to_string())
+        .unwrap_or_default();
+    let comms = incident
+        .comms
+        .as_deref()
+        .or(incident.commander.as_deref())
+        .map_or("Comms".into(), mention);
+    format!(
+        "⏰ The status update promised for {due} is overdue. {comms}, please post one with `/incident update …`."
+    )
 }
 
 /// Where the post-mortem draft is, for the resolution message.
@@ -152,30 +154,57 @@ struct Plan<'a> {
 }
 
 impl Plan<'_> {
-    fn effect(&self, kind: &str, group: &str, mut payload: serde_json::Value) -> NewEffect {
-        let id = &self.incident.id;
-        payload["incident_id"] = json!(id.0);
-        NewEffect {
-            incident_id: Some(id.clone()),
-            kind: kind.into(),
-            payload,
-            idempotency_key: format!("{kind}:{id}:v{}:{}", self.incident.version, self.event_tag),
-            ordering_key: Some(format!("slack:{id}:{group}")),
-            audience: None,
+    fn id(&self) -> IncidentId {
+        self.incident.id.clone()
+    }
+
+    /// Keyed by the incident version this change produced: planning it again is a no-op.
+    fn queued(&self, effect: SlackEffect, group: String) -> NewEffect {
+        let key = format!(
+            "{}:{}:v{}:{}",
+            effect.kind(),
+            self.incident.id,
+            self.incident.version,
+            self.event_tag
+        );
+        effect.queued(key).ordered(group)
+    }
+
+    fn sync_channel(&self, invite: Vec<String>) -> NewEffect {
+        let effect = SlackEffect::SyncChannel {
+            incident_id: self.id(),
+            invite,
+        };
+        self.queued(effect, channel_group(&self.incident.id))
+    }
+
+    fn post(&self, text: String) -> NewEffect {
+        let effect = SlackEffect::ChannelPost {
+            incident_id: self.id(),
+            text,
+        };
+        self.queued(effect, channel_group(&self.incident.id))
+    }
+
+    /// Bring every notice up to date, post new ones in `channels`, and with `reply`, answer
+    /// in each notice's thread.
+    fn notices(&self, channels: Vec<String>, reply: Option<String>) -> NewEffect {
+        let effect = SlackEffect::SyncNotices {
+            incident_id: self.id(),
+            channels,
+            reply,
+        };
+        self.queued(effect, notices_group(&self.incident.id))
+    }
+
+    /// [`Self::notices`] for the announcement channels, counted in the reply.
+    fn announce(&self, channels: Vec<String>) -> NewEffect {
+        let n = channels.len();
+        let effect = self.notices(channels, None);
+        if n == 0 {
+            return effect;
         }
-    }
-
-    fn channel(&self, kind: &str, payload: serde_json::Value) -> NewEffect {
-        self.effect(kind, "channel", payload)
-    }
-
-    fn notice_group(&self, kind: &str, payload: serde_json::Value) -> NewEffect {
-        self.effect(kind, "notices", payload)
-    }
-
-    /// Ensure a notice exists in each of `channels`, and bring every existing one up to date.
-    fn notices(&self, channels: &[String]) -> NewEffect {
-        self.notice_group(SYNC_NOTICES, json!({ "channels": channels }))
+        effect.announcing(Audience::SlackChannels(n))
     }
 }
 
