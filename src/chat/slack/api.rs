@@ -8,6 +8,7 @@
 
 use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
@@ -36,6 +37,10 @@ pub struct SlackApi {
     token: SlackApiToken,
     timeout: Duration,
     limits: Arc<SlackRateLimits>,
+    /// Cleared while Slack is failing (5xx, unreachable, timeouts). Calls made then are the
+    /// circuit breaker's probes, which it paces itself; they do not spend the tiers' budget,
+    /// so the backlog goes out at full speed when Slack answers again.
+    answering: Arc<AtomicBool>,
 }
 
 impl SlackApi {
@@ -55,6 +60,7 @@ impl SlackApi {
             )),
             timeout,
             limits: Arc::new(SlackRateLimits::default()),
+            answering: Arc::new(AtomicBool::new(true)),
         })
     }
 
@@ -71,33 +77,41 @@ impl SlackApi {
         F: FnOnce(SlackClientSession<'a, SlackClientHyperHttpsConnector>) -> Fut,
         Fut: Future<Output = Result<T, SlackClientError>> + 'a,
     {
-        if let Err(wait) = self.limits.check(method, channel) {
-            return Err(SlackCallError::new(
-                method,
-                None,
-                EffectError::Deferred { wait },
-            ));
+        if self.answering.load(Ordering::Relaxed) {
+            if let Err(wait) = self.limits.check(method, channel) {
+                let deferred = EffectError::Deferred { wait };
+                return Err(SlackCallError::new(method, None, deferred));
+            }
         }
         let session = self.client.open_session(&self.token);
-        match tokio::time::timeout(self.timeout, f(session)).await {
+        let result = match tokio::time::timeout(self.timeout, f(session)).await {
             Ok(Ok(v)) => Ok(v),
-            Ok(Err(e)) => {
-                let e = SlackCallError::from_client(method, e);
-                if let EffectError::Retryable {
-                    retry_after: Some(wait),
-                    ..
-                } = &e.error
-                {
-                    self.limits.penalize(method, channel, *wait);
-                }
-                Err(e)
-            }
+            Ok(Err(e)) => Err(SlackCallError::from_client(method, e)),
             Err(_) => Err(SlackCallError::new(
                 method,
                 None,
                 EffectError::retryable(format!("Slack {method} timed out")),
             )),
-        }
+        };
+        self.observe(method, channel, result.as_ref().err());
+        result
+    }
+
+    /// Learns from an answer: a 429's `Retry-After` holds back that method (and channel);
+    /// an outage switches the tiers off until Slack answers again.
+    fn observe(&self, method: &str, channel: Option<&str>, error: Option<&SlackCallError>) {
+        let answering = match error.map(|e| &e.error) {
+            Some(EffectError::Retryable {
+                retry_after: Some(wait),
+                ..
+            }) => {
+                self.limits.penalize(method, channel, *wait);
+                true
+            }
+            Some(EffectError::Retryable { .. }) => error.is_some_and(|e| e.is("ratelimited")),
+            _ => true,
+        };
+        self.answering.store(answering, Ordering::Relaxed);
     }
 }
 
