@@ -220,3 +220,99 @@ fn tag(event: &IncidentEvent) -> &'static str {
         IncidentEvent::Overdue => "overdue",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::chat::slack::blocks::tests::incident;
+
+    fn planner(sev1: &[&str]) -> SlackPlanner {
+        let mut config = SlackConfig::default();
+        config.announce.sev1 = sev1.iter().map(|c| c.to_string()).collect();
+        SlackPlanner {
+            config,
+            public_url: None,
+        }
+    }
+
+    fn decoded(e: &NewEffect) -> SlackEffect {
+        serde_json::from_value(e.payload.clone()).unwrap()
+    }
+
+    #[test]
+    fn a_declaration_fans_out_to_each_announcement_channel_once_and_counts_them() {
+        let inc = incident("Checkout down");
+        let alice = Actor::new(Source::Slack, "U0ALICE", "alice");
+        let p = planner(&["C_A", "C_B", "C_A"]);
+        let plan = p.plan(&inc, &IncidentEvent::Declared, &alice).unwrap();
+        assert_eq!(plan.len(), 2);
+        assert_eq!(
+            decoded(&plan[0]),
+            SlackEffect::SyncNotices {
+                incident_id: inc.id.clone(),
+                channels: vec!["C_A".into(), "C_B".into()],
+                reply: None
+            }
+        );
+        assert_eq!(plan[0].audience, Some(Audience::SlackChannels(2)));
+        assert_eq!(plan[0].ordering_key, Some(notices_group(&inc.id)));
+        assert_eq!(
+            plan[0].idempotency_key,
+            format!("slack.sync_notices:{}:v3:declared", inc.id)
+        );
+        assert_eq!(
+            decoded(&plan[1]),
+            SlackEffect::SyncChannel {
+                incident_id: inc.id.clone(),
+                invite: vec!["U0ALICE".into()]
+            }
+        );
+        let again = p.plan(&inc, &IncidentEvent::Declared, &alice).unwrap();
+        assert_eq!(
+            plan, again,
+            "keys come from content: planning twice is one effect"
+        );
+    }
+
+    #[test]
+    fn an_update_replies_under_every_notice_without_announcing() {
+        let inc = incident("Checkout down");
+        let event = IncidentEvent::Update {
+            text: "Rolled back".into(),
+        };
+        let plan = planner(&["C_A"])
+            .plan(&inc, &event, &Actor::system())
+            .unwrap();
+        let fan_out = plan.iter().find(|e| e.kind == SYNC_NOTICES).unwrap();
+        assert_eq!(fan_out.audience, None);
+        assert!(matches!(
+            decoded(fan_out),
+            SlackEffect::SyncNotices { ref channels, reply: Some(ref r), .. }
+                if channels.is_empty() && r == "📣 Rolled back"
+        ));
+    }
+
+    #[test]
+    fn intents_become_channel_effects_keyed_by_the_callers_key() {
+        let id = IncidentId("i1".into());
+        let p = planner(&[]);
+        let progress = Intent::Progress {
+            key: "freeze".into(),
+            text: "3/8 repositories".into(),
+        };
+        let plan = p.plan_intent(&id, &progress, "freeze:g7:3");
+        assert_eq!(plan.len(), 1);
+        assert_eq!(plan[0].kind, PROGRESS);
+        assert_eq!(plan[0].idempotency_key, "slack.progress:i1:freeze:g7:3");
+        assert_eq!(plan[0].ordering_key.as_deref(), Some("slack:i1:channel"));
+        assert_eq!(plan, p.plan_intent(&id, &progress, "freeze:g7:3"));
+        let post = p.plan_intent(&id, &Intent::RoomPost { text: "hi".into() }, "k");
+        assert_eq!(
+            decoded(&post[0]),
+            SlackEffect::ChannelPost {
+                incident_id: id,
+                text: "hi".into()
+            }
+        );
+    }
+}
