@@ -2,13 +2,16 @@
 //! (create, invite, topic, card, posts) runs in one FIFO group. Company-wide notices go
 //! through a cheap fan-out ([`SlackEffect::SyncNotices`]) that queues one effect per
 //! announcement channel, each in its own FIFO group, so the announcement goes out at T+0
-//! without waiting for channel setup, and one bad channel never holds up another.
+//! without waiting for channel setup, and one bad channel never holds up another. An
+//! announcement's own notices are also queued directly with the change (see
+//! [`Plan::announce`]).
 //!
 //! The "sync" effects render from the database when they run, not from the state at
 //! planning time, so a notice or card is always current even if edits queue up.
 
 use super::blocks::mention;
 use super::config::SlackConfig;
+use super::effects::notices::{FanOut, plan_children};
 pub use super::effects::types::{
     ALL_KINDS, CAPTURE_PIN, CHANNEL_POST, EPHEMERAL, NOTICE, NOTICE_REPLY, OPEN_MODAL, PROGRESS,
     SYNC_CHANNEL, SYNC_NOTICES,
@@ -50,7 +53,9 @@ impl EffectPlanner for SlackPlanner {
                     .then(|| actor.id.clone())
                     .into_iter()
                     .collect();
-                vec![p.announce(announce), p.sync_channel(invite)]
+                let mut plan = p.announce(announce);
+                plan.push(p.sync_channel(invite));
+                plan
             }
             IncidentEvent::Acknowledged | IncidentEvent::RoleAssigned { .. } => {
                 vec![p.sync_channel(Vec::new()), p.notices(Vec::new(), None)]
@@ -67,7 +72,9 @@ impl EffectPlanner for SlackPlanner {
                 ]
             }
             IncidentEvent::StatusChanged { .. } | IncidentEvent::SeverityChanged { .. } => {
-                vec![p.sync_channel(Vec::new()), p.announce(announce)]
+                let mut plan = vec![p.sync_channel(Vec::new())];
+                plan.extend(p.announce(announce));
+                plan
             }
             IncidentEvent::Resolved => {
                 let summary = incident
@@ -159,14 +166,15 @@ impl Plan<'_> {
     }
 
     /// Keyed by the incident version this change produced: planning it again is a no-op.
+    fn key(&self, kind: &str) -> String {
+        format!(
+            "{kind}:{}:v{}:{}",
+            self.incident.id, self.incident.version, self.event_tag
+        )
+    }
+
     fn queued(&self, effect: SlackEffect, group: String) -> NewEffect {
-        let key = format!(
-            "{}:{}:v{}:{}",
-            effect.kind(),
-            self.incident.id,
-            self.incident.version,
-            self.event_tag
-        );
+        let key = self.key(effect.kind());
         effect.queued(key).ordered(group)
     }
 
@@ -197,14 +205,23 @@ impl Plan<'_> {
         self.queued(effect, notices_group(&self.incident.id))
     }
 
-    /// [`Self::notices`] for the announcement channels, counted in the reply.
-    fn announce(&self, channels: Vec<String>) -> NewEffect {
+    /// The announcement: a notice effect per channel, queued with the change (so the CLI
+    /// delivers it, failures included), and the fan-out that also edits notices in other
+    /// channels. Each notice has the key the fan-out gives it, so it is queued once.
+    fn announce(&self, channels: Vec<String>) -> Vec<NewEffect> {
         let n = channels.len();
-        let effect = self.notices(channels, None);
-        if n == 0 {
-            return effect;
-        }
-        effect.announcing(Audience::SlackChannels(n))
+        let fan_out = self.notices(channels.clone(), None);
+        let direct = FanOut {
+            parent_key: &fan_out.idempotency_key,
+            announce: &channels,
+            reply: None,
+        };
+        let notices = plan_children(&self.incident.id, &direct, &[]);
+        let fan_out = match n {
+            0 => fan_out,
+            n => fan_out.announcing(Audience::SlackChannels(n)),
+        };
+        std::iter::once(fan_out).chain(notices).collect()
     }
 }
 
@@ -245,7 +262,7 @@ mod tests {
         let alice = Actor::new(Source::Slack, "U0ALICE", "alice");
         let p = planner(&["C_A", "C_B", "C_A"]);
         let plan = p.plan(&inc, &IncidentEvent::Declared, &alice).unwrap();
-        assert_eq!(plan.len(), 2);
+        assert_eq!(plan.len(), 4);
         assert_eq!(
             decoded(&plan[0]),
             SlackEffect::SyncNotices {
@@ -260,8 +277,27 @@ mod tests {
             plan[0].idempotency_key,
             format!("slack.sync_notices:{}:v3:declared", inc.id)
         );
+        for (notice, channel) in plan[1..3].iter().zip(["C_A", "C_B"]) {
+            assert_eq!(
+                decoded(notice),
+                SlackEffect::Notice {
+                    incident_id: inc.id.clone(),
+                    channel: channel.into(),
+                    announce: true
+                }
+            );
+            assert_eq!(
+                notice.idempotency_key,
+                format!("{}:{channel}", plan[0].idempotency_key),
+                "the key the fan-out gives it, so the fan-out does not queue it again"
+            );
+            assert_eq!(
+                notice.ordering_key,
+                Some(format!("slack:{}:notice:{channel}", inc.id))
+            );
+        }
         assert_eq!(
-            decoded(&plan[1]),
+            decoded(&plan[3]),
             SlackEffect::SyncChannel {
                 incident_id: inc.id.clone(),
                 invite: vec!["U0ALICE".into()]

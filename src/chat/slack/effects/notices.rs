@@ -4,7 +4,10 @@
 //! database: when it runs it queues, in one transaction, a [`SlackEffect::Notice`] for
 //! every channel that is announced to now or already has (or is owed) a notice, and a
 //! thread reply under each if the change has one. Each channel has its own FIFO group, so
-//! its post comes before its edits, and a channel that fails never holds up another.
+//! its post comes before its edits, and a channel that fails never holds up another. The
+//! planner queues an announcement's notices with the change itself, under the keys the
+//! fan-out gives them (so the CLI delivers them and reports their failures); the fan-out
+//! queueing them again is a no-op.
 //!
 //! A notice renders from the database when it runs: it posts if the channel has no notice
 //! yet (recording the `ts` at once, so a retry edits instead of posting again), else edits.
