@@ -4,7 +4,7 @@
 //! announcement channel, each in its own FIFO group, so the announcement goes out at T+0
 //! without waiting for channel setup, and one bad channel never holds up another. An
 //! announcement's own notices are also queued directly with the change (see
-//! [`Plan::announce`]).
+//! `Plan::announce`).
 //!
 //! The "sync" effects render from the database when they run, not from the state at
 //! planning time, so a notice or card is always current even if edits queue up.
