@@ -360,3 +360,44 @@ async fn injected_failures_surface_as_slack_morphism_errors() {
     assert_eq!(answer["error"], "unknown_method");
     assert_eq!(fake.methods(), ["chat.postMessage", "chat.postMessage"]);
 }
+
+#[tokio::test]
+async fn outages_and_broken_channels_are_switched_on_and_off() {
+    let fake = FakeSlack::start().await;
+    let client = client(&fake);
+    let token = token();
+    let session = client.open_session(&token);
+    let post = |channel: &str| {
+        SlackApiChatPostMessageRequest::new(
+            SlackChannelId::new(channel.into()),
+            SlackMessageContent::new().with_text("hello".into()),
+        )
+    };
+    fake.set_down(true);
+    for _ in 0..3 {
+        match session.chat_post_message(&post("C1")).await.unwrap_err() {
+            SlackClientError::HttpError(e) => assert_eq!(e.status_code.as_u16(), 503),
+            other => panic!("expected HTTP 503 while down, got {other:?}"),
+        }
+    }
+    assert!(fake.messages().is_empty(), "nothing is posted while down");
+    fake.set_down(false);
+    session.chat_post_message(&post("C1")).await.unwrap();
+
+    fake.break_channel("C0MISSING", "channel_not_found");
+    for _ in 0..2 {
+        assert_eq!(
+            api_code(
+                session
+                    .chat_post_message(&post("C0MISSING"))
+                    .await
+                    .unwrap_err()
+            ),
+            "channel_not_found",
+            "a broken channel stays broken"
+        );
+    }
+    session.chat_post_message(&post("C2")).await.unwrap();
+    assert_eq!(fake.calls().len(), 7);
+    assert_eq!(fake.methods(), ["chat.postMessage", "chat.postMessage"]);
+}

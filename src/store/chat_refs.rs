@@ -6,7 +6,7 @@
 use chrono::Utc;
 use sqlx::FromRow;
 
-use super::{Store, to_ms};
+use super::{Store, Tx, to_ms};
 use crate::incident::model::{IncidentId, IncidentNumber};
 
 /// One thing an incident owns on a chat platform.
@@ -19,6 +19,26 @@ pub struct ChatRef {
     pub channel_id: String,
     /// The message id (a Slack `ts`), for roles that are messages.
     pub message_id: Option<String>,
+}
+
+impl Tx {
+    /// Records (or replaces) a reference in this transaction.
+    pub async fn put_chat_ref(&mut self, r: &ChatRef) -> anyhow::Result<()> {
+        sqlx::query(
+            "INSERT INTO chat_refs (incident_id, platform, role, channel_id, message_id, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6) \
+             ON CONFLICT (incident_id, platform, role, channel_id) DO UPDATE SET message_id = excluded.message_id",
+        )
+        .bind(&r.incident_id)
+        .bind(&r.platform)
+        .bind(&r.role)
+        .bind(&r.channel_id)
+        .bind(&r.message_id)
+        .bind(to_ms(Utc::now()))
+        .execute(&mut *self.inner)
+        .await?;
+        Ok(())
+    }
 }
 
 impl Store {
@@ -40,19 +60,7 @@ impl Store {
     /// Records (or replaces) a reference.
     pub async fn put_chat_ref(&self, r: &ChatRef) -> anyhow::Result<()> {
         let mut tx = self.begin_background().await?;
-        sqlx::query(
-            "INSERT INTO chat_refs (incident_id, platform, role, channel_id, message_id, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6) \
-             ON CONFLICT (incident_id, platform, role, channel_id) DO UPDATE SET message_id = excluded.message_id",
-        )
-        .bind(&r.incident_id)
-        .bind(&r.platform)
-        .bind(&r.role)
-        .bind(&r.channel_id)
-        .bind(&r.message_id)
-        .bind(to_ms(Utc::now()))
-        .execute(&mut *tx.inner)
-        .await?;
+        tx.put_chat_ref(r).await?;
         tx.commit().await
     }
 

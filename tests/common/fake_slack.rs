@@ -11,6 +11,9 @@
 //! [`FakeSlack::add_channel`]; `conversations.invite` fails with `already_in_channel` only
 //! when every user is already a member; `chat.update`, `pins.add`, `chat.getPermalink` and
 //! `conversations.replies` need an existing message. The bot posts as [`BOT_USER`].
+//!
+//! For outages, [`FakeSlack::set_down`] makes every call answer HTTP 503 until switched back,
+//! and [`FakeSlack::break_channel`] makes every call naming one channel fail with an error code.
 #![allow(dead_code)]
 
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -91,6 +94,10 @@ struct Channel {
 #[derive(Default)]
 struct Inner {
     latency: Duration,
+    /// Every call answers HTTP 503 while set.
+    down: bool,
+    /// Calls naming one of these channels fail with the code.
+    broken_channels: HashMap<String, String>,
     failures: HashMap<String, VecDeque<Failure>>,
     calls: Vec<(Call, bool)>,
     channels: Vec<Channel>,
@@ -163,6 +170,24 @@ impl FakeSlack {
     /// Delay added before every answer (the call is recorded on arrival).
     pub fn set_latency(&self, d: Duration) {
         self.lock().latency = d;
+    }
+
+    /// While `down`, every call is recorded and answered HTTP 503 (Slack is unavailable).
+    pub fn set_down(&self, down: bool) {
+        self.lock().down = down;
+    }
+
+    /// Every call naming `channel` answers `{"ok":false,"error":code}` from now on, e.g.
+    /// `channel_not_found` for a channel that does not exist or the bot cannot see.
+    pub fn break_channel(&self, channel: &str, code: &str) {
+        self.lock()
+            .broken_channels
+            .insert(channel.into(), code.into());
+    }
+
+    /// Undoes [`Self::break_channel`] (the bot was invited, the channel unarchived).
+    pub fn repair_channel(&self, channel: &str) {
+        self.lock().broken_channels.remove(channel);
     }
 
     /// The next `failures.len()` calls to `method` get these answers in order, then normal
@@ -272,11 +297,17 @@ async fn handle(
         .failures
         .get_mut(&method)
         .and_then(VecDeque::pop_front);
+    let broken = param(&body, "channel").and_then(|c| inner.broken_channels.get(&c).cloned());
     let (status, reply) = match &failure {
+        _ if inner.down => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            error("service_unavailable"),
+        ),
         Some(Failure::RateLimited { .. }) => (StatusCode::TOO_MANY_REQUESTS, error("ratelimited")),
         Some(Failure::ServerError) => (StatusCode::INTERNAL_SERVER_ERROR, error("internal_error")),
         Some(Failure::ApiError(code)) => (StatusCode::OK, error(code)),
         None if auth.is_none() => (StatusCode::OK, error("not_authed")),
+        None if broken.is_some() => (StatusCode::OK, error(&broken.unwrap_or_default())),
         None => match answer(&mut inner, &method, &body) {
             Ok(mut v) => {
                 v["ok"] = json!(true);

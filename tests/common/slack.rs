@@ -120,9 +120,12 @@ impl SlackSender {
         channel: &str,
         user: &str,
     ) -> reqwest::Response {
+        // Slack gives every click its own trigger id.
+        static CLICKS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        let click = CLICKS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.interaction(json!({
             "type": "block_actions", "user": { "id": user, "username": user.to_lowercase() },
-            "team": { "id": "T0" }, "api_app_id": "A0", "trigger_id": "9.9.trigger",
+            "team": { "id": "T0" }, "api_app_id": "A0", "trigger_id": format!("9.{click}.trigger"),
             "container": { "type": "message", "channel_id": channel }, "channel": { "id": channel },
             "actions": [{ "action_id": action_id, "value": value, "type": "button" }]
         }))

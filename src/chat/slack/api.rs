@@ -8,6 +8,7 @@
 
 use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
@@ -36,6 +37,10 @@ pub struct SlackApi {
     token: SlackApiToken,
     timeout: Duration,
     limits: Arc<SlackRateLimits>,
+    /// Cleared while Slack is failing (5xx, unreachable, timeouts). Calls made then are the
+    /// circuit breaker's probes, which it paces itself; they do not spend the tiers' budget,
+    /// so the backlog goes out at full speed when Slack answers again.
+    answering: Arc<AtomicBool>,
 }
 
 impl SlackApi {
@@ -55,11 +60,13 @@ impl SlackApi {
             )),
             timeout,
             limits: Arc::new(SlackRateLimits::default()),
+            answering: Arc::new(AtomicBool::new(true)),
         })
     }
 
-    /// Runs one API call, paced by its rate tier (per `channel` for posts), with a timeout;
-    /// `method` names it in errors.
+    /// Runs one API call with a timeout, if its rate tier (per `channel` for posts) allows
+    /// it now; otherwise it fails with [`EffectError::Deferred`] at once, so the effect goes
+    /// back to the queue instead of holding a worker. `method` names it in errors.
     pub async fn call<'a, T, F, Fut>(
         &'a self,
         method: &str,
@@ -70,17 +77,41 @@ impl SlackApi {
         F: FnOnce(SlackClientSession<'a, SlackClientHyperHttpsConnector>) -> Fut,
         Fut: Future<Output = Result<T, SlackClientError>> + 'a,
     {
-        self.limits.wait(method, channel).await;
+        if self.answering.load(Ordering::Relaxed) {
+            if let Err(wait) = self.limits.check(method, channel) {
+                let deferred = EffectError::Deferred { wait };
+                return Err(SlackCallError::new(method, None, deferred));
+            }
+        }
         let session = self.client.open_session(&self.token);
-        match tokio::time::timeout(self.timeout, f(session)).await {
+        let result = match tokio::time::timeout(self.timeout, f(session)).await {
             Ok(Ok(v)) => Ok(v),
             Ok(Err(e)) => Err(SlackCallError::from_client(method, e)),
-            Err(_) => Err(SlackCallError {
-                method: method.to_string(),
-                code: None,
-                error: EffectError::retryable(format!("Slack {method} timed out")),
-            }),
-        }
+            Err(_) => Err(SlackCallError::new(
+                method,
+                None,
+                EffectError::retryable(format!("Slack {method} timed out")),
+            )),
+        };
+        self.observe(method, channel, result.as_ref().err());
+        result
+    }
+
+    /// Learns from an answer: a 429's `Retry-After` holds back that method (and channel);
+    /// an outage switches the tiers off until Slack answers again.
+    fn observe(&self, method: &str, channel: Option<&str>, error: Option<&SlackCallError>) {
+        let answering = match error.map(|e| &e.error) {
+            Some(EffectError::Retryable {
+                retry_after: Some(wait),
+                ..
+            }) => {
+                self.limits.penalize(method, channel, *wait);
+                true
+            }
+            Some(EffectError::Retryable { .. }) => error.is_some_and(|e| e.is("ratelimited")),
+            _ => true,
+        };
+        self.answering.store(answering, Ordering::Relaxed);
     }
 }
 
@@ -93,13 +124,22 @@ pub struct SlackCallError {
 }
 
 impl SlackCallError {
-    fn from_client(method: &str, e: SlackClientError) -> Self {
-        let (code, error) = classify(method, e);
+    fn new(method: &str, code: Option<String>, error: EffectError) -> Self {
         Self {
             method: method.to_string(),
             code,
             error,
         }
+    }
+
+    fn from_client(method: &str, e: SlackClientError) -> Self {
+        let (code, error) = classify(method, e);
+        Self::new(method, code, error)
+    }
+
+    /// Whether trying again can never help.
+    pub fn is_permanent(&self) -> bool {
+        matches!(self.error, EffectError::Permanent { .. })
     }
 
     /// True when Slack answered `ok:false` with this error code (HTTP 200 on the real

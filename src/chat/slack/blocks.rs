@@ -243,11 +243,11 @@ fn parse_view(view: Value) -> anyhow::Result<SlackView> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::incident::model::{IncidentId, Severity};
 
-    fn incident(title: &str) -> Incident {
+    pub(crate) fn incident(title: &str) -> Incident {
         Incident {
             id: IncidentId::new(),
             number: IncidentNumber(42),

@@ -79,6 +79,34 @@ pub struct ViewSubmission {
     pub private_metadata: String,
     /// Input values by action id (text inputs' `value`, selects' `selected_option.value`).
     pub values: HashMap<String, String>,
+    /// Slack's ids for this submission, when it sends them.
+    pub trigger_id: Option<String>,
+    pub view_id: Option<String>,
+}
+
+impl ViewSubmission {
+    /// Identifies this submission, for keying what it causes: Slack's trigger id, else the
+    /// view's id, else a digest of what was submitted.
+    pub fn key(&self) -> String {
+        if let Some(id) = self.trigger_id.as_ref().or(self.view_id.as_ref()) {
+            return id.clone();
+        }
+        use sha2::{Digest, Sha256};
+        let mut values: Vec<_> = self.values.iter().collect();
+        values.sort();
+        let mut hash = Sha256::new();
+        for part in [&self.user_id, &self.callback_id, &self.private_metadata] {
+            hash.update(part.as_bytes());
+            hash.update([0]);
+        }
+        for (k, v) in values {
+            hash.update(k.as_bytes());
+            hash.update([0]);
+            hash.update(v.as_bytes());
+            hash.update([0]);
+        }
+        hex::encode(&hash.finalize()[..12])
+    }
 }
 
 pub fn parse_command(body: &[u8]) -> Result<SlashCommand, MalformedPayload> {
@@ -156,6 +184,8 @@ pub fn parse_interaction(body: &[u8]) -> Result<SlackInbound, MalformedPayload> 
                 .unwrap_or_default()
                 .to_string(),
             values: view_values(v.pointer("/view/state/values")),
+            trigger_id: str_at(&v, "/trigger_id").map(str::to_string),
+            view_id: str_at(&v, "/view/id").map(str::to_string),
             user_id,
             user_name,
         })),
@@ -249,5 +279,12 @@ mod tests {
         assert_eq!(v.values["title"], "DB down");
         assert_eq!(v.values["severity"], "sev1");
         assert_eq!(v.private_metadata, "C1");
+        let same = v.clone();
+        assert_eq!(v.key(), same.key(), "keyed by content without Slack's ids");
+        let mut other = v.clone();
+        other.values.insert("title".into(), "DB up".into());
+        assert_ne!(v.key(), other.key());
+        other.view_id = Some("V123".into());
+        assert_eq!(other.key(), "V123");
     }
 }

@@ -5,22 +5,26 @@ use chrono::{DateTime, TimeZone, Utc};
 use slack_morphism::prelude::*;
 
 use super::blocks::mention;
-use super::effects::{SlackEffects, db_error, payload_str};
-use crate::effects::Effect;
+use super::effects::{SlackEffects, db_error};
 use crate::effects::handler::EffectError;
+use crate::incident::model::IncidentId;
 use crate::incident::timeline::{EntryKind, NewEntry, Source};
 
 impl SlackEffects {
     /// A :pushpin: reaction: fetch the message and its permalink, and put it on the timeline
     /// with its author and original time.
-    pub(super) async fn capture_pin(&self, effect: &Effect) -> Result<Option<String>, EffectError> {
-        let incident = self.incident(effect).await?;
-        let channel = payload_str(effect, "channel")?;
-        let ts = payload_str(effect, "ts")?;
-        let (author, text) = self.fetch_message(&channel, &ts).await?;
+    pub(crate) async fn capture_pin(
+        &self,
+        id: &IncidentId,
+        channel: &str,
+        ts: &str,
+        reactor: &str,
+    ) -> Result<Option<String>, EffectError> {
+        let incident = self.incident(id).await?;
+        let (author, text) = self.fetch_message(channel, ts).await?;
         let req = SlackApiChatGetPermalinkRequest::new(
-            SlackChannelId::new(channel.clone()),
-            SlackTs::new(ts.clone()),
+            SlackChannelId::new(channel.into()),
+            SlackTs::new(ts.into()),
         );
         let link = self
             .api
@@ -30,17 +34,16 @@ impl SlackEffects {
             .await?;
         let entry = NewEntry {
             incident_id: Some(incident.id.clone()),
-            occurred_at: ts_to_time(&ts).unwrap_or_else(Utc::now),
+            occurred_at: ts_to_time(ts).unwrap_or_else(Utc::now),
             actor: author.as_deref().map_or("unknown".into(), mention),
             source: Source::Slack,
             kind: EntryKind::Pinned,
             text: format!("{text} ({})", link.permalink),
         };
         self.store.append_timeline(&entry).await.map_err(db_error)?;
-        let reactor = payload_str(effect, "reactor").unwrap_or_default();
         Ok(Some(format!(
             "{} pinned a message into the timeline",
-            mention(&reactor)
+            mention(reactor)
         )))
     }
 

@@ -1,42 +1,28 @@
-//! Which Slack effects each incident change needs. Two FIFO groups per incident keep order
-//! where it matters and parallelism where it doesn't: everything in the incident channel
-//! (create, invite, topic, card, posts) runs in one group; the company-wide notices in the
-//! other, so the announcement goes out at T+0 without waiting for channel setup.
+//! Which Slack effects each incident change needs. Everything in the incident channel
+//! (create, invite, topic, card, posts) runs in one FIFO group. Company-wide notices go
+//! through a cheap fan-out ([`SlackEffect::SyncNotices`]) that queues one effect per
+//! announcement channel, each in its own FIFO group, so the announcement goes out at T+0
+//! without waiting for channel setup, and one bad channel never holds up another. An
+//! announcement's own notices are also queued directly with the change (see
+//! `Plan::announce`).
 //!
 //! The "sync" effects render from the database when they run, not from the state at
 //! planning time, so a notice or card is always current even if edits queue up.
 
-use serde_json::json;
-
 use super::blocks::mention;
 use super::config::SlackConfig;
-use crate::effects::NewEffect;
-use crate::effects::planner::EffectPlanner;
-use crate::incident::model::Incident;
+use super::effects::notices::{FanOut, plan_children};
+pub use super::effects::types::{
+    ALL_KINDS, CAPTURE_PIN, CHANNEL_POST, EPHEMERAL, NOTICE, NOTICE_REPLY, OPEN_MODAL, PROGRESS,
+    SYNC_CHANNEL, SYNC_NOTICES,
+};
+use super::effects::types::{SlackEffect, channel_group, notices_group};
+use crate::effects::planner::{EffectPlanner, Intent};
+use crate::effects::{Audience, NewEffect, TypedEffect};
+use crate::incident::model::{Incident, IncidentId};
 use crate::incident::permissions::Actor;
 use crate::incident::rules::IncidentEvent;
 use crate::incident::timeline::Source;
-
-pub const SYNC_CHANNEL: &str = "slack.sync_channel";
-pub const SYNC_NOTICES: &str = "slack.sync_notices";
-pub const CHANNEL_POST: &str = "slack.channel_post";
-pub const NOTICE_REPLY: &str = "slack.notice_reply";
-pub const OPEN_MODAL: &str = "slack.open_modal";
-pub const EPHEMERAL: &str = "slack.ephemeral";
-pub const CAPTURE_PIN: &str = "slack.capture_pin";
-/// A message in the incident channel that is edited as work progresses (the freeze).
-pub const PROGRESS: &str = "slack.progress";
-
-pub const ALL_KINDS: &[&str] = &[
-    SYNC_CHANNEL,
-    SYNC_NOTICES,
-    CHANNEL_POST,
-    NOTICE_REPLY,
-    OPEN_MODAL,
-    EPHEMERAL,
-    CAPTURE_PIN,
-    PROGRESS,
-];
 
 pub struct SlackPlanner {
     pub config: SlackConfig,
@@ -55,11 +41,7 @@ impl EffectPlanner for SlackPlanner {
             incident,
             event_tag: tag(event),
         };
-        let announce = self
-            .config
-            .announce
-            .for_severity(incident.severity)
-            .to_vec();
+        let announce = announce_channels(&self.config, incident);
         let who = if actor.source == Source::Slack {
             mention(&actor.id)
         } else {
@@ -71,13 +53,12 @@ impl EffectPlanner for SlackPlanner {
                     .then(|| actor.id.clone())
                     .into_iter()
                     .collect();
-                vec![
-                    p.notices(&announce),
-                    p.channel(SYNC_CHANNEL, json!({ "invite": invite })),
-                ]
+                let mut plan = p.announce(announce);
+                plan.push(p.sync_channel(invite));
+                plan
             }
             IncidentEvent::Acknowledged | IncidentEvent::RoleAssigned { .. } => {
-                vec![p.channel(SYNC_CHANNEL, json!({})), p.notices(&[])]
+                vec![p.sync_channel(Vec::new()), p.notices(Vec::new(), None)]
             }
             IncidentEvent::Update { text } => {
                 let due = incident
@@ -85,17 +66,15 @@ impl EffectPlanner for SlackPlanner {
                     .map(|d| format!("\nNext update due by {} UTC.", d.format("%H:%M")))
                     .unwrap_or_default();
                 vec![
-                    p.channel(
-                        CHANNEL_POST,
-                        json!({ "text": format!("📣 *Update* from {who}: {text}{due}") }),
-                    ),
-                    p.channel(SYNC_CHANNEL, json!({})),
-                    p.notice_group(NOTICE_REPLY, json!({ "text": format!("📣 {text}") })),
-                    p.notices(&[]),
+                    p.post(format!("📣 *Update* from {who}: {text}{due}")),
+                    p.sync_channel(Vec::new()),
+                    p.notices(Vec::new(), Some(format!("📣 {text}"))),
                 ]
             }
             IncidentEvent::StatusChanged { .. } | IncidentEvent::SeverityChanged { .. } => {
-                vec![p.channel(SYNC_CHANNEL, json!({})), p.notices(&announce)]
+                let mut plan = vec![p.sync_channel(Vec::new())];
+                plan.extend(p.announce(announce));
+                plan
             }
             IncidentEvent::Resolved => {
                 let summary = incident
@@ -106,29 +85,59 @@ impl EffectPlanner for SlackPlanner {
                 let text = format!("✅ {} resolved by {who}{summary}", incident.number);
                 let draft = postmortem_link(self.public_url.as_deref(), incident);
                 vec![
-                    p.channel(CHANNEL_POST, json!({ "text": format!("{text}\n{draft}") })),
-                    p.channel(SYNC_CHANNEL, json!({})),
-                    p.notice_group(NOTICE_REPLY, json!({ "text": text })),
-                    p.notices(&[]),
+                    p.post(format!("{text}\n{draft}")),
+                    p.sync_channel(Vec::new()),
+                    p.notices(Vec::new(), Some(text)),
                 ]
             }
-            IncidentEvent::Overdue => {
-                let due = incident
-                    .next_update_due
-                    .map(|d| d.format("%H:%M UTC").to_string())
-                    .unwrap_or_default();
-                let comms = incident
-                    .comms
-                    .as_deref()
-                    .or(incident.commander.as_deref())
-                    .map_or("Comms".into(), mention);
-                let text = format!(
-                    "⏰ The status update promised for {due} is overdue. {comms}, please post one with `/incident update …`."
-                );
-                vec![p.channel(CHANNEL_POST, json!({ "text": text }))]
-            }
+            IncidentEvent::Overdue => vec![p.post(overdue_text(incident))],
         })
     }
+
+    fn plan_intent(&self, incident: &IncidentId, intent: &Intent, key: &str) -> Vec<NewEffect> {
+        let effect = match intent {
+            Intent::Progress {
+                key: progress,
+                text,
+            } => SlackEffect::Progress {
+                incident_id: incident.clone(),
+                key: progress.clone(),
+                text: text.clone(),
+            },
+            Intent::RoomPost { text } => SlackEffect::ChannelPost {
+                incident_id: incident.clone(),
+                text: text.clone(),
+            },
+        };
+        let key = format!("{}:{incident}:{key}", effect.kind());
+        vec![effect.queued(key).ordered(channel_group(incident))]
+    }
+}
+
+/// The announcement channels for the incident's severity, each once, in config order.
+fn announce_channels(config: &SlackConfig, incident: &Incident) -> Vec<String> {
+    let mut channels: Vec<String> = Vec::new();
+    for c in config.announce.for_severity(incident.severity) {
+        if !channels.contains(c) {
+            channels.push(c.clone());
+        }
+    }
+    channels
+}
+
+fn overdue_text(incident: &Incident) -> String {
+    let due = incident
+        .next_update_due
+        .map(|d| d.format("%H:%M UTC").to_string())
+        .unwrap_or_default();
+    let comms = incident
+        .comms
+        .as_deref()
+        .or(incident.commander.as_deref())
+        .map_or("Comms".into(), mention);
+    format!(
+        "⏰ The status update promised for {due} is overdue. {comms}, please post one with `/incident update …`."
+    )
 }
 
 /// Where the post-mortem draft is, for the resolution message.
@@ -152,30 +161,67 @@ struct Plan<'a> {
 }
 
 impl Plan<'_> {
-    fn effect(&self, kind: &str, group: &str, mut payload: serde_json::Value) -> NewEffect {
-        let id = &self.incident.id;
-        payload["incident_id"] = json!(id.0);
-        NewEffect {
-            incident_id: Some(id.clone()),
-            kind: kind.into(),
-            payload,
-            idempotency_key: format!("{kind}:{id}:v{}:{}", self.incident.version, self.event_tag),
-            ordering_key: Some(format!("slack:{id}:{group}")),
-            audience: None,
-        }
+    fn id(&self) -> IncidentId {
+        self.incident.id.clone()
     }
 
-    fn channel(&self, kind: &str, payload: serde_json::Value) -> NewEffect {
-        self.effect(kind, "channel", payload)
+    /// Keyed by the incident version this change produced: planning it again is a no-op.
+    fn key(&self, kind: &str) -> String {
+        format!(
+            "{kind}:{}:v{}:{}",
+            self.incident.id, self.incident.version, self.event_tag
+        )
     }
 
-    fn notice_group(&self, kind: &str, payload: serde_json::Value) -> NewEffect {
-        self.effect(kind, "notices", payload)
+    fn queued(&self, effect: SlackEffect, group: String) -> NewEffect {
+        let key = self.key(effect.kind());
+        effect.queued(key).ordered(group)
     }
 
-    /// Ensure a notice exists in each of `channels`, and bring every existing one up to date.
-    fn notices(&self, channels: &[String]) -> NewEffect {
-        self.notice_group(SYNC_NOTICES, json!({ "channels": channels }))
+    fn sync_channel(&self, invite: Vec<String>) -> NewEffect {
+        let effect = SlackEffect::SyncChannel {
+            incident_id: self.id(),
+            invite,
+        };
+        self.queued(effect, channel_group(&self.incident.id))
+    }
+
+    fn post(&self, text: String) -> NewEffect {
+        let effect = SlackEffect::ChannelPost {
+            incident_id: self.id(),
+            text,
+        };
+        self.queued(effect, channel_group(&self.incident.id))
+    }
+
+    /// Bring every notice up to date, post new ones in `channels`, and with `reply`, answer
+    /// in each notice's thread.
+    fn notices(&self, channels: Vec<String>, reply: Option<String>) -> NewEffect {
+        let effect = SlackEffect::SyncNotices {
+            incident_id: self.id(),
+            channels,
+            reply,
+        };
+        self.queued(effect, notices_group(&self.incident.id))
+    }
+
+    /// The announcement: a notice effect per channel, queued with the change (so the CLI
+    /// delivers it, failures included), and the fan-out that also edits notices in other
+    /// channels. Each notice has the key the fan-out gives it, so it is queued once.
+    fn announce(&self, channels: Vec<String>) -> Vec<NewEffect> {
+        let n = channels.len();
+        let fan_out = self.notices(channels.clone(), None);
+        let direct = FanOut {
+            parent_key: &fan_out.idempotency_key,
+            announce: &channels,
+            reply: None,
+        };
+        let notices = plan_children(&self.incident.id, &direct, &[]);
+        let fan_out = match n {
+            0 => fan_out,
+            n => fan_out.announcing(Audience::SlackChannels(n)),
+        };
+        std::iter::once(fan_out).chain(notices).collect()
     }
 }
 
@@ -189,5 +235,120 @@ fn tag(event: &IncidentEvent) -> &'static str {
         IncidentEvent::RoleAssigned { .. } => "role",
         IncidentEvent::Resolved => "resolved",
         IncidentEvent::Overdue => "overdue",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::chat::slack::blocks::tests::incident;
+
+    fn planner(sev1: &[&str]) -> SlackPlanner {
+        let mut config = SlackConfig::default();
+        config.announce.sev1 = sev1.iter().map(|c| c.to_string()).collect();
+        SlackPlanner {
+            config,
+            public_url: None,
+        }
+    }
+
+    fn decoded(e: &NewEffect) -> SlackEffect {
+        serde_json::from_value(e.payload.clone()).unwrap()
+    }
+
+    #[test]
+    fn a_declaration_fans_out_to_each_announcement_channel_once_and_counts_them() {
+        let inc = incident("Checkout down");
+        let alice = Actor::new(Source::Slack, "U0ALICE", "alice");
+        let p = planner(&["C_A", "C_B", "C_A"]);
+        let plan = p.plan(&inc, &IncidentEvent::Declared, &alice).unwrap();
+        assert_eq!(plan.len(), 4);
+        assert_eq!(
+            decoded(&plan[0]),
+            SlackEffect::SyncNotices {
+                incident_id: inc.id.clone(),
+                channels: vec!["C_A".into(), "C_B".into()],
+                reply: None
+            }
+        );
+        assert_eq!(plan[0].audience, Some(Audience::SlackChannels(2)));
+        assert_eq!(plan[0].ordering_key, Some(notices_group(&inc.id)));
+        assert_eq!(
+            plan[0].idempotency_key,
+            format!("slack.sync_notices:{}:v3:declared", inc.id)
+        );
+        for (notice, channel) in plan[1..3].iter().zip(["C_A", "C_B"]) {
+            assert_eq!(
+                decoded(notice),
+                SlackEffect::Notice {
+                    incident_id: inc.id.clone(),
+                    channel: channel.into(),
+                    announce: true
+                }
+            );
+            assert_eq!(
+                notice.idempotency_key,
+                format!("{}:{channel}", plan[0].idempotency_key),
+                "the key the fan-out gives it, so the fan-out does not queue it again"
+            );
+            assert_eq!(
+                notice.ordering_key,
+                Some(format!("slack:{}:notice:{channel}", inc.id))
+            );
+        }
+        assert_eq!(
+            decoded(&plan[3]),
+            SlackEffect::SyncChannel {
+                incident_id: inc.id.clone(),
+                invite: vec!["U0ALICE".into()]
+            }
+        );
+        let again = p.plan(&inc, &IncidentEvent::Declared, &alice).unwrap();
+        assert_eq!(
+            plan, again,
+            "keys come from content: planning twice is one effect"
+        );
+    }
+
+    #[test]
+    fn an_update_replies_under_every_notice_without_announcing() {
+        let inc = incident("Checkout down");
+        let event = IncidentEvent::Update {
+            text: "Rolled back".into(),
+        };
+        let plan = planner(&["C_A"])
+            .plan(&inc, &event, &Actor::system())
+            .unwrap();
+        let fan_out = plan.iter().find(|e| e.kind == SYNC_NOTICES).unwrap();
+        assert_eq!(fan_out.audience, None);
+        assert!(matches!(
+            decoded(fan_out),
+            SlackEffect::SyncNotices { ref channels, reply: Some(ref r), .. }
+                if channels.is_empty() && r == "📣 Rolled back"
+        ));
+    }
+
+    #[test]
+    fn intents_become_channel_effects_keyed_by_the_callers_key() {
+        let id = IncidentId("i1".into());
+        let p = planner(&[]);
+        let progress = Intent::Progress {
+            key: "freeze".into(),
+            text: "3/8 repositories".into(),
+        };
+        let plan = p.plan_intent(&id, &progress, "freeze:g7:3");
+        assert_eq!(plan.len(), 1);
+        assert_eq!(plan[0].kind, PROGRESS);
+        assert_eq!(plan[0].idempotency_key, "slack.progress:i1:freeze:g7:3");
+        assert_eq!(plan[0].ordering_key.as_deref(), Some("slack:i1:channel"));
+        assert_eq!(plan, p.plan_intent(&id, &progress, "freeze:g7:3"));
+        let post = p.plan_intent(&id, &Intent::RoomPost { text: "hi".into() }, "k");
+        assert_eq!(
+            decoded(&post[0]),
+            SlackEffect::ChannelPost {
+                incident_id: id,
+                text: "hi".into()
+            }
+        );
     }
 }

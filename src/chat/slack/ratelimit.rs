@@ -6,14 +6,26 @@
 //! `chat.postMessage` is limited per channel (about one message a second, short bursts
 //! allowed). slack-morphism's own controller spaces every call evenly with no burst,
 //! which would put a second between a declaration and its notice.
+//!
+//! Nothing here waits: [`SlackRateLimits::check`] says how long to wait, and the effect is
+//! deferred for that long, so a throttled channel never holds a worker slot. A 429's
+//! `Retry-After` is remembered per method (per channel for posts) with
+//! [`SlackRateLimits::penalize`], so every effect calling it waits, not just the one
+//! that was refused.
 
+use std::collections::HashMap;
 use std::num::NonZeroU32;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
+use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
 pub struct SlackRateLimits {
     tiers: [DefaultKeyedRateLimiter<String>; 4],
     per_channel: DefaultKeyedRateLimiter<String>,
+    /// Slack said "not before then" (429 with `Retry-After`), per limiter key.
+    refused_until: Mutex<HashMap<String, Instant>>,
 }
 
 impl Default for SlackRateLimits {
@@ -31,22 +43,56 @@ impl Default for SlackRateLimits {
                 Quota::per_second(NonZeroU32::MIN)
                     .allow_burst(NonZeroU32::new(3).expect("non-zero")),
             ),
+            refused_until: Mutex::new(HashMap::new()),
         }
     }
 }
 
 impl SlackRateLimits {
-    /// Waits until `method` (in `channel`, for posts) may be called.
-    pub async fn wait(&self, method: &str, channel: Option<&str>) {
-        if method == "chat.postMessage" {
-            let key = channel.unwrap_or("").to_string();
-            self.per_channel.until_key_ready(&key).await;
-            return;
+    /// Takes a slot for calling `method` (in `channel`, for posts) now, or says how long
+    /// to wait before asking again. A refusal takes no slot.
+    pub fn check(&self, method: &str, channel: Option<&str>) -> Result<(), Duration> {
+        let key = limiter_key(method, channel);
+        if let Some(wait) = self.refused_for(&key, Instant::now()) {
+            return Err(wait);
         }
-        let tier = tier(method);
-        self.tiers[tier - 1]
-            .until_key_ready(&method.to_string())
-            .await;
+        let limiter = if method == "chat.postMessage" {
+            &self.per_channel
+        } else {
+            &self.tiers[tier(method) - 1]
+        };
+        limiter
+            .check_key(&key)
+            .map_err(|not_until| not_until.wait_time_from(DefaultClock::default().now()))
+    }
+
+    /// Slack refused `method` with a 429: no call to it until `retry_after` has passed.
+    pub fn penalize(&self, method: &str, channel: Option<&str>, retry_after: Duration) {
+        let until = Instant::now() + retry_after;
+        let mut map = self.refused_until.lock().unwrap_or_else(|e| e.into_inner());
+        let entry = map.entry(limiter_key(method, channel)).or_insert(until);
+        *entry = (*entry).max(until);
+    }
+
+    fn refused_for(&self, key: &str, now: Instant) -> Option<Duration> {
+        let mut map = self.refused_until.lock().unwrap_or_else(|e| e.into_inner());
+        match map.get(key) {
+            Some(until) if *until > now => Some(*until - now),
+            Some(_) => {
+                map.remove(key);
+                None
+            }
+            None => None,
+        }
+    }
+}
+
+/// Posts are limited per channel; every other method per method.
+fn limiter_key(method: &str, channel: Option<&str>) -> String {
+    if method == "chat.postMessage" {
+        format!("{method}:{}", channel.unwrap_or(""))
+    } else {
+        method.to_string()
     }
 }
 
@@ -66,26 +112,39 @@ pub fn tier(method: &str) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::{Duration, Instant};
 
-    #[tokio::test]
-    async fn bursts_go_out_at_once_then_the_tier_rate_applies() {
+    #[test]
+    fn bursts_go_out_at_once_then_the_caller_is_told_how_long_to_wait() {
         let limits = SlackRateLimits::default();
-        let start = Instant::now();
         for _ in 0..20 {
-            limits.wait("conversations.create", None).await;
+            assert_eq!(limits.check("conversations.create", None), Ok(()));
         }
+        let wait = limits.check("conversations.create", None).unwrap_err();
         assert!(
-            start.elapsed() < Duration::from_millis(100),
-            "a tier-2 burst of 20 is not delayed"
+            wait > Duration::from_secs(1) && wait <= Duration::from_secs(3),
+            "tier 2 refills one call every 3 s: {wait:?}"
         );
         for _ in 0..3 {
-            limits.wait("chat.postMessage", Some("C1")).await;
+            assert_eq!(limits.check("chat.postMessage", Some("C1")), Ok(()));
         }
-        limits.wait("chat.postMessage", Some("C2")).await;
-        assert!(
-            start.elapsed() < Duration::from_millis(100),
+        let wait = limits.check("chat.postMessage", Some("C1")).unwrap_err();
+        assert!(wait <= Duration::from_secs(1), "{wait:?}");
+        assert_eq!(
+            limits.check("chat.postMessage", Some("C2")),
+            Ok(()),
             "posts are limited per channel"
         );
+    }
+
+    #[test]
+    fn a_retry_after_holds_back_every_call_to_that_method_and_channel() {
+        let limits = SlackRateLimits::default();
+        limits.penalize("chat.postMessage", Some("C1"), Duration::from_secs(30));
+        let wait = limits.check("chat.postMessage", Some("C1")).unwrap_err();
+        assert!(wait > Duration::from_secs(29), "{wait:?}");
+        assert_eq!(limits.check("chat.postMessage", Some("C2")), Ok(()));
+        assert_eq!(limits.check("chat.update", None), Ok(()));
+        limits.penalize("chat.update", None, Duration::ZERO);
+        assert_eq!(limits.check("chat.update", None), Ok(()), "expired");
     }
 }

@@ -15,15 +15,14 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
 
 use super::blocks::{self, ACTION_ACK, ACTION_RESOLVE, ACTION_UPDATE, VIEW_DECLARE, VIEW_UPDATE};
+use super::effects::SlackEffect;
 use super::inbound::{self, Button, Mention, Reaction, SlackInbound, ViewSubmission};
-use super::planner::{CAPTURE_PIN, EPHEMERAL, OPEN_MODAL};
 use super::verify;
-use crate::effects::NewEffect;
 use crate::incident::command::{self, Command, ParseOptions};
 use crate::incident::{
     Actor, IncidentNumber, IncidentService, ServiceError, Severity, Source, UserError,
 };
-use crate::store::Store;
+use crate::store::{Delivery, Store};
 
 /// What the Slack endpoints need.
 pub struct SlackEdge {
@@ -95,28 +94,21 @@ pub async fn events(State(edge): Edge, headers: HeaderMap, body: Bytes) -> Respo
         | SlackInbound::ViewSubmission(_)
         | SlackInbound::OtherInteraction => return bad_request("not an event"),
     };
-    // Slack retries deliveries it thinks failed (X-Slack-Retry-Num); the event id is the same.
-    let delivery = crate::store::Delivery {
+    // Slack retries deliveries it thinks failed (X-Slack-Retry-Num); the event id is the
+    // same. It is recorded in the transaction of whatever the event causes, so a retry is
+    // answered 200 and does nothing, and a failure leaves it unrecorded for the retry.
+    let delivery = Delivery {
         source: "slack",
         id: event_id,
     };
-    match edge.store.record_delivery(&delivery).await {
-        Ok(true) => {}
-        Ok(false) => return StatusCode::OK.into_response(),
-        Err(e) => return internal("recording a Slack event", e),
-    }
     let handled = match event {
-        SlackInbound::Mention(m) => edge.mention(m).await,
-        SlackInbound::Reaction(r) => edge.reaction(r).await,
+        SlackInbound::Mention(m) => edge.mention(m, delivery).await,
+        SlackInbound::Reaction(r) => edge.reaction(r, delivery).await,
         _ => Ok(()),
     };
     match handled {
-        Ok(()) => StatusCode::OK.into_response(),
-        Err(e) => {
-            // Let Slack's retry try again rather than drop the event.
-            let _ = edge.store.forget_delivery(&delivery).await;
-            internal("handling a Slack event", e)
-        }
+        Ok(()) | Err(ServiceError::Duplicate) => StatusCode::OK.into_response(),
+        Err(e) => internal("handling a Slack event", anyhow::anyhow!("{e}")),
     }
 }
 
@@ -163,11 +155,14 @@ impl SlackEdge {
         actor: &Actor,
     ) -> Result<crate::incident::Outcome, ServiceError> {
         let cmd = command::parse_line(line, ParseOptions::default())?;
-        self.apply_in_channel(cmd, channel, actor, None).await
+        self.apply_with(&self.service, cmd, channel, actor, None)
+            .await
     }
 
-    async fn apply_in_channel(
+    /// Applies `cmd` through `service`, defaulting to the incident whose channel this is.
+    async fn apply_with(
         &self,
+        service: &IncidentService,
         cmd: Command,
         channel: &str,
         actor: &Actor,
@@ -177,10 +172,12 @@ impl SlackEdge {
             Some(number) => cmd.with_default_target(number),
             None => cmd,
         };
-        self.service.apply_checked(cmd, actor, version).await
+        service.apply_checked(cmd, actor, version).await
     }
 
-    async fn mention(&self, m: Mention) -> anyhow::Result<()> {
+    /// An `@firebreak …` mention: the command runs in the event's transaction, and the
+    /// answer is keyed by the event, so a retried event never answers twice.
+    async fn mention(&self, m: Mention, delivery: Delivery) -> Result<(), ServiceError> {
         let line: String = m
             .text
             .split_whitespace()
@@ -188,20 +185,37 @@ impl SlackEdge {
             .collect::<Vec<_>>()
             .join(" ");
         let actor = Actor::new(Source::Slack, &m.user, blocks::mention(&m.user));
-        let text = match self
-            .run_line(&blocks::normalize_mentions(&line), &m.channel, &actor)
-            .await
-        {
-            Ok(out) => out.reply.text,
-            Err(ServiceError::User(UserError::Unknown { message, help })) => {
-                format!("{message}\n```{help}```")
-            }
-            Err(e) => self.explain(&e),
+        let key = format!("ephemeral:event:{}", delivery.id);
+        let service = self.service.for_delivery(delivery);
+        let cmd = command::parse_line(&blocks::normalize_mentions(&line), ParseOptions::default());
+        let text = match cmd {
+            Ok(cmd) => match self
+                .apply_with(&service, cmd, &m.channel, &actor, None)
+                .await
+            {
+                Ok(out) => out.reply.text,
+                Err(e @ (ServiceError::Duplicate | ServiceError::Internal(_))) => return Err(e),
+                Err(e) => self.explain(&e),
+            },
+            Err(UserError::Unknown { message, help }) => format!("{message}\n```{help}```"),
+            Err(e) => e.to_string(),
         };
-        self.tell(&m.channel, &m.user, &text).await
+        // A read-only command (or a refusal) records the event with its answer; one that
+        // wrote recorded it already, and the answer's key alone keeps it single.
+        let answer = SlackEffect::Ephemeral {
+            channel: m.channel,
+            user: m.user,
+            text,
+        }
+        .queued(key);
+        match service.enqueue(&answer).await {
+            Err(ServiceError::Duplicate) => self.service.enqueue(&answer).await.map(drop),
+            other => other.map(drop),
+        }
     }
 
-    async fn reaction(&self, r: Reaction) -> anyhow::Result<()> {
+    /// A `:pushpin:` reaction in an incident channel: capture the message, once per event.
+    async fn reaction(&self, r: Reaction, delivery: Delivery) -> Result<(), ServiceError> {
         if r.reaction != "pushpin" {
             return Ok(());
         }
@@ -211,15 +225,17 @@ impl SlackEdge {
         let Some(incident) = self.store.incident_by_number(number).await? else {
             return Ok(());
         };
-        let effect = NewEffect {
-            incident_id: Some(incident.id.clone()),
-            kind: CAPTURE_PIN.into(),
-            payload: json!({ "incident_id": incident.id.0, "channel": r.channel, "ts": r.ts, "reactor": r.user }),
-            idempotency_key: format!("pin:{}:{}", r.channel, r.ts),
-            ordering_key: None,
-            audience: None,
+        let key = format!("pin:{}:{}", r.channel, r.ts);
+        let effect = SlackEffect::CapturePin {
+            incident_id: incident.id,
+            channel: r.channel,
+            ts: r.ts,
+            reactor: r.user,
         };
-        self.service.enqueue(&effect).await?;
+        self.service
+            .for_delivery(delivery)
+            .enqueue(&effect.queued(key))
+            .await?;
         Ok(())
     }
 
@@ -254,7 +270,8 @@ impl SlackEdge {
             Err(e) => self.explain(&e),
         };
         if !channel.is_empty() {
-            if let Err(e) = self.tell(&channel, &b.user_id, &text).await {
+            let key = format!("ephemeral:trigger:{}", b.trigger_id);
+            if let Err(e) = self.tell(&channel, &b.user_id, &text, key).await {
                 return internal("answering a button", e);
             }
         }
@@ -282,7 +299,10 @@ impl SlackEdge {
         match result {
             Ok(text) => {
                 if !origin.is_empty() {
-                    let _ = self.tell(&origin, &v.user_id, &text).await;
+                    let key = format!("ephemeral:view:{}", v.key());
+                    if let Err(e) = self.tell(&origin, &v.user_id, &text, key).await {
+                        tracing::warn!(error = %format!("{e:#}"), "answering a form failed");
+                    }
                 }
                 StatusCode::OK.into_response()
             }
@@ -387,30 +407,27 @@ impl SlackEdge {
         view: anyhow::Result<slack_morphism::prelude::SlackView>,
     ) -> Result<(), ServiceError> {
         let view = serde_json::to_value(view?).map_err(anyhow::Error::from)?;
-        let effect = NewEffect {
-            incident_id: None,
-            kind: OPEN_MODAL.into(),
-            payload: json!({ "trigger_id": trigger_id, "view": view, "expires_at_ms": Utc::now().timestamp_millis() + 3000 }),
-            idempotency_key: format!("modal:{trigger_id}"),
-            ordering_key: None,
-            audience: None,
+        let effect = SlackEffect::OpenModal {
+            trigger_id: trigger_id.to_string(),
+            view,
+            expires_at_ms: Utc::now().timestamp_millis() + 3000,
         };
-        self.service.enqueue(&effect).await?;
+        self.service
+            .enqueue(&effect.queued(format!("modal:{trigger_id}")))
+            .await?;
         Ok(())
     }
 
-    /// An ephemeral message to one user in a channel, through the queue.
-    async fn tell(&self, channel: &str, user: &str, text: &str) -> anyhow::Result<()> {
-        let effect = NewEffect {
-            incident_id: None,
-            kind: EPHEMERAL.into(),
-            payload: json!({ "channel": channel, "user": user, "text": text }),
-            idempotency_key: format!("ephemeral:{}", uuid::Uuid::new_v4()),
-            ordering_key: None,
-            audience: None,
+    /// An ephemeral message to one user in a channel, through the queue, once per `key`
+    /// (built from the trigger or event that caused it).
+    async fn tell(&self, channel: &str, user: &str, text: &str, key: String) -> anyhow::Result<()> {
+        let effect = SlackEffect::Ephemeral {
+            channel: channel.to_string(),
+            user: user.to_string(),
+            text: text.to_string(),
         };
         self.service
-            .enqueue(&effect)
+            .enqueue(&effect.queued(key))
             .await
             .map_err(|e| anyhow::anyhow!("{e}"))?;
         Ok(())

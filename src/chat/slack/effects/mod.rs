@@ -1,0 +1,273 @@
+//! Runs the Slack effects planned in [`planner`](super::planner). Each one is idempotent:
+//! whatever it creates (the channel, the card, a notice, a thread reply) is recorded in
+//! `chat_refs` right after Slack confirms it, so a retry edits or skips instead of creating a
+//! second copy. Cards and notices are rendered from the database when the effect runs.
+//!
+//! - [`types`]: the [`SlackEffect`] enum, its kinds, ordering groups and keys.
+//! - [`channel`]: the incident channel, its card, posts and progress messages.
+//! - [`notices`]: the fan-out to announcement channels and one notice per channel.
+//! - [`interactive`]: modals and ephemeral answers.
+
+pub mod channel;
+pub mod interactive;
+pub mod notices;
+pub mod types;
+
+use async_trait::async_trait;
+use slack_morphism::prelude::*;
+
+pub use types::SlackEffect;
+
+use super::api::{SlackApi, SlackCallError};
+use super::config::SlackConfig;
+use crate::effects::Effect;
+use crate::effects::handler::{EffectError, EffectHandler};
+use crate::incident::model::{Incident, IncidentId};
+use crate::incident::timeline::EntryKind;
+use crate::store::{ChatRef, Store};
+
+const PLATFORM: &str = "slack";
+
+/// The breaker target of every effect that calls the Slack API: one outage, one circuit,
+/// and one release of everything held back when Slack answers again.
+pub const TARGET: &str = "slack";
+/// The target of effects that only write to the database (the notice fan-out), so they
+/// never probe Slack's circuit and always run during an outage.
+pub const LOCAL_TARGET: &str = "slack.fan-out";
+
+pub struct SlackEffects {
+    pub api: SlackApi,
+    pub store: Store,
+    pub config: SlackConfig,
+}
+
+#[async_trait]
+impl EffectHandler for SlackEffects {
+    fn kinds(&self) -> &'static [&'static str] {
+        types::ALL_KINDS
+    }
+
+    fn target(&self, effect: &Effect) -> String {
+        match SlackEffect::decode(effect) {
+            Ok(e) if e.is_local() => LOCAL_TARGET.into(),
+            _ => TARGET.into(),
+        }
+    }
+
+    async fn run(&self, effect: &Effect) -> Result<Option<String>, EffectError> {
+        match SlackEffect::decode(effect)? {
+            SlackEffect::SyncChannel {
+                incident_id,
+                invite,
+            } => self.sync_channel(&incident_id, &invite).await,
+            SlackEffect::SyncNotices {
+                incident_id,
+                channels,
+                reply,
+            } => {
+                let fan_out = notices::FanOut {
+                    parent_key: &effect.idempotency_key,
+                    announce: &channels,
+                    reply: reply.as_deref(),
+                };
+                self.fan_out(&incident_id, fan_out).await
+            }
+            SlackEffect::Notice {
+                incident_id,
+                channel,
+                announce,
+            } => self.notice(&incident_id, &channel, announce).await,
+            SlackEffect::NoticeReply {
+                incident_id,
+                channel: Some(channel),
+                text,
+            } => {
+                self.notice_reply(effect.id, &incident_id, &channel, &text)
+                    .await
+            }
+            SlackEffect::NoticeReply {
+                incident_id,
+                channel: None,
+                text,
+            } => {
+                let fan_out = notices::FanOut {
+                    parent_key: &effect.idempotency_key,
+                    announce: &[],
+                    reply: Some(&text),
+                };
+                self.fan_out(&incident_id, fan_out).await
+            }
+            SlackEffect::ChannelPost { incident_id, text } => {
+                self.channel_post(&incident_id, &text).await
+            }
+            SlackEffect::Progress {
+                incident_id,
+                key,
+                text,
+            } => self.progress(&incident_id, &key, &text).await,
+            SlackEffect::OpenModal {
+                trigger_id,
+                view,
+                expires_at_ms,
+            } => self.open_modal(&trigger_id, view, expires_at_ms).await,
+            SlackEffect::Ephemeral {
+                channel,
+                user,
+                text,
+            } => self.ephemeral(&channel, &user, &text).await,
+            SlackEffect::CapturePin {
+                incident_id,
+                channel,
+                ts,
+                reactor,
+            } => {
+                self.capture_pin(&incident_id, &channel, &ts, &reactor)
+                    .await
+            }
+        }
+    }
+}
+
+/// Which refs an incident already has on Slack.
+pub(super) struct Refs(Vec<ChatRef>);
+
+impl Refs {
+    fn find(&self, role: &str) -> Option<&ChatRef> {
+        self.0.iter().find(|r| r.role == role)
+    }
+
+    fn channel(&self) -> Option<String> {
+        self.find("channel").map(|r| r.channel_id.clone())
+    }
+
+    fn in_channel(&self, role: &str, channel: &str) -> Option<&ChatRef> {
+        self.0
+            .iter()
+            .find(|r| r.role == role && r.channel_id == channel)
+    }
+
+    /// The message recorded for `role` in `channel`, if any.
+    fn message(&self, role: &str, channel: &str) -> Option<String> {
+        self.in_channel(role, channel)
+            .and_then(|r| r.message_id.clone())
+    }
+
+    /// Channels with a ref of `role`, in the order they were recorded.
+    fn channels_with(&self, role: &str) -> Vec<String> {
+        self.0
+            .iter()
+            .filter(|r| r.role == role)
+            .map(|r| r.channel_id.clone())
+            .collect()
+    }
+}
+
+impl SlackEffects {
+    /// Posts a message (in `thread`, if given); returns its `ts`.
+    pub(super) async fn post(
+        &self,
+        channel: &str,
+        content: SlackMessageContent,
+        thread: Option<String>,
+    ) -> Result<String, SlackCallError> {
+        let mut req =
+            SlackApiChatPostMessageRequest::new(SlackChannelId::new(channel.into()), content);
+        if let Some(ts) = thread {
+            req = req.with_thread_ts(SlackTs::new(ts));
+        }
+        let resp = self
+            .api
+            .call("chat.postMessage", Some(channel), |s| async move {
+                s.chat_post_message(&req).await
+            })
+            .await?;
+        Ok(resp.ts.to_string())
+    }
+
+    pub(super) async fn update_message(
+        &self,
+        channel: &str,
+        ts: String,
+        content: SlackMessageContent,
+    ) -> Result<(), SlackCallError> {
+        let req = SlackApiChatUpdateRequest::new(
+            SlackChannelId::new(channel.into()),
+            content,
+            SlackTs::new(ts),
+        );
+        self.api
+            .call(
+                "chat.update",
+                None,
+                |s| async move { s.chat_update(&req).await },
+            )
+            .await?;
+        Ok(())
+    }
+
+    pub(super) async fn incident(&self, id: &IncidentId) -> Result<Incident, EffectError> {
+        self.store
+            .incident_by_id(id)
+            .await
+            .map_err(db_error)?
+            .ok_or_else(|| EffectError::permanent("the incident no longer exists"))
+    }
+
+    pub(super) async fn refs(&self, incident: &IncidentId) -> Result<Refs, EffectError> {
+        Ok(Refs(
+            self.store
+                .chat_refs(incident, PLATFORM)
+                .await
+                .map_err(db_error)?,
+        ))
+    }
+
+    pub(super) async fn latest_update(
+        &self,
+        incident: &Incident,
+    ) -> Result<Option<String>, EffectError> {
+        let entry = self
+            .store
+            .latest_entry(&incident.id, EntryKind::Update)
+            .await
+            .map_err(db_error)?;
+        Ok(entry.map(|e| e.text))
+    }
+
+    pub(super) async fn put_ref(
+        &self,
+        incident: &IncidentId,
+        role: &str,
+        channel: &str,
+        message: Option<&str>,
+    ) -> Result<(), EffectError> {
+        self.store
+            .put_chat_ref(&chat_ref(incident, role, channel, message))
+            .await
+            .map_err(db_error)
+    }
+}
+
+pub(super) fn chat_ref(
+    incident: &IncidentId,
+    role: &str,
+    channel: &str,
+    message: Option<&str>,
+) -> ChatRef {
+    ChatRef {
+        incident_id: incident.0.clone(),
+        platform: PLATFORM.into(),
+        role: role.into(),
+        channel_id: channel.into(),
+        message_id: message.map(str::to_string),
+    }
+}
+
+pub(super) fn db_error(e: anyhow::Error) -> EffectError {
+    tracing::error!(error = %format!("{e:#}"), "database error in a Slack effect");
+    EffectError::retryable("database unavailable")
+}
+
+fn render_error(e: anyhow::Error) -> EffectError {
+    EffectError::permanent(format!("could not render Block Kit: {e}"))
+}
