@@ -19,24 +19,8 @@ on_both!(
     declare_freezes_lists_recent_changes_and_resolve_lifts,
     exemptions_and_drills,
     postmortem_is_published_as_one_pull_request,
+    slack_shows_freeze_progress_edited_in_place,
 );
-
-/// End to end through Slack. The reconciler now reports through neutral intents
-/// (`tests/github_resilience.rs` checks what it plans); this needs Slack's planner to turn
-/// `Intent::Progress` and `Intent::RoomPost` into Slack effects, which lands separately.
-mod slack_shows_freeze_progress_edited_in_place {
-    use super::*;
-    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-    #[ignore = "needs SlackPlanner::plan_intent (issue 8, Slack side)"]
-    async fn sqlite() {
-        super::slack_shows_freeze_progress_edited_in_place(Backend::Sqlite).await
-    }
-    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-    #[ignore = "needs SlackPlanner::plan_intent (issue 8, Slack side)"]
-    async fn postgres() {
-        super::slack_shows_freeze_progress_edited_in_place(Backend::Postgres).await
-    }
-}
 
 struct GitHubApp {
     app: TestApp,

@@ -5,6 +5,8 @@
 -- released at once instead of sitting out its backoff.
 ALTER TABLE effects ADD COLUMN waiting_on TEXT;
 CREATE INDEX effects_waiting_on ON effects (waiting_on) WHERE waiting_on IS NOT NULL;
+-- What a CLI write caused, for its drain to follow (a fan-out's per-channel effects).
+CREATE INDEX effects_by_incident ON effects (incident_id, created_at);
 -- lease_owner: the worker holding a running effect's lease, so a restart on the same host
 -- can take over a dead worker's effects at once rather than after the lease.
 ALTER TABLE effects ADD COLUMN lease_owner TEXT;

@@ -304,16 +304,33 @@ impl Worker {
         report
     }
 
+    /// Drains `ids` and what they cause: effects queued for the same incidents since the
+    /// drain began (a fan-out's one effect per channel), so a CLI write delivers them too.
     async fn drain_registered(
         &self,
         ids: &[i64],
         timeout: Duration,
     ) -> anyhow::Result<DrainReport> {
         let deadline = tokio::time::Instant::now() + timeout;
+        let since = Utc::now() - chrono::Duration::seconds(1);
+        let mut ids = ids.to_vec();
+        let incidents: Vec<_> = self
+            .store
+            .effects_by_ids(&ids)
+            .await?
+            .into_iter()
+            .filter_map(|e| e.incident_id)
+            .collect();
         loop {
-            if let Ok(ran) = tokio::time::timeout_at(deadline, self.run_batch(Some(ids))).await {
+            if let Ok(ran) = tokio::time::timeout_at(deadline, self.run_batch(Some(&ids))).await {
                 ran?;
             }
+            for id in self.store.effect_ids_since(&incidents, since).await? {
+                if !ids.contains(&id) {
+                    ids.push(id);
+                }
+            }
+            let ids = ids.as_slice();
             let effects = self.store.effects_by_ids(ids).await?;
             let all_finished = effects.iter().all(|e| e.state.is_finished());
             let now = tokio::time::Instant::now();
@@ -360,7 +377,8 @@ impl Worker {
         let outcome = self.attempt(handler.as_ref(), &effect).await;
         let now = Utc::now();
         let retry_after = match &outcome {
-            Ok(_) => {
+            // A permanent error is an answer too (`channel_not_found`, a 404): the target is up.
+            Ok(_) | Err(EffectError::Permanent { .. }) => {
                 self.on_success(&target, now).await;
                 None
             }

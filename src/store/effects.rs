@@ -317,6 +317,30 @@ impl Store {
         rows.into_iter().map(Effect::try_from).collect()
     }
 
+    /// The ids of effects queued for any of `incidents` at or after `since`.
+    pub async fn effect_ids_since(
+        &self,
+        incidents: &[IncidentId],
+        since: DateTime<Utc>,
+    ) -> anyhow::Result<Vec<i64>> {
+        if incidents.is_empty() {
+            return Ok(Vec::new());
+        }
+        let list: Vec<String> = (0..incidents.len())
+            .map(|i| format!("${}", i + 2))
+            .collect();
+        let sql = format!(
+            "SELECT id FROM effects WHERE created_at >= $1 AND incident_id IN ({}) ORDER BY id",
+            list.join(",")
+        );
+        let mut query = sqlx::query_as::<_, (i64,)>(sqlx::AssertSqlSafe(sql)).bind(to_ms(since));
+        for incident in incidents {
+            query = query.bind(&incident.0);
+        }
+        let rows = query.fetch_all(self.pool()).await?;
+        Ok(rows.into_iter().map(|(id,)| id).collect())
+    }
+
     /// Effects newest first; with `failed_only`, just the ones that gave up.
     pub async fn list_effects(&self, failed_only: bool, limit: i64) -> anyhow::Result<Vec<Effect>> {
         let filter = if failed_only {

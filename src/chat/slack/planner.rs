@@ -108,6 +108,8 @@ impl EffectPlanner for SlackPlanner {
                 incident_id: incident.clone(),
                 text: text.clone(),
             },
+            // Publishing is the post-mortem repository's business, not chat's.
+            Intent::PublishPostmortem { .. } => return Vec::new(),
         };
         let key = format!("{}:{incident}:{key}", effect.kind());
         vec![effect.queued(key).ordered(channel_group(incident))]
