@@ -312,15 +312,14 @@ impl Worker {
         timeout: Duration,
     ) -> anyhow::Result<DrainReport> {
         let deadline = tokio::time::Instant::now() + timeout;
-        let since = Utc::now() - chrono::Duration::seconds(1);
         let mut ids = ids.to_vec();
-        let incidents: Vec<_> = self
-            .store
-            .effects_by_ids(&ids)
-            .await?
-            .into_iter()
-            .filter_map(|e| e.incident_id)
-            .collect();
+        let own = self.store.effects_by_ids(&ids).await?;
+        let since = own
+            .iter()
+            .map(|e| e.created_at)
+            .min()
+            .unwrap_or_else(Utc::now);
+        let incidents: Vec<_> = own.into_iter().filter_map(|e| e.incident_id).collect();
         loop {
             if let Ok(ran) = tokio::time::timeout_at(deadline, self.run_batch(Some(&ids))).await {
                 ran?;
