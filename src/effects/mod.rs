@@ -9,12 +9,14 @@
 //!
 //! - [`backoff`]: exponential backoff with full jitter, and `Retry-After` hints.
 //! - [`breaker`]: a circuit breaker per target, so an API that is down is not hammered.
+//! - [`pacing`]: rate limits that queue an effect for its own future slot instead of waiting.
 //! - [`planner`]: the core's neutral intents, which adapters turn into their own effects.
 //! - [`worker`]: claiming, running, retrying, releasing, and the CLI's bounded drain.
 
 pub mod backoff;
 pub mod breaker;
 pub mod handler;
+pub mod pacing;
 pub mod planner;
 pub mod worker;
 pub mod workers;

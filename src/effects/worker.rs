@@ -20,6 +20,7 @@ use tokio_util::sync::CancellationToken;
 use super::backoff::Backoff;
 use super::breaker::{Breakers, Gate};
 use super::handler::{EffectError, EffectHandler};
+use super::pacing::as_effect;
 use super::workers::{Identity, reap_dead};
 use super::{Effect, EffectState};
 use crate::incident::timeline::{EntryKind, NewEntry, Source};
@@ -426,7 +427,7 @@ impl Worker {
             .max_duration(effect)
             .unwrap_or(self.config.attempt_timeout);
         tokio::select! {
-            r = tokio::time::timeout(limit, handler.run(effect)) => {
+            r = tokio::time::timeout(limit, as_effect(effect.id, handler.run(effect))) => {
                 r.unwrap_or_else(|_| Err(EffectError::retryable(format!("timed out after {}", humantime::format_duration(limit)))))
             }
             _ = self.keep_leased(effect.id) => unreachable!("the heartbeat never ends"),

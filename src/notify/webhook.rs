@@ -15,8 +15,6 @@ use std::num::NonZeroU32;
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
-use governor::clock::{Clock, DefaultClock};
-use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use reqwest::StatusCode;
 use secrecy::{ExposeSecret, SecretString};
 
@@ -24,11 +22,12 @@ use super::{WEBHOOK_EFFECT, WebhookEffect};
 use crate::effects::Effect;
 use crate::effects::backoff::parse_retry_after;
 use crate::effects::handler::{EffectError, EffectHandler};
+use crate::effects::pacing::Pacer;
 
 /// One configured webhook: its URL (a secret) and its rate limit.
 pub struct Webhook {
     pub url: SecretString,
-    pub limit: DefaultDirectRateLimiter,
+    pub limit: Pacer,
 }
 
 impl Webhook {
@@ -36,17 +35,15 @@ impl Webhook {
     pub fn new(url: SecretString, per_second: NonZeroU32, burst: NonZeroU32) -> Self {
         Self {
             url,
-            limit: RateLimiter::direct(Quota::per_second(per_second).allow_burst(burst)),
+            limit: Pacer::new(Duration::from_secs(1) / per_second.get(), burst.get()),
         }
     }
 
-    /// `Ok` if a POST may go now, else how long to wait.
+    /// `Ok` if a POST may go now, else how long until this notice's own slot.
     fn admit(&self) -> Result<(), EffectError> {
         self.limit
-            .check()
-            .map_err(|not_until| EffectError::Deferred {
-                wait: not_until.wait_time_from(DefaultClock::default().now()),
-            })
+            .admit("")
+            .map_err(|wait| EffectError::Deferred { wait })
     }
 }
 

@@ -1,4 +1,5 @@
-//! Pacing for Slack's published Web API rate tiers, with governor's GCRA limiters.
+//! Pacing for Slack's published Web API rate tiers, with [`Pacer`]s (GCRA, like governor,
+//! but handing each waiting effect its own future slot).
 //!
 //! Slack's tiers are per-minute budgets that tolerate short bursts (Tier 2 is "20+ per
 //! minute"), so each tier gets a bucket of one minute's calls refilled at that rate: an
@@ -14,43 +15,36 @@
 //! that was refused.
 
 use std::collections::HashMap;
-use std::num::NonZeroU32;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use governor::clock::{Clock, DefaultClock};
-use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use crate::effects::pacing::Pacer;
 
 pub struct SlackRateLimits {
-    tiers: [DefaultKeyedRateLimiter<String>; 4],
-    per_channel: DefaultKeyedRateLimiter<String>,
+    tiers: [Pacer; 4],
+    per_channel: Pacer,
     /// Slack said "not before then" (429 with `Retry-After`), per limiter key.
     refused_until: Mutex<HashMap<String, Instant>>,
 }
 
 impl Default for SlackRateLimits {
     fn default() -> Self {
-        let per_minute =
-            |n: u32| RateLimiter::keyed(Quota::per_minute(NonZeroU32::new(n).expect("non-zero")));
         Self {
             tiers: [
-                per_minute(1),
-                per_minute(20),
-                per_minute(50),
-                per_minute(100),
+                Pacer::per_minute(1),
+                Pacer::per_minute(20),
+                Pacer::per_minute(50),
+                Pacer::per_minute(100),
             ],
-            per_channel: RateLimiter::keyed(
-                Quota::per_second(NonZeroU32::MIN)
-                    .allow_burst(NonZeroU32::new(3).expect("non-zero")),
-            ),
+            per_channel: Pacer::new(Duration::from_secs(1), 3),
             refused_until: Mutex::new(HashMap::new()),
         }
     }
 }
 
 impl SlackRateLimits {
-    /// Takes a slot for calling `method` (in `channel`, for posts) now, or says how long
-    /// to wait before asking again. A refusal takes no slot.
+    /// Takes a slot for calling `method` (in `channel`, for posts) now, or reserves the
+    /// running effect's own future slot and says how long until it.
     pub fn check(&self, method: &str, channel: Option<&str>) -> Result<(), Duration> {
         let key = limiter_key(method, channel);
         if let Some(wait) = self.refused_for(&key, Instant::now()) {
@@ -61,9 +55,7 @@ impl SlackRateLimits {
         } else {
             &self.tiers[tier(method) - 1]
         };
-        limiter
-            .check_key(&key)
-            .map_err(|not_until| not_until.wait_time_from(DefaultClock::default().now()))
+        limiter.admit(&key)
     }
 
     /// Slack refused `method` with a 429: no call to it until `retry_after` has passed.
