@@ -293,8 +293,9 @@ impl Worker {
         Ok(n)
     }
 
-    /// Delivers the given effects, waiting at most `timeout` (retries and a hanging attempt
-    /// included). Whatever is still running then is handed back to the queue for `serve`.
+    /// Delivers the given effects, starting no attempt after `timeout` (retries included).
+    /// An attempt already running is let finish (at most `attempt_timeout`) rather than
+    /// abandoned: an abandoned call that did reach the API would be made twice.
     pub async fn drain(&self, ids: &[i64], timeout: Duration) -> anyhow::Result<DrainReport> {
         if ids.is_empty() {
             return Ok(DrainReport::default());
@@ -322,9 +323,7 @@ impl Worker {
             .unwrap_or_else(Utc::now);
         let incidents: Vec<_> = own.into_iter().filter_map(|e| e.incident_id).collect();
         loop {
-            if let Ok(ran) = tokio::time::timeout_at(deadline, self.run_batch(Some(&ids))).await {
-                ran?;
-            }
+            self.run_batch(Some(&ids)).await?;
             for id in self.store.effect_ids_since(&incidents, since).await? {
                 if !ids.contains(&id) {
                     ids.push(id);

@@ -58,13 +58,26 @@ fn hostname() -> String {
         .unwrap_or_else(|| "localhost".into())
 }
 
-/// Whether a process with this pid exists on this host (Linux: `/proc/PID`). Elsewhere we
-/// cannot tell, and say it is alive, leaving it to the heartbeat and the lease.
+/// Whether a live process with this pid exists on this host (Linux: `/proc/PID/stat`, where
+/// a killed process not yet reaped by its parent shows as a zombie, `Z`, and counts as
+/// dead). Elsewhere we cannot tell, and say it is alive, leaving it to the heartbeat and
+/// the lease.
 pub fn pid_alive(pid: i64) -> bool {
-    if !std::path::Path::new("/proc/self").exists() {
+    if !std::path::Path::new("/proc/self/stat").exists() {
         return true;
     }
-    std::path::Path::new(&format!("/proc/{pid}")).exists()
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => !is_zombie(&stat),
+        Err(_) => false,
+    }
+}
+
+/// The state field of `/proc/PID/stat` follows the command name, which is in parentheses
+/// and may itself contain spaces or parentheses.
+fn is_zombie(stat: &str) -> bool {
+    stat.rsplit_once(')')
+        .and_then(|(_, rest)| rest.split_whitespace().next())
+        .is_some_and(|state| state == "Z" || state == "X")
 }
 
 /// Pure policy: is `other` dead, as seen by `me`?
@@ -120,6 +133,13 @@ mod tests {
             pid,
             heartbeat_at,
         }
+    }
+
+    #[test]
+    fn zombies_count_as_dead() {
+        assert!(is_zombie("4242 (firebreak) Z 1 4242 4242 0 -1"));
+        assert!(!is_zombie("4242 (fire break) (x) S 1 4242 4242 0 -1"));
+        assert!(pid_alive(i64::from(std::process::id())));
     }
 
     #[test]

@@ -14,6 +14,12 @@ use crate::effects::{Effect, EffectState, NewEffect};
 use crate::incident::model::IncidentId;
 use crate::incident::timeline::NewEntry;
 
+/// An effect that may be claimed at `$2` (now): pending and due, or running with an expired
+/// lease, and first in its FIFO group (no earlier effect with its ordering key unfinished).
+const CLAIMABLE: &str = "((e.state = 'pending' AND e.run_at <= $2) OR (e.state = 'running' AND e.lease_until < $2)) \
+    AND (e.ordering_key IS NULL OR NOT EXISTS (SELECT 1 FROM effects p \
+         WHERE p.ordering_key = e.ordering_key AND p.id < e.id AND p.state IN ('pending', 'running')))";
+
 const COLUMNS: &str = "id, incident_id, kind, payload, idempotency_key, state, attempts, \
     run_at, last_error, result, created_at, COALESCE(budget_from, created_at) AS budget_from";
 
@@ -124,18 +130,29 @@ impl Store {
             }
             None => String::new(),
         };
-        let skip_locked = match self.backend {
-            Backend::Postgres => " FOR UPDATE SKIP LOCKED",
-            Backend::Sqlite => "",
+        let ids = match self.backend {
+            // One statement: SKIP LOCKED lets replicas claim different rows at once.
+            Backend::Postgres => format!(
+                "SELECT e.id FROM effects e WHERE {CLAIMABLE}{only} \
+                 ORDER BY e.run_at, e.id LIMIT $3 FOR UPDATE SKIP LOCKED"
+            ),
+            // Find candidates first, on a reader that waits for no writer (WAL), so the
+            // search never holds the single SQLite writer that commands are queued for;
+            // then claim them, re-checking each, under the writer.
+            Backend::Sqlite => match self.claim_candidates(&only, now_ms, limit).await? {
+                candidates if candidates.is_empty() => return Ok(Vec::new()),
+                candidates => {
+                    let list: Vec<String> = candidates.iter().map(i64::to_string).collect();
+                    format!(
+                        "SELECT e.id FROM effects e WHERE e.id IN ({}) AND {CLAIMABLE} AND $3 > 0",
+                        list.join(",")
+                    )
+                }
+            },
         };
         let sql = format!(
             "UPDATE effects SET state = 'running', lease_until = $1, lease_owner = $4, attempts = attempts + 1, updated_at = $2 \
-             WHERE id IN (SELECT e.id FROM effects e \
-               WHERE ((e.state = 'pending' AND e.run_at <= $2) OR (e.state = 'running' AND e.lease_until < $2)){only} \
-               AND (e.ordering_key IS NULL OR NOT EXISTS (SELECT 1 FROM effects p \
-                    WHERE p.ordering_key = e.ordering_key AND p.id < e.id AND p.state IN ('pending', 'running'))) \
-               ORDER BY e.run_at, e.id LIMIT $3{skip_locked}) \
-             RETURNING {COLUMNS}"
+             WHERE id IN ({ids}) RETURNING {COLUMNS}"
         );
         let mut tx = self.begin_background().await?;
         let rows: Vec<EffectRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
@@ -146,7 +163,30 @@ impl Store {
             .fetch_all(&mut *tx.inner)
             .await?;
         tx.commit().await?;
-        rows.into_iter().map(Effect::try_from).collect()
+        let mut claimed = rows
+            .into_iter()
+            .map(Effect::try_from)
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        claimed.sort_by_key(|e| (e.run_at, e.id));
+        Ok(claimed)
+    }
+
+    /// Up to `limit` claimable effects, in queue order, read without the writer.
+    async fn claim_candidates(
+        &self,
+        only: &str,
+        now_ms: i64,
+        limit: i64,
+    ) -> anyhow::Result<Vec<i64>> {
+        let sql = format!(
+            "SELECT e.id FROM effects e WHERE {CLAIMABLE}{only} ORDER BY e.run_at, e.id LIMIT $1"
+        );
+        let rows: Vec<(i64,)> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(limit)
+            .bind(now_ms)
+            .fetch_all(self.pool())
+            .await?;
+        Ok(rows.into_iter().map(|(id,)| id).collect())
     }
 
     /// Marks a running effect done and appends its outcome to the timeline, atomically.
