@@ -26,6 +26,7 @@ on_both!(
     long_outage_then_every_notice_once_soon_after_recovery,
     breaker_probes_spend_no_attempts,
     one_bad_webhook_does_not_hold_up_the_others,
+    a_hanging_webhook_takes_at_most_half_the_worker,
     sigterm_past_the_grace_hands_the_effect_back,
     worker_model_with_random_failures_and_crashes,
     readyz_says_503_when_the_store_refuses_writes,
@@ -231,6 +232,45 @@ async fn one_bad_webhook_does_not_hold_up_the_others(backend: Backend) {
         counts.pending + counts.running,
         3,
         "the 503 webhook's notices keep waiting"
+    );
+}
+
+/// Ten incidents to a webhook that never answers (until the 3 s timeout) and to a healthy
+/// one. The hanging webhook gets at most half the worker's eight slots, so the healthy one's
+/// notices all arrive at once instead of queueing behind the hanging attempts.
+async fn a_hanging_webhook_takes_at_most_half_the_worker(backend: Backend) {
+    let hanging = Receiver::start().await;
+    hanging.set_delay(Duration::from_secs(30));
+    let healthy = Receiver::start().await;
+    let toml = format!(
+        "{}{}{}",
+        SHORT
+            .replace("attempt_timeout = \"2s\"", "attempt_timeout = \"4s\"")
+            .replace("timeout = \"1s\"", "timeout = \"3s\""),
+        hooks(&hanging, &["hang"]),
+        hooks(&healthy, &["good"])
+    );
+    let app = spawn_app(backend, Config::parse(&toml).unwrap()).await;
+    let started = Instant::now();
+    for n in 1..=10 {
+        let line = format!("declare sev2 Service {n} is down");
+        let cmd = firebreak::incident::command::parse_line(&line, Default::default()).unwrap();
+        app.app.service.apply(cmd, &alice()).await.unwrap();
+    }
+    assert!(
+        eventually(10, || async { healthy.accepted().len() == 10 }).await,
+        "{} of 10",
+        healthy.accepted().len()
+    );
+    let last = healthy.accepted().iter().map(|r| r.at).max().unwrap() - started;
+    assert!(
+        last < Duration::from_millis(1500),
+        "the healthy webhook's last notice came {last:?} after the first declaration"
+    );
+    assert!(
+        hanging.log().len() <= 4,
+        "at most four attempts on the hanging webhook at once: {}",
+        hanging.log().len()
     );
 }
 

@@ -9,6 +9,7 @@
 //!
 //! - [`backoff`]: exponential backoff with full jitter, and `Retry-After` hints.
 //! - [`breaker`]: a circuit breaker per target, so an API that is down is not hammered.
+//! - [`inflight`]: at most half the worker on one target, so a hanging one stalls no other.
 //! - [`pacing`]: rate limits that queue an effect for its own future slot instead of waiting.
 //! - [`planner`]: the core's neutral intents, which adapters turn into their own effects.
 //! - [`worker`]: claiming, running, retrying, releasing, and the CLI's bounded drain.
@@ -16,6 +17,7 @@
 pub mod backoff;
 pub mod breaker;
 pub mod handler;
+pub mod inflight;
 pub mod pacing;
 pub mod planner;
 pub mod worker;

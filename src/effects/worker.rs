@@ -20,6 +20,7 @@ use tokio_util::sync::CancellationToken;
 use super::backoff::Backoff;
 use super::breaker::{Breakers, Gate};
 use super::handler::{EffectError, EffectHandler};
+use super::inflight::InFlight;
 use super::pacing::as_effect;
 use super::workers::{Identity, reap_dead};
 use super::{Effect, EffectState};
@@ -77,6 +78,7 @@ pub struct Worker {
     handlers: HashMap<&'static str, Arc<dyn EffectHandler>>,
     config: WorkerConfig,
     breakers: Breakers,
+    inflight: InFlight,
     wake: Arc<Notify>,
     me: Identity,
 }
@@ -159,6 +161,7 @@ impl Worker {
             store,
             handlers: HashMap::new(),
             breakers: Breakers::new(config.breaker_threshold, config.breaker_cooldown),
+            inflight: InFlight::new(config.concurrency / 2),
             config,
             wake,
             me: Identity::current(),
@@ -373,7 +376,11 @@ impl Worker {
             Gate::Probe => true,
             Gate::Closed => false,
         };
+        let Some(slot) = self.inflight.enter(&target) else {
+            return self.wait_for_slot(&effect, &target, now).await;
+        };
         let outcome = self.attempt(handler.as_ref(), &effect).await;
+        drop(slot);
         let now = Utc::now();
         let retry_after = match &outcome {
             // A permanent error is an answer too (`channel_not_found`, a 404): the target is up.
@@ -416,6 +423,27 @@ impl Worker {
         Ok(())
     }
 
+    /// Half the worker is already busy with this target: back to the queue until one of
+    /// those attempts succeeds (or, at the latest, an attempt timeout from now). If room was
+    /// made meanwhile (and its release ran before this write), release again.
+    async fn wait_for_slot(
+        &self,
+        effect: &Effect,
+        target: &str,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<()> {
+        tracing::debug!(effect = effect.id, target = %target, "target busy; effect waits for a slot");
+        let until = now + chrono_duration(self.config.attempt_timeout);
+        self.store
+            .reschedule_effect(effect.id, until, None, true, Some(target))
+            .await?;
+        if self.inflight.has_room(target) {
+            self.store.release_waiting(target, Utc::now()).await?;
+            self.wake.notify_one();
+        }
+        Ok(())
+    }
+
     /// One attempt, bounded by its timeout, with the lease renewed while it runs.
     async fn attempt(
         &self,
@@ -435,7 +463,8 @@ impl Worker {
 
     /// Closes the target's circuit; if it had been failing, releases everything waiting on it.
     async fn on_success(&self, target: &str, now: DateTime<Utc>) {
-        if self.breakers.record_success(target) {
+        let recovered = self.breakers.record_success(target);
+        if self.inflight.take_turned_away(target) | recovered {
             match self.store.release_waiting(target, now).await {
                 Ok(0) => {}
                 Ok(n) => {
