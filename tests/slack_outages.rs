@@ -17,7 +17,8 @@ use serde_json::Value;
 
 on_both!(
     a_bad_channel_first_never_blocks_the_others,
-    a_long_outage_delivers_everything_once_in_order
+    a_long_outage_delivers_everything_once_in_order,
+    notices_get_the_channel_link_even_when_setup_was_retried
 );
 
 struct SlackApp {
@@ -106,6 +107,32 @@ fn channel_of(c: &Call) -> &str {
 }
 
 const BAD_FIRST: &str = "[slack.announce]\nSEV1 = [\"C0MISSING\", \"C0ANNOUNCE\", \"C0GENERAL\"]\nSEV2 = [\"C0MISSING\", \"C0ANNOUNCE\", \"C0GENERAL\"]\n";
+
+/// The channel is created, then setting its topic fails once: the retry finishes the setup,
+/// and the notices posted at T+0 are still edited to link the channel.
+async fn notices_get_the_channel_link_even_when_setup_was_retried(backend: Backend) {
+    let t = slack_app(backend, test_config(BAD_FIRST)).await;
+    t.slack.fail_next(
+        "conversations.setTopic",
+        vec![common::fake_slack::Failure::ServerError],
+    );
+    t.send
+        .command("declare sev1 Search is down", "C_ORIGIN", "U0ALICE")
+        .await;
+    t.settle(15).await;
+    let ch = t.incident_channel();
+    let notice = t
+        .slack
+        .messages()
+        .into_iter()
+        .find(|m| m.channel == "C0ANNOUNCE" && m.thread_ts.is_none())
+        .expect("the notice");
+    let blocks = notice.blocks.map(|b| b.to_string()).unwrap_or_default();
+    assert!(
+        blocks.contains(&format!("<#{ch}>")),
+        "the notice links the channel: {blocks}"
+    );
+}
 
 async fn a_bad_channel_first_never_blocks_the_others(backend: Backend) {
     let t = slack_app(backend, test_config(BAD_FIRST)).await;

@@ -26,10 +26,9 @@ impl SlackEffects {
         self.invite(&incident, &channel, &refs, invite).await?;
         self.set_topic(&incident, &channel, &refs).await?;
         let card_posted = self.upsert_card(&incident, &channel, &refs).await?;
-        if created {
-            // The notices went out first (T+0); now that the channel exists, link it.
-            self.link_notices(id).await?;
-        }
+        // The notices went out first (T+0); now that the channel is set up, link it. Also on
+        // a retry after a later step failed: the link is queued once per incident (its key).
+        self.link_notices(id).await?;
         Ok(match (created, card_posted) {
             (true, _) => Some(format!(
                 "Slack channel <#{channel}> created with the pinned incident card"
