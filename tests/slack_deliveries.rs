@@ -11,7 +11,88 @@ use firebreak::incident::EntryKind;
 use firebreak::store::Delivery;
 use serde_json::json;
 
-on_both!(a_retried_mention_is_applied_and_answered_once);
+on_both!(
+    a_retried_mention_is_applied_and_answered_once,
+    a_replayed_slash_command_is_applied_once,
+    a_form_submitted_twice_declares_once
+);
+
+/// The same signed request sent three times (a replay within the five minutes the
+/// timestamp check allows): one update, and the replays are told it was done.
+async fn a_replayed_slash_command_is_applied_once(backend: Backend) {
+    let slack = FakeSlack::start().await;
+    let app = spawn_app_with(
+        backend,
+        test_config(SLACK_CONFIG),
+        integrations(&slack.url),
+        None,
+    )
+    .await;
+    let send = SlackSender::new(&app);
+    send.command("declare sev2 Search is slow", "C_ORIGIN", "U0ALICE")
+        .await;
+    let body = SlackSender::command_body(
+        "/incident",
+        "update INC-1 Reindexing",
+        "C_ORIGIN",
+        "U0ALICE",
+    );
+    let ts = chrono::Utc::now().timestamp();
+    let mut replies = Vec::new();
+    for _ in 0..3 {
+        let resp = send
+            .post_signed(
+                "/slack/commands",
+                "application/x-www-form-urlencoded",
+                body.clone(),
+                ts,
+                None,
+            )
+            .await;
+        assert_eq!(resp.status(), 200);
+        replies.push(resp.text().await.unwrap());
+    }
+    let (_, timeline) = incident_timeline(&app.app.store, 1).await;
+    let updates = timeline
+        .iter()
+        .filter(|e| e.kind == EntryKind::Update)
+        .count();
+    assert_eq!(updates, 1, "{timeline:?}");
+    assert!(
+        replies[1].contains("That was already done."),
+        "{}",
+        replies[1]
+    );
+}
+
+/// A double-clicked "Declare" on the form: three submissions of one view, at once.
+async fn a_form_submitted_twice_declares_once(backend: Backend) {
+    let slack = FakeSlack::start().await;
+    let app = spawn_app_with(
+        backend,
+        test_config(SLACK_CONFIG),
+        integrations(&slack.url),
+        None,
+    )
+    .await;
+    let send = SlackSender::new(&app);
+    let submission = |trigger: &str| {
+        json!({
+            "type": "view_submission", "trigger_id": trigger,
+            "user": { "id": "U0ALICE", "username": "alice" }, "team": { "id": "T0" },
+            "view": { "id": "V0FORM1", "callback_id": "fb_declare", "private_metadata": "C_ORIGIN", "state": { "values": {
+                "title": { "title": { "type": "plain_text_input", "value": "Payments API timing out" } },
+                "severity": { "severity": { "type": "static_select", "selected_option": { "value": "sev2" } } }
+            } } }
+        })
+    };
+    let sends = ["1.1.a", "1.1.b", "1.1.c"].map(|t| send.interaction(submission(t)));
+    for resp in futures::future::join_all(sends).await {
+        assert_eq!(resp.status(), 200);
+    }
+    let incidents = app.app.store.list_incidents(false, 10).await.unwrap();
+    assert_eq!(incidents.len(), 1, "{incidents:?}");
+}
 
 async fn a_retried_mention_is_applied_and_answered_once(backend: Backend) {
     let slack = FakeSlack::start().await;

@@ -65,7 +65,25 @@ pub async fn commands(State(edge): Edge, headers: HeaderMap, body: Bytes) -> Res
         &cmd.user_id,
         display_name(&cmd.user_name, &cmd.user_id),
     );
-    match edge.run_line(&line, &cmd.channel_id, &actor).await {
+    // A replayed request (the same signature, within the five minutes the timestamp check
+    // allows) is recorded with what it changes, and applied once.
+    let replay_guard = Delivery {
+        source: "slack-request",
+        id: headers
+            .get("x-slack-signature")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string(),
+    };
+    let service = edge.service.for_delivery(replay_guard);
+    let outcome = match command::parse_line(&line, ParseOptions::default()) {
+        Ok(parsed) => {
+            edge.apply_with(&service, parsed, &cmd.channel_id, &actor, None)
+                .await
+        }
+        Err(e) => Err(e.into()),
+    };
+    match outcome {
         Ok(reply) => Json(blocks::command_response(&reply.reply)).into_response(),
         Err(ServiceError::User(UserError::Unknown { message, help })) => {
             Json(blocks::help_response(&message, &help)).into_response()
@@ -148,17 +166,6 @@ impl SlackEdge {
     }
 
     /// Parses a chat line and applies it, defaulting to the incident whose channel this is.
-    async fn run_line(
-        &self,
-        line: &str,
-        channel: &str,
-        actor: &Actor,
-    ) -> Result<crate::incident::Outcome, ServiceError> {
-        let cmd = command::parse_line(line, ParseOptions::default())?;
-        self.apply_with(&self.service, cmd, channel, actor, None)
-            .await
-    }
-
     /// Applies `cmd` through `service`, defaulting to the incident whose channel this is.
     async fn apply_with(
         &self,
@@ -280,16 +287,21 @@ impl SlackEdge {
 
     async fn submission(&self, v: ViewSubmission) -> Response {
         let actor = Actor::new(Source::Slack, &v.user_id, blocks::mention(&v.user_id));
+        // A form submitted twice (a double click) is one view: applied once.
+        let service = self.service.for_delivery(Delivery {
+            source: "slack-view",
+            id: v.view_id.clone().unwrap_or_else(|| v.key()),
+        });
         let (result, origin, field) = match v.callback_id.as_str() {
             VIEW_DECLARE => (
-                self.declare_from_form(&v, &actor).await,
+                self.declare_from_form(&service, &v, &actor).await,
                 v.private_metadata.clone(),
                 "title",
             ),
             VIEW_UPDATE => {
                 let (number, origin) = v.private_metadata.split_once(':').unwrap_or(("", ""));
                 (
-                    self.update_from_form(number, &v, &actor).await,
+                    self.update_from_form(&service, number, &v, &actor).await,
                     origin.to_string(),
                     "text",
                 )
@@ -306,6 +318,7 @@ impl SlackEdge {
                 }
                 StatusCode::OK.into_response()
             }
+            Err(ServiceError::Duplicate) => StatusCode::OK.into_response(),
             Err(ServiceError::User(e)) => {
                 Json(json!({ "response_action": "errors", "errors": { field: e.to_string() } }))
                     .into_response()
@@ -319,6 +332,7 @@ impl SlackEdge {
 
     async fn declare_from_form(
         &self,
+        service: &IncidentService,
         v: &ViewSubmission,
         actor: &Actor,
     ) -> Result<String, ServiceError> {
@@ -342,7 +356,7 @@ impl SlackEdge {
             started_at: None,
             detected_at: None,
         };
-        let out = self.service.apply(cmd, actor).await?;
+        let out = service.apply(cmd, actor).await?;
         let number = out.reply.incident().map(|i| i.number);
         if let (Some(n), Some(text)) = (
             number,
@@ -363,6 +377,7 @@ impl SlackEdge {
 
     async fn update_from_form(
         &self,
+        service: &IncidentService,
         number: &str,
         v: &ViewSubmission,
         actor: &Actor,
@@ -386,8 +401,7 @@ impl SlackEdge {
             Some(s) => Some(command::parse_cadence(s.to_string())?),
             None => None,
         };
-        Ok(self
-            .service
+        Ok(service
             .apply(
                 Command::Update {
                     target: Some(n),
