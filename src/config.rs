@@ -132,8 +132,7 @@ impl Default for EffectsConfig {
 }
 
 impl EffectsConfig {
-    /// `notify_timeout` is the webhook request timeout, which one attempt must fit in.
-    fn validate(&self, notify_timeout: Duration) -> Result<(), ConfigError> {
+    fn validate(&self) -> Result<(), ConfigError> {
         let zero = |key: &str, d: Duration| {
             if d.is_zero() {
                 Err(ConfigError(format!(
@@ -153,6 +152,11 @@ impl EffectsConfig {
                 "effects.max_attempts must be at least 1 (or left out: retries then end after give_up_after)".into(),
             ));
         }
+        if self.breaker_threshold == 0 {
+            return Err(ConfigError(
+                "effects.breaker_threshold must be at least 1".into(),
+            ));
+        }
         if self.concurrency == 0 {
             return Err(ConfigError("effects.concurrency must be at least 1".into()));
         }
@@ -161,13 +165,6 @@ impl EffectsConfig {
                 "effects.lease ({}) must be longer than effects.attempt_timeout ({}), or a slow attempt could run twice",
                 humantime::format_duration(self.lease),
                 humantime::format_duration(self.attempt_timeout)
-            )));
-        }
-        if self.attempt_timeout < notify_timeout {
-            return Err(ConfigError(format!(
-                "effects.attempt_timeout ({}) must be at least notify.timeout ({})",
-                humantime::format_duration(self.attempt_timeout),
-                humantime::format_duration(notify_timeout)
             )));
         }
         if self.max_backoff < self.base_backoff {
@@ -416,8 +413,31 @@ impl Config {
     /// webhooks, and timings that contradict each other. Each error names the key.
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.webhooks()?;
-        self.effects.validate(self.notify.timeout)?;
-        self.incident.validate()
+        self.effects.validate()?;
+        self.incident.validate()?;
+        self.call_timeouts_fit()
+    }
+
+    /// Every API call's timeout is above zero and fits in one attempt.
+    fn call_timeouts_fit(&self) -> Result<(), ConfigError> {
+        let attempt = self.effects.attempt_timeout;
+        for (key, timeout) in [
+            ("notify.timeout", self.notify.timeout),
+            ("slack.timeout", self.slack.timeout),
+            ("github.timeout", self.github.timeout),
+        ] {
+            if timeout.is_zero() {
+                return Err(ConfigError(format!("{key} must be longer than zero")));
+            }
+            if timeout > attempt {
+                return Err(ConfigError(format!(
+                    "{key} ({}) must not be longer than effects.attempt_timeout ({}), or the attempt is cut off before the call can time out",
+                    humantime::format_duration(timeout),
+                    humantime::format_duration(attempt)
+                )));
+            }
+        }
+        Ok(())
     }
 
     pub fn notice_routes(&self) -> Vec<NoticeRoute> {

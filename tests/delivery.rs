@@ -35,7 +35,7 @@ on_both!(
 /// Effects settings under which an outage of 4 s outlasts the old budget of eight attempts
 /// (backoff ceilings 20 ms · (1 + 2 + … + 64) = 2.54 s), while a long `max_backoff` means
 /// only the release on recovery, not a short backoff, can make delivery prompt afterwards.
-const SHORT: &str = "[effects]\nbase_backoff = \"20ms\"\nmax_backoff = \"20s\"\npoll_interval = \"20ms\"\nlease = \"5s\"\nattempt_timeout = \"2s\"\nbreaker_threshold = 2\nbreaker_cooldown = \"500ms\"\ncli_wait = \"300ms\"\n[notify]\ntimeout = \"1s\"\n";
+const SHORT: &str = "[slack]\ntimeout = \"1s\"\n[github]\ntimeout = \"1s\"\n[effects]\nbase_backoff = \"20ms\"\nmax_backoff = \"20s\"\npoll_interval = \"20ms\"\nlease = \"5s\"\nattempt_timeout = \"2s\"\nbreaker_threshold = 2\nbreaker_cooldown = \"500ms\"\ncli_wait = \"300ms\"\n[notify]\ntimeout = \"1s\"\n";
 
 fn hooks(receiver: &Receiver, names: &[&str]) -> String {
     names
@@ -643,7 +643,27 @@ fn config_check_refuses_values_that_contradict_each_other() {
         ),
         (
             "[effects]\nattempt_timeout = \"5s\"\n[notify]\ntimeout = \"10s\"\n",
-            "effects.attempt_timeout (5s) must be at least notify.timeout (10s)",
+            "notify.timeout (10s) must not be longer than effects.attempt_timeout (5s)",
+        ),
+        (
+            "[effects]\nbreaker_threshold = 0\n",
+            "effects.breaker_threshold must be at least 1",
+        ),
+        (
+            "[notify]\ntimeout = \"0s\"\n",
+            "notify.timeout must be longer than zero",
+        ),
+        (
+            "[slack]\ntimeout = \"0s\"\n",
+            "slack.timeout must be longer than zero",
+        ),
+        (
+            "[slack]\ntimeout = \"40s\"\n",
+            "slack.timeout (40s) must not be longer than effects.attempt_timeout (30s)",
+        ),
+        (
+            "[[notify.webhook]]\nurl = \"https://hooks.example/x\"\nper_second = 0\n",
+            "per_second must be at least 1",
         ),
     ];
     for (toml, expected) in cases {
