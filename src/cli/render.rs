@@ -139,7 +139,10 @@ pub fn drain_lines(report: &DrainReport, now: DateTime<Utc>) -> Vec<String> {
     let mut lines: Vec<String> = report
         .delivered
         .iter()
-        .map(|e| format!("✓ {}", e.result.as_deref().unwrap_or(&e.kind)))
+        .map(|e| match e.result.as_deref() {
+            Some(result) if result != "ok" => format!("✓ {result}"),
+            _ => format!("✓ {} done", e.kind),
+        })
         .collect();
     lines.extend(report.failed.iter().map(|e| {
         format!(
@@ -161,7 +164,11 @@ pub fn drain_lines(report: &DrainReport, now: DateTime<Utc>) -> Vec<String> {
                 e.kind,
                 e.attempts,
                 due_in(e.run_at, now),
-                e.last_error.as_deref().unwrap_or("not tried yet")
+                e.last_error.as_deref().unwrap_or(if e.attempts == 0 {
+                    "not tried yet"
+                } else {
+                    "in progress"
+                })
             )
         }));
     }

@@ -41,7 +41,10 @@ pub trait TypedEffect: Serialize + DeserializeOwned {
 /// and 1 webhook" without knowing any platform.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Audience {
+    /// New notices in this many Slack channels.
     SlackChannels(usize),
+    /// Whatever Slack notices were already posted (edited, or answered in their threads).
+    SlackNotices,
     DiscordChannels(usize),
     Webhook,
 }

@@ -489,14 +489,16 @@ impl Queued {
     /// " Company-wide notice queued to 2 Slack channels and 1 webhook.", or nothing.
     pub fn notice_summary(&self) -> String {
         let (mut slack, mut discord, mut webhooks) = (0, 0, 0);
+        let mut slack_posted = false;
         for audience in &self.audiences {
             match audience {
                 Audience::SlackChannels(n) => slack += n,
+                Audience::SlackNotices => slack_posted = true,
                 Audience::DiscordChannels(n) => discord += n,
                 Audience::Webhook => webhooks += 1,
             }
         }
-        let parts: Vec<String> = [
+        let mut parts: Vec<String> = [
             (slack, "Slack channel"),
             (discord, "Discord channel"),
             (webhooks, "webhook"),
@@ -505,6 +507,9 @@ impl Queued {
         .filter(|(n, _)| *n > 0)
         .map(|(n, what)| format!("{n} {what}{}", if n == 1 { "" } else { "s" }))
         .collect();
+        if slack_posted && slack == 0 {
+            parts.insert(0, "the Slack notices already posted".into());
+        }
         match parts.as_slice() {
             [] => String::new(),
             [one] => format!(" Company-wide notice queued to {one}."),
@@ -513,5 +518,40 @@ impl Queued {
                 rest.join(", ")
             ),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn summary(audiences: &[Audience]) -> String {
+        Queued {
+            ids: Vec::new(),
+            audiences: audiences.to_vec(),
+        }
+        .notice_summary()
+    }
+
+    #[test]
+    fn the_reply_counts_notices_per_platform() {
+        use Audience::*;
+        assert_eq!(summary(&[]), "");
+        assert_eq!(
+            summary(&[SlackChannels(2), Webhook]),
+            " Company-wide notice queued to 2 Slack channels and 1 webhook."
+        );
+        assert_eq!(
+            summary(&[Webhook, Webhook, Webhook]),
+            " Company-wide notice queued to 3 webhooks."
+        );
+        assert_eq!(
+            summary(&[SlackNotices, Webhook]),
+            " Company-wide notice queued to the Slack notices already posted and 1 webhook."
+        );
+        assert_eq!(
+            summary(&[SlackChannels(1), SlackNotices, DiscordChannels(1), Webhook]),
+            " Company-wide notice queued to 1 Slack channel, 1 Discord channel and 1 webhook."
+        );
     }
 }

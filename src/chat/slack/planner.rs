@@ -199,12 +199,18 @@ impl Plan<'_> {
     /// Bring every notice up to date, post new ones in `channels`, and with `reply`, answer
     /// in each notice's thread.
     fn notices(&self, channels: Vec<String>, reply: Option<String>) -> NewEffect {
+        let tells_the_company = reply.is_some();
         let effect = SlackEffect::SyncNotices {
             incident_id: self.id(),
             channels,
             reply,
         };
-        self.queued(effect, notices_group(&self.incident.id))
+        let effect = self.queued(effect, notices_group(&self.incident.id));
+        if tells_the_company {
+            effect.announcing(Audience::SlackNotices)
+        } else {
+            effect
+        }
     }
 
     /// The announcement: a notice effect per channel, queued with the change (so the CLI
@@ -220,7 +226,7 @@ impl Plan<'_> {
         };
         let notices = plan_children(&self.incident.id, &direct, &[]);
         let fan_out = match n {
-            0 => fan_out,
+            0 => fan_out.announcing(Audience::SlackNotices),
             n => fan_out.announcing(Audience::SlackChannels(n)),
         };
         std::iter::once(fan_out).chain(notices).collect()
