@@ -57,13 +57,8 @@ async fn long_outage_then_every_notice_once_soon_after_recovery(backend: Backend
     receiver.set_down(true);
     let config = Config::parse(&format!("{SHORT}{}", hooks(&receiver, &["a", "b", "c"]))).unwrap();
     let app = spawn_app(backend, config).await;
-    let service = &app.app.service;
-    let run = |line: String| async move {
-        let cmd = firebreak::incident::command::parse_line(&line, Default::default()).unwrap();
-        service.apply(cmd, &alice()).await.unwrap()
-    };
     for n in 1..=3 {
-        let declared = run(format!("declare sev1 Region {n} is down")).await;
+        let declared = app.ok(&format!("declare sev1 Region {n} is down")).await;
         assert!(
             declared
                 .reply
@@ -74,8 +69,8 @@ async fn long_outage_then_every_notice_once_soon_after_recovery(backend: Backend
         );
     }
     for n in 1..=3 {
-        run(format!("update INC-{n} Rolling back {n}")).await;
-        run(format!("status INC-{n} monitoring")).await;
+        app.ok(&format!("update INC-{n} Rolling back {n}")).await;
+        app.ok(&format!("status INC-{n} monitoring")).await;
     }
     // Down for 4 s: longer than the old attempt budget, with many breaker probes.
     tokio::time::sleep(Duration::from_secs(4)).await;
@@ -153,12 +148,7 @@ async fn breaker_probes_spend_no_attempts(backend: Backend) {
         hooks(&receiver, &["general"])
     );
     let app = spawn_app(backend, Config::parse(&toml).unwrap()).await;
-    let cmd = firebreak::incident::command::parse_line(
-        "declare sev1 Storage is down",
-        Default::default(),
-    )
-    .unwrap();
-    app.app.service.apply(cmd, &alice()).await.unwrap();
+    app.ok("declare sev1 Storage is down").await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert!(receiver.log().len() >= 20, "{} tries", receiver.log().len());
     receiver.set_down(false);
@@ -198,8 +188,7 @@ async fn one_bad_webhook_does_not_hold_up_the_others(backend: Backend) {
         "update INC-1 Found it",
         "resolve INC-1 Fixed",
     ] {
-        let cmd = firebreak::incident::command::parse_line(line, Default::default()).unwrap();
-        app.app.service.apply(cmd, &alice()).await.unwrap();
+        app.ok(line).await;
     }
     assert!(
         eventually(5, || async { receiver.distinct_keys().len() == 6 }).await,
@@ -254,8 +243,7 @@ async fn a_hanging_webhook_takes_at_most_half_the_worker(backend: Backend) {
     let started = Instant::now();
     for n in 1..=10 {
         let line = format!("declare sev2 Service {n} is down");
-        let cmd = firebreak::incident::command::parse_line(&line, Default::default()).unwrap();
-        app.app.service.apply(cmd, &alice()).await.unwrap();
+        app.ok(&line).await;
     }
     assert!(
         eventually(10, || async { healthy.accepted().len() == 10 }).await,

@@ -153,6 +153,26 @@ pub struct Effect {
 }
 
 impl Effect {
+    /// `new` as the queue would hand it to a worker: its first attempt, due now (for tests).
+    #[cfg(test)]
+    pub(crate) fn as_claimed(new: &NewEffect) -> Self {
+        let now = Utc::now();
+        Self {
+            id: 1,
+            incident_id: new.incident_id.clone(),
+            kind: new.kind.clone(),
+            payload: new.payload.clone(),
+            idempotency_key: new.idempotency_key.clone(),
+            state: EffectState::Running,
+            attempts: 1,
+            run_at: now,
+            last_error: None,
+            result: None,
+            created_at: now,
+            budget_from: now,
+        }
+    }
+
     /// Decodes the payload into the adapter's effect type. A payload that no longer decodes
     /// (an effect queued by an incompatible version) fails permanently, with the reason.
     pub fn decode<T: TypedEffect>(&self) -> Result<T, EffectError> {

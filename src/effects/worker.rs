@@ -591,53 +591,49 @@ mod tests {
     use super::*;
 
     fn effect(attempts: u32, age: chrono::Duration, now: DateTime<Utc>) -> Effect {
-        Effect {
-            id: 1,
+        let row = crate::effects::NewEffect {
             incident_id: None,
             kind: "notify.webhook".into(),
             payload: serde_json::Value::Null,
             idempotency_key: "k".into(),
-            state: EffectState::Running,
+            ordering_key: None,
+            audience: None,
+        };
+        Effect {
             attempts,
-            run_at: now,
-            last_error: None,
-            result: None,
             created_at: now - age,
             budget_from: now - age,
+            ..Effect::as_claimed(&row)
         }
+    }
+
+    /// The step after `outcome`, at `now`, with a 1 s backoff.
+    fn step(
+        e: &Effect,
+        outcome: Result<Option<String>, EffectError>,
+        config: &WorkerConfig,
+        probe: bool,
+        now: DateTime<Utc>,
+    ) -> Step {
+        next_step(e, outcome, config, "t", probe, now, Duration::from_secs(1))
     }
 
     #[test]
     fn transient_failures_retry_until_the_age_budget_not_an_attempt_count() {
         let config = WorkerConfig::default();
         let now = Utc::now();
-        let delay = Duration::from_secs(5);
         let fail = || Err(EffectError::retryable("HTTP 503"));
-        let step = next_step(
-            &effect(500, chrono::Duration::hours(23), now),
-            fail(),
-            &config,
-            "t",
-            false,
-            now,
-            delay,
-        );
+        let young = effect(500, chrono::Duration::hours(23), now);
+        let s = step(&young, fail(), &config, false, now);
         assert!(
-            matches!(step, Step::Retry { refund: false, ref waiting_on, .. } if waiting_on.as_deref() == Some("t")),
-            "{step:?}"
+            matches!(s, Step::Retry { refund: false, ref waiting_on, .. } if waiting_on.as_deref() == Some("t")),
+            "{s:?}"
         );
-        let step = next_step(
-            &effect(3, chrono::Duration::hours(25), now),
-            fail(),
-            &config,
-            "t",
-            false,
-            now,
-            delay,
-        );
+        let old = effect(3, chrono::Duration::hours(25), now);
+        let s = step(&old, fail(), &config, false, now);
         assert!(
-            matches!(step, Step::GiveUp(ref r) if r.starts_with("still failing after 1day 1h")),
-            "{step:?}"
+            matches!(s, Step::GiveUp(ref r) if r.starts_with("still failing after 1day 1h")),
+            "{s:?}"
         );
     }
 
@@ -649,61 +645,27 @@ mod tests {
         };
         let now = Utc::now();
         let e = effect(2, chrono::Duration::minutes(5), now);
-        let step = next_step(
-            &e,
-            Err(EffectError::retryable("down")),
-            &config,
-            "t",
-            true,
-            now,
-            Duration::from_secs(1),
-        );
+        let down = || Err(EffectError::retryable("down"));
+        let s = step(&e, down(), &config, true, now);
         assert!(
-            matches!(step, Step::Retry { refund: true, .. }),
-            "a failed probe is refunded: {step:?}"
+            matches!(s, Step::Retry { refund: true, .. }),
+            "a failed probe is refunded: {s:?}"
         );
-        let step = next_step(
-            &e,
-            Err(EffectError::retryable("down")),
-            &config,
-            "t",
-            false,
-            now,
-            Duration::from_secs(1),
-        );
-        assert!(
-            matches!(step, Step::GiveUp(_)),
-            "a real attempt counts: {step:?}"
-        );
-        let step = next_step(
-            &e,
-            Err(EffectError::Deferred {
-                wait: Duration::from_secs(2),
-            }),
-            &config,
-            "t",
-            false,
-            now,
-            Duration::ZERO,
-        );
+        let s = step(&e, down(), &config, false, now);
+        assert!(matches!(s, Step::GiveUp(_)), "a real attempt counts: {s:?}");
+        let wait = Duration::from_secs(2);
+        let s = step(&e, Err(EffectError::Deferred { wait }), &config, false, now);
+        let back = Step::Retry {
+            at: now + chrono::Duration::seconds(2),
+            error: None,
+            refund: true,
+            waiting_on: None,
+        };
+        assert_eq!(s, back);
+        let gone = Err(EffectError::permanent("channel_not_found"));
         assert_eq!(
-            step,
-            Step::Retry {
-                at: now + chrono::Duration::seconds(2),
-                error: None,
-                refund: true,
-                waiting_on: None
-            }
+            step(&e, gone, &config, false, now),
+            Step::GiveUp("channel_not_found".into())
         );
-        let step = next_step(
-            &e,
-            Err(EffectError::permanent("channel_not_found")),
-            &config,
-            "t",
-            false,
-            now,
-            Duration::ZERO,
-        );
-        assert_eq!(step, Step::GiveUp("channel_not_found".into()));
     }
 }

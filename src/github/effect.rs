@@ -139,24 +139,6 @@ mod tests {
     use super::*;
     use crate::effects::Effect;
 
-    fn stored(new: &NewEffect) -> Effect {
-        let now = chrono::Utc::now();
-        Effect {
-            id: 1,
-            incident_id: new.incident_id.clone(),
-            kind: new.kind.clone(),
-            payload: new.payload.clone(),
-            idempotency_key: new.idempotency_key.clone(),
-            state: crate::effects::EffectState::Pending,
-            attempts: 0,
-            run_at: now,
-            last_error: None,
-            result: None,
-            created_at: now,
-            budget_from: now,
-        }
-    }
-
     #[test]
     fn effects_round_trip_through_the_queue() {
         let head = PullHead {
@@ -187,7 +169,10 @@ mod tests {
             ),
         ] {
             assert_eq!(new.kind, expected.kind());
-            assert_eq!(stored(&new).decode::<GitHubEffect>(), Ok(expected));
+            assert_eq!(
+                Effect::as_claimed(&new).decode::<GitHubEffect>(),
+                Ok(expected)
+            );
         }
     }
 
@@ -228,7 +213,7 @@ mod tests {
 
     #[test]
     fn a_payload_of_another_shape_fails_permanently() {
-        let mut effect = stored(&reconcile(1, None));
+        let mut effect = Effect::as_claimed(&reconcile(1, None));
         effect.payload = serde_json::from_str(r#"{"generation": 1}"#).unwrap();
         assert!(matches!(
             effect.decode::<GitHubEffect>(),

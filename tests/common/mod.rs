@@ -182,6 +182,17 @@ impl TestApp {
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
     }
+
+    /// Parses a chat line and applies it as alice; panics if it fails.
+    pub async fn ok(&self, line: &str) -> Outcome {
+        let cmd = command::parse_line(line, ParseOptions::default())
+            .unwrap_or_else(|e| panic!("`{line}` does not parse: {e}"));
+        self.app
+            .service
+            .apply(cmd, &alice())
+            .await
+            .unwrap_or_else(|e| panic!("`{line}` failed: {e}"))
+    }
 }
 
 /// Polls `check` until it returns true or `secs` pass.

@@ -319,7 +319,7 @@ mod tests {
     }
 
     #[test]
-    fn an_update_replies_under_every_notice_without_announcing() {
+    fn an_update_replies_under_every_notice_posted_without_new_ones() {
         let inc = incident("Checkout down");
         let event = IncidentEvent::Update {
             text: "Rolled back".into(),
@@ -328,7 +328,7 @@ mod tests {
             .plan(&inc, &event, &Actor::system())
             .unwrap();
         let fan_out = plan.iter().find(|e| e.kind == SYNC_NOTICES).unwrap();
-        assert_eq!(fan_out.audience, None);
+        assert_eq!(fan_out.audience, Some(Audience::SlackNotices));
         assert!(matches!(
             decoded(fan_out),
             SlackEffect::SyncNotices { ref channels, reply: Some(ref r), .. }

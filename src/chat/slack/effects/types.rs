@@ -193,25 +193,18 @@ pub fn notice_failed_key(incident: &IncidentId, channel: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::effects::EffectState;
     use serde_json::json;
 
     fn stored(kind: &str, payload: serde_json::Value) -> Effect {
-        let now = chrono::Utc::now();
-        Effect {
-            id: 1,
+        let row = crate::effects::NewEffect {
             incident_id: None,
             kind: kind.into(),
             payload,
             idempotency_key: "k".into(),
-            state: EffectState::Running,
-            attempts: 1,
-            run_at: now,
-            last_error: None,
-            result: None,
-            created_at: now,
-            budget_from: now,
-        }
+            ordering_key: None,
+            audience: None,
+        };
+        Effect::as_claimed(&row)
     }
 
     #[test]
