@@ -74,12 +74,7 @@ async fn long_outage_then_every_notice_once_soon_after_recovery(backend: Backend
     }
     // Down for 4 s: longer than the old attempt budget, with many breaker probes.
     tokio::time::sleep(Duration::from_secs(4)).await;
-    let counts = app
-        .app
-        .store
-        .effect_counts(chrono::Utc::now())
-        .await
-        .unwrap();
+    let counts = queue(&app.app.store).await;
     assert_eq!(counts.failed, 0, "nothing is given up during an outage");
     assert!(receiver.log().len() > 10, "the receiver was being tried");
 
@@ -122,12 +117,7 @@ async fn long_outage_then_every_notice_once_soon_after_recovery(backend: Backend
         ];
         assert_eq!(order, [true; 3], "{queue:?}: {texts:#?}");
     }
-    let counts = app
-        .app
-        .store
-        .effect_counts(chrono::Utc::now())
-        .await
-        .unwrap();
+    let counts = queue(&app.app.store).await;
     assert_eq!((counts.failed, counts.pending, counts.running), (0, 0, 0));
 }
 
@@ -211,12 +201,7 @@ async fn one_bad_webhook_does_not_hold_up_the_others(backend: Backend) {
             "{e:?}"
         );
     }
-    let counts = app
-        .app
-        .store
-        .effect_counts(chrono::Utc::now())
-        .await
-        .unwrap();
+    let counts = queue(&app.app.store).await;
     assert_eq!(
         counts.pending + counts.running,
         3,
@@ -341,6 +326,10 @@ async fn sigterm_past_the_grace_hands_the_effect_back(backend: Backend) {
         log.iter().all(|r| r.key == log[0].key && r.key.is_some()),
         "{log:?}"
     );
+}
+
+async fn queue(store: &Store) -> firebreak::store::EffectCounts {
+    store.effect_counts(chrono::Utc::now()).await.unwrap()
 }
 
 async fn only_effect(store: &Store) -> Effect {
@@ -605,7 +594,7 @@ mod postgres_only {
             (500..=508).contains(&accepted),
             "{accepted} deliveries: at most the replica's 8 in flight twice"
         );
-        let counts = store.effect_counts(chrono::Utc::now()).await.unwrap();
+        let counts = queue(&store).await;
         assert_eq!((counts.pending, counts.running, counts.failed), (0, 0, 0));
     }
 }

@@ -17,9 +17,8 @@ on_both!(
     a_form_submitted_twice_declares_once
 );
 
-/// The same signed request sent three times (a replay within the five minutes the
-/// timestamp check allows): one update, and the replays are told it was done.
-async fn a_replayed_slash_command_is_applied_once(backend: Backend) {
+/// A running app with Slack pointed at a fresh fake, and a signed sender for it.
+async fn slack_app(backend: Backend) -> (FakeSlack, TestApp, SlackSender) {
     let slack = FakeSlack::start().await;
     let app = spawn_app_with(
         backend,
@@ -29,6 +28,13 @@ async fn a_replayed_slash_command_is_applied_once(backend: Backend) {
     )
     .await;
     let send = SlackSender::new(&app);
+    (slack, app, send)
+}
+
+/// The same signed request sent three times (a replay within the five minutes the
+/// timestamp check allows): one update, and the replays are told it was done.
+async fn a_replayed_slash_command_is_applied_once(backend: Backend) {
+    let (_slack, app, send) = slack_app(backend).await;
     send.command("declare sev2 Search is slow", "C_ORIGIN", "U0ALICE")
         .await;
     let body = SlackSender::command_body(
@@ -67,15 +73,7 @@ async fn a_replayed_slash_command_is_applied_once(backend: Backend) {
 
 /// A double-clicked "Declare" on the form: three submissions of one view, at once.
 async fn a_form_submitted_twice_declares_once(backend: Backend) {
-    let slack = FakeSlack::start().await;
-    let app = spawn_app_with(
-        backend,
-        test_config(SLACK_CONFIG),
-        integrations(&slack.url),
-        None,
-    )
-    .await;
-    let send = SlackSender::new(&app);
+    let (_slack, app, send) = slack_app(backend).await;
     let submission = |trigger: &str| {
         json!({
             "type": "view_submission", "trigger_id": trigger,
@@ -95,15 +93,7 @@ async fn a_form_submitted_twice_declares_once(backend: Backend) {
 }
 
 async fn a_retried_mention_is_applied_and_answered_once(backend: Backend) {
-    let slack = FakeSlack::start().await;
-    let app = spawn_app_with(
-        backend,
-        test_config(SLACK_CONFIG),
-        integrations(&slack.url),
-        None,
-    )
-    .await;
-    let send = SlackSender::new(&app);
+    let (slack, app, send) = slack_app(backend).await;
     send.command("declare sev2 Search is slow", "C_ORIGIN", "U0ALICE")
         .await;
     assert!(queue_idle(&app.app.store, 15).await);
