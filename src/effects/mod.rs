@@ -11,6 +11,7 @@
 //! - [`breaker`]: a circuit breaker per target, so an API that is down is not hammered.
 //! - [`inflight`]: at most half the worker on one target, so a hanging one stalls no other.
 //! - [`pacing`]: rate limits that queue an effect for its own future slot instead of waiting.
+//! - [`policy`]: what happens after an attempt (pure): retry, give up, or wait unspent.
 //! - [`planner`]: the core's neutral intents, which adapters turn into their own effects.
 //! - [`worker`]: claiming, running, retrying, releasing, and the CLI's bounded drain.
 
@@ -20,6 +21,7 @@ pub mod handler;
 pub mod inflight;
 pub mod pacing;
 pub mod planner;
+pub mod policy;
 pub mod worker;
 pub mod workers;
 

@@ -3,7 +3,7 @@
 //! `serve` runs [`Worker::run`] until shutdown; the CLI calls [`Worker::drain`] to deliver
 //! just the effects its own command enqueued, with a bounded wait.
 //!
-//! Delivery policy (see [`next_step`]): an effect is retried until it succeeds, fails
+//! Delivery policy (see [`next_step`](super::policy::next_step)): an effect is retried until it succeeds, fails
 //! permanently, or has been failing for `give_up_after`. Waiting on an open circuit or a rate
 //! limit spends no attempt, and neither does a failed breaker probe; when a target answers
 //! again, everything waiting on it is released at once.
@@ -22,6 +22,7 @@ use super::breaker::{Breakers, Gate};
 use super::handler::{EffectError, EffectHandler};
 use super::inflight::InFlight;
 use super::pacing::as_effect;
+use super::policy::{Step, chrono_duration, next_step};
 use super::workers::{Identity, reap_dead};
 use super::{Effect, EffectState};
 use crate::incident::timeline::{EntryKind, NewEntry, Source};
@@ -81,78 +82,6 @@ pub struct Worker {
     inflight: InFlight,
     wake: Arc<Notify>,
     me: Identity,
-}
-
-/// What to do after an attempt (pure; see the module docs).
-#[derive(Debug, Clone, PartialEq)]
-pub enum Step {
-    Done(Option<String>),
-    GiveUp(String),
-    /// Back to the queue at `at`. `refund`: the attempt does not count. `waiting_on`: the
-    /// target whose recovery should release it early.
-    Retry {
-        at: DateTime<Utc>,
-        error: Option<String>,
-        refund: bool,
-        waiting_on: Option<String>,
-    },
-}
-
-/// Decides the next step for `effect` after `outcome`. `probe`: this attempt was a breaker
-/// probe. `delay`: the backoff the worker would wait before the next attempt.
-pub fn next_step(
-    effect: &Effect,
-    outcome: Result<Option<String>, EffectError>,
-    config: &WorkerConfig,
-    target: &str,
-    probe: bool,
-    now: DateTime<Utc>,
-    delay: Duration,
-) -> Step {
-    let reason = match outcome {
-        Ok(description) => return Step::Done(description),
-        Err(EffectError::Permanent { reason }) => return Step::GiveUp(reason),
-        Err(EffectError::Deferred { wait }) => {
-            return Step::Retry {
-                at: now + chrono_duration(wait),
-                error: None,
-                refund: true,
-                waiting_on: None,
-            };
-        }
-        Err(EffectError::Retryable { reason, .. }) => reason,
-    };
-    let age = (now - effect.budget_from).to_std().unwrap_or_default();
-    if age >= config.give_up_after {
-        return Step::GiveUp(format!(
-            "still failing after {}: {reason}",
-            humantime::format_duration(round_secs(age))
-        ));
-    }
-    if !probe
-        && config
-            .max_attempts
-            .is_some_and(|max| effect.attempts >= max)
-    {
-        return Step::GiveUp(format!(
-            "gave up after {} attempts: {reason}",
-            effect.attempts
-        ));
-    }
-    Step::Retry {
-        at: now + chrono_duration(delay),
-        error: Some(reason),
-        refund: probe,
-        waiting_on: Some(target.to_string()),
-    }
-}
-
-fn round_secs(d: Duration) -> Duration {
-    Duration::from_secs(d.as_secs())
-}
-
-fn chrono_duration(d: Duration) -> chrono::Duration {
-    chrono::Duration::from_std(d).unwrap_or(chrono::Duration::seconds(1))
 }
 
 impl Worker {
@@ -583,89 +512,5 @@ pub fn due_in(at: DateTime<Utc>, now: DateTime<Utc>) -> String {
             "in {}",
             humantime::format_duration(Duration::from_secs(secs as u64))
         )
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn effect(attempts: u32, age: chrono::Duration, now: DateTime<Utc>) -> Effect {
-        let row = crate::effects::NewEffect {
-            incident_id: None,
-            kind: "notify.webhook".into(),
-            payload: serde_json::Value::Null,
-            idempotency_key: "k".into(),
-            ordering_key: None,
-            audience: None,
-        };
-        Effect {
-            attempts,
-            created_at: now - age,
-            budget_from: now - age,
-            ..Effect::as_claimed(&row)
-        }
-    }
-
-    /// The step after `outcome`, at `now`, with a 1 s backoff.
-    fn step(
-        e: &Effect,
-        outcome: Result<Option<String>, EffectError>,
-        config: &WorkerConfig,
-        probe: bool,
-        now: DateTime<Utc>,
-    ) -> Step {
-        next_step(e, outcome, config, "t", probe, now, Duration::from_secs(1))
-    }
-
-    #[test]
-    fn transient_failures_retry_until_the_age_budget_not_an_attempt_count() {
-        let config = WorkerConfig::default();
-        let now = Utc::now();
-        let fail = || Err(EffectError::retryable("HTTP 503"));
-        let young = effect(500, chrono::Duration::hours(23), now);
-        let s = step(&young, fail(), &config, false, now);
-        assert!(
-            matches!(s, Step::Retry { refund: false, ref waiting_on, .. } if waiting_on.as_deref() == Some("t")),
-            "{s:?}"
-        );
-        let old = effect(3, chrono::Duration::hours(25), now);
-        let s = step(&old, fail(), &config, false, now);
-        assert!(
-            matches!(s, Step::GiveUp(ref r) if r.starts_with("still failing after 1day 1h")),
-            "{s:?}"
-        );
-    }
-
-    #[test]
-    fn probes_and_deferrals_spend_no_attempt() {
-        let config = WorkerConfig {
-            max_attempts: Some(2),
-            ..WorkerConfig::default()
-        };
-        let now = Utc::now();
-        let e = effect(2, chrono::Duration::minutes(5), now);
-        let down = || Err(EffectError::retryable("down"));
-        let s = step(&e, down(), &config, true, now);
-        assert!(
-            matches!(s, Step::Retry { refund: true, .. }),
-            "a failed probe is refunded: {s:?}"
-        );
-        let s = step(&e, down(), &config, false, now);
-        assert!(matches!(s, Step::GiveUp(_)), "a real attempt counts: {s:?}");
-        let wait = Duration::from_secs(2);
-        let s = step(&e, Err(EffectError::Deferred { wait }), &config, false, now);
-        let back = Step::Retry {
-            at: now + chrono::Duration::seconds(2),
-            error: None,
-            refund: true,
-            waiting_on: None,
-        };
-        assert_eq!(s, back);
-        let gone = Err(EffectError::permanent("channel_not_found"));
-        assert_eq!(
-            step(&e, gone, &config, false, now),
-            Step::GiveUp("channel_not_found".into())
-        );
     }
 }
