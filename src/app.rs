@@ -128,7 +128,7 @@ impl App {
         let slack = integrations.slack.map(|s| {
             Arc::new(SlackEdge {
                 service: service.clone(),
-                store: store.clone(),
+                read: ReadModel::new(store.clone()),
                 signing_secret: s.signing_secret,
             })
         });
@@ -162,7 +162,7 @@ impl App {
         self.slack = self.slack.map(|edge| {
             Arc::new(SlackEdge {
                 service: self.service.clone(),
-                store: edge.store.clone(),
+                read: edge.read.clone(),
                 signing_secret: edge.signing_secret.clone(),
             })
         });

@@ -62,6 +62,15 @@ impl ReadModel {
         Ok(Some(IncidentDetail { incident, timeline }))
     }
 
+    /// The incident whose room (chat channel) this is, on `platform`.
+    pub async fn room_incident(
+        &self,
+        platform: &str,
+        channel: &str,
+    ) -> anyhow::Result<Option<IncidentNumber>> {
+        self.store.incident_for_channel(platform, channel).await
+    }
+
     pub async fn freeze(&self) -> anyhow::Result<FreezeView> {
         Ok(FreezeView {
             scopes: self.store.freeze_scopes().await?,

@@ -116,6 +116,37 @@ impl EffectPlanner for SlackPlanner {
     }
 }
 
+/// A private answer to `user` in `channel`, once per `key` (the trigger or event behind it).
+pub fn ephemeral(channel: &str, user: &str, text: &str, key: String) -> NewEffect {
+    SlackEffect::Ephemeral {
+        channel: channel.to_string(),
+        user: user.to_string(),
+        text: text.to_string(),
+    }
+    .queued(key)
+}
+
+/// Capture the message at `ts` (someone pinned it) on the incident's timeline, once.
+pub fn capture_pin(incident: &IncidentId, channel: &str, ts: &str, reactor: &str) -> NewEffect {
+    SlackEffect::CapturePin {
+        incident_id: incident.clone(),
+        channel: channel.to_string(),
+        ts: ts.to_string(),
+        reactor: reactor.to_string(),
+    }
+    .queued(format!("pin:{channel}:{ts}"))
+}
+
+/// Open a form for the person who asked, before their trigger expires.
+pub fn open_modal(trigger_id: &str, view: serde_json::Value, expires_at_ms: i64) -> NewEffect {
+    SlackEffect::OpenModal {
+        trigger_id: trigger_id.to_string(),
+        view,
+        expires_at_ms,
+    }
+    .queued(format!("modal:{trigger_id}"))
+}
+
 /// The announcement channels for the incident's severity, each once, in config order.
 fn announce_channels(config: &SlackConfig, incident: &Incident) -> Vec<String> {
     let mut channels: Vec<String> = Vec::new();

@@ -15,19 +15,21 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
 
 use super::blocks::{self, ACTION_ACK, ACTION_RESOLVE, ACTION_UPDATE, VIEW_DECLARE, VIEW_UPDATE};
-use super::effects::SlackEffect;
 use super::inbound::{self, Button, Mention, Reaction, SlackInbound, ViewSubmission};
+use super::planner;
 use super::verify;
 use crate::incident::command::{self, Command, ParseOptions};
 use crate::incident::{
     Actor, IncidentNumber, IncidentService, ServiceError, Severity, Source, UserError,
 };
-use crate::store::{Delivery, Store};
+use crate::read::ReadModel;
+use crate::store::Delivery;
 
 /// What the Slack endpoints need.
 pub struct SlackEdge {
     pub service: IncidentService,
-    pub store: Store,
+    /// Which incident a channel belongs to.
+    pub read: ReadModel,
     pub signing_secret: SecretString,
 }
 
@@ -175,7 +177,7 @@ impl SlackEdge {
         actor: &Actor,
         version: Option<i64>,
     ) -> Result<crate::incident::Outcome, ServiceError> {
-        let cmd = match self.store.incident_for_channel("slack", channel).await? {
+        let cmd = match self.read.room_incident("slack", channel).await? {
             Some(number) => cmd.with_default_target(number),
             None => cmd,
         };
@@ -209,12 +211,7 @@ impl SlackEdge {
         };
         // A read-only command (or a refusal) records the event with its answer; one that
         // wrote recorded it already, and the answer's key alone keeps it single.
-        let answer = SlackEffect::Ephemeral {
-            channel: m.channel,
-            user: m.user,
-            text,
-        }
-        .queued(key);
+        let answer = planner::ephemeral(&m.channel, &m.user, &text, key);
         match service.enqueue(&answer).await {
             Err(ServiceError::Duplicate) => self.service.enqueue(&answer).await.map(drop),
             other => other.map(drop),
@@ -226,22 +223,16 @@ impl SlackEdge {
         if r.reaction != "pushpin" {
             return Ok(());
         }
-        let Some(number) = self.store.incident_for_channel("slack", &r.channel).await? else {
+        let Some(number) = self.read.room_incident("slack", &r.channel).await? else {
             return Ok(());
         };
-        let Some(incident) = self.store.incident_by_number(number).await? else {
+        let Some(detail) = self.read.incident(number).await? else {
             return Ok(());
         };
-        let key = format!("pin:{}:{}", r.channel, r.ts);
-        let effect = SlackEffect::CapturePin {
-            incident_id: incident.id,
-            channel: r.channel,
-            ts: r.ts,
-            reactor: r.user,
-        };
+        let capture = planner::capture_pin(&detail.incident.id, &r.channel, &r.ts, &r.user);
         self.service
             .for_delivery(delivery)
-            .enqueue(&effect.queued(key))
+            .enqueue(&capture)
             .await?;
         Ok(())
     }
@@ -421,13 +412,9 @@ impl SlackEdge {
         view: anyhow::Result<slack_morphism::prelude::SlackView>,
     ) -> Result<(), ServiceError> {
         let view = serde_json::to_value(view?).map_err(anyhow::Error::from)?;
-        let effect = SlackEffect::OpenModal {
-            trigger_id: trigger_id.to_string(),
-            view,
-            expires_at_ms: Utc::now().timestamp_millis() + 3000,
-        };
+        let expires = Utc::now().timestamp_millis() + 3000;
         self.service
-            .enqueue(&effect.queued(format!("modal:{trigger_id}")))
+            .enqueue(&planner::open_modal(trigger_id, view, expires))
             .await?;
         Ok(())
     }
@@ -435,13 +422,8 @@ impl SlackEdge {
     /// An ephemeral message to one user in a channel, through the queue, once per `key`
     /// (built from the trigger or event that caused it).
     async fn tell(&self, channel: &str, user: &str, text: &str, key: String) -> anyhow::Result<()> {
-        let effect = SlackEffect::Ephemeral {
-            channel: channel.to_string(),
-            user: user.to_string(),
-            text: text.to_string(),
-        };
         self.service
-            .enqueue(&effect.queued(key))
+            .enqueue(&planner::ephemeral(channel, user, text, key))
             .await
             .map_err(|e| anyhow::anyhow!("{e}"))?;
         Ok(())
