@@ -10,7 +10,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use tokio::sync::Notify;
@@ -27,6 +27,9 @@ use super::workers::{Identity, reap_dead};
 use super::{Effect, EffectState};
 use crate::incident::timeline::{EntryKind, NewEntry, Source};
 use crate::store::Store;
+
+/// An attempt running this long no longer holds one of the worker's slots.
+const SLOW_AFTER: Duration = Duration::from_secs(2);
 
 /// Tuning for the worker; see `[effects]` in the config.
 #[derive(Debug, Clone)]
@@ -114,10 +117,11 @@ impl Worker {
     pub async fn run(self: Arc<Self>, shutdown: CancellationToken, grace: Duration) {
         self.register().await;
         let mut running: JoinSet<()> = JoinSet::new();
+        let mut started: HashMap<tokio::task::Id, Instant> = HashMap::new();
         let mut housekeeping = tokio::time::interval(self.heartbeat_every());
         let mut claim_failures = 0u32;
         loop {
-            let free = self.config.concurrency.saturating_sub(running.len());
+            let free = self.free_slots(&started);
             let mut pause = self.config.poll_interval;
             if free > 0 {
                 match self.claim(free, None).await {
@@ -125,7 +129,8 @@ impl Worker {
                         claim_failures = 0;
                         for effect in batch {
                             let me = Arc::clone(&self);
-                            running.spawn(async move { me.execute(effect).await });
+                            let task = running.spawn(async move { me.execute(effect).await });
+                            started.insert(task.id(), Instant::now());
                         }
                     }
                     Err(e) => {
@@ -141,13 +146,28 @@ impl Worker {
             tokio::select! {
                 _ = shutdown.cancelled() => break,
                 _ = self.wake.notified(), if claim_failures == 0 => {}
-                Some(_) = running.join_next(), if !running.is_empty() => {}
+                Some(done) = running.join_next_with_id(), if !running.is_empty() => {
+                    started.remove(&done.map_or_else(|e| e.id(), |(id, ())| id));
+                }
                 // While the store refuses claims, the heartbeat would only fail too.
                 _ = housekeeping.tick(), if claim_failures == 0 => self.housekeep().await,
                 _ = tokio::time::sleep(pause) => {}
             }
         }
         self.stop(running, grace).await;
+    }
+
+    /// How many effects to claim now: `concurrency` less the attempts still running quickly.
+    /// An attempt running longer than [`SLOW_AFTER`] is waiting on a target that hangs; it
+    /// goes on, but stops holding a slot, so a few hanging targets (each capped at half the
+    /// worker) cannot stall the rest. At most four times `concurrency` run at once.
+    fn free_slots(&self, started: &HashMap<tokio::task::Id, Instant>) -> usize {
+        let quick = started
+            .values()
+            .filter(|at| at.elapsed() < SLOW_AFTER)
+            .count();
+        let room = (self.config.concurrency * 4).saturating_sub(started.len());
+        self.config.concurrency.saturating_sub(quick).min(room)
     }
 
     /// Waits up to `grace` for running effects, then releases the rest and retires.
