@@ -256,7 +256,10 @@ impl Plan<'_> {
             reply: None,
         };
         let notices = plan_children(&self.incident.id, &direct, &[]);
+        // The reply counts new notices; with none, the notices already posted (which a
+        // declaration has none of).
         let fan_out = match n {
+            0 if self.event_tag == "declared" => fan_out,
             0 => fan_out.announcing(Audience::SlackNotices),
             n => fan_out.announcing(Audience::SlackChannels(n)),
         };
