@@ -3,14 +3,17 @@
 //! - [`incident`]: the platform-neutral core. [`incident::IncidentService`] applies a
 //!   [`incident::Command`] in one database transaction: state machine, permissions,
 //!   compare-and-set, timeline, and the effects to run.
-//! - [`effects`]: the durable outbox. Side effects are rows written in that same transaction;
-//!   a [`effects::worker::Worker`] claims them, retries with backoff and jitter, honours
-//!   `Retry-After`, and trips a circuit breaker when a target is down.
+//! - [`effects`]: the durable outbox. Side effects are typed rows written in that same
+//!   transaction, one per intent and target; a [`effects::worker::Worker`] claims them under a
+//!   named lease, retries transient failures until `give_up_after` (backoff, jitter,
+//!   `Retry-After`), holds a failing target behind a circuit breaker without spending
+//!   attempts, and releases everything waiting on a target the moment it answers again.
 //! - [`notify`]: company-wide notices, rendered from `templates/notice.txt` and posted to
 //!   Slack-compatible incoming webhooks.
 //! - [`postmortem`]: post-mortems from the record, Markdown and HTML with an SVG chart.
 //! - [`store`]: sqlx on SQLite (embedded default) or Postgres (several replicas), same SQL.
-//! - [`chat`]: Slack (slash commands, events, interactivity, Block Kit, Web API effects).
+//! - [`chat`]: Slack (slash commands, events, interactivity, Block Kit, one Web API effect per
+//!   channel).
 //! - [`github`]: the merge freeze: rulesets, PR statuses, reconciler, webhook.
 //! - [`read`]: the one read model (incidents, the freeze, the queue, readiness) that the CLI,
 //!   HTTP and chat show from.

@@ -14,6 +14,7 @@
 //! - [`policy`]: what happens after an attempt (pure): retry, give up, or wait unspent.
 //! - [`planner`]: the core's neutral intents, which adapters turn into their own effects.
 //! - [`worker`]: claiming, running, retrying, releasing, and the CLI's bounded drain.
+//! - [`workers`]: who holds a lease, and taking over from a worker that died.
 
 pub mod backoff;
 pub mod breaker;
