@@ -40,25 +40,4 @@ impl Store {
                 .await?;
         Ok(row.is_some())
     }
-
-    /// Records a delivery that causes nothing to be written (an event we only answer).
-    /// `false` if it was seen before.
-    pub async fn record_delivery(&self, delivery: &Delivery) -> anyhow::Result<bool> {
-        let mut tx = self.begin().await?;
-        let first = tx.record_delivery(delivery).await?;
-        tx.commit().await?;
-        Ok(first)
-    }
-
-    /// Forgets a delivery whose handling failed, so the platform's retry is processed.
-    /// (Only for deliveries recorded on their own with [`Store::record_delivery`].)
-    pub async fn forget_delivery(&self, delivery: &Delivery) -> anyhow::Result<()> {
-        let mut tx = self.begin().await?;
-        sqlx::query("DELETE FROM inbound_seen WHERE source = $1 AND id = $2")
-            .bind(delivery.source)
-            .bind(&delivery.id)
-            .execute(&mut *tx.inner)
-            .await?;
-        tx.commit().await
-    }
 }
