@@ -74,21 +74,20 @@ impl SlackApp {
 
     /// Successful calls of `method` in `channel`.
     fn count(&self, method: &str, channel: &str) -> usize {
-        self.slack
-            .successful_calls()
-            .iter()
-            .filter(|c| c.method == method && channel_of(c) == channel)
-            .count()
+        calls_of(&self.slack.successful_calls(), method, channel)
     }
 
     /// Every call (failed ones too) of `method` in `channel`.
     fn attempts(&self, method: &str, channel: &str) -> usize {
-        self.slack
-            .calls()
-            .iter()
-            .filter(|c| c.method == method && channel_of(c) == channel)
-            .count()
+        calls_of(&self.slack.calls(), method, channel)
     }
+}
+
+fn calls_of(calls: &[Call], method: &str, channel: &str) -> usize {
+    calls
+        .iter()
+        .filter(|c| c.method == method && channel_of(c) == channel)
+        .count()
 }
 
 /// The most calls any one (method, channel) got.

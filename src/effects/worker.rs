@@ -321,12 +321,19 @@ impl Worker {
         let target = handler.target(&effect);
         let now = Utc::now();
         let probe = match self.breakers.check(&target, now) {
-            Gate::Open(until) => return self.hold_back(&effect, &target, until).await,
+            Gate::Open(until) => {
+                let closed = || !self.breakers.is_failing(&target);
+                return self.park(&effect, &target, until, closed).await;
+            }
             Gate::Probe => true,
             Gate::Closed => false,
         };
         let Some(slot) = self.inflight.enter(&target) else {
-            return self.wait_for_slot(&effect, &target, now).await;
+            // Half the worker is busy with this target: wait for one of those to succeed
+            // (or, at the latest, an attempt timeout).
+            let until = now + chrono_duration(self.config.attempt_timeout);
+            let room = || self.inflight.has_room(&target);
+            return self.park(&effect, &target, until, room).await;
         };
         let outcome = self.attempt(handler.as_ref(), &effect).await;
         drop(slot);
@@ -353,40 +360,21 @@ impl Worker {
         self.record(&effect, step).await
     }
 
-    /// Puts an effect back until the circuit lets calls through, without spending an attempt.
-    /// If a probe succeeded meanwhile (and its release ran before this write), release again.
-    async fn hold_back(
+    /// Puts an effect back, waiting on `target`, until `until` at the latest, without
+    /// spending an attempt. `cleared` re-checks whether what it waits for (an open circuit, a
+    /// busy target) already passed: if the release ran before this write, release again.
+    async fn park(
         &self,
         effect: &Effect,
         target: &str,
         until: DateTime<Utc>,
+        cleared: impl Fn() -> bool,
     ) -> anyhow::Result<()> {
-        tracing::debug!(effect = effect.id, target = %target, "circuit open; effect held back");
+        tracing::debug!(effect = effect.id, target = %target, until = %until, "effect waits on its target");
         self.store
             .reschedule_effect(effect.id, until, None, true, Some(target))
             .await?;
-        if !self.breakers.is_failing(target) {
-            self.store.release_waiting(target, Utc::now()).await?;
-            self.wake.notify_one();
-        }
-        Ok(())
-    }
-
-    /// Half the worker is already busy with this target: back to the queue until one of
-    /// those attempts succeeds (or, at the latest, an attempt timeout from now). If room was
-    /// made meanwhile (and its release ran before this write), release again.
-    async fn wait_for_slot(
-        &self,
-        effect: &Effect,
-        target: &str,
-        now: DateTime<Utc>,
-    ) -> anyhow::Result<()> {
-        tracing::debug!(effect = effect.id, target = %target, "target busy; effect waits for a slot");
-        let until = now + chrono_duration(self.config.attempt_timeout);
-        self.store
-            .reschedule_effect(effect.id, until, None, true, Some(target))
-            .await?;
-        if self.inflight.has_room(target) {
+        if cleared() {
             self.store.release_waiting(target, Utc::now()).await?;
             self.wake.notify_one();
         }

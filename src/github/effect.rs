@@ -139,15 +139,19 @@ mod tests {
     use super::*;
     use crate::effects::Effect;
 
-    #[test]
-    fn effects_round_trip_through_the_queue() {
-        let head = PullHead {
+    fn head() -> PullHead {
+        PullHead {
             repo: "acme/api".into(),
             pr: 5,
             sha: "abc".into(),
             base: "main".into(),
             default_branch: "main".into(),
-        };
+        }
+    }
+
+    #[test]
+    fn effects_round_trip_through_the_queue() {
+        let head = head();
         let id = IncidentId("i1".into());
         for (new, expected) in [
             (
@@ -190,13 +194,7 @@ mod tests {
             exempt(None, "acme/api", 5, "ops", None, 3).idempotency_key,
             "a new freeze is a new exemption"
         );
-        let head = PullHead {
-            repo: "acme/api".into(),
-            pr: 5,
-            sha: "abc".into(),
-            base: "main".into(),
-            default_branch: "main".into(),
-        };
+        let head = head();
         assert_eq!(
             pr_status(head.clone(), "d-1").idempotency_key,
             "github.pr_status:acme/api@abc:d-1"
