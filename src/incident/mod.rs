@@ -10,6 +10,7 @@
 //! - [`service`]: applies a command in one transaction with compare-and-set.
 //! - [`timeline`]: append-only entries and T+ offsets.
 //! - [`permissions`]: actors and who may declare, freeze and resolve.
+//! - [`text`]: the one inbound text pipeline (control characters, bidi overrides, limits).
 //! - [`error`]: user errors versus internal errors.
 
 pub mod clock;
@@ -22,6 +23,7 @@ pub mod permissions;
 pub mod reply;
 pub mod rules;
 pub mod service;
+pub mod text;
 pub mod timeline;
 
 pub use command::{Command, ParseOptions};
