@@ -657,8 +657,10 @@ pub fn default_database_path() -> Result<PathBuf, ConfigError> {
 /// The XDG data directory. Relative values are ignored, as the XDG spec says.
 fn data_home(xdg: Option<OsString>, home: Option<OsString>) -> Option<PathBuf> {
     let absolute = |v: OsString| Some(PathBuf::from(v)).filter(|p| p.is_absolute());
-    xdg.and_then(absolute)
-        .or_else(|| home.and_then(absolute).map(|h| h.join(".local").join("share")))
+    xdg.and_then(absolute).or_else(|| {
+        home.and_then(absolute)
+            .map(|h| h.join(".local").join("share"))
+    })
 }
 
 fn default_database_url() -> Result<SecretString, ConfigError> {
@@ -757,5 +759,108 @@ mod tests {
         let c = Config::parse("[[notify.webhook]]\nurl = \"https://hooks.example/T000/SECRET\"\n")
             .unwrap();
         assert!(!format!("{c:?}").contains("SECRET"));
+    }
+
+    #[test]
+    fn an_empty_entry_in_a_secret_list_is_refused_by_name_and_position() {
+        let name = "GITHUB_WEBHOOK_SECRET";
+        let err = |v: &str| secret_list_value(name, Some(v.into())).unwrap_err();
+        assert_eq!(
+            err("s3cret,"),
+            "GITHUB_WEBHOOK_SECRET has an empty entry (the 2nd); remove the stray comma."
+        );
+        assert!(err(",s3cret").contains("(the 1st)"));
+        assert!(err("old, ,new").contains("(the 2nd)"));
+        assert!(err("a,b,").contains("(the 3rd)"));
+        for v in ["", "  "] {
+            assert_eq!(
+                err(v),
+                "GITHUB_WEBHOOK_SECRET is set but empty; give it a value, or unset it"
+            );
+        }
+        for v in ["s3cret,", ",s3cret", "s3cret, ,other"] {
+            assert!(!err(v).contains("s3cret"), "the value is never shown");
+        }
+        let ok = secret_list_value(name, Some("old, new".into())).unwrap();
+        let ok: Vec<&str> = ok.iter().map(|s| s.expose_secret()).collect();
+        assert_eq!(ok, ["old", "new"]);
+        assert!(secret_list_value(name, None).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_single_secret_set_but_empty_is_refused_by_name() {
+        for v in ["", " ", "\t\n"] {
+            let err = secret_value("SLACK_SIGNING_SECRET", Some(v.into())).unwrap_err();
+            assert_eq!(
+                err,
+                "SLACK_SIGNING_SECRET is set but empty; give it a value, or unset it"
+            );
+        }
+        assert!(secret_value("SLACK_BOT_TOKEN", None).unwrap().is_none());
+        let set = secret_value("SLACK_BOT_TOKEN", Some("xoxb-1".into())).unwrap();
+        assert_eq!(set.unwrap().expose_secret(), "xoxb-1");
+    }
+
+    #[test]
+    fn ordinals() {
+        let got: Vec<String> = [1, 2, 3, 4, 11, 12, 13, 21, 22, 101, 111]
+            .into_iter()
+            .map(ordinal)
+            .collect();
+        assert_eq!(
+            got,
+            [
+                "1st", "2nd", "3rd", "4th", "11th", "12th", "13th", "21st", "22nd", "101st",
+                "111th"
+            ]
+        );
+    }
+
+    #[test]
+    fn the_default_database_lives_under_the_xdg_data_home() {
+        let os = |s: &str| Some(OsString::from(s));
+        assert_eq!(
+            data_home(os("/data"), os("/home/alice")),
+            Some(PathBuf::from("/data"))
+        );
+        // Unset, empty or relative: the XDG spec says to ignore it.
+        for xdg in [None, os(""), os("relative/dir")] {
+            assert_eq!(
+                data_home(xdg, os("/home/alice")),
+                Some(PathBuf::from("/home/alice/.local/share"))
+            );
+        }
+        assert_eq!(data_home(None, None), None);
+        assert_eq!(data_home(None, os("")), None);
+    }
+
+    #[test]
+    fn a_default_path_survives_the_trip_through_a_url() {
+        for path in [
+            "/home/alice/.local/share/firebreak/firebreak.db",
+            "/tmp/with space/50% done?#/firebreak.db",
+        ] {
+            let url = sqlite_url_for(path);
+            assert!(url.starts_with("sqlite:///"), "{url}");
+            assert_eq!(sqlite_path(&url), Some(PathBuf::from(path)), "{url}");
+        }
+        assert_eq!(sqlite_path("sqlite::memory:"), None);
+        assert_eq!(sqlite_path("postgres://u:p@h/db"), None);
+        let relative = sqlite_path("sqlite://firebreak.db?mode=rwc").unwrap();
+        assert!(relative.is_absolute() && relative.ends_with("firebreak.db"));
+        assert!(sqlite_creates("sqlite:///x.db"));
+        assert!(sqlite_creates("sqlite:///x.db?mode=rwc"));
+        assert!(!sqlite_creates("sqlite:///x.db?mode=ro"));
+    }
+
+    #[test]
+    fn the_database_url_may_be_in_the_file_but_is_kept_secret() {
+        let c = Config::parse("[database]\nurl = \"postgres://u:hunter2@db/firebreak\"\n").unwrap();
+        assert_eq!(
+            c.database.url.as_ref().unwrap().expose_secret(),
+            "postgres://u:hunter2@db/firebreak"
+        );
+        assert!(!format!("{c:?}").contains("hunter2"));
+        assert!(Config::parse("[database]\nurl = \"sqlite:///x.db\"\npath = \"x\"\n").is_err());
     }
 }

@@ -9,8 +9,8 @@ use chrono::Utc;
 use secrecy::ExposeSecret;
 use tokio_util::sync::CancellationToken;
 
-use super::{identity, render};
 use super::{Cli, ConfigCommand, EffectsCommand, IncidentArgs, PostmortemFormat, TopCommand};
+use super::{identity, render};
 use crate::app::{App, shutdown_signal};
 use crate::config::{Config, Runtime, sqlite_creates};
 use crate::incident::{IncidentNumber, ParseOptions, ServiceError, UserError, command};
