@@ -9,7 +9,8 @@ use super::timeline::Source;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Actor {
     pub source: Source,
-    /// Platform user id (`U024BE7LH`, a Discord snowflake, or the OS user name).
+    /// Platform user id (`U024BE7LH`, a Discord snowflake, or the OS account of the CLI's uid,
+    /// see `cli::identity`).
     pub id: String,
     /// What to show on the timeline.
     pub name: String,
@@ -22,15 +23,6 @@ impl Actor {
             id: id.into(),
             name: name.into(),
         }
-    }
-
-    /// The local OS user, for the CLI.
-    pub fn local_user() -> Self {
-        let user = std::env::var("USER")
-            .or_else(|_| std::env::var("LOGNAME"))
-            .or_else(|_| std::env::var("USERNAME"))
-            .unwrap_or_else(|_| "unknown".into());
-        Self::new(Source::Cli, user.clone(), user)
     }
 
     /// firebreak itself, for effect outcomes and reminders.

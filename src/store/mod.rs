@@ -33,9 +33,6 @@ pub use workers::WorkerRow;
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
-/// The default database: a file in the working directory, created on first start.
-pub const DEFAULT_DATABASE_URL: &str = "sqlite://firebreak.db";
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
     Sqlite,
