@@ -79,6 +79,7 @@ impl App {
                 api,
                 store: store.clone(),
                 config: config.slack.clone(),
+                public_url: config.server.public_url.clone(),
             }));
         }
         let github_client = match &integrations.github {
