@@ -250,11 +250,20 @@ mod tests {
     fn escape_sequences_controls_and_overrides_never_reach_the_terminal() {
         assert_eq!(term("a\u{1b}[2Jb"), "ab");
         assert_eq!(term("\u{1b}]0;pwned\u{7}title"), "title");
-        assert_eq!(term("\u{1b}]8;;https://evil\u{1b}\\link\u{1b}]8;;\u{1b}\\"), "link");
+        assert_eq!(
+            term("\u{1b}]8;;https://evil\u{1b}\\link\u{1b}]8;;\u{1b}\\"),
+            "link"
+        );
         assert_eq!(term("x\u{9b}31my"), "xy");
-        assert_eq!(term("bell\u{7} nul\u{0} del\u{7f} c1\u{85}"), "bell nul del c1");
+        assert_eq!(
+            term("bell\u{7} nul\u{0} del\u{7f} c1\u{85}"),
+            "bell nul del c1"
+        );
         assert_eq!(term("abc\u{202e}fed\u{2066}x\u{2069}"), "abcfedx");
-        assert_eq!(term("line one\n\tline two ✅ é"), "line one\n\tline two ✅ é");
+        assert_eq!(
+            term("line one\n\tline two ✅ é"),
+            "line one\n\tline two ✅ é"
+        );
         assert_eq!(term_line("a\nb\tc"), "a b c");
         assert_eq!(term("trailing \u{1b}"), "trailing ");
     }

@@ -76,7 +76,10 @@ mod tests {
             format!("ping @{j}alice and @{j}org/team about #{j}123, GH-{j}45 and o/r#{j}6")
         );
         assert_eq!(neutralize("a@b.c"), format!("a@{j}b.c"));
-        assert_eq!(neutralize("# heading, C# and @ alone"), "# heading, C# and @ alone");
+        assert_eq!(
+            neutralize("# heading, C# and @ alone"),
+            "# heading, C# and @ alone"
+        );
         assert_eq!(neutralize("✅ INC-42 gh-7"), format!("✅ INC-42 gh-{j}7"));
     }
 }

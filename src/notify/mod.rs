@@ -99,14 +99,13 @@ pub fn render_notice(
         ),
         IncidentEvent::SeverityChanged { from } => (
             "⚠️",
-            format!("severity is now {} (was {from}): {title}", incident.severity),
+            format!(
+                "severity is now {} (was {from}): {title}",
+                incident.severity
+            ),
             vec![],
         ),
-        IncidentEvent::Resolved => (
-            "✅",
-            format!("resolved: {title}"),
-            resolved_lines(incident),
-        ),
+        IncidentEvent::Resolved => ("✅", format!("resolved: {title}"), resolved_lines(incident)),
         IncidentEvent::Acknowledged
         | IncidentEvent::RoleAssigned { .. }
         | IncidentEvent::Overdue => {
@@ -160,7 +159,11 @@ pub fn escape(text: &str) -> String {
     let mut chars = escaped.chars().peekable();
     while let Some(c) = chars.next() {
         out.push(c);
-        if c == '@' && chars.peek().is_some_and(|n| n.is_alphanumeric() || *n == '_') {
+        if c == '@'
+            && chars
+                .peek()
+                .is_some_and(|n| n.is_alphanumeric() || *n == '_')
+        {
             out.push(mrkdwn::WORD_JOINER);
         }
     }
@@ -278,7 +281,10 @@ mod tests {
             let text = render_notice(&inc, event, None).unwrap().unwrap();
             assert_eq!(live_tokens(&text), ["<@U0CMDR1>"], "{text}");
             assert!(text.contains("&lt;!channel&gt;"), "{text}");
-            assert!(!text.contains("@here") && !text.contains("@alice"), "{text}");
+            assert!(
+                !text.contains("@here") && !text.contains("@alice"),
+                "{text}"
+            );
             assert!(text.contains("@\u{2060}alice"), "{text}");
         }
     }
