@@ -496,6 +496,10 @@ pub fn card(
     b.finish(Mrkdwn::text(&title_line(incident)))
 }
 
+/// Room for the notice's title line: any title the core accepts (200 characters), even if
+/// every character is escaped to an entity; only longer rows stored before that limit are cut.
+const NOTICE_TITLE: usize = 1_200;
+
 /// The company-wide notice: always the current state, edited in place as things change.
 /// A long update is shortened so the whole notice fits one section.
 pub fn notice(
@@ -511,7 +515,7 @@ pub fn notice(
         .map_or(Mrkdwn::markup("unassigned"), Mrkdwn::user);
     let mut title = Mrkdwn::markup("*");
     title
-        .push(b.fit(Mrkdwn::text(&title_line(incident)), limit::HEADER_TEXT * 2))
+        .push(b.fit(Mrkdwn::text(&title_line(incident)), NOTICE_TITLE))
         .push_markup("*");
     let mut status = Mrkdwn::markup("Status: *");
     status
