@@ -14,6 +14,11 @@
 //!
 //! For outages, [`FakeSlack::set_down`] makes every call answer HTTP 503 until switched back,
 //! and [`FakeSlack::break_channel`] makes every call naming one channel fail with an error code.
+//!
+//! Like Slack, it refuses what breaks the published limits (checked with
+//! `firebreak::chat::slack::validate`): a message or edit with a field over its Block Kit
+//! limit gets `invalid_blocks`, a `text` over 40,000 characters `msg_too_long`, a modal over
+//! its limits `invalid_arguments`, and a topic over 250 characters `too_long`.
 #![allow(dead_code)]
 
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -410,6 +415,10 @@ fn answer(inner: &mut Inner, method: &str, body: &Value) -> Answer {
         "conversations.create" => create(inner, body),
         "conversations.invite" => invite(inner, &channel, body),
         "conversations.setTopic" => {
+            let topic = param(body, "topic").unwrap_or_default();
+            if topic.chars().count() > 250 {
+                return Err("too_long");
+            }
             let c = inner.channel(&channel)?;
             c.topic = param(body, "topic");
             Ok(json!({"channel": channel_json(c), "topic": c.topic.clone().unwrap_or_default()}))
@@ -488,6 +497,20 @@ fn invite(inner: &mut Inner, channel: &str, body: &Value) -> Answer {
     Ok(json!({"channel": channel_json(c)}))
 }
 
+/// What Slack refuses: blocks over their limits, text over 40,000 characters.
+fn check_limits(text: Option<&String>, blocks: Option<&Value>) -> Result<(), &'static str> {
+    use firebreak::chat::slack::validate;
+    if let Some(blocks) = blocks {
+        if !validate::message_blocks(blocks).is_empty() {
+            return Err("invalid_blocks");
+        }
+    }
+    if text.is_some_and(|t| !validate::message(&json!({ "text": t })).is_empty()) {
+        return Err("msg_too_long");
+    }
+    Ok(())
+}
+
 fn post(inner: &mut Inner, channel: &str, body: &Value) -> Answer {
     let (text, blocks) = (param(body, "text"), json_param(body, "blocks"));
     if channel.is_empty() {
@@ -495,6 +518,7 @@ fn post(inner: &mut Inner, channel: &str, body: &Value) -> Answer {
     } else if text.is_none() && blocks.is_none() {
         return Err("no_text");
     }
+    check_limits(text.as_ref(), blocks.as_ref())?;
     let ts = inner.next_ts();
     let mut message = Message::new(channel, &ts, BOT_USER, text.unwrap_or_default());
     (message.blocks, message.thread_ts) = (blocks, param(body, "thread_ts"));
@@ -508,6 +532,7 @@ fn update(inner: &mut Inner, channel: &str, ts: &str, body: &Value) -> Answer {
     if text.is_none() && blocks.is_none() {
         return Err("no_text");
     }
+    check_limits(text.as_ref(), blocks.as_ref())?;
     let m = inner.message(channel, ts).ok_or("message_not_found")?;
     m.text = text.unwrap_or(std::mem::take(&mut m.text));
     m.blocks = blocks.or(m.blocks.take());
@@ -525,6 +550,9 @@ fn view(inner: &mut Inner, body: &Value) -> Answer {
     let Some(mut view @ Value::Object(_)) = json_param(body, "view") else {
         return Err("invalid_arguments");
     };
+    if !firebreak::chat::slack::validate::modal(&view).is_empty() {
+        return Err("invalid_arguments");
+    }
     param(body, "trigger_id").ok_or("invalid_trigger_id")?;
     let id = format!("V{:04}", inner.next());
     let field = |key: &str| view.get(key).cloned().unwrap_or(json!(""));

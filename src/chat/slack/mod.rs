@@ -8,7 +8,10 @@
 //! - [`pins`]: pinned messages onto the timeline.
 //! - [`effects`]: running those effects idempotently through [`api`].
 //! - [`ratelimit`]: pacing by Slack's method tiers.
-//! - [`blocks`]: Block Kit for the card, the live notice and the modals.
+//! - [`blocks`]: Block Kit for the card, the live notice and the modals, through the one
+//!   builder that keeps every field within Slack's limits.
+//! - [`mrkdwn`]: escaping on the way out, mentions from stored IDs, limits, truncation.
+//! - [`validate`]: Slack's published Block Kit limits as a checker, for tests.
 //! - [`config`]: `[slack]` and the Slack secrets.
 
 pub mod api;
@@ -16,10 +19,12 @@ pub mod blocks;
 pub mod config;
 pub mod effects;
 pub mod inbound;
+pub mod mrkdwn;
 pub mod pins;
 pub mod planner;
 pub mod ratelimit;
 pub mod routes;
+pub mod validate;
 pub mod verify;
 
 use std::sync::Arc;

@@ -452,7 +452,7 @@ fn display_name(name: &str, id: &str) -> String {
 }
 
 fn ephemeral(text: &str) -> Value {
-    json!({ "response_type": "ephemeral", "text": text })
+    blocks::ephemeral_response(text)
 }
 
 fn bad_request(reason: &str) -> Response {

@@ -19,7 +19,9 @@ use slack_morphism::prelude::*;
 pub use types::SlackEffect;
 
 use super::api::{SlackApi, SlackCallError};
+use super::blocks::{self, FullText};
 use super::config::SlackConfig;
+use super::mrkdwn::{Mrkdwn, limit};
 use crate::effects::Effect;
 use crate::effects::handler::{EffectError, EffectHandler};
 use crate::incident::model::{Incident, IncidentId};
@@ -39,6 +41,8 @@ pub struct SlackEffects {
     pub api: SlackApi,
     pub store: Store,
     pub config: SlackConfig,
+    /// `server.public_url`: where a text shortened to fit Slack is linked in full.
+    pub public_url: Option<String>,
 }
 
 #[async_trait]
@@ -203,6 +207,18 @@ impl SlackEffects {
             )
             .await?;
         Ok(())
+    }
+
+    /// A message text the planner queued (mrkdwn, escaped when it was planned), within
+    /// Slack's 40,000 characters; a longer one is cut and says where the full text is.
+    pub(super) async fn text(&self, id: &IncidentId, text: &str) -> String {
+        let text = Mrkdwn::trusted(text.to_string());
+        if text.char_count() <= limit::MESSAGE_TEXT {
+            return text.into_string();
+        }
+        let number = self.store.incident_by_id(id).await.ok().flatten();
+        let full = number.map(|i| FullText::new(i.number, self.public_url.as_deref()));
+        blocks::message_text(text, full.as_ref())
     }
 
     pub(super) async fn incident(&self, id: &IncidentId) -> Result<Incident, EffectError> {

@@ -34,7 +34,10 @@ pub const ALL_KINDS: &[&str] = &[
 ];
 
 /// One thing to do on Slack. Variants that render incident state (`SyncChannel`, `Notice`)
-/// carry no text: they read the incident when they run, so they are always current.
+/// carry no text: they read the incident when they run, so they are always current. The
+/// texts the others carry are Slack mrkdwn, escaped when they were planned
+/// ([`crate::chat::slack::mrkdwn::Mrkdwn`]); they are sent as they are, within Slack's
+/// 40,000 characters.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type")]
 pub enum SlackEffect {
