@@ -123,10 +123,7 @@ async fn a_retried_mention_is_applied_and_answered_once(backend: Backend) {
         .collect();
     assert_eq!(answers.len(), 2, "one answer per event: {answers:?}");
     for id in ["Ev_NOTE", "Ev_HELP"] {
-        let delivery = Delivery {
-            source: "slack",
-            id: id.into(),
-        };
+        let delivery = Delivery::new("slack", id);
         assert!(
             app.app.store.delivery_seen(&delivery).await.unwrap(),
             "{id}"

@@ -15,16 +15,22 @@ pub const ACTION_RESOLVE: &str = "fb_resolve";
 pub const VIEW_DECLARE: &str = "fb_declare";
 pub const VIEW_UPDATE: &str = "fb_update";
 
-/// Renders a user for Slack: ids become mentions (`<@U024BE7LH>`), names stay as they are.
+/// Renders a stored person for Slack: a Slack identity (`slack:U024BE7LH`, or a bare id
+/// stored before identities) becomes a mention (`<@U024BE7LH>`); another platform's
+/// identity shows by name (`cli:carol` as `carol`); plain names stay as they are.
 pub fn mention(user: &str) -> String {
     match user_id(user) {
         Some(id) => format!("<@{id}>"),
-        None => user.to_string(),
+        None => crate::incident::identity::fallback_name(user).to_string(),
     }
 }
 
-/// The Slack user id in `<@U024BE7LH>`, `<@U024BE7LH|name>` or `U024BE7LH`, if any.
+/// The Slack user id in `slack:U024BE7LH`, `<@U024BE7LH>`, `<@U024BE7LH|name>` or
+/// `U024BE7LH`, if any.
 pub fn user_id(user: &str) -> Option<String> {
+    if let Ok(identity) = crate::incident::Identity::parse(user) {
+        return identity.slack_user().map(str::to_string);
+    }
     let inner = user
         .strip_prefix("<@")
         .and_then(|u| u.strip_suffix('>'))
@@ -146,7 +152,7 @@ pub fn card(
         ]}));
     }
     blocks.push(json!({ "type": "context", "elements": [
-        { "type": "mrkdwn", "text": format!("Declared {} by {} · firebreak", time_text(incident.declared_at), incident.declared_by) }
+        { "type": "mrkdwn", "text": format!("Declared {} by {} · firebreak", time_text(incident.declared_at), mention(&incident.declared_by)) }
     ]}));
     Ok((title_line(incident), parse_blocks(blocks)?))
 }
@@ -293,6 +299,10 @@ pub(super) mod tests {
         assert_eq!(mention("U024BE7LH"), "<@U024BE7LH>");
         assert_eq!(mention("<@U024BE7LH|bob>"), "<@U024BE7LH>");
         assert_eq!(mention("bob"), "bob");
+        assert_eq!(mention("slack:U1"), "<@U1>");
+        assert_eq!(mention("cli:carol"), "carol");
+        assert_eq!(user_id("slack:U0CAROL").as_deref(), Some("U0CAROL"));
+        assert_eq!(user_id("cli:carol"), None);
         assert_eq!(
             normalize_mentions("assign commander <@U1ABCD|bob>"),
             "assign commander <@U1ABCD>"

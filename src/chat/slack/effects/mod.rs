@@ -7,10 +7,12 @@
 //! - [`channel`]: the incident channel, its card, posts and progress messages.
 //! - [`notices`]: the fan-out to announcement channels and one notice per channel.
 //! - [`interactive`]: modals and ephemeral answers.
+//! - [`people`]: display names from `users.info` into the people cache.
 
 pub mod channel;
 pub mod interactive;
 pub mod notices;
+pub mod people;
 pub mod types;
 
 use async_trait::async_trait;
@@ -124,6 +126,7 @@ impl EffectHandler for SlackEffects {
                 self.capture_pin(&incident_id, &channel, &ts, &reactor)
                     .await
             }
+            SlackEffect::LookupUser { user } => self.lookup_user(&user).await,
         }
     }
 }
