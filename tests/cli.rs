@@ -41,7 +41,11 @@ async fn writes_read_back_and_bad_input_exits_non_zero(backend: Backend) {
         .await;
     let list = cli.list().await;
     assert_eq!(list[0]["number"], 1);
-    assert_eq!(list[0]["commander"], "dave");
+    assert_eq!(
+        list[0]["commander"], "cli:dave",
+        "a bare name from the CLI is a local account"
+    );
+    assert_eq!(list[0]["commander_name"], "dave");
 
     let show: Value =
         serde_json::from_str(&cli.ok(&["incident", "show", "1", "--json"]).await).unwrap();
@@ -53,9 +57,10 @@ async fn writes_read_back_and_bad_input_exits_non_zero(backend: Backend) {
         .collect();
     assert_eq!(kinds, ["declared", "update", "role_assigned"]);
     assert_eq!(
-        show["timeline"][0]["actor"], "carol",
+        show["timeline"][0]["actor"], "cli:carol",
         "the CLI acts as the OS user"
     );
+    assert_eq!(show["timeline"][0]["actor_name"], "carol");
     assert_eq!(show["timeline"][0]["source"], "cli");
 
     for (args, reason) in [

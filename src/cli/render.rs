@@ -5,9 +5,11 @@ use chrono::{DateTime, Utc};
 use crate::effects::Effect;
 use crate::effects::worker::{DrainReport, due_in};
 use crate::http::api::IncidentView;
-use crate::incident::{Incident, Reply, ReplyBody, TimelineEntry};
+use crate::incident::{EntryKind, Incident, Reply, ReplyBody, TimelineEntry};
+use crate::people::Names;
 
-pub fn reply_text(reply: &Reply) -> String {
+/// A reply as terminal text, people by their display names (`names`).
+pub fn reply_text(reply: &Reply, names: &Names) -> String {
     let mut out = reply.text.clone();
     match &reply.body {
         ReplyBody::List { incidents } if !incidents.is_empty() => {
@@ -18,10 +20,10 @@ pub fn reply_text(reply: &Reply) -> String {
         }
         ReplyBody::Incident { incident, timeline } if !timeline.is_empty() => {
             out.push('\n');
-            out.push_str(&details(incident));
+            out.push_str(&details(incident, names));
             out.push_str("\nTimeline:\n");
             for e in timeline {
-                out.push_str(&timeline_row(e, incident.declared_at));
+                out.push_str(&timeline_row(e, incident.declared_at, names));
             }
         }
         ReplyBody::Freeze { targets, .. } if !targets.is_empty() => {
@@ -43,20 +45,24 @@ pub fn reply_text(reply: &Reply) -> String {
 }
 
 /// JSON for `--json`: the incident (with timeline) for `show`, the list for `list`, and the
-/// reply itself otherwise.
-pub fn reply_json(reply: &Reply) -> serde_json::Result<String> {
+/// reply itself otherwise. People are identities, each with a `…_name` beside it.
+pub fn reply_json(reply: &Reply, names: &Names) -> serde_json::Result<String> {
     match &reply.body {
         ReplyBody::List { incidents } => {
             let views: Vec<IncidentView> = incidents
                 .iter()
                 .cloned()
-                .map(|i| IncidentView::new(i, None))
+                .map(|i| IncidentView::named(i, None, names))
                 .collect();
             serde_json::to_string_pretty(&views)
         }
-        ReplyBody::Incident { incident, timeline } => serde_json::to_string_pretty(
-            &IncidentView::new((**incident).clone(), Some(timeline.clone())),
-        ),
+        ReplyBody::Incident { incident, timeline } => {
+            serde_json::to_string_pretty(&IncidentView::named(
+                (**incident).clone(),
+                Some(timeline.clone()),
+                names,
+            ))
+        }
         ReplyBody::None | ReplyBody::Freeze { .. } => serde_json::to_string_pretty(reply),
     }
 }
@@ -73,13 +79,13 @@ fn list_row(i: &Incident) -> String {
     )
 }
 
-fn details(i: &Incident) -> String {
+fn details(i: &Incident, names: &Names) -> String {
     let when = |t: Option<DateTime<Utc>>| {
         t.map_or("not recorded".to_string(), |t| {
             format!("{} UTC", t.format("%Y-%m-%d %H:%M:%S"))
         })
     };
-    let who = |r: &Option<String>| r.clone().unwrap_or_else(|| "unassigned".into());
+    let who = |r: &Option<String>| names.role(r.as_deref());
     format!(
         "Severity {} · status {} · commander {} · comms {} · scribe {}\n\
          Started {} · detected {} · declared {} · acknowledged {} · mitigated {} · resolved {}\n",
@@ -97,15 +103,20 @@ fn details(i: &Incident) -> String {
     )
 }
 
-fn timeline_row(e: &TimelineEntry, declared: DateTime<Utc>) -> String {
+fn timeline_row(e: &TimelineEntry, declared: DateTime<Utc>, names: &Names) -> String {
+    let text = if e.kind == EntryKind::RoleAssigned {
+        names.text(&e.text)
+    } else {
+        e.text.clone()
+    };
     format!(
         "  {}  {:<8} {:<17} {} ({}): {}\n",
         e.occurred_at.format("%H:%M:%S%.3f"),
         e.offset_from(declared),
         e.kind,
-        e.actor,
+        names.name(&e.actor),
         e.source,
-        e.text
+        text
     )
 }
 

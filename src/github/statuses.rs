@@ -207,12 +207,13 @@ impl GitHubEffects {
     }
 }
 
-/// Who exempted pull request `number`, if anyone did.
+/// Who exempted pull request `number`, if anyone did, as a name for GitHub (a local
+/// account by its name, a chat user by identity).
 pub(super) fn exempted_by(exemptions: &[Exemption], number: u64) -> Option<&str> {
     exemptions
         .iter()
         .find(|e| e.pr_number == number as i64)
-        .map(|e| e.allowed_by.as_str())
+        .map(|e| crate::incident::identity::fallback_name(&e.allowed_by))
 }
 
 /// The repositories whose pull requests need statuses, with what they should show: every

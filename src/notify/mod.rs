@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::effects::planner::EffectPlanner;
 use crate::effects::{Audience, NewEffect, TypedEffect};
+use crate::incident::identity::fallback_name;
 use crate::incident::model::{Incident, Severity};
 use crate::incident::permissions::Actor;
 use crate::incident::rules::IncidentEvent;
@@ -66,7 +67,7 @@ pub fn render_notice(incident: &Incident, event: &IncidentEvent) -> anyhow::Resu
             format!("declared: {}", incident.title),
             vec![format!(
                 "Declared by {} at {} UTC.",
-                incident.declared_by,
+                fallback_name(&incident.declared_by),
                 incident.declared_at.format("%Y-%m-%d %H:%M")
             )],
         ),
@@ -110,7 +111,10 @@ pub fn render_notice(incident: &Incident, event: &IncidentEvent) -> anyhow::Resu
         headline,
         lines,
         status: incident.status.as_str(),
-        commander: incident.commander.as_deref().unwrap_or("unassigned"),
+        commander: incident
+            .commander
+            .as_deref()
+            .map_or("unassigned", fallback_name),
     };
     Ok(Some(text.render()?.trim_end().to_string()))
 }

@@ -98,15 +98,21 @@ pub async fn commands(State(edge): Edge, headers: HeaderMap, body: Bytes) -> Res
     }
     let actor = edge.actor(&cmd.user_id, Some(&cmd.user_name)).await;
     let service = edge.service.for_delivery(delivery.clone());
-    let outcome = match edge.parse(&line, &decoded).await {
-        Ok(parsed) => {
+    let mut named = Vec::new();
+    let outcome = match parse(&line, &decoded) {
+        Ok((parsed, people)) => {
+            named = people;
             edge.apply_with(&service, parsed, &cmd.channel_id, &actor, None)
                 .await
         }
         Err(e) => Err(e),
     };
     let reply = match outcome {
-        Ok(reply) => blocks::command_response(&reply.reply),
+        Ok(reply) => {
+            edge.remember(&cmd.user_id, Some(&cmd.user_name), &named)
+                .await;
+            blocks::command_response(&reply.reply)
+        }
         Err(ServiceError::Duplicate) => return edge.first_answer(&delivery).await,
         Err(ServiceError::User(UserError::Unknown { message, help })) => {
             blocks::help_response(&message, &help)
@@ -226,13 +232,15 @@ impl SlackEdge {
         let actor = self.actor(&m.user, None).await;
         let key = format!("ephemeral:event:{}", delivery.id);
         let service = self.service.for_delivery(delivery);
-        let cmd = self.parse(&decoded.text, &decoded).await;
-        let text = match cmd {
-            Ok(cmd) => match self
+        let text = match parse(&decoded.text, &decoded) {
+            Ok((cmd, named)) => match self
                 .apply_with(&service, cmd, &m.channel, &actor, None)
                 .await
             {
-                Ok(out) => out.reply.text,
+                Ok(out) => {
+                    self.remember(&m.user, None, &named).await;
+                    out.reply.text
+                }
                 Err(e @ (ServiceError::Duplicate | ServiceError::Internal(_))) => return Err(e),
                 Err(e) => self.explain(&e),
             },
@@ -296,7 +304,10 @@ impl SlackEdge {
         };
         // The button carries the version the card showed: a stale card gets a conflict.
         let text = match self.service.apply_checked(cmd, &actor, Some(version)).await {
-            Ok(out) => out.reply.text,
+            Ok(out) => {
+                self.remember(&b.user_id, Some(&b.user_name), &[]).await;
+                out.reply.text
+            }
             Err(e) => self.explain(&e),
         };
         if !channel.is_empty() {
@@ -333,6 +344,7 @@ impl SlackEdge {
         };
         match result {
             Ok(text) => {
+                self.remember(&v.user_id, Some(&v.user_name), &[]).await;
                 if !origin.is_empty() {
                     let key = format!("ephemeral:view:{}", v.key());
                     if let Err(e) = self.tell(&origin, &v.user_id, &text, key).await {
@@ -462,15 +474,19 @@ impl SlackEdge {
     }
 
     /// The person behind a Slack request, as `slack:U…` with the best name known for
-    /// sentences (the cached display name, else the payload's `hint`, else the id). An
-    /// unknown or day-old identity gets its display name looked up (`users.info`, queued)
-    /// for documents and the CLI.
+    /// sentences: the cached display name, else the payload's `hint`, else the id.
     async fn actor(&self, user_id: &str, hint: Option<&str>) -> Actor {
         let hint = hint.map(str::trim).filter(|h| !h.is_empty() && *h != user_id);
         let Some(identity) = Identity::slack(user_id) else {
             return Actor::new(Source::Slack, user_id, hint.unwrap_or(user_id));
         };
-        let cached = self.note_person(&identity, hint).await;
+        let cached = match self.service.store().person(&identity).await {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!(error = %format!("{e:#}"), "reading the people cache failed");
+                None
+            }
+        };
         let name = match (&cached, hint) {
             (Some(p), _) if p.fetched_at.is_some() => p.display_name.clone(),
             (_, Some(hint)) => hint.to_string(),
@@ -480,19 +496,30 @@ impl SlackEdge {
         Actor::new(Source::Slack, user_id, name)
     }
 
+    /// After a request was applied: the people it stored (who acted, whom it named) get
+    /// their display names looked up if unknown or a day old, for documents and the CLI.
+    async fn remember(&self, user_id: &str, hint: Option<&str>, named: &[decode::UserRef]) {
+        let hint = hint.map(str::trim).filter(|h| !h.is_empty() && *h != user_id);
+        let named = named.iter().map(|u| {
+            let label = u.shown.trim_start_matches('@');
+            (u.id.as_str(), (label != u.id).then_some(label))
+        });
+        for (user, hint) in std::iter::once((user_id, hint)).chain(named) {
+            if let Some(identity) = Identity::slack(user) {
+                self.note_person(&identity, hint).await;
+            }
+        }
+    }
+
     /// Keeps `hint` as a person's name until Slack's is known, and queues the lookup of an
-    /// unknown or day-old name. Returns what was cached. Failures only cost a name: logged.
-    async fn note_person(
-        &self,
-        identity: &Identity,
-        hint: Option<&str>,
-    ) -> Option<crate::store::Person> {
+    /// unknown or day-old name. Failures only cost a name: logged.
+    async fn note_person(&self, identity: &Identity, hint: Option<&str>) {
         let store = self.service.store();
         let cached = match store.person(identity).await {
             Ok(p) => p,
             Err(e) => {
                 tracing::warn!(error = %format!("{e:#}"), "reading the people cache failed");
-                return None;
+                return;
             }
         };
         let now = Utc::now();
@@ -500,7 +527,7 @@ impl SlackEdge {
             .as_ref()
             .is_none_or(|p| crate::people::is_stale(p.fetched_at, now))
         {
-            return cached;
+            return;
         }
         if let (None, Some(hint)) = (&cached, hint) {
             if let Err(e) = store.hint_person(identity, hint).await {
@@ -515,23 +542,6 @@ impl SlackEdge {
         {
             tracing::warn!(error = %format!("{e}"), "queueing a name lookup failed");
         }
-        cached
-    }
-
-    /// Parses a decoded chat line. A person the command names (a role holder, an action
-    /// item's owner) must be one Slack identified, so it is stored by id: `<@U1|bob>`
-    /// becomes `slack:U1`. A bare `@bob` (Slack sent no id) is refused with the way to fix it.
-    async fn parse(&self, line: &str, decoded: &Decoded) -> Result<Command, ServiceError> {
-        let cmd = command::parse_line(line, ParseOptions::default())?;
-        let (cmd, named) = people_by_id(cmd, decoded)?;
-        for user in named {
-            if let Some(identity) = Identity::slack(&user.id) {
-                let label = user.shown.trim_start_matches('@');
-                self.note_person(&identity, (label != user.id).then_some(label))
-                    .await;
-            }
-        }
-        Ok(cmd)
     }
 
     /// The answer a retried command's first delivery got, waiting briefly for it to be
@@ -559,6 +569,15 @@ impl SlackEdge {
 fn parse_button_value(value: &str) -> Option<(IncidentNumber, i64)> {
     let (n, v) = value.split_once(':')?;
     Some((IncidentNumber::parse(n, true)?, v.parse().ok()?))
+}
+
+/// Parses a decoded chat line. A person the command names (a role holder, an action item's
+/// owner) must be one Slack identified, so it is stored by id: `<@U1|bob>` becomes
+/// `slack:U1`. A bare `@bob` (Slack sent no id) is refused with the way to fix it. Returns
+/// the mentions that named people.
+fn parse(line: &str, decoded: &Decoded) -> Result<(Command, Vec<decode::UserRef>), ServiceError> {
+    let cmd = command::parse_line(line, ParseOptions::default())?;
+    Ok(people_by_id(cmd, decoded)?)
 }
 
 /// `cmd` with every person it names turned into the Slack identity Slack sent for them,
