@@ -169,7 +169,10 @@ mod tests {
         assert_eq!(n.text("comms: slack:U9."), "comms: slack:U9.");
         assert_eq!(n.text("comms: carol"), "comms: carol");
         assert_eq!(n.text("xslack:U1"), "xslack:U1", "only whole words");
-        assert_eq!(identities_in("a slack:U1 (was slack:U2)"), ["slack:U1", "slack:U2"]);
+        assert_eq!(
+            identities_in("a slack:U1 (was slack:U2)"),
+            ["slack:U1", "slack:U2"]
+        );
     }
 
     #[test]

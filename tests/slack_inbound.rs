@@ -136,13 +136,20 @@ async fn typed_text_is_stored_as_typed(backend: Backend) {
 async fn a_slash_command_ack_records_the_slack_id(backend: Backend) {
     let t = slack_app(backend).await;
     t.send
-        .command("declare sev1 Checkout API returns 502", "C_ORIGIN", "U0ALICE")
+        .command(
+            "declare sev1 Checkout API returns 502",
+            "C_ORIGIN",
+            "U0ALICE",
+        )
         .await;
     t.settle().await;
     let (ch, _, _, _) = t.incident_channel();
     let reply = t.send.command("ack", &ch, "U0BOB").await;
     assert!(
-        reply["text"].as_str().unwrap().contains("Acknowledged by u0bob"),
+        reply["text"]
+            .as_str()
+            .unwrap()
+            .contains("Acknowledged by u0bob"),
         "the payload's user name, in the sentence: {reply}"
     );
     t.settle().await;
@@ -223,7 +230,11 @@ async fn people_named_in_commands_are_taken_by_id(backend: Backend) {
             inc.comms.as_deref(),
             inc.scribe.as_deref()
         ),
-        (Some("slack:U0CAROL"), Some("slack:U0DAVE"), Some("slack:U0ERIN"))
+        (
+            Some("slack:U0CAROL"),
+            Some("slack:U0DAVE"),
+            Some("slack:U0ERIN")
+        )
     );
     let actions = t.app.app.store.action_items(&inc.id).await.unwrap();
     assert_eq!(actions[0].owner.as_deref(), Some("slack:U0CAROL"));
@@ -325,10 +336,7 @@ async fn a_retried_slash_command_gets_the_first_answer(backend: Backend) {
         .await;
     assert_eq!(first.status(), 200);
     let first: Value = first.json().await.unwrap();
-    assert!(
-        first["text"].as_str().unwrap().contains("INC-1"),
-        "{first}"
-    );
+    assert!(first["text"].as_str().unwrap().contains("INC-1"), "{first}");
     let retry = t
         .send
         .post_with(
@@ -383,7 +391,13 @@ async fn a_retried_slash_command_gets_the_first_answer(backend: Backend) {
     let resp = t.send.post("/slack/commands", FORM, bob).await;
     assert_eq!(resp.status(), 200);
     assert_eq!(
-        t.app.app.store.list_incidents(false, 10).await.unwrap().len(),
+        t.app
+            .app
+            .store
+            .list_incidents(false, 10)
+            .await
+            .unwrap()
+            .len(),
         2,
         "someone else's identical command is their own"
     );
@@ -421,7 +435,8 @@ async fn ssl_check_answers_200(backend: Backend) {
 /// CLI, the JSON API and the post-mortem show it; someone never looked up shows as their id.
 async fn users_info_names_people_in_the_cli_the_api_and_the_postmortem(backend: Backend) {
     let t = slack_app(backend).await;
-    t.slack.set_user("U0ALICE", "Alice Liddell", "Alice P. Liddell");
+    t.slack
+        .set_user("U0ALICE", "Alice Liddell", "Alice P. Liddell");
     t.send
         .command("declare sev2 Search is slow", "C_ORIGIN", "U0ALICE")
         .await;
@@ -459,7 +474,11 @@ async fn users_info_names_people_in_the_cli_the_api_and_the_postmortem(backend: 
         .await
         .unwrap();
     let shown = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(
         shown.contains("commander Alice Liddell · comms slack:U0NOBODY"),
         "{shown}"
@@ -481,13 +500,11 @@ async fn users_info_names_people_in_the_cli_the_api_and_the_postmortem(backend: 
     assert_eq!(list[0]["declared_by_name"], "Alice Liddell");
 
     // The post-mortem.
-    let view = firebreak::postmortem::load(
-        &t.app.app.store,
-        firebreak::incident::IncidentNumber(1),
-    )
-    .await
-    .unwrap()
-    .unwrap();
+    let view =
+        firebreak::postmortem::load(&t.app.app.store, firebreak::incident::IncidentNumber(1))
+            .await
+            .unwrap()
+            .unwrap();
     let md = firebreak::postmortem::render::markdown(&view).unwrap();
     assert!(md.contains("Commander: Alice Liddell"), "{md}");
     assert!(md.contains("comms: slack:U0NOBODY"), "{md}");

@@ -56,13 +56,9 @@ pub fn reply_json(reply: &Reply, names: &Names) -> serde_json::Result<String> {
                 .collect();
             serde_json::to_string_pretty(&views)
         }
-        ReplyBody::Incident { incident, timeline } => {
-            serde_json::to_string_pretty(&IncidentView::named(
-                (**incident).clone(),
-                Some(timeline.clone()),
-                names,
-            ))
-        }
+        ReplyBody::Incident { incident, timeline } => serde_json::to_string_pretty(
+            &IncidentView::named((**incident).clone(), Some(timeline.clone()), names),
+        ),
         ReplyBody::None | ReplyBody::Freeze { .. } => serde_json::to_string_pretty(reply),
     }
 }

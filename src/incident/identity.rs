@@ -264,7 +264,10 @@ mod tests {
 
     #[test]
     fn a_bare_name_typed_in_the_cli_is_a_local_account() {
-        assert_eq!(Identity::from_user_arg("dave").unwrap().as_str(), "cli:dave");
+        assert_eq!(
+            Identity::from_user_arg("dave").unwrap().as_str(),
+            "cli:dave"
+        );
         assert_eq!(
             Identity::from_user_arg("@dave").unwrap().as_str(),
             "cli:dave"
@@ -281,7 +284,11 @@ mod tests {
     fn fallback_names() {
         assert_eq!(fallback_name("cli:carol"), "carol");
         assert_eq!(fallback_name("slack:U1"), "slack:U1");
-        assert_eq!(fallback_name("alice"), "alice", "rows from before identities");
+        assert_eq!(
+            fallback_name("alice"),
+            "alice",
+            "rows from before identities"
+        );
         assert_eq!(fallback_name("<@U1>"), "<@U1>");
     }
 

@@ -203,8 +203,13 @@ mod tests {
     #[test]
     fn limits_name_the_field_and_the_limit() {
         assert!(clean(Field::Title, &"x".repeat(200)).is_ok());
-        let e = clean(Field::Title, &"x".repeat(201)).unwrap_err().to_string();
-        assert!(e.contains("title is 201 characters; the limit is 200"), "{e}");
+        let e = clean(Field::Title, &"x".repeat(201))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("title is 201 characters; the limit is 200"),
+            "{e}"
+        );
         let e = clean(Field::Update, &"é".repeat(4001))
             .unwrap_err()
             .to_string();
@@ -226,7 +231,10 @@ mod tests {
 
     #[test]
     fn optional_text_that_cleans_to_nothing_is_none() {
-        assert_eq!(clean_optional(Field::Reason, Some(" \u{7} ")).unwrap(), None);
+        assert_eq!(
+            clean_optional(Field::Reason, Some(" \u{7} ")).unwrap(),
+            None
+        );
         assert_eq!(clean_optional(Field::Reason, None).unwrap(), None);
     }
 }

@@ -107,7 +107,11 @@ impl Store {
     /// Keeps the answer `delivery` was given, recording the delivery too if what it asked
     /// wrote nothing (a query, a refusal), so a retry gets the same answer. The first answer
     /// kept is the one that stays.
-    pub async fn save_delivery_reply(&self, delivery: &Delivery, reply: &str) -> anyhow::Result<()> {
+    pub async fn save_delivery_reply(
+        &self,
+        delivery: &Delivery,
+        reply: &str,
+    ) -> anyhow::Result<()> {
         let mut tx = self.begin().await?;
         sqlx::query(
             "INSERT INTO inbound_seen (source, id, received_at, reply) VALUES ($1, $2, $3, $4) \

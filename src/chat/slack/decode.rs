@@ -130,7 +130,8 @@ fn control(inner: &str, out: &mut Decoded) {
         }
         Some('#') => format!(
             "#{}",
-            label.unwrap_or_else(|| unescape(&target[1..]))
+            label
+                .unwrap_or_else(|| unescape(&target[1..]))
                 .trim_start_matches('#')
         ),
         Some('!') => special(&unescape(&target[1..]), label),
@@ -184,7 +185,11 @@ mod tests {
         assert_eq!(text("R&amp;D wiki &lt;b&gt; down"), "R&D wiki <b> down");
         assert_eq!(text("a &amp;amp; b"), "a &amp; b", "decoded once");
         assert_eq!(text("AT&T & co &nbsp;"), "AT&T & co &nbsp;");
-        assert_eq!(text("x &lt;!channel&gt;"), "x <!channel>", "typed, not a ping");
+        assert_eq!(
+            text("x &lt;!channel&gt;"),
+            "x <!channel>",
+            "typed, not a ping"
+        );
     }
 
     #[test]
@@ -199,12 +204,12 @@ mod tests {
             "https://x.example"
         );
         assert_eq!(text("<http://x.example|x.example>"), "x.example");
-        assert_eq!(text("<mailto:bob@x.example|bob@x.example>"), "bob@x.example");
-        assert_eq!(text("<mailto:bob@x.example>"), "bob@x.example");
         assert_eq!(
-            text("<mailto:bob@x.example|Bob>"),
-            "Bob (bob@x.example)"
+            text("<mailto:bob@x.example|bob@x.example>"),
+            "bob@x.example"
         );
+        assert_eq!(text("<mailto:bob@x.example>"), "bob@x.example");
+        assert_eq!(text("<mailto:bob@x.example|Bob>"), "Bob (bob@x.example)");
         assert_eq!(text("<https://x.example|>"), "https://x.example");
     }
 
@@ -248,12 +253,19 @@ mod tests {
         assert_eq!(text("trailing <"), "trailing <");
         assert_eq!(text("<>"), "");
         assert_eq!(text(""), "");
-        assert_eq!(text("naïve <https://é.example|café> 👩🏽‍💻"), "naïve café (https://é.example) 👩🏽‍💻");
+        assert_eq!(
+            text("naïve <https://é.example|café> 👩🏽‍💻"),
+            "naïve café (https://é.example) 👩🏽‍💻"
+        );
     }
 
     #[test]
     fn plain_text_is_unchanged() {
-        for s in ["Checkout API returns 502", "50% of 'users'; DROP TABLE x; --", "a | b > c"] {
+        for s in [
+            "Checkout API returns 502",
+            "50% of 'users'; DROP TABLE x; --",
+            "a | b > c",
+        ] {
             // (`>` arrives escaped from Slack; a raw one is kept.)
             assert_eq!(text(s), s);
         }

@@ -121,8 +121,7 @@ pub fn is_ssl_check(body: &[u8]) -> bool {
     struct Check {
         ssl_check: Option<String>,
     }
-    serde_urlencoded::from_bytes::<Check>(body)
-        .is_ok_and(|c| c.ssl_check.as_deref() == Some("1"))
+    serde_urlencoded::from_bytes::<Check>(body).is_ok_and(|c| c.ssl_check.as_deref() == Some("1"))
 }
 
 pub fn parse_command(body: &[u8]) -> Result<SlashCommand, MalformedPayload> {

@@ -118,7 +118,9 @@ pub async fn commands(State(edge): Edge, headers: HeaderMap, body: Bytes) -> Res
             blocks::help_response(&message, &help)
         }
         // Something broke on our side: nothing was applied, so a retry may try again.
-        Err(e @ ServiceError::Internal(_)) => return Json(ephemeral(&edge.explain(&e))).into_response(),
+        Err(e @ ServiceError::Internal(_)) => {
+            return Json(ephemeral(&edge.explain(&e))).into_response();
+        }
         Err(e) => ephemeral(&edge.explain(&e)),
     };
     if let Err(e) = edge
@@ -476,7 +478,9 @@ impl SlackEdge {
     /// The person behind a Slack request, as `slack:U…` with the best name known for
     /// sentences: the cached display name, else the payload's `hint`, else the id.
     async fn actor(&self, user_id: &str, hint: Option<&str>) -> Actor {
-        let hint = hint.map(str::trim).filter(|h| !h.is_empty() && *h != user_id);
+        let hint = hint
+            .map(str::trim)
+            .filter(|h| !h.is_empty() && *h != user_id);
         let Some(identity) = Identity::slack(user_id) else {
             return Actor::new(Source::Slack, user_id, hint.unwrap_or(user_id));
         };
@@ -499,7 +503,9 @@ impl SlackEdge {
     /// After a request was applied: the people it stored (who acted, whom it named) get
     /// their display names looked up if unknown or a day old, for documents and the CLI.
     async fn remember(&self, user_id: &str, hint: Option<&str>, named: &[decode::UserRef]) {
-        let hint = hint.map(str::trim).filter(|h| !h.is_empty() && *h != user_id);
+        let hint = hint
+            .map(str::trim)
+            .filter(|h| !h.is_empty() && *h != user_id);
         let named = named.iter().map(|u| {
             let label = u.shown.trim_start_matches('@');
             (u.id.as_str(), (label != u.id).then_some(label))
@@ -592,7 +598,9 @@ fn people_by_id(
             named.push(user.clone());
             return Identity::slack(&user.id)
                 .map(|i| i.to_string())
-                .ok_or_else(|| UserError::invalid(format!("\"{}\" is not a Slack user id.", user.id)));
+                .ok_or_else(|| {
+                    UserError::invalid(format!("\"{}\" is not a Slack user id.", user.id))
+                });
         }
         match Identity::parse(&who) {
             Ok(identity) => Ok(identity.to_string()),
