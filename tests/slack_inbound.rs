@@ -22,6 +22,7 @@ on_both!(
     ssl_check_answers_200,
     users_info_names_people_in_the_cli_the_api_and_the_postmortem,
     the_served_binary_decodes_and_stores_ids,
+    a_delivery_seen_outside_its_window_is_new,
 );
 
 const FORM: &str = "application/x-www-form-urlencoded";
@@ -595,4 +596,47 @@ async fn the_served_binary_decodes_and_stores_ids(backend: Backend) {
     if let Err(panic) = outcome {
         std::panic::resume_unwind(panic.into_panic());
     }
+}
+
+/// A content-keyed delivery counts as seen only within its window; after it, the same
+/// content is a new delivery (and its old answer is forgotten).
+async fn a_delivery_seen_outside_its_window_is_new(backend: Backend) {
+    use firebreak::store::{Delivery, Seen};
+    use std::time::Duration;
+
+    let db = TestDb::new(backend).await;
+    let store = db.store().await;
+    let record = |d: Delivery| {
+        let store = store.clone();
+        async move {
+            let mut tx = store.begin().await.unwrap();
+            let new = tx.record_delivery(&d).await.unwrap();
+            tx.commit().await.unwrap();
+            new
+        }
+    };
+    let within = Delivery::within("slack-command", "abc", Duration::from_secs(600));
+    assert!(record(within.clone()).await);
+    assert!(!record(within.clone()).await, "a retry within the window");
+    store
+        .save_delivery_reply(&within, "{\"text\":\"first\"}")
+        .await
+        .unwrap();
+    store
+        .save_delivery_reply(&within, "{\"text\":\"second\"}")
+        .await
+        .unwrap();
+    assert_eq!(
+        store.delivery_reply(&within).await.unwrap(),
+        Seen::Answered("{\"text\":\"first\"}".into()),
+        "the first answer stays"
+    );
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let expired = Delivery::within("slack-command", "abc", Duration::from_millis(10));
+    assert_eq!(store.delivery_reply(&expired).await.unwrap(), Seen::No);
+    assert!(record(expired.clone()).await, "outside the window: new");
+    assert_eq!(store.delivery_reply(&within).await.unwrap(), Seen::Yes);
+    let forever = Delivery::new("slack", "Ev1");
+    assert!(record(forever.clone()).await);
+    assert!(!record(forever).await);
 }

@@ -154,6 +154,8 @@ pub fn status_description(
     exempt_by: Option<&str>,
 ) -> String {
     if let Some(by) = exempt_by {
+        // `by` is a stored identity: a local account by name, a chat user as `slack:U…`.
+        let by = crate::incident::identity::fallback_name(by);
         return format!("Exempted from the merge freeze by {by}");
     }
     if !wanted.frozen {

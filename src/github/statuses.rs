@@ -207,13 +207,12 @@ impl GitHubEffects {
     }
 }
 
-/// Who exempted pull request `number`, if anyone did, as a name for GitHub (a local
-/// account by its name, a chat user by identity).
+/// Who exempted pull request `number`, if anyone did.
 pub(super) fn exempted_by(exemptions: &[Exemption], number: u64) -> Option<&str> {
     exemptions
         .iter()
         .find(|e| e.pr_number == number as i64)
-        .map(|e| crate::incident::identity::fallback_name(&e.allowed_by))
+        .map(|e| e.allowed_by.as_str())
 }
 
 /// The repositories whose pull requests need statuses, with what they should show: every

@@ -128,11 +128,12 @@ impl Identity {
         (self.platform() == "slack").then(|| self.id())
     }
 
-    /// How to show it when no display name is known: a local account by its name,
-    /// anything else as `platform:id` (which can be pasted back into `assign`).
+    /// How to show it when no display name is known: a local account, a GitHub login and
+    /// firebreak itself by name; a chat user as `platform:id` (which can be pasted back
+    /// into `assign`).
     pub fn fallback_name(&self) -> &str {
         match self.platform() {
-            "cli" | "system" => self.id(),
+            "cli" | "system" | "github" => self.id(),
             _ => self.as_str(),
         }
     }
@@ -210,7 +211,7 @@ impl PartialEq<&str> for Identity {
 pub fn fallback_name(stored: &str) -> &str {
     match Identity::parse(stored) {
         Ok(_) => match stored.split_once(':') {
-            Some(("cli" | "system", name)) => name,
+            Some(("cli" | "system" | "github", name)) => name,
             _ => stored,
         },
         Err(_) => stored,
@@ -283,6 +284,8 @@ mod tests {
     #[test]
     fn fallback_names() {
         assert_eq!(fallback_name("cli:carol"), "carol");
+        assert_eq!(fallback_name("system:firebreak"), "firebreak");
+        assert_eq!(fallback_name("github:octocat"), "octocat");
         assert_eq!(fallback_name("slack:U1"), "slack:U1");
         assert_eq!(
             fallback_name("alice"),

@@ -36,6 +36,10 @@ pub const TARGET: &str = "slack";
 /// The target of effects that only write to the database (the notice fan-out), so they
 /// never probe Slack's circuit and always run during an outage.
 pub const LOCAL_TARGET: &str = "slack.fan-out";
+/// The target of display-name lookups: background bookkeeping with its own circuit, so a
+/// lookup answering never counts as Slack recovering for the incident's effects (which
+/// would release them before a `Retry-After`) and never takes their share of the worker.
+pub const PEOPLE_TARGET: &str = "slack.people";
 
 pub struct SlackEffects {
     pub api: SlackApi,
@@ -52,6 +56,7 @@ impl EffectHandler for SlackEffects {
     fn target(&self, effect: &Effect) -> String {
         match SlackEffect::decode(effect) {
             Ok(e) if e.is_local() => LOCAL_TARGET.into(),
+            Ok(SlackEffect::LookupUser { .. }) => PEOPLE_TARGET.into(),
             _ => TARGET.into(),
         }
     }
