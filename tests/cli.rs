@@ -42,7 +42,11 @@ async fn writes_read_back_and_bad_input_exits_non_zero(backend: Backend) {
         .await;
     let list = cli.list().await;
     assert_eq!(list[0]["number"], 1);
-    assert_eq!(list[0]["commander"], "dave");
+    assert_eq!(
+        list[0]["commander"], "cli:dave",
+        "a bare name from the CLI is a local account"
+    );
+    assert_eq!(list[0]["commander_name"], "dave");
 
     let show: Value =
         serde_json::from_str(&cli.ok(&["incident", "show", "1", "--json"]).await).unwrap();
@@ -55,9 +59,10 @@ async fn writes_read_back_and_bad_input_exits_non_zero(backend: Backend) {
     assert_eq!(kinds, ["declared", "update", "role_assigned"]);
     assert_eq!(
         show["timeline"][0]["actor"],
-        os_account().as_str(),
+        format!("cli:{}", os_account()).as_str(),
         "the CLI acts as the OS account, whatever $USER says"
     );
+    assert_eq!(show["timeline"][0]["actor_name"], os_account().as_str());
     assert_eq!(show["timeline"][0]["source"], "cli");
 
     for (args, reason) in [

@@ -32,9 +32,11 @@ const SECTIONS: [&str; 10] = [
 async fn fixed(backend: Backend) -> TestService {
     let db = TestDb::new(backend).await;
     let config = test_config(&common::github::github_config("\"acme/api\"", "60s", ""));
+    let store = db.store().await;
+    known_people(&store).await;
     let mut app = firebreak::app::App::with_store(
         config,
-        db.store().await,
+        store,
         common::github::integrations("http://127.0.0.1:9"),
     )
     .unwrap();

@@ -45,7 +45,7 @@ mod tests {
             .map_or_else(|| format!("uid-{uid}"), |u| u.name);
         assert_eq!(os_account(), expected);
         let actor = actor();
-        assert_eq!(actor.identity(), format!("cli:{expected}"));
+        assert_eq!(actor.identity().to_string(), format!("cli:{expected}"));
         assert_eq!(actor.name, expected);
     }
 }

@@ -11,7 +11,8 @@ use chrono::{DateTime, Utc};
 use crate::effects::Effect;
 use crate::effects::worker::{DrainReport, due_in};
 use crate::http::api::IncidentView;
-use crate::incident::{Incident, Reply, ReplyBody, TimelineEntry};
+use crate::incident::{EntryKind, Incident, Reply, ReplyBody, TimelineEntry};
+use crate::people::Names;
 
 /// Text for the terminal: no escape sequences, no control characters except newline and
 /// tab, no bidirectional overrides or isolates.
@@ -74,7 +75,8 @@ fn skip_string(chars: &mut std::iter::Peekable<std::str::Chars<'_>>) {
     }
 }
 
-pub fn reply_text(reply: &Reply) -> String {
+/// A reply as terminal text, people by their display names (`names`).
+pub fn reply_text(reply: &Reply, names: &Names) -> String {
     let mut out = term(&reply.text);
     match &reply.body {
         ReplyBody::List { incidents } if !incidents.is_empty() => {
@@ -85,10 +87,10 @@ pub fn reply_text(reply: &Reply) -> String {
         }
         ReplyBody::Incident { incident, timeline } if !timeline.is_empty() => {
             out.push('\n');
-            out.push_str(&details(incident));
+            out.push_str(&details(incident, names));
             out.push_str("\nTimeline:\n");
             for e in timeline {
-                out.push_str(&timeline_row(e, incident.declared_at));
+                out.push_str(&timeline_row(e, incident.declared_at, names));
             }
         }
         ReplyBody::Freeze { targets, .. } if !targets.is_empty() => {
@@ -110,19 +112,19 @@ pub fn reply_text(reply: &Reply) -> String {
 }
 
 /// JSON for `--json`: the incident (with timeline) for `show`, the list for `list`, and the
-/// reply itself otherwise.
-pub fn reply_json(reply: &Reply) -> serde_json::Result<String> {
+/// reply itself otherwise. People are identities, each with a `…_name` beside it.
+pub fn reply_json(reply: &Reply, names: &Names) -> serde_json::Result<String> {
     match &reply.body {
         ReplyBody::List { incidents } => {
             let views: Vec<IncidentView> = incidents
                 .iter()
                 .cloned()
-                .map(|i| IncidentView::new(i, None))
+                .map(|i| IncidentView::named(i, None, names))
                 .collect();
             serde_json::to_string_pretty(&views)
         }
         ReplyBody::Incident { incident, timeline } => serde_json::to_string_pretty(
-            &IncidentView::new((**incident).clone(), Some(timeline.clone())),
+            &IncidentView::named((**incident).clone(), Some(timeline.clone()), names),
         ),
         ReplyBody::None | ReplyBody::Freeze { .. } => serde_json::to_string_pretty(reply),
     }
@@ -140,13 +142,13 @@ fn list_row(i: &Incident) -> String {
     )
 }
 
-fn details(i: &Incident) -> String {
+fn details(i: &Incident, names: &Names) -> String {
     let when = |t: Option<DateTime<Utc>>| {
         t.map_or("not recorded".to_string(), |t| {
             format!("{} UTC", t.format("%Y-%m-%d %H:%M:%S"))
         })
     };
-    let who = |r: &Option<String>| r.as_deref().map_or("unassigned".into(), term_line);
+    let who = |r: &Option<String>| term_line(&names.role(r.as_deref()));
     format!(
         "Severity {} · status {} · commander {} · comms {} · scribe {}\n\
          Started {} · detected {} · declared {} · acknowledged {} · mitigated {} · resolved {}\n",
@@ -164,15 +166,20 @@ fn details(i: &Incident) -> String {
     )
 }
 
-fn timeline_row(e: &TimelineEntry, declared: DateTime<Utc>) -> String {
+fn timeline_row(e: &TimelineEntry, declared: DateTime<Utc>, names: &Names) -> String {
+    let text = if e.kind == EntryKind::RoleAssigned {
+        names.text(&e.text)
+    } else {
+        e.text.clone()
+    };
     format!(
         "  {}  {:<8} {:<17} {} ({}): {}\n",
         e.occurred_at.format("%H:%M:%S%.3f"),
         e.offset_from(declared),
         e.kind,
-        term_line(&e.actor),
+        term_line(&names.name(&e.actor)),
         e.source,
-        term(&e.text)
+        term(&text)
     )
 }
 

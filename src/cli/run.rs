@@ -139,10 +139,11 @@ async fn incident(app: &App, words: Vec<String>) -> anyhow::Result<ExitCode> {
         Err(ServiceError::Internal(e)) => return Err(e),
         Err(ServiceError::Duplicate) => unreachable!("the CLI handles no platform deliveries"),
     };
+    let names = app.read.names_for_reply(&outcome.reply).await?;
     if json {
-        println!("{}", render::reply_json(&outcome.reply)?);
+        println!("{}", render::reply_json(&outcome.reply, &names)?);
     } else {
-        println!("{}", render::reply_text(&outcome.reply));
+        println!("{}", render::reply_text(&outcome.reply, &names));
     }
     if !outcome.effects.is_empty() && !no_wait {
         drain(app, &outcome.effects).await?;

@@ -156,6 +156,7 @@ pub fn status_description(
     exempt_by: Option<&str>,
 ) -> String {
     if let Some(by) = exempt_by {
+        let by = crate::incident::identity::fallback_name(by);
         return super::text::status_description(&format!("Exempted from the merge freeze by {by}"));
     }
     if !wanted.frozen {

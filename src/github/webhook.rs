@@ -116,10 +116,10 @@ pub async fn webhook(
             return (StatusCode::UNAUTHORIZED, "invalid X-Hub-Signature-256").into_response();
         }
     }
-    let delivery = Delivery {
-        source: "github",
-        id: header("x-github-delivery").map_or_else(|| body_digest(&body), str::to_string),
-    };
+    let delivery = Delivery::new(
+        "github",
+        header("x-github-delivery").map_or_else(|| body_digest(&body), str::to_string),
+    );
     match header("x-github-event") {
         Some("ping") => Json(json!({ "msg": "pong" })).into_response(),
         Some("pull_request") => pull_request(&edge, delivery, &body).await,

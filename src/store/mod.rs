@@ -10,6 +10,7 @@ mod effects;
 mod freeze;
 mod inbound;
 mod incidents;
+mod people;
 mod postmortem;
 mod timeline;
 mod workers;
@@ -26,7 +27,8 @@ use sqlx::{Any, AnyPool, Executor, Transaction};
 pub use chat_refs::ChatRef;
 pub use effects::EffectCounts;
 pub use freeze::{Exemption, FreezeScope, FreezeTarget};
-pub use inbound::Delivery;
+pub use inbound::{Delivery, Seen};
+pub use people::Person;
 pub use postmortem::{ActionItem, Flag};
 pub use workers::WorkerRow;
 

@@ -12,6 +12,8 @@
 //! when every user is already a member; `chat.update`, `pins.add`, `chat.getPermalink` and
 //! `conversations.replies` need an existing message. The bot posts as [`BOT_USER`].
 //!
+//! `users.info` answers for any user id; [`FakeSlack::set_user`] sets the names it gives.
+//!
 //! For outages, [`FakeSlack::set_down`] makes every call answer HTTP 503 until switched back,
 //! and [`FakeSlack::break_channel`] makes every call naming one channel fail with an error code.
 //!
@@ -108,6 +110,8 @@ struct Inner {
     channels: Vec<Channel>,
     messages: Vec<Message>,
     pins: HashSet<(String, String)>,
+    /// Profiles set with [`FakeSlack::set_user`], by user id: (display name, real name).
+    users: HashMap<String, (String, String)>,
     counter: u64,
 }
 
@@ -263,6 +267,14 @@ impl FakeSlack {
             )
         };
         inner.channels.iter().map(row).collect()
+    }
+
+    /// What `users.info` says about `user` from now on. Users never set get a made-up
+    /// profile (display name: the id in lower case; real name: `User <id>`).
+    pub fn set_user(&self, user: &str, display_name: &str, real_name: &str) {
+        self.lock()
+            .users
+            .insert(user.into(), (display_name.into(), real_name.into()));
     }
 
     /// Pinned messages as (channel, ts), sorted.
@@ -445,11 +457,16 @@ fn answer(inner: &mut Inner, method: &str, body: &Value) -> Answer {
         "conversations.replies" => replies(inner, &channel, ts),
         "users.info" => {
             let u = param(body, "user").ok_or("user_not_found")?;
-            let (name, real_name) = (u.to_lowercase(), format!("User {u}"));
+            let name = u.to_lowercase();
+            let (display_name, real_name) = inner
+                .users
+                .get(&u)
+                .cloned()
+                .unwrap_or_else(|| (name.clone(), format!("User {u}")));
             Ok(json!({"user": {
                 "id": u, "team_id": TEAM_ID, "name": name, "real_name": real_name, "deleted": false,
                 "is_bot": u == BOT_USER, "is_admin": false, "tz": "UTC", "tz_offset": 0,
-                "profile": {"display_name": name, "real_name": real_name},
+                "profile": {"display_name": display_name, "real_name": real_name},
             }}))
         }
         _ => Err("unknown_method"),

@@ -744,6 +744,10 @@ pub(super) mod tests {
         assert_eq!(mention("U024BE7LH"), "<@U024BE7LH>");
         assert_eq!(mention("<@U024BE7LH|bob>"), "<@U024BE7LH>");
         assert_eq!(mention("bob"), "bob");
+        assert_eq!(mention("slack:U1"), "<@U1>");
+        assert_eq!(mention("cli:carol"), "carol");
+        assert_eq!(user_id("slack:U0CAROL").as_deref(), Some("U0CAROL"));
+        assert_eq!(user_id("cli:carol"), None);
         assert_eq!(
             normalize_mentions("assign commander <@U1ABCD|bob>"),
             "assign commander <@U1ABCD>"

@@ -3,6 +3,7 @@
 //!
 //! - [`verify`]: request signatures on the raw body.
 //! - [`inbound`]: the payloads we accept, as one small enum.
+//! - [`decode`]: Slack's escaping undone, so what is stored is what was typed.
 //! - [`routes`]: the three endpoints.
 //! - [`planner`]: which effects each incident change needs on Slack.
 //! - [`pins`]: pinned messages onto the timeline.
@@ -17,6 +18,7 @@
 pub mod api;
 pub mod blocks;
 pub mod config;
+pub mod decode;
 pub mod effects;
 pub mod inbound;
 pub mod mrkdwn;

@@ -267,7 +267,7 @@ impl fmt::Display for Mrkdwn {
 pub fn mention(identity: &str) -> String {
     match user_id(identity) {
         Some(id) => format!("<@{id}>"),
-        None => escape(identity),
+        None => escape(crate::incident::identity::fallback_name(identity)),
     }
 }
 
@@ -290,7 +290,7 @@ fn is_user_id(id: &str) -> bool {
         && id.starts_with(['U', 'W'])
         && id
             .bytes()
-            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
 }
 
 /// Plain text (a `plain_text` object, a topic) at most `max` characters, cut between

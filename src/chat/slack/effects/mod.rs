@@ -7,10 +7,12 @@
 //! - [`channel`]: the incident channel, its card, posts and progress messages.
 //! - [`notices`]: the fan-out to announcement channels and one notice per channel.
 //! - [`interactive`]: modals and ephemeral answers.
+//! - [`people`]: display names from `users.info` into the people cache.
 
 pub mod channel;
 pub mod interactive;
 pub mod notices;
+pub mod people;
 pub mod types;
 
 use async_trait::async_trait;
@@ -36,6 +38,10 @@ pub const TARGET: &str = "slack";
 /// The target of effects that only write to the database (the notice fan-out), so they
 /// never probe Slack's circuit and always run during an outage.
 pub const LOCAL_TARGET: &str = "slack.fan-out";
+/// The target of display-name lookups: background bookkeeping with its own circuit, so a
+/// lookup answering never counts as Slack recovering for the incident's effects (which
+/// would release them before a `Retry-After`) and never takes their share of the worker.
+pub const PEOPLE_TARGET: &str = "slack.people";
 
 pub struct SlackEffects {
     pub api: SlackApi,
@@ -54,6 +60,7 @@ impl EffectHandler for SlackEffects {
     fn target(&self, effect: &Effect) -> String {
         match SlackEffect::decode(effect) {
             Ok(e) if e.is_local() => LOCAL_TARGET.into(),
+            Ok(SlackEffect::LookupUser { .. }) => PEOPLE_TARGET.into(),
             _ => TARGET.into(),
         }
     }
@@ -128,6 +135,7 @@ impl EffectHandler for SlackEffects {
                 self.capture_pin(&incident_id, &channel, &ts, &reactor)
                     .await
             }
+            SlackEffect::LookupUser { user } => self.lookup_user(&user).await,
         }
     }
 }

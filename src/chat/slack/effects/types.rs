@@ -20,6 +20,7 @@ pub const PROGRESS: &str = "slack.progress";
 pub const OPEN_MODAL: &str = "slack.open_modal";
 pub const EPHEMERAL: &str = "slack.ephemeral";
 pub const CAPTURE_PIN: &str = "slack.capture_pin";
+pub const LOOKUP_USER: &str = "slack.lookup_user";
 
 pub const ALL_KINDS: &[&str] = &[
     SYNC_CHANNEL,
@@ -31,6 +32,7 @@ pub const ALL_KINDS: &[&str] = &[
     OPEN_MODAL,
     EPHEMERAL,
     CAPTURE_PIN,
+    LOOKUP_USER,
 ];
 
 /// One thing to do on Slack. Variants that render incident state (`SyncChannel`, `Notice`)
@@ -114,6 +116,9 @@ pub enum SlackEffect {
         #[serde(default)]
         reactor: String,
     },
+    /// Cache a user's display name (`users.info`) for documents and the CLI.
+    #[serde(rename = "slack.lookup_user")]
+    LookupUser { user: String },
 }
 
 impl TypedEffect for SlackEffect {
@@ -128,6 +133,7 @@ impl TypedEffect for SlackEffect {
             Self::OpenModal { .. } => OPEN_MODAL,
             Self::Ephemeral { .. } => EPHEMERAL,
             Self::CapturePin { .. } => CAPTURE_PIN,
+            Self::LookupUser { .. } => LOOKUP_USER,
         }
     }
 }
@@ -163,7 +169,7 @@ impl SlackEffect {
             | Self::ChannelPost { incident_id, .. }
             | Self::Progress { incident_id, .. }
             | Self::CapturePin { incident_id, .. } => Some(incident_id),
-            Self::OpenModal { .. } | Self::Ephemeral { .. } => None,
+            Self::OpenModal { .. } | Self::Ephemeral { .. } | Self::LookupUser { .. } => None,
         }
     }
 
