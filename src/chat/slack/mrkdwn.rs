@@ -274,6 +274,9 @@ pub fn mention(identity: &str) -> String {
 /// The Slack user ID in `slack:U024BE7LH`, `<@U024BE7LH>`, `<@U024BE7LH|name>` or
 /// `U024BE7LH`, if any.
 pub fn user_id(identity: &str) -> Option<String> {
+    if let Ok(parsed) = crate::incident::Identity::parse(identity) {
+        return parsed.slack_user().map(str::to_string);
+    }
     let inner = identity.strip_prefix("slack:").unwrap_or(identity);
     let inner = inner
         .strip_prefix("<@")
@@ -394,7 +397,7 @@ mod tests {
         assert_eq!(mention("<@U024BE7LH|bob>"), "<@U024BE7LH>");
         assert_eq!(mention("W024BE7LH"), "<@W024BE7LH>");
         assert_eq!(mention("bob"), "bob");
-        assert_eq!(mention("cli:alice"), "cli:alice");
+        assert_eq!(mention("cli:alice"), "alice", "another platform shows by name");
         assert_eq!(mention("<!channel>"), "&lt;!channel&gt;");
         assert_eq!(mention("slack:<!here>"), "slack:&lt;!here&gt;");
         assert_eq!(mention("<@U1|x> <!here>"), "&lt;@U1|x&gt; &lt;!here&gt;");
