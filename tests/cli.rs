@@ -435,7 +435,7 @@ async fn the_cli_acts_as_the_os_account_not_user() {
     assert!(out.status.success(), "{}", stderr(&out));
     let show: Value =
         serde_json::from_slice(&as_mallory(&["incident", "show", "1", "--json"]).stdout).unwrap();
-    assert_eq!(show["timeline"][0]["actor"], me.as_str());
+    assert_eq!(show["timeline"][0]["actor"], format!("cli:{me}").as_str());
     assert_eq!(show["timeline"][0]["source"], "cli");
 
     let out = as_mallory(&["incident", "resolve", "1", "Fixed"]);

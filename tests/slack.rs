@@ -851,7 +851,7 @@ async fn hostile_text_never_pings_anyone(backend: Backend) {
     let calls = t.slack.successful_calls();
     let mut seen = BTreeMap::<&str, usize>::new();
     for call in &calls {
-        let found = unintended_markup(&call.body, &["U0ALICE"]);
+        let found = unintended_markup(&call.body, &["U0ALICE", "U_ALICE"]);
         assert!(
             found.is_empty(),
             "{} sent live {found:?}: {}",

@@ -397,7 +397,11 @@ mod tests {
         assert_eq!(mention("<@U024BE7LH|bob>"), "<@U024BE7LH>");
         assert_eq!(mention("W024BE7LH"), "<@W024BE7LH>");
         assert_eq!(mention("bob"), "bob");
-        assert_eq!(mention("cli:alice"), "alice", "another platform shows by name");
+        assert_eq!(
+            mention("cli:alice"),
+            "alice",
+            "another platform shows by name"
+        );
         assert_eq!(mention("<!channel>"), "&lt;!channel&gt;");
         assert_eq!(mention("slack:<!here>"), "slack:&lt;!here&gt;");
         assert_eq!(mention("<@U1|x> <!here>"), "&lt;@U1|x&gt; &lt;!here&gt;");
