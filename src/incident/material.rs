@@ -4,7 +4,7 @@
 
 use sha2::{Digest, Sha256};
 
-use super::command::Command;
+use super::command::PostmortemVerb;
 use super::error::{ServiceError, UserError};
 use super::model::{Incident, IncidentNumber};
 use super::permissions::Actor;
@@ -95,14 +95,13 @@ impl IncidentService {
         Ok(format!("v{}-{}", incident.version, &digest[..16]))
     }
 
+    /// Action items and written sections, already authorized and cleaned.
     pub(super) async fn postmortem_material(
         &self,
-        cmd: Command,
+        number: IncidentNumber,
+        verb: PostmortemVerb,
         actor: &Actor,
     ) -> Result<Outcome, ServiceError> {
-        let number = cmd
-            .target()
-            .ok_or_else(|| UserError::NeedsIncident(cmd.verb().to_string()))?;
         let now = self.now();
         let mut tx = self.begin().await?;
         let incident: Incident = tx
@@ -117,10 +116,8 @@ impl IncidentService {
             kind: EntryKind::ActionItem,
             text,
         };
-        let reply = match cmd {
-            Command::ActionAdd {
-                text, owner, term, ..
-            } => {
+        let reply = match verb {
+            PostmortemVerb::ActionAdd { text, owner, term } => {
                 let n = tx
                     .add_action(&incident.id, &text, owner.as_deref(), term.as_str(), now)
                     .await?;
@@ -132,7 +129,7 @@ impl IncidentService {
                 tx.append_timeline(&entry(line.clone())).await?;
                 format!("{}: {line}.", incident.number)
             }
-            Command::ActionDone { number: n, .. } => {
+            PostmortemVerb::ActionDone { number: n } => {
                 if !tx.complete_action(&incident.id, n, now).await? {
                     return Err(UserError::invalid(format!(
                         "{} has no action item {n}.",
@@ -144,15 +141,15 @@ impl IncidentService {
                     .await?;
                 format!("{}: action item {n} is done.", incident.number)
             }
-            Command::PostmortemSet { field, text, .. } => {
+            PostmortemVerb::Set { field, text } => {
                 tx.set_postmortem_field(&incident.id, field.as_str(), &text, &actor.name)
                     .await?;
                 format!("{}: post-mortem {} saved.", incident.number, field.as_str())
             }
-            other => {
+            other @ (PostmortemVerb::Draft | PostmortemVerb::Publish) => {
                 return Err(UserError::invalid(format!(
                     "`{}` is not post-mortem material.",
-                    other.verb()
+                    other.name()
                 ))
                 .into());
             }

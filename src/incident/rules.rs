@@ -6,10 +6,10 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use super::command::Command;
+use super::command::Change;
 use super::error::UserError;
 use super::model::{Incident, Role, Severity, Status};
-use super::permissions::{Action, Actor};
+use super::permissions::Actor;
 use super::timeline::EntryKind;
 
 /// What changed, for the effect planners to turn into notices, chat posts and card edits.
@@ -50,37 +50,21 @@ pub trait UpdateCadence {
     fn cadence(&self, severity: Severity) -> Duration;
 }
 
-/// The permission a command needs, if any.
-pub fn required_permission(cmd: &Command) -> Option<Action> {
-    match cmd {
-        Command::Declare { .. } => Some(Action::Declare),
-        Command::Freeze { .. } | Command::Unfreeze { .. } | Command::FreezeExempt { .. } => {
-            Some(Action::Freeze)
-        }
-        Command::Resolve { .. }
-        | Command::Status {
-            status: Status::Resolved,
-            ..
-        } => Some(Action::Resolve),
-        _ => None,
-    }
-}
-
-/// Applies a write command (other than `declare`) to `current`.
+/// Applies a change to `current`.
 pub fn decide(
     current: &Incident,
-    cmd: &Command,
+    change: &Change,
     actor: &Actor,
     now: DateTime<Utc>,
     cadence: &dyn UpdateCadence,
 ) -> Result<Decision, UserError> {
     let n = current.number;
     let mut next = current.clone();
-    if current.status == Status::Resolved && !matches!(cmd, Command::Note { .. }) {
+    if current.status == Status::Resolved && !matches!(change, Change::Note { .. }) {
         return Err(UserError::AlreadyResolved);
     }
-    let decision = match cmd {
-        Command::Ack { .. } => {
+    let decision = match change {
+        Change::Ack => {
             if let Some(at) = current.acknowledged_at {
                 return Err(UserError::invalid(format!(
                     "{n} was already acknowledged at {} UTC.",
@@ -101,10 +85,9 @@ pub fn decide(
                 format!("{n}: {text}."),
             )
         }
-        Command::Update {
+        Change::Update {
             text,
             next: promise,
-            ..
         } => {
             next.last_update_at = Some(now);
             let wait = promise.unwrap_or_else(|| cadence.cadence(current.severity));
@@ -117,19 +100,16 @@ pub fn decide(
             let ann = IncidentEvent::Update { text: text.clone() };
             changed(next, EntryKind::Update, text.clone(), Some(ann), reply)
         }
-        Command::Status { status, .. } if *status == Status::Resolved => {
+        Change::Status(Status::Resolved) => {
             return decide(
                 current,
-                &Command::Resolve {
-                    target: None,
-                    summary: None,
-                },
+                &Change::Resolve { summary: None },
                 actor,
                 now,
                 cadence,
             );
         }
-        Command::Status { status, .. } => {
+        Change::Status(status) => {
             current.status.check_transition(*status)?;
             next.status = *status;
             if *status == Status::Mitigated && next.mitigated_at.is_none() {
@@ -147,7 +127,7 @@ pub fn decide(
                 format!("{n}: {text}."),
             )
         }
-        Command::Severity { severity, .. } => {
+        Change::Severity(severity) => {
             if *severity == current.severity {
                 return Err(UserError::invalid(format!("{n} is already {severity}.")));
             }
@@ -168,14 +148,14 @@ pub fn decide(
                 format!("{n}: {text}."),
             )
         }
-        Command::Assign { role, user, .. } => assign(current, next, *role, user)?,
-        Command::Note { text, .. } => Decision {
+        Change::Assign { role, user } => assign(current, next, *role, user)?,
+        Change::Note { text } => Decision {
             incident: None,
             entries: vec![(EntryKind::Note, text.clone())],
             event: None,
             reply: format!("Noted on {n}'s timeline."),
         },
-        Command::Resolve { summary, .. } => {
+        Change::Resolve { summary } => {
             current.status.check_transition(Status::Resolved)?;
             next.status = Status::Resolved;
             next.resolved_at = Some(now);
@@ -194,24 +174,6 @@ pub fn decide(
                 Some(IncidentEvent::Resolved),
                 format!("{n}: {text}."),
             )
-        }
-        Command::Declare { .. }
-        | Command::Show { .. }
-        | Command::List
-        | Command::Help
-        | Command::Freeze { .. }
-        | Command::Unfreeze { .. }
-        | Command::FreezeStatus
-        | Command::FreezeExempt { .. }
-        | Command::ActionAdd { .. }
-        | Command::ActionDone { .. }
-        | Command::PostmortemSet { .. }
-        | Command::Postmortem { .. }
-        | Command::PostmortemPublish { .. } => {
-            return Err(UserError::invalid(format!(
-                "`{}` does not change an incident.",
-                cmd.verb()
-            )));
         }
     };
     Ok(decision)
@@ -321,10 +283,10 @@ mod tests {
         }
     }
 
-    fn run(inc: &Incident, cmd: Command) -> Result<Decision, UserError> {
+    fn run(inc: &Incident, change: Change) -> Result<Decision, UserError> {
         decide(
             inc,
-            &cmd,
+            &change,
             &Actor::new(Source::Cli, "bob", "bob"),
             Utc::now(),
             &Hourly,
@@ -333,14 +295,7 @@ mod tests {
 
     #[test]
     fn mitigation_time_is_set_once() {
-        let d = run(
-            &incident(),
-            Command::Status {
-                target: None,
-                status: Status::Mitigated,
-            },
-        )
-        .unwrap();
+        let d = run(&incident(), Change::Status(Status::Mitigated)).unwrap();
         let inc = d.incident.unwrap();
         assert!(inc.mitigated_at.is_some());
         assert_eq!(
@@ -353,14 +308,7 @@ mod tests {
 
     #[test]
     fn status_resolved_is_a_resolve() {
-        let d = run(
-            &incident(),
-            Command::Status {
-                target: None,
-                status: Status::Resolved,
-            },
-        )
-        .unwrap();
+        let d = run(&incident(), Change::Status(Status::Resolved)).unwrap();
         assert_eq!(d.entries[0].0, EntryKind::Resolved);
         assert_eq!(d.incident.unwrap().status, Status::Resolved);
     }
@@ -370,21 +318,13 @@ mod tests {
         let mut inc = incident();
         inc.status = Status::Resolved;
         assert_eq!(
-            run(
-                &inc,
-                Command::Resolve {
-                    target: None,
-                    summary: None
-                }
-            )
-            .unwrap_err(),
+            run(&inc, Change::Resolve { summary: None }).unwrap_err(),
             UserError::AlreadyResolved
         );
         assert!(
             run(
                 &inc,
-                Command::Note {
-                    target: None,
+                Change::Note {
                     text: "late".into()
                 }
             )
@@ -396,15 +336,14 @@ mod tests {
 
     #[test]
     fn ack_makes_the_acker_commander_when_there_is_none() {
-        let d = run(&incident(), Command::Ack { target: None }).unwrap();
+        let d = run(&incident(), Change::Ack).unwrap();
         assert_eq!(d.incident.unwrap().commander.as_deref(), Some("bob"));
     }
 
     #[test]
     fn update_promises_the_next_one() {
         let now = Utc::now();
-        let cmd = Command::Update {
-            target: None,
+        let cmd = Change::Update {
             text: "x".into(),
             next: Some(Duration::from_secs(1800)),
         };

@@ -18,7 +18,7 @@ use super::blocks::{self, ACTION_ACK, ACTION_RESOLVE, ACTION_UPDATE, VIEW_DECLAR
 use super::inbound::{self, Button, Mention, Reaction, SlackInbound, ViewSubmission};
 use super::planner;
 use super::verify;
-use crate::incident::command::{self, Command, ParseOptions};
+use crate::incident::command::{self, Change, Command, Declare, ParseOptions};
 use crate::incident::{
     Actor, IncidentNumber, IncidentService, ServiceError, Severity, Source, UserError,
 };
@@ -244,13 +244,8 @@ impl SlackEdge {
         let channel = b.channel_id.clone().unwrap_or_default();
         let actor = Actor::new(Source::Slack, &b.user_id, blocks::mention(&b.user_id));
         let cmd = match b.action_id.as_str() {
-            ACTION_ACK => Command::Ack {
-                target: Some(number),
-            },
-            ACTION_RESOLVE => Command::Resolve {
-                target: Some(number),
-                summary: None,
-            },
+            ACTION_ACK => Command::on(number, Change::Ack),
+            ACTION_RESOLVE => Command::on(number, Change::Resolve { summary: None }),
             ACTION_UPDATE => {
                 return match self
                     .open_modal(&b.trigger_id, blocks::update_modal(number, &channel))
@@ -340,13 +335,7 @@ impl SlackEdge {
             .get("severity")
             .map_or("sev3", String::as_str)
             .parse()?;
-        let cmd = Command::Declare {
-            severity,
-            title,
-            drill: false,
-            started_at: None,
-            detected_at: None,
-        };
+        let cmd = Command::untargeted(Declare::new(severity, title));
         let out = service.apply(cmd, actor).await?;
         let number = out.reply.incident().map(|i| i.number);
         if let (Some(n), Some(text)) = (
@@ -355,10 +344,12 @@ impl SlackEdge {
         ) {
             self.service
                 .apply(
-                    Command::Note {
-                        target: Some(n),
-                        text: text.trim().to_string(),
-                    },
+                    Command::on(
+                        n,
+                        Change::Note {
+                            text: text.trim().to_string(),
+                        },
+                    ),
                     actor,
                 )
                 .await?;
@@ -393,14 +384,7 @@ impl SlackEdge {
             None => None,
         };
         Ok(service
-            .apply(
-                Command::Update {
-                    target: Some(n),
-                    text,
-                    next,
-                },
-                actor,
-            )
+            .apply(Command::on(n, Change::Update { text, next }), actor)
             .await?
             .reply
             .text)
