@@ -1,8 +1,11 @@
 //! `IncidentService`: the one place commands are applied. Every edge (Slack, Discord, CLI)
-//! calls [`IncidentService::apply`], which in a single transaction checks permission,
-//! locks and re-reads the incident, decides with the pure [`rules`](super::rules), writes the
-//! new state with a compare-and-set on `version`, appends the timeline, and enqueues every
-//! side effect. The caller gets a neutral [`Reply`] as soon as that transaction commits.
+//! calls [`IncidentService::apply`] (or `apply_checked`), the front door: it checks the
+//! permission the verb needs, cleans every piece of free text, and hands the command to its
+//! verb group (`command::{declare, change, freeze, postmortem, query}`). A change then, in a
+//! single transaction, locks and re-reads the incident, decides with the pure
+//! [`rules`](super::rules), writes the new state with a compare-and-set on `version`, appends
+//! the timeline, and enqueues every side effect. The caller gets a neutral [`Reply`] as soon
+//! as that transaction commits.
 
 use std::sync::Arc;
 
