@@ -23,6 +23,7 @@ on_both!(
     the_slack_endpoints_refuse_every_write_verb,
     the_binary_refuses_every_write_verb_when_the_cli_is_not_trusted,
     absent_lists_still_allow_everyone,
+    the_declare_form_needs_only_declare,
 );
 
 /// Everyone is restricted to one Slack user, and the CLI is not trusted.
@@ -481,4 +482,35 @@ async fn absent_lists_still_allow_everyone(backend: Backend) {
             .unwrap_or_else(|e| panic!("`{line}`: {e}"));
     }
     assert_eq!(refusal_count(&t.app.store).await, 0);
+}
+
+/// The declare form's description is part of the declaration: someone who may declare but
+/// not respond gets the incident and its first note, in one go.
+async fn the_declare_form_needs_only_declare(backend: Backend) {
+    let slack = FakeSlack::start().await;
+    let config = test_config(&format!(
+        "{SLACK_CONFIG}[permissions]\ndeclare = [\"slack:U0MALLORY\"]\nrespond = []\n"
+    ));
+    let app = spawn_app_with(backend, config, integrations(&slack.url), None).await;
+    let send = SlackSender::new(&app);
+    let values = json!({
+        "title": { "title": { "type": "plain_text_input", "value": "Payments API timing out" } },
+        "description": { "description": { "type": "plain_text_input", "value": "Since the \u{1b}[31m02:40 deploy" } },
+    });
+    let resp = send
+        .interaction(submission("fb_declare", "C_ORIGIN", values, "V_DESC"))
+        .await;
+    assert_eq!(resp.status(), 200);
+    let (_, timeline) = incident_timeline(&app.app.store, 1).await;
+    let kinds: Vec<_> = timeline.iter().map(|e| (e.kind, e.text.as_str())).collect();
+    assert_eq!(
+        kinds,
+        [
+            (
+                EntryKind::Declared,
+                "Declared SEV3: Payments API timing out"
+            ),
+            (EntryKind::Note, "Since the 02:40 deploy"),
+        ]
+    );
 }

@@ -177,6 +177,7 @@ impl IncidentService {
             drill,
             started_at,
             detected_at,
+            description,
         } = declare;
         let now = self.clock.now();
         let mut tx = self.begin().await?;
@@ -212,6 +213,10 @@ impl IncidentService {
         let text = format!("Declared {severity}{drill_note}: {}", incident.title);
         tx.append_timeline(&entry(&incident, actor, now, EntryKind::Declared, text))
             .await?;
+        if let Some(note) = description {
+            tx.append_timeline(&entry(&incident, actor, now, EntryKind::Note, note))
+                .await?;
+        }
         let mut queued = self
             .enqueue_effects(&mut tx, &incident, &IncidentEvent::Declared, actor)
             .await?;

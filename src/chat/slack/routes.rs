@@ -335,25 +335,13 @@ impl SlackEdge {
             .get("severity")
             .map_or("sev3", String::as_str)
             .parse()?;
-        let cmd = Command::untargeted(Declare::new(severity, title));
-        let out = service.apply(cmd, actor).await?;
-        let number = out.reply.incident().map(|i| i.number);
-        if let (Some(n), Some(text)) = (
-            number,
-            v.values.get("description").filter(|d| !d.trim().is_empty()),
-        ) {
-            self.service
-                .apply(
-                    Command::on(
-                        n,
-                        Change::Note {
-                            text: text.trim().to_string(),
-                        },
-                    ),
-                    actor,
-                )
-                .await?;
-        }
+        // The form's description is part of the declaration (a first note, in the same
+        // transaction and under the same permission).
+        let declare = Declare {
+            description: v.values.get("description").cloned(),
+            ..Declare::new(severity, title)
+        };
+        let out = service.apply(Command::untargeted(declare), actor).await?;
         Ok(out.reply.text)
     }
 

@@ -8,7 +8,7 @@ use crate::incident::error::{ServiceError, UserError};
 use crate::incident::model::Severity;
 use crate::incident::permissions::Actor;
 use crate::incident::service::{IncidentService, Outcome};
-use crate::incident::text::Field;
+use crate::incident::text::{self, Field};
 
 /// Severity used when `declare` names none. SEV3 is the common "something is wrong, we are
 /// looking" level; responders escalate with `severity sev1` as soon as they know more.
@@ -29,6 +29,8 @@ pub struct Declare {
     pub started_at: Option<DateTime<Utc>>,
     /// When someone or something noticed it.
     pub detected_at: Option<DateTime<Utc>>,
+    /// What is known so far (the Slack form's description), recorded as the first note.
+    pub description: Option<String>,
 }
 
 impl Declare {
@@ -40,6 +42,7 @@ impl Declare {
             drill: false,
             started_at: None,
             detected_at: None,
+            description: None,
         }
     }
 
@@ -53,6 +56,7 @@ impl Declare {
             "declare",
             "a title, e.g. `declare sev1 Checkout API returns 502`",
         )?;
+        self.description = text::clean_optional(Field::Note, self.description.as_deref())?;
         for (flag, at) in [
             ("--started", self.started_at),
             ("--detected", self.detected_at),
@@ -118,6 +122,7 @@ pub(super) fn parse(args: &mut Args<'_>, now: DateTime<Utc>) -> Result<Declare, 
         drill,
         started_at,
         detected_at,
+        description: None,
     })
 }
 
