@@ -225,8 +225,7 @@ Commands (name the incident as INC-42 when you are not in its channel):
 
 /// Parses one line of chat text (`/incident <line>`).
 pub fn parse_line(line: &str, opts: ParseOptions) -> Result<Command, UserError> {
-    let words: Vec<&str> = line.split_whitespace().collect();
-    parse_words(&words, opts, Utc::now())
+    parse_split(line.split_whitespace().collect(), opts, Utc::now())
 }
 
 /// Parses pre-split words (the CLI's argv after `incident`). `now` anchors relative times.
@@ -239,6 +238,15 @@ pub fn parse_words<S: AsRef<str>>(
         .iter()
         .flat_map(|w| w.as_ref().split_whitespace())
         .collect();
+    parse_split(words, opts, now)
+}
+
+/// Parses words that contain no whitespace.
+fn parse_split(
+    words: Vec<&str>,
+    opts: ParseOptions,
+    now: DateTime<Utc>,
+) -> Result<Command, UserError> {
     let Some((verb, rest)) = words.split_first() else {
         return Ok(Command::untargeted(Query::Help));
     };
