@@ -67,6 +67,7 @@ fn main() {
         promises: &promises,
         fields: &[],
         actions: &[],
+        names: &firebreak::people::Names::default(),
     };
     let mut samples = Vec::new();
     let mut sizes = (0, 0);

@@ -65,6 +65,7 @@ impl App {
         let wake = Arc::new(Notify::new());
         let mut planners: Vec<Arc<dyn EffectPlanner>> = vec![Arc::new(WebhookPlanner {
             routes: config.notice_routes(),
+            public_url: config.server.public_url.clone(),
         })];
         let notifier = WebhookNotifier::new(http_client(config.notify.timeout)?, hooks);
         let mut worker = Worker::new(store.clone(), config.effects.worker(), Arc::clone(&wake))
@@ -79,6 +80,7 @@ impl App {
                 api,
                 store: store.clone(),
                 config: config.slack.clone(),
+                public_url: config.server.public_url.clone(),
             }));
         }
         let github_client = match &integrations.github {

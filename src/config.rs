@@ -1,9 +1,11 @@
 //! Typed configuration: a TOML file (`--config`, `FIREBREAK_CONFIG`, or `./firebreak.toml`)
 //! plus environment overrides. Unknown keys are errors that name the key and its line, so a
 //! typo can't silently turn a setting off. Secrets never live in the typed config's `Debug`
-//! output: webhook URLs are `SecretString`s, and the database URL comes from the environment.
+//! output: webhook URLs and `database.url` are `SecretString`s; the other secrets come from
+//! the environment, and one that is set but empty stops the start with its name.
 
 use std::collections::{HashMap, HashSet};
+use std::ffi::OsString;
 use std::net::SocketAddr;
 use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
@@ -21,13 +23,13 @@ use crate::incident::permissions::Permissions;
 use crate::incident::rules::UpdateCadence;
 use crate::notify::NoticeRoute;
 use crate::notify::webhook::Webhook;
-use crate::store::DEFAULT_DATABASE_URL;
 
 /// The whole `firebreak.toml`. Every key is documented in `firebreak.example.toml`.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     pub server: ServerConfig,
+    pub database: DatabaseConfig,
     pub effects: EffectsConfig,
     pub incident: IncidentConfig,
     pub permissions: Permissions,
@@ -81,6 +83,16 @@ impl Default for ServerConfig {
             shutdown_grace: Duration::from_secs(30),
         }
     }
+}
+
+/// `[database]`: where the data lives when `FIREBREAK_DATABASE_URL` does not say.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseConfig {
+    /// `sqlite:///abs/path/firebreak.db` or `postgres://…`. A Postgres URL may hold a
+    /// password, so it is kept secret; the environment is still the better place for one.
+    /// Unset: `$XDG_DATA_HOME/firebreak/firebreak.db` (else `~/.local/share/…`).
+    pub url: Option<SecretString>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -370,11 +382,13 @@ impl Config {
             }
             let url = match (&hook.url, &hook.url_env) {
                 (Some(u), None) => u.clone(),
-                (None, Some(var)) => std::env::var(var).map(SecretString::from).map_err(|_| {
-                    ConfigError(format!(
-                        "{key}: url_env names {var}, which is not set in the environment"
-                    ))
-                })?,
+                (None, Some(var)) => env_secret(var)
+                    .map_err(|e| ConfigError(format!("{key}: {e}")))?
+                    .ok_or_else(|| {
+                        ConfigError(format!(
+                            "{key}: url_env names {var}, which is not set in the environment"
+                        ))
+                    })?,
                 _ => {
                     return Err(ConfigError(format!(
                         "{key}: set exactly one of url or url_env"
@@ -465,6 +479,77 @@ fn line_of(text: &str, offset: usize) -> usize {
     })
 }
 
+/// A secret read from the environment: `None` when the variable is unset. Set but empty
+/// (or only whitespace) is an error naming the variable: an edit left half-done must stop
+/// the start, not quietly switch an integration off or sign with an empty key. The value
+/// itself never appears in an error.
+pub fn env_secret(name: &str) -> Result<Option<SecretString>, String> {
+    secret_value(name, env_value(name)?)
+}
+
+/// A comma-separated list of secrets (`GITHUB_WEBHOOK_SECRET`, which holds the old and the
+/// new secret during a rotation). Empty when unset; an empty entry (`s3cret,`) is an error
+/// that says which one, since an empty HMAC key would let anyone sign.
+pub fn env_secret_list(name: &str) -> Result<Vec<SecretString>, String> {
+    secret_list_value(name, env_value(name)?)
+}
+
+fn env_value(name: &str) -> Result<Option<String>, String> {
+    match std::env::var(name) {
+        Ok(v) => Ok(Some(v)),
+        Err(std::env::VarError::NotPresent) => Ok(None),
+        Err(std::env::VarError::NotUnicode(_)) => Err(format!("{name} is not valid UTF-8")),
+    }
+}
+
+fn secret_value(name: &str, value: Option<String>) -> Result<Option<SecretString>, String> {
+    match value {
+        None => Ok(None),
+        Some(v) if v.trim().is_empty() => Err(format!(
+            "{name} is set but empty; give it a value, or unset it"
+        )),
+        Some(v) => Ok(Some(SecretString::from(v))),
+    }
+}
+
+fn secret_list_value(name: &str, value: Option<String>) -> Result<Vec<SecretString>, String> {
+    let Some(value) = value else {
+        return Ok(Vec::new());
+    };
+    if value.trim().is_empty() {
+        return Err(format!(
+            "{name} is set but empty; give it a value, or unset it"
+        ));
+    }
+    value
+        .split(',')
+        .enumerate()
+        .map(|(i, entry)| {
+            let entry = entry.trim();
+            if entry.is_empty() {
+                Err(format!(
+                    "{name} has an empty entry (the {}); remove the stray comma.",
+                    ordinal(i + 1)
+                ))
+            } else {
+                Ok(SecretString::from(entry.to_string()))
+            }
+        })
+        .collect()
+}
+
+/// `1st`, `2nd`, `3rd`, `4th`, … `11th`, `12th`, `13th`, … `21st`.
+fn ordinal(n: usize) -> String {
+    let suffix = match (n % 10, n % 100) {
+        (_, 11..=13) => "th",
+        (1, _) => "st",
+        (2, _) => "nd",
+        (3, _) => "rd",
+        _ => "th",
+    };
+    format!("{n}{suffix}")
+}
+
 /// The external integrations switched on by secrets in the environment.
 #[derive(Debug, Clone, Default)]
 pub struct Integrations {
@@ -485,14 +570,38 @@ impl Integrations {
 #[derive(Debug, Clone)]
 pub struct Runtime {
     pub database_url: SecretString,
+    /// Which setting chose the database, for `config check`.
+    pub database_from: DatabaseFrom,
     pub listen: SocketAddr,
     pub integrations: Integrations,
 }
 
+/// Which setting chose the database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DatabaseFrom {
+    /// `FIREBREAK_DATABASE_URL`.
+    Env,
+    /// `[database] url` in the config file.
+    File,
+    /// The per-user default under `$XDG_DATA_HOME` or `~/.local/share`.
+    Default,
+}
+
 impl Runtime {
     pub fn from_env(config: &Config) -> Result<Self, ConfigError> {
-        let database_url =
-            std::env::var("FIREBREAK_DATABASE_URL").unwrap_or_else(|_| DEFAULT_DATABASE_URL.into());
+        let (database_url, database_from) =
+            match env_secret("FIREBREAK_DATABASE_URL").map_err(ConfigError)? {
+                Some(url) => (url, DatabaseFrom::Env),
+                None => match &config.database.url {
+                    Some(url) if url.expose_secret().trim().is_empty() => {
+                        return Err(ConfigError(
+                            "database.url is empty; give a URL or leave the key out".into(),
+                        ));
+                    }
+                    Some(url) => (url.clone(), DatabaseFrom::File),
+                    None => (default_database_url()?, DatabaseFrom::Default),
+                },
+            };
         let listen = match std::env::var("FIREBREAK_LISTEN") {
             Ok(v) => v.parse().map_err(|_| {
                 ConfigError(format!(
@@ -502,11 +611,100 @@ impl Runtime {
             Err(_) => config.server.listen,
         };
         Ok(Self {
-            database_url: SecretString::from(database_url),
+            database_url,
+            database_from,
             listen,
             integrations: Integrations::from_env()?,
         })
     }
+
+    /// The SQLite file the database URL names, made absolute; `None` for Postgres and for
+    /// in-memory SQLite. A file path is not a secret, so this may be shown.
+    pub fn sqlite_path(&self) -> Option<PathBuf> {
+        sqlite_path(self.database_url.expose_secret())
+    }
+
+    /// Where the data lives, for people: the SQLite file, or "Postgres" without the URL
+    /// (which may hold a password).
+    pub fn database_description(&self) -> String {
+        let from = match self.database_from {
+            DatabaseFrom::Env => "FIREBREAK_DATABASE_URL",
+            DatabaseFrom::File => "database.url",
+            DatabaseFrom::Default => "the per-user default",
+        };
+        match self.sqlite_path() {
+            Some(path) => format!("SQLite at {} (from {from})", path.display()),
+            None if self.database_url.expose_secret().starts_with("sqlite:") => {
+                format!("in-memory SQLite (from {from})")
+            }
+            None => format!("Postgres (from {from})"),
+        }
+    }
+}
+
+/// The per-user default database: `$XDG_DATA_HOME/firebreak/firebreak.db`, else
+/// `$HOME/.local/share/firebreak/firebreak.db`, the same file from any directory.
+pub fn default_database_path() -> Result<PathBuf, ConfigError> {
+    data_home(std::env::var_os("XDG_DATA_HOME"), std::env::var_os("HOME"))
+        .map(|dir| dir.join("firebreak").join("firebreak.db"))
+        .ok_or_else(|| {
+            ConfigError(
+                "no place for the default database: HOME is not set (nor XDG_DATA_HOME); set FIREBREAK_DATABASE_URL or database.url in the config".into(),
+            )
+        })
+}
+
+/// The XDG data directory. Relative values are ignored, as the XDG spec says.
+fn data_home(xdg: Option<OsString>, home: Option<OsString>) -> Option<PathBuf> {
+    let absolute = |v: OsString| Some(PathBuf::from(v)).filter(|p| p.is_absolute());
+    xdg.and_then(absolute).or_else(|| {
+        home.and_then(absolute)
+            .map(|h| h.join(".local").join("share"))
+    })
+}
+
+fn default_database_url() -> Result<SecretString, ConfigError> {
+    let path = default_database_path()?;
+    let text = path.to_str().ok_or_else(|| {
+        ConfigError(format!(
+            "the default database path {} is not UTF-8; set FIREBREAK_DATABASE_URL",
+            path.display()
+        ))
+    })?;
+    Ok(SecretString::from(sqlite_url_for(text)))
+}
+
+/// `sqlite://` and the path, with the characters sqlx would decode or split on escaped.
+fn sqlite_url_for(path: &str) -> String {
+    let mut url = String::from("sqlite://");
+    for c in path.chars() {
+        match c {
+            '%' => url.push_str("%25"),
+            '?' => url.push_str("%3F"),
+            '#' => url.push_str("%23"),
+            c => url.push(c),
+        }
+    }
+    url
+}
+
+/// The file a `sqlite:` URL names, absolute (relative paths are from the working directory).
+fn sqlite_path(url: &str) -> Option<PathBuf> {
+    use std::str::FromStr;
+    if !url.starts_with("sqlite:") || url.contains(":memory:") || url.contains("mode=memory") {
+        return None;
+    }
+    let options = sqlx::sqlite::SqliteConnectOptions::from_str(url).ok()?;
+    let file = options.get_filename();
+    if file.as_os_str().is_empty() {
+        return None;
+    }
+    std::path::absolute(file).ok()
+}
+
+/// Whether opening this URL may create the SQLite file (no `mode=`, or `mode=rwc`).
+pub fn sqlite_creates(url: &str) -> bool {
+    !url.contains("mode=") || url.contains("mode=rwc")
 }
 
 #[cfg(test)]
@@ -561,5 +759,108 @@ mod tests {
         let c = Config::parse("[[notify.webhook]]\nurl = \"https://hooks.example/T000/SECRET\"\n")
             .unwrap();
         assert!(!format!("{c:?}").contains("SECRET"));
+    }
+
+    #[test]
+    fn an_empty_entry_in_a_secret_list_is_refused_by_name_and_position() {
+        let name = "GITHUB_WEBHOOK_SECRET";
+        let err = |v: &str| secret_list_value(name, Some(v.into())).unwrap_err();
+        assert_eq!(
+            err("s3cret,"),
+            "GITHUB_WEBHOOK_SECRET has an empty entry (the 2nd); remove the stray comma."
+        );
+        assert!(err(",s3cret").contains("(the 1st)"));
+        assert!(err("old, ,new").contains("(the 2nd)"));
+        assert!(err("a,b,").contains("(the 3rd)"));
+        for v in ["", "  "] {
+            assert_eq!(
+                err(v),
+                "GITHUB_WEBHOOK_SECRET is set but empty; give it a value, or unset it"
+            );
+        }
+        for v in ["s3cret,", ",s3cret", "s3cret, ,other"] {
+            assert!(!err(v).contains("s3cret"), "the value is never shown");
+        }
+        let ok = secret_list_value(name, Some("old, new".into())).unwrap();
+        let ok: Vec<&str> = ok.iter().map(|s| s.expose_secret()).collect();
+        assert_eq!(ok, ["old", "new"]);
+        assert!(secret_list_value(name, None).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_single_secret_set_but_empty_is_refused_by_name() {
+        for v in ["", " ", "\t\n"] {
+            let err = secret_value("SLACK_SIGNING_SECRET", Some(v.into())).unwrap_err();
+            assert_eq!(
+                err,
+                "SLACK_SIGNING_SECRET is set but empty; give it a value, or unset it"
+            );
+        }
+        assert!(secret_value("SLACK_BOT_TOKEN", None).unwrap().is_none());
+        let set = secret_value("SLACK_BOT_TOKEN", Some("xoxb-1".into())).unwrap();
+        assert_eq!(set.unwrap().expose_secret(), "xoxb-1");
+    }
+
+    #[test]
+    fn ordinals() {
+        let got: Vec<String> = [1, 2, 3, 4, 11, 12, 13, 21, 22, 101, 111]
+            .into_iter()
+            .map(ordinal)
+            .collect();
+        assert_eq!(
+            got,
+            [
+                "1st", "2nd", "3rd", "4th", "11th", "12th", "13th", "21st", "22nd", "101st",
+                "111th"
+            ]
+        );
+    }
+
+    #[test]
+    fn the_default_database_lives_under_the_xdg_data_home() {
+        let os = |s: &str| Some(OsString::from(s));
+        assert_eq!(
+            data_home(os("/data"), os("/home/alice")),
+            Some(PathBuf::from("/data"))
+        );
+        // Unset, empty or relative: the XDG spec says to ignore it.
+        for xdg in [None, os(""), os("relative/dir")] {
+            assert_eq!(
+                data_home(xdg, os("/home/alice")),
+                Some(PathBuf::from("/home/alice/.local/share"))
+            );
+        }
+        assert_eq!(data_home(None, None), None);
+        assert_eq!(data_home(None, os("")), None);
+    }
+
+    #[test]
+    fn a_default_path_survives_the_trip_through_a_url() {
+        for path in [
+            "/home/alice/.local/share/firebreak/firebreak.db",
+            "/tmp/with space/50% done?#/firebreak.db",
+        ] {
+            let url = sqlite_url_for(path);
+            assert!(url.starts_with("sqlite:///"), "{url}");
+            assert_eq!(sqlite_path(&url), Some(PathBuf::from(path)), "{url}");
+        }
+        assert_eq!(sqlite_path("sqlite::memory:"), None);
+        assert_eq!(sqlite_path("postgres://u:p@h/db"), None);
+        let relative = sqlite_path("sqlite://firebreak.db?mode=rwc").unwrap();
+        assert!(relative.is_absolute() && relative.ends_with("firebreak.db"));
+        assert!(sqlite_creates("sqlite:///x.db"));
+        assert!(sqlite_creates("sqlite:///x.db?mode=rwc"));
+        assert!(!sqlite_creates("sqlite:///x.db?mode=ro"));
+    }
+
+    #[test]
+    fn the_database_url_may_be_in_the_file_but_is_kept_secret() {
+        let c = Config::parse("[database]\nurl = \"postgres://u:hunter2@db/firebreak\"\n").unwrap();
+        assert_eq!(
+            c.database.url.as_ref().unwrap().expose_secret(),
+            "postgres://u:hunter2@db/firebreak"
+        );
+        assert!(!format!("{c:?}").contains("hunter2"));
+        assert!(Config::parse("[database]\nurl = \"sqlite:///x.db\"\npath = \"x\"\n").is_err());
     }
 }

@@ -15,6 +15,7 @@
 //! - [`chat`]: Slack (slash commands, events, interactivity, Block Kit, one Web API effect per
 //!   channel).
 //! - [`github`]: the merge freeze: rulesets, PR statuses, reconciler, webhook.
+//! - [`people`]: display names for stored identities (`slack:U…`), cached from Slack.
 //! - [`read`]: the one read model (incidents, the freeze, the queue, readiness) that the CLI,
 //!   HTTP and chat show from.
 //! - [`http`]: the axum router on its own small state: health, readiness, the JSON API.
@@ -31,6 +32,7 @@ pub mod github;
 pub mod http;
 pub mod incident;
 pub mod notify;
+pub mod people;
 pub mod postmortem;
 pub mod read;
 pub mod store;

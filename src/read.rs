@@ -8,7 +8,8 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::effects::Effect;
-use crate::incident::{Incident, IncidentNumber, TimelineEntry};
+use crate::incident::{Incident, IncidentNumber, Reply, ReplyBody, TimelineEntry};
+use crate::people::Names;
 use crate::postmortem::view::PostmortemView;
 use crate::store::{EffectCounts, FreezeScope, FreezeTarget, Store};
 
@@ -60,6 +61,36 @@ impl ReadModel {
         };
         let timeline = self.store.timeline(&incident.id).await?;
         Ok(Some(IncidentDetail { incident, timeline }))
+    }
+
+    /// Display names for the people these incidents and timeline entries name.
+    pub async fn names(
+        &self,
+        incidents: &[&Incident],
+        timeline: &[TimelineEntry],
+    ) -> anyhow::Result<Names> {
+        let mut stored: Vec<&str> = Vec::new();
+        for i in incidents {
+            stored.extend(crate::people::named_in(i, &[], []));
+        }
+        if let Some(first) = incidents.first() {
+            stored.extend(crate::people::named_in(first, timeline, []));
+        }
+        self.store.names(stored).await
+    }
+
+    /// Display names for the people a reply shows.
+    pub async fn names_for_reply(&self, reply: &Reply) -> anyhow::Result<Names> {
+        match &reply.body {
+            ReplyBody::Incident { incident, timeline } => {
+                self.names(&[incident.as_ref()], timeline).await
+            }
+            ReplyBody::List { incidents } => {
+                let all: Vec<&Incident> = incidents.iter().collect();
+                self.names(&all, &[]).await
+            }
+            ReplyBody::None | ReplyBody::Freeze { .. } => Ok(Names::default()),
+        }
     }
 
     /// The incident whose room (chat channel) this is, on `platform`.

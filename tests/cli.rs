@@ -1,6 +1,7 @@
 //! The `firebreak` binary end to end: exit codes and one-line errors, JSON output, the
 //! bounded drain, `effects list/retry`, `config check`, a SIGKILL between commit and
-//! delivery, and SIGTERM on `serve`.
+//! delivery, and SIGTERM on `serve`; what people type into the environment: an empty secret
+//! entry, `$USER`, and running from another directory.
 
 mod common;
 
@@ -41,7 +42,11 @@ async fn writes_read_back_and_bad_input_exits_non_zero(backend: Backend) {
         .await;
     let list = cli.list().await;
     assert_eq!(list[0]["number"], 1);
-    assert_eq!(list[0]["commander"], "dave");
+    assert_eq!(
+        list[0]["commander"], "cli:dave",
+        "a bare name from the CLI is a local account"
+    );
+    assert_eq!(list[0]["commander_name"], "dave");
 
     let show: Value =
         serde_json::from_str(&cli.ok(&["incident", "show", "1", "--json"]).await).unwrap();
@@ -53,9 +58,11 @@ async fn writes_read_back_and_bad_input_exits_non_zero(backend: Backend) {
         .collect();
     assert_eq!(kinds, ["declared", "update", "role_assigned"]);
     assert_eq!(
-        show["timeline"][0]["actor"], "carol",
-        "the CLI acts as the OS user"
+        show["timeline"][0]["actor"],
+        format!("cli:{}", os_account()).as_str(),
+        "the CLI acts as the OS account, whatever $USER says"
     );
+    assert_eq!(show["timeline"][0]["actor_name"], os_account().as_str());
     assert_eq!(show["timeline"][0]["source"], "cli");
 
     for (args, reason) in [
@@ -312,4 +319,236 @@ fn config_check_names_the_bad_key_and_line() {
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
+}
+
+/// The account of this process's uid, as `id -un` names it (`uid-N` without a passwd entry):
+/// what the CLI must act as, whatever `$USER` says.
+fn os_account() -> String {
+    let out = Command::new("id").arg("-un").output().unwrap();
+    if out.status.success() {
+        return String::from_utf8(out.stdout).unwrap().trim().to_string();
+    }
+    let uid = Command::new("id").arg("-u").output().unwrap();
+    format!("uid-{}", String::from_utf8(uid.stdout).unwrap().trim())
+}
+
+/// Runs a command to its end, or kills it and fails after `limit` (a `serve` that should
+/// have refused to start must not hang the test).
+fn output_within(mut cmd: Command, limit: Duration) -> std::process::Output {
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > limit {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            panic!("{cmd:?} still ran after {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn an_empty_secret_entry_stops_every_start_and_names_the_variable() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("firebreak.db").display());
+    let listen = format!("127.0.0.1:{}", free_port());
+    let cases: [(&str, &str, &str); 3] = [
+        (
+            "GITHUB_WEBHOOK_SECRET",
+            "s3cret,",
+            "GITHUB_WEBHOOK_SECRET has an empty entry (the 2nd); remove the stray comma.",
+        ),
+        (
+            "GITHUB_WEBHOOK_SECRET",
+            "s3cret, ,n3w",
+            "GITHUB_WEBHOOK_SECRET has an empty entry (the 2nd)",
+        ),
+        (
+            "SLACK_SIGNING_SECRET",
+            " ",
+            "SLACK_SIGNING_SECRET is set but empty",
+        ),
+    ];
+    for (var, value, expected) in cases {
+        for args in [
+            &["serve"][..],
+            &["config", "check"],
+            &["incident", "list"],
+            &["migrate"],
+        ] {
+            let mut cmd = Command::new(env!("CARGO_BIN_EXE_firebreak"));
+            cmd.args(args)
+                .current_dir(dir.path())
+                .env("FIREBREAK_DATABASE_URL", &db)
+                .env("FIREBREAK_LISTEN", &listen)
+                .env("GITHUB_TOKEN", "ghp_test")
+                .env("GITHUB_API_URL", "http://127.0.0.1:9")
+                .env("SLACK_BOT_TOKEN", "xoxb-test")
+                .env("SLACK_SIGNING_SECRET", "slack-secret")
+                .env(var, value)
+                .env_remove("FIREBREAK_CONFIG")
+                .env_remove("RUST_LOG");
+            let out = output_within(cmd, Duration::from_secs(20));
+            let err = stderr(&out);
+            assert_eq!(
+                out.status.code(),
+                Some(2),
+                "{var}={value:?} {args:?}: {err}"
+            );
+            assert!(
+                err.starts_with("error: ") && err.contains(expected),
+                "{var}={value:?} {args:?}: {err}"
+            );
+            assert!(
+                !err.contains("s3cret"),
+                "the secret is never printed: {err}"
+            );
+        }
+    }
+    assert!(
+        !dir.path().join("firebreak.db").exists(),
+        "refused before the database was opened"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_acts_as_the_os_account_not_user() {
+    let me = os_account();
+    assert_ne!(me, "mallory");
+    let config = |resolvers: &str| {
+        format!("{FAST}[permissions]\ncli_trusted = false\nresolve = [{resolvers}]\n")
+    };
+    let cli = Cli::new(Backend::Sqlite, &config("\"cli:mallory\"")).await;
+    let as_mallory = |args: &[&str]| {
+        let mut cmd = cli.command(args);
+        cmd.env("USER", "mallory")
+            .env("LOGNAME", "mallory")
+            .env("USERNAME", "mallory");
+        cmd.output().unwrap()
+    };
+    let out = as_mallory(&["incident", "declare", "sev2", "Search", "is", "slow"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let show: Value =
+        serde_json::from_slice(&as_mallory(&["incident", "show", "1", "--json"]).stdout).unwrap();
+    assert_eq!(show["timeline"][0]["actor"], me.as_str());
+    assert_eq!(show["timeline"][0]["source"], "cli");
+
+    let out = as_mallory(&["incident", "resolve", "1", "Fixed"]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "$USER=mallory does not make the CLI mallory"
+    );
+    assert!(
+        stderr(&out).contains("not allowed to resolve"),
+        "{}",
+        stderr(&out)
+    );
+
+    std::fs::write(
+        cli.dir.path().join("firebreak.toml"),
+        config(&format!("\"cli:{me}\"")),
+    )
+    .unwrap();
+    let out = as_mallory(&["incident", "resolve", "1", "Fixed"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(cli.list().await[0]["status"], "resolved");
+}
+
+#[test]
+fn the_default_database_is_found_from_any_directory() {
+    let home = tempfile::tempdir().unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let firebreak = |cwd: &Path, args: &[&str]| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_firebreak"));
+        cmd.args(args)
+            .current_dir(cwd)
+            .env("HOME", home.path())
+            .env("XDG_DATA_HOME", data.path())
+            .env_remove("FIREBREAK_DATABASE_URL")
+            .env_remove("FIREBREAK_CONFIG")
+            .env_remove("RUST_LOG");
+        cmd
+    };
+    let run = |mut cmd: Command| {
+        let out = cmd.output().unwrap();
+        assert!(out.status.success(), "{cmd:?}: {}", stderr(&out));
+        let incidents = if cmd.get_args().any(|a| a == "--json") {
+            serde_json::from_slice::<Value>(&out.stdout).unwrap()
+        } else {
+            Value::Null
+        };
+        (incidents, stderr(&out))
+    };
+    let created = |path: &Path| format!("firebreak: created a new database at {}", path.display());
+
+    let db = data.path().join("firebreak").join("firebreak.db");
+    let (_, err) = run(firebreak(
+        a.path(),
+        &["incident", "declare", "sev2", "Search", "is", "slow"],
+    ));
+    assert_eq!(
+        err.lines()
+            .filter(|l| l.contains("created a new database"))
+            .collect::<Vec<_>>(),
+        [created(&db)],
+        "one line, on the first start only: {err}"
+    );
+    assert!(db.exists());
+
+    let (list, err) = run(firebreak(b.path(), &["incident", "list", "--json"]));
+    assert_eq!(list[0]["title"], "Search is slow", "{list}");
+    assert!(!err.contains("created"), "{err}");
+    for dir in [&a, &b] {
+        assert!(
+            !dir.path().join("firebreak.db").exists(),
+            "nothing in the cwd"
+        );
+    }
+    let check = firebreak(b.path(), &["config", "check"]).output().unwrap();
+    let check = String::from_utf8(check.stdout).unwrap();
+    assert!(
+        check.contains(&format!(
+            "database: SQLite at {} (from the per-user default)",
+            db.display()
+        )),
+        "{check}"
+    );
+
+    // Without XDG_DATA_HOME: under ~/.local/share.
+    let mut cmd = firebreak(b.path(), &["incident", "list", "--json"]);
+    cmd.env_remove("XDG_DATA_HOME");
+    let (list, err) = run(cmd);
+    let home_db = home.path().join(".local/share/firebreak/firebreak.db");
+    assert!(err.contains(&created(&home_db)), "{err}");
+    assert_eq!(list, Value::Array(vec![]));
+
+    // The config file's [database] url, and FIREBREAK_DATABASE_URL over it.
+    let file_db = a.path().join("from-file.db");
+    std::fs::write(
+        b.path().join("firebreak.toml"),
+        format!("[database]\nurl = \"sqlite://{}\"\n", file_db.display()),
+    )
+    .unwrap();
+    let (list, err) = run(firebreak(b.path(), &["incident", "list", "--json"]));
+    assert!(err.contains(&created(&file_db)), "{err}");
+    assert_eq!(list, Value::Array(vec![]));
+    let env_db = a.path().join("nested/dir/from-env.db");
+    let mut cmd = firebreak(b.path(), &["incident", "list", "--json"]);
+    cmd.env(
+        "FIREBREAK_DATABASE_URL",
+        format!("sqlite://{}", env_db.display()),
+    );
+    let (list, err) = run(cmd);
+    assert!(
+        err.contains(&created(&env_db)),
+        "its directory is made too: {err}"
+    );
+    assert_eq!(list, Value::Array(vec![]));
 }

@@ -209,7 +209,8 @@ async fn start_and_detection_times_in_the_future_are_refused(backend: Backend) {
         assert_eq!(out.status.code(), Some(2), "{flag} {when}");
         let err = stderr(&out);
         assert!(
-            err.starts_with("error: ") && err.contains(reason),
+            err.lines()
+                .any(|l| l.starts_with("error: ") && l.contains(reason)),
             "{flag} {when}: {err}"
         );
     }
@@ -273,7 +274,7 @@ async fn the_cli_takes_a_bare_number_for_action_items_and_postmortem_sections(ba
     let actions = store.action_items(&inc.id).await.unwrap();
     assert_eq!(actions.len(), 1, "{actions:?}");
     assert_eq!(actions[0].text, "Alert on index age");
-    assert_eq!(actions[0].owner.as_deref(), Some("dana"));
+    assert_eq!(actions[0].owner.as_deref(), Some("cli:dana"));
     assert!(actions[0].done.0, "{actions:?}");
     let fields = store.postmortem_fields(&inc.id).await.unwrap();
     assert!(

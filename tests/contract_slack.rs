@@ -21,12 +21,19 @@ async fn slack_calls_match_the_published_contract() {
     let app = spawn_app_with(Backend::Sqlite, config, integrations(&url), None).await;
     let send = SlackSender::new(&app);
 
+    // The longest title and update the core accepts (200 and 4,000 characters): every card,
+    // notice and edit must still be within Block Kit's limits (issue 9).
+    let title: String = format!("Checkout API returns 502 <!here> & 🚀 {}", "x".repeat(200))
+        .chars()
+        .take(200)
+        .collect();
+    let long_update: String = "Rolled back deploy <b>4512</b> & 👍🏽 "
+        .repeat(200)
+        .chars()
+        .take(3_990)
+        .collect();
     let reply = send
-        .command(
-            "declare sev1 Checkout API returns 502",
-            "C_ORIGIN",
-            "U0ALICE",
-        )
+        .command(&format!("declare sev1 {title}"), "C_ORIGIN", "U0ALICE")
         .await;
     assert_eq!(reply["response_type"], "in_channel", "{reply}");
     settle(&app).await;
@@ -43,12 +50,13 @@ async fn slack_calls_match_the_published_contract() {
         .expect("channel recorded")
         .channel_id;
     for line in [
-        "update Rolled back deploy --next 30m",
-        "assign comms <@U012AB3CD|carol>",
-        "status mitigated",
-        "resolve Bad config",
+        "update Rolled back deploy --next 30m".to_string(),
+        format!("update {} --next 30m", long_update.trim_end()),
+        "assign comms <@U012AB3CD|carol>".into(),
+        "status mitigated".into(),
+        format!("resolve {}", long_update.trim_end()),
     ] {
-        send.command(line, &channel, "U0ALICE").await;
+        send.command(&line, &channel, "U0ALICE").await;
         settle(&app).await;
     }
 

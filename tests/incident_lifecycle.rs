@@ -77,7 +77,7 @@ async fn lifecycle_timeline_has_every_entry_in_order_with_offsets(backend: Backe
     assert!(
         timeline
             .iter()
-            .all(|e| e.actor == "alice" && e.source == Source::Slack)
+            .all(|e| e.actor == "slack:U_ALICE" && e.source == Source::Slack)
     );
     assert!(
         timeline

@@ -23,6 +23,7 @@ on_both!(
     server_worker_delivers_and_shutdown_waits_for_running_effects,
     http_endpoints_answer,
     effects_with_one_ordering_key_run_in_order,
+    hostile_text_and_long_updates_reach_webhooks_inert_and_bounded,
 );
 
 async fn receiver() -> MockServer {
@@ -499,4 +500,58 @@ async fn effects_with_one_ordering_key_run_in_order(backend: Backend) {
             .unwrap()),
         vec![second]
     );
+}
+
+/// Issue 9, observed 1 and 7: a title or update with `<!channel>`, `<!here>`, a Slack link or
+/// a bare `@here` reached every webhook live, and a huge update went out whole. Now the text
+/// is escaped (no `<…>` from what people typed), every `@word` is broken with a word joiner,
+/// and a notice is at most 4,000 characters.
+async fn hostile_text_and_long_updates_reach_webhooks_inert_and_bounded(backend: Backend) {
+    let server = receiver().await;
+    Mock::given(method("POST"))
+        .and(path("/hook"))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&server)
+        .await;
+    let t = service(
+        backend,
+        test_config(&webhook("general", &hook(&server), "SEV2")),
+    )
+    .await;
+    let hostile = "<!channel> <!here> <https://evil.example|click> @here @alice <@U0EVIL> R&D";
+    let mut effects = t.ok(&format!("declare sev1 DB {hostile}")).await.effects;
+    effects.extend(t.ok(&format!("update INC-1 {hostile}")).await.effects);
+    let long = "<&>".repeat(1_333);
+    effects.extend(t.ok(&format!("update INC-1 {long}")).await.effects);
+    effects.extend(t.ok(&format!("resolve INC-1 {hostile}")).await.effects);
+    let report = t
+        .app
+        .worker
+        .drain(&effects, Duration::from_secs(10))
+        .await
+        .unwrap();
+    assert!(report.failed.is_empty(), "{:?}", report.failed);
+    let texts = posted_texts(&server).await;
+    assert_eq!(texts.len(), 4, "{texts:#?}");
+    for text in &texts {
+        assert!(!text.contains('<'), "no live markup: {text}");
+        assert!(
+            !text.contains("@here") && !text.contains("@alice"),
+            "{text}"
+        );
+        assert!(
+            text.chars().count() <= firebreak::notify::WEBHOOK_TEXT,
+            "{}",
+            text.len()
+        );
+    }
+    assert!(
+        texts[0].contains("DB &lt;!channel&gt; &lt;!here&gt; &lt;https://evil.example|click&gt;")
+    );
+    assert!(
+        texts[2].contains("(truncated; full text in `firebreak incident show INC-1`)"),
+        "{}",
+        texts[2]
+    );
+    assert!(texts[2].ends_with("Commander: unassigned"), "{}", texts[2]);
 }

@@ -62,7 +62,7 @@ const CASES: &[Case] = &[
     case("status INC-1 mitigated", Action::Respond),
     case("status INC-1 resolved", Action::Resolve),
     case("severity INC-1 sev4", Action::Respond),
-    case("assign INC-1 commander mallory", Action::Respond),
+    case("assign INC-1 commander slack:U0MALLORY", Action::Respond),
     case("note INC-1 nothing to see", Action::Respond),
     case("resolve INC-1 it was nothing", Action::Resolve),
     case("freeze INC-1 acme/api --reason because", Action::Freeze),

@@ -32,9 +32,11 @@ const SECTIONS: [&str; 10] = [
 async fn fixed(backend: Backend) -> TestService {
     let db = TestDb::new(backend).await;
     let config = test_config(&common::github::github_config("\"acme/api\"", "60s", ""));
+    let store = db.store().await;
+    known_people(&store).await;
     let mut app = firebreak::app::App::with_store(
         config,
-        db.store().await,
+        store,
         common::github::integrations("http://127.0.0.1:9"),
     )
     .unwrap();
@@ -276,6 +278,24 @@ async fn drill(backend: Backend) {
         "HTML is escaped: {}",
         html.lines().find(|l| l.contains("alert")).unwrap_or("")
     );
+    // In the Markdown, raw HTML and links in what people typed stay text.
+    step(
+        &t,
+        1,
+        "note INC-1 <img src=x onerror=alert(1)> [click](https://evil.example) <https://evil.example> <b>bold</b>",
+    )
+    .await;
+    let md = render_md(&t, 1).await;
+    use pulldown_cmark::{Event, Parser, Tag};
+    let live: Vec<String> = Parser::new(&md)
+        .filter_map(|e| match e {
+            Event::Html(h) | Event::InlineHtml(h) => Some(h.to_string()),
+            Event::Start(Tag::Link { dest_url, .. }) => Some(dest_url.to_string()),
+            _ => None,
+        })
+        .collect();
+    assert!(live.is_empty(), "no HTML or links from user text: {live:?}");
+    assert!(md.contains("onerror=alert(1)"), "the text itself is kept");
 }
 
 async fn missing_and_out_of_order_times(backend: Backend) {

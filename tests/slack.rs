@@ -22,6 +22,8 @@ on_both!(
     bad_requests_are_refused_and_change_nothing,
     notices_land_exactly_once_through_429_and_500s,
     modals_declare_and_post_updates,
+    hostile_text_never_pings_anyone,
+    long_titles_and_updates_stay_within_block_kit_limits,
 );
 
 struct SlackApp {
@@ -62,10 +64,12 @@ impl SlackApp {
         );
     }
 
-    /// Successful calls since `from`, as (method, channel) pairs.
+    /// Successful calls since `from`, as (method, channel) pairs; display-name lookups
+    /// (`users.info`, for the people cache) are left out, as they are not the incident's.
     fn calls_since(&self, from: usize) -> Vec<(String, String)> {
         self.slack.successful_calls()[from..]
             .iter()
+            .filter(|c| c.method != "users.info")
             .map(|c| {
                 (
                     c.method.clone(),
@@ -378,7 +382,7 @@ async fn pushpin_and_mentions_land_on_the_timeline(backend: Backend) {
         .collect();
     assert_eq!(pinned.len(), 1);
     assert_eq!(
-        pinned[0].actor, "<@U0BOB>",
+        pinned[0].actor, "slack:U0BOB",
         "the message's author, not the reactor"
     );
     assert_eq!(
@@ -781,5 +785,189 @@ async fn modals_declare_and_post_updates(backend: Backend) {
     assert_eq!(
         inc.next_update_due.unwrap() - inc.last_update_at.unwrap(),
         chrono::Duration::minutes(45)
+    );
+}
+
+const HOSTILE: &str = "<!channel> <!here> <https://evil.example|click> @here <@U0EVIL>";
+
+/// Every `<…>` in the mrkdwn of a Slack payload (a Web API call's body, or a slash-command
+/// response) that is not a mention of `allowed`, a channel link or one of the bot's dates.
+fn unintended_markup(payload: &Value, allowed: &[&str]) -> Vec<String> {
+    use firebreak::chat::slack::validate::{live_tokens, mrkdwn_strings};
+    let mut found = Vec::new();
+    for m in mrkdwn_strings(payload) {
+        for token in live_tokens(&m) {
+            let ok = allowed.iter().any(|id| token == format!("<@{id}>"))
+                || (token.starts_with("<#C") && !token.contains('|'))
+                || (token.starts_with("<!date^") && token.ends_with(" UTC>"));
+            if !ok {
+                found.push(token.to_string());
+            }
+        }
+    }
+    found
+}
+
+/// Issue 9, observed 1: a title or update with `<!channel>`, `<!here>` or
+/// `<https://evil.example|click>` went out live in the card, the notices, their edits, the
+/// thread replies and the in-channel slash reply.
+async fn hostile_text_never_pings_anyone(backend: Backend) {
+    let t = slack_app(backend).await;
+    let reply = t
+        .send
+        .command(
+            &format!("declare sev1 DB down {HOSTILE}"),
+            "C_ORIGIN",
+            "U0ALICE",
+        )
+        .await;
+    assert_eq!(reply["response_type"], "in_channel", "{reply}");
+    assert_eq!(
+        unintended_markup(&reply, &["U0ALICE"]),
+        Vec::<String>::new(),
+        "{reply}"
+    );
+    t.settle().await;
+    let ch = t.incident_channel();
+    let reply = t
+        .send
+        .command(&format!("update Rolled back {HOSTILE}"), &ch, "U0ALICE")
+        .await;
+    assert_eq!(
+        unintended_markup(&reply, &["U0ALICE"]),
+        Vec::<String>::new(),
+        "{reply}"
+    );
+    t.settle().await;
+    // The same text through the CLI path, which Slack never escaped: declared, updated,
+    // resolved with a hostile summary.
+    t.app.ok(&format!("declare sev1 Cache {HOSTILE}")).await;
+    t.app
+        .ok(&format!("update INC-2 Cache {HOSTILE} & more"))
+        .await;
+    t.app.ok(&format!("resolve INC-2 {HOSTILE}")).await;
+    t.settle().await;
+
+    let calls = t.slack.successful_calls();
+    let mut seen = BTreeMap::<&str, usize>::new();
+    for call in &calls {
+        let found = unintended_markup(&call.body, &["U0ALICE"]);
+        assert!(
+            found.is_empty(),
+            "{} sent live {found:?}: {}",
+            call.method,
+            call.body
+        );
+        let body = call.body.to_string();
+        let kind = match (call.method.as_str(), call.body.get("thread_ts").is_some()) {
+            ("chat.postMessage", true) => "thread reply",
+            ("chat.postMessage", false) if body.contains("\"blocks\"") => "card or notice",
+            ("chat.postMessage", false) => "channel post",
+            ("chat.update", _) => "edit",
+            (other, _) => other,
+        };
+        if body.contains("&lt;!channel&gt;") {
+            *seen.entry(kind).or_default() += 1;
+        }
+    }
+    for kind in ["thread reply", "card or notice", "channel post", "edit"] {
+        assert!(
+            seen.get(kind).is_some_and(|n| *n > 0),
+            "no {kind} carried the escaped text: {seen:?}"
+        );
+    }
+    let notice = t
+        .slack
+        .messages()
+        .into_iter()
+        .find(|m| m.channel == "C_GENERAL" && m.text.contains("Cache"))
+        .expect("the CLI incident's notice");
+    assert!(
+        notice.text.contains("&lt;https://evil.example|click&gt;"),
+        "{}",
+        notice.text
+    );
+    assert!(
+        t.app
+            .app
+            .store
+            .list_effects(true, 50)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+/// Issue 9, observed 3: a title over about 133 characters got `invalid_blocks` (no card, no
+/// pin, no buttons), and an update of about 2,985 characters broke every later edit. The
+/// fake Slack refuses what breaks Block Kit's limits, as Slack does.
+async fn long_titles_and_updates_stay_within_block_kit_limits(backend: Backend) {
+    use firebreak::chat::slack::validate;
+    let t = slack_app(backend).await;
+    let title = format!("{}🚀", "Checkout latency ".repeat(12))
+        .chars()
+        .take(200)
+        .collect::<String>();
+    assert_eq!(title.chars().count(), 200);
+    t.app.ok(&format!("declare sev1 {title}")).await;
+    t.settle().await;
+    let ch = t.incident_channel();
+    assert_eq!(t.slack.pins().len(), 1, "the card was posted and pinned");
+    let card = t
+        .slack
+        .messages()
+        .into_iter()
+        .find(|m| m.channel == ch && m.blocks.is_some())
+        .expect("the card");
+    let blocks = card.blocks.clone().unwrap();
+    assert_eq!(validate::message_blocks(&blocks), Vec::<String>::new());
+    let header = blocks[0]["text"]["text"].as_str().unwrap();
+    assert_eq!(header.chars().count(), 150, "{header}");
+    assert!(
+        blocks.to_string().contains("fb_ack"),
+        "the buttons are there"
+    );
+
+    let update = "x<y & z ".repeat(500);
+    assert_eq!(update.chars().count(), 4_000);
+    t.app
+        .ok(&format!("update INC-1 {}", update.trim_end()))
+        .await;
+    t.settle().await;
+    t.app.ok("status INC-1 identified").await;
+    t.settle().await;
+    let failed = t.app.app.store.list_effects(true, 50).await.unwrap();
+    assert!(failed.is_empty(), "nothing was refused: {failed:#?}");
+    for m in t.slack.messages() {
+        let Some(blocks) = &m.blocks else { continue };
+        assert_eq!(
+            validate::message_blocks(blocks),
+            Vec::<String>::new(),
+            "{blocks}"
+        );
+        for b in blocks.as_array().unwrap() {
+            if let Some(text) = b["text"]["text"].as_str() {
+                assert!(text.chars().count() <= 3_000);
+            }
+        }
+        assert!(
+            m.edits >= 1 || m.channel == ch,
+            "notices were edited after the update"
+        );
+    }
+    let edited_notice = t
+        .slack
+        .messages()
+        .into_iter()
+        .find(|m| m.channel == "C_GENERAL")
+        .unwrap();
+    let json = edited_notice.blocks.unwrap().to_string();
+    assert!(
+        json.contains("identified") && json.contains("x&lt;y &amp; z"),
+        "{json}"
+    );
+    assert!(
+        json.contains("(truncated; full text in `firebreak incident show INC-1`)"),
+        "{json}"
     );
 }

@@ -2,6 +2,7 @@
 //! rendering in [`render`]. Incident commands are not re-declared in clap: their words go
 //! through the same grammar as chat, so the CLI can never drift from Slack and Discord.
 
+pub mod identity;
 mod render;
 mod run;
 

@@ -1,14 +1,83 @@
 //! Terminal rendering of the core's neutral replies and of the effects queue.
+//!
+//! Everything that came from a person or another system goes through [`term`] (or
+//! [`term_line`] inside a table row) on its way to the terminal: escape sequences, control
+//! characters and bidirectional overrides are dropped, so nothing stored (including rows
+//! written before the core cleaned text on input) can clear the screen, retitle the
+//! window, or make a line read differently from what it holds.
 
 use chrono::{DateTime, Utc};
 
 use crate::effects::Effect;
 use crate::effects::worker::{DrainReport, due_in};
 use crate::http::api::IncidentView;
-use crate::incident::{Incident, Reply, ReplyBody, TimelineEntry};
+use crate::incident::{EntryKind, Incident, Reply, ReplyBody, TimelineEntry};
+use crate::people::Names;
 
-pub fn reply_text(reply: &Reply) -> String {
-    let mut out = reply.text.clone();
+/// Text for the terminal: no escape sequences, no control characters except newline and
+/// tab, no bidirectional overrides or isolates.
+pub fn term(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\u{1b}' => skip_escape(&mut chars),
+            // A C1 CSI or OSC introducer starts a sequence too.
+            '\u{9b}' => skip_until_final(&mut chars),
+            '\u{9d}' => skip_string(&mut chars),
+            '\n' | '\t' => out.push(c),
+            c if c.is_control() || is_bidi_control(c) => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// [`term`] for one cell of a row: line breaks and tabs become spaces.
+pub fn term_line(text: &str) -> String {
+    term(text).replace(['\n', '\t'], " ")
+}
+
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{061c}')
+}
+
+/// After ESC: a CSI (`[` … final byte), an OSC/DCS/… string (up to BEL or ESC `\`), or a
+/// two-character sequence.
+fn skip_escape(chars: &mut std::iter::Peekable<std::str::Chars<'_>>) {
+    match chars.next() {
+        Some('[') => skip_until_final(chars),
+        Some(']' | 'P' | '^' | '_' | 'X') => skip_string(chars),
+        _ => {}
+    }
+}
+
+fn skip_until_final(chars: &mut std::iter::Peekable<std::str::Chars<'_>>) {
+    for c in chars.by_ref() {
+        if ('\u{40}'..='\u{7e}').contains(&c) {
+            break;
+        }
+    }
+}
+
+fn skip_string(chars: &mut std::iter::Peekable<std::str::Chars<'_>>) {
+    while let Some(c) = chars.next() {
+        match c {
+            '\u{7}' | '\u{9c}' => break,
+            '\u{1b}' => {
+                if chars.peek() == Some(&'\\') {
+                    chars.next();
+                }
+                break;
+            }
+            _ => {}
+        }
+    }
+}
+
+/// A reply as terminal text, people by their display names (`names`).
+pub fn reply_text(reply: &Reply, names: &Names) -> String {
+    let mut out = term(&reply.text);
     match &reply.body {
         ReplyBody::List { incidents } if !incidents.is_empty() => {
             out.push('\n');
@@ -18,10 +87,10 @@ pub fn reply_text(reply: &Reply) -> String {
         }
         ReplyBody::Incident { incident, timeline } if !timeline.is_empty() => {
             out.push('\n');
-            out.push_str(&details(incident));
+            out.push_str(&details(incident, names));
             out.push_str("\nTimeline:\n");
             for e in timeline {
-                out.push_str(&timeline_row(e, incident.declared_at));
+                out.push_str(&timeline_row(e, incident.declared_at, names));
             }
         }
         ReplyBody::Freeze { targets, .. } if !targets.is_empty() => {
@@ -29,11 +98,11 @@ pub fn reply_text(reply: &Reply) -> String {
             for t in targets {
                 out.push_str(&format!(
                     "{:<31} {:<9} {:<9} {:<20} {}\n",
-                    t.target,
+                    term_line(&t.target),
                     t.desired,
                     t.actual,
                     t.verified().format("%Y-%m-%d %H:%M:%S"),
-                    t.last_error.as_deref().unwrap_or("-")
+                    term_line(t.last_error.as_deref().unwrap_or("-"))
                 ));
             }
         }
@@ -43,19 +112,19 @@ pub fn reply_text(reply: &Reply) -> String {
 }
 
 /// JSON for `--json`: the incident (with timeline) for `show`, the list for `list`, and the
-/// reply itself otherwise.
-pub fn reply_json(reply: &Reply) -> serde_json::Result<String> {
+/// reply itself otherwise. People are identities, each with a `…_name` beside it.
+pub fn reply_json(reply: &Reply, names: &Names) -> serde_json::Result<String> {
     match &reply.body {
         ReplyBody::List { incidents } => {
             let views: Vec<IncidentView> = incidents
                 .iter()
                 .cloned()
-                .map(|i| IncidentView::new(i, None))
+                .map(|i| IncidentView::named(i, None, names))
                 .collect();
             serde_json::to_string_pretty(&views)
         }
         ReplyBody::Incident { incident, timeline } => serde_json::to_string_pretty(
-            &IncidentView::new((**incident).clone(), Some(timeline.clone())),
+            &IncidentView::named((**incident).clone(), Some(timeline.clone()), names),
         ),
         ReplyBody::None | ReplyBody::Freeze { .. } => serde_json::to_string_pretty(reply),
     }
@@ -69,17 +138,17 @@ fn list_row(i: &Incident) -> String {
         i.status,
         i.declared_at.format("%Y-%m-%d %H:%M"),
         if i.drill { "[DRILL] " } else { "" },
-        i.title
+        term_line(&i.title)
     )
 }
 
-fn details(i: &Incident) -> String {
+fn details(i: &Incident, names: &Names) -> String {
     let when = |t: Option<DateTime<Utc>>| {
         t.map_or("not recorded".to_string(), |t| {
             format!("{} UTC", t.format("%Y-%m-%d %H:%M:%S"))
         })
     };
-    let who = |r: &Option<String>| r.clone().unwrap_or_else(|| "unassigned".into());
+    let who = |r: &Option<String>| term_line(&names.role(r.as_deref()));
     format!(
         "Severity {} · status {} · commander {} · comms {} · scribe {}\n\
          Started {} · detected {} · declared {} · acknowledged {} · mitigated {} · resolved {}\n",
@@ -97,15 +166,20 @@ fn details(i: &Incident) -> String {
     )
 }
 
-fn timeline_row(e: &TimelineEntry, declared: DateTime<Utc>) -> String {
+fn timeline_row(e: &TimelineEntry, declared: DateTime<Utc>, names: &Names) -> String {
+    let text = if e.kind == EntryKind::RoleAssigned {
+        names.text(&e.text)
+    } else {
+        e.text.clone()
+    };
     format!(
         "  {}  {:<8} {:<17} {} ({}): {}\n",
         e.occurred_at.format("%H:%M:%S%.3f"),
         e.offset_from(declared),
         e.kind,
-        e.actor,
+        term_line(&names.name(&e.actor)),
         e.source,
-        e.text
+        term(&text)
     )
 }
 
@@ -128,7 +202,7 @@ pub fn effects_table(effects: &[Effect], now: DateTime<Utc>) -> String {
             e.kind,
             e.attempts,
             next,
-            e.last_error.as_deref().unwrap_or("-")
+            term_line(e.last_error.as_deref().unwrap_or("-"))
         ));
     }
     out
@@ -140,7 +214,7 @@ pub fn drain_lines(report: &DrainReport, now: DateTime<Utc>) -> Vec<String> {
         .delivered
         .iter()
         .map(|e| match e.result.as_deref() {
-            Some(result) if result != "ok" => format!("✓ {result}"),
+            Some(result) if result != "ok" => format!("✓ {}", term_line(result)),
             _ => format!("✓ {} done", e.kind),
         })
         .collect();
@@ -149,7 +223,7 @@ pub fn drain_lines(report: &DrainReport, now: DateTime<Utc>) -> Vec<String> {
             "✗ effect {} ({}) failed: {}",
             e.id,
             e.kind,
-            e.last_error.as_deref().unwrap_or("unknown error")
+            term_line(e.last_error.as_deref().unwrap_or("unknown error"))
         )
     }));
     if !report.pending.is_empty() {
@@ -164,13 +238,40 @@ pub fn drain_lines(report: &DrainReport, now: DateTime<Utc>) -> Vec<String> {
                 e.kind,
                 e.attempts,
                 due_in(e.run_at, now),
-                e.last_error.as_deref().unwrap_or(if e.attempts == 0 {
+                term_line(e.last_error.as_deref().unwrap_or(if e.attempts == 0 {
                     "not tried yet"
                 } else {
                     "in progress"
-                })
+                }))
             )
         }));
     }
     lines
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escape_sequences_controls_and_overrides_never_reach_the_terminal() {
+        assert_eq!(term("a\u{1b}[2Jb"), "ab");
+        assert_eq!(term("\u{1b}]0;pwned\u{7}title"), "title");
+        assert_eq!(
+            term("\u{1b}]8;;https://evil\u{1b}\\link\u{1b}]8;;\u{1b}\\"),
+            "link"
+        );
+        assert_eq!(term("x\u{9b}31my"), "xy");
+        assert_eq!(
+            term("bell\u{7} nul\u{0} del\u{7f} c1\u{85}"),
+            "bell nul del c1"
+        );
+        assert_eq!(term("abc\u{202e}fed\u{2066}x\u{2069}"), "abcfedx");
+        assert_eq!(
+            term("line one\n\tline two ✅ é"),
+            "line one\n\tline two ✅ é"
+        );
+        assert_eq!(term_line("a\nb\tc"), "a b c");
+        assert_eq!(term("trailing \u{1b}"), "trailing ");
+    }
 }

@@ -1,17 +1,19 @@
 //! What each CLI subcommand does. Writes go through [`IncidentService`], exactly as chat
 //! does, and then drain the effects they enqueued with a bounded wait.
 
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
 use chrono::Utc;
+use secrecy::ExposeSecret;
 use tokio_util::sync::CancellationToken;
 
-use super::render;
 use super::{Cli, ConfigCommand, EffectsCommand, IncidentArgs, PostmortemFormat, TopCommand};
+use super::{identity, render};
 use crate::app::{App, shutdown_signal};
-use crate::config::{Config, Runtime};
-use crate::incident::{Actor, IncidentNumber, ParseOptions, ServiceError, UserError, command};
+use crate::config::{Config, Runtime, sqlite_creates};
+use crate::incident::{IncidentNumber, ParseOptions, ServiceError, UserError, command};
 use crate::postmortem::overrides::Format;
 use crate::store::Store;
 
@@ -43,8 +45,9 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Err(e) => return Ok(user_error(&e.to_string())),
     };
     if let TopCommand::Migrate = cli.command {
-        use secrecy::ExposeSecret;
+        let new = prepare_database(&runtime)?;
         let store = Store::open(runtime.database_url.expose_secret()).await?;
+        say_created(new.as_deref());
         println!(
             "The {:?} database is migrated and up to date.",
             store.backend()
@@ -54,7 +57,9 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     if let Err(e) = config.validate() {
         return Ok(user_error(&format!("config: {e}")));
     }
+    let new = prepare_database(&runtime)?;
     let app = App::build(config, &runtime).await?;
+    say_created(new.as_deref());
     match cli.command {
         TopCommand::Serve => serve(app, &runtime).await,
         TopCommand::Incident(args) => incident(&app, args.words).await,
@@ -67,6 +72,30 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             out,
         } => postmortem(&app, &incident, format, out.as_deref()).await,
         TopCommand::Config(_) | TopCommand::Migrate => unreachable!("handled above"),
+    }
+}
+
+/// SQLite only: makes the database's directory if it is missing, and returns the file when
+/// this start is the one that creates it.
+fn prepare_database(runtime: &Runtime) -> anyhow::Result<Option<PathBuf>> {
+    let Some(path) = runtime.sqlite_path() else {
+        return Ok(None);
+    };
+    if path.exists() || !sqlite_creates(runtime.database_url.expose_secret()) {
+        return Ok(None);
+    }
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| {
+            format!("cannot create {}, the database's directory", dir.display())
+        })?;
+    }
+    Ok(Some(path))
+}
+
+/// One line on stderr the first time, so a database nobody expected is noticed.
+fn say_created(new: Option<&Path>) {
+    if let Some(path) = new.filter(|p| p.exists()) {
+        eprintln!("firebreak: created a new database at {}", path.display());
     }
 }
 
@@ -104,16 +133,17 @@ async fn incident(app: &App, words: Vec<String>) -> anyhow::Result<ExitCode> {
         Ok(cmd) => cmd,
         Err(e) => return Ok(show_user_error(&e)),
     };
-    let outcome = match app.service.apply(cmd, &Actor::local_user()).await {
+    let outcome = match app.service.apply(cmd, &identity::actor()).await {
         Ok(o) => o,
         Err(ServiceError::User(e)) => return Ok(show_user_error(&e)),
         Err(ServiceError::Internal(e)) => return Err(e),
         Err(ServiceError::Duplicate) => unreachable!("the CLI handles no platform deliveries"),
     };
+    let names = app.read.names_for_reply(&outcome.reply).await?;
     if json {
-        println!("{}", render::reply_json(&outcome.reply)?);
+        println!("{}", render::reply_json(&outcome.reply, &names)?);
     } else {
-        println!("{}", render::reply_text(&outcome.reply));
+        println!("{}", render::reply_text(&outcome.reply, &names));
     }
     if !outcome.effects.is_empty() && !no_wait {
         drain(app, &outcome.effects).await?;
@@ -152,7 +182,7 @@ async fn postmortem(
     app: &App,
     incident: &str,
     format: PostmortemFormat,
-    out: Option<&std::path::Path>,
+    out: Option<&Path>,
 ) -> anyhow::Result<ExitCode> {
     let Some(number) = IncidentNumber::parse(incident, true) else {
         return Ok(user_error(&format!(
@@ -194,16 +224,17 @@ async fn drain(app: &App, ids: &[i64]) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn config_check(config: &Config, path: Option<&std::path::Path>) -> ExitCode {
+fn config_check(config: &Config, path: Option<&Path>) -> ExitCode {
     let source = path.map_or("built-in defaults (no firebreak.toml)".to_string(), |p| {
         p.display().to_string()
     });
     if let Err(e) = config.validate() {
         return user_error(&format!("{source}: {e}"));
     }
-    if let Err(e) = Runtime::from_env(config) {
-        return user_error(&e.to_string());
-    }
+    let runtime = match Runtime::from_env(config) {
+        Ok(r) => r,
+        Err(e) => return user_error(&e.to_string()),
+    };
     let routes: Vec<String> = config
         .notice_routes()
         .iter()
@@ -215,6 +246,7 @@ fn config_check(config: &Config, path: Option<&std::path::Path>) -> ExitCode {
         format!("webhooks: {}", routes.join(", "))
     };
     println!("{source}: OK; {hooks}.");
+    println!("database: {}", runtime.database_description());
     ExitCode::SUCCESS
 }
 

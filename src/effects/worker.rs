@@ -491,7 +491,7 @@ fn outcome_entry(effect: &Effect, kind: EntryKind, text: String) -> NewEntry {
     NewEntry {
         incident_id: effect.incident_id.clone(),
         occurred_at: Utc::now(),
-        actor: "firebreak".into(),
+        actor: crate::incident::Actor::system().identity().to_string(),
         source: Source::System,
         kind,
         text,

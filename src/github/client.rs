@@ -228,7 +228,7 @@ impl GitHubClient {
         description: &str,
         context: &str,
     ) -> Result<u16, GhError> {
-        let body = serde_json::json!({ "state": state, "description": truncate(description, 140), "context": context });
+        let body = serde_json::json!({ "state": state, "description": super::text::status_description(description), "context": context });
         Ok(self
             .send(
                 Method::POST,
@@ -411,14 +411,6 @@ fn next_link(headers: &HeaderMap) -> Option<String> {
                 .to_string()
         })
     })
-}
-
-fn truncate(s: &str, max: usize) -> String {
-    if s.chars().count() <= max {
-        s.to_string()
-    } else {
-        s.chars().take(max - 1).collect::<String>() + "…"
-    }
 }
 
 #[cfg(test)]

@@ -2,9 +2,10 @@
 
 use std::time::Duration;
 
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
+use crate::config::{env_secret, env_secret_list};
 use crate::incident::model::Severity;
 
 /// Where the GitHub REST API lives unless `GITHUB_API_URL` says otherwise.
@@ -120,23 +121,16 @@ impl GitHubSecrets {
     pub fn from_env() -> Result<Option<Self>, String> {
         let var = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
         let api_url = var("GITHUB_API_URL").unwrap_or_else(|| DEFAULT_GITHUB_API_URL.into());
-        let webhook_secrets = var("GITHUB_WEBHOOK_SECRET")
-            .map(|s| {
-                s.split(',')
-                    .map(|p| SecretString::from(p.trim().to_string()))
-                    .collect()
-            })
-            .unwrap_or_default();
+        // Secrets that are set must not be empty, checked even when GitHub ends up off.
+        let webhook_secrets = env_secret_list("GITHUB_WEBHOOK_SECRET")?;
+        let token = env_secret("GITHUB_TOKEN")?;
+        let private_key = env_secret("GITHUB_APP_PRIVATE_KEY")?;
         let auth =
-            match (
-                var("GITHUB_TOKEN"),
-                var("GITHUB_APP_ID"),
-                var("GITHUB_APP_PRIVATE_KEY"),
-            ) {
-                (Some(token), None, _) => GitHubAuth::Token(token.into()),
+            match (token, var("GITHUB_APP_ID"), private_key) {
+                (Some(token), None, _) => GitHubAuth::Token(token),
                 (None, Some(app_id), Some(key)) => GitHubAuth::App {
                     app_id,
-                    private_key: key.replace("\\n", "\n").into(),
+                    private_key: key.expose_secret().replace("\\n", "\n").into(),
                     installation_id: match var("GITHUB_APP_INSTALLATION_ID") {
                         Some(v) => Some(v.parse().map_err(|_| {
                             "GITHUB_APP_INSTALLATION_ID must be a number".to_string()

@@ -148,20 +148,23 @@ pub fn pr_status(frozen: bool, exempt: bool) -> &'static str {
     }
 }
 
+/// The commit status description for a pull request: at most 140 characters, GitHub's
+/// limit (see [`super::text`]).
 pub fn status_description(
     wanted: &Wanted,
     incident: Option<&str>,
     exempt_by: Option<&str>,
 ) -> String {
     if let Some(by) = exempt_by {
-        return format!("Exempted from the merge freeze by {by}");
+        let by = crate::incident::identity::fallback_name(by);
+        return super::text::status_description(&format!("Exempted from the merge freeze by {by}"));
     }
     if !wanted.frozen {
         return "Merge freeze lifted".into();
     }
     let inc = incident.map(|i| format!("{i}: ")).unwrap_or_default();
     let reason = wanted.reason.as_deref().unwrap_or("merges are frozen");
-    format!("{inc}{reason}")
+    super::text::status_description(&format!("{inc}{reason}"))
 }
 
 #[cfg(test)]

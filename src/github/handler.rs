@@ -141,7 +141,7 @@ impl GitHubEffects {
         let entry = NewEntry {
             incident_id: incident,
             occurred_at: Utc::now(),
-            actor: "firebreak".into(),
+            actor: crate::incident::Actor::system().identity().to_string(),
             source: Source::Github,
             kind,
             text,

@@ -12,6 +12,8 @@
 //! - [`statuses`]: its second phase, the freeze statuses on open pull requests.
 //! - [`pulls`]: recent changes, exemptions and webhook-driven statuses.
 //! - [`publish`]: post-mortems published as pull requests.
+//! - [`text`]: what firebreak writes to GitHub: status descriptions within 140 characters,
+//!   and no live `@mention` or `#123` from what people typed.
 //! - [`webhook`]: `POST /github/webhook`.
 //! - [`config`]: `[github]` and the GitHub secrets.
 
@@ -28,6 +30,7 @@ pub mod publish;
 pub mod pulls;
 pub mod reconcile;
 pub mod statuses;
+pub mod text;
 pub mod webhook;
 
 use std::sync::Arc;

@@ -72,11 +72,13 @@ impl EffectHandler for Publisher {
             self.client.create_branch(repo, &branch, &sha).await?;
         }
         let existing = self.client.file_sha(repo, &path, &branch).await?;
-        let message = format!("Post-mortem for {}: {}", incident.number, incident.title);
+        // The title is what people typed: no live @mention or #123 from it (see `text`).
+        let title_text = super::text::neutralize(&incident.title);
+        let message = format!("Post-mortem for {}: {title_text}", incident.number);
         self.client
             .put_file(repo, &path, &branch, &message, &md, existing.as_deref())
             .await?;
-        let title = format!("Post-mortem: {} {}", incident.number, incident.title);
+        let title = format!("Post-mortem: {} {title_text}", incident.number);
         let body = format!(
             "Drafted by firebreak from the {} timeline. Edit `{path}` on this branch, or re-publish from chat.",
             incident.number

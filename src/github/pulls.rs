@@ -195,7 +195,7 @@ fn recent_change_entry(id: &IncidentId, m: &Merged) -> NewEntry {
     NewEntry {
         incident_id: Some(id.clone()),
         occurred_at: m.merged,
-        actor: author.to_string(),
+        actor: crate::incident::Identity::lossy("github", author).to_string(),
         source: Source::Github,
         kind: EntryKind::RecentChange,
         text: format!(

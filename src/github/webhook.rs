@@ -35,7 +35,8 @@ pub enum SignatureError {
     Mismatch,
 }
 
-/// Checks `sha256=<hex>` against every configured secret, in constant time each.
+/// Checks `sha256=<hex>` against every configured secret, in constant time each. An empty
+/// secret matches nothing.
 pub fn verify(
     secrets: &[SecretString],
     header: Option<&str>,
@@ -47,6 +48,10 @@ pub fn verify(
         .and_then(|h| hex::decode(h).ok())
         .ok_or(SignatureError::Mismatch)?;
     let matches = |secret: &SecretString| {
+        // An empty key is one anyone can sign with; config load refuses it, and so does this.
+        if secret.expose_secret().trim().is_empty() {
+            return false;
+        }
         let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(secret.expose_secret().as_bytes()) else {
             return false;
         };
@@ -111,10 +116,10 @@ pub async fn webhook(
             return (StatusCode::UNAUTHORIZED, "invalid X-Hub-Signature-256").into_response();
         }
     }
-    let delivery = Delivery {
-        source: "github",
-        id: header("x-github-delivery").map_or_else(|| body_digest(&body), str::to_string),
-    };
+    let delivery = Delivery::new(
+        "github",
+        header("x-github-delivery").map_or_else(|| body_digest(&body), str::to_string),
+    );
     match header("x-github-event") {
         Some("ping") => Json(json!({ "msg": "pong" })).into_response(),
         Some("pull_request") => pull_request(&edge, delivery, &body).await,
@@ -203,5 +208,22 @@ mod tests {
             verify(&secrets, Some("sha1=abc"), body),
             Err(SignatureError::Mismatch)
         );
+    }
+
+    #[test]
+    fn an_empty_secret_matches_nothing() {
+        let body = b"{}";
+        for empty in ["", " "] {
+            let secrets = vec![
+                SecretString::from("s3cret".to_string()),
+                SecretString::from(empty.to_string()),
+            ];
+            assert_eq!(
+                verify(&secrets, Some(&sign(empty, body)), body),
+                Err(SignatureError::Mismatch),
+                "a payload signed with {empty:?} is refused"
+            );
+            assert_eq!(verify(&secrets, Some(&sign("s3cret", body)), body), Ok(()));
+        }
     }
 }

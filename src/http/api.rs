@@ -11,37 +11,56 @@ use serde_json::{Value, json};
 
 use super::HttpState;
 use crate::incident::{Incident, IncidentNumber, Status, TimelineEntry};
+use crate::people::Names;
 use crate::postmortem::overrides::Format;
 use crate::read::{FreezeView, Readiness};
 
-/// An incident as the API shows it: the stored fields plus its `INC-n` key.
+/// An incident as the API shows it: the stored fields plus its `INC-n` key. People are
+/// stored identities (`commander: "slack:U024BE7LH"`); each has a display name beside it
+/// (`commander_name`), from the people cache or the identity itself.
 #[derive(Serialize)]
 pub struct IncidentView {
     pub key: String,
     #[serde(flatten)]
     pub incident: Incident,
+    pub commander_name: Option<String>,
+    pub comms_name: Option<String>,
+    pub scribe_name: Option<String>,
+    pub declared_by_name: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub timeline: Option<Vec<TimelineEntryView>>,
 }
 
-/// A timeline entry with its T+ offset from the declaration.
+/// A timeline entry with its T+ offset from the declaration and its actor's display name.
 #[derive(Serialize)]
 pub struct TimelineEntryView {
     pub offset: String,
+    pub actor_name: String,
     #[serde(flatten)]
     pub entry: TimelineEntry,
 }
 
 impl IncidentView {
+    /// The view with people shown by identity alone; see [`IncidentView::named`].
     pub fn new(incident: Incident, timeline: Option<Vec<TimelineEntry>>) -> Self {
+        Self::named(incident, timeline, &Names::default())
+    }
+
+    pub fn named(incident: Incident, timeline: Option<Vec<TimelineEntry>>, names: &Names) -> Self {
         let declared = incident.declared_at;
+        let name = |who: &Option<String>| who.as_deref().map(|w| names.name(w));
         Self {
             key: incident.number.to_string(),
+            commander_name: name(&incident.commander),
+            comms_name: name(&incident.comms),
+            scribe_name: name(&incident.scribe),
+            declared_by_name: names.name(&incident.declared_by),
             timeline: timeline.map(|entries| {
                 entries
                     .into_iter()
                     .map(|entry| TimelineEntryView {
                         offset: entry.offset_from(declared),
+                        actor_name: names.name(&entry.actor),
                         entry,
                     })
                     .collect()
@@ -79,15 +98,21 @@ pub struct ListQuery {
 }
 
 pub async fn list_incidents(State(http): State<HttpState>, Query(q): Query<ListQuery>) -> Response {
-    match http.read.incidents(q.open, 500).await {
-        Ok(list) => Json(
-            list.into_iter()
-                .map(|i| IncidentView::new(i, None))
-                .collect::<Vec<_>>(),
-        )
-        .into_response(),
-        Err(e) => internal("listing incidents", e),
-    }
+    let list = match http.read.incidents(q.open, 500).await {
+        Ok(list) => list,
+        Err(e) => return internal("listing incidents", e),
+    };
+    let all: Vec<&Incident> = list.iter().collect();
+    let names = match http.read.names(&all, &[]).await {
+        Ok(n) => n,
+        Err(e) => return internal("naming people", e),
+    };
+    Json(
+        list.into_iter()
+            .map(|i| IncidentView::named(i, None, &names))
+            .collect::<Vec<_>>(),
+    )
+    .into_response()
 }
 
 pub async fn show_incident(State(http): State<HttpState>, Path(number): Path<String>) -> Response {
@@ -99,7 +124,12 @@ pub async fn show_incident(State(http): State<HttpState>, Path(number): Path<Str
             .into_response();
     };
     match http.read.incident(n).await {
-        Ok(Some(d)) => Json(IncidentView::new(d.incident, Some(d.timeline))).into_response(),
+        Ok(Some(d)) => match http.read.names(&[&d.incident], &d.timeline).await {
+            Ok(names) => {
+                Json(IncidentView::named(d.incident, Some(d.timeline), &names)).into_response()
+            }
+            Err(e) => internal("naming people", e),
+        },
         Ok(None) => (
             StatusCode::NOT_FOUND,
             Json(json!({ "error": format!("There is no incident {n}.") })),

@@ -78,7 +78,7 @@ pub async fn request(
             incident_id: incident.map(|i| i.id.clone()),
             reason: reason.map(str::to_string),
             drill: incident.is_some_and(|i| i.drill),
-            requested_by: actor.name.clone(),
+            requested_by: actor.identity().to_string(),
             updated_at: now,
         })
         .await?;
@@ -92,7 +92,7 @@ pub async fn request(
     tx.append_timeline(&NewEntry {
         incident_id: incident.map(|i| i.id.clone()),
         occurred_at: now,
-        actor: actor.name.clone(),
+        actor: actor.identity().to_string(),
         source: actor.source,
         kind: if frozen {
             EntryKind::FreezeRequested
@@ -225,7 +225,7 @@ impl IncidentService {
         tx.add_exemption(&Exemption {
             repo: repo.clone(),
             pr_number,
-            allowed_by: actor.name.clone(),
+            allowed_by: actor.identity().to_string(),
             reason: reason.clone(),
         })
         .await?;
@@ -242,7 +242,7 @@ impl IncidentService {
         tx.append_timeline(&NewEntry {
             incident_id: incident.clone(),
             occurred_at: now,
-            actor: actor.name.clone(),
+            actor: actor.identity().to_string(),
             source: actor.source,
             kind: EntryKind::FreezeExempted,
             text: text.clone(),
@@ -251,7 +251,7 @@ impl IncidentService {
         let effect = settings.planner.plan(&FreezeRequest::Exempt {
             repo,
             pr,
-            allowed_by: actor.name.clone(),
+            allowed_by: actor.identity().to_string(),
             reason,
             generation: covering.map_or(0, |s| s.generation),
             incident,

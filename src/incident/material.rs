@@ -6,6 +6,7 @@ use sha2::{Digest, Sha256};
 
 use super::command::PostmortemVerb;
 use super::error::{ServiceError, UserError};
+use super::identity::Identity;
 use super::model::{Incident, IncidentNumber};
 use super::permissions::Actor;
 use super::reply::Reply;
@@ -111,19 +112,26 @@ impl IncidentService {
         let entry = |text: String| NewEntry {
             incident_id: Some(incident.id.clone()),
             occurred_at: now,
-            actor: actor.name.clone(),
+            actor: actor.identity().to_string(),
             source: actor.source,
             kind: EntryKind::ActionItem,
             text,
         };
         let reply = match verb {
             PostmortemVerb::ActionAdd { text, owner, term } => {
+                let owner = owner.as_deref().map(Identity::from_user_arg).transpose()?;
                 let n = tx
-                    .add_action(&incident.id, &text, owner.as_deref(), term.as_str(), now)
+                    .add_action(
+                        &incident.id,
+                        &text,
+                        owner.as_ref().map(Identity::as_str),
+                        term.as_str(),
+                        now,
+                    )
                     .await?;
                 let who = owner
-                    .as_deref()
-                    .map(|o| format!(" (owner {o})"))
+                    .as_ref()
+                    .map(|o| format!(" (owner {})", o.fallback_name()))
                     .unwrap_or_default();
                 let line = format!("Action item {n} ({}): {text}{who}", term.as_str());
                 tx.append_timeline(&entry(line.clone())).await?;
@@ -142,7 +150,8 @@ impl IncidentService {
                 format!("{}: action item {n} is done.", incident.number)
             }
             PostmortemVerb::Set { field, text } => {
-                tx.set_postmortem_field(&incident.id, field.as_str(), &text, &actor.name)
+                let author = actor.identity();
+                tx.set_postmortem_field(&incident.id, field.as_str(), &text, author.as_str())
                     .await?;
                 format!("{}: post-mortem {} saved.", incident.number, field.as_str())
             }

@@ -10,6 +10,7 @@
 //! - [`service`]: applies a command in one transaction with compare-and-set.
 //! - [`timeline`]: append-only entries and T+ offsets.
 //! - [`permissions`]: actors, and the list each write verb needs.
+//! - [`identity`]: who someone is, as stored: `slack:U…`, `discord:…`, `cli:name`.
 //! - [`text`]: the one inbound text pipeline (control characters, bidi overrides, limits).
 //! - [`error`]: user errors versus internal errors.
 
@@ -17,6 +18,7 @@ pub mod clock;
 pub mod command;
 pub mod error;
 pub mod freeze;
+pub mod identity;
 pub mod material;
 pub mod model;
 pub mod permissions;
@@ -28,6 +30,7 @@ pub mod timeline;
 
 pub use command::{Command, ParseOptions};
 pub use error::{ServiceError, UserError};
+pub use identity::Identity;
 pub use model::{Incident, IncidentId, IncidentNumber, Role, Severity, Status};
 pub use permissions::{Action, Actor, Permissions};
 pub use reply::{Reply, ReplyBody, Visibility};

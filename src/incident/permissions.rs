@@ -3,15 +3,18 @@
 
 use serde::Deserialize;
 
+use super::identity::Identity;
 use super::timeline::Source;
 
 /// The person (or system) behind a command.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Actor {
     pub source: Source,
-    /// Platform user id (`U024BE7LH`, a Discord snowflake, or the OS user name).
+    /// Platform user id (`U024BE7LH`, a Discord snowflake, or the OS account of the CLI's uid,
+    /// see `cli::identity`).
     pub id: String,
-    /// What to show on the timeline.
+    /// How to call them in a sentence (`Acknowledged by alice`): a display name the edge
+    /// knows, else the id. What is *stored* as the actor is [`Actor::identity`].
     pub name: String,
 }
 
@@ -24,23 +27,15 @@ impl Actor {
         }
     }
 
-    /// The local OS user, for the CLI.
-    pub fn local_user() -> Self {
-        let user = std::env::var("USER")
-            .or_else(|_| std::env::var("LOGNAME"))
-            .or_else(|_| std::env::var("USERNAME"))
-            .unwrap_or_else(|_| "unknown".into());
-        Self::new(Source::Cli, user.clone(), user)
-    }
-
     /// firebreak itself, for effect outcomes and reminders.
     pub fn system() -> Self {
         Self::new(Source::System, "firebreak", "firebreak")
     }
 
-    /// `slack:U024BE7LH`, the form used in `[permissions]`.
-    pub fn identity(&self) -> String {
-        format!("{}:{}", self.source, self.id)
+    /// `slack:U024BE7LH`: what is stored for them (as actor, declarer, role holder, author)
+    /// and the form used in `[permissions]`.
+    pub fn identity(&self) -> Identity {
+        Identity::lossy(self.source.as_str(), &self.id)
     }
 }
 
@@ -140,7 +135,8 @@ impl Permissions {
         let Some(list) = list else { return true };
         let identity = actor.identity();
         let wildcard = format!("{}:*", actor.source);
-        list.iter().any(|e| *e == identity || *e == wildcard)
+        list.iter()
+            .any(|e| e == identity.as_str() || *e == wildcard)
     }
 }
 

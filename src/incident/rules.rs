@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 
 use super::command::Change;
 use super::error::UserError;
+use super::identity::{Identity, fallback_name};
 use super::model::{Incident, Role, Severity, Status};
 use super::permissions::Actor;
 use super::timeline::EntryKind;
@@ -74,7 +75,7 @@ pub fn decide(
             next.acknowledged_at = Some(now);
             let mut text = format!("Acknowledged by {}", actor.name);
             if next.commander.is_none() {
-                next.commander = Some(actor.name.clone());
+                next.commander = Some(actor.identity().to_string());
                 text.push_str(", who is now commander");
             }
             changed(
@@ -186,17 +187,21 @@ fn assign(
     user: &str,
 ) -> Result<Decision, UserError> {
     let n = current.number;
+    let who = Identity::from_user_arg(user)?;
     let previous = current.role(role);
-    if previous == Some(user) {
+    let name = who.fallback_name();
+    if previous == Some(who.as_str()) {
         return Err(UserError::invalid(format!(
-            "{user} is already {role} of {n}."
+            "{name} is already {role} of {n}."
         )));
     }
+    // The entry names people by identity (`slack:U…`, or a local account's name); readers
+    // of the timeline show cached display names for them.
     let text = match previous {
-        Some(p) => format!("{role}: {user} (was {p})"),
-        None => format!("{role}: {user}"),
+        Some(p) => format!("{role}: {name} (was {})", fallback_name(p)),
+        None => format!("{role}: {name}"),
     };
-    next.set_role(role, Some(user.to_string()));
+    next.set_role(role, Some(who.to_string()));
     Ok(changed(
         next,
         EntryKind::RoleAssigned,
@@ -337,7 +342,38 @@ mod tests {
     #[test]
     fn ack_makes_the_acker_commander_when_there_is_none() {
         let d = run(&incident(), Change::Ack).unwrap();
-        assert_eq!(d.incident.unwrap().commander.as_deref(), Some("bob"));
+        assert_eq!(
+            d.incident.unwrap().commander.as_deref(),
+            Some("cli:bob"),
+            "the acker's identity, not their name"
+        );
+    }
+
+    #[test]
+    fn roles_hold_identities() {
+        let assign = |inc: &Incident, user: &str| {
+            run(
+                inc,
+                Change::Assign {
+                    role: Role::Comms,
+                    user: user.into(),
+                },
+            )
+        };
+        let d = assign(&incident(), "slack:U0CAROL").unwrap();
+        let after = d.incident.unwrap();
+        assert_eq!(after.comms.as_deref(), Some("slack:U0CAROL"));
+        assert_eq!(d.entries[0].1, "comms: slack:U0CAROL");
+        let d = assign(&after, "dave").unwrap();
+        assert_eq!(d.incident.unwrap().comms.as_deref(), Some("cli:dave"));
+        assert_eq!(d.entries[0].1, "comms: dave (was slack:U0CAROL)");
+        assert!(
+            assign(&after, "slack:U0CAROL")
+                .unwrap_err()
+                .to_string()
+                .contains("already comms")
+        );
+        assert!(assign(&after, "slack:carol").is_err());
     }
 
     #[test]

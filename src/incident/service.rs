@@ -204,7 +204,7 @@ impl IncidentService {
             last_update_at: None,
             next_update_due: Some(due),
             reminded_due: None,
-            declared_by: actor.name.clone(),
+            declared_by: actor.identity().to_string(),
             version: 1,
         };
         tx.insert_incident(&incident).await?;
@@ -386,7 +386,7 @@ impl IncidentService {
         let e = NewEntry {
             incident_id: incident.cloned(),
             occurred_at: self.clock.now(),
-            actor: actor.name.clone(),
+            actor: actor.identity().to_string(),
             source: actor.source,
             kind: EntryKind::Refused,
             text: format!(
@@ -426,7 +426,7 @@ fn entry(
     NewEntry {
         incident_id: Some(incident.id.clone()),
         occurred_at: at,
-        actor: actor.name.clone(),
+        actor: actor.identity().to_string(),
         source: actor.source,
         kind,
         text,

@@ -1,12 +1,22 @@
 //! Company-wide notices: deciding which event goes where (pure), rendering its text
 //! from `templates/notice.txt`, and delivering it through Slack-compatible incoming
 //! webhooks ([`webhook`]).
+//!
+//! The text is Slack mrkdwn, escaped for every receiver that speaks it: what people typed
+//! has `&`, `<` and `>` sent as entities (no `<!channel>`, `<!here>` or `<url|label>` from a
+//! title), and every `@` that starts a word gets an invisible word joiner (U+2060) after it,
+//! so Mattermost and Rocket.Chat (which mention on a bare `@alice`, `@channel`, `@all`)
+//! ping nobody either. The commander is the one intended mention, built from the stored
+//! ID by [`crate::chat::slack::blocks::mention`]. A notice is at most
+//! [`WEBHOOK_TEXT`] characters; a longer one is cut and says where the full text is.
 
 pub mod webhook;
 
 use askama::Template;
 use serde::{Deserialize, Serialize};
 
+use crate::chat::slack::blocks::{FullText, fit_text, mention};
+use crate::chat::slack::mrkdwn::{self, Mrkdwn};
 use crate::effects::planner::EffectPlanner;
 use crate::effects::{Audience, NewEffect, TypedEffect};
 use crate::incident::model::{Incident, Severity};
@@ -15,6 +25,11 @@ use crate::incident::rules::IncidentEvent;
 
 /// The effect kind for a POST to an incoming webhook.
 pub const WEBHOOK_EFFECT: &str = "notify.webhook";
+
+/// The most characters a notice may have: the smallest limit the receivers document
+/// (Mattermost's default post size and Google Chat's are about 4,000; Slack takes 40,000
+/// but recommends 4,000).
+pub const WEBHOOK_TEXT: usize = 4_000;
 
 /// What the webhook adapter does: POST a notice's text to one named webhook. The queue
 /// stores the name, never the URL (a credential).
@@ -59,66 +74,106 @@ pub fn route_wants(route: &NoticeRoute, incident: &Incident, event: &IncidentEve
 
 /// The text of a company-wide notice for `event`, or `None` for events the company does not
 /// need to hear about (role changes, acknowledgements, reminders).
-pub fn render_notice(incident: &Incident, event: &IncidentEvent) -> anyhow::Result<Option<String>> {
+/// `public_url` (`server.public_url`) is linked when a long notice is cut.
+pub fn render_notice(
+    incident: &Incident,
+    event: &IncidentEvent,
+    public_url: Option<&str>,
+) -> anyhow::Result<Option<String>> {
+    let title = escape(&incident.title);
     let (icon, headline, lines) = match event {
         IncidentEvent::Declared => (
             "🚨",
-            format!("declared: {}", incident.title),
+            format!("declared: {title}"),
             vec![format!(
                 "Declared by {} at {} UTC.",
-                incident.declared_by,
+                mention(&incident.declared_by),
                 incident.declared_at.format("%Y-%m-%d %H:%M")
             )],
         ),
-        IncidentEvent::Update { text } => (
-            "📣",
-            format!("update: {}", incident.title),
-            vec![text.clone()],
-        ),
+        IncidentEvent::Update { text } => ("📣", format!("update: {title}"), vec![escape(text)]),
         IncidentEvent::StatusChanged { from } => (
             "🔄",
-            format!(
-                "is now {} (was {from}): {}",
-                incident.status, incident.title
-            ),
+            format!("is now {} (was {from}): {title}", incident.status),
             vec![],
         ),
         IncidentEvent::SeverityChanged { from } => (
             "⚠️",
             format!(
-                "severity is now {} (was {from}): {}",
-                incident.severity, incident.title
+                "severity is now {} (was {from}): {title}",
+                incident.severity
             ),
             vec![],
         ),
-        IncidentEvent::Resolved => (
-            "✅",
-            format!("resolved: {}", incident.title),
-            resolved_lines(incident),
-        ),
+        IncidentEvent::Resolved => ("✅", format!("resolved: {title}"), resolved_lines(incident)),
         IncidentEvent::Acknowledged
         | IncidentEvent::RoleAssigned { .. }
         | IncidentEvent::Overdue => {
             return Ok(None);
         }
     };
-    let text = NoticeText {
-        drill: incident.drill,
-        icon,
-        number: incident.number.to_string(),
-        severity: incident.severity,
-        headline,
-        lines,
-        status: incident.status.as_str(),
-        commander: incident.commander.as_deref().unwrap_or("unassigned"),
+    let commander = incident
+        .commander
+        .as_deref()
+        .map_or("unassigned".to_string(), mention);
+    let render = |lines: Vec<String>| -> anyhow::Result<String> {
+        let text = NoticeText {
+            drill: incident.drill,
+            icon,
+            number: incident.number.to_string(),
+            severity: incident.severity,
+            headline: headline.clone(),
+            lines,
+            status: incident.status.as_str(),
+            commander: &commander,
+        };
+        Ok(text.render()?.trim_end().to_string())
     };
-    Ok(Some(text.render()?.trim_end().to_string()))
+    let full = FullText::new(incident.number, public_url);
+    let mut text = render(lines.clone())?;
+    // Too long: shorten the longest line (the update, the summary), note where the full
+    // text is, and keep the status and commander lines.
+    let note = full.note().into_string();
+    let over = mrkdwn::char_count(&text) + mrkdwn::char_count(&note) + 1;
+    if let Some(over) = over.checked_sub(WEBHOOK_TEXT).filter(|o| *o > 0) {
+        let mut lines = lines;
+        if let Some(longest) = lines.iter_mut().max_by_key(|l| mrkdwn::char_count(l)) {
+            let keep = mrkdwn::char_count(longest).saturating_sub(over);
+            *longest = mrkdwn::truncate_mrkdwn(longest, keep).unwrap_or_default();
+        }
+        lines.push(note);
+        text = render(lines)?;
+    }
+    Ok(Some(fit_text(
+        Mrkdwn::trusted(text),
+        WEBHOOK_TEXT,
+        Some(&full),
+    )))
+}
+
+/// Untrusted text for a Slack-compatible webhook: Slack's escaping, and a word joiner after
+/// every `@` that starts a word (see the module documentation).
+pub fn escape(text: &str) -> String {
+    let escaped = mrkdwn::escape(text);
+    let mut out = String::with_capacity(escaped.len());
+    let mut chars = escaped.chars().peekable();
+    while let Some(c) = chars.next() {
+        out.push(c);
+        if c == '@'
+            && chars
+                .peek()
+                .is_some_and(|n| n.is_alphanumeric() || *n == '_')
+        {
+            out.push(mrkdwn::WORD_JOINER);
+        }
+    }
+    out
 }
 
 fn resolved_lines(incident: &Incident) -> Vec<String> {
     let mut lines = Vec::new();
     if let Some(summary) = &incident.summary {
-        lines.push(format!("Summary: {summary}"));
+        lines.push(format!("Summary: {}", escape(summary)));
     }
     if let Some(resolved) = incident.resolved_at {
         let took = crate::incident::timeline::short_duration(resolved - incident.declared_at);
@@ -132,6 +187,8 @@ fn resolved_lines(incident: &Incident) -> Vec<String> {
 /// second notice.
 pub struct WebhookPlanner {
     pub routes: Vec<NoticeRoute>,
+    /// `server.public_url`, linked when a long notice is cut.
+    pub public_url: Option<String>,
 }
 
 impl EffectPlanner for WebhookPlanner {
@@ -149,7 +206,7 @@ impl EffectPlanner for WebhookPlanner {
         if wanted.is_empty() {
             return Ok(Vec::new());
         }
-        let Some(text) = render_notice(incident, event)? else {
+        let Some(text) = render_notice(incident, event, self.public_url.as_deref())? else {
             return Ok(Vec::new());
         };
         Ok(wanted
@@ -170,5 +227,84 @@ impl EffectPlanner for WebhookPlanner {
                     .announcing(Audience::Webhook)
             })
             .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::chat::slack::validate::live_tokens;
+    use crate::incident::model::{IncidentId, IncidentNumber, Status};
+
+    fn incident(title: &str) -> Incident {
+        Incident {
+            id: IncidentId::new(),
+            number: IncidentNumber(9),
+            title: title.into(),
+            severity: Severity::Sev1,
+            status: Status::Investigating,
+            drill: false,
+            started_at: None,
+            detected_at: None,
+            declared_at: chrono::Utc::now(),
+            acknowledged_at: None,
+            mitigated_at: None,
+            resolved_at: None,
+            commander: Some("slack:U0CMDR1".into()),
+            comms: None,
+            scribe: None,
+            summary: Some("<!here> fixed @alice".into()),
+            last_update_at: None,
+            next_update_due: None,
+            reminded_due: None,
+            declared_by: "<!channel>".into(),
+            version: 3,
+        }
+    }
+
+    const HOSTILE: &str = "<!channel> <!here> <https://evil.example|click> @here @alice R&D";
+
+    #[test]
+    fn notices_carry_no_mention_but_the_commander() {
+        let inc = incident(HOSTILE);
+        let events = [
+            IncidentEvent::Declared,
+            IncidentEvent::Update {
+                text: HOSTILE.into(),
+            },
+            IncidentEvent::StatusChanged {
+                from: Status::Investigating,
+            },
+            IncidentEvent::Resolved,
+        ];
+        for event in &events {
+            let text = render_notice(&inc, event, None).unwrap().unwrap();
+            assert_eq!(live_tokens(&text), ["<@U0CMDR1>"], "{text}");
+            assert!(text.contains("&lt;!channel&gt;"), "{text}");
+            assert!(
+                !text.contains("@here") && !text.contains("@alice"),
+                "{text}"
+            );
+            assert!(text.contains("@\u{2060}alice"), "{text}");
+        }
+    }
+
+    #[test]
+    fn a_long_update_is_cut_to_the_receivers_limit_with_a_link() {
+        let inc = incident("DB down");
+        let update = IncidentEvent::Update {
+            text: "<&".repeat(2_000),
+        };
+        let text = render_notice(&inc, &update, Some("https://fb.example"))
+            .unwrap()
+            .unwrap();
+        assert!(mrkdwn::char_count(&text) <= WEBHOOK_TEXT);
+        assert!(
+            text.contains(
+                "…\n(truncated; full text on <https://fb.example/incidents/INC-9/postmortem.html|the INC-9 page>)\n"
+            ),
+            "{text}"
+        );
+        assert!(text.ends_with("Commander: <@U0CMDR1>"), "{text}");
     }
 }

@@ -26,12 +26,17 @@ pub async fn load(
     let promises = store.promises(&incident.id).await?;
     let fields = store.postmortem_fields(&incident.id).await?;
     let actions = store.action_items(&incident.id).await?;
+    let owners = actions.iter().filter_map(|a| a.owner.as_deref());
+    let names = store
+        .names(crate::people::named_in(&incident, &timeline, owners))
+        .await?;
     let facts = view::Facts {
         incident: &incident,
         timeline: &timeline,
         promises: &promises,
         fields: &fields,
         actions: &actions,
+        names: &names,
     };
     Ok(Some(view::build(&facts)))
 }

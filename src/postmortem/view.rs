@@ -8,6 +8,7 @@ use serde::Serialize;
 use crate::incident::command::PostmortemField;
 use crate::incident::model::Incident;
 use crate::incident::timeline::{EntryKind, TimelineEntry, format_offset, short_duration};
+use crate::people::Names;
 use crate::store::ActionItem;
 
 #[derive(Debug, Clone, Serialize)]
@@ -98,18 +99,14 @@ pub struct Facts<'a> {
     pub promises: &'a [(DateTime<Utc>, DateTime<Utc>)],
     pub fields: &'a [(String, String)],
     pub actions: &'a [ActionItem],
+    /// Display names for the people the record names by identity.
+    pub names: &'a Names,
 }
 
 pub fn build(f: &Facts<'_>) -> PostmortemView {
     let i = f.incident;
     let multi_day = spans_days(f);
-    let row = |e: &TimelineEntry| Row {
-        time: stamp(e.occurred_at, multi_day),
-        offset: e.offset_from(i.declared_at),
-        actor: e.actor.clone(),
-        kind: e.kind.to_string(),
-        text: e.text.clone(),
-    };
+    let row = |e: &TimelineEntry| named_row(f, e, multi_day);
     let of_kind = |kinds: &[EntryKind]| {
         f.timeline
             .iter()
@@ -126,7 +123,7 @@ pub fn build(f: &Facts<'_>) -> PostmortemView {
         key_times: key_times(i),
         durations: durations(i),
         timeline: f.timeline.iter().map(row).collect(),
-        roles: roles(i),
+        roles: roles(i, f.names),
         role_changes: of_kind(&[EntryKind::RoleAssigned, EntryKind::Acknowledged]),
         updates: updates(f, multi_day),
         freeze: of_kind(&[
@@ -144,7 +141,10 @@ pub fn build(f: &Facts<'_>) -> PostmortemView {
                     .actions
                     .iter()
                     .filter(|a| a.term == term)
-                    .cloned()
+                    .map(|a| ActionItem {
+                        owner: a.owner.as_deref().map(|o| f.names.name(o)),
+                        ..a.clone()
+                    })
                     .collect(),
             })
             .collect(),
@@ -259,7 +259,7 @@ fn durations(i: &Incident) -> Vec<DurationRow> {
     ]
 }
 
-fn roles(i: &Incident) -> Vec<RoleRow> {
+fn roles(i: &Incident, names: &Names) -> Vec<RoleRow> {
     [
         ("Commander", &i.commander),
         ("Comms", &i.comms),
@@ -268,9 +268,25 @@ fn roles(i: &Incident) -> Vec<RoleRow> {
     .into_iter()
     .map(|(role, who)| RoleRow {
         role,
-        holder: who.clone().unwrap_or_else(|| "unassigned".into()),
+        holder: names.role(who.as_deref()),
     })
     .collect()
+}
+
+/// A timeline entry as a row, people by their display names.
+fn named_row(f: &Facts<'_>, e: &TimelineEntry, multi_day: bool) -> Row {
+    let text = if e.kind == EntryKind::RoleAssigned {
+        f.names.text(&e.text)
+    } else {
+        e.text.clone()
+    };
+    Row {
+        time: stamp(e.occurred_at, multi_day),
+        offset: e.offset_from(f.incident.declared_at),
+        actor: f.names.name(&e.actor),
+        kind: e.kind.to_string(),
+        text,
+    }
 }
 
 /// Each status update against the promise in force when it was posted.
@@ -286,13 +302,7 @@ fn updates(f: &Facts<'_>, multi_day: bool) -> Vec<UpdateRow> {
                 .find(|(set, _)| *set < e.occurred_at)
                 .map(|(_, due)| *due);
             UpdateRow {
-                row: Row {
-                    time: stamp(e.occurred_at, multi_day),
-                    offset: e.offset_from(f.incident.declared_at),
-                    actor: e.actor.clone(),
-                    kind: e.kind.to_string(),
-                    text: e.text.clone(),
-                },
+                row: named_row(f, e, multi_day),
                 due: promise.map_or("no promise on record".into(), |d| stamp(d, multi_day)),
                 on_time: promise.map(|d| e.occurred_at <= d),
             }

@@ -1,7 +1,12 @@
-//! `inbound_seen`: deliveries already handled (a Slack `event_id`, an `X-GitHub-Delivery`),
-//! so a platform's retry is not applied twice. The row is written in the same transaction
-//! as whatever the delivery causes, so a crash between the two can neither lose the event
-//! nor apply it twice.
+//! `inbound_seen`: deliveries already handled (a Slack `event_id`, an `X-GitHub-Delivery`,
+//! the digest of a slash command's body), so a platform's retry is not applied twice. The
+//! row is written in the same transaction as whatever the delivery causes, so a crash
+//! between the two can neither lose the event nor apply it twice.
+//!
+//! A delivery may also keep the answer it was given ([`Store::save_delivery_reply`]), so a
+//! retry that arrives after it was applied gets that same answer.
+
+use std::time::Duration;
 
 use chrono::Utc;
 
@@ -12,32 +17,113 @@ use super::{Store, Tx, to_ms};
 pub struct Delivery {
     pub source: &'static str,
     pub id: String,
+    /// How long it counts as seen: `None` for ids the platform never reuses (event ids);
+    /// a window for ids built from content (the same slash command typed again next hour
+    /// is a new command, a retry within minutes is not).
+    pub window: Option<Duration>,
+}
+
+impl Delivery {
+    /// A delivery whose id the platform never reuses.
+    pub fn new(source: &'static str, id: impl Into<String>) -> Self {
+        Self {
+            source,
+            id: id.into(),
+            window: None,
+        }
+    }
+
+    /// A delivery identified by its content, seen for `window`.
+    pub fn within(source: &'static str, id: impl Into<String>, window: Duration) -> Self {
+        Self {
+            source,
+            id: id.into(),
+            window: Some(window),
+        }
+    }
+
+    /// Rows received before this are no longer "seen" (the epoch for no window).
+    fn cutoff_ms(&self) -> i64 {
+        match self.window {
+            Some(w) => to_ms(Utc::now()) - i64::try_from(w.as_millis()).unwrap_or(i64::MAX),
+            None => i64::MIN,
+        }
+    }
 }
 
 impl Tx {
     /// Records `delivery` in this transaction; `false` if it was recorded before (a retry).
+    /// A record older than the delivery's window is replaced, and this one counts as new.
     pub async fn record_delivery(&mut self, delivery: &Delivery) -> anyhow::Result<bool> {
         let done = sqlx::query(
-            "INSERT INTO inbound_seen (source, id, received_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+            "INSERT INTO inbound_seen (source, id, received_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (source, id) DO UPDATE SET received_at = excluded.received_at, reply = NULL \
+             WHERE inbound_seen.received_at < $4",
         )
         .bind(delivery.source)
         .bind(&delivery.id)
         .bind(to_ms(Utc::now()))
+        .bind(delivery.cutoff_ms())
         .execute(&mut *self.inner)
         .await?;
         Ok(done.rows_affected() == 1)
     }
 }
 
+/// What is known about a delivery seen before.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Seen {
+    /// Not seen (within its window).
+    No,
+    /// Seen; its answer is not recorded (yet).
+    Yes,
+    /// Seen, and answered with this.
+    Answered(String),
+}
+
 impl Store {
-    /// Whether `delivery` was handled before.
+    /// Whether `delivery` was handled before (within its window).
     pub async fn delivery_seen(&self, delivery: &Delivery) -> anyhow::Result<bool> {
-        let row: Option<(i64,)> =
-            sqlx::query_as("SELECT 1 FROM inbound_seen WHERE source = $1 AND id = $2")
-                .bind(delivery.source)
-                .bind(&delivery.id)
-                .fetch_optional(self.pool())
-                .await?;
-        Ok(row.is_some())
+        Ok(self.delivery_reply(delivery).await? != Seen::No)
+    }
+
+    /// Whether `delivery` was handled before (within its window), and its answer if kept.
+    pub async fn delivery_reply(&self, delivery: &Delivery) -> anyhow::Result<Seen> {
+        let row: Option<(Option<String>,)> = sqlx::query_as(
+            "SELECT reply FROM inbound_seen WHERE source = $1 AND id = $2 AND received_at >= $3",
+        )
+        .bind(delivery.source)
+        .bind(&delivery.id)
+        .bind(delivery.cutoff_ms())
+        .fetch_optional(self.pool())
+        .await?;
+        Ok(match row {
+            None => Seen::No,
+            Some((None,)) => Seen::Yes,
+            Some((Some(reply),)) => Seen::Answered(reply),
+        })
+    }
+
+    /// Keeps the answer `delivery` was given, recording the delivery too if what it asked
+    /// wrote nothing (a query, a refusal), so a retry gets the same answer. The first answer
+    /// kept is the one that stays.
+    pub async fn save_delivery_reply(
+        &self,
+        delivery: &Delivery,
+        reply: &str,
+    ) -> anyhow::Result<()> {
+        let mut tx = self.begin().await?;
+        sqlx::query(
+            "INSERT INTO inbound_seen (source, id, received_at, reply) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (source, id) DO UPDATE SET reply = excluded.reply \
+             WHERE inbound_seen.reply IS NULL",
+        )
+        .bind(delivery.source)
+        .bind(&delivery.id)
+        .bind(to_ms(Utc::now()))
+        .bind(reply)
+        .execute(&mut *tx.inner)
+        .await?;
+        tx.commit().await
     }
 }

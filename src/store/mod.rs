@@ -10,6 +10,7 @@ mod effects;
 mod freeze;
 mod inbound;
 mod incidents;
+mod people;
 mod postmortem;
 mod timeline;
 mod workers;
@@ -26,15 +27,13 @@ use sqlx::{Any, AnyPool, Executor, Transaction};
 pub use chat_refs::ChatRef;
 pub use effects::EffectCounts;
 pub use freeze::{Exemption, FreezeScope, FreezeTarget};
-pub use inbound::Delivery;
+pub use inbound::{Delivery, Seen};
+pub use people::Person;
 pub use postmortem::{ActionItem, Flag};
 pub use workers::WorkerRow;
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
-
-/// The default database: a file in the working directory, created on first start.
-pub const DEFAULT_DATABASE_URL: &str = "sqlite://firebreak.db";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {

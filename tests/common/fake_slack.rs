@@ -12,8 +12,15 @@
 //! when every user is already a member; `chat.update`, `pins.add`, `chat.getPermalink` and
 //! `conversations.replies` need an existing message. The bot posts as [`BOT_USER`].
 //!
+//! `users.info` answers for any user id; [`FakeSlack::set_user`] sets the names it gives.
+//!
 //! For outages, [`FakeSlack::set_down`] makes every call answer HTTP 503 until switched back,
 //! and [`FakeSlack::break_channel`] makes every call naming one channel fail with an error code.
+//!
+//! Like Slack, it refuses what breaks the published limits (checked with
+//! `firebreak::chat::slack::validate`): a message or edit with a field over its Block Kit
+//! limit gets `invalid_blocks`, a `text` over 40,000 characters `msg_too_long`, a modal over
+//! its limits `invalid_arguments`, and a topic over 250 characters `too_long`.
 #![allow(dead_code)]
 
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -103,6 +110,8 @@ struct Inner {
     channels: Vec<Channel>,
     messages: Vec<Message>,
     pins: HashSet<(String, String)>,
+    /// Profiles set with [`FakeSlack::set_user`], by user id: (display name, real name).
+    users: HashMap<String, (String, String)>,
     counter: u64,
 }
 
@@ -260,6 +269,14 @@ impl FakeSlack {
         inner.channels.iter().map(row).collect()
     }
 
+    /// What `users.info` says about `user` from now on. Users never set get a made-up
+    /// profile (display name: the id in lower case; real name: `User <id>`).
+    pub fn set_user(&self, user: &str, display_name: &str, real_name: &str) {
+        self.lock()
+            .users
+            .insert(user.into(), (display_name.into(), real_name.into()));
+    }
+
     /// Pinned messages as (channel, ts), sorted.
     pub fn pins(&self) -> Vec<(String, String)> {
         let mut pins: Vec<_> = self.lock().pins.iter().cloned().collect();
@@ -410,6 +427,10 @@ fn answer(inner: &mut Inner, method: &str, body: &Value) -> Answer {
         "conversations.create" => create(inner, body),
         "conversations.invite" => invite(inner, &channel, body),
         "conversations.setTopic" => {
+            let topic = param(body, "topic").unwrap_or_default();
+            if topic.chars().count() > 250 {
+                return Err("too_long");
+            }
             let c = inner.channel(&channel)?;
             c.topic = param(body, "topic");
             Ok(json!({"channel": channel_json(c), "topic": c.topic.clone().unwrap_or_default()}))
@@ -436,11 +457,16 @@ fn answer(inner: &mut Inner, method: &str, body: &Value) -> Answer {
         "conversations.replies" => replies(inner, &channel, ts),
         "users.info" => {
             let u = param(body, "user").ok_or("user_not_found")?;
-            let (name, real_name) = (u.to_lowercase(), format!("User {u}"));
+            let name = u.to_lowercase();
+            let (display_name, real_name) = inner
+                .users
+                .get(&u)
+                .cloned()
+                .unwrap_or_else(|| (name.clone(), format!("User {u}")));
             Ok(json!({"user": {
                 "id": u, "team_id": TEAM_ID, "name": name, "real_name": real_name, "deleted": false,
                 "is_bot": u == BOT_USER, "is_admin": false, "tz": "UTC", "tz_offset": 0,
-                "profile": {"display_name": name, "real_name": real_name},
+                "profile": {"display_name": display_name, "real_name": real_name},
             }}))
         }
         _ => Err("unknown_method"),
@@ -488,6 +514,20 @@ fn invite(inner: &mut Inner, channel: &str, body: &Value) -> Answer {
     Ok(json!({"channel": channel_json(c)}))
 }
 
+/// What Slack refuses: blocks over their limits, text over 40,000 characters.
+fn check_limits(text: Option<&String>, blocks: Option<&Value>) -> Result<(), &'static str> {
+    use firebreak::chat::slack::validate;
+    if let Some(blocks) = blocks {
+        if !validate::message_blocks(blocks).is_empty() {
+            return Err("invalid_blocks");
+        }
+    }
+    if text.is_some_and(|t| !validate::message(&json!({ "text": t })).is_empty()) {
+        return Err("msg_too_long");
+    }
+    Ok(())
+}
+
 fn post(inner: &mut Inner, channel: &str, body: &Value) -> Answer {
     let (text, blocks) = (param(body, "text"), json_param(body, "blocks"));
     if channel.is_empty() {
@@ -495,6 +535,7 @@ fn post(inner: &mut Inner, channel: &str, body: &Value) -> Answer {
     } else if text.is_none() && blocks.is_none() {
         return Err("no_text");
     }
+    check_limits(text.as_ref(), blocks.as_ref())?;
     let ts = inner.next_ts();
     let mut message = Message::new(channel, &ts, BOT_USER, text.unwrap_or_default());
     (message.blocks, message.thread_ts) = (blocks, param(body, "thread_ts"));
@@ -508,6 +549,7 @@ fn update(inner: &mut Inner, channel: &str, ts: &str, body: &Value) -> Answer {
     if text.is_none() && blocks.is_none() {
         return Err("no_text");
     }
+    check_limits(text.as_ref(), blocks.as_ref())?;
     let m = inner.message(channel, ts).ok_or("message_not_found")?;
     m.text = text.unwrap_or(std::mem::take(&mut m.text));
     m.blocks = blocks.or(m.blocks.take());
@@ -525,6 +567,9 @@ fn view(inner: &mut Inner, body: &Value) -> Answer {
     let Some(mut view @ Value::Object(_)) = json_param(body, "view") else {
         return Err("invalid_arguments");
     };
+    if !firebreak::chat::slack::validate::modal(&view).is_empty() {
+        return Err("invalid_arguments");
+    }
     param(body, "trigger_id").ok_or("invalid_trigger_id")?;
     let id = format!("V{:04}", inner.next());
     let field = |key: &str| view.get(key).cloned().unwrap_or(json!(""));

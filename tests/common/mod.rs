@@ -102,8 +102,9 @@ pub struct TestService {
 
 pub async fn service(backend: Backend, config: Config) -> TestService {
     let db = TestDb::new(backend).await;
-    let mut app =
-        App::with_store(config, db.store().await, Default::default()).expect("app builds");
+    let store = db.store().await;
+    known_people(&store).await;
+    let mut app = App::with_store(config, store, Default::default()).expect("app builds");
     let clock = ManualClock::starting_at(chrono::Utc::now());
     app.service = app.service.clone().with_clock(Arc::new(clock.clone()));
     TestService { db, app, clock }
@@ -130,6 +131,16 @@ impl TestService {
 
 pub fn alice() -> Actor {
     Actor::new(Source::Slack, "U_ALICE", "alice")
+}
+
+/// The people tests act as, with display names in the people cache (as the Slack edge
+/// leaves them), so documents name them.
+pub async fn known_people(store: &Store) {
+    let alice = firebreak::incident::Identity::slack("U_ALICE").unwrap();
+    store
+        .hint_person(&alice, "alice")
+        .await
+        .expect("seed the people cache");
 }
 
 /// An app serving HTTP on a random port with its worker running.
@@ -159,7 +170,9 @@ pub async fn spawn_app_with(
             .try_init();
     }
     let db = TestDb::new(backend).await;
-    let mut app = App::with_store(config, db.store().await, integrations).expect("app builds");
+    let store = db.store().await;
+    known_people(&store).await;
+    let mut app = App::with_store(config, store, integrations).expect("app builds");
     if let Some(clock) = clock {
         app = app.with_clock(Arc::new(clock));
     }

@@ -30,8 +30,13 @@ pub struct SlackSender {
 
 impl SlackSender {
     pub fn new(app: &TestApp) -> Self {
+        Self::at(app.url(""))
+    }
+
+    /// A sender for firebreak served at `base` (`http://127.0.0.1:PORT`), e.g. a process.
+    pub fn at(base: String) -> Self {
         Self {
-            base: app.url(""),
+            base,
             http: reqwest::Client::new(),
         }
     }
@@ -50,18 +55,33 @@ impl SlackSender {
         ts: i64,
         signature: Option<&str>,
     ) -> reqwest::Response {
+        self.post_with(path, content_type, body, ts, signature, &[])
+            .await
+    }
+
+    /// [`Self::post_signed`] with extra headers (`X-Slack-Retry-Num`, …).
+    pub async fn post_with(
+        &self,
+        path: &str,
+        content_type: &str,
+        body: Vec<u8>,
+        ts: i64,
+        signature: Option<&str>,
+        headers: &[(&str, &str)],
+    ) -> reqwest::Response {
         let sig = signature
             .map(str::to_string)
             .unwrap_or_else(|| sign(SIGNING_SECRET.as_bytes(), ts, &body));
-        self.http
+        let mut req = self
+            .http
             .post(format!("{}{path}", self.base))
             .header("content-type", content_type)
             .header("x-slack-request-timestamp", ts.to_string())
-            .header("x-slack-signature", sig)
-            .body(body)
-            .send()
-            .await
-            .expect("request")
+            .header("x-slack-signature", sig);
+        for (name, value) in headers {
+            req = req.header(*name, *value);
+        }
+        req.body(body).send().await.expect("request")
     }
 
     pub fn command_body(command: &str, text: &str, channel: &str, user: &str) -> Vec<u8> {

@@ -6,6 +6,7 @@ use secrecy::SecretString;
 use serde::Deserialize;
 
 use super::api::DEFAULT_SLACK_API_URL;
+use crate::config::env_secret;
 use crate::incident::model::Severity;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -61,7 +62,7 @@ impl AnnounceChannels {
 }
 
 /// Slack credentials and endpoint, from `SLACK_SIGNING_SECRET`, `SLACK_BOT_TOKEN` and
-/// `SLACK_API_URL`. Slack is on when both secrets are set.
+/// `SLACK_API_URL`. Slack is on when both secrets are set; one set but empty is an error.
 #[derive(Clone)]
 pub struct SlackSecrets {
     pub signing_secret: SecretString,
@@ -72,18 +73,14 @@ pub struct SlackSecrets {
 impl SlackSecrets {
     /// `Ok(None)` when Slack is not configured; an error when only half of it is.
     pub fn from_env() -> Result<Option<Self>, String> {
-        let secret = std::env::var("SLACK_SIGNING_SECRET")
-            .ok()
-            .filter(|s| !s.is_empty());
-        let token = std::env::var("SLACK_BOT_TOKEN")
-            .ok()
-            .filter(|s| !s.is_empty());
+        let secret = env_secret("SLACK_SIGNING_SECRET")?;
+        let token = env_secret("SLACK_BOT_TOKEN")?;
         let api_url =
             std::env::var("SLACK_API_URL").unwrap_or_else(|_| DEFAULT_SLACK_API_URL.into());
         match (secret, token) {
             (Some(s), Some(t)) => Ok(Some(Self {
-                signing_secret: s.into(),
-                bot_token: t.into(),
+                signing_secret: s,
+                bot_token: t,
                 api_url: api_url.trim_end_matches('/').to_string(),
             })),
             (None, None) => Ok(None),

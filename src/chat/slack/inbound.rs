@@ -85,12 +85,17 @@ pub struct ViewSubmission {
 }
 
 impl ViewSubmission {
-    /// Identifies this submission, for keying what it causes: Slack's trigger id, else the
-    /// view's id, else a digest of what was submitted.
+    /// Identifies this submission, for de-duplicating it and keying what it causes: the
+    /// view's id plus a digest of who submitted what. The same form submitted twice with the
+    /// same content (a double click, a retry) is one submission; the same view submitted
+    /// again after fixing a field, or by someone else, is another. Slack's trigger id is
+    /// left out: it differs between two clicks of the same submit button.
     pub fn key(&self) -> String {
-        if let Some(id) = self.trigger_id.as_ref().or(self.view_id.as_ref()) {
-            return id.clone();
-        }
+        let view = self.view_id.as_deref().unwrap_or("-");
+        format!("{view}:{}", self.content_digest())
+    }
+
+    fn content_digest(&self) -> String {
         use sha2::{Digest, Sha256};
         let mut values: Vec<_> = self.values.iter().collect();
         values.sort();
@@ -107,6 +112,16 @@ impl ViewSubmission {
         }
         hex::encode(&hash.finalize()[..12])
     }
+}
+
+/// Whether a slash-command request is Slack checking our certificate (`ssl_check=1`),
+/// which wants an empty 200 and nothing else.
+pub fn is_ssl_check(body: &[u8]) -> bool {
+    #[derive(Deserialize)]
+    struct Check {
+        ssl_check: Option<String>,
+    }
+    serde_urlencoded::from_bytes::<Check>(body).is_ok_and(|c| c.ssl_check.as_deref() == Some("1"))
 }
 
 pub fn parse_command(body: &[u8]) -> Result<SlashCommand, MalformedPayload> {
@@ -245,6 +260,15 @@ mod tests {
     }
 
     #[test]
+    fn ssl_checks() {
+        assert!(is_ssl_check(b"ssl_check=1&token=x"));
+        assert!(!is_ssl_check(b"ssl_check=0"));
+        assert!(!is_ssl_check(
+            b"command=%2Fincident&text=ssl_check%3D1&user_id=U1&channel_id=C1"
+        ));
+    }
+
+    #[test]
     fn events() {
         let v = br#"{"type":"event_callback","event_id":"Ev1","event":{"type":"reaction_added","user":"U2","reaction":"pushpin","item":{"type":"message","channel":"C9","ts":"1700000000.000100"},"event_ts":"1"}}"#;
         let SlackInbound::Reaction(r) = parse_event(v).unwrap() else {
@@ -279,12 +303,20 @@ mod tests {
         assert_eq!(v.values["title"], "DB down");
         assert_eq!(v.values["severity"], "sev1");
         assert_eq!(v.private_metadata, "C1");
-        let same = v.clone();
-        assert_eq!(v.key(), same.key(), "keyed by content without Slack's ids");
+        let mut same = v.clone();
+        same.trigger_id = Some("another click".into());
+        assert_eq!(v.key(), same.key(), "keyed by content, not by trigger");
         let mut other = v.clone();
         other.values.insert("title".into(), "DB up".into());
         assert_ne!(v.key(), other.key());
-        other.view_id = Some("V123".into());
-        assert_eq!(other.key(), "V123");
+        let mut viewed = v.clone();
+        viewed.view_id = Some("V123".into());
+        assert!(viewed.key().starts_with("V123:"), "{}", viewed.key());
+        let mut fixed = viewed.clone();
+        fixed.values.insert("title".into(), "DB down again".into());
+        assert_ne!(viewed.key(), fixed.key(), "the same view with new content");
+        let mut someone_else = viewed.clone();
+        someone_else.user_id = "U2".into();
+        assert_ne!(viewed.key(), someone_else.key());
     }
 }

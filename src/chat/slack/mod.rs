@@ -3,23 +3,30 @@
 //!
 //! - [`verify`]: request signatures on the raw body.
 //! - [`inbound`]: the payloads we accept, as one small enum.
+//! - [`decode`]: Slack's escaping undone, so what is stored is what was typed.
 //! - [`routes`]: the three endpoints.
 //! - [`planner`]: which effects each incident change needs on Slack.
 //! - [`pins`]: pinned messages onto the timeline.
 //! - [`effects`]: running those effects idempotently through [`api`].
 //! - [`ratelimit`]: pacing by Slack's method tiers.
-//! - [`blocks`]: Block Kit for the card, the live notice and the modals.
+//! - [`blocks`]: Block Kit for the card, the live notice and the modals, through the one
+//!   builder that keeps every field within Slack's limits.
+//! - [`mrkdwn`]: escaping on the way out, mentions from stored IDs, limits, truncation.
+//! - [`validate`]: Slack's published Block Kit limits as a checker, for tests.
 //! - [`config`]: `[slack]` and the Slack secrets.
 
 pub mod api;
 pub mod blocks;
 pub mod config;
+pub mod decode;
 pub mod effects;
 pub mod inbound;
+pub mod mrkdwn;
 pub mod pins;
 pub mod planner;
 pub mod ratelimit;
 pub mod routes;
+pub mod validate;
 pub mod verify;
 
 use std::sync::Arc;

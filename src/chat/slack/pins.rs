@@ -5,8 +5,10 @@ use chrono::{DateTime, TimeZone, Utc};
 use slack_morphism::prelude::*;
 
 use super::blocks::mention;
+use super::decode::decode_text;
 use super::effects::{SlackEffects, db_error};
 use crate::effects::handler::EffectError;
+use crate::incident::identity::Identity;
 use crate::incident::model::IncidentId;
 use crate::incident::timeline::{EntryKind, NewEntry, Source};
 
@@ -35,10 +37,13 @@ impl SlackEffects {
         let entry = NewEntry {
             incident_id: Some(incident.id.clone()),
             occurred_at: ts_to_time(ts).unwrap_or_else(Utc::now),
-            actor: author.as_deref().map_or("unknown".into(), mention),
+            actor: author
+                .as_deref()
+                .and_then(Identity::slack)
+                .map_or("unknown".into(), |a| a.to_string()),
             source: Source::Slack,
             kind: EntryKind::Pinned,
-            text: format!("{text} ({})", link.permalink),
+            text: format!("{} ({})", decode_text(&text), link.permalink),
         };
         self.store.append_timeline(&entry).await.map_err(db_error)?;
         Ok(Some(format!(

@@ -8,8 +8,11 @@
 //!
 //! The "sync" effects render from the database when they run, not from the state at
 //! planning time, so a notice or card is always current even if edits queue up.
+//!
+//! The texts effects carry (posts, thread replies, ephemeral answers) are Slack mrkdwn,
+//! built here with [`Mrkdwn`]: what people typed is escaped once, at planning time, and the
+//! only mentions are the ones built from stored IDs.
 
-use super::blocks::mention;
 use super::config::SlackConfig;
 use super::effects::notices::{FanOut, plan_children};
 pub use super::effects::types::{
@@ -17,6 +20,7 @@ pub use super::effects::types::{
     SYNC_CHANNEL, SYNC_NOTICES,
 };
 use super::effects::types::{SlackEffect, channel_group, notices_group};
+use super::mrkdwn::Mrkdwn;
 use crate::effects::planner::{EffectPlanner, Intent};
 use crate::effects::{Audience, NewEffect, TypedEffect};
 use crate::incident::model::{Incident, IncidentId};
@@ -42,10 +46,12 @@ impl EffectPlanner for SlackPlanner {
             event_tag: tag(event),
         };
         let announce = announce_channels(&self.config, incident);
+        // Texts are planned as mrkdwn: what people typed is escaped here, once, and the only
+        // mentions are the ones built from stored IDs.
         let who = if actor.source == Source::Slack {
-            mention(&actor.id)
+            Mrkdwn::user(&actor.id)
         } else {
-            actor.name.clone()
+            Mrkdwn::text(&actor.name)
         };
         Ok(match event {
             IncidentEvent::Declared => {
@@ -65,10 +71,17 @@ impl EffectPlanner for SlackPlanner {
                     .next_update_due
                     .map(|d| format!("\nNext update due by {} UTC.", d.format("%H:%M")))
                     .unwrap_or_default();
+                let mut post = Mrkdwn::markup("📣 *Update* from ");
+                post.push(who)
+                    .push_markup(": ")
+                    .push_text(text)
+                    .push_text(&due);
+                let mut reply = Mrkdwn::markup("📣 ");
+                reply.push_text(text);
                 vec![
-                    p.post(format!("📣 *Update* from {who}: {text}{due}")),
+                    p.post(post),
                     p.sync_channel(Vec::new()),
-                    p.notices(Vec::new(), Some(format!("📣 {text}"))),
+                    p.notices(Vec::new(), Some(reply)),
                 ]
             }
             IncidentEvent::StatusChanged { .. } | IncidentEvent::SeverityChanged { .. } => {
@@ -77,15 +90,18 @@ impl EffectPlanner for SlackPlanner {
                 plan
             }
             IncidentEvent::Resolved => {
-                let summary = incident
-                    .summary
-                    .as_deref()
-                    .map(|s| format!(": {s}"))
-                    .unwrap_or_default();
-                let text = format!("✅ {} resolved by {who}{summary}", incident.number);
-                let draft = postmortem_link(self.public_url.as_deref(), incident);
+                let mut text = Mrkdwn::markup("✅ ");
+                text.push_text(&incident.number.to_string())
+                    .push_markup(" resolved by ")
+                    .push(who);
+                if let Some(summary) = incident.summary.as_deref() {
+                    text.push_markup(": ").push_text(summary);
+                }
+                let mut post = text.clone();
+                post.push_markup("\n")
+                    .push_text(&postmortem_link(self.public_url.as_deref(), incident));
                 vec![
-                    p.post(format!("{text}\n{draft}")),
+                    p.post(post),
                     p.sync_channel(Vec::new()),
                     p.notices(Vec::new(), Some(text)),
                 ]
@@ -102,11 +118,11 @@ impl EffectPlanner for SlackPlanner {
             } => SlackEffect::Progress {
                 incident_id: incident.clone(),
                 key: progress.clone(),
-                text: text.clone(),
+                text: Mrkdwn::text(text).into_string(),
             },
             Intent::RoomPost { text } => SlackEffect::ChannelPost {
                 incident_id: incident.clone(),
-                text: text.clone(),
+                text: Mrkdwn::text(text).into_string(),
             },
             // Publishing is the post-mortem repository's business, not chat's.
             Intent::PublishPostmortem { .. } => return Vec::new(),
@@ -117,11 +133,12 @@ impl EffectPlanner for SlackPlanner {
 }
 
 /// A private answer to `user` in `channel`, once per `key` (the trigger or event behind it).
+/// `text` is plain text (a reply, an error); it is escaped for Slack here.
 pub fn ephemeral(channel: &str, user: &str, text: &str, key: String) -> NewEffect {
     SlackEffect::Ephemeral {
         channel: channel.to_string(),
         user: user.to_string(),
-        text: text.to_string(),
+        text: Mrkdwn::text(text).into_string(),
     }
     .queued(key)
 }
@@ -158,7 +175,7 @@ fn announce_channels(config: &SlackConfig, incident: &Incident) -> Vec<String> {
     channels
 }
 
-fn overdue_text(incident: &Incident) -> String {
+fn overdue_text(incident: &Incident) -> Mrkdwn {
     let due = incident
         .next_update_due
         .map(|d| d.format("%H:%M UTC").to_string())
@@ -167,10 +184,13 @@ fn overdue_text(incident: &Incident) -> String {
         .comms
         .as_deref()
         .or(incident.commander.as_deref())
-        .map_or("Comms".into(), mention);
-    format!(
-        "⏰ The status update promised for {due} is overdue. {comms}, please post one with `/incident update …`."
-    )
+        .map_or(Mrkdwn::markup("Comms"), Mrkdwn::user);
+    let mut text = Mrkdwn::markup("⏰ The status update promised for ");
+    text.push_text(&due)
+        .push_markup(" is overdue. ")
+        .push(comms)
+        .push_markup(", please post one with `/incident update …`.");
+    text
 }
 
 /// Where the post-mortem draft is, for the resolution message.
@@ -219,22 +239,22 @@ impl Plan<'_> {
         self.queued(effect, channel_group(&self.incident.id))
     }
 
-    fn post(&self, text: String) -> NewEffect {
+    fn post(&self, text: Mrkdwn) -> NewEffect {
         let effect = SlackEffect::ChannelPost {
             incident_id: self.id(),
-            text,
+            text: text.into_string(),
         };
         self.queued(effect, channel_group(&self.incident.id))
     }
 
     /// Bring every notice up to date, post new ones in `channels`, and with `reply`, answer
     /// in each notice's thread.
-    fn notices(&self, channels: Vec<String>, reply: Option<String>) -> NewEffect {
+    fn notices(&self, channels: Vec<String>, reply: Option<Mrkdwn>) -> NewEffect {
         let tells_the_company = reply.is_some();
         let effect = SlackEffect::SyncNotices {
             incident_id: self.id(),
             channels,
-            reply,
+            reply: reply.map(Mrkdwn::into_string),
         };
         let effect = self.queued(effect, notices_group(&self.incident.id));
         if tells_the_company {

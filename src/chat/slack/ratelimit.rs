@@ -96,7 +96,7 @@ pub fn tier(method: &str) -> usize {
         | "chat.update"
         | "conversations.history"
         | "conversations.replies" => 3,
-        "views.open" | "chat.postEphemeral" | "chat.getPermalink" => 4,
+        "views.open" | "chat.postEphemeral" | "chat.getPermalink" | "users.info" => 4,
         _ => 3,
     }
 }

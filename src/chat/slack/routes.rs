@@ -2,8 +2,18 @@
 //! nothing done otherwise), parses into [`SlackInbound`](super::inbound::SlackInbound), runs
 //! the core transaction, and answers at once: Slack's 3-second deadline is never at the
 //! mercy of Slack's own API, because every call back to Slack is a queued effect.
+//!
+//! On the way in, Slack's escaping is undone ([`decode`](super::decode)) and people are
+//! taken by their Slack ids: the actor as `slack:U…`, and a person a command names from the
+//! mention Slack sent (`<@U1|bob>`), never from the name.
+//!
+//! Every delivery is applied once. Events by their `event_id`; a form submission by its
+//! view and content ([`ViewSubmission::key`]); a slash command by the digest of its body
+//! within [`COMMAND_RETRY_WINDOW`] (Slack retries with a fresh signature and the same
+//! body), and a retry gets the first answer again.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Json;
 use axum::body::Bytes;
@@ -13,17 +23,25 @@ use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
 
 use super::blocks::{self, ACTION_ACK, ACTION_RESOLVE, ACTION_UPDATE, VIEW_DECLARE, VIEW_UPDATE};
+use super::decode::{self, Decoded};
 use super::inbound::{self, Button, Mention, Reaction, SlackInbound, ViewSubmission};
 use super::planner;
 use super::verify;
-use crate::incident::command::{self, Change, Command, Declare, ParseOptions};
+use crate::incident::command::{
+    self, Change, Command, Declare, ParseOptions, PostmortemVerb, Verb,
+};
 use crate::incident::{
-    Actor, IncidentNumber, IncidentService, ServiceError, Severity, Source, UserError,
+    Actor, Identity, IncidentNumber, IncidentService, ServiceError, Severity, Source, UserError,
 };
 use crate::read::ReadModel;
-use crate::store::Delivery;
+use crate::store::{Delivery, Seen};
+
+/// How long the same slash-command body counts as a retry rather than a new command. Slack
+/// retries within seconds; its trigger id in the body makes two real commands differ anyway.
+pub const COMMAND_RETRY_WINDOW: Duration = Duration::from_secs(10 * 60);
 
 /// What the Slack endpoints need.
 pub struct SlackEdge {
@@ -37,6 +55,10 @@ pub type Edge = State<Arc<SlackEdge>>;
 
 /// `POST /slack/commands`: `/incident …`, `/freeze …`, `/unfreeze …`.
 pub async fn commands(State(edge): Edge, headers: HeaderMap, body: Bytes) -> Response {
+    // Slack checking the certificate of a slash command's URL wants an empty 200.
+    if inbound::is_ssl_check(&body) {
+        return StatusCode::OK.into_response();
+    }
     if let Err(resp) = edge.verify(&headers, &body) {
         return resp;
     }
@@ -44,9 +66,23 @@ pub async fn commands(State(edge): Edge, headers: HeaderMap, body: Bytes) -> Res
         Ok(c) => c,
         Err(e) => return bad_request(&e.0),
     };
-    let text = blocks::normalize_mentions(cmd.text.trim());
+    // Slack retries a command it thinks timed out with `X-Slack-Retry-Num` and a fresh
+    // signature, but the same body; so does anyone replaying a captured request. The body's
+    // digest is recorded with what the command changes, and its answer kept for the retry.
+    let delivery = Delivery::within(
+        "slack-command",
+        hex::encode(Sha256::digest(&body)),
+        COMMAND_RETRY_WINDOW,
+    );
+    match edge.service.store().delivery_reply(&delivery).await {
+        Ok(Seen::Answered(reply)) => return stored_reply(&reply),
+        Ok(_) => {}
+        Err(e) => return internal("checking for a retried command", e),
+    }
+    let decoded = decode::decode(cmd.text.trim());
+    let text = decoded.text.trim();
     let line = match cmd.command.as_str() {
-        "/incident" => text,
+        "/incident" => text.to_string(),
         "/freeze" => format!("freeze {text}"),
         "/unfreeze" => format!("unfreeze {text}"),
         other => {
@@ -62,36 +98,42 @@ pub async fn commands(State(edge): Edge, headers: HeaderMap, body: Bytes) -> Res
             Err(e) => Json(ephemeral(&edge.explain(&e))).into_response(),
         };
     }
-    let actor = Actor::new(
-        Source::Slack,
-        &cmd.user_id,
-        display_name(&cmd.user_name, &cmd.user_id),
-    );
-    // A replayed request (the same signature, within the five minutes the timestamp check
-    // allows) is recorded with what it changes, and applied once.
-    let replay_guard = Delivery {
-        source: "slack-request",
-        id: headers
-            .get("x-slack-signature")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_string(),
-    };
-    let service = edge.service.for_delivery(replay_guard);
-    let outcome = match command::parse_line(&line, ParseOptions::default()) {
-        Ok(parsed) => {
+    let actor = edge.actor(&cmd.user_id, Some(&cmd.user_name)).await;
+    let service = edge.service.for_delivery(delivery.clone());
+    let mut named = Vec::new();
+    let outcome = match parse(&line, &decoded) {
+        Ok((parsed, people)) => {
+            named = people;
             edge.apply_with(&service, parsed, &cmd.channel_id, &actor, None)
                 .await
         }
-        Err(e) => Err(e.into()),
+        Err(e) => Err(e),
     };
-    match outcome {
-        Ok(reply) => Json(blocks::command_response(&reply.reply)).into_response(),
-        Err(ServiceError::User(UserError::Unknown { message, help })) => {
-            Json(blocks::help_response(&message, &help)).into_response()
+    let reply = match outcome {
+        Ok(reply) => {
+            edge.remember(&cmd.user_id, Some(&cmd.user_name), &named)
+                .await;
+            blocks::command_response(&reply.reply)
         }
-        Err(e) => Json(ephemeral(&edge.explain(&e))).into_response(),
+        Err(ServiceError::Duplicate) => return edge.first_answer(&delivery).await,
+        Err(ServiceError::User(UserError::Unknown { message, help })) => {
+            blocks::help_response(&message, &help)
+        }
+        // Something broke on our side: nothing was applied, so a retry may try again.
+        Err(e @ ServiceError::Internal(_)) => {
+            return Json(ephemeral(&edge.explain(&e))).into_response();
+        }
+        Err(e) => ephemeral(&edge.explain(&e)),
+    };
+    if let Err(e) = edge
+        .service
+        .store()
+        .save_delivery_reply(&delivery, &reply.to_string())
+        .await
+    {
+        tracing::warn!(error = %format!("{e:#}"), "keeping a command's answer for retries failed");
     }
+    Json(reply).into_response()
 }
 
 /// `POST /slack/events`: `url_verification`, `app_mention`, `reaction_added`.
@@ -117,10 +159,7 @@ pub async fn events(State(edge): Edge, headers: HeaderMap, body: Bytes) -> Respo
     // Slack retries deliveries it thinks failed (X-Slack-Retry-Num); the event id is the
     // same. It is recorded in the transaction of whatever the event causes, so a retry is
     // answered 200 and does nothing, and a failure leaves it unrecorded for the retry.
-    let delivery = Delivery {
-        source: "slack",
-        id: event_id,
-    };
+    let delivery = Delivery::new("slack", event_id);
     let handled = match event {
         SlackInbound::Mention(m) => edge.mention(m, delivery).await,
         SlackInbound::Reaction(r) => edge.reaction(r, delivery).await,
@@ -167,7 +206,6 @@ impl SlackEdge {
         })
     }
 
-    /// Parses a chat line and applies it, defaulting to the incident whose channel this is.
     /// Applies `cmd` through `service`, defaulting to the incident whose channel this is.
     async fn apply_with(
         &self,
@@ -187,27 +225,33 @@ impl SlackEdge {
     /// An `@firebreak …` mention: the command runs in the event's transaction, and the
     /// answer is keyed by the event, so a retried event never answers twice.
     async fn mention(&self, m: Mention, delivery: Delivery) -> Result<(), ServiceError> {
-        let line: String = m
+        // The text after the mention(s) of the bot that start it, as typed.
+        let raw: String = m
             .text
             .split_whitespace()
-            .skip_while(|w| w.starts_with("<@"))
+            .skip_while(|w| w.starts_with("<@") && w.ends_with('>'))
             .collect::<Vec<_>>()
             .join(" ");
-        let actor = Actor::new(Source::Slack, &m.user, blocks::mention(&m.user));
+        let decoded = decode::decode(&raw);
+        let actor = self.actor(&m.user, None).await;
         let key = format!("ephemeral:event:{}", delivery.id);
         let service = self.service.for_delivery(delivery);
-        let cmd = command::parse_line(&blocks::normalize_mentions(&line), ParseOptions::default());
-        let text = match cmd {
-            Ok(cmd) => match self
+        let text = match parse(&decoded.text, &decoded) {
+            Ok((cmd, named)) => match self
                 .apply_with(&service, cmd, &m.channel, &actor, None)
                 .await
             {
-                Ok(out) => out.reply.text,
+                Ok(out) => {
+                    self.remember(&m.user, None, &named).await;
+                    out.reply.text
+                }
                 Err(e @ (ServiceError::Duplicate | ServiceError::Internal(_))) => return Err(e),
                 Err(e) => self.explain(&e),
             },
-            Err(UserError::Unknown { message, help }) => format!("{message}\n```{help}```"),
-            Err(e) => e.to_string(),
+            Err(ServiceError::User(UserError::Unknown { message, help })) => {
+                format!("{message}\n```{help}```")
+            }
+            Err(e) => self.explain(&e),
         };
         // A read-only command (or a refusal) records the event with its answer; one that
         // wrote recorded it already, and the answer's key alone keeps it single.
@@ -242,7 +286,7 @@ impl SlackEdge {
             return bad_request("malformed button value");
         };
         let channel = b.channel_id.clone().unwrap_or_default();
-        let actor = Actor::new(Source::Slack, &b.user_id, blocks::mention(&b.user_id));
+        let actor = self.actor(&b.user_id, Some(&b.user_name)).await;
         let cmd = match b.action_id.as_str() {
             ACTION_ACK => Command::on(number, Change::Ack),
             ACTION_RESOLVE => Command::on(number, Change::Resolve { summary: None }),
@@ -259,7 +303,10 @@ impl SlackEdge {
         };
         // The button carries the version the card showed: a stale card gets a conflict.
         let text = match self.service.apply_checked(cmd, &actor, Some(version)).await {
-            Ok(out) => out.reply.text,
+            Ok(out) => {
+                self.remember(&b.user_id, Some(&b.user_name), &[]).await;
+                out.reply.text
+            }
             Err(e) => self.explain(&e),
         };
         if !channel.is_empty() {
@@ -272,12 +319,12 @@ impl SlackEdge {
     }
 
     async fn submission(&self, v: ViewSubmission) -> Response {
-        let actor = Actor::new(Source::Slack, &v.user_id, blocks::mention(&v.user_id));
-        // A form submitted twice (a double click) is one view: applied once.
-        let service = self.service.for_delivery(Delivery {
-            source: "slack-view",
-            id: v.view_id.clone().unwrap_or_else(|| v.key()),
-        });
+        let actor = self.actor(&v.user_id, Some(&v.user_name)).await;
+        // A form submitted twice with the same content (a double click, a retry) is applied
+        // once; the same view submitted again with a field fixed is a new submission.
+        let service = self
+            .service
+            .for_delivery(Delivery::new("slack-view", v.key()));
         let (result, origin, field) = match v.callback_id.as_str() {
             VIEW_DECLARE => (
                 self.declare_from_form(&service, &v, &actor).await,
@@ -296,6 +343,7 @@ impl SlackEdge {
         };
         match result {
             Ok(text) => {
+                self.remember(&v.user_id, Some(&v.user_name), &[]).await;
                 if !origin.is_empty() {
                     let key = format!("ephemeral:view:{}", v.key());
                     if let Err(e) = self.tell(&origin, &v.user_id, &text, key).await {
@@ -401,6 +449,94 @@ impl SlackEdge {
         Ok(())
     }
 
+    /// The person behind a Slack request, as `slack:U…` with the best name known for
+    /// sentences: the cached display name, else the payload's `hint`, else the id.
+    async fn actor(&self, user_id: &str, hint: Option<&str>) -> Actor {
+        let hint = hint
+            .map(str::trim)
+            .filter(|h| !h.is_empty() && *h != user_id);
+        let Some(identity) = Identity::slack(user_id) else {
+            return Actor::new(Source::Slack, user_id, hint.unwrap_or(user_id));
+        };
+        let cached = match self.service.store().person(&identity).await {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!(error = %format!("{e:#}"), "reading the people cache failed");
+                None
+            }
+        };
+        let name = match (&cached, hint) {
+            (Some(p), _) if p.fetched_at.is_some() => p.display_name.clone(),
+            (_, Some(hint)) => hint.to_string(),
+            (Some(p), None) => p.display_name.clone(),
+            (None, None) => identity.to_string(),
+        };
+        Actor::new(Source::Slack, user_id, name)
+    }
+
+    /// After a request was applied: the people it stored (who acted, whom it named) get
+    /// their display names looked up if unknown or a day old, for documents and the CLI.
+    async fn remember(&self, user_id: &str, hint: Option<&str>, named: &[decode::UserRef]) {
+        let hint = hint
+            .map(str::trim)
+            .filter(|h| !h.is_empty() && *h != user_id);
+        let named = named.iter().map(|u| {
+            let label = u.shown.trim_start_matches('@');
+            (u.id.as_str(), (label != u.id).then_some(label))
+        });
+        for (user, hint) in std::iter::once((user_id, hint)).chain(named) {
+            if let Some(identity) = Identity::slack(user) {
+                self.note_person(&identity, hint).await;
+            }
+        }
+    }
+
+    /// Keeps `hint` as a person's name until Slack's is known, and queues the lookup of an
+    /// unknown or day-old name. Failures only cost a name: logged.
+    async fn note_person(&self, identity: &Identity, hint: Option<&str>) {
+        let store = self.service.store();
+        let cached = match store.person(identity).await {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!(error = %format!("{e:#}"), "reading the people cache failed");
+                return;
+            }
+        };
+        let now = Utc::now();
+        if !cached
+            .as_ref()
+            .is_none_or(|p| crate::people::is_stale(p.fetched_at, now))
+        {
+            return;
+        }
+        if let (None, Some(hint)) = (&cached, hint) {
+            if let Err(e) = store.hint_person(identity, hint).await {
+                tracing::warn!(error = %format!("{e:#}"), "caching a name failed");
+            }
+        }
+        let user = identity.id();
+        if let Err(e) = self
+            .service
+            .enqueue(&super::effects::people::lookup(user, now))
+            .await
+        {
+            tracing::warn!(error = %format!("{e}"), "queueing a name lookup failed");
+        }
+    }
+
+    /// The answer a retried command's first delivery got, waiting briefly for it to be
+    /// kept when the retry overtook it.
+    async fn first_answer(&self, delivery: &Delivery) -> Response {
+        for _ in 0..20 {
+            match self.service.store().delivery_reply(delivery).await {
+                Ok(Seen::Answered(reply)) => return stored_reply(&reply),
+                Ok(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+                Err(e) => return internal("reading a command's first answer", e),
+            }
+        }
+        Json(ephemeral("This command was already handled.")).into_response()
+    }
+
     /// The sentence to show for an error; internal details are logged, not shown.
     fn explain(&self, e: &ServiceError) -> String {
         if let ServiceError::Internal(inner) = e {
@@ -415,16 +551,68 @@ fn parse_button_value(value: &str) -> Option<(IncidentNumber, i64)> {
     Some((IncidentNumber::parse(n, true)?, v.parse().ok()?))
 }
 
-fn display_name(name: &str, id: &str) -> String {
-    if name.is_empty() {
-        blocks::mention(id)
-    } else {
-        name.to_string()
+/// Parses a decoded chat line. A person the command names (a role holder, an action item's
+/// owner) must be one Slack identified, so it is stored by id: `<@U1|bob>` becomes
+/// `slack:U1`. A bare `@bob` (Slack sent no id) is refused with the way to fix it. Returns
+/// the mentions that named people.
+fn parse(line: &str, decoded: &Decoded) -> Result<(Command, Vec<decode::UserRef>), ServiceError> {
+    let cmd = command::parse_line(line, ParseOptions::default())?;
+    Ok(people_by_id(cmd, decoded)?)
+}
+
+/// `cmd` with every person it names turned into the Slack identity Slack sent for them,
+/// and the mentions that were used.
+fn people_by_id(
+    cmd: Command,
+    decoded: &Decoded,
+) -> Result<(Command, Vec<decode::UserRef>), UserError> {
+    let mut named = Vec::new();
+    let mut by_id = |who: String| -> Result<String, UserError> {
+        if let Some(user) = decoded.user(&who) {
+            named.push(user.clone());
+            return Identity::slack(&user.id)
+                .map(|i| i.to_string())
+                .ok_or_else(|| {
+                    UserError::invalid(format!("\"{}\" is not a Slack user id.", user.id))
+                });
+        }
+        match Identity::parse(&who) {
+            Ok(identity) => Ok(identity.to_string()),
+            Err(_) => Err(UserError::invalid(format!(
+                "Slack did not say who \"@{}\" is. Pick the person from Slack's autocomplete as you type @ so that Slack sends their id (if it still doesn't, turn on \"Escape channels, users, and links\" for the slash command in the Slack app settings).",
+                who.trim_start_matches('@')
+            ))),
+        }
+    };
+    let Command { target, verb } = cmd;
+    let verb = match verb {
+        Verb::Change(Change::Assign { role, user }) => Verb::Change(Change::Assign {
+            role,
+            user: by_id(user)?,
+        }),
+        Verb::Postmortem(PostmortemVerb::ActionAdd { text, owner, term }) => {
+            Verb::Postmortem(PostmortemVerb::ActionAdd {
+                text,
+                owner: owner.map(&mut by_id).transpose()?,
+                term,
+            })
+        }
+        other => other,
+    };
+    let cmd = Command { target, verb };
+    Ok((cmd, named))
+}
+
+/// A kept JSON answer, as the response to a retry.
+fn stored_reply(reply: &str) -> Response {
+    match serde_json::from_str::<Value>(reply) {
+        Ok(v) => Json(v).into_response(),
+        Err(_) => Json(ephemeral("This command was already handled.")).into_response(),
     }
 }
 
 fn ephemeral(text: &str) -> Value {
-    json!({ "response_type": "ephemeral", "text": text })
+    blocks::ephemeral_response(text)
 }
 
 fn bad_request(reason: &str) -> Response {

@@ -43,6 +43,10 @@ pub fn verify(
         .strip_prefix("v0=")
         .and_then(|hex_sig| hex::decode(hex_sig).ok())
         .ok_or(VerifyError::BadSignature)?;
+    // An empty signing secret is one anyone can sign with: it matches nothing.
+    if secret.trim_ascii().is_empty() {
+        return Err(VerifyError::BadSignature);
+    }
     let mut mac = Hmac::<Sha256>::new_from_slice(secret).map_err(|_| VerifyError::BadSignature)?;
     mac.update(b"v0:");
     mac.update(timestamp.trim().as_bytes());
@@ -112,6 +116,16 @@ mod tests {
         assert_eq!(
             verify(SECRET, Some("soon"), Some(SIG), BODY, now),
             Err(VerifyError::BadTimestamp)
+        );
+    }
+
+    #[test]
+    fn an_empty_secret_verifies_nothing() {
+        let now = 1531420618;
+        let sig = sign(b"", now, BODY);
+        assert_eq!(
+            verify(b"", Some(TS), Some(&sig), BODY, now),
+            Err(VerifyError::BadSignature)
         );
     }
 }

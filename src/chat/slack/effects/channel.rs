@@ -8,6 +8,7 @@ use slack_morphism::prelude::*;
 use super::types::{SlackEffect, notices_group};
 use super::{Refs, SlackEffects, db_error, render_error};
 use crate::chat::slack::blocks::{self, user_id};
+use crate::chat::slack::mrkdwn::Mrkdwn;
 use crate::effects::handler::EffectError;
 use crate::incident::model::{Incident, IncidentId};
 
@@ -31,9 +32,13 @@ impl SlackEffects {
         self.link_notices(id).await?;
         Ok(match (created, card_posted) {
             (true, _) => Some(format!(
-                "Slack channel <#{channel}> created with the pinned incident card"
+                "Slack channel {} created with the pinned incident card",
+                Mrkdwn::channel(&channel)
             )),
-            (false, true) => Some(format!("Incident card posted and pinned in <#{channel}>")),
+            (false, true) => Some(format!(
+                "Incident card posted and pinned in {}",
+                Mrkdwn::channel(&channel)
+            )),
             (false, false) => None,
         })
     }
@@ -154,7 +159,8 @@ impl SlackEffects {
         refs: &Refs,
     ) -> Result<bool, EffectError> {
         let latest = self.latest_update(incident).await?;
-        let (text, card) = blocks::card(incident, latest.as_deref()).map_err(render_error)?;
+        let (text, card) = blocks::card(incident, latest.as_deref(), self.public_url.as_deref())
+            .map_err(render_error)?;
         let content = SlackMessageContent::new().with_text(text).with_blocks(card);
         let ts = match refs.message("card", channel) {
             Some(ts) => {
@@ -197,7 +203,7 @@ impl SlackEffects {
         text: &str,
     ) -> Result<Option<String>, EffectError> {
         let channel = incident_channel(&self.refs(id).await?)?;
-        let content = SlackMessageContent::new().with_text(text.to_string());
+        let content = SlackMessageContent::new().with_text(self.text(id, text).await);
         self.post(&channel, content, None).await?;
         Ok(None)
     }
@@ -212,7 +218,7 @@ impl SlackEffects {
         let refs = self.refs(id).await?;
         let channel = incident_channel(&refs)?;
         let role = format!("progress:{key}");
-        let content = SlackMessageContent::new().with_text(text.to_string());
+        let content = SlackMessageContent::new().with_text(self.text(id, text).await);
         match refs.message(&role, &channel) {
             Some(ts) => self.update_message(&channel, ts, content).await?,
             None => {

@@ -4,6 +4,8 @@ use chrono::Utc;
 use slack_morphism::prelude::*;
 
 use super::SlackEffects;
+use crate::chat::slack::blocks;
+use crate::chat::slack::mrkdwn::Mrkdwn;
 use crate::effects::handler::EffectError;
 
 impl SlackEffects {
@@ -41,7 +43,10 @@ impl SlackEffects {
         let req = SlackApiChatPostEphemeralRequest::new(
             SlackChannelId::new(channel.into()),
             SlackUserId::new(user.into()),
-            SlackMessageContent::new().with_text(text.into()),
+            SlackMessageContent::new().with_text(blocks::message_text(
+                Mrkdwn::trusted(text.to_string()),
+                None,
+            )),
         );
         self.api
             .call("chat.postEphemeral", None, |s| async move {

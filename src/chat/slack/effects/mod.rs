@@ -7,10 +7,12 @@
 //! - [`channel`]: the incident channel, its card, posts and progress messages.
 //! - [`notices`]: the fan-out to announcement channels and one notice per channel.
 //! - [`interactive`]: modals and ephemeral answers.
+//! - [`people`]: display names from `users.info` into the people cache.
 
 pub mod channel;
 pub mod interactive;
 pub mod notices;
+pub mod people;
 pub mod types;
 
 use async_trait::async_trait;
@@ -19,7 +21,9 @@ use slack_morphism::prelude::*;
 pub use types::SlackEffect;
 
 use super::api::{SlackApi, SlackCallError};
+use super::blocks::{self, FullText};
 use super::config::SlackConfig;
+use super::mrkdwn::{Mrkdwn, limit};
 use crate::effects::Effect;
 use crate::effects::handler::{EffectError, EffectHandler};
 use crate::incident::model::{Incident, IncidentId};
@@ -34,11 +38,17 @@ pub const TARGET: &str = "slack";
 /// The target of effects that only write to the database (the notice fan-out), so they
 /// never probe Slack's circuit and always run during an outage.
 pub const LOCAL_TARGET: &str = "slack.fan-out";
+/// The target of display-name lookups: background bookkeeping with its own circuit, so a
+/// lookup answering never counts as Slack recovering for the incident's effects (which
+/// would release them before a `Retry-After`) and never takes their share of the worker.
+pub const PEOPLE_TARGET: &str = "slack.people";
 
 pub struct SlackEffects {
     pub api: SlackApi,
     pub store: Store,
     pub config: SlackConfig,
+    /// `server.public_url`: where a text shortened to fit Slack is linked in full.
+    pub public_url: Option<String>,
 }
 
 #[async_trait]
@@ -50,6 +60,7 @@ impl EffectHandler for SlackEffects {
     fn target(&self, effect: &Effect) -> String {
         match SlackEffect::decode(effect) {
             Ok(e) if e.is_local() => LOCAL_TARGET.into(),
+            Ok(SlackEffect::LookupUser { .. }) => PEOPLE_TARGET.into(),
             _ => TARGET.into(),
         }
     }
@@ -124,6 +135,7 @@ impl EffectHandler for SlackEffects {
                 self.capture_pin(&incident_id, &channel, &ts, &reactor)
                     .await
             }
+            SlackEffect::LookupUser { user } => self.lookup_user(&user).await,
         }
     }
 }
@@ -203,6 +215,18 @@ impl SlackEffects {
             )
             .await?;
         Ok(())
+    }
+
+    /// A message text the planner queued (mrkdwn, escaped when it was planned), within
+    /// Slack's 40,000 characters; a longer one is cut and says where the full text is.
+    pub(super) async fn text(&self, id: &IncidentId, text: &str) -> String {
+        let text = Mrkdwn::trusted(text.to_string());
+        if text.char_count() <= limit::MESSAGE_TEXT {
+            return text.into_string();
+        }
+        let number = self.store.incident_by_id(id).await.ok().flatten();
+        let full = number.map(|i| FullText::new(i.number, self.public_url.as_deref()));
+        blocks::message_text(text, full.as_ref())
     }
 
     pub(super) async fn incident(&self, id: &IncidentId) -> Result<Incident, EffectError> {

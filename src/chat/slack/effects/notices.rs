@@ -20,6 +20,7 @@ use super::types::{SlackEffect, channel_group, notice_failed_key, notice_group};
 use super::{SlackEffects, chat_ref, db_error, render_error};
 use crate::chat::slack::api::SlackCallError;
 use crate::chat::slack::blocks;
+use crate::chat::slack::mrkdwn::Mrkdwn;
 use crate::effects::NewEffect;
 use crate::effects::handler::EffectError;
 use crate::incident::model::IncidentId;
@@ -77,9 +78,13 @@ impl SlackEffects {
         }
         let incident = self.incident(id).await?;
         let latest = self.latest_update(&incident).await?;
-        let (text, notice) =
-            blocks::notice(&incident, refs.channel().as_deref(), latest.as_deref())
-                .map_err(render_error)?;
+        let (text, notice) = blocks::notice(
+            &incident,
+            refs.channel().as_deref(),
+            latest.as_deref(),
+            self.public_url.as_deref(),
+        )
+        .map_err(render_error)?;
         let content = SlackMessageContent::new()
             .with_text(text)
             .with_blocks(notice);
@@ -118,7 +123,7 @@ impl SlackEffects {
         if refs.in_channel(&role, channel).is_some() {
             return Ok(None);
         }
-        let content = SlackMessageContent::new().with_text(text.to_string());
+        let content = SlackMessageContent::new().with_text(self.text(id, text).await);
         let ts = self.post(channel, content, Some(notice_ts)).await?;
         self.put_ref(id, &role, channel, Some(&ts)).await?;
         Ok(None)
@@ -180,7 +185,8 @@ pub fn plan_children(id: &IncidentId, fan_out: &FanOut<'_>, known: &[String]) ->
     children
 }
 
-/// What to say when the notice cannot go out in `channel` (pure): what failed and the fix.
+/// What to say when the notice cannot go out in `channel` (pure): what failed and the fix,
+/// as mrkdwn (the reason is escaped; it can quote anything).
 pub fn failure_message(channel: &str, reason: &str, code: Option<&str>, editing: bool) -> String {
     let verb = if editing { "update" } else { "post" };
     let fix = match code {
@@ -203,7 +209,11 @@ pub fn failure_message(channel: &str, reason: &str, code: Option<&str>, editing:
         _ => "Check the channel and `[slack.announce]`.",
     };
     let what = code.unwrap_or(reason);
-    format!("Could not {verb} the company-wide notice in <#{channel}>: {what}. {fix}")
+    format!(
+        "Could not {verb} the company-wide notice in {}: {}. {fix}",
+        Mrkdwn::channel(channel),
+        Mrkdwn::text(what)
+    )
 }
 
 #[cfg(test)]

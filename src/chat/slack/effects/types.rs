@@ -20,6 +20,7 @@ pub const PROGRESS: &str = "slack.progress";
 pub const OPEN_MODAL: &str = "slack.open_modal";
 pub const EPHEMERAL: &str = "slack.ephemeral";
 pub const CAPTURE_PIN: &str = "slack.capture_pin";
+pub const LOOKUP_USER: &str = "slack.lookup_user";
 
 pub const ALL_KINDS: &[&str] = &[
     SYNC_CHANNEL,
@@ -31,10 +32,14 @@ pub const ALL_KINDS: &[&str] = &[
     OPEN_MODAL,
     EPHEMERAL,
     CAPTURE_PIN,
+    LOOKUP_USER,
 ];
 
 /// One thing to do on Slack. Variants that render incident state (`SyncChannel`, `Notice`)
-/// carry no text: they read the incident when they run, so they are always current.
+/// carry no text: they read the incident when they run, so they are always current. The
+/// texts the others carry are Slack mrkdwn, escaped when they were planned
+/// ([`crate::chat::slack::mrkdwn::Mrkdwn`]); they are sent as they are, within Slack's
+/// 40,000 characters.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type")]
 pub enum SlackEffect {
@@ -111,6 +116,9 @@ pub enum SlackEffect {
         #[serde(default)]
         reactor: String,
     },
+    /// Cache a user's display name (`users.info`) for documents and the CLI.
+    #[serde(rename = "slack.lookup_user")]
+    LookupUser { user: String },
 }
 
 impl TypedEffect for SlackEffect {
@@ -125,6 +133,7 @@ impl TypedEffect for SlackEffect {
             Self::OpenModal { .. } => OPEN_MODAL,
             Self::Ephemeral { .. } => EPHEMERAL,
             Self::CapturePin { .. } => CAPTURE_PIN,
+            Self::LookupUser { .. } => LOOKUP_USER,
         }
     }
 }
@@ -160,7 +169,7 @@ impl SlackEffect {
             | Self::ChannelPost { incident_id, .. }
             | Self::Progress { incident_id, .. }
             | Self::CapturePin { incident_id, .. } => Some(incident_id),
-            Self::OpenModal { .. } | Self::Ephemeral { .. } => None,
+            Self::OpenModal { .. } | Self::Ephemeral { .. } | Self::LookupUser { .. } => None,
         }
     }
 

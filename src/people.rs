@@ -1,0 +1,185 @@
+//! Display names for stored identities, for documents and the CLI.
+//!
+//! Chat renders people from their ids (`<@U024BE7LH>`, which Slack shows as the current
+//! name). A post-mortem, the terminal and the JSON API can't, so they show a display name
+//! from the `people` cache ([`crate::store::Person`]), filled by Slack's `users.info`
+//! (queued by the Slack edge when an unknown or day-old identity acts). Without a cached
+//! name an identity shows as itself ([`fallback_name`]), and values stored before identities
+//! existed (plain names) show as they are.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Duration, Utc};
+
+use crate::incident::identity::{Identity, fallback_name};
+use crate::incident::{Incident, TimelineEntry};
+
+/// A cached name older than this is looked up again when its owner next acts.
+pub const REFRESH_AFTER: Duration = Duration::days(1);
+
+/// Whether a cache row fetched at `fetched_at` (`None`: only a payload's hint) should be
+/// looked up again.
+pub fn is_stale(fetched_at: Option<DateTime<Utc>>, now: DateTime<Utc>) -> bool {
+    fetched_at.is_none_or(|t| now - t >= REFRESH_AFTER)
+}
+
+/// Display names by stored identity.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Names(HashMap<String, String>);
+
+impl Names {
+    pub fn new(names: HashMap<String, String>) -> Self {
+        Self(names)
+    }
+
+    /// How to show a stored actor or role holder: its cached display name, else
+    /// [`fallback_name`].
+    pub fn name(&self, stored: &str) -> String {
+        match self.0.get(stored) {
+            Some(name) => name.clone(),
+            None => fallback_name(stored).to_string(),
+        }
+    }
+
+    /// [`name`](Self::name) for an optional role holder.
+    pub fn role(&self, stored: Option<&str>) -> String {
+        stored.map_or_else(|| "unassigned".to_string(), |s| self.name(s))
+    }
+
+    /// A timeline text with the identities it names (`commander: slack:U1 (was …)`)
+    /// replaced by their display names. Only identities with a cached name are replaced.
+    pub fn text(&self, text: &str) -> String {
+        if self.0.is_empty() || !text.contains(':') {
+            return text.to_string();
+        }
+        let mut out = String::with_capacity(text.len());
+        let mut rest = text;
+        while let Some(start) = next_identity_start(rest) {
+            let (before, from) = rest.split_at(start);
+            out.push_str(before);
+            let len = from
+                .find(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, ':' | '_' | '.' | '-')))
+                .unwrap_or(from.len());
+            let token = from[..len].trim_end_matches(['.', '-']);
+            match self.0.get(token) {
+                Some(name) => out.push_str(name),
+                None => out.push_str(token),
+            }
+            rest = &from[token.len()..];
+        }
+        out.push_str(rest);
+        out
+    }
+}
+
+/// Where the next `slack:` or `discord:` starting a word is.
+fn next_identity_start(s: &str) -> Option<usize> {
+    ["slack:", "discord:"]
+        .iter()
+        .flat_map(|p| {
+            s.match_indices(p).map(|(i, _)| i).filter(|&i| {
+                s[..i]
+                    .chars()
+                    .next_back()
+                    .is_none_or(|c| !c.is_alphanumeric())
+            })
+        })
+        .min()
+}
+
+/// The stored identities an incident, its timeline and extra values (action owners,
+/// post-mortem authors) name that could have a cached display name.
+pub fn named_in<'a>(
+    incident: &'a Incident,
+    timeline: &'a [TimelineEntry],
+    extra: impl IntoIterator<Item = &'a str>,
+) -> Vec<&'a str> {
+    let mut out: Vec<&str> = [
+        incident.commander.as_deref(),
+        incident.comms.as_deref(),
+        incident.scribe.as_deref(),
+        Some(incident.declared_by.as_str()),
+    ]
+    .into_iter()
+    .flatten()
+    .chain(timeline.iter().map(|e| e.actor.as_str()))
+    .chain(
+        timeline
+            .iter()
+            .filter(|e| e.kind == crate::incident::EntryKind::RoleAssigned)
+            .flat_map(|e| identities_in(&e.text)),
+    )
+    .chain(extra)
+    .filter(|s| cacheable(s))
+    .collect();
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
+/// The identities written in a text (`commander: slack:U1 (was slack:U2)`).
+fn identities_in(text: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut rest = text;
+    while let Some(start) = next_identity_start(rest) {
+        let from = &rest[start..];
+        let len = from
+            .find(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, ':' | '_')))
+            .unwrap_or(from.len());
+        out.push(&from[..len]);
+        rest = &from[len..];
+    }
+    out
+}
+
+/// Whether a stored value is an identity whose name lives in the cache (chat users; local
+/// accounts are their own names).
+pub fn cacheable(stored: &str) -> bool {
+    Identity::parse(stored).is_ok_and(|i| matches!(i.platform(), "slack" | "discord"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names() -> Names {
+        Names::new(HashMap::from([
+            ("slack:U1".to_string(), "Alice Liddell".to_string()),
+            ("slack:U2".to_string(), "Bob".to_string()),
+        ]))
+    }
+
+    #[test]
+    fn cached_names_then_fallbacks() {
+        let n = names();
+        assert_eq!(n.name("slack:U1"), "Alice Liddell");
+        assert_eq!(n.name("slack:U9"), "slack:U9", "no name cached: the id");
+        assert_eq!(n.name("cli:carol"), "carol");
+        assert_eq!(n.name("alice"), "alice", "stored before identities");
+        assert_eq!(n.role(None), "unassigned");
+    }
+
+    #[test]
+    fn identities_in_role_texts_are_named() {
+        let n = names();
+        assert_eq!(
+            n.text("commander: slack:U1 (was slack:U2)"),
+            "commander: Alice Liddell (was Bob)"
+        );
+        assert_eq!(n.text("comms: slack:U9."), "comms: slack:U9.");
+        assert_eq!(n.text("comms: carol"), "comms: carol");
+        assert_eq!(n.text("xslack:U1"), "xslack:U1", "only whole words");
+        assert_eq!(
+            identities_in("a slack:U1 (was slack:U2)"),
+            ["slack:U1", "slack:U2"]
+        );
+    }
+
+    #[test]
+    fn staleness() {
+        let now = Utc::now();
+        assert!(is_stale(None, now));
+        assert!(!is_stale(Some(now - Duration::hours(23)), now));
+        assert!(is_stale(Some(now - Duration::hours(25)), now));
+    }
+}

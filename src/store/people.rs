@@ -1,0 +1,94 @@
+//! `people`: display names for stored identities, cached from the platforms
+//! (see [`crate::people`]).
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+
+use super::{Store, opt_from_ms, to_ms};
+use crate::incident::identity::Identity;
+use crate::people::Names;
+
+/// One cached name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Person {
+    pub display_name: String,
+    /// When the platform said so; `None` for a name a payload hinted at, not yet looked up.
+    pub fetched_at: Option<DateTime<Utc>>,
+}
+
+impl Store {
+    pub async fn person(&self, identity: &Identity) -> anyhow::Result<Option<Person>> {
+        let row: Option<(String, Option<i64>)> =
+            sqlx::query_as("SELECT display_name, fetched_at FROM people WHERE identity = $1")
+                .bind(identity.as_str())
+                .fetch_optional(self.pool())
+                .await?;
+        Ok(row.map(|(display_name, fetched_at)| Person {
+            display_name,
+            fetched_at: opt_from_ms(fetched_at),
+        }))
+    }
+
+    /// The cached names of `stored` values (identities; anything else is skipped).
+    pub async fn names<'a>(
+        &self,
+        stored: impl IntoIterator<Item = &'a str>,
+    ) -> anyhow::Result<Names> {
+        let mut wanted: Vec<&str> = stored
+            .into_iter()
+            .filter(|s| crate::people::cacheable(s))
+            .collect();
+        wanted.sort_unstable();
+        wanted.dedup();
+        let mut names = HashMap::new();
+        for chunk in wanted.chunks(200) {
+            let placeholders: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+            let sql = format!(
+                "SELECT identity, display_name FROM people WHERE identity IN ({})",
+                placeholders.join(", ")
+            );
+            let mut query = sqlx::query_as::<_, (String, String)>(sqlx::AssertSqlSafe(sql));
+            for identity in chunk {
+                query = query.bind(*identity);
+            }
+            names.extend(query.fetch_all(self.pool()).await?);
+        }
+        Ok(Names::new(names))
+    }
+
+    /// Keeps `hint` (a name a payload carried) for `identity` unless a name is cached.
+    pub async fn hint_person(&self, identity: &Identity, hint: &str) -> anyhow::Result<()> {
+        let mut tx = self.begin_background().await?;
+        sqlx::query(
+            "INSERT INTO people (identity, display_name, fetched_at) VALUES ($1, $2, NULL) \
+             ON CONFLICT (identity) DO NOTHING",
+        )
+        .bind(identity.as_str())
+        .bind(hint)
+        .execute(&mut *tx.inner)
+        .await?;
+        tx.commit().await
+    }
+
+    /// Stores the platform's name for `identity`, fetched at `at`.
+    pub async fn put_person(
+        &self,
+        identity: &Identity,
+        display_name: &str,
+        at: DateTime<Utc>,
+    ) -> anyhow::Result<()> {
+        let mut tx = self.begin_background().await?;
+        sqlx::query(
+            "INSERT INTO people (identity, display_name, fetched_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (identity) DO UPDATE SET display_name = excluded.display_name, \
+             fetched_at = excluded.fetched_at",
+        )
+        .bind(identity.as_str())
+        .bind(display_name)
+        .bind(to_ms(at))
+        .execute(&mut *tx.inner)
+        .await?;
+        tx.commit().await
+    }
+}
