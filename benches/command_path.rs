@@ -6,6 +6,11 @@
 //! on a fresh Postgres database. It prints p50/p99/max per command kind. A webhook route is
 //! configured so declarations and updates also enqueue a notice, as they would in production
 //! (the worker is not running, so no network is involved).
+//!
+//! It first times the front of that path on its own: parsing a line and running its free
+//! text through the core's text pipeline (`Command::prepare`: control characters, terminal
+//! escapes, bidi overrides, NUL, limits) for an update of 4,000 hostile characters. The
+//! target is at most 50 µs a command.
 
 use std::time::{Duration, Instant};
 
@@ -21,6 +26,7 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
+    pipeline();
     rt.block_on(async {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", dir.path().join("bench.db").display());
@@ -61,6 +67,46 @@ async fn run(label: &str, url: &str) {
     for (name, samples) in [("declare", declare), ("update", update), ("note", note)] {
         report(name, samples);
     }
+}
+
+/// An update line of 4,000 characters of what people paste: mentions, markup, terminal
+/// escapes, bidi overrides, control characters, emoji and combining marks.
+fn hostile_update() -> String {
+    let chunk = "<!channel> <https://evil.example|click> R&D <b>x</b> \u{1b}[2J\u{1b}[31mred\u{1b}[0m \
+                 \u{202e}gnp.exe\u{202c} \u{2066}iso\u{2069} bell\u{7} e\u{301}clair 👩🏽‍💻 \
+                 '; DROP TABLE incidents; -- \u{85}\t";
+    let mut text = String::new();
+    while text.chars().count() < 4_000 {
+        text.push_str(chunk);
+    }
+    let text: String = text.chars().take(4_000).collect();
+    format!("update INC-1 {text} --next 30m")
+}
+
+fn pipeline() {
+    let line = hostile_update();
+    let now = chrono::Utc::now();
+    let mut samples = Vec::with_capacity(ROUNDS * 5);
+    for _ in 0..ROUNDS * 5 {
+        let start = Instant::now();
+        let cmd = command::parse_line(std::hint::black_box(&line), ParseOptions::default())
+            .unwrap()
+            .prepare(now)
+            .unwrap();
+        std::hint::black_box(&cmd);
+        samples.push(start.elapsed());
+    }
+    samples.sort();
+    let pct = |p: f64| samples[((samples.len() as f64 * p) as usize).min(samples.len() - 1)];
+    let us = |d: Duration| d.as_secs_f64() * 1e6;
+    println!(
+        "parse + text pipeline, hostile {}-character update ({} runs):\n  pipeline p50 {:>7.1} µs   p99 {:>7.1} µs   max {:>7.1} µs   (target ≤ 50 µs)",
+        line.chars().count(),
+        samples.len(),
+        us(pct(0.50)),
+        us(pct(0.99)),
+        us(*samples.last().unwrap())
+    );
 }
 
 async fn time(app: &App, actor: &Actor, line: &str) -> Duration {

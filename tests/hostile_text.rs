@@ -264,10 +264,8 @@ async fn oversized_and_nul_text_is_refused_everywhere_and_stores_nothing(backend
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("the limit is 4,000"), "{err}");
 
-    let out = h.cli(&["incident", "note", "1", "before\0after"]);
-    // The OS refuses a NUL in argv before firebreak sees it; the form is the surface that
-    // can carry one.
-    let _ = out;
+    // The OS refuses a NUL in argv before firebreak sees it (and `Command::output` fails
+    // before running it); the form is the surface that can carry one.
     let payload = json!({
         "type": "view_submission", "user": { "id": USER, "username": "alice" }, "team": { "id": "T0" },
         "trigger_id": "nul.1",

@@ -98,11 +98,13 @@ async fn fifty_concurrent_updates_are_all_recorded(backend: Backend) {
         let service = t.app.service.clone();
         tasks.push(tokio::spawn(async move {
             let actor = Actor::new(Source::Discord, format!("{i}"), format!("responder-{i}"));
-            let cmd = firebreak::incident::Command::Update {
-                target: Some(IncidentNumber(1)),
-                text: format!("update number {i}"),
-                next: None,
-            };
+            let cmd = firebreak::incident::Command::on(
+                IncidentNumber(1),
+                firebreak::incident::command::Change::Update {
+                    text: format!("update number {i}"),
+                    next: None,
+                },
+            );
             service.apply(cmd, &actor).await
         }));
     }
@@ -251,10 +253,10 @@ async fn stale_version_gets_a_conflict(backend: Backend) {
     let t = service(backend, test_config("")).await;
     t.ok("declare sev3 Flaky builds").await;
     t.ok("assign INC-1 commander bob").await;
-    let cmd = firebreak::incident::Command::Resolve {
-        target: Some(IncidentNumber(1)),
-        summary: None,
-    };
+    let cmd = firebreak::incident::Command::on(
+        IncidentNumber(1),
+        firebreak::incident::command::Change::Resolve { summary: None },
+    );
     let err = t
         .app
         .service

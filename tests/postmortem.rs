@@ -300,8 +300,31 @@ async fn drill(backend: Backend) {
 
 async fn missing_and_out_of_order_times(backend: Backend) {
     let t = fixed(backend).await;
-    // Detected before it started: someone typed the wrong time.
-    t.ok("declare sev3 Search results stale --started 2026-03-14T08:30:00Z --detected 2026-03-14T08:10:00Z").await;
+    // Detected before it started: someone typed the wrong time. `declare` refuses that now,
+    // but records written before it did can hold it, so it is written directly.
+    let err = t.run("declare sev3 Search results stale --started 2026-03-14T08:30:00Z --detected 2026-03-14T08:10:00Z").await.unwrap_err();
+    assert!(
+        err.user_message()
+            .contains("--detected is before --started"),
+        "{err}"
+    );
+    t.ok("declare sev3 Search results stale --started 2026-03-14T08:30:00Z")
+        .await;
+    let mut inc = t
+        .app
+        .store
+        .incident_by_number(IncidentNumber(1))
+        .await
+        .unwrap()
+        .unwrap();
+    inc.detected_at = Some(Utc.with_ymd_and_hms(2026, 3, 14, 8, 10, 0).unwrap());
+    let mut tx = t.app.store.begin().await.unwrap();
+    assert!(
+        tx.compare_and_set_incident(&inc, inc.version)
+            .await
+            .unwrap()
+    );
+    tx.commit().await.unwrap();
     step(&t, 90, "resolve INC-1").await;
     let md = render_md(&t, 1).await;
     golden("odd-times.md", &md);

@@ -1,255 +1,173 @@
 //! The one command grammar, shared by Slack (`/incident …`), Discord and the CLI.
 //!
+//! A [`Command`] names the incident it is about (its target) and a [`Verb`] from one of five
+//! groups. Each group has a module of its own holding its parsing, the permission each of
+//! its verbs needs, how its free text is cleaned, and how it applies:
+//!
+//! - [`declare`]: `declare` (permission `declare`);
+//! - [`change`]: what responders do to an open incident: `ack`, `update`, `status`,
+//!   `severity`, `assign`, `note` (permission `respond`) and `resolve` (permission `resolve`);
+//! - [`freeze`]: `freeze`, `unfreeze`, `freeze exempt` (permission `freeze`), `freeze status`;
+//! - [`postmortem`]: `postmortem set|publish`, `action add|done` (permission `postmortem`),
+//!   and the draft;
+//! - [`query`]: `show`, `list`, `help`.
+//!
 //! Parsing is a pure function from words to a [`Command`]; it never touches the database,
 //! so it can be property-tested for panics and reused by every edge. Free text (titles,
 //! updates, notes) is "the rest of the line", so apostrophes and punctuation need no quoting.
+//! Every edge hands its command to `IncidentService::apply_checked`, which authorizes it,
+//! cleans its text ([`Command::prepare`]) and dispatches to the group's `apply`; commands an
+//! edge builds without parsing (Slack forms and buttons) go through exactly the same gate.
 
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
 use super::error::UserError;
-use super::model::{IncidentNumber, Role, Severity, Status};
+use super::model::IncidentNumber;
+use super::permissions::Action;
 
-/// Severity used when `declare` names none. SEV3 is the common "something is wrong, we are
-/// looking" level; responders escalate with `severity sev1` as soon as they know more.
-pub const DEFAULT_SEVERITY: Severity = Severity::Sev3;
+pub mod change;
+pub mod declare;
+pub mod freeze;
+pub mod postmortem;
+pub mod query;
 
-/// A platform-neutral request to the core.
+pub use change::Change;
+pub use declare::{DEFAULT_SEVERITY, Declare};
+pub use freeze::{FreezeVerb, parse_scope};
+pub use postmortem::{PostmortemField, PostmortemVerb, Term};
+pub use query::Query;
+
+/// A platform-neutral request to the core: which incident, and what to do.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Command {
-    Declare {
-        severity: Severity,
-        title: String,
-        drill: bool,
-        started_at: Option<DateTime<Utc>>,
-        detected_at: Option<DateTime<Utc>>,
-    },
-    Ack {
-        target: Option<IncidentNumber>,
-    },
-    Update {
-        target: Option<IncidentNumber>,
-        text: String,
-        next: Option<Duration>,
-    },
-    Status {
-        target: Option<IncidentNumber>,
-        status: Status,
-    },
-    Severity {
-        target: Option<IncidentNumber>,
-        severity: Severity,
-    },
-    Assign {
-        target: Option<IncidentNumber>,
-        role: Role,
-        user: String,
-    },
-    Note {
-        target: Option<IncidentNumber>,
-        text: String,
-    },
-    Resolve {
-        target: Option<IncidentNumber>,
-        summary: Option<String>,
-    },
-    Show {
-        target: Option<IncidentNumber>,
-    },
-    List,
-    Help,
-    /// Freeze merges on the named scopes (or the configured ones).
-    Freeze {
-        target: Option<IncidentNumber>,
-        scopes: Vec<String>,
-        reason: Option<String>,
-    },
-    Unfreeze {
-        target: Option<IncidentNumber>,
-        scopes: Vec<String>,
-    },
-    FreezeStatus,
-    /// Let one pull request through a freeze.
-    FreezeExempt {
-        repo: String,
-        pr: u64,
-        reason: Option<String>,
-    },
-    ActionAdd {
-        target: Option<IncidentNumber>,
-        text: String,
-        owner: Option<String>,
-        term: Term,
-    },
-    ActionDone {
-        target: Option<IncidentNumber>,
-        number: i64,
-    },
-    /// Show the post-mortem draft.
-    Postmortem {
-        target: Option<IncidentNumber>,
-    },
-    /// Publish (or update) the post-mortem as a pull request.
-    PostmortemPublish {
-        target: Option<IncidentNumber>,
-    },
-    /// Write one section of the post-mortem.
-    PostmortemSet {
-        target: Option<IncidentNumber>,
-        field: PostmortemField,
-        text: String,
-    },
+pub struct Command {
+    /// The incident named (`INC-42`, or a bare `42` on the CLI), or filled in from context
+    /// (an incident channel). `None` for verbs that are not about one incident.
+    pub target: Option<IncidentNumber>,
+    pub verb: Verb,
 }
 
-/// When an action item should be done.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Term {
-    Immediate,
-    Medium,
-    Long,
+/// What a command does, by group.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Verb {
+    Declare(Declare),
+    Change(Change),
+    Freeze(FreezeVerb),
+    Postmortem(PostmortemVerb),
+    Query(Query),
 }
 
-impl Term {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Immediate => "immediate",
-            Self::Medium => "medium",
-            Self::Long => "long",
-        }
+impl From<Declare> for Verb {
+    fn from(v: Declare) -> Self {
+        Self::Declare(v)
     }
 }
 
-/// The post-mortem sections people write (the rest is computed from the record).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PostmortemField {
-    Summary,
-    Impact,
-    RootCause,
-    ContributingFactors,
-    WentWell,
-    WentPoorly,
+impl From<Change> for Verb {
+    fn from(v: Change) -> Self {
+        Self::Change(v)
+    }
 }
 
-impl PostmortemField {
-    pub const ALL: [PostmortemField; 6] = [
-        Self::Summary,
-        Self::Impact,
-        Self::RootCause,
-        Self::ContributingFactors,
-        Self::WentWell,
-        Self::WentPoorly,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Summary => "summary",
-            Self::Impact => "impact",
-            Self::RootCause => "root-cause",
-            Self::ContributingFactors => "contributing-factors",
-            Self::WentWell => "went-well",
-            Self::WentPoorly => "went-poorly",
-        }
+impl From<FreezeVerb> for Verb {
+    fn from(v: FreezeVerb) -> Self {
+        Self::Freeze(v)
     }
+}
 
-    pub fn parse(s: &str) -> Result<Self, UserError> {
-        let norm = s.to_ascii_lowercase().replace('_', "-");
-        Self::ALL.into_iter().find(|f| f.as_str() == norm).ok_or_else(|| {
-            UserError::invalid(format!(
-                "\"{s}\" is not a post-mortem section; use summary, impact, root-cause, contributing-factors, went-well or went-poorly."
-            ))
-        })
+impl From<PostmortemVerb> for Verb {
+    fn from(v: PostmortemVerb) -> Self {
+        Self::Postmortem(v)
+    }
+}
+
+impl From<Query> for Verb {
+    fn from(v: Query) -> Self {
+        Self::Query(v)
     }
 }
 
 impl Command {
-    /// The verb, as typed; used in timeline entries and error messages.
-    pub fn verb(&self) -> &'static str {
-        match self {
-            Self::Declare { .. } => "declare",
-            Self::Ack { .. } => "ack",
-            Self::Update { .. } => "update",
-            Self::Status { .. } => "status",
-            Self::Severity { .. } => "severity",
-            Self::Assign { .. } => "assign",
-            Self::Note { .. } => "note",
-            Self::Resolve { .. } => "resolve",
-            Self::Show { .. } => "show",
-            Self::List => "list",
-            Self::Help => "help",
-            Self::Freeze { .. } => "freeze",
-            Self::Unfreeze { .. } => "unfreeze",
-            Self::FreezeStatus => "freeze status",
-            Self::FreezeExempt { .. } => "freeze exempt",
-            Self::ActionAdd { .. } => "action add",
-            Self::ActionDone { .. } => "action done",
-            Self::PostmortemSet { .. } => "postmortem set",
-            Self::Postmortem { .. } => "postmortem",
-            Self::PostmortemPublish { .. } => "postmortem publish",
+    /// `verb` on `target`.
+    pub fn new(target: Option<IncidentNumber>, verb: impl Into<Verb>) -> Self {
+        Self {
+            target,
+            verb: verb.into(),
         }
     }
 
-    /// The incident the command names explicitly, if any.
-    pub fn target(&self) -> Option<IncidentNumber> {
-        match self {
-            Self::Ack { target }
-            | Self::Update { target, .. }
-            | Self::Status { target, .. }
-            | Self::Severity { target, .. }
-            | Self::Assign { target, .. }
-            | Self::Note { target, .. }
-            | Self::Resolve { target, .. }
-            | Self::Freeze { target, .. }
-            | Self::Unfreeze { target, .. }
-            | Self::ActionAdd { target, .. }
-            | Self::ActionDone { target, .. }
-            | Self::PostmortemSet { target, .. }
-            | Self::Postmortem { target }
-            | Self::PostmortemPublish { target }
-            | Self::Show { target } => *target,
-            Self::Declare { .. }
-            | Self::List
-            | Self::Help
-            | Self::FreezeStatus
-            | Self::FreezeExempt { .. } => None,
+    /// `verb` on incident `number`.
+    pub fn on(number: IncidentNumber, verb: impl Into<Verb>) -> Self {
+        Self::new(Some(number), verb)
+    }
+
+    /// `verb` with no incident (or one to be filled in from context).
+    pub fn untargeted(verb: impl Into<Verb>) -> Self {
+        Self::new(None, verb)
+    }
+
+    /// The verb, as typed; used in timeline entries and error messages.
+    pub fn name(&self) -> &'static str {
+        match &self.verb {
+            Verb::Declare(_) => "declare",
+            Verb::Change(v) => v.name(),
+            Verb::Freeze(v) => v.name(),
+            Verb::Postmortem(v) => v.name(),
+            Verb::Query(v) => v.name(),
+        }
+    }
+
+    /// Whether the verb is about one incident (and so takes one from context).
+    pub fn takes_target(&self) -> bool {
+        match &self.verb {
+            Verb::Declare(_) => false,
+            Verb::Change(_) | Verb::Postmortem(_) => true,
+            Verb::Freeze(v) => v.takes_target(),
+            Verb::Query(v) => v.takes_target(),
         }
     }
 
     /// Fills in the incident from context (an incident channel) when none was named.
     pub fn with_default_target(mut self, number: IncidentNumber) -> Self {
-        match &mut self {
-            Self::Ack { target }
-            | Self::Update { target, .. }
-            | Self::Status { target, .. }
-            | Self::Severity { target, .. }
-            | Self::Assign { target, .. }
-            | Self::Note { target, .. }
-            | Self::Resolve { target, .. }
-            | Self::Freeze { target, .. }
-            | Self::Unfreeze { target, .. }
-            | Self::ActionAdd { target, .. }
-            | Self::ActionDone { target, .. }
-            | Self::PostmortemSet { target, .. }
-            | Self::Postmortem { target }
-            | Self::PostmortemPublish { target }
-            | Self::Show { target } => {
-                target.get_or_insert(number);
-            }
-            Self::Declare { .. }
-            | Self::List
-            | Self::Help
-            | Self::FreezeStatus
-            | Self::FreezeExempt { .. } => {}
+        if self.takes_target() {
+            self.target.get_or_insert(number);
         }
         self
     }
 
+    /// The permission the command needs, `None` for reads. Every write verb has one.
+    pub fn permission(&self) -> Option<Action> {
+        match &self.verb {
+            Verb::Declare(_) => Some(Action::Declare),
+            Verb::Change(v) => Some(v.permission()),
+            Verb::Freeze(v) => v.permission(),
+            Verb::Postmortem(v) => v.permission(),
+            Verb::Query(_) => None,
+        }
+    }
+
     /// Whether the command changes anything (read-only commands skip permissions and effects).
     pub fn is_write(&self) -> bool {
-        !matches!(
-            self,
-            Self::Show { .. } | Self::List | Self::Help | Self::FreezeStatus
-        )
+        self.permission().is_some()
+    }
+
+    /// The command as the core stores it: every piece of free text through the one text
+    /// pipeline ([`text::clean`](super::text::clean): control characters, terminal escapes,
+    /// bidi overrides, NUL, limits), and times checked against `now`. The service calls
+    /// this once, at its front door, whatever surface the command came from.
+    pub fn prepare(self, now: DateTime<Utc>) -> Result<Self, UserError> {
+        let verb = match self.verb {
+            Verb::Declare(v) => Verb::Declare(v.prepare(now)?),
+            Verb::Change(v) => Verb::Change(v.prepare()?),
+            Verb::Freeze(v) => Verb::Freeze(v.prepare()?),
+            Verb::Postmortem(v) => Verb::Postmortem(v.prepare()?),
+            Verb::Query(v) => Verb::Query(v),
+        };
+        Ok(Self {
+            target: self.target,
+            verb,
+        })
     }
 }
 
@@ -263,8 +181,21 @@ pub struct ParseOptions {
 }
 
 const VERBS: &[&str] = &[
-    "declare", "ack", "update", "status", "severity", "assign", "note", "resolve", "show", "list",
+    "declare",
+    "ack",
+    "update",
+    "status",
+    "severity",
+    "assign",
+    "note",
+    "resolve",
+    "show",
+    "list",
     "help",
+    "freeze",
+    "unfreeze",
+    "action",
+    "postmortem",
 ];
 
 /// The help text every edge shows for `help` and unknown input.
@@ -294,8 +225,7 @@ Commands (name the incident as INC-42 when you are not in its channel):
 
 /// Parses one line of chat text (`/incident <line>`).
 pub fn parse_line(line: &str, opts: ParseOptions) -> Result<Command, UserError> {
-    let words: Vec<&str> = line.split_whitespace().collect();
-    parse_words(&words, opts, Utc::now())
+    parse_split(line.split_whitespace().collect(), opts, Utc::now())
 }
 
 /// Parses pre-split words (the CLI's argv after `incident`). `now` anchors relative times.
@@ -308,129 +238,44 @@ pub fn parse_words<S: AsRef<str>>(
         .iter()
         .flat_map(|w| w.as_ref().split_whitespace())
         .collect();
+    parse_split(words, opts, now)
+}
+
+/// Parses words that contain no whitespace.
+fn parse_split(
+    words: Vec<&str>,
+    opts: ParseOptions,
+    now: DateTime<Utc>,
+) -> Result<Command, UserError> {
     let Some((verb, rest)) = words.split_first() else {
-        return Ok(Command::Help);
+        return Ok(Command::untargeted(Query::Help));
     };
     let verb_lc = verb.to_ascii_lowercase();
-    let (target, rest) = split_target(&verb_lc, rest, opts);
-    let mut args = Args::new(rest);
-    let cmd = match verb_lc.as_str() {
-        "declare" => parse_declare(&mut args, now)?,
-        "ack" | "acknowledge" => Command::Ack { target },
-        "update" => {
-            let next = args.option("--next")?.map(parse_cadence).transpose()?;
-            let text = args.text_required("update", "what changed")?;
-            Command::Update { target, text, next }
-        }
-        "status" => Command::Status {
-            target,
-            status: args
-                .single("status", "a status such as mitigated")?
-                .parse()?,
-        },
-        "severity" | "sev" => Command::Severity {
-            target,
-            severity: args
-                .single("severity", "a severity such as sev2")?
-                .parse()?,
-        },
-        "assign" => parse_assign(&mut args, target)?,
-        "note" => Command::Note {
-            target,
-            text: args.text_required("note", "the note")?,
-        },
-        "resolve" => Command::Resolve {
-            target,
-            summary: args.text()?,
-        },
-        "show" => Command::Show { target },
-        "list" => Command::List,
-        "help" => Command::Help,
-        "freeze" => parse_freeze(&mut args, target)?,
-        "action" => parse_action(&mut args, target)?,
-        "postmortem" | "post-mortem" => parse_postmortem(&mut args, target)?,
-        "unfreeze" => Command::Unfreeze {
-            target,
-            scopes: parse_scopes(&mut args)?,
-        },
+    let mut args = Args::new(rest, opts);
+    if !matches!(verb_lc.as_str(), "declare" | "list" | "help") {
+        args.take_incident();
+    }
+    let parsed: Verb = match verb_lc.as_str() {
+        "declare" => declare::parse(&mut args, now)?.into(),
+        "ack" | "acknowledge" | "update" | "status" | "severity" | "sev" | "assign" | "note"
+        | "resolve" => change::parse(&verb_lc, &mut args)?.into(),
+        "show" | "list" | "help" => query::parse(&verb_lc),
+        "freeze" | "unfreeze" => freeze::parse(&verb_lc, &mut args)?.into(),
+        "action" | "postmortem" | "post-mortem" => postmortem::parse(&verb_lc, &mut args)?.into(),
         _ => return Err(unknown_command(verb)),
     };
-    args.finish(cmd.verb())?;
-    Ok(cmd)
-}
-
-fn split_target<'a>(
-    verb: &str,
-    rest: &'a [&'a str],
-    opts: ParseOptions,
-) -> (Option<IncidentNumber>, &'a [&'a str]) {
-    if matches!(verb, "declare" | "list" | "help") {
-        return (None, rest);
-    }
-    match rest.split_first() {
-        Some((first, tail)) => match IncidentNumber::parse(first, opts.bare_number_is_ref) {
-            Some(n) => (Some(n), tail),
-            None => (None, rest),
-        },
-        None => (None, rest),
-    }
-}
-
-fn parse_declare(args: &mut Args<'_>, now: DateTime<Utc>) -> Result<Command, UserError> {
-    let drill = args.flag("--drill");
-    let started_at = args
-        .option("--started")?
-        .map(|w| parse_when(&w, now))
-        .transpose()?;
-    let detected_at = args
-        .option("--detected")?
-        .map(|w| parse_when(&w, now))
-        .transpose()?;
-    let severity = match args.words.first() {
-        Some(w) if looks_like_severity(w) => {
-            let sev = w.parse()?;
-            args.words.remove(0);
-            sev
+    let target = args.target.take();
+    let cmd = Command::new(target, parsed);
+    args.finish(cmd.name())?;
+    // `freeze INC-3 status` names an incident the verb does not use; it is ignored.
+    Ok(if cmd.takes_target() {
+        cmd
+    } else {
+        Command {
+            target: None,
+            ..cmd
         }
-        _ => DEFAULT_SEVERITY,
-    };
-    let title = args.text_required(
-        "declare",
-        "a title, e.g. `declare sev1 Checkout API returns 502`",
-    )?;
-    if title.chars().count() > 200 {
-        return Err(UserError::invalid(
-            "The title is longer than 200 characters; keep it short and put details in an update.",
-        ));
-    }
-    Ok(Command::Declare {
-        severity,
-        title,
-        drill,
-        started_at,
-        detected_at,
     })
-}
-
-fn parse_assign(args: &mut Args<'_>, target: Option<IncidentNumber>) -> Result<Command, UserError> {
-    let usage = "Use `assign commander|comms|scribe <user>`.";
-    let (role, user) = match args.words.as_slice() {
-        [role, user] => (
-            role.parse::<Role>()?,
-            user.trim_start_matches('@').to_string(),
-        ),
-        _ => return Err(UserError::invalid(usage)),
-    };
-    if user.is_empty() {
-        return Err(UserError::invalid(usage));
-    }
-    args.words.clear();
-    Ok(Command::Assign { target, role, user })
-}
-
-fn looks_like_severity(word: &str) -> bool {
-    let lc = word.to_ascii_lowercase();
-    lc.starts_with("sev") && lc.len() <= 5
 }
 
 /// Parses an update cadence such as `30m` or `1h30m`, bounded to something a human promises.
@@ -444,23 +289,6 @@ pub fn parse_cadence(word: String) -> Result<Duration, UserError> {
         return Err(UserError::invalid("--next must be between 1m and 24h."));
     }
     Ok(d)
-}
-
-/// Parses `<when>`: an RFC 3339 time, or an age like `15m` meaning that long ago.
-fn parse_when(word: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, UserError> {
-    if let Ok(t) = DateTime::parse_from_rfc3339(word) {
-        return Ok(t.with_timezone(&Utc));
-    }
-    let age = humantime::parse_duration(word.trim_end_matches("ago")).map_err(|_| {
-        UserError::invalid(format!(
-            "\"{word}\" is not a time; use RFC 3339 (2026-11-22T03:10:00Z) or an age like 15m."
-        ))
-    })?;
-    let age = chrono::Duration::from_std(age)
-        .ok()
-        .filter(|a| *a <= chrono::Duration::days(30))
-        .ok_or_else(|| UserError::invalid("Times more than 30 days ago are not accepted."))?;
-    Ok(now - age)
 }
 
 fn unknown_command(verb: &str) -> UserError {
@@ -482,16 +310,44 @@ fn unknown_command(verb: &str) -> UserError {
     }
 }
 
-/// The words after the verb and incident, with flags pulled out as they are read.
+/// The words after the verb, with the incident and flags pulled out as they are read.
 struct Args<'a> {
     words: Vec<&'a str>,
+    opts: ParseOptions,
+    /// The incident, once one is read.
+    target: Option<IncidentNumber>,
 }
 
 impl<'a> Args<'a> {
-    fn new(words: &[&'a str]) -> Self {
+    fn new(words: &[&'a str], opts: ParseOptions) -> Self {
         Self {
             words: words.to_vec(),
+            opts,
+            target: None,
         }
+    }
+
+    /// Reads an incident reference at the front (`INC-4`, or `4` where bare numbers are
+    /// references), unless one was read already. Groups with sub-verbs call it again after
+    /// the sub-verb, so `action add INC-4 …` and `action INC-4 add …` mean the same.
+    fn take_incident(&mut self) {
+        if self.target.is_some() {
+            return;
+        }
+        let Some(first) = self.words.first() else {
+            return;
+        };
+        if let Some(n) = IncidentNumber::parse(first, self.opts.bare_number_is_ref) {
+            self.target = Some(n);
+            self.words.remove(0);
+        }
+    }
+
+    /// Removes and returns the first word, lowercased (a sub-verb).
+    fn sub_verb(&mut self) -> Option<String> {
+        let first = self.words.first()?.to_ascii_lowercase();
+        self.words.remove(0);
+        Some(first)
     }
 
     fn flag(&mut self, name: &str) -> bool {
@@ -519,17 +375,6 @@ impl<'a> Args<'a> {
             }
         }
         Ok(None)
-    }
-
-    /// An `INC-n` at the front (the CLI names the incident after a sub-verb:
-    /// `action add INC-4 …`).
-    fn take_incident(&mut self) -> Option<IncidentNumber> {
-        let n = self
-            .words
-            .first()
-            .and_then(|w| IncidentNumber::parse(w, false))?;
-        self.words.remove(0);
-        Some(n)
     }
 
     /// `--name the rest of the words`, up to the next flag; free text such as a reason.
@@ -571,8 +416,7 @@ impl<'a> Args<'a> {
     }
 
     fn text_required(&mut self, verb: &str, what: &str) -> Result<String, UserError> {
-        self.text()?
-            .ok_or_else(|| UserError::invalid(format!("`{verb}` needs {what}.")))
+        self.text()?.ok_or_else(|| needs(verb, what))
     }
 
     fn finish(self, verb: &str) -> Result<(), UserError> {
@@ -588,6 +432,25 @@ impl<'a> Args<'a> {
     }
 }
 
+/// "`verb` needs what.", for required text that is missing (or cleaned down to nothing).
+fn needs(verb: &str, what: &str) -> UserError {
+    UserError::invalid(format!("`{verb}` needs {what}."))
+}
+
+/// Cleans required free text: the pipeline, then "needs …" if nothing is left.
+fn clean_required(
+    field: super::text::Field,
+    raw: &str,
+    verb: &str,
+    what: &str,
+) -> Result<String, UserError> {
+    let text = super::text::clean(field, raw)?;
+    if text.is_empty() {
+        return Err(needs(verb, what));
+    }
+    Ok(text)
+}
+
 fn is_flag(word: &str) -> bool {
     word.len() > 2 && word.starts_with("--") && word.as_bytes()[2].is_ascii_alphabetic()
 }
@@ -601,11 +464,6 @@ fn strip_quotes(s: &str) -> &str {
     }
     s
 }
-
-mod verbs;
-
-pub use verbs::parse_scope;
-use verbs::{parse_action, parse_freeze, parse_postmortem, parse_scopes};
 
 #[cfg(test)]
 #[path = "command_tests.rs"]

@@ -1,5 +1,6 @@
 //! Tests of the command grammar, including the property test that no input panics it.
 use super::*;
+use crate::incident::model::Severity;
 use proptest::prelude::*;
 
 fn chat(line: &str) -> Result<Command, UserError> {
@@ -19,12 +20,12 @@ fn cli(words: &[&str]) -> Result<Command, UserError> {
 #[test]
 fn declare_with_severity_and_drill() {
     let cmd = chat("declare sev1 Checkout API returns 502 --drill").unwrap();
-    let Command::Declare {
+    let Verb::Declare(Declare {
         severity,
         title,
         drill,
         ..
-    } = cmd
+    }) = cmd.verb
     else {
         panic!()
     };
@@ -35,7 +36,7 @@ fn declare_with_severity_and_drill() {
 
 #[test]
 fn declare_defaults_severity_and_needs_a_title() {
-    let Command::Declare { severity, .. } = chat("declare DB is slow").unwrap() else {
+    let Verb::Declare(Declare { severity, .. }) = chat("declare DB is slow").unwrap().verb else {
         panic!()
     };
     assert_eq!(severity, DEFAULT_SEVERITY);
@@ -62,7 +63,7 @@ fn declare_accepts_started_as_age() {
         now,
     )
     .unwrap();
-    let Command::Declare { started_at, .. } = cmd else {
+    let Verb::Declare(Declare { started_at, .. }) = cmd.verb else {
         panic!()
     };
     assert_eq!(started_at, Some(now - chrono::Duration::minutes(15)));
@@ -73,22 +74,30 @@ fn update_with_cadence_and_reference() {
     let cmd = chat("update INC-42 Rolled back the deploy --next 30m").unwrap();
     assert_eq!(
         cmd,
-        Command::Update {
-            target: Some(IncidentNumber(42)),
-            text: "Rolled back the deploy".into(),
-            next: Some(Duration::from_secs(1800)),
-        }
+        Command::on(
+            IncidentNumber(42),
+            Change::Update {
+                text: "Rolled back the deploy".into(),
+                next: Some(Duration::from_secs(1800)),
+            }
+        )
     );
 }
 
 #[test]
 fn bare_numbers_are_references_only_on_the_cli() {
-    let Command::Update { target, text, .. } = chat("update 42 pods restarted").unwrap() else {
+    let Command {
+        target,
+        verb: Verb::Change(Change::Update { text, .. }),
+    } = chat("update 42 pods restarted").unwrap()
+    else {
         panic!()
     };
     assert_eq!((target, text.as_str()), (None, "42 pods restarted"));
-    let Command::Update { target, text, .. } =
-        cli(&["update", "42", "Rolled back deploy"]).unwrap()
+    let Command {
+        target,
+        verb: Verb::Change(Change::Update { text, .. }),
+    } = cli(&["update", "42", "Rolled back deploy"]).unwrap()
     else {
         panic!()
     };
@@ -100,7 +109,7 @@ fn bare_numbers_are_references_only_on_the_cli() {
 
 #[test]
 fn text_keeps_apostrophes_and_strips_outer_quotes() {
-    let Command::Note { text, .. } = chat("note \"it's the cache\"").unwrap() else {
+    let Verb::Change(Change::Note { text }) = chat("note \"it's the cache\"").unwrap().verb else {
         panic!()
     };
     assert_eq!(text, "it's the cache");
@@ -139,35 +148,38 @@ fn stray_arguments_and_options_are_rejected() {
 fn freeze_grammar() {
     assert_eq!(
         chat("freeze acme/api acme/* --reason Checkout is down").unwrap(),
-        Command::Freeze {
-            target: None,
+        Command::untargeted(FreezeVerb::Freeze {
             scopes: vec!["acme/api".into(), "acme/*".into()],
             reason: Some("Checkout is down".into())
-        }
+        })
     );
     assert_eq!(
         chat("freeze").unwrap(),
-        Command::Freeze {
-            target: None,
+        Command::untargeted(FreezeVerb::Freeze {
             scopes: vec![],
             reason: None
-        }
+        })
     );
     assert_eq!(
         chat("unfreeze INC-3 acme/api").unwrap(),
-        Command::Unfreeze {
-            target: Some(IncidentNumber(3)),
-            scopes: vec!["acme/api".into()]
-        }
+        Command::on(
+            IncidentNumber(3),
+            FreezeVerb::Unfreeze {
+                scopes: vec!["acme/api".into()]
+            }
+        )
     );
-    assert_eq!(chat("freeze status").unwrap(), Command::FreezeStatus);
+    assert_eq!(
+        chat("freeze status").unwrap(),
+        Command::untargeted(FreezeVerb::Status)
+    );
     assert_eq!(
         chat("freeze exempt acme/api#123 --reason hotfix for the outage").unwrap(),
-        Command::FreezeExempt {
+        Command::untargeted(FreezeVerb::Exempt {
             repo: "acme/api".into(),
             pr: 123,
             reason: Some("hotfix for the outage".into())
-        }
+        })
     );
     assert!(
         chat("freeze not-a-repo")
@@ -183,27 +195,25 @@ fn freeze_grammar() {
 fn action_and_postmortem_grammar() {
     assert_eq!(
         chat("action add INC-4 Add a canary stage --owner @dana --term medium").unwrap(),
-        Command::ActionAdd {
-            target: Some(IncidentNumber(4)),
-            text: "Add a canary stage".into(),
-            owner: Some("dana".into()),
-            term: Term::Medium
-        }
+        Command::on(
+            IncidentNumber(4),
+            PostmortemVerb::ActionAdd {
+                text: "Add a canary stage".into(),
+                owner: Some("dana".into()),
+                term: Term::Medium
+            }
+        )
     );
     assert_eq!(
         chat("action done 2").unwrap(),
-        Command::ActionDone {
-            target: None,
-            number: 2
-        }
+        Command::untargeted(PostmortemVerb::ActionDone { number: 2 })
     );
     assert_eq!(
         chat("postmortem set root-cause A config push disabled the pool").unwrap(),
-        Command::PostmortemSet {
-            target: None,
+        Command::untargeted(PostmortemVerb::Set {
             field: PostmortemField::RootCause,
             text: "A config push disabled the pool".into()
-        }
+        })
     );
     assert!(
         chat("postmortem set mood bad")
@@ -216,7 +226,207 @@ fn action_and_postmortem_grammar() {
 
 #[test]
 fn empty_input_is_help() {
-    assert_eq!(chat("   ").unwrap(), Command::Help);
+    assert_eq!(chat("   ").unwrap(), Command::untargeted(Query::Help));
+}
+
+#[test]
+fn the_cli_takes_a_bare_number_for_every_verb() {
+    let n = Some(IncidentNumber(1));
+    for words in [
+        &["ack", "1"][..],
+        &["update", "1", "x"],
+        &["status", "1", "mitigated"],
+        &["severity", "1", "sev2"],
+        &["assign", "1", "comms", "bob"],
+        &["note", "1", "x"],
+        &["resolve", "1"],
+        &["show", "1"],
+        &["freeze", "1", "acme/api"],
+        &["unfreeze", "1"],
+        &["action", "add", "1", "Add", "a", "canary"],
+        &["action", "1", "add", "Add", "a", "canary"],
+        &["action", "done", "1", "2"],
+        &["postmortem", "1"],
+        &["postmortem", "publish", "1"],
+        &["postmortem", "set", "1", "summary", "It", "broke"],
+        &["postmortem", "1", "set", "summary", "It", "broke"],
+    ] {
+        let cmd = cli(words).unwrap_or_else(|e| panic!("{words:?}: {e}"));
+        assert_eq!(cmd.target, n, "{words:?}");
+    }
+    assert_eq!(
+        cli(&["action", "add", "1", "Add", "a", "canary"])
+            .unwrap()
+            .verb,
+        Verb::Postmortem(PostmortemVerb::ActionAdd {
+            text: "Add a canary".into(),
+            owner: None,
+            term: Term::Immediate,
+        })
+    );
+    // `action done 2` alone is item 2 of the incident in context.
+    let done = cli(&["action", "done", "2"]).unwrap();
+    assert_eq!(done.target, None);
+    assert_eq!(
+        done.verb,
+        Verb::Postmortem(PostmortemVerb::ActionDone { number: 2 })
+    );
+    // In chat a bare number stays text.
+    let Verb::Postmortem(PostmortemVerb::ActionAdd { text, .. }) =
+        chat("action add 1 canary").unwrap().verb
+    else {
+        panic!()
+    };
+    assert_eq!(text, "1 canary");
+}
+
+#[test]
+fn every_write_verb_needs_a_permission_and_reads_need_none() {
+    use crate::incident::permissions::Action;
+    for (line, action) in [
+        ("declare sev2 x", Some(Action::Declare)),
+        ("ack", Some(Action::Respond)),
+        ("update x", Some(Action::Respond)),
+        ("status mitigated", Some(Action::Respond)),
+        ("status resolved", Some(Action::Resolve)),
+        ("severity sev1", Some(Action::Respond)),
+        ("assign comms bob", Some(Action::Respond)),
+        ("note x", Some(Action::Respond)),
+        ("resolve", Some(Action::Resolve)),
+        ("freeze", Some(Action::Freeze)),
+        ("unfreeze", Some(Action::Freeze)),
+        ("freeze exempt acme/api#1", Some(Action::Freeze)),
+        ("action add x", Some(Action::Postmortem)),
+        ("action done 1", Some(Action::Postmortem)),
+        ("postmortem set summary x", Some(Action::Postmortem)),
+        ("postmortem publish", Some(Action::Postmortem)),
+        ("postmortem", None),
+        ("freeze status", None),
+        ("show", None),
+        ("list", None),
+        ("help", None),
+    ] {
+        let cmd = chat(line).unwrap();
+        assert_eq!(cmd.permission(), action, "{line}");
+        assert_eq!(cmd.is_write(), action.is_some(), "{line}");
+    }
+}
+
+#[test]
+fn context_fills_the_incident_only_where_a_verb_takes_one() {
+    let n = IncidentNumber(5);
+    assert_eq!(
+        chat("note x").unwrap().with_default_target(n).target,
+        Some(n)
+    );
+    assert_eq!(
+        chat("note INC-2 x").unwrap().with_default_target(n).target,
+        Some(IncidentNumber(2))
+    );
+    for line in [
+        "declare x",
+        "list",
+        "help",
+        "freeze status",
+        "freeze exempt a/b#1",
+    ] {
+        assert_eq!(
+            chat(line).unwrap().with_default_target(n).target,
+            None,
+            "{line}"
+        );
+    }
+}
+
+#[test]
+fn prepare_cleans_every_free_text_field() {
+    let now = Utc::now();
+    let hostile = "\u{1b}[2Jok\u{202e}txt";
+    for (line, field) in [
+        ("declare {}", "title"),
+        ("update {}", "update"),
+        ("note {}", "note"),
+        ("resolve {}", "summary"),
+        ("freeze --reason {}", "reason"),
+        ("freeze exempt a/b#1 --reason {}", "reason"),
+        ("action add {}", "action item"),
+        ("postmortem set impact {}", "post-mortem section"),
+    ] {
+        let cmd = chat(&line.replace("{}", hostile))
+            .unwrap()
+            .prepare(now)
+            .unwrap();
+        let debug = format!("{cmd:?}");
+        assert!(debug.contains("\"okt"), "{line}: {debug}");
+        assert!(
+            !debug.contains('\u{1b}') && !debug.contains('\u{202e}'),
+            "{line}: {debug}"
+        );
+        let long = chat(&line.replace("{}", &"x ".repeat(20_001)))
+            .unwrap()
+            .prepare(now)
+            .unwrap_err()
+            .to_string();
+        assert!(long.contains(&format!("The {field} is")), "{line}: {long}");
+        let nul = chat(&line.replace("{}", "a\0b"))
+            .unwrap()
+            .prepare(now)
+            .unwrap_err()
+            .to_string();
+        assert!(nul.contains("NUL"), "{line}: {nul}");
+    }
+    // Text that cleans to nothing is as good as missing.
+    let e = Command::untargeted(Change::Note {
+        text: "\u{1b}[2J".into(),
+    })
+    .prepare(now)
+    .unwrap_err();
+    assert!(e.to_string().contains("`note` needs the note"), "{e}");
+    // The old ad-hoc title check is the pipeline's now: same limit, one message.
+    let e = chat(&format!("declare {}", "x".repeat(201)))
+        .unwrap()
+        .prepare(now)
+        .unwrap_err();
+    assert!(e.to_string().contains("the limit is 200"), "{e}");
+}
+
+#[test]
+fn start_and_detection_times_are_checked() {
+    let now = Utc::now();
+    let declare = |extra: &[&str]| {
+        let mut words = vec!["declare", "x"];
+        words.extend_from_slice(extra);
+        parse_words(&words, ParseOptions::default(), now).and_then(|c| c.prepare(now))
+    };
+    let future = (now + chrono::Duration::hours(2)).to_rfc3339();
+    let e = declare(&["--started", &future]).unwrap_err().to_string();
+    assert!(
+        e.contains("--started") && e.contains("in the future"),
+        "{e}"
+    );
+    let e = declare(&["--detected", &future]).unwrap_err().to_string();
+    assert!(
+        e.contains("--detected") && e.contains("in the future"),
+        "{e}"
+    );
+    let skew = (now + chrono::Duration::seconds(30)).to_rfc3339();
+    assert!(
+        declare(&["--started", &skew]).is_ok(),
+        "a little clock skew"
+    );
+    let old = (now - chrono::Duration::days(31)).to_rfc3339();
+    assert!(
+        declare(&["--started", &old])
+            .unwrap_err()
+            .to_string()
+            .contains("30 days")
+    );
+    assert!(declare(&["--started", "31days"]).is_err());
+    let e = declare(&["--started", "10m", "--detected", "20m"])
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("--detected is before --started"), "{e}");
+    assert!(declare(&["--started", "20m", "--detected", "10m"]).is_ok());
 }
 
 proptest! {

@@ -28,9 +28,14 @@ pub enum UserError {
         current: i64,
     },
     #[error(
-        "You are not allowed to {action}; ask someone listed under [permissions] {action} in the firebreak config."
+        "You are not allowed to {action}; ask someone listed under [permissions] {list} in the firebreak config."
     )]
-    Forbidden { action: &'static str },
+    Forbidden {
+        /// What the caller tried, as a phrase ("resolve incidents").
+        action: &'static str,
+        /// The `[permissions]` list that would allow it.
+        list: &'static str,
+    },
 }
 
 impl UserError {

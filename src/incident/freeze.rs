@@ -11,10 +11,10 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
-use super::command::Command;
+use super::command::FreezeVerb;
 use super::error::{ServiceError, UserError};
-use super::model::{Incident, IncidentId, Severity};
-use super::permissions::{Action, Actor};
+use super::model::{Incident, IncidentId, IncidentNumber, Severity};
+use super::permissions::Actor;
 use super::reply::{Reply, ReplyBody};
 use super::service::{IncidentService, Outcome};
 use super::timeline::{EntryKind, NewEntry};
@@ -118,9 +118,12 @@ impl FreezeSettings {
 }
 
 impl IncidentService {
+    /// A freeze verb, already authorized and cleaned; `target` is the incident the freeze
+    /// belongs to, if any.
     pub(super) async fn freeze_command(
         &self,
-        cmd: Command,
+        verb: FreezeVerb,
+        target: Option<IncidentNumber>,
         actor: &Actor,
     ) -> Result<Outcome, ServiceError> {
         let Some(settings) = self.policy().freeze.clone() else {
@@ -129,19 +132,10 @@ impl IncidentService {
             )
             .into());
         };
-        if let Command::FreezeStatus = cmd {
+        if let FreezeVerb::Status = verb {
             return self.freeze_status().await;
         }
-        if !self.policy().permissions.allows(actor, Action::Freeze) {
-            let incident = match cmd.target() {
-                Some(n) => self.store().incident_by_number(n).await?.map(|i| i.id),
-                None => None,
-            };
-            return Err(self
-                .refuse(Action::Freeze, actor, incident.as_ref(), cmd.verb())
-                .await);
-        }
-        let incident = match cmd.target() {
+        let incident = match target {
             Some(n) => Some(
                 self.store()
                     .incident_by_number(n)
@@ -152,8 +146,8 @@ impl IncidentService {
         };
         let now = self.now();
         let mut tx = self.begin().await?;
-        let (text, effect) = match cmd {
-            Command::Freeze { scopes, reason, .. } => {
+        let (text, effect) = match verb {
+            FreezeVerb::Freeze { scopes, reason } => {
                 let scopes = if scopes.is_empty() {
                     settings.scopes.clone()
                 } else {
@@ -181,7 +175,7 @@ impl IncidentService {
                     effect,
                 )
             }
-            Command::Unfreeze { scopes, .. } => {
+            FreezeVerb::Unfreeze { scopes } => {
                 let scopes = if scopes.is_empty() {
                     frozen_scopes(&mut tx, None).await?
                 } else {
@@ -204,17 +198,11 @@ impl IncidentService {
                     effect,
                 )
             }
-            Command::FreezeExempt { repo, pr, reason } => {
+            FreezeVerb::Exempt { repo, pr, reason } => {
                 let request = ExemptRequest { repo, pr, reason };
                 self.exempt(&mut tx, &settings, request, actor, now).await?
             }
-            other => {
-                return Err(UserError::invalid(format!(
-                    "`{}` is not a freeze command.",
-                    other.verb()
-                ))
-                .into());
-            }
+            FreezeVerb::Status => unreachable!("answered above"),
         };
         let id = tx.enqueue_effect(&effect).await?;
         tx.commit().await?;

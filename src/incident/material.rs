@@ -4,7 +4,7 @@
 
 use sha2::{Digest, Sha256};
 
-use super::command::Command;
+use super::command::PostmortemVerb;
 use super::error::{ServiceError, UserError};
 use super::identity::Identity;
 use super::model::{Incident, IncidentNumber};
@@ -96,14 +96,13 @@ impl IncidentService {
         Ok(format!("v{}-{}", incident.version, &digest[..16]))
     }
 
+    /// Action items and written sections, already authorized and cleaned.
     pub(super) async fn postmortem_material(
         &self,
-        cmd: Command,
+        number: IncidentNumber,
+        verb: PostmortemVerb,
         actor: &Actor,
     ) -> Result<Outcome, ServiceError> {
-        let number = cmd
-            .target()
-            .ok_or_else(|| UserError::NeedsIncident(cmd.verb().to_string()))?;
         let now = self.now();
         let mut tx = self.begin().await?;
         let incident: Incident = tx
@@ -118,10 +117,8 @@ impl IncidentService {
             kind: EntryKind::ActionItem,
             text,
         };
-        let reply = match cmd {
-            Command::ActionAdd {
-                text, owner, term, ..
-            } => {
+        let reply = match verb {
+            PostmortemVerb::ActionAdd { text, owner, term } => {
                 let owner = owner.as_deref().map(Identity::from_user_arg).transpose()?;
                 let n = tx
                     .add_action(
@@ -140,7 +137,7 @@ impl IncidentService {
                 tx.append_timeline(&entry(line.clone())).await?;
                 format!("{}: {line}.", incident.number)
             }
-            Command::ActionDone { number: n, .. } => {
+            PostmortemVerb::ActionDone { number: n } => {
                 if !tx.complete_action(&incident.id, n, now).await? {
                     return Err(UserError::invalid(format!(
                         "{} has no action item {n}.",
@@ -152,16 +149,16 @@ impl IncidentService {
                     .await?;
                 format!("{}: action item {n} is done.", incident.number)
             }
-            Command::PostmortemSet { field, text, .. } => {
+            PostmortemVerb::Set { field, text } => {
                 let author = actor.identity();
                 tx.set_postmortem_field(&incident.id, field.as_str(), &text, author.as_str())
                     .await?;
                 format!("{}: post-mortem {} saved.", incident.number, field.as_str())
             }
-            other => {
+            other @ (PostmortemVerb::Draft | PostmortemVerb::Publish) => {
                 return Err(UserError::invalid(format!(
                     "`{}` is not post-mortem material.",
-                    other.verb()
+                    other.name()
                 ))
                 .into());
             }

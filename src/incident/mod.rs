@@ -4,12 +4,12 @@
 //!
 //! - [`clock`]: where "now" comes from (a manual clock in tests).
 //! - [`model`]: the incident, its severity, status, roles, and the checked state machine.
-//! - [`command`]: the one chat/CLI grammar.
+//! - [`command`]: the one chat/CLI grammar: a target and a verb, one module per verb group.
 //! - [`rules`]: pure decisions (new state, timeline entries, announcements).
 //! - [`freeze`]: merge freezes as wanted state with generations.
 //! - [`service`]: applies a command in one transaction with compare-and-set.
 //! - [`timeline`]: append-only entries and T+ offsets.
-//! - [`permissions`]: actors and who may declare, freeze and resolve.
+//! - [`permissions`]: actors, and the list each write verb needs.
 //! - [`identity`]: who someone is, as stored: `slack:U…`, `discord:…`, `cli:name`.
 //! - [`text`]: the one inbound text pipeline (control characters, bidi overrides, limits).
 //! - [`error`]: user errors versus internal errors.

@@ -39,20 +39,52 @@ impl Actor {
     }
 }
 
-/// Actions that can be restricted.
+/// Actions that can be restricted. Every verb that writes needs one (see
+/// [`Command::permission`](super::command::Command::permission)); reads need none.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
+    /// `declare`.
     Declare,
+    /// `ack`, `update`, `status` (other than resolved), `severity`, `assign`, `note`.
+    Respond,
+    /// `freeze`, `unfreeze`, `freeze exempt`.
     Freeze,
+    /// `resolve`, `status resolved`.
     Resolve,
+    /// `postmortem set`, `postmortem publish`, `action add`, `action done`.
+    Postmortem,
 }
 
 impl Action {
+    pub const ALL: [Action; 5] = [
+        Self::Declare,
+        Self::Respond,
+        Self::Freeze,
+        Self::Resolve,
+        Self::Postmortem,
+    ];
+
+    /// The name of its list under `[permissions]`.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Declare => "declare",
+            Self::Respond => "respond",
             Self::Freeze => "freeze",
             Self::Resolve => "resolve",
+            Self::Postmortem => "postmortem",
+        }
+    }
+
+    /// What the action lets someone do, for the sentence a refused caller sees.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Self::Declare => "declare incidents",
+            Self::Respond => "respond to incidents (ack, update, status, severity, assign, note)",
+            Self::Freeze => "freeze or unfreeze merges",
+            Self::Resolve => "resolve incidents",
+            Self::Postmortem => {
+                "write or publish post-mortems (postmortem set/publish, action add/done)"
+            }
         }
     }
 }
@@ -68,8 +100,10 @@ impl Action {
 #[serde(deny_unknown_fields, default)]
 pub struct Permissions {
     pub declare: Option<Vec<String>>,
+    pub respond: Option<Vec<String>>,
     pub freeze: Option<Vec<String>>,
     pub resolve: Option<Vec<String>>,
+    pub postmortem: Option<Vec<String>>,
     pub cli_trusted: bool,
 }
 
@@ -77,8 +111,10 @@ impl Default for Permissions {
     fn default() -> Self {
         Self {
             declare: None,
+            respond: None,
             freeze: None,
             resolve: None,
+            postmortem: None,
             cli_trusted: true,
         }
     }
@@ -91,8 +127,10 @@ impl Permissions {
         }
         let list = match action {
             Action::Declare => &self.declare,
+            Action::Respond => &self.respond,
             Action::Freeze => &self.freeze,
             Action::Resolve => &self.resolve,
+            Action::Postmortem => &self.postmortem,
         };
         let Some(list) = list else { return true };
         let identity = actor.identity();

@@ -6,11 +6,11 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use super::command::Command;
+use super::command::Change;
 use super::error::UserError;
 use super::identity::{Identity, fallback_name};
 use super::model::{Incident, Role, Severity, Status};
-use super::permissions::{Action, Actor};
+use super::permissions::Actor;
 use super::timeline::EntryKind;
 
 /// What changed, for the effect planners to turn into notices, chat posts and card edits.
@@ -51,37 +51,21 @@ pub trait UpdateCadence {
     fn cadence(&self, severity: Severity) -> Duration;
 }
 
-/// The permission a command needs, if any.
-pub fn required_permission(cmd: &Command) -> Option<Action> {
-    match cmd {
-        Command::Declare { .. } => Some(Action::Declare),
-        Command::Freeze { .. } | Command::Unfreeze { .. } | Command::FreezeExempt { .. } => {
-            Some(Action::Freeze)
-        }
-        Command::Resolve { .. }
-        | Command::Status {
-            status: Status::Resolved,
-            ..
-        } => Some(Action::Resolve),
-        _ => None,
-    }
-}
-
-/// Applies a write command (other than `declare`) to `current`.
+/// Applies a change to `current`.
 pub fn decide(
     current: &Incident,
-    cmd: &Command,
+    change: &Change,
     actor: &Actor,
     now: DateTime<Utc>,
     cadence: &dyn UpdateCadence,
 ) -> Result<Decision, UserError> {
     let n = current.number;
     let mut next = current.clone();
-    if current.status == Status::Resolved && !matches!(cmd, Command::Note { .. }) {
+    if current.status == Status::Resolved && !matches!(change, Change::Note { .. }) {
         return Err(UserError::AlreadyResolved);
     }
-    let decision = match cmd {
-        Command::Ack { .. } => {
+    let decision = match change {
+        Change::Ack => {
             if let Some(at) = current.acknowledged_at {
                 return Err(UserError::invalid(format!(
                     "{n} was already acknowledged at {} UTC.",
@@ -102,10 +86,9 @@ pub fn decide(
                 format!("{n}: {text}."),
             )
         }
-        Command::Update {
+        Change::Update {
             text,
             next: promise,
-            ..
         } => {
             next.last_update_at = Some(now);
             let wait = promise.unwrap_or_else(|| cadence.cadence(current.severity));
@@ -118,19 +101,16 @@ pub fn decide(
             let ann = IncidentEvent::Update { text: text.clone() };
             changed(next, EntryKind::Update, text.clone(), Some(ann), reply)
         }
-        Command::Status { status, .. } if *status == Status::Resolved => {
+        Change::Status(Status::Resolved) => {
             return decide(
                 current,
-                &Command::Resolve {
-                    target: None,
-                    summary: None,
-                },
+                &Change::Resolve { summary: None },
                 actor,
                 now,
                 cadence,
             );
         }
-        Command::Status { status, .. } => {
+        Change::Status(status) => {
             current.status.check_transition(*status)?;
             next.status = *status;
             if *status == Status::Mitigated && next.mitigated_at.is_none() {
@@ -148,7 +128,7 @@ pub fn decide(
                 format!("{n}: {text}."),
             )
         }
-        Command::Severity { severity, .. } => {
+        Change::Severity(severity) => {
             if *severity == current.severity {
                 return Err(UserError::invalid(format!("{n} is already {severity}.")));
             }
@@ -169,14 +149,14 @@ pub fn decide(
                 format!("{n}: {text}."),
             )
         }
-        Command::Assign { role, user, .. } => assign(current, next, *role, user)?,
-        Command::Note { text, .. } => Decision {
+        Change::Assign { role, user } => assign(current, next, *role, user)?,
+        Change::Note { text } => Decision {
             incident: None,
             entries: vec![(EntryKind::Note, text.clone())],
             event: None,
             reply: format!("Noted on {n}'s timeline."),
         },
-        Command::Resolve { summary, .. } => {
+        Change::Resolve { summary } => {
             current.status.check_transition(Status::Resolved)?;
             next.status = Status::Resolved;
             next.resolved_at = Some(now);
@@ -195,24 +175,6 @@ pub fn decide(
                 Some(IncidentEvent::Resolved),
                 format!("{n}: {text}."),
             )
-        }
-        Command::Declare { .. }
-        | Command::Show { .. }
-        | Command::List
-        | Command::Help
-        | Command::Freeze { .. }
-        | Command::Unfreeze { .. }
-        | Command::FreezeStatus
-        | Command::FreezeExempt { .. }
-        | Command::ActionAdd { .. }
-        | Command::ActionDone { .. }
-        | Command::PostmortemSet { .. }
-        | Command::Postmortem { .. }
-        | Command::PostmortemPublish { .. } => {
-            return Err(UserError::invalid(format!(
-                "`{}` does not change an incident.",
-                cmd.verb()
-            )));
         }
     };
     Ok(decision)
@@ -326,10 +288,10 @@ mod tests {
         }
     }
 
-    fn run(inc: &Incident, cmd: Command) -> Result<Decision, UserError> {
+    fn run(inc: &Incident, change: Change) -> Result<Decision, UserError> {
         decide(
             inc,
-            &cmd,
+            &change,
             &Actor::new(Source::Cli, "bob", "bob"),
             Utc::now(),
             &Hourly,
@@ -338,14 +300,7 @@ mod tests {
 
     #[test]
     fn mitigation_time_is_set_once() {
-        let d = run(
-            &incident(),
-            Command::Status {
-                target: None,
-                status: Status::Mitigated,
-            },
-        )
-        .unwrap();
+        let d = run(&incident(), Change::Status(Status::Mitigated)).unwrap();
         let inc = d.incident.unwrap();
         assert!(inc.mitigated_at.is_some());
         assert_eq!(
@@ -358,14 +313,7 @@ mod tests {
 
     #[test]
     fn status_resolved_is_a_resolve() {
-        let d = run(
-            &incident(),
-            Command::Status {
-                target: None,
-                status: Status::Resolved,
-            },
-        )
-        .unwrap();
+        let d = run(&incident(), Change::Status(Status::Resolved)).unwrap();
         assert_eq!(d.entries[0].0, EntryKind::Resolved);
         assert_eq!(d.incident.unwrap().status, Status::Resolved);
     }
@@ -375,21 +323,13 @@ mod tests {
         let mut inc = incident();
         inc.status = Status::Resolved;
         assert_eq!(
-            run(
-                &inc,
-                Command::Resolve {
-                    target: None,
-                    summary: None
-                }
-            )
-            .unwrap_err(),
+            run(&inc, Change::Resolve { summary: None }).unwrap_err(),
             UserError::AlreadyResolved
         );
         assert!(
             run(
                 &inc,
-                Command::Note {
-                    target: None,
+                Change::Note {
                     text: "late".into()
                 }
             )
@@ -401,7 +341,7 @@ mod tests {
 
     #[test]
     fn ack_makes_the_acker_commander_when_there_is_none() {
-        let d = run(&incident(), Command::Ack { target: None }).unwrap();
+        let d = run(&incident(), Change::Ack).unwrap();
         assert_eq!(
             d.incident.unwrap().commander.as_deref(),
             Some("cli:bob"),
@@ -414,8 +354,7 @@ mod tests {
         let assign = |inc: &Incident, user: &str| {
             run(
                 inc,
-                Command::Assign {
-                    target: None,
+                Change::Assign {
                     role: Role::Comms,
                     user: user.into(),
                 },
@@ -440,8 +379,7 @@ mod tests {
     #[test]
     fn update_promises_the_next_one() {
         let now = Utc::now();
-        let cmd = Command::Update {
-            target: None,
+        let cmd = Change::Update {
             text: "x".into(),
             next: Some(Duration::from_secs(1800)),
         };

@@ -1,8 +1,11 @@
 //! `IncidentService`: the one place commands are applied. Every edge (Slack, Discord, CLI)
-//! calls [`IncidentService::apply`], which in a single transaction checks permission,
-//! locks and re-reads the incident, decides with the pure [`rules`](super::rules), writes the
-//! new state with a compare-and-set on `version`, appends the timeline, and enqueues every
-//! side effect. The caller gets a neutral [`Reply`] as soon as that transaction commits.
+//! calls [`IncidentService::apply`] (or `apply_checked`), the front door: it checks the
+//! permission the verb needs, cleans every piece of free text, and hands the command to its
+//! verb group (`command::{declare, change, freeze, postmortem, query}`). A change then, in a
+//! single transaction, locks and re-reads the incident, decides with the pure
+//! [`rules`](super::rules), writes the new state with a compare-and-set on `version`, appends
+//! the timeline, and enqueues every side effect. The caller gets a neutral [`Reply`] as soon
+//! as that transaction commits.
 
 use std::sync::Arc;
 
@@ -11,7 +14,7 @@ use chrono::{DateTime, Utc};
 use tokio::sync::Notify;
 
 use super::clock::{Clock, SystemClock};
-use super::command::{Command, HELP};
+use super::command::{Change, Command, Declare, Verb};
 use super::error::{ServiceError, UserError};
 use super::model::{Incident, IncidentId, IncidentNumber, Status};
 use super::permissions::{Action, Actor, Permissions};
@@ -46,7 +49,7 @@ pub struct Outcome {
 }
 
 impl Outcome {
-    fn reply(reply: Reply) -> Self {
+    pub(crate) fn reply(reply: Reply) -> Self {
         Self {
             reply,
             effects: Vec::new(),
@@ -122,79 +125,60 @@ impl IncidentService {
 
     /// Like [`apply`](Self::apply), but fails with a conflict unless the incident is still at
     /// `expected_version`: for buttons and forms that were rendered from an earlier read.
+    ///
+    /// This is the front door every surface comes through, so what is checked here is
+    /// checked for all of them, once: the permission the verb needs (a refusal is recorded
+    /// on the incident's timeline, or the audit log), then every piece of free text through
+    /// the text pipeline and the times against the clock ([`Command::prepare`]). Only then
+    /// is the command handed to its verb group's `apply`.
     pub async fn apply_checked(
         &self,
         cmd: Command,
         actor: &Actor,
         expected_version: Option<i64>,
     ) -> Result<Outcome, ServiceError> {
-        match cmd {
-            Command::Help => Ok(Outcome::reply(Reply::private(HELP))),
-            Command::List => self.list().await,
-            Command::Show { target } => self.show(require_target(target, "show")?).await,
-            Command::Declare { .. } => self.declare(cmd, actor).await,
-            Command::Freeze { .. }
-            | Command::Unfreeze { .. }
-            | Command::FreezeStatus
-            | Command::FreezeExempt { .. } => self.freeze_command(cmd, actor).await,
-            Command::ActionAdd { .. }
-            | Command::ActionDone { .. }
-            | Command::PostmortemSet { .. } => self.postmortem_material(cmd, actor).await,
-            Command::Postmortem { target } => {
-                self.postmortem_draft(require_target(target, "postmortem")?)
-                    .await
+        if let Some(action) = cmd.permission() {
+            if !self.policy.permissions.allows(actor, action) {
+                let incident = match cmd.target {
+                    Some(n) => self.store.incident_by_number(n).await?.map(|i| i.id),
+                    None => None,
+                };
+                return Err(self
+                    .refuse(action, actor, incident.as_ref(), cmd.name())
+                    .await);
             }
-            Command::PostmortemPublish { target } => {
-                self.postmortem_publish(require_target(target, "postmortem publish")?)
-                    .await
+        }
+        let name = cmd.name();
+        let Command { target, verb } = cmd.prepare(self.clock.now())?;
+        match verb {
+            Verb::Query(query) => query.apply(self, target).await,
+            Verb::Declare(declare) => declare.apply(self, actor).await,
+            Verb::Change(change) => {
+                let number = require_target(target, name)?;
+                change.apply(self, number, actor, expected_version).await
             }
-            _ => {
-                let number = require_target(cmd.target(), cmd.verb())?;
-                self.change(number, cmd, actor, expected_version).await
+            Verb::Freeze(freeze) => freeze.apply(self, target, actor).await,
+            Verb::Postmortem(pm) => {
+                let number = require_target(target, name)?;
+                pm.apply(self, number, actor).await
             }
         }
     }
 
-    async fn list(&self) -> Result<Outcome, ServiceError> {
-        let incidents = self.store.list_incidents(false, 50).await?;
-        let open = incidents.iter().filter(|i| i.status.is_open()).count();
-        let text = match incidents.len() {
-            0 => "No incidents yet.".to_string(),
-            n => format!("{n} incidents, {open} open."),
-        };
-        Ok(Outcome::reply(
-            Reply::private(text).with_body(ReplyBody::List { incidents }),
-        ))
-    }
-
-    async fn show(&self, number: IncidentNumber) -> Result<Outcome, ServiceError> {
-        let incident = self
-            .store
-            .incident_by_number(number)
-            .await?
-            .ok_or(UserError::NotFound(number))?;
-        let timeline = self.store.timeline(&incident.id).await?;
-        let text = format!("{} is {}.", incident.headline(), incident.status);
-        let body = ReplyBody::Incident {
-            incident: Box::new(incident),
-            timeline,
-        };
-        Ok(Outcome::reply(Reply::private(text).with_body(body)))
-    }
-
-    async fn declare(&self, cmd: Command, actor: &Actor) -> Result<Outcome, ServiceError> {
-        let Command::Declare {
+    /// `declare`, already authorized and cleaned.
+    pub(super) async fn declare(
+        &self,
+        declare: Declare,
+        actor: &Actor,
+    ) -> Result<Outcome, ServiceError> {
+        let Declare {
             severity,
             title,
             drill,
             started_at,
             detected_at,
-        } = cmd
-        else {
-            unreachable!("declare() is only called with Command::Declare")
-        };
-        self.check_permission(Action::Declare, actor, None, "declare")
-            .await?;
+            description,
+        } = declare;
         let now = self.clock.now();
         let mut tx = self.begin().await?;
         let number = tx.next_incident_number().await?;
@@ -229,6 +213,10 @@ impl IncidentService {
         let text = format!("Declared {severity}{drill_note}: {}", incident.title);
         tx.append_timeline(&entry(&incident, actor, now, EntryKind::Declared, text))
             .await?;
+        if let Some(note) = description {
+            tx.append_timeline(&entry(&incident, actor, now, EntryKind::Note, note))
+                .await?;
+        }
         let mut queued = self
             .enqueue_effects(&mut tx, &incident, &IncidentEvent::Declared, actor)
             .await?;
@@ -249,10 +237,11 @@ impl IncidentService {
         })
     }
 
-    async fn change(
+    /// A change to an open incident, already authorized and cleaned.
+    pub(super) async fn change(
         &self,
         number: IncidentNumber,
-        cmd: Command,
+        change: Change,
         actor: &Actor,
         expected_version: Option<i64>,
     ) -> Result<Outcome, ServiceError> {
@@ -262,14 +251,6 @@ impl IncidentService {
             .incident_for_update(number)
             .await?
             .ok_or(UserError::NotFound(number))?;
-        if let Some(action) = rules::required_permission(&cmd) {
-            if !self.policy.permissions.allows(actor, action) {
-                tx.rollback().await?;
-                return Err(self
-                    .refuse(action, actor, Some(&current.id), cmd.verb())
-                    .await);
-            }
-        }
         if let Some(seen) = expected_version.filter(|v| *v != current.version) {
             return Err(UserError::Conflict {
                 number,
@@ -278,7 +259,7 @@ impl IncidentService {
             }
             .into());
         }
-        let decision = rules::decide(&current, &cmd, actor, now, self.policy.cadence.as_ref())?;
+        let decision = rules::decide(&current, &change, actor, now, self.policy.cadence.as_ref())?;
         let (after, queued) = self
             .write_decision(tx, &current, decision.clone(), actor, now)
             .await?;
@@ -392,19 +373,6 @@ impl IncidentService {
         Ok(queued)
     }
 
-    async fn check_permission(
-        &self,
-        action: Action,
-        actor: &Actor,
-        incident: Option<&IncidentId>,
-        verb: &str,
-    ) -> Result<(), ServiceError> {
-        if self.policy.permissions.allows(actor, action) {
-            return Ok(());
-        }
-        Err(self.refuse(action, actor, incident, verb).await)
-    }
-
     /// Records a refusal on the timeline (or the audit log, outside an incident) and returns
     /// the error to show. The refusal is recorded even though the command changed nothing:
     /// who tried what during an incident is part of its story.
@@ -422,7 +390,7 @@ impl IncidentService {
             source: actor.source,
             kind: EntryKind::Refused,
             text: format!(
-                "Refused `{verb}` for {} (not allowed to {})",
+                "Refused `{verb}` for {} (not on [permissions] {})",
                 actor.identity(),
                 action.as_str()
             ),
@@ -431,7 +399,8 @@ impl IncidentService {
             tracing::error!(error = %format!("{err:#}"), "recording a refused command failed");
         }
         UserError::Forbidden {
-            action: action.as_str(),
+            action: action.describe(),
+            list: action.as_str(),
         }
         .into()
     }

@@ -20,6 +20,8 @@ pub enum Field {
     Reason,
     ActionItem,
     PostmortemSection,
+    /// A person named in a command (`assign … <user>`, `action add … --owner <user>`).
+    Person,
 }
 
 impl Field {
@@ -30,6 +32,7 @@ impl Field {
             Self::Update | Self::Note | Self::Summary => 4_000,
             Self::Reason | Self::ActionItem => 500,
             Self::PostmortemSection => 20_000,
+            Self::Person => 100,
         }
     }
 
@@ -43,12 +46,13 @@ impl Field {
             Self::Reason => "reason",
             Self::ActionItem => "action item",
             Self::PostmortemSection => "post-mortem section",
+            Self::Person => "user",
         }
     }
 
     /// Whether the text may span lines (a title and a reason are one line).
     const fn multiline(self) -> bool {
-        !matches!(self, Self::Title | Self::Reason)
+        !matches!(self, Self::Title | Self::Reason | Self::Person)
     }
 }
 
@@ -135,6 +139,7 @@ fn advice(field: Field) -> &'static str {
     match field {
         Field::Title => "Keep it short and put details in an update.",
         Field::Reason | Field::ActionItem => "Keep it to a sentence or two.",
+        Field::Person => "Name one person.",
         _ => "Split it, or link to a document with the rest.",
     }
 }

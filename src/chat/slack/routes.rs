@@ -30,7 +30,9 @@ use super::decode::{self, Decoded};
 use super::inbound::{self, Button, Mention, Reaction, SlackInbound, ViewSubmission};
 use super::planner;
 use super::verify;
-use crate::incident::command::{self, Command, ParseOptions};
+use crate::incident::command::{
+    self, Change, Command, Declare, ParseOptions, PostmortemVerb, Verb,
+};
 use crate::incident::{
     Actor, Identity, IncidentNumber, IncidentService, ServiceError, Severity, Source, UserError,
 };
@@ -286,13 +288,8 @@ impl SlackEdge {
         let channel = b.channel_id.clone().unwrap_or_default();
         let actor = self.actor(&b.user_id, Some(&b.user_name)).await;
         let cmd = match b.action_id.as_str() {
-            ACTION_ACK => Command::Ack {
-                target: Some(number),
-            },
-            ACTION_RESOLVE => Command::Resolve {
-                target: Some(number),
-                summary: None,
-            },
+            ACTION_ACK => Command::on(number, Change::Ack),
+            ACTION_RESOLVE => Command::on(number, Change::Resolve { summary: None }),
             ACTION_UPDATE => {
                 return match self
                     .open_modal(&b.trigger_id, blocks::update_modal(number, &channel))
@@ -386,29 +383,13 @@ impl SlackEdge {
             .get("severity")
             .map_or("sev3", String::as_str)
             .parse()?;
-        let cmd = Command::Declare {
-            severity,
-            title,
-            drill: false,
-            started_at: None,
-            detected_at: None,
+        // The form's description is part of the declaration (a first note, in the same
+        // transaction and under the same permission).
+        let declare = Declare {
+            description: v.values.get("description").cloned(),
+            ..Declare::new(severity, title)
         };
-        let out = service.apply(cmd, actor).await?;
-        let number = out.reply.incident().map(|i| i.number);
-        if let (Some(n), Some(text)) = (
-            number,
-            v.values.get("description").filter(|d| !d.trim().is_empty()),
-        ) {
-            self.service
-                .apply(
-                    Command::Note {
-                        target: Some(n),
-                        text: text.trim().to_string(),
-                    },
-                    actor,
-                )
-                .await?;
-        }
+        let out = service.apply(Command::untargeted(declare), actor).await?;
         Ok(out.reply.text)
     }
 
@@ -439,14 +420,7 @@ impl SlackEdge {
             None => None,
         };
         Ok(service
-            .apply(
-                Command::Update {
-                    target: Some(n),
-                    text,
-                    next,
-                },
-                actor,
-            )
+            .apply(Command::on(n, Change::Update { text, next }), actor)
             .await?
             .reply
             .text)
@@ -610,25 +584,22 @@ fn people_by_id(
             ))),
         }
     };
-    let cmd = match cmd {
-        Command::Assign { target, role, user } => Command::Assign {
-            target,
+    let Command { target, verb } = cmd;
+    let verb = match verb {
+        Verb::Change(Change::Assign { role, user }) => Verb::Change(Change::Assign {
             role,
             user: by_id(user)?,
-        },
-        Command::ActionAdd {
-            target,
-            text,
-            owner,
-            term,
-        } => Command::ActionAdd {
-            target,
-            text,
-            owner: owner.map(&mut by_id).transpose()?,
-            term,
-        },
+        }),
+        Verb::Postmortem(PostmortemVerb::ActionAdd { text, owner, term }) => {
+            Verb::Postmortem(PostmortemVerb::ActionAdd {
+                text,
+                owner: owner.map(&mut by_id).transpose()?,
+                term,
+            })
+        }
         other => other,
     };
+    let cmd = Command { target, verb };
     Ok((cmd, named))
 }
 
