@@ -8,6 +8,9 @@ use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if !matches!(cli.command, TopCommand::Serve) {
+        firebreak::cli::end_quietly_on_closed_pipe();
+    }
     // The server logs its work; one-shot commands stay quiet unless something goes wrong.
     let default = if matches!(cli.command, TopCommand::Serve) {
         "info"

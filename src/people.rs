@@ -46,7 +46,8 @@ impl Names {
         stored.map_or_else(|| "unassigned".to_string(), |s| self.name(s))
     }
 
-    /// A timeline text with the identities it names (`commander: slack:U1 (was …)`)
+    /// A timeline text with the identities it names (`commander: slack:U1 (was …)`,
+    /// `Acknowledged by slack:U1`)
     /// replaced by their display names. Only identities with a cached name are replaced.
     pub fn text(&self, text: &str) -> String {
         if self.0.is_empty() || !text.contains(':') {
@@ -103,12 +104,7 @@ pub fn named_in<'a>(
     .into_iter()
     .flatten()
     .chain(timeline.iter().map(|e| e.actor.as_str()))
-    .chain(
-        timeline
-            .iter()
-            .filter(|e| e.kind == crate::incident::EntryKind::RoleAssigned)
-            .flat_map(|e| identities_in(&e.text)),
-    )
+    .chain(timeline.iter().flat_map(|e| identities_in(&e.text)))
     .chain(extra)
     .filter(|s| cacheable(s))
     .collect();

@@ -20,6 +20,7 @@ on_both!(
     drain_is_bounded_and_says_what_is_pending,
     failed_effects_are_listed_and_retried,
     killed_between_commit_and_delivery_then_serve_delivers,
+    a_reader_that_stops_early_ends_the_command_quietly,
 );
 
 const FAST: &str =
@@ -551,4 +552,25 @@ fn the_default_database_is_found_from_any_directory() {
         "its directory is made too: {err}"
     );
     assert_eq!(list, Value::Array(vec![]));
+}
+
+/// `firebreak incident list | head -1`: the reader closes the pipe; firebreak stops like any
+/// Unix tool instead of panicking with a backtrace.
+async fn a_reader_that_stops_early_ends_the_command_quietly(backend: Backend) {
+    let cli = Cli::new(backend, FAST).await;
+    for n in 0..3 {
+        cli.ok(&["incident", "declare", "sev3", "Slow", "search", &n.to_string()])
+            .await;
+    }
+    let mut cmd = cli.command(&["incident", "list"]);
+    cmd.stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    drop(child.stdout.take());
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    let err = stderr(&out);
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(!err.contains("Broken pipe"), "{err}");
 }

@@ -23,6 +23,9 @@ on_both!(
     users_info_names_people_in_the_cli_the_api_and_the_postmortem,
     the_served_binary_decodes_and_stores_ids,
     a_delivery_seen_outside_its_window_is_new,
+    a_pin_goes_through_the_permission_gate,
+    the_declarer_is_invited_and_names_from_slack_are_cleaned,
+    malformed_ids_and_a_bad_description_are_refused_where_they_are,
 );
 
 const FORM: &str = "application/x-www-form-urlencoded";
@@ -35,11 +38,16 @@ struct SlackApp {
 }
 
 async fn slack_app(backend: Backend) -> SlackApp {
+    slack_app_with(backend, "").await
+}
+
+/// [`slack_app`] with more config (`[permissions]`).
+async fn slack_app_with(backend: Backend, extra: &str) -> SlackApp {
     let slack = FakeSlack::start().await;
     let clock = ManualClock::starting_at(chrono::Utc::now());
     let app = spawn_app_with(
         backend,
-        test_config(SLACK_CONFIG),
+        test_config(&format!("{SLACK_CONFIG}{extra}")),
         integrations(&slack.url),
         Some(clock.clone()),
     )
@@ -150,8 +158,8 @@ async fn a_slash_command_ack_records_the_slack_id(backend: Backend) {
         reply["text"]
             .as_str()
             .unwrap()
-            .contains("Acknowledged by u0bob"),
-        "the payload's user name, in the sentence: {reply}"
+            .contains("Acknowledged by <@U0BOB>"),
+        "the sentence names the person by id, which Slack shows as their name: {reply}"
     );
     t.settle().await;
 
@@ -639,4 +647,108 @@ async fn a_delivery_seen_outside_its_window_is_new(backend: Backend) {
     let forever = Delivery::new("slack", "Ev1");
     assert!(record(forever.clone()).await);
     assert!(!record(forever).await);
+}
+
+/// A :pushpin: writes to the timeline, so it needs what `note` needs: someone not on
+/// `[permissions] respond` is refused, told so once, and the refusal recorded.
+async fn a_pin_goes_through_the_permission_gate(backend: Backend) {
+    let t = slack_app_with(backend, "[permissions]\nrespond = [\"slack:U0ALICE\"]\n").await;
+    t.send
+        .command("declare sev1 Checkout API returns 502", "C_ORIGIN", "U0ALICE")
+        .await;
+    t.settle().await;
+    let (ch, _, _, _) = t.incident_channel();
+    t.slack
+        .put_message(&ch, "1700000000.000100", "U0BAD", "the root cause");
+    let pin = |user: &str, id: &str| {
+        json!({ "type": "reaction_added", "user": user, "reaction": "pushpin", "event_ts": id,
+                "item": { "type": "message", "channel": ch, "ts": "1700000000.000100" } })
+    };
+    for _ in 0..2 {
+        let resp = t.send.event("EvPinBad", pin("U0BAD", "1")).await;
+        assert_eq!(resp.status(), 200);
+    }
+    t.settle().await;
+    let (_, timeline) = incident_timeline(&t.app.app.store, 1).await;
+    assert!(!timeline.iter().any(|e| e.kind == EntryKind::Pinned), "{timeline:?}");
+    let refused: Vec<_> = timeline
+        .iter()
+        .filter(|e| e.kind == EntryKind::Refused && e.actor == "slack:U0BAD")
+        .collect();
+    assert_eq!(refused.len(), 1, "recorded once for a retried event: {timeline:?}");
+    let told: Vec<Value> = t
+        .calls("chat.postEphemeral")
+        .into_iter()
+        .filter(|b| b["user"] == "U0BAD")
+        .collect();
+    assert_eq!(told.len(), 1, "{told:?}");
+    assert!(told[0]["text"].as_str().unwrap().contains("not allowed"), "{told:?}");
+
+    t.send.event("EvPinOk", pin("U0ALICE", "2")).await;
+    t.settle().await;
+    let (_, timeline) = incident_timeline(&t.app.app.store, 1).await;
+    assert!(timeline.iter().any(|e| e.kind == EntryKind::Pinned), "{timeline:?}");
+}
+
+/// Whoever declares is invited to the channel; a display name from `users.info` is stored
+/// cleaned (no escape sequences, no bidi overrides, one line); "Acknowledged by" is written
+/// with the id, so the CLI shows the cached name, not the payload's legacy `user_name`.
+async fn the_declarer_is_invited_and_names_from_slack_are_cleaned(backend: Backend) {
+    let t = slack_app(backend).await;
+    t.slack
+        .set_user("U0ALICE", "\u{1b}[2JAl\u{202e}ice\nL.", "Alice Liddell");
+    t.send
+        .command("declare sev1 Checkout API returns 502", "C_ORIGIN", "U0ALICE")
+        .await;
+    t.settle().await;
+    let (ch, _, _, members) = t.incident_channel();
+    assert!(members.contains(&"U0ALICE".to_string()), "{members:?}");
+    t.send.command("ack", &ch, "U0ALICE").await;
+    t.settle().await;
+    let alice = Identity::slack("U0ALICE").unwrap();
+    let cached = t.app.app.store.person(&alice).await.unwrap().unwrap();
+    assert_eq!(cached.display_name, "Alice L.");
+    let (_, timeline) = incident_timeline(&t.app.app.store, 1).await;
+    let ack = timeline
+        .iter()
+        .find(|e| e.kind == EntryKind::Acknowledged)
+        .unwrap();
+    assert!(ack.text.starts_with("Acknowledged by slack:U0ALICE"), "{}", ack.text);
+    let api: Value = reqwest::get(t.app.url("/api/incidents/1"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(api["declared_by_name"], "Alice L.", "{api}");
+}
+
+/// A Slack id with anything but letters and digits in it is a malformed payload (400),
+/// never a stored identity; the declare form's description error sits under the
+/// description and names it.
+async fn malformed_ids_and_a_bad_description_are_refused_where_they_are(backend: Backend) {
+    let t = slack_app(backend).await;
+    for (user, channel) in [("U\0X", "C_ORIGIN"), ("U0ALICE", "C\0X"), ("<!here>", "C1")] {
+        let body = SlackSender::command_body("/incident", "list", channel, user);
+        let resp = t.send.post("/slack/commands", FORM, body).await;
+        assert_eq!(resp.status(), 400, "{user:?} {channel:?}");
+    }
+    let payload = json!({
+        "type": "view_submission", "user": { "id": "U0ALICE", "username": "alice" },
+        "team": { "id": "T0" }, "trigger_id": "t.1",
+        "view": { "id": "VDESC", "callback_id": "fb_declare", "private_metadata": "C_ORIGIN",
+                  "state": { "values": {
+                      "title": { "title": { "type": "plain_text_input", "value": "DB down" } },
+                      "description": { "description": { "type": "plain_text_input", "value": "x\u{0}y" } } } } }
+    });
+    let body: Value = t.send.interaction(payload).await.json().await.unwrap();
+    let error = body["errors"]["description"].as_str().unwrap_or_default();
+    assert!(error.contains("The description contains a NUL"), "{body}");
+    assert!(
+        t.app.app.store.incident_by_number(firebreak::incident::IncidentNumber(1))
+            .await
+            .unwrap()
+            .is_none(),
+        "nothing declared"
+    );
 }

@@ -228,7 +228,7 @@ proptest! {
             Reply::private(format!("Unknown: {}", inc.title)),
         ] {
             let reply = reply.with_body(ReplyBody::Incident { incident: Box::new(inc.clone()), timeline: Vec::new() });
-            let payload = blocks::command_response(&reply);
+            let payload = blocks::command_response(&reply, None);
             assert_valid("slash reply", validate::message(&payload));
             assert_only_intended_markup("slash reply", &payload, &inc, &ids, None);
         }
@@ -261,7 +261,7 @@ proptest! {
                 }
             }
         }
-        let answer = planner::ephemeral("C1", "U1", &inc.title, "k".into());
+        let answer = planner::ephemeral("C1", "U1", firebreak::chat::slack::mrkdwn::Mrkdwn::text(&inc.title), "k".into());
         let text = answer.payload["text"].as_str().unwrap();
         assert_only_intended_markup("ephemeral effect", &json!({ "text": text }), &inc, &[], None);
 

@@ -12,6 +12,19 @@ use clap::{Parser, Subcommand};
 
 pub use run::run;
 
+/// `firebreak incident list | head`: a reader that stops early ends a one-shot command
+/// quietly, as for any Unix tool, instead of a panic on a write to the closed pipe. Only
+/// for one-shot commands: `serve` keeps Rust's default of ignoring SIGPIPE. Call it first
+/// thing in `main`, before any thread starts.
+pub fn end_quietly_on_closed_pipe() {
+    #[cfg(unix)]
+    {
+        use nix::sys::signal::{SigHandler, Signal, signal};
+        // SAFETY: no handler code is installed (SIG_DFL), and no other thread exists yet.
+        let _ = unsafe { signal(Signal::SIGPIPE, SigHandler::SigDfl) };
+    }
+}
+
 #[derive(Debug, Parser)]
 #[command(
     name = "firebreak",

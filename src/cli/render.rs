@@ -12,67 +12,19 @@ use crate::effects::Effect;
 use crate::effects::worker::{DrainReport, due_in};
 use crate::http::api::IncidentView;
 use crate::incident::{EntryKind, Incident, Reply, ReplyBody, TimelineEntry};
+use crate::incident::text::sanitize;
 use crate::people::Names;
 
 /// Text for the terminal: no escape sequences, no control characters except newline and
-/// tab, no bidirectional overrides or isolates.
+/// tab, no bidirectional overrides or isolates. The core cleans text as it is stored; this
+/// covers rows stored before it did.
 pub fn term(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut chars = text.chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            '\u{1b}' => skip_escape(&mut chars),
-            // A C1 CSI or OSC introducer starts a sequence too.
-            '\u{9b}' => skip_until_final(&mut chars),
-            '\u{9d}' => skip_string(&mut chars),
-            '\n' | '\t' => out.push(c),
-            c if c.is_control() || is_bidi_control(c) => {}
-            c => out.push(c),
-        }
-    }
-    out
+    sanitize(text, true)
 }
 
 /// [`term`] for one cell of a row: line breaks and tabs become spaces.
 pub fn term_line(text: &str) -> String {
-    term(text).replace(['\n', '\t'], " ")
-}
-
-fn is_bidi_control(c: char) -> bool {
-    matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{061c}')
-}
-
-/// After ESC: a CSI (`[` … final byte), an OSC/DCS/… string (up to BEL or ESC `\`), or a
-/// two-character sequence.
-fn skip_escape(chars: &mut std::iter::Peekable<std::str::Chars<'_>>) {
-    match chars.next() {
-        Some('[') => skip_until_final(chars),
-        Some(']' | 'P' | '^' | '_' | 'X') => skip_string(chars),
-        _ => {}
-    }
-}
-
-fn skip_until_final(chars: &mut std::iter::Peekable<std::str::Chars<'_>>) {
-    for c in chars.by_ref() {
-        if ('\u{40}'..='\u{7e}').contains(&c) {
-            break;
-        }
-    }
-}
-
-fn skip_string(chars: &mut std::iter::Peekable<std::str::Chars<'_>>) {
-    while let Some(c) = chars.next() {
-        match c {
-            '\u{7}' | '\u{9c}' => break,
-            '\u{1b}' => {
-                if chars.peek() == Some(&'\\') {
-                    chars.next();
-                }
-                break;
-            }
-            _ => {}
-        }
-    }
+    sanitize(text, false)
 }
 
 /// A reply as terminal text, people by their display names (`names`).
@@ -167,11 +119,7 @@ fn details(i: &Incident, names: &Names) -> String {
 }
 
 fn timeline_row(e: &TimelineEntry, declared: DateTime<Utc>, names: &Names) -> String {
-    let text = if e.kind == EntryKind::RoleAssigned {
-        names.text(&e.text)
-    } else {
-        e.text.clone()
-    };
+    let text = names.text(&e.text);
     format!(
         "  {}  {:<8} {:<17} {} ({}): {}\n",
         e.occurred_at.format("%H:%M:%S%.3f"),

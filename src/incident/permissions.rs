@@ -37,6 +37,17 @@ impl Actor {
     pub fn identity(&self) -> Identity {
         Identity::lossy(self.source.as_str(), &self.id)
     }
+
+    /// How a stored sentence names them (`Acknowledged by …`). A chat user is written as
+    /// their identity (`slack:U024BE7LH`), never a name frozen in at the time: each reader
+    /// renders it (a mention in Slack, the cached display name in the CLI and post-mortem).
+    /// A local account or firebreak itself is its own name.
+    pub fn in_text(&self) -> String {
+        match self.source {
+            Source::Slack | Source::Discord => self.identity().to_string(),
+            Source::Cli | Source::Github | Source::System => self.id.clone(),
+        }
+    }
 }
 
 /// Actions that can be restricted. Every verb that writes needs one (see

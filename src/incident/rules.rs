@@ -73,7 +73,7 @@ pub fn decide(
                 )));
             }
             next.acknowledged_at = Some(now);
-            let mut text = format!("Acknowledged by {}", actor.name);
+            let mut text = format!("Acknowledged by {}", actor.in_text());
             if next.commander.is_none() {
                 next.commander = Some(actor.identity().to_string());
                 text.push_str(", who is now commander");
@@ -165,8 +165,8 @@ pub fn decide(
                 next.summary = summary.clone();
             }
             let text = match summary {
-                Some(s) => format!("Resolved by {}: {s}", actor.name),
-                None => format!("Resolved by {}", actor.name),
+                Some(s) => format!("Resolved by {}: {s}", actor.in_text()),
+                None => format!("Resolved by {}", actor.in_text()),
             };
             changed(
                 next,

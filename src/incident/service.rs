@@ -143,9 +143,8 @@ impl IncidentService {
                     Some(n) => self.store.incident_by_number(n).await?.map(|i| i.id),
                     None => None,
                 };
-                return Err(self
-                    .refuse(action, actor, incident.as_ref(), cmd.name())
-                    .await);
+                self.authorize(action, actor, incident.as_ref(), cmd.name())
+                    .await?;
             }
         }
         let name = cmd.name();
@@ -371,6 +370,21 @@ impl IncidentService {
             queued.push(tx, &effect).await?;
         }
         Ok(queued)
+    }
+
+    /// The front door's gate, for what an edge does outside a command (a :pushpin: reaction
+    /// captures a message into the timeline): allowed, or refused and recorded.
+    pub async fn authorize(
+        &self,
+        action: Action,
+        actor: &Actor,
+        incident: Option<&IncidentId>,
+        what: &str,
+    ) -> Result<(), ServiceError> {
+        if self.policy.permissions.allows(actor, action) {
+            return Ok(());
+        }
+        Err(self.refuse(action, actor, incident, what).await)
     }
 
     /// Records a refusal on the timeline (or the audit log, outside an incident) and returns

@@ -22,6 +22,8 @@ pub enum Field {
     PostmortemSection,
     /// A person named in a command (`assign … <user>`, `action add … --owner <user>`).
     Person,
+    /// What the declare form says is known so far, recorded as the first note.
+    Description,
 }
 
 impl Field {
@@ -33,6 +35,7 @@ impl Field {
             Self::Reason | Self::ActionItem => 500,
             Self::PostmortemSection => 20_000,
             Self::Person => 100,
+            Self::Description => 4_000,
         }
     }
 
@@ -47,11 +50,12 @@ impl Field {
             Self::ActionItem => "action item",
             Self::PostmortemSection => "post-mortem section",
             Self::Person => "user",
+            Self::Description => "description",
         }
     }
 
     /// Whether the text may span lines (a title and a reason are one line).
-    const fn multiline(self) -> bool {
+    pub const fn multiline(self) -> bool {
         !matches!(self, Self::Title | Self::Reason | Self::Person)
     }
 }
@@ -65,22 +69,7 @@ pub fn clean(field: Field, raw: &str) -> Result<String, UserError> {
             field.name()
         )));
     }
-    let mut out = String::with_capacity(raw.len());
-    let mut chars = raw.chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            '\u{1b}' => skip_escape_sequence(&mut chars),
-            '\r' => {
-                if chars.peek() != Some(&'\n') {
-                    out.push(line_break(field));
-                }
-            }
-            '\n' => out.push(line_break(field)),
-            '\t' => out.push(if field.multiline() { '\t' } else { ' ' }),
-            c if is_dropped(c) => {}
-            c => out.push(c),
-        }
-    }
+    let out = sanitize(raw, field.multiline());
     let text = out.trim();
     let count = text.chars().count();
     if count > field.limit() {
@@ -103,35 +92,85 @@ pub fn clean_optional(field: Field, raw: Option<&str>) -> Result<Option<String>,
     }
 }
 
-fn line_break(field: Field) -> char {
-    if field.multiline() { '\n' } else { ' ' }
+/// A display name a platform reported (Slack's `users.info`), made safe to store and show:
+/// one line, no controls or overrides, at most [`Field::Person`]'s limit. Never fails:
+/// a name is not something a person can be asked to fix.
+pub fn display_name(raw: &str) -> String {
+    let one_line = sanitize(raw, false);
+    let trimmed = one_line.trim();
+    match trimmed.char_indices().nth(Field::Person.limit()) {
+        Some((cut, _)) => format!("{}…", &trimmed[..cut]),
+        None => trimmed.to_string(),
+    }
 }
 
-/// Control characters (C0, DEL, C1) and the bidirectional embeddings, overrides and
-/// isolates, which can make stored text display as something else (CVE-2021-42574).
+/// Drops what no reader wants from `raw`: ANSI escape sequences (7-bit and C1), control
+/// characters (C0 including NUL, DEL, C1) and bidirectional overrides and isolates. Line
+/// breaks (`\r\n`, `\r`, `\n`) become `\n` and tabs stay when `multiline`, else both
+/// become spaces. Used for storage ([`clean`]) and again for the terminal, for rows stored
+/// before this pipeline existed.
+pub fn sanitize(raw: &str, multiline: bool) -> String {
+    let (line_break, tab) = if multiline { ('\n', '\t') } else { (' ', ' ') };
+    let mut out = String::with_capacity(raw.len());
+    let mut chars = raw.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\u{1b}' => skip_escape_sequence(&mut chars),
+            '\u{9b}' => skip_to_final_byte(&mut chars),
+            '\u{90}' | '\u{98}' | '\u{9d}' | '\u{9e}' | '\u{9f}' => skip_string(&mut chars),
+            '\r' => {
+                if chars.peek() != Some(&'\n') {
+                    out.push(line_break);
+                }
+            }
+            '\n' => out.push(line_break),
+            '\t' => out.push(tab),
+            c if is_dropped(c) => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Control characters (C0, DEL, C1) and the bidirectional embeddings, overrides, isolates
+/// and the Arabic letter mark, which can make text display as something else
+/// (CVE-2021-42574).
 fn is_dropped(c: char) -> bool {
-    c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    c.is_control()
+        || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{061c}')
 }
 
-/// Skips the rest of an ANSI escape sequence after ESC: CSI (`ESC [ … final`), OSC
-/// (`ESC ] … BEL` or `ESC ] … ESC \`), or a two-character escape.
-fn skip_escape_sequence(chars: &mut std::iter::Peekable<std::str::Chars<'_>>) {
+type Chars<'a> = std::iter::Peekable<std::str::Chars<'a>>;
+
+/// Skips the rest of an ANSI escape sequence after ESC: CSI (`ESC [ … final`), a string
+/// (OSC `ESC ]`, DCS `ESC P`, SOS, PM, APC: up to BEL or ST), or a two-character escape.
+fn skip_escape_sequence(chars: &mut Chars<'_>) {
     match chars.next() {
-        Some('[') => {
-            for c in chars.by_ref() {
-                if ('\u{40}'..='\u{7e}').contains(&c) {
-                    break;
-                }
-            }
-        }
-        Some(']') => {
-            while let Some(c) = chars.next() {
-                if c == '\u{7}' || (c == '\u{1b}' && chars.next_if_eq(&'\\').is_some()) {
-                    break;
-                }
-            }
-        }
+        Some('[') => skip_to_final_byte(chars),
+        Some(']' | 'P' | 'X' | '^' | '_') => skip_string(chars),
         _ => {}
+    }
+}
+
+fn skip_to_final_byte(chars: &mut Chars<'_>) {
+    for c in chars.by_ref() {
+        if ('\u{40}'..='\u{7e}').contains(&c) {
+            break;
+        }
+    }
+}
+
+/// Up to and including the string terminator: BEL, ST (`\u{9c}`) or `ESC \`.
+fn skip_string(chars: &mut Chars<'_>) {
+    while let Some(c) = chars.next() {
+        match c {
+            '\u{7}' | '\u{9c}' => break,
+            '\u{1b}' => {
+                chars.next_if_eq(&'\\');
+                break;
+            }
+            _ => {}
+        }
     }
 }
 

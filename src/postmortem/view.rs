@@ -275,11 +275,7 @@ fn roles(i: &Incident, names: &Names) -> Vec<RoleRow> {
 
 /// A timeline entry as a row, people by their display names.
 fn named_row(f: &Facts<'_>, e: &TimelineEntry, multi_day: bool) -> Row {
-    let text = if e.kind == EntryKind::RoleAssigned {
-        f.names.text(&e.text)
-    } else {
-        e.text.clone()
-    };
+    let text = f.names.text(&e.text);
     Row {
         time: stamp(e.occurred_at, multi_day),
         offset: e.offset_from(f.incident.declared_at),

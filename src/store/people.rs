@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 
 use super::{Store, opt_from_ms, to_ms};
 use crate::incident::identity::Identity;
+use crate::incident::text::display_name;
 use crate::people::Names;
 
 /// One cached name.
@@ -57,6 +58,7 @@ impl Store {
         Ok(Names::new(names))
     }
 
+    /// Names are stored cleaned ([`display_name`]): a platform's name is text from outside.
     /// Keeps `hint` (a name a payload carried) for `identity` unless a name is cached.
     pub async fn hint_person(&self, identity: &Identity, hint: &str) -> anyhow::Result<()> {
         let mut tx = self.begin_background().await?;
@@ -65,7 +67,7 @@ impl Store {
              ON CONFLICT (identity) DO NOTHING",
         )
         .bind(identity.as_str())
-        .bind(hint)
+        .bind(display_name(hint))
         .execute(&mut *tx.inner)
         .await?;
         tx.commit().await
@@ -75,7 +77,7 @@ impl Store {
     pub async fn put_person(
         &self,
         identity: &Identity,
-        display_name: &str,
+        name: &str,
         at: DateTime<Utc>,
     ) -> anyhow::Result<()> {
         let mut tx = self.begin_background().await?;
@@ -85,7 +87,7 @@ impl Store {
              fetched_at = excluded.fetched_at",
         )
         .bind(identity.as_str())
-        .bind(display_name)
+        .bind(display_name(name))
         .bind(to_ms(at))
         .execute(&mut *tx.inner)
         .await?;

@@ -552,8 +552,8 @@ pub fn notice(
 /// The neutral reply as Slack mrkdwn: all of it escaped, except the mentions of the
 /// incident's own people (its role holders and who declared it, from stored IDs), which
 /// the core writes as `<@U…>` or `slack:U…` and which stay live.
-pub fn reply_mrkdwn(reply: &Reply) -> Mrkdwn {
-    let mut intended: Vec<String> = Vec::new();
+pub fn reply_mrkdwn(reply: &Reply, actor: Option<&str>) -> Mrkdwn {
+    let mut intended: Vec<String> = actor.and_then(user_id).into_iter().collect();
     if let Some(i) = reply.incident() {
         for who in [&i.commander, &i.comms, &i.scribe]
             .into_iter()
@@ -604,21 +604,26 @@ fn relink(escaped: &str, intended: &[String]) -> String {
 }
 
 /// The HTTP response to a slash command.
-pub fn command_response(reply: &Reply) -> Value {
+pub fn command_response(reply: &Reply, actor: Option<&str>) -> Value {
     let response_type = match reply.visibility {
         Visibility::Public => "in_channel",
         Visibility::Private => "ephemeral",
     };
     let full = reply.incident().map(|i| FullText::new(i.number, None));
-    let text = message_text(reply_mrkdwn(reply), full.as_ref());
+    let text = message_text(reply_mrkdwn(reply, actor), full.as_ref());
     json!({ "response_type": response_type, "text": text })
 }
 
 /// An ephemeral answer with the help text in a code block.
 pub fn help_response(message: &str, help: &str) -> Value {
+    json!({ "response_type": "ephemeral", "text": message_text(help_mrkdwn(message, help), None) })
+}
+
+/// A message followed by the help text in a code block.
+pub fn help_mrkdwn(message: &str, help: &str) -> Mrkdwn {
     let mut text = Mrkdwn::text(message);
     text.push_markup("\n```").push_text(help).push_markup("```");
-    json!({ "response_type": "ephemeral", "text": message_text(text, None) })
+    text
 }
 
 /// An ephemeral answer (an error, a refusal) of plain text.
@@ -881,7 +886,7 @@ pub(super) mod tests {
             incident: Box::new(inc),
             timeline: Vec::new(),
         });
-        let text = command_response(&reply)["text"]
+        let text = command_response(&reply, None)["text"]
             .as_str()
             .unwrap()
             .to_string();

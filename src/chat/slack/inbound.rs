@@ -125,8 +125,31 @@ pub fn is_ssl_check(body: &[u8]) -> bool {
 }
 
 pub fn parse_command(body: &[u8]) -> Result<SlashCommand, MalformedPayload> {
-    serde_urlencoded::from_bytes(body)
-        .map_err(|e| MalformedPayload(format!("slash command form: {e}")))
+    let cmd: SlashCommand = serde_urlencoded::from_bytes(body)
+        .map_err(|e| MalformedPayload(format!("slash command form: {e}")))?;
+    checked_id("user_id", &cmd.user_id)?;
+    checked_id("channel_id", &cmd.channel_id)?;
+    Ok(cmd)
+}
+
+/// Slack's ids (`U024BE7LH`, `C123ABC`) are letters and digits; anything else in one (a NUL,
+/// markup) is a malformed payload, refused before it can become a stored identity.
+fn checked_id<'a>(what: &str, id: &'a str) -> Result<&'a str, MalformedPayload> {
+    let ok = !id.is_empty()
+        && id.len() <= 64
+        && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+    if ok {
+        Ok(id)
+    } else {
+        Err(MalformedPayload(format!("{what} is not a Slack id")))
+    }
+}
+
+/// A required Slack id at `pointer`.
+fn required_id(v: &Value, pointer: &str) -> Result<String, MalformedPayload> {
+    let id = required(v, pointer)?;
+    checked_id(pointer.trim_start_matches('/'), &id)?;
+    Ok(id)
 }
 
 pub fn parse_event(body: &[u8]) -> Result<SlackInbound, MalformedPayload> {
@@ -148,16 +171,16 @@ fn parse_callback(v: &Value) -> Result<SlackInbound, MalformedPayload> {
     match str_at(v, "/event/type") {
         Some("app_mention") => Ok(SlackInbound::Mention(Mention {
             event_id,
-            user: required(v, "/event/user")?,
-            channel: required(v, "/event/channel")?,
+            user: required_id(v, "/event/user")?,
+            channel: required_id(v, "/event/channel")?,
             text: required(v, "/event/text")?,
         })),
         Some("reaction_added") if str_at(v, "/event/item/type") == Some("message") => {
             Ok(SlackInbound::Reaction(Reaction {
                 event_id,
-                user: required(v, "/event/user")?,
+                user: required_id(v, "/event/user")?,
                 reaction: required(v, "/event/reaction")?,
-                channel: required(v, "/event/item/channel")?,
+                channel: required_id(v, "/event/item/channel")?,
                 ts: required(v, "/event/item/ts")?,
             }))
         }
@@ -175,7 +198,7 @@ pub fn parse_interaction(body: &[u8]) -> Result<SlackInbound, MalformedPayload> 
         .map_err(|e| MalformedPayload(format!("interaction form: {e}")))?;
     let v: Value = serde_json::from_str(&form.payload)
         .map_err(|e| MalformedPayload(format!("interaction JSON: {e}")))?;
-    let user_id = required(&v, "/user/id")?;
+    let user_id = required_id(&v, "/user/id")?;
     let user_name = str_at(&v, "/user/username")
         .or(str_at(&v, "/user/name"))
         .unwrap_or(&user_id)
@@ -184,6 +207,7 @@ pub fn parse_interaction(body: &[u8]) -> Result<SlackInbound, MalformedPayload> 
         Some("block_actions") => Ok(SlackInbound::Button(Button {
             channel_id: str_at(&v, "/channel/id")
                 .or(str_at(&v, "/container/channel_id"))
+                .filter(|c| checked_id("channel.id", c).is_ok())
                 .map(str::to_string),
             trigger_id: required(&v, "/trigger_id")?,
             action_id: required(&v, "/actions/0/action_id")?,

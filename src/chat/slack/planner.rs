@@ -134,11 +134,11 @@ impl EffectPlanner for SlackPlanner {
 
 /// A private answer to `user` in `channel`, once per `key` (the trigger or event behind it).
 /// `text` is plain text (a reply, an error); it is escaped for Slack here.
-pub fn ephemeral(channel: &str, user: &str, text: &str, key: String) -> NewEffect {
+pub fn ephemeral(channel: &str, user: &str, text: Mrkdwn, key: String) -> NewEffect {
     SlackEffect::Ephemeral {
         channel: channel.to_string(),
         user: user.to_string(),
-        text: Mrkdwn::text(text).into_string(),
+        text: text.into_string(),
     }
     .queued(key)
 }

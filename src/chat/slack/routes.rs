@@ -28,13 +28,15 @@ use sha2::{Digest, Sha256};
 use super::blocks::{self, ACTION_ACK, ACTION_RESOLVE, ACTION_UPDATE, VIEW_DECLARE, VIEW_UPDATE};
 use super::decode::{self, Decoded};
 use super::inbound::{self, Button, Mention, Reaction, SlackInbound, ViewSubmission};
+use super::mrkdwn::Mrkdwn;
 use super::planner;
 use super::verify;
 use crate::incident::command::{
     self, Change, Command, Declare, ParseOptions, PostmortemVerb, Verb,
 };
 use crate::incident::{
-    Actor, Identity, IncidentNumber, IncidentService, ServiceError, Severity, Source, UserError,
+    Action, Actor, Identity, IncidentNumber, IncidentService, Reply, ServiceError, Severity, Source,
+    UserError,
 };
 use crate::read::ReadModel;
 use crate::store::{Delivery, Seen};
@@ -113,7 +115,7 @@ pub async fn commands(State(edge): Edge, headers: HeaderMap, body: Bytes) -> Res
         Ok(reply) => {
             edge.remember(&cmd.user_id, Some(&cmd.user_name), &named)
                 .await;
-            blocks::command_response(&reply.reply)
+            blocks::command_response(&reply.reply, Some(&cmd.user_id))
         }
         Err(ServiceError::Duplicate) => return edge.first_answer(&delivery).await,
         Err(ServiceError::User(UserError::Unknown { message, help })) => {
@@ -243,19 +245,19 @@ impl SlackEdge {
             {
                 Ok(out) => {
                     self.remember(&m.user, None, &named).await;
-                    out.reply.text
+                    blocks::reply_mrkdwn(&out.reply, Some(&m.user))
                 }
                 Err(e @ (ServiceError::Duplicate | ServiceError::Internal(_))) => return Err(e),
-                Err(e) => self.explain(&e),
+                Err(e) => Mrkdwn::text(&self.explain(&e)),
             },
             Err(ServiceError::User(UserError::Unknown { message, help })) => {
-                format!("{message}\n```{help}```")
+                blocks::help_mrkdwn(&message, &help)
             }
-            Err(e) => self.explain(&e),
+            Err(e) => Mrkdwn::text(&self.explain(&e)),
         };
         // A read-only command (or a refusal) records the event with its answer; one that
         // wrote recorded it already, and the answer's key alone keeps it single.
-        let answer = planner::ephemeral(&m.channel, &m.user, &text, key);
+        let answer = planner::ephemeral(&m.channel, &m.user, text, key);
         match service.enqueue(&answer).await {
             Err(ServiceError::Duplicate) => self.service.enqueue(&answer).await.map(drop),
             other => other.map(drop),
@@ -273,11 +275,22 @@ impl SlackEdge {
         let Some(detail) = self.read.incident(number).await? else {
             return Ok(());
         };
+        // Pinning writes to the timeline: the same gate as `note`, the same refusal record,
+        // and the refusal told to the person once (keyed by the event).
+        let actor = self.actor(&r.user, None).await;
+        let incident = Some(&detail.incident.id);
+        let service = self.service.for_delivery(delivery.clone());
+        if let Err(e) = self
+            .service
+            .authorize(Action::Respond, &actor, incident, "pin")
+            .await
+        {
+            let key = format!("ephemeral:event:{}", delivery.id);
+            let answer = planner::ephemeral(&r.channel, &r.user, Mrkdwn::text(&self.explain(&e)), key);
+            return service.enqueue(&answer).await.map(drop);
+        }
         let capture = planner::capture_pin(&detail.incident.id, &r.channel, &r.ts, &r.user);
-        self.service
-            .for_delivery(delivery)
-            .enqueue(&capture)
-            .await?;
+        service.enqueue(&capture).await?;
         Ok(())
     }
 
@@ -305,13 +318,13 @@ impl SlackEdge {
         let text = match self.service.apply_checked(cmd, &actor, Some(version)).await {
             Ok(out) => {
                 self.remember(&b.user_id, Some(&b.user_name), &[]).await;
-                out.reply.text
+                blocks::reply_mrkdwn(&out.reply, Some(&b.user_id))
             }
-            Err(e) => self.explain(&e),
+            Err(e) => Mrkdwn::text(&self.explain(&e)),
         };
         if !channel.is_empty() {
             let key = format!("ephemeral:trigger:{}", b.trigger_id);
-            if let Err(e) = self.tell(&channel, &b.user_id, &text, key).await {
+            if let Err(e) = self.tell(&channel, &b.user_id, text, key).await {
                 return internal("answering a button", e);
             }
         }
@@ -342,11 +355,12 @@ impl SlackEdge {
             _ => return StatusCode::OK.into_response(),
         };
         match result {
-            Ok(text) => {
+            Ok(reply) => {
                 self.remember(&v.user_id, Some(&v.user_name), &[]).await;
                 if !origin.is_empty() {
                     let key = format!("ephemeral:view:{}", v.key());
-                    if let Err(e) = self.tell(&origin, &v.user_id, &text, key).await {
+                    let text = blocks::reply_mrkdwn(&reply, Some(&v.user_id));
+                    if let Err(e) = self.tell(&origin, &v.user_id, text, key).await {
                         tracing::warn!(error = %format!("{e:#}"), "answering a form failed");
                     }
                 }
@@ -354,7 +368,14 @@ impl SlackEdge {
             }
             Err(ServiceError::Duplicate) => StatusCode::OK.into_response(),
             Err(ServiceError::User(e)) => {
-                Json(json!({ "response_action": "errors", "errors": { field: e.to_string() } }))
+                let message = e.to_string();
+                // The declare form has two text fields; the error belongs under the one it names.
+                let field = if message.starts_with("The description") {
+                    "description"
+                } else {
+                    field
+                };
+                Json(json!({ "response_action": "errors", "errors": { field: message } }))
                     .into_response()
             }
             Err(e) => {
@@ -369,7 +390,7 @@ impl SlackEdge {
         service: &IncidentService,
         v: &ViewSubmission,
         actor: &Actor,
-    ) -> Result<String, ServiceError> {
+    ) -> Result<Reply, ServiceError> {
         let title = v
             .values
             .get("title")
@@ -390,7 +411,7 @@ impl SlackEdge {
             ..Declare::new(severity, title)
         };
         let out = service.apply(Command::untargeted(declare), actor).await?;
-        Ok(out.reply.text)
+        Ok(out.reply)
     }
 
     async fn update_from_form(
@@ -399,7 +420,7 @@ impl SlackEdge {
         number: &str,
         v: &ViewSubmission,
         actor: &Actor,
-    ) -> Result<String, ServiceError> {
+    ) -> Result<Reply, ServiceError> {
         let n = IncidentNumber::parse(number, true)
             .ok_or_else(|| UserError::invalid("This form lost track of its incident."))?;
         let text = v
@@ -422,8 +443,7 @@ impl SlackEdge {
         Ok(service
             .apply(Command::on(n, Change::Update { text, next }), actor)
             .await?
-            .reply
-            .text)
+            .reply)
     }
 
     async fn open_modal(
@@ -441,7 +461,13 @@ impl SlackEdge {
 
     /// An ephemeral message to one user in a channel, through the queue, once per `key`
     /// (built from the trigger or event that caused it).
-    async fn tell(&self, channel: &str, user: &str, text: &str, key: String) -> anyhow::Result<()> {
+    async fn tell(
+        &self,
+        channel: &str,
+        user: &str,
+        text: Mrkdwn,
+        key: String,
+    ) -> anyhow::Result<()> {
         self.service
             .enqueue(&planner::ephemeral(channel, user, text, key))
             .await

@@ -56,7 +56,7 @@ impl Declare {
             "declare",
             "a title, e.g. `declare sev1 Checkout API returns 502`",
         )?;
-        self.description = text::clean_optional(Field::Note, self.description.as_deref())?;
+        self.description = text::clean_optional(Field::Description, self.description.as_deref())?;
         for (flag, at) in [
             ("--started", self.started_at),
             ("--detected", self.detected_at),

@@ -59,6 +59,7 @@ async fn list(service: &IncidentService) -> Result<Outcome, ServiceError> {
     let open = incidents.iter().filter(|i| i.status.is_open()).count();
     let text = match incidents.len() {
         0 => "No incidents yet.".to_string(),
+        1 => format!("1 incident, {open} open."),
         n => format!("{n} incidents, {open} open."),
     };
     Ok(Outcome::reply(

@@ -95,9 +95,11 @@ impl SlackEffects {
             .chain(&self.config.invite)
             .filter_map(|u| user_id(u))
             .collect();
+        // The people the incident names: its role holders and whoever declared it.
         for role in [&incident.commander, &incident.comms, &incident.scribe]
             .into_iter()
             .flatten()
+            .chain([&incident.declared_by])
         {
             wanted.extend(user_id(role));
         }
