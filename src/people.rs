@@ -58,10 +58,7 @@ impl Names {
         while let Some(start) = next_identity_start(rest) {
             let (before, from) = rest.split_at(start);
             out.push_str(before);
-            let len = from
-                .find(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, ':' | '_' | '.' | '-')))
-                .unwrap_or(from.len());
-            let token = from[..len].trim_end_matches(['.', '-']);
+            let token = identity_at(from);
             match self.0.get(token) {
                 Some(name) => out.push_str(name),
                 None => out.push_str(token),
@@ -71,6 +68,18 @@ impl Names {
         out.push_str(rest);
         out
     }
+}
+
+/// The identity `from` starts with (`slack:U1` in `slack:U1: done`): the platform, its
+/// colon, and the id's characters, without a sentence's trailing `.` or `-`.
+fn identity_at(from: &str) -> &str {
+    let Some(colon) = from.find(':') else {
+        return from;
+    };
+    let id_len = from[colon + 1..]
+        .find(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')))
+        .unwrap_or(from.len() - colon - 1);
+    from[..colon + 1 + id_len].trim_end_matches(['.', '-'])
 }
 
 /// Where the next `slack:` or `discord:` starting a word is.
@@ -119,11 +128,9 @@ fn identities_in(text: &str) -> Vec<&str> {
     let mut rest = text;
     while let Some(start) = next_identity_start(rest) {
         let from = &rest[start..];
-        let len = from
-            .find(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, ':' | '_')))
-            .unwrap_or(from.len());
-        out.push(&from[..len]);
-        rest = &from[len..];
+        let token = identity_at(from);
+        out.push(token);
+        rest = &from[token.len().max(1)..];
     }
     out
 }
@@ -165,6 +172,11 @@ mod tests {
         assert_eq!(n.text("comms: slack:U9."), "comms: slack:U9.");
         assert_eq!(n.text("comms: carol"), "comms: carol");
         assert_eq!(n.text("xslack:U1"), "xslack:U1", "only whole words");
+        assert_eq!(
+            n.text("Resolved by slack:U1: rolled back. Acknowledged by slack:U2."),
+            "Resolved by Alice Liddell: rolled back. Acknowledged by Bob."
+        );
+        assert_eq!(identities_in("by slack:U1: done"), ["slack:U1"]);
         assert_eq!(
             identities_in("a slack:U1 (was slack:U2)"),
             ["slack:U1", "slack:U2"]

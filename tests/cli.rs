@@ -559,8 +559,15 @@ fn the_default_database_is_found_from_any_directory() {
 async fn a_reader_that_stops_early_ends_the_command_quietly(backend: Backend) {
     let cli = Cli::new(backend, FAST).await;
     for n in 0..3 {
-        cli.ok(&["incident", "declare", "sev3", "Slow", "search", &n.to_string()])
-            .await;
+        cli.ok(&[
+            "incident",
+            "declare",
+            "sev3",
+            "Slow",
+            "search",
+            &n.to_string(),
+        ])
+        .await;
     }
     let mut cmd = cli.command(&["incident", "list"]);
     cmd.stdout(std::process::Stdio::piped())

@@ -119,8 +119,8 @@ async fn escapes_and_bidi_overrides_are_stripped_before_storage_and_never_printe
         .unwrap();
     assert_eq!(update.text, "Rolled back the deploy");
     let note = timeline.iter().find(|e| e.kind == EntryKind::Note).unwrap();
-    // NEL is whitespace to the grammar; a lone C1 CSI is dropped.
-    assert_eq!(note.text, "line one2J");
+    // NEL is whitespace to the grammar; a C1 CSI drops with its sequence, as ESC [ does.
+    assert_eq!(note.text, "line one");
     for args in [
         &["incident", "show", "1"][..],
         &["incident", "show", "1", "--json"],

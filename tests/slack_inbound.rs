@@ -573,7 +573,8 @@ async fn the_served_binary_decodes_and_stores_ids(backend: Backend) {
                 .into_iter()
                 .find(|c| c.1.starts_with("inc-1-"))
         };
-        assert!(eventually(10, || async { channel().is_some() }).await);
+        // Set up: created, its people invited, its topic set (the channel is on record).
+        assert!(eventually(10, || async { channel().is_some_and(|c| c.2.is_some()) }).await);
         let (ch, name, _, _) = channel().unwrap();
         assert_eq!(name, "inc-1-r-d-wiki-b-down");
         let reply = send.command("ack", &ch, "U0BOB").await;
@@ -654,7 +655,11 @@ async fn a_delivery_seen_outside_its_window_is_new(backend: Backend) {
 async fn a_pin_goes_through_the_permission_gate(backend: Backend) {
     let t = slack_app_with(backend, "[permissions]\nrespond = [\"slack:U0ALICE\"]\n").await;
     t.send
-        .command("declare sev1 Checkout API returns 502", "C_ORIGIN", "U0ALICE")
+        .command(
+            "declare sev1 Checkout API returns 502",
+            "C_ORIGIN",
+            "U0ALICE",
+        )
         .await;
     t.settle().await;
     let (ch, _, _, _) = t.incident_channel();
@@ -670,24 +675,37 @@ async fn a_pin_goes_through_the_permission_gate(backend: Backend) {
     }
     t.settle().await;
     let (_, timeline) = incident_timeline(&t.app.app.store, 1).await;
-    assert!(!timeline.iter().any(|e| e.kind == EntryKind::Pinned), "{timeline:?}");
+    assert!(
+        !timeline.iter().any(|e| e.kind == EntryKind::Pinned),
+        "{timeline:?}"
+    );
     let refused: Vec<_> = timeline
         .iter()
         .filter(|e| e.kind == EntryKind::Refused && e.actor == "slack:U0BAD")
         .collect();
-    assert_eq!(refused.len(), 1, "recorded once for a retried event: {timeline:?}");
+    assert_eq!(
+        refused.len(),
+        1,
+        "recorded once for a retried event: {timeline:?}"
+    );
     let told: Vec<Value> = t
         .calls("chat.postEphemeral")
         .into_iter()
         .filter(|b| b["user"] == "U0BAD")
         .collect();
     assert_eq!(told.len(), 1, "{told:?}");
-    assert!(told[0]["text"].as_str().unwrap().contains("not allowed"), "{told:?}");
+    assert!(
+        told[0]["text"].as_str().unwrap().contains("not allowed"),
+        "{told:?}"
+    );
 
     t.send.event("EvPinOk", pin("U0ALICE", "2")).await;
     t.settle().await;
     let (_, timeline) = incident_timeline(&t.app.app.store, 1).await;
-    assert!(timeline.iter().any(|e| e.kind == EntryKind::Pinned), "{timeline:?}");
+    assert!(
+        timeline.iter().any(|e| e.kind == EntryKind::Pinned),
+        "{timeline:?}"
+    );
 }
 
 /// Whoever declares is invited to the channel; a display name from `users.info` is stored
@@ -698,7 +716,11 @@ async fn the_declarer_is_invited_and_names_from_slack_are_cleaned(backend: Backe
     t.slack
         .set_user("U0ALICE", "\u{1b}[2JAl\u{202e}ice\nL.", "Alice Liddell");
     t.send
-        .command("declare sev1 Checkout API returns 502", "C_ORIGIN", "U0ALICE")
+        .command(
+            "declare sev1 Checkout API returns 502",
+            "C_ORIGIN",
+            "U0ALICE",
+        )
         .await;
     t.settle().await;
     let (ch, _, _, members) = t.incident_channel();
@@ -713,7 +735,11 @@ async fn the_declarer_is_invited_and_names_from_slack_are_cleaned(backend: Backe
         .iter()
         .find(|e| e.kind == EntryKind::Acknowledged)
         .unwrap();
-    assert!(ack.text.starts_with("Acknowledged by slack:U0ALICE"), "{}", ack.text);
+    assert!(
+        ack.text.starts_with("Acknowledged by slack:U0ALICE"),
+        "{}",
+        ack.text
+    );
     let api: Value = reqwest::get(t.app.url("/api/incidents/1"))
         .await
         .unwrap()
@@ -745,7 +771,10 @@ async fn malformed_ids_and_a_bad_description_are_refused_where_they_are(backend:
     let error = body["errors"]["description"].as_str().unwrap_or_default();
     assert!(error.contains("The description contains a NUL"), "{body}");
     assert!(
-        t.app.app.store.incident_by_number(firebreak::incident::IncidentNumber(1))
+        t.app
+            .app
+            .store
+            .incident_by_number(firebreak::incident::IncidentNumber(1))
             .await
             .unwrap()
             .is_none(),

@@ -11,8 +11,8 @@ use chrono::{DateTime, Utc};
 use crate::effects::Effect;
 use crate::effects::worker::{DrainReport, due_in};
 use crate::http::api::IncidentView;
-use crate::incident::{EntryKind, Incident, Reply, ReplyBody, TimelineEntry};
 use crate::incident::text::sanitize;
+use crate::incident::{Incident, Reply, ReplyBody, TimelineEntry};
 use crate::people::Names;
 
 /// Text for the terminal: no escape sequences, no control characters except newline and

@@ -136,8 +136,7 @@ pub fn sanitize(raw: &str, multiline: bool) -> String {
 /// and the Arabic letter mark, which can make text display as something else
 /// (CVE-2021-42574).
 fn is_dropped(c: char) -> bool {
-    c.is_control()
-        || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{061c}')
+    c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{061c}')
 }
 
 type Chars<'a> = std::iter::Peekable<std::str::Chars<'a>>;

@@ -35,8 +35,8 @@ use crate::incident::command::{
     self, Change, Command, Declare, ParseOptions, PostmortemVerb, Verb,
 };
 use crate::incident::{
-    Action, Actor, Identity, IncidentNumber, IncidentService, Reply, ServiceError, Severity, Source,
-    UserError,
+    Action, Actor, Identity, IncidentNumber, IncidentService, Reply, ServiceError, Severity,
+    Source, UserError,
 };
 use crate::read::ReadModel;
 use crate::store::{Delivery, Seen};
@@ -277,6 +277,10 @@ impl SlackEdge {
         };
         // Pinning writes to the timeline: the same gate as `note`, the same refusal record,
         // and the refusal told to the person once (keyed by the event).
+        // A retried event that was refused before is not refused (and recorded) again.
+        if self.service.store().delivery_seen(&delivery).await? {
+            return Ok(());
+        }
         let actor = self.actor(&r.user, None).await;
         let incident = Some(&detail.incident.id);
         let service = self.service.for_delivery(delivery.clone());
@@ -286,7 +290,8 @@ impl SlackEdge {
             .await
         {
             let key = format!("ephemeral:event:{}", delivery.id);
-            let answer = planner::ephemeral(&r.channel, &r.user, Mrkdwn::text(&self.explain(&e)), key);
+            let answer =
+                planner::ephemeral(&r.channel, &r.user, Mrkdwn::text(&self.explain(&e)), key);
             return service.enqueue(&answer).await.map(drop);
         }
         let capture = planner::capture_pin(&detail.incident.id, &r.channel, &r.ts, &r.user);

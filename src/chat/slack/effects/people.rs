@@ -58,13 +58,6 @@ pub fn display_name(user: &SlackUser) -> Option<String> {
     ]
     .into_iter()
     .flatten()
-    .map(|n| {
-        n.chars()
-            .filter(|c| !c.is_control())
-            .take(80)
-            .collect::<String>()
-            .trim()
-            .to_string()
-    })
+    .map(|n| crate::incident::text::display_name(&n))
     .find(|n| !n.is_empty())
 }
