@@ -220,7 +220,7 @@ async fn release(
         actor: actor.identity().to_string(),
         source: actor.source,
         kind: EntryKind::UnfreezeRequested,
-        text: format!("{text} (generation {generation})"),
+        text: format!("{} (generation {generation}).", text.trim_end_matches('.')),
     })
     .await?;
     Ok(Released {

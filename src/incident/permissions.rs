@@ -174,6 +174,21 @@ mod tests {
     }
 
     #[test]
+    fn unfreeze_all_falls_back_to_the_freeze_list() {
+        let mut p = Permissions {
+            freeze: Some(vec!["slack:U1".into(), "slack:U2".into()]),
+            ..Permissions::default()
+        };
+        assert!(p.allows(&slack("U1"), Action::UnfreezeAll));
+        assert!(!p.allows(&slack("U3"), Action::UnfreezeAll));
+        p.unfreeze_all = Some(vec!["slack:U2".into()]);
+        assert!(!p.allows(&slack("U1"), Action::UnfreezeAll));
+        assert!(p.allows(&slack("U1"), Action::Freeze));
+        assert!(p.allows(&slack("U2"), Action::UnfreezeAll));
+        assert!(Permissions::default().allows(&slack("U9"), Action::UnfreezeAll));
+    }
+
+    #[test]
     fn cli_is_trusted_by_default_but_can_be_restricted() {
         let mut p = Permissions {
             declare: Some(vec![]),
