@@ -128,7 +128,9 @@ async fn resolving_one_incident_keeps_the_other_incidents_freeze(backend: Backen
         .find(|e| e.text.starts_with("INC-2's hold on"))
         .expect("the resolve says what remains");
     assert!(
-        lifted.text.contains("stay frozen: held by INC-1 (SEV1 Checkout API returns 502)"),
+        lifted
+            .text
+            .contains("stay frozen: held by INC-1 (SEV1 Checkout API returns 502)"),
         "{}",
         lifted.text
     );
@@ -142,9 +144,7 @@ async fn resolving_one_incident_keeps_the_other_incidents_freeze(backend: Backen
 /// declaring and resolving a SEV1.
 async fn resolving_an_incident_keeps_a_manual_freeze(backend: Backend) {
     let t = holds_app(backend, "").await;
-    t.app
-        .ok("freeze --reason release week code freeze")
-        .await;
+    t.app.ok("freeze --reason release week code freeze").await;
     t.app.ok("declare sev1 Checkout API returns 502").await;
     t.settle().await;
     t.app.ok("resolve INC-1 Fixed").await;
@@ -152,13 +152,18 @@ async fn resolving_an_incident_keeps_a_manual_freeze(backend: Backend) {
     assert!(t.both_frozen(), "the manual freeze stays");
     let status = t.app.ok("freeze status").await;
     assert!(
-        status.reply.text.contains("alice (release week code freeze)"),
+        status
+            .reply
+            .text
+            .contains("alice (release week code freeze)"),
         "{}",
         status.reply.text
     );
     let out = t.app.ok("unfreeze").await;
     assert!(
-        out.reply.text.contains("alice's hold on acme/api, acme/web is lifted")
+        out.reply
+            .text
+            .contains("alice's hold on acme/api, acme/web is lifted")
             && out.reply.text.contains("their rulesets come off"),
         "{}",
         out.reply.text
@@ -242,7 +247,9 @@ async fn an_expiring_hold_ends_on_time(backend: Backend) {
         .await;
     assert!(out.reply.text.contains("until"), "{}", out.reply.text);
     t.app.ok("declare sev1 Checkout API returns 502").await;
-    t.app.ok("freeze acme/web --for 1h --reason migration").await;
+    t.app
+        .ok("freeze acme/web --for 1h --reason migration")
+        .await;
     t.settle().await;
     assert!(t.both_frozen());
 
@@ -270,10 +277,9 @@ async fn an_expiring_hold_ends_on_time(backend: Backend) {
         .collect();
     assert_eq!(expired.len(), 2, "{audit:?}");
     assert!(
-        expired
-            .iter()
-            .any(|t| t.contains("alice's hold on acme/api is lifted (release week; it expired at")
-                && t.contains("acme/api stays frozen: held by INC-1")),
+        expired.iter().any(|t| t
+            .contains("alice's hold on acme/api is lifted (release week; it expired at")
+            && t.contains("acme/api stays frozen: held by INC-1")),
         "{expired:?}"
     );
 
@@ -309,7 +315,9 @@ async fn unfreeze_all_needs_its_own_permission(backend: Backend) {
 
     let out = t.ok_as(&bob(), "unfreeze --all").await;
     assert!(
-        out.reply.text.contains("Every hold on acme/api, acme/web is lifted"),
+        out.reply
+            .text
+            .contains("Every hold on acme/api, acme/web is lifted"),
         "{}",
         out.reply.text
     );
@@ -325,9 +333,10 @@ async fn audit_shows_changes_and_a_noop_reconcile_adds_none(backend: Backend) {
     assert!(t.frozen("acme/api"));
     let before = t.audit().await;
     assert!(
-        before
-            .iter()
-            .any(|e| e["text"].as_str().unwrap().contains("Merge freeze requested on acme/api")),
+        before.iter().any(|e| e["text"]
+            .as_str()
+            .unwrap()
+            .contains("Merge freeze requested on acme/api")),
         "{before:?}"
     );
     for bucket in [1, 2, 3] {
@@ -351,7 +360,11 @@ async fn audit_shows_changes_and_a_noop_reconcile_adds_none(backend: Backend) {
         .filter(|e| e["text"].as_str().unwrap().contains("was missing"))
         .count();
     assert_eq!(repairs, 1, "{repaired:?}");
-    assert_eq!(repaired.len(), before.len() + 2, "the repair and its summary");
+    assert_eq!(
+        repaired.len(),
+        before.len() + 2,
+        "the repair and its summary"
+    );
 }
 
 /// The built binary: `freeze … --for`, `freeze status` with its holds, `unfreeze`, `audit`.
@@ -363,7 +376,11 @@ async fn the_binary_freezes_for_a_while_shows_holds_and_the_audit(backend: Backe
     .await;
     gh.add_repo("acme/api", "main");
     let config = github_config("\"acme/api\"", "100ms", "");
-    let cli = Cli::new(backend, &format!("{}\n{config}", "[effects]\ncli_wait = \"10s\"\n")).await;
+    let cli = Cli::new(
+        backend,
+        &format!("{}\n{config}", "[effects]\ncli_wait = \"10s\"\n"),
+    )
+    .await;
     let run = |args: &'static [&'static str]| {
         let mut cmd = cli.command(args);
         cmd.env("GITHUB_TOKEN", "ghp_test")
@@ -380,7 +397,10 @@ async fn the_binary_freezes_for_a_while_shows_holds_and_the_audit(backend: Backe
             String::from_utf8(out.stdout).unwrap()
         }
     };
-    let out = run(&["freeze", "acme/api", "--for", "4h", "--reason", "release", "week"]).await;
+    let out = run(&[
+        "freeze", "acme/api", "--for", "4h", "--reason", "release", "week",
+    ])
+    .await;
     assert!(out.contains("until"), "{out}");
     assert!(
         gh.rulesets("acme/api")
@@ -389,7 +409,10 @@ async fn the_binary_freezes_for_a_while_shows_holds_and_the_audit(backend: Backe
         "the CLI waited for the ruleset"
     );
     let status = run(&["freeze", "status"]).await;
-    assert!(status.contains("SCOPE") && status.contains("HOLDER"), "{status}");
+    assert!(
+        status.contains("SCOPE") && status.contains("HOLDER"),
+        "{status}"
+    );
     let row = status
         .lines()
         .find(|l| l.starts_with("acme/api") && l.contains("release week"))
@@ -409,7 +432,10 @@ async fn the_binary_freezes_for_a_while_shows_holds_and_the_audit(backend: Backe
     );
     let audit = run(&["audit"]).await;
     assert!(audit.starts_with("WHEN"), "{audit}");
-    assert!(audit.contains("Merge freeze requested on acme/api"), "{audit}");
+    assert!(
+        audit.contains("Merge freeze requested on acme/api"),
+        "{audit}"
+    );
     assert!(audit.contains("hold on acme/api is lifted"), "{audit}");
     let json: serde_json::Value = serde_json::from_str(&run(&["audit", "--json"]).await).unwrap();
     assert!(json.as_array().is_some_and(|a| !a.is_empty()), "{json}");

@@ -147,7 +147,8 @@ pub fn audit_table(entries: &[TimelineEntry], names: &Names) -> String {
     if entries.is_empty() {
         return "The audit log is empty.\n".into();
     }
-    let mut out = String::from("WHEN                     WHO              KIND                  TEXT\n");
+    let mut out =
+        String::from("WHEN                     WHO              KIND                  TEXT\n");
     for e in entries {
         out.push_str(&format!(
             "{:<24} {:<16} {:<21} {}\n",

@@ -287,7 +287,8 @@ impl GitHubEffects {
             .is_some_and(|p| p.desired == "frozen" && p.actual != "absent" && p.actual != "error");
         self.record(&label, wanted, actual, id, None).await?;
         if let Some(text) = describe(&label, action, status, wanted.frozen && was_active) {
-            pass.changed.store(true, std::sync::atomic::Ordering::Relaxed);
+            pass.changed
+                .store(true, std::sync::atomic::Ordering::Relaxed);
             let incident = pass.incidents.get(&wanted.scope).cloned().flatten();
             self.timeline(incident, EntryKind::FreezeApplied, text)
                 .await?;
@@ -326,7 +327,8 @@ impl GitHubEffects {
         self.record(&label, &wanted, "error", None, Some(error))
             .await?;
         if !reported {
-            pass.changed.store(true, std::sync::atomic::Ordering::Relaxed);
+            pass.changed
+                .store(true, std::sync::atomic::Ordering::Relaxed);
             let incident = pass.incidents.get(&wanted.scope).cloned().flatten();
             let text = format!("{label}: could not apply the freeze: {e}");
             self.timeline(incident, EntryKind::FreezeApplied, text)

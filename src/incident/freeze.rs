@@ -250,7 +250,11 @@ fn remaining(holds: &[FreezeHold], scopes: &[String]) -> String {
         .map(|(held_by, scopes)| {
             let (names, many) = (scopes.join(", "), scopes.len() > 1);
             if held_by.is_empty() {
-                let its = if many { "their rulesets come" } else { "its ruleset comes" };
+                let its = if many {
+                    "their rulesets come"
+                } else {
+                    "its ruleset comes"
+                };
                 format!("nothing holds {names} any more, so {its} off")
             } else {
                 let stay = if many { "stay" } else { "stays" };
@@ -488,7 +492,18 @@ impl IncidentService {
             .filter(|s| holds.iter().any(|h| &h.scope == s))
             .collect();
         if !held.is_empty() {
-            text.push_str(&format!(" Holds: {}.", remaining(&holds, &held)));
+            let per_scope: Vec<String> = held
+                .iter()
+                .map(|scope| {
+                    let labels: Vec<String> = holds
+                        .iter()
+                        .filter(|h| &h.scope == scope)
+                        .map(FreezeHold::label)
+                        .collect();
+                    format!("{scope} is held by {}", and_list(&labels))
+                })
+                .collect();
+            text.push_str(&format!(" {}.", per_scope.join("; ")));
         }
         let failing: Vec<String> = targets
             .iter()

@@ -126,7 +126,10 @@ pub(super) fn parse(verb: &str, args: &mut Args<'_>) -> Result<FreezeVerb, UserE
             Ok(FreezeVerb::Exempt { repo, pr, reason })
         }
         _ => {
-            let expires = args.option("--for")?.map(|w| parse_expiry(&w)).transpose()?;
+            let expires = args
+                .option("--for")?
+                .map(|w| parse_expiry(&w))
+                .transpose()?;
             let reason = args.option_rest("--reason");
             Ok(FreezeVerb::Freeze {
                 scopes: parse_scopes(args)?,
