@@ -82,6 +82,9 @@ pub async fn request(
     actor: &Actor,
     now: DateTime<Utc>,
 ) -> anyhow::Result<i64> {
+    // The counter's row lock comes first: freeze transactions take turns from here, so each
+    // one reads the holds every earlier one committed.
+    let generation = tx.next_freeze_generation().await?;
     let key = holder_key(incident, actor);
     let requested_by = actor.identity().to_string();
     for scope in scopes {
@@ -97,7 +100,7 @@ pub async fn request(
         })
         .await?;
     }
-    let generation = write_wanted(tx, scopes, incident, actor, now).await?;
+    write_wanted(tx, generation, scopes, incident, actor, now).await?;
     let why = reason.map(|r| format!(": {r}")).unwrap_or_default();
     let until = expires_at
         .map(|t| format!(" until {}", t.format("%Y-%m-%d %H:%M UTC")))
@@ -123,12 +126,12 @@ pub async fn request(
 /// incident's (or `acting`'s, once nothing holds it); a drill only while every hold is.
 async fn write_wanted(
     tx: &mut Tx,
+    generation: i64,
     scopes: &[String],
     acting: Option<&Incident>,
     actor: &Actor,
     now: DateTime<Utc>,
-) -> anyhow::Result<i64> {
-    let generation = tx.next_freeze_generation().await?;
+) -> anyhow::Result<()> {
     let holds = tx.freeze_holds().await?;
     for scope in scopes {
         let on: Vec<&FreezeHold> = holds.iter().filter(|h| &h.scope == scope).collect();
@@ -154,7 +157,7 @@ async fn write_wanted(
         })
         .await?;
     }
-    Ok(generation)
+    Ok(())
 }
 
 /// What removing holds did: the new generation (none when nothing was removed) and a
@@ -178,6 +181,8 @@ async fn release(
     actor: &Actor,
     now: DateTime<Utc>,
 ) -> anyhow::Result<Released> {
+    // Taken first, as in `request`: removals and placements take turns.
+    let generation = tx.next_freeze_generation().await?;
     let mut lifted = Vec::new();
     let mut untouched = Vec::new();
     for scope in scopes {
@@ -208,7 +213,7 @@ async fn release(
             text,
         });
     }
-    let generation = write_wanted(tx, &lifted, incident, actor, now).await?;
+    write_wanted(tx, generation, &lifted, incident, actor, now).await?;
     let text = format!(
         "{whose} on {} is lifted{why}; {}.",
         lifted.join(", "),
@@ -616,7 +621,9 @@ impl IncidentService {
                 None => None,
             };
             let mut tx = self.begin().await?;
-            // Re-checked under the write: another replica (or a renewal) may have won.
+            // Re-checked under the write (the generation counter's lock, taken by a no-op
+            // bump): another replica, or a renewal, may have won.
+            tx.next_freeze_generation().await?;
             let still_due = tx.freeze_holds().await?.into_iter().any(|h| {
                 h.scope == hold.scope
                     && h.holder_key == hold.holder_key
