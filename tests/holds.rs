@@ -159,6 +159,20 @@ async fn resolving_an_incident_keeps_a_manual_freeze(backend: Backend) {
         "{}",
         status.reply.text
     );
+    let api: serde_json::Value = reqwest::get(t.app.url("/api/freeze"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let scope = &api["scopes"][0];
+    assert_eq!(scope["scope"], "acme/api", "{api}");
+    let holds = scope["holds"].as_array().expect("holds per scope");
+    assert_eq!(holds.len(), 1, "{api}");
+    assert_eq!(holds[0]["holder"], "slack:U_ALICE");
+    assert_eq!(holds[0]["holder_name"], "alice");
+    assert_eq!(holds[0]["reason"], "release week code freeze");
+    assert!(holds[0]["started_at"].is_string() && holds[0]["expires_at"].is_null());
     let out = t.app.ok("unfreeze").await;
     assert!(
         out.reply
