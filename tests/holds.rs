@@ -24,6 +24,7 @@ on_both!(
     unfreeze_all_needs_its_own_permission,
     audit_shows_changes_and_a_noop_reconcile_adds_none,
     the_binary_freezes_for_a_while_shows_holds_and_the_audit,
+    a_hold_placed_while_another_is_removed_is_never_lost,
 );
 
 struct Holds {
@@ -453,4 +454,36 @@ async fn the_binary_freezes_for_a_while_shows_holds_and_the_audit(backend: Backe
     assert!(audit.contains("hold on acme/api is lifted"), "{audit}");
     let json: serde_json::Value = serde_json::from_str(&run(&["audit", "--json"]).await).unwrap();
     assert!(json.as_array().is_some_and(|a| !a.is_empty()), "{json}");
+}
+
+/// One person freezes while another removes their own hold at the same moment: whichever
+/// commits last, the wanted state counts the hold that remains.
+async fn a_hold_placed_while_another_is_removed_is_never_lost(backend: Backend) {
+    let t = holds_app(backend, "").await;
+    let (alice, bob) = (alice(), bob());
+    for round in 0..4 {
+        t.ok_as(&bob, "freeze acme/api --reason bob's").await;
+        let (a, b) = tokio::join!(
+            t.run_as(&alice, "freeze acme/api --reason alice's"),
+            t.run_as(&bob, "unfreeze acme/api"),
+        );
+        a.unwrap();
+        b.unwrap();
+        t.settle().await;
+        let scope = t
+            .app
+            .app
+            .store
+            .freeze_scopes()
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|s| s.scope == "acme/api")
+            .unwrap();
+        assert!(scope.frozen, "round {round}: alice's hold remains");
+        assert!(t.frozen("acme/api"), "round {round}");
+        t.ok_as(&alice, "unfreeze").await;
+        t.settle().await;
+        assert!(!t.frozen("acme/api"), "round {round}");
+    }
 }
