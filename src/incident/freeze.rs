@@ -3,6 +3,14 @@
 //! What GitHub actually has is the reconciler's business (`github::reconcile`); it always
 //! works from the newest wanted state, so racing commands end in the last one's state.
 //!
+//! Whether a scope is wanted frozen is decided by its **holds** (issue 10): one per holder
+//! (an incident, or a person for a manual freeze), each with a reason, a start and an
+//! optional expiry. `freeze` places the holder's hold, `unfreeze` removes it (`--all`: every
+//! hold), resolving an incident removes its own, and [`IncidentService::expire_holds`] ends
+//! expired ones; each then rewrites the touched scopes' wanted state (frozen while any hold
+//! remains) under a new generation. Every such transaction takes the generation counter's
+//! row lock before it reads the holds, so concurrent ones never lose a hold.
+//!
 //! The core never builds the enforcing adapter's effects itself: it states a neutral
 //! [`FreezeRequest`] and the adapter's [`FreezePlanner`] (GitHub's, wired in `app`) turns it
 //! into a typed effect whose key comes from the content given here.
