@@ -220,7 +220,8 @@ impl App {
     }
 }
 
-/// Checks for overdue status updates every `interval` until shutdown. Reminders are rows
+/// Checks for overdue status updates, and ends expired freeze holds, every `interval` until
+/// shutdown. Reminders are rows
 /// (`next_update_due`, `reminded_due`), not timers, so a restart loses none.
 async fn remind_until(
     service: IncidentService,
@@ -236,6 +237,12 @@ async fn remind_until(
             Ok(0) => {}
             Ok(n) => tracing::info!(incidents = n, "sent overdue-update reminders"),
             Err(e) => tracing::error!(error = %e, "checking for overdue updates failed"),
+        }
+        // Freeze holds with an expiry (`freeze … --for 4h`) end on the same tick.
+        match service.expire_holds().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(holds = n, "ended expired freeze holds"),
+            Err(e) => tracing::error!(error = %e, "ending expired freeze holds failed"),
         }
     }
 }

@@ -16,8 +16,8 @@
 //!   channel).
 //! - [`github`]: the merge freeze: rulesets, PR statuses, reconciler, webhook.
 //! - [`people`]: display names for stored identities (`slack:U…`), cached from Slack.
-//! - [`read`]: the one read model (incidents, the freeze, the queue, readiness) that the CLI,
-//!   HTTP and chat show from.
+//! - [`read`]: the one read model (incidents, the freeze and its holds, the audit log, the
+//!   queue, readiness) that the CLI, HTTP and chat show from.
 //! - [`http`]: the axum router on its own small state: health, readiness, the JSON API.
 //! - [`config`]: `firebreak.toml` plus environment; secrets only from the environment.
 //! - [`app`]: wires it all together and runs until shutdown.

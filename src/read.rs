@@ -11,7 +11,7 @@ use crate::effects::Effect;
 use crate::incident::{Incident, IncidentNumber, Reply, ReplyBody, TimelineEntry};
 use crate::people::Names;
 use crate::postmortem::view::PostmortemView;
-use crate::store::{EffectCounts, FreezeScope, FreezeTarget, Store};
+use crate::store::{EffectCounts, FreezeHold, FreezeScope, FreezeTarget, Store};
 
 /// An incident with its whole timeline.
 #[derive(Debug, Clone)]
@@ -25,6 +25,8 @@ pub struct IncidentDetail {
 pub struct FreezeView {
     pub scopes: Vec<FreezeScope>,
     pub targets: Vec<FreezeTarget>,
+    /// Why each scope is frozen: one hold per incident or person.
+    pub holds: Vec<FreezeHold>,
 }
 
 /// Whether the store can take the writes every command needs.
@@ -106,7 +108,13 @@ impl ReadModel {
         Ok(FreezeView {
             scopes: self.store.freeze_scopes().await?,
             targets: self.store.freeze_targets().await?,
+            holds: self.store.freeze_holds().await?,
         })
+    }
+
+    /// The audit log: entries outside any incident, newest first.
+    pub async fn audit(&self, limit: i64) -> anyhow::Result<Vec<TimelineEntry>> {
+        self.store.audit_log(limit).await
     }
 
     pub async fn queue(&self, now: DateTime<Utc>) -> anyhow::Result<EffectCounts> {

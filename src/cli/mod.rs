@@ -51,10 +51,11 @@ pub enum TopCommand {
     /// Declare and work incidents, with the same grammar as chat.
     #[command(after_help = crate::incident::command::HELP)]
     Incident(IncidentArgs),
-    /// Freeze merges through GitHub: `freeze [owner/repo …] [--reason …]`, `freeze status`,
-    /// `freeze exempt owner/repo#123 --reason …`.
+    /// Freeze merges through GitHub: `freeze [owner/repo …] [--reason …] [--for 4h]`,
+    /// `freeze status`, `freeze exempt owner/repo#123 --reason …`.
     Freeze(IncidentArgs),
-    /// Lift a merge freeze: `unfreeze [owner/repo …]`.
+    /// Remove your hold on a merge freeze (`INC-3` names an incident's):
+    /// `unfreeze [INC-3] [owner/repo …]`; `unfreeze --all` removes every hold.
     Unfreeze(IncidentArgs),
     /// Render an incident's post-mortem from its record.
     Postmortem {
@@ -65,6 +66,14 @@ pub enum TopCommand {
         /// Write to this file instead of standard output.
         #[arg(long)]
         out: Option<PathBuf>,
+    },
+    /// The audit log: what happened outside any incident (manual freezes, their repairs and
+    /// expiries, refusals, exemptions), newest first.
+    Audit {
+        #[arg(long)]
+        json: bool,
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
     },
     /// Inspect and retry queued side effects.
     #[command(subcommand)]

@@ -14,6 +14,7 @@ use crate::http::api::IncidentView;
 use crate::incident::text::sanitize;
 use crate::incident::{Incident, Reply, ReplyBody, TimelineEntry};
 use crate::people::Names;
+use crate::store::FreezeHold;
 
 /// Text for the terminal: no escape sequences, no control characters except newline and
 /// tab, no bidirectional overrides or isolates. The core cleans text as it is stored; this
@@ -60,7 +61,56 @@ pub fn reply_text(reply: &Reply, names: &Names) -> String {
         }
         _ => {}
     }
+    if let ReplyBody::Freeze { holds, .. } = &reply.body {
+        out.push_str(&holds_table(holds));
+    }
     out.trim_end().to_string()
+}
+
+/// Why each scope is frozen, one row per hold.
+fn holds_table(holds: &[FreezeHold]) -> String {
+    if holds.is_empty() {
+        return String::new();
+    }
+    let mut out = String::from(
+        "\nSCOPE                           HOLDER            SINCE                 UNTIL                 REASON\n",
+    );
+    let when = |t: DateTime<Utc>| t.format("%Y-%m-%d %H:%M UTC").to_string();
+    for h in holds {
+        let why = match (&h.incident, &h.reason) {
+            (Some(i), _) => i.clone(),
+            (None, Some(r)) => r.clone(),
+            (None, None) => "-".into(),
+        };
+        out.push_str(&format!(
+            "{:<31} {:<17} {:<21} {:<21} {}\n",
+            term_line(&h.scope),
+            term_line(&h.holder_name),
+            when(h.started_at),
+            h.expires_at.map_or_else(|| "-".to_string(), when),
+            term_line(&why)
+        ));
+    }
+    out
+}
+
+/// The audit log (entries outside any incident), newest first.
+pub fn audit_table(entries: &[TimelineEntry], names: &Names) -> String {
+    if entries.is_empty() {
+        return "The audit log is empty.\n".into();
+    }
+    let mut out =
+        String::from("WHEN                     WHO              KIND                  TEXT\n");
+    for e in entries {
+        out.push_str(&format!(
+            "{:<24} {:<16} {:<21} {}\n",
+            e.occurred_at.format("%Y-%m-%d %H:%M:%S UTC"),
+            term_line(&names.name(&e.actor)),
+            e.kind.as_str(),
+            term_line(&e.text)
+        ));
+    }
+    out
 }
 
 /// JSON for `--json`: the incident (with timeline) for `show`, the list for `list`, and the

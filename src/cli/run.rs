@@ -66,6 +66,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         TopCommand::Freeze(args) => incident(&app, prefixed("freeze", args)).await,
         TopCommand::Unfreeze(args) => incident(&app, prefixed("unfreeze", args)).await,
         TopCommand::Effects(cmd) => effects(&app, cmd).await,
+        TopCommand::Audit { json, limit } => audit(&app, json, limit).await,
         TopCommand::Postmortem {
             incident,
             format,
@@ -147,6 +148,20 @@ async fn incident(app: &App, words: Vec<String>) -> anyhow::Result<ExitCode> {
     }
     if !outcome.effects.is_empty() && !no_wait {
         drain(app, &outcome.effects).await?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn audit(app: &App, json: bool, limit: i64) -> anyhow::Result<ExitCode> {
+    let entries = app.read.audit(limit.clamp(1, 10_000)).await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&entries)?);
+    } else {
+        let names = app
+            .store
+            .names(entries.iter().map(|e| e.actor.as_str()))
+            .await?;
+        print!("{}", render::audit_table(&entries, &names));
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -107,6 +107,9 @@ pub(super) struct Pass<'a> {
     pub incidents: BTreeMap<String, Option<IncidentId>>,
     /// Each target as last recorded.
     previous: BTreeMap<String, FreezeTarget>,
+    /// Whether this pass changed or newly reported anything: a periodic pass that did not
+    /// records nothing (issue 10: the audit log holds changes only).
+    changed: std::sync::atomic::AtomicBool,
 }
 
 impl GitHubEffects {
@@ -166,7 +169,8 @@ impl GitHubEffects {
         let summary = summary(generation, &counts, statuses, &failed);
         self.progress(effect, "done", format!("🧊 {summary}."))
             .await?;
-        Ok(Some(summary))
+        let changed = statuses > 0 || pass.changed.load(std::sync::atomic::Ordering::Relaxed);
+        Ok(changed.then_some(summary))
     }
 
     async fn pass<'a>(
@@ -187,6 +191,7 @@ impl GitHubEffects {
                 .into_iter()
                 .map(|t| (t.target.clone(), t))
                 .collect(),
+            changed: Default::default(),
         })
     }
 
@@ -282,6 +287,8 @@ impl GitHubEffects {
             .is_some_and(|p| p.desired == "frozen" && p.actual != "absent" && p.actual != "error");
         self.record(&label, wanted, actual, id, None).await?;
         if let Some(text) = describe(&label, action, status, wanted.frozen && was_active) {
+            pass.changed
+                .store(true, std::sync::atomic::Ordering::Relaxed);
             let incident = pass.incidents.get(&wanted.scope).cloned().flatten();
             self.timeline(incident, EntryKind::FreezeApplied, text)
                 .await?;
@@ -320,6 +327,8 @@ impl GitHubEffects {
         self.record(&label, &wanted, "error", None, Some(error))
             .await?;
         if !reported {
+            pass.changed
+                .store(true, std::sync::atomic::Ordering::Relaxed);
             let incident = pass.incidents.get(&wanted.scope).cloned().flatten();
             let text = format!("{label}: could not apply the freeze: {e}");
             self.timeline(incident, EntryKind::FreezeApplied, text)

@@ -194,7 +194,20 @@ fn internal(what: &str, e: anyhow::Error) -> Response {
 /// Every freeze scope's wanted state and every target's verified state.
 pub async fn freeze_status(State(http): State<HttpState>) -> Response {
     match http.read.freeze().await {
-        Ok(FreezeView { scopes, targets }) => {
+        Ok(FreezeView {
+            scopes,
+            targets,
+            holds,
+        }) => {
+            let scopes: Vec<Value> = scopes
+                .into_iter()
+                .map(|s| {
+                    let on: Vec<_> = holds.iter().filter(|h| h.scope == s.scope).collect();
+                    let mut v = serde_json::to_value(&s).unwrap_or_default();
+                    v["holds"] = serde_json::to_value(on).unwrap_or_default();
+                    v
+                })
+                .collect();
             let targets: Vec<Value> = targets
                 .into_iter()
                 .map(|t| {
@@ -210,6 +223,21 @@ pub async fn freeze_status(State(http): State<HttpState>) -> Response {
         }
         Err(e) => internal("reading freeze state", e),
     }
+}
+
+/// `GET /api/audit[?limit=N]`: timeline entries outside any incident (manual freezes and
+/// their repairs, refused declarations, exemptions), newest first.
+pub async fn audit(State(http): State<HttpState>, Query(q): Query<AuditQuery>) -> Response {
+    let limit = q.limit.unwrap_or(100).clamp(1, 1000);
+    match http.read.audit(limit).await {
+        Ok(entries) => Json(json!({ "entries": entries })).into_response(),
+        Err(e) => internal("reading the audit log", e),
+    }
+}
+
+#[derive(Debug, serde::Deserialize)]
+pub struct AuditQuery {
+    pub limit: Option<i64>,
 }
 
 /// `GET /incidents/{id}/postmortem.md` and `/incidents/{id}/postmortem.html`.

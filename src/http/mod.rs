@@ -32,6 +32,7 @@ pub fn router(state: HttpState, adapters: Router) -> Router {
         .route("/api/incidents", get(api::list_incidents))
         .route("/api/incidents/{number}", get(api::show_incident))
         .route("/api/freeze", get(api::freeze_status))
+        .route("/api/audit", get(api::audit))
         .route("/incidents/{file}/{name}", get(api::postmortem))
         .with_state(state)
         .merge(adapters)

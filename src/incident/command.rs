@@ -211,8 +211,10 @@ Commands (name the incident as INC-42 when you are not in its channel):
   resolve [INC-n] [summary]
   show [INC-n]
   list
-  freeze [owner/repo|owner/* ...] [--reason <text>]   block merges (default: the configured repos)
-  unfreeze [owner/repo|owner/* ...]                   lift it (default: everything frozen)
+  freeze [owner/repo|owner/* ...] [--reason <text>] [--for 4h]
+                                       hold merges (default: the configured repos)
+  unfreeze [owner/repo|owner/* ...] [--all]
+                                       drop your hold (the incident's in its channel); --all: every hold
   freeze status
   freeze exempt owner/repo#123 --reason <text>        let one pull request through
   action add [INC-n] <text> [--owner <user>] [--term immediate|medium|long]

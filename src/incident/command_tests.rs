@@ -150,14 +150,33 @@ fn freeze_grammar() {
         chat("freeze acme/api acme/* --reason Checkout is down").unwrap(),
         Command::untargeted(FreezeVerb::Freeze {
             scopes: vec!["acme/api".into(), "acme/*".into()],
-            reason: Some("Checkout is down".into())
+            reason: Some("Checkout is down".into()),
+            expires: None,
+        })
+    );
+    assert_eq!(
+        chat("freeze acme/api --reason release week --for 4h").unwrap(),
+        Command::untargeted(FreezeVerb::Freeze {
+            scopes: vec!["acme/api".into()],
+            reason: Some("release week".into()),
+            expires: Some(std::time::Duration::from_secs(4 * 3600)),
+        })
+    );
+    assert!(chat("freeze --for 5s").is_err());
+    assert!(chat("freeze --for soon").is_err());
+    assert_eq!(
+        chat("unfreeze --all").unwrap(),
+        Command::untargeted(FreezeVerb::Unfreeze {
+            scopes: vec![],
+            all: true,
         })
     );
     assert_eq!(
         chat("freeze").unwrap(),
         Command::untargeted(FreezeVerb::Freeze {
             scopes: vec![],
-            reason: None
+            reason: None,
+            expires: None,
         })
     );
     assert_eq!(
@@ -165,7 +184,8 @@ fn freeze_grammar() {
         Command::on(
             IncidentNumber(3),
             FreezeVerb::Unfreeze {
-                scopes: vec!["acme/api".into()]
+                scopes: vec!["acme/api".into()],
+                all: false,
             }
         )
     );
@@ -295,6 +315,7 @@ fn every_write_verb_needs_a_permission_and_reads_need_none() {
         ("resolve", Some(Action::Resolve)),
         ("freeze", Some(Action::Freeze)),
         ("unfreeze", Some(Action::Freeze)),
+        ("unfreeze --all", Some(Action::UnfreezeAll)),
         ("freeze exempt acme/api#1", Some(Action::Freeze)),
         ("action add x", Some(Action::Postmortem)),
         ("action done 1", Some(Action::Postmortem)),

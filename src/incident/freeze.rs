@@ -3,6 +3,14 @@
 //! What GitHub actually has is the reconciler's business (`github::reconcile`); it always
 //! works from the newest wanted state, so racing commands end in the last one's state.
 //!
+//! Whether a scope is wanted frozen is decided by its **holds** (issue 10): one per holder
+//! (an incident, or a person for a manual freeze), each with a reason, a start and an
+//! optional expiry. `freeze` places the holder's hold, `unfreeze` removes it (`--all`: every
+//! hold), resolving an incident removes its own, and [`IncidentService::expire_holds`] ends
+//! expired ones; each then rewrites the touched scopes' wanted state (frozen while any hold
+//! remains) under a new generation. Every such transaction takes the generation counter's
+//! row lock before it reads the holds, so concurrent ones never lose a hold.
+//!
 //! The core never builds the enforcing adapter's effects itself: it states a neutral
 //! [`FreezeRequest`] and the adapter's [`FreezePlanner`] (GitHub's, wired in `app`) turns it
 //! into a typed effect whose key comes from the content given here.
@@ -19,7 +27,7 @@ use super::reply::{Reply, ReplyBody};
 use super::service::{IncidentService, Outcome};
 use super::timeline::{EntryKind, NewEntry};
 use crate::effects::NewEffect;
-use crate::store::{Exemption, FreezeScope, Tx};
+use crate::store::{Exemption, FreezeHold, FreezeScope, NewHold, Tx};
 
 /// The freeze-related parts of the config the core needs.
 #[derive(Clone)]
@@ -59,53 +67,224 @@ pub trait FreezePlanner: Send + Sync {
     fn plan(&self, request: &FreezeRequest) -> NewEffect;
 }
 
-/// Writes the wanted state of `scopes` under a new generation and queues a reconcile.
+/// The key a hold is stored under: the incident's id, or the person's identity.
+fn holder_key(incident: Option<&Incident>, actor: &Actor) -> String {
+    incident.map_or_else(|| actor.identity().to_string(), |i| i.id.0.clone())
+}
+
+/// `INC-3` or `alice`: who a hold belongs to, in a sentence.
+fn holder_name(incident: Option<&Incident>, actor: &Actor) -> String {
+    incident.map_or_else(|| actor.name.clone(), |i| i.number.to_string())
+}
+
+/// Places a hold on each of `scopes` (for `incident`, else for `actor` personally), then
+/// writes the scopes' wanted state under a new generation with its timeline entry. Placing
+/// a hold again renews its reason and expiry.
+#[allow(clippy::too_many_arguments)]
 pub async fn request(
     tx: &mut Tx,
     scopes: &[String],
-    frozen: bool,
     incident: Option<&Incident>,
     reason: Option<&str>,
+    expires_at: Option<DateTime<Utc>>,
     actor: &Actor,
     now: DateTime<Utc>,
 ) -> anyhow::Result<i64> {
+    // The counter's row lock comes first: freeze transactions take turns from here, so each
+    // one reads the holds every earlier one committed.
     let generation = tx.next_freeze_generation().await?;
+    let key = holder_key(incident, actor);
+    let requested_by = actor.identity().to_string();
     for scope in scopes {
-        tx.set_freeze_scope(&FreezeScope {
-            scope: scope.clone(),
-            frozen,
-            generation,
-            incident_id: incident.map(|i| i.id.clone()),
-            reason: reason.map(str::to_string),
+        tx.add_hold(&NewHold {
+            scope,
+            holder_key: &key,
+            incident_id: incident.map(|i| &i.id),
+            reason,
             drill: incident.is_some_and(|i| i.drill),
-            requested_by: actor.identity().to_string(),
-            updated_at: now,
+            requested_by: &requested_by,
+            started_at: now,
+            expires_at,
         })
         .await?;
     }
-    let verb = if frozen {
-        "Merge freeze requested"
-    } else {
-        "Merge freeze lift requested"
-    };
+    write_wanted(tx, generation, scopes, incident, actor, now).await?;
     let why = reason.map(|r| format!(": {r}")).unwrap_or_default();
+    let until = expires_at
+        .map(|t| format!(" until {}", t.format("%Y-%m-%d %H:%M UTC")))
+        .unwrap_or_default();
     tx.append_timeline(&NewEntry {
         incident_id: incident.map(|i| i.id.clone()),
         occurred_at: now,
         actor: actor.identity().to_string(),
         source: actor.source,
-        kind: if frozen {
-            EntryKind::FreezeRequested
-        } else {
-            EntryKind::UnfreezeRequested
-        },
+        kind: EntryKind::FreezeRequested,
         text: format!(
-            "{verb} on {} (generation {generation}){why}",
-            scopes.join(", ")
+            "Merge freeze requested on {} (generation {generation}), held by {}{until}{why}",
+            scopes.join(", "),
+            holder_name(incident, actor),
         ),
     })
     .await?;
     Ok(generation)
+}
+
+/// Writes each scope's wanted state from its holds under a new generation: frozen while any
+/// hold remains; the incident timeline entries about it belong to is the newest holding
+/// incident's (or `acting`'s, once nothing holds it); a drill only while every hold is.
+async fn write_wanted(
+    tx: &mut Tx,
+    generation: i64,
+    scopes: &[String],
+    acting: Option<&Incident>,
+    actor: &Actor,
+    now: DateTime<Utc>,
+) -> anyhow::Result<()> {
+    let holds = tx.freeze_holds().await?;
+    for scope in scopes {
+        let on: Vec<&FreezeHold> = holds.iter().filter(|h| &h.scope == scope).collect();
+        let newest_incident = on.iter().rev().find_map(|h| h.incident_id.clone());
+        let frozen = !on.is_empty();
+        tx.set_freeze_scope(&FreezeScope {
+            scope: scope.clone(),
+            frozen,
+            generation,
+            incident_id: if frozen {
+                newest_incident
+            } else {
+                acting.map(|i| i.id.clone())
+            },
+            reason: on.last().and_then(|h| h.reason.clone()),
+            drill: if frozen {
+                on.iter().all(|h| h.drill)
+            } else {
+                acting.is_some_and(|i| i.drill)
+            },
+            requested_by: actor.identity().to_string(),
+            updated_at: now,
+        })
+        .await?;
+    }
+    Ok(())
+}
+
+/// What removing holds did: the new generation (none when nothing was removed) and a
+/// sentence saying what remains.
+pub struct Released {
+    pub generation: Option<i64>,
+    pub text: String,
+}
+
+/// Removes `holder_key`'s holds (every hold when `None`) on `scopes`, writes the wanted
+/// state and a timeline entry that says what remains. `whose` names the holds removed
+/// ("INC-3's hold", "every hold"); `why` is appended to the timeline entry.
+#[allow(clippy::too_many_arguments)]
+async fn release(
+    tx: &mut Tx,
+    scopes: &[String],
+    holder: Option<&str>,
+    whose: &str,
+    why: &str,
+    incident: Option<&Incident>,
+    actor: &Actor,
+    now: DateTime<Utc>,
+) -> anyhow::Result<Released> {
+    // Taken first, as in `request`: removals and placements take turns.
+    let generation = tx.next_freeze_generation().await?;
+    let mut lifted = Vec::new();
+    let mut untouched = Vec::new();
+    for scope in scopes {
+        if tx.remove_holds(scope, holder).await?.is_empty() {
+            untouched.push(scope.clone());
+        } else {
+            lifted.push(scope.clone());
+        }
+    }
+    let holds = tx.freeze_holds().await?;
+    if lifted.is_empty() {
+        let mut text = format!("{whose} is on none of {}", untouched.join(", "));
+        let held: Vec<String> = untouched
+            .iter()
+            .filter(|s| holds.iter().any(|h| &h.scope == *s))
+            .cloned()
+            .collect();
+        if held.is_empty() {
+            text.push('.');
+        } else {
+            text.push_str(&format!(
+                "; {}. `unfreeze --all` lifts every hold.",
+                remaining(&holds, &held)
+            ));
+        }
+        return Ok(Released {
+            generation: None,
+            text,
+        });
+    }
+    write_wanted(tx, generation, &lifted, incident, actor, now).await?;
+    let text = format!(
+        "{whose} on {} is lifted{why}; {}.",
+        lifted.join(", "),
+        remaining(&holds, &lifted)
+    );
+    tx.append_timeline(&NewEntry {
+        incident_id: incident.map(|i| i.id.clone()),
+        occurred_at: now,
+        actor: actor.identity().to_string(),
+        source: actor.source,
+        kind: EntryKind::UnfreezeRequested,
+        text: format!("{} (generation {generation}).", text.trim_end_matches('.')),
+    })
+    .await?;
+    Ok(Released {
+        generation: Some(generation),
+        text,
+    })
+}
+
+/// "acme/api stays frozen: held by INC-2 (SEV1 …) and alice (release week). acme/web is no
+/// longer held; its ruleset comes off." Scopes with the same holders share a sentence.
+fn remaining(holds: &[FreezeHold], scopes: &[String]) -> String {
+    let mut groups: Vec<(String, Vec<&str>)> = Vec::new();
+    for scope in scopes {
+        let labels: Vec<String> = holds
+            .iter()
+            .filter(|h| &h.scope == scope)
+            .map(FreezeHold::label)
+            .collect();
+        let key = and_list(&labels);
+        match groups.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, s)) => s.push(scope),
+            None => groups.push((key, vec![scope])),
+        }
+    }
+    groups
+        .into_iter()
+        .map(|(held_by, scopes)| {
+            let (names, many) = (scopes.join(", "), scopes.len() > 1);
+            if held_by.is_empty() {
+                let its = if many {
+                    "their rulesets come"
+                } else {
+                    "its ruleset comes"
+                };
+                format!("nothing holds {names} any more, so {its} off")
+            } else {
+                let stay = if many { "stay" } else { "stays" };
+                format!("{names} {stay} frozen: held by {held_by}")
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// "a", "a and b", "a, b and c".
+fn and_list(items: &[String]) -> String {
+    match items {
+        [] => String::new(),
+        [one] => one.clone(),
+        [rest @ .., last] => format!("{} and {last}", rest.join(", ")),
+    }
 }
 
 impl FreezeSettings {
@@ -147,7 +326,11 @@ impl IncidentService {
         let now = self.now();
         let mut tx = self.begin().await?;
         let (text, effect) = match verb {
-            FreezeVerb::Freeze { scopes, reason } => {
+            FreezeVerb::Freeze {
+                scopes,
+                reason,
+                expires,
+            } => {
                 let scopes = if scopes.is_empty() {
                     settings.scopes.clone()
                 } else {
@@ -156,47 +339,82 @@ impl IncidentService {
                 if scopes.is_empty() {
                     return Err(UserError::invalid("Name the repositories (`freeze owner/repo …`) or list them under [github] repos.").into());
                 }
+                let expires_at = expires
+                    .and_then(|d| chrono::Duration::from_std(d).ok())
+                    .map(|d| now + d);
                 let generation = request(
                     &mut tx,
                     &scopes,
-                    true,
                     incident.as_ref(),
                     reason.as_deref(),
+                    expires_at,
                     actor,
                     now,
                 )
                 .await?;
                 let effect = settings.reconcile(generation, incident.as_ref());
+                let until = expires_at
+                    .map(|t| format!(" until {}", t.format("%Y-%m-%d %H:%M UTC")))
+                    .unwrap_or_default();
                 (
                     format!(
-                        "Freezing merges on {} (generation {generation}); GitHub rulesets go first, then PR statuses.",
-                        scopes.join(", ")
+                        "Freezing merges on {} (generation {generation}), held by {}{until}; GitHub rulesets go first, then PR statuses.",
+                        scopes.join(", "),
+                        holder_name(incident.as_ref(), actor),
                     ),
                     effect,
                 )
             }
-            FreezeVerb::Unfreeze { scopes } => {
+            FreezeVerb::Unfreeze { scopes, all } => {
+                let key = holder_key(incident.as_ref(), actor);
+                let holder = (!all).then_some(key.as_str());
                 let scopes = if scopes.is_empty() {
-                    frozen_scopes(&mut tx, None).await?
+                    held_scopes(&mut tx, holder).await?
                 } else {
                     scopes
                 };
                 if scopes.is_empty() {
+                    let text = if all || tx.freeze_holds().await?.is_empty() {
+                        "Nothing is frozen.".to_string()
+                    } else {
+                        let whose = format!("{}'s hold", holder_name(incident.as_ref(), actor));
+                        let held = held_scopes(&mut tx, None).await?;
+                        let holds = tx.freeze_holds().await?;
+                        format!(
+                            "{whose} is on nothing; {}. `unfreeze --all` lifts every hold.",
+                            remaining(&holds, &held)
+                        )
+                    };
                     return Ok(Outcome {
-                        reply: Reply::private("Nothing is frozen."),
+                        reply: Reply::private(text),
                         effects: Vec::new(),
                     });
                 }
-                let generation =
-                    request(&mut tx, &scopes, false, incident.as_ref(), None, actor, now).await?;
-                let effect = settings.reconcile(generation, incident.as_ref());
-                (
-                    format!(
-                        "Lifting the merge freeze on {} (generation {generation}).",
-                        scopes.join(", ")
-                    ),
-                    effect,
+                let whose = if all {
+                    "Every hold".to_string()
+                } else {
+                    format!("{}'s hold", holder_name(incident.as_ref(), actor))
+                };
+                let released = release(
+                    &mut tx,
+                    &scopes,
+                    holder,
+                    &whose,
+                    "",
+                    incident.as_ref(),
+                    actor,
+                    now,
                 )
+                .await?;
+                let Some(generation) = released.generation else {
+                    tx.rollback().await?;
+                    return Ok(Outcome {
+                        reply: Reply::private(released.text),
+                        effects: Vec::new(),
+                    });
+                };
+                let effect = settings.reconcile(generation, incident.as_ref());
+                (released.text, effect)
             }
             FreezeVerb::Exempt { repo, pr, reason } => {
                 let request = ExemptRequest { repo, pr, reason };
@@ -262,6 +480,7 @@ impl IncidentService {
     async fn freeze_status(&self) -> Result<Outcome, ServiceError> {
         let scopes = self.store().freeze_scopes().await?;
         let targets = self.store().freeze_targets().await?;
+        let holds = self.store().freeze_holds().await?;
         let frozen: Vec<&str> = scopes
             .iter()
             .filter(|s| s.frozen)
@@ -280,6 +499,25 @@ impl IncidentService {
                 frozen.join(", ")
             )
         };
+        let held: Vec<String> = scopes
+            .iter()
+            .map(|s| s.scope.clone())
+            .filter(|s| holds.iter().any(|h| &h.scope == s))
+            .collect();
+        if !held.is_empty() {
+            let per_scope: Vec<String> = held
+                .iter()
+                .map(|scope| {
+                    let labels: Vec<String> = holds
+                        .iter()
+                        .filter(|h| &h.scope == scope)
+                        .map(FreezeHold::label)
+                        .collect();
+                    format!("{scope} is held by {}", and_list(&labels))
+                })
+                .collect();
+            text.push_str(&format!(" {}.", per_scope.join("; ")));
+        }
         let failing: Vec<String> = targets
             .iter()
             .filter(|t| t.actual == "error")
@@ -292,7 +530,11 @@ impl IncidentService {
             text.push_str(&format!(" Failing: {}.", failing.join("; ")));
         }
         Ok(Outcome {
-            reply: Reply::private(text).with_body(ReplyBody::Freeze { scopes, targets }),
+            reply: Reply::private(text).with_body(ReplyBody::Freeze {
+                scopes,
+                targets,
+                holds,
+            }),
             effects: Vec::new(),
         })
     }
@@ -314,9 +556,9 @@ impl IncidentService {
         let generation = request(
             tx,
             &settings.scopes,
-            true,
             Some(incident),
             Some(&reason),
+            None,
             actor,
             self.now(),
         )
@@ -340,33 +582,111 @@ impl IncidentService {
         if !settings.auto_unfreeze {
             return Ok(Vec::new());
         }
-        let scopes = frozen_scopes(tx, Some(&incident.id)).await?;
+        let key = holder_key(Some(incident), actor);
+        let scopes = held_scopes(tx, Some(&key)).await?;
         if scopes.is_empty() {
             return Ok(Vec::new());
         }
-        let generation = request(
+        let whose = format!("{}'s hold", incident.number);
+        let released = release(
             tx,
             &scopes,
-            false,
+            Some(&key),
+            &whose,
+            " (incident resolved)",
             Some(incident),
-            Some("incident resolved"),
             actor,
             self.now(),
         )
         .await?;
-        Ok(vec![settings.reconcile(generation, Some(incident))])
+        Ok(released
+            .generation
+            .map(|g| settings.reconcile(g, Some(incident)))
+            .into_iter()
+            .collect())
+    }
+
+    /// Ends every hold whose expiry has passed, says so on the timeline (the incident's, or
+    /// the audit log for a person's hold), and queues the reconcile. Run periodically;
+    /// returns how many holds ended.
+    pub async fn expire_holds(&self) -> Result<usize, ServiceError> {
+        let Some(settings) = self.policy().freeze.clone() else {
+            return Ok(0);
+        };
+        let now = self.now();
+        let due: Vec<FreezeHold> = self
+            .store()
+            .freeze_holds()
+            .await?
+            .into_iter()
+            .filter(|h| h.expires_at.is_some_and(|t| t <= now))
+            .collect();
+        let mut ended = 0;
+        let mut effects = Vec::new();
+        for hold in due {
+            let incident = match &hold.incident_id {
+                Some(id) => self.store().incident_by_id(id).await?,
+                None => None,
+            };
+            let mut tx = self.begin().await?;
+            // Re-checked under the write (the generation counter's lock, taken by a no-op
+            // bump): another replica, or a renewal, may have won.
+            tx.next_freeze_generation().await?;
+            let still_due = tx.freeze_holds().await?.into_iter().any(|h| {
+                h.scope == hold.scope
+                    && h.holder_key == hold.holder_key
+                    && h.expires_at.is_some_and(|t| t <= now)
+            });
+            if !still_due {
+                tx.rollback().await?;
+                continue;
+            }
+            let until = hold
+                .expires_at
+                .map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string())
+                .unwrap_or_default();
+            let whose = format!("{}'s hold", hold.holder_name);
+            let what = hold
+                .reason
+                .as_deref()
+                .map(|r| format!("{r}; "))
+                .unwrap_or_default();
+            let released = release(
+                &mut tx,
+                std::slice::from_ref(&hold.scope),
+                Some(&hold.holder_key),
+                &whose,
+                &format!(" ({what}it expired at {until})"),
+                incident.as_ref(),
+                &Actor::system(),
+                now,
+            )
+            .await?;
+            if let Some(g) = released.generation {
+                let id = tx
+                    .enqueue_effect(&settings.reconcile(g, incident.as_ref()))
+                    .await?;
+                effects.push(id);
+                ended += 1;
+            }
+            tx.commit().await?;
+        }
+        self.wake_worker(&effects);
+        Ok(ended)
     }
 }
 
-/// Scopes frozen now (by `incident`, if given).
-async fn frozen_scopes(tx: &mut Tx, incident: Option<&IncidentId>) -> anyhow::Result<Vec<String>> {
-    Ok(tx
-        .freeze_scopes()
+/// Scopes with a hold (by `holder`, if given).
+async fn held_scopes(tx: &mut Tx, holder: Option<&str>) -> anyhow::Result<Vec<String>> {
+    let mut scopes: Vec<String> = tx
+        .freeze_holds()
         .await?
         .into_iter()
-        .filter(|s| s.frozen && incident.is_none_or(|i| s.incident_id.as_ref() == Some(i)))
-        .map(|s| s.scope)
-        .collect())
+        .filter(|h| holder.is_none_or(|k| h.holder_key == k))
+        .map(|h| h.scope)
+        .collect();
+    scopes.dedup();
+    Ok(scopes)
 }
 
 /// The newest freeze covering `repo` (exactly, or through `owner/*`): the incident that

@@ -60,6 +60,8 @@ pub enum Action {
     Respond,
     /// `freeze`, `unfreeze`, `freeze exempt`.
     Freeze,
+    /// `unfreeze --all`: lift every hold, not only the caller's.
+    UnfreezeAll,
     /// `resolve`, `status resolved`.
     Resolve,
     /// `postmortem set`, `postmortem publish`, `action add`, `action done`.
@@ -67,10 +69,11 @@ pub enum Action {
 }
 
 impl Action {
-    pub const ALL: [Action; 5] = [
+    pub const ALL: [Action; 6] = [
         Self::Declare,
         Self::Respond,
         Self::Freeze,
+        Self::UnfreezeAll,
         Self::Resolve,
         Self::Postmortem,
     ];
@@ -81,6 +84,7 @@ impl Action {
             Self::Declare => "declare",
             Self::Respond => "respond",
             Self::Freeze => "freeze",
+            Self::UnfreezeAll => "unfreeze_all",
             Self::Resolve => "resolve",
             Self::Postmortem => "postmortem",
         }
@@ -92,6 +96,7 @@ impl Action {
             Self::Declare => "declare incidents",
             Self::Respond => "respond to incidents (ack, update, status, severity, assign, note)",
             Self::Freeze => "freeze or unfreeze merges",
+            Self::UnfreezeAll => "lift every hold on a merge freeze (unfreeze --all)",
             Self::Resolve => "resolve incidents",
             Self::Postmortem => {
                 "write or publish post-mortems (postmortem set/publish, action add/done)"
@@ -113,6 +118,8 @@ pub struct Permissions {
     pub declare: Option<Vec<String>>,
     pub respond: Option<Vec<String>>,
     pub freeze: Option<Vec<String>>,
+    /// `unfreeze --all`; absent = whoever `freeze` allows.
+    pub unfreeze_all: Option<Vec<String>>,
     pub resolve: Option<Vec<String>>,
     pub postmortem: Option<Vec<String>>,
     pub cli_trusted: bool,
@@ -124,6 +131,7 @@ impl Default for Permissions {
             declare: None,
             respond: None,
             freeze: None,
+            unfreeze_all: None,
             resolve: None,
             postmortem: None,
             cli_trusted: true,
@@ -140,6 +148,11 @@ impl Permissions {
             Action::Declare => &self.declare,
             Action::Respond => &self.respond,
             Action::Freeze => &self.freeze,
+            // Absent, it is the `freeze` list: whoever may freeze may lift every hold.
+            Action::UnfreezeAll => match &self.unfreeze_all {
+                Some(_) => &self.unfreeze_all,
+                None => &self.freeze,
+            },
             Action::Resolve => &self.resolve,
             Action::Postmortem => &self.postmortem,
         };
@@ -169,6 +182,21 @@ mod tests {
         assert!(p.allows(&slack("U1"), Action::Resolve));
         assert!(!p.allows(&slack("U2"), Action::Resolve));
         assert!(p.allows(&Actor::new(Source::Discord, "42", "x"), Action::Resolve));
+    }
+
+    #[test]
+    fn unfreeze_all_falls_back_to_the_freeze_list() {
+        let mut p = Permissions {
+            freeze: Some(vec!["slack:U1".into(), "slack:U2".into()]),
+            ..Permissions::default()
+        };
+        assert!(p.allows(&slack("U1"), Action::UnfreezeAll));
+        assert!(!p.allows(&slack("U3"), Action::UnfreezeAll));
+        p.unfreeze_all = Some(vec!["slack:U2".into()]);
+        assert!(!p.allows(&slack("U1"), Action::UnfreezeAll));
+        assert!(p.allows(&slack("U1"), Action::Freeze));
+        assert!(p.allows(&slack("U2"), Action::UnfreezeAll));
+        assert!(Permissions::default().allows(&slack("U9"), Action::UnfreezeAll));
     }
 
     #[test]

@@ -31,6 +31,8 @@ pub enum ReplyBody {
     Freeze {
         scopes: Vec<crate::store::FreezeScope>,
         targets: Vec<crate::store::FreezeTarget>,
+        /// Why each scope is frozen: one hold per incident or person.
+        holds: Vec<crate::store::FreezeHold>,
     },
 }
 

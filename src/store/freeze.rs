@@ -246,3 +246,182 @@ impl Store {
             .await?)
     }
 }
+
+/// One reason a scope is frozen: an incident's hold, or a person's manual one. A scope is
+/// frozen while it has at least one.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FreezeHold {
+    pub scope: String,
+    /// The holder's key: the incident's id, or the person's identity (`cli:alice`).
+    #[serde(skip)]
+    pub holder_key: String,
+    /// Who holds it, for people: `INC-3`, or the identity (`slack:U…`, `cli:alice`).
+    pub holder: String,
+    /// A display name for a person (from `people`, else the CLI account).
+    pub holder_name: String,
+    pub incident_id: Option<IncidentId>,
+    /// `SEV1 Checkout API returns 502`, for an incident's hold.
+    pub incident: Option<String>,
+    pub reason: Option<String>,
+    pub drill: bool,
+    pub requested_by: String,
+    pub started_at: DateTime<Utc>,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+impl FreezeHold {
+    /// `INC-2 (SEV1 Checkout API returns 502)` or `alice (release week)`.
+    pub fn label(&self) -> String {
+        let why = match (&self.incident, &self.reason) {
+            (Some(i), _) => Some(i.clone()),
+            (None, Some(r)) => Some(r.clone()),
+            (None, None) => None,
+        };
+        let until = self
+            .expires_at
+            .map(|t| format!(", until {}", t.format("%Y-%m-%d %H:%M UTC")))
+            .unwrap_or_default();
+        match why {
+            Some(w) => format!("{} ({w}{until})", self.holder_name),
+            None if until.is_empty() => self.holder_name.clone(),
+            None => format!("{} ({})", self.holder_name, until.trim_start_matches(", ")),
+        }
+    }
+}
+
+/// A hold to place; placing it again (same scope and holder) renews its reason and expiry.
+pub struct NewHold<'a> {
+    pub scope: &'a str,
+    pub holder_key: &'a str,
+    pub incident_id: Option<&'a IncidentId>,
+    pub reason: Option<&'a str>,
+    pub drill: bool,
+    pub requested_by: &'a str,
+    pub started_at: DateTime<Utc>,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+#[derive(FromRow)]
+struct HoldRow {
+    scope: String,
+    holder: String,
+    incident_id: Option<String>,
+    reason: Option<String>,
+    drill: i64,
+    requested_by: String,
+    started_at: i64,
+    expires_at: Option<i64>,
+    number: Option<i64>,
+    severity: Option<String>,
+    title: Option<String>,
+    display_name: Option<String>,
+}
+
+impl From<HoldRow> for FreezeHold {
+    fn from(r: HoldRow) -> Self {
+        let (holder, holder_name, incident) = match r.number {
+            Some(n) => {
+                let key = format!("INC-{n}");
+                let what = format!(
+                    "{} {}",
+                    r.severity.unwrap_or_default(),
+                    r.title.unwrap_or_default()
+                );
+                (key.clone(), key, Some(what.trim().to_string()))
+            }
+            None => {
+                let name = r.display_name.unwrap_or_else(|| {
+                    r.holder
+                        .strip_prefix("cli:")
+                        .unwrap_or(&r.holder)
+                        .to_string()
+                });
+                (r.holder.clone(), name, None)
+            }
+        };
+        Self {
+            scope: r.scope,
+            holder_key: r.holder,
+            holder,
+            holder_name,
+            incident_id: r.incident_id.map(IncidentId),
+            incident,
+            reason: r.reason,
+            drill: r.drill != 0,
+            requested_by: r.requested_by,
+            started_at: from_ms(r.started_at),
+            expires_at: r.expires_at.map(from_ms),
+        }
+    }
+}
+
+const HOLD_SELECT: &str = "SELECT h.scope, h.holder, h.incident_id, h.reason, h.drill, h.requested_by, \
+     h.started_at, h.expires_at, i.number, i.severity, i.title, p.display_name \
+     FROM freeze_holds h LEFT JOIN incidents i ON i.id = h.incident_id \
+     LEFT JOIN people p ON p.identity = h.holder";
+const HOLD_ORDER: &str = " ORDER BY h.scope, h.started_at, h.id";
+
+impl Tx {
+    pub async fn add_hold(&mut self, h: &NewHold<'_>) -> anyhow::Result<()> {
+        sqlx::query(
+            "INSERT INTO freeze_holds (scope, holder, incident_id, reason, drill, requested_by, started_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+             ON CONFLICT (scope, holder) DO UPDATE SET reason = COALESCE(excluded.reason, freeze_holds.reason), \
+             drill = excluded.drill, requested_by = excluded.requested_by, expires_at = excluded.expires_at",
+        )
+        .bind(h.scope)
+        .bind(h.holder_key)
+        .bind(h.incident_id.map(|i| i.0.clone()))
+        .bind(h.reason)
+        .bind(i64::from(h.drill))
+        .bind(h.requested_by)
+        .bind(to_ms(h.started_at))
+        .bind(h.expires_at.map(to_ms))
+        .execute(&mut *self.inner)
+        .await?;
+        Ok(())
+    }
+
+    /// Every hold, by scope then age.
+    pub async fn freeze_holds(&mut self) -> anyhow::Result<Vec<FreezeHold>> {
+        let sql = format!("{HOLD_SELECT}{HOLD_ORDER}");
+        let rows: Vec<HoldRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .fetch_all(&mut *self.inner)
+            .await?;
+        Ok(rows.into_iter().map(FreezeHold::from).collect())
+    }
+
+    /// Removes `holder_key`'s hold on `scope` (every hold on it when `None`); returns what
+    /// was removed.
+    pub async fn remove_holds(
+        &mut self,
+        scope: &str,
+        holder_key: Option<&str>,
+    ) -> anyhow::Result<Vec<FreezeHold>> {
+        let removed: Vec<FreezeHold> = self
+            .freeze_holds()
+            .await?
+            .into_iter()
+            .filter(|h| h.scope == scope && holder_key.is_none_or(|k| h.holder_key == k))
+            .collect();
+        for h in &removed {
+            sqlx::query("DELETE FROM freeze_holds WHERE scope = $1 AND holder = $2")
+                .bind(&h.scope)
+                .bind(&h.holder_key)
+                .execute(&mut *self.inner)
+                .await?;
+        }
+        Ok(removed)
+    }
+}
+
+impl Store {
+    /// Every hold, by scope then age.
+    pub async fn freeze_holds(&self) -> anyhow::Result<Vec<FreezeHold>> {
+        let sql = format!("{HOLD_SELECT}{HOLD_ORDER}");
+        let rows: Vec<HoldRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .fetch_all(self.pool())
+            .await?;
+        Ok(rows.into_iter().map(FreezeHold::from).collect())
+    }
+}

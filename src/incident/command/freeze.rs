@@ -2,6 +2,8 @@
 //! `freeze status` (a read). How a freeze is recorded and enforced is
 //! [`incident::freeze`](crate::incident::freeze)'s business.
 
+use std::time::Duration;
+
 use super::{Args, is_flag};
 use crate::incident::error::{ServiceError, UserError};
 use crate::incident::model::IncidentNumber;
@@ -15,9 +17,12 @@ pub enum FreezeVerb {
     Freeze {
         scopes: Vec<String>,
         reason: Option<String>,
+        /// `--for 4h`: the hold ends by itself after this long.
+        expires: Option<Duration>,
     },
-    /// Lift the freeze on the named scopes (or everything frozen).
-    Unfreeze { scopes: Vec<String> },
+    /// Remove the caller's hold (the incident's, or the person's own) on the named scopes
+    /// (or everywhere it is); with `all` (`--all`), every hold.
+    Unfreeze { scopes: Vec<String>, all: bool },
     /// What is frozen, and whether GitHub agrees.
     Status,
     /// Let one pull request through a freeze.
@@ -46,6 +51,7 @@ impl FreezeVerb {
     pub fn permission(&self) -> Option<Action> {
         match self {
             Self::Status => None,
+            Self::Unfreeze { all: true, .. } => Some(Action::UnfreezeAll),
             Self::Freeze { .. } | Self::Unfreeze { .. } | Self::Exempt { .. } => {
                 Some(Action::Freeze)
             }
@@ -54,12 +60,18 @@ impl FreezeVerb {
 
     pub(super) fn prepare(self) -> Result<Self, UserError> {
         Ok(match self {
-            Self::Freeze { scopes, reason } => Self::Freeze {
+            Self::Freeze {
+                scopes,
+                reason,
+                expires,
+            } => Self::Freeze {
                 scopes: checked_scopes(scopes)?,
                 reason: text::clean_optional(Field::Reason, reason.as_deref())?,
+                expires: expires.map(checked_expiry).transpose()?,
             },
-            Self::Unfreeze { scopes } => Self::Unfreeze {
+            Self::Unfreeze { scopes, all } => Self::Unfreeze {
                 scopes: checked_scopes(scopes)?,
+                all,
             },
             Self::Exempt { repo, pr, reason } => Self::Exempt {
                 repo: parse_scope(&repo)?,
@@ -82,8 +94,10 @@ impl FreezeVerb {
 
 pub(super) fn parse(verb: &str, args: &mut Args<'_>) -> Result<FreezeVerb, UserError> {
     if verb == "unfreeze" {
+        let all = args.flag("--all");
         return Ok(FreezeVerb::Unfreeze {
             scopes: parse_scopes(args)?,
+            all,
         });
     }
     match args.words.first().map(|w| w.to_ascii_lowercase()) {
@@ -112,13 +126,35 @@ pub(super) fn parse(verb: &str, args: &mut Args<'_>) -> Result<FreezeVerb, UserE
             Ok(FreezeVerb::Exempt { repo, pr, reason })
         }
         _ => {
+            let expires = args
+                .option("--for")?
+                .map(|w| parse_expiry(&w))
+                .transpose()?;
             let reason = args.option_rest("--reason");
             Ok(FreezeVerb::Freeze {
                 scopes: parse_scopes(args)?,
                 reason,
+                expires,
             })
         }
     }
+}
+
+/// `--for 4h`: how long a hold lasts, from a minute to 30 days.
+fn parse_expiry(word: &str) -> Result<Duration, UserError> {
+    let d = humantime::parse_duration(word).map_err(|_| {
+        UserError::invalid(format!(
+            "\"{word}\" is not a duration; write it like 4h or 2d."
+        ))
+    })?;
+    checked_expiry(d)
+}
+
+fn checked_expiry(d: Duration) -> Result<Duration, UserError> {
+    if d < Duration::from_secs(60) || d > Duration::from_secs(30 * 24 * 3600) {
+        return Err(UserError::invalid("--for must be between 1m and 30d."));
+    }
+    Ok(d)
 }
 
 /// Scopes built without the parser are held to the same rule.
