@@ -25,6 +25,23 @@ pub fn status_description(text: &str) -> String {
     crate::chat::slack::mrkdwn::fit_plain(line.trim(), STATUS_DESCRIPTION)
 }
 
+/// `text` led by the incident key (`INC-2: …`), unless it already starts with it: an
+/// incident's freeze reason is its headline, "INC-2 [SEV1] …", and "INC-2: INC-2 …" says
+/// the key twice.
+pub fn keyed(key: Option<&str>, text: &str) -> String {
+    let Some(key) = key.filter(|k| !k.is_empty()) else {
+        return text.to_string();
+    };
+    let already = text
+        .strip_prefix(key)
+        .is_some_and(|rest| !rest.starts_with(|c: char| c.is_alphanumeric() || c == '-'));
+    if already {
+        text.to_string()
+    } else {
+        format!("{key}: {text}")
+    }
+}
+
 /// Untrusted text for a pull request or commit message: no live `@mention`, `#123` or
 /// `GH-123` (see the module documentation).
 pub fn neutralize(text: &str) -> String {
@@ -66,6 +83,17 @@ mod tests {
         assert!(long.chars().count() <= 140);
         assert!(long.ends_with("👍🏽…"), "{long}");
         assert_eq!(status_description("a\nb\tc\u{1b}[2J"), "a b c [2J");
+    }
+
+    #[test]
+    fn the_incident_key_is_said_once() {
+        assert_eq!(
+            keyed(Some("INC-2"), "INC-2 [SEV1] db down declared"),
+            "INC-2 [SEV1] db down declared"
+        );
+        assert_eq!(keyed(Some("INC-2"), "release week"), "INC-2: release week");
+        assert_eq!(keyed(Some("INC-2"), "INC-20 down"), "INC-2: INC-20 down");
+        assert_eq!(keyed(None, "release week"), "release week");
     }
 
     #[test]
