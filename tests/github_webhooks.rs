@@ -83,8 +83,12 @@ impl Hooks {
 
     fn latest(&self, repo: &str, sha: &str) -> Value {
         let statuses = self.gh.statuses(repo, sha);
-        let mine = statuses.iter().rev().find(|s| s["context"] == STATUS_CONTEXT);
-        mine.cloned().unwrap_or_else(|| panic!("no status on {sha}"))
+        let mine = statuses
+            .iter()
+            .rev()
+            .find(|s| s["context"] == STATUS_CONTEXT);
+        mine.cloned()
+            .unwrap_or_else(|| panic!("no status on {sha}"))
     }
 }
 
@@ -142,7 +146,13 @@ async fn repository_names_match_in_any_case(backend: Backend) {
         Some("failure"),
         "Acme/Web is under acme/*"
     );
-    let p = payload("pull_request.opened.0", "other/api", "main", "main", &sha(4));
+    let p = payload(
+        "pull_request.opened.0",
+        "other/api",
+        "main",
+        "main",
+        &sha(4),
+    );
     assert_eq!(t.deliver(&p).await, 200);
     assert_eq!(t.status("other/api", &sha(4)), None, "not configured");
 }
@@ -170,7 +180,13 @@ async fn glob_branches_are_matched_like_ruleset_ref_names(backend: Backend) {
         "refs/heads/release/*"
     );
 
-    let p = payload("pull_request.opened.0", "acme/api", "main", "release/2.4", &sha(5));
+    let p = payload(
+        "pull_request.opened.0",
+        "acme/api",
+        "main",
+        "release/2.4",
+        &sha(5),
+    );
     assert_eq!(t.deliver(&p).await, 200);
     assert_eq!(t.status("acme/api", &sha(5)).as_deref(), Some("failure"));
     for (base, n) in [("release/2.4/y", 6), ("main", 7), ("releases/2.4", 8)] {
@@ -204,7 +220,13 @@ async fn double_star_globs_cross_slashes(backend: Backend) {
         );
     }
     assert_eq!(t.status("acme/api", &sha(4)), None);
-    let p = payload("pull_request.opened.0", "acme/api", "main", "release/3/rc/1", &sha(5));
+    let p = payload(
+        "pull_request.opened.0",
+        "acme/api",
+        "main",
+        "release/3/rc/1",
+        &sha(5),
+    );
     assert_eq!(t.deliver(&p).await, 200);
     assert_eq!(t.status("acme/api", &sha(5)).as_deref(), Some("failure"));
 }
@@ -239,7 +261,11 @@ async fn edited_into_a_frozen_base_and_ready_for_review_get_the_status(backend: 
     ] {
         let p = payload(name, repo, "master", "master", &sha(n));
         assert_eq!(t.deliver(&p).await, 200, "{name}");
-        assert_eq!(t.status(repo, &sha(n)).as_deref(), Some("failure"), "{name}");
+        assert_eq!(
+            t.status(repo, &sha(n)).as_deref(),
+            Some("failure"),
+            "{name}"
+        );
     }
     for name in [
         "pull_request.converted_to_draft.6",
@@ -278,12 +304,15 @@ async fn form_encoded_deliveries_are_accepted(backend: Backend) {
             .send()
     };
     // GitHub's default content type: `payload=<urlencoded JSON>`, signed as sent.
-    let json = std::fs::read_to_string(format!("{FIXTURES}/pull_request.synchronize.22.json"))
-        .unwrap();
+    let json =
+        std::fs::read_to_string(format!("{FIXTURES}/pull_request.synchronize.22.json")).unwrap();
     let form = serde_urlencoded::to_string([("payload", json.as_str())]).unwrap();
-    let resp = post(form.clone().into_bytes(), sign(WEBHOOK_SECRET, form.as_bytes()))
-        .await
-        .unwrap();
+    let resp = post(
+        form.clone().into_bytes(),
+        sign(WEBHOOK_SECRET, form.as_bytes()),
+    )
+    .await
+    .unwrap();
     assert_eq!(resp.status(), 200);
     t.settle().await;
     let head = "ec26c3e57ca3a959ca5aad62de7213c562f8c821";

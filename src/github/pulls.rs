@@ -183,7 +183,7 @@ impl GitHubEffects {
             .pr_status(repo, &head.sha)
             .await
             .map_err(db_error)?;
-        if !current.is_some_and(|(state, _)| state == "failure") {
+        if current.is_none_or(|(state, _)| state != "failure") {
             return Ok(None);
         }
         let status = Status {
