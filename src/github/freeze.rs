@@ -162,8 +162,9 @@ pub fn status_description(
     if !wanted.frozen {
         return "Merge freeze lifted".into();
     }
+    let inc = incident.map(|i| format!("{i}: ")).unwrap_or_default();
     let reason = wanted.reason.as_deref().unwrap_or("merges are frozen");
-    super::text::status_description(&super::text::keyed(incident, reason))
+    super::text::status_description(&format!("{inc}{reason}"))
 }
 
 #[cfg(test)]

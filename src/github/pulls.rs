@@ -9,6 +9,7 @@ use super::freeze::{self, STATUS_CONTEXT, Wanted};
 use super::handler::{GitHubEffects, db_error, short};
 use super::reconcile::covering_scope;
 use super::statuses::{Status, exempted_by};
+use super::text;
 use crate::effects::Effect;
 use crate::effects::handler::EffectError;
 use crate::incident::model::{Incident, IncidentId};
@@ -153,7 +154,8 @@ impl GitHubEffects {
             reason: scope.reason.clone(),
         };
         let state = freeze::pr_status(true, exempt.is_some());
-        let text = freeze::status_description(&wanted, number.as_deref(), exempt);
+        let key = text::key_to_add(number.as_deref(), wanted.reason.as_deref());
+        let text = freeze::status_description(&wanted, key, exempt);
         let status = Status {
             sha: head.sha.clone(),
             pr: head.pr,

@@ -12,6 +12,7 @@ use super::freeze::{self, STATUS_CONTEXT, Wanted};
 use super::handler::{GitHubEffects, db_error};
 use super::pulls::{branch_matches, is_glob};
 use super::reconcile::{Applied, Leftovers, Outcome, Pass};
+use super::text;
 use crate::effects::handler::EffectError;
 use crate::store::Exemption;
 
@@ -166,6 +167,7 @@ impl GitHubEffects {
         let exemptions = self.store.exemptions(repo).await.map_err(db)?;
         let incident = self.incident_number(pass, wanted).await?;
         let url = self.incident_page(incident.as_deref());
+        let key = text::key_to_add(incident.as_deref(), wanted.reason.as_deref());
         let mut jobs = Vec::new();
         for pr in self.frozen_pulls(repo).await? {
             let exempt = exempted_by(&exemptions, pr.number);
@@ -174,7 +176,7 @@ impl GitHubEffects {
                 sha: pr.head.sha,
                 pr: pr.number,
                 state: state.to_string(),
-                text: freeze::status_description(wanted, incident.as_deref(), exempt),
+                text: freeze::status_description(wanted, key, exempt),
                 url: url.clone(),
             });
         }

@@ -25,21 +25,15 @@ pub fn status_description(text: &str) -> String {
     crate::chat::slack::mrkdwn::fit_plain(line.trim(), STATUS_DESCRIPTION)
 }
 
-/// `text` led by the incident key (`INC-2: …`), unless it already starts with it: an
-/// incident's freeze reason is its headline, "INC-2 [SEV1] …", and "INC-2: INC-2 …" says
-/// the key twice.
-pub fn keyed(key: Option<&str>, text: &str) -> String {
-    let Some(key) = key.filter(|k| !k.is_empty()) else {
-        return text.to_string();
-    };
-    let already = text
-        .strip_prefix(key)
+/// The incident key a status description should lead with (`INC-2: …`): none when the
+/// reason already starts with it. An incident's freeze reason is its headline, "INC-2
+/// [SEV1] …", and "INC-2: INC-2 …" says the key twice.
+pub fn key_to_add<'a>(key: Option<&'a str>, reason: Option<&str>) -> Option<&'a str> {
+    let key = key.filter(|k| !k.is_empty())?;
+    let said = reason
+        .and_then(|r| r.strip_prefix(key))
         .is_some_and(|rest| !rest.starts_with(|c: char| c.is_alphanumeric() || c == '-'));
-    if already {
-        text.to_string()
-    } else {
-        format!("{key}: {text}")
-    }
+    (!said).then_some(key)
 }
 
 /// Untrusted text for a pull request or commit message: no live `@mention`, `#123` or
@@ -87,13 +81,12 @@ mod tests {
 
     #[test]
     fn the_incident_key_is_said_once() {
-        assert_eq!(
-            keyed(Some("INC-2"), "INC-2 [SEV1] db down declared"),
-            "INC-2 [SEV1] db down declared"
-        );
-        assert_eq!(keyed(Some("INC-2"), "release week"), "INC-2: release week");
-        assert_eq!(keyed(Some("INC-2"), "INC-20 down"), "INC-2: INC-20 down");
-        assert_eq!(keyed(None, "release week"), "release week");
+        let key = Some("INC-2");
+        assert_eq!(key_to_add(key, Some("INC-2 [SEV1] db down declared")), None);
+        assert_eq!(key_to_add(key, Some("release week")), key);
+        assert_eq!(key_to_add(key, Some("INC-20 down")), key);
+        assert_eq!(key_to_add(key, None), key);
+        assert_eq!(key_to_add(None, Some("release week")), None);
     }
 
     #[test]
