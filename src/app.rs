@@ -110,6 +110,7 @@ impl App {
                 config: config.github.clone(),
                 // Reports to incident rooms go out as neutral intents, through every planner.
                 chat: Planners(planners.clone()),
+                public_url: config.server.public_url.clone(),
             }));
         }
         let policy = Policy {

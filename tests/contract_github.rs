@@ -83,6 +83,12 @@ async fn github_requests_match_the_published_contract() {
         gh.open_pulls("octocat/hello-world", "main").await.map(drop),
     );
     check(
+        "GET open pulls, any base",
+        gh.open_pulls_any_base("octocat/hello-world")
+            .await
+            .map(drop),
+    );
+    check(
         "GET pull",
         gh.pull("octocat/hello-world", 1347).await.map(drop),
     );
@@ -107,6 +113,19 @@ async fn github_requests_match_the_published_contract() {
             .map(drop),
         );
     }
+    check(
+        "POST status with target_url",
+        gh.create_status_linked(
+            "octocat/hello-world",
+            "6dcb09b5b57875f334f61aebed695e2e4193db5e",
+            "failure",
+            "INC-1 [SEV1] Checkout is down declared",
+            STATUS_CONTEXT,
+            Some("https://fb.example/incidents/INC-1/postmortem.html"),
+        )
+        .await
+        .map(drop),
+    );
 
     // Publishing a post-mortem as a pull request.
     let r = "octocat/hello-world";

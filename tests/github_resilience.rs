@@ -451,6 +451,7 @@ async fn freeze_reports_go_out_as_neutral_intents_with_stable_keys(backend: Back
         store: store.clone(),
         config: app.config.github.clone(),
         chat: Planners(vec![Arc::new(Recorder)]),
+        public_url: None,
     });
     let worker = Worker::new(
         store.clone(),

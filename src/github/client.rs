@@ -208,6 +208,13 @@ impl GitHubClient {
         .await
     }
 
+    /// Every open pull request in `repo`, whatever its base (for glob branch patterns, which
+    /// the `base` filter does not understand).
+    pub async fn open_pulls_any_base(&self, repo: &str) -> Result<Vec<Pull>, GhError> {
+        self.get_all(&format!("/repos/{repo}/pulls?state=open&per_page=100"))
+            .await
+    }
+
     pub async fn pull(&self, repo: &str, number: u64) -> Result<Pull, GhError> {
         self.get(&format!("/repos/{repo}/pulls/{number}")).await
     }
@@ -228,7 +235,24 @@ impl GitHubClient {
         description: &str,
         context: &str,
     ) -> Result<u16, GhError> {
-        let body = serde_json::json!({ "state": state, "description": super::text::status_description(description), "context": context });
+        self.create_status_linked(repo, sha, state, description, context, None)
+            .await
+    }
+
+    /// A commit status whose "Details" link goes to `target_url`, when there is one.
+    pub async fn create_status_linked(
+        &self,
+        repo: &str,
+        sha: &str,
+        state: &str,
+        description: &str,
+        context: &str,
+        target_url: Option<&str>,
+    ) -> Result<u16, GhError> {
+        let mut body = serde_json::json!({ "state": state, "description": super::text::status_description(description), "context": context });
+        if let Some(url) = target_url {
+            body["target_url"] = url.into();
+        }
         Ok(self
             .send(
                 Method::POST,

@@ -31,6 +31,8 @@ pub struct GitHubEffects {
     pub config: GitHubConfig,
     /// Every chat adapter's planner, for progress and messages in incident rooms.
     pub chat: Planners,
+    /// `server.public_url`: freeze statuses link to the incident's page under it.
+    pub public_url: Option<String>,
 }
 
 #[async_trait]

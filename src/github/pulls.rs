@@ -8,7 +8,8 @@ use super::effect::PullHead;
 use super::freeze::{self, STATUS_CONTEXT, Wanted};
 use super::handler::{GitHubEffects, db_error, short};
 use super::reconcile::covering_scope;
-use super::statuses::exempted_by;
+use super::statuses::{Status, exempted_by};
+use super::text;
 use crate::effects::Effect;
 use crate::effects::handler::EffectError;
 use crate::incident::model::{Incident, IncidentId};
@@ -117,16 +118,28 @@ impl GitHubEffects {
         )))
     }
 
-    /// A pull request opened or updated while frozen: put the freeze status on its new head.
+    /// A pull request opened, updated, reopened, made ready or retargeted: the freeze
+    /// status on its head while its base is frozen. One that firebreak failed and that now
+    /// targets a branch the freeze does not cover gets `success` back.
     pub(super) async fn pr_status(&self, head: &PullHead) -> Result<Option<String>, EffectError> {
         let scopes = self.store.freeze_scopes().await.map_err(db_error)?;
         let Some(scope) = covering_scope(&scopes, &head.repo) else {
             return Ok(None);
         };
-        if !scope.frozen || !self.branch_frozen(head) {
+        // The name the reconciler writes under: the configured one for a single repository,
+        // GitHub's own (as in its org listing and this payload) for `owner/*`.
+        let repo = if scope.scope.ends_with("/*") {
+            head.repo.clone()
+        } else {
+            scope.scope.clone()
+        };
+        if !scope.frozen {
             return Ok(None);
         }
-        let exemptions = self.store.exemptions(&head.repo).await.map_err(db_error)?;
+        if !self.branch_frozen(head) {
+            return self.release_moved(&repo, head, scope.generation).await;
+        }
+        let exemptions = self.store.exemptions(&repo).await.map_err(db_error)?;
         let exempt = exempted_by(&exemptions, head.pr);
         let incident = match &scope.incident_id {
             Some(id) => self.store.incident_by_id(id).await.map_err(db_error)?,
@@ -141,18 +154,16 @@ impl GitHubEffects {
             reason: scope.reason.clone(),
         };
         let state = freeze::pr_status(true, exempt.is_some());
-        let text = freeze::status_description(&wanted, number.as_deref(), exempt);
-        let (repo, sha) = (&head.repo, head.sha.clone());
-        let wrote = self
-            .set_status(
-                repo,
-                sha,
-                head.pr,
-                state.to_string(),
-                text,
-                scope.generation,
-            )
-            .await?;
+        let key = text::key_to_add(number.as_deref(), wanted.reason.as_deref());
+        let text = freeze::status_description(&wanted, key, exempt);
+        let status = Status {
+            sha: head.sha.clone(),
+            pr: head.pr,
+            state: state.to_string(),
+            text,
+            url: self.incident_page(number.as_deref()),
+        };
+        let wrote = self.set_status(&repo, status, scope.generation).await?;
         Ok(wrote.then(|| {
             format!(
                 "{repo}#{}: {state} status set on {} while frozen",
@@ -162,11 +173,49 @@ impl GitHubEffects {
         }))
     }
 
+    /// A head firebreak failed whose pull request now targets an unfrozen branch.
+    async fn release_moved(
+        &self,
+        repo: &str,
+        head: &PullHead,
+        generation: i64,
+    ) -> Result<Option<String>, EffectError> {
+        let current = self
+            .store
+            .pr_status(repo, &head.sha)
+            .await
+            .map_err(db_error)?;
+        if current.is_none_or(|(state, _)| state != "failure") {
+            return Ok(None);
+        }
+        let status = Status {
+            sha: head.sha.clone(),
+            pr: head.pr,
+            state: "success".into(),
+            text: format!("The merge freeze does not cover {}", head.base),
+            url: None,
+        };
+        let wrote = self.set_status(repo, status, generation).await?;
+        Ok(wrote.then(|| {
+            format!(
+                "{repo}#{}: success status set on {}, now based on unfrozen {}",
+                head.pr,
+                short(&head.sha),
+                head.base
+            )
+        }))
+    }
+
+    /// Whether the freeze covers the branch `head` targets: one of the configured branches
+    /// or patterns, or the default branch.
     fn branch_frozen(&self, head: &PullHead) -> bool {
         if self.config.branches.is_empty() {
             head.base == head.default_branch
         } else {
-            self.config.branches.contains(&head.base)
+            self.config
+                .branches
+                .iter()
+                .any(|b| branch_matches(b, &head.base))
         }
     }
 }
@@ -233,4 +282,121 @@ fn recent_changes_text(found: &[Merged], incident: &Incident, hours: u32) -> Str
         incident.number,
         lines.join("\n")
     )
+}
+
+/// Whether a configured branch pattern is a glob rather than one branch's name.
+pub(super) fn is_glob(pattern: &str) -> bool {
+    pattern.contains(['*', '?', '['])
+}
+
+/// Whether `branch` matches the configured `pattern` the way GitHub matches a ruleset's
+/// `ref_name` include: Ruby's `File.fnmatch` with `FNM_PATHNAME` (and no `FNM_EXTGLOB`).
+/// `*` is any run of characters within one `/`-separated segment, `?` one of them, `[…]`
+/// one of a class (`[!…]` or `[^…]` negated), `**/` zero or more whole segments, and a
+/// `**` that is not followed by `/` is just `*`. So `release/*` matches `release/2.3` but
+/// not `release/2.3/x`; `release/**/*` matches both.
+pub fn branch_matches(pattern: &str, branch: &str) -> bool {
+    let pattern: Vec<&str> = pattern.split('/').collect();
+    let branch: Vec<&str> = branch.split('/').collect();
+    segments_match(&pattern, &branch)
+}
+
+fn segments_match(pattern: &[&str], branch: &[&str]) -> bool {
+    match pattern.split_first() {
+        None => branch.is_empty(),
+        Some((&"**", rest)) if !rest.is_empty() => {
+            (0..=branch.len()).any(|skip| segments_match(rest, &branch[skip..]))
+        }
+        Some((segment, rest)) => branch.split_first().is_some_and(|(name, names)| {
+            let p: Vec<char> = segment.chars().collect();
+            let n: Vec<char> = name.chars().collect();
+            segment_matches(&p, &n) && segments_match(rest, names)
+        }),
+    }
+}
+
+fn segment_matches(p: &[char], s: &[char]) -> bool {
+    match p.split_first() {
+        None => s.is_empty(),
+        Some(('*', _)) => {
+            let rest: &[char] = &p[p.iter().take_while(|c| **c == '*').count()..];
+            (0..=s.len()).any(|i| segment_matches(rest, &s[i..]))
+        }
+        Some(('?', rest)) => !s.is_empty() && segment_matches(rest, &s[1..]),
+        Some(('[', rest)) => match class(rest) {
+            Some((matches, after)) => {
+                s.first().is_some_and(|c| matches(*c)) && segment_matches(after, &s[1..])
+            }
+            None => s.first() == Some(&'[') && segment_matches(rest, &s[1..]),
+        },
+        Some((c, rest)) => s.first() == Some(c) && segment_matches(rest, &s[1..]),
+    }
+}
+
+/// A `[…]` class after its `[`: what it matches, and the pattern after its `]`. `None`
+/// when it never closes, and the `[` is then itself.
+fn class(p: &[char]) -> Option<(impl Fn(char) -> bool, &[char])> {
+    let (negated, body) = match p.first() {
+        Some('!' | '^') => (true, &p[1..]),
+        _ => (false, p),
+    };
+    // A `]` first in the class is one of its characters.
+    let close = body.iter().skip(1).position(|c| *c == ']')? + 1;
+    let members = &body[..close];
+    let mut ranges = Vec::new();
+    let mut i = 0;
+    while i < members.len() {
+        if i + 2 < members.len() && members[i + 1] == '-' {
+            ranges.push((members[i], members[i + 2]));
+            i += 3;
+        } else {
+            ranges.push((members[i], members[i]));
+            i += 1;
+        }
+    }
+    let matches = move |c: char| ranges.iter().any(|(lo, hi)| (*lo..=*hi).contains(&c)) != negated;
+    Some((matches, &body[close + 1..]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn branch_patterns_match_like_rulesets() {
+        for (pattern, branch, expected) in [
+            ("main", "main", true),
+            ("main", "Main", false),
+            ("main", "main2", false),
+            ("release/*", "release/2.3", true),
+            ("release/*", "release/", true),
+            ("release/*", "release/2.3/x", false),
+            ("release/*", "release", false),
+            ("release/*", "hotfix/2.3", false),
+            ("release/**/*", "release/2.3", true),
+            ("release/**/*", "release/2.3/x", true),
+            ("release/**/*", "release/2.3/x/y", true),
+            ("release/**", "release/2.3", true),
+            ("release/**", "release/2.3/x", false),
+            ("**/*", "a/b/c", true),
+            ("qa**/**/*", "qa-1/x/y", true),
+            ("release-?", "release-1", true),
+            ("release-?", "release-10", false),
+            ("v[0-9].x", "v2.x", true),
+            ("v[0-9].x", "va.x", false),
+            ("v[!0-9].x", "va.x", true),
+            ("v[!0-9].x", "v2.x", false),
+            ("v[.x", "v[.x", true),
+            ("*", "main", true),
+            ("*", "feature/x", false),
+            ("feat-*-x", "feat-a-b-x", true),
+        ] {
+            assert_eq!(
+                branch_matches(pattern, branch),
+                expected,
+                "{pattern} against {branch}"
+            );
+        }
+        assert!(is_glob("release/*") && is_glob("v[0-9]") && !is_glob("release/2.3"));
+    }
 }

@@ -370,11 +370,12 @@ impl GitHubEffects {
 
 /// The newest wanted scope covering `repo` (exact, or its org's `owner/*`).
 pub fn covering_scope<'a>(scopes: &'a [FreezeScope], repo: &str) -> Option<&'a FreezeScope> {
+    // GitHub's owner and repository names are case-insensitive: `Acme/API` is `acme/api`.
     let owner = repo.split('/').next().unwrap_or_default();
     let wildcard = format!("{owner}/*");
     scopes
         .iter()
-        .filter(|s| s.scope == repo || s.scope == wildcard)
+        .filter(|s| s.scope.eq_ignore_ascii_case(repo) || s.scope.eq_ignore_ascii_case(&wildcard))
         .max_by_key(|s| s.generation)
 }
 

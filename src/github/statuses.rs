@@ -7,10 +7,12 @@
 use futures::FutureExt;
 use futures::stream::{self, StreamExt};
 
-use super::client::{GhError, RulesetScope};
+use super::client::{GhError, Pull, RulesetScope};
 use super::freeze::{self, STATUS_CONTEXT, Wanted};
 use super::handler::{GitHubEffects, db_error};
+use super::pulls::{branch_matches, is_glob};
 use super::reconcile::{Applied, Leftovers, Outcome, Pass};
+use super::text;
 use crate::effects::handler::EffectError;
 use crate::store::Exemption;
 
@@ -47,8 +49,15 @@ fn db(e: anyhow::Error) -> StepError {
     StepError::Db(db_error(e))
 }
 
-/// One status to write: (sha, pull request, state, description).
-type Job = (String, u64, String, String);
+/// One status to write.
+pub(super) struct Status {
+    pub sha: String,
+    pub pr: u64,
+    pub state: String,
+    pub text: String,
+    /// Where its "Details" link goes: the incident's page, when there is one to link.
+    pub url: Option<String>,
+}
 
 /// How one repository's statuses went.
 #[derive(Default)]
@@ -117,10 +126,7 @@ impl GitHubEffects {
             Err(StepError::Db(e)) => return Err(e),
         };
         let results: Vec<Result<bool, StepError>> = stream::iter(jobs)
-            .map(|(sha, pr, state, text): Job| {
-                self.set_status(repo, sha, pr, state, text, pass.generation)
-                    .boxed()
-            })
+            .map(|status| self.set_status(repo, status, pass.generation).boxed())
             .buffer_unordered(STATUSES_AT_ONCE)
             .collect()
             .await;
@@ -142,28 +148,65 @@ impl GitHubEffects {
         repo: &str,
         wanted: &Wanted,
         pass: &Pass<'_>,
-    ) -> Result<Vec<Job>, StepError> {
+    ) -> Result<Vec<Status>, StepError> {
         if !wanted.frozen {
             let failing = self.store.pr_statuses_in_state(repo, "failure").await;
             let text = freeze::status_description(wanted, None, None);
             return Ok(failing
                 .map_err(db)?
                 .into_iter()
-                .map(|(sha, pr)| (sha, pr as u64, "success".to_string(), text.clone()))
+                .map(|(sha, pr)| Status {
+                    sha,
+                    pr: pr as u64,
+                    state: "success".to_string(),
+                    text: text.clone(),
+                    url: None,
+                })
                 .collect());
         }
         let exemptions = self.store.exemptions(repo).await.map_err(db)?;
         let incident = self.incident_number(pass, wanted).await?;
+        let url = self.incident_page(incident.as_deref());
+        let key = text::key_to_add(incident.as_deref(), wanted.reason.as_deref());
         let mut jobs = Vec::new();
-        for branch in self.branches(repo).await? {
-            for pr in self.client.open_pulls(repo, &branch).await? {
-                let exempt = exempted_by(&exemptions, pr.number);
-                let state = freeze::pr_status(true, exempt.is_some());
-                let text = freeze::status_description(wanted, incident.as_deref(), exempt);
-                jobs.push((pr.head.sha, pr.number, state.to_string(), text));
-            }
+        for pr in self.frozen_pulls(repo).await? {
+            let exempt = exempted_by(&exemptions, pr.number);
+            let state = freeze::pr_status(true, exempt.is_some());
+            jobs.push(Status {
+                sha: pr.head.sha,
+                pr: pr.number,
+                state: state.to_string(),
+                text: freeze::status_description(wanted, key, exempt),
+                url: url.clone(),
+            });
         }
         Ok(jobs)
+    }
+
+    /// The open pull requests into the branches the freeze covers in `repo`. GitHub's `base`
+    /// filter takes one branch name, so glob patterns (`release/*`) list every open pull
+    /// request once and keep those whose base matches, as the ruleset does.
+    async fn frozen_pulls(&self, repo: &str) -> Result<Vec<Pull>, GhError> {
+        let branches = self.branches(repo).await?;
+        if branches.iter().any(|b| is_glob(b)) {
+            let all = self.client.open_pulls_any_base(repo).await?;
+            return Ok(all
+                .into_iter()
+                .filter(|p| branches.iter().any(|b| branch_matches(b, &p.base.name)))
+                .collect());
+        }
+        let mut pulls = Vec::new();
+        for branch in branches {
+            pulls.extend(self.client.open_pulls(repo, &branch).await?);
+        }
+        Ok(pulls)
+    }
+
+    /// The incident's page, `{server.public_url}/incidents/INC-n/postmortem.html`, when a
+    /// public URL is configured.
+    pub(super) fn incident_page(&self, number: Option<&str>) -> Option<String> {
+        let base = self.public_url.as_deref()?.trim_end_matches('/');
+        Some(format!("{base}/incidents/{}/postmortem.html", number?))
     }
 
     async fn incident_number(
@@ -182,12 +225,16 @@ impl GitHubEffects {
     pub(super) async fn set_status(
         &self,
         repo: &str,
-        sha: String,
-        pr: u64,
-        state: String,
-        text: String,
+        status: Status,
         generation: i64,
     ) -> Result<bool, StepError> {
+        let Status {
+            sha,
+            pr,
+            state,
+            text,
+            url,
+        } = status;
         let state = state.as_str();
         let current = self.store.pr_status(repo, &sha).await.map_err(db)?;
         if current.as_ref().is_some_and(|(s, _)| s == state) {
@@ -197,7 +244,7 @@ impl GitHubEffects {
             return Ok(false);
         }
         self.client
-            .create_status(repo, &sha, state, &text, STATUS_CONTEXT)
+            .create_status_linked(repo, &sha, state, &text, STATUS_CONTEXT, url.as_deref())
             .await?;
         self.store
             .set_pr_status(repo, &sha, pr, state, generation)

@@ -25,6 +25,17 @@ pub fn status_description(text: &str) -> String {
     crate::chat::slack::mrkdwn::fit_plain(line.trim(), STATUS_DESCRIPTION)
 }
 
+/// The incident key a status description should lead with (`INC-2: …`): none when the
+/// reason already starts with it. An incident's freeze reason is its headline, "INC-2
+/// [SEV1] …", and "INC-2: INC-2 …" says the key twice.
+pub fn key_to_add<'a>(key: Option<&'a str>, reason: Option<&str>) -> Option<&'a str> {
+    let key = key.filter(|k| !k.is_empty())?;
+    let said = reason
+        .and_then(|r| r.strip_prefix(key))
+        .is_some_and(|rest| !rest.starts_with(|c: char| c.is_alphanumeric() || c == '-'));
+    (!said).then_some(key)
+}
+
 /// Untrusted text for a pull request or commit message: no live `@mention`, `#123` or
 /// `GH-123` (see the module documentation).
 pub fn neutralize(text: &str) -> String {
@@ -66,6 +77,16 @@ mod tests {
         assert!(long.chars().count() <= 140);
         assert!(long.ends_with("👍🏽…"), "{long}");
         assert_eq!(status_description("a\nb\tc\u{1b}[2J"), "a b c [2J");
+    }
+
+    #[test]
+    fn the_incident_key_is_said_once() {
+        let key = Some("INC-2");
+        assert_eq!(key_to_add(key, Some("INC-2 [SEV1] db down declared")), None);
+        assert_eq!(key_to_add(key, Some("release week")), key);
+        assert_eq!(key_to_add(key, Some("INC-20 down")), key);
+        assert_eq!(key_to_add(key, None), key);
+        assert_eq!(key_to_add(None, Some("release week")), None);
     }
 
     #[test]

@@ -1,12 +1,18 @@
 //! `POST /github/webhook`: signature checked on the raw body (`X-Hub-Signature-256`, any of
 //! the comma-separated secrets in `GITHUB_WEBHOOK_SECRET`, so secrets can be rotated), then
-//! `ping` answered and `pull_request` opened/synchronize/reopened turned into a queued
-//! status write. Everything else is acknowledged with 202 and ignored.
+//! `ping` answered and `pull_request` opened/synchronize/reopened/ready_for_review, and
+//! `edited` with a new base, turned into a queued status write. Everything else is
+//! acknowledged with 202 and ignored.
+//!
+//! GitHub sends either content type a webhook can be configured with: `application/json`,
+//! or its default `application/x-www-form-urlencoded`, whose body is `payload=<JSON>`. The
+//! signature is over the body as sent either way.
 //!
 //! The `X-GitHub-Delivery` id is recorded in the same transaction as the effect it causes:
 //! a redelivery after that commit is answered "duplicate delivery" and queues nothing, and
 //! one after a crash before it finds nothing recorded and is processed in full.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use axum::Json;
@@ -79,6 +85,25 @@ struct PullRequestEvent {
     number: u64,
     pull_request: PullRequest,
     repository: Repository,
+    #[serde(default)]
+    changes: Changes,
+}
+
+/// What an `edited` action changed; only a new base matters here.
+#[derive(Deserialize, Default)]
+struct Changes {
+    #[serde(default)]
+    base: Option<serde_json::Value>,
+}
+
+/// The actions after which a pull request's head needs the freeze status: a new or
+/// reopened pull request, a new head, a draft made ready, or a new base.
+fn needs_status(event: &PullRequestEvent) -> bool {
+    match event.action.as_str() {
+        "opened" | "synchronize" | "reopened" | "ready_for_review" => true,
+        "edited" => event.changes.base.is_some(),
+        _ => false,
+    }
 }
 
 #[derive(Deserialize)]
@@ -122,7 +147,10 @@ pub async fn webhook(
     );
     match header("x-github-event") {
         Some("ping") => Json(json!({ "msg": "pong" })).into_response(),
-        Some("pull_request") => pull_request(&edge, delivery, &body).await,
+        Some("pull_request") => match payload(header("content-type"), &body) {
+            Ok(json) => pull_request(&edge, delivery, &json).await,
+            Err(e) => (StatusCode::BAD_REQUEST, e).into_response(),
+        },
         _ => (StatusCode::ACCEPTED, "event ignored").into_response(),
     }
 }
@@ -138,7 +166,7 @@ async fn pull_request(edge: &GitHubEdge, delivery: Delivery, body: &[u8]) -> Res
                 .into_response();
         }
     };
-    if !matches!(event.action.as_str(), "opened" | "synchronize" | "reopened") {
+    if !needs_status(&event) {
         return (StatusCode::ACCEPTED, "action ignored").into_response();
     }
     // Whether the repository is frozen is decided when the effect runs, against the wanted
@@ -161,6 +189,23 @@ async fn pull_request(edge: &GitHubEdge, delivery: Delivery, body: &[u8]) -> Res
         Err(ServiceError::Duplicate) => (StatusCode::OK, "duplicate delivery").into_response(),
         Err(e) => internal(anyhow::anyhow!("{e}")),
     }
+}
+
+/// The JSON of a delivery: the body itself, or for a form-encoded one its `payload` field.
+fn payload<'a>(content_type: Option<&str>, body: &'a [u8]) -> Result<Cow<'a, [u8]>, String> {
+    let mime = content_type
+        .and_then(|c| c.split(';').next())
+        .map(|c| c.trim().to_ascii_lowercase());
+    if mime.as_deref() != Some("application/x-www-form-urlencoded") {
+        return Ok(Cow::Borrowed(body));
+    }
+    let fields: Vec<(String, String)> = serde_urlencoded::from_bytes(body)
+        .map_err(|e| format!("malformed form-encoded payload: {e}"))?;
+    fields
+        .into_iter()
+        .find(|(k, _)| k == "payload")
+        .map(|(_, v)| Cow::Owned(v.into_bytes()))
+        .ok_or_else(|| "form-encoded delivery without a payload field".to_string())
 }
 
 /// A delivery id for a request without `X-GitHub-Delivery`: its body's digest, so the same
@@ -208,6 +253,21 @@ mod tests {
             verify(&secrets, Some("sha1=abc"), body),
             Err(SignatureError::Mismatch)
         );
+    }
+
+    #[test]
+    fn form_encoded_deliveries_carry_json_in_payload() {
+        let json = br#"{"a":"b c&d=e+f"}"#;
+        let form =
+            serde_urlencoded::to_string([("payload", std::str::from_utf8(json).unwrap())]).unwrap();
+        let form_type = Some("application/x-www-form-urlencoded");
+        assert_eq!(payload(form_type, form.as_bytes()).unwrap().as_ref(), json);
+        assert_eq!(
+            payload(Some("application/json"), json).unwrap().as_ref(),
+            json
+        );
+        assert_eq!(payload(None, json).unwrap().as_ref(), json);
+        assert!(payload(form_type, b"other=1").is_err());
     }
 
     #[test]
