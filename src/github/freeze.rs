@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 
 use super::client::RulesetScope;
 use super::config::{BypassActor, GitHubConfig};
-use crate::store::FreezeScope;
+use crate::store::{FreezeScope, FreezeTarget};
 
 /// The ruleset firebreak owns, found by this name before anything is created.
 pub const RULESET_NAME: &str = "firebreak-freeze";
@@ -76,7 +76,15 @@ pub fn orgs_to_expand(scopes: &[FreezeScope], config: &GitHubConfig) -> Vec<Stri
 /// The ruleset body for a frozen target: an `update` rule (only bypass actors may move the
 /// branch, so merges are blocked) on the configured branches or the default branch. Drills
 /// use `evaluate`: nothing is blocked, but GitHub records what would have been.
-pub fn ruleset_body(scope: &RulesetScope, wanted: &Wanted, config: &GitHubConfig) -> Value {
+///
+/// The bypass list is the configured one plus `own`, the actor firebreak itself merges
+/// exemptions as (see [`own_actor`]).
+pub fn ruleset_body(
+    scope: &RulesetScope,
+    wanted: &Wanted,
+    config: &GitHubConfig,
+    own: Option<&BypassActor>,
+) -> Value {
     let refs: Vec<String> = if config.branches.is_empty() {
         vec!["~DEFAULT_BRANCH".into()]
     } else {
@@ -96,18 +104,120 @@ pub fn ruleset_body(scope: &RulesetScope, wanted: &Wanted, config: &GitHubConfig
         "enforcement": enforcement(wanted),
         "conditions": conditions,
         "rules": [{ "type": "update" }],
-        "bypass_actors": bypass(&config.bypass),
+        "bypass_actors": bypass(config.bypass.iter().chain(own.filter(|o| !config.bypass.contains(o)))),
     })
+}
+
+/// The bypass actor firebreak merges exempted pull requests as: the GitHub App
+/// (`Integration`, its id) with App auth, else the configured `merge_actor`.
+pub fn own_actor(config: &GitHubConfig, app_id: Option<u64>) -> Option<BypassActor> {
+    match app_id {
+        Some(id) => Some(BypassActor {
+            actor_id: id,
+            actor_type: "Integration".into(),
+            bypass_mode: "always".into(),
+        }),
+        None => config.merge_actor.clone(),
+    }
+}
+
+/// What differs between the wanted ruleset body and the one GitHub has, field by field:
+/// target, enforcement, each condition's include and exclude, the rules and the bypass
+/// actors. Empty when nothing that matters differs (order and GitHub's extra fields aside).
+pub fn drift(wanted: &Value, actual: &Value) -> Vec<String> {
+    let mut out = Vec::new();
+    for key in ["target", "enforcement"] {
+        if wanted[key] != actual[key] {
+            out.push(format!("{key}: wanted {}, found {}", wanted[key], actual[key]));
+        }
+    }
+    let mut condition_keys: Vec<&String> = wanted["conditions"]
+        .as_object()
+        .into_iter()
+        .chain(actual["conditions"].as_object())
+        .flat_map(|o| o.keys())
+        .collect();
+    condition_keys.sort();
+    condition_keys.dedup();
+    for key in condition_keys {
+        for part in ["include", "exclude"] {
+            let (w, a) = (
+                strings(&wanted["conditions"][key][part]),
+                strings(&actual["conditions"][key][part]),
+            );
+            if w != a {
+                out.push(format!(
+                    "conditions.{key}.{part}: wanted [{}], found [{}]",
+                    w.join(", "),
+                    a.join(", ")
+                ));
+            }
+        }
+    }
+    let rules = |v: &Value| -> Vec<String> {
+        let mut r: Vec<String> = v["rules"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|rule| rule["type"].as_str().unwrap_or("?").to_string())
+            .collect();
+        r.sort();
+        r
+    };
+    let (w, a) = (rules(wanted), rules(actual));
+    if w != a {
+        out.push(format!(
+            "rules: wanted [{}], found [{}]",
+            w.join(", "),
+            a.join(", ")
+        ));
+    }
+    let actors = |v: &Value| -> Vec<String> {
+        let mut r: Vec<String> = v["bypass_actors"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|a| {
+                format!(
+                    "{} {} ({})",
+                    a["actor_type"].as_str().unwrap_or("?"),
+                    a["actor_id"],
+                    a["bypass_mode"].as_str().unwrap_or("always")
+                )
+            })
+            .collect();
+        r.sort();
+        r
+    };
+    let (w, a) = (actors(wanted), actors(actual));
+    if w != a {
+        out.push(format!(
+            "bypass_actors: wanted [{}], found [{}]",
+            w.join(", "),
+            a.join(", ")
+        ));
+    }
+    out
+}
+
+fn strings(v: &Value) -> Vec<String> {
+    let mut out: Vec<String> = v
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|s| s.as_str().map_or_else(|| s.to_string(), str::to_string))
+        .collect();
+    out.sort();
+    out
 }
 
 pub fn enforcement(wanted: &Wanted) -> &'static str {
     if wanted.drill { "evaluate" } else { "active" }
 }
 
-fn bypass(actors: &[BypassActor]) -> Value {
+fn bypass<'a>(actors: impl Iterator<Item = &'a BypassActor>) -> Value {
     Value::Array(
         actors
-            .iter()
             .map(|a| json!({ "actor_id": a.actor_id, "actor_type": a.actor_type, "bypass_mode": a.bypass_mode }))
             .collect(),
     )
@@ -122,14 +232,18 @@ pub enum RulesetAction {
     Nothing,
 }
 
+/// `drifted` is what [`drift`] found in GitHub's full ruleset (empty if it was not read).
 pub fn ruleset_action(
     wanted: &Wanted,
     existing: Option<(u64, Option<&str>)>,
     body: &Value,
+    drifted: &[String],
 ) -> RulesetAction {
     match (wanted.frozen, existing) {
         (true, None) => RulesetAction::Create,
-        (true, Some((id, enforcement))) if enforcement != body["enforcement"].as_str() => {
+        (true, Some((id, enforcement)))
+            if enforcement != body["enforcement"].as_str() || !drifted.is_empty() =>
+        {
             RulesetAction::Update(id)
         }
         (true, Some(_)) => RulesetAction::Nothing,
@@ -162,9 +276,111 @@ pub fn status_description(
     if !wanted.frozen {
         return "Merge freeze lifted".into();
     }
+    let drill = if wanted.drill { "DRILL (nothing blocked): " } else { "" };
     let inc = incident.map(|i| format!("{i}: ")).unwrap_or_default();
     let reason = wanted.reason.as_deref().unwrap_or("merges are frozen");
-    super::text::status_description(&format!("{inc}{reason}"))
+    super::text::status_description(&format!("{drill}{inc}{reason}"))
+}
+
+/// What a target's `actual` says about enforcement: only `active` blocks merges.
+pub fn enforced(actual: &str) -> bool {
+    actual == "active"
+}
+
+/// The one-line summary of `freeze status`: what is wanted now, and on how many targets
+/// GitHub actually blocks merges as last read. Never "0/0": with no target recorded yet it
+/// says the freeze is not in place yet.
+pub fn status_summary(scopes: &[FreezeScope], targets: &[FreezeTarget]) -> String {
+    let frozen: Vec<&str> = scopes
+        .iter()
+        .filter(|s| s.frozen)
+        .map(|s| s.scope.as_str())
+        .collect();
+    let wanted_now = |t: &FreezeTarget| scopes.iter().any(|s| s.scope == t.scope && s.frozen);
+    let wanted: Vec<&FreezeTarget> = targets.iter().filter(|t| wanted_now(t)).collect();
+    let enforced_n = wanted.iter().filter(|t| enforced(&t.actual)).count();
+    let drills = scopes.iter().filter(|s| s.frozen && s.drill).count();
+    let mut text = if frozen.is_empty() {
+        let still = targets.iter().filter(|t| t.actual == "active").count();
+        if still > 0 {
+            format!("No merge freeze is wanted; a ruleset is still active on {still} targets (being lifted).")
+        } else {
+            "No merge freeze is wanted.".to_string()
+        }
+    } else if wanted.is_empty() {
+        format!(
+            "Frozen: {}. Not in place yet: no target has been applied.",
+            frozen.join(", ")
+        )
+    } else {
+        format!(
+            "Frozen: {}. Ruleset in place on {enforced_n}/{} targets.",
+            frozen.join(", "),
+            wanted.len()
+        )
+    };
+    if drills > 0 {
+        text.push_str(" Drill: nothing is blocked by a drill.");
+    }
+    let drifted: Vec<&str> = targets
+        .iter()
+        .filter(|t| t.actual == "drifted")
+        .map(|t| t.target.as_str())
+        .collect();
+    if !drifted.is_empty() {
+        text.push_str(&format!(" Drifted: {}.", drifted.join(", ")));
+    }
+    for (label, retryable) in [("Failing", false), ("Retrying", true)] {
+        let listed: Vec<String> = targets
+            .iter()
+            .filter_map(|t| {
+                let why = t.last_error.as_deref()?;
+                (error_retryable(why) == retryable).then(|| format!("{} ({why})", t.target))
+            })
+            .collect();
+        if !listed.is_empty() {
+            text.push_str(&format!(" {label}: {}.", listed.join("; ")));
+        }
+    }
+    text
+}
+
+/// One target as `freeze status` shows it: what is wanted *now* (from the current scopes,
+/// not what was last applied), what GitHub had as last read, when that was (RFC 3339, UTC),
+/// and the last error, marked retrying (with when, if known) or permanent.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct TargetView {
+    pub target: String,
+    pub wanted: &'static str,
+    pub actual: String,
+    pub read_at: String,
+    pub error: Option<String>,
+    pub retryable: Option<bool>,
+}
+
+pub fn target_view(scopes: &[FreezeScope], t: &FreezeTarget) -> TargetView {
+    let scope = scopes.iter().find(|s| s.scope == t.scope);
+    let wanted = match scope {
+        Some(s) if s.frozen && s.drill => "drill",
+        Some(s) if s.frozen => "frozen",
+        _ => "unfrozen",
+    };
+    TargetView {
+        target: t.target.clone(),
+        wanted,
+        actual: t.actual.clone(),
+        read_at: t
+            .verified()
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        error: t.last_error.clone(),
+        retryable: t.last_error.as_deref().map(error_retryable),
+    }
+}
+
+/// Whether a target's recorded error will be retried (the reconciler notes those as
+/// `will retry: …`).
+pub fn error_retryable(error: &str) -> bool {
+    error.starts_with("will retry")
 }
 
 #[cfg(test)]
@@ -213,27 +429,66 @@ mod tests {
             generation: 1,
             reason: None,
         };
-        let body = ruleset_body(&RulesetScope::Repo("a/b".into()), &wanted, &config);
+        let body = ruleset_body(&RulesetScope::Repo("a/b".into()), &wanted, &config, None);
         assert_eq!(
             body["conditions"]["ref_name"]["include"][0],
             "~DEFAULT_BRANCH"
         );
-        assert_eq!(ruleset_action(&wanted, None, &body), RulesetAction::Create);
+        assert_eq!(ruleset_action(&wanted, None, &body, &[]), RulesetAction::Create);
         assert_eq!(
-            ruleset_action(&wanted, Some((7, Some("active"))), &body),
+            ruleset_action(&wanted, Some((7, Some("active"))), &body, &[]),
             RulesetAction::Nothing
         );
         assert_eq!(
-            ruleset_action(&wanted, Some((7, Some("evaluate"))), &body),
+            ruleset_action(&wanted, Some((7, Some("evaluate"))), &body, &[]),
             RulesetAction::Update(7)
         );
         wanted.frozen = false;
         assert_eq!(
-            ruleset_action(&wanted, Some((7, Some("active"))), &body),
+            ruleset_action(&wanted, Some((7, Some("active"))), &body, &[]),
             RulesetAction::Delete(7)
         );
         assert_eq!(pr_status(true, true), "success");
         assert_eq!(pr_status(true, false), "failure");
+    }
+
+    #[test]
+    fn every_field_of_the_ruleset_is_compared() {
+        let config = GitHubConfig {
+            branches: vec!["main".into()],
+            ..GitHubConfig::default()
+        };
+        let wanted = Wanted {
+            scope: "a/b".into(),
+            frozen: true,
+            drill: false,
+            generation: 1,
+            reason: None,
+        };
+        let own = own_actor(&config, Some(99));
+        let body = ruleset_body(&RulesetScope::Repo("a/b".into()), &wanted, &config, own.as_ref());
+        assert_eq!(body["bypass_actors"][0]["actor_type"], "Integration");
+        let mut actual = body.clone();
+        actual["id"] = json!(7);
+        actual["rules"] = json!([{ "type": "update", "parameters": {} }]);
+        assert!(drift(&body, &actual).is_empty(), "GitHub's extra fields are not drift");
+        for (path, value, field) in [
+            ("/rules", json!([{ "type": "deletion" }]), "rules"),
+            ("/conditions/ref_name/include", json!(["refs/heads/nothing"]), "conditions.ref_name.include"),
+            ("/conditions/ref_name/exclude", json!(["refs/heads/main"]), "conditions.ref_name.exclude"),
+            ("/bypass_actors", json!([]), "bypass_actors"),
+            ("/enforcement", json!("disabled"), "enforcement"),
+            ("/target", json!("tag"), "target"),
+        ] {
+            let mut changed = body.clone();
+            *changed.pointer_mut(path).unwrap() = value;
+            let found = drift(&body, &changed);
+            assert!(found.len() == 1 && found[0].starts_with(field), "{path}: {found:?}");
+            assert_eq!(
+                ruleset_action(&wanted, Some((7, Some("active"))), &body, &found),
+                RulesetAction::Update(7)
+            );
+        }
     }
 
     #[test]
@@ -249,7 +504,7 @@ mod tests {
             generation: 1,
             reason: None,
         };
-        let body = ruleset_body(&RulesetScope::Org("acme".into()), &wanted, &config);
+        let body = ruleset_body(&RulesetScope::Org("acme".into()), &wanted, &config, None);
         assert_eq!(body["enforcement"], "evaluate");
         assert_eq!(body["conditions"]["repository_name"]["include"][0], "~ALL");
         assert_eq!(

@@ -53,9 +53,42 @@ pub(super) struct Applied {
 }
 
 impl Applied {
+    /// Whether GitHub blocks merges on this target now: a drill never does.
     fn in_place(&self) -> bool {
-        matches!(self.outcome, Outcome::Done) && self.wanted.frozen
+        matches!(self.outcome, Outcome::Done) && self.wanted.frozen && !self.wanted.drill
     }
+}
+
+/// How many targets block merges, out of how many should: drills and lifted targets are
+/// counted apart, so a drill or an unfreeze never reads "active on 0/0 targets".
+fn counts(done: &[Applied]) -> String {
+    let enforced = done.iter().filter(|a| a.in_place()).count();
+    let blocking = done
+        .iter()
+        .filter(|a| a.wanted.frozen && !a.wanted.drill)
+        .count();
+    let drills = done
+        .iter()
+        .filter(|a| a.wanted.frozen && a.wanted.drill)
+        .count();
+    let lifted = done
+        .iter()
+        .filter(|a| !a.wanted.frozen && matches!(a.outcome, Outcome::Done))
+        .count();
+    let mut parts = Vec::new();
+    if blocking > 0 {
+        parts.push(format!("ruleset active on {enforced}/{blocking} targets"));
+    }
+    if drills > 0 {
+        parts.push(format!("drill on {drills} targets (nothing blocked)"));
+    }
+    if lifted > 0 {
+        parts.push(format!("freeze lifted on {lifted} targets"));
+    }
+    if parts.is_empty() {
+        parts.push("no targets to change".into());
+    }
+    parts.join(", ")
 }
 
 /// What one pass leaves to a retry, and how long GitHub asked to wait.
@@ -107,6 +140,8 @@ pub(super) struct Pass<'a> {
     pub incidents: BTreeMap<String, Option<IncidentId>>,
     /// Each target as last recorded.
     previous: BTreeMap<String, FreezeTarget>,
+    /// Set once this pass has said on the timeline that a drill enforces nothing.
+    drill_told: std::sync::atomic::AtomicBool,
 }
 
 impl GitHubEffects {
@@ -143,13 +178,12 @@ impl GitHubEffects {
             )));
         }
         sort_target_failures(&done, &mut later, &mut failed);
-        let in_place = done.iter().filter(|a| a.in_place()).count();
-        let frozen_total = done.iter().filter(|a| a.wanted.frozen).count();
-        let counts = format!("{in_place}/{frozen_total}");
+        let counts = counts(&done);
+        let step = counts.replace(' ', "");
         self.progress(
             effect,
-            &format!("applied:{counts}"),
-            format!("🧊 Merge freeze: ruleset active on {counts} targets; writing PR statuses…"),
+            &format!("applied:{step}"),
+            format!("🧊 Merge freeze: {counts}; writing PR statuses…"),
         )
         .await?;
         let statuses = self
@@ -157,9 +191,9 @@ impl GitHubEffects {
             .await?;
         if !later.is_empty() {
             let text = format!(
-                "🧊 Merge freeze: ruleset active on {counts} targets; GitHub did not answer for some, retrying…"
+                "🧊 Merge freeze: {counts}; GitHub did not answer for some, retrying…"
             );
-            self.progress(effect, &format!("retrying:{counts}"), text)
+            self.progress(effect, &format!("retrying:{step}"), text)
                 .await?;
             return Err(later.into_error());
         }
@@ -187,6 +221,7 @@ impl GitHubEffects {
                 .into_iter()
                 .map(|t| (t.target.clone(), t))
                 .collect(),
+            drill_told: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -225,7 +260,8 @@ impl GitHubEffects {
         target: RulesetScope,
         wanted: Wanted,
     ) -> Result<Applied, EffectError> {
-        let body = freeze::ruleset_body(&target, &wanted, &self.config);
+        let own = freeze::own_actor(&self.config, self.client.app_id());
+        let body = freeze::ruleset_body(&target, &wanted, &self.config, own.as_ref());
         // Check at the moment of use: read what GitHub has right now.
         let existing = match self.client.rulesets(&target).await {
             Ok(list) => list
@@ -234,11 +270,30 @@ impl GitHubEffects {
                 .map(|r| (r.id, r.enforcement)),
             Err(e) => return self.target_failed(pass, target, wanted, e).await,
         };
+        if wanted.frozen && wanted.drill && !self.client.evaluate_available() {
+            return self.drill_without_evaluate(pass, target, wanted, existing).await;
+        }
+        // The summary has no rules or conditions: compare the whole ruleset.
+        let drifted = match &existing {
+            Some((id, _)) if wanted.frozen => match self.client.ruleset(&target, *id).await {
+                Ok(actual) => freeze::drift(&body, &actual),
+                Err(e) => return self.target_failed(pass, target, wanted, e).await,
+            },
+            _ => Vec::new(),
+        };
         let action = freeze::ruleset_action(
             &wanted,
             existing.as_ref().map(|(id, e)| (*id, e.as_deref())),
             &body,
+            &drifted,
         );
+        if !drifted.is_empty() {
+            // `freeze status` shows it drifted until the repair below goes through.
+            let id = existing.as_ref().map(|(id, _)| *id);
+            let note = format!("drifted: {}", drifted.join("; "));
+            self.record(&target.label(), &wanted, "drifted", id, Some(note))
+                .await?;
+        }
         if action != RulesetAction::Nothing && self.superseded(pass.generation).await? {
             return Ok(Applied {
                 target,
@@ -249,7 +304,7 @@ impl GitHubEffects {
         match self.perform(&target, &action, &body).await {
             Ok((status, id)) => {
                 let id = id.or(existing.map(|(id, _)| id));
-                self.target_applied(pass, &target, &wanted, &action, status, id)
+                self.target_applied(pass, &target, &wanted, &action, status, id, &drifted)
                     .await?;
                 Ok(Applied {
                     target,
@@ -257,10 +312,61 @@ impl GitHubEffects {
                     outcome: Outcome::Done,
                 })
             }
-            Err(e) => self.target_failed(pass, target, wanted, e).await,
+            Err(e) if wanted.drill && e.status() == Some(422) && body["enforcement"] == "evaluate" => {
+                // The probe: GitHub has no `evaluate` here (it needs Enterprise).
+                tracing::info!(error = %e, "GitHub refused evaluate enforcement; drills post statuses only");
+                self.client.evaluate_unavailable();
+                self.drill_without_evaluate(pass, target, wanted, None).await
+            }
+            Err(e) => {
+                let applied = self.target_failed(pass, target, wanted, e).await?;
+                if let (false, Outcome::Later(e)) = (drifted.is_empty(), &applied.outcome) {
+                    let note = format!("{}; drifted: {}", retry_note(e), drifted.join("; "));
+                    let id = existing.map(|(id, _)| id);
+                    let label = applied.target.label();
+                    self.record(&label, &applied.wanted, "drifted", id, Some(note))
+                        .await?;
+                }
+                Ok(applied)
+            }
         }
     }
 
+    /// A drill where GitHub has no `evaluate` enforcement: no ruleset at all (one left over
+    /// is removed), DRILL-labelled statuses only, and the timeline says so once per pass.
+    async fn drill_without_evaluate(
+        &self,
+        pass: &Pass<'_>,
+        target: RulesetScope,
+        wanted: Wanted,
+        existing: Option<(u64, Option<String>)>,
+    ) -> Result<Applied, EffectError> {
+        let label = target.label();
+        if let Some((id, _)) = existing {
+            if let Err(e) = self.client.delete_ruleset(&target, id).await {
+                return self.target_failed(pass, target, wanted, e).await;
+            }
+        }
+        let was = pass.previous.get(&label).map(|p| p.actual.as_str());
+        self.record(&label, &wanted, "statuses-only", None, None)
+            .await?;
+        let first = !pass
+            .drill_told
+            .swap(true, std::sync::atomic::Ordering::Relaxed);
+        if first && was != Some("statuses-only") {
+            let incident = pass.incidents.get(&wanted.scope).cloned().flatten();
+            let text = "Drill: GitHub does not offer `evaluate` rulesets here (GitHub Enterprise only), so this drill enforces nothing; pull requests get DRILL-labelled statuses only".to_string();
+            self.timeline(incident, EntryKind::FreezeApplied, text)
+                .await?;
+        }
+        Ok(Applied {
+            target,
+            wanted,
+            outcome: Outcome::Done,
+        })
+    }
+
+    #[allow(clippy::too_many_arguments)]
     async fn target_applied(
         &self,
         pass: &Pass<'_>,
@@ -269,6 +375,7 @@ impl GitHubEffects {
         action: &RulesetAction,
         status: u16,
         id: Option<u64>,
+        drifted: &[String],
     ) -> Result<(), EffectError> {
         let label = target.label();
         let actual = if wanted.frozen {
@@ -281,7 +388,15 @@ impl GitHubEffects {
             .get(&label)
             .is_some_and(|p| p.desired == "frozen" && p.actual != "absent" && p.actual != "error");
         self.record(&label, wanted, actual, id, None).await?;
-        if let Some(text) = describe(&label, action, status, wanted.frozen && was_active) {
+        let described = if drifted.is_empty() {
+            describe(&label, action, status, wanted.frozen && was_active)
+        } else {
+            Some(format!(
+                "{label}: ruleset {RULESET_NAME} was changed by hand and was repaired (GitHub {status}): {}",
+                drifted.join("; ")
+            ))
+        };
+        if let Some(text) = described {
             let incident = pass.incidents.get(&wanted.scope).cloned().flatten();
             self.timeline(incident, EntryKind::FreezeApplied, text)
                 .await?;
@@ -306,7 +421,7 @@ impl GitHubEffects {
             let id = previous
                 .and_then(|p| p.ruleset_id)
                 .and_then(|i| u64::try_from(i).ok());
-            let note = format!("will retry: {e}");
+            let note = retry_note(&e);
             self.record(&label, &wanted, actual, id, Some(note)).await?;
             return Ok(Applied {
                 target,
@@ -359,6 +474,24 @@ impl GitHubEffects {
     }
 }
 
+/// How a transient error is noted on a target: retried, and when if GitHub said.
+fn retry_note(e: &GhError) -> String {
+    match EffectError::from(e.clone()) {
+        EffectError::Retryable {
+            retry_after: Some(wait),
+            ..
+        } => {
+            let at = chrono::Utc::now()
+                + chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::zero());
+            format!(
+                "will retry (not before {}): {e}",
+                at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            )
+        }
+        _ => format!("will retry: {e}"),
+    }
+}
+
 /// The newest wanted scope covering `repo` (exact, or its org's `owner/*`).
 pub fn covering_scope<'a>(scopes: &'a [FreezeScope], repo: &str) -> Option<&'a FreezeScope> {
     let owner = repo.split('/').next().unwrap_or_default();
@@ -394,7 +527,7 @@ fn sort_target_failures(done: &[Applied], later: &mut Leftovers, failed: &mut Ve
 
 fn summary(generation: i64, counts: &str, statuses: usize, failed: &[String]) -> String {
     let mut summary = format!(
-        "Merge freeze reconciled (generation {generation}): ruleset active on {counts} targets, {statuses} PR statuses written"
+        "Merge freeze reconciled (generation {generation}): {counts}, {statuses} PR statuses written"
     );
     if !failed.is_empty() {
         summary.push_str(&format!("; {} failed: {}", failed.len(), failed.join(", ")));
@@ -458,7 +591,7 @@ mod tests {
     #[test]
     fn the_summary_names_what_failed() {
         assert_eq!(
-            summary(4, "2/3", 5, &["acme/bad".into()]),
+            summary(4, "ruleset active on 2/3 targets", 5, &["acme/bad".into()]),
             "Merge freeze reconciled (generation 4): ruleset active on 2/3 targets, 5 PR statuses written; 1 failed: acme/bad"
         );
     }

@@ -262,35 +262,9 @@ impl IncidentService {
     async fn freeze_status(&self) -> Result<Outcome, ServiceError> {
         let scopes = self.store().freeze_scopes().await?;
         let targets = self.store().freeze_targets().await?;
-        let frozen: Vec<&str> = scopes
-            .iter()
-            .filter(|s| s.frozen)
-            .map(|s| s.scope.as_str())
-            .collect();
-        let active = targets
-            .iter()
-            .filter(|t| t.desired == "frozen" && (t.actual == "active" || t.actual == "evaluate"))
-            .count();
-        let wanted = targets.iter().filter(|t| t.desired == "frozen").count();
-        let mut text = if frozen.is_empty() {
-            "No merge freeze is wanted.".to_string()
-        } else {
-            format!(
-                "Frozen: {}. Ruleset in place on {active}/{wanted} targets.",
-                frozen.join(", ")
-            )
-        };
-        let failing: Vec<String> = targets
-            .iter()
-            .filter(|t| t.actual == "error")
-            .map(|t| {
-                let why = t.last_error.as_deref().unwrap_or("unknown error");
-                format!("{} ({why})", t.target)
-            })
-            .collect();
-        if !failing.is_empty() {
-            text.push_str(&format!(" Failing: {}.", failing.join("; ")));
-        }
+        // The summary line and the per-target wording live with the reconciler that
+        // records them.
+        let text = crate::github::freeze::status_summary(&scopes, &targets);
         Ok(Outcome {
             reply: Reply::private(text).with_body(ReplyBody::Freeze { scopes, targets }),
             effects: Vec::new(),
