@@ -12,7 +12,7 @@ use common::fake_github::{FakeGitHub, Limits};
 use common::github::{github_config, integrations};
 use common::*;
 use firebreak::github::freeze::{RULESET_NAME, STATUS_CONTEXT};
-use firebreak::incident::{Actor, EntryKind, Source};
+use firebreak::incident::{Actor, Source};
 use serde_json::json;
 
 on_both!(
@@ -70,6 +70,13 @@ impl T {
             .rulesets("acme/api")
             .into_iter()
             .find(|r| r["name"] == RULESET_NAME)
+    }
+
+    /// A periodic reconcile of its own (the app's are one per interval).
+    async fn reconcile_now(&self, n: i64) {
+        let generation = self.app.app.store.freeze_generation().await.unwrap();
+        let effect = firebreak::github::effect::periodic_reconcile(generation, -n);
+        self.app.app.service.enqueue(&effect).await.unwrap();
     }
 
     async fn timeline_texts(&self) -> Vec<String> {
@@ -183,9 +190,9 @@ async fn each_field_of_the_ruleset_changed_by_hand_is_repaired_and_recorded(back
         ("enforcement", Box::new(|v| v["enforcement"] = json!("disabled"))),
         ("target", Box::new(|v| v["target"] = json!("tag"))),
     ];
-    for (field, edit) in edits {
+    for (n, (field, edit)) in edits.into_iter().enumerate() {
         assert!(t.gh.edit_ruleset("acme/api", RULESET_NAME, |v| edit(v)));
-        t.app.app.queue_reconcile().await.unwrap();
+        t.reconcile_now(n as i64 + 1).await;
         t.settle().await;
         let now = t.ruleset().unwrap();
         for key in ["target", "enforcement", "conditions", "rules", "bypass_actors"] {
@@ -208,7 +215,7 @@ async fn each_field_of_the_ruleset_changed_by_hand_is_repaired_and_recorded(back
             .count()
     };
     let before = writes(&t.gh);
-    t.app.app.queue_reconcile().await.unwrap();
+    t.reconcile_now(100).await;
     t.settle().await;
     assert_eq!(writes(&t.gh), before, "no drift, no update");
 }
@@ -244,7 +251,7 @@ async fn a_drill_without_evaluate_enforces_nothing_and_says_so(backend: Backend)
             .count()
     };
     assert_eq!(evaluates(&t.gh), 1);
-    t.app.app.queue_reconcile().await.unwrap();
+    t.reconcile_now(1).await;
     t.settle().await;
     assert_eq!(evaluates(&t.gh), 1);
     assert_eq!(
