@@ -25,6 +25,9 @@ on_both!(
 const FIREBREAK_TOKEN: &str = "ghp_test";
 const MERGE_ACTOR: &str = "merge_actor = { actor_id = 5, actor_type = \"RepositoryRole\" }";
 
+/// A change made to the ruleset by hand.
+type Edit = Box<dyn Fn(&mut serde_json::Value)>;
+
 struct T {
     app: TestApp,
     gh: FakeGitHub,
@@ -114,7 +117,8 @@ async fn a_freeze_blocks_merges_and_an_exemption_merges_that_head_only(backend: 
     );
     assert_eq!(t.gh.merged("acme/api", 5), None, "only the exempted PR");
     assert_eq!(
-        t.gh.latest_status("acme/api", &c, STATUS_CONTEXT).as_deref(),
+        t.gh.latest_status("acme/api", &c, STATUS_CONTEXT)
+            .as_deref(),
         Some("success")
     );
     let texts = t.timeline_texts().await;
@@ -130,19 +134,31 @@ async fn a_freeze_blocks_merges_and_an_exemption_merges_that_head_only(backend: 
             .filter(|r| r.method == "PUT" && r.path.ends_with("/merge") && r.status == 200)
             .collect::<Vec<_>>();
     assert_eq!(merges.len(), 1);
-    assert_eq!(merges[0].body["sha"], c.as_str(), "merged with the expected head");
+    assert_eq!(
+        merges[0].body["sha"],
+        c.as_str(),
+        "merged with the expected head"
+    );
 
     // #5 waits for its checks; a push after the exemption is not merged.
     t.gh.add_check_run("acme/api", &a, "ci", "in_progress", None);
-    t.run("freeze exempt acme/api#5 --reason second hotfix").await;
+    t.run("freeze exempt acme/api#5 --reason second hotfix")
+        .await;
     let store = t.app.app.store.clone();
     let waited = eventually(30, || {
         let store = store.clone();
         async move {
-            store.list_effects(false, 50).await.unwrap().iter().any(|e| {
-                e.kind == "github.merge_exempt"
-                    && e.last_error.as_deref().is_some_and(|m| m.contains("waiting for checks: ci"))
-            })
+            store
+                .list_effects(false, 50)
+                .await
+                .unwrap()
+                .iter()
+                .any(|e| {
+                    e.kind == "github.merge_exempt"
+                        && e.last_error
+                            .as_deref()
+                            .is_some_and(|m| m.contains("waiting for checks: ci"))
+                })
         }
     })
     .await;
@@ -151,11 +167,17 @@ async fn a_freeze_blocks_merges_and_an_exemption_merges_that_head_only(backend: 
     t.gh.add_check_run("acme/api", &a, "ci", "completed", Some("success"));
     t.gh.add_check_run("acme/api", &b, "ci", "completed", Some("success"));
     t.settle().await;
-    assert_eq!(t.gh.merged("acme/api", 5), None, "a later push is not merged");
+    assert_eq!(
+        t.gh.merged("acme/api", 5),
+        None,
+        "a later push is not merged"
+    );
     let texts = t.timeline_texts().await;
     assert!(
-        texts.iter().any(|x| x.starts_with("acme/api#5 was exempted but not merged")
-            && x.contains("moved from aaaaaaa to bbbbbbb")),
+        texts
+            .iter()
+            .any(|x| x.starts_with("acme/api#5 was exempted but not merged")
+                && x.contains("moved from aaaaaaa to bbbbbbb")),
         "{texts:#?}"
     );
     assert_eq!(
@@ -176,8 +198,11 @@ async fn each_field_of_the_ruleset_changed_by_hand_is_repaired_and_recorded(back
     t.run("declare sev1 Payments down").await;
     t.settle().await;
     let wanted = t.ruleset().expect("ruleset in place");
-    let edits: Vec<(&str, Box<dyn Fn(&mut serde_json::Value)>)> = vec![
-        ("rules", Box::new(|v| v["rules"] = json!([{ "type": "deletion" }]))),
+    let edits: Vec<(&str, Edit)> = vec![
+        (
+            "rules",
+            Box::new(|v| v["rules"] = json!([{ "type": "deletion" }])),
+        ),
         (
             "conditions.ref_name.include",
             Box::new(|v| v["conditions"]["ref_name"]["include"] = json!(["refs/heads/nothing"])),
@@ -186,8 +211,17 @@ async fn each_field_of_the_ruleset_changed_by_hand_is_repaired_and_recorded(back
             "conditions.ref_name.exclude",
             Box::new(|v| v["conditions"]["ref_name"]["exclude"] = json!(["refs/heads/main"])),
         ),
-        ("bypass_actors", Box::new(|v| v["bypass_actors"] = json!([{ "actor_id": 9, "actor_type": "Team", "bypass_mode": "always" }]))),
-        ("enforcement", Box::new(|v| v["enforcement"] = json!("disabled"))),
+        (
+            "bypass_actors",
+            Box::new(|v| {
+                v["bypass_actors"] =
+                    json!([{ "actor_id": 9, "actor_type": "Team", "bypass_mode": "always" }])
+            }),
+        ),
+        (
+            "enforcement",
+            Box::new(|v| v["enforcement"] = json!("disabled")),
+        ),
         ("target", Box::new(|v| v["target"] = json!("tag"))),
     ];
     for (n, (field, edit)) in edits.into_iter().enumerate() {
@@ -195,13 +229,21 @@ async fn each_field_of_the_ruleset_changed_by_hand_is_repaired_and_recorded(back
         t.reconcile_now(n as i64 + 1).await;
         t.settle().await;
         let now = t.ruleset().unwrap();
-        for key in ["target", "enforcement", "conditions", "rules", "bypass_actors"] {
+        for key in [
+            "target",
+            "enforcement",
+            "conditions",
+            "rules",
+            "bypass_actors",
+        ] {
             assert_eq!(now[key], wanted[key], "{field}: {key} repaired");
         }
         let texts = t.timeline_texts().await;
         assert!(
-            texts.iter().any(|x| x.contains("was changed by hand and was repaired")
-                && x.contains(&format!("{field}: wanted"))),
+            texts
+                .iter()
+                .any(|x| x.contains("was changed by hand and was repaired")
+                    && x.contains(&format!("{field}: wanted"))),
             "{field} recorded: {texts:#?}"
         );
         let targets = t.app.app.store.freeze_targets().await.unwrap();

@@ -310,7 +310,11 @@ impl GitHubClient {
     }
 
     /// The latest commit status of each context on `sha`.
-    pub async fn commit_statuses(&self, repo: &str, sha: &str) -> Result<Vec<CommitStatus>, GhError> {
+    pub async fn commit_statuses(
+        &self,
+        repo: &str,
+        sha: &str,
+    ) -> Result<Vec<CommitStatus>, GhError> {
         let combined: CombinedStatus = self
             .get(&format!("/repos/{repo}/commits/{sha}/status"))
             .await?;

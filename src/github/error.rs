@@ -104,7 +104,11 @@ pub(super) fn with_details(message: String, errors: &Value) -> String {
                     .collect::<Vec<_>>()
                     .join(".");
                 if let Some(code) = part("code") {
-                    what = if what.is_empty() { code.to_string() } else { format!("{what} {code}") };
+                    what = if what.is_empty() {
+                        code.to_string()
+                    } else {
+                        format!("{what} {code}")
+                    };
                 }
                 match (what.is_empty(), part("message")) {
                     (true, Some(m)) => m.to_string(),

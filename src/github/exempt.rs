@@ -37,7 +37,12 @@ const GREEN: &[&str] = &["success", "neutral", "skipped"];
 /// Whether `pull` may be merged at `sha`, from what GitHub reports: open, not a draft, the
 /// head still `sha`, mergeable, and every check run and commit status (firebreak's own
 /// freeze status aside) green.
-pub fn readiness(pull: &Pull, sha: &str, runs: &[CheckRun], statuses: &[CommitStatus]) -> Readiness {
+pub fn readiness(
+    pull: &Pull,
+    sha: &str,
+    runs: &[CheckRun],
+    statuses: &[CommitStatus],
+) -> Readiness {
     if pull.state.as_deref() == Some("closed") {
         return Readiness::Refuse("it was closed without being merged".into());
     }
@@ -64,7 +69,13 @@ pub fn readiness(pull: &Pull, sha: &str, runs: &[CheckRun], statuses: &[CommitSt
         .iter()
         .filter(|r| r.status == "completed")
         .filter(|r| !r.conclusion.as_deref().is_some_and(|c| GREEN.contains(&c)))
-        .map(|r| format!("{} ({})", r.name, r.conclusion.as_deref().unwrap_or("no conclusion")))
+        .map(|r| {
+            format!(
+                "{} ({})",
+                r.name,
+                r.conclusion.as_deref().unwrap_or("no conclusion")
+            )
+        })
         .chain(
             statuses
                 .iter()
@@ -178,9 +189,14 @@ impl GitHubEffects {
                     crate::incident::identity::fallback_name(by),
                     short(&commit)
                 );
-                self.timeline(effect.incident_id.clone(), EntryKind::FreezeExempted, text.clone())
+                self.timeline(
+                    effect.incident_id.clone(),
+                    EntryKind::FreezeExempted,
+                    text.clone(),
+                )
+                .await?;
+                self.tell_room(effect, "merged", format!("✅ {text}"))
                     .await?;
-                self.tell_room(effect, "merged", format!("✅ {text}")).await?;
                 Ok(Some(text))
             }
             Err(e) if e.is_retryable() => Err(e.into()),
@@ -216,8 +232,12 @@ impl GitHubEffects {
         why: &str,
     ) -> Result<Option<String>, EffectError> {
         let text = format!("{repo}#{number} was exempted but not merged: {why}");
-        self.timeline(effect.incident_id.clone(), EntryKind::FreezeExempted, text.clone())
-            .await?;
+        self.timeline(
+            effect.incident_id.clone(),
+            EntryKind::FreezeExempted,
+            text.clone(),
+        )
+        .await?;
         self.tell_room(effect, "not-merged", format!("⚠️ {text}"))
             .await?;
         Ok(Some(text))
@@ -262,7 +282,9 @@ mod tests {
     fn merges_only_that_head_when_mergeable_and_green() {
         let ok = pull("aaa", Some(true), "blocked");
         assert_eq!(readiness(&ok, "aaa", &[], &[]), Readiness::Ready);
-        assert!(matches!(readiness(&ok, "bbb", &[], &[]), Readiness::Refuse(w) if w.contains("moved")));
+        assert!(
+            matches!(readiness(&ok, "bbb", &[], &[]), Readiness::Refuse(w) if w.contains("moved"))
+        );
         assert!(matches!(
             readiness(&pull("aaa", None, "unknown"), "aaa", &[], &[]),
             Readiness::Wait(_)
@@ -284,7 +306,12 @@ mod tests {
             state: "failure".into(),
         };
         assert_eq!(
-            readiness(&ok, "aaa", &[run("ci", "completed", Some("success"))], &[ours]),
+            readiness(
+                &ok,
+                "aaa",
+                &[run("ci", "completed", Some("success"))],
+                &[ours]
+            ),
             Readiness::Ready,
             "firebreak's own freeze status is not a check"
         );

@@ -128,7 +128,10 @@ pub fn drift(wanted: &Value, actual: &Value) -> Vec<String> {
     let mut out = Vec::new();
     for key in ["target", "enforcement"] {
         if wanted[key] != actual[key] {
-            out.push(format!("{key}: wanted {}, found {}", wanted[key], actual[key]));
+            out.push(format!(
+                "{key}: wanted {}, found {}",
+                wanted[key], actual[key]
+            ));
         }
     }
     let mut condition_keys: Vec<&String> = wanted["conditions"]
@@ -276,7 +279,11 @@ pub fn status_description(
     if !wanted.frozen {
         return "Merge freeze lifted".into();
     }
-    let drill = if wanted.drill { "DRILL (nothing blocked): " } else { "" };
+    let drill = if wanted.drill {
+        "DRILL (nothing blocked): "
+    } else {
+        ""
+    };
     let inc = incident.map(|i| format!("{i}: ")).unwrap_or_default();
     let reason = wanted.reason.as_deref().unwrap_or("merges are frozen");
     super::text::status_description(&format!("{drill}{inc}{reason}"))
@@ -303,7 +310,9 @@ pub fn status_summary(scopes: &[FreezeScope], targets: &[FreezeTarget]) -> Strin
     let mut text = if frozen.is_empty() {
         let still = targets.iter().filter(|t| t.actual == "active").count();
         if still > 0 {
-            format!("No merge freeze is wanted; a ruleset is still active on {still} targets (being lifted).")
+            format!(
+                "No merge freeze is wanted; a ruleset is still active on {still} targets (being lifted)."
+            )
         } else {
             "No merge freeze is wanted.".to_string()
         }
@@ -434,7 +443,10 @@ mod tests {
             body["conditions"]["ref_name"]["include"][0],
             "~DEFAULT_BRANCH"
         );
-        assert_eq!(ruleset_action(&wanted, None, &body, &[]), RulesetAction::Create);
+        assert_eq!(
+            ruleset_action(&wanted, None, &body, &[]),
+            RulesetAction::Create
+        );
         assert_eq!(
             ruleset_action(&wanted, Some((7, Some("active"))), &body, &[]),
             RulesetAction::Nothing
@@ -466,16 +478,32 @@ mod tests {
             reason: None,
         };
         let own = own_actor(&config, Some(99));
-        let body = ruleset_body(&RulesetScope::Repo("a/b".into()), &wanted, &config, own.as_ref());
+        let body = ruleset_body(
+            &RulesetScope::Repo("a/b".into()),
+            &wanted,
+            &config,
+            own.as_ref(),
+        );
         assert_eq!(body["bypass_actors"][0]["actor_type"], "Integration");
         let mut actual = body.clone();
         actual["id"] = json!(7);
         actual["rules"] = json!([{ "type": "update", "parameters": {} }]);
-        assert!(drift(&body, &actual).is_empty(), "GitHub's extra fields are not drift");
+        assert!(
+            drift(&body, &actual).is_empty(),
+            "GitHub's extra fields are not drift"
+        );
         for (path, value, field) in [
             ("/rules", json!([{ "type": "deletion" }]), "rules"),
-            ("/conditions/ref_name/include", json!(["refs/heads/nothing"]), "conditions.ref_name.include"),
-            ("/conditions/ref_name/exclude", json!(["refs/heads/main"]), "conditions.ref_name.exclude"),
+            (
+                "/conditions/ref_name/include",
+                json!(["refs/heads/nothing"]),
+                "conditions.ref_name.include",
+            ),
+            (
+                "/conditions/ref_name/exclude",
+                json!(["refs/heads/main"]),
+                "conditions.ref_name.exclude",
+            ),
             ("/bypass_actors", json!([]), "bypass_actors"),
             ("/enforcement", json!("disabled"), "enforcement"),
             ("/target", json!("tag"), "target"),
@@ -483,7 +511,10 @@ mod tests {
             let mut changed = body.clone();
             *changed.pointer_mut(path).unwrap() = value;
             let found = drift(&body, &changed);
-            assert!(found.len() == 1 && found[0].starts_with(field), "{path}: {found:?}");
+            assert!(
+                found.len() == 1 && found[0].starts_with(field),
+                "{path}: {found:?}"
+            );
             assert_eq!(
                 ruleset_action(&wanted, Some((7, Some("active"))), &body, &found),
                 RulesetAction::Update(7)

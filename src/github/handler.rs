@@ -65,7 +65,10 @@ impl EffectHandler for GitHubEffects {
                 pr,
                 sha,
                 allowed_by,
-            } => self.merge_exempt(effect, &repo, pr, &sha, &allowed_by).await,
+            } => {
+                self.merge_exempt(effect, &repo, pr, &sha, &allowed_by)
+                    .await
+            }
             GitHubEffect::PrStatus(head) => self.pr_status(&head).await,
             other => Err(EffectError::permanent(format!(
                 "{} is not a freeze effect",

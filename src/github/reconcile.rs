@@ -190,9 +190,8 @@ impl GitHubEffects {
             .write_statuses(&pass, &done, &orgs.repos, &mut later, &mut failed)
             .await?;
         if !later.is_empty() {
-            let text = format!(
-                "🧊 Merge freeze: {counts}; GitHub did not answer for some, retrying…"
-            );
+            let text =
+                format!("🧊 Merge freeze: {counts}; GitHub did not answer for some, retrying…");
             self.progress(effect, &format!("retrying:{step}"), text)
                 .await?;
             return Err(later.into_error());
@@ -271,7 +270,9 @@ impl GitHubEffects {
             Err(e) => return self.target_failed(pass, target, wanted, e).await,
         };
         if wanted.frozen && wanted.drill && !self.client.evaluate_available() {
-            return self.drill_without_evaluate(pass, target, wanted, existing).await;
+            return self
+                .drill_without_evaluate(pass, target, wanted, existing)
+                .await;
         }
         // The summary has no rules or conditions: compare the whole ruleset.
         let drifted = match &existing {
@@ -312,11 +313,14 @@ impl GitHubEffects {
                     outcome: Outcome::Done,
                 })
             }
-            Err(e) if wanted.drill && e.status() == Some(422) && body["enforcement"] == "evaluate" => {
+            Err(e)
+                if wanted.drill && e.status() == Some(422) && body["enforcement"] == "evaluate" =>
+            {
                 // The probe: GitHub has no `evaluate` here (it needs Enterprise).
                 tracing::info!(error = %e, "GitHub refused evaluate enforcement; drills post statuses only");
                 self.client.evaluate_unavailable();
-                self.drill_without_evaluate(pass, target, wanted, None).await
+                self.drill_without_evaluate(pass, target, wanted, None)
+                    .await
             }
             Err(e) => {
                 let applied = self.target_failed(pass, target, wanted, e).await?;

@@ -542,7 +542,11 @@ impl FakeGitHub {
     /// `None` while GitHub is computing mergeability; `Some(false)` for a conflict.
     pub fn set_mergeable(&self, repo: &str, number: u64, mergeable: Option<bool>) {
         let mut inner = self.lock();
-        if let Some(p) = inner.pulls.iter_mut().find(|p| same(&p.repo, repo) && p.number == number) {
+        if let Some(p) = inner
+            .pulls
+            .iter_mut()
+            .find(|p| same(&p.repo, repo) && p.number == number)
+        {
             p.mergeable = mergeable;
         }
     }
@@ -550,23 +554,45 @@ impl FakeGitHub {
     /// A push to the pull request's branch: its head becomes `sha`.
     pub fn push(&self, repo: &str, number: u64, sha: &str) {
         let mut inner = self.lock();
-        if let Some(p) = inner.pulls.iter_mut().find(|p| same(&p.repo, repo) && p.number == number) {
+        if let Some(p) = inner
+            .pulls
+            .iter_mut()
+            .find(|p| same(&p.repo, repo) && p.number == number)
+        {
             p.head_sha = sha.into();
             p.updated_at = Utc::now();
         }
     }
 
     /// A check run on `sha`: `status` `queued`/`in_progress`/`completed`, with a conclusion.
-    pub fn add_check_run(&self, repo: &str, sha: &str, name: &str, status: &str, conclusion: Option<&str>) {
+    pub fn add_check_run(
+        &self,
+        repo: &str,
+        sha: &str,
+        name: &str,
+        status: &str,
+        conclusion: Option<&str>,
+    ) {
         let mut inner = self.lock();
-        inner.check_runs.retain(|c| !(same(&c.0, repo) && c.1 == sha && c.2 == name));
-        inner.check_runs.push((repo.into(), sha.into(), name.into(), status.into(), conclusion.map(str::to_string)));
+        inner
+            .check_runs
+            .retain(|c| !(same(&c.0, repo) && c.1 == sha && c.2 == name));
+        inner.check_runs.push((
+            repo.into(),
+            sha.into(),
+            name.into(),
+            status.into(),
+            conclusion.map(str::to_string),
+        ));
     }
 
     /// Who merged the pull request and at which head: (actor id, actor type, sha).
     pub fn merged(&self, repo: &str, number: u64) -> Option<(u64, String, String)> {
         let inner = self.lock();
-        let pull = inner.pulls.iter().find(|p| same(&p.repo, repo) && p.number == number)?;
+        let pull = inner
+            .pulls
+            .iter()
+            .find(|p| same(&p.repo, repo) && p.number == number)?;
         pull.merged_by.clone()
     }
 
@@ -1497,7 +1523,13 @@ impl Inner {
 
     /// The bypass actor the current request's token is, if any.
     fn caller(&self) -> Option<(u64, String)> {
-        let token = self.current_auth.as_deref()?.split_once(' ')?.1.trim().to_string();
+        let token = self
+            .current_auth
+            .as_deref()?
+            .split_once(' ')?
+            .1
+            .trim()
+            .to_string();
         if self.tokens.iter().any(|(t, _)| *t == token) {
             let app_id = self.app.as_ref().map_or("1", |a| a.app_id.as_str());
             return Some((app_id.parse().unwrap_or(1), "Integration".into()));
@@ -1513,11 +1545,16 @@ impl Inner {
         let full = repo.full_name();
         let refname = format!("refs/heads/{branch}");
         let matches = |patterns: &Value| {
-            patterns.as_array().into_iter().flatten().filter_map(Value::as_str).any(|p| {
-                p == "~ALL"
-                    || (p == "~DEFAULT_BRANCH" && branch == repo.default_branch)
-                    || glob(p, &refname)
-            })
+            patterns
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .any(|p| {
+                    p == "~ALL"
+                        || (p == "~DEFAULT_BRANCH" && branch == repo.default_branch)
+                        || glob(p, &refname)
+                })
         };
         self.rulesets
             .iter()
@@ -1531,16 +1568,33 @@ impl Inner {
                 matches(&names["include"]) && !matches(&names["exclude"])
             })
             .filter(|r| {
-                r.value["rules"].as_array().into_iter().flatten().any(|rule| {
-                    rule["type"] == "update" || rule["type"] == "pull_request"
-                })
+                r.value["rules"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .any(|rule| rule["type"] == "update" || rule["type"] == "pull_request")
             })
-            .map(|r| (r.value["name"].as_str().unwrap_or_default().to_string(), r.value["bypass_actors"].clone()))
+            .map(|r| {
+                (
+                    r.value["name"].as_str().unwrap_or_default().to_string(),
+                    r.value["bypass_actors"].clone(),
+                )
+            })
             .collect()
     }
 
-    fn merge(&mut self, full: &str, number: u64, body: &Value, caller: Option<(u64, String)>) -> Reply {
-        let Some(index) = self.pulls.iter().position(|p| same(&p.repo, full) && p.number == number) else {
+    fn merge(
+        &mut self,
+        full: &str,
+        number: u64,
+        body: &Value,
+        caller: Option<(u64, String)>,
+    ) -> Reply {
+        let Some(index) = self
+            .pulls
+            .iter()
+            .position(|p| same(&p.repo, full) && p.number == number)
+        else {
             return Reply::not_found();
         };
         let not_allowed = |message: &str| {
@@ -1559,7 +1613,11 @@ impl Inner {
                 return Reply::json(StatusCode::CONFLICT, body);
             }
         }
-        let repo = self.repos.iter().find(|r| same(&r.full_name(), full)).expect("repo");
+        let repo = self
+            .repos
+            .iter()
+            .find(|r| same(&r.full_name(), full))
+            .expect("repo");
         let bypasses = |actors: &Value| {
             caller.as_ref().is_some_and(|(id, kind)| {
                 actors.as_array().into_iter().flatten().any(|a| {
@@ -1585,7 +1643,9 @@ impl Inner {
         pull.updated_at = Utc::now();
         let (id, kind) = caller.unwrap_or((0, "User".into()));
         pull.merged_by = Some((id, kind, pull.head_sha.clone()));
-        Reply::ok(json!({"sha": merge_sha, "merged": true, "message": "Pull Request successfully merged"}))
+        Reply::ok(
+            json!({"sha": merge_sha, "merged": true, "message": "Pull Request successfully merged"}),
+        )
     }
 
     fn list_pulls(&self, full: &str, path: &str, params: &[(String, String)]) -> Reply {
