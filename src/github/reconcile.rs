@@ -240,13 +240,16 @@ impl GitHubEffects {
         while let Some(applied) = applying.next().await {
             done.push(applied?);
             if done.len() % step == 0 && done.len() < total {
-                let active = done.iter().filter(|a| a.in_place()).count();
                 // Not awaited here: while this loop waits, the stream's other futures are
                 // not polled, and one of them may hold the SQLite writer this post needs.
                 self.progress_in_background(
                     pass.effect,
                     &format!("applying:{}/{total}", done.len()),
-                    format!("🧊 Merge freeze: ruleset active on {active}/{total} targets…"),
+                    format!(
+                        "🧊 Merge freeze: {} ({}/{total} targets done)…",
+                        counts(&done),
+                        done.len()
+                    ),
                 );
             }
         }
