@@ -523,6 +523,46 @@ mod tests {
     }
 
     #[test]
+    fn the_status_counts_only_what_blocks_and_never_says_0_of_0() {
+        let scopes = [scope("acme/api", true, 1), scope("acme/web", true, 1)];
+        assert_eq!(
+            status_summary(&scopes, &[]),
+            "Frozen: acme/api, acme/web. Not in place yet: no target has been applied."
+        );
+        let target = |name: &str, actual: &str, error: Option<&str>| FreezeTarget {
+            target: name.into(),
+            scope: name.into(),
+            desired: "frozen".into(),
+            actual: actual.into(),
+            ruleset_id: None,
+            applied_generation: 1,
+            verified_at: 0,
+            last_error: error.map(str::to_string),
+        };
+        let targets = [
+            target("acme/api", "active", None),
+            target(
+                "acme/web",
+                "drifted",
+                Some("will retry: GitHub answered HTTP 502"),
+            ),
+        ];
+        let text = status_summary(&scopes, &targets);
+        assert!(text.contains("Ruleset in place on 1/2 targets"), "{text}");
+        assert!(text.contains("Drifted: acme/web"), "{text}");
+        assert!(text.contains("Retrying: acme/web"), "{text}");
+        let view = target_view(&scopes, &targets[1]);
+        assert_eq!(view.read_at, "1970-01-01T00:00:00Z");
+        assert_eq!(view.retryable, Some(true));
+        let lifted = [scope("acme/api", false, 2)];
+        assert_eq!(
+            target_view(&lifted, &targets[0]).wanted,
+            "unfrozen",
+            "wanted now"
+        );
+    }
+
+    #[test]
     fn drills_only_evaluate_and_org_rulesets_cover_all_repos() {
         let config = GitHubConfig {
             branches: vec!["main".into()],

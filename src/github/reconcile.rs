@@ -596,6 +596,37 @@ mod tests {
     }
 
     #[test]
+    fn counts_never_say_0_of_0() {
+        let applied = |frozen: bool, drill: bool, outcome: Outcome| Applied {
+            target: RulesetScope::Repo("acme/api".into()),
+            wanted: Wanted {
+                scope: "acme/api".into(),
+                frozen,
+                drill,
+                generation: 1,
+                reason: None,
+            },
+            outcome,
+        };
+        assert_eq!(
+            counts(&[applied(false, false, Outcome::Done)]),
+            "freeze lifted on 1 targets"
+        );
+        assert_eq!(
+            counts(&[
+                applied(true, false, Outcome::Done),
+                applied(true, false, Outcome::Failed)
+            ]),
+            "ruleset active on 1/2 targets"
+        );
+        assert_eq!(
+            counts(&[applied(true, true, Outcome::Done)]),
+            "drill on 1 targets (nothing blocked)"
+        );
+        assert_eq!(counts(&[]), "no targets to change");
+    }
+
+    #[test]
     fn the_summary_names_what_failed() {
         assert_eq!(
             summary(4, "ruleset active on 2/3 targets", 5, &["acme/bad".into()]),
