@@ -10,7 +10,7 @@ use std::time::Duration;
 use firebreak::github::GitHubSecrets;
 use firebreak::github::client::{GitHubClient, RulesetScope};
 use firebreak::github::config::{GitHubAuth, GitHubConfig, Pacing};
-use firebreak::github::freeze::{STATUS_CONTEXT, Wanted, ruleset_body};
+use firebreak::github::freeze::{STATUS_CONTEXT, Wanted, own_actor, ruleset_body};
 
 fn secrets(url: &str, auth: GitHubAuth) -> GitHubSecrets {
     GitHubSecrets {
@@ -52,7 +52,9 @@ async fn github_requests_match_the_published_contract() {
     check("GET repo", gh.repo("octocat/hello-world").await.map(drop));
     check("GET org repos", gh.org_repos("octo-org").await.map(drop));
     for scope in [&repo, &org] {
-        let body = ruleset_body(scope, &wanted, &config);
+        // With the App's own `Integration` bypass actor, as firebreak sends it.
+        let own = own_actor(&config, Some(12345));
+        let body = ruleset_body(scope, &wanted, &config, own.as_ref());
         check("GET rulesets", gh.rulesets(scope).await.map(drop));
         check("GET ruleset", gh.ruleset(scope, 42).await.map(drop));
         check(
@@ -73,7 +75,7 @@ async fn github_requests_match_the_published_contract() {
         };
         check(
             "POST ruleset (drill, evaluate)",
-            gh.create_ruleset(scope, &ruleset_body(scope, &drill, &config))
+            gh.create_ruleset(scope, &ruleset_body(scope, &drill, &config, own.as_ref()))
                 .await
                 .map(drop),
         );
@@ -97,6 +99,24 @@ async fn github_requests_match_the_published_contract() {
         gh.recently_closed_pulls("octocat/hello-world")
             .await
             .map(drop),
+    );
+    // Exemptions that merge: the checks, then the merge at the expected head.
+    let head = "6dcb09b5b57875f334f61aebed695e2e4193db5e";
+    check(
+        "GET check runs",
+        gh.check_runs("octocat/hello-world", head).await.map(drop),
+    );
+    check(
+        "GET combined status",
+        gh.commit_statuses("octocat/hello-world", head)
+            .await
+            .map(drop),
+    );
+    check(
+        "PUT merge (with sha)",
+        gh.merge_pull("octocat/hello-world", 1347, head)
+            .await
+            .map(|sha| assert!(!sha.is_empty(), "the merge answers its commit sha")),
     );
     for state in ["failure", "success"] {
         let sha = "6dcb09b5b57875f334f61aebed695e2e4193db5e";

@@ -46,16 +46,22 @@ pub fn reply_text(reply: &Reply, names: &Names) -> String {
                 out.push_str(&timeline_row(e, incident.declared_at, names));
             }
         }
-        ReplyBody::Freeze { targets, .. } if !targets.is_empty() => {
-            out.push_str("\nTARGET                          WANTED    ACTUAL    VERIFIED             ERROR\n");
+        ReplyBody::Freeze { scopes, targets } if !targets.is_empty() => {
+            out.push_str("\nTARGET                          WANTED    ACTUAL         READ (UTC)             ERROR\n");
             for t in targets {
+                let v = crate::incident::freeze_view::target_view(scopes, t);
+                let error = match (&v.error, v.retryable) {
+                    (Some(e), Some(false)) => format!("permanent: {e}"),
+                    (Some(e), _) => e.clone(),
+                    (None, _) => "-".into(),
+                };
                 out.push_str(&format!(
-                    "{:<31} {:<9} {:<9} {:<20} {}\n",
-                    term_line(&t.target),
-                    t.desired,
-                    t.actual,
-                    t.verified().format("%Y-%m-%d %H:%M:%S"),
-                    term_line(t.last_error.as_deref().unwrap_or("-"))
+                    "{:<31} {:<9} {:<14} {:<22} {}\n",
+                    term_line(&v.target),
+                    v.wanted,
+                    v.actual,
+                    v.read_at,
+                    term_line(&error)
                 ));
             }
         }

@@ -69,6 +69,47 @@ pub struct Pull {
     pub merged_at: Option<DateTime<Utc>>,
     #[serde(default)]
     pub user: Option<User>,
+    /// `open` or `closed`.
+    #[serde(default)]
+    pub state: Option<String>,
+    #[serde(default)]
+    pub merged: Option<bool>,
+    /// `None` while GitHub is still computing it.
+    #[serde(default)]
+    pub mergeable: Option<bool>,
+    /// `clean`, `unstable`, `blocked`, `behind`, `dirty`, `draft`, `unknown`, …
+    #[serde(default)]
+    pub mergeable_state: Option<String>,
+    #[serde(default)]
+    pub draft: Option<bool>,
+}
+
+/// A check run on a commit, as the checks API lists it.
+#[derive(Debug, Clone, Deserialize)]
+pub struct CheckRun {
+    pub name: String,
+    /// `queued`, `in_progress` or `completed` (and a few others while waiting).
+    pub status: String,
+    #[serde(default)]
+    pub conclusion: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+struct CheckRuns {
+    check_runs: Vec<CheckRun>,
+}
+
+/// One context of a commit's combined status.
+#[derive(Debug, Clone, Deserialize)]
+pub struct CommitStatus {
+    pub context: String,
+    pub state: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+struct CombinedStatus {
+    #[serde(default)]
+    statuses: Vec<CommitStatus>,
 }
 
 /// Where a ruleset lives.
@@ -108,6 +149,8 @@ enum Auth {
 }
 
 pub struct GitHubClient {
+    /// Cleared once GitHub refuses `evaluate` enforcement (plans without Enterprise).
+    evaluate_available: std::sync::atomic::AtomicBool,
     http: reqwest::Client,
     base: String,
     auth: Auth,
@@ -131,6 +174,7 @@ impl GitHubClient {
             } => Auth::App(AppAuth::new(app_id, private_key, *installation_id)?),
         };
         Ok(Self {
+            evaluate_available: std::sync::atomic::AtomicBool::new(true),
             http: reqwest::Client::builder()
                 .timeout(timeout)
                 .user_agent(concat!("firebreak/", env!("CARGO_PKG_VERSION")))
@@ -141,6 +185,26 @@ impl GitHubClient {
             concurrency: Arc::new(Semaphore::new(pacing.max_concurrent.max(1) as usize)),
             rate: std::sync::Mutex::new(RateState::default()),
         })
+    }
+
+    /// The GitHub App's id when authenticating as an App: the `Integration` bypass actor
+    /// firebreak merges exemptions as.
+    pub fn app_id(&self) -> Option<u64> {
+        match &self.auth {
+            Auth::App(app) => app.app_id.parse().ok(),
+            Auth::Token(_) => None,
+        }
+    }
+
+    /// False once GitHub answered a ruleset with `evaluate` enforcement with 422.
+    pub fn evaluate_available(&self) -> bool {
+        self.evaluate_available
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    pub fn evaluate_unavailable(&self) {
+        self.evaluate_available
+            .store(false, std::sync::atomic::Ordering::Relaxed);
     }
 
     pub fn rate(&self) -> RateState {
@@ -225,6 +289,43 @@ impl GitHubClient {
             "/repos/{repo}/pulls?state=closed&sort=updated&direction=desc&per_page=100"
         ))
         .await
+    }
+
+    /// Merges pull request `number` only if its head is still `sha` (409 otherwise).
+    /// Returns the merge commit's sha.
+    pub async fn merge_pull(&self, repo: &str, number: u64, sha: &str) -> Result<String, GhError> {
+        let body = serde_json::json!({ "sha": sha });
+        let resp = self
+            .send(
+                Method::PUT,
+                &format!("/repos/{repo}/pulls/{number}/merge"),
+                Some(&body),
+            )
+            .await?;
+        let v: Value = decode(resp).await?;
+        Ok(v["sha"].as_str().unwrap_or_default().to_string())
+    }
+
+    /// The check runs on `sha` (first 100).
+    pub async fn check_runs(&self, repo: &str, sha: &str) -> Result<Vec<CheckRun>, GhError> {
+        let runs: CheckRuns = self
+            .get(&format!(
+                "/repos/{repo}/commits/{sha}/check-runs?per_page=100"
+            ))
+            .await?;
+        Ok(runs.check_runs)
+    }
+
+    /// The latest commit status of each context on `sha`.
+    pub async fn commit_statuses(
+        &self,
+        repo: &str,
+        sha: &str,
+    ) -> Result<Vec<CommitStatus>, GhError> {
+        let combined: CombinedStatus = self
+            .get(&format!("/repos/{repo}/commits/{sha}/status"))
+            .await?;
+        Ok(combined.statuses)
     }
 
     pub async fn create_status(

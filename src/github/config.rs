@@ -22,6 +22,11 @@ pub struct GitHubConfig {
     pub org_rulesets: bool,
     /// Who may still push to a frozen branch (a hotfix team, a release app).
     pub bypass: Vec<BypassActor>,
+    /// With token auth: the bypass actor the token merges exempted pull requests as (e.g.
+    /// `{ actor_id = 5, actor_type = "RepositoryRole" }` for a token of a repository admin).
+    /// It is added to the freeze ruleset's bypass list. With GitHub App auth the App itself
+    /// (`Integration`, the App's id) is added instead, and this is not needed.
+    pub merge_actor: Option<BypassActor>,
     /// Severities whose declaration freezes merges.
     pub auto_freeze: Vec<Severity>,
     /// When an incident's freeze is lifted on its own.
@@ -43,6 +48,7 @@ impl Default for GitHubConfig {
             branches: Vec::new(),
             org_rulesets: false,
             bypass: Vec::new(),
+            merge_actor: None,
             auto_freeze: Vec::new(),
             auto_unfreeze_on: AutoUnfreeze::Resolved,
             recent_changes_hours: 24,

@@ -12,6 +12,7 @@ use crate::incident::model::IncidentId;
 pub const RECONCILE: &str = "github.reconcile";
 pub const RECENT_CHANGES: &str = "github.recent_changes";
 pub const EXEMPT: &str = "github.exempt";
+pub const MERGE_EXEMPT: &str = "github.merge_exempt";
 pub const PR_STATUS: &str = "github.pr_status";
 pub const PUBLISH_POSTMORTEM: &str = "github.publish_postmortem";
 
@@ -27,12 +28,20 @@ pub enum GitHubEffect {
     Reconcile { generation: i64 },
     /// Put the pull requests merged shortly before the declaration on the timeline.
     RecentChanges { incident_id: IncidentId },
-    /// Set an exempted pull request's freeze status to success.
+    /// Set an exempted pull request's freeze status to success, then queue its merge at
+    /// the head it has now.
     Exempt {
         repo: String,
         pr: u64,
         allowed_by: String,
         reason: Option<String>,
+    },
+    /// Merge an exempted pull request as a bypass actor, only at `sha`.
+    MergeExempt {
+        repo: String,
+        pr: u64,
+        sha: String,
+        allowed_by: String,
     },
     /// A head that arrived by webhook: give it the freeze status if its branch is frozen.
     PrStatus(PullHead),
@@ -57,6 +66,7 @@ impl TypedEffect for GitHubEffect {
             Self::Reconcile { .. } => RECONCILE,
             Self::RecentChanges { .. } => RECENT_CHANGES,
             Self::Exempt { .. } => EXEMPT,
+            Self::MergeExempt { .. } => MERGE_EXEMPT,
             Self::PrStatus(_) => PR_STATUS,
             Self::PublishPostmortem { .. } => PUBLISH_POSTMORTEM,
         }
@@ -111,6 +121,25 @@ pub fn exempt(
     };
     let key = format!("{EXEMPT}:{repo}#{pr}:gen{generation}:by:{allowed_by}");
     NewEffect::typed(incident.cloned(), &effect, key).ordered(FREEZE_GROUP)
+}
+
+/// The merge of an exempted `repo#pr` at exactly `sha`: one per head. Its own FIFO group, not
+/// the freeze's: waiting for checks must not hold up reconciles.
+pub fn merge_exempt(
+    incident: Option<&IncidentId>,
+    repo: &str,
+    pr: u64,
+    sha: &str,
+    allowed_by: &str,
+) -> NewEffect {
+    let effect = GitHubEffect::MergeExempt {
+        repo: repo.to_string(),
+        pr,
+        sha: sha.to_string(),
+        allowed_by: allowed_by.to_string(),
+    };
+    let key = format!("{MERGE_EXEMPT}:{repo}#{pr}@{sha}");
+    NewEffect::typed(incident.cloned(), &effect, key).ordered(format!("github:merge:{repo}#{pr}"))
 }
 
 /// The freeze status for a head announced by the webhook delivery `delivery`. Each delivery

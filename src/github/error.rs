@@ -72,11 +72,11 @@ impl From<GhError> for EffectError {
 pub(super) async fn error_from(resp: reqwest::Response) -> GhError {
     let status = resp.status();
     let headers = resp.headers().clone();
-    let message = resp
-        .json::<Value>()
-        .await
-        .ok()
+    let body = resp.json::<Value>().await.ok();
+    let message = body
+        .as_ref()
         .and_then(|v| v["message"].as_str().map(str::to_string))
+        .map(|m| with_details(m, body.as_ref().map_or(&Value::Null, |v| &v["errors"])))
         .unwrap_or_else(|| status.canonical_reason().unwrap_or("error").to_string());
     let retry_after = rate_limit_wait(status, &headers, &message, Utc::now().timestamp());
     GhError::Status {
@@ -84,6 +84,42 @@ pub(super) async fn error_from(resp: reqwest::Response) -> GhError {
         message,
         retry_after,
     }
+}
+
+/// GitHub's `message` with the `errors[]` details a 422 carries (each a string or an object
+/// with `resource`, `field`, `code` and `message`), so the reason names what was wrong.
+pub(super) fn with_details(message: String, errors: &Value) -> String {
+    let Some(errors) = errors.as_array().filter(|e| !e.is_empty()) else {
+        return message;
+    };
+    let details: Vec<String> = errors
+        .iter()
+        .map(|e| match e {
+            Value::String(s) => s.clone(),
+            Value::Object(o) => {
+                let part = |k: &str| o.get(k).and_then(Value::as_str).filter(|v| !v.is_empty());
+                let mut what = [part("resource"), part("field")]
+                    .into_iter()
+                    .flatten()
+                    .collect::<Vec<_>>()
+                    .join(".");
+                if let Some(code) = part("code") {
+                    what = if what.is_empty() {
+                        code.to_string()
+                    } else {
+                        format!("{what} {code}")
+                    };
+                }
+                match (what.is_empty(), part("message")) {
+                    (true, Some(m)) => m.to_string(),
+                    (false, Some(m)) => format!("{what}: {m}"),
+                    (_, None) => what,
+                }
+            }
+            other => other.to_string(),
+        })
+        .collect();
+    format!("{message} ({})", details.join("; "))
 }
 
 /// The wait a 403 or 429 asks for: `Retry-After` if present, else `x-ratelimit-reset` when
@@ -161,6 +197,19 @@ mod tests {
             ),
             Some(SECONDARY_LIMIT_WAIT)
         );
+    }
+
+    #[test]
+    fn validation_details_stay_in_the_message() {
+        let errors = serde_json::json!([
+            {"resource": "Ruleset", "field": "enforcement", "code": "invalid", "message": "evaluate is not available"},
+            "Invalid rule 'update': not allowed",
+        ]);
+        assert_eq!(
+            with_details("Validation Failed".into(), &errors),
+            "Validation Failed (Ruleset.enforcement invalid: evaluate is not available; Invalid rule 'update': not allowed)"
+        );
+        assert_eq!(with_details("Not Found".into(), &Value::Null), "Not Found");
     }
 
     #[test]

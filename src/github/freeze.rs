@@ -8,7 +8,10 @@ use serde_json::{Value, json};
 
 use super::client::RulesetScope;
 use super::config::{BypassActor, GitHubConfig};
-use crate::store::FreezeScope;
+pub use crate::incident::freeze_view::{
+    TargetView, enforced, error_retryable, status_summary, target_view,
+};
+use crate::store::{FreezeScope, FreezeTarget};
 
 /// The ruleset firebreak owns, found by this name before anything is created.
 pub const RULESET_NAME: &str = "firebreak-freeze";
@@ -76,7 +79,15 @@ pub fn orgs_to_expand(scopes: &[FreezeScope], config: &GitHubConfig) -> Vec<Stri
 /// The ruleset body for a frozen target: an `update` rule (only bypass actors may move the
 /// branch, so merges are blocked) on the configured branches or the default branch. Drills
 /// use `evaluate`: nothing is blocked, but GitHub records what would have been.
-pub fn ruleset_body(scope: &RulesetScope, wanted: &Wanted, config: &GitHubConfig) -> Value {
+///
+/// The bypass list is the configured one plus `own`, the actor firebreak itself merges
+/// exemptions as (see [`own_actor`]).
+pub fn ruleset_body(
+    scope: &RulesetScope,
+    wanted: &Wanted,
+    config: &GitHubConfig,
+    own: Option<&BypassActor>,
+) -> Value {
     let refs: Vec<String> = if config.branches.is_empty() {
         vec!["~DEFAULT_BRANCH".into()]
     } else {
@@ -96,18 +107,123 @@ pub fn ruleset_body(scope: &RulesetScope, wanted: &Wanted, config: &GitHubConfig
         "enforcement": enforcement(wanted),
         "conditions": conditions,
         "rules": [{ "type": "update" }],
-        "bypass_actors": bypass(&config.bypass),
+        "bypass_actors": bypass(config.bypass.iter().chain(own.filter(|o| !config.bypass.contains(o)))),
     })
+}
+
+/// The bypass actor firebreak merges exempted pull requests as: the GitHub App
+/// (`Integration`, its id) with App auth, else the configured `merge_actor`.
+pub fn own_actor(config: &GitHubConfig, app_id: Option<u64>) -> Option<BypassActor> {
+    match app_id {
+        Some(id) => Some(BypassActor {
+            actor_id: id,
+            actor_type: "Integration".into(),
+            bypass_mode: "always".into(),
+        }),
+        None => config.merge_actor.clone(),
+    }
+}
+
+/// What differs between the wanted ruleset body and the one GitHub has, field by field:
+/// target, enforcement, each condition's include and exclude, the rules and the bypass
+/// actors. Empty when nothing that matters differs (order and GitHub's extra fields aside).
+pub fn drift(wanted: &Value, actual: &Value) -> Vec<String> {
+    let mut out = Vec::new();
+    for key in ["target", "enforcement"] {
+        if wanted[key] != actual[key] {
+            out.push(format!(
+                "{key}: wanted {}, found {}",
+                wanted[key], actual[key]
+            ));
+        }
+    }
+    let mut condition_keys: Vec<&String> = wanted["conditions"]
+        .as_object()
+        .into_iter()
+        .chain(actual["conditions"].as_object())
+        .flat_map(|o| o.keys())
+        .collect();
+    condition_keys.sort();
+    condition_keys.dedup();
+    for key in condition_keys {
+        for part in ["include", "exclude"] {
+            let (w, a) = (
+                strings(&wanted["conditions"][key][part]),
+                strings(&actual["conditions"][key][part]),
+            );
+            if w != a {
+                out.push(format!(
+                    "conditions.{key}.{part}: wanted [{}], found [{}]",
+                    w.join(", "),
+                    a.join(", ")
+                ));
+            }
+        }
+    }
+    let rules = |v: &Value| -> Vec<String> {
+        let mut r: Vec<String> = v["rules"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|rule| rule["type"].as_str().unwrap_or("?").to_string())
+            .collect();
+        r.sort();
+        r
+    };
+    let (w, a) = (rules(wanted), rules(actual));
+    if w != a {
+        out.push(format!(
+            "rules: wanted [{}], found [{}]",
+            w.join(", "),
+            a.join(", ")
+        ));
+    }
+    let actors = |v: &Value| -> Vec<String> {
+        let mut r: Vec<String> = v["bypass_actors"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|a| {
+                format!(
+                    "{} {} ({})",
+                    a["actor_type"].as_str().unwrap_or("?"),
+                    a["actor_id"],
+                    a["bypass_mode"].as_str().unwrap_or("always")
+                )
+            })
+            .collect();
+        r.sort();
+        r
+    };
+    let (w, a) = (actors(wanted), actors(actual));
+    if w != a {
+        out.push(format!(
+            "bypass_actors: wanted [{}], found [{}]",
+            w.join(", "),
+            a.join(", ")
+        ));
+    }
+    out
+}
+
+fn strings(v: &Value) -> Vec<String> {
+    let mut out: Vec<String> = v
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|s| s.as_str().map_or_else(|| s.to_string(), str::to_string))
+        .collect();
+    out.sort();
+    out
 }
 
 pub fn enforcement(wanted: &Wanted) -> &'static str {
     if wanted.drill { "evaluate" } else { "active" }
 }
 
-fn bypass(actors: &[BypassActor]) -> Value {
+fn bypass<'a>(actors: impl Iterator<Item = &'a BypassActor>) -> Value {
     Value::Array(
         actors
-            .iter()
             .map(|a| json!({ "actor_id": a.actor_id, "actor_type": a.actor_type, "bypass_mode": a.bypass_mode }))
             .collect(),
     )
@@ -122,14 +238,18 @@ pub enum RulesetAction {
     Nothing,
 }
 
+/// `drifted` is what [`drift`] found in GitHub's full ruleset (empty if it was not read).
 pub fn ruleset_action(
     wanted: &Wanted,
     existing: Option<(u64, Option<&str>)>,
     body: &Value,
+    drifted: &[String],
 ) -> RulesetAction {
     match (wanted.frozen, existing) {
         (true, None) => RulesetAction::Create,
-        (true, Some((id, enforcement))) if enforcement != body["enforcement"].as_str() => {
+        (true, Some((id, enforcement)))
+            if enforcement != body["enforcement"].as_str() || !drifted.is_empty() =>
+        {
             RulesetAction::Update(id)
         }
         (true, Some(_)) => RulesetAction::Nothing,
@@ -162,9 +282,14 @@ pub fn status_description(
     if !wanted.frozen {
         return "Merge freeze lifted".into();
     }
+    let drill = if wanted.drill {
+        "DRILL (nothing blocked): "
+    } else {
+        ""
+    };
     let inc = incident.map(|i| format!("{i}: ")).unwrap_or_default();
     let reason = wanted.reason.as_deref().unwrap_or("merges are frozen");
-    super::text::status_description(&format!("{inc}{reason}"))
+    super::text::status_description(&format!("{drill}{inc}{reason}"))
 }
 
 #[cfg(test)]
@@ -213,27 +338,128 @@ mod tests {
             generation: 1,
             reason: None,
         };
-        let body = ruleset_body(&RulesetScope::Repo("a/b".into()), &wanted, &config);
+        let body = ruleset_body(&RulesetScope::Repo("a/b".into()), &wanted, &config, None);
         assert_eq!(
             body["conditions"]["ref_name"]["include"][0],
             "~DEFAULT_BRANCH"
         );
-        assert_eq!(ruleset_action(&wanted, None, &body), RulesetAction::Create);
         assert_eq!(
-            ruleset_action(&wanted, Some((7, Some("active"))), &body),
+            ruleset_action(&wanted, None, &body, &[]),
+            RulesetAction::Create
+        );
+        assert_eq!(
+            ruleset_action(&wanted, Some((7, Some("active"))), &body, &[]),
             RulesetAction::Nothing
         );
         assert_eq!(
-            ruleset_action(&wanted, Some((7, Some("evaluate"))), &body),
+            ruleset_action(&wanted, Some((7, Some("evaluate"))), &body, &[]),
             RulesetAction::Update(7)
         );
         wanted.frozen = false;
         assert_eq!(
-            ruleset_action(&wanted, Some((7, Some("active"))), &body),
+            ruleset_action(&wanted, Some((7, Some("active"))), &body, &[]),
             RulesetAction::Delete(7)
         );
         assert_eq!(pr_status(true, true), "success");
         assert_eq!(pr_status(true, false), "failure");
+    }
+
+    #[test]
+    fn every_field_of_the_ruleset_is_compared() {
+        let config = GitHubConfig {
+            branches: vec!["main".into()],
+            ..GitHubConfig::default()
+        };
+        let wanted = Wanted {
+            scope: "a/b".into(),
+            frozen: true,
+            drill: false,
+            generation: 1,
+            reason: None,
+        };
+        let own = own_actor(&config, Some(99));
+        let body = ruleset_body(
+            &RulesetScope::Repo("a/b".into()),
+            &wanted,
+            &config,
+            own.as_ref(),
+        );
+        assert_eq!(body["bypass_actors"][0]["actor_type"], "Integration");
+        let mut actual = body.clone();
+        actual["id"] = json!(7);
+        actual["rules"] = json!([{ "type": "update", "parameters": {} }]);
+        assert!(
+            drift(&body, &actual).is_empty(),
+            "GitHub's extra fields are not drift"
+        );
+        for (path, value, field) in [
+            ("/rules", json!([{ "type": "deletion" }]), "rules"),
+            (
+                "/conditions/ref_name/include",
+                json!(["refs/heads/nothing"]),
+                "conditions.ref_name.include",
+            ),
+            (
+                "/conditions/ref_name/exclude",
+                json!(["refs/heads/main"]),
+                "conditions.ref_name.exclude",
+            ),
+            ("/bypass_actors", json!([]), "bypass_actors"),
+            ("/enforcement", json!("disabled"), "enforcement"),
+            ("/target", json!("tag"), "target"),
+        ] {
+            let mut changed = body.clone();
+            *changed.pointer_mut(path).unwrap() = value;
+            let found = drift(&body, &changed);
+            assert!(
+                found.len() == 1 && found[0].starts_with(field),
+                "{path}: {found:?}"
+            );
+            assert_eq!(
+                ruleset_action(&wanted, Some((7, Some("active"))), &body, &found),
+                RulesetAction::Update(7)
+            );
+        }
+    }
+
+    #[test]
+    fn the_status_counts_only_what_blocks_and_never_says_0_of_0() {
+        let scopes = [scope("acme/api", true, 1), scope("acme/web", true, 1)];
+        assert_eq!(
+            status_summary(&scopes, &[]),
+            "Frozen: acme/api, acme/web. Not in place yet: no target has been applied."
+        );
+        let target = |name: &str, actual: &str, error: Option<&str>| FreezeTarget {
+            target: name.into(),
+            scope: name.into(),
+            desired: "frozen".into(),
+            actual: actual.into(),
+            ruleset_id: None,
+            applied_generation: 1,
+            verified_at: 0,
+            last_error: error.map(str::to_string),
+        };
+        let targets = [
+            target("acme/api", "active", None),
+            target(
+                "acme/web",
+                "drifted",
+                Some("will retry: GitHub answered HTTP 502"),
+            ),
+        ];
+        let text = status_summary(&scopes, &targets);
+        assert!(text.contains("Ruleset in place on 1/2 targets"), "{text}");
+        assert!(text.contains("Drifted: acme/web"), "{text}");
+        assert!(text.contains("Retrying: acme/web"), "{text}");
+        let view = target_view(&scopes, &targets[1]);
+        assert_eq!(view.read_at, "1970-01-01T00:00:00Z");
+        assert_eq!(view.retryable, Some(true));
+        let lifted = [scope("acme/api", false, 2)];
+        assert_eq!(
+            target_view(&lifted, &targets[0]).wanted,
+            "unfrozen",
+            "wanted now"
+        );
     }
 
     #[test]
@@ -249,7 +475,7 @@ mod tests {
             generation: 1,
             reason: None,
         };
-        let body = ruleset_body(&RulesetScope::Org("acme".into()), &wanted, &config);
+        let body = ruleset_body(&RulesetScope::Org("acme".into()), &wanted, &config, None);
         assert_eq!(body["enforcement"], "evaluate");
         assert_eq!(body["conditions"]["repository_name"]["include"][0], "~ALL");
         assert_eq!(

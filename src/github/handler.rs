@@ -12,7 +12,7 @@ use chrono::Utc;
 
 use super::client::{GhError, GitHubClient};
 use super::config::GitHubConfig;
-use super::effect::{EXEMPT, GitHubEffect, PR_STATUS, RECENT_CHANGES, RECONCILE};
+use super::effect::{EXEMPT, GitHubEffect, MERGE_EXEMPT, PR_STATUS, RECENT_CHANGES, RECONCILE};
 use super::freeze::Wanted;
 use crate::effects::handler::{EffectError, EffectHandler};
 use crate::effects::planner::{Intent, Planners};
@@ -21,7 +21,7 @@ use crate::incident::model::IncidentId;
 use crate::incident::timeline::{EntryKind, NewEntry, Source};
 use crate::store::{FreezeTarget, Store};
 
-const KINDS: &[&str] = &[RECONCILE, RECENT_CHANGES, EXEMPT, PR_STATUS];
+const KINDS: &[&str] = &[RECONCILE, RECENT_CHANGES, EXEMPT, MERGE_EXEMPT, PR_STATUS];
 /// The progress message a freeze edits in place in the incident's room.
 pub const FREEZE_PROGRESS: &str = "freeze";
 
@@ -61,7 +61,16 @@ impl EffectHandler for GitHubEffects {
                 pr,
                 allowed_by,
                 ..
-            } => self.exempt(&repo, pr, &allowed_by).await,
+            } => self.exempt_and_merge(effect, &repo, pr, &allowed_by).await,
+            GitHubEffect::MergeExempt {
+                repo,
+                pr,
+                sha,
+                allowed_by,
+            } => {
+                self.merge_exempt(effect, &repo, pr, &sha, &allowed_by)
+                    .await
+            }
             GitHubEffect::PrStatus(head) => self.pr_status(&head).await,
             other => Err(EffectError::permanent(format!(
                 "{} is not a freeze effect",

@@ -22,6 +22,7 @@ pub mod client;
 pub mod config;
 pub mod effect;
 pub mod error;
+pub mod exempt;
 pub mod freeze;
 pub mod handler;
 pub mod pacer;

@@ -53,9 +53,42 @@ pub(super) struct Applied {
 }
 
 impl Applied {
+    /// Whether GitHub blocks merges on this target now: a drill never does.
     fn in_place(&self) -> bool {
-        matches!(self.outcome, Outcome::Done) && self.wanted.frozen
+        matches!(self.outcome, Outcome::Done) && self.wanted.frozen && !self.wanted.drill
     }
+}
+
+/// How many targets block merges, out of how many should: drills and lifted targets are
+/// counted apart, so a drill or an unfreeze never reads "active on 0/0 targets".
+fn counts(done: &[Applied]) -> String {
+    let enforced = done.iter().filter(|a| a.in_place()).count();
+    let blocking = done
+        .iter()
+        .filter(|a| a.wanted.frozen && !a.wanted.drill)
+        .count();
+    let drills = done
+        .iter()
+        .filter(|a| a.wanted.frozen && a.wanted.drill)
+        .count();
+    let lifted = done
+        .iter()
+        .filter(|a| !a.wanted.frozen && matches!(a.outcome, Outcome::Done))
+        .count();
+    let mut parts = Vec::new();
+    if blocking > 0 {
+        parts.push(format!("ruleset active on {enforced}/{blocking} targets"));
+    }
+    if drills > 0 {
+        parts.push(format!("drill on {drills} targets (nothing blocked)"));
+    }
+    if lifted > 0 {
+        parts.push(format!("freeze lifted on {lifted} targets"));
+    }
+    if parts.is_empty() {
+        parts.push("no targets to change".into());
+    }
+    parts.join(", ")
 }
 
 /// What one pass leaves to a retry, and how long GitHub asked to wait.
@@ -110,6 +143,8 @@ pub(super) struct Pass<'a> {
     /// Whether this pass changed or newly reported anything: a periodic pass that did not
     /// records nothing (issue 10: the audit log holds changes only).
     changed: std::sync::atomic::AtomicBool,
+    /// Set once this pass has said on the timeline that a drill enforces nothing.
+    drill_told: std::sync::atomic::AtomicBool,
 }
 
 impl GitHubEffects {
@@ -146,23 +181,21 @@ impl GitHubEffects {
             )));
         }
         sort_target_failures(&done, &mut later, &mut failed);
-        let in_place = done.iter().filter(|a| a.in_place()).count();
-        let frozen_total = done.iter().filter(|a| a.wanted.frozen).count();
-        let counts = format!("{in_place}/{frozen_total}");
+        let counts = counts(&done);
+        let step = counts.replace(' ', "");
         self.progress(
             effect,
-            &format!("applied:{counts}"),
-            format!("🧊 Merge freeze: ruleset active on {counts} targets; writing PR statuses…"),
+            &format!("applied:{step}"),
+            format!("🧊 Merge freeze: {counts}; writing PR statuses…"),
         )
         .await?;
         let statuses = self
             .write_statuses(&pass, &done, &orgs.repos, &mut later, &mut failed)
             .await?;
         if !later.is_empty() {
-            let text = format!(
-                "🧊 Merge freeze: ruleset active on {counts} targets; GitHub did not answer for some, retrying…"
-            );
-            self.progress(effect, &format!("retrying:{counts}"), text)
+            let text =
+                format!("🧊 Merge freeze: {counts}; GitHub did not answer for some, retrying…");
+            self.progress(effect, &format!("retrying:{step}"), text)
                 .await?;
             return Err(later.into_error());
         }
@@ -192,6 +225,7 @@ impl GitHubEffects {
                 .map(|t| (t.target.clone(), t))
                 .collect(),
             changed: Default::default(),
+            drill_told: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -211,13 +245,16 @@ impl GitHubEffects {
         while let Some(applied) = applying.next().await {
             done.push(applied?);
             if done.len() % step == 0 && done.len() < total {
-                let active = done.iter().filter(|a| a.in_place()).count();
                 // Not awaited here: while this loop waits, the stream's other futures are
                 // not polled, and one of them may hold the SQLite writer this post needs.
                 self.progress_in_background(
                     pass.effect,
                     &format!("applying:{}/{total}", done.len()),
-                    format!("🧊 Merge freeze: ruleset active on {active}/{total} targets…"),
+                    format!(
+                        "🧊 Merge freeze: {} ({}/{total} targets done)…",
+                        counts(&done),
+                        done.len()
+                    ),
                 );
             }
         }
@@ -230,7 +267,8 @@ impl GitHubEffects {
         target: RulesetScope,
         wanted: Wanted,
     ) -> Result<Applied, EffectError> {
-        let body = freeze::ruleset_body(&target, &wanted, &self.config);
+        let own = freeze::own_actor(&self.config, self.client.app_id());
+        let body = freeze::ruleset_body(&target, &wanted, &self.config, own.as_ref());
         // Check at the moment of use: read what GitHub has right now.
         let existing = match self.client.rulesets(&target).await {
             Ok(list) => list
@@ -239,11 +277,32 @@ impl GitHubEffects {
                 .map(|r| (r.id, r.enforcement)),
             Err(e) => return self.target_failed(pass, target, wanted, e).await,
         };
+        if wanted.frozen && wanted.drill && !self.client.evaluate_available() {
+            return self
+                .drill_without_evaluate(pass, target, wanted, existing)
+                .await;
+        }
+        // The summary has no rules or conditions: compare the whole ruleset.
+        let drifted = match &existing {
+            Some((id, _)) if wanted.frozen => match self.client.ruleset(&target, *id).await {
+                Ok(actual) => freeze::drift(&body, &actual),
+                Err(e) => return self.target_failed(pass, target, wanted, e).await,
+            },
+            _ => Vec::new(),
+        };
         let action = freeze::ruleset_action(
             &wanted,
             existing.as_ref().map(|(id, e)| (*id, e.as_deref())),
             &body,
+            &drifted,
         );
+        if !drifted.is_empty() {
+            // `freeze status` shows it drifted until the repair below goes through.
+            let id = existing.as_ref().map(|(id, _)| *id);
+            let note = format!("drifted: {}", drifted.join("; "));
+            self.record(&target.label(), &wanted, "drifted", id, Some(note))
+                .await?;
+        }
         if action != RulesetAction::Nothing && self.superseded(pass.generation).await? {
             return Ok(Applied {
                 target,
@@ -254,7 +313,7 @@ impl GitHubEffects {
         match self.perform(&target, &action, &body).await {
             Ok((status, id)) => {
                 let id = id.or(existing.map(|(id, _)| id));
-                self.target_applied(pass, &target, &wanted, &action, status, id)
+                self.target_applied(pass, &target, &wanted, &action, status, id, &drifted)
                     .await?;
                 Ok(Applied {
                     target,
@@ -262,10 +321,64 @@ impl GitHubEffects {
                     outcome: Outcome::Done,
                 })
             }
-            Err(e) => self.target_failed(pass, target, wanted, e).await,
+            Err(e)
+                if wanted.drill && e.status() == Some(422) && body["enforcement"] == "evaluate" =>
+            {
+                // The probe: GitHub has no `evaluate` here (it needs Enterprise).
+                tracing::info!(error = %e, "GitHub refused evaluate enforcement; drills post statuses only");
+                self.client.evaluate_unavailable();
+                self.drill_without_evaluate(pass, target, wanted, None)
+                    .await
+            }
+            Err(e) => {
+                let applied = self.target_failed(pass, target, wanted, e).await?;
+                if let (false, Outcome::Later(e)) = (drifted.is_empty(), &applied.outcome) {
+                    let note = format!("{}; drifted: {}", retry_note(e), drifted.join("; "));
+                    let id = existing.map(|(id, _)| id);
+                    let label = applied.target.label();
+                    self.record(&label, &applied.wanted, "drifted", id, Some(note))
+                        .await?;
+                }
+                Ok(applied)
+            }
         }
     }
 
+    /// A drill where GitHub has no `evaluate` enforcement: no ruleset at all (one left over
+    /// is removed), DRILL-labelled statuses only, and the timeline says so once per pass.
+    async fn drill_without_evaluate(
+        &self,
+        pass: &Pass<'_>,
+        target: RulesetScope,
+        wanted: Wanted,
+        existing: Option<(u64, Option<String>)>,
+    ) -> Result<Applied, EffectError> {
+        let label = target.label();
+        if let Some((id, _)) = existing {
+            if let Err(e) = self.client.delete_ruleset(&target, id).await {
+                return self.target_failed(pass, target, wanted, e).await;
+            }
+        }
+        let was = pass.previous.get(&label).map(|p| p.actual.as_str());
+        self.record(&label, &wanted, "statuses-only", None, None)
+            .await?;
+        let first = !pass
+            .drill_told
+            .swap(true, std::sync::atomic::Ordering::Relaxed);
+        if first && was != Some("statuses-only") {
+            let incident = pass.incidents.get(&wanted.scope).cloned().flatten();
+            let text = "Drill: GitHub does not offer `evaluate` rulesets here (GitHub Enterprise only), so this drill enforces nothing; pull requests get DRILL-labelled statuses only".to_string();
+            self.timeline(incident, EntryKind::FreezeApplied, text)
+                .await?;
+        }
+        Ok(Applied {
+            target,
+            wanted,
+            outcome: Outcome::Done,
+        })
+    }
+
+    #[allow(clippy::too_many_arguments)]
     async fn target_applied(
         &self,
         pass: &Pass<'_>,
@@ -274,6 +387,7 @@ impl GitHubEffects {
         action: &RulesetAction,
         status: u16,
         id: Option<u64>,
+        drifted: &[String],
     ) -> Result<(), EffectError> {
         let label = target.label();
         let actual = if wanted.frozen {
@@ -286,7 +400,15 @@ impl GitHubEffects {
             .get(&label)
             .is_some_and(|p| p.desired == "frozen" && p.actual != "absent" && p.actual != "error");
         self.record(&label, wanted, actual, id, None).await?;
-        if let Some(text) = describe(&label, action, status, wanted.frozen && was_active) {
+        let described = if drifted.is_empty() {
+            describe(&label, action, status, wanted.frozen && was_active)
+        } else {
+            Some(format!(
+                "{label}: ruleset {RULESET_NAME} was changed by hand and was repaired (GitHub {status}): {}",
+                drifted.join("; ")
+            ))
+        };
+        if let Some(text) = described {
             pass.changed
                 .store(true, std::sync::atomic::Ordering::Relaxed);
             let incident = pass.incidents.get(&wanted.scope).cloned().flatten();
@@ -313,7 +435,7 @@ impl GitHubEffects {
             let id = previous
                 .and_then(|p| p.ruleset_id)
                 .and_then(|i| u64::try_from(i).ok());
-            let note = format!("will retry: {e}");
+            let note = retry_note(&e);
             self.record(&label, &wanted, actual, id, Some(note)).await?;
             return Ok(Applied {
                 target,
@@ -368,6 +490,24 @@ impl GitHubEffects {
     }
 }
 
+/// How a transient error is noted on a target: retried, and when if GitHub said.
+fn retry_note(e: &GhError) -> String {
+    match EffectError::from(e.clone()) {
+        EffectError::Retryable {
+            retry_after: Some(wait),
+            ..
+        } => {
+            let at = chrono::Utc::now()
+                + chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::zero());
+            format!(
+                "will retry (not before {}): {e}",
+                at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            )
+        }
+        _ => format!("will retry: {e}"),
+    }
+}
+
 /// The newest wanted scope covering `repo` (exact, or its org's `owner/*`).
 pub fn covering_scope<'a>(scopes: &'a [FreezeScope], repo: &str) -> Option<&'a FreezeScope> {
     // GitHub's owner and repository names are case-insensitive: `Acme/API` is `acme/api`.
@@ -404,7 +544,7 @@ fn sort_target_failures(done: &[Applied], later: &mut Leftovers, failed: &mut Ve
 
 fn summary(generation: i64, counts: &str, statuses: usize, failed: &[String]) -> String {
     let mut summary = format!(
-        "Merge freeze reconciled (generation {generation}): ruleset active on {counts} targets, {statuses} PR statuses written"
+        "Merge freeze reconciled (generation {generation}): {counts}, {statuses} PR statuses written"
     );
     if !failed.is_empty() {
         summary.push_str(&format!("; {} failed: {}", failed.len(), failed.join(", ")));
@@ -466,9 +606,40 @@ mod tests {
     }
 
     #[test]
+    fn counts_never_say_0_of_0() {
+        let applied = |frozen: bool, drill: bool, outcome: Outcome| Applied {
+            target: RulesetScope::Repo("acme/api".into()),
+            wanted: Wanted {
+                scope: "acme/api".into(),
+                frozen,
+                drill,
+                generation: 1,
+                reason: None,
+            },
+            outcome,
+        };
+        assert_eq!(
+            counts(&[applied(false, false, Outcome::Done)]),
+            "freeze lifted on 1 targets"
+        );
+        assert_eq!(
+            counts(&[
+                applied(true, false, Outcome::Done),
+                applied(true, false, Outcome::Failed)
+            ]),
+            "ruleset active on 1/2 targets"
+        );
+        assert_eq!(
+            counts(&[applied(true, true, Outcome::Done)]),
+            "drill on 1 targets (nothing blocked)"
+        );
+        assert_eq!(counts(&[]), "no targets to change");
+    }
+
+    #[test]
     fn the_summary_names_what_failed() {
         assert_eq!(
-            summary(4, "2/3", 5, &["acme/bad".into()]),
+            summary(4, "ruleset active on 2/3 targets", 5, &["acme/bad".into()]),
             "Merge freeze reconciled (generation 4): ruleset active on 2/3 targets, 5 PR statuses written; 1 failed: acme/bad"
         );
     }

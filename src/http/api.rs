@@ -211,9 +211,11 @@ pub async fn freeze_status(State(http): State<HttpState>) -> Response {
             let targets: Vec<Value> = targets
                 .into_iter()
                 .map(|t| {
-                    let verified = t.verified().to_rfc3339();
-                    let mut v = serde_json::to_value(t).unwrap_or_default();
-                    v["verified_at"] = Value::String(verified);
+                    let view = crate::incident::freeze_view::target_view(&scopes, &t);
+                    let mut v = serde_json::to_value(&t).unwrap_or_default();
+                    v["verified_at"] = Value::String(view.read_at);
+                    v["wanted_now"] = Value::String(view.wanted.into());
+                    v["error_retryable"] = json!(view.retryable);
                     v
                 })
                 .collect();

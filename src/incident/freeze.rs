@@ -481,24 +481,9 @@ impl IncidentService {
         let scopes = self.store().freeze_scopes().await?;
         let targets = self.store().freeze_targets().await?;
         let holds = self.store().freeze_holds().await?;
-        let frozen: Vec<&str> = scopes
-            .iter()
-            .filter(|s| s.frozen)
-            .map(|s| s.scope.as_str())
-            .collect();
-        let active = targets
-            .iter()
-            .filter(|t| t.desired == "frozen" && (t.actual == "active" || t.actual == "evaluate"))
-            .count();
-        let wanted = targets.iter().filter(|t| t.desired == "frozen").count();
-        let mut text = if frozen.is_empty() {
-            "No merge freeze is wanted.".to_string()
-        } else {
-            format!(
-                "Frozen: {}. Ruleset in place on {active}/{wanted} targets.",
-                frozen.join(", ")
-            )
-        };
+        // The summary line and the per-target wording live with the reconciler that
+        // records them; the holds are the core's.
+        let mut text = super::freeze_view::status_summary(&scopes, &targets);
         let held: Vec<String> = scopes
             .iter()
             .map(|s| s.scope.clone())
@@ -517,17 +502,6 @@ impl IncidentService {
                 })
                 .collect();
             text.push_str(&format!(" {}.", per_scope.join("; ")));
-        }
-        let failing: Vec<String> = targets
-            .iter()
-            .filter(|t| t.actual == "error")
-            .map(|t| {
-                let why = t.last_error.as_deref().unwrap_or("unknown error");
-                format!("{} ({why})", t.target)
-            })
-            .collect();
-        if !failing.is_empty() {
-            text.push_str(&format!(" Failing: {}.", failing.join("; ")));
         }
         Ok(Outcome {
             reply: Reply::private(text).with_body(ReplyBody::Freeze {

@@ -7,6 +7,7 @@
 //! - [`command`]: the one chat/CLI grammar: a target and a verb, one module per verb group.
 //! - [`rules`]: pure decisions (new state, timeline entries, announcements).
 //! - [`freeze`]: merge freezes as wanted state with generations.
+//! - [`freeze_view`]: how a freeze is shown: the summary line and each target.
 //! - [`service`]: applies a command in one transaction with compare-and-set.
 //! - [`timeline`]: append-only entries and T+ offsets.
 //! - [`permissions`]: actors, and the list each write verb needs.
@@ -18,6 +19,7 @@ pub mod clock;
 pub mod command;
 pub mod error;
 pub mod freeze;
+pub mod freeze_view;
 pub mod identity;
 pub mod material;
 pub mod model;

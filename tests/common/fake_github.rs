@@ -29,6 +29,15 @@
 //!   other endpoint an unexpired installation token; without it, anything is accepted and
 //!   tokens are still issued (valid one hour). The single installation has id
 //!   [`INSTALLATION_ID`].
+//! - Merges (`PUT /repos/{o}/{r}/pulls/{n}/merge`) are refused as GitHub refuses them: 409
+//!   when `sha` is not the head, 405 when the pull request is not mergeable, and 405 with
+//!   "Repository rule violations found" when an active ruleset with an `update` or
+//!   `pull_request` rule covers the base branch and the caller is not one of its bypass
+//!   actors. The caller is the GitHub App (`Integration`, the App's id) for an installation
+//!   token, or the actor set with [`FakeGitHub::set_token_actor`] for a token; anyone else is
+//!   a plain user.
+//! - [`FakeGitHub::set_evaluate_available`]`(false)` answers a ruleset with `evaluate`
+//!   enforcement with 422, as on plans without GitHub Enterprise.
 #![allow(dead_code)]
 
 use std::collections::VecDeque;
@@ -167,6 +176,10 @@ struct Pull {
     head_ref: String,
     base_ref: String,
     merged_at: Option<DateTime<Utc>>,
+    /// `None` while GitHub is still computing it.
+    mergeable: Option<bool>,
+    /// Who merged it, as (actor id, actor type), and at which head.
+    merged_by: Option<(u64, String, String)>,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
 }
@@ -228,6 +241,13 @@ struct Inner {
     app: Option<AppAuth>,
     faults: Vec<Fault>,
     tokens: Vec<(String, Instant)>,
+    /// Personal tokens and the bypass actor each one is: (token, actor id, actor type).
+    token_actors: Vec<(String, u64, String)>,
+    /// The `Authorization` header of the request being routed.
+    current_auth: Option<String>,
+    evaluate_available: bool,
+    /// Check runs: (repo, sha, name, status, conclusion).
+    check_runs: Vec<(String, String, String, String, Option<String>)>,
     used: u64,
     reset_at: Instant,
     reset_unix: u64,
@@ -360,6 +380,10 @@ impl FakeGitHub {
             app: None,
             faults: vec![],
             tokens: vec![],
+            token_actors: vec![],
+            current_auth: None,
+            evaluate_available: true,
+            check_runs: vec![],
             used: 0,
             reset_at: Instant::now() + hour,
             reset_unix: unix_now() + ceil_secs(hour),
@@ -409,6 +433,8 @@ impl FakeGitHub {
             head_ref: format!("feature-{number}"),
             base_ref: base_ref.into(),
             merged_at: None,
+            mergeable: Some(true),
+            merged_by: None,
             created_at: now,
             updated_at: now,
         });
@@ -435,6 +461,8 @@ impl FakeGitHub {
             head_ref: format!("feature-{number}"),
             base_ref: base_ref.into(),
             merged_at: Some(merged_at),
+            mergeable: None,
+            merged_by: None,
             created_at: merged_at - chrono::Duration::hours(1),
             updated_at: merged_at,
         });
@@ -484,6 +512,104 @@ impl FakeGitHub {
     }
 
     /// Every status created on `sha` of `repo`, in creation order.
+    /// Edits a repository ruleset as someone in the web UI would; false if there was none.
+    pub fn edit_ruleset(&self, repo: &str, name: &str, edit: impl FnOnce(&mut Value)) -> bool {
+        let mut inner = self.lock();
+        let found = inner.rulesets.iter_mut().find(|r| {
+            matches!(&r.scope, Scope::Repo(full) if same(full, repo)) && r.value["name"] == name
+        });
+        match found {
+            Some(r) => {
+                edit(&mut r.value);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Makes requests with `token` come from this bypass actor (e.g. `RepositoryRole` 5).
+    pub fn set_token_actor(&self, token: &str, actor_id: u64, actor_type: &str) {
+        self.lock()
+            .token_actors
+            .push((token.into(), actor_id, actor_type.into()));
+    }
+
+    /// `false`: rulesets with `evaluate` enforcement get 422, as without GitHub Enterprise.
+    pub fn set_evaluate_available(&self, available: bool) {
+        self.lock().evaluate_available = available;
+    }
+
+    /// `None` while GitHub is computing mergeability; `Some(false)` for a conflict.
+    pub fn set_mergeable(&self, repo: &str, number: u64, mergeable: Option<bool>) {
+        let mut inner = self.lock();
+        if let Some(p) = inner
+            .pulls
+            .iter_mut()
+            .find(|p| same(&p.repo, repo) && p.number == number)
+        {
+            p.mergeable = mergeable;
+        }
+    }
+
+    /// A push to the pull request's branch: its head becomes `sha`.
+    pub fn push(&self, repo: &str, number: u64, sha: &str) {
+        let mut inner = self.lock();
+        if let Some(p) = inner
+            .pulls
+            .iter_mut()
+            .find(|p| same(&p.repo, repo) && p.number == number)
+        {
+            p.head_sha = sha.into();
+            p.updated_at = Utc::now();
+        }
+    }
+
+    /// A check run on `sha`: `status` `queued`/`in_progress`/`completed`, with a conclusion.
+    pub fn add_check_run(
+        &self,
+        repo: &str,
+        sha: &str,
+        name: &str,
+        status: &str,
+        conclusion: Option<&str>,
+    ) {
+        let mut inner = self.lock();
+        inner
+            .check_runs
+            .retain(|c| !(same(&c.0, repo) && c.1 == sha && c.2 == name));
+        inner.check_runs.push((
+            repo.into(),
+            sha.into(),
+            name.into(),
+            status.into(),
+            conclusion.map(str::to_string),
+        ));
+    }
+
+    /// Who merged the pull request and at which head: (actor id, actor type, sha).
+    pub fn merged(&self, repo: &str, number: u64) -> Option<(u64, String, String)> {
+        let inner = self.lock();
+        let pull = inner
+            .pulls
+            .iter()
+            .find(|p| same(&p.repo, repo) && p.number == number)?;
+        pull.merged_by.clone()
+    }
+
+    /// A merge attempted with `token` (a person, or firebreak's own), as `PUT …/merge`: the
+    /// status GitHub answers.
+    pub async fn try_merge(&self, token: &str, repo: &str, number: u64, sha: &str) -> u16 {
+        reqwest::Client::new()
+            .put(format!("{}/repos/{repo}/pulls/{number}/merge", self.url))
+            .bearer_auth(token)
+            .json(&json!({"sha": sha}))
+            .send()
+            .await
+            .expect("merge request")
+            .status()
+            .as_u16()
+    }
+
     pub fn statuses(&self, repo: &str, sha: &str) -> Vec<Value> {
         let inner = self.lock();
         inner
@@ -640,7 +766,11 @@ async fn handle(
     tokio::time::sleep(latency).await;
     let reply = match early {
         Some(reply) => reply,
-        None => lock(&shared).route(&method, &path, &query, &body),
+        None => {
+            let mut inner = lock(&shared);
+            inner.current_auth = auth.clone();
+            inner.route(&method, &path, &query, &body)
+        }
     };
     lock(&shared).requests[index].status = reply.status.as_u16();
     respond(reply, rate)
@@ -798,6 +928,8 @@ impl Inner {
                     head_ref: head,
                     base_ref: body["base"].as_str().unwrap_or_default().to_string(),
                     merged_at: None,
+                    mergeable: Some(true),
+                    merged_by: None,
                     created_at: now,
                     updated_at: now,
                 };
@@ -1027,6 +1159,27 @@ impl Inner {
                     .find(|p| same(&p.repo, &full) && Some(p.number) == number);
                 pull.map_or_else(Reply::not_found, |p| Reply::ok(self.pull_json(p)))
             }
+            ("PUT", ["repos", o, r, "pulls", n, "merge"]) => match self.repo(o, r) {
+                Some(repo) => {
+                    let full = repo.full_name();
+                    let caller = self.caller();
+                    self.merge(&full, n.parse().unwrap_or(0), body, caller)
+                }
+                None => Reply::not_found(),
+            },
+            ("GET", ["repos", o, r, "commits", reference, "check-runs"]) => {
+                let Some(repo) = self.repo(o, r) else {
+                    return Reply::not_found();
+                };
+                let full = repo.full_name();
+                let runs: Vec<Value> = self
+                    .check_runs
+                    .iter()
+                    .filter(|c| c.0 == full && c.1 == *reference)
+                    .map(|c| json!({"id": 1, "head_sha": c.1, "name": c.2, "status": c.3, "conclusion": c.4}))
+                    .collect();
+                Reply::ok(json!({"total_count": runs.len(), "check_runs": runs}))
+            }
             ("POST", ["repos", o, r, "statuses", sha]) => match self.repo(o, r) {
                 Some(repo) => {
                     let full = repo.full_name();
@@ -1231,6 +1384,9 @@ impl Inner {
         if let Err(reply) = validate_ruleset(body, true, matches!(scope, Scope::Org(_))) {
             return reply;
         }
+        if let Some(reply) = self.evaluate_refused(body) {
+            return reply;
+        }
         let name = body["name"].as_str().unwrap_or_default();
         if self.name_taken(&scope, name, None) {
             return Reply::invalid_msg("Name must be unique");
@@ -1329,6 +1485,9 @@ impl Inner {
                 if let Err(reply) = validate_ruleset(body, false, matches!(scope, Scope::Org(_))) {
                     return reply;
                 }
+                if let Some(reply) = self.evaluate_refused(body) {
+                    return reply;
+                }
                 let renamed = body["name"].as_str();
                 if renamed.is_some_and(|name| self.name_taken(&scope, name, Some(id))) {
                     return Reply::invalid_msg("Name must be unique");
@@ -1351,6 +1510,142 @@ impl Inner {
             }
             _ => Reply::not_found(),
         }
+    }
+
+    fn evaluate_refused(&self, body: &Value) -> Option<Reply> {
+        (!self.evaluate_available && body["enforcement"] == "evaluate").then(|| {
+            Reply::invalid(vec![json!({
+                "resource": "Ruleset", "field": "enforcement", "code": "invalid",
+                "message": "evaluate enforcement is only available with GitHub Enterprise",
+            })])
+        })
+    }
+
+    /// The bypass actor the current request's token is, if any.
+    fn caller(&self) -> Option<(u64, String)> {
+        let token = self
+            .current_auth
+            .as_deref()?
+            .split_once(' ')?
+            .1
+            .trim()
+            .to_string();
+        if self.tokens.iter().any(|(t, _)| *t == token) {
+            let app_id = self.app.as_ref().map_or("1", |a| a.app_id.as_str());
+            return Some((app_id.parse().unwrap_or(1), "Integration".into()));
+        }
+        self.token_actors
+            .iter()
+            .find(|(t, _, _)| *t == token)
+            .map(|(_, id, kind)| (*id, kind.clone()))
+    }
+
+    /// The active rulesets that block updates of `branch` in `repo`, as (name, bypass actors).
+    fn blocking_rulesets(&self, repo: &Repo, branch: &str) -> Vec<(String, Value)> {
+        let full = repo.full_name();
+        let refname = format!("refs/heads/{branch}");
+        let matches = |patterns: &Value| {
+            patterns
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .any(|p| {
+                    p == "~ALL"
+                        || (p == "~DEFAULT_BRANCH" && branch == repo.default_branch)
+                        || glob(p, &refname)
+                })
+        };
+        self.rulesets
+            .iter()
+            .filter(|r| match &r.scope {
+                Scope::Repo(name) => same(name, &full),
+                Scope::Org(_) => Self::applies(r, repo),
+            })
+            .filter(|r| r.value["enforcement"] == "active" && r.value["target"] == "branch")
+            .filter(|r| {
+                let names = &r.value["conditions"]["ref_name"];
+                matches(&names["include"]) && !matches(&names["exclude"])
+            })
+            .filter(|r| {
+                r.value["rules"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .any(|rule| rule["type"] == "update" || rule["type"] == "pull_request")
+            })
+            .map(|r| {
+                (
+                    r.value["name"].as_str().unwrap_or_default().to_string(),
+                    r.value["bypass_actors"].clone(),
+                )
+            })
+            .collect()
+    }
+
+    fn merge(
+        &mut self,
+        full: &str,
+        number: u64,
+        body: &Value,
+        caller: Option<(u64, String)>,
+    ) -> Reply {
+        let Some(index) = self
+            .pulls
+            .iter()
+            .position(|p| same(&p.repo, full) && p.number == number)
+        else {
+            return Reply::not_found();
+        };
+        let not_allowed = |message: &str| {
+            Reply::json(
+                StatusCode::METHOD_NOT_ALLOWED,
+                json!({"message": message, "documentation_url": DOCS, "status": "405"}),
+            )
+        };
+        let pull = &self.pulls[index];
+        if pull.merged_at.is_some() || pull.mergeable != Some(true) {
+            return not_allowed("Pull Request is not mergeable");
+        }
+        if let Some(sha) = body["sha"].as_str() {
+            if sha != pull.head_sha {
+                let body = json!({"message": "Head branch was modified. Review and try the merge again.", "documentation_url": DOCS, "status": "409"});
+                return Reply::json(StatusCode::CONFLICT, body);
+            }
+        }
+        let repo = self
+            .repos
+            .iter()
+            .find(|r| same(&r.full_name(), full))
+            .expect("repo");
+        let bypasses = |actors: &Value| {
+            caller.as_ref().is_some_and(|(id, kind)| {
+                actors.as_array().into_iter().flatten().any(|a| {
+                    a["actor_id"].as_u64() == Some(*id) && a["actor_type"] == kind.as_str()
+                })
+            })
+        };
+        let blocking: Vec<String> = self
+            .blocking_rulesets(repo, &pull.base_ref)
+            .into_iter()
+            .filter(|(_, actors)| !bypasses(actors))
+            .map(|(name, _)| name)
+            .collect();
+        if !blocking.is_empty() {
+            return not_allowed(&format!(
+                "Repository rule violations found\n\nCannot update this protected ref (rulesets: {}).\n\n",
+                blocking.join(", ")
+            ));
+        }
+        let merge_sha = format!("{:040x}", 0xc0ffee_u64 + number);
+        let pull = &mut self.pulls[index];
+        pull.merged_at = Some(Utc::now());
+        pull.updated_at = Utc::now();
+        let (id, kind) = caller.unwrap_or((0, "User".into()));
+        pull.merged_by = Some((id, kind, pull.head_sha.clone()));
+        Reply::ok(
+            json!({"sha": merge_sha, "merged": true, "message": "Pull Request successfully merged"}),
+        )
     }
 
     fn list_pulls(&self, full: &str, path: &str, params: &[(String, String)]) -> Reply {
@@ -1409,6 +1704,12 @@ impl Inner {
             "head": {"label": format!("{owner}:{}", p.head_ref), "ref": p.head_ref, "sha": p.head_sha, "repo": repo, "user": user_json(owner)},
             "base": {"label": format!("{owner}:{}", p.base_ref), "ref": p.base_ref, "sha": base_sha, "repo": repo, "user": user_json(owner)},
             "author_association": "CONTRIBUTOR", "auto_merge": null,
+            "merged": p.merged_at.is_some(),
+            "mergeable": if p.merged_at.is_some() { None } else { p.mergeable },
+            "mergeable_state": match (p.merged_at, p.mergeable) {
+                (Some(_), _) => "unknown", (None, None) => "unknown",
+                (None, Some(false)) => "dirty", (None, Some(true)) => "clean",
+            },
             "statuses_url": format!("{api}/statuses/{}", p.head_sha),
         })
     }
