@@ -46,7 +46,9 @@ pub fn reply_text(reply: &Reply, names: &Names) -> String {
                 out.push_str(&timeline_row(e, incident.declared_at, names));
             }
         }
-        ReplyBody::Freeze { scopes, targets } if !targets.is_empty() => {
+        ReplyBody::Freeze {
+            scopes, targets, ..
+        } if !targets.is_empty() => {
             out.push_str("\nTARGET                          WANTED    ACTUAL         READ (UTC)             ERROR\n");
             for t in targets {
                 let v = crate::incident::freeze_view::target_view(scopes, t);

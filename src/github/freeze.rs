@@ -11,7 +11,7 @@ use super::config::{BypassActor, GitHubConfig};
 pub use crate::incident::freeze_view::{
     TargetView, enforced, error_retryable, status_summary, target_view,
 };
-use crate::store::{FreezeScope, FreezeTarget};
+use crate::store::FreezeScope;
 
 /// The ruleset firebreak owns, found by this name before anything is created.
 pub const RULESET_NAME: &str = "firebreak-freeze";
@@ -295,6 +295,7 @@ pub fn status_description(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::FreezeTarget;
 
     fn scope(s: &str, frozen: bool, generation: i64) -> FreezeScope {
         FreezeScope {

@@ -199,11 +199,11 @@ pub async fn freeze_status(State(http): State<HttpState>) -> Response {
             targets,
             holds,
         }) => {
-            let scopes: Vec<Value> = scopes
-                .into_iter()
+            let scope_rows: Vec<Value> = scopes
+                .iter()
                 .map(|s| {
                     let on: Vec<_> = holds.iter().filter(|h| h.scope == s.scope).collect();
-                    let mut v = serde_json::to_value(&s).unwrap_or_default();
+                    let mut v = serde_json::to_value(s).unwrap_or_default();
                     v["holds"] = serde_json::to_value(on).unwrap_or_default();
                     v
                 })
@@ -220,7 +220,7 @@ pub async fn freeze_status(State(http): State<HttpState>) -> Response {
                 })
                 .collect();
             let rate = http.github.as_ref().map(|c| c.rate());
-            Json(json!({ "scopes": scopes, "targets": targets, "github_rate_limit": rate }))
+            Json(json!({ "scopes": scope_rows, "targets": targets, "github_rate_limit": rate }))
                 .into_response()
         }
         Err(e) => internal("reading freeze state", e),

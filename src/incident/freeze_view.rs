@@ -107,4 +107,3 @@ pub fn target_view(scopes: &[FreezeScope], t: &FreezeTarget) -> TargetView {
 pub fn error_retryable(error: &str) -> bool {
     error.starts_with("will retry")
 }
-
