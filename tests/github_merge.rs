@@ -12,7 +12,6 @@ use common::fake_github::{FakeGitHub, Limits};
 use common::github::{github_config, integrations};
 use common::*;
 use firebreak::github::freeze::{RULESET_NAME, STATUS_CONTEXT};
-use firebreak::incident::{Actor, Source};
 use serde_json::json;
 
 on_both!(
@@ -48,24 +47,11 @@ async fn start(backend: Backend, extra: &str) -> T {
 
 impl T {
     async fn run(&self, line: &str) {
-        let cmd = firebreak::incident::command::parse_line(line, Default::default()).unwrap();
-        let actor = Actor::new(Source::Cli, "ops", "ops");
-        self.app
-            .app
-            .service
-            .apply(cmd, &actor)
-            .await
-            .unwrap_or_else(|e| panic!("{line}: {e}"));
+        common::github::run_as_ops(&self.app, line).await;
     }
 
     async fn settle(&self) {
-        assert!(queue_idle(&self.app.app.store, 60).await, "effects settle");
-        let failed = self.app.app.store.list_effects(true, 20).await.unwrap();
-        assert!(
-            failed.is_empty(),
-            "effects failed: {:?}",
-            failed.iter().map(|e| &e.last_error).collect::<Vec<_>>()
-        );
+        common::github::settle_without_failures(&self.app).await;
     }
 
     fn ruleset(&self) -> Option<serde_json::Value> {

@@ -13,7 +13,6 @@ use common::github::{WEBHOOK_SECRET, deliver, github_config, integrations, signe
 use common::*;
 use firebreak::github::freeze::STATUS_CONTEXT;
 use firebreak::github::webhook::sign;
-use firebreak::incident::{Actor, Source};
 use serde_json::{Value, json};
 
 on_both!(
@@ -46,24 +45,11 @@ async fn hooks(backend: Backend, repos: &str, extra: &str, server: &str) -> Hook
 
 impl Hooks {
     async fn run(&self, line: &str) {
-        let cmd = firebreak::incident::command::parse_line(line, Default::default()).unwrap();
-        let actor = Actor::new(Source::Cli, "ops", "ops");
-        self.app
-            .app
-            .service
-            .apply(cmd, &actor)
-            .await
-            .unwrap_or_else(|e| panic!("{line}: {e}"));
+        common::github::run_as_ops(&self.app, line).await;
     }
 
     async fn settle(&self) {
-        assert!(queue_idle(&self.app.app.store, 60).await, "effects settle");
-        let failed = self.app.app.store.list_effects(true, 20).await.unwrap();
-        assert!(
-            failed.is_empty(),
-            "effects failed: {:?}",
-            failed.iter().map(|e| &e.last_error).collect::<Vec<_>>()
-        );
+        common::github::settle_without_failures(&self.app).await;
     }
 
     /// Delivers `payload` as JSON, signed, and waits for what it queued.

@@ -66,3 +66,28 @@ pub async fn deliver_as(
 pub fn signed(body: &[u8]) -> Option<String> {
     Some(sign(WEBHOOK_SECRET, body))
 }
+
+/// Applies a chat line as the CLI user `ops`; panics if it fails.
+pub async fn run_as_ops(app: &TestApp, line: &str) {
+    let cmd = firebreak::incident::command::parse_line(line, Default::default()).unwrap();
+    let actor = firebreak::incident::Actor::new(firebreak::incident::Source::Cli, "ops", "ops");
+    app.app
+        .service
+        .apply(cmd, &actor)
+        .await
+        .unwrap_or_else(|e| panic!("{line}: {e}"));
+}
+
+/// Waits for the queue to settle and asserts that nothing failed.
+pub async fn settle_without_failures(app: &TestApp) {
+    assert!(
+        super::queue_idle(&app.app.store, 60).await,
+        "effects settle"
+    );
+    let failed = app.app.store.list_effects(true, 20).await.unwrap();
+    assert!(
+        failed.is_empty(),
+        "effects failed: {:?}",
+        failed.iter().map(|e| &e.last_error).collect::<Vec<_>>()
+    );
+}
