@@ -16,6 +16,7 @@ use firebreak::github::webhook::sign;
 use serde_json::{Value, json};
 
 on_both!(
+    a_repo_frozen_before_another_still_gets_its_status,
     repository_names_match_in_any_case,
     glob_branches_are_matched_like_ruleset_ref_names,
     double_star_globs_cross_slashes,
@@ -365,4 +366,24 @@ async fn statuses_say_the_key_once_and_link_the_incident_page(backend: Backend) 
             .count(),
         1
     );
+}
+
+/// Two repositories frozen one after the other: each freeze takes a newer generation, and
+/// a pull request on the first one (the older generation) still gets its `failure`.
+async fn a_repo_frozen_before_another_still_gets_its_status(backend: Backend) {
+    let t = hooks(backend, "\"acme/api\", \"acme/web\"", "", "").await;
+    t.gh.add_repo("acme/api", "main");
+    t.gh.add_repo("acme/web", "main");
+    t.run("freeze acme/api --reason first").await;
+    t.run("freeze acme/web --reason second").await;
+    t.settle().await;
+    for (repo, n) in [("acme/api", 1), ("acme/web", 2)] {
+        let p = payload("pull_request.opened.0", repo, "main", "main", &sha(n));
+        assert_eq!(t.deliver(&p).await, 200);
+        assert_eq!(
+            t.status(repo, &sha(n)).as_deref(),
+            Some("failure"),
+            "{repo} is frozen whatever was frozen after it"
+        );
+    }
 }

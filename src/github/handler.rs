@@ -120,6 +120,21 @@ impl GitHubEffects {
         Ok(self.store.freeze_generation().await.map_err(db_error)? > generation)
     }
 
+    /// Whether `scope` changed after `generation`: a status decided for an older state of
+    /// that scope is not written. Other scopes' changes do not matter (a webhook for a repo
+    /// frozen before another one was must still get its status).
+    pub(super) async fn scope_superseded(
+        &self,
+        scope: &str,
+        generation: i64,
+    ) -> Result<bool, EffectError> {
+        let scopes = self.store.freeze_scopes().await.map_err(db_error)?;
+        Ok(scopes
+            .iter()
+            .find(|s| s.scope == scope)
+            .is_some_and(|s| s.generation > generation))
+    }
+
     /// Records what one target looks like now.
     pub(super) async fn record(
         &self,

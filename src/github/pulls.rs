@@ -137,7 +137,9 @@ impl GitHubEffects {
             return Ok(None);
         }
         if !self.branch_frozen(head) {
-            return self.release_moved(&repo, head, scope.generation).await;
+            return self
+                .release_moved(&repo, head, &scope.scope, scope.generation)
+                .await;
         }
         let exemptions = self.store.exemptions(&repo).await.map_err(db_error)?;
         let exempt = exempted_by(&exemptions, head.pr);
@@ -163,7 +165,9 @@ impl GitHubEffects {
             text,
             url: self.incident_page(number.as_deref()),
         };
-        let wrote = self.set_status(&repo, status, scope.generation).await?;
+        let wrote = self
+            .set_status(&repo, status, &scope.scope, scope.generation)
+            .await?;
         Ok(wrote.then(|| {
             format!(
                 "{repo}#{}: {state} status set on {} while frozen",
@@ -178,6 +182,7 @@ impl GitHubEffects {
         &self,
         repo: &str,
         head: &PullHead,
+        scope: &str,
         generation: i64,
     ) -> Result<Option<String>, EffectError> {
         let current = self
@@ -195,7 +200,7 @@ impl GitHubEffects {
             text: format!("The merge freeze does not cover {}", head.base),
             url: None,
         };
-        let wrote = self.set_status(repo, status, generation).await?;
+        let wrote = self.set_status(repo, status, scope, generation).await?;
         Ok(wrote.then(|| {
             format!(
                 "{repo}#{}: success status set on {}, now based on unfrozen {}",

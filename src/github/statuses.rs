@@ -126,7 +126,10 @@ impl GitHubEffects {
             Err(StepError::Db(e)) => return Err(e),
         };
         let results: Vec<Result<bool, StepError>> = stream::iter(jobs)
-            .map(|status| self.set_status(repo, status, pass.generation).boxed())
+            .map(|status| {
+                self.set_status(repo, status, &wanted.scope, pass.generation)
+                    .boxed()
+            })
             .buffer_unordered(STATUSES_AT_ONCE)
             .collect()
             .await;
@@ -222,10 +225,13 @@ impl GitHubEffects {
     }
 
     /// Writes one status unless the commit already shows it. Returns whether it wrote.
+    /// `generation` is the one it was decided under for `scope`; a later change to that
+    /// scope (not to another one) supersedes it.
     pub(super) async fn set_status(
         &self,
         repo: &str,
         status: Status,
+        scope: &str,
         generation: i64,
     ) -> Result<bool, StepError> {
         let Status {
@@ -240,7 +246,11 @@ impl GitHubEffects {
         if current.as_ref().is_some_and(|(s, _)| s == state) {
             return Ok(false);
         }
-        if self.superseded(generation).await.map_err(StepError::Db)? {
+        if self
+            .scope_superseded(scope, generation)
+            .await
+            .map_err(StepError::Db)?
+        {
             return Ok(false);
         }
         self.client
