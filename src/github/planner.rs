@@ -27,13 +27,14 @@ impl FreezePlanner for FreezeRequests {
                 reason,
                 generation,
                 incident,
+                requested_at,
             } => effect::exempt(
                 incident.as_ref(),
                 repo,
                 *pr,
                 allowed_by,
                 reason.as_deref(),
-                *generation,
+                (*generation, *requested_at),
             ),
             FreezeRequest::RecentChanges { incident } => effect::recent_changes(incident),
         }

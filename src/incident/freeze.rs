@@ -48,7 +48,9 @@ pub enum FreezeRequest {
         generation: i64,
         incident: Option<IncidentId>,
     },
-    /// Let `repo#pr` merge despite the freeze of `generation`.
+    /// Let `repo#pr` merge despite the freeze of `generation`. Each `freeze exempt` is its
+    /// own exemption (`requested_at`): asking again after a push or a failed check is a
+    /// new attempt at the head as it is then.
     Exempt {
         repo: String,
         pr: u64,
@@ -56,6 +58,7 @@ pub enum FreezeRequest {
         reason: Option<String>,
         generation: i64,
         incident: Option<IncidentId>,
+        requested_at: DateTime<Utc>,
     },
     /// List the changes merged shortly before `incident` was declared.
     RecentChanges { incident: IncidentId },
@@ -473,6 +476,7 @@ impl IncidentService {
             reason,
             generation: covering.map_or(0, |s| s.generation),
             incident,
+            requested_at: now,
         });
         Ok((format!("{text}."), effect))
     }
