@@ -111,7 +111,7 @@ pub fn exempt(
     pr: u64,
     allowed_by: &str,
     reason: Option<&str>,
-    (generation, requested_at): (i64, chrono::DateTime<chrono::Utc>),
+    generation: i64,
 ) -> NewEffect {
     let effect = GitHubEffect::Exempt {
         repo: repo.to_string(),
@@ -119,20 +119,18 @@ pub fn exempt(
         allowed_by: allowed_by.to_string(),
         reason: reason.map(str::to_string),
     };
-    let at = requested_at.timestamp_millis();
-    let key = format!("{EXEMPT}:{repo}#{pr}:gen{generation}:by:{allowed_by}:at{at}");
+    let key = format!("{EXEMPT}:{repo}#{pr}:gen{generation}:by:{allowed_by}");
     NewEffect::typed(incident.cloned(), &effect, key).ordered(FREEZE_GROUP)
 }
 
-/// The merge of an exempted `repo#pr` at exactly `sha`: one per head and exemption (the
-/// `Exempt` effect's id, so its retries queue it once and a new exemption tries again). Its
-/// own FIFO group, not the freeze's: waiting for checks must not hold up reconciles.
+/// The merge of an exempted `repo#pr` at exactly `sha`: one per head. Its own FIFO group, not
+/// the freeze's: waiting for checks must not hold up reconciles.
 pub fn merge_exempt(
     incident: Option<&IncidentId>,
-    (repo, pr): (&str, u64),
+    repo: &str,
+    pr: u64,
     sha: &str,
     allowed_by: &str,
-    exemption: i64,
 ) -> NewEffect {
     let effect = GitHubEffect::MergeExempt {
         repo: repo.to_string(),
@@ -140,7 +138,7 @@ pub fn merge_exempt(
         sha: sha.to_string(),
         allowed_by: allowed_by.to_string(),
     };
-    let key = format!("{MERGE_EXEMPT}:{repo}#{pr}@{sha}:for{exemption}");
+    let key = format!("{MERGE_EXEMPT}:{repo}#{pr}@{sha}");
     NewEffect::typed(incident.cloned(), &effect, key).ordered(format!("github:merge:{repo}#{pr}"))
 }
 
@@ -194,7 +192,7 @@ mod tests {
                 GitHubEffect::PrStatus(head.clone()),
             ),
             (
-                exempt(None, "acme/api", 5, "ops", Some("hotfix"), (2, at(0))),
+                exempt(None, "acme/api", 5, "ops", Some("hotfix"), 2),
                 GitHubEffect::Exempt {
                     repo: "acme/api".into(),
                     pr: 5,
@@ -211,28 +209,19 @@ mod tests {
         }
     }
 
-    fn at(ms: i64) -> chrono::DateTime<chrono::Utc> {
-        chrono::DateTime::from_timestamp_millis(1_800_000_000_000 + ms).unwrap()
-    }
-
     #[test]
     fn keys_come_from_content() {
         let id = IncidentId("i1".into());
         assert_eq!(reconcile(3, None).idempotency_key, "github.reconcile:gen3");
         assert_eq!(
-            exempt(Some(&id), "acme/api", 5, "ops", Some("a"), (2, at(0))).idempotency_key,
-            exempt(None, "acme/api", 5, "ops", Some("b"), (2, at(0))).idempotency_key,
-            "one request retried is one effect"
+            exempt(Some(&id), "acme/api", 5, "ops", Some("a"), 2).idempotency_key,
+            exempt(None, "acme/api", 5, "ops", Some("b"), 2).idempotency_key,
+            "a double submit is one effect"
         );
         assert_ne!(
-            exempt(None, "acme/api", 5, "ops", None, (2, at(0))).idempotency_key,
-            exempt(None, "acme/api", 5, "ops", None, (3, at(0))).idempotency_key,
+            exempt(None, "acme/api", 5, "ops", None, 2).idempotency_key,
+            exempt(None, "acme/api", 5, "ops", None, 3).idempotency_key,
             "a new freeze is a new exemption"
-        );
-        assert_ne!(
-            exempt(None, "acme/api", 5, "ops", None, (2, at(0))).idempotency_key,
-            exempt(None, "acme/api", 5, "ops", None, (2, at(60_000))).idempotency_key,
-            "exempting again (after a push, a failed check) is a new exemption"
         );
         let head = head();
         assert_eq!(

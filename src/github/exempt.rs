@@ -133,10 +133,10 @@ impl GitHubEffects {
             Some(_) => {
                 let merge = effect::merge_exempt(
                     effect.incident_id.as_ref(),
-                    (repo, number),
+                    repo,
+                    number,
                     &pull.head.sha,
                     by,
-                    effect.id,
                 );
                 let mut tx = self.store.begin_background().await.map_err(db_error)?;
                 tx.enqueue_effect(&merge).await.map_err(db_error)?;

@@ -27,14 +27,13 @@ impl FreezePlanner for FreezeRequests {
                 reason,
                 generation,
                 incident,
-                requested_at,
             } => effect::exempt(
                 incident.as_ref(),
                 repo,
                 *pr,
                 allowed_by,
                 reason.as_deref(),
-                (*generation, *requested_at),
+                *generation,
             ),
             FreezeRequest::RecentChanges { incident } => effect::recent_changes(incident),
         }

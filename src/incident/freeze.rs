@@ -48,9 +48,7 @@ pub enum FreezeRequest {
         generation: i64,
         incident: Option<IncidentId>,
     },
-    /// Let `repo#pr` merge despite the freeze of `generation`. Each `freeze exempt` is its
-    /// own exemption (`requested_at`): asking again after a push or a failed check is a
-    /// new attempt at the head as it is then.
+    /// Let `repo#pr` merge despite the freeze of `generation`.
     Exempt {
         repo: String,
         pr: u64,
@@ -58,7 +56,6 @@ pub enum FreezeRequest {
         reason: Option<String>,
         generation: i64,
         incident: Option<IncidentId>,
-        requested_at: DateTime<Utc>,
     },
     /// List the changes merged shortly before `incident` was declared.
     RecentChanges { incident: IncidentId },
@@ -476,7 +473,6 @@ impl IncidentService {
             reason,
             generation: covering.map_or(0, |s| s.generation),
             incident,
-            requested_at: now,
         });
         Ok((format!("{text}."), effect))
     }
