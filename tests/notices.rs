@@ -30,6 +30,17 @@ async fn receiver() -> MockServer {
     MockServer::start().await
 }
 
+/// A receiver that accepts every notice posted to `/hook`.
+async fn accepting_receiver() -> MockServer {
+    let server = receiver().await;
+    Mock::given(method("POST"))
+        .and(path("/hook"))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&server)
+        .await;
+    server
+}
+
 fn hook(server: &MockServer) -> String {
     format!("{}/hook", server.uri())
 }
@@ -46,12 +57,7 @@ async fn posted_texts(server: &MockServer) -> Vec<String> {
 }
 
 async fn notice_is_delivered_to_the_receiver(backend: Backend) {
-    let server = receiver().await;
-    Mock::given(method("POST"))
-        .and(path("/hook"))
-        .respond_with(ResponseTemplate::new(200))
-        .mount(&server)
-        .await;
+    let server = accepting_receiver().await;
     let t = service(
         backend,
         test_config(&webhook("general", &hook(&server), "SEV2")),
@@ -507,12 +513,7 @@ async fn effects_with_one_ordering_key_run_in_order(backend: Backend) {
 /// is escaped (no `<…>` from what people typed), every `@word` is broken with a word joiner,
 /// and a notice is at most 4,000 characters.
 async fn hostile_text_and_long_updates_reach_webhooks_inert_and_bounded(backend: Backend) {
-    let server = receiver().await;
-    Mock::given(method("POST"))
-        .and(path("/hook"))
-        .respond_with(ResponseTemplate::new(200))
-        .mount(&server)
-        .await;
+    let server = accepting_receiver().await;
     let t = service(
         backend,
         test_config(&webhook("general", &hook(&server), "SEV2")),

@@ -37,17 +37,6 @@ pub fn user_id(identity: &str) -> Option<String> {
     mrkdwn::user_id(identity)
 }
 
-/// Slack's escaped mentions in slash-command text (`<@U1|alice>`) reduced to `<@U1>`.
-pub fn normalize_mentions(text: &str) -> String {
-    text.split(' ')
-        .map(|w| match user_id(w) {
-            Some(id) if w.starts_with("<@") => format!("<@{id}>"),
-            _ => w.to_string(),
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
 /// `inc-42-checkout-api-returns-502`, within Slack's 80-character limit; `attempt` > 0 adds
 /// a suffix for name clashes.
 pub fn channel_name(prefix: &str, incident: &Incident, attempt: u32) -> String {
@@ -753,10 +742,6 @@ pub(super) mod tests {
         assert_eq!(mention("cli:carol"), "carol");
         assert_eq!(user_id("slack:U0CAROL").as_deref(), Some("U0CAROL"));
         assert_eq!(user_id("cli:carol"), None);
-        assert_eq!(
-            normalize_mentions("assign commander <@U1ABCD|bob>"),
-            "assign commander <@U1ABCD>"
-        );
     }
 
     #[test]
