@@ -47,6 +47,7 @@ async fn start(gh: &FakeGitHub, config: &str) -> (App, CancellationToken, tempfi
     .unwrap();
     let integrations = Integrations {
         slack: None,
+        discord: None,
         github: Some(GitHubSecrets {
             api_url: gh.url.clone(),
             auth: GitHubAuth::Token("ghp_bench".to_string().into()),

@@ -53,6 +53,7 @@ async fn run() {
             bot_token: "xoxb-bench".to_string().into(),
             api_url: slack.url.clone(),
         }),
+        discord: None,
         github: None,
     };
     let app = App::with_store(config, store, integrations).unwrap();

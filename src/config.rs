@@ -14,6 +14,7 @@ use std::time::Duration;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
+use crate::chat::discord::{DiscordConfig, DiscordSecrets};
 use crate::chat::slack::{SlackConfig, SlackSecrets};
 use crate::effects::backoff::Backoff;
 use crate::effects::worker::WorkerConfig;
@@ -35,6 +36,7 @@ pub struct Config {
     pub permissions: Permissions,
     pub notify: NotifyConfig,
     pub slack: SlackConfig,
+    pub discord: DiscordConfig,
     pub github: GitHubConfig,
     pub postmortem: PostmortemConfig,
 }
@@ -438,6 +440,7 @@ impl Config {
         for (key, timeout) in [
             ("notify.timeout", self.notify.timeout),
             ("slack.timeout", self.slack.timeout),
+            ("discord.timeout", self.discord.timeout),
             ("github.timeout", self.github.timeout),
         ] {
             if timeout.is_zero() {
@@ -554,6 +557,7 @@ fn ordinal(n: usize) -> String {
 #[derive(Debug, Clone, Default)]
 pub struct Integrations {
     pub slack: Option<SlackSecrets>,
+    pub discord: Option<DiscordSecrets>,
     pub github: Option<GitHubSecrets>,
 }
 
@@ -561,6 +565,7 @@ impl Integrations {
     pub fn from_env() -> Result<Self, ConfigError> {
         Ok(Self {
             slack: SlackSecrets::from_env().map_err(ConfigError)?,
+            discord: DiscordSecrets::from_env().map_err(ConfigError)?,
             github: GitHubSecrets::from_env().map_err(ConfigError)?,
         })
     }

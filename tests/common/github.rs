@@ -12,6 +12,7 @@ pub const WEBHOOK_SECRET: &str = "test-webhook-secret";
 pub fn integrations(api_url: &str) -> Integrations {
     Integrations {
         slack: None,
+        discord: None,
         github: Some(GitHubSecrets {
             api_url: api_url.to_string(),
             auth: GitHubAuth::Token("ghp_test".to_string().into()),

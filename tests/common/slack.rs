@@ -16,6 +16,7 @@ pub fn integrations(api_url: &str) -> Integrations {
             bot_token: "xoxb-test-token".to_string().into(),
             api_url: api_url.to_string(),
         }),
+        discord: None,
         github: None,
     }
 }

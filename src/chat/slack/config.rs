@@ -6,8 +6,8 @@ use secrecy::SecretString;
 use serde::Deserialize;
 
 use super::api::DEFAULT_SLACK_API_URL;
+use crate::chat::AnnounceChannels;
 use crate::config::env_secret;
-use crate::incident::model::Severity;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -33,30 +33,6 @@ impl Default for SlackConfig {
             announce: AnnounceChannels::default(),
             invite: Vec::new(),
             timeout: Duration::from_secs(10),
-        }
-    }
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct AnnounceChannels {
-    #[serde(rename = "SEV1")]
-    pub sev1: Vec<String>,
-    #[serde(rename = "SEV2")]
-    pub sev2: Vec<String>,
-    #[serde(rename = "SEV3")]
-    pub sev3: Vec<String>,
-    #[serde(rename = "SEV4")]
-    pub sev4: Vec<String>,
-}
-
-impl AnnounceChannels {
-    pub fn for_severity(&self, severity: Severity) -> &[String] {
-        match severity {
-            Severity::Sev1 => &self.sev1,
-            Severity::Sev2 => &self.sev2,
-            Severity::Sev3 => &self.sev3,
-            Severity::Sev4 => &self.sev4,
         }
     }
 }
