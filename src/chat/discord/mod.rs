@@ -3,7 +3,9 @@
 //! grammar, one timeline as Slack; nothing here is known to the core.
 //!
 //! - [`config`]: `[discord]` and the Discord secrets.
+//! - [`gateway`]: the gateway client, for 📌 reactions onto the timeline.
 
 pub mod config;
+pub mod gateway;
 
 pub use config::{DiscordConfig, DiscordSecrets};
