@@ -315,3 +315,55 @@ fn status_repos(
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scope(frozen_since: Option<i64>) -> FreezeScope {
+        FreezeScope {
+            scope: "acme/*".into(),
+            frozen: frozen_since.is_some(),
+            generation: 9,
+            incident_id: None,
+            reason: None,
+            drill: false,
+            requested_by: "x".into(),
+            updated_at: chrono::Utc::now(),
+            frozen_since,
+        }
+    }
+
+    fn exemption(state: &str) -> Exemption {
+        Exemption {
+            repo: "acme/api".into(),
+            pr_number: 5,
+            allowed_by: "cli:ops".into(),
+            reason: None,
+            attempt: 1,
+            state: state.into(),
+            outcome: None,
+            sha: Some("aaa".into()),
+            scope: Some("acme/*".into()),
+            frozen_since: Some(3),
+            effect_key: None,
+        }
+    }
+
+    #[test]
+    fn an_exemption_applies_to_its_head_in_its_freeze_only() {
+        let e = [exemption(exemption_state::NOT_MERGED)];
+        let now = [scope(Some(3))];
+        assert_eq!(exempted_by(&e, &now, 5, "aaa"), Some("cli:ops"));
+        assert_eq!(exempted_by(&e, &now, 6, "aaa"), None, "another PR");
+        assert_eq!(exempted_by(&e, &now, 5, "bbb"), None, "a new head");
+        assert_eq!(
+            exempted_by(&e, &[scope(Some(7))], 5, "aaa"),
+            None,
+            "a new freeze"
+        );
+        assert_eq!(exempted_by(&e, &[scope(None)], 5, "aaa"), None, "no freeze");
+        let failed = [exemption(exemption_state::FAILED)];
+        assert_eq!(exempted_by(&failed, &now, 5, "aaa"), None);
+    }
+}
