@@ -17,6 +17,7 @@ use firebreak::effects::EffectState;
 use firebreak::github::effect::{EXEMPT, MERGE_EXEMPT};
 use firebreak::github::freeze::STATUS_CONTEXT;
 use firebreak::incident::{Actor, Source};
+use firebreak::store::NewAttempt;
 use serde_json::json;
 
 on_both!(
@@ -390,8 +391,40 @@ async fn a_pull_request_that_does_not_exist_ends_the_exemption_with_a_sentence(b
         exemption[0].outcome.as_deref(),
         Some("PR #99 does not exist in acme/api")
     );
-    // Ended, not pending forever: asking again is a new attempt.
-    let again = t.run("freeze exempt acme/api#99 --reason hotfix").await;
+    // Ended, not pending forever: asking again is a new attempt, one for two racing asks.
+    let line = "freeze exempt acme/api#99 --reason hotfix";
+    let (again, racing) = tokio::join!(t.run(line), t.run(line));
     assert_ne!(first.effects, again.effects);
+    assert_eq!(
+        again.effects, racing.effects,
+        "two racing asks start one attempt"
+    );
+    assert_eq!(t.effects(EXEMPT).await.len(), 2);
+    let started = t.texts().await;
+    let started = started
+        .iter()
+        .filter(|x| x.starts_with("acme/api#99 exempted again"));
+    assert_eq!(started.count(), 1, "one new attempt on the timeline");
     assert!(queue_idle(&t.app.app.store, 30).await);
+    let exemption = t.app.app.store.exemptions("acme/api").await.unwrap();
+    assert_eq!(
+        (exemption[0].attempt, exemption[0].state.as_str()),
+        (2, "failed")
+    );
+    // The compare-and-set two replicas race on: attempt 2 exists, so starting it again
+    // (from a stale read of attempt 1) starts nothing.
+    let mut tx = t.app.app.store.begin().await.unwrap();
+    let stale = NewAttempt {
+        repo: "acme/api",
+        pr_number: 99,
+        allowed_by: "cli:ops",
+        reason: None,
+        scope: "acme/api",
+        frozen_since: Some(1),
+        effect_key: "stale",
+        at: chrono::Utc::now(),
+    };
+    assert!(!tx.start_exemption(&stale, 2).await.unwrap());
+    assert!(tx.start_exemption(&stale, 3).await.unwrap());
+    tx.rollback().await.unwrap();
 }
