@@ -307,6 +307,7 @@ mod tests {
             drill: false,
             requested_by: "x".into(),
             updated_at: chrono::Utc::now(),
+            frozen_since: frozen.then_some(generation),
         }
     }
 

@@ -13,6 +13,7 @@ use chrono::Utc;
 use super::client::{GhError, GitHubClient};
 use super::config::GitHubConfig;
 use super::effect::{EXEMPT, GitHubEffect, MERGE_EXEMPT, PR_STATUS, RECENT_CHANGES, RECONCILE};
+use super::exempt::Attempt;
 use super::freeze::Wanted;
 use crate::effects::handler::{EffectError, EffectHandler};
 use crate::effects::planner::{Intent, Planners};
@@ -60,16 +61,33 @@ impl EffectHandler for GitHubEffects {
                 repo,
                 pr,
                 allowed_by,
+                attempt,
                 ..
-            } => self.exempt_and_merge(effect, &repo, pr, &allowed_by).await,
+            } => {
+                let a = Attempt {
+                    repo: &repo,
+                    number: pr,
+                    by: &allowed_by,
+                    attempt,
+                };
+                let outcome = self.exempt_and_merge(effect, a).await;
+                self.ended_for_good(effect, a, outcome).await
+            }
             GitHubEffect::MergeExempt {
                 repo,
                 pr,
                 sha,
                 allowed_by,
+                attempt,
             } => {
-                self.merge_exempt(effect, &repo, pr, &sha, &allowed_by)
-                    .await
+                let a = Attempt {
+                    repo: &repo,
+                    number: pr,
+                    by: &allowed_by,
+                    attempt,
+                };
+                let outcome = self.merge_exempt(effect, a, &sha).await;
+                self.ended_for_good(effect, a, outcome).await
             }
             GitHubEffect::PrStatus(head) => self.pr_status(&head).await,
             other => Err(EffectError::permanent(format!(
@@ -77,6 +95,22 @@ impl EffectHandler for GitHubEffects {
                 other.kind()
             ))),
         }
+    }
+}
+
+impl GitHubEffects {
+    /// An exemption effect that fails for good ends its attempt, so the next `freeze exempt`
+    /// starts a new one; the failure itself is recorded by the queue as usual.
+    async fn ended_for_good(
+        &self,
+        effect: &Effect,
+        a: Attempt<'_>,
+        outcome: Result<Option<String>, EffectError>,
+    ) -> Result<Option<String>, EffectError> {
+        if let Err(EffectError::Permanent { reason }) = &outcome {
+            self.exemption_failed(effect, a, reason).await?;
+        }
+        outcome
     }
 }
 

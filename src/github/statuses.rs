@@ -14,7 +14,7 @@ use super::pulls::{branch_matches, is_glob};
 use super::reconcile::{Applied, Leftovers, Outcome, Pass};
 use super::text;
 use crate::effects::handler::EffectError;
-use crate::store::Exemption;
+use crate::store::{Exemption, FreezeScope, exemption_state};
 
 /// Repositories whose statuses are written at once.
 const REPOS_AT_ONCE: usize = 4;
@@ -168,12 +168,13 @@ impl GitHubEffects {
                 .collect());
         }
         let exemptions = self.store.exemptions(repo).await.map_err(db)?;
+        let scopes = self.store.freeze_scopes().await.map_err(db)?;
         let incident = self.incident_number(pass, wanted).await?;
         let url = self.incident_page(incident.as_deref());
         let key = text::key_to_add(incident.as_deref(), wanted.reason.as_deref());
         let mut jobs = Vec::new();
         for pr in self.frozen_pulls(repo).await? {
-            let exempt = exempted_by(&exemptions, pr.number);
+            let exempt = exempted_by(&exemptions, &scopes, pr.number, &pr.head.sha);
             let state = freeze::pr_status(true, exempt.is_some());
             jobs.push(Status {
                 sha: pr.head.sha,
@@ -264,12 +265,33 @@ impl GitHubEffects {
     }
 }
 
-/// Who exempted pull request `number`, if anyone did.
-pub(super) fn exempted_by(exemptions: &[Exemption], number: u64) -> Option<&str> {
+/// Who exempted pull request `number` at head `sha` from the freeze in force now, if anyone
+/// did: an exemption applies only to the head it pinned, and only in the freeze it was
+/// granted in (its scope still frozen since the same generation). A push, or the freeze
+/// ending and a new one starting, needs a new exemption.
+pub(super) fn exempted_by<'a>(
+    exemptions: &'a [Exemption],
+    scopes: &[FreezeScope],
+    number: u64,
+    sha: &str,
+) -> Option<&'a str> {
     exemptions
         .iter()
-        .find(|e| e.pr_number == number as i64)
+        .filter(|e| e.pr_number == i64::try_from(number).unwrap_or(i64::MAX))
+        .find(|e| applies(e, scopes, sha))
         .map(|e| e.allowed_by.as_str())
+}
+
+fn applies(e: &Exemption, scopes: &[FreezeScope], sha: &str) -> bool {
+    let same_freeze = |s: &FreezeScope| {
+        s.frozen
+            && e.scope.as_deref() == Some(s.scope.as_str())
+            && s.frozen_since.is_some()
+            && s.frozen_since == e.frozen_since
+    };
+    e.state != exemption_state::FAILED
+        && e.sha.as_deref() == Some(sha)
+        && scopes.iter().any(same_freeze)
 }
 
 /// The repositories whose pull requests need statuses, with what they should show: every
@@ -292,4 +314,56 @@ fn status_repos(
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scope(frozen_since: Option<i64>) -> FreezeScope {
+        FreezeScope {
+            scope: "acme/*".into(),
+            frozen: frozen_since.is_some(),
+            generation: 9,
+            incident_id: None,
+            reason: None,
+            drill: false,
+            requested_by: "x".into(),
+            updated_at: chrono::Utc::now(),
+            frozen_since,
+        }
+    }
+
+    fn exemption(state: &str) -> Exemption {
+        Exemption {
+            repo: "acme/api".into(),
+            pr_number: 5,
+            allowed_by: "cli:ops".into(),
+            reason: None,
+            attempt: 1,
+            state: state.into(),
+            outcome: None,
+            sha: Some("aaa".into()),
+            scope: Some("acme/*".into()),
+            frozen_since: Some(3),
+            effect_key: None,
+        }
+    }
+
+    #[test]
+    fn an_exemption_applies_to_its_head_in_its_freeze_only() {
+        let e = [exemption(exemption_state::NOT_MERGED)];
+        let now = [scope(Some(3))];
+        assert_eq!(exempted_by(&e, &now, 5, "aaa"), Some("cli:ops"));
+        assert_eq!(exempted_by(&e, &now, 6, "aaa"), None, "another PR");
+        assert_eq!(exempted_by(&e, &now, 5, "bbb"), None, "a new head");
+        assert_eq!(
+            exempted_by(&e, &[scope(Some(7))], 5, "aaa"),
+            None,
+            "a new freeze"
+        );
+        assert_eq!(exempted_by(&e, &[scope(None)], 5, "aaa"), None, "no freeze");
+        let failed = [exemption(exemption_state::FAILED)];
+        assert_eq!(exempted_by(&failed, &now, 5, "aaa"), None);
+    }
 }

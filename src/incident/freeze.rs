@@ -27,7 +27,7 @@ use super::reply::{Reply, ReplyBody};
 use super::service::{IncidentService, Outcome};
 use super::timeline::{EntryKind, NewEntry};
 use crate::effects::NewEffect;
-use crate::store::{Exemption, FreezeHold, FreezeScope, NewHold, Tx};
+use crate::store::{FreezeHold, FreezeScope, NewHold, Tx};
 
 /// The freeze-related parts of the config the core needs.
 #[derive(Clone)]
@@ -48,13 +48,14 @@ pub enum FreezeRequest {
         generation: i64,
         incident: Option<IncidentId>,
     },
-    /// Let `repo#pr` merge despite the freeze of `generation`.
+    /// Let `repo#pr` merge despite the freeze: the exemption's attempt `attempt` (a new
+    /// one only once the previous ended, so its key tells a retry from a new request).
     Exempt {
         repo: String,
         pr: u64,
         allowed_by: String,
         reason: Option<String>,
-        generation: i64,
+        attempt: i64,
         incident: Option<IncidentId>,
     },
     /// List the changes merged shortly before `incident` was declared.
@@ -162,6 +163,7 @@ async fn write_wanted(
             },
             requested_by: actor.identity().to_string(),
             updated_at: now,
+            frozen_since: None,
         })
         .await?;
     }
@@ -417,7 +419,7 @@ impl IncidentService {
                 (released.text, effect)
             }
             FreezeVerb::Exempt { repo, pr, reason } => {
-                let request = ExemptRequest { repo, pr, reason };
+                let request = super::exemption::ExemptRequest { repo, pr, reason };
                 self.exempt(&mut tx, &settings, request, actor, now).await?
             }
             FreezeVerb::Status => unreachable!("answered above"),
@@ -429,52 +431,6 @@ impl IncidentService {
             reply: Reply::public(text),
             effects: vec![id],
         })
-    }
-
-    async fn exempt(
-        &self,
-        tx: &mut Tx,
-        settings: &FreezeSettings,
-        ExemptRequest { repo, pr, reason }: ExemptRequest,
-        actor: &Actor,
-        now: DateTime<Utc>,
-    ) -> anyhow::Result<(String, NewEffect)> {
-        let pr_number = i64::try_from(pr).unwrap_or(i64::MAX);
-        tx.add_exemption(&Exemption {
-            repo: repo.clone(),
-            pr_number,
-            allowed_by: actor.identity().to_string(),
-            reason: reason.clone(),
-        })
-        .await?;
-        let why = reason
-            .as_deref()
-            .map(|r| format!(": {r}"))
-            .unwrap_or_default();
-        let text = format!(
-            "{repo}#{pr} exempted from the merge freeze by {}{why}",
-            actor.name
-        );
-        let covering = covering_freeze(tx, &repo).await?;
-        let incident = covering.as_ref().and_then(|s| s.incident_id.clone());
-        tx.append_timeline(&NewEntry {
-            incident_id: incident.clone(),
-            occurred_at: now,
-            actor: actor.identity().to_string(),
-            source: actor.source,
-            kind: EntryKind::FreezeExempted,
-            text: text.clone(),
-        })
-        .await?;
-        let effect = settings.planner.plan(&FreezeRequest::Exempt {
-            repo,
-            pr,
-            allowed_by: actor.identity().to_string(),
-            reason,
-            generation: covering.map_or(0, |s| s.generation),
-            incident,
-        });
-        Ok((format!("{text}."), effect))
     }
 
     async fn freeze_status(&self) -> Result<Outcome, ServiceError> {
@@ -661,24 +617,4 @@ async fn held_scopes(tx: &mut Tx, holder: Option<&str>) -> anyhow::Result<Vec<St
         .collect();
     scopes.dedup();
     Ok(scopes)
-}
-
-/// The newest freeze covering `repo` (exactly, or through `owner/*`): the incident that
-/// timeline entries about it belong to, and the generation an exemption is from.
-async fn covering_freeze(tx: &mut Tx, repo: &str) -> anyhow::Result<Option<FreezeScope>> {
-    let owner = repo.split('/').next().unwrap_or_default();
-    let wildcard = format!("{owner}/*");
-    Ok(tx
-        .freeze_scopes()
-        .await?
-        .into_iter()
-        .filter(|s| s.frozen && (s.scope == repo || s.scope == wildcard))
-        .max_by_key(|s| (s.incident_id.is_some(), s.generation)))
-}
-
-/// `freeze exempt <repo>#<pr> [--reason …]`, as parsed.
-struct ExemptRequest {
-    repo: String,
-    pr: u64,
-    reason: Option<String>,
 }

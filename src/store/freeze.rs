@@ -19,6 +19,10 @@ pub struct FreezeScope {
     pub drill: bool,
     pub requested_by: String,
     pub updated_at: DateTime<Utc>,
+    /// The generation at which the scope last went from unfrozen to frozen: which freeze
+    /// this is. Kept by the store ([`Tx::set_freeze_scope`] ignores what is given here).
+    #[serde(skip)]
+    pub frozen_since: Option<i64>,
 }
 
 #[derive(FromRow)]
@@ -31,6 +35,7 @@ struct ScopeRow {
     drill: i64,
     requested_by: String,
     updated_at: i64,
+    frozen_since: Option<i64>,
 }
 
 impl From<ScopeRow> for FreezeScope {
@@ -44,6 +49,7 @@ impl From<ScopeRow> for FreezeScope {
             drill: r.drill != 0,
             requested_by: r.requested_by,
             updated_at: from_ms(r.updated_at),
+            frozen_since: r.frozen_since,
         }
     }
 }
@@ -70,16 +76,8 @@ impl FreezeTarget {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, FromRow)]
-pub struct Exemption {
-    pub repo: String,
-    pub pr_number: i64,
-    pub allowed_by: String,
-    pub reason: Option<String>,
-}
-
-const SCOPE_COLUMNS: &str =
-    "scope, frozen, generation, incident_id, reason, drill, requested_by, updated_at";
+const SCOPE_COLUMNS: &str = "scope, frozen, generation, incident_id, reason, drill, requested_by, updated_at, \
+     frozen_since";
 
 impl Tx {
     pub async fn next_freeze_generation(&mut self) -> anyhow::Result<i64> {
@@ -89,11 +87,16 @@ impl Tx {
         Ok(g)
     }
 
+    /// Writes a scope's wanted state, unless a newer generation already did. `frozen_since`
+    /// becomes this generation when the scope goes from unfrozen to frozen, stays while it
+    /// remains frozen, and is cleared when it thaws.
     pub async fn set_freeze_scope(&mut self, s: &FreezeScope) -> anyhow::Result<()> {
         sqlx::query(
-            "INSERT INTO freeze_scopes (scope, frozen, generation, incident_id, reason, drill, requested_by, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+            "INSERT INTO freeze_scopes (scope, frozen, generation, incident_id, reason, drill, requested_by, updated_at, frozen_since) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, CASE WHEN $2 = 1 THEN $3 END) \
              ON CONFLICT (scope) DO UPDATE SET frozen = excluded.frozen, generation = excluded.generation, \
+             frozen_since = CASE WHEN excluded.frozen = 0 THEN NULL \
+             WHEN freeze_scopes.frozen = 1 THEN freeze_scopes.frozen_since ELSE excluded.generation END, \
              incident_id = excluded.incident_id, reason = excluded.reason, drill = excluded.drill, \
              requested_by = excluded.requested_by, updated_at = excluded.updated_at \
              WHERE freeze_scopes.generation < excluded.generation",
@@ -117,21 +120,6 @@ impl Tx {
             .fetch_all(&mut *self.inner)
             .await?;
         Ok(rows.into_iter().map(FreezeScope::from).collect())
-    }
-
-    pub async fn add_exemption(&mut self, e: &Exemption) -> anyhow::Result<()> {
-        sqlx::query(
-            "INSERT INTO freeze_exemptions (repo, pr_number, allowed_by, reason, created_at) VALUES ($1, $2, $3, $4, $5) \
-             ON CONFLICT (repo, pr_number) DO UPDATE SET allowed_by = excluded.allowed_by, reason = excluded.reason",
-        )
-        .bind(&e.repo)
-        .bind(e.pr_number)
-        .bind(&e.allowed_by)
-        .bind(&e.reason)
-        .bind(to_ms(Utc::now()))
-        .execute(&mut *self.inner)
-        .await?;
-        Ok(())
     }
 }
 
@@ -184,15 +172,6 @@ impl Store {
             "SELECT target, scope, desired, actual, ruleset_id, applied_generation, verified_at, last_error \
              FROM freeze_targets ORDER BY target",
         )
-        .fetch_all(self.pool())
-        .await?)
-    }
-
-    pub async fn exemptions(&self, repo: &str) -> anyhow::Result<Vec<Exemption>> {
-        Ok(sqlx::query_as(
-            "SELECT repo, pr_number, allowed_by, reason FROM freeze_exemptions WHERE repo = $1",
-        )
-        .bind(repo)
         .fetch_all(self.pool())
         .await?)
     }
