@@ -112,8 +112,12 @@ impl ReadModel {
         })
     }
 
-    /// The audit log: entries outside any incident, newest first.
+    /// The audit log: at most `limit` entries outside any incident, newest first (none for
+    /// a limit of 0 or less).
     pub async fn audit(&self, limit: i64) -> anyhow::Result<Vec<TimelineEntry>> {
+        if limit <= 0 {
+            return Ok(Vec::new());
+        }
         self.store.audit_log(limit).await
     }
 

@@ -202,9 +202,19 @@ pub async fn freeze_status(State(http): State<HttpState>) -> Response {
             let scope_rows: Vec<Value> = scopes
                 .iter()
                 .map(|s| {
-                    let on: Vec<_> = holds.iter().filter(|h| h.scope == s.scope).collect();
+                    // Each hold with its holder (`INC-2 (SEV1 …)`: the incident's title)
+                    // apart from its own `reason`.
+                    let on: Vec<Value> = holds
+                        .iter()
+                        .filter(|h| h.scope == s.scope)
+                        .map(|h| {
+                            let mut v = serde_json::to_value(h).unwrap_or_default();
+                            v["holder_title"] = Value::String(h.holder_title());
+                            v
+                        })
+                        .collect();
                     let mut v = serde_json::to_value(s).unwrap_or_default();
-                    v["holds"] = serde_json::to_value(on).unwrap_or_default();
+                    v["holds"] = Value::Array(on);
                     v
                 })
                 .collect();
@@ -213,9 +223,16 @@ pub async fn freeze_status(State(http): State<HttpState>) -> Response {
                 .map(|t| {
                     let view = crate::incident::freeze_view::target_view(&scopes, &t);
                     let mut v = serde_json::to_value(&t).unwrap_or_default();
-                    v["verified_at"] = Value::String(view.read_at);
+                    // `verified_at`/`read_at`: the last successful read of GitHub (null:
+                    // never); a failure keeps its own `error_at` and `next_retry_at`.
+                    v["verified_at"] = json!(view.read_at);
+                    v["read_at"] = json!(view.read_at);
                     v["wanted_now"] = Value::String(view.wanted.into());
+                    v["last_error"] = json!(view.error);
+                    v["error_at"] = json!(view.error_at);
                     v["error_retryable"] = json!(view.retryable);
+                    v["next_retry_at"] = json!(view.next_retry);
+                    v["past_error"] = json!(view.past_error);
                     v
                 })
                 .collect();
@@ -228,9 +245,19 @@ pub async fn freeze_status(State(http): State<HttpState>) -> Response {
 }
 
 /// `GET /api/audit[?limit=N]`: timeline entries outside any incident (manual freezes and
-/// their repairs, refused declarations, exemptions), newest first.
+/// their repairs, refused declarations, exemptions), newest first: at most `limit` (default
+/// 100, at most 1000; 0 gives none, as `firebreak audit --limit 0` does). A negative limit
+/// is refused with a sentence.
 pub async fn audit(State(http): State<HttpState>, Query(q): Query<AuditQuery>) -> Response {
-    let limit = q.limit.unwrap_or(100).clamp(1, 1000);
+    let limit = q.limit.unwrap_or(100);
+    if limit < 0 {
+        return (
+            StatusCode::BAD_REQUEST,
+            Json(json!({ "error": "limit must be 0 or more (0 shows no entries)." })),
+        )
+            .into_response();
+    }
+    let limit = limit.min(1000);
     match http.read.audit(limit).await {
         Ok(entries) => Json(json!({ "entries": entries })).into_response(),
         Err(e) => internal("reading the audit log", e),

@@ -193,11 +193,14 @@ async fn release(
     let generation = tx.next_freeze_generation().await?;
     let mut lifted = Vec::new();
     let mut untouched = Vec::new();
+    let mut removed = Vec::new();
     for scope in scopes {
-        if tx.remove_holds(scope, holder).await?.is_empty() {
+        let gone = tx.remove_holds(scope, holder).await?;
+        if gone.is_empty() {
             untouched.push(scope.clone());
         } else {
             lifted.push(scope.clone());
+            removed.extend(gone);
         }
     }
     let holds = tx.freeze_holds().await?;
@@ -236,10 +239,51 @@ async fn release(
         text: format!("{} (generation {generation}).", text.trim_end_matches('.')),
     })
     .await?;
+    let how = if holder.is_none() {
+        " with `unfreeze --all`"
+    } else {
+        ""
+    };
+    for (other, on) in lifted_for_others(&removed, incident) {
+        tx.append_timeline(&NewEntry {
+            incident_id: Some(other),
+            occurred_at: now,
+            actor: actor.identity().to_string(),
+            source: actor.source,
+            kind: EntryKind::UnfreezeRequested,
+            text: format!(
+                "{} lifted this incident's merge freeze hold on {}{how}{why} (generation {generation}); {}.",
+                actor.name,
+                on.join(", "),
+                remaining(&holds, &on)
+            ),
+        })
+        .await?;
+    }
     Ok(Released {
         generation: Some(generation),
         text,
     })
+}
+
+/// The incidents other than `acting` whose holds were removed, each with the scopes it
+/// lost: `unfreeze --all` says so on their timelines too, not only where it was run.
+fn lifted_for_others(
+    removed: &[FreezeHold],
+    acting: Option<&Incident>,
+) -> Vec<(IncidentId, Vec<String>)> {
+    let mut out: Vec<(IncidentId, Vec<String>)> = Vec::new();
+    for h in removed {
+        let Some(id) = &h.incident_id else { continue };
+        if acting.is_some_and(|i| &i.id == id) {
+            continue;
+        }
+        match out.iter_mut().find(|(i, _)| i == id) {
+            Some((_, scopes)) => scopes.push(h.scope.clone()),
+            None => out.push((id.clone(), vec![h.scope.clone()])),
+        }
+    }
+    out
 }
 
 /// "acme/api stays frozen: held by INC-2 (SEV1 …) and alice (release week). acme/web is no

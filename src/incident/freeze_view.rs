@@ -12,25 +12,33 @@ pub fn enforced(actual: &str) -> bool {
 
 /// The one-line summary of `freeze status`: what is wanted now, and on how many targets
 /// GitHub actually blocks merges as last read. Never "0/0": with no target recorded yet it
-/// says the freeze is not in place yet.
+/// says the freeze is not in place yet. Drill-only scopes are listed apart (a drill blocks
+/// nothing, and with no `evaluate` on GitHub it is statuses only); errors are listed only
+/// for targets something is wanted on now.
 pub fn status_summary(scopes: &[FreezeScope], targets: &[FreezeTarget]) -> String {
-    let frozen: Vec<&str> = scopes
-        .iter()
-        .filter(|s| s.frozen)
-        .map(|s| s.scope.as_str())
-        .collect();
-    let wanted_now = |t: &FreezeTarget| scopes.iter().any(|s| s.scope == t.scope && s.frozen);
-    let wanted: Vec<&FreezeTarget> = targets.iter().filter(|t| wanted_now(t)).collect();
+    let names = |drill: bool| -> Vec<&str> {
+        scopes
+            .iter()
+            .filter(|s| s.frozen && s.drill == drill)
+            .map(|s| s.scope.as_str())
+            .collect()
+    };
+    let (frozen, drills) = (names(false), names(true));
+    let enforcing = |t: &FreezeTarget| {
+        scopes
+            .iter()
+            .any(|s| s.scope == t.scope && s.frozen && !s.drill)
+    };
+    let wanted: Vec<&FreezeTarget> = targets.iter().filter(|t| enforcing(t)).collect();
     let enforced_n = wanted.iter().filter(|t| enforced(&t.actual)).count();
-    let drills = scopes.iter().filter(|s| s.frozen && s.drill).count();
     let mut text = if frozen.is_empty() {
         let still = targets.iter().filter(|t| t.actual == "active").count();
-        if still > 0 {
-            format!(
-                "No merge freeze is wanted; a ruleset is still active on {still} targets (being lifted)."
-            )
-        } else {
-            "No merge freeze is wanted.".to_string()
+        match (still, drills.is_empty()) {
+            (0, true) => "No merge freeze is wanted.".to_string(),
+            (0, false) => "No merge freeze is enforced.".to_string(),
+            (n, _) => format!(
+                "No merge freeze is wanted; a ruleset is still active on {n} targets (being lifted)."
+            ),
         }
     } else if wanted.is_empty() {
         format!(
@@ -44,8 +52,16 @@ pub fn status_summary(scopes: &[FreezeScope], targets: &[FreezeTarget]) -> Strin
             wanted.len()
         )
     };
-    if drills > 0 {
-        text.push_str(" Drill: nothing is blocked by a drill.");
+    if !drills.is_empty() {
+        let statuses_only = targets
+            .iter()
+            .any(|t| drills.contains(&t.scope.as_str()) && t.actual == "statuses-only");
+        let how = if statuses_only {
+            "not enforced: GitHub offers no `evaluate` here, so DRILL statuses only"
+        } else {
+            "`evaluate` only, nothing blocked"
+        };
+        text.push_str(&format!(" Drill ({how}): {}.", drills.join(", ")));
     }
     let drifted: Vec<&str> = targets
         .iter()
@@ -58,6 +74,7 @@ pub fn status_summary(scopes: &[FreezeScope], targets: &[FreezeTarget]) -> Strin
     for (label, retryable) in [("Failing", false), ("Retrying", true)] {
         let listed: Vec<String> = targets
             .iter()
+            .filter(|t| wanted_now(scopes, t))
             .filter_map(|t| {
                 let why = t.last_error.as_deref()?;
                 (error_retryable(why) == retryable).then(|| format!("{} ({why})", t.target))
@@ -70,17 +87,33 @@ pub fn status_summary(scopes: &[FreezeScope], targets: &[FreezeTarget]) -> Strin
     text
 }
 
+/// Whether anything (a freeze or a drill) is wanted on `t` now.
+fn wanted_now(scopes: &[FreezeScope], t: &FreezeTarget) -> bool {
+    scopes.iter().any(|s| s.scope == t.scope && s.frozen)
+}
+
 /// One target as `freeze status` shows it: what is wanted *now* (from the current scopes,
-/// not what was last applied), what GitHub had as last read, when that was (RFC 3339, UTC),
-/// and the last error, marked retrying (with when, if known) or permanent.
+/// not what was last applied), what GitHub had as last read and when that was (the last
+/// successful read; a failure does not move it), and the last error with its time, marked
+/// retrying (with the next retry, if known) or permanent. An error recorded while nothing
+/// is wanted on the target any more is not current: it is shown as `past_error`. Times are
+/// RFC 3339, UTC.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct TargetView {
     pub target: String,
     pub wanted: &'static str,
     pub actual: String,
-    pub read_at: String,
+    /// `None`: GitHub was never read successfully for this target.
+    pub read_at: Option<String>,
     pub error: Option<String>,
+    pub error_at: Option<String>,
     pub retryable: Option<bool>,
+    pub next_retry: Option<String>,
+    pub past_error: Option<String>,
+}
+
+fn rfc3339(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
 pub fn target_view(scopes: &[FreezeScope], t: &FreezeTarget) -> TargetView {
@@ -90,15 +123,22 @@ pub fn target_view(scopes: &[FreezeScope], t: &FreezeTarget) -> TargetView {
         Some(s) if s.frozen => "frozen",
         _ => "unfrozen",
     };
+    let current = wanted_now(scopes, t);
+    let error = t.last_error.clone().filter(|_| current);
+    let retryable = error.as_deref().map(error_retryable);
     TargetView {
         target: t.target.clone(),
         wanted,
         actual: t.actual.clone(),
-        read_at: t
-            .verified()
-            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-        error: t.last_error.clone(),
-        retryable: t.last_error.as_deref().map(error_retryable),
+        read_at: t.verified().map(rfc3339),
+        error_at: t.failed_at().map(rfc3339).filter(|_| error.is_some()),
+        next_retry: t
+            .next_retry()
+            .map(rfc3339)
+            .filter(|_| retryable == Some(true)),
+        retryable,
+        past_error: t.last_error.clone().filter(|_| !current),
+        error,
     }
 }
 

@@ -26,7 +26,7 @@ use sqlx::{Any, AnyPool, Executor, Transaction};
 
 pub use chat_refs::ChatRef;
 pub use effects::EffectCounts;
-pub use freeze::{Exemption, FreezeHold, FreezeScope, FreezeTarget, NewHold};
+pub use freeze::{Exemption, FreezeHold, FreezeScope, FreezeTarget, NewHold, TargetFailure};
 pub use inbound::{Delivery, Seen};
 pub use people::Person;
 pub use postmortem::{ActionItem, Flag};
