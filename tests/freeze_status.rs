@@ -210,6 +210,15 @@ async fn the_read_time_stays_put_while_github_fails(backend: Backend) {
     );
     let text = t.status_text().await;
     assert!(text.contains("Retrying: acme/api"), "{text}");
+    // GitHub named no wait: the next retry is when the waiting reconcile is due.
+    let scheduled = eventually(10, || async {
+        api_target(&t.api_freeze().await, "acme/api")["next_retry_at"].is_string()
+    })
+    .await;
+    assert!(
+        scheduled,
+        "the next retry is shown without a wait from GitHub"
+    );
 
     // A permanent failure does not move it either.
     t.gh.heal();

@@ -65,6 +65,10 @@ pub enum FreezeRequest {
 /// command's transaction, and the same request must always give the same idempotency key.
 pub trait FreezePlanner: Send + Sync {
     fn plan(&self, request: &FreezeRequest) -> NewEffect;
+
+    /// The effect kind a [`FreezeRequest::Reconcile`] becomes: a pending one's due time is
+    /// when failing targets are tried next (`freeze status`).
+    fn reconcile_kind(&self) -> &'static str;
 }
 
 /// The key a hold is stored under: the incident's id, or the person's identity.
@@ -356,7 +360,7 @@ impl IncidentService {
             .into());
         };
         if let FreezeVerb::Status = verb {
-            return self.freeze_status().await;
+            return self.freeze_status(&settings).await;
         }
         let incident = match target {
             Some(n) => Some(
@@ -521,9 +525,14 @@ impl IncidentService {
         Ok((format!("{text}."), effect))
     }
 
-    async fn freeze_status(&self) -> Result<Outcome, ServiceError> {
+    async fn freeze_status(&self, settings: &FreezeSettings) -> Result<Outcome, ServiceError> {
         let scopes = self.store().freeze_scopes().await?;
-        let targets = self.store().freeze_targets().await?;
+        let due = self
+            .store()
+            .next_run_of_kind(settings.planner.reconcile_kind())
+            .await?;
+        let targets =
+            super::freeze_view::with_scheduled_retry(self.store().freeze_targets().await?, due);
         let holds = self.store().freeze_holds().await?;
         // The summary line and the per-target wording live with the reconciler that
         // records them; the holds are the core's.

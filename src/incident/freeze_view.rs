@@ -142,6 +142,21 @@ pub fn target_view(scopes: &[FreezeScope], t: &FreezeTarget) -> TargetView {
     }
 }
 
+/// Fills in the next retry of each target being retried: the time GitHub named if any, else
+/// `due`, when the pending reconcile that retries it runs.
+pub fn with_scheduled_retry(
+    mut targets: Vec<FreezeTarget>,
+    due: Option<chrono::DateTime<chrono::Utc>>,
+) -> Vec<FreezeTarget> {
+    for t in &mut targets {
+        let retrying = t.last_error.as_deref().is_some_and(error_retryable);
+        if retrying && t.retry_at.is_none() {
+            t.retry_at = due.map(|d| d.timestamp_millis());
+        }
+    }
+    targets
+}
+
 /// Whether a target's recorded error will be retried (the reconciler notes those as
 /// `will retry: …`).
 pub fn error_retryable(error: &str) -> bool {
