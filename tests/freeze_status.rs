@@ -428,8 +428,18 @@ async fn the_binary_shows_a_gone_repository_s_error_as_past_once_unfrozen(backen
         .unwrap_or_else(|| panic!("a target row: {status}"));
     assert!(row.contains("past (nothing wanted now):"), "{row}");
     let json: Value = serde_json::from_str(&b.ok(&["freeze", "status", "--json"]).await).unwrap();
-    let targets = json["body"]["targets"].as_array().unwrap();
-    assert!(targets.iter().any(|t| t["target"] == "acme/gone"), "{json}");
+    let gone = json["body"]["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["target"] == "acme/gone")
+        .unwrap_or_else(|| panic!("{json}"));
+    assert_eq!(gone["last_error"], Value::Null, "{gone}");
+    assert!(
+        gone["past_error"].as_str().unwrap().contains("404"),
+        "{gone}"
+    );
+    assert_eq!(gone["read_at"], Value::Null, "{gone}");
 }
 
 /// Defect 8: a drift repair on a scope an incident and a person both hold goes on the

@@ -145,7 +145,21 @@ pub fn reply_json(reply: &Reply, names: &Names) -> serde_json::Result<String> {
         ReplyBody::Incident { incident, timeline } => serde_json::to_string_pretty(
             &IncidentView::named((**incident).clone(), Some(timeline.clone()), names),
         ),
-        ReplyBody::None | ReplyBody::Freeze { .. } => serde_json::to_string_pretty(reply),
+        ReplyBody::Freeze {
+            scopes,
+            targets,
+            holds,
+        } => {
+            // The reply with its body in `/api/freeze`'s shape: read and error times, the
+            // next retry, past errors, holders apart from reasons.
+            let (scopes, targets) =
+                crate::incident::freeze_view::freeze_json(scopes, targets, holds);
+            let mut v = serde_json::to_value(reply)?;
+            v["body"]["scopes"] = serde_json::Value::Array(scopes);
+            v["body"]["targets"] = serde_json::Value::Array(targets);
+            serde_json::to_string_pretty(&v)
+        }
+        ReplyBody::None => serde_json::to_string_pretty(reply),
     }
 }
 

@@ -7,7 +7,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::HttpState;
 use crate::incident::{Incident, IncidentNumber, Status, TimelineEntry};
@@ -199,43 +199,8 @@ pub async fn freeze_status(State(http): State<HttpState>) -> Response {
             targets,
             holds,
         }) => {
-            let scope_rows: Vec<Value> = scopes
-                .iter()
-                .map(|s| {
-                    // Each hold with its holder (`INC-2 (SEV1 …)`: the incident's title)
-                    // apart from its own `reason`.
-                    let on: Vec<Value> = holds
-                        .iter()
-                        .filter(|h| h.scope == s.scope)
-                        .map(|h| {
-                            let mut v = serde_json::to_value(h).unwrap_or_default();
-                            v["holder_title"] = Value::String(h.holder_title());
-                            v
-                        })
-                        .collect();
-                    let mut v = serde_json::to_value(s).unwrap_or_default();
-                    v["holds"] = Value::Array(on);
-                    v
-                })
-                .collect();
-            let targets: Vec<Value> = targets
-                .into_iter()
-                .map(|t| {
-                    let view = crate::incident::freeze_view::target_view(&scopes, &t);
-                    let mut v = serde_json::to_value(&t).unwrap_or_default();
-                    // `verified_at`/`read_at`: the last successful read of GitHub (null:
-                    // never); a failure keeps its own `error_at` and `next_retry_at`.
-                    v["verified_at"] = json!(view.read_at);
-                    v["read_at"] = json!(view.read_at);
-                    v["wanted_now"] = Value::String(view.wanted.into());
-                    v["last_error"] = json!(view.error);
-                    v["error_at"] = json!(view.error_at);
-                    v["error_retryable"] = json!(view.retryable);
-                    v["next_retry_at"] = json!(view.next_retry);
-                    v["past_error"] = json!(view.past_error);
-                    v
-                })
-                .collect();
+            let (scope_rows, targets) =
+                crate::incident::freeze_view::freeze_json(&scopes, &targets, &holds);
             let rate = http.github.as_ref().map(|c| c.rate());
             Json(json!({ "scopes": scope_rows, "targets": targets, "github_rate_limit": rate }))
                 .into_response()

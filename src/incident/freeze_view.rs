@@ -3,7 +3,7 @@
 //! recorded of GitHub. Pure functions over the store's rows, so the core can say it without
 //! knowing the adapter that records them.
 
-use crate::store::{FreezeScope, FreezeTarget};
+use crate::store::{FreezeHold, FreezeScope, FreezeTarget};
 
 /// What a target's `actual` says about enforcement: only `active` blocks merges.
 pub fn enforced(actual: &str) -> bool {
@@ -140,6 +140,54 @@ pub fn target_view(scopes: &[FreezeScope], t: &FreezeTarget) -> TargetView {
         past_error: t.last_error.clone().filter(|_| !current),
         error,
     }
+}
+
+/// The scopes (each with its holds, the holder apart from the reason) and targets (each
+/// with its [`TargetView`] fields) as JSON: one shape for `/api/freeze` and `freeze status
+/// --json`. A stale error of a target nothing is wanted on is `past_error`, not
+/// `last_error`.
+pub fn freeze_json(
+    scopes: &[FreezeScope],
+    targets: &[FreezeTarget],
+    holds: &[FreezeHold],
+) -> (Vec<serde_json::Value>, Vec<serde_json::Value>) {
+    use serde_json::{Value, json};
+    let scope_rows = scopes
+        .iter()
+        .map(|s| {
+            let on: Vec<Value> = holds
+                .iter()
+                .filter(|h| h.scope == s.scope)
+                .map(|h| {
+                    let mut v = serde_json::to_value(h).unwrap_or_default();
+                    v["holder_title"] = Value::String(h.holder_title());
+                    v
+                })
+                .collect();
+            let mut v = serde_json::to_value(s).unwrap_or_default();
+            v["holds"] = Value::Array(on);
+            v
+        })
+        .collect();
+    let target_rows = targets
+        .iter()
+        .map(|t| {
+            let view = target_view(scopes, t);
+            let mut v = serde_json::to_value(t).unwrap_or_default();
+            // `verified_at`/`read_at`: the last successful read of GitHub (null: never); a
+            // failure keeps its own `error_at` and `next_retry_at`.
+            v["verified_at"] = json!(view.read_at);
+            v["read_at"] = json!(view.read_at);
+            v["wanted_now"] = Value::String(view.wanted.into());
+            v["last_error"] = json!(view.error);
+            v["error_at"] = json!(view.error_at);
+            v["error_retryable"] = json!(view.retryable);
+            v["next_retry_at"] = json!(view.next_retry);
+            v["past_error"] = json!(view.past_error);
+            v
+        })
+        .collect();
+    (scope_rows, target_rows)
 }
 
 /// Fills in the next retry of each target being retried: the time GitHub named if any, else
