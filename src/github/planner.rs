@@ -38,6 +38,10 @@ impl FreezePlanner for FreezeRequests {
             FreezeRequest::RecentChanges { incident } => effect::recent_changes(incident),
         }
     }
+
+    fn reconcile_kind(&self) -> &'static str {
+        effect::RECONCILE
+    }
 }
 
 /// Publishes the post-mortem on resolve, once per incident version.

@@ -110,7 +110,7 @@ impl GitHubEffects {
             .await?;
         let generation = self.store.freeze_generation().await.map_err(db_error)?;
         self.store
-            .set_pr_status(repo, sha, number, "success", generation)
+            .set_pr_status(repo, sha, number, "success", generation, false)
             .await
             .map_err(db_error)?;
         Ok(format!(
@@ -165,6 +165,7 @@ impl GitHubEffects {
             state: state.to_string(),
             text,
             url: self.incident_page(number.as_deref()),
+            drill: wanted.drill,
         };
         let wrote = self
             .set_status(&repo, status, &scope.scope, scope.generation)
@@ -191,7 +192,7 @@ impl GitHubEffects {
             .pr_status(repo, &head.sha)
             .await
             .map_err(db_error)?;
-        if current.is_none_or(|(state, _)| state != "failure") {
+        if current.is_none_or(|(state, _, _)| state != "failure") {
             return Ok(None);
         }
         let status = Status {
@@ -200,6 +201,7 @@ impl GitHubEffects {
             state: "success".into(),
             text: format!("The merge freeze does not cover {}", head.base),
             url: None,
+            drill: false,
         };
         let wrote = self.set_status(repo, status, scope, generation).await?;
         Ok(wrote.then(|| {

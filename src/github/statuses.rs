@@ -57,6 +57,8 @@ pub(super) struct Status {
     pub text: String,
     /// Where its "Details" link goes: the incident's page, when there is one to link.
     pub url: Option<String>,
+    /// A drill's status: a real freeze's replaces it even when both are `failure`.
+    pub drill: bool,
 }
 
 /// How one repository's statuses went.
@@ -164,6 +166,7 @@ impl GitHubEffects {
                     state: "success".to_string(),
                     text: text.clone(),
                     url: None,
+                    drill: false,
                 })
                 .collect());
         }
@@ -182,6 +185,7 @@ impl GitHubEffects {
                 state: state.to_string(),
                 text: freeze::status_description(wanted, key, exempt),
                 url: url.clone(),
+                drill: wanted.drill,
             });
         }
         Ok(jobs)
@@ -241,10 +245,14 @@ impl GitHubEffects {
             state,
             text,
             url,
+            drill,
         } = status;
         let state = state.as_str();
         let current = self.store.pr_status(repo, &sha).await.map_err(db)?;
-        if current.as_ref().is_some_and(|(s, _)| s == state) {
+        if current
+            .as_ref()
+            .is_some_and(|(s, _, was_drill)| s == state && *was_drill == drill)
+        {
             return Ok(false);
         }
         if self
@@ -258,7 +266,7 @@ impl GitHubEffects {
             .create_status_linked(repo, &sha, state, &text, STATUS_CONTEXT, url.as_deref())
             .await?;
         self.store
-            .set_pr_status(repo, &sha, pr, state, generation)
+            .set_pr_status(repo, &sha, pr, state, generation, drill)
             .await
             .map_err(db)?;
         Ok(true)
@@ -300,20 +308,26 @@ fn status_repos(
     done: &[Applied],
     org_repos: &std::collections::BTreeMap<String, Vec<String>>,
 ) -> Vec<(String, Wanted)> {
-    let mut out = Vec::new();
+    // A repository covered twice (an org ruleset and its own) shows one status: the newest
+    // freeze's, except that a drill never takes it from a real freeze.
+    let mut out: std::collections::BTreeMap<String, Wanted> = Default::default();
+    let mut put = |repo: &str, wanted: &Wanted| match out.get(repo) {
+        Some(have) if !freeze::overrides(wanted, have) => {}
+        _ => {
+            out.insert(repo.to_string(), wanted.clone());
+        }
+    };
     for a in done.iter().filter(|a| matches!(a.outcome, Outcome::Done)) {
         match &a.target {
-            RulesetScope::Repo(r) => out.push((r.clone(), a.wanted.clone())),
-            RulesetScope::Org(o) => out.extend(
-                org_repos
-                    .get(o)
-                    .into_iter()
-                    .flatten()
-                    .map(|r| (r.clone(), a.wanted.clone())),
-            ),
+            RulesetScope::Repo(r) => put(r, &a.wanted),
+            RulesetScope::Org(o) => {
+                for r in org_repos.get(o).into_iter().flatten() {
+                    put(r, &a.wanted);
+                }
+            }
         }
     }
-    out
+    out.into_iter().collect()
 }
 
 #[cfg(test)]

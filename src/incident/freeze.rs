@@ -66,6 +66,10 @@ pub enum FreezeRequest {
 /// command's transaction, and the same request must always give the same idempotency key.
 pub trait FreezePlanner: Send + Sync {
     fn plan(&self, request: &FreezeRequest) -> NewEffect;
+
+    /// The effect kind a [`FreezeRequest::Reconcile`] becomes: a pending one's due time is
+    /// when failing targets are tried next (`freeze status`).
+    fn reconcile_kind(&self) -> &'static str;
 }
 
 /// The key a hold is stored under: the incident's id, or the person's identity.
@@ -195,11 +199,14 @@ async fn release(
     let generation = tx.next_freeze_generation().await?;
     let mut lifted = Vec::new();
     let mut untouched = Vec::new();
+    let mut removed = Vec::new();
     for scope in scopes {
-        if tx.remove_holds(scope, holder).await?.is_empty() {
+        let gone = tx.remove_holds(scope, holder).await?;
+        if gone.is_empty() {
             untouched.push(scope.clone());
         } else {
             lifted.push(scope.clone());
+            removed.extend(gone);
         }
     }
     let holds = tx.freeze_holds().await?;
@@ -238,10 +245,51 @@ async fn release(
         text: format!("{} (generation {generation}).", text.trim_end_matches('.')),
     })
     .await?;
+    let how = if holder.is_none() {
+        " with `unfreeze --all`"
+    } else {
+        ""
+    };
+    for (other, on) in lifted_for_others(&removed, incident) {
+        tx.append_timeline(&NewEntry {
+            incident_id: Some(other),
+            occurred_at: now,
+            actor: actor.identity().to_string(),
+            source: actor.source,
+            kind: EntryKind::UnfreezeRequested,
+            text: format!(
+                "{} lifted this incident's merge freeze hold on {}{how}{why} (generation {generation}); {}.",
+                actor.name,
+                on.join(", "),
+                remaining(&holds, &on)
+            ),
+        })
+        .await?;
+    }
     Ok(Released {
         generation: Some(generation),
         text,
     })
+}
+
+/// The incidents other than `acting` whose holds were removed, each with the scopes it
+/// lost: `unfreeze --all` says so on their timelines too, not only where it was run.
+fn lifted_for_others(
+    removed: &[FreezeHold],
+    acting: Option<&Incident>,
+) -> Vec<(IncidentId, Vec<String>)> {
+    let mut out: Vec<(IncidentId, Vec<String>)> = Vec::new();
+    for h in removed {
+        let Some(id) = &h.incident_id else { continue };
+        if acting.is_some_and(|i| &i.id == id) {
+            continue;
+        }
+        match out.iter_mut().find(|(i, _)| i == id) {
+            Some((_, scopes)) => scopes.push(h.scope.clone()),
+            None => out.push((id.clone(), vec![h.scope.clone()])),
+        }
+    }
+    out
 }
 
 /// "acme/api stays frozen: held by INC-2 (SEV1 …) and alice (release week). acme/web is no
@@ -314,7 +362,7 @@ impl IncidentService {
             .into());
         };
         if let FreezeVerb::Status = verb {
-            return self.freeze_status().await;
+            return self.freeze_status(&settings).await;
         }
         let incident = match target {
             Some(n) => Some(
@@ -433,9 +481,14 @@ impl IncidentService {
         })
     }
 
-    async fn freeze_status(&self) -> Result<Outcome, ServiceError> {
+    async fn freeze_status(&self, settings: &FreezeSettings) -> Result<Outcome, ServiceError> {
         let scopes = self.store().freeze_scopes().await?;
-        let targets = self.store().freeze_targets().await?;
+        let due = self
+            .store()
+            .next_run_of_kind(settings.planner.reconcile_kind())
+            .await?;
+        let targets =
+            super::freeze_view::with_scheduled_retry(self.store().freeze_targets().await?, due);
         let holds = self.store().freeze_holds().await?;
         // The summary line and the per-target wording live with the reconciler that
         // records them; the holds are the core's.
