@@ -104,16 +104,27 @@ impl ReadModel {
         self.store.incident_for_channel(platform, channel).await
     }
 
+    /// The freeze; a target being retried without a wait GitHub named shows the pending
+    /// reconcile's due time as its next retry.
     pub async fn freeze(&self) -> anyhow::Result<FreezeView> {
+        let due = self
+            .store
+            .next_run_of_kind(crate::github::effect::RECONCILE)
+            .await?;
+        let targets = self.store.freeze_targets().await?;
         Ok(FreezeView {
             scopes: self.store.freeze_scopes().await?,
-            targets: self.store.freeze_targets().await?,
+            targets: crate::incident::freeze_view::with_scheduled_retry(targets, due),
             holds: self.store.freeze_holds().await?,
         })
     }
 
-    /// The audit log: entries outside any incident, newest first.
+    /// The audit log: at most `limit` entries outside any incident, newest first (none for
+    /// a limit of 0 or less).
     pub async fn audit(&self, limit: i64) -> anyhow::Result<Vec<TimelineEntry>> {
+        if limit <= 0 {
+            return Ok(Vec::new());
+        }
         self.store.audit_log(limit).await
     }
 

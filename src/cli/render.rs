@@ -52,18 +52,13 @@ pub fn reply_text(reply: &Reply, names: &Names) -> String {
             out.push_str("\nTARGET                          WANTED    ACTUAL         READ (UTC)             ERROR\n");
             for t in targets {
                 let v = crate::incident::freeze_view::target_view(scopes, t);
-                let error = match (&v.error, v.retryable) {
-                    (Some(e), Some(false)) => format!("permanent: {e}"),
-                    (Some(e), _) => e.clone(),
-                    (None, _) => "-".into(),
-                };
                 out.push_str(&format!(
                     "{:<31} {:<9} {:<14} {:<22} {}\n",
                     term_line(&v.target),
                     v.wanted,
                     v.actual,
-                    v.read_at,
-                    term_line(&error)
+                    v.read_at.as_deref().unwrap_or("never"),
+                    term_line(&error_cell(&v))
                 ));
             }
         }
@@ -75,28 +70,42 @@ pub fn reply_text(reply: &Reply, names: &Names) -> String {
     out.trim_end().to_string()
 }
 
+/// A target's last error: when it happened, and whether and when it is retried; an error
+/// from before nothing was wanted on it is marked past.
+fn error_cell(v: &crate::incident::freeze_view::TargetView) -> String {
+    if let Some(past) = &v.past_error {
+        return format!("past (nothing wanted now): {past}");
+    }
+    let Some(e) = &v.error else {
+        return "-".into();
+    };
+    let at = v.error_at.as_deref().unwrap_or("?");
+    match (v.retryable, &v.next_retry) {
+        (Some(true), Some(next)) => format!("{e} (at {at}; next retry {next})"),
+        (Some(true), None) => format!("{e} (at {at}; retried with backoff)"),
+        _ => format!("permanent: {e} (at {at})"),
+    }
+}
+
 /// Why each scope is frozen, one row per hold.
 fn holds_table(holds: &[FreezeHold]) -> String {
     if holds.is_empty() {
         return String::new();
     }
     let mut out = String::from(
-        "\nSCOPE                           HOLDER            SINCE                 UNTIL                 REASON\n",
+        "\nSCOPE                           SINCE                 UNTIL                 HOLDER — REASON\n",
     );
     let when = |t: DateTime<Utc>| t.format("%Y-%m-%d %H:%M UTC").to_string();
     for h in holds {
-        let why = match (&h.incident, &h.reason) {
-            (Some(i), _) => i.clone(),
-            (None, Some(r)) => r.clone(),
-            (None, None) => "-".into(),
-        };
+        // The holder (an incident by its title) and the hold's own reason, each as it is.
+        let why = h.reason.as_deref().unwrap_or("-");
         out.push_str(&format!(
-            "{:<31} {:<17} {:<21} {:<21} {}\n",
+            "{:<31} {:<21} {:<21} {} — {}\n",
             term_line(&h.scope),
-            term_line(&h.holder_name),
             when(h.started_at),
             h.expires_at.map_or_else(|| "-".to_string(), when),
-            term_line(&why)
+            term_line(&h.holder_title()),
+            term_line(why)
         ));
     }
     out
@@ -136,7 +145,21 @@ pub fn reply_json(reply: &Reply, names: &Names) -> serde_json::Result<String> {
         ReplyBody::Incident { incident, timeline } => serde_json::to_string_pretty(
             &IncidentView::named((**incident).clone(), Some(timeline.clone()), names),
         ),
-        ReplyBody::None | ReplyBody::Freeze { .. } => serde_json::to_string_pretty(reply),
+        ReplyBody::Freeze {
+            scopes,
+            targets,
+            holds,
+        } => {
+            // The reply with its body in `/api/freeze`'s shape: read and error times, the
+            // next retry, past errors, holders apart from reasons.
+            let (scopes, targets) =
+                crate::incident::freeze_view::freeze_json(scopes, targets, holds);
+            let mut v = serde_json::to_value(reply)?;
+            v["body"]["scopes"] = serde_json::Value::Array(scopes);
+            v["body"]["targets"] = serde_json::Value::Array(targets);
+            serde_json::to_string_pretty(&v)
+        }
+        ReplyBody::None => serde_json::to_string_pretty(reply),
     }
 }
 

@@ -153,9 +153,11 @@ async fn incident(app: &App, words: Vec<String>) -> anyhow::Result<ExitCode> {
 }
 
 async fn audit(app: &App, json: bool, limit: i64) -> anyhow::Result<ExitCode> {
-    let entries = app.read.audit(limit.clamp(1, 10_000)).await?;
+    let entries = app.read.audit(limit).await?;
     if json {
         println!("{}", serde_json::to_string_pretty(&entries)?);
+    } else if limit == 0 {
+        println!("No entries shown: --limit 0 asks for none.");
     } else {
         let names = app
             .store

@@ -23,6 +23,12 @@ pub enum EffectError {
     /// effect goes back to the queue without spending an attempt or tripping the breaker.
     #[error("deferred for {wait:?}")]
     Deferred { wait: Duration },
+    /// Not yet, and nothing went wrong: the target answered that what the effect waits for
+    /// (a pull request's checks) is not ready. The target counts as up for its breaker, no
+    /// attempt is spent, and the effect looks again later, less often the longer it waits,
+    /// until `give_up_after`.
+    #[error("{reason}")]
+    Waiting { reason: String },
 }
 
 impl EffectError {
@@ -30,6 +36,12 @@ impl EffectError {
         Self::Retryable {
             reason: reason.into(),
             retry_after: None,
+        }
+    }
+
+    pub fn waiting(reason: impl Into<String>) -> Self {
+        Self::Waiting {
+            reason: reason.into(),
         }
     }
 

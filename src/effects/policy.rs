@@ -1,6 +1,8 @@
 //! The delivery policy, pure: what the worker does after an attempt. An effect is retried
 //! until it succeeds, fails permanently, or has been failing for `give_up_after`; waiting on
-//! a rate limit spends no attempt, and neither does a failed breaker probe.
+//! a rate limit spends no attempt, and neither does a failed breaker probe. Waiting for the
+//! target to be ready (checks running) spends none either, and looks again after a tenth of
+//! the time waited so far (within the backoff bounds), until `give_up_after`.
 
 use std::time::Duration;
 
@@ -47,6 +49,7 @@ pub fn next_step(
                 waiting_on: None,
             };
         }
+        Err(EffectError::Waiting { reason }) => return wait_step(effect, reason, config, now),
         Err(EffectError::Retryable { reason, .. }) => reason,
     };
     let age = (now - effect.budget_from).to_std().unwrap_or_default();
@@ -71,6 +74,25 @@ pub fn next_step(
         error: Some(reason),
         refund: probe,
         waiting_on: Some(target.to_string()),
+    }
+}
+
+/// After [`EffectError::Waiting`]: look again after a tenth of the time waited so far, within
+/// the backoff bounds, spending no attempt and waiting on no target; give up at the budget.
+fn wait_step(effect: &Effect, reason: String, config: &WorkerConfig, now: DateTime<Utc>) -> Step {
+    let age = (now - effect.budget_from).to_std().unwrap_or_default();
+    if age >= config.give_up_after {
+        return Step::GiveUp(format!(
+            "still waiting after {}: {reason}",
+            humantime::format_duration(round_secs(age))
+        ));
+    }
+    let pause = (age / 10).clamp(config.backoff.base, config.backoff.max);
+    Step::Retry {
+        at: now + chrono_duration(pause),
+        error: Some(reason),
+        refund: true,
+        waiting_on: None,
     }
 }
 
@@ -158,6 +180,24 @@ mod tests {
             waiting_on: None,
         };
         assert_eq!(s, back);
+        let checks = || Err(EffectError::waiting("waiting for checks: ci"));
+        let s = step(&e, checks(), &config, false, now);
+        assert_eq!(
+            s,
+            Step::Retry {
+                at: now + chrono::Duration::seconds(30),
+                error: Some("waiting for checks: ci".into()),
+                refund: true,
+                waiting_on: None,
+            },
+            "a tenth of the 5 minutes waited, spending nothing"
+        );
+        let old = effect(2, chrono::Duration::hours(25), now);
+        let s = step(&old, checks(), &config, false, now);
+        assert!(
+            matches!(s, Step::GiveUp(ref r) if r.starts_with("still waiting after 1day 1h")),
+            "{s:?}"
+        );
         let gone = Err(EffectError::permanent("channel_not_found"));
         assert_eq!(
             step(&e, gone, &config, false, now),

@@ -339,8 +339,9 @@ impl Worker {
         drop(slot);
         let now = Utc::now();
         let retry_after = match &outcome {
-            // A permanent error is an answer too (`channel_not_found`, a 404): the target is up.
-            Ok(_) | Err(EffectError::Permanent { .. }) => {
+            // A permanent error is an answer too (`channel_not_found`, a 404), and so is "not
+            // ready yet": the target is up.
+            Ok(_) | Err(EffectError::Permanent { .. }) | Err(EffectError::Waiting { .. }) => {
                 self.on_success(&target, now).await;
                 None
             }

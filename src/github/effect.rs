@@ -28,13 +28,17 @@ pub enum GitHubEffect {
     Reconcile { generation: i64 },
     /// Put the pull requests merged shortly before the declaration on the timeline.
     RecentChanges { incident_id: IncidentId },
-    /// Set an exempted pull request's freeze status to success, then queue its merge at
-    /// the head it has now.
+    /// Pin an exempted pull request's head, set its freeze status to success, then queue
+    /// its merge at that head.
     Exempt {
         repo: String,
         pr: u64,
         allowed_by: String,
         reason: Option<String>,
+        /// The exemption's attempt (see `store::Exemption`); 0 in effects queued before
+        /// attempts existed.
+        #[serde(default)]
+        attempt: i64,
     },
     /// Merge an exempted pull request as a bypass actor, only at `sha`.
     MergeExempt {
@@ -42,6 +46,8 @@ pub enum GitHubEffect {
         pr: u64,
         sha: String,
         allowed_by: String,
+        #[serde(default)]
+        attempt: i64,
     },
     /// A head that arrived by webhook: give it the freeze status if its branch is frozen.
     PrStatus(PullHead),
@@ -102,43 +108,55 @@ pub fn recent_changes(incident: &IncidentId) -> NewEffect {
     )
 }
 
-/// An exemption of `repo#pr` from the freeze of `generation`, by `allowed_by`. The same
-/// exemption asked for twice (double submit) is one effect; so is a changed reason, which
-/// GitHub never shows. A new freeze, or another person allowing it, is a new one.
+/// Attempt `attempt` at exempting `repo#pr`, by `allowed_by`. The core starts a new attempt
+/// only once the previous one ended, so asking again while one runs (a double submit, a
+/// retried command, someone else asking) is the same effect; asking again after it ended (a
+/// push, a check gone green) is a new one. The repository is keyed in lower case, as
+/// GitHub's names are case-insensitive.
 pub fn exempt(
     incident: Option<&IncidentId>,
     repo: &str,
     pr: u64,
     allowed_by: &str,
     reason: Option<&str>,
-    generation: i64,
+    attempt: i64,
 ) -> NewEffect {
     let effect = GitHubEffect::Exempt {
         repo: repo.to_string(),
         pr,
         allowed_by: allowed_by.to_string(),
         reason: reason.map(str::to_string),
+        attempt,
     };
-    let key = format!("{EXEMPT}:{repo}#{pr}:gen{generation}:by:{allowed_by}");
+    let key = format!(
+        "{EXEMPT}:{}#{pr}:attempt{attempt}",
+        repo.to_ascii_lowercase()
+    );
     NewEffect::typed(incident.cloned(), &effect, key).ordered(FREEZE_GROUP)
 }
 
-/// The merge of an exempted `repo#pr` at exactly `sha`: one per head. Its own FIFO group, not
-/// the freeze's: waiting for checks must not hold up reconciles.
+/// The merge of an exempted `repo#pr` at exactly `sha`, for attempt `attempt`: one per
+/// attempt and head. Its own FIFO group, not the freeze's: waiting for checks must not hold
+/// up reconciles.
 pub fn merge_exempt(
     incident: Option<&IncidentId>,
     repo: &str,
     pr: u64,
     sha: &str,
     allowed_by: &str,
+    attempt: i64,
 ) -> NewEffect {
     let effect = GitHubEffect::MergeExempt {
         repo: repo.to_string(),
         pr,
         sha: sha.to_string(),
         allowed_by: allowed_by.to_string(),
+        attempt,
     };
-    let key = format!("{MERGE_EXEMPT}:{repo}#{pr}@{sha}");
+    let key = format!(
+        "{MERGE_EXEMPT}:{}#{pr}:attempt{attempt}@{sha}",
+        repo.to_ascii_lowercase()
+    );
     NewEffect::typed(incident.cloned(), &effect, key).ordered(format!("github:merge:{repo}#{pr}"))
 }
 
@@ -198,6 +216,7 @@ mod tests {
                     pr: 5,
                     allowed_by: "ops".into(),
                     reason: Some("hotfix".into()),
+                    attempt: 2,
                 },
             ),
         ] {
@@ -218,10 +237,20 @@ mod tests {
             exempt(None, "acme/api", 5, "ops", Some("b"), 2).idempotency_key,
             "a double submit is one effect"
         );
+        assert_eq!(
+            exempt(None, "Acme/API", 5, "ops", None, 2).idempotency_key,
+            exempt(None, "acme/api", 5, "dev", None, 2).idempotency_key,
+            "someone else asking during the same attempt is the same effect"
+        );
         assert_ne!(
             exempt(None, "acme/api", 5, "ops", None, 2).idempotency_key,
             exempt(None, "acme/api", 5, "ops", None, 3).idempotency_key,
-            "a new freeze is a new exemption"
+            "a new attempt is a new exemption"
+        );
+        assert_ne!(
+            merge_exempt(None, "acme/api", 5, "abc", "ops", 1).idempotency_key,
+            merge_exempt(None, "acme/api", 5, "abc", "ops", 2).idempotency_key,
+            "the same head merged again in a new attempt is a new merge"
         );
         let head = head();
         assert_eq!(

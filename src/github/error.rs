@@ -68,7 +68,8 @@ impl From<GhError> for EffectError {
     }
 }
 
-/// Turns a non-2xx answer into an error, with the wait GitHub asked for on rate limits.
+/// Turns a non-2xx answer into an error, with the wait GitHub asked for (rate limits, and
+/// any retryable answer that sends `Retry-After`).
 pub(super) async fn error_from(resp: reqwest::Response) -> GhError {
     let status = resp.status();
     let headers = resp.headers().clone();
@@ -78,7 +79,7 @@ pub(super) async fn error_from(resp: reqwest::Response) -> GhError {
         .and_then(|v| v["message"].as_str().map(str::to_string))
         .map(|m| with_details(m, body.as_ref().map_or(&Value::Null, |v| &v["errors"])))
         .unwrap_or_else(|| status.canonical_reason().unwrap_or("error").to_string());
-    let retry_after = rate_limit_wait(status, &headers, &message, Utc::now().timestamp());
+    let retry_after = wait_asked(status, &headers, &message, Utc::now().timestamp());
     GhError::Status {
         status: status.as_u16(),
         message,
@@ -120,6 +121,24 @@ pub(super) fn with_details(message: String, errors: &Value) -> String {
         })
         .collect();
     format!("{message} ({})", details.join("; "))
+}
+
+/// The wait an answer asks for. A retryable one (5xx, 429, a rate-limit 403) that sends
+/// `Retry-After` gets that wait, whatever its status: GitHub sends it with some 503s too.
+/// Otherwise only rate limits name a wait (see [`rate_limit_wait`]).
+pub(super) fn wait_asked(
+    status: StatusCode,
+    headers: &HeaderMap,
+    message: &str,
+    now: i64,
+) -> Option<Duration> {
+    if status.is_server_error() {
+        return headers
+            .get(RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| parse_retry_after(v, SystemTime::now()));
+    }
+    rate_limit_wait(status, headers, message, now)
 }
 
 /// The wait a 403 or 429 asks for: `Retry-After` if present, else `x-ratelimit-reset` when
@@ -197,6 +216,30 @@ mod tests {
             ),
             Some(SECONDARY_LIMIT_WAIT)
         );
+    }
+
+    #[test]
+    fn a_server_error_s_retry_after_is_honoured() {
+        let mut h = HeaderMap::new();
+        h.insert(RETRY_AFTER, HeaderValue::from_static("42"));
+        for status in [502, 503, 504] {
+            let status = StatusCode::from_u16(status).unwrap();
+            assert_eq!(
+                wait_asked(status, &h, "Service Unavailable", 0),
+                Some(Duration::from_secs(42)),
+                "{status}"
+            );
+        }
+        assert_eq!(
+            wait_asked(StatusCode::SERVICE_UNAVAILABLE, &HeaderMap::new(), "", 0),
+            None,
+            "a 503 that names no wait leaves it to the backoff"
+        );
+        assert_eq!(
+            wait_asked(StatusCode::TOO_MANY_REQUESTS, &h, "", 0),
+            Some(Duration::from_secs(42))
+        );
+        assert_eq!(wait_asked(StatusCode::NOT_FOUND, &h, "", 0), None);
     }
 
     #[test]

@@ -1,14 +1,19 @@
-//! Exemptions that merge. `freeze exempt owner/repo#n` records who allowed it; then:
+//! Exemptions that merge. `freeze exempt owner/repo#n` records who allowed it as a new
+//! attempt (see `store::Exemption`); then:
 //!
-//! 1. the `github.exempt` effect reads the pull request, gives its head the `success` freeze
-//!    status and pins that head: it queues `github.merge_exempt` for exactly that SHA;
+//! 1. the `github.exempt` effect reads the pull request, pins its head to the attempt (the
+//!    exemption applies to that head only), gives it the `success` freeze status and queues
+//!    `github.merge_exempt` for exactly that SHA;
 //! 2. `github.merge_exempt` merges it as a bypass actor of the freeze ruleset (the GitHub App,
 //!    or the configured `merge_actor` for token auth), with `sha` so that a later push is
 //!    never merged — GitHub answers 409 instead — and only when GitHub reports it mergeable
-//!    and every check on that head green. Pending checks are waited for (retried); anything
-//!    else (a new head, conflicts, a failed check, a refusal) is said on the timeline and in
-//!    the incident room, and nothing is merged.
+//!    and every check on that head green. Pending checks are waited for without counting as
+//!    GitHub failures ([`EffectError::Waiting`]); anything else (a new head, conflicts, a
+//!    failed check, a refusal) is said on the timeline and in the incident room, and nothing
+//!    is merged.
 //!
+//! Every way an attempt ends (merged, not merged, failed — a pull request that does not
+//! exist) is recorded on the exemption, so the next `freeze exempt` starts a new attempt.
 //! A merge that already happened (a retry after a lost answer) is success. A drill never
 //! merges: it only posts the status.
 
@@ -17,9 +22,10 @@ use super::effect;
 use super::freeze::STATUS_CONTEXT;
 use super::handler::{GitHubEffects, db_error, short};
 use super::reconcile::covering_scope;
-use crate::effects::Effect;
 use crate::effects::handler::EffectError;
+use crate::effects::{Effect, NewEffect};
 use crate::incident::timeline::EntryKind;
+use crate::store::exemption_state as state;
 
 /// Why a pull request cannot be merged now, or yet.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -104,64 +110,162 @@ pub fn readiness(
     Readiness::Ready
 }
 
+/// The attempt an exemption effect carries, as the store counts it.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Attempt<'a> {
+    pub repo: &'a str,
+    pub number: u64,
+    pub by: &'a str,
+    pub attempt: i64,
+}
+
+impl Attempt<'_> {
+    fn pr(&self) -> i64 {
+        i64::try_from(self.number).unwrap_or(i64::MAX)
+    }
+}
+
+/// `PR #7 does not exist in acme/api`: a 404 for the pull request.
+pub fn missing_pull(repo: &str, number: u64) -> String {
+    format!("PR #{number} does not exist in {repo}")
+}
+
 impl GitHubEffects {
-    /// Step 1: the status, then the merge of the head as it is now.
+    /// Reads the pull request the exemption names; a 404 ends the attempt for good.
+    async fn exempted_pull(&self, a: Attempt<'_>) -> Result<Pull, EffectError> {
+        match self.client.pull(a.repo, a.number).await {
+            Ok(pull) => Ok(pull),
+            Err(e) if e.status() == Some(404) => {
+                Err(EffectError::permanent(missing_pull(a.repo, a.number)))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Step 1: pin the head as it is now, give it the `success` status, then queue the merge
+    /// of exactly that head.
     pub(super) async fn exempt_and_merge(
         &self,
         effect: &Effect,
-        repo: &str,
-        number: u64,
-        by: &str,
+        a: Attempt<'_>,
     ) -> Result<Option<String>, EffectError> {
-        let pull = self.client.pull(repo, number).await?;
+        let (repo, number) = (a.repo, a.number);
+        let pull = self.exempted_pull(a).await?;
         if pull.merged == Some(true) || pull.merged_at.is_some() {
-            return Ok(Some(format!("{repo}#{number} is already merged")));
+            let text = format!("{repo}#{number} is already merged");
+            self.end(a, state::MERGED, &text).await?;
+            return Ok(Some(text));
         }
-        let status = self.exempt(repo, number, by).await?;
+        let sha = pull.head.sha.as_str();
         let scopes = self.store.freeze_scopes().await.map_err(db_error)?;
         let scope = covering_scope(&scopes, repo).filter(|s| s.frozen);
+        let merge = scope.filter(|s| !s.drill).map(|_| {
+            effect::merge_exempt(
+                effect.incident_id.as_ref(),
+                repo,
+                number,
+                sha,
+                a.by,
+                a.attempt,
+            )
+        });
+        if !self.pin(effect, a, sha, merge.as_ref()).await? {
+            return Ok(Some(format!(
+                "{repo}#{number}: exemption attempt {} is no longer current; nothing done",
+                a.attempt
+            )));
+        }
+        let status = self.exempt(repo, number, sha, a.by).await?;
         let note = match scope {
-            None => "not frozen, so firebreak does not merge it: anyone may".to_string(),
+            None => {
+                let why = "not frozen, so firebreak does not merge it: anyone may";
+                self.end(a, state::NOT_MERGED, why).await?;
+                why.to_string()
+            }
             Some(s) if s.drill => {
                 let text = format!(
                     "{repo}#{number}: drill exemption, status only; firebreak does not merge during a drill"
                 );
                 self.timeline(effect.incident_id.clone(), EntryKind::FreezeExempted, text)
                     .await?;
+                self.end(a, state::NOT_MERGED, "drill: not merged").await?;
                 "drill: not merged".to_string()
             }
-            Some(_) => {
-                let merge = effect::merge_exempt(
-                    effect.incident_id.as_ref(),
-                    repo,
-                    number,
-                    &pull.head.sha,
-                    by,
-                );
-                let mut tx = self.store.begin_background().await.map_err(db_error)?;
-                tx.enqueue_effect(&merge).await.map_err(db_error)?;
-                tx.commit().await.map_err(db_error)?;
-                format!("merge of {} queued", short(&pull.head.sha))
-            }
+            Some(_) => format!("merge of {} queued", short(sha)),
         };
-        Ok(Some(format!(
-            "{}; {note}",
-            status.unwrap_or_else(|| format!("{repo}#{number} exempted"))
-        )))
+        Ok(Some(format!("{status}; {note}")))
+    }
+
+    /// Pins `sha` as the head `a` applies to and queues `merge` (if any) in one transaction,
+    /// so the attempt is never without a live effect. `false`: a newer attempt replaced it.
+    async fn pin(
+        &self,
+        effect: &Effect,
+        a: Attempt<'_>,
+        sha: &str,
+        merge: Option<&NewEffect>,
+    ) -> Result<bool, EffectError> {
+        let key = merge.map_or(effect.idempotency_key.as_str(), |m| {
+            m.idempotency_key.as_str()
+        });
+        let mut tx = self.store.begin_background().await.map_err(db_error)?;
+        let pinned = tx
+            .pin_exemption(a.repo, a.pr(), a.attempt, sha, key)
+            .await
+            .map_err(db_error)?;
+        if !pinned {
+            tx.rollback().await.map_err(db_error)?;
+            return Ok(false);
+        }
+        if let Some(merge) = merge {
+            tx.enqueue_effect(merge).await.map_err(db_error)?;
+        }
+        tx.commit().await.map_err(db_error)?;
+        Ok(true)
+    }
+
+    /// Records how attempt `a` ended (if it had not already).
+    pub(super) async fn end(
+        &self,
+        a: Attempt<'_>,
+        state: &str,
+        outcome: &str,
+    ) -> Result<(), EffectError> {
+        self.store
+            .end_exemption(a.repo, a.pr(), a.attempt, state, outcome)
+            .await
+            .map_err(db_error)?;
+        Ok(())
+    }
+
+    /// An exemption effect failed for good: the attempt ended, and the room is told why.
+    pub(super) async fn exemption_failed(
+        &self,
+        effect: &Effect,
+        a: Attempt<'_>,
+        reason: &str,
+    ) -> Result<(), EffectError> {
+        self.end(a, state::FAILED, reason).await?;
+        let text = format!(
+            "{}#{} was exempted but cannot be merged: {reason}",
+            a.repo, a.number
+        );
+        self.tell_room(effect, "failed", format!("⚠️ {text}")).await
     }
 
     /// Step 2: merge exactly `sha`, as a bypass actor, once GitHub says it may be merged.
     pub(super) async fn merge_exempt(
         &self,
         effect: &Effect,
-        repo: &str,
-        number: u64,
+        a: Attempt<'_>,
         sha: &str,
-        by: &str,
     ) -> Result<Option<String>, EffectError> {
-        let pull = self.client.pull(repo, number).await?;
+        let (repo, number, by) = (a.repo, a.number, a.by);
+        let pull = self.exempted_pull(a).await?;
         if pull.merged == Some(true) || pull.merged_at.is_some() {
-            return Ok(Some(format!("{repo}#{number} is already merged")));
+            let text = format!("{repo}#{number} is already merged");
+            self.end(a, state::MERGED, &text).await?;
+            return Ok(Some(text));
         }
         let (runs, statuses) = if pull.head.sha == sha {
             (
@@ -174,12 +278,12 @@ impl GitHubEffects {
         match readiness(&pull, sha, &runs, &statuses) {
             Readiness::Ready => {}
             Readiness::Wait(why) => {
-                // The queue's backoff paces the next look.
-                return Err(EffectError::retryable(format!(
+                // GitHub answered; nothing failed. The queue paces the next look.
+                return Err(EffectError::waiting(format!(
                     "{repo}#{number} not merged yet: {why}"
                 )));
             }
-            Readiness::Refuse(why) => return self.not_merged(effect, repo, number, &why).await,
+            Readiness::Refuse(why) => return self.not_merged(effect, a, &why).await,
         }
         match self.client.merge_pull(repo, number, sha).await {
             Ok(commit) => {
@@ -197,6 +301,7 @@ impl GitHubEffects {
                 .await?;
                 self.tell_room(effect, "merged", format!("✅ {text}"))
                     .await?;
+                self.end(a, state::MERGED, &text).await?;
                 Ok(Some(text))
             }
             Err(e) if e.is_retryable() => Err(e.into()),
@@ -205,7 +310,9 @@ impl GitHubEffects {
                 // mergeable" because it is merged.
                 if let Ok(p) = self.client.pull(repo, number).await {
                     if p.merged == Some(true) || p.merged_at.is_some() {
-                        return Ok(Some(format!("{repo}#{number} is already merged")));
+                        let text = format!("{repo}#{number} is already merged");
+                        self.end(a, state::MERGED, &text).await?;
+                        return Ok(Some(text));
                     }
                 }
                 let why = match e.status() {
@@ -219,7 +326,7 @@ impl GitHubEffects {
                     ),
                     _ => format!("GitHub refused the merge: {e}"),
                 };
-                self.not_merged(effect, repo, number, &why).await
+                self.not_merged(effect, a, &why).await
             }
         }
     }
@@ -227,11 +334,11 @@ impl GitHubEffects {
     async fn not_merged(
         &self,
         effect: &Effect,
-        repo: &str,
-        number: u64,
+        a: Attempt<'_>,
         why: &str,
     ) -> Result<Option<String>, EffectError> {
-        let text = format!("{repo}#{number} was exempted but not merged: {why}");
+        let text = format!("{}#{} was exempted but not merged: {why}", a.repo, a.number);
+        self.end(a, state::NOT_MERGED, &text).await?;
         self.timeline(
             effect.incident_id.clone(),
             EntryKind::FreezeExempted,

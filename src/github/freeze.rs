@@ -28,9 +28,33 @@ pub struct Wanted {
     pub reason: Option<String>,
 }
 
+/// Whether `new` takes a target (or a pull request's status) from `old` where scopes
+/// overlap (`acme/*` and `acme/api`): the newer generation does, except that a drill never
+/// takes one from a real freeze.
+pub fn overrides(new: &Wanted, old: &Wanted) -> bool {
+    takes_over(
+        (new.frozen, new.drill, new.generation),
+        (old.frozen, old.drill, old.generation),
+    )
+}
+
+/// [`overrides`] for stored scopes.
+pub fn scope_overrides(new: &FreezeScope, old: &FreezeScope) -> bool {
+    takes_over(
+        (new.frozen, new.drill, new.generation),
+        (old.frozen, old.drill, old.generation),
+    )
+}
+
+fn takes_over(new: (bool, bool, i64), old: (bool, bool, i64)) -> bool {
+    let drill_over_real = new.0 && new.1 && old.0 && !old.1;
+    let real_over_drill = new.0 && !new.1 && old.0 && old.1;
+    !drill_over_real && (real_over_drill || new.2 >= old.2)
+}
+
 /// Turns wanted scopes into wanted targets. `owner/*` becomes one org target when org
 /// rulesets are on, or is expanded with `org_repos` (fetched by the caller) otherwise.
-/// Where scopes overlap, the newest generation decides.
+/// Where scopes overlap, [`overrides`] decides.
 pub fn targets(
     scopes: &[FreezeScope],
     config: &GitHubConfig,
@@ -47,18 +71,20 @@ pub fn targets(
             generation: s.generation,
             reason: s.reason.clone(),
         };
-        match s.scope.strip_suffix("/*") {
-            Some(org) if config.org_rulesets => {
-                out.insert(RulesetScope::Org(org.to_string()), wanted);
+        let mut put = |target: RulesetScope| match out.get(&target) {
+            Some(old) if !overrides(&wanted, old) => {}
+            _ => {
+                out.insert(target, wanted.clone());
             }
+        };
+        match s.scope.strip_suffix("/*") {
+            Some(org) if config.org_rulesets => put(RulesetScope::Org(org.to_string())),
             Some(org) => {
                 for repo in org_repos.get(org).into_iter().flatten() {
-                    out.insert(RulesetScope::Repo(repo.clone()), wanted.clone());
+                    put(RulesetScope::Repo(repo.clone()));
                 }
             }
-            None => {
-                out.insert(RulesetScope::Repo(s.scope.clone()), wanted);
-            }
+            None => put(RulesetScope::Repo(s.scope.clone())),
         }
     }
     out
@@ -289,6 +315,11 @@ pub fn status_description(
     };
     let inc = incident.map(|i| format!("{i}: ")).unwrap_or_default();
     let reason = wanted.reason.as_deref().unwrap_or("merges are frozen");
+    let reason = if wanted.drill {
+        super::text::without_drill_label(reason)
+    } else {
+        reason
+    };
     super::text::status_description(&format!("{drill}{inc}{reason}"))
 }
 
@@ -307,6 +338,7 @@ mod tests {
             drill: false,
             requested_by: "x".into(),
             updated_at: chrono::Utc::now(),
+            frozen_since: frozen.then_some(generation),
         }
     }
 
@@ -439,6 +471,8 @@ mod tests {
             applied_generation: 1,
             verified_at: 0,
             last_error: error.map(str::to_string),
+            error_at: error.map(|_| 5_000),
+            retry_at: None,
         };
         let targets = [
             target("acme/api", "active", None),
@@ -453,7 +487,8 @@ mod tests {
         assert!(text.contains("Drifted: acme/web"), "{text}");
         assert!(text.contains("Retrying: acme/web"), "{text}");
         let view = target_view(&scopes, &targets[1]);
-        assert_eq!(view.read_at, "1970-01-01T00:00:00Z");
+        assert_eq!(view.read_at, None, "never read successfully");
+        assert_eq!(view.error_at.as_deref(), Some("1970-01-01T00:00:05Z"));
         assert_eq!(view.retryable, Some(true));
         let lifted = [scope("acme/api", false, 2)];
         assert_eq!(
@@ -461,6 +496,48 @@ mod tests {
             "unfrozen",
             "wanted now"
         );
+        // Once nothing is wanted on it, a target's last error is past, not current.
+        let gone = target(
+            "acme/web",
+            "error",
+            Some("GitHub answered HTTP 404: Not Found"),
+        );
+        let lifted = [scope("acme/api", true, 2), scope("acme/web", false, 3)];
+        let text = status_summary(&lifted, std::slice::from_ref(&gone));
+        assert!(!text.contains("Failing"), "{text}");
+        let view = target_view(&lifted, &gone);
+        assert_eq!((view.error, view.retryable), (None, None));
+        assert!(view.past_error.unwrap().contains("404"));
+    }
+
+    #[test]
+    fn a_drill_only_scope_is_listed_as_a_drill_not_as_frozen() {
+        let mut drill = scope("acme/web", true, 2);
+        drill.drill = true;
+        let scopes = [scope("acme/api", true, 1), drill.clone()];
+        let text = status_summary(&scopes, &[]);
+        assert!(text.starts_with("Frozen: acme/api. "), "{text}");
+        assert!(
+            text.contains("Drill (`evaluate` only, nothing blocked): acme/web."),
+            "{text}"
+        );
+        let text = status_summary(std::slice::from_ref(&drill), &[]);
+        assert!(text.starts_with("No merge freeze is enforced."), "{text}");
+        assert!(!text.contains("Frozen"), "{text}");
+    }
+
+    #[test]
+    fn a_real_freeze_outranks_a_newer_drill_on_the_same_repository() {
+        let config = GitHubConfig {
+            branches: vec!["main".into()],
+            ..GitHubConfig::default()
+        };
+        let mut drill = scope("acme/api", true, 5);
+        drill.drill = true;
+        let scopes = [scope("acme/*", true, 1), drill];
+        let repos = BTreeMap::from([("acme".to_string(), vec!["acme/api".to_string()])]);
+        let wanted = &targets(&scopes, &config, &repos)[&RulesetScope::Repo("acme/api".into())];
+        assert_eq!((wanted.scope.as_str(), wanted.drill), ("acme/*", false));
     }
 
     #[test]

@@ -13,13 +13,14 @@ use chrono::Utc;
 use super::client::{GhError, GitHubClient};
 use super::config::GitHubConfig;
 use super::effect::{EXEMPT, GitHubEffect, MERGE_EXEMPT, PR_STATUS, RECENT_CHANGES, RECONCILE};
+use super::exempt::Attempt;
 use super::freeze::Wanted;
 use crate::effects::handler::{EffectError, EffectHandler};
 use crate::effects::planner::{Intent, Planners};
 use crate::effects::{Effect, NewEffect, TypedEffect};
 use crate::incident::model::IncidentId;
 use crate::incident::timeline::{EntryKind, NewEntry, Source};
-use crate::store::{FreezeTarget, Store};
+use crate::store::{FreezeTarget, Store, TargetFailure};
 
 const KINDS: &[&str] = &[RECONCILE, RECENT_CHANGES, EXEMPT, MERGE_EXEMPT, PR_STATUS];
 /// The progress message a freeze edits in place in the incident's room.
@@ -60,16 +61,33 @@ impl EffectHandler for GitHubEffects {
                 repo,
                 pr,
                 allowed_by,
+                attempt,
                 ..
-            } => self.exempt_and_merge(effect, &repo, pr, &allowed_by).await,
+            } => {
+                let a = Attempt {
+                    repo: &repo,
+                    number: pr,
+                    by: &allowed_by,
+                    attempt,
+                };
+                let outcome = self.exempt_and_merge(effect, a).await;
+                self.ended_for_good(effect, a, outcome).await
+            }
             GitHubEffect::MergeExempt {
                 repo,
                 pr,
                 sha,
                 allowed_by,
+                attempt,
             } => {
-                self.merge_exempt(effect, &repo, pr, &sha, &allowed_by)
-                    .await
+                let a = Attempt {
+                    repo: &repo,
+                    number: pr,
+                    by: &allowed_by,
+                    attempt,
+                };
+                let outcome = self.merge_exempt(effect, a, &sha).await;
+                self.ended_for_good(effect, a, outcome).await
             }
             GitHubEffect::PrStatus(head) => self.pr_status(&head).await,
             other => Err(EffectError::permanent(format!(
@@ -77,6 +95,22 @@ impl EffectHandler for GitHubEffects {
                 other.kind()
             ))),
         }
+    }
+}
+
+impl GitHubEffects {
+    /// An exemption effect that fails for good ends its attempt, so the next `freeze exempt`
+    /// starts a new one; the failure itself is recorded by the queue as usual.
+    async fn ended_for_good(
+        &self,
+        effect: &Effect,
+        a: Attempt<'_>,
+        outcome: Result<Option<String>, EffectError>,
+    ) -> Result<Option<String>, EffectError> {
+        if let Err(EffectError::Permanent { reason }) = &outcome {
+            self.exemption_failed(effect, a, reason).await?;
+        }
+        outcome
     }
 }
 
@@ -135,14 +169,17 @@ impl GitHubEffects {
             .is_some_and(|s| s.generation > generation))
     }
 
-    /// Records what one target looks like now.
+    /// Records what a successful read of one target found (and did): read now, no error.
+    /// `applied_generation` is the newest generation GitHub confirmed on it: the wanted one
+    /// after a write that went through, the previous one after a read alone.
     pub(super) async fn record(
         &self,
         label: &str,
         wanted: &Wanted,
         actual: &str,
         id: Option<u64>,
-        error: Option<String>,
+        applied_generation: i64,
+        note: Option<String>,
     ) -> Result<(), EffectError> {
         let target = FreezeTarget {
             target: label.to_string(),
@@ -150,12 +187,44 @@ impl GitHubEffects {
             desired: if wanted.frozen { "frozen" } else { "unfrozen" }.into(),
             actual: actual.into(),
             ruleset_id: id.and_then(|i| i64::try_from(i).ok()),
-            applied_generation: wanted.generation,
+            applied_generation,
             verified_at: Utc::now().timestamp_millis(),
-            last_error: error,
+            last_error: note,
+            error_at: None,
+            retry_at: None,
         };
         self.store.record_target(&target).await.map_err(db_error)?;
         Ok(())
+    }
+
+    /// Records a failure on one target: the error (retryable ones read `will retry: …`),
+    /// when, and the retry time GitHub named. What was last read, when, and the generation
+    /// GitHub last confirmed stay as they were.
+    pub(super) async fn record_failure(
+        &self,
+        label: &str,
+        wanted: &Wanted,
+        e: &GhError,
+        detail: Option<&str>,
+    ) -> Result<(), EffectError> {
+        let now = Utc::now();
+        let (mut error, retry_at) = failure_note(e, now);
+        if let Some(d) = detail {
+            error.push_str(&format!("; {d}"));
+        }
+        let failure = TargetFailure {
+            target: label,
+            scope: &wanted.scope,
+            desired: if wanted.frozen { "frozen" } else { "unfrozen" },
+            error: &error,
+            at: now,
+            retry_at,
+            permanent: !e.is_retryable(),
+        };
+        self.store
+            .record_target_failure(&failure)
+            .await
+            .map_err(db_error)
     }
 
     pub(super) async fn timeline(
@@ -249,4 +318,21 @@ pub(super) fn short(sha: &str) -> &str {
 pub(super) fn db_error(e: anyhow::Error) -> EffectError {
     tracing::error!(error = %format!("{e:#}"), "database error in a GitHub effect");
     EffectError::retryable("database unavailable")
+}
+
+/// How a failure is noted on a target, and when it is retried if GitHub named a wait:
+/// `will retry: …` for a retryable one, the error itself for a permanent one.
+pub(super) fn failure_note(
+    e: &GhError,
+    now: chrono::DateTime<Utc>,
+) -> (String, Option<chrono::DateTime<Utc>>) {
+    match EffectError::from(e.clone()) {
+        EffectError::Retryable { retry_after, .. } => {
+            let at = retry_after
+                .and_then(|w| chrono::Duration::from_std(w).ok())
+                .map(|w| now + w);
+            (format!("will retry: {e}"), at)
+        }
+        _ => (e.to_string(), None),
+    }
 }

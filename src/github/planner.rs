@@ -25,7 +25,7 @@ impl FreezePlanner for FreezeRequests {
                 pr,
                 allowed_by,
                 reason,
-                generation,
+                attempt,
                 incident,
             } => effect::exempt(
                 incident.as_ref(),
@@ -33,10 +33,14 @@ impl FreezePlanner for FreezeRequests {
                 *pr,
                 allowed_by,
                 reason.as_deref(),
-                *generation,
+                *attempt,
             ),
             FreezeRequest::RecentChanges { incident } => effect::recent_changes(incident),
         }
+    }
+
+    fn reconcile_kind(&self) -> &'static str {
+        effect::RECONCILE
     }
 }
 

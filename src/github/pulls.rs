@@ -88,13 +88,14 @@ impl GitHubEffects {
         Ok(repos)
     }
 
+    /// The `success` freeze status on an exempted head; returns what it did, in a phrase.
     pub(super) async fn exempt(
         &self,
         repo: &str,
         number: u64,
+        sha: &str,
         by: &str,
-    ) -> Result<Option<String>, EffectError> {
-        let pr = self.client.pull(repo, number).await?;
+    ) -> Result<String, EffectError> {
         let wanted = Wanted {
             scope: repo.to_string(),
             frozen: true,
@@ -105,17 +106,17 @@ impl GitHubEffects {
         let text = freeze::status_description(&wanted, None, Some(by));
         let status = self
             .client
-            .create_status(repo, &pr.head.sha, "success", &text, STATUS_CONTEXT)
+            .create_status(repo, sha, "success", &text, STATUS_CONTEXT)
             .await?;
         let generation = self.store.freeze_generation().await.map_err(db_error)?;
         self.store
-            .set_pr_status(repo, &pr.head.sha, number, "success", generation)
+            .set_pr_status(repo, sha, number, "success", generation, false)
             .await
             .map_err(db_error)?;
-        Ok(Some(format!(
+        Ok(format!(
             "{repo}#{number} exempted: status success on {} (GitHub {status})",
-            short(&pr.head.sha)
-        )))
+            short(sha)
+        ))
     }
 
     /// A pull request opened, updated, reopened, made ready or retargeted: the freeze
@@ -142,7 +143,7 @@ impl GitHubEffects {
                 .await;
         }
         let exemptions = self.store.exemptions(&repo).await.map_err(db_error)?;
-        let exempt = exempted_by(&exemptions, head.pr);
+        let exempt = exempted_by(&exemptions, &scopes, head.pr, &head.sha);
         let incident = match &scope.incident_id {
             Some(id) => self.store.incident_by_id(id).await.map_err(db_error)?,
             None => None,
@@ -164,6 +165,7 @@ impl GitHubEffects {
             state: state.to_string(),
             text,
             url: self.incident_page(number.as_deref()),
+            drill: wanted.drill,
         };
         let wrote = self
             .set_status(&repo, status, &scope.scope, scope.generation)
@@ -190,7 +192,7 @@ impl GitHubEffects {
             .pr_status(repo, &head.sha)
             .await
             .map_err(db_error)?;
-        if current.is_none_or(|(state, _)| state != "failure") {
+        if current.is_none_or(|(state, _, _)| state != "failure") {
             return Ok(None);
         }
         let status = Status {
@@ -199,6 +201,7 @@ impl GitHubEffects {
             state: "success".into(),
             text: format!("The merge freeze does not cover {}", head.base),
             url: None,
+            drill: false,
         };
         let wrote = self.set_status(repo, status, scope, generation).await?;
         Ok(wrote.then(|| {

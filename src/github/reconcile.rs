@@ -140,11 +140,30 @@ pub(super) struct Pass<'a> {
     pub incidents: BTreeMap<String, Option<IncidentId>>,
     /// Each target as last recorded.
     previous: BTreeMap<String, FreezeTarget>,
+    /// Who holds each scope: an incident, or `None` for a person's manual hold.
+    holders: BTreeMap<String, Vec<Option<IncidentId>>>,
     /// Whether this pass changed or newly reported anything: a periodic pass that did not
     /// records nothing (issue 10: the audit log holds changes only).
     changed: std::sync::atomic::AtomicBool,
     /// Set once this pass has said on the timeline that a drill enforces nothing.
     drill_told: std::sync::atomic::AtomicBool,
+}
+
+impl Pass<'_> {
+    /// The newest generation GitHub confirmed on `label` before this pass.
+    fn confirmed(&self, label: &str) -> i64 {
+        self.previous.get(label).map_or(0, |p| p.applied_generation)
+    }
+
+    /// Where a repair of `scope` is recorded: the timeline of every incident holding it,
+    /// and the audit log (`None`) when a person holds it too. With no hold left, the
+    /// scope's own incident (or the audit log).
+    fn repair_logs(&self, scope: &str) -> Vec<Option<IncidentId>> {
+        match self.holders.get(scope) {
+            Some(on) if !on.is_empty() => on.clone(),
+            _ => vec![self.incidents.get(scope).cloned().flatten()],
+        }
+    }
 }
 
 impl GitHubEffects {
@@ -213,6 +232,13 @@ impl GitHubEffects {
         scopes: &[FreezeScope],
     ) -> Result<Pass<'a>, EffectError> {
         let previous = self.store.freeze_targets().await.map_err(db_error)?;
+        let mut holders: BTreeMap<String, Vec<Option<IncidentId>>> = BTreeMap::new();
+        for h in self.store.freeze_holds().await.map_err(db_error)? {
+            let on = holders.entry(h.scope).or_default();
+            if !on.contains(&h.incident_id) {
+                on.push(h.incident_id);
+            }
+        }
         Ok(Pass {
             effect,
             generation,
@@ -224,6 +250,7 @@ impl GitHubEffects {
                 .into_iter()
                 .map(|t| (t.target.clone(), t))
                 .collect(),
+            holders,
             changed: Default::default(),
             drill_told: std::sync::atomic::AtomicBool::new(false),
         })
@@ -300,7 +327,9 @@ impl GitHubEffects {
             // `freeze status` shows it drifted until the repair below goes through.
             let id = existing.as_ref().map(|(id, _)| *id);
             let note = format!("drifted: {}", drifted.join("; "));
-            self.record(&target.label(), &wanted, "drifted", id, Some(note))
+            let label = target.label();
+            let confirmed = pass.confirmed(&label);
+            self.record(&label, &wanted, "drifted", id, confirmed, Some(note))
                 .await?;
         }
         if action != RulesetAction::Nothing && self.superseded(pass.generation).await? {
@@ -333,10 +362,9 @@ impl GitHubEffects {
             Err(e) => {
                 let applied = self.target_failed(pass, target, wanted, e).await?;
                 if let (false, Outcome::Later(e)) = (drifted.is_empty(), &applied.outcome) {
-                    let note = format!("{}; drifted: {}", retry_note(e), drifted.join("; "));
-                    let id = existing.map(|(id, _)| id);
+                    let note = format!("drifted: {}", drifted.join("; "));
                     let label = applied.target.label();
-                    self.record(&label, &applied.wanted, "drifted", id, Some(note))
+                    self.record_failure(&label, &applied.wanted, e, Some(&note))
                         .await?;
                 }
                 Ok(applied)
@@ -360,8 +388,15 @@ impl GitHubEffects {
             }
         }
         let was = pass.previous.get(&label).map(|p| p.actual.as_str());
-        self.record(&label, &wanted, "statuses-only", None, None)
-            .await?;
+        self.record(
+            &label,
+            &wanted,
+            "statuses-only",
+            None,
+            wanted.generation,
+            None,
+        )
+        .await?;
         let first = !pass
             .drill_told
             .swap(true, std::sync::atomic::Ordering::Relaxed);
@@ -399,7 +434,9 @@ impl GitHubEffects {
             .previous
             .get(&label)
             .is_some_and(|p| p.desired == "frozen" && p.actual != "absent" && p.actual != "error");
-        self.record(&label, wanted, actual, id, None).await?;
+        self.record(&label, wanted, actual, id, wanted.generation, None)
+            .await?;
+        let restored = wanted.frozen && was_active && *action == RulesetAction::Create;
         let described = if drifted.is_empty() {
             describe(&label, action, status, wanted.frozen && was_active)
         } else {
@@ -411,9 +448,17 @@ impl GitHubEffects {
         if let Some(text) = described {
             pass.changed
                 .store(true, std::sync::atomic::Ordering::Relaxed);
-            let incident = pass.incidents.get(&wanted.scope).cloned().flatten();
-            self.timeline(incident, EntryKind::FreezeApplied, text)
-                .await?;
+            // A repair concerns every holder: each incident's timeline and, for a person's
+            // hold, the audit log.
+            let logs = if restored || !drifted.is_empty() {
+                pass.repair_logs(&wanted.scope)
+            } else {
+                vec![pass.incidents.get(&wanted.scope).cloned().flatten()]
+            };
+            for incident in logs {
+                self.timeline(incident, EntryKind::FreezeApplied, text.clone())
+                    .await?;
+            }
         }
         Ok(())
     }
@@ -430,13 +475,8 @@ impl GitHubEffects {
     ) -> Result<Applied, EffectError> {
         let label = target.label();
         let previous = pass.previous.get(&label);
+        self.record_failure(&label, &wanted, &e, None).await?;
         if e.is_retryable() {
-            let actual = previous.map_or("error", |p| p.actual.as_str());
-            let id = previous
-                .and_then(|p| p.ruleset_id)
-                .and_then(|i| u64::try_from(i).ok());
-            let note = retry_note(&e);
-            self.record(&label, &wanted, actual, id, Some(note)).await?;
             return Ok(Applied {
                 target,
                 wanted,
@@ -446,8 +486,6 @@ impl GitHubEffects {
         let error = e.to_string();
         let reported = previous
             .is_some_and(|p| p.actual == "error" && p.last_error.as_deref() == Some(&error));
-        self.record(&label, &wanted, "error", None, Some(error))
-            .await?;
         if !reported {
             pass.changed
                 .store(true, std::sync::atomic::Ordering::Relaxed);
@@ -490,25 +528,9 @@ impl GitHubEffects {
     }
 }
 
-/// How a transient error is noted on a target: retried, and when if GitHub said.
-fn retry_note(e: &GhError) -> String {
-    match EffectError::from(e.clone()) {
-        EffectError::Retryable {
-            retry_after: Some(wait),
-            ..
-        } => {
-            let at = chrono::Utc::now()
-                + chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::zero());
-            format!(
-                "will retry (not before {}): {e}",
-                at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-            )
-        }
-        _ => format!("will retry: {e}"),
-    }
-}
-
-/// The newest wanted scope covering `repo` (exact, or its org's `owner/*`).
+/// The wanted scope covering `repo` (exact, or its org's `owner/*`) that decides its
+/// status: the newest, except that a drill never outranks a real freeze
+/// ([`freeze::overrides`]).
 pub fn covering_scope<'a>(scopes: &'a [FreezeScope], repo: &str) -> Option<&'a FreezeScope> {
     // GitHub's owner and repository names are case-insensitive: `Acme/API` is `acme/api`.
     let owner = repo.split('/').next().unwrap_or_default();
@@ -516,7 +538,10 @@ pub fn covering_scope<'a>(scopes: &'a [FreezeScope], repo: &str) -> Option<&'a F
     scopes
         .iter()
         .filter(|s| s.scope.eq_ignore_ascii_case(repo) || s.scope.eq_ignore_ascii_case(&wildcard))
-        .max_by_key(|s| s.generation)
+        .fold(None, |best: Option<&FreezeScope>, s| match best {
+            Some(b) if !freeze::scope_overrides(s, b) => Some(b),
+            _ => Some(s),
+        })
 }
 
 /// Orgs whose repositories could not be listed: retried, or named as failed.

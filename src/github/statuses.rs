@@ -14,7 +14,7 @@ use super::pulls::{branch_matches, is_glob};
 use super::reconcile::{Applied, Leftovers, Outcome, Pass};
 use super::text;
 use crate::effects::handler::EffectError;
-use crate::store::Exemption;
+use crate::store::{Exemption, FreezeScope, exemption_state};
 
 /// Repositories whose statuses are written at once.
 const REPOS_AT_ONCE: usize = 4;
@@ -57,6 +57,8 @@ pub(super) struct Status {
     pub text: String,
     /// Where its "Details" link goes: the incident's page, when there is one to link.
     pub url: Option<String>,
+    /// A drill's status: a real freeze's replaces it even when both are `failure`.
+    pub drill: bool,
 }
 
 /// How one repository's statuses went.
@@ -164,16 +166,18 @@ impl GitHubEffects {
                     state: "success".to_string(),
                     text: text.clone(),
                     url: None,
+                    drill: false,
                 })
                 .collect());
         }
         let exemptions = self.store.exemptions(repo).await.map_err(db)?;
+        let scopes = self.store.freeze_scopes().await.map_err(db)?;
         let incident = self.incident_number(pass, wanted).await?;
         let url = self.incident_page(incident.as_deref());
         let key = text::key_to_add(incident.as_deref(), wanted.reason.as_deref());
         let mut jobs = Vec::new();
         for pr in self.frozen_pulls(repo).await? {
-            let exempt = exempted_by(&exemptions, pr.number);
+            let exempt = exempted_by(&exemptions, &scopes, pr.number, &pr.head.sha);
             let state = freeze::pr_status(true, exempt.is_some());
             jobs.push(Status {
                 sha: pr.head.sha,
@@ -181,6 +185,7 @@ impl GitHubEffects {
                 state: state.to_string(),
                 text: freeze::status_description(wanted, key, exempt),
                 url: url.clone(),
+                drill: wanted.drill,
             });
         }
         Ok(jobs)
@@ -240,10 +245,14 @@ impl GitHubEffects {
             state,
             text,
             url,
+            drill,
         } = status;
         let state = state.as_str();
         let current = self.store.pr_status(repo, &sha).await.map_err(db)?;
-        if current.as_ref().is_some_and(|(s, _)| s == state) {
+        if current
+            .as_ref()
+            .is_some_and(|(s, _, was_drill)| s == state && *was_drill == drill)
+        {
             return Ok(false);
         }
         if self
@@ -257,19 +266,40 @@ impl GitHubEffects {
             .create_status_linked(repo, &sha, state, &text, STATUS_CONTEXT, url.as_deref())
             .await?;
         self.store
-            .set_pr_status(repo, &sha, pr, state, generation)
+            .set_pr_status(repo, &sha, pr, state, generation, drill)
             .await
             .map_err(db)?;
         Ok(true)
     }
 }
 
-/// Who exempted pull request `number`, if anyone did.
-pub(super) fn exempted_by(exemptions: &[Exemption], number: u64) -> Option<&str> {
+/// Who exempted pull request `number` at head `sha` from the freeze in force now, if anyone
+/// did: an exemption applies only to the head it pinned, and only in the freeze it was
+/// granted in (its scope still frozen since the same generation). A push, or the freeze
+/// ending and a new one starting, needs a new exemption.
+pub(super) fn exempted_by<'a>(
+    exemptions: &'a [Exemption],
+    scopes: &[FreezeScope],
+    number: u64,
+    sha: &str,
+) -> Option<&'a str> {
     exemptions
         .iter()
-        .find(|e| e.pr_number == number as i64)
+        .filter(|e| e.pr_number == i64::try_from(number).unwrap_or(i64::MAX))
+        .find(|e| applies(e, scopes, sha))
         .map(|e| e.allowed_by.as_str())
+}
+
+fn applies(e: &Exemption, scopes: &[FreezeScope], sha: &str) -> bool {
+    let same_freeze = |s: &FreezeScope| {
+        s.frozen
+            && e.scope.as_deref() == Some(s.scope.as_str())
+            && s.frozen_since.is_some()
+            && s.frozen_since == e.frozen_since
+    };
+    e.state != exemption_state::FAILED
+        && e.sha.as_deref() == Some(sha)
+        && scopes.iter().any(same_freeze)
 }
 
 /// The repositories whose pull requests need statuses, with what they should show: every
@@ -278,18 +308,76 @@ fn status_repos(
     done: &[Applied],
     org_repos: &std::collections::BTreeMap<String, Vec<String>>,
 ) -> Vec<(String, Wanted)> {
-    let mut out = Vec::new();
+    // A repository covered twice (an org ruleset and its own) shows one status: the newest
+    // freeze's, except that a drill never takes it from a real freeze.
+    let mut out: std::collections::BTreeMap<String, Wanted> = Default::default();
+    let mut put = |repo: &str, wanted: &Wanted| match out.get(repo) {
+        Some(have) if !freeze::overrides(wanted, have) => {}
+        _ => {
+            out.insert(repo.to_string(), wanted.clone());
+        }
+    };
     for a in done.iter().filter(|a| matches!(a.outcome, Outcome::Done)) {
         match &a.target {
-            RulesetScope::Repo(r) => out.push((r.clone(), a.wanted.clone())),
-            RulesetScope::Org(o) => out.extend(
-                org_repos
-                    .get(o)
-                    .into_iter()
-                    .flatten()
-                    .map(|r| (r.clone(), a.wanted.clone())),
-            ),
+            RulesetScope::Repo(r) => put(r, &a.wanted),
+            RulesetScope::Org(o) => {
+                for r in org_repos.get(o).into_iter().flatten() {
+                    put(r, &a.wanted);
+                }
+            }
         }
     }
-    out
+    out.into_iter().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scope(frozen_since: Option<i64>) -> FreezeScope {
+        FreezeScope {
+            scope: "acme/*".into(),
+            frozen: frozen_since.is_some(),
+            generation: 9,
+            incident_id: None,
+            reason: None,
+            drill: false,
+            requested_by: "x".into(),
+            updated_at: chrono::Utc::now(),
+            frozen_since,
+        }
+    }
+
+    fn exemption(state: &str) -> Exemption {
+        Exemption {
+            repo: "acme/api".into(),
+            pr_number: 5,
+            allowed_by: "cli:ops".into(),
+            reason: None,
+            attempt: 1,
+            state: state.into(),
+            outcome: None,
+            sha: Some("aaa".into()),
+            scope: Some("acme/*".into()),
+            frozen_since: Some(3),
+            effect_key: None,
+        }
+    }
+
+    #[test]
+    fn an_exemption_applies_to_its_head_in_its_freeze_only() {
+        let e = [exemption(exemption_state::NOT_MERGED)];
+        let now = [scope(Some(3))];
+        assert_eq!(exempted_by(&e, &now, 5, "aaa"), Some("cli:ops"));
+        assert_eq!(exempted_by(&e, &now, 6, "aaa"), None, "another PR");
+        assert_eq!(exempted_by(&e, &now, 5, "bbb"), None, "a new head");
+        assert_eq!(
+            exempted_by(&e, &[scope(Some(7))], 5, "aaa"),
+            None,
+            "a new freeze"
+        );
+        assert_eq!(exempted_by(&e, &[scope(None)], 5, "aaa"), None, "no freeze");
+        let failed = [exemption(exemption_state::FAILED)];
+        assert_eq!(exempted_by(&failed, &now, 5, "aaa"), None);
+    }
 }

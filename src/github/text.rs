@@ -27,13 +27,20 @@ pub fn status_description(text: &str) -> String {
 
 /// The incident key a status description should lead with (`INC-2: …`): none when the
 /// reason already starts with it. An incident's freeze reason is its headline, "INC-2
-/// [SEV1] …", and "INC-2: INC-2 …" says the key twice.
+/// [SEV1] …" (a drill's "[DRILL] INC-2 [SEV1] …"), and "INC-2: INC-2 …" says the key twice.
 pub fn key_to_add<'a>(key: Option<&'a str>, reason: Option<&str>) -> Option<&'a str> {
     let key = key.filter(|k| !k.is_empty())?;
     let said = reason
+        .map(without_drill_label)
         .and_then(|r| r.strip_prefix(key))
         .is_some_and(|rest| !rest.starts_with(|c: char| c.is_alphanumeric() || c == '-'));
     (!said).then_some(key)
+}
+
+/// A reason without the `[DRILL] ` an incident's headline starts with for a drill: a
+/// drill's status says DRILL once, up front.
+pub fn without_drill_label(reason: &str) -> &str {
+    reason.strip_prefix("[DRILL] ").unwrap_or(reason)
 }
 
 /// Untrusted text for a pull request or commit message: no live `@mention`, `#123` or
@@ -87,6 +94,11 @@ mod tests {
         assert_eq!(key_to_add(key, Some("INC-20 down")), key);
         assert_eq!(key_to_add(key, None), key);
         assert_eq!(key_to_add(None, Some("release week")), None);
+        assert_eq!(
+            key_to_add(key, Some("[DRILL] INC-2 [SEV1] db down declared")),
+            None,
+            "a drill's headline names the key too"
+        );
     }
 
     #[test]

@@ -7,7 +7,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::HttpState;
 use crate::incident::{Incident, IncidentNumber, Status, TimelineEntry};
@@ -199,26 +199,8 @@ pub async fn freeze_status(State(http): State<HttpState>) -> Response {
             targets,
             holds,
         }) => {
-            let scope_rows: Vec<Value> = scopes
-                .iter()
-                .map(|s| {
-                    let on: Vec<_> = holds.iter().filter(|h| h.scope == s.scope).collect();
-                    let mut v = serde_json::to_value(s).unwrap_or_default();
-                    v["holds"] = serde_json::to_value(on).unwrap_or_default();
-                    v
-                })
-                .collect();
-            let targets: Vec<Value> = targets
-                .into_iter()
-                .map(|t| {
-                    let view = crate::incident::freeze_view::target_view(&scopes, &t);
-                    let mut v = serde_json::to_value(&t).unwrap_or_default();
-                    v["verified_at"] = Value::String(view.read_at);
-                    v["wanted_now"] = Value::String(view.wanted.into());
-                    v["error_retryable"] = json!(view.retryable);
-                    v
-                })
-                .collect();
+            let (scope_rows, targets) =
+                crate::incident::freeze_view::freeze_json(&scopes, &targets, &holds);
             let rate = http.github.as_ref().map(|c| c.rate());
             Json(json!({ "scopes": scope_rows, "targets": targets, "github_rate_limit": rate }))
                 .into_response()
@@ -228,9 +210,19 @@ pub async fn freeze_status(State(http): State<HttpState>) -> Response {
 }
 
 /// `GET /api/audit[?limit=N]`: timeline entries outside any incident (manual freezes and
-/// their repairs, refused declarations, exemptions), newest first.
+/// their repairs, refused declarations, exemptions), newest first: at most `limit` (default
+/// 100, at most 1000; 0 gives none, as `firebreak audit --limit 0` does). A negative limit
+/// is refused with a sentence.
 pub async fn audit(State(http): State<HttpState>, Query(q): Query<AuditQuery>) -> Response {
-    let limit = q.limit.unwrap_or(100).clamp(1, 1000);
+    let limit = q.limit.unwrap_or(100);
+    if limit < 0 {
+        return (
+            StatusCode::BAD_REQUEST,
+            Json(json!({ "error": "limit must be 0 or more (0 shows no entries)." })),
+        )
+            .into_response();
+    }
+    let limit = limit.min(1000);
     match http.read.audit(limit).await {
         Ok(entries) => Json(json!({ "entries": entries })).into_response(),
         Err(e) => internal("reading the audit log", e),

@@ -27,7 +27,7 @@ use super::reply::{Reply, ReplyBody};
 use super::service::{IncidentService, Outcome};
 use super::timeline::{EntryKind, NewEntry};
 use crate::effects::NewEffect;
-use crate::store::{Exemption, FreezeHold, FreezeScope, NewHold, Tx};
+use crate::store::{FreezeHold, FreezeScope, NewHold, Tx};
 
 /// The freeze-related parts of the config the core needs.
 #[derive(Clone)]
@@ -48,13 +48,14 @@ pub enum FreezeRequest {
         generation: i64,
         incident: Option<IncidentId>,
     },
-    /// Let `repo#pr` merge despite the freeze of `generation`.
+    /// Let `repo#pr` merge despite the freeze: the exemption's attempt `attempt` (a new
+    /// one only once the previous ended, so its key tells a retry from a new request).
     Exempt {
         repo: String,
         pr: u64,
         allowed_by: String,
         reason: Option<String>,
-        generation: i64,
+        attempt: i64,
         incident: Option<IncidentId>,
     },
     /// List the changes merged shortly before `incident` was declared.
@@ -65,6 +66,10 @@ pub enum FreezeRequest {
 /// command's transaction, and the same request must always give the same idempotency key.
 pub trait FreezePlanner: Send + Sync {
     fn plan(&self, request: &FreezeRequest) -> NewEffect;
+
+    /// The effect kind a [`FreezeRequest::Reconcile`] becomes: a pending one's due time is
+    /// when failing targets are tried next (`freeze status`).
+    fn reconcile_kind(&self) -> &'static str;
 }
 
 /// The key a hold is stored under: the incident's id, or the person's identity.
@@ -162,6 +167,7 @@ async fn write_wanted(
             },
             requested_by: actor.identity().to_string(),
             updated_at: now,
+            frozen_since: None,
         })
         .await?;
     }
@@ -193,11 +199,14 @@ async fn release(
     let generation = tx.next_freeze_generation().await?;
     let mut lifted = Vec::new();
     let mut untouched = Vec::new();
+    let mut removed = Vec::new();
     for scope in scopes {
-        if tx.remove_holds(scope, holder).await?.is_empty() {
+        let gone = tx.remove_holds(scope, holder).await?;
+        if gone.is_empty() {
             untouched.push(scope.clone());
         } else {
             lifted.push(scope.clone());
+            removed.extend(gone);
         }
     }
     let holds = tx.freeze_holds().await?;
@@ -236,10 +245,51 @@ async fn release(
         text: format!("{} (generation {generation}).", text.trim_end_matches('.')),
     })
     .await?;
+    let how = if holder.is_none() {
+        " with `unfreeze --all`"
+    } else {
+        ""
+    };
+    for (other, on) in lifted_for_others(&removed, incident) {
+        tx.append_timeline(&NewEntry {
+            incident_id: Some(other),
+            occurred_at: now,
+            actor: actor.identity().to_string(),
+            source: actor.source,
+            kind: EntryKind::UnfreezeRequested,
+            text: format!(
+                "{} lifted this incident's merge freeze hold on {}{how}{why} (generation {generation}); {}.",
+                actor.name,
+                on.join(", "),
+                remaining(&holds, &on)
+            ),
+        })
+        .await?;
+    }
     Ok(Released {
         generation: Some(generation),
         text,
     })
+}
+
+/// The incidents other than `acting` whose holds were removed, each with the scopes it
+/// lost: `unfreeze --all` says so on their timelines too, not only where it was run.
+fn lifted_for_others(
+    removed: &[FreezeHold],
+    acting: Option<&Incident>,
+) -> Vec<(IncidentId, Vec<String>)> {
+    let mut out: Vec<(IncidentId, Vec<String>)> = Vec::new();
+    for h in removed {
+        let Some(id) = &h.incident_id else { continue };
+        if acting.is_some_and(|i| &i.id == id) {
+            continue;
+        }
+        match out.iter_mut().find(|(i, _)| i == id) {
+            Some((_, scopes)) => scopes.push(h.scope.clone()),
+            None => out.push((id.clone(), vec![h.scope.clone()])),
+        }
+    }
+    out
 }
 
 /// "acme/api stays frozen: held by INC-2 (SEV1 …) and alice (release week). acme/web is no
@@ -312,7 +362,7 @@ impl IncidentService {
             .into());
         };
         if let FreezeVerb::Status = verb {
-            return self.freeze_status().await;
+            return self.freeze_status(&settings).await;
         }
         let incident = match target {
             Some(n) => Some(
@@ -417,7 +467,7 @@ impl IncidentService {
                 (released.text, effect)
             }
             FreezeVerb::Exempt { repo, pr, reason } => {
-                let request = ExemptRequest { repo, pr, reason };
+                let request = super::exemption::ExemptRequest { repo, pr, reason };
                 self.exempt(&mut tx, &settings, request, actor, now).await?
             }
             FreezeVerb::Status => unreachable!("answered above"),
@@ -431,55 +481,14 @@ impl IncidentService {
         })
     }
 
-    async fn exempt(
-        &self,
-        tx: &mut Tx,
-        settings: &FreezeSettings,
-        ExemptRequest { repo, pr, reason }: ExemptRequest,
-        actor: &Actor,
-        now: DateTime<Utc>,
-    ) -> anyhow::Result<(String, NewEffect)> {
-        let pr_number = i64::try_from(pr).unwrap_or(i64::MAX);
-        tx.add_exemption(&Exemption {
-            repo: repo.clone(),
-            pr_number,
-            allowed_by: actor.identity().to_string(),
-            reason: reason.clone(),
-        })
-        .await?;
-        let why = reason
-            .as_deref()
-            .map(|r| format!(": {r}"))
-            .unwrap_or_default();
-        let text = format!(
-            "{repo}#{pr} exempted from the merge freeze by {}{why}",
-            actor.name
-        );
-        let covering = covering_freeze(tx, &repo).await?;
-        let incident = covering.as_ref().and_then(|s| s.incident_id.clone());
-        tx.append_timeline(&NewEntry {
-            incident_id: incident.clone(),
-            occurred_at: now,
-            actor: actor.identity().to_string(),
-            source: actor.source,
-            kind: EntryKind::FreezeExempted,
-            text: text.clone(),
-        })
-        .await?;
-        let effect = settings.planner.plan(&FreezeRequest::Exempt {
-            repo,
-            pr,
-            allowed_by: actor.identity().to_string(),
-            reason,
-            generation: covering.map_or(0, |s| s.generation),
-            incident,
-        });
-        Ok((format!("{text}."), effect))
-    }
-
-    async fn freeze_status(&self) -> Result<Outcome, ServiceError> {
+    async fn freeze_status(&self, settings: &FreezeSettings) -> Result<Outcome, ServiceError> {
         let scopes = self.store().freeze_scopes().await?;
-        let targets = self.store().freeze_targets().await?;
+        let due = self
+            .store()
+            .next_run_of_kind(settings.planner.reconcile_kind())
+            .await?;
+        let targets =
+            super::freeze_view::with_scheduled_retry(self.store().freeze_targets().await?, due);
         let holds = self.store().freeze_holds().await?;
         // The summary line and the per-target wording live with the reconciler that
         // records them; the holds are the core's.
@@ -661,24 +670,4 @@ async fn held_scopes(tx: &mut Tx, holder: Option<&str>) -> anyhow::Result<Vec<St
         .collect();
     scopes.dedup();
     Ok(scopes)
-}
-
-/// The newest freeze covering `repo` (exactly, or through `owner/*`): the incident that
-/// timeline entries about it belong to, and the generation an exemption is from.
-async fn covering_freeze(tx: &mut Tx, repo: &str) -> anyhow::Result<Option<FreezeScope>> {
-    let owner = repo.split('/').next().unwrap_or_default();
-    let wildcard = format!("{owner}/*");
-    Ok(tx
-        .freeze_scopes()
-        .await?
-        .into_iter()
-        .filter(|s| s.frozen && (s.scope == repo || s.scope == wildcard))
-        .max_by_key(|s| (s.incident_id.is_some(), s.generation)))
-}
-
-/// `freeze exempt <repo>#<pr> [--reason …]`, as parsed.
-struct ExemptRequest {
-    repo: String,
-    pr: u64,
-    reason: Option<String>,
 }

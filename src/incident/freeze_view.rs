@@ -3,7 +3,7 @@
 //! recorded of GitHub. Pure functions over the store's rows, so the core can say it without
 //! knowing the adapter that records them.
 
-use crate::store::{FreezeScope, FreezeTarget};
+use crate::store::{FreezeHold, FreezeScope, FreezeTarget};
 
 /// What a target's `actual` says about enforcement: only `active` blocks merges.
 pub fn enforced(actual: &str) -> bool {
@@ -12,25 +12,33 @@ pub fn enforced(actual: &str) -> bool {
 
 /// The one-line summary of `freeze status`: what is wanted now, and on how many targets
 /// GitHub actually blocks merges as last read. Never "0/0": with no target recorded yet it
-/// says the freeze is not in place yet.
+/// says the freeze is not in place yet. Drill-only scopes are listed apart (a drill blocks
+/// nothing, and with no `evaluate` on GitHub it is statuses only); errors are listed only
+/// for targets something is wanted on now.
 pub fn status_summary(scopes: &[FreezeScope], targets: &[FreezeTarget]) -> String {
-    let frozen: Vec<&str> = scopes
-        .iter()
-        .filter(|s| s.frozen)
-        .map(|s| s.scope.as_str())
-        .collect();
-    let wanted_now = |t: &FreezeTarget| scopes.iter().any(|s| s.scope == t.scope && s.frozen);
-    let wanted: Vec<&FreezeTarget> = targets.iter().filter(|t| wanted_now(t)).collect();
+    let names = |drill: bool| -> Vec<&str> {
+        scopes
+            .iter()
+            .filter(|s| s.frozen && s.drill == drill)
+            .map(|s| s.scope.as_str())
+            .collect()
+    };
+    let (frozen, drills) = (names(false), names(true));
+    let enforcing = |t: &FreezeTarget| {
+        scopes
+            .iter()
+            .any(|s| s.scope == t.scope && s.frozen && !s.drill)
+    };
+    let wanted: Vec<&FreezeTarget> = targets.iter().filter(|t| enforcing(t)).collect();
     let enforced_n = wanted.iter().filter(|t| enforced(&t.actual)).count();
-    let drills = scopes.iter().filter(|s| s.frozen && s.drill).count();
     let mut text = if frozen.is_empty() {
         let still = targets.iter().filter(|t| t.actual == "active").count();
-        if still > 0 {
-            format!(
-                "No merge freeze is wanted; a ruleset is still active on {still} targets (being lifted)."
-            )
-        } else {
-            "No merge freeze is wanted.".to_string()
+        match (still, drills.is_empty()) {
+            (0, true) => "No merge freeze is wanted.".to_string(),
+            (0, false) => "No merge freeze is enforced.".to_string(),
+            (n, _) => format!(
+                "No merge freeze is wanted; a ruleset is still active on {n} targets (being lifted)."
+            ),
         }
     } else if wanted.is_empty() {
         format!(
@@ -44,8 +52,16 @@ pub fn status_summary(scopes: &[FreezeScope], targets: &[FreezeTarget]) -> Strin
             wanted.len()
         )
     };
-    if drills > 0 {
-        text.push_str(" Drill: nothing is blocked by a drill.");
+    if !drills.is_empty() {
+        let statuses_only = targets
+            .iter()
+            .any(|t| drills.contains(&t.scope.as_str()) && t.actual == "statuses-only");
+        let how = if statuses_only {
+            "not enforced: GitHub offers no `evaluate` here, so DRILL statuses only"
+        } else {
+            "`evaluate` only, nothing blocked"
+        };
+        text.push_str(&format!(" Drill ({how}): {}.", drills.join(", ")));
     }
     let drifted: Vec<&str> = targets
         .iter()
@@ -58,6 +74,7 @@ pub fn status_summary(scopes: &[FreezeScope], targets: &[FreezeTarget]) -> Strin
     for (label, retryable) in [("Failing", false), ("Retrying", true)] {
         let listed: Vec<String> = targets
             .iter()
+            .filter(|t| wanted_now(scopes, t))
             .filter_map(|t| {
                 let why = t.last_error.as_deref()?;
                 (error_retryable(why) == retryable).then(|| format!("{} ({why})", t.target))
@@ -70,17 +87,33 @@ pub fn status_summary(scopes: &[FreezeScope], targets: &[FreezeTarget]) -> Strin
     text
 }
 
+/// Whether anything (a freeze or a drill) is wanted on `t` now.
+fn wanted_now(scopes: &[FreezeScope], t: &FreezeTarget) -> bool {
+    scopes.iter().any(|s| s.scope == t.scope && s.frozen)
+}
+
 /// One target as `freeze status` shows it: what is wanted *now* (from the current scopes,
-/// not what was last applied), what GitHub had as last read, when that was (RFC 3339, UTC),
-/// and the last error, marked retrying (with when, if known) or permanent.
+/// not what was last applied), what GitHub had as last read and when that was (the last
+/// successful read; a failure does not move it), and the last error with its time, marked
+/// retrying (with the next retry, if known) or permanent. An error recorded while nothing
+/// is wanted on the target any more is not current: it is shown as `past_error`. Times are
+/// RFC 3339, UTC.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct TargetView {
     pub target: String,
     pub wanted: &'static str,
     pub actual: String,
-    pub read_at: String,
+    /// `None`: GitHub was never read successfully for this target.
+    pub read_at: Option<String>,
     pub error: Option<String>,
+    pub error_at: Option<String>,
     pub retryable: Option<bool>,
+    pub next_retry: Option<String>,
+    pub past_error: Option<String>,
+}
+
+fn rfc3339(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
 pub fn target_view(scopes: &[FreezeScope], t: &FreezeTarget) -> TargetView {
@@ -90,16 +123,86 @@ pub fn target_view(scopes: &[FreezeScope], t: &FreezeTarget) -> TargetView {
         Some(s) if s.frozen => "frozen",
         _ => "unfrozen",
     };
+    let current = wanted_now(scopes, t);
+    let error = t.last_error.clone().filter(|_| current);
+    let retryable = error.as_deref().map(error_retryable);
     TargetView {
         target: t.target.clone(),
         wanted,
         actual: t.actual.clone(),
-        read_at: t
-            .verified()
-            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-        error: t.last_error.clone(),
-        retryable: t.last_error.as_deref().map(error_retryable),
+        read_at: t.verified().map(rfc3339),
+        error_at: t.failed_at().map(rfc3339).filter(|_| error.is_some()),
+        next_retry: t
+            .next_retry()
+            .map(rfc3339)
+            .filter(|_| retryable == Some(true)),
+        retryable,
+        past_error: t.last_error.clone().filter(|_| !current),
+        error,
     }
+}
+
+/// The scopes (each with its holds, the holder apart from the reason) and targets (each
+/// with its [`TargetView`] fields) as JSON: one shape for `/api/freeze` and `freeze status
+/// --json`. A stale error of a target nothing is wanted on is `past_error`, not
+/// `last_error`.
+pub fn freeze_json(
+    scopes: &[FreezeScope],
+    targets: &[FreezeTarget],
+    holds: &[FreezeHold],
+) -> (Vec<serde_json::Value>, Vec<serde_json::Value>) {
+    use serde_json::{Value, json};
+    let scope_rows = scopes
+        .iter()
+        .map(|s| {
+            let on: Vec<Value> = holds
+                .iter()
+                .filter(|h| h.scope == s.scope)
+                .map(|h| {
+                    let mut v = serde_json::to_value(h).unwrap_or_default();
+                    v["holder_title"] = Value::String(h.holder_title());
+                    v
+                })
+                .collect();
+            let mut v = serde_json::to_value(s).unwrap_or_default();
+            v["holds"] = Value::Array(on);
+            v
+        })
+        .collect();
+    let target_rows = targets
+        .iter()
+        .map(|t| {
+            let view = target_view(scopes, t);
+            let mut v = serde_json::to_value(t).unwrap_or_default();
+            // `verified_at`/`read_at`: the last successful read of GitHub (null: never); a
+            // failure keeps its own `error_at` and `next_retry_at`.
+            v["verified_at"] = json!(view.read_at);
+            v["read_at"] = json!(view.read_at);
+            v["wanted_now"] = Value::String(view.wanted.into());
+            v["last_error"] = json!(view.error);
+            v["error_at"] = json!(view.error_at);
+            v["error_retryable"] = json!(view.retryable);
+            v["next_retry_at"] = json!(view.next_retry);
+            v["past_error"] = json!(view.past_error);
+            v
+        })
+        .collect();
+    (scope_rows, target_rows)
+}
+
+/// Fills in the next retry of each target being retried: the time GitHub named if any, else
+/// `due`, when the pending reconcile that retries it runs.
+pub fn with_scheduled_retry(
+    mut targets: Vec<FreezeTarget>,
+    due: Option<chrono::DateTime<chrono::Utc>>,
+) -> Vec<FreezeTarget> {
+    for t in &mut targets {
+        let retrying = t.last_error.as_deref().is_some_and(error_retryable);
+        if retrying && t.retry_at.is_none() {
+            t.retry_at = due.map(|d| d.timestamp_millis());
+        }
+    }
+    targets
 }
 
 /// Whether a target's recorded error will be retried (the reconciler notes those as

@@ -18,6 +18,7 @@
 pub mod clock;
 pub mod command;
 pub mod error;
+mod exemption;
 pub mod freeze;
 pub mod freeze_view;
 pub mod identity;

@@ -416,6 +416,16 @@ impl Store {
         Ok(min.map(from_ms))
     }
 
+    /// When the next pending effect of `kind` is due, if one is waiting.
+    pub async fn next_run_of_kind(&self, kind: &str) -> anyhow::Result<Option<DateTime<Utc>>> {
+        let (min,): (Option<i64>,) =
+            sqlx::query_as("SELECT MIN(run_at) FROM effects WHERE kind = $1 AND state = 'pending'")
+                .bind(kind)
+                .fetch_one(self.pool())
+                .await?;
+        Ok(min.map(from_ms))
+    }
+
     pub async fn effect_counts(&self, now: DateTime<Utc>) -> anyhow::Result<EffectCounts> {
         let (pending, running, failed, oldest): (i64, i64, i64, Option<i64>) = sqlx::query_as(
             "SELECT \

@@ -19,6 +19,10 @@ pub struct FreezeScope {
     pub drill: bool,
     pub requested_by: String,
     pub updated_at: DateTime<Utc>,
+    /// The generation at which the scope last went from unfrozen to frozen: which freeze
+    /// this is. Kept by the store ([`Tx::set_freeze_scope`] ignores what is given here).
+    #[serde(skip)]
+    pub frozen_since: Option<i64>,
 }
 
 #[derive(FromRow)]
@@ -31,6 +35,7 @@ struct ScopeRow {
     drill: i64,
     requested_by: String,
     updated_at: i64,
+    frozen_since: Option<i64>,
 }
 
 impl From<ScopeRow> for FreezeScope {
@@ -44,42 +49,65 @@ impl From<ScopeRow> for FreezeScope {
             drill: r.drill != 0,
             requested_by: r.requested_by,
             updated_at: from_ms(r.updated_at),
+            frozen_since: r.frozen_since,
         }
     }
 }
 
-/// What GitHub had for one target (a repository, or an org's ruleset) when last verified.
+/// What GitHub had for one target (a repository, or an org's ruleset) when last read.
 #[derive(Debug, Clone, PartialEq, Serialize, FromRow)]
 pub struct FreezeTarget {
     pub target: String,
     pub scope: String,
-    /// `frozen` or `unfrozen`.
+    /// `frozen` or `unfrozen`: what the last pass worked towards.
     pub desired: String,
-    /// `active`, `evaluate`, `absent` or `error`.
+    /// `active`, `evaluate`, `absent`, `drifted`, `statuses-only` or `error`.
     pub actual: String,
     pub ruleset_id: Option<i64>,
+    /// The newest generation GitHub confirmed on this target.
     pub applied_generation: i64,
+    /// When GitHub's actual state was last read successfully (ms; 0: never).
     #[serde(skip)]
     pub verified_at: i64,
+    /// The last failure, retryable (`will retry: …`) or not; cleared by a success.
     pub last_error: Option<String>,
+    /// When `last_error` happened (ms).
+    #[serde(skip)]
+    pub error_at: Option<i64>,
+    /// When it is retried next, if known (ms).
+    #[serde(skip)]
+    pub retry_at: Option<i64>,
 }
 
 impl FreezeTarget {
-    pub fn verified(&self) -> DateTime<Utc> {
-        from_ms(self.verified_at)
+    /// When GitHub's state was last read successfully, if ever.
+    pub fn verified(&self) -> Option<DateTime<Utc>> {
+        (self.verified_at > 0).then(|| from_ms(self.verified_at))
+    }
+
+    pub fn failed_at(&self) -> Option<DateTime<Utc>> {
+        self.error_at.map(from_ms)
+    }
+
+    pub fn next_retry(&self) -> Option<DateTime<Utc>> {
+        self.retry_at.map(from_ms)
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, FromRow)]
-pub struct Exemption {
-    pub repo: String,
-    pub pr_number: i64,
-    pub allowed_by: String,
-    pub reason: Option<String>,
+/// A failure on one target: what it was, when, and when it is retried if known.
+pub struct TargetFailure<'a> {
+    pub target: &'a str,
+    pub scope: &'a str,
+    pub desired: &'a str,
+    pub error: &'a str,
+    pub at: DateTime<Utc>,
+    pub retry_at: Option<DateTime<Utc>>,
+    /// A permanent failure: the target shows `error` until a pass gets through.
+    pub permanent: bool,
 }
 
-const SCOPE_COLUMNS: &str =
-    "scope, frozen, generation, incident_id, reason, drill, requested_by, updated_at";
+const SCOPE_COLUMNS: &str = "scope, frozen, generation, incident_id, reason, drill, requested_by, updated_at, \
+     frozen_since";
 
 impl Tx {
     pub async fn next_freeze_generation(&mut self) -> anyhow::Result<i64> {
@@ -89,11 +117,16 @@ impl Tx {
         Ok(g)
     }
 
+    /// Writes a scope's wanted state, unless a newer generation already did. `frozen_since`
+    /// becomes this generation when the scope goes from unfrozen to frozen, stays while it
+    /// remains frozen, and is cleared when it thaws.
     pub async fn set_freeze_scope(&mut self, s: &FreezeScope) -> anyhow::Result<()> {
         sqlx::query(
-            "INSERT INTO freeze_scopes (scope, frozen, generation, incident_id, reason, drill, requested_by, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+            "INSERT INTO freeze_scopes (scope, frozen, generation, incident_id, reason, drill, requested_by, updated_at, frozen_since) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, CASE WHEN $2 = 1 THEN $3 END) \
              ON CONFLICT (scope) DO UPDATE SET frozen = excluded.frozen, generation = excluded.generation, \
+             frozen_since = CASE WHEN excluded.frozen = 0 THEN NULL \
+             WHEN freeze_scopes.frozen = 1 THEN freeze_scopes.frozen_since ELSE excluded.generation END, \
              incident_id = excluded.incident_id, reason = excluded.reason, drill = excluded.drill, \
              requested_by = excluded.requested_by, updated_at = excluded.updated_at \
              WHERE freeze_scopes.generation < excluded.generation",
@@ -118,21 +151,6 @@ impl Tx {
             .await?;
         Ok(rows.into_iter().map(FreezeScope::from).collect())
     }
-
-    pub async fn add_exemption(&mut self, e: &Exemption) -> anyhow::Result<()> {
-        sqlx::query(
-            "INSERT INTO freeze_exemptions (repo, pr_number, allowed_by, reason, created_at) VALUES ($1, $2, $3, $4, $5) \
-             ON CONFLICT (repo, pr_number) DO UPDATE SET allowed_by = excluded.allowed_by, reason = excluded.reason",
-        )
-        .bind(&e.repo)
-        .bind(e.pr_number)
-        .bind(&e.allowed_by)
-        .bind(&e.reason)
-        .bind(to_ms(Utc::now()))
-        .execute(&mut *self.inner)
-        .await?;
-        Ok(())
-    }
 }
 
 impl Store {
@@ -153,16 +171,17 @@ impl Store {
         Ok(g)
     }
 
-    /// Records what a target looks like now, unless a newer generation already wrote it.
-    /// Returns `false` when the write was stale and skipped.
+    /// Records what a successful read (and write) found on a target, unless a newer
+    /// generation already wrote it. Returns `false` when the write was stale and skipped.
     pub async fn record_target(&self, t: &FreezeTarget) -> anyhow::Result<bool> {
         let mut tx = self.begin_background().await?;
         let done = sqlx::query(
-            "INSERT INTO freeze_targets (target, scope, desired, actual, ruleset_id, applied_generation, verified_at, last_error) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+            "INSERT INTO freeze_targets (target, scope, desired, actual, ruleset_id, applied_generation, verified_at, last_error, error_at, retry_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
              ON CONFLICT (target) DO UPDATE SET scope = excluded.scope, desired = excluded.desired, actual = excluded.actual, \
              ruleset_id = excluded.ruleset_id, applied_generation = excluded.applied_generation, \
-             verified_at = excluded.verified_at, last_error = excluded.last_error \
+             verified_at = excluded.verified_at, last_error = excluded.last_error, \
+             error_at = excluded.error_at, retry_at = excluded.retry_at \
              WHERE freeze_targets.applied_generation <= excluded.applied_generation",
         )
         .bind(&t.target)
@@ -173,39 +192,61 @@ impl Store {
         .bind(t.applied_generation)
         .bind(t.verified_at)
         .bind(&t.last_error)
+        .bind(t.error_at)
+        .bind(t.retry_at)
         .execute(&mut *tx.inner)
         .await?;
         tx.commit().await?;
         Ok(done.rows_affected() == 1)
     }
 
+    /// Records a failure on a target without touching what was last read, when, or which
+    /// generation GitHub last confirmed. A target never read before shows `error`.
+    pub async fn record_target_failure(&self, f: &TargetFailure<'_>) -> anyhow::Result<()> {
+        let mut tx = self.begin_background().await?;
+        sqlx::query(
+            "INSERT INTO freeze_targets (target, scope, desired, actual, ruleset_id, applied_generation, verified_at, last_error, error_at, retry_at) \
+             VALUES ($1, $2, $3, 'error', NULL, 0, 0, $4, $5, $6) \
+             ON CONFLICT (target) DO UPDATE SET scope = excluded.scope, desired = excluded.desired, \
+             actual = CASE WHEN $7 = 1 THEN 'error' ELSE freeze_targets.actual END, \
+             last_error = excluded.last_error, error_at = excluded.error_at, retry_at = excluded.retry_at",
+        )
+        .bind(f.target)
+        .bind(f.scope)
+        .bind(f.desired)
+        .bind(f.error)
+        .bind(to_ms(f.at))
+        .bind(f.retry_at.map(to_ms))
+        .bind(i64::from(f.permanent))
+        .execute(&mut *tx.inner)
+        .await?;
+        tx.commit().await
+    }
+
     pub async fn freeze_targets(&self) -> anyhow::Result<Vec<FreezeTarget>> {
         Ok(sqlx::query_as(
-            "SELECT target, scope, desired, actual, ruleset_id, applied_generation, verified_at, last_error \
+            "SELECT target, scope, desired, actual, ruleset_id, applied_generation, verified_at, last_error, error_at, retry_at \
              FROM freeze_targets ORDER BY target",
         )
         .fetch_all(self.pool())
         .await?)
     }
 
-    pub async fn exemptions(&self, repo: &str) -> anyhow::Result<Vec<Exemption>> {
-        Ok(sqlx::query_as(
-            "SELECT repo, pr_number, allowed_by, reason FROM freeze_exemptions WHERE repo = $1",
-        )
-        .bind(repo)
-        .fetch_all(self.pool())
-        .await?)
-    }
-
-    /// The freeze status firebreak last set on a commit: (state, generation).
-    pub async fn pr_status(&self, repo: &str, sha: &str) -> anyhow::Result<Option<(String, i64)>> {
-        Ok(sqlx::query_as(
-            "SELECT state, generation FROM freeze_pr_statuses WHERE repo = $1 AND sha = $2",
+    /// The freeze status firebreak last set on a commit: (state, generation, whether a
+    /// drill's).
+    pub async fn pr_status(
+        &self,
+        repo: &str,
+        sha: &str,
+    ) -> anyhow::Result<Option<(String, i64, bool)>> {
+        let row: Option<(String, i64, i64)> = sqlx::query_as(
+            "SELECT state, generation, drill FROM freeze_pr_statuses WHERE repo = $1 AND sha = $2",
         )
         .bind(repo)
         .bind(sha)
         .fetch_optional(self.pool())
-        .await?)
+        .await?;
+        Ok(row.map(|(state, g, drill)| (state, g, drill != 0)))
     }
 
     pub async fn set_pr_status(
@@ -215,12 +256,13 @@ impl Store {
         pr: u64,
         state: &str,
         generation: i64,
+        drill: bool,
     ) -> anyhow::Result<()> {
         let mut tx = self.begin_background().await?;
         sqlx::query(
-            "INSERT INTO freeze_pr_statuses (repo, sha, pr_number, state, generation, updated_at) VALUES ($1, $2, $3, $4, $5, $6) \
+            "INSERT INTO freeze_pr_statuses (repo, sha, pr_number, state, generation, updated_at, drill) VALUES ($1, $2, $3, $4, $5, $6, $7) \
              ON CONFLICT (repo, sha) DO UPDATE SET state = excluded.state, generation = excluded.generation, \
-             pr_number = excluded.pr_number, updated_at = excluded.updated_at",
+             pr_number = excluded.pr_number, updated_at = excluded.updated_at, drill = excluded.drill",
         )
         .bind(repo)
         .bind(sha)
@@ -228,6 +270,7 @@ impl Store {
         .bind(state)
         .bind(generation)
         .bind(to_ms(Utc::now()))
+        .bind(i64::from(drill))
         .execute(&mut *tx.inner)
         .await?;
         tx.commit().await
@@ -270,21 +313,43 @@ pub struct FreezeHold {
 }
 
 impl FreezeHold {
-    /// `INC-2 (SEV1 Checkout API returns 502)` or `alice (release week)`.
+    /// Who holds it, for a person: `INC-2 (SEV1 Checkout API returns 502)` for an
+    /// incident (its title, not the freeze's reason), else the person's name.
+    pub fn holder_title(&self) -> String {
+        match &self.incident {
+            Some(i) if !i.is_empty() => format!("{} ({i})", self.holder_name),
+            _ => self.holder_name.clone(),
+        }
+    }
+
+    /// The reason worth showing: none when it only repeats the incident's headline (an
+    /// auto-freeze's "INC-2 [SEV1] … declared").
+    pub fn own_reason(&self) -> Option<&str> {
+        let reason = self.reason.as_deref().filter(|r| !r.is_empty())?;
+        let bare = reason.strip_prefix("[DRILL] ").unwrap_or(reason);
+        let repeats = self.incident_id.is_some()
+            && bare
+                .strip_prefix(self.holder_name.as_str())
+                .is_some_and(|rest| rest.starts_with(' '));
+        (!repeats).then_some(reason)
+    }
+
+    /// `INC-2 (SEV1 Checkout API returns 502; release week)`, `alice (release week, until
+    /// …)`: the holder (an incident by its title) and the hold's own reason and expiry.
     pub fn label(&self) -> String {
-        let why = match (&self.incident, &self.reason) {
-            (Some(i), _) => Some(i.clone()),
-            (None, Some(r)) => Some(r.clone()),
-            (None, None) => None,
-        };
         let until = self
             .expires_at
-            .map(|t| format!(", until {}", t.format("%Y-%m-%d %H:%M UTC")))
-            .unwrap_or_default();
-        match why {
-            Some(w) => format!("{} ({w}{until})", self.holder_name),
-            None if until.is_empty() => self.holder_name.clone(),
-            None => format!("{} ({})", self.holder_name, until.trim_start_matches(", ")),
+            .map(|t| format!("until {}", t.format("%Y-%m-%d %H:%M UTC")));
+        let said: Vec<String> = [self.own_reason().map(str::to_string), until]
+            .into_iter()
+            .flatten()
+            .collect();
+        let said = said.join(", ");
+        match (&self.incident, said.is_empty()) {
+            (Some(i), true) if !i.is_empty() => format!("{} ({i})", self.holder_name),
+            (Some(i), false) if !i.is_empty() => format!("{} ({i}; {said})", self.holder_name),
+            (_, true) => self.holder_name.clone(),
+            (_, false) => format!("{} ({said})", self.holder_name),
         }
     }
 }

@@ -7,6 +7,7 @@
 
 mod chat_refs;
 mod effects;
+mod exemptions;
 mod freeze;
 mod inbound;
 mod incidents;
@@ -26,7 +27,8 @@ use sqlx::{Any, AnyPool, Executor, Transaction};
 
 pub use chat_refs::ChatRef;
 pub use effects::EffectCounts;
-pub use freeze::{Exemption, FreezeHold, FreezeScope, FreezeTarget, NewHold};
+pub use exemptions::{Exemption, NewAttempt, state as exemption_state};
+pub use freeze::{FreezeHold, FreezeScope, FreezeTarget, NewHold, TargetFailure};
 pub use inbound::{Delivery, Seen};
 pub use people::Person;
 pub use postmortem::{ActionItem, Flag};

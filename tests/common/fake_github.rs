@@ -208,6 +208,8 @@ struct Fault {
     method: String,
     path_prefix: String,
     status: StatusCode,
+    /// A `Retry-After` (seconds) to send with the answer.
+    retry_after: Option<u64>,
 }
 
 struct AppAuth {
@@ -679,10 +681,23 @@ impl FakeGitHub {
     /// Answers `status` to every `method` request (`*` for any) whose path starts with
     /// `path_prefix`, until [`heal`](Self::heal).
     pub fn fail(&self, method: &str, path_prefix: &str, status: u16) {
+        self.fail_asking_to_wait(method, path_prefix, status, None);
+    }
+
+    /// As [`fail`](Self::fail), with a `Retry-After: secs` header when given (GitHub sends
+    /// one with some 503s during an incident, as with 429s).
+    pub fn fail_asking_to_wait(
+        &self,
+        method: &str,
+        path_prefix: &str,
+        status: u16,
+        retry_after: Option<u64>,
+    ) {
         self.lock().faults.push(Fault {
             method: method.to_string(),
             path_prefix: path_prefix.to_string(),
             status: StatusCode::from_u16(status).expect("an HTTP status"),
+            retry_after,
         });
     }
 
@@ -1088,7 +1103,7 @@ impl Inner {
         let fault = self.faults.iter().find(|f| {
             (f.method == "*" || f.method == method.as_str()) && path.starts_with(&f.path_prefix)
         })?;
-        Some(match fault.status {
+        let mut reply = match fault.status {
             StatusCode::NOT_FOUND => Reply::not_found(),
             StatusCode::UNPROCESSABLE_ENTITY => Reply::invalid_msg("Simulated validation failure"),
             status => {
@@ -1096,7 +1111,11 @@ impl Inner {
                 let body = json!({"message": message, "documentation_url": DOCS, "status": status.as_str()});
                 Reply::json(status, body)
             }
-        })
+        };
+        if let Some(secs) = fault.retry_after {
+            reply.headers.push(("retry-after", secs.to_string()));
+        }
+        Some(reply)
     }
 
     fn route(&mut self, method: &Method, path: &str, query: &str, body: &Value) -> Reply {
