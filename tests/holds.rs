@@ -25,6 +25,7 @@ on_both!(
     audit_shows_changes_and_a_noop_reconcile_adds_none,
     the_binary_freezes_for_a_while_shows_holds_and_the_audit,
     a_hold_placed_while_another_is_removed_is_never_lost,
+    a_repository_stays_frozen_while_its_owner_is_held,
 );
 
 struct Holds {
@@ -486,4 +487,32 @@ async fn a_hold_placed_while_another_is_removed_is_never_lost(backend: Backend) 
         t.settle().await;
         assert!(!t.frozen("acme/api"), "round {round}");
     }
+}
+
+/// A hold on `acme/*` covers `acme/api`: lifting the repository's own hold leaves its
+/// ruleset while the owner is held, whichever was asked for last, and the reply says so.
+async fn a_repository_stays_frozen_while_its_owner_is_held(backend: Backend) {
+    let t = holds_app(backend, "").await;
+    t.app.ok("freeze acme/* --reason release week").await;
+    t.ok_as(&bob(), "freeze acme/api --reason schema migration")
+        .await;
+    t.settle().await;
+    assert!(t.both_frozen());
+    let out = t.ok_as(&bob(), "unfreeze acme/api").await;
+    assert!(
+        out.reply.text.contains("acme/api stays frozen: held by")
+            && out.reply.text.contains("on acme/*"),
+        "{}",
+        out.reply.text
+    );
+    t.settle().await;
+    assert!(
+        t.both_frozen(),
+        "acme/api lost its ruleset while acme/* is held"
+    );
+    t.periodic(1).await;
+    assert!(t.both_frozen(), "a periodic pass lifted acme/api");
+    t.app.ok("unfreeze acme/*").await;
+    t.settle().await;
+    assert!(t.neither_frozen());
 }

@@ -29,8 +29,10 @@ pub struct Wanted {
 }
 
 /// Whether `new` takes a target (or a pull request's status) from `old` where scopes
-/// overlap (`acme/*` and `acme/api`): the newer generation does, except that a drill never
-/// takes one from a real freeze.
+/// overlap (`acme/*` and `acme/api`). A scope is frozen while any hold is on it, so a
+/// frozen scope keeps the target frozen however new the lifted one is: lifting `acme/api`
+/// leaves it frozen while `acme/*` is held. Between two frozen scopes a real freeze beats a
+/// drill, and otherwise the newer generation speaks (its reason is the one shown).
 pub fn overrides(new: &Wanted, old: &Wanted) -> bool {
     takes_over(
         (new.frozen, new.drill, new.generation),
@@ -47,9 +49,14 @@ pub fn scope_overrides(new: &FreezeScope, old: &FreezeScope) -> bool {
 }
 
 fn takes_over(new: (bool, bool, i64), old: (bool, bool, i64)) -> bool {
-    let drill_over_real = new.0 && new.1 && old.0 && !old.1;
-    let real_over_drill = new.0 && !new.1 && old.0 && old.1;
-    !drill_over_real && (real_over_drill || new.2 >= old.2)
+    let ((new_frozen, new_drill, new_gen), (old_frozen, old_drill, old_gen)) = (new, old);
+    if new_frozen != old_frozen {
+        return new_frozen;
+    }
+    if new_frozen && new_drill != old_drill {
+        return !new_drill;
+    }
+    new_gen >= old_gen
 }
 
 /// Turns wanted scopes into wanted targets. `owner/*` becomes one org target when org
@@ -343,7 +350,7 @@ mod tests {
     }
 
     #[test]
-    fn wildcards_expand_or_become_org_targets_and_newer_generations_win() {
+    fn wildcards_expand_or_become_org_targets_and_any_hold_keeps_a_target_frozen() {
         let mut config = GitHubConfig::default();
         let repos = BTreeMap::from([(
             "acme".to_string(),
@@ -353,8 +360,18 @@ mod tests {
         let t = targets(&scopes, &config, &repos);
         assert!(t[&RulesetScope::Repo("acme/web".into())].frozen);
         assert!(
-            !t[&RulesetScope::Repo("acme/api".into())].frozen,
-            "the newer unfreeze wins"
+            t[&RulesetScope::Repo("acme/api".into())].frozen,
+            "lifting acme/api leaves it frozen while acme/* is held"
+        );
+        let both = [scope("acme/api", true, 1), scope("acme/*", false, 2)];
+        let t = targets(&both, &config, &repos);
+        assert!(t[&RulesetScope::Repo("acme/api".into())].frozen);
+        assert!(!t[&RulesetScope::Repo("acme/web".into())].frozen);
+        let newer = [scope("acme/*", true, 1), scope("acme/api", true, 2)];
+        assert_eq!(
+            targets(&newer, &config, &repos)[&RulesetScope::Repo("acme/api".into())].scope,
+            "acme/api",
+            "between two freezes the newer one speaks"
         );
         config.org_rulesets = true;
         let t = targets(&scopes, &config, &repos);

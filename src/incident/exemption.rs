@@ -114,7 +114,7 @@ async fn covering_freeze(tx: &mut Tx, repo: &str) -> anyhow::Result<Option<Freez
 
 /// Whether `scope` (`owner/repo` or `owner/*`) covers `repo`, in any case, as GitHub's names
 /// are case-insensitive.
-fn covers(scope: &str, repo: &str) -> bool {
+pub(super) fn covers(scope: &str, repo: &str) -> bool {
     let owner = repo.split('/').next().unwrap_or_default();
     scope.eq_ignore_ascii_case(repo) || scope.eq_ignore_ascii_case(&format!("{owner}/*"))
 }

@@ -293,14 +293,18 @@ fn lifted_for_others(
 }
 
 /// "acme/api stays frozen: held by INC-2 (SEV1 …) and alice (release week). acme/web is no
-/// longer held; its ruleset comes off." Scopes with the same holders share a sentence.
+/// longer held; its ruleset comes off." Scopes with the same holders share a sentence; a
+/// hold on `acme/*` keeps `acme/api` frozen too, and is named with its scope.
 fn remaining(holds: &[FreezeHold], scopes: &[String]) -> String {
     let mut groups: Vec<(String, Vec<&str>)> = Vec::new();
     for scope in scopes {
         let labels: Vec<String> = holds
             .iter()
-            .filter(|h| &h.scope == scope)
-            .map(FreezeHold::label)
+            .filter(|h| super::exemption::covers(&h.scope, scope))
+            .map(|h| match h.scope.eq_ignore_ascii_case(scope) {
+                true => h.label(),
+                false => format!("{} on {}", h.label(), h.scope),
+            })
             .collect();
         let key = and_list(&labels);
         match groups.iter_mut().find(|(k, _)| *k == key) {
