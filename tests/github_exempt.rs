@@ -27,6 +27,7 @@ on_both!(
     waiting_for_checks_longer_than_the_breaker_threshold_does_not_open_it,
     exempting_a_repository_that_is_not_frozen_is_refused_and_stores_nothing,
     a_pull_request_that_does_not_exist_ends_the_exemption_with_a_sentence,
+    a_merge_waiting_through_a_new_freeze_is_not_made,
 );
 
 const FIREBREAK_TOKEN: &str = "ghp_test";
@@ -427,4 +428,33 @@ async fn a_pull_request_that_does_not_exist_ends_the_exemption_with_a_sentence(b
     assert!(!tx.start_exemption(&stale, 2).await.unwrap());
     assert!(tx.start_exemption(&stale, 3).await.unwrap());
     tx.rollback().await.unwrap();
+}
+
+/// Check at the moment of use: the freeze ends and another begins while the exempted merge
+/// waits for its checks; when they go green, the old exemption does not merge through the
+/// new freeze, and the timeline says why.
+async fn a_merge_waiting_through_a_new_freeze_is_not_made(backend: Backend) {
+    let t = start(backend, None).await;
+    let a = sha('a');
+    t.gh.add_pull("acme/api", 5, &a, "main");
+    t.gh.add_check_run("acme/api", &a, "ci", "in_progress", None);
+    t.run("declare sev1 Payments down").await;
+    t.settle().await;
+    t.run("freeze exempt acme/api#5 --reason hotfix").await;
+    assert!(t.merge_waits(&a, 2).await, "the merge waits for ci");
+
+    t.run("unfreeze INC-1").await;
+    t.run("freeze acme/api --reason release week").await;
+    t.gh.add_check_run("acme/api", &a, "ci", "completed", Some("success"));
+    t.settle().await;
+    assert!(
+        t.merges(5).is_empty(),
+        "merged through a freeze it was not exempted from"
+    );
+    let said = t.texts().await;
+    assert!(
+        said.iter()
+            .any(|x| x.contains("the freeze it was exempted from has ended")),
+        "{said:#?}"
+    );
 }

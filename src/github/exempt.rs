@@ -285,6 +285,11 @@ impl GitHubEffects {
             }
             Readiness::Refuse(why) => return self.not_merged(effect, a, &why).await,
         }
+        // Checked at the moment of use: the freeze this exemption was granted in may have
+        // ended (and another begun) while the checks ran.
+        if let Some(why) = self.no_longer_granted(a, sha).await? {
+            return self.not_merged(effect, a, &why).await;
+        }
         match self.client.merge_pull(repo, number, sha).await {
             Ok(commit) => {
                 let text = format!(
@@ -329,6 +334,31 @@ impl GitHubEffects {
                 self.not_merged(effect, a, &why).await
             }
         }
+    }
+
+    /// Why attempt `a` no longer allows merging `sha`, read just before the merge: a newer
+    /// attempt replaced it, or the freeze it was granted in has ended.
+    async fn no_longer_granted(
+        &self,
+        a: Attempt<'_>,
+        sha: &str,
+    ) -> Result<Option<String>, EffectError> {
+        let exemptions = self.store.exemptions(a.repo).await.map_err(db_error)?;
+        let scopes = self.store.freeze_scopes().await.map_err(db_error)?;
+        let Some(e) = exemptions.iter().find(|e| e.pr_number == a.pr()) else {
+            return Ok(Some("its exemption is gone".into()));
+        };
+        if e.attempt != a.attempt {
+            return Ok(Some(format!(
+                "exemption attempt {} was replaced by attempt {}",
+                a.attempt, e.attempt
+            )));
+        }
+        let granted = super::statuses::exempted_by(std::slice::from_ref(e), &scopes, a.number, sha);
+        Ok(granted.is_none().then(|| {
+            "the freeze it was exempted from has ended; a freeze now in force needs its own exemption"
+                .to_string()
+        }))
     }
 
     async fn not_merged(
