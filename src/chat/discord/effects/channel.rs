@@ -19,6 +19,8 @@ struct Room {
     channel: String,
     /// The name, when the room was created by this run.
     created: Option<String>,
+    /// The card was posted with the room (a forum post's first message): it is current.
+    card_posted: bool,
 }
 
 impl DiscordEffects {
@@ -34,13 +36,19 @@ impl DiscordEffects {
             Some(channel) => Room {
                 channel,
                 created: None,
+                card_posted: false,
             },
             None => self.create_room(&incident, &card).await?,
         };
         let refs = self.refs(id).await?;
-        let posted = self
-            .upsert_card(&incident, &room.channel, &refs, &card)
-            .await?;
+        let posted = if room.card_posted {
+            // A forum post's first message is the card, with the thread's id.
+            self.pin(id, &room.channel, &room.channel).await?;
+            true
+        } else {
+            self.upsert_card(&incident, &room.channel, &refs, &card)
+                .await?
+        };
         if room.created.is_some() {
             self.link_notices(id).await?;
         }
@@ -88,6 +96,7 @@ impl DiscordEffects {
         Ok(Room {
             channel,
             created: Some(name),
+            card_posted: false,
         })
     }
 
@@ -119,6 +128,7 @@ impl DiscordEffects {
         Ok(Room {
             channel: thread,
             created: Some(name),
+            card_posted: true,
         })
     }
 
