@@ -492,6 +492,14 @@ async fn a_restart_mid_delivery_posts_nothing_twice(backend: Backend) {
 
     let second = serve(&db, &discord).await;
     settle(&second.0).await;
+    // The new process edits what the first one made: it knows it from the database alone.
+    let update = firebreak::incident::command::parse_line(
+        "update INC-1 Rolled back deploy 4512",
+        Default::default(),
+    )
+    .unwrap();
+    second.0.service.apply(update, &alice()).await.unwrap();
+    settle(&second.0).await;
     let calls = discord.successful();
     assert_eq!(
         count(
@@ -506,7 +514,18 @@ async fn a_restart_mid_delivery_posts_nothing_twice(backend: Backend) {
         assert_eq!(discord.messages_in(announce).len(), 1, "{announce}");
     }
     let room = room(&discord);
-    assert_eq!(discord.messages_in(&room).len(), 1, "one card");
+    let in_room = discord.messages_in(&room);
+    assert_eq!(in_room.len(), 2, "one card and the update: {in_room:#?}");
+    assert!(
+        in_room[0].description().contains("Rolled back"),
+        "the card was edited"
+    );
+    for announce in &ANNOUNCE[..2] {
+        assert!(
+            discord.messages_in(announce)[0].edits >= 1,
+            "{announce} edited"
+        );
+    }
     second.1.cancel();
     second.2.await.unwrap().unwrap();
 }
