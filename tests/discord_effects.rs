@@ -137,9 +137,9 @@ async fn declare_sets_up_the_room_and_every_change_edits_in_place(backend: Backe
     assert_eq!(
         custom_ids(&card),
         [
-            format!("ack:{}:{}", inc.id, inc.version),
-            format!("update:{}:{}", inc.id, inc.version),
-            format!("resolve:{}:{}", inc.id, inc.version)
+            format!("fb:ack:1:{}", inc.version),
+            format!("fb:update:1:{}", inc.version),
+            format!("fb:resolve:1:{}", inc.version)
         ]
     );
     assert_eq!(t.discord.pins(), [(room.clone(), card.id.clone())]);

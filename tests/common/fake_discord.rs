@@ -521,7 +521,8 @@ pub fn integrations(api_url: &str) -> firebreak::app::Integrations {
     firebreak::app::Integrations {
         slack: None,
         discord: Some(firebreak::chat::discord::DiscordSecrets {
-            public_key: "0".repeat(64),
+            // RFC 8032's first test key: a valid Ed25519 public key.
+            public_key: "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a".into(),
             bot_token: "test-bot-token".to_string().into(),
             application_id: Some("777777777777777777".into()),
             api_url: api_url.to_string(),

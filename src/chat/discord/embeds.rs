@@ -29,8 +29,9 @@ pub mod limit {
     pub const CHANNEL_NAME: usize = 100;
 }
 
-/// The button actions, as the first part of a button's `custom_id`
-/// (`ack:<incident id>:<version>`), which the interactions endpoint reads back.
+/// The button actions. A button's `custom_id` is `fb:<action>:<incident number>:<version>`,
+/// the format the interactions endpoint parses (`reply::parse_custom_id` on the inbound
+/// side); the version is what the card showed, so a press on a stale card is refused.
 pub const ACTION_ACK: &str = "ack";
 pub const ACTION_UPDATE: &str = "update";
 pub const ACTION_RESOLVE: &str = "resolve";
@@ -273,7 +274,7 @@ pub fn card_buttons(incident: &Incident) -> Vec<CreateActionRow> {
     if !incident.status.is_open() {
         return Vec::new();
     }
-    let id = |action: &str| format!("{action}:{}:{}", incident.id, incident.version);
+    let id = |action: &str| format!("fb:{action}:{}:{}", incident.number.0, incident.version);
     vec![CreateActionRow::Buttons(vec![
         CreateButton::new(id(ACTION_ACK))
             .label("Acknowledge")
@@ -413,14 +414,7 @@ pub(crate) mod tests {
             .iter()
             .map(|b| b["custom_id"].as_str().unwrap())
             .collect();
-        assert_eq!(
-            ids,
-            [
-                "ack:01J0INCIDENT:3",
-                "update:01J0INCIDENT:3",
-                "resolve:01J0INCIDENT:3"
-            ]
-        );
+        assert_eq!(ids, ["fb:ack:42:3", "fb:update:42:3", "fb:resolve:42:3"]);
         inc.status = Status::Resolved;
         assert!(card_buttons(&inc).is_empty());
         assert!(card(&inc, None).title.starts_with("✅ INC-42 · SEV1"));
