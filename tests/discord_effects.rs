@@ -407,6 +407,17 @@ async fn a_429_retry_after_is_honoured_before_any_further_call(backend: Backend)
     );
 }
 
+/// Text people paste during an incident (issue 9's corpus, plus Discord's own syntax).
+const CORPUS: &[&str] = &[
+    "@channel @here @everyone please look",
+    "<@&555555555555555555> and <@80351110224678912> and <@!1> and <#1>",
+    "see [bank.example](https://evil.example) now",
+    "R&D wiki <b> down & &amp; entity",
+    "<script>alert('x')</script>",
+    "e\u{301}clair 👩🏽‍💻 中文 **bold** _it_ ~~s~~ `code` ||spoiler||",
+    "line one\nline two\r\n\tindented",
+];
+
 async fn hostile_text_never_pings_anyone_but_the_comms_role(backend: Backend) {
     let clock = ManualClock::starting_at(chrono::Utc::now());
     let t = discord_app(backend, config(""), Some(clock.clone())).await;
@@ -416,6 +427,10 @@ async fn hostile_text_never_pings_anyone_but_the_comms_role(backend: Backend) {
     t.app
         .ok(&format!("update INC-1 {hostile} again --next 10m"))
         .await;
+    t.settle().await;
+    for typed in CORPUS {
+        t.app.ok(&format!("update INC-1 {typed} --next 10m")).await;
+    }
     t.settle().await;
     clock.advance(chrono::Duration::minutes(11));
     let reminded = t.app.app.service.remind_overdue().await.unwrap();
@@ -427,8 +442,8 @@ async fn hostile_text_never_pings_anyone_but_the_comms_role(backend: Backend) {
     let messages = t.discord.messages();
     assert_eq!(
         messages.len(),
-        6,
-        "card, 2 notices, update, reminder, resolution"
+        6 + CORPUS.len(),
+        "card, 2 notices, the updates, reminder, resolution"
     );
     let mut pinged = Vec::new();
     for m in &messages {
@@ -444,7 +459,8 @@ async fn hostile_text_never_pings_anyone_but_the_comms_role(backend: Backend) {
             !all.contains("@everyone")
                 && !all.contains("@here")
                 && !all.contains("<@&5")
-                && !all.contains("<@!1>"),
+                && !all.contains("<@!1>")
+                && !all.contains("](https://evil"),
             "user text is defused everywhere: {all}"
         );
         pinged.extend(pings(m));

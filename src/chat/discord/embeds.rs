@@ -39,7 +39,8 @@ pub const ACTION_RESOLVE: &str = "resolve";
 const ZWJ: char = '\u{200D}';
 
 /// User text made inert: `@everyone`, `@here` and `<@…>`/`<@&…>` get a zero-width joiner
-/// after their first character, so they neither ping nor render as mentions.
+/// after their first character, so they neither ping nor render as mentions; so does a
+/// masked link's `](`, so `[bank.example](https://evil.example)` shows both parts.
 pub fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
@@ -49,6 +50,7 @@ pub fn escape(text: &str) -> String {
         let defuse = match c {
             '@' => rest.starts_with("everyone") || rest.starts_with("here"),
             '<' => rest.starts_with('@'),
+            ']' => rest.starts_with('('),
             _ => false,
         };
         if defuse {
@@ -394,6 +396,7 @@ pub(crate) mod tests {
         );
         assert!(e.contains("me@example.com"));
         assert_eq!(escape("plain <#1> text"), "plain <#1> text");
+        assert_eq!(escape("[a](https://x)"), format!("[a]{ZWJ}(https://x)"));
         assert_eq!(person("discord:42"), "<@42>");
         assert_eq!(person("cli:alice"), "alice");
         assert_eq!(person("<@&9>"), format!("<{ZWJ}@&9>"));
