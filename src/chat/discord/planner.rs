@@ -12,11 +12,15 @@ use super::config::DiscordConfig;
 use super::effects::DiscordEffect;
 use super::effects::notices::plan_children;
 use super::effects::types::{channel_group, notices_group};
+use super::embeds::fit;
 use crate::effects::planner::{EffectPlanner, Intent};
 use crate::effects::{Audience, NewEffect, TypedEffect};
 use crate::incident::model::{Incident, IncidentId};
 use crate::incident::permissions::Actor;
 use crate::incident::rules::IncidentEvent;
+
+/// Characters of the summary quoted in the resolution post (content is 2,000 at most).
+const SUMMARY_IN_POST: usize = 1_200;
 
 pub struct DiscordPlanner {
     pub config: DiscordConfig,
@@ -61,8 +65,9 @@ impl EffectPlanner for DiscordPlanner {
             IncidentEvent::Resolved => {
                 let mut text = format!("✅ {} resolved by {}", incident.number, actor.name);
                 if let Some(summary) = incident.summary.as_deref() {
+                    // Short enough that the post-mortem link after it is never cut off.
                     text.push_str(": ");
-                    text.push_str(summary);
+                    text.push_str(&fit(summary, SUMMARY_IN_POST));
                 }
                 text.push('\n');
                 text.push_str(&postmortem_link(self.public_url.as_deref(), incident));
@@ -281,6 +286,16 @@ mod tests {
             format!("discord.progress:{}:k1", inc.id)
         );
         assert_eq!(plan[0].ordering_key, Some(channel_group(&inc.id)));
+        let mut resolved = incident("Checkout down");
+        resolved.summary = Some("@here ".repeat(700));
+        let plan = planner(&[])
+            .plan(&resolved, &IncidentEvent::Resolved, &Actor::system())
+            .unwrap();
+        let DiscordEffect::ChannelPost { text, .. } = decoded(&plan[0]) else {
+            panic!("{plan:?}")
+        };
+        let sent = crate::chat::discord::embeds::content(&text);
+        assert!(sent.ends_with("`/incident postmortem set …`."), "{sent}");
         let publish = Intent::PublishPostmortem {
             revision: "r".into(),
         };

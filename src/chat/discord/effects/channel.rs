@@ -68,7 +68,7 @@ impl DiscordEffects {
         }
         let guild = self.config.guild_id.as_deref().ok_or_else(|| {
             EffectError::permanent(
-                "set discord.guild_id (the server incidents run in), or discord.forum_channel_id",
+                "Set discord.guild_id (the server incidents run in), or discord.forum_channel_id.",
             )
         })?;
         let guild = GuildId::new(channel_id(guild)?.get());
