@@ -35,7 +35,7 @@ on_both!(
 /// Effects settings under which an outage of 4 s outlasts the old budget of eight attempts
 /// (backoff ceilings 20 ms · (1 + 2 + … + 64) = 2.54 s), while a long `max_backoff` means
 /// only the release on recovery, not a short backoff, can make delivery prompt afterwards.
-const SHORT: &str = "[slack]\ntimeout = \"1s\"\n[github]\ntimeout = \"1s\"\n[effects]\nbase_backoff = \"20ms\"\nmax_backoff = \"20s\"\npoll_interval = \"20ms\"\nlease = \"5s\"\nattempt_timeout = \"2s\"\nbreaker_threshold = 2\nbreaker_cooldown = \"500ms\"\ncli_wait = \"300ms\"\n[notify]\ntimeout = \"1s\"\n";
+const SHORT: &str = "[slack]\ntimeout = \"1s\"\n[discord]\ntimeout = \"1s\"\n[github]\ntimeout = \"1s\"\n[effects]\nbase_backoff = \"20ms\"\nmax_backoff = \"20s\"\npoll_interval = \"20ms\"\nlease = \"5s\"\nattempt_timeout = \"2s\"\nbreaker_threshold = 2\nbreaker_cooldown = \"500ms\"\ncli_wait = \"300ms\"\n[notify]\ntimeout = \"1s\"\n";
 
 fn hooks(receiver: &Receiver, names: &[&str]) -> String {
     names
