@@ -7,6 +7,9 @@ use tokio::net::TcpListener;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
+use crate::chat::discord::api::DiscordApi;
+use crate::chat::discord::effects::DiscordEffects;
+use crate::chat::discord::planner::DiscordPlanner;
 use crate::chat::slack::SlackEdge;
 use crate::chat::slack::api::SlackApi;
 use crate::chat::slack::effects::SlackEffects;
@@ -81,6 +84,17 @@ impl App {
                 store: store.clone(),
                 config: config.slack.clone(),
                 public_url: config.server.public_url.clone(),
+            }));
+        }
+        if let Some(discord) = &integrations.discord {
+            planners.push(Arc::new(DiscordPlanner {
+                config: config.discord.clone(),
+                public_url: config.server.public_url.clone(),
+            }));
+            worker = worker.with_handler(Arc::new(DiscordEffects {
+                api: DiscordApi::new(discord, config.discord.timeout)?,
+                store: store.clone(),
+                config: config.discord.clone(),
             }));
         }
         let github_client = match &integrations.github {

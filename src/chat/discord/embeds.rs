@@ -1,0 +1,467 @@
+//! What firebreak shows on Discord: the incident card (an embed with the action buttons),
+//! the company-wide notice embed, and message texts, all safe by construction.
+//!
+//! Safe means two things. What people typed never pings: every message carries
+//! `allowed_mentions` with an empty `parse` list plus only the role the bot means to tag,
+//! and `@everyone`, `@here` and `<@…>` in user text get a zero-width joiner as well, so
+//! they do not even look like mentions. And every text fits Discord's limits (title 256,
+//! description 4,096, field name 256 and value 1,024, 25 fields, footer 2,048, 6,000 per
+//! embed, content 2,000), cut with "…" when it would not.
+
+use serenity::all::{
+    ButtonStyle, Colour, CreateActionRow, CreateAllowedMentions, CreateButton, CreateEmbed,
+    CreateEmbedFooter, CreateMessage, EditMessage, RoleId,
+};
+
+use crate::incident::identity::Identity;
+use crate::incident::model::{Incident, Severity, Status};
+
+/// Discord's published limits.
+pub mod limit {
+    pub const TITLE: usize = 256;
+    pub const DESCRIPTION: usize = 4_096;
+    pub const FIELD_NAME: usize = 256;
+    pub const FIELD_VALUE: usize = 1_024;
+    pub const FIELDS: usize = 25;
+    pub const FOOTER: usize = 2_048;
+    pub const EMBED_TOTAL: usize = 6_000;
+    pub const CONTENT: usize = 2_000;
+    pub const CHANNEL_NAME: usize = 100;
+}
+
+/// The button actions. A button's `custom_id` is `fb:<action>:<incident number>:<version>`,
+/// the format the interactions endpoint parses (`reply::parse_custom_id` on the inbound
+/// side); the version is what the card showed, so a press on a stale card is refused.
+pub const ACTION_ACK: &str = "ack";
+pub const ACTION_UPDATE: &str = "update";
+pub const ACTION_RESOLVE: &str = "resolve";
+
+const ZWJ: char = '\u{200D}';
+
+/// User text made inert: `@everyone`, `@here` and `<@…>`/`<@&…>` get a zero-width joiner
+/// after their first character, so they neither ping nor render as mentions; so does a
+/// masked link's `](`, so `[bank.example](https://evil.example)` shows both parts.
+pub fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(c) = rest.chars().next() {
+        out.push(c);
+        rest = &rest[c.len_utf8()..];
+        let defuse = match c {
+            '@' => rest.starts_with("everyone") || rest.starts_with("here"),
+            '<' => rest.starts_with('@'),
+            ']' => rest.starts_with('('),
+            _ => false,
+        };
+        if defuse {
+            out.push(ZWJ);
+        }
+    }
+    out
+}
+
+/// `text` within `max` characters; a longer one is cut and ends in "…".
+pub fn fit(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_string();
+    }
+    let mut cut: String = text.chars().take(max.saturating_sub(1)).collect();
+    cut.push('…');
+    cut
+}
+
+/// A stored identity as Discord shows it: a Discord user as a mention (which never pings
+/// from an embed, and only pings in content if `allowed_mentions` names it), anyone else by
+/// name, escaped.
+pub fn person(identity: &str) -> String {
+    match Identity::parse(identity) {
+        Ok(id) if id.platform() == "discord" => format!("<@{}>", id.id()),
+        Ok(id) => escape(id.fallback_name()),
+        Err(_) => escape(identity),
+    }
+}
+
+/// Plain message content: escaped user text within 2,000 characters.
+pub fn content(text: &str) -> String {
+    fit(&escape(text), limit::CONTENT)
+}
+
+/// A message that tags `role` (the comms role) before `text`; the role is the only mention
+/// allowed.
+pub fn role_content(role: &str, text: &str) -> String {
+    let tag = format!("<@&{role}> ");
+    let room = limit::CONTENT - tag.chars().count();
+    format!("{tag}{}", fit(&escape(text), room))
+}
+
+/// `allowed_mentions` for every message: nothing parsed from the text; only `roles` (the
+/// stored role IDs the bot means to tag) ping.
+pub fn allowed_mentions(roles: &[String]) -> CreateAllowedMentions {
+    let roles: Vec<RoleId> = roles
+        .iter()
+        .filter_map(|r| r.parse::<u64>().ok().filter(|n| *n != 0))
+        .map(RoleId::new)
+        .collect();
+    CreateAllowedMentions::new().roles(roles)
+}
+
+/// An embed as plain data, so its limits can be checked before serenity sees it.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Embed {
+    pub title: String,
+    pub description: String,
+    pub colour: u32,
+    /// (name, value, inline)
+    pub fields: Vec<(String, String, bool)>,
+    pub footer: String,
+}
+
+impl Embed {
+    /// Characters counted against the 6,000 total.
+    pub fn total_chars(&self) -> usize {
+        let fields: usize = self
+            .fields
+            .iter()
+            .map(|(n, v, _)| n.chars().count() + v.chars().count())
+            .sum();
+        self.title.chars().count()
+            + self.description.chars().count()
+            + self.footer.chars().count()
+            + fields
+    }
+
+    /// Cuts every part to its limit, then the description until the total fits.
+    pub fn fitted(mut self) -> Self {
+        self.title = fit(&self.title, limit::TITLE);
+        self.description = fit(&self.description, limit::DESCRIPTION);
+        self.footer = fit(&self.footer, limit::FOOTER);
+        self.fields.truncate(limit::FIELDS);
+        for (name, value, _) in &mut self.fields {
+            *name = fit(name, limit::FIELD_NAME);
+            *value = fit(value, limit::FIELD_VALUE);
+        }
+        let over = self.total_chars().saturating_sub(limit::EMBED_TOTAL);
+        if over > 0 {
+            let keep = self.description.chars().count().saturating_sub(over);
+            self.description = fit(&self.description, keep);
+        }
+        self
+    }
+
+    pub fn to_builder(&self) -> CreateEmbed {
+        let mut e = CreateEmbed::new()
+            .title(&self.title)
+            .colour(Colour::new(self.colour))
+            .fields(self.fields.clone());
+        if !self.description.is_empty() {
+            e = e.description(&self.description);
+        }
+        if !self.footer.is_empty() {
+            e = e.footer(CreateEmbedFooter::new(&self.footer));
+        }
+        e
+    }
+}
+
+/// `INC-42 · SEV1 · title`, with a ✅ once resolved and [DRILL] for drills.
+fn title_line(incident: &Incident) -> String {
+    let drill = if incident.drill { "[DRILL] " } else { "" };
+    let icon = if incident.status == Status::Resolved {
+        "✅"
+    } else {
+        "🚨"
+    };
+    format!(
+        "{icon} {drill}{} · {} · {}",
+        incident.number,
+        incident.severity,
+        escape(&incident.title)
+    )
+}
+
+fn colour(incident: &Incident) -> u32 {
+    if incident.status == Status::Resolved {
+        return 0x2E_B6_7D;
+    }
+    match incident.severity {
+        Severity::Sev1 => 0xE0_1E_5A,
+        Severity::Sev2 => 0xEC_B2_2E,
+        Severity::Sev3 => 0x36_C5_F0,
+        Severity::Sev4 => 0x9E_9E_9E,
+    }
+}
+
+fn role(who: Option<&str>) -> String {
+    who.map_or("unassigned".into(), person)
+}
+
+fn next_update(incident: &Incident) -> String {
+    incident
+        .next_update_due
+        .map_or("none promised".into(), |d| {
+            format!("<t:{}:t>", d.timestamp())
+        })
+}
+
+/// The pinned card in the incident channel (pure).
+pub fn card(incident: &Incident, latest_update: Option<&str>) -> Embed {
+    let mut fields = vec![
+        ("Status".into(), incident.status.as_str().to_string(), true),
+        ("Severity".into(), incident.severity.to_string(), true),
+        (
+            "Commander".into(),
+            role(incident.commander.as_deref()),
+            true,
+        ),
+        ("Comms".into(), role(incident.comms.as_deref()), true),
+        ("Scribe".into(), role(incident.scribe.as_deref()), true),
+        ("Next update due".into(), next_update(incident), true),
+    ];
+    if let Some(summary) = incident.summary.as_deref() {
+        fields.push(("Summary".into(), escape(summary), false));
+    }
+    Embed {
+        title: title_line(incident),
+        description: latest_update.map_or(String::new(), |u| {
+            format!("**Latest update:** {}", escape(u))
+        }),
+        colour: colour(incident),
+        fields,
+        footer: format!(
+            "Declared by {} · firebreak",
+            strip_mention(&incident.declared_by)
+        ),
+    }
+    .fitted()
+}
+
+/// Footers do not render mentions: name a Discord user by id there.
+fn strip_mention(identity: &str) -> String {
+    match Identity::parse(identity) {
+        Ok(id) => escape(id.fallback_name()),
+        Err(_) => escape(identity),
+    }
+}
+
+/// The company-wide notice (pure): the current state, where to follow along, the latest
+/// update.
+pub fn notice(incident: &Incident, channel: Option<&str>, latest_update: Option<&str>) -> Embed {
+    let mut lines = vec![format!(
+        "Status: **{}** · Commander: {}",
+        incident.status.as_str(),
+        role(incident.commander.as_deref())
+    )];
+    if let Some(channel) = channel {
+        lines.push(format!("Follow along in <#{channel}>"));
+    }
+    if incident.drill {
+        lines.push("*This is a drill: nothing is broken.*".into());
+    }
+    if let Some(update) = latest_update {
+        lines.push(format!("**Latest update:** {}", escape(update)));
+    }
+    Embed {
+        title: title_line(incident),
+        description: lines.join("\n"),
+        colour: colour(incident),
+        fields: Vec::new(),
+        footer: "Company-wide notice · edited as the incident changes".into(),
+    }
+    .fitted()
+}
+
+/// The buttons under the card while the incident is open; their `custom_id` carries the
+/// incident and the version the card showed.
+pub fn card_buttons(incident: &Incident) -> Vec<CreateActionRow> {
+    if !incident.status.is_open() {
+        return Vec::new();
+    }
+    let id = |action: &str| format!("fb:{action}:{}:{}", incident.number.0, incident.version);
+    vec![CreateActionRow::Buttons(vec![
+        CreateButton::new(id(ACTION_ACK))
+            .label("Acknowledge")
+            .style(ButtonStyle::Primary),
+        CreateButton::new(id(ACTION_UPDATE))
+            .label("Post update")
+            .style(ButtonStyle::Secondary),
+        CreateButton::new(id(ACTION_RESOLVE))
+            .label("Resolve")
+            .style(ButtonStyle::Danger),
+    ])]
+}
+
+/// A new message carrying `embed` (and `buttons`), mentioning no one.
+pub fn embed_message(embed: &Embed, buttons: Vec<CreateActionRow>) -> CreateMessage {
+    CreateMessage::new()
+        .embed(embed.to_builder())
+        .components(buttons)
+        .allowed_mentions(allowed_mentions(&[]))
+}
+
+/// The edit that replaces a message's embed (and buttons).
+pub fn embed_edit(embed: &Embed, buttons: Vec<CreateActionRow>) -> EditMessage {
+    EditMessage::new()
+        .embed(embed.to_builder())
+        .components(buttons)
+        .allowed_mentions(allowed_mentions(&[]))
+}
+
+/// A text message; `roles` are the only mentions that may ping.
+pub fn text_message(text: String, roles: &[String]) -> CreateMessage {
+    CreateMessage::new()
+        .content(text)
+        .allowed_mentions(allowed_mentions(roles))
+}
+
+/// The edit that replaces a text message (progress), mentioning no one.
+pub fn text_edit(text: String) -> EditMessage {
+    EditMessage::new()
+        .content(text)
+        .allowed_mentions(allowed_mentions(&[]))
+}
+
+/// `inc-42-checkout-api-returns-502`, within Discord's 100 characters (lower case, digits
+/// and dashes); `attempt` > 0 adds a suffix for a name already in use.
+pub fn channel_name(prefix: &str, incident: &Incident, attempt: u32) -> String {
+    let mut slug = String::new();
+    for c in incident.title.to_lowercase().chars() {
+        if c.is_ascii_alphanumeric() {
+            slug.push(c);
+        } else if !slug.ends_with('-') {
+            slug.push('-');
+        }
+    }
+    let base = format!("{prefix}-{}-{}", incident.number.0, slug.trim_matches('-'));
+    let suffix = if attempt == 0 {
+        String::new()
+    } else {
+        format!("-{}", attempt + 1)
+    };
+    let keep = limit::CHANNEL_NAME - suffix.len();
+    let base: String = base.chars().take(keep).collect();
+    format!("{}{suffix}", base.trim_end_matches('-'))
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::incident::model::{IncidentId, IncidentNumber};
+    use proptest::prelude::*;
+
+    pub(crate) fn incident(title: &str) -> Incident {
+        let now = chrono::Utc::now();
+        Incident {
+            id: IncidentId("01J0INCIDENT".into()),
+            number: IncidentNumber(42),
+            title: title.into(),
+            severity: Severity::Sev1,
+            status: Status::Investigating,
+            drill: false,
+            started_at: None,
+            detected_at: None,
+            declared_at: now,
+            acknowledged_at: None,
+            mitigated_at: None,
+            resolved_at: None,
+            commander: Some("discord:80351110224678912".into()),
+            comms: Some("slack:U0CAROL".into()),
+            scribe: None,
+            summary: None,
+            last_update_at: None,
+            next_update_due: None,
+            reminded_due: None,
+            declared_by: "discord:80351110224678912".into(),
+            version: 3,
+        }
+    }
+
+    fn within_limits(e: &Embed) -> bool {
+        e.title.chars().count() <= limit::TITLE
+            && e.description.chars().count() <= limit::DESCRIPTION
+            && e.footer.chars().count() <= limit::FOOTER
+            && e.fields.len() <= limit::FIELDS
+            && e.fields.iter().all(|(n, v, _)| {
+                n.chars().count() <= limit::FIELD_NAME && v.chars().count() <= limit::FIELD_VALUE
+            })
+            && e.total_chars() <= limit::EMBED_TOTAL
+    }
+
+    #[test]
+    fn mentions_in_user_text_are_defused() {
+        let e = escape("hi @everyone and @here, <@123> <@&456> <@!7> me@example.com");
+        assert!(!e.contains("@everyone") && !e.contains("@here"), "{e}");
+        assert!(
+            !e.contains("<@1") && !e.contains("<@&") && !e.contains("<@!"),
+            "{e}"
+        );
+        assert!(e.contains("me@example.com"));
+        assert_eq!(escape("plain <#1> text"), "plain <#1> text");
+        assert_eq!(escape("[a](https://x)"), format!("[a]{ZWJ}(https://x)"));
+        assert_eq!(person("discord:42"), "<@42>");
+        assert_eq!(person("cli:alice"), "alice");
+        assert_eq!(person("<@&9>"), format!("<{ZWJ}@&9>"));
+        let tagged = role_content("999", "ping @everyone");
+        assert!(tagged.starts_with("<@&999> ") && !tagged.contains("@everyone"));
+        let json = serde_json::to_value(allowed_mentions(&["999".into()])).unwrap();
+        assert_eq!(json["parse"], serde_json::json!([]));
+        assert_eq!(json["roles"], serde_json::json!(["999"]));
+    }
+
+    #[test]
+    fn the_card_carries_versioned_buttons_until_resolved() {
+        let mut inc = incident("Checkout down");
+        let rows = serde_json::to_value(card_buttons(&inc)).unwrap();
+        let ids: Vec<&str> = rows[0]["components"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|b| b["custom_id"].as_str().unwrap())
+            .collect();
+        assert_eq!(ids, ["fb:ack:42:3", "fb:update:42:3", "fb:resolve:42:3"]);
+        inc.status = Status::Resolved;
+        assert!(card_buttons(&inc).is_empty());
+        assert!(card(&inc, None).title.starts_with("✅ INC-42 · SEV1"));
+    }
+
+    #[test]
+    fn channel_names_are_slugged_and_bounded() {
+        let inc = incident("Checkout API: 502s!!");
+        assert_eq!(channel_name("inc", &inc, 0), "inc-42-checkout-api-502s");
+        assert_eq!(channel_name("inc", &inc, 1), "inc-42-checkout-api-502s-2");
+        let long = incident(&"x".repeat(300));
+        assert_eq!(channel_name("inc", &long, 3).chars().count(), 100);
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        #[test]
+        fn embeds_and_content_stay_within_discords_limits(
+            title in "\\PC{0,300}",
+            update in "(\\PC|@everyone|<@&1>){0,5000}",
+            summary in proptest::option::of("\\PC{0,2000}"),
+        ) {
+            let mut inc = incident(&title);
+            inc.summary = summary;
+            let c = card(&inc, Some(&update));
+            prop_assert!(within_limits(&c), "card {}", c.total_chars());
+            let n = notice(&inc, Some("123"), Some(&update));
+            prop_assert!(within_limits(&n), "notice {}", n.total_chars());
+            prop_assert!(content(&update).chars().count() <= limit::CONTENT);
+            prop_assert!(role_content("1", &update).chars().count() <= limit::CONTENT);
+            for text in [&c.description, &n.description, &content(&update)] {
+                prop_assert!(!text.contains("@everyone") && !text.contains("<@&1>"));
+            }
+        }
+
+        #[test]
+        fn fitting_keeps_short_texts_and_marks_cut_ones(text in "\\PC{0,40}", max in 1usize..30) {
+            let f = fit(&text, max);
+            prop_assert!(f.chars().count() <= max);
+            if text.chars().count() <= max {
+                prop_assert_eq!(f, text);
+            } else {
+                prop_assert!(f.ends_with('…'));
+            }
+        }
+    }
+}

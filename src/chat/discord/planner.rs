@@ -1,0 +1,304 @@
+//! Which Discord effects each incident change needs, mirroring Slack's planner: everything
+//! in the incident channel (create, card, posts) runs in one FIFO group; company-wide
+//! notices go through a database-only fan-out that queues one effect per announcement
+//! channel, each in its own FIFO group, and an announcement's own notices are queued
+//! directly with the change, under the keys the fan-out gives them (so they go out at T+0
+//! and the CLI delivers and reports them).
+//!
+//! Texts are planned as plain text; they are escaped and fitted when the message is built
+//! ([`super::embeds`]), and the only mention is the comms role, from its stored id.
+
+use super::config::DiscordConfig;
+use super::effects::DiscordEffect;
+use super::effects::notices::plan_children;
+use super::effects::types::{channel_group, notices_group};
+use super::embeds::fit;
+use crate::effects::planner::{EffectPlanner, Intent};
+use crate::effects::{Audience, NewEffect, TypedEffect};
+use crate::incident::model::{Incident, IncidentId};
+use crate::incident::permissions::Actor;
+use crate::incident::rules::IncidentEvent;
+
+/// Characters of the summary quoted in the resolution post (content is 2,000 at most).
+const SUMMARY_IN_POST: usize = 1_200;
+
+pub struct DiscordPlanner {
+    pub config: DiscordConfig,
+    /// `server.public_url`, for links to post-mortem pages.
+    pub public_url: Option<String>,
+}
+
+impl EffectPlanner for DiscordPlanner {
+    fn plan(
+        &self,
+        incident: &Incident,
+        event: &IncidentEvent,
+        actor: &Actor,
+    ) -> anyhow::Result<Vec<NewEffect>> {
+        let p = Plan {
+            incident,
+            event_tag: tag(event),
+        };
+        let announce = announce_channels(&self.config, incident);
+        Ok(match event {
+            IncidentEvent::Declared => {
+                let mut plan = p.announce(announce);
+                plan.push(p.sync_channel());
+                plan
+            }
+            IncidentEvent::Acknowledged | IncidentEvent::RoleAssigned { .. } => {
+                vec![p.sync_channel(), p.notices()]
+            }
+            IncidentEvent::Update { text } => {
+                let due = incident
+                    .next_update_due
+                    .map(|d| format!("\nNext update due by {} UTC.", d.format("%H:%M")))
+                    .unwrap_or_default();
+                let post = format!("📣 Update from {}: {text}{due}", actor.name);
+                vec![p.post(post, None), p.sync_channel(), p.notices()]
+            }
+            IncidentEvent::StatusChanged { .. } | IncidentEvent::SeverityChanged { .. } => {
+                let mut plan = vec![p.sync_channel()];
+                plan.extend(p.announce(announce));
+                plan
+            }
+            IncidentEvent::Resolved => {
+                let mut text = format!("✅ {} resolved by {}", incident.number, actor.name);
+                if let Some(summary) = incident.summary.as_deref() {
+                    // Short enough that the post-mortem link after it is never cut off.
+                    text.push_str(": ");
+                    text.push_str(&fit(summary, SUMMARY_IN_POST));
+                }
+                text.push('\n');
+                text.push_str(&postmortem_link(self.public_url.as_deref(), incident));
+                vec![p.post(text, None), p.sync_channel(), p.notices()]
+            }
+            IncidentEvent::Overdue => {
+                vec![p.post(overdue_text(incident), self.config.comms_role_id.clone())]
+            }
+        })
+    }
+
+    fn plan_intent(&self, incident: &IncidentId, intent: &Intent, key: &str) -> Vec<NewEffect> {
+        let effect = match intent {
+            Intent::Progress {
+                key: progress,
+                text,
+            } => DiscordEffect::Progress {
+                incident_id: incident.clone(),
+                key: progress.clone(),
+                text: text.clone(),
+            },
+            Intent::RoomPost { text } => DiscordEffect::ChannelPost {
+                incident_id: incident.clone(),
+                text: text.clone(),
+                mention_role: None,
+            },
+            // Publishing is the post-mortem repository's business, not chat's.
+            Intent::PublishPostmortem { .. } => return Vec::new(),
+        };
+        let key = format!("{}:{incident}:{key}", effect.kind());
+        vec![effect.queued(key).ordered(channel_group(incident))]
+    }
+}
+
+/// The announcement channels for the incident's severity, each once, in config order.
+fn announce_channels(config: &DiscordConfig, incident: &Incident) -> Vec<String> {
+    let mut channels: Vec<String> = Vec::new();
+    for c in config.announce.for_severity(incident.severity) {
+        if !channels.contains(c) {
+            channels.push(c.clone());
+        }
+    }
+    channels
+}
+
+fn overdue_text(incident: &Incident) -> String {
+    let due = incident
+        .next_update_due
+        .map(|d| d.format("%H:%M UTC").to_string())
+        .unwrap_or_default();
+    format!(
+        "⏰ The status update promised for {due} is overdue. Please post one with `/incident update …`."
+    )
+}
+
+/// Where the post-mortem draft is, for the resolution message.
+fn postmortem_link(public_url: Option<&str>, incident: &Incident) -> String {
+    match public_url {
+        Some(base) => format!(
+            "📝 Post-mortem draft: {}/incidents/{}/postmortem.html. Fill in the sections with `/incident postmortem set …`.",
+            base.trim_end_matches('/'),
+            incident.number
+        ),
+        None => format!(
+            "📝 Post-mortem draft: `firebreak postmortem {}`. Fill in the sections with `/incident postmortem set …`.",
+            incident.number
+        ),
+    }
+}
+
+struct Plan<'a> {
+    incident: &'a Incident,
+    event_tag: &'static str,
+}
+
+impl Plan<'_> {
+    /// Keyed by the incident version this change produced: planning it again is a no-op.
+    fn key(&self, kind: &str) -> String {
+        format!(
+            "{kind}:{}:v{}:{}",
+            self.incident.id, self.incident.version, self.event_tag
+        )
+    }
+
+    fn queued(&self, effect: DiscordEffect, group: String) -> NewEffect {
+        let key = self.key(effect.kind());
+        effect.queued(key).ordered(group)
+    }
+
+    fn sync_channel(&self) -> NewEffect {
+        let effect = DiscordEffect::SyncChannel {
+            incident_id: self.incident.id.clone(),
+        };
+        self.queued(effect, channel_group(&self.incident.id))
+    }
+
+    fn post(&self, text: String, mention_role: Option<String>) -> NewEffect {
+        let effect = DiscordEffect::ChannelPost {
+            incident_id: self.incident.id.clone(),
+            text,
+            mention_role,
+        };
+        self.queued(effect, channel_group(&self.incident.id))
+    }
+
+    /// Bring every notice already posted (or owed) up to date.
+    fn notices(&self) -> NewEffect {
+        self.fan_out(Vec::new())
+    }
+
+    fn fan_out(&self, channels: Vec<String>) -> NewEffect {
+        let effect = DiscordEffect::SyncNotices {
+            incident_id: self.incident.id.clone(),
+            channels,
+        };
+        self.queued(effect, notices_group(&self.incident.id))
+    }
+
+    /// The announcement: a notice per channel queued with the change, and the fan-out that
+    /// also edits notices in other channels (it queues the same notices again, a no-op).
+    fn announce(&self, channels: Vec<String>) -> Vec<NewEffect> {
+        let n = channels.len();
+        let fan_out = self.fan_out(channels.clone());
+        let notices = plan_children(&self.incident.id, &fan_out.idempotency_key, &channels, &[]);
+        let fan_out = if n > 0 {
+            fan_out.announcing(Audience::DiscordChannels(n))
+        } else {
+            fan_out
+        };
+        std::iter::once(fan_out).chain(notices).collect()
+    }
+}
+
+fn tag(event: &IncidentEvent) -> &'static str {
+    match event {
+        IncidentEvent::Declared => "declared",
+        IncidentEvent::Acknowledged => "ack",
+        IncidentEvent::Update { .. } => "update",
+        IncidentEvent::StatusChanged { .. } => "status",
+        IncidentEvent::SeverityChanged { .. } => "severity",
+        IncidentEvent::RoleAssigned { .. } => "role",
+        IncidentEvent::Resolved => "resolved",
+        IncidentEvent::Overdue => "overdue",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::chat::discord::embeds::tests::incident;
+    use crate::effects::planner::Intent;
+    use crate::incident::timeline::Source;
+
+    fn planner(sev1: &[&str]) -> DiscordPlanner {
+        let mut config = DiscordConfig::default();
+        config.announce.sev1 = sev1.iter().map(|c| c.to_string()).collect();
+        config.comms_role_id = Some("777".into());
+        DiscordPlanner {
+            config,
+            public_url: None,
+        }
+    }
+
+    fn decoded(e: &NewEffect) -> DiscordEffect {
+        serde_json::from_value(e.payload.clone()).unwrap()
+    }
+
+    #[test]
+    fn a_declaration_announces_to_each_channel_once_then_sets_up_the_room() {
+        let inc = incident("Checkout down");
+        let alice = Actor::new(Source::Discord, "42", "alice");
+        let p = planner(&["10", "20", "10"]);
+        let plan = p.plan(&inc, &IncidentEvent::Declared, &alice).unwrap();
+        let kinds: Vec<&str> = plan.iter().map(|e| e.kind.as_str()).collect();
+        assert_eq!(
+            kinds,
+            [
+                "discord.sync_notices",
+                "discord.notice",
+                "discord.notice",
+                "discord.sync_channel"
+            ]
+        );
+        assert_eq!(plan[0].audience, Some(Audience::DiscordChannels(2)));
+        assert_eq!(
+            plan[1].idempotency_key,
+            format!("{}:10", plan[0].idempotency_key)
+        );
+        assert_eq!(
+            plan[2].ordering_key,
+            Some(format!("discord:{}:notice:20", inc.id))
+        );
+        assert_eq!(
+            plan,
+            p.plan(&inc, &IncidentEvent::Declared, &alice).unwrap()
+        );
+    }
+
+    #[test]
+    fn reminders_tag_the_comms_role_and_intents_go_to_the_room() {
+        let inc = incident("Checkout down");
+        let plan = planner(&[])
+            .plan(&inc, &IncidentEvent::Overdue, &Actor::system())
+            .unwrap();
+        assert!(matches!(
+            decoded(&plan[0]),
+            DiscordEffect::ChannelPost { mention_role: Some(ref r), .. } if r == "777"
+        ));
+        let progress = Intent::Progress {
+            key: "freeze".into(),
+            text: "3/8 repositories frozen".into(),
+        };
+        let plan = planner(&[]).plan_intent(&inc.id, &progress, "k1");
+        assert_eq!(
+            plan[0].idempotency_key,
+            format!("discord.progress:{}:k1", inc.id)
+        );
+        assert_eq!(plan[0].ordering_key, Some(channel_group(&inc.id)));
+        let mut resolved = incident("Checkout down");
+        resolved.summary = Some("@here ".repeat(700));
+        let plan = planner(&[])
+            .plan(&resolved, &IncidentEvent::Resolved, &Actor::system())
+            .unwrap();
+        let DiscordEffect::ChannelPost { text, .. } = decoded(&plan[0]) else {
+            panic!("{plan:?}")
+        };
+        let sent = crate::chat::discord::embeds::content(&text);
+        assert!(sent.ends_with("`/incident postmortem set …`."), "{sent}");
+        let publish = Intent::PublishPostmortem {
+            revision: "r".into(),
+        };
+        assert!(planner(&[]).plan_intent(&inc.id, &publish, "k").is_empty());
+    }
+}
