@@ -121,6 +121,20 @@ impl DiscordApi {
             .await
     }
 
+    pub async fn message(
+        &self,
+        channel: ChannelId,
+        message: MessageId,
+    ) -> Result<Message, CallError> {
+        let route = Route::ChannelMessage {
+            channel_id: channel,
+            message_id: message,
+        };
+        let req = Request::new(route, LightMethod::Get);
+        self.json("read the pinned message", &format!("read:{channel}"), req)
+            .await
+    }
+
     pub async fn pin(&self, channel: ChannelId, message: MessageId) -> Result<(), CallError> {
         let route = Route::ChannelPin {
             channel_id: channel,

@@ -7,9 +7,11 @@
 //! - [`types`]: the [`DiscordEffect`] enum, its kinds, ordering groups and keys.
 //! - [`channel`]: the incident channel or thread, its card, posts and progress messages.
 //! - [`notices`]: the fan-out to announcement channels and one notice per channel.
+//! - [`pins`]: 📌 reactions, the pinned message put on the timeline.
 
 pub mod channel;
 pub mod notices;
+pub mod pins;
 pub mod types;
 
 use async_trait::async_trait;
@@ -87,6 +89,15 @@ impl EffectHandler for DiscordEffects {
                 key,
                 text,
             } => self.progress(&incident_id, &key, &text).await,
+            DiscordEffect::CapturePin {
+                incident_id,
+                guild,
+                channel,
+                message,
+            } => {
+                self.capture_pin(&incident_id, &guild, &channel, &message)
+                    .await
+            }
         }
     }
 }

@@ -13,8 +13,16 @@ pub const SYNC_NOTICES: &str = "discord.sync_notices";
 pub const NOTICE: &str = "discord.notice";
 pub const CHANNEL_POST: &str = "discord.channel_post";
 pub const PROGRESS: &str = "discord.progress";
+pub const CAPTURE_PIN: &str = "discord.capture_pin";
 
-pub const ALL_KINDS: &[&str] = &[SYNC_CHANNEL, SYNC_NOTICES, NOTICE, CHANNEL_POST, PROGRESS];
+pub const ALL_KINDS: &[&str] = &[
+    SYNC_CHANNEL,
+    SYNC_NOTICES,
+    NOTICE,
+    CHANNEL_POST,
+    PROGRESS,
+    CAPTURE_PIN,
+];
 
 /// One thing to do on Discord. Variants that render incident state (`SyncChannel`,
 /// `Notice`) carry no text: they read the incident when they run, so they are always
@@ -60,6 +68,15 @@ pub enum DiscordEffect {
         key: String,
         text: String,
     },
+    /// A 📌 reaction: read the message and put it on the timeline with its author, its own
+    /// time and a link.
+    #[serde(rename = "discord.capture_pin")]
+    CapturePin {
+        incident_id: IncidentId,
+        guild: String,
+        channel: String,
+        message: String,
+    },
 }
 
 impl TypedEffect for DiscordEffect {
@@ -70,6 +87,7 @@ impl TypedEffect for DiscordEffect {
             Self::Notice { .. } => NOTICE,
             Self::ChannelPost { .. } => CHANNEL_POST,
             Self::Progress { .. } => PROGRESS,
+            Self::CapturePin { .. } => CAPTURE_PIN,
         }
     }
 }
@@ -81,7 +99,8 @@ impl DiscordEffect {
             | Self::SyncNotices { incident_id, .. }
             | Self::Notice { incident_id, .. }
             | Self::ChannelPost { incident_id, .. }
-            | Self::Progress { incident_id, .. } => incident_id,
+            | Self::Progress { incident_id, .. }
+            | Self::CapturePin { incident_id, .. } => incident_id,
         }
     }
 
