@@ -277,6 +277,49 @@ fn normalize_number(x: Value) -> Value {
     }
 }
 
+/// `/incident help`: the slash commands with their options (`<required>`, `[optional]`),
+/// from the same definitions Discord shows, so the two never disagree.
+pub fn help() -> String {
+    let mut lines = Vec::new();
+    for command in definitions().as_array().into_iter().flatten() {
+        let name = command["name"].as_str().unwrap_or_default();
+        let options = command["options"].as_array().map_or(&[][..], |v| v);
+        let subs: Vec<&Value> = options
+            .iter()
+            .filter(|o| o["type"] == SUB_COMMAND)
+            .collect();
+        if subs.is_empty() {
+            lines.push(usage(&format!("/{name}"), options, command));
+        }
+        for s in subs {
+            let path = format!("/{name} {}", s["name"].as_str().unwrap_or_default());
+            let opts = s["options"].as_array().map_or(&[][..], |v| v);
+            lines.push(usage(&path, opts, s));
+        }
+    }
+    lines.push(
+        "In an incident's channel the incident option can be left out. The same verbs work in Slack and the CLI."
+            .into(),
+    );
+    lines.join("\n")
+}
+
+fn usage(path: &str, options: &[Value], about: &Value) -> String {
+    let mut line = path.to_string();
+    for o in options {
+        let name = o["name"].as_str().unwrap_or_default();
+        if o["required"] == json!(true) {
+            line.push_str(&format!(" <{name}>"));
+        } else {
+            line.push_str(&format!(" [{name}]"));
+        }
+    }
+    format!(
+        "{line}: {}",
+        about["description"].as_str().unwrap_or_default()
+    )
+}
+
 /// Names of the commands in a list, for what `register` prints.
 pub fn names(commands: &Value) -> Vec<String> {
     commands
@@ -319,6 +362,20 @@ mod tests {
         for c in definitions().as_array().unwrap() {
             check(c, 0);
         }
+    }
+
+    #[test]
+    fn help_names_every_subcommand_and_fits_one_message() {
+        let help = help();
+        for line in [
+            "/incident declare [title]",
+            "/incident assign <role> <user>",
+            "/freeze exempt <pr>",
+            "/unfreeze [repos]",
+        ] {
+            assert!(help.contains(line), "{line} in {help}");
+        }
+        assert!(help.chars().count() < 1800, "{}", help.chars().count());
     }
 
     #[test]

@@ -21,6 +21,8 @@ pub enum Intent {
     Run(Command),
     /// `/incident declare` with no title: open the declare form.
     DeclareForm,
+    /// `/incident help`: the slash commands, as Discord users type them.
+    Help,
 }
 
 /// The options of one (sub)command, looked up by name.
@@ -91,7 +93,7 @@ pub fn intent(
         ["incident", "postmortem"] => Command::new(target, postmortem(&o)?),
         ["incident", "show"] => Command::new(target, Query::Show),
         ["incident", "list"] => Command::untargeted(Query::List),
-        ["incident", "help"] => Command::untargeted(Query::Help),
+        ["incident", "help"] => return Ok(Intent::Help),
         ["incident", verb] => Command::new(target, change(verb, &o)?),
         ["freeze", "merges"] => Command::new(
             target,
@@ -238,7 +240,7 @@ mod tests {
     fn run(c: &CommandCall) -> Command {
         match intent(c, &Resolved::default(), Utc::now()).unwrap() {
             Intent::Run(cmd) => cmd,
-            Intent::DeclareForm => panic!("a command, not the form"),
+            other => panic!("a command, not {other:?}"),
         }
     }
 
@@ -308,7 +310,6 @@ mod tests {
             ),
             (sub("incident", "resolve", json!([])), "resolve"),
             (sub("incident", "list", json!([])), "list"),
-            (sub("incident", "help", json!([])), "help"),
             (
                 sub(
                     "incident",
@@ -348,6 +349,15 @@ mod tests {
 
     #[test]
     fn a_bare_declare_is_the_form_and_bad_values_are_sentences() {
+        assert_eq!(
+            intent(
+                &sub("incident", "help", json!([])),
+                &Resolved::default(),
+                Utc::now()
+            )
+            .unwrap(),
+            Intent::Help
+        );
         let bare = sub(
             "incident",
             "declare",

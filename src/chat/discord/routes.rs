@@ -141,6 +141,9 @@ impl DiscordEdge {
     ) -> Answer {
         match options::intent(call, &who.resolved, Utc::now()) {
             Ok(Intent::DeclareForm) => Answer::Keep(reply::declare_modal()),
+            Ok(Intent::Help) => {
+                Answer::Keep(reply::help("The slash commands:", &super::commands::help()))
+            }
             Ok(Intent::Run(cmd)) => self.run(&service, cmd, who, None).await,
             Err(e) => Answer::Keep(reply::ephemeral(&e.to_string())),
         }
