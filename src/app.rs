@@ -7,9 +7,11 @@ use tokio::net::TcpListener;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
+use crate::chat::discord::DiscordEdge;
 use crate::chat::discord::api::DiscordApi;
 use crate::chat::discord::effects::DiscordEffects;
 use crate::chat::discord::planner::DiscordPlanner;
+use crate::chat::discord::verify::DiscordVerifier;
 use crate::chat::slack::SlackEdge;
 use crate::chat::slack::api::SlackApi;
 use crate::chat::slack::effects::SlackEffects;
@@ -43,6 +45,8 @@ pub struct App {
     pub worker: Arc<Worker>,
     /// Present when Slack is configured (`SLACK_SIGNING_SECRET` and `SLACK_BOT_TOKEN`).
     pub slack: Option<Arc<SlackEdge>>,
+    /// Present when Discord is configured (`DISCORD_PUBLIC_KEY` and `DISCORD_BOT_TOKEN`).
+    pub discord: Option<Arc<DiscordEdge>>,
     /// Present when GitHub is configured (`GITHUB_TOKEN` or a GitHub App).
     pub github: Option<Arc<GitHubEdge>>,
     pub github_client: Option<Arc<GitHubClient>>,
@@ -149,6 +153,14 @@ impl App {
                 signing_secret: s.signing_secret,
             })
         });
+        let discord = match &integrations.discord {
+            Some(d) => Some(Arc::new(DiscordEdge {
+                service: service.clone(),
+                read: ReadModel::new(store.clone()),
+                verifier: DiscordVerifier::new(&d.public_key).map_err(anyhow::Error::msg)?,
+            })),
+            None => None,
+        };
         let github = integrations.github.map(|g| {
             Arc::new(GitHubEdge {
                 service: service.clone(),
@@ -162,6 +174,7 @@ impl App {
             service,
             worker: Arc::new(worker),
             slack,
+            discord,
             github,
             github_client,
         })
@@ -183,6 +196,13 @@ impl App {
                 signing_secret: edge.signing_secret.clone(),
             })
         });
+        self.discord = self.discord.map(|edge| {
+            Arc::new(DiscordEdge {
+                service: self.service.clone(),
+                read: edge.read.clone(),
+                verifier: edge.verifier.clone(),
+            })
+        });
         self
     }
 
@@ -196,6 +216,9 @@ impl App {
         let mut adapters = axum::Router::new();
         if let Some(slack) = &self.slack {
             adapters = adapters.merge(crate::chat::slack::router(Arc::clone(slack)));
+        }
+        if let Some(discord) = &self.discord {
+            adapters = adapters.merge(crate::chat::discord::router(Arc::clone(discord)));
         }
         if let Some(github) = &self.github {
             adapters = adapters.merge(crate::github::router(Arc::clone(github)));

@@ -79,6 +79,20 @@ pub enum TopCommand {
     /// Inspect and retry queued side effects.
     #[command(subcommand)]
     Effects(EffectsCommand),
+    /// Set up the Discord application.
+    #[command(subcommand)]
+    Discord(DiscordCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DiscordCommand {
+    /// Create or update the slash commands (`/incident`, `/freeze`, `/unfreeze`) through
+    /// Discord's bulk overwrite; running it again changes nothing.
+    Register {
+        /// Register in this server only (instant, for trying it out); default: globally.
+        #[arg(long, value_name = "ID")]
+        guild: Option<String>,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

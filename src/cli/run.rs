@@ -9,7 +9,9 @@ use chrono::Utc;
 use secrecy::ExposeSecret;
 use tokio_util::sync::CancellationToken;
 
-use super::{Cli, ConfigCommand, EffectsCommand, IncidentArgs, PostmortemFormat, TopCommand};
+use super::{
+    Cli, ConfigCommand, DiscordCommand, EffectsCommand, IncidentArgs, PostmortemFormat, TopCommand,
+};
 use super::{identity, render};
 use crate::app::{App, shutdown_signal};
 use crate::config::{Config, Runtime, sqlite_creates};
@@ -57,6 +59,9 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     if let Err(e) = config.validate() {
         return Ok(user_error(&format!("config: {e}")));
     }
+    if let TopCommand::Discord(DiscordCommand::Register { guild }) = &cli.command {
+        return discord_register(&runtime, guild.as_deref()).await;
+    }
     let new = prepare_database(&runtime)?;
     let app = App::build(config, &runtime).await?;
     say_created(new.as_deref());
@@ -72,8 +77,32 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             format,
             out,
         } => postmortem(&app, &incident, format, out.as_deref()).await,
-        TopCommand::Config(_) | TopCommand::Migrate => unreachable!("handled above"),
+        TopCommand::Config(_) | TopCommand::Migrate | TopCommand::Discord(_) => {
+            unreachable!("handled above")
+        }
     }
+}
+
+/// `firebreak discord register [--guild ID]`: needs the Discord secrets, not the database.
+async fn discord_register(runtime: &Runtime, guild: Option<&str>) -> anyhow::Result<ExitCode> {
+    use crate::chat::discord::register;
+    let Some(secrets) = &runtime.integrations.discord else {
+        return Ok(user_error(
+            "Discord is not configured: set DISCORD_PUBLIC_KEY and DISCORD_BOT_TOKEN (and DISCORD_APPLICATION_ID).",
+        ));
+    };
+    let http = match register::http(secrets) {
+        Ok(h) => h,
+        Err(e) => return Ok(user_error(&e)),
+    };
+    let guild = match guild.map(register::guild).transpose() {
+        Ok(g) => g,
+        Err(e) => return Ok(user_error(&e)),
+    };
+    let scope = guild.map_or("globally".to_string(), |g| format!("in server {g}"));
+    let done = register::register(&http, guild).await?;
+    println!("{}", done.describe(&scope));
+    Ok(ExitCode::SUCCESS)
 }
 
 /// SQLite only: makes the database's directory if it is missing, and returns the file when

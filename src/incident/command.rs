@@ -34,8 +34,8 @@ pub mod postmortem;
 pub mod query;
 
 pub use change::Change;
-pub use declare::{DEFAULT_SEVERITY, Declare};
-pub use freeze::{FreezeVerb, parse_scope};
+pub use declare::{DEFAULT_SEVERITY, Declare, parse_when};
+pub use freeze::{FreezeVerb, parse_expiry, parse_scope};
 pub use postmortem::{PostmortemField, PostmortemVerb, Term};
 pub use query::Query;
 

@@ -16,6 +16,9 @@ pub struct Actor {
     /// How to call them in a sentence (`Acknowledged by alice`): a display name the edge
     /// knows, else the id. What is *stored* as the actor is [`Actor::identity`].
     pub name: String,
+    /// Groups the platform says they belong to, written as they appear in `[permissions]`
+    /// (`discord-role:ROLE_ID`). They only ever widen what the person may do.
+    pub groups: Vec<String>,
 }
 
 impl Actor {
@@ -24,7 +27,14 @@ impl Actor {
             source,
             id: id.into(),
             name: name.into(),
+            groups: Vec::new(),
         }
+    }
+
+    /// The same person, with the groups their platform put them in.
+    pub fn with_groups(mut self, groups: impl IntoIterator<Item = String>) -> Self {
+        self.groups = groups.into_iter().collect();
+        self
     }
 
     /// firebreak itself, for effect outcomes and reminders.
@@ -159,8 +169,9 @@ impl Permissions {
         let Some(list) = list else { return true };
         let identity = actor.identity();
         let wildcard = format!("{}:*", actor.source);
-        list.iter()
-            .any(|e| e == identity.as_str() || *e == wildcard)
+        list.iter().any(|e| {
+            e == identity.as_str() || *e == wildcard || actor.groups.iter().any(|g| g == e)
+        })
     }
 }
 
@@ -182,6 +193,25 @@ mod tests {
         assert!(p.allows(&slack("U1"), Action::Resolve));
         assert!(!p.allows(&slack("U2"), Action::Resolve));
         assert!(p.allows(&Actor::new(Source::Discord, "42", "x"), Action::Resolve));
+    }
+
+    #[test]
+    fn a_group_on_the_list_admits_its_members_only() {
+        let p = Permissions {
+            resolve: Some(vec!["discord-role:77".into()]),
+            ..Permissions::default()
+        };
+        let bob = Actor::new(Source::Discord, "42", "bob");
+        assert!(!p.allows(&bob, Action::Resolve));
+        assert!(!p.allows(
+            &bob.clone().with_groups(["discord-role:78".to_string()]),
+            Action::Resolve
+        ));
+        assert!(p.allows(
+            &bob.with_groups(["discord-role:77".to_string()]),
+            Action::Resolve
+        ));
+        assert!(p.allows(&Actor::new(Source::Discord, "42", "bob"), Action::Declare));
     }
 
     #[test]

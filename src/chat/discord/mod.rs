@@ -10,13 +10,42 @@
 //! - [`planner`]: which Discord effects each incident change needs.
 //! - [`effects`]: the typed effects and their handler.
 //! - [`gateway`]: the gateway client, for 📌 reactions onto the timeline.
+//! - [`verify`]: Ed25519 request signatures on the raw body.
+//! - [`interactions`]: the interaction payloads we accept, as one small enum.
+//! - [`decode`]: Discord's mention syntax made neutral text on the way in.
+//! - [`commands`]: the application commands (`/incident`, `/freeze`, `/unfreeze`).
+//! - [`options`]: a slash command's typed options mapped onto the core grammar.
+//! - [`routes`]: `POST /discord/interactions`.
+//! - [`reply`]: the core's reply as an interaction response, within Discord's limits.
+//! - [`register`]: `firebreak discord register`.
 
 pub mod api;
+pub mod commands;
 pub mod config;
+pub mod decode;
 pub mod effects;
 pub mod embeds;
 pub mod gateway;
+pub mod interactions;
+pub mod options;
 pub mod planner;
 pub mod ratelimit;
+pub mod register;
+pub mod reply;
+pub mod routes;
+pub mod verify;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::routing::post;
 
 pub use config::{DiscordConfig, DiscordSecrets};
+pub use routes::DiscordEdge;
+
+/// The Discord endpoint, `/discord/interactions`.
+pub fn router(edge: Arc<DiscordEdge>) -> Router {
+    Router::new()
+        .route("/discord/interactions", post(routes::interactions))
+        .with_state(edge)
+}

@@ -133,7 +133,7 @@ fn looks_like_severity(word: &str) -> bool {
 
 /// Parses `<when>`: an RFC 3339 time, or an age like `15m` meaning that long ago. Whether the
 /// time is acceptable (not in the future, not too old) is [`Declare::prepare`]'s business.
-fn parse_when(word: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, UserError> {
+pub fn parse_when(word: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, UserError> {
     if let Ok(t) = DateTime::parse_from_rfc3339(word) {
         return Ok(t.with_timezone(&Utc));
     }

@@ -141,7 +141,7 @@ pub(super) fn parse(verb: &str, args: &mut Args<'_>) -> Result<FreezeVerb, UserE
 }
 
 /// `--for 4h`: how long a hold lasts, from a minute to 30 days.
-fn parse_expiry(word: &str) -> Result<Duration, UserError> {
+pub fn parse_expiry(word: &str) -> Result<Duration, UserError> {
     let d = humantime::parse_duration(word).map_err(|_| {
         UserError::invalid(format!(
             "\"{word}\" is not a duration; write it like 4h or 2d."
