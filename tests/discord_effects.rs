@@ -362,12 +362,13 @@ async fn a_429_retry_after_is_honoured_before_any_further_call(backend: Backend)
     let limited = calls.iter().position(|c| c.status == 429).expect("a 429");
     // Calls already in flight when the 429 was answered (the other announcement channels)
     // arrive within a moment of it; everything sent after it must wait.
-    let in_flight = Duration::from_millis(25);
+    // (At most the four first calls: the channel list and three notices.)
+    let in_flight = Duration::from_millis(100);
     let (racing, after): (Vec<&Call>, Vec<&Call>) = calls[limited + 1..]
         .iter()
         .partition(|c| c.at - calls[limited].at < in_flight);
     assert!(
-        racing.len() <= 2,
+        racing.len() <= 3,
         "only the concurrent first calls race it: {racing:?}"
     );
     assert!(!after.is_empty());
