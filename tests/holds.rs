@@ -26,6 +26,7 @@ on_both!(
     the_binary_freezes_for_a_while_shows_holds_and_the_audit,
     a_hold_placed_while_another_is_removed_is_never_lost,
     a_repository_stays_frozen_while_its_owner_is_held,
+    a_scope_named_in_another_case_is_the_same_scope,
 );
 
 struct Holds {
@@ -515,4 +516,34 @@ async fn a_repository_stays_frozen_while_its_owner_is_held(backend: Backend) {
     t.app.ok("unfreeze acme/*").await;
     t.settle().await;
     assert!(t.neither_frozen());
+}
+
+/// GitHub's names are case-insensitive: `ACME/Web` is `acme/web`, so a second freeze in
+/// another case renews the same hold, one unfreeze lifts it, and no two targets fight over
+/// one ruleset.
+async fn a_scope_named_in_another_case_is_the_same_scope(backend: Backend) {
+    let t = holds_app(backend, "").await;
+    t.app.ok("freeze acme/web --reason first").await;
+    t.app.ok("freeze ACME/Web --reason second").await;
+    t.settle().await;
+    assert!(t.frozen("acme/web"));
+    let holds = t.app.app.store.freeze_holds().await.unwrap();
+    assert_eq!(holds.len(), 1, "{holds:?}");
+    let out = t.app.ok("unfreeze ACME/WEB").await;
+    assert!(
+        out.reply.text.contains("nothing holds acme/web any more"),
+        "{}",
+        out.reply.text
+    );
+    t.settle().await;
+    assert!(!t.frozen("acme/web"));
+    t.periodic(1).await;
+    assert!(!t.frozen("acme/web"), "a later pass put it back");
+    let targets = t.app.app.store.freeze_targets().await.unwrap();
+    assert!(
+        targets
+            .iter()
+            .all(|x| x.target == "acme/web" || x.target == "acme/api"),
+        "{targets:?}"
+    );
 }

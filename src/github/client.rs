@@ -127,6 +127,16 @@ impl RulesetScope {
         }
     }
 
+    /// The same repository or org, in any case (GitHub's names are case-insensitive).
+    pub fn same_as(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Self::Repo(a), Self::Repo(b)) | (Self::Org(a), Self::Org(b)) => {
+                a.eq_ignore_ascii_case(b)
+            }
+            _ => false,
+        }
+    }
+
     /// How the scope is named in status output and on the timeline.
     pub fn label(&self) -> String {
         match self {

@@ -78,10 +78,19 @@ pub fn targets(
             generation: s.generation,
             reason: s.reason.clone(),
         };
-        let mut put = |target: RulesetScope| match out.get(&target) {
-            Some(old) if !overrides(&wanted, old) => {}
-            _ => {
-                out.insert(target, wanted.clone());
+        let mut put = |target: RulesetScope| {
+            // One repository, however its name is cased (`Beta/Two` listed by GitHub,
+            // `beta/two` typed): the spelling seen first stays the key.
+            let target = out
+                .keys()
+                .find(|k| k.same_as(&target))
+                .cloned()
+                .unwrap_or(target);
+            match out.get(&target) {
+                Some(old) if !overrides(&wanted, old) => {}
+                _ => {
+                    out.insert(target, wanted.clone());
+                }
             }
         };
         match s.scope.strip_suffix("/*") {
@@ -376,6 +385,16 @@ mod tests {
         config.org_rulesets = true;
         let t = targets(&scopes, &config, &repos);
         assert!(t[&RulesetScope::Org("acme".into())].frozen);
+    }
+
+    #[test]
+    fn one_repository_is_one_target_in_any_case() {
+        let config = GitHubConfig::default();
+        let repos = BTreeMap::from([("beta".to_string(), vec!["Beta/Two".to_string()])]);
+        let scopes = [scope("beta/*", true, 1), scope("beta/two", false, 2)];
+        let t = targets(&scopes, &config, &repos);
+        assert_eq!(t.len(), 1, "{t:?}");
+        assert!(t.values().all(|w| w.frozen));
     }
 
     #[test]

@@ -332,6 +332,31 @@ fn remaining(holds: &[FreezeHold], scopes: &[String]) -> String {
         .join("; ")
 }
 
+/// Every scope spelling already in use: the configured ones, then those with a stored state.
+async fn known_scopes(tx: &mut Tx, settings: &FreezeSettings) -> anyhow::Result<Vec<String>> {
+    let stored = tx.freeze_scopes().await?.into_iter().map(|s| s.scope);
+    Ok(settings.scopes.iter().cloned().chain(stored).collect())
+}
+
+/// GitHub's names are case-insensitive, so `ACME/Web` and `acme/web` are one scope: each
+/// name takes the spelling already in use (`known`, configured first), or lower case, and
+/// a name given twice counts once. Without this, one repository could carry two scopes
+/// whose reconcile passes undo each other.
+pub fn canonical_scopes(scopes: &[String], known: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for scope in scopes {
+        let spelled = known
+            .iter()
+            .find(|k| k.eq_ignore_ascii_case(scope))
+            .cloned()
+            .unwrap_or_else(|| scope.to_ascii_lowercase());
+        if !out.iter().any(|o| o.eq_ignore_ascii_case(&spelled)) {
+            out.push(spelled);
+        }
+    }
+    out
+}
+
 /// "a", "a and b", "a, b and c".
 fn and_list(items: &[String]) -> String {
     match items {
@@ -388,7 +413,8 @@ impl IncidentService {
                 let scopes = if scopes.is_empty() {
                     settings.scopes.clone()
                 } else {
-                    scopes
+                    let known = known_scopes(&mut tx, &settings).await?;
+                    canonical_scopes(&scopes, &known)
                 };
                 if scopes.is_empty() {
                     return Err(UserError::invalid("Name the repositories (`freeze owner/repo …`) or list them under [github] repos.").into());
@@ -425,7 +451,8 @@ impl IncidentService {
                 let scopes = if scopes.is_empty() {
                     held_scopes(&mut tx, holder).await?
                 } else {
-                    scopes
+                    let known = known_scopes(&mut tx, &settings).await?;
+                    canonical_scopes(&scopes, &known)
                 };
                 if scopes.is_empty() {
                     let text = if all || tx.freeze_holds().await?.is_empty() {
