@@ -440,10 +440,24 @@ async fn exemptions_and_drills(backend: Backend) {
         "evaluate",
         "drills do not block"
     );
+    // A drill's status blocks nothing, even where it is a required check: `success`,
+    // saying DRILL and what a real freeze would do.
     assert_eq!(
         t.gh.latest_status("acme/api", &hotfix, STATUS_CONTEXT)
             .as_deref(),
-        Some("failure")
+        Some("success")
+    );
+    let drill =
+        t.gh.statuses("acme/api", &other)
+            .into_iter()
+            .last()
+            .unwrap();
+    assert!(
+        drill["description"]
+            .as_str()
+            .unwrap()
+            .starts_with("DRILL (nothing blocked)"),
+        "{drill}"
     );
 
     t.run("freeze exempt acme/api#5 --reason hotfix for the failover")
@@ -457,7 +471,7 @@ async fn exemptions_and_drills(backend: Backend) {
     assert_eq!(
         t.gh.latest_status("acme/api", &other, STATUS_CONTEXT)
             .as_deref(),
-        Some("failure")
+        Some("success")
     );
     let last =
         t.gh.statuses("acme/api", &hotfix)

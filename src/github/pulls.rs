@@ -156,7 +156,7 @@ impl GitHubEffects {
             generation: scope.generation,
             reason: scope.reason.clone(),
         };
-        let state = freeze::pr_status(true, exempt.is_some());
+        let state = freeze::pr_status(true, exempt.is_some(), wanted.drill);
         let key = text::key_to_add(number.as_deref(), wanted.reason.as_deref());
         let text = freeze::status_description(&wanted, key, exempt);
         let status = Status {

@@ -155,7 +155,7 @@ impl GitHubEffects {
         pass: &Pass<'_>,
     ) -> Result<Vec<Status>, StepError> {
         if !wanted.frozen {
-            let failing = self.store.pr_statuses_in_state(repo, "failure").await;
+            let failing = self.store.pr_statuses_to_lift(repo).await;
             let text = freeze::status_description(wanted, None, None);
             return Ok(failing
                 .map_err(db)?
@@ -178,7 +178,7 @@ impl GitHubEffects {
         let mut jobs = Vec::new();
         for pr in self.frozen_pulls(repo).await? {
             let exempt = exempted_by(&exemptions, &scopes, pr.number, &pr.head.sha);
-            let state = freeze::pr_status(true, exempt.is_some());
+            let state = freeze::pr_status(true, exempt.is_some(), wanted.drill);
             jobs.push(Status {
                 sha: pr.head.sha,
                 pr: pr.number,

@@ -276,17 +276,16 @@ impl Store {
         tx.commit().await
     }
 
-    /// Commits in `repo` whose freeze status is `state`, as (sha, pr number).
-    pub async fn pr_statuses_in_state(
-        &self,
-        repo: &str,
-        state: &str,
-    ) -> anyhow::Result<Vec<(String, i64)>> {
-        Ok(sqlx::query_as("SELECT sha, pr_number FROM freeze_pr_statuses WHERE repo = $1 AND state = $2 ORDER BY pr_number")
-            .bind(repo)
-            .bind(state)
-            .fetch_all(self.pool())
-            .await?)
+    /// The commits whose freeze status a lift must set back: those firebreak failed, and
+    /// those carrying a drill's "DRILL (nothing blocked)".
+    pub async fn pr_statuses_to_lift(&self, repo: &str) -> anyhow::Result<Vec<(String, i64)>> {
+        Ok(sqlx::query_as(
+            "SELECT sha, pr_number FROM freeze_pr_statuses \
+             WHERE repo = $1 AND (state = 'failure' OR drill = 1) ORDER BY pr_number",
+        )
+        .bind(repo)
+        .fetch_all(self.pool())
+        .await?)
     }
 }
 
