@@ -24,11 +24,7 @@ pub fn status_summary(scopes: &[FreezeScope], targets: &[FreezeTarget]) -> Strin
             .collect()
     };
     let (frozen, drills) = (names(false), names(true));
-    let enforcing = |t: &FreezeTarget| {
-        scopes
-            .iter()
-            .any(|s| s.scope == t.scope && s.frozen && !s.drill)
-    };
+    let enforcing = |t: &FreezeTarget| covering(scopes, t).is_some_and(|s| !s.drill);
     let wanted: Vec<&FreezeTarget> = targets.iter().filter(|t| enforcing(t)).collect();
     let enforced_n = wanted.iter().filter(|t| enforced(&t.actual)).count();
     let mut text = if frozen.is_empty() {
@@ -71,10 +67,21 @@ pub fn status_summary(scopes: &[FreezeScope], targets: &[FreezeTarget]) -> Strin
     if !drifted.is_empty() {
         text.push_str(&format!(" Drifted: {}.", drifted.join(", ")));
     }
+    let lifting: Vec<&str> = targets
+        .iter()
+        .filter(|t| !frozen.is_empty() && !wanted_now(scopes, t) && enforced(&t.actual))
+        .map(|t| t.target.as_str())
+        .collect();
+    if !lifting.is_empty() {
+        text.push_str(&format!(
+            " Still blocking, being lifted: {}.",
+            lifting.join(", ")
+        ));
+    }
     for (label, retryable) in [("Failing", false), ("Retrying", true)] {
         let listed: Vec<String> = targets
             .iter()
-            .filter(|t| wanted_now(scopes, t))
+            .filter(|t| error_current(scopes, t))
             .filter_map(|t| {
                 let why = t.last_error.as_deref()?;
                 (error_retryable(why) == retryable).then(|| format!("{} ({why})", t.target))
@@ -89,7 +96,28 @@ pub fn status_summary(scopes: &[FreezeScope], targets: &[FreezeTarget]) -> Strin
 
 /// Whether anything (a freeze or a drill) is wanted on `t` now.
 fn wanted_now(scopes: &[FreezeScope], t: &FreezeTarget) -> bool {
-    scopes.iter().any(|s| s.scope == t.scope && s.frozen)
+    covering(scopes, t).is_some()
+}
+
+/// The frozen scope that decides `t` now: its own, or its owner's `owner/*` (in any case,
+/// as GitHub's names are), a real freeze before a drill. `None`: nothing is wanted on it.
+fn covering<'a>(scopes: &'a [FreezeScope], t: &FreezeTarget) -> Option<&'a FreezeScope> {
+    let owner = t.target.split('/').next().unwrap_or_default();
+    let wildcard = format!("{owner}/*");
+    let covers = |s: &&FreezeScope| {
+        s.frozen
+            && (s.scope.eq_ignore_ascii_case(&t.scope)
+                || s.scope.eq_ignore_ascii_case(&t.target)
+                || s.scope.eq_ignore_ascii_case(&wildcard))
+    };
+    let all: Vec<&FreezeScope> = scopes.iter().filter(covers).collect();
+    all.iter().find(|s| !s.drill).or(all.first()).copied()
+}
+
+/// Whether `t`'s last error is about now: something is wanted on it, or its ruleset is
+/// still active while being lifted (a lift GitHub refused still blocks merges).
+fn error_current(scopes: &[FreezeScope], t: &FreezeTarget) -> bool {
+    wanted_now(scopes, t) || enforced(&t.actual)
 }
 
 /// One target as `freeze status` shows it: what is wanted *now* (from the current scopes,
@@ -117,13 +145,12 @@ fn rfc3339(t: chrono::DateTime<chrono::Utc>) -> String {
 }
 
 pub fn target_view(scopes: &[FreezeScope], t: &FreezeTarget) -> TargetView {
-    let scope = scopes.iter().find(|s| s.scope == t.scope);
-    let wanted = match scope {
-        Some(s) if s.frozen && s.drill => "drill",
-        Some(s) if s.frozen => "frozen",
-        _ => "unfrozen",
+    let wanted = match covering(scopes, t) {
+        Some(s) if s.drill => "drill",
+        Some(_) => "frozen",
+        None => "unfrozen",
     };
-    let current = wanted_now(scopes, t);
+    let current = error_current(scopes, t);
     let error = t.last_error.clone().filter(|_| current);
     let retryable = error.as_deref().map(error_retryable);
     TargetView {
@@ -199,7 +226,9 @@ pub fn with_scheduled_retry(
     for t in &mut targets {
         let retrying = t.last_error.as_deref().is_some_and(error_retryable);
         if retrying && t.retry_at.is_none() {
-            t.retry_at = due.map(|d| d.timestamp_millis());
+            // A reconcile due before the failure was recorded is the one running now (or
+            // about to): the retry is not earlier than the error it retries.
+            t.retry_at = due.map(|d| d.timestamp_millis().max(t.error_at.unwrap_or(0)));
         }
     }
     targets
@@ -209,4 +238,89 @@ pub fn with_scheduled_retry(
 /// `will retry: …`).
 pub fn error_retryable(error: &str) -> bool {
     error.starts_with("will retry")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scope(name: &str, frozen: bool) -> FreezeScope {
+        FreezeScope {
+            scope: name.into(),
+            frozen,
+            generation: 1,
+            incident_id: None,
+            reason: None,
+            drill: false,
+            requested_by: "cli:ops".into(),
+            updated_at: chrono::Utc::now(),
+            frozen_since: None,
+        }
+    }
+
+    fn target(name: &str, scope: &str, actual: &str, error: Option<&str>) -> FreezeTarget {
+        FreezeTarget {
+            target: name.into(),
+            scope: scope.into(),
+            desired: "frozen".into(),
+            actual: actual.into(),
+            ruleset_id: Some(7),
+            applied_generation: 1,
+            verified_at: 1_000,
+            last_error: error.map(str::to_string),
+            error_at: error.map(|_| 5_000),
+            retry_at: None,
+        }
+    }
+
+    #[test]
+    fn a_lift_github_refused_still_blocks_and_says_so() {
+        let scopes = [scope("acme/api", true), scope("acme/web", false)];
+        let targets = [
+            target("acme/api", "acme/api", "active", None),
+            target(
+                "acme/web",
+                "acme/web",
+                "active",
+                Some("will retry: HTTP 503"),
+            ),
+        ];
+        let view = target_view(&scopes, &targets[1]);
+        assert_eq!(view.wanted, "unfrozen");
+        assert_eq!(view.error.as_deref(), Some("will retry: HTTP 503"));
+        assert_eq!(view.past_error, None);
+        let summary = status_summary(&scopes, &targets);
+        assert!(
+            summary.contains("Still blocking, being lifted: acme/web")
+                && summary.contains("Retrying: acme/web"),
+            "{summary}"
+        );
+        assert!(summary.contains("Ruleset in place on 1/1"), "{summary}");
+    }
+
+    #[test]
+    fn a_repository_under_a_frozen_owner_is_wanted_frozen() {
+        let scopes = [scope("beta/*", true), scope("beta/two", false)];
+        let targets = [
+            target("beta/one", "beta/*", "active", None),
+            target("beta/two", "beta/two", "active", None),
+        ];
+        assert_eq!(target_view(&scopes, &targets[1]).wanted, "frozen");
+        let summary = status_summary(&scopes, &targets);
+        assert!(summary.contains("Ruleset in place on 2/2"), "{summary}");
+        assert!(!summary.contains("being lifted"), "{summary}");
+    }
+
+    #[test]
+    fn the_next_retry_is_never_before_the_error() {
+        let t = target(
+            "acme/api",
+            "acme/api",
+            "active",
+            Some("will retry: HTTP 500"),
+        );
+        let due = chrono::DateTime::from_timestamp_millis(2_000);
+        let [t] = <[FreezeTarget; 1]>::try_from(with_scheduled_retry(vec![t], due)).unwrap();
+        assert_eq!(t.retry_at, Some(5_000));
+    }
 }
