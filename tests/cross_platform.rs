@@ -7,7 +7,7 @@
 
 mod common;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::discord::{self as dc, DiscordSender, bob};
 use common::fake_discord::{self, ANNOUNCE, FakeDiscord};
@@ -15,7 +15,7 @@ use common::fake_slack::FakeSlack;
 use common::slack::{SLACK_CONFIG, SlackSender};
 use common::*;
 use firebreak::config::Config;
-use firebreak::incident::{Actor, EntryKind, ParseOptions, Source, command};
+use firebreak::incident::{EntryKind, Source};
 use serde_json::{Value, json};
 
 on_both!(
@@ -31,6 +31,11 @@ const DISCORD_NOTICES: [&str; 2] = [ANNOUNCE[0], ANNOUNCE[1]];
 /// A Discord channel commands are typed in (not an incident room).
 const DISCORD_ORIGIN: &str = "1600000000000000001";
 const UPDATE: &str = "Rolled back deploy 4512";
+/// Both platforms give up on a reply after 3 s; the other platform being down must not
+/// slow a reply towards that.
+const REPLY_WITHIN: Duration = Duration::from_secs(1);
+/// How soon the working platform shows everything, and the returning one catches up.
+const DELIVERED_WITHIN: Duration = Duration::from_secs(5);
 
 struct Both {
     app: TestApp,
@@ -38,34 +43,42 @@ struct Both {
     discord: FakeDiscord,
     to_slack: SlackSender,
     to_discord: DiscordSender,
+    /// The config file the CLI reads (the same TOML the app was built from).
+    dir: tempfile::TempDir,
 }
 
-async fn both(backend: Backend, config: Config) -> Both {
+async fn both(backend: Backend, toml: &str) -> Both {
     let slack = FakeSlack::start().await;
     let discord = FakeDiscord::start().await;
     let mut integrations = common::slack::integrations(&slack.url);
     integrations.discord = Some(dc::secrets(&discord.url));
+    let config = Config::parse(toml).expect("config parses");
     let app = spawn_app_with(backend, config, integrations, None).await;
     let (to_slack, to_discord) = (SlackSender::new(&app), DiscordSender::new(&app));
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("firebreak.toml"), toml).unwrap();
     Both {
         app,
         slack,
         discord,
         to_slack,
         to_discord,
+        dir,
     }
 }
 
-fn config() -> Config {
-    test_config(&format!("{SLACK_CONFIG}{}", fake_discord::config_toml()))
+/// Fast retries; both platforms announce SEV1 in two channels each.
+fn config() -> String {
+    let effects = "[effects]\nbase_backoff = \"20ms\"\nmax_backoff = \"200ms\"\npoll_interval = \"20ms\"\n\
+                   breaker_threshold = 50\ncli_wait = \"5s\"\n";
+    format!("{effects}{SLACK_CONFIG}{}", fake_discord::config_toml())
 }
 
 /// Fast backoff and breakers, so an outage of a few seconds spans many former attempts.
-fn outage_config() -> Config {
+fn outage_config() -> String {
     let effects = "[effects]\nbase_backoff = \"50ms\"\nmax_backoff = \"200ms\"\npoll_interval = \"20ms\"\n\
-                   lease = \"5s\"\nbreaker_threshold = 2\nbreaker_cooldown = \"150ms\"\ncli_wait = \"5s\"\n";
-    let chat = format!("{SLACK_CONFIG}{}", fake_discord::config_toml());
-    Config::parse(&format!("{effects}{chat}")).expect("config parses")
+                   breaker_threshold = 2\nbreaker_cooldown = \"150ms\"\ncli_wait = \"2s\"\n";
+    format!("{effects}{SLACK_CONFIG}{}", fake_discord::config_toml())
 }
 
 impl Both {
@@ -79,6 +92,7 @@ impl Both {
     }
 
     async fn slack_declare(&self) {
+        let started = Instant::now();
         let reply = self
             .to_slack
             .command(
@@ -88,17 +102,21 @@ impl Both {
             )
             .await;
         assert_eq!(reply["response_type"], "in_channel", "{reply}");
+        replied_quickly(started, "Slack");
     }
 
     async fn slack_update(&self) {
+        let started = Instant::now();
         let reply = self
             .to_slack
             .command(&format!("update INC-1 {UPDATE}"), "C_ORIGIN", "U0ALICE")
             .await;
         assert_eq!(reply["response_type"], "in_channel", "{reply}");
+        replied_quickly(started, "Slack");
     }
 
     async fn discord_declare(&self) {
+        let started = Instant::now();
         let options = [
             ("title", 3, json!("Checkout API returns 502")),
             ("severity", 3, json!("sev1")),
@@ -106,9 +124,11 @@ impl Both {
         let payload = dc::incident("declare", &options, DISCORD_ORIGIN, &bob());
         let resp = self.to_discord.ok(&payload).await;
         assert!(dc::content(&resp).contains("INC-1"), "{resp}");
+        replied_quickly(started, "Discord");
     }
 
     async fn discord_update(&self) {
+        let started = Instant::now();
         let options = [("text", 3, json!(UPDATE)), ("incident", 4, json!(1))];
         let payload = dc::incident("update", &options, DISCORD_ORIGIN, &bob());
         let resp = self.to_discord.ok(&payload).await;
@@ -116,21 +136,28 @@ impl Both {
             resp["data"].get("flags").is_none(),
             "a public reply: {resp}"
         );
+        replied_quickly(started, "Discord");
     }
 
-    async fn cli_resolve(&self) {
-        let cmd = command::parse_line(
-            "resolve INC-1 Fixed by the rollback",
-            ParseOptions::default(),
-        )
-        .expect("parses");
-        let ops = Actor::new(Source::Cli, "ops", "ops");
-        self.app
-            .app
-            .service
-            .apply(cmd, &ops)
-            .await
-            .expect("the CLI resolves");
+    /// `firebreak incident resolve INC-1 …` run as a process with the same config, database
+    /// and secrets as the server; it delivers what it can within `cli_wait` and exits.
+    fn cli_resolve(&self) -> tokio::task::JoinHandle<std::process::Output> {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_firebreak"));
+        cmd.args([
+            "incident", "resolve", "INC-1", "Fixed", "by", "the", "rollback",
+        ])
+        .current_dir(self.dir.path())
+        .env("FIREBREAK_DATABASE_URL", &self.app.db.url)
+        .env("FIREBREAK_CONFIG", self.dir.path().join("firebreak.toml"))
+        .env("SLACK_SIGNING_SECRET", common::slack::SIGNING_SECRET)
+        .env("SLACK_BOT_TOKEN", "xoxb-test-token")
+        .env("SLACK_API_URL", &self.slack.url)
+        .env("DISCORD_PUBLIC_KEY", dc::public_key_hex())
+        .env("DISCORD_BOT_TOKEN", dc::BOT_TOKEN)
+        .env("DISCORD_APPLICATION_ID", dc::APPLICATION_ID)
+        .env("DISCORD_API_URL", &self.discord.url)
+        .env_remove("RUST_LOG");
+        tokio::task::spawn_blocking(move || cmd.output().expect("run firebreak"))
     }
 
     /// The human entries of INC-1's timeline as (kind, source), effects left out.
@@ -158,6 +185,26 @@ impl Both {
         let all = self.app.app.store.list_incidents(false, 10).await.unwrap();
         assert_eq!(all.len(), 1, "one incident: {all:#?}");
     }
+}
+
+fn cli_ok(out: std::process::Output) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    println!("CLI stderr: {stderr}");
+    assert!(out.status.success(), "the CLI resolves: {stderr}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("INC-1"), "{stdout}");
+}
+
+fn delivered_soon(since: Instant, what: &str) {
+    let took = since.elapsed();
+    println!("{what} took {took:?}");
+    assert!(took < DELIVERED_WITHIN, "{what} took {took:?}");
+}
+
+fn replied_quickly(started: Instant, platform: &str) {
+    let took = started.elapsed();
+    println!("{platform} reply took {took:?}");
+    assert!(took < REPLY_WITHIN, "{platform} replied after {took:?}");
 }
 
 // --- Slack, as the fake saw it ---
@@ -223,6 +270,16 @@ fn assert_slack_complete(slack: &FakeSlack) {
         assert_eq!(top.len(), 1, "{notice}: one notice: {top:#?}");
         assert_eq!(slack_posts(slack, notice), 1, "{notice}: posted once");
         assert!(top[0].edits >= 1, "{notice}: edited in place");
+        let replies = slack
+            .messages()
+            .into_iter()
+            .filter(|m| m.channel == notice && m.thread_ts.as_deref() == Some(top[0].ts.as_str()))
+            .filter(|m| m.text.contains(UPDATE))
+            .count();
+        assert_eq!(
+            replies, 1,
+            "{notice}: the update once in the notice's thread"
+        );
         assert!(
             top[0].text.starts_with("✅"),
             "{notice} shows resolved: {}",
@@ -317,12 +374,12 @@ fn most_refused(targets: impl Iterator<Item = String>) -> usize {
 }
 
 async fn slack_declares_discord_updates_the_cli_resolves_on_one_timeline(backend: Backend) {
-    let t = both(backend, config()).await;
+    let t = both(backend, &config()).await;
     t.slack_declare().await;
     t.settle().await;
     t.discord_update().await;
     t.settle().await;
-    t.cli_resolve().await;
+    cli_ok(t.cli_resolve().await.unwrap());
     t.settle().await;
 
     t.assert_one_incident().await;
@@ -340,15 +397,18 @@ async fn slack_declares_discord_updates_the_cli_resolves_on_one_timeline(backend
 }
 
 async fn slack_down_discord_keeps_working_and_slack_catches_up_once(backend: Backend) {
-    let t = both(backend, outage_config()).await;
+    let t = both(backend, &outage_config()).await;
     t.slack.set_down(true);
     t.discord_declare().await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     t.slack_update().await;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    t.cli_resolve().await;
+    let resolved = Instant::now();
+    let cli = t.cli_resolve();
     let discord_done = eventually(10, || async { discord_is_complete(&t.discord) }).await;
     assert!(discord_done, "Discord got everything while Slack was down");
+    delivered_soon(resolved, "Discord, with Slack down, after the resolve");
+    cli_ok(cli.await.unwrap());
     assert_discord_complete(&t.discord);
     assert!(t.slack.successful_calls().is_empty(), "Slack is down");
 
@@ -373,7 +433,9 @@ async fn slack_down_discord_keeps_working_and_slack_catches_up_once(backend: Bac
     );
 
     t.slack.set_down(false);
+    let back = Instant::now();
     t.settle().await;
+    delivered_soon(back, "Slack's catch-up");
     t.assert_one_incident().await;
     assert_eq!(
         t.timeline().await,
@@ -389,13 +451,14 @@ async fn slack_down_discord_keeps_working_and_slack_catches_up_once(backend: Bac
 }
 
 async fn discord_down_slack_keeps_working_and_discord_catches_up_once(backend: Backend) {
-    let t = both(backend, outage_config()).await;
+    let t = both(backend, &outage_config()).await;
     t.discord.set_down(true);
     t.slack_declare().await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     t.discord_update().await;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    t.cli_resolve().await;
+    let resolved = Instant::now();
+    let cli = t.cli_resolve();
     let slack_done = eventually(10, || async {
         let Some(room) = t
             .slack
@@ -419,6 +482,8 @@ async fn discord_down_slack_keeps_working_and_discord_catches_up_once(backend: B
     })
     .await;
     assert!(slack_done, "Slack got everything while Discord was down");
+    delivered_soon(resolved, "Slack, with Discord down, after the resolve");
+    cli_ok(cli.await.unwrap());
     assert_slack_complete(&t.slack);
     assert!(
         t.discord.successful().is_empty(),
@@ -446,7 +511,9 @@ async fn discord_down_slack_keeps_working_and_discord_catches_up_once(backend: B
     );
 
     t.discord.set_down(false);
+    let back = Instant::now();
     t.settle().await;
+    delivered_soon(back, "Discord's catch-up");
     t.assert_one_incident().await;
     assert_eq!(
         t.timeline().await,
