@@ -265,6 +265,14 @@ fn assert_slack_complete(slack: &FakeSlack) {
         updates, 1,
         "the update once in the Slack room: {in_room:#?}"
     );
+    let resolutions = in_room
+        .iter()
+        .filter(|m| m.text.starts_with("✅ INC-1 resolved"))
+        .count();
+    assert_eq!(
+        resolutions, 1,
+        "the resolution once in the Slack room: {in_room:#?}"
+    );
     for notice in SLACK_NOTICES {
         let top = slack_top_level(slack, notice);
         assert_eq!(top.len(), 1, "{notice}: one notice: {top:#?}");
@@ -318,13 +326,16 @@ fn discord_is_complete(discord: &FakeDiscord) -> bool {
     let in_room = discord.messages_in(&room.id);
     let card_resolved = in_room.first().is_some_and(|m| m.title().starts_with("✅"));
     let updated = in_room.iter().any(|m| m.content.contains(UPDATE));
+    let told = in_room
+        .iter()
+        .any(|m| m.content.contains("✅ INC-1 resolved"));
     let notices = DISCORD_NOTICES.iter().all(|n| {
         discord
             .messages_in(n)
             .first()
             .is_some_and(|m| m.title().starts_with("✅"))
     });
-    card_resolved && updated && notices
+    card_resolved && updated && told && notices
 }
 
 /// Discord has one room with one card (pinned once) and one copy of the update, and both
@@ -349,6 +360,14 @@ fn assert_discord_complete(discord: &FakeDiscord) {
     assert_eq!(
         updates, 1,
         "the update once in the Discord room: {in_room:#?}"
+    );
+    let resolutions = in_room
+        .iter()
+        .filter(|m| m.content.contains("✅ INC-1 resolved"))
+        .count();
+    assert_eq!(
+        resolutions, 1,
+        "the resolution once in the Discord room: {in_room:#?}"
     );
     for notice in DISCORD_NOTICES {
         let msgs = discord.messages_in(notice);
@@ -473,12 +492,15 @@ async fn discord_down_slack_keeps_working_and_discord_catches_up_once(backend: B
             .iter()
             .any(|m| m.text.starts_with("✅ INC-1 · SEV1"));
         let updated = in_room.iter().any(|m| m.text.contains(UPDATE));
+        let told = in_room
+            .iter()
+            .any(|m| m.text.starts_with("✅ INC-1 resolved"));
         let notices = SLACK_NOTICES.iter().all(|n| {
             slack_top_level(&t.slack, n)
                 .first()
                 .is_some_and(|m| m.text.starts_with("✅"))
         });
-        resolved && updated && notices
+        resolved && updated && told && notices
     })
     .await;
     assert!(slack_done, "Slack got everything while Discord was down");
