@@ -33,7 +33,7 @@ const DISCORD_ORIGIN: &str = "1600000000000000001";
 const UPDATE: &str = "Rolled back deploy 4512";
 /// Both platforms give up on a reply after 3 s; the other platform being down must not
 /// slow a reply towards that.
-const REPLY_WITHIN: Duration = Duration::from_secs(1);
+const REPLY_WITHIN: Duration = Duration::from_secs(2);
 /// How soon the working platform shows everything, and the returning one catches up.
 const DELIVERED_WITHIN: Duration = Duration::from_secs(5);
 
