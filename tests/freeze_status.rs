@@ -487,6 +487,8 @@ async fn the_binary_and_the_api_show_no_audit_entry_for_limit_0(backend: Backend
     assert_eq!(one.as_array().unwrap().len(), 1);
     let refused = b.output(&["audit", "--limit", "-1"]).await;
     assert!(!refused.status.success());
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(said.contains("-1 is not in 0..=10000"), "{said}");
 
     let t = app(backend, "").await;
     t.as_(&bob(), "freeze acme/api --reason release week").await;
@@ -503,4 +505,11 @@ async fn the_binary_and_the_api_show_no_audit_entry_for_limit_0(backend: Backend
     assert_eq!(negative.status(), 400);
     let body: Value = negative.json().await.unwrap();
     assert!(body["error"].as_str().unwrap().ends_with('.'), "{body}");
+    let word = get("?limit=abc").await;
+    assert_eq!(word.status(), 400);
+    let body: Value = word.json().await.unwrap();
+    assert!(
+        body["error"].as_str().unwrap().contains("whole number"),
+        "{body}"
+    );
 }

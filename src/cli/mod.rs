@@ -73,7 +73,7 @@ pub enum TopCommand {
         #[arg(long)]
         json: bool,
         /// At most this many entries, 0 to 10000 (0 shows none).
-        #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(i64).range(0..=10_000))]
+        #[arg(long, default_value_t = 50, allow_negative_numbers = true, value_parser = clap::value_parser!(i64).range(0..=10_000))]
         limit: i64,
     },
     /// Inspect and retry queued side effects.

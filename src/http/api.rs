@@ -214,14 +214,17 @@ pub async fn freeze_status(State(http): State<HttpState>) -> Response {
 /// 100, at most 1000; 0 gives none, as `firebreak audit --limit 0` does). A negative limit
 /// is refused with a sentence.
 pub async fn audit(State(http): State<HttpState>, Query(q): Query<AuditQuery>) -> Response {
-    let limit = q.limit.unwrap_or(100);
-    if limit < 0 {
-        return (
-            StatusCode::BAD_REQUEST,
-            Json(json!({ "error": "limit must be 0 or more (0 shows no entries)." })),
-        )
-            .into_response();
-    }
+    let limit = match q.limit.as_deref().map(str::parse::<i64>) {
+        None => 100,
+        Some(Ok(n)) if n >= 0 => n,
+        Some(_) => {
+            return (
+                StatusCode::BAD_REQUEST,
+                Json(json!({ "error": "limit must be a whole number, 0 or more (0 shows no entries)." })),
+            )
+                .into_response();
+        }
+    };
     let limit = limit.min(1000);
     match http.read.audit(limit).await {
         Ok(entries) => Json(json!({ "entries": entries })).into_response(),
@@ -231,7 +234,8 @@ pub async fn audit(State(http): State<HttpState>, Query(q): Query<AuditQuery>) -
 
 #[derive(Debug, serde::Deserialize)]
 pub struct AuditQuery {
-    pub limit: Option<i64>,
+    /// Taken as text so that `?limit=abc` gets the same sentence as `?limit=-1`.
+    pub limit: Option<String>,
 }
 
 /// `GET /incidents/{id}/postmortem.md` and `/incidents/{id}/postmortem.html`.
