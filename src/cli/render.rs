@@ -150,14 +150,15 @@ pub fn reply_json(reply: &Reply, names: &Names) -> serde_json::Result<String> {
             targets,
             holds,
         } => {
-            // The reply with its body in `/api/freeze`'s shape: read and error times, the
-            // next retry, past errors, holders apart from reasons.
+            // `/api/freeze`'s shape (read and error times, the next retry, past errors,
+            // each scope's holds with holders apart from reasons), plus the summary line.
             let (scopes, targets) =
                 crate::incident::freeze_view::freeze_json(scopes, targets, holds);
-            let mut v = serde_json::to_value(reply)?;
-            v["body"]["scopes"] = serde_json::Value::Array(scopes);
-            v["body"]["targets"] = serde_json::Value::Array(targets);
-            serde_json::to_string_pretty(&v)
+            serde_json::to_string_pretty(&serde_json::json!({
+                "summary": reply.text,
+                "scopes": scopes,
+                "targets": targets,
+            }))
         }
         ReplyBody::None => serde_json::to_string_pretty(reply),
     }
