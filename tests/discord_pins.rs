@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use common::fake_discord::{FakeDiscord, GUILD, config_toml, integrations};
+use common::fake_discord_gateway::FakeGateway;
 use common::*;
 use firebreak::chat::discord::gateway::{PinSink, pin_reaction};
 use firebreak::config::Config;
@@ -24,6 +25,7 @@ on_both!(
     a_reactor_without_respond_permission_is_refused_once_and_nothing_is_captured,
     a_failed_read_is_retried_and_the_message_captured_once,
     the_gateway_runs_only_when_configured_and_its_failure_never_stops_serve,
+    a_pin_over_the_gateway_websocket_reaches_the_timeline,
 );
 
 /// Who wrote the pinned message.
@@ -54,9 +56,21 @@ async fn pins_app(backend: Backend, config: Config) -> PinsApp {
     PinsApp { app, discord }
 }
 
-/// A `MESSAGE_REACTION_ADD` dispatch's `d`, as Discord sends it.
+/// A `MESSAGE_REACTION_ADD` dispatch, as serenity's handler receives it.
 fn dispatch(emoji: &str, user: &str, roles: &[&str], channel: &str, message: &str) -> Reaction {
-    let d = serde_json::json!({
+    serde_json::from_value(payload(emoji, user, roles, channel, message))
+        .expect("a recorded reaction deserializes")
+}
+
+/// A `MESSAGE_REACTION_ADD` dispatch's `d`, as Discord sends it.
+fn payload(
+    emoji: &str,
+    user: &str,
+    roles: &[&str],
+    channel: &str,
+    message: &str,
+) -> serde_json::Value {
+    serde_json::json!({
         "user_id": user,
         "type": 0,
         "message_id": message,
@@ -75,8 +89,7 @@ fn dispatch(emoji: &str, user: &str, roles: &[&str], channel: &str, message: &st
         "channel_id": channel,
         "burst": false,
         "guild_id": GUILD
-    });
-    serde_json::from_value(d).expect("a recorded reaction deserializes")
+    })
 }
 
 impl PinsApp {
@@ -291,5 +304,43 @@ async fn the_gateway_runs_only_when_configured_and_its_failure_never_stops_serve
     let stopped = tokio::time::timeout(Duration::from_secs(10), on.app.handle)
         .await
         .expect("serve stops on shutdown with the gateway running");
+    stopped.unwrap().unwrap();
+}
+
+/// The whole way: `serve` connects to a (fake) gateway, identifies with the two intents, and
+/// a `MESSAGE_REACTION_ADD` sent down the websocket puts the message on the timeline.
+async fn a_pin_over_the_gateway_websocket_reaches_the_timeline(backend: Backend) {
+    let discord = FakeDiscord::start().await;
+    let gateway = FakeGateway::start().await;
+    discord.serve_gateway(&gateway.url);
+    let app = spawn_app_with(backend, config("", true), integrations(&discord.url), None).await;
+    let t = PinsApp { app, discord };
+    assert!(
+        eventually(10, || async { !gateway.identified().is_empty() }).await,
+        "serve identified on the gateway"
+    );
+    let identify = &gateway.identified()[0];
+    let wanted = (1u64 << 10) | (1 << 15); // GUILD_MESSAGE_REACTIONS | MESSAGE_CONTENT
+    assert_eq!(identify["intents"].as_u64(), Some(wanted), "{identify}");
+    assert_eq!(identify["token"], "Bot test-bot-token");
+    let room = t.declare().await;
+    let message = t.discord.add_user_message(
+        &room,
+        AUTHOR,
+        "db is back",
+        "2026-03-01T10:00:00.000000+00:00",
+        &[],
+    );
+    let pin = payload(PIN, CAROL, &[ROLE], &room, &message);
+    gateway.dispatch("MESSAGE_REACTION_ADD", pin);
+    let captured = eventually(10, || async {
+        t.entries(EntryKind::Pinned).await.len() == 1
+    })
+    .await;
+    assert!(captured, "the pin sent over the gateway was captured");
+    t.app.shutdown.cancel();
+    let stopped = tokio::time::timeout(Duration::from_secs(10), t.app.handle)
+        .await
+        .expect("serve stops on shutdown with the gateway connected");
     stopped.unwrap().unwrap();
 }

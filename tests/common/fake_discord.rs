@@ -109,6 +109,8 @@ struct Inner {
     messages: Vec<Message>,
     pins: HashSet<(String, String)>,
     counter: u64,
+    /// What `GET /gateway/bot` names (404 while `None`, as an origin without a gateway).
+    gateway: Option<String>,
 }
 
 impl Inner {
@@ -207,6 +209,11 @@ impl FakeDiscord {
             mentions: Value::Array(mentions),
         });
         id
+    }
+
+    /// `GET /gateway/bot` answers with `url` (a [`FakeGateway`](super::fake_discord_gateway)).
+    pub fn serve_gateway(&self, url: &str) {
+        self.lock().gateway = Some(url.into());
     }
 
     /// Every call in arrival order, failed ones included.
@@ -411,6 +418,17 @@ fn answer(inner: &mut Inner, method: &Method, segments: &[&str], body: &Value) -
             let reply = message_json(message);
             Ok((StatusCode::OK, reply))
         }
+        // Only the bot's `GET /gateway/bot`, not `GET /gateway`: serenity asks the latter and
+        // falls back to Discord's public gateway, so the gateway test shows firebreak connects
+        // to the URL it asked for itself.
+        ("GET", ["gateway", "bot"]) => match &inner.gateway {
+            Some(url) => Ok((
+                StatusCode::OK,
+                json!({"url": url, "shards": 1, "session_start_limit":
+                    {"total": 1000, "remaining": 999, "reset_after": 0, "max_concurrency": 1}}),
+            )),
+            None => Err((StatusCode::NOT_FOUND, "404: Not Found".into(), 0)),
+        },
         ("GET", ["channels", channel, "messages", id]) => inner
             .messages
             .iter()

@@ -86,8 +86,9 @@ impl EventHandler for Handler {
 /// the client stops with an error (Discord unreachable, a bad token), it is started again
 /// after a backoff that grows to a minute, and the error is logged without the token.
 ///
-/// Each start first asks `GET /gateway/bot` itself: serenity would fall back to Discord's
-/// public gateway when that fails (wrong for a test origin), and once started it retries a
+/// Each start first asks `GET /gateway/bot` itself and connects to the URL it names:
+/// serenity would fall back to Discord's public gateway when its own ask fails (wrong for a
+/// test origin), and once started it retries a
 /// websocket that never opens every 5 s with a warning and no way to stop it. Asking first
 /// means an origin without a gateway (a fake, the contract mock) is only retried on the
 /// backoff, and a bad token is found before any websocket.
@@ -101,7 +102,7 @@ pub async fn run(
         let http = http();
         let outcome = tokio::select! {
             found = http.get_bot_gateway() => match found {
-                Ok(_) => start(http, &sink, &shutdown).await,
+                Ok(found) => start(http, found.url, &sink, &shutdown).await,
                 Err(e) => Some(e),
             },
             () = shutdown.cancelled() => return,
@@ -125,9 +126,11 @@ pub async fn run(
     }
 }
 
-/// One run of serenity's client, until it stops (its error, if any) or `shutdown`.
+/// One run of serenity's client on the websocket at `url`, until it stops (its error, if
+/// any) or `shutdown`.
 async fn start(
     http: Http,
+    url: String,
     sink: &Arc<dyn PinSink>,
     shutdown: &CancellationToken,
 ) -> Option<serenity::Error> {
@@ -141,6 +144,8 @@ async fn start(
         Ok(client) => client,
         Err(e) => return Some(e),
     };
+    // The URL just asked for, not serenity's own guess (Discord's public gateway).
+    *client.ws_url.lock().await = url;
     let shards = client.shard_manager.clone();
     tokio::select! {
         result = client.start() => result.err(),
