@@ -2,16 +2,19 @@
 //! worker from the config; [`App::serve`] runs the HTTP server and the worker until shutdown.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::chat::discord::DiscordEdge;
-use crate::chat::discord::api::DiscordApi;
+use crate::chat::discord::api::{DiscordApi, serenity_http};
 use crate::chat::discord::effects::DiscordEffects;
+use crate::chat::discord::gateway::{self, PinSink};
 use crate::chat::discord::planner::DiscordPlanner;
 use crate::chat::discord::verify::DiscordVerifier;
+use crate::chat::discord::{DiscordEdge, DiscordSecrets};
 use crate::chat::slack::SlackEdge;
 use crate::chat::slack::api::SlackApi;
 use crate::chat::slack::effects::SlackEffects;
@@ -34,6 +37,9 @@ use crate::notify::webhook::{WebhookNotifier, http_client};
 use crate::read::ReadModel;
 use crate::store::Store;
 
+/// Builds serenity's HTTP client for the gateway client (a fresh one for each start).
+pub type GatewayHttp = Arc<dyn Fn() -> serenity::http::Http + Send + Sync>;
+
 /// Everything a running firebreak holds.
 #[derive(Clone)]
 pub struct App {
@@ -47,6 +53,9 @@ pub struct App {
     pub slack: Option<Arc<SlackEdge>>,
     /// Present when Discord is configured (`DISCORD_PUBLIC_KEY` and `DISCORD_BOT_TOKEN`).
     pub discord: Option<Arc<DiscordEdge>>,
+    /// How the Discord gateway client builds its HTTP client: present when Discord is
+    /// configured and `[discord] gateway = true`.
+    pub discord_gateway: Option<GatewayHttp>,
     /// Present when GitHub is configured (`GITHUB_TOKEN` or a GitHub App).
     pub github: Option<Arc<GitHubEdge>>,
     pub github_client: Option<Arc<GitHubClient>>,
@@ -161,6 +170,10 @@ impl App {
             })),
             None => None,
         };
+        let discord_gateway = match &integrations.discord {
+            Some(d) if config.discord.gateway => Some(gateway_http(d, config.discord.timeout)?),
+            _ => None,
+        };
         let github = integrations.github.map(|g| {
             Arc::new(GitHubEdge {
                 service: service.clone(),
@@ -175,6 +188,7 @@ impl App {
             worker: Arc::new(worker),
             slack,
             discord,
+            discord_gateway,
             github,
             github_client,
         })
@@ -237,6 +251,7 @@ impl App {
         let grace = self.config.server.shutdown_grace;
         let worker = tokio::spawn(Arc::clone(&self.worker).run(shutdown.clone(), grace));
         let reconciles = tokio::spawn(reconcile_every(self.clone(), shutdown.clone()));
+        let gateway = self.spawn_gateway(&shutdown);
         let reminders = tokio::spawn(remind_until(
             self.service.clone(),
             self.config.incident.reminder_interval,
@@ -249,6 +264,12 @@ impl App {
             .await?;
         reminders.abort();
         reconciles.abort();
+        if let Some(gateway) = gateway {
+            // It stops on `shutdown` by itself; closing the websocket may take a moment.
+            if tokio::time::timeout(grace, gateway).await.is_err() {
+                tracing::warn!("the Discord gateway did not close within the grace");
+            }
+        }
         // The worker waits out the grace itself, then hands back what is still running.
         if let Err(e) = worker.await {
             tracing::error!(error = %e, "the effects worker ended abnormally");
@@ -256,6 +277,33 @@ impl App {
         self.store.close().await;
         Ok(())
     }
+}
+
+impl App {
+    /// The Discord gateway client (📌 reactions onto the timeline), when configured: it runs
+    /// beside the server until `shutdown`, and its failures only delay pins, never `serve`.
+    fn spawn_gateway(&self, shutdown: &CancellationToken) -> Option<JoinHandle<()>> {
+        let edge = self.discord.as_ref()?;
+        let http = Arc::clone(self.discord_gateway.as_ref()?);
+        let sink: Arc<dyn PinSink> = Arc::clone(edge) as Arc<dyn PinSink>;
+        tracing::info!("starting the Discord gateway client");
+        Some(tokio::spawn(gateway::run(
+            move || http(),
+            sink,
+            shutdown.clone(),
+        )))
+    }
+}
+
+/// serenity's HTTP client for the gateway, built like [`DiscordApi`]'s: the bot token, the
+/// configured origin, serenity's rate limiter off.
+fn gateway_http(secrets: &DiscordSecrets, timeout: Duration) -> anyhow::Result<GatewayHttp> {
+    let client = reqwest::Client::builder()
+        .timeout(timeout)
+        .use_rustls_tls()
+        .build()?;
+    let secrets = secrets.clone();
+    Ok(Arc::new(move || serenity_http(&secrets, client.clone())))
 }
 
 /// Checks for overdue status updates, and ends expired freeze holds, every `interval` until

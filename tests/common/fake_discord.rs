@@ -1,9 +1,10 @@
 //! An in-process fake of the Discord REST API (v10) for integration tests.
 //!
 //! [`FakeDiscord::start`] serves, under `{url}/api/v10`, the calls firebreak makes: list and
-//! create guild channels, create a forum post (thread), create and edit messages, pin. Point
-//! `DISCORD_API_URL` (the origin) at [`FakeDiscord::url`]. It keeps state (channels,
-//! messages with their edits and pins), answers in shapes serenity's strict model types
+//! create guild channels, create a forum post (thread), create, read and edit messages, pin.
+//! Point `DISCORD_API_URL` (the origin) at [`FakeDiscord::url`]. It keeps state (channels,
+//! messages with their edits and pins, and people's messages [`FakeDiscord::add_user_message`]
+//! adds), answers in shapes serenity's strict model types
 //! parse, and records every call in arrival order with the status it got.
 //!
 //! Failures: [`FakeDiscord::set_down`] answers every call HTTP 503; [`FakeDiscord::break_channel`]
@@ -61,6 +62,12 @@ pub struct Message {
     /// `allowed_mentions` as last sent (`Null` if the request had none).
     pub allowed_mentions: Value,
     pub edits: u32,
+    /// The author's user id ([`BOT`] for what firebreak posted).
+    pub author: String,
+    /// When it was posted, ISO 8601.
+    pub timestamp: String,
+    /// The users the content mentions, as Discord lists them: `[{id, username, …}]`.
+    pub mentions: Value,
 }
 
 impl Message {
@@ -102,6 +109,8 @@ struct Inner {
     messages: Vec<Message>,
     pins: HashSet<(String, String)>,
     counter: u64,
+    /// What `GET /gateway/bot` names (404 while `None`, as an origin without a gateway).
+    gateway: Option<String>,
 }
 
 impl Inner {
@@ -169,6 +178,42 @@ impl FakeDiscord {
             parent: None,
         });
         id
+    }
+
+    /// A message someone (`author`, a user id) posted in `channel` at `timestamp` (ISO 8601),
+    /// mentioning `mentions` as (user id, username); its id.
+    pub fn add_user_message(
+        &self,
+        channel: &str,
+        author: &str,
+        content: &str,
+        timestamp: &str,
+        mentions: &[(&str, &str)],
+    ) -> String {
+        let mut inner = self.lock();
+        let id = inner.next_id();
+        let mentions: Vec<Value> = mentions
+            .iter()
+            .map(|(id, name)| json!({"id": id, "username": name, "global_name": null, "discriminator": "0", "avatar": null}))
+            .collect();
+        inner.messages.push(Message {
+            id: id.clone(),
+            channel: channel.into(),
+            content: content.into(),
+            embeds: json!([]),
+            components: json!([]),
+            allowed_mentions: Value::Null,
+            edits: 0,
+            author: author.into(),
+            timestamp: timestamp.into(),
+            mentions: Value::Array(mentions),
+        });
+        id
+    }
+
+    /// `GET /gateway/bot` answers with `url` (a [`FakeGateway`](super::fake_discord_gateway)).
+    pub fn serve_gateway(&self, url: &str) {
+        self.lock().gateway = Some(url.into());
     }
 
     /// Every call in arrival order, failed ones included.
@@ -373,6 +418,23 @@ fn answer(inner: &mut Inner, method: &Method, segments: &[&str], body: &Value) -
             let reply = message_json(message);
             Ok((StatusCode::OK, reply))
         }
+        // Only the bot's `GET /gateway/bot`, not `GET /gateway`: serenity asks the latter and
+        // falls back to Discord's public gateway, so the gateway test shows firebreak connects
+        // to the URL it asked for itself.
+        ("GET", ["gateway", "bot"]) => match &inner.gateway {
+            Some(url) => Ok((
+                StatusCode::OK,
+                json!({"url": url, "shards": 1, "session_start_limit":
+                    {"total": 1000, "remaining": 999, "reset_after": 0, "max_concurrency": 1}}),
+            )),
+            None => Err((StatusCode::NOT_FOUND, "404: Not Found".into(), 0)),
+        },
+        ("GET", ["channels", channel, "messages", id]) => inner
+            .messages
+            .iter()
+            .find(|m| m.channel == *channel && m.id == *id)
+            .map(|m| (StatusCode::OK, message_json(m)))
+            .ok_or((StatusCode::NOT_FOUND, "Unknown Message".into(), 10008)),
         ("PUT", ["channels", channel, "pins", id]) => {
             if !inner
                 .messages
@@ -404,6 +466,9 @@ fn store_message(
         components: body.get("components").cloned().unwrap_or(json!([])),
         allowed_mentions: body.get("allowed_mentions").cloned().unwrap_or(Value::Null),
         edits: 0,
+        author: BOT.into(),
+        timestamp: "2026-01-01T00:00:00.000000+00:00".into(),
+        mentions: json!([]),
     };
     let reply = message_json(&message);
     inner.messages.push(message);
@@ -465,9 +530,10 @@ fn channel_json(c: &Channel, guild: &str) -> Value {
 fn message_json(m: &Message) -> Value {
     json!({
         "id": m.id, "channel_id": m.channel, "content": m.content,
-        "author": {"id": BOT, "username": "firebreak", "avatar": null, "bot": true},
-        "timestamp": "2026-01-01T00:00:00.000000+00:00", "edited_timestamp": null,
-        "tts": false, "mention_everyone": false, "mentions": [], "mention_roles": [],
+        "author": {"id": m.author, "username": if m.author == BOT { "firebreak" } else { "someone" },
+                   "avatar": null, "bot": m.author == BOT},
+        "timestamp": m.timestamp, "edited_timestamp": null,
+        "tts": false, "mention_everyone": false, "mentions": m.mentions, "mention_roles": [],
         "attachments": [], "embeds": [], "components": [], "pinned": false, "type": 0,
     })
 }

@@ -272,6 +272,7 @@ macro_rules! on_both {
 }
 pub mod discord;
 pub mod fake_discord;
+pub mod fake_discord_gateway;
 pub mod fake_github;
 pub mod fake_slack;
 pub mod github;

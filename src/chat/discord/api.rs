@@ -35,21 +35,28 @@ pub struct DiscordApi {
     limits: Arc<DiscordRateLimits>,
 }
 
+/// serenity's HTTP client for the bot: its token, the configured origin (`DISCORD_API_URL`),
+/// serenity's own rate limiter off (it ignores a custom origin). The gateway client is
+/// built on the same.
+pub fn serenity_http(secrets: &DiscordSecrets, client: reqwest::Client) -> Http {
+    let mut builder = HttpBuilder::new(secrets.bot_token.expose_secret())
+        .client(client)
+        .proxy(secrets.api_url.clone())
+        .ratelimiter_disabled(true);
+    if let Some(id) = application_id(secrets.application_id.as_deref()) {
+        builder = builder.application_id(id.into());
+    }
+    builder.build()
+}
+
 impl DiscordApi {
     pub fn new(secrets: &DiscordSecrets, timeout: Duration) -> anyhow::Result<Self> {
         let client = reqwest::Client::builder()
             .timeout(timeout)
             .use_rustls_tls()
             .build()?;
-        let mut builder = HttpBuilder::new(secrets.bot_token.expose_secret())
-            .client(client.clone())
-            .proxy(secrets.api_url.clone())
-            .ratelimiter_disabled(true);
-        if let Some(id) = application_id(secrets.application_id.as_deref()) {
-            builder = builder.application_id(id.into());
-        }
         Ok(Self {
-            http: Arc::new(builder.build()),
+            http: Arc::new(serenity_http(secrets, client.clone())),
             client,
             limits: Arc::new(DiscordRateLimits::default()),
         })

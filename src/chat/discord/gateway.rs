@@ -85,6 +85,13 @@ impl EventHandler for Handler {
 /// Runs the gateway client until `shutdown`. serenity resumes dropped sessions itself; when
 /// the client stops with an error (Discord unreachable, a bad token), it is started again
 /// after a backoff that grows to a minute, and the error is logged without the token.
+///
+/// Each start first asks `GET /gateway/bot` itself and connects to the URL it names:
+/// serenity would fall back to Discord's public gateway when its own ask fails (wrong for a
+/// test origin), and once started it retries a
+/// websocket that never opens every 5 s with a warning and no way to stop it. Asking first
+/// means an origin without a gateway (a fake, the contract mock) is only retried on the
+/// backoff, and a bad token is found before any websocket.
 pub async fn run(
     http: impl Fn() -> Http + Send,
     sink: Arc<dyn PinSink>,
@@ -92,32 +99,60 @@ pub async fn run(
 ) {
     let mut wait = Duration::from_secs(1);
     loop {
-        let client = serenity::client::ClientBuilder::new_with_http(http(), intents())
-            .event_handler_arc(Arc::new(Handler {
-                sink: Arc::clone(&sink),
-            }))
-            .await;
-        let outcome = match client {
-            Ok(mut client) => {
-                let shards = client.shard_manager.clone();
-                tokio::select! {
-                    result = client.start() => result.err(),
-                    () = shutdown.cancelled() => {
-                        shards.shutdown_all().await;
-                        return;
-                    }
-                }
-            }
-            Err(e) => Some(e),
+        let http = http();
+        let outcome = tokio::select! {
+            found = http.get_bot_gateway() => match found {
+                Ok(found) => start(http, found.url, &sink, &shutdown).await,
+                Err(e) => Some(e),
+            },
+            () = shutdown.cancelled() => return,
         };
-        if let Some(e) = outcome {
-            tracing::warn!(error = %e, retry_in = ?wait, "the Discord gateway stopped; starting it again");
+        if shutdown.is_cancelled() {
+            return;
+        }
+        match outcome {
+            Some(e) => {
+                tracing::warn!(error = %e, retry_in = ?wait, "the Discord gateway stopped; starting it again")
+            }
+            None => {
+                tracing::info!(retry_in = ?wait, "the Discord gateway closed; starting it again")
+            }
         }
         tokio::select! {
             () = tokio::time::sleep(wait) => {}
             () = shutdown.cancelled() => return,
         }
         wait = (wait * 2).min(Duration::from_secs(60));
+    }
+}
+
+/// One run of serenity's client on the websocket at `url`, until it stops (its error, if
+/// any) or `shutdown`.
+async fn start(
+    http: Http,
+    url: String,
+    sink: &Arc<dyn PinSink>,
+    shutdown: &CancellationToken,
+) -> Option<serenity::Error> {
+    let handler = Arc::new(Handler {
+        sink: Arc::clone(sink),
+    });
+    let client = serenity::client::ClientBuilder::new_with_http(http, intents())
+        .event_handler_arc(handler)
+        .await;
+    let mut client = match client {
+        Ok(client) => client,
+        Err(e) => return Some(e),
+    };
+    // The URL just asked for, not serenity's own guess (Discord's public gateway).
+    *client.ws_url.lock().await = url;
+    let shards = client.shard_manager.clone();
+    tokio::select! {
+        result = client.start() => result.err(),
+        () = shutdown.cancelled() => {
+            shards.shutdown_all().await;
+            None
+        }
     }
 }
 

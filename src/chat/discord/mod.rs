@@ -10,6 +10,7 @@
 //! - [`planner`]: which Discord effects each incident change needs.
 //! - [`effects`]: the typed effects and their handler.
 //! - [`gateway`]: the gateway client, for 📌 reactions onto the timeline.
+//! - [`pins`]: what a 📌 does: permission, then the capture queued once per message.
 //! - [`verify`]: Ed25519 request signatures on the raw body.
 //! - [`interactions`]: the interaction payloads we accept, as one small enum.
 //! - [`decode`]: Discord's mention syntax made neutral text on the way in.
@@ -28,6 +29,7 @@ pub mod embeds;
 pub mod gateway;
 pub mod interactions;
 pub mod options;
+pub mod pins;
 pub mod planner;
 pub mod ratelimit;
 pub mod register;

@@ -102,6 +102,18 @@ impl EffectPlanner for DiscordPlanner {
     }
 }
 
+/// Capture `message` (someone pinned it) on the incident's timeline, once per message: a
+/// second 📌 by someone else, or the gateway replaying the event, queues nothing more.
+pub fn capture_pin(incident: &IncidentId, guild: &str, channel: &str, message: &str) -> NewEffect {
+    DiscordEffect::CapturePin {
+        incident_id: incident.clone(),
+        guild: guild.to_string(),
+        channel: channel.to_string(),
+        message: message.to_string(),
+    }
+    .queued(format!("discord.pin:{channel}:{message}"))
+}
+
 /// The announcement channels for the incident's severity, each once, in config order.
 fn announce_channels(config: &DiscordConfig, incident: &Incident) -> Vec<String> {
     let mut channels: Vec<String> = Vec::new();

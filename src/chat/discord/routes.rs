@@ -240,8 +240,20 @@ impl DiscordEdge {
     /// The person behind an interaction, as `discord:<id>` with their roles as groups, and
     /// the best name known for sentences.
     async fn actor(&self, who: &Invocation) -> Actor {
-        let groups = who.roles.iter().map(|r| format!("discord-role:{r}"));
-        let name = match Identity::new("discord", &who.user_id) {
+        self.person(&who.user_id, who.user_name.as_deref(), &who.roles)
+            .await
+    }
+
+    /// The Discord user `user_id` as an actor, their `roles` as groups; named from the
+    /// people cache, else `name`, else `discord:<id>`.
+    pub(super) async fn person(
+        &self,
+        user_id: &str,
+        name: Option<&str>,
+        roles: &[String],
+    ) -> Actor {
+        let groups = roles.iter().map(|r| format!("discord-role:{r}"));
+        let cached = match Identity::new("discord", user_id) {
             Some(identity) => match self.service.store().person(&identity).await {
                 Ok(Some(p)) => Some(p.display_name),
                 Ok(None) => None,
@@ -252,10 +264,10 @@ impl DiscordEdge {
             },
             None => None,
         };
-        let name = name
-            .or_else(|| who.user_name.clone())
-            .unwrap_or_else(|| format!("discord:{}", who.user_id));
-        Actor::new(Source::Discord, &who.user_id, name).with_groups(groups)
+        let name = cached
+            .or_else(|| name.map(str::to_string))
+            .unwrap_or_else(|| format!("discord:{user_id}"));
+        Actor::new(Source::Discord, user_id, name).with_groups(groups)
     }
 
     /// The names Discord sent with an interaction (the caller's, and those of people its

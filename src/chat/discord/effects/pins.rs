@@ -1,8 +1,14 @@
 //! 📌 reactions: the pinned message, with its author, its own time and a link, put on the
 //! incident's timeline. The decision that a reaction is a pin is the gateway's
 //! ([`pin_reaction`](crate::chat::discord::gateway::pin_reaction)); this runs the capture.
+//! Mentions in the message (`<@id>`, `<#id>`, …) are stored as neutral text
+//! ([`decode`](crate::chat::discord::decode)).
+
+use serenity::all::User;
 
 use super::{DiscordEffects, channel_id, db_error, message_id};
+use crate::chat::discord::decode::decode;
+use crate::chat::discord::interactions::Resolved;
 use crate::effects::handler::EffectError;
 use crate::incident::identity::Identity;
 use crate::incident::model::IncidentId;
@@ -29,7 +35,8 @@ impl DiscordEffects {
             .await?;
         let author = Identity::new("discord", &pinned.author.id.to_string())
             .map_or_else(|| "unknown".to_string(), |a| a.to_string());
-        let text = pinned_text(&pinned.content, pinned.embeds.len());
+        let content = decode(&pinned.content, &mentioned(&pinned.mentions));
+        let text = pinned_text(&content, pinned.embeds.len());
         let entry = NewEntry {
             incident_id: Some(incident.id.clone()),
             occurred_at: *pinned.timestamp,
@@ -44,6 +51,16 @@ impl DiscordEffects {
             incident.number.0
         )))
     }
+}
+
+/// The names Discord sent for the users a message mentions, so `<@id>` reads `@name`.
+fn mentioned(users: &[User]) -> Resolved {
+    let mut names = Resolved::default();
+    for u in users {
+        let name = u.global_name.clone().unwrap_or_else(|| u.name.clone());
+        names.users.insert(u.id.to_string(), name);
+    }
+    names
 }
 
 /// What the timeline shows for a pinned message: its text, or what it carries when it has
