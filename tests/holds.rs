@@ -311,6 +311,21 @@ async fn an_expiring_hold_ends_on_time(backend: Backend) {
     assert_eq!(service.expire_holds().await.unwrap(), 1);
     t.settle().await;
     assert!(!t.frozen("acme/api"), "the expired hold was the last");
+
+    // With no sweep run yet (no `serve`), `freeze status` ends an expired hold itself
+    // rather than show it as holding.
+    t.app.ok("freeze acme/web --for 10m --reason short").await;
+    t.settle().await;
+    t.clock.advance(chrono::Duration::minutes(11));
+    let status = t.app.ok("freeze status").await;
+    assert!(
+        status.reply.text.starts_with("No merge freeze is wanted"),
+        "{}",
+        status.reply.text
+    );
+    assert!(t.app.app.store.freeze_holds().await.unwrap().is_empty());
+    t.settle().await;
+    assert!(!t.frozen("acme/web"));
 }
 
 async fn unfreeze_all_needs_its_own_permission(backend: Backend) {

@@ -391,6 +391,9 @@ impl IncidentService {
             .into());
         };
         if let FreezeVerb::Status = verb {
+            // A hold past its expiry ends now, even when no `serve` has swept it yet: the
+            // status never shows an expired hold as holding.
+            self.expire_holds().await?;
             return self.freeze_status(&settings).await;
         }
         let incident = match target {
