@@ -117,14 +117,23 @@ impl Holds {
 /// the first was still open.
 async fn resolving_one_incident_keeps_the_other_incidents_freeze(backend: Backend) {
     let t = holds_app(backend, "").await;
+    let head = "a".repeat(40);
+    t.gh.add_pull("acme/api", 5, &head, "main");
     t.app.ok("declare sev1 Checkout API returns 502").await;
     t.app.ok("declare sev1 Search is slow").await;
     t.settle().await;
     assert!(t.both_frozen());
+    let said = |t: &Holds| {
+        let last = t.gh.statuses("acme/api", &head).into_iter().last().unwrap();
+        last["description"].as_str().unwrap_or_default().to_string()
+    };
+    assert!(said(&t).starts_with("INC-2"), "{}", said(&t));
 
     t.app.ok("resolve INC-2 Fixed").await;
     t.settle().await;
     assert!(t.both_frozen(), "INC-1 still holds the freeze");
+    // The pull request's status names the incident that holds it now, not the resolved one.
+    assert!(said(&t).starts_with("INC-1"), "{}", said(&t));
     let (_, timeline) = incident_timeline(&t.app.app.store, 2).await;
     let lifted = timeline
         .iter()
@@ -452,9 +461,12 @@ async fn the_binary_freezes_for_a_while_shows_holds_and_the_audit(backend: Backe
     assert!(row.contains("UTC"), "{row}");
     let json: serde_json::Value =
         serde_json::from_str(&run(&["freeze", "status", "--json"]).await).unwrap();
-    let holds = json["body"]["holds"].as_array().expect("holds in JSON");
+    let holds = json["scopes"][0]["holds"]
+        .as_array()
+        .expect("holds in JSON");
     assert_eq!(holds.len(), 1, "{json}");
     assert!(holds[0]["expires_at"].is_string(), "{json}");
+    assert!(holds[0]["holder_title"].is_string(), "{json}");
 
     run(&["unfreeze"]).await;
     assert!(

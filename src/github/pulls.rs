@@ -110,7 +110,7 @@ impl GitHubEffects {
             .await?;
         let generation = self.store.freeze_generation().await.map_err(db_error)?;
         self.store
-            .set_pr_status(repo, sha, number, "success", generation, false)
+            .set_pr_status(repo, sha, number, "success", generation, false, None)
             .await
             .map_err(db_error)?;
         Ok(format!(

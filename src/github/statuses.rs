@@ -248,11 +248,12 @@ impl GitHubEffects {
             drill,
         } = status;
         let state = state.as_str();
-        let current = self.store.pr_status(repo, &sha).await.map_err(db)?;
-        if current
-            .as_ref()
-            .is_some_and(|(s, _, was_drill)| s == state && *was_drill == drill)
-        {
+        let current = self.store.pr_status_written(repo, &sha).await.map_err(db)?;
+        if current.as_ref().is_some_and(|w| {
+            w.state == state
+                && w.drill == drill
+                && w.description.as_deref().is_none_or(|d| d == text)
+        }) {
             return Ok(false);
         }
         if self
@@ -266,7 +267,7 @@ impl GitHubEffects {
             .create_status_linked(repo, &sha, state, &text, STATUS_CONTEXT, url.as_deref())
             .await?;
         self.store
-            .set_pr_status(repo, &sha, pr, state, generation, drill)
+            .set_pr_status(repo, &sha, pr, state, generation, drill, Some(&text))
             .await
             .map_err(db)?;
         Ok(true)

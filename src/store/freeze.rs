@@ -239,14 +239,33 @@ impl Store {
         repo: &str,
         sha: &str,
     ) -> anyhow::Result<Option<(String, i64, bool)>> {
-        let row: Option<(String, i64, i64)> = sqlx::query_as(
-            "SELECT state, generation, drill FROM freeze_pr_statuses WHERE repo = $1 AND sha = $2",
+        Ok(self
+            .pr_status_written(repo, sha)
+            .await?
+            .map(|w| (w.state, w.generation, w.drill)))
+    }
+
+    /// Everything firebreak last wrote as a commit's freeze status.
+    pub async fn pr_status_written(
+        &self,
+        repo: &str,
+        sha: &str,
+    ) -> anyhow::Result<Option<WrittenStatus>> {
+        let row: Option<(String, i64, i64, Option<String>)> = sqlx::query_as(
+            "SELECT state, generation, drill, description FROM freeze_pr_statuses WHERE repo = $1 AND sha = $2",
         )
         .bind(repo)
         .bind(sha)
         .fetch_optional(self.pool())
         .await?;
-        Ok(row.map(|(state, g, drill)| (state, g, drill != 0)))
+        Ok(
+            row.map(|(state, generation, drill, description)| WrittenStatus {
+                state,
+                generation,
+                drill: drill != 0,
+                description,
+            }),
+        )
     }
 
     pub async fn set_pr_status(
@@ -257,12 +276,13 @@ impl Store {
         state: &str,
         generation: i64,
         drill: bool,
+        description: Option<&str>,
     ) -> anyhow::Result<()> {
         let mut tx = self.begin_background().await?;
         sqlx::query(
-            "INSERT INTO freeze_pr_statuses (repo, sha, pr_number, state, generation, updated_at, drill) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+            "INSERT INTO freeze_pr_statuses (repo, sha, pr_number, state, generation, updated_at, drill, description) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
              ON CONFLICT (repo, sha) DO UPDATE SET state = excluded.state, generation = excluded.generation, \
-             pr_number = excluded.pr_number, updated_at = excluded.updated_at, drill = excluded.drill",
+             pr_number = excluded.pr_number, updated_at = excluded.updated_at, drill = excluded.drill, description = excluded.description",
         )
         .bind(repo)
         .bind(sha)
@@ -271,6 +291,7 @@ impl Store {
         .bind(generation)
         .bind(to_ms(Utc::now()))
         .bind(i64::from(drill))
+        .bind(description)
         .execute(&mut *tx.inner)
         .await?;
         tx.commit().await
@@ -287,6 +308,16 @@ impl Store {
         .fetch_all(self.pool())
         .await?)
     }
+}
+
+/// What firebreak last wrote as a commit's freeze status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WrittenStatus {
+    pub state: String,
+    pub generation: i64,
+    pub drill: bool,
+    /// `None` for statuses written before descriptions were kept.
+    pub description: Option<String>,
 }
 
 /// One reason a scope is frozen: an incident's hold, or a person's manual one. A scope is

@@ -28,7 +28,7 @@ use sqlx::{Any, AnyPool, Executor, Transaction};
 pub use chat_refs::ChatRef;
 pub use effects::EffectCounts;
 pub use exemptions::{Exemption, NewAttempt, state as exemption_state};
-pub use freeze::{FreezeHold, FreezeScope, FreezeTarget, NewHold, TargetFailure};
+pub use freeze::{FreezeHold, FreezeScope, FreezeTarget, NewHold, TargetFailure, WrittenStatus};
 pub use inbound::{Delivery, Seen};
 pub use people::Person;
 pub use postmortem::{ActionItem, Flag};
