@@ -14,7 +14,7 @@ use crate::effects::Effect;
 use crate::effects::handler::EffectError;
 use crate::incident::model::{Incident, IncidentId};
 use crate::incident::timeline::{EntryKind, NewEntry, Source};
-use crate::store::FreezeScope;
+use crate::store::{FreezeScope, WrittenStatus};
 
 /// Merged pull requests listed in the incident room at most.
 const LISTED: usize = 15;
@@ -110,7 +110,17 @@ impl GitHubEffects {
             .await?;
         let generation = self.store.freeze_generation().await.map_err(db_error)?;
         self.store
-            .set_pr_status(repo, sha, number, "success", generation, false, None)
+            .set_pr_status(
+                repo,
+                sha,
+                number,
+                &WrittenStatus {
+                    state: "success".into(),
+                    generation,
+                    drill: false,
+                    description: None,
+                },
+            )
             .await
             .map_err(db_error)?;
         Ok(format!(

@@ -14,7 +14,7 @@ use super::pulls::{branch_matches, is_glob};
 use super::reconcile::{Applied, Leftovers, Outcome, Pass};
 use super::text;
 use crate::effects::handler::EffectError;
-use crate::store::{Exemption, FreezeScope, exemption_state};
+use crate::store::{Exemption, FreezeScope, WrittenStatus, exemption_state};
 
 /// Repositories whose statuses are written at once.
 const REPOS_AT_ONCE: usize = 4;
@@ -267,7 +267,17 @@ impl GitHubEffects {
             .create_status_linked(repo, &sha, state, &text, STATUS_CONTEXT, url.as_deref())
             .await?;
         self.store
-            .set_pr_status(repo, &sha, pr, state, generation, drill, Some(&text))
+            .set_pr_status(
+                repo,
+                &sha,
+                pr,
+                &WrittenStatus {
+                    state: state.to_string(),
+                    generation,
+                    drill,
+                    description: Some(text),
+                },
+            )
             .await
             .map_err(db)?;
         Ok(true)

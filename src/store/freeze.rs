@@ -273,10 +273,7 @@ impl Store {
         repo: &str,
         sha: &str,
         pr: u64,
-        state: &str,
-        generation: i64,
-        drill: bool,
-        description: Option<&str>,
+        status: &WrittenStatus,
     ) -> anyhow::Result<()> {
         let mut tx = self.begin_background().await?;
         sqlx::query(
@@ -287,11 +284,11 @@ impl Store {
         .bind(repo)
         .bind(sha)
         .bind(i64::try_from(pr).unwrap_or(i64::MAX))
-        .bind(state)
-        .bind(generation)
+        .bind(&status.state)
+        .bind(status.generation)
         .bind(to_ms(Utc::now()))
-        .bind(i64::from(drill))
-        .bind(description)
+        .bind(i64::from(status.drill))
+        .bind(&status.description)
         .execute(&mut *tx.inner)
         .await?;
         tx.commit().await
