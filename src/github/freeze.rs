@@ -193,16 +193,6 @@ pub fn drift(wanted: &Value, actual: &Value) -> Vec<String> {
             }
         }
     }
-    let rules = |v: &Value| -> Vec<String> {
-        let mut r: Vec<String> = v["rules"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(|rule| rule["type"].as_str().unwrap_or("?").to_string())
-            .collect();
-        r.sort();
-        r
-    };
     let (w, a) = (rules(wanted), rules(actual));
     if w != a {
         out.push(format!(
@@ -237,6 +227,48 @@ pub fn drift(wanted: &Value, actual: &Value) -> Vec<String> {
         ));
     }
     out
+}
+
+/// A ruleset's rules, each as its type and its parameters with GitHub's defaults filled
+/// in, sorted: `{"type": "update"}` and the `update_allows_fetch_and_merge: false` GitHub
+/// echoes back are the same rule, while a parameter changed by hand is not.
+fn rules(v: &Value) -> Vec<String> {
+    let mut out: Vec<String> = v["rules"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(normalized_rule)
+        .collect();
+    out.sort();
+    out
+}
+
+fn normalized_rule(rule: &Value) -> String {
+    let kind = rule["type"].as_str().unwrap_or("?");
+    let mut parameters = rule_defaults(kind);
+    if let Some(given) = rule["parameters"].as_object() {
+        for (key, value) in given {
+            parameters.insert(key.clone(), value.clone());
+        }
+    }
+    if parameters.is_empty() {
+        return kind.to_string();
+    }
+    let mut pairs: Vec<String> = parameters
+        .iter()
+        .map(|(key, value)| format!("{key}: {value}"))
+        .collect();
+    pairs.sort();
+    format!("{kind} ({})", pairs.join(", "))
+}
+
+/// The parameters GitHub fills in for a rule given without them.
+fn rule_defaults(kind: &str) -> serde_json::Map<String, Value> {
+    let mut defaults = serde_json::Map::new();
+    if kind == "update" {
+        defaults.insert("update_allows_fetch_and_merge".into(), json!(false));
+    }
+    defaults
 }
 
 fn strings(v: &Value) -> Vec<String> {
@@ -442,8 +474,24 @@ mod tests {
             drift(&body, &actual).is_empty(),
             "GitHub's extra fields are not drift"
         );
+        actual["rules"] =
+            json!([{ "type": "update", "parameters": { "update_allows_fetch_and_merge": false } }]);
+        assert!(
+            drift(&body, &actual).is_empty(),
+            "GitHub echoing a rule's default parameters is not drift"
+        );
         for (path, value, field) in [
             ("/rules", json!([{ "type": "deletion" }]), "rules"),
+            (
+                "/rules",
+                json!([{ "type": "update", "parameters": { "update_allows_fetch_and_merge": true } }]),
+                "rules",
+            ),
+            (
+                "/rules",
+                json!([{ "type": "update" }, { "type": "deletion" }]),
+                "rules",
+            ),
             (
                 "/conditions/ref_name/include",
                 json!(["refs/heads/nothing"]),
