@@ -46,7 +46,17 @@ impl T {
     async fn reconcile_now(&self, n: i64) {
         let generation = self.app.app.store.freeze_generation().await.unwrap();
         let effect = firebreak::github::effect::periodic_reconcile(generation, -n);
-        self.app.app.service.enqueue(&effect).await.unwrap();
+        let id = self.app.app.service.enqueue(&effect).await.unwrap();
+        let store = self.app.app.store.clone();
+        let done = eventually(30, || {
+            let store = store.clone();
+            async move {
+                let effect = store.effect(id).await.unwrap();
+                effect.is_some_and(|e| e.state == firebreak::effects::EffectState::Done)
+            }
+        })
+        .await;
+        assert!(done, "reconcile {n} done");
         self.settle().await;
     }
 
