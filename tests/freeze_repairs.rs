@@ -13,7 +13,11 @@ use common::*;
 use firebreak::github::freeze::RULESET_NAME;
 use serde_json::{Value, json};
 
-on_both!(a_rule_s_parameters_changed_by_hand_are_repaired_and_defaults_are_not_drift,);
+on_both!(
+    a_rule_s_parameters_changed_by_hand_are_repaired_and_defaults_are_not_drift,
+    a_ruleset_renamed_by_hand_is_renamed_back_not_duplicated,
+    a_ruleset_renamed_by_hand_is_deleted_when_the_freeze_lifts,
+);
 
 struct T {
     app: TestApp,
@@ -118,4 +122,54 @@ async fn a_rule_s_parameters_changed_by_hand_are_repaired_and_defaults_are_not_d
     t.reconcile_now(10).await;
     t.reconcile_now(11).await;
     assert_eq!(t.ruleset_writes(), before, "defaults echoed are not drift");
+}
+
+async fn a_ruleset_renamed_by_hand_is_renamed_back_not_duplicated(backend: Backend) {
+    let t = start(backend, "\"acme/api\"", "branches = [\"main\"]").await;
+    t.run("declare sev1 Payments down").await;
+    t.settle().await;
+    let id = t.api_rulesets()[0]["id"].clone();
+    assert!(t.gh.edit_ruleset("acme/api", RULESET_NAME, |v| {
+        v["name"] = json!("freeze-renamed")
+    }));
+    t.reconcile_now(1).await;
+    let now = t.api_rulesets();
+    assert_eq!(now.len(), 1, "one ruleset: {now:#?}");
+    assert_eq!(
+        (&now[0]["id"], &now[0]["name"]),
+        (&id, &json!(RULESET_NAME))
+    );
+    let texts = t.timeline_texts().await;
+    assert!(
+        texts
+            .iter()
+            .any(|x| x.contains("was changed by hand and was repaired")
+                && x.contains("name: wanted")
+                && x.contains("freeze-renamed")),
+        "recorded as drift: {texts:#?}"
+    );
+}
+
+async fn a_ruleset_renamed_by_hand_is_deleted_when_the_freeze_lifts(backend: Backend) {
+    let t = start(backend, "\"acme/api\"", "branches = [\"main\"]").await;
+    let sha = "a".repeat(40);
+    t.gh.add_pull("acme/api", 5, &sha, "main");
+    t.run("freeze acme/api").await;
+    t.settle().await;
+    let id = t.api_rulesets()[0]["id"].clone();
+    assert!(t.gh.edit_ruleset("acme/api", RULESET_NAME, |v| {
+        v["name"] = json!("freeze-renamed")
+    }));
+    t.run("unfreeze --all").await;
+    t.settle().await;
+    let left = t.api_rulesets();
+    assert!(
+        left.iter().all(|r| r["id"] != id),
+        "the renamed ruleset is lifted too: {left:#?}"
+    );
+    assert_eq!(
+        t.gh.try_merge("ghp_someone", "acme/api", 5, &sha).await,
+        200,
+        "merges go through"
+    );
 }

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 
-use super::client::RulesetScope;
+use super::client::{RulesetScope, RulesetSummary};
 use super::config::{BypassActor, GitHubConfig};
 pub use crate::incident::freeze_view::{
     TargetView, enforced, error_retryable, status_summary, target_view,
@@ -157,12 +157,23 @@ pub fn own_actor(config: &GitHubConfig, app_id: Option<u64>) -> Option<BypassAct
     }
 }
 
+/// Firebreak's ruleset among a target's: the one with the id it recorded (renamed by hand,
+/// it is still firebreak's, to repair or to lift), else the one named [`RULESET_NAME`].
+pub fn our_ruleset(list: Vec<RulesetSummary>, known: Option<i64>) -> Option<RulesetSummary> {
+    let known = known.and_then(|id| u64::try_from(id).ok());
+    let (by_id, by_name): (Vec<_>, Vec<_>) = list
+        .into_iter()
+        .filter(|r| Some(r.id) == known || r.name == RULESET_NAME)
+        .partition(|r| Some(r.id) == known);
+    by_id.into_iter().chain(by_name).next()
+}
+
 /// What differs between the wanted ruleset body and the one GitHub has, field by field:
 /// target, enforcement, each condition's include and exclude, the rules and the bypass
 /// actors. Empty when nothing that matters differs (order and GitHub's extra fields aside).
 pub fn drift(wanted: &Value, actual: &Value) -> Vec<String> {
     let mut out = Vec::new();
-    for key in ["target", "enforcement"] {
+    for key in ["name", "target", "enforcement"] {
         if wanted[key] != actual[key] {
             out.push(format!(
                 "{key}: wanted {}, found {}",
@@ -444,6 +455,26 @@ mod tests {
         );
         assert_eq!(pr_status(true, true), "success");
         assert_eq!(pr_status(true, false), "failure");
+    }
+
+    #[test]
+    fn our_ruleset_is_the_recorded_id_under_any_name_else_the_named_one() {
+        let summary = |id: u64, name: &str| RulesetSummary {
+            id,
+            name: name.into(),
+            enforcement: Some("active".into()),
+            source_type: None,
+        };
+        let list = || vec![summary(5, "other"), summary(103, "freeze-renamed")];
+        assert_eq!(our_ruleset(list(), Some(103)).map(|r| r.id), Some(103));
+        assert_eq!(our_ruleset(list(), None).map(|r| r.id), None);
+        let mut named = list();
+        named.push(summary(104, RULESET_NAME));
+        assert_eq!(
+            our_ruleset(named.clone(), Some(103)).map(|r| r.id),
+            Some(103)
+        );
+        assert_eq!(our_ruleset(named, Some(7)).map(|r| r.id), Some(104));
     }
 
     #[test]

@@ -298,10 +298,13 @@ impl GitHubEffects {
         let body = freeze::ruleset_body(&target, &wanted, &self.config, own.as_ref());
         // Check at the moment of use: read what GitHub has right now.
         let existing = match self.client.rulesets(&target).await {
-            Ok(list) => list
-                .into_iter()
-                .find(|r| r.name == RULESET_NAME)
-                .map(|r| (r.id, r.enforcement)),
+            Ok(list) => {
+                let known = pass
+                    .previous
+                    .get(&target.label())
+                    .and_then(|p| p.ruleset_id);
+                freeze::our_ruleset(list, known).map(|r| (r.id, r.enforcement))
+            }
             Err(e) => return self.target_failed(pass, target, wanted, e).await,
         };
         if wanted.frozen && wanted.drill && !self.client.evaluate_available() {
