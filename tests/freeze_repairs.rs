@@ -10,13 +10,14 @@ use std::time::Duration;
 use common::fake_github::{FakeGitHub, Limits};
 use common::github::{github_config, integrations};
 use common::*;
-use firebreak::github::freeze::RULESET_NAME;
+use firebreak::github::freeze::{RULESET_NAME, STATUS_CONTEXT};
 use serde_json::{Value, json};
 
 on_both!(
     a_rule_s_parameters_changed_by_hand_are_repaired_and_defaults_are_not_drift,
     a_ruleset_renamed_by_hand_is_renamed_back_not_duplicated,
     a_ruleset_renamed_by_hand_is_deleted_when_the_freeze_lifts,
+    an_org_ruleset_freeze_writes_statuses_on_every_repository_of_the_org,
 );
 
 struct T {
@@ -172,4 +173,29 @@ async fn a_ruleset_renamed_by_hand_is_deleted_when_the_freeze_lifts(backend: Bac
         200,
         "merges go through"
     );
+}
+
+async fn an_org_ruleset_freeze_writes_statuses_on_every_repository_of_the_org(backend: Backend) {
+    let t = start(
+        backend,
+        "\"acme/*\", \"acme/api\"",
+        "branches = [\"main\"]\norg_rulesets = true",
+    )
+    .await;
+    let (api, web) = ("a".repeat(40), "b".repeat(40));
+    t.gh.add_pull("acme/api", 5, &api, "main");
+    t.gh.add_pull("acme/web", 6, &web, "main");
+    t.run("freeze acme/*").await;
+    t.settle().await;
+    let status = |repo: &str, sha: &str| t.gh.latest_status(repo, sha, STATUS_CONTEXT);
+    assert_eq!(status("acme/api", &api).as_deref(), Some("failure"));
+    assert_eq!(status("acme/web", &web).as_deref(), Some("failure"));
+    let org = t.gh.org_rulesets("acme");
+    assert_eq!(org.len(), 1, "one org ruleset: {org:#?}");
+    assert!(t.api_rulesets().is_empty() && t.gh.rulesets("acme/web").is_empty());
+    t.run("unfreeze acme/*").await;
+    t.settle().await;
+    assert_eq!(status("acme/api", &api).as_deref(), Some("success"));
+    assert_eq!(status("acme/web", &web).as_deref(), Some("success"));
+    assert!(t.gh.org_rulesets("acme").is_empty());
 }

@@ -97,11 +97,12 @@ pub fn targets(
     out
 }
 
-/// The orgs whose repository lists a set of scopes needs.
-pub fn orgs_to_expand(scopes: &[FreezeScope], config: &GitHubConfig) -> Vec<String> {
+/// The orgs whose repository lists a set of scopes needs: every `owner/*`. Without org
+/// rulesets they are the targets; with them, one org ruleset enforces the freeze but each
+/// repository's pull requests still need their status, frozen or lifted.
+pub fn orgs_to_expand(scopes: &[FreezeScope]) -> Vec<String> {
     let mut orgs: Vec<String> = scopes
         .iter()
-        .filter(|s| !config.org_rulesets || !s.frozen)
         .filter_map(|s| s.scope.strip_suffix("/*").map(str::to_string))
         .collect();
     orgs.sort();

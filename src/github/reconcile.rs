@@ -188,10 +188,12 @@ impl GitHubEffects {
         }
         let pass = self.pass(effect, generation, &scopes).await?;
         let (mut later, mut failed) = (Leftovers::default(), Vec::new());
-        let orgs = self
-            .org_repos(&freeze::orgs_to_expand(&scopes, &self.config))
-            .await;
-        sort_org_failures(&orgs.failed, &mut later, &mut failed);
+        // With org rulesets the org's repositories are for statuses only: listed (once per
+        // pass) after the rulesets are in place, so enforcement never waits for them.
+        let expand = freeze::orgs_to_expand(&scopes);
+        let org_rulesets = self.config.org_rulesets;
+        let before = if org_rulesets { &[][..] } else { &expand[..] };
+        let mut orgs = self.org_repos(before).await;
         let targets = freeze::targets(&scopes, &self.config, &orgs.repos);
         let done = self.apply_rulesets(&pass, targets).await?;
         if self.superseded(generation).await? {
@@ -199,6 +201,10 @@ impl GitHubEffects {
                 "Reconcile for generation {generation} stopped: a newer freeze request takes over"
             )));
         }
+        if org_rulesets {
+            orgs = self.org_repos(&expand).await;
+        }
+        sort_org_failures(&orgs.failed, &mut later, &mut failed);
         sort_target_failures(&done, &mut later, &mut failed);
         let counts = counts(&done);
         let step = counts.replace(' ', "");
