@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 
-use super::client::RulesetScope;
+use super::client::{RulesetScope, RulesetSummary};
 use super::config::{BypassActor, GitHubConfig};
 pub use crate::incident::freeze_view::{
     TargetView, enforced, error_retryable, status_summary, target_view,
@@ -106,11 +106,12 @@ pub fn targets(
     out
 }
 
-/// The orgs whose repository lists a set of scopes needs.
-pub fn orgs_to_expand(scopes: &[FreezeScope], config: &GitHubConfig) -> Vec<String> {
+/// The orgs whose repository lists a set of scopes needs: every `owner/*`. Without org
+/// rulesets they are the targets; with them, one org ruleset enforces the freeze but each
+/// repository's pull requests still need their status, frozen or lifted.
+pub fn orgs_to_expand(scopes: &[FreezeScope]) -> Vec<String> {
     let mut orgs: Vec<String> = scopes
         .iter()
-        .filter(|s| !config.org_rulesets || !s.frozen)
         .filter_map(|s| s.scope.strip_suffix("/*").map(str::to_string))
         .collect();
     orgs.sort();
@@ -166,12 +167,23 @@ pub fn own_actor(config: &GitHubConfig, app_id: Option<u64>) -> Option<BypassAct
     }
 }
 
+/// Firebreak's ruleset among a target's: the one with the id it recorded (renamed by hand,
+/// it is still firebreak's, to repair or to lift), else the one named [`RULESET_NAME`].
+pub fn our_ruleset(list: Vec<RulesetSummary>, known: Option<i64>) -> Option<RulesetSummary> {
+    let known = known.and_then(|id| u64::try_from(id).ok());
+    let (by_id, by_name): (Vec<_>, Vec<_>) = list
+        .into_iter()
+        .filter(|r| Some(r.id) == known || r.name == RULESET_NAME)
+        .partition(|r| Some(r.id) == known);
+    by_id.into_iter().chain(by_name).next()
+}
+
 /// What differs between the wanted ruleset body and the one GitHub has, field by field:
 /// target, enforcement, each condition's include and exclude, the rules and the bypass
 /// actors. Empty when nothing that matters differs (order and GitHub's extra fields aside).
 pub fn drift(wanted: &Value, actual: &Value) -> Vec<String> {
     let mut out = Vec::new();
-    for key in ["target", "enforcement"] {
+    for key in ["name", "target", "enforcement"] {
         if wanted[key] != actual[key] {
             out.push(format!(
                 "{key}: wanted {}, found {}",
@@ -202,16 +214,6 @@ pub fn drift(wanted: &Value, actual: &Value) -> Vec<String> {
             }
         }
     }
-    let rules = |v: &Value| -> Vec<String> {
-        let mut r: Vec<String> = v["rules"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(|rule| rule["type"].as_str().unwrap_or("?").to_string())
-            .collect();
-        r.sort();
-        r
-    };
     let (w, a) = (rules(wanted), rules(actual));
     if w != a {
         out.push(format!(
@@ -246,6 +248,48 @@ pub fn drift(wanted: &Value, actual: &Value) -> Vec<String> {
         ));
     }
     out
+}
+
+/// A ruleset's rules, each as its type and its parameters with GitHub's defaults filled
+/// in, sorted: `{"type": "update"}` and the `update_allows_fetch_and_merge: false` GitHub
+/// echoes back are the same rule, while a parameter changed by hand is not.
+fn rules(v: &Value) -> Vec<String> {
+    let mut out: Vec<String> = v["rules"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(normalized_rule)
+        .collect();
+    out.sort();
+    out
+}
+
+fn normalized_rule(rule: &Value) -> String {
+    let kind = rule["type"].as_str().unwrap_or("?");
+    let mut parameters = rule_defaults(kind);
+    if let Some(given) = rule["parameters"].as_object() {
+        for (key, value) in given {
+            parameters.insert(key.clone(), value.clone());
+        }
+    }
+    if parameters.is_empty() {
+        return kind.to_string();
+    }
+    let mut pairs: Vec<String> = parameters
+        .iter()
+        .map(|(key, value)| format!("{key}: {value}"))
+        .collect();
+    pairs.sort();
+    format!("{kind} ({})", pairs.join(", "))
+}
+
+/// The parameters GitHub fills in for a rule given without them.
+fn rule_defaults(kind: &str) -> serde_json::Map<String, Value> {
+    let mut defaults = serde_json::Map::new();
+    if kind == "update" {
+        defaults.insert("update_allows_fetch_and_merge".into(), json!(false));
+    }
+    defaults
 }
 
 fn strings(v: &Value) -> Vec<String> {
@@ -440,6 +484,26 @@ mod tests {
     }
 
     #[test]
+    fn our_ruleset_is_the_recorded_id_under_any_name_else_the_named_one() {
+        let summary = |id: u64, name: &str| RulesetSummary {
+            id,
+            name: name.into(),
+            enforcement: Some("active".into()),
+            source_type: None,
+        };
+        let list = || vec![summary(5, "other"), summary(103, "freeze-renamed")];
+        assert_eq!(our_ruleset(list(), Some(103)).map(|r| r.id), Some(103));
+        assert_eq!(our_ruleset(list(), None).map(|r| r.id), None);
+        let mut named = list();
+        named.push(summary(104, RULESET_NAME));
+        assert_eq!(
+            our_ruleset(named.clone(), Some(103)).map(|r| r.id),
+            Some(103)
+        );
+        assert_eq!(our_ruleset(named, Some(7)).map(|r| r.id), Some(104));
+    }
+
+    #[test]
     fn every_field_of_the_ruleset_is_compared() {
         let config = GitHubConfig {
             branches: vec!["main".into()],
@@ -467,8 +531,24 @@ mod tests {
             drift(&body, &actual).is_empty(),
             "GitHub's extra fields are not drift"
         );
+        actual["rules"] =
+            json!([{ "type": "update", "parameters": { "update_allows_fetch_and_merge": false } }]);
+        assert!(
+            drift(&body, &actual).is_empty(),
+            "GitHub echoing a rule's default parameters is not drift"
+        );
         for (path, value, field) in [
             ("/rules", json!([{ "type": "deletion" }]), "rules"),
+            (
+                "/rules",
+                json!([{ "type": "update", "parameters": { "update_allows_fetch_and_merge": true } }]),
+                "rules",
+            ),
+            (
+                "/rules",
+                json!([{ "type": "update" }, { "type": "deletion" }]),
+                "rules",
+            ),
             (
                 "/conditions/ref_name/include",
                 json!(["refs/heads/nothing"]),

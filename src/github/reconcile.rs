@@ -188,10 +188,12 @@ impl GitHubEffects {
         }
         let pass = self.pass(effect, generation, &scopes).await?;
         let (mut later, mut failed) = (Leftovers::default(), Vec::new());
-        let orgs = self
-            .org_repos(&freeze::orgs_to_expand(&scopes, &self.config))
-            .await;
-        sort_org_failures(&orgs.failed, &mut later, &mut failed);
+        // With org rulesets the org's repositories are for statuses only: listed (once per
+        // pass) after the rulesets are in place, so enforcement never waits for them.
+        let expand = freeze::orgs_to_expand(&scopes);
+        let org_rulesets = self.config.org_rulesets;
+        let before = if org_rulesets { &[][..] } else { &expand[..] };
+        let mut orgs = self.org_repos(before).await;
         let targets = freeze::targets(&scopes, &self.config, &orgs.repos);
         let done = self.apply_rulesets(&pass, targets).await?;
         if self.superseded(generation).await? {
@@ -199,6 +201,10 @@ impl GitHubEffects {
                 "Reconcile for generation {generation} stopped: a newer freeze request takes over"
             )));
         }
+        if org_rulesets {
+            orgs = self.org_repos(&expand).await;
+        }
+        sort_org_failures(&orgs.failed, &mut later, &mut failed);
         sort_target_failures(&done, &mut later, &mut failed);
         let counts = counts(&done);
         let step = counts.replace(' ', "");
@@ -298,10 +304,13 @@ impl GitHubEffects {
         let body = freeze::ruleset_body(&target, &wanted, &self.config, own.as_ref());
         // Check at the moment of use: read what GitHub has right now.
         let existing = match self.client.rulesets(&target).await {
-            Ok(list) => list
-                .into_iter()
-                .find(|r| r.name == RULESET_NAME)
-                .map(|r| (r.id, r.enforcement)),
+            Ok(list) => {
+                let known = pass
+                    .previous
+                    .get(&target.label())
+                    .and_then(|p| p.ruleset_id);
+                freeze::our_ruleset(list, known).map(|r| (r.id, r.enforcement))
+            }
             Err(e) => return self.target_failed(pass, target, wanted, e).await,
         };
         if wanted.frozen && wanted.drill && !self.client.evaluate_available() {
