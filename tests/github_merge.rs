@@ -18,6 +18,7 @@ on_both!(
     a_freeze_blocks_merges_and_an_exemption_merges_that_head_only,
     each_field_of_the_ruleset_changed_by_hand_is_repaired_and_recorded,
     a_drill_without_evaluate_enforces_nothing_and_says_so,
+    lifting_a_real_freeze_under_a_drill_without_evaluate_unblocks_merges,
 );
 
 /// The token firebreak uses in tests, and the bypass actor it is configured to merge as.
@@ -284,6 +285,33 @@ async fn a_drill_without_evaluate_enforces_nothing_and_says_so(backend: Backend)
     assert_eq!(evaluates(&t.gh), 1);
     assert_eq!(
         t.gh.try_merge("ghp_someone", "acme/api", 7, &sha).await,
+        200,
+        "a drill blocks nothing"
+    );
+}
+
+/// A real freeze and a drill on one repository, on a GitHub without `evaluate`: when the
+/// real freeze lifts, the drill takes the target, the probe learns `evaluate` is missing,
+/// and the real freeze's ruleset comes off at once (not at the next periodic pass).
+async fn lifting_a_real_freeze_under_a_drill_without_evaluate_unblocks_merges(backend: Backend) {
+    let t = start(backend, MERGE_ACTOR).await;
+    t.gh.set_evaluate_available(false);
+    let sha = "e".repeat(40);
+    t.gh.add_pull("acme/api", 8, &sha, "main");
+    t.run("freeze acme/api --reason release week").await;
+    t.settle().await;
+    assert!(t.ruleset().is_some(), "the real freeze is enforced");
+    t.run("declare sev1 Database failover --drill").await;
+    t.settle().await;
+    assert!(t.ruleset().is_some(), "a drill never weakens a real freeze");
+    t.run("unfreeze acme/api").await;
+    t.settle().await;
+    assert!(
+        t.ruleset().is_none(),
+        "the drill left the real ruleset in place"
+    );
+    assert_eq!(
+        t.gh.try_merge("ghp_someone", "acme/api", 8, &sha).await,
         200,
         "a drill blocks nothing"
     );

@@ -2,6 +2,7 @@
 //! renders replies; everything it sends back goes through the effects queue.
 
 pub mod discord;
+pub mod records;
 pub mod slack;
 
 use serde::Deserialize;

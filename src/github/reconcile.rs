@@ -365,7 +365,9 @@ impl GitHubEffects {
                 // The probe: GitHub has no `evaluate` here (it needs Enterprise).
                 tracing::info!(error = %e, "GitHub refused evaluate enforcement; drills post statuses only");
                 self.client.evaluate_unavailable();
-                self.drill_without_evaluate(pass, target, wanted, None)
+                // A real freeze's ruleset this drill took over must come off: a drill
+                // blocks nothing.
+                self.drill_without_evaluate(pass, target, wanted, existing)
                     .await
             }
             Err(e) => {

@@ -1,6 +1,7 @@
 //! `:pushpin:` reactions: the pinned message, with its author, its own time and a
 //! permalink, put on the incident's timeline.
 
+use crate::chat::records::ChatRecords;
 use chrono::{DateTime, TimeZone, Utc};
 use slack_morphism::prelude::*;
 

@@ -2,6 +2,7 @@
 //! thread (forum post) in the configured forum channel; its pinned card, kept current by
 //! editing; plain posts; progress messages edited in place.
 
+use crate::chat::records::ChatRecords;
 use serenity::all::{ChannelType, CreateChannel, CreateForumPost, GuildId};
 
 use super::types::{DiscordEffect, SYNC_NOTICES, notices_group};

@@ -21,11 +21,11 @@ pub use types::DiscordEffect;
 
 use super::api::DiscordApi;
 use super::config::DiscordConfig;
+pub(super) use crate::chat::records::{ChatRecords, Refs};
 use crate::effects::Effect;
 use crate::effects::handler::{EffectError, EffectHandler};
-use crate::incident::model::{Incident, IncidentId};
-use crate::incident::timeline::EntryKind;
-use crate::store::{ChatRef, Store};
+use crate::incident::model::IncidentId;
+use crate::store::Store;
 
 /// The `chat_refs` platform of everything here.
 pub const PLATFORM: &str = "discord";
@@ -102,95 +102,6 @@ impl EffectHandler for DiscordEffects {
     }
 }
 
-/// Which refs an incident already has on Discord.
-pub(super) struct Refs(Vec<ChatRef>);
-
-impl Refs {
-    fn find(&self, role: &str) -> Option<&ChatRef> {
-        self.0.iter().find(|r| r.role == role)
-    }
-
-    fn channel(&self) -> Option<String> {
-        self.find("channel").map(|r| r.channel_id.clone())
-    }
-
-    /// The message recorded for `role` in `channel`, if any.
-    fn message(&self, role: &str, channel: &str) -> Option<String> {
-        self.0
-            .iter()
-            .find(|r| r.role == role && r.channel_id == channel)
-            .and_then(|r| r.message_id.clone())
-    }
-
-    /// Channels with a ref of `role`, in the order they were recorded.
-    fn channels_with(&self, role: &str) -> Vec<String> {
-        self.0
-            .iter()
-            .filter(|r| r.role == role)
-            .map(|r| r.channel_id.clone())
-            .collect()
-    }
-}
-
-impl DiscordEffects {
-    pub(super) async fn incident(&self, id: &IncidentId) -> Result<Incident, EffectError> {
-        self.store
-            .incident_by_id(id)
-            .await
-            .map_err(db_error)?
-            .ok_or_else(|| EffectError::permanent("the incident no longer exists"))
-    }
-
-    pub(super) async fn refs(&self, incident: &IncidentId) -> Result<Refs, EffectError> {
-        Ok(Refs(
-            self.store
-                .chat_refs(incident, PLATFORM)
-                .await
-                .map_err(db_error)?,
-        ))
-    }
-
-    pub(super) async fn latest_update(
-        &self,
-        incident: &Incident,
-    ) -> Result<Option<String>, EffectError> {
-        let entry = self
-            .store
-            .latest_entry(&incident.id, EntryKind::Update)
-            .await
-            .map_err(db_error)?;
-        Ok(entry.map(|e| e.text))
-    }
-
-    pub(super) async fn put_ref(
-        &self,
-        incident: &IncidentId,
-        role: &str,
-        channel: &str,
-        message: Option<&str>,
-    ) -> Result<(), EffectError> {
-        self.store
-            .put_chat_ref(&chat_ref(incident, role, channel, message))
-            .await
-            .map_err(db_error)
-    }
-}
-
-pub(super) fn chat_ref(
-    incident: &IncidentId,
-    role: &str,
-    channel: &str,
-    message: Option<&str>,
-) -> ChatRef {
-    ChatRef {
-        incident_id: incident.0.clone(),
-        platform: PLATFORM.into(),
-        role: role.into(),
-        channel_id: channel.into(),
-        message_id: message.map(str::to_string),
-    }
-}
-
 /// A configured or recorded channel id as serenity's type; a value that is not a snowflake
 /// is a config mistake, named in the error.
 pub(super) fn channel_id(raw: &str) -> Result<ChannelId, EffectError> {
@@ -209,7 +120,24 @@ fn snowflake(raw: &str) -> Option<u64> {
     raw.trim().parse::<u64>().ok().filter(|n| *n != 0)
 }
 
+/// [`records::chat_ref`](crate::chat::records::chat_ref) on this platform.
+pub(super) fn chat_ref(
+    incident: &IncidentId,
+    role: &str,
+    channel: &str,
+    message: Option<&str>,
+) -> crate::store::ChatRef {
+    crate::chat::records::chat_ref(PLATFORM, incident, role, channel, message)
+}
+
 pub(super) fn db_error(e: anyhow::Error) -> EffectError {
-    tracing::error!(error = %format!("{e:#}"), "database error in a Discord effect");
-    EffectError::retryable("database unavailable")
+    crate::chat::records::db_error::<DiscordEffects>(e)
+}
+
+impl ChatRecords for DiscordEffects {
+    const PLATFORM: &'static str = PLATFORM;
+
+    fn store(&self) -> &Store {
+        &self.store
+    }
 }

@@ -12,6 +12,7 @@ use super::types::{DiscordEffect, channel_group, notice_failed_key, notice_group
 use super::{DiscordEffects, channel_id, chat_ref, db_error, message_id};
 use crate::chat::discord::api::CallError;
 use crate::chat::discord::embeds;
+use crate::chat::records::ChatRecords;
 use crate::effects::NewEffect;
 use crate::effects::handler::EffectError;
 use crate::incident::model::IncidentId;

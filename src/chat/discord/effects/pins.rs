@@ -4,6 +4,7 @@
 //! Mentions in the message (`<@id>`, `<#id>`, …) are stored as neutral text
 //! ([`decode`](crate::chat::discord::decode)).
 
+use crate::chat::records::ChatRecords;
 use serenity::all::User;
 
 use super::{DiscordEffects, channel_id, db_error, message_id};

@@ -1,6 +1,7 @@
 //! The incident channel: created once, responders invited, topic and pinned card kept
 //! current, plus plain posts and progress messages that are edited in place.
 
+use crate::chat::records::ChatRecords;
 use std::collections::BTreeSet;
 
 use slack_morphism::prelude::*;

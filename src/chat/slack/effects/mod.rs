@@ -24,11 +24,11 @@ use super::api::{SlackApi, SlackCallError};
 use super::blocks::{self, FullText};
 use super::config::SlackConfig;
 use super::mrkdwn::{Mrkdwn, limit};
+pub(super) use crate::chat::records::{ChatRecords, Refs};
 use crate::effects::Effect;
 use crate::effects::handler::{EffectError, EffectHandler};
-use crate::incident::model::{Incident, IncidentId};
-use crate::incident::timeline::EntryKind;
-use crate::store::{ChatRef, Store};
+use crate::incident::model::IncidentId;
+use crate::store::Store;
 
 const PLATFORM: &str = "slack";
 
@@ -140,40 +140,6 @@ impl EffectHandler for SlackEffects {
     }
 }
 
-/// Which refs an incident already has on Slack.
-pub(super) struct Refs(Vec<ChatRef>);
-
-impl Refs {
-    fn find(&self, role: &str) -> Option<&ChatRef> {
-        self.0.iter().find(|r| r.role == role)
-    }
-
-    fn channel(&self) -> Option<String> {
-        self.find("channel").map(|r| r.channel_id.clone())
-    }
-
-    fn in_channel(&self, role: &str, channel: &str) -> Option<&ChatRef> {
-        self.0
-            .iter()
-            .find(|r| r.role == role && r.channel_id == channel)
-    }
-
-    /// The message recorded for `role` in `channel`, if any.
-    fn message(&self, role: &str, channel: &str) -> Option<String> {
-        self.in_channel(role, channel)
-            .and_then(|r| r.message_id.clone())
-    }
-
-    /// Channels with a ref of `role`, in the order they were recorded.
-    fn channels_with(&self, role: &str) -> Vec<String> {
-        self.0
-            .iter()
-            .filter(|r| r.role == role)
-            .map(|r| r.channel_id.clone())
-            .collect()
-    }
-}
-
 impl SlackEffects {
     /// Posts a message (in `thread`, if given); returns its `ts`.
     pub(super) async fn post(
@@ -228,70 +194,30 @@ impl SlackEffects {
         let full = number.map(|i| FullText::new(i.number, self.public_url.as_deref()));
         blocks::message_text(text, full.as_ref())
     }
-
-    pub(super) async fn incident(&self, id: &IncidentId) -> Result<Incident, EffectError> {
-        self.store
-            .incident_by_id(id)
-            .await
-            .map_err(db_error)?
-            .ok_or_else(|| EffectError::permanent("the incident no longer exists"))
-    }
-
-    pub(super) async fn refs(&self, incident: &IncidentId) -> Result<Refs, EffectError> {
-        Ok(Refs(
-            self.store
-                .chat_refs(incident, PLATFORM)
-                .await
-                .map_err(db_error)?,
-        ))
-    }
-
-    pub(super) async fn latest_update(
-        &self,
-        incident: &Incident,
-    ) -> Result<Option<String>, EffectError> {
-        let entry = self
-            .store
-            .latest_entry(&incident.id, EntryKind::Update)
-            .await
-            .map_err(db_error)?;
-        Ok(entry.map(|e| e.text))
-    }
-
-    pub(super) async fn put_ref(
-        &self,
-        incident: &IncidentId,
-        role: &str,
-        channel: &str,
-        message: Option<&str>,
-    ) -> Result<(), EffectError> {
-        self.store
-            .put_chat_ref(&chat_ref(incident, role, channel, message))
-            .await
-            .map_err(db_error)
-    }
 }
 
+/// [`records::chat_ref`](crate::chat::records::chat_ref) on this platform.
 pub(super) fn chat_ref(
     incident: &IncidentId,
     role: &str,
     channel: &str,
     message: Option<&str>,
-) -> ChatRef {
-    ChatRef {
-        incident_id: incident.0.clone(),
-        platform: PLATFORM.into(),
-        role: role.into(),
-        channel_id: channel.into(),
-        message_id: message.map(str::to_string),
-    }
+) -> crate::store::ChatRef {
+    crate::chat::records::chat_ref(PLATFORM, incident, role, channel, message)
 }
 
 pub(super) fn db_error(e: anyhow::Error) -> EffectError {
-    tracing::error!(error = %format!("{e:#}"), "database error in a Slack effect");
-    EffectError::retryable("database unavailable")
+    crate::chat::records::db_error::<SlackEffects>(e)
 }
 
 fn render_error(e: anyhow::Error) -> EffectError {
     EffectError::permanent(format!("could not render Block Kit: {e}"))
+}
+
+impl ChatRecords for SlackEffects {
+    const PLATFORM: &'static str = PLATFORM;
+
+    fn store(&self) -> &Store {
+        &self.store
+    }
 }

@@ -14,6 +14,7 @@
 //! A post that can never succeed (`channel_not_found`, `not_in_channel`, …) is reported once
 //! per incident and channel in the incident channel, naming the channel and the fix.
 
+use crate::chat::records::ChatRecords;
 use slack_morphism::prelude::*;
 
 use super::types::{SlackEffect, channel_group, notice_failed_key, notice_group};
