@@ -326,10 +326,11 @@ async fn waiting_for_checks_longer_than_the_breaker_threshold_does_not_open_it(b
         .iter()
         .find(|e| e.idempotency_key.contains("#5"))
         .unwrap();
-    assert_eq!(
-        five.state,
-        EffectState::Pending,
-        "#5 still waits, it did not fail"
+    // Waiting between looks (or caught in the middle of one), never failed or given up.
+    assert!(
+        matches!(five.state, EffectState::Pending | EffectState::Running),
+        "#5 still waits, it did not fail: {:?}",
+        five.state
     );
     assert_eq!(five.attempts, 0, "waiting spends no attempt");
     t.gh.add_check_run("acme/api", &a, "ci", "completed", Some("success"));
