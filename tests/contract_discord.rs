@@ -18,6 +18,7 @@ use common::fake_discord::{ANNOUNCE, FORUM, config_toml, integrations};
 use common::*;
 use firebreak::chat::discord::api::DiscordApi;
 use firebreak::chat::discord::embeds::{self, Embed};
+use firebreak::chat::discord::text;
 use firebreak::incident::EntryKind;
 use serenity::all::{
     ChannelId, Command, CommandOptionType, CreateCommand, CreateCommandOption,
@@ -118,7 +119,7 @@ async fn calls_outside_the_queue_match_the_published_contract() {
         .expect("bulk-overwrite accepted through Http too");
     let reply = CreateInteractionResponse::Message(
         CreateInteractionResponseMessage::new()
-            .content(embeds::content("INC-1 declared @everyone"))
+            .content(text::content("INC-1 declared @everyone"))
             .allowed_mentions(embeds::allowed_mentions(&[]))
             .ephemeral(true),
     );
@@ -134,7 +135,7 @@ async fn calls_outside_the_queue_match_the_published_contract() {
     // limits, straight through the queue's client.
     let channel = ChannelId::new(ANNOUNCE[0].parse().unwrap());
     let tagged = embeds::text_message(
-        embeds::role_content("555555555555555555", "overdue"),
+        text::role_content("555555555555555555", "overdue"),
         &["555555555555555555".into()],
     );
     api.send_message(channel, &tagged)

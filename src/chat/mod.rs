@@ -33,4 +33,11 @@ impl AnnounceChannels {
             Severity::Sev4 => &self.sev4,
         }
     }
+
+    /// No severity announces anywhere.
+    pub fn is_empty(&self) -> bool {
+        [&self.sev1, &self.sev2, &self.sev3, &self.sev4]
+            .iter()
+            .all(|c| c.is_empty())
+    }
 }

@@ -5,10 +5,29 @@
 
 use async_trait::async_trait;
 
+use crate::effects::NewEffect;
 use crate::effects::handler::EffectError;
 use crate::incident::model::{Incident, IncidentId};
 use crate::incident::timeline::EntryKind;
 use crate::store::{ChatRef, Store};
+
+/// `chat_refs` role of a channel a company-wide notice was planned for (posted or not yet),
+/// so edits queued before the post lands still reach it.
+pub const NOTICE_OWED: &str = "notice-owed";
+/// `chat_refs` role of a posted company-wide notice; its message id is the platform's.
+pub const NOTICE: &str = "notice";
+
+/// The channels a notice fan-out touches (pure): those announced to now first, then every
+/// other channel already `known` to have or be owed a notice, each once.
+pub fn notice_channels<'a>(announce: &'a [String], known: &'a [String]) -> Vec<&'a String> {
+    let mut channels: Vec<&String> = Vec::new();
+    for c in announce.iter().chain(known) {
+        if !channels.contains(&c) {
+            channels.push(c);
+        }
+    }
+    channels
+}
 
 /// An incident's refs on one platform.
 pub struct Refs(pub Vec<ChatRef>);
@@ -42,6 +61,13 @@ impl Refs {
             .filter(|r| r.role == role)
             .map(|r| r.channel_id.clone())
             .collect()
+    }
+
+    /// Channels that have, or are owed, a company-wide notice.
+    pub fn notice_channels(&self) -> Vec<String> {
+        let mut known = self.channels_with(NOTICE_OWED);
+        known.extend(self.channels_with(NOTICE));
+        known
     }
 }
 
@@ -88,6 +114,38 @@ pub trait ChatRecords: Send + Sync {
             .put_chat_ref(&chat_ref(Self::PLATFORM, incident, role, channel, message))
             .await
             .map_err(db_error::<Self>)
+    }
+}
+
+/// What a notice fan-out does once it has planned its `children`, in one transaction:
+/// records every `announce` channel as owed a notice, and queues the children.
+pub async fn record_fan_out<R: ChatRecords + ?Sized>(
+    records: &R,
+    incident: &IncidentId,
+    announce: &[String],
+    children: &[NewEffect],
+) -> Result<(), EffectError> {
+    let mut tx = records.store().begin_background().await.map_err(db_error::<R>)?;
+    for channel in announce {
+        let owed = chat_ref(R::PLATFORM, incident, NOTICE_OWED, channel, None);
+        tx.put_chat_ref(&owed).await.map_err(db_error::<R>)?;
+    }
+    for child in children {
+        tx.enqueue_effect(child).await.map_err(db_error::<R>)?;
+    }
+    tx.commit().await.map_err(db_error::<R>)
+}
+
+/// Queues `report` (the one message in the incident channel about a channel whose notice
+/// can never go out) and returns the notice effect's own permanent error, `message`.
+pub async fn report_notice_failure<R: ChatRecords + ?Sized>(
+    records: &R,
+    report: &NewEffect,
+    message: String,
+) -> EffectError {
+    match records.store().enqueue_one(report).await {
+        Ok(_) => EffectError::permanent(message),
+        Err(e) => db_error::<R>(e),
     }
 }
 

@@ -41,14 +41,14 @@ pub trait TypedEffect: Serialize + DeserializeOwned {
 }
 
 /// Who a company-wide notice is queued for, so the reply can say "queued to 2 Slack channels
-/// and 1 webhook" without knowing any platform.
+/// and 1 webhook" without the core knowing any platform: each chat adapter names itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Audience {
-    /// New notices in this many Slack channels.
-    SlackChannels(usize),
-    /// Whatever Slack notices were already posted (edited, or answered in their threads).
-    SlackNotices,
-    DiscordChannels(usize),
+    /// New notices in `count` channels of a chat platform (`platform` as people say it,
+    /// e.g. "Slack").
+    Channels { platform: &'static str, count: usize },
+    /// The notices a chat platform already posted (edited, or answered in their threads).
+    Posted { platform: &'static str },
     Webhook,
 }
 

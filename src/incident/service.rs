@@ -471,36 +471,51 @@ impl Queued {
 
     /// " Company-wide notice queued to 2 Slack channels and 1 webhook.", or nothing.
     pub fn notice_summary(&self) -> String {
-        let (mut slack, mut discord, mut webhooks) = (0, 0, 0);
-        let mut slack_posted = false;
-        for audience in &self.audiences {
-            match audience {
-                Audience::SlackChannels(n) => slack += n,
-                Audience::SlackNotices => slack_posted = true,
-                Audience::DiscordChannels(n) => discord += n,
-                Audience::Webhook => webhooks += 1,
+        notice_summary(&self.audiences)
+    }
+}
+
+/// New channels per platform, in the order platforms first appear, then the platforms that
+/// only edit what they already posted, then webhooks.
+fn notice_summary(audiences: &[Audience]) -> String {
+    let mut channels: Vec<(&str, usize)> = Vec::new();
+    let mut posted: Vec<&str> = Vec::new();
+    let mut webhooks = 0;
+    for audience in audiences {
+        match *audience {
+            Audience::Channels { platform, count } => {
+                match channels.iter_mut().find(|(p, _)| *p == platform) {
+                    Some((_, n)) => *n += count,
+                    None => channels.push((platform, count)),
+                }
             }
+            Audience::Posted { platform } if !posted.contains(&platform) => posted.push(platform),
+            Audience::Posted { .. } => {}
+            Audience::Webhook => webhooks += 1,
         }
-        let mut parts: Vec<String> = [
-            (slack, "Slack channel"),
-            (discord, "Discord channel"),
-            (webhooks, "webhook"),
-        ]
-        .into_iter()
-        .filter(|(n, _)| *n > 0)
-        .map(|(n, what)| format!("{n} {what}{}", if n == 1 { "" } else { "s" }))
+    }
+    let counted = |n: usize, what: &str| format!("{n} {what}{}", if n == 1 { "" } else { "s" });
+    let mut parts: Vec<String> = posted
+        .iter()
+        .filter(|p| !channels.iter().any(|(c, n)| c == *p && *n > 0))
+        .map(|p| format!("the {p} notices already posted"))
         .collect();
-        if slack_posted && slack == 0 {
-            parts.insert(0, "the Slack notices already posted".into());
-        }
-        match parts.as_slice() {
-            [] => String::new(),
-            [one] => format!(" Company-wide notice queued to {one}."),
-            [rest @ .., last] => format!(
-                " Company-wide notice queued to {} and {last}.",
-                rest.join(", ")
-            ),
-        }
+    parts.extend(
+        channels
+            .iter()
+            .filter(|(_, n)| *n > 0)
+            .map(|(p, n)| counted(*n, &format!("{p} channel"))),
+    );
+    if webhooks > 0 {
+        parts.push(counted(webhooks, "webhook"));
+    }
+    match parts.as_slice() {
+        [] => String::new(),
+        [one] => format!(" Company-wide notice queued to {one}."),
+        [rest @ .., last] => format!(
+            " Company-wide notice queued to {} and {last}.",
+            rest.join(", ")
+        ),
     }
 }
 
@@ -509,11 +524,14 @@ mod tests {
     use super::*;
 
     fn summary(audiences: &[Audience]) -> String {
-        Queued {
-            ids: Vec::new(),
-            audiences: audiences.to_vec(),
-        }
-        .notice_summary()
+        notice_summary(audiences)
+    }
+
+    const SLACK: &str = "Slack";
+    const DISCORD: &str = "Discord";
+
+    fn new_in(platform: &'static str, count: usize) -> Audience {
+        Audience::Channels { platform, count }
     }
 
     #[test]
@@ -521,7 +539,7 @@ mod tests {
         use Audience::*;
         assert_eq!(summary(&[]), "");
         assert_eq!(
-            summary(&[SlackChannels(2), Webhook]),
+            summary(&[new_in(SLACK, 2), Webhook]),
             " Company-wide notice queued to 2 Slack channels and 1 webhook."
         );
         assert_eq!(
@@ -529,12 +547,16 @@ mod tests {
             " Company-wide notice queued to 3 webhooks."
         );
         assert_eq!(
-            summary(&[SlackNotices, Webhook]),
+            summary(&[Posted { platform: SLACK }, Webhook]),
             " Company-wide notice queued to the Slack notices already posted and 1 webhook."
         );
         assert_eq!(
-            summary(&[SlackChannels(1), SlackNotices, DiscordChannels(1), Webhook]),
+            summary(&[new_in(SLACK, 1), Posted { platform: SLACK }, new_in(DISCORD, 1), Webhook]),
             " Company-wide notice queued to 1 Slack channel, 1 Discord channel and 1 webhook."
+        );
+        assert_eq!(
+            summary(&[Posted { platform: SLACK }, Posted { platform: DISCORD }]),
+            " Company-wide notice queued to the Slack notices already posted and the Discord notices already posted."
         );
     }
 }

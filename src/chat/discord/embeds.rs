@@ -1,74 +1,23 @@
 //! What firebreak shows on Discord: the incident card (an embed with the action buttons),
-//! the company-wide notice embed, and message texts, all safe by construction.
-//!
-//! Safe means two things. What people typed never pings: every message carries
+//! the company-wide notice embed, and the messages that carry them, all safe by
+//! construction: user text goes through [`super::text`], every message carries
 //! `allowed_mentions` with an empty `parse` list plus only the role the bot means to tag,
-//! and `@everyone`, `@here` and `<@…>` in user text get a zero-width joiner as well, so
-//! they do not even look like mentions. And every text fits Discord's limits (title 256,
-//! description 4,096, field name 256 and value 1,024, 25 fields, footer 2,048, 6,000 per
-//! embed, content 2,000), cut with "…" when it would not.
+//! and every embed is fitted to Discord's limits before serenity sees it.
 
 use serenity::all::{
     ButtonStyle, Colour, CreateActionRow, CreateAllowedMentions, CreateButton, CreateEmbed,
     CreateEmbedFooter, CreateMessage, EditMessage, RoleId,
 };
 
+use super::reply::custom_id;
+use super::text::{escape, fit, limit};
 use crate::incident::identity::Identity;
 use crate::incident::model::{Incident, Severity, Status};
 
-/// Discord's published limits.
-pub mod limit {
-    pub const TITLE: usize = 256;
-    pub const DESCRIPTION: usize = 4_096;
-    pub const FIELD_NAME: usize = 256;
-    pub const FIELD_VALUE: usize = 1_024;
-    pub const FIELDS: usize = 25;
-    pub const FOOTER: usize = 2_048;
-    pub const EMBED_TOTAL: usize = 6_000;
-    pub const CONTENT: usize = 2_000;
-    pub const CHANNEL_NAME: usize = 100;
-}
-
-/// The button actions. A button's `custom_id` is `fb:<action>:<incident number>:<version>`,
-/// the format the interactions endpoint parses (`reply::parse_custom_id` on the inbound
-/// side); the version is what the card showed, so a press on a stale card is refused.
-pub const ACTION_ACK: &str = "ack";
-pub const ACTION_UPDATE: &str = "update";
-pub const ACTION_RESOLVE: &str = "resolve";
-
-const ZWJ: char = '\u{200D}';
-
-/// User text made inert: `@everyone`, `@here` and `<@…>`/`<@&…>` get a zero-width joiner
-/// after their first character, so they neither ping nor render as mentions; so does a
-/// masked link's `](`, so `[bank.example](https://evil.example)` shows both parts.
-pub fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(c) = rest.chars().next() {
-        out.push(c);
-        rest = &rest[c.len_utf8()..];
-        let defuse = match c {
-            '@' => rest.starts_with("everyone") || rest.starts_with("here"),
-            '<' => rest.starts_with('@'),
-            ']' => rest.starts_with('('),
-            _ => false,
-        };
-        if defuse {
-            out.push(ZWJ);
-        }
-    }
-    out
-}
-
-/// `text` within `max` characters; a longer one is cut and ends in "…".
-pub fn fit(text: &str, max: usize) -> String {
-    if text.chars().count() <= max {
-        return text.to_string();
-    }
-    let mut cut: String = text.chars().take(max.saturating_sub(1)).collect();
-    cut.push('…');
-    cut
-}
+/// The button actions. A button's `custom_id` is `fb:<action>:<incident number>:<version>`
+/// ([`super::reply::custom_id`], which the interactions endpoint parses back); the version
+/// is what the card showed, so a press on a stale card is refused.
+pub use super::reply::{ACK as ACTION_ACK, RESOLVE as ACTION_RESOLVE, UPDATE as ACTION_UPDATE};
 
 /// A stored identity as Discord shows it: a Discord user as a mention (which never pings
 /// from an embed, and only pings in content if `allowed_mentions` names it), anyone else by
@@ -79,19 +28,6 @@ pub fn person(identity: &str) -> String {
         Ok(id) => escape(id.fallback_name()),
         Err(_) => escape(identity),
     }
-}
-
-/// Plain message content: escaped user text within 2,000 characters.
-pub fn content(text: &str) -> String {
-    fit(&escape(text), limit::CONTENT)
-}
-
-/// A message that tags `role` (the comms role) before `text`; the role is the only mention
-/// allowed.
-pub fn role_content(role: &str, text: &str) -> String {
-    let tag = format!("<@&{role}> ");
-    let room = limit::CONTENT - tag.chars().count();
-    format!("{tag}{}", fit(&escape(text), room))
 }
 
 /// `allowed_mentions` for every message: nothing parsed from the text; only `roles` (the
@@ -276,7 +212,7 @@ pub fn card_buttons(incident: &Incident) -> Vec<CreateActionRow> {
     if !incident.status.is_open() {
         return Vec::new();
     }
-    let id = |action: &str| format!("fb:{action}:{}:{}", incident.number.0, incident.version);
+    let id = |action: &str| custom_id(action, &[incident.number.0, incident.version]);
     vec![CreateActionRow::Buttons(vec![
         CreateButton::new(id(ACTION_ACK))
             .label("Acknowledge")
@@ -345,6 +281,7 @@ pub fn channel_name(prefix: &str, incident: &Incident, attempt: u32) -> String {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::chat::discord::text::{content, role_content};
     use crate::incident::model::{IncidentId, IncidentNumber};
     use proptest::prelude::*;
 
@@ -387,21 +324,10 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn mentions_in_user_text_are_defused() {
-        let e = escape("hi @everyone and @here, <@123> <@&456> <@!7> me@example.com");
-        assert!(!e.contains("@everyone") && !e.contains("@here"), "{e}");
-        assert!(
-            !e.contains("<@1") && !e.contains("<@&") && !e.contains("<@!"),
-            "{e}"
-        );
-        assert!(e.contains("me@example.com"));
-        assert_eq!(escape("plain <#1> text"), "plain <#1> text");
-        assert_eq!(escape("[a](https://x)"), format!("[a]{ZWJ}(https://x)"));
+    fn people_show_as_quiet_mentions_or_names() {
         assert_eq!(person("discord:42"), "<@42>");
         assert_eq!(person("cli:alice"), "alice");
-        assert_eq!(person("<@&9>"), format!("<{ZWJ}@&9>"));
-        let tagged = role_content("999", "ping @everyone");
-        assert!(tagged.starts_with("<@&999> ") && !tagged.contains("@everyone"));
+        assert_eq!(person("<@&9>"), "\\<@&9\\>");
         let json = serde_json::to_value(allowed_mentions(&["999".into()])).unwrap();
         assert_eq!(json["parse"], serde_json::json!([]));
         assert_eq!(json["roles"], serde_json::json!(["999"]));
@@ -449,18 +375,8 @@ pub(crate) mod tests {
             prop_assert!(content(&update).chars().count() <= limit::CONTENT);
             prop_assert!(role_content("1", &update).chars().count() <= limit::CONTENT);
             for text in [&c.description, &n.description, &content(&update)] {
-                prop_assert!(!text.contains("@everyone") && !text.contains("<@&1>"));
-            }
-        }
-
-        #[test]
-        fn fitting_keeps_short_texts_and_marks_cut_ones(text in "\\PC{0,40}", max in 1usize..30) {
-            let f = fit(&text, max);
-            prop_assert!(f.chars().count() <= max);
-            if text.chars().count() <= max {
-                prop_assert_eq!(f, text);
-            } else {
-                prop_assert!(f.ends_with('…'));
+                let unescaped = text.replace("\\<", "");
+                prop_assert!(!text.contains("@everyone") && !unescaped.contains("<@&1>"));
             }
         }
     }

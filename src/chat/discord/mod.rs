@@ -6,7 +6,8 @@
 //! - [`api`]: serenity's HTTP client for a configurable origin, and failures as retry
 //!   decisions.
 //! - [`ratelimit`]: Discord's `X-RateLimit-*` headers, 429 `retry_after` and the global limit.
-//! - [`embeds`]: the incident card, the notice and message texts, safe and within limits.
+//! - [`text`]: Discord's limits, and user text escaped so it never pings.
+//! - [`embeds`]: the incident card, the notice and the messages that carry them.
 //! - [`planner`]: which Discord effects each incident change needs.
 //! - [`effects`]: the typed effects and their handler.
 //! - [`gateway`]: the gateway client, for 📌 reactions onto the timeline.
@@ -35,6 +36,7 @@ pub mod ratelimit;
 pub mod register;
 pub mod reply;
 pub mod routes;
+pub mod text;
 pub mod verify;
 
 use std::sync::Arc;

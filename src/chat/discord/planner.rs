@@ -12,15 +12,19 @@ use super::config::DiscordConfig;
 use super::effects::DiscordEffect;
 use super::effects::notices::plan_children;
 use super::effects::types::{channel_group, notices_group};
-use super::embeds::fit;
+use super::text::fit;
 use crate::effects::planner::{EffectPlanner, Intent};
 use crate::effects::{Audience, NewEffect, TypedEffect};
 use crate::incident::model::{Incident, IncidentId};
 use crate::incident::permissions::Actor;
 use crate::incident::rules::IncidentEvent;
 
-/// Characters of the summary quoted in the resolution post (content is 2,000 at most).
-const SUMMARY_IN_POST: usize = 1_200;
+/// How the notice summary in replies names this platform.
+const PLATFORM: &str = "Discord";
+
+/// Characters of the summary quoted in the resolution post: content is 2,000 at most, and
+/// escaping can double a text, so 800 leaves room for the post-mortem link after it.
+const SUMMARY_IN_POST: usize = 800;
 
 pub struct DiscordPlanner {
     pub config: DiscordConfig,
@@ -55,7 +59,11 @@ impl EffectPlanner for DiscordPlanner {
                     .map(|d| format!("\nNext update due by {} UTC.", d.format("%H:%M")))
                     .unwrap_or_default();
                 let post = format!("📣 Update from {}: {text}{due}", actor.name);
-                vec![p.post(post, None), p.sync_channel(), p.notices()]
+                let notices = match self.config.announce.is_empty() {
+                    true => p.notices(),
+                    false => p.notices().announcing(Audience::Posted { platform: PLATFORM }),
+                };
+                vec![p.post(post, None), p.sync_channel(), notices]
             }
             IncidentEvent::StatusChanged { .. } | IncidentEvent::SeverityChanged { .. } => {
                 let mut plan = vec![p.sync_channel()];
@@ -204,10 +212,14 @@ impl Plan<'_> {
         let n = channels.len();
         let fan_out = self.fan_out(channels.clone());
         let notices = plan_children(&self.incident.id, &fan_out.idempotency_key, &channels, &[]);
-        let fan_out = if n > 0 {
-            fan_out.announcing(Audience::DiscordChannels(n))
-        } else {
-            fan_out
+        // As Slack's: new notices, or with none, the notices already posted.
+        let fan_out = match n {
+            0 if self.event_tag == "declared" => fan_out,
+            0 => fan_out.announcing(Audience::Posted { platform: PLATFORM }),
+            n => fan_out.announcing(Audience::Channels {
+                platform: PLATFORM,
+                count: n,
+            }),
         };
         std::iter::once(fan_out).chain(notices).collect()
     }
@@ -263,7 +275,7 @@ mod tests {
                 "discord.sync_channel"
             ]
         );
-        assert_eq!(plan[0].audience, Some(Audience::DiscordChannels(2)));
+        assert_eq!(plan[0].audience, Some(Audience::Channels { platform: PLATFORM, count: 2 }));
         assert_eq!(
             plan[1].idempotency_key,
             format!("{}:10", plan[0].idempotency_key)
@@ -298,16 +310,21 @@ mod tests {
             format!("discord.progress:{}:k1", inc.id)
         );
         assert_eq!(plan[0].ordering_key, Some(channel_group(&inc.id)));
-        let mut resolved = incident("Checkout down");
-        resolved.summary = Some("@here ".repeat(700));
-        let plan = planner(&[])
-            .plan(&resolved, &IncidentEvent::Resolved, &Actor::system())
-            .unwrap();
-        let DiscordEffect::ChannelPost { text, .. } = decoded(&plan[0]) else {
-            panic!("{plan:?}")
-        };
-        let sent = crate::chat::discord::embeds::content(&text);
-        assert!(sent.ends_with("`/incident postmortem set …`."), "{sent}");
+        for summary in ["@here ".repeat(700), "*".repeat(3_000)] {
+            let mut resolved = incident("Checkout down");
+            resolved.summary = Some(summary);
+            let plan = planner(&[])
+                .plan(&resolved, &IncidentEvent::Resolved, &Actor::system())
+                .unwrap();
+            let DiscordEffect::ChannelPost { text, .. } = decoded(&plan[0]) else {
+                panic!("{plan:?}")
+            };
+            let sent = crate::chat::discord::text::content(&text);
+            assert!(
+                sent.ends_with("\\`/incident postmortem set …\\`."),
+                "the link survives escaping: {sent}"
+            );
+        }
         let publish = Intent::PublishPostmortem {
             revision: "r".into(),
         };

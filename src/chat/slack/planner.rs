@@ -28,6 +28,9 @@ use crate::incident::permissions::Actor;
 use crate::incident::rules::IncidentEvent;
 use crate::incident::timeline::Source;
 
+/// How the notice summary in replies names this platform.
+const PLATFORM: &str = "Slack";
+
 pub struct SlackPlanner {
     pub config: SlackConfig,
     /// `server.public_url`, for links to post-mortem pages.
@@ -258,7 +261,7 @@ impl Plan<'_> {
         };
         let effect = self.queued(effect, notices_group(&self.incident.id));
         if tells_the_company {
-            effect.announcing(Audience::SlackNotices)
+            effect.announcing(Audience::Posted { platform: PLATFORM })
         } else {
             effect
         }
@@ -280,8 +283,8 @@ impl Plan<'_> {
         // declaration has none of).
         let fan_out = match n {
             0 if self.event_tag == "declared" => fan_out,
-            0 => fan_out.announcing(Audience::SlackNotices),
-            n => fan_out.announcing(Audience::SlackChannels(n)),
+            0 => fan_out.announcing(Audience::Posted { platform: PLATFORM }),
+            n => fan_out.announcing(Audience::Channels { platform: PLATFORM, count: n }),
         };
         std::iter::once(fan_out).chain(notices).collect()
     }
@@ -333,7 +336,7 @@ mod tests {
                 reply: None
             }
         );
-        assert_eq!(plan[0].audience, Some(Audience::SlackChannels(2)));
+        assert_eq!(plan[0].audience, Some(Audience::Channels { platform: PLATFORM, count: 2 }));
         assert_eq!(plan[0].ordering_key, Some(notices_group(&inc.id)));
         assert_eq!(
             plan[0].idempotency_key,
@@ -382,7 +385,7 @@ mod tests {
             .plan(&inc, &event, &Actor::system())
             .unwrap();
         let fan_out = plan.iter().find(|e| e.kind == SYNC_NOTICES).unwrap();
-        assert_eq!(fan_out.audience, Some(Audience::SlackNotices));
+        assert_eq!(fan_out.audience, Some(Audience::Posted { platform: PLATFORM }));
         assert!(matches!(
             decoded(fan_out),
             SlackEffect::SyncNotices { ref channels, reply: Some(ref r), .. }

@@ -9,6 +9,7 @@ use super::types::{DiscordEffect, SYNC_NOTICES, notices_group};
 use super::{DiscordEffects, Refs, channel_id, db_error, message_id};
 use crate::chat::discord::api::UNKNOWN_MESSAGE;
 use crate::chat::discord::embeds::{self, Embed};
+use crate::chat::discord::text;
 use crate::effects::handler::EffectError;
 use crate::incident::model::{Incident, IncidentId};
 
@@ -86,7 +87,7 @@ impl DiscordEffects {
             .ok_or_else(|| EffectError::permanent("every candidate channel name was taken"))?;
         let mut create = CreateChannel::new(name.clone())
             .kind(ChannelType::Text)
-            .topic(embeds::fit(&topic(incident), 1_024));
+            .topic(text::fit(&topic(incident), text::limit::CHANNEL_TOPIC));
         if let Some(category) = self.config.category_id.as_deref() {
             create = create.category(channel_id(category)?);
         }
@@ -205,9 +206,9 @@ impl DiscordEffects {
         let channel = incident_channel(&self.refs(id).await?)?;
         let message = match mention_role {
             Some(role) => {
-                embeds::text_message(embeds::role_content(role, text), &[role.to_string()])
+                embeds::text_message(text::role_content(role, text), &[role.to_string()])
             }
-            None => embeds::text_message(embeds::content(text), &[]),
+            None => embeds::text_message(text::content(text), &[]),
         };
         self.api
             .send_message(channel_id(&channel)?, &message)
@@ -226,17 +227,17 @@ impl DiscordEffects {
         let channel = incident_channel(&refs)?;
         let room = channel_id(&channel)?;
         let role = format!("progress:{key}");
-        let text = embeds::content(text);
+        let shown = text::content(text);
         match refs.message(&role, &channel) {
             Some(message) => {
                 self.api
-                    .edit_message(room, message_id(&message)?, &embeds::text_edit(text))
+                    .edit_message(room, message_id(&message)?, &embeds::text_edit(shown))
                     .await?;
             }
             None => {
                 let message = self
                     .api
-                    .send_message(room, &embeds::text_message(text, &[]))
+                    .send_message(room, &embeds::text_message(shown, &[]))
                     .await?;
                 self.put_ref(id, &role, &channel, Some(&message.id.to_string()))
                     .await?;
@@ -252,7 +253,7 @@ fn topic(incident: &Incident) -> String {
         "{} · {} · {}",
         incident.severity,
         incident.status,
-        embeds::escape(&incident.title)
+        text::escape(&incident.title)
     )
 }
 

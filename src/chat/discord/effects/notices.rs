@@ -9,18 +9,15 @@
 //! Unknown Channel) is reported once per incident and channel in the incident channel.
 
 use super::types::{DiscordEffect, channel_group, notice_failed_key, notice_group};
-use super::{DiscordEffects, channel_id, chat_ref, db_error, message_id};
+use super::{DiscordEffects, channel_id, message_id};
 use crate::chat::discord::api::CallError;
 use crate::chat::discord::embeds;
-use crate::chat::records::ChatRecords;
+use crate::chat::records::{
+    ChatRecords, NOTICE, notice_channels, record_fan_out, report_notice_failure,
+};
 use crate::effects::NewEffect;
 use crate::effects::handler::EffectError;
 use crate::incident::model::IncidentId;
-
-/// `chat_refs` role of a channel a notice was planned for (posted or not yet).
-const OWED: &str = "notice-owed";
-/// `chat_refs` role of a posted notice; its message id is Discord's.
-const NOTICE: &str = "notice";
 
 impl DiscordEffects {
     pub(super) async fn fan_out(
@@ -29,20 +26,9 @@ impl DiscordEffects {
         parent_key: &str,
         announce: &[String],
     ) -> Result<Option<String>, EffectError> {
-        let refs = self.refs(id).await?;
-        let mut known = refs.channels_with(OWED);
-        known.extend(refs.channels_with(NOTICE));
+        let known = self.refs(id).await?.notice_channels();
         let children = plan_children(id, parent_key, announce, &known);
-        let mut tx = self.store.begin_background().await.map_err(db_error)?;
-        for channel in announce {
-            tx.put_chat_ref(&chat_ref(id, OWED, channel, None))
-                .await
-                .map_err(db_error)?;
-        }
-        for child in &children {
-            tx.enqueue_effect(child).await.map_err(db_error)?;
-        }
-        tx.commit().await.map_err(db_error)?;
+        record_fan_out(self, id, announce, &children).await?;
         Ok(None)
     }
 
@@ -109,10 +95,7 @@ impl DiscordEffects {
         }
         .queued(notice_failed_key(id, channel))
         .ordered(channel_group(id));
-        if let Err(err) = self.store.enqueue_one(&post).await {
-            return db_error(err);
-        }
-        EffectError::permanent(message)
+        report_notice_failure(self, &post, message).await
     }
 }
 
@@ -124,13 +107,7 @@ pub fn plan_children(
     announce: &[String],
     known: &[String],
 ) -> Vec<NewEffect> {
-    let mut channels: Vec<&String> = Vec::new();
-    for c in announce.iter().chain(known) {
-        if !channels.contains(&c) {
-            channels.push(c);
-        }
-    }
-    channels
+    notice_channels(announce, known)
         .into_iter()
         .map(|channel| {
             DiscordEffect::Notice {

@@ -196,16 +196,6 @@ impl SlackEffects {
     }
 }
 
-/// [`records::chat_ref`](crate::chat::records::chat_ref) on this platform.
-pub(super) fn chat_ref(
-    incident: &IncidentId,
-    role: &str,
-    channel: &str,
-    message: Option<&str>,
-) -> crate::store::ChatRef {
-    crate::chat::records::chat_ref(PLATFORM, incident, role, channel, message)
-}
-
 pub(super) fn db_error(e: anyhow::Error) -> EffectError {
     crate::chat::records::db_error::<SlackEffects>(e)
 }

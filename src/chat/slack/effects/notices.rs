@@ -14,23 +14,19 @@
 //! A post that can never succeed (`channel_not_found`, `not_in_channel`, …) is reported once
 //! per incident and channel in the incident channel, naming the channel and the fix.
 
-use crate::chat::records::ChatRecords;
 use slack_morphism::prelude::*;
 
 use super::types::{SlackEffect, channel_group, notice_failed_key, notice_group};
-use super::{SlackEffects, chat_ref, db_error, render_error};
+use super::{SlackEffects, render_error};
+use crate::chat::records::{
+    ChatRecords, NOTICE, notice_channels, record_fan_out, report_notice_failure,
+};
 use crate::chat::slack::api::SlackCallError;
 use crate::chat::slack::blocks;
 use crate::chat::slack::mrkdwn::Mrkdwn;
 use crate::effects::NewEffect;
 use crate::effects::handler::EffectError;
 use crate::incident::model::IncidentId;
-
-/// `chat_refs` role of a channel a notice was planned for (posted or not yet), so edits
-/// and thread replies queued before the post lands still reach it.
-const OWED: &str = "notice-owed";
-/// `chat_refs` role of a posted notice; its message id is the `ts`.
-const NOTICE: &str = "notice";
 
 /// What one fan-out asks for.
 pub struct FanOut<'a> {
@@ -48,20 +44,9 @@ impl SlackEffects {
         id: &IncidentId,
         fan_out: FanOut<'_>,
     ) -> Result<Option<String>, EffectError> {
-        let refs = self.refs(id).await?;
-        let mut known = refs.channels_with(OWED);
-        known.extend(refs.channels_with(NOTICE));
+        let known = self.refs(id).await?.notice_channels();
         let children = plan_children(id, &fan_out, &known);
-        let mut tx = self.store.begin_background().await.map_err(db_error)?;
-        for channel in fan_out.announce {
-            tx.put_chat_ref(&chat_ref(id, OWED, channel, None))
-                .await
-                .map_err(db_error)?;
-        }
-        for child in &children {
-            tx.enqueue_effect(child).await.map_err(db_error)?;
-        }
-        tx.commit().await.map_err(db_error)?;
+        record_fan_out(self, id, fan_out.announce, &children).await?;
         Ok(None)
     }
 
@@ -146,10 +131,7 @@ impl SlackEffects {
         }
         .queued(notice_failed_key(id, channel))
         .ordered(channel_group(id));
-        if let Err(err) = self.store.enqueue_one(&post).await {
-            return db_error(err);
-        }
-        EffectError::permanent(message)
+        report_notice_failure(self, &post, message).await
     }
 }
 
@@ -157,14 +139,8 @@ impl SlackEffects {
 /// other channel already `known` to have or be owed a notice; each gets a notice (edit, or
 /// post if announced) and, with a reply, a thread reply after it.
 pub fn plan_children(id: &IncidentId, fan_out: &FanOut<'_>, known: &[String]) -> Vec<NewEffect> {
-    let mut channels: Vec<&String> = Vec::new();
-    for c in fan_out.announce.iter().chain(known) {
-        if !channels.contains(&c) {
-            channels.push(c);
-        }
-    }
     let mut children = Vec::new();
-    for channel in channels {
+    for channel in notice_channels(fan_out.announce, known) {
         let group = notice_group(id, channel);
         let notice = SlackEffect::Notice {
             incident_id: id.clone(),
