@@ -424,7 +424,11 @@ async fn hostile_text_is_stored_clean_and_answered_safely(backend: Backend) {
     // The title in the reply cannot ping or format.
     let embed_title = resp["data"]["embeds"][0]["title"].as_str().unwrap();
     assert!(!embed_title.contains("@everyone"), "{embed_title}");
-    assert!(embed_title.replace('\u{200d}', "").contains("@everyone @role-123"));
+    assert!(
+        embed_title
+            .replace('\u{200d}', "")
+            .contains("@everyone @role-123")
+    );
     assert!(!content(&resp).contains("<@&"));
     // A long update full of mass mentions: stored whole and clean, answered within limits.
     let long = format!("{}\u{202e}x", "@here <@&5> **bold** ".repeat(170));

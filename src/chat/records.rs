@@ -125,7 +125,11 @@ pub async fn record_fan_out<R: ChatRecords + ?Sized>(
     announce: &[String],
     children: &[NewEffect],
 ) -> Result<(), EffectError> {
-    let mut tx = records.store().begin_background().await.map_err(db_error::<R>)?;
+    let mut tx = records
+        .store()
+        .begin_background()
+        .await
+        .map_err(db_error::<R>)?;
     for channel in announce {
         let owed = chat_ref(R::PLATFORM, incident, NOTICE_OWED, channel, None);
         tx.put_chat_ref(&owed).await.map_err(db_error::<R>)?;

@@ -46,9 +46,14 @@ pub trait TypedEffect: Serialize + DeserializeOwned {
 pub enum Audience {
     /// New notices in `count` channels of a chat platform (`platform` as people say it,
     /// e.g. "Slack").
-    Channels { platform: &'static str, count: usize },
+    Channels {
+        platform: &'static str,
+        count: usize,
+    },
     /// The notices a chat platform already posted (edited, or answered in their threads).
-    Posted { platform: &'static str },
+    Posted {
+        platform: &'static str,
+    },
     Webhook,
 }
 

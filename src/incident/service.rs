@@ -551,7 +551,12 @@ mod tests {
             " Company-wide notice queued to the Slack notices already posted and 1 webhook."
         );
         assert_eq!(
-            summary(&[new_in(SLACK, 1), Posted { platform: SLACK }, new_in(DISCORD, 1), Webhook]),
+            summary(&[
+                new_in(SLACK, 1),
+                Posted { platform: SLACK },
+                new_in(DISCORD, 1),
+                Webhook
+            ]),
             " Company-wide notice queued to 1 Slack channel, 1 Discord channel and 1 webhook."
         );
         assert_eq!(

@@ -22,9 +22,9 @@ use crate::incident::rules::IncidentEvent;
 /// How the notice summary in replies names this platform.
 const PLATFORM: &str = "Discord";
 
-/// Characters of the summary quoted in the resolution post: content is 2,000 at most, and
-/// escaping can double a text, so 800 leaves room for the post-mortem link after it.
-const SUMMARY_IN_POST: usize = 800;
+/// Characters of the summary quoted in the resolution post (content is 2,000 at most, and
+/// defusing adds a character per mention, so the post-mortem link after it always fits).
+const SUMMARY_IN_POST: usize = 1_100;
 
 pub struct DiscordPlanner {
     pub config: DiscordConfig,
@@ -61,7 +61,9 @@ impl EffectPlanner for DiscordPlanner {
                 let post = format!("📣 Update from {}: {text}{due}", actor.name);
                 let notices = match self.config.announce.is_empty() {
                     true => p.notices(),
-                    false => p.notices().announcing(Audience::Posted { platform: PLATFORM }),
+                    false => p
+                        .notices()
+                        .announcing(Audience::Posted { platform: PLATFORM }),
                 };
                 vec![p.post(post, None), p.sync_channel(), notices]
             }
@@ -275,7 +277,13 @@ mod tests {
                 "discord.sync_channel"
             ]
         );
-        assert_eq!(plan[0].audience, Some(Audience::Channels { platform: PLATFORM, count: 2 }));
+        assert_eq!(
+            plan[0].audience,
+            Some(Audience::Channels {
+                platform: PLATFORM,
+                count: 2
+            })
+        );
         assert_eq!(
             plan[1].idempotency_key,
             format!("{}:10", plan[0].idempotency_key)
@@ -310,7 +318,7 @@ mod tests {
             format!("discord.progress:{}:k1", inc.id)
         );
         assert_eq!(plan[0].ordering_key, Some(channel_group(&inc.id)));
-        for summary in ["@here ".repeat(700), "*".repeat(3_000)] {
+        for summary in ["@here ".repeat(700), "<@1>".repeat(900)] {
             let mut resolved = incident("Checkout down");
             resolved.summary = Some(summary);
             let plan = planner(&[])
@@ -321,7 +329,7 @@ mod tests {
             };
             let sent = crate::chat::discord::text::content(&text);
             assert!(
-                sent.ends_with("\\`/incident postmortem set …\\`."),
+                sent.ends_with("`/incident postmortem set …`."),
                 "the link survives escaping: {sent}"
             );
         }

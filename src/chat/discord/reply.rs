@@ -10,7 +10,7 @@
 use serde_json::{Value, json};
 
 use super::embeds::{self, Embed};
-use super::text::{content, escape, fit, limit};
+use super::text::{escape, fit, limit};
 use crate::incident::{Incident, IncidentNumber, Reply, Visibility};
 
 /// Interaction callback types.
@@ -91,7 +91,7 @@ pub fn help(message_text: &str, help: &str) -> Value {
 
 fn message(text: &str, private: bool) -> Value {
     let mut data = json!({
-        "content": content(text),
+        "content": fit(&escape(text), limit::CONTENT),
         "allowed_mentions": { "parse": [] },
     });
     if private {
@@ -225,5 +225,4 @@ mod tests {
         assert_eq!(ephemeral("x")["data"]["flags"], json!(EPHEMERAL));
         assert!(response(&Reply::public("x"))["data"].get("flags").is_none());
     }
-
 }

@@ -1,12 +1,17 @@
 //! Text that is safe to show on Discord, in one place for replies and for what the queue
-//! posts: Discord's published limits, cutting to them with "…", and escaping user text so
-//! it shows exactly what was typed and never pings.
+//! posts: Discord's published limits, cutting to them with "…", and two ways of making
+//! text safe, for the two kinds of text there are:
 //!
-//! Safe means two things. What people typed never pings or renders as markup: Discord
-//! markdown is backslash-escaped (so `<@&1>` shows as text, not a role), `@everyone` and
-//! `@here` get a zero-width joiner so they do not even look like mentions, and only the
-//! core's own `discord:ID` identities become user mentions. On top of that every message
-//! sets `allowed_mentions` to parse nothing (see [`super::embeds::allowed_mentions`]).
+//! - [`escape`]: text that is all user input (a title, an update in an embed, a reply)
+//!   shows exactly as typed: Discord markdown is backslash-escaped, so `<@&1>` shows as
+//!   text, not a role, and only the core's own `discord:ID` identities become mentions.
+//! - [`defuse`]: a message firebreak composed (a channel post that quotes an update, a
+//!   failure report) keeps its own markup (`<#channel>` links, code spans) while whatever
+//!   it quotes cannot ping or spoof a link.
+//!
+//! Both give `@everyone` and `@here` a zero-width joiner so they do not even look like
+//! mentions, and every message also sets `allowed_mentions` to parse nothing (see
+//! [`super::embeds::allowed_mentions`]).
 
 /// Discord's published limits, in characters.
 pub mod limit {
@@ -56,6 +61,29 @@ pub fn escape(text: &str) -> String {
     out
 }
 
+/// A composed message made inert where it quotes people: `@everyone`, `@here` and
+/// `<@…>`/`<@&…>` get a zero-width joiner after their first character, so they neither
+/// ping nor render as mentions; so does a masked link's `](`, so
+/// `[bank.example](https://evil.example)` shows both parts. Channel links and markdown stay.
+pub fn defuse(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(c) = rest.chars().next() {
+        out.push(c);
+        rest = &rest[c.len_utf8()..];
+        let defuse = match c {
+            '@' => rest.starts_with("everyone") || rest.starts_with("here"),
+            '<' => rest.starts_with('@'),
+            ']' => rest.starts_with('('),
+            _ => false,
+        };
+        if defuse {
+            out.push(ZWJ);
+        }
+    }
+    out
+}
+
 /// `discord:<digits>` at the start of `s`, at a word boundary.
 fn identity_at(s: &str) -> Option<(&str, &str)> {
     let after = s.strip_prefix("discord:")?;
@@ -84,17 +112,17 @@ pub fn fit(text: &str, max: usize) -> String {
     out
 }
 
-/// Plain text as message content: escaped, within 2,000 characters.
+/// A composed message as content: defused, within 2,000 characters.
 pub fn content(text: &str) -> String {
-    fit(&escape(text), limit::CONTENT)
+    fit(&defuse(text), limit::CONTENT)
 }
 
-/// A message that tags `role` (the comms role, a stored id) before `text`; the role is the
-/// only mention in it.
+/// A composed message that tags `role` (the comms role, a stored id) before `text`; the
+/// role is the only mention in it.
 pub fn role_content(role: &str, text: &str) -> String {
     let tag = format!("<@&{role}> ");
     let room = limit::CONTENT - tag.chars().count();
-    format!("{tag}{}", fit(&escape(text), room))
+    format!("{tag}{}", fit(&defuse(text), room))
 }
 
 #[cfg(test)]
@@ -116,12 +144,26 @@ mod tests {
 
     #[test]
     fn mass_mentions_in_user_text_are_defused() {
-        let e = escape("hi @everyone and @here, <@123> <@&456> <@!7> me@example.com");
+        let hostile = "hi @everyone and @here, <@123> <@&456> <@!7> me@example.com";
+        let e = escape(hostile);
         assert!(!e.contains("@everyone") && !e.contains("@here"), "{e}");
         assert!(!e.contains(" <@"), "every < is escaped: {e}");
         assert!(e.contains("me@example.com"));
+        let d = defuse(hostile);
+        assert!(!d.contains("@everyone") && !d.contains("@here"), "{d}");
+        assert!(
+            !d.contains("<@1") && !d.contains("<@&") && !d.contains("<@!"),
+            "{d}"
+        );
+        assert!(d.contains("me@example.com"));
         let tagged = role_content("999", "ping @everyone");
         assert!(tagged.starts_with("<@&999> ") && !tagged.contains("@everyone"));
+    }
+
+    #[test]
+    fn composed_messages_keep_their_own_markup() {
+        assert_eq!(defuse("see <#1> and `cmd`"), "see <#1> and `cmd`");
+        assert_eq!(defuse("[a](https://x)"), format!("[a]{ZWJ}(https://x)"));
     }
 
     #[test]
@@ -151,7 +193,7 @@ mod tests {
             let c = content(&text);
             prop_assert!(c.chars().count() <= limit::CONTENT);
             prop_assert!(!c.contains("@everyone") && !c.contains("@here"));
-            prop_assert!(!c.replace("\\<", "").contains("<@&"), "{}", c);
+            prop_assert!(!c.contains("<@&"), "{}", c);
         }
     }
 }

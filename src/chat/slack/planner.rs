@@ -284,7 +284,10 @@ impl Plan<'_> {
         let fan_out = match n {
             0 if self.event_tag == "declared" => fan_out,
             0 => fan_out.announcing(Audience::Posted { platform: PLATFORM }),
-            n => fan_out.announcing(Audience::Channels { platform: PLATFORM, count: n }),
+            n => fan_out.announcing(Audience::Channels {
+                platform: PLATFORM,
+                count: n,
+            }),
         };
         std::iter::once(fan_out).chain(notices).collect()
     }
@@ -336,7 +339,13 @@ mod tests {
                 reply: None
             }
         );
-        assert_eq!(plan[0].audience, Some(Audience::Channels { platform: PLATFORM, count: 2 }));
+        assert_eq!(
+            plan[0].audience,
+            Some(Audience::Channels {
+                platform: PLATFORM,
+                count: 2
+            })
+        );
         assert_eq!(plan[0].ordering_key, Some(notices_group(&inc.id)));
         assert_eq!(
             plan[0].idempotency_key,
@@ -385,7 +394,10 @@ mod tests {
             .plan(&inc, &event, &Actor::system())
             .unwrap();
         let fan_out = plan.iter().find(|e| e.kind == SYNC_NOTICES).unwrap();
-        assert_eq!(fan_out.audience, Some(Audience::Posted { platform: PLATFORM }));
+        assert_eq!(
+            fan_out.audience,
+            Some(Audience::Posted { platform: PLATFORM })
+        );
         assert!(matches!(
             decoded(fan_out),
             SlackEffect::SyncNotices { ref channels, reply: Some(ref r), .. }

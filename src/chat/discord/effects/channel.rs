@@ -205,9 +205,7 @@ impl DiscordEffects {
     ) -> Result<Option<String>, EffectError> {
         let channel = incident_channel(&self.refs(id).await?)?;
         let message = match mention_role {
-            Some(role) => {
-                embeds::text_message(text::role_content(role, text), &[role.to_string()])
-            }
+            Some(role) => embeds::text_message(text::role_content(role, text), &[role.to_string()]),
             None => embeds::text_message(text::content(text), &[]),
         };
         self.api
