@@ -57,6 +57,22 @@ pub enum Audience {
     Webhook,
 }
 
+impl Audience {
+    /// Who an announcement on `platform` reaches, for the reply: `new_channels` new notices,
+    /// or with none, the notices already posted (which a declaration has none of).
+    pub fn of_announcement(
+        platform: &'static str,
+        new_channels: usize,
+        declaring: bool,
+    ) -> Option<Self> {
+        match new_channels {
+            0 if declaring => None,
+            0 => Some(Self::Posted { platform }),
+            count => Some(Self::Channels { platform, count }),
+        }
+    }
+}
+
 /// An effect about to be enqueued.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewEffect {
@@ -97,8 +113,8 @@ impl NewEffect {
     }
 
     /// Counts as a company-wide notice to `audience` in the reply.
-    pub fn announcing(mut self, audience: Audience) -> Self {
-        self.audience = Some(audience);
+    pub fn announcing(mut self, audience: impl Into<Option<Audience>>) -> Self {
+        self.audience = audience.into();
         self
     }
 }

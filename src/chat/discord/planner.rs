@@ -214,15 +214,8 @@ impl Plan<'_> {
         let n = channels.len();
         let fan_out = self.fan_out(channels.clone());
         let notices = plan_children(&self.incident.id, &fan_out.idempotency_key, &channels, &[]);
-        // As Slack's: new notices, or with none, the notices already posted.
-        let fan_out = match n {
-            0 if self.event_tag == "declared" => fan_out,
-            0 => fan_out.announcing(Audience::Posted { platform: PLATFORM }),
-            n => fan_out.announcing(Audience::Channels {
-                platform: PLATFORM,
-                count: n,
-            }),
-        };
+        let declaring = self.event_tag == "declared";
+        let fan_out = fan_out.announcing(Audience::of_announcement(PLATFORM, n, declaring));
         std::iter::once(fan_out).chain(notices).collect()
     }
 }

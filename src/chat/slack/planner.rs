@@ -279,16 +279,8 @@ impl Plan<'_> {
             reply: None,
         };
         let notices = plan_children(&self.incident.id, &direct, &[]);
-        // The reply counts new notices; with none, the notices already posted (which a
-        // declaration has none of).
-        let fan_out = match n {
-            0 if self.event_tag == "declared" => fan_out,
-            0 => fan_out.announcing(Audience::Posted { platform: PLATFORM }),
-            n => fan_out.announcing(Audience::Channels {
-                platform: PLATFORM,
-                count: n,
-            }),
-        };
+        let declaring = self.event_tag == "declared";
+        let fan_out = fan_out.announcing(Audience::of_announcement(PLATFORM, n, declaring));
         std::iter::once(fan_out).chain(notices).collect()
     }
 }
