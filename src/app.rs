@@ -86,11 +86,15 @@ impl App {
         let notifier = WebhookNotifier::new(http_client(config.notify.timeout)?, hooks);
         let mut worker = Worker::new(store.clone(), config.effects.worker(), Arc::clone(&wake))
             .with_handler(Arc::new(notifier));
-        if let Some(slack) = &integrations.slack {
+        // A platform is planned for when this process can reach it or the config names it;
+        // without its credentials here, its effects wait in the queue for `serve`.
+        if integrations.slack.is_some() || config.slack.is_configured() {
             planners.push(Arc::new(SlackPlanner {
                 config: config.slack.clone(),
                 public_url: config.server.public_url.clone(),
             }));
+        }
+        if let Some(slack) = &integrations.slack {
             let api = SlackApi::new(&slack.api_url, &slack.bot_token, config.slack.timeout)?;
             worker = worker.with_handler(Arc::new(SlackEffects {
                 api,
@@ -99,11 +103,13 @@ impl App {
                 public_url: config.server.public_url.clone(),
             }));
         }
-        if let Some(discord) = &integrations.discord {
+        if integrations.discord.is_some() || config.discord.is_configured() {
             planners.push(Arc::new(DiscordPlanner {
                 config: config.discord.clone(),
                 public_url: config.server.public_url.clone(),
             }));
+        }
+        if let Some(discord) = &integrations.discord {
             worker = worker.with_handler(Arc::new(DiscordEffects {
                 api: DiscordApi::new(discord, config.discord.timeout)?,
                 store: store.clone(),

@@ -26,6 +26,7 @@ on_both!(
     a_429_retry_after_is_honoured_before_any_further_call,
     hostile_text_never_pings_anyone_but_the_comms_role,
     a_restart_mid_delivery_posts_nothing_twice,
+    a_shell_without_discord_credentials_queues_for_serve,
 );
 
 struct DiscordApp {
@@ -563,4 +564,59 @@ async fn serve(
     let shutdown = CancellationToken::new();
     let handle = tokio::spawn(app.clone().serve(listener, shutdown.clone()));
     (app, shutdown, handle)
+}
+
+/// A CLI write from a shell without the Discord credentials (same config, same database)
+/// still plans Discord's effects; its own drain leaves them pending, says so, and `serve`
+/// (which has the credentials) delivers them once: the SEV1 is announced.
+async fn a_shell_without_discord_credentials_queues_for_serve(backend: Backend) {
+    let discord = FakeDiscord::start().await;
+    let db = TestDb::new(backend).await;
+    let shell = App::with_store(config(""), db.store().await, Default::default()).unwrap();
+    let declare = firebreak::incident::command::parse_line(
+        "declare sev1 Declared from a shell",
+        Default::default(),
+    )
+    .unwrap();
+    let outcome = shell.service.apply(declare, &alice()).await.unwrap();
+    let report = shell
+        .worker
+        .drain(&outcome.effects, Duration::from_secs(2))
+        .await
+        .unwrap();
+    assert!(report.failed.is_empty(), "{:#?}", report.failed);
+    assert!(
+        report
+            .left_for_serve
+            .iter()
+            .any(|e| e.kind == "discord.notice")
+            && report
+                .left_for_serve
+                .iter()
+                .any(|e| e.kind == "discord.sync_channel"),
+        "the announcement and the channel wait for serve: {report:#?}"
+    );
+    let lines = firebreak::cli::render::drain_lines(&report, chrono::Utc::now());
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("queued for `firebreak serve`")),
+        "{lines:?}"
+    );
+    assert!(discord.successful().is_empty());
+
+    let (served, stop, handle) = serve(&db, &discord).await;
+    settle(&served).await;
+    for announce in &ANNOUNCE[..2] {
+        let notices = discord.messages_in(announce);
+        assert_eq!(notices.len(), 1, "{announce}: {notices:#?}");
+        assert!(notices[0].title().contains("Declared from a shell"));
+    }
+    assert_eq!(
+        discord.pins().len(),
+        1,
+        "the card is posted and pinned once"
+    );
+    stop.cancel();
+    handle.await.unwrap().unwrap();
 }

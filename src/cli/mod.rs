@@ -3,7 +3,7 @@
 //! through the same grammar as chat, so the CLI can never drift from Slack and Discord.
 
 pub mod identity;
-mod render;
+pub mod render;
 mod run;
 
 use std::path::PathBuf;

@@ -256,6 +256,20 @@ pub fn drain_lines(report: &DrainReport, now: DateTime<Utc>) -> Vec<String> {
             term_line(e.last_error.as_deref().unwrap_or("unknown error"))
         )
     }));
+    if !report.left_for_serve.is_empty() {
+        let mut kinds: Vec<&str> = report
+            .left_for_serve
+            .iter()
+            .map(|e| e.kind.as_str())
+            .collect();
+        kinds.sort_unstable();
+        kinds.dedup();
+        lines.push(format!(
+            "… {} effect(s) queued for `firebreak serve` ({}): this shell has no credentials for them.",
+            report.left_for_serve.len(),
+            kinds.join(", ")
+        ));
+    }
     if !report.pending.is_empty() {
         lines.push(format!(
             "… {} effect(s) still pending; `firebreak serve` keeps retrying them:",

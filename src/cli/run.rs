@@ -130,6 +130,7 @@ fn say_created(new: Option<&Path>) {
 }
 
 async fn serve(app: App, runtime: &Runtime) -> anyhow::Result<ExitCode> {
+    warn_unreachable_platforms(&app, runtime);
     let listener = tokio::net::TcpListener::bind(runtime.listen)
         .await
         .with_context(|| format!("cannot listen on {}", runtime.listen))?;
@@ -141,6 +142,24 @@ async fn serve(app: App, runtime: &Runtime) -> anyhow::Result<ExitCode> {
     });
     app.serve(listener, shutdown).await?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// A platform the config names but whose credentials this `serve` lacks has its effects
+/// queued and never delivered until they are set: say so at start.
+fn warn_unreachable_platforms(app: &App, runtime: &Runtime) {
+    let missing = [
+        (
+            app.config.slack.is_configured() && runtime.integrations.slack.is_none(),
+            "[slack] is configured but SLACK_BOT_TOKEN / SLACK_SIGNING_SECRET are not set",
+        ),
+        (
+            app.config.discord.is_configured() && runtime.integrations.discord.is_none(),
+            "[discord] is configured but DISCORD_BOT_TOKEN / DISCORD_PUBLIC_KEY are not set",
+        ),
+    ];
+    for (_, what) in missing.iter().filter(|(missing, _)| *missing) {
+        tracing::warn!("{what}: its effects wait in the queue until a serve with them runs");
+    }
 }
 
 fn prefixed(verb: &str, args: IncidentArgs) -> Vec<String> {
