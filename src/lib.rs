@@ -18,12 +18,15 @@
 //! - [`people`]: display names for stored identities (`slack:U…`), cached from Slack.
 //! - [`read`]: the one read model (incidents, the freeze and its holds, the audit log, the
 //!   queue, readiness) that the CLI, HTTP and chat show from.
-//! - [`http`]: the axum router on its own small state: health, readiness, the JSON API.
+//! - [`http`]: the axum router on its own small state: health, readiness, the JSON API,
+//!   behind a guard that lets only the probes and the platforms' signed endpoints through
+//!   without an API token ([`auth`]: scopes, token hashing, which path needs what).
 //! - [`config`]: `firebreak.toml` plus environment; secrets only from the environment.
 //! - [`app`]: wires it all together and runs until shutdown.
 //! - [`cli`]: the `firebreak` command line, a thin edge over the same service as chat.
 
 pub mod app;
+pub mod auth;
 pub mod chat;
 pub mod cli;
 pub mod config;

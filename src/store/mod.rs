@@ -14,6 +14,7 @@ mod incidents;
 mod people;
 mod postmortem;
 mod timeline;
+mod tokens;
 mod workers;
 
 use std::str::FromStr;
@@ -32,6 +33,7 @@ pub use freeze::{FreezeHold, FreezeScope, FreezeTarget, NewHold, TargetFailure, 
 pub use inbound::{Delivery, Seen};
 pub use people::Person;
 pub use postmortem::{ActionItem, Flag};
+pub use tokens::{ApiToken, NewToken};
 pub use workers::WorkerRow;
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
