@@ -27,6 +27,8 @@ on_both!(
     hostile_text_never_pings_anyone_but_the_comms_role,
     a_restart_mid_delivery_posts_nothing_twice,
     a_shell_without_discord_credentials_queues_for_serve,
+    what_failed_for_good_is_made_good_by_the_next_change,
+    a_deleted_notice_is_posted_again,
 );
 
 struct DiscordApp {
@@ -619,4 +621,60 @@ async fn a_shell_without_discord_credentials_queues_for_serve(backend: Backend) 
     );
     stop.cancel();
     handle.await.unwrap().unwrap();
+}
+
+/// Creating the room and posting a notice both failed for good (Missing Access until
+/// someone fixed the permissions). The next change makes good on both: the room is made
+/// with its card before the update is posted in it, and the owed notice is posted.
+async fn what_failed_for_good_is_made_good_by_the_next_change(backend: Backend) {
+    let t = discord_app(backend, config(""), None).await;
+    let guild = fake_discord::GUILD;
+    t.discord.break_channel(guild);
+    t.discord.break_channel(ANNOUNCE[0]);
+    t.app.ok("declare sev1 Checkout API returns 502").await;
+    t.settle().await;
+    assert!(t.discord.messages_in(ANNOUNCE[0]).is_empty());
+    let failed = t.app.app.store.list_effects(true, 20).await.unwrap();
+    assert!(
+        failed.len() >= 2,
+        "room and notice failed for good: {failed:#?}"
+    );
+
+    t.discord.mend_channel(guild);
+    t.discord.mend_channel(ANNOUNCE[0]);
+    t.app.ok("update INC-1 Rolled back deploy 4512").await;
+    t.settle().await;
+    let room = t.room();
+    let in_room = t.discord.messages_in(&room);
+    assert_eq!(in_room.len(), 2, "the card, then the update: {in_room:#?}");
+    assert!(in_room[1].content.contains("Rolled back deploy 4512"));
+    for announce in &ANNOUNCE[..2] {
+        let notices = t.discord.messages_in(announce);
+        assert_eq!(notices.len(), 1, "{announce}: {notices:#?}");
+        assert!(notices[0].description().contains("Rolled back deploy 4512"));
+    }
+}
+
+/// Someone deleted the company-wide notice: the next change posts it again (and then
+/// edits the new one), instead of failing on every change.
+async fn a_deleted_notice_is_posted_again(backend: Backend) {
+    let t = discord_app(backend, config(""), None).await;
+    t.app.ok("declare sev1 Checkout API returns 502").await;
+    t.settle().await;
+    let first = t.discord.messages_in(ANNOUNCE[0]);
+    assert_eq!(first.len(), 1);
+    t.discord.delete_message(&first[0].id);
+    t.app.ok("status INC-1 identified").await;
+    t.settle().await;
+    t.app.ok("status INC-1 monitoring").await;
+    t.settle().await;
+    let now = t.discord.messages_in(ANNOUNCE[0]);
+    assert_eq!(now.len(), 1, "posted again once: {now:#?}");
+    assert!(
+        now[0].description().contains("monitoring"),
+        "and edited after"
+    );
+    assert!(now[0].edits >= 1);
+    let failed = t.app.app.store.list_effects(true, 20).await.unwrap();
+    assert!(failed.is_empty(), "{failed:#?}");
 }

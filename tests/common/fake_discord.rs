@@ -153,7 +153,8 @@ impl FakeDiscord {
         self.lock().down = down;
     }
 
-    /// Every call on `channel` answers 403 `50001 Missing Access` from now on.
+    /// Every call on `channel` (or on a guild's channels) answers 403 `50001 Missing Access`
+    /// from now on.
     pub fn break_channel(&self, channel: &str) {
         self.lock().broken.insert(channel.into());
     }
@@ -165,6 +166,16 @@ impl FakeDiscord {
             global,
         };
         self.lock().limits.extend(std::iter::repeat_n(limit, n));
+    }
+
+    /// Every call on `channel` works again.
+    pub fn mend_channel(&self, channel: &str) {
+        self.lock().broken.remove(channel);
+    }
+
+    /// Someone deleted message `id`: editing it answers 404 `10008 Unknown Message`.
+    pub fn delete_message(&self, id: &str) {
+        self.lock().messages.retain(|m| m.id != id);
     }
 
     /// A channel that already exists in the guild (to take a name).
@@ -328,8 +339,9 @@ fn answer_or_fail(
         return (StatusCode::TOO_MANY_REQUESTS, body, headers);
     }
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    // A broken guild refuses channel creation (the bot lacks Manage Channels there).
     let channel = match segments.as_slice() {
-        ["channels", id, ..] => Some(id.to_string()),
+        ["channels", id, ..] | ["guilds", id, "channels"] => Some(id.to_string()),
         _ => None,
     };
     if channel.is_some_and(|c| inner.broken.contains(&c)) {

@@ -203,7 +203,7 @@ impl DiscordEffects {
         text: &str,
         mention_role: Option<&str>,
     ) -> Result<Option<String>, EffectError> {
-        let channel = incident_channel(&self.refs(id).await?)?;
+        let channel = self.room_for_post(id).await?;
         let message = match mention_role {
             Some(role) => embeds::text_message(text::role_content(role, text), &[role.to_string()]),
             None => embeds::text_message(text::content(text), &[]),
@@ -221,8 +221,8 @@ impl DiscordEffects {
         key: &str,
         text: &str,
     ) -> Result<Option<String>, EffectError> {
+        let channel = self.room_for_post(id).await?;
         let refs = self.refs(id).await?;
-        let channel = incident_channel(&refs)?;
         let room = channel_id(&channel)?;
         let role = format!("progress:{key}");
         let shown = text::content(text);
@@ -242,6 +242,19 @@ impl DiscordEffects {
             }
         }
         Ok(None)
+    }
+}
+
+impl DiscordEffects {
+    /// The incident's room for a post. If it was never made (creating it failed for good
+    /// earlier, say while the bot lacked Manage Channels), it is made now, card first, so
+    /// the post is not lost.
+    async fn room_for_post(&self, id: &IncidentId) -> Result<String, EffectError> {
+        if let Some(channel) = self.refs(id).await?.channel() {
+            return Ok(channel);
+        }
+        self.sync_channel(id).await?;
+        incident_channel(&self.refs(id).await?)
     }
 }
 
