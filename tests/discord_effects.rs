@@ -29,6 +29,7 @@ on_both!(
     a_shell_without_discord_credentials_queues_for_serve,
     what_failed_for_good_is_made_good_by_the_next_change,
     a_deleted_notice_is_posted_again,
+    a_post_whose_answer_was_lost_is_not_made_twice,
 );
 
 struct DiscordApp {
@@ -677,4 +678,29 @@ async fn a_deleted_notice_is_posted_again(backend: Backend) {
     assert!(now[0].edits >= 1);
     let failed = t.app.app.store.list_effects(true, 20).await.unwrap();
     assert!(failed.is_empty(), "{failed:#?}");
+}
+
+/// Discord made the posts but the answers were lost (a timeout, a crash before recording):
+/// the retries carry the same nonce with `enforce_nonce`, so each message exists once.
+async fn a_post_whose_answer_was_lost_is_not_made_twice(backend: Backend) {
+    let t = discord_app(backend, config(""), None).await;
+    t.discord.lose_answers(6);
+    t.app.ok("declare sev1 Checkout API returns 502").await;
+    t.settle().await;
+    t.discord.lose_answers(1);
+    t.app.ok("update INC-1 Rolled back deploy 4512").await;
+    t.settle().await;
+    for announce in &ANNOUNCE[..2] {
+        assert_eq!(t.discord.messages_in(announce).len(), 1, "{announce}");
+    }
+    let in_room = t.discord.messages_in(&t.room());
+    assert_eq!(in_room.len(), 2, "one card, one update: {in_room:#?}");
+    assert_eq!(t.discord.pins().len(), 1);
+    let lost: Vec<Call> = t
+        .discord
+        .calls()
+        .into_iter()
+        .filter(|c| c.status == 503)
+        .collect();
+    assert!(lost.len() >= 4, "answers were lost: {lost:#?}");
 }

@@ -9,7 +9,7 @@
 //! Unknown Channel) is reported once per incident and channel in the incident channel.
 
 use super::types::{DiscordEffect, channel_group, notice_failed_key, notice_group};
-use super::{DiscordEffects, channel_id, message_id};
+use super::{DiscordEffects, Nonces, PostOnce, channel_id, message_id};
 use crate::chat::discord::api::{CallError, UNKNOWN_MESSAGE};
 use crate::chat::discord::embeds;
 use crate::chat::records::{
@@ -38,6 +38,7 @@ impl DiscordEffects {
         id: &IncidentId,
         channel: &str,
         announce: bool,
+        once: &Nonces,
     ) -> Result<Option<String>, EffectError> {
         let refs = self.refs(id).await?;
         let existing = refs.message(NOTICE, channel);
@@ -69,7 +70,7 @@ impl DiscordEffects {
             None => {
                 let post = embeds::embed_message(&embed, Vec::new());
                 self.api
-                    .send_message(target, &post)
+                    .send_message(target, &post.once(once, 'n'))
                     .await
                     .map(|m| Some(m.id.to_string()))
             }
