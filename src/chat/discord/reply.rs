@@ -227,8 +227,7 @@ mod tests {
         assert_eq!(ephemeral("x")["data"]["flags"], json!(EPHEMERAL));
         let own = ephemeral("Type `ack` to take it, @here");
         assert_eq!(
-            own["data"]["content"],
-            "Type `ack` to take it, @\u{200d}here",
+            own["data"]["content"], "Type `ack` to take it, @\u{200d}here",
             "the sentence keeps its code span; what it quotes cannot ping"
         );
         assert!(response(&Reply::public("x"))["data"].get("flags").is_none());
