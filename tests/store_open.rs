@@ -23,33 +23,16 @@ async fn a_current_postgres_database_opens_while_the_migration_lock_is_held() {
     assert!(store.list_incidents(false, 1).await.unwrap().is_empty());
 }
 
-/// What the migrator would wait for, held by another connection for the test's length.
-enum Held {
-    Sqlite(sqlx::SqliteConnection),
-    Postgres(sqlx::PgConnection),
-}
-
-async fn hold_migration_lock(db: &TestDb) -> Held {
-    match db.backend {
-        Backend::Sqlite => {
-            let mut conn = sqlx::SqliteConnection::connect(&db.url).await.unwrap();
-            sqlx::query("BEGIN IMMEDIATE")
-                .execute(&mut conn)
-                .await
-                .unwrap();
-            Held::Sqlite(conn)
-        }
-        Backend::Postgres => {
-            let mut conn = sqlx::PgConnection::connect(&db.url).await.unwrap();
-            let name = db.url.rsplit('/').next().unwrap();
-            sqlx::query("SELECT pg_advisory_lock($1)")
-                .bind(sqlx_lock_id(name))
-                .execute(&mut conn)
-                .await
-                .unwrap();
-            Held::Postgres(conn)
-        }
-    }
+/// The migrator's advisory lock, held by another connection for as long as it lives.
+async fn hold_migration_lock(db: &TestDb) -> sqlx::PgConnection {
+    let mut conn = sqlx::PgConnection::connect(&db.url).await.unwrap();
+    let name = db.url.rsplit('/').next().unwrap();
+    sqlx::query("SELECT pg_advisory_lock($1)")
+        .bind(sqlx_lock_id(name))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    conn
 }
 
 /// sqlx's migration lock id for a Postgres database: `0x3d32ad9e * crc32(name)`.
