@@ -557,13 +557,7 @@ async fn the_served_binary_decodes_and_stores_ids(backend: Backend) {
         .unwrap();
     let base = format!("http://127.0.0.1:{port}");
     let http = reqwest::Client::new();
-    let up = eventually(20, || async {
-        http.get(format!("{base}/healthz"))
-            .send()
-            .await
-            .is_ok_and(|r| r.status() == 200)
-    })
-    .await;
+    let up = common::process::answers_health(&http, &base).await;
     let send = SlackSender::at(base.clone());
     let result = async move {
         assert!(up, "serve answers");

@@ -40,29 +40,20 @@ async fn tokens_are_created_listed_and_revoked(backend: Backend) {
         stderr(&out)
     );
 
-    let twin = cli
-        .run(&[
+    refused(&cli, &[
             "token",
             "create",
             "--name",
             "alertmanager",
             "--scope",
             "read",
-        ])
-        .await;
-    assert_eq!(twin.status.code(), Some(2));
-    assert_eq!(
-        stderr(&twin).trim(),
-        "error: A token called \"alertmanager\" already exists; revoke it first or pick another name."
-    );
-    let typo = cli
-        .run(&["token", "create", "--name", "x", "--scope", "read,wrte"])
-        .await;
-    assert_eq!(typo.status.code(), Some(2));
-    assert_eq!(
-        stderr(&typo).trim(),
-        "error: \"wrte\" is not a scope; the scopes are read, declare, update and metrics."
-    );
+        ], "error: A token called \"alertmanager\" already exists; revoke it first or pick another name.").await;
+    refused(
+        &cli,
+        &["token", "create", "--name", "x", "--scope", "read,wrte"],
+        "error: \"wrte\" is not a scope; the scopes are read, declare, update and metrics.",
+    )
+    .await;
     let spaced = cli
         .run(&["token", "create", "--name", "a b", "--scope", "read"])
         .await;
@@ -166,13 +157,7 @@ async fn the_served_binary_needs_a_token_from_the_cli(backend: Backend) {
     let base = format!("http://127.0.0.1:{port}");
     let http = reqwest::Client::new();
     {
-        let up = eventually(20, || async {
-            http.get(format!("{base}/healthz"))
-                .send()
-                .await
-                .is_ok_and(|r| r.status() == 200)
-        })
-        .await;
+        let up = common::process::answers_health(&http, &base).await;
         assert!(up, "serve answers");
         let without = http
             .get(format!("{base}/api/incidents"))
@@ -217,4 +202,11 @@ impl Drop for Serving {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
+}
+
+/// `args` exit with status 2 and exactly `message` on stderr.
+async fn refused(cli: &Cli, args: &[&str], message: &str) {
+    let out = cli.run(args).await;
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert_eq!(stderr(&out).trim(), message);
 }

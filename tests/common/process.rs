@@ -71,3 +71,15 @@ pub fn terminate(child: &mut std::process::Child) {
         .args(["-TERM", &child.id().to_string()])
         .status();
 }
+
+/// Whether a `serve` at `base` (`http://127.0.0.1:PORT`) answers `/healthz` within a few
+/// seconds of being started.
+pub async fn answers_health(http: &reqwest::Client, base: &str) -> bool {
+    super::eventually(20, || async {
+        http.get(format!("{base}/healthz"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == 200)
+    })
+    .await
+}
