@@ -95,8 +95,8 @@ pub fn decide(
             let due = now + chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::hours(1));
             next.next_update_due = Some(due);
             let reply = format!(
-                "{n} update posted. Next update due by {} UTC.",
-                due.format("%H:%M")
+                "{n} update posted. Next update due by {}.",
+                due_text(due, now)
             );
             let ann = IncidentEvent::Update { text: text.clone() };
             changed(next, EntryKind::Update, text.clone(), Some(ann), reply)
@@ -213,6 +213,22 @@ fn assign(
 
 /// Marks a promised update as overdue, once per promise. `None` if it is not overdue or a
 /// reminder for this promise was already sent.
+/// When an update is due, for replies: "12:45 UTC, in 1h", with the date when it is not
+/// today ("2026-12-01 11:45 UTC, in 24h"), so a day-long cadence never reads as "now".
+pub fn due_text(due: DateTime<Utc>, now: DateTime<Utc>) -> String {
+    let time = match due.date_naive() == now.date_naive() {
+        true => due.format("%H:%M UTC"),
+        false => due.format("%Y-%m-%d %H:%M UTC"),
+    };
+    let minutes = (due - now).num_minutes().max(0);
+    let left = match (minutes / 60, minutes % 60) {
+        (0, m) => format!("{m}m"),
+        (h, 0) => format!("{h}h"),
+        (h, m) => format!("{h}h{m:02}m"),
+    };
+    format!("{time}, in {left}")
+}
+
 pub fn overdue(current: &Incident, now: DateTime<Utc>) -> Option<Decision> {
     let due = current.next_update_due?;
     if !current.status.is_open() || due > now || current.reminded_due == Some(due) {
@@ -252,6 +268,28 @@ fn changed(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn due_times_carry_the_date_when_not_today() {
+        let at = |s: &str| s.parse::<DateTime<Utc>>().unwrap();
+        let now = at("2026-11-30T11:45:00Z");
+        assert_eq!(
+            due_text(at("2026-11-30T12:45:00Z"), now),
+            "12:45 UTC, in 1h"
+        );
+        assert_eq!(
+            due_text(at("2026-11-30T12:00:00Z"), now),
+            "12:00 UTC, in 15m"
+        );
+        assert_eq!(
+            due_text(at("2026-12-01T11:45:00Z"), now),
+            "2026-12-01 11:45 UTC, in 24h"
+        );
+        assert_eq!(
+            due_text(at("2026-11-30T13:15:00Z"), now),
+            "13:15 UTC, in 1h30m"
+        );
+    }
     use crate::incident::model::{IncidentId, IncidentNumber};
     use crate::incident::timeline::Source;
 

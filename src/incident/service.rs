@@ -225,9 +225,9 @@ impl IncidentService {
         tx.commit().await?;
         self.wake_worker(&queued.ids);
         let reply = format!(
-            "{} is declared. Status investigating; commander unassigned (`ack` to take it). Next update due by {} UTC.{}",
+            "{} is declared. Status investigating; commander unassigned (`ack` to take it). Next update due by {}.{}",
             incident.headline(),
-            due.format("%H:%M"),
+            super::rules::due_text(due, incident.declared_at),
             queued.notice_summary(),
         );
         Ok(Outcome {

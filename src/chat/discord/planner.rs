@@ -5,14 +5,16 @@
 //! directly with the change, under the keys the fan-out gives them (so they go out at T+0
 //! and the CLI delivers and reports them).
 //!
-//! Texts are planned as plain text; they are escaped and fitted when the message is built
-//! ([`super::embeds`]), and the only mention is the comms role, from its stored id.
+//! Texts are planned as Discord markdown: what they quote of people's text is escaped
+//! here, so it cannot format the bot's message; the whole is defused and fitted when the
+//! message is built ([`super::text::content`]), and the only mention that pings is the
+//! comms role, from its stored id.
 
 use super::config::DiscordConfig;
 use super::effects::DiscordEffect;
 use super::effects::notices::plan_children;
 use super::effects::types::{channel_group, notices_group};
-use super::text::fit;
+use super::text::{escape, fit};
 use crate::effects::planner::{EffectPlanner, Intent};
 use crate::effects::{Audience, NewEffect, TypedEffect};
 use crate::incident::model::{Incident, IncidentId};
@@ -22,8 +24,8 @@ use crate::incident::rules::IncidentEvent;
 /// How the notice summary in replies names this platform.
 const PLATFORM: &str = "Discord";
 
-/// Characters of the summary quoted in the resolution post (content is 2,000 at most, and
-/// defusing adds a character per mention, so the post-mortem link after it always fits).
+/// Characters of the (escaped) summary quoted in the resolution post: content is 2,000 at
+/// most, so the post-mortem link after it always fits.
 const SUMMARY_IN_POST: usize = 1_100;
 
 pub struct DiscordPlanner {
@@ -58,7 +60,11 @@ impl EffectPlanner for DiscordPlanner {
                     .next_update_due
                     .map(|d| format!("\nNext update due {}.", when(d)))
                     .unwrap_or_default();
-                let post = format!("📣 Update from {}: {text}{due}", actor.name);
+                let post = format!(
+                    "📣 Update from {}: {}{due}",
+                    escape(&actor.name),
+                    escape(text)
+                );
                 let notices = match self.config.announce.is_empty() {
                     true => p.notices(),
                     false => p
@@ -73,11 +79,12 @@ impl EffectPlanner for DiscordPlanner {
                 plan
             }
             IncidentEvent::Resolved => {
-                let mut text = format!("✅ {} resolved by {}", incident.number, actor.name);
+                let by = escape(&actor.name);
+                let mut text = format!("✅ {} resolved by {by}", incident.number);
                 if let Some(summary) = incident.summary.as_deref() {
                     // Short enough that the post-mortem link after it is never cut off.
                     text.push_str(": ");
-                    text.push_str(&fit(summary, SUMMARY_IN_POST));
+                    text.push_str(&fit(&escape(summary), SUMMARY_IN_POST));
                 }
                 text.push('\n');
                 text.push_str(&postmortem_link(self.public_url.as_deref(), incident));
@@ -292,6 +299,22 @@ mod tests {
         assert_eq!(
             plan,
             p.plan(&inc, &IncidentEvent::Declared, &alice).unwrap()
+        );
+    }
+
+    #[test]
+    fn quoted_text_cannot_format_the_bots_post() {
+        let inc = incident("Checkout down");
+        let update = IncidentEvent::Update {
+            text: "line one\n# ALL CLEAR, STAND DOWN\n> quoted **bold**".into(),
+        };
+        let plan = planner(&[]).plan(&inc, &update, &Actor::system()).unwrap();
+        let DiscordEffect::ChannelPost { text, .. } = decoded(&plan[0]) else {
+            panic!("{plan:?}")
+        };
+        assert!(
+            text.contains("\n\\# ALL CLEAR") && text.contains("\\> quoted \\*\\*bold"),
+            "{text}"
         );
     }
 

@@ -230,6 +230,11 @@ mod tests {
             own["data"]["content"], "Type `ack` to take it, @\u{200d}here",
             "the sentence keeps its code span; what it quotes cannot ping"
         );
+        let named = ephemeral("Acknowledged by discord:42, who is now commander.");
+        assert_eq!(
+            named["data"]["content"],
+            "Acknowledged by <@42>, who is now commander."
+        );
         assert!(response(&Reply::public("x"))["data"].get("flags").is_none());
     }
 }

@@ -64,11 +64,19 @@ pub fn escape(text: &str) -> String {
 /// A composed message made inert where it quotes people: `@everyone`, `@here` and
 /// `<@…>`/`<@&…>` get a zero-width joiner after their first character, so they neither
 /// ping nor render as mentions; so does a masked link's `](`, so
-/// `[bank.example](https://evil.example)` shows both parts. Channel links and markdown stay.
+/// `[bank.example](https://evil.example)` shows both parts. Channel links and markdown stay,
+/// and the core's `discord:ID` identities become mentions (which ping only where
+/// `allowed_mentions` names them). What a composed message quotes of people's text should
+/// be [`escape`]d when it is composed, so it cannot format the bot's own message.
 pub fn defuse(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     while let Some(c) = rest.chars().next() {
+        if let Some((id, tail)) = identity_at(rest) {
+            out.push_str(&format!("<@{id}>"));
+            rest = tail;
+            continue;
+        }
         out.push(c);
         rest = &rest[c.len_utf8()..];
         let defuse = match c {
@@ -163,6 +171,7 @@ mod tests {
     #[test]
     fn composed_messages_keep_their_own_markup() {
         assert_eq!(defuse("see <#1> and `cmd`"), "see <#1> and `cmd`");
+        assert_eq!(defuse("by discord:42."), "by <@42>.");
         assert_eq!(defuse("[a](https://x)"), format!("[a]{ZWJ}(https://x)"));
     }
 
