@@ -18,11 +18,14 @@
 //! - [`people`]: display names for stored identities (`slack:U…`), cached from Slack.
 //! - [`read`]: the one read model (incidents, the freeze and its holds, the audit log, the
 //!   queue, readiness) that the CLI, HTTP and chat show from.
-//! - [`http`]: the axum router on its own small state: health, readiness, the JSON API.
+//! - [`http`]: the axum router on its own small state: health, readiness, the JSON API, and
+//!   the API for machines (declare, update, status, resolve, with `Idempotency-Key`).
+//! - [`alerts`]: Prometheus Alertmanager's webhook: one incident per alert group.
 //! - [`config`]: `firebreak.toml` plus environment; secrets only from the environment.
 //! - [`app`]: wires it all together and runs until shutdown.
 //! - [`cli`]: the `firebreak` command line, a thin edge over the same service as chat.
 
+pub mod alerts;
 pub mod app;
 pub mod chat;
 pub mod cli;

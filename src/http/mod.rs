@@ -3,6 +3,9 @@
 //! (Slack, GitHub) are separate routers, each on its own state, merged in by the app.
 
 pub mod api;
+pub mod caller;
+pub mod idempotency;
+pub mod machine;
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -54,7 +54,7 @@ impl Actor {
     /// A local account or firebreak itself is its own name.
     pub fn in_text(&self) -> String {
         match self.source {
-            Source::Slack | Source::Discord => self.identity().to_string(),
+            Source::Slack | Source::Discord | Source::Api => self.identity().to_string(),
             Source::Cli | Source::Github | Source::System => self.id.clone(),
         }
     }
@@ -119,8 +119,8 @@ impl Action {
 ///
 /// A list that is absent lets everyone do that action: a small team should not have to
 /// write config before its first incident. Once a list is present, only the identities on
-/// it may act. Entries are `slack:U…`, `discord:…`, `cli:alice`, or `slack:*` for everyone
-/// on a platform. The CLI runs as the local OS user on a machine that already has the
+/// it may act. Entries are `slack:U…`, `discord:…`, `cli:alice`, `api:alertmanager` (the
+/// API token of that name), or `slack:*` for everyone on a platform. The CLI runs as the local OS user on a machine that already has the
 /// database, so it is trusted unless `cli_trusted = false`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
