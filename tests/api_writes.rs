@@ -57,7 +57,11 @@ async fn concurrent_requests_with_one_key_make_one_change(backend: Backend) {
     let answers =
         futures::future::join_all((0..8).map(|_| api.post("/api/incidents", &body, Some("race"))))
             .await;
-    assert_eq!(api.incident_count().await, 1, "{answers:?}");
+    let summary: Vec<_> = answers
+        .iter()
+        .map(|a| (a.status, a.replayed, a.body["key"].clone()))
+        .collect();
+    assert_eq!(api.incident_count().await, 1, "{summary:?}");
     for a in &answers {
         assert_eq!(a.status, 201, "{a:?}");
         assert_eq!(a.body["key"], "INC-1");

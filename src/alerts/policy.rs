@@ -327,8 +327,8 @@ mod tests {
             panic!("an update")
         };
         assert!(text.contains("2 alerts firing now"), "{text}");
-        assert!(text.contains("instance=\"api-2\""), "{text}");
-        assert!(!text.contains("instance=\"api-1\""), "{text}");
+        assert!(text.contains("instance=\"api-2:9090\""), "{text}");
+        assert!(!text.contains("instance=\"api-1:9090\""), "{text}");
     }
 
     #[test]

@@ -10,6 +10,7 @@ use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
+use super::refusal::Refusal;
 use crate::incident::{Actor, Source};
 
 /// The token a request came with: its name (the actor is `api:<name>`) and its scopes.
@@ -34,7 +35,7 @@ impl ApiCaller {
     }
 
     /// `Ok` if the token has `scope`; else the 403 to answer.
-    pub fn require(&self, scope: &str, what: &str) -> Result<(), Response> {
+    pub fn require(&self, scope: &str, what: &str) -> Result<(), Refusal> {
         if self.scopes.iter().any(|s| s == scope) {
             return Ok(());
         }
@@ -42,7 +43,7 @@ impl ApiCaller {
             "The token \"{}\" cannot {what}: that needs the {scope} scope.",
             self.name
         );
-        Err((StatusCode::FORBIDDEN, Json(json!({ "error": sentence }))).into_response())
+        Err(Refusal::new(StatusCode::FORBIDDEN, sentence))
     }
 }
 

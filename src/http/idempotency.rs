@@ -16,6 +16,7 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use super::api::internal;
+use super::refusal::Refusal;
 use crate::store::{Delivery, DeliveryRecord, Store};
 
 /// How long a key is remembered (the usual 24 hours of payment APIs).
@@ -38,7 +39,7 @@ pub fn delivery(
     method: &str,
     path: &str,
     body: &[u8],
-) -> Result<Option<Delivery>, Response> {
+) -> Result<Option<Delivery>, Refusal> {
     let Some(value) = headers.get(HEADER) else {
         return Ok(None);
     };
@@ -48,7 +49,7 @@ pub fn delivery(
         .map(str::trim)
         .filter(|k| !k.is_empty() && k.len() <= 255 && k.bytes().all(|b| b.is_ascii_graphic()));
     let Some(key) = key else {
-        return Err(bad_request(
+        return Err(Refusal::bad_request(
             "Idempotency-Key must be 1 to 255 printable ASCII characters without spaces, such as a UUID.",
         ));
     };
@@ -133,8 +134,4 @@ fn still_running() -> Response {
         Json(json!({ "error": "A request with this Idempotency-Key is still being handled; retry in a moment." })),
     )
         .into_response()
-}
-
-pub fn bad_request(sentence: &str) -> Response {
-    (StatusCode::BAD_REQUEST, Json(json!({ "error": sentence }))).into_response()
 }

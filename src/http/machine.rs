@@ -20,7 +20,8 @@ use serde_json::json;
 
 use super::api::{incident_view, internal};
 use super::caller::ApiCaller;
-use super::idempotency::{self, bad_request};
+use super::idempotency;
+use super::refusal::Refusal;
 use crate::alerts::{self, AlertmanagerConfig, Notification};
 use crate::incident::command::{Change, Declare, parse_cadence};
 use crate::incident::{
@@ -88,12 +89,12 @@ async fn declare(
     body: Bytes,
 ) -> Response {
     if let Err(r) = caller.require(DECLARE, "declare incidents") {
-        return r;
+        return r.into_response();
     }
     let path = "/api/incidents";
     let parsed: DeclareBody = match parse(&body, path) {
         Ok(b) => b,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     let severity: Severity = match parsed.severity.parse() {
         Ok(s) => s,
@@ -128,7 +129,7 @@ async fn update(
 ) -> Response {
     let parsed: UpdateBody = match parse(&body, "/api/incidents/{n}/updates") {
         Ok(b) => b,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     let next = match parsed.next.map(parse_cadence).transpose() {
         Ok(n) => n,
@@ -150,7 +151,7 @@ async fn status(
 ) -> Response {
     let parsed: StatusBody = match parse(&body, "/api/incidents/{n}/status") {
         Ok(b) => b,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     let status: Status = match parsed.status.parse() {
         Ok(s) => s,
@@ -169,7 +170,7 @@ async fn resolve(
 ) -> Response {
     let parsed: ResolveBody = match parse(&body, "/api/incidents/{n}/resolve") {
         Ok(b) => b,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     let change = Change::Resolve {
         summary: parsed.summary,
@@ -188,13 +189,14 @@ async fn change_incident(
     change: Change,
 ) -> Response {
     if let Err(r) = caller.require(UPDATE, "change incidents") {
-        return r;
+        return r.into_response();
     }
     let Some(n) = IncidentNumber::parse(&number, true) else {
-        return bad_request(&format!(
+        return Refusal::bad_request(format!(
             "\"{}\" is not an incident number like INC-42.",
             number.chars().take(40).collect::<String>()
-        ));
+        ))
+        .into_response();
     };
     let path = format!("/api/incidents/{}/{what}", n.0);
     let request = Request {
@@ -221,11 +223,11 @@ async fn alertmanager(
     body: Bytes,
 ) -> Response {
     if let Err(r) = caller.require(DECLARE, "send Alertmanager notifications") {
-        return r;
+        return r.into_response();
     }
     let notification: Notification = match parse(&body, "/api/alertmanager") {
         Ok(n) => n,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     match alerts::receive(
         &state.service,
@@ -266,7 +268,7 @@ impl Request<'_> {
             self.body,
         ) {
             Ok(d) => d,
-            Err(r) => return r,
+            Err(r) => return r.into_response(),
         };
         let store = self.state.service.store();
         if let Some(d) = &delivery {
@@ -320,9 +322,9 @@ fn number_of(outcome: &crate::incident::Outcome) -> Result<IncidentNumber, Servi
 }
 
 /// The JSON body as `T`, or a 400 that says what is wrong with it.
-fn parse<T: DeserializeOwned>(body: &[u8], path: &str) -> Result<T, Response> {
+fn parse<T: DeserializeOwned>(body: &[u8], path: &str) -> Result<T, Refusal> {
     serde_json::from_slice(body).map_err(|e| {
-        bad_request(&format!(
+        Refusal::bad_request(format!(
             "The body is not what POST {path} takes: {e}. Send JSON with Content-Type: application/json."
         ))
     })

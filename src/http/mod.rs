@@ -6,6 +6,7 @@ pub mod api;
 pub mod caller;
 pub mod idempotency;
 pub mod machine;
+pub mod refusal;
 
 use std::path::PathBuf;
 use std::sync::Arc;

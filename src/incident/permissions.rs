@@ -230,6 +230,23 @@ mod tests {
     }
 
     #[test]
+    fn an_api_token_is_listed_as_api_and_its_name() {
+        let p = Permissions {
+            declare: Some(vec!["api:alertmanager".into()]),
+            resolve: Some(vec!["api:*".into()]),
+            ..Permissions::default()
+        };
+        let am = Actor::new(Source::Api, "alertmanager", "alertmanager");
+        let grafana = Actor::new(Source::Api, "grafana", "grafana");
+        assert_eq!(am.identity().as_str(), "api:alertmanager");
+        assert_eq!(am.in_text(), "api:alertmanager");
+        assert!(p.allows(&am, Action::Declare));
+        assert!(!p.allows(&grafana, Action::Declare));
+        assert!(p.allows(&grafana, Action::Resolve));
+        assert!(!p.allows(&slack("U1"), Action::Resolve));
+    }
+
+    #[test]
     fn cli_is_trusted_by_default_but_can_be_restricted() {
         let mut p = Permissions {
             declare: Some(vec![]),
