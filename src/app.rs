@@ -4,6 +4,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use anyhow::Context;
+
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
@@ -87,11 +89,15 @@ impl App {
         let notifier = WebhookNotifier::new(http_client(config.notify.timeout)?, hooks);
         let mut worker = Worker::new(store.clone(), config.effects.worker(), Arc::clone(&wake))
             .with_handler(Arc::new(notifier));
-        if let Some(slack) = &integrations.slack {
+        // A platform is planned for when this process can reach it or the config names it;
+        // without its credentials here, its effects wait in the queue for `serve`.
+        if integrations.slack.is_some() || config.slack.is_configured() {
             planners.push(Arc::new(SlackPlanner {
                 config: config.slack.clone(),
                 public_url: config.server.public_url.clone(),
             }));
+        }
+        if let Some(slack) = &integrations.slack {
             let api = SlackApi::new(&slack.api_url, &slack.bot_token, config.slack.timeout)?;
             worker = worker.with_handler(Arc::new(SlackEffects {
                 api,
@@ -100,11 +106,13 @@ impl App {
                 public_url: config.server.public_url.clone(),
             }));
         }
-        if let Some(discord) = &integrations.discord {
+        if integrations.discord.is_some() || config.discord.is_configured() {
             planners.push(Arc::new(DiscordPlanner {
                 config: config.discord.clone(),
                 public_url: config.server.public_url.clone(),
             }));
+        }
+        if let Some(discord) = &integrations.discord {
             worker = worker.with_handler(Arc::new(DiscordEffects {
                 api: DiscordApi::new(discord, config.discord.timeout)?,
                 store: store.clone(),
@@ -221,13 +229,18 @@ impl App {
         self
     }
 
-    /// The HTTP API on its own state, with the platform adapters' endpoints merged in.
-    pub fn router(&self) -> axum::Router {
-        let state = HttpState {
+    fn http_state(&self) -> HttpState {
+        HttpState {
             read: self.read.clone(),
             postmortem_templates: self.config.postmortem.templates_dir.clone(),
             github: self.github_client.clone(),
-        };
+        }
+    }
+
+    /// The HTTP API on its own state, with the platform adapters' endpoints merged in, all
+    /// behind the API-token guard.
+    pub fn router(&self) -> axum::Router {
+        let state = self.http_state();
         let mut adapters = axum::Router::new();
         if let Some(slack) = &self.slack {
             adapters = adapters.merge(crate::chat::slack::router(Arc::clone(slack)));
@@ -243,7 +256,35 @@ impl App {
             read: self.read.clone(),
             alertmanager: self.config.alertmanager.clone(),
         }));
-        crate::http::router(state, adapters)
+        let guard = crate::http::Guard {
+            store: self.store.clone(),
+        };
+        crate::http::router(state, guard, adapters)
+    }
+
+    /// Serves `/metrics` without a credential on `server.metrics_listen`, when set, until
+    /// `shutdown`.
+    async fn serve_metrics(
+        &self,
+        shutdown: &CancellationToken,
+    ) -> anyhow::Result<Option<JoinHandle<()>>> {
+        let Some(addr) = self.config.server.metrics_listen else {
+            return Ok(None);
+        };
+        let listener = TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("cannot listen on {addr} (server.metrics_listen)"))?;
+        tracing::info!(addr = %listener.local_addr()?, "serving /metrics without a token");
+        let router = crate::http::metrics_router(self.http_state());
+        let shutdown = shutdown.clone();
+        Ok(Some(tokio::spawn(async move {
+            let served = axum::serve(listener, router)
+                .with_graceful_shutdown(shutdown.cancelled_owned())
+                .await;
+            if let Err(e) = served {
+                tracing::error!(error = %e, "the metrics listener failed");
+            }
+        })))
     }
 
     /// Serves HTTP on `listener` and runs the effects worker until `shutdown` fires. Then the
@@ -255,6 +296,7 @@ impl App {
         shutdown: CancellationToken,
     ) -> anyhow::Result<()> {
         let grace = self.config.server.shutdown_grace;
+        let metrics = self.serve_metrics(&shutdown).await?;
         let worker = tokio::spawn(Arc::clone(&self.worker).run(shutdown.clone(), grace));
         let reconciles = tokio::spawn(reconcile_every(self.clone(), shutdown.clone()));
         let gateway = self.spawn_gateway(&shutdown);
@@ -270,6 +312,9 @@ impl App {
             .await?;
         reminders.abort();
         reconciles.abort();
+        if let Some(metrics) = metrics {
+            let _ = metrics.await;
+        }
         if let Some(gateway) = gateway {
             // It stops on `shutdown` by itself; closing the websocket may take a moment.
             if tokio::time::timeout(grace, gateway).await.is_err() {

@@ -77,12 +77,16 @@ pub struct ServerConfig {
     pub shutdown_grace: Duration,
     /// The URL people reach `serve` at, for links in chat (post-mortem pages).
     pub public_url: Option<String>,
+    /// A second address serving `/metrics` with no credential, for a scraper on a private
+    /// network. Unset: `/metrics` is only on `listen`, where it needs an API token.
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 impl Default for ServerConfig {
     fn default() -> Self {
         Self {
             public_url: None,
+            metrics_listen: None,
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             shutdown_grace: Duration::from_secs(30),
         }

@@ -18,8 +18,11 @@
 //! - [`people`]: display names for stored identities (`slack:U…`), cached from Slack.
 //! - [`read`]: the one read model (incidents, the freeze and its holds, the audit log, the
 //!   queue, readiness) that the CLI, HTTP and chat show from.
-//! - [`http`]: the axum router on its own small state: health, readiness, the JSON API, and
-//!   the API for machines (declare, update, status, resolve, with `Idempotency-Key`).
+//! - [`http`]: the axum router on its own small state: health, readiness, the JSON API,
+//!   behind a guard that lets only the probes and the platforms' signed endpoints through
+//!   without an API token ([`auth`]: scopes, token hashing, which path needs what).
+//!   The API for machines (declare, update, status, resolve, with `Idempotency-Key`) is
+//!   part of it.
 //! - [`alerts`]: Prometheus Alertmanager's webhook: one incident per alert group.
 //! - [`config`]: `firebreak.toml` plus environment; secrets only from the environment.
 //! - [`app`]: wires it all together and runs until shutdown.
@@ -27,6 +30,7 @@
 
 pub mod alerts;
 pub mod app;
+pub mod auth;
 pub mod chat;
 pub mod cli;
 pub mod config;

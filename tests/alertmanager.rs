@@ -194,6 +194,7 @@ async fn a_group_people_resolved_opens_a_new_incident_when_it_fires_again(backen
     let api = start(backend, "").await;
     send(&api, "firing").await;
     api.as_caller("oncall", &["update"])
+        .await
         .post("/api/incidents/1/resolve", &serde_json::json!({}), None)
         .await;
     assert_eq!(incident(&api, 1).await.status, Status::Resolved);
@@ -256,6 +257,7 @@ async fn truncated_groups_say_so(backend: Backend) {
     assert!(note.text.contains("and 50 more"), "{}", note.text);
     let unscoped = api
         .as_caller("readonly", &["read"])
+        .await
         .post("/api/alertmanager", &fixture("firing"), None)
         .await;
     assert_eq!(unscoped.status, 403);

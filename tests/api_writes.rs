@@ -45,6 +45,7 @@ async fn declaring_twice_with_one_key_makes_one_incident(backend: Backend) {
     // Another token's key of the same name is its own.
     let other = api
         .as_caller("other", BOTH)
+        .await
         .post("/api/incidents", &checkout(), Some("key-1"))
         .await;
     assert_eq!((other.status, other.replayed), (201, false));
@@ -179,6 +180,7 @@ async fn permissions_name_api_callers(backend: Backend) {
     assert_eq!(ok.status, 201, "{:?}", ok.body);
     let stranger = api
         .as_caller("grafana", BOTH)
+        .await
         .post("/api/incidents", &checkout(), Some("g1"))
         .await;
     assert_eq!(stranger.status, 403, "{:?}", stranger.body);
@@ -247,7 +249,7 @@ async fn user_errors_are_sentences(backend: Backend) {
         "{}",
         no_scope.error()
     );
-    let updater = api.as_caller("ops", &["update"]);
+    let updater = api.as_caller("ops", &["update"]).await;
     let missing = updater
         .post("/api/incidents/7/updates", &json!({ "text": "x" }), None)
         .await;

@@ -26,6 +26,10 @@ on_both!(
     a_429_retry_after_is_honoured_before_any_further_call,
     hostile_text_never_pings_anyone_but_the_comms_role,
     a_restart_mid_delivery_posts_nothing_twice,
+    a_shell_without_discord_credentials_queues_for_serve,
+    what_failed_for_good_is_made_good_by_the_next_change,
+    a_deleted_notice_is_posted_again,
+    a_post_whose_answer_was_lost_is_not_made_twice,
 );
 
 struct DiscordApp {
@@ -563,4 +567,140 @@ async fn serve(
     let shutdown = CancellationToken::new();
     let handle = tokio::spawn(app.clone().serve(listener, shutdown.clone()));
     (app, shutdown, handle)
+}
+
+/// A CLI write from a shell without the Discord credentials (same config, same database)
+/// still plans Discord's effects; its own drain leaves them pending, says so, and `serve`
+/// (which has the credentials) delivers them once: the SEV1 is announced.
+async fn a_shell_without_discord_credentials_queues_for_serve(backend: Backend) {
+    let discord = FakeDiscord::start().await;
+    let db = TestDb::new(backend).await;
+    let shell = App::with_store(config(""), db.store().await, Default::default()).unwrap();
+    let declare = firebreak::incident::command::parse_line(
+        "declare sev1 Declared from a shell",
+        Default::default(),
+    )
+    .unwrap();
+    let outcome = shell.service.apply(declare, &alice()).await.unwrap();
+    let report = shell
+        .worker
+        .drain(&outcome.effects, Duration::from_secs(2))
+        .await
+        .unwrap();
+    assert!(report.failed.is_empty(), "{:#?}", report.failed);
+    assert!(
+        report
+            .left_for_serve
+            .iter()
+            .any(|e| e.kind == "discord.notice")
+            && report
+                .left_for_serve
+                .iter()
+                .any(|e| e.kind == "discord.sync_channel"),
+        "the announcement and the channel wait for serve: {report:#?}"
+    );
+    let lines = firebreak::cli::render::drain_lines(&report, chrono::Utc::now());
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("queued for `firebreak serve`")),
+        "{lines:?}"
+    );
+    assert!(discord.successful().is_empty());
+
+    let (served, stop, handle) = serve(&db, &discord).await;
+    settle(&served).await;
+    for announce in &ANNOUNCE[..2] {
+        let notices = discord.messages_in(announce);
+        assert_eq!(notices.len(), 1, "{announce}: {notices:#?}");
+        assert!(notices[0].title().contains("Declared from a shell"));
+    }
+    assert_eq!(
+        discord.pins().len(),
+        1,
+        "the card is posted and pinned once"
+    );
+    stop.cancel();
+    handle.await.unwrap().unwrap();
+}
+
+/// Creating the room and posting a notice both failed for good (Missing Access until
+/// someone fixed the permissions). The next change makes good on both: the room is made
+/// with its card before the update is posted in it, and the owed notice is posted.
+async fn what_failed_for_good_is_made_good_by_the_next_change(backend: Backend) {
+    let t = discord_app(backend, config(""), None).await;
+    let guild = fake_discord::GUILD;
+    t.discord.break_channel(guild);
+    t.discord.break_channel(ANNOUNCE[0]);
+    t.app.ok("declare sev1 Checkout API returns 502").await;
+    t.settle().await;
+    assert!(t.discord.messages_in(ANNOUNCE[0]).is_empty());
+    let failed = t.app.app.store.list_effects(true, 20).await.unwrap();
+    assert!(
+        failed.len() >= 2,
+        "room and notice failed for good: {failed:#?}"
+    );
+
+    t.discord.mend_channel(guild);
+    t.discord.mend_channel(ANNOUNCE[0]);
+    t.app.ok("update INC-1 Rolled back deploy 4512").await;
+    t.settle().await;
+    let room = t.room();
+    let in_room = t.discord.messages_in(&room);
+    assert_eq!(in_room.len(), 2, "the card, then the update: {in_room:#?}");
+    assert!(in_room[1].content.contains("Rolled back deploy 4512"));
+    for announce in &ANNOUNCE[..2] {
+        let notices = t.discord.messages_in(announce);
+        assert_eq!(notices.len(), 1, "{announce}: {notices:#?}");
+        assert!(notices[0].description().contains("Rolled back deploy 4512"));
+    }
+}
+
+/// Someone deleted the company-wide notice: the next change posts it again (and then
+/// edits the new one), instead of failing on every change.
+async fn a_deleted_notice_is_posted_again(backend: Backend) {
+    let t = discord_app(backend, config(""), None).await;
+    t.app.ok("declare sev1 Checkout API returns 502").await;
+    t.settle().await;
+    let first = t.discord.messages_in(ANNOUNCE[0]);
+    assert_eq!(first.len(), 1);
+    t.discord.delete_message(&first[0].id);
+    t.app.ok("status INC-1 identified").await;
+    t.settle().await;
+    t.app.ok("status INC-1 monitoring").await;
+    t.settle().await;
+    let now = t.discord.messages_in(ANNOUNCE[0]);
+    assert_eq!(now.len(), 1, "posted again once: {now:#?}");
+    assert!(
+        now[0].description().contains("monitoring"),
+        "and edited after"
+    );
+    assert!(now[0].edits >= 1);
+    let failed = t.app.app.store.list_effects(true, 20).await.unwrap();
+    assert!(failed.is_empty(), "{failed:#?}");
+}
+
+/// Discord made the posts but the answers were lost (a timeout, a crash before recording):
+/// the retries carry the same nonce with `enforce_nonce`, so each message exists once.
+async fn a_post_whose_answer_was_lost_is_not_made_twice(backend: Backend) {
+    let t = discord_app(backend, config(""), None).await;
+    t.discord.lose_answers(6);
+    t.app.ok("declare sev1 Checkout API returns 502").await;
+    t.settle().await;
+    t.discord.lose_answers(1);
+    t.app.ok("update INC-1 Rolled back deploy 4512").await;
+    t.settle().await;
+    for announce in &ANNOUNCE[..2] {
+        assert_eq!(t.discord.messages_in(announce).len(), 1, "{announce}");
+    }
+    let in_room = t.discord.messages_in(&t.room());
+    assert_eq!(in_room.len(), 2, "one card, one update: {in_room:#?}");
+    assert_eq!(t.discord.pins().len(), 1);
+    let lost: Vec<Call> = t
+        .discord
+        .calls()
+        .into_iter()
+        .filter(|c| c.status == 503)
+        .collect();
+    assert!(lost.len() >= 4, "answers were lost: {lost:#?}");
 }

@@ -85,7 +85,8 @@ impl T {
     }
 
     async fn api_freeze(&self) -> Value {
-        reqwest::get(self.app.url("/api/freeze"))
+        self.app
+            .get("/api/freeze")
             .await
             .unwrap()
             .json()
@@ -500,8 +501,8 @@ async fn the_binary_and_the_api_show_no_audit_entry_for_limit_0(backend: Backend
     t.as_(&bob(), "freeze acme/api --reason release week").await;
     t.settle().await;
     let get = |q: &'static str| {
-        let url = t.app.url(&format!("/api/audit{q}"));
-        async move { reqwest::get(url).await.unwrap() }
+        let (url, http) = (t.app.url(&format!("/api/audit{q}")), t.app.client());
+        async move { http.get(url).send().await.unwrap() }
     };
     let zero: Value = get("?limit=0").await.json().await.unwrap();
     assert_eq!(zero, json!({ "entries": [] }));

@@ -410,7 +410,9 @@ async fn declare_freezes_lists_recent_changes_and_resolve_lifts(backend: Backend
         t.ruleset("acme/api").is_none() && t.ruleset("acme/web").is_none(),
         "auto_unfreeze_on = resolved"
     );
-    let status: serde_json::Value = reqwest::get(t.app.url("/api/freeze"))
+    let status: serde_json::Value = t
+        .app
+        .get("/api/freeze")
         .await
         .unwrap()
         .json()

@@ -345,9 +345,7 @@ async fn statuses_say_the_key_once_and_link_the_incident_page(backend: Backend) 
         assert!(description.chars().count() <= 140);
         assert_eq!(status["target_url"], page.as_str());
     }
-    let served = reqwest::get(t.app.url("/incidents/INC-1/postmortem.html"))
-        .await
-        .unwrap();
+    let served = t.app.get("/incidents/INC-1/postmortem.html").await.unwrap();
     assert_eq!(served.status(), 200, "the linked page exists");
 
     // Without a public URL there is nothing to link.

@@ -103,7 +103,9 @@ impl Holds {
     }
 
     async fn audit(&self) -> Vec<serde_json::Value> {
-        let body: serde_json::Value = reqwest::get(self.app.url("/api/audit"))
+        let body: serde_json::Value = self
+            .app
+            .get("/api/audit")
             .await
             .unwrap()
             .json()
@@ -171,7 +173,9 @@ async fn resolving_an_incident_keeps_a_manual_freeze(backend: Backend) {
         "{}",
         status.reply.text
     );
-    let api: serde_json::Value = reqwest::get(t.app.url("/api/freeze"))
+    let api: serde_json::Value = t
+        .app
+        .get("/api/freeze")
         .await
         .unwrap()
         .json()

@@ -222,7 +222,9 @@ async fn hostile_text_is_stored_as_typed_and_sent_safely(backend: Backend) {
     }
 
     // HTTP: the API returns the stored text; the post-mortem page escapes it.
-    let api: Value = reqwest::get(h.app.url("/api/incidents/1"))
+    let api: Value = h
+        .app
+        .get("/api/incidents/1")
         .await
         .unwrap()
         .json()
@@ -233,7 +235,9 @@ async fn hostile_text_is_stored_as_typed_and_sent_safely(backend: Backend) {
         Some(incident.title.as_str()),
         "{api}"
     );
-    let page = reqwest::get(h.app.url("/incidents/INC-1/postmortem.html"))
+    let page = h
+        .app
+        .get("/incidents/INC-1/postmortem.html")
         .await
         .unwrap()
         .text()

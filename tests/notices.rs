@@ -341,7 +341,7 @@ async fn http_endpoints_answer(backend: Backend) {
         .apply(parse("declare sev2 Cache stampede"), &alice())
         .await
         .unwrap();
-    let http = reqwest::Client::new();
+    let http = t.client();
     assert_eq!(
         http.get(t.url("/healthz"))
             .send()

@@ -498,7 +498,9 @@ async fn users_info_names_people_in_the_cli_the_api_and_the_postmortem(backend: 
     );
 
     // The JSON API: identities, each with its name.
-    let list: Value = reqwest::get(t.app.url("/api/incidents"))
+    let list: Value = t
+        .app
+        .get("/api/incidents")
         .await
         .unwrap()
         .json()
@@ -534,6 +536,12 @@ async fn the_served_binary_decodes_and_stores_ids(backend: Backend) {
          [effects]\nbase_backoff = \"20ms\"\nmax_backoff = \"100ms\"\npoll_interval = \"20ms\"\n{SLACK_CONFIG}"
     );
     std::fs::write(dir.path().join("firebreak.toml"), config).unwrap();
+    let token = {
+        let store = db.store().await;
+        let token = common::create_token(&store, "tests", "read").await;
+        store.close().await;
+        token
+    };
     let mut serve = std::process::Command::new(env!("CARGO_BIN_EXE_firebreak"))
         .arg("serve")
         .current_dir(dir.path())
@@ -588,6 +596,7 @@ async fn the_served_binary_decodes_and_stores_ids(backend: Backend) {
         assert!(acked, "topic and invite: {:?}", channel());
         let list: Value = http
             .get(format!("{base}/api/incidents"))
+            .bearer_auth(&token)
             .send()
             .await
             .unwrap()
@@ -740,7 +749,9 @@ async fn the_declarer_is_invited_and_names_from_slack_are_cleaned(backend: Backe
         "{}",
         ack.text
     );
-    let api: Value = reqwest::get(t.app.url("/api/incidents/1"))
+    let api: Value = t
+        .app
+        .get("/api/incidents/1")
         .await
         .unwrap()
         .json()

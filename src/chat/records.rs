@@ -63,6 +63,13 @@ impl Refs {
             .collect()
     }
 
+    /// Whether to post a notice in `channel`, which has none: it is announced to now, or an
+    /// earlier announcement's post never landed there (it failed for good, say, after an
+    /// outage longer than the retry budget), so the next change posts it.
+    pub fn notice_due(&self, channel: &str, announce: bool) -> bool {
+        announce || self.in_channel(NOTICE_OWED, channel).is_some()
+    }
+
     /// Channels that have, or are owed, a company-wide notice.
     pub fn notice_channels(&self) -> Vec<String> {
         let mut known = self.channels_with(NOTICE_OWED);

@@ -3,7 +3,7 @@
 //! through the same grammar as chat, so the CLI can never drift from Slack and Discord.
 
 pub mod identity;
-mod render;
+pub mod render;
 mod run;
 
 use std::path::PathBuf;
@@ -82,6 +82,30 @@ pub enum TopCommand {
     /// Set up the Discord application.
     #[command(subcommand)]
     Discord(DiscordCommand),
+    /// API tokens for the HTTP API (`Authorization: Bearer …`). Managing them needs the
+    /// `[permissions] unfreeze_all` list, firebreak's admin action.
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Make a token and print it once (only its hash is kept).
+    Create {
+        /// What it is for, unique among tokens not revoked (`alertmanager`).
+        #[arg(long)]
+        name: String,
+        /// Comma-separated: read (GET API and post-mortems), declare, update, metrics.
+        #[arg(long, value_name = "SCOPES")]
+        scope: String,
+    },
+    /// The tokens not revoked: name, scopes, created, last used (never the token).
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a token by name; requests with it get 401 from then on.
+    Revoke { name: String },
 }
 
 #[derive(Debug, Subcommand)]

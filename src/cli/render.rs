@@ -256,6 +256,20 @@ pub fn drain_lines(report: &DrainReport, now: DateTime<Utc>) -> Vec<String> {
             term_line(e.last_error.as_deref().unwrap_or("unknown error"))
         )
     }));
+    if !report.left_for_serve.is_empty() {
+        let mut kinds: Vec<&str> = report
+            .left_for_serve
+            .iter()
+            .map(|e| e.kind.as_str())
+            .collect();
+        kinds.sort_unstable();
+        kinds.dedup();
+        lines.push(format!(
+            "… {} effect(s) queued for `firebreak serve` ({}): this shell has no credentials for them.",
+            report.left_for_serve.len(),
+            kinds.join(", ")
+        ));
+    }
     if !report.pending.is_empty() {
         lines.push(format!(
             "… {} effect(s) still pending; `firebreak serve` keeps retrying them:",
@@ -277,6 +291,47 @@ pub fn drain_lines(report: &DrainReport, now: DateTime<Utc>) -> Vec<String> {
         }));
     }
     lines
+}
+
+/// `firebreak token list`: name, scopes, created (when and by whom), last used.
+pub fn tokens_table(tokens: &[crate::store::ApiToken]) -> String {
+    if tokens.is_empty() {
+        return "No API tokens; `firebreak token create --name NAME --scope read` makes one.\n"
+            .into();
+    }
+    let when = |t: DateTime<Utc>| t.format("%Y-%m-%d %H:%M UTC").to_string();
+    let mut out = format!(
+        "{:<24} {:<28} {:<40} {}\n",
+        "NAME", "SCOPES", "CREATED", "LAST USED"
+    );
+    for t in tokens {
+        let created = format!("{} by {}", when(t.created_at), term_line(&t.created_by));
+        let used = t.last_used_at.map_or("never".to_string(), when);
+        out.push_str(&format!(
+            "{:<24} {:<28} {:<40} {used}\n",
+            term_line(&t.name),
+            t.scopes.to_string(),
+            created
+        ));
+    }
+    out
+}
+
+/// `firebreak token list --json`: the same fields, times in RFC 3339.
+pub fn tokens_json(tokens: &[crate::store::ApiToken]) -> serde_json::Result<String> {
+    let rows: Vec<serde_json::Value> = tokens
+        .iter()
+        .map(|t| {
+            serde_json::json!({
+                "name": t.name,
+                "scopes": t.scopes.to_string().split(',').collect::<Vec<_>>(),
+                "created_at": t.created_at,
+                "created_by": t.created_by,
+                "last_used_at": t.last_used_at,
+            })
+        })
+        .collect();
+    serde_json::to_string_pretty(&rows)
 }
 
 #[cfg(test)]

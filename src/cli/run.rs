@@ -10,7 +10,8 @@ use secrecy::ExposeSecret;
 use tokio_util::sync::CancellationToken;
 
 use super::{
-    Cli, ConfigCommand, DiscordCommand, EffectsCommand, IncidentArgs, PostmortemFormat, TopCommand,
+    Cli, ConfigCommand, DiscordCommand, EffectsCommand, IncidentArgs, PostmortemFormat,
+    TokenCommand, TopCommand,
 };
 use super::{identity, render};
 use crate::app::{App, shutdown_signal};
@@ -72,6 +73,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         TopCommand::Unfreeze(args) => incident(&app, prefixed("unfreeze", args)).await,
         TopCommand::Effects(cmd) => effects(&app, cmd).await,
         TopCommand::Audit { json, limit } => audit(&app, json, limit).await,
+        TopCommand::Token(cmd) => token(&app, cmd).await,
         TopCommand::Postmortem {
             incident,
             format,
@@ -130,6 +132,7 @@ fn say_created(new: Option<&Path>) {
 }
 
 async fn serve(app: App, runtime: &Runtime) -> anyhow::Result<ExitCode> {
+    warn_unreachable_platforms(&app, runtime);
     let listener = tokio::net::TcpListener::bind(runtime.listen)
         .await
         .with_context(|| format!("cannot listen on {}", runtime.listen))?;
@@ -141,6 +144,24 @@ async fn serve(app: App, runtime: &Runtime) -> anyhow::Result<ExitCode> {
     });
     app.serve(listener, shutdown).await?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// A platform the config names but whose credentials this `serve` lacks has its effects
+/// queued and never delivered until they are set: say so at start.
+fn warn_unreachable_platforms(app: &App, runtime: &Runtime) {
+    let missing = [
+        (
+            app.config.slack.is_configured() && runtime.integrations.slack.is_none(),
+            "[slack] is configured but SLACK_BOT_TOKEN / SLACK_SIGNING_SECRET are not set",
+        ),
+        (
+            app.config.discord.is_configured() && runtime.integrations.discord.is_none(),
+            "[discord] is configured but DISCORD_BOT_TOKEN / DISCORD_PUBLIC_KEY are not set",
+        ),
+    ];
+    for (_, what) in missing.iter().filter(|(missing, _)| *missing) {
+        tracing::warn!("{what}: its effects wait in the queue until a serve with them runs");
+    }
 }
 
 fn prefixed(verb: &str, args: IncidentArgs) -> Vec<String> {
@@ -257,6 +278,68 @@ async fn postmortem(
             println!("Wrote the {number} post-mortem to {}.", path.display());
         }
         None => print!("{text}"),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `firebreak token create | list | revoke`. Creating and revoking need the
+/// `unfreeze_all` permission (there is no separate admin list; it is the widest one).
+async fn token(app: &App, cmd: TokenCommand) -> anyhow::Result<ExitCode> {
+    use crate::auth::{Scopes, check_token_name, new_token, token_hash};
+    use crate::incident::permissions::Action;
+    let me = identity::actor();
+    let admin = app.config.permissions.allows(&me, Action::UnfreezeAll);
+    match cmd {
+        TokenCommand::List { json } => {
+            let tokens = app.store.active_tokens().await?;
+            if json {
+                println!("{}", render::tokens_json(&tokens)?);
+            } else {
+                print!("{}", render::tokens_table(&tokens));
+            }
+        }
+        TokenCommand::Create { .. } | TokenCommand::Revoke { .. } if !admin => {
+            return Ok(user_error(&format!(
+                "You are not allowed to manage API tokens ({} may not); ask someone listed under [permissions] unfreeze_all.",
+                me.identity()
+            )));
+        }
+        TokenCommand::Create { name, scope } => {
+            if let Err(e) = check_token_name(&name) {
+                return Ok(user_error(&e));
+            }
+            let scopes = match Scopes::parse(&scope) {
+                Ok(s) => s,
+                Err(e) => return Ok(user_error(&e.to_string())),
+            };
+            let token = new_token();
+            let hash = token_hash(&token);
+            let by = me.identity();
+            let new = crate::store::NewToken {
+                name: &name,
+                hash: &hash,
+                scopes: &scopes,
+                created_by: by.as_str(),
+                at: Utc::now(),
+            };
+            if !app.store.create_token(&new).await? {
+                return Ok(user_error(&format!(
+                    "A token called \"{name}\" already exists; revoke it first or pick another name."
+                )));
+            }
+            eprintln!(
+                "Created the token \"{name}\" with the scopes {scopes}. It is shown only now; keep it somewhere safe:"
+            );
+            println!("{token}");
+        }
+        TokenCommand::Revoke { name } => {
+            if !app.store.revoke_token(&name, Utc::now()).await? {
+                return Ok(user_error(&format!(
+                    "There is no token called \"{name}\"; see `firebreak token list`."
+                )));
+            }
+            println!("Revoked the token \"{name}\"; requests with it are refused from now on.");
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -75,6 +75,9 @@ pub struct DrainReport {
     pub delivered: Vec<Effect>,
     pub failed: Vec<Effect>,
     pub pending: Vec<Effect>,
+    /// Effects of kinds this process has no handler for (no credentials for that platform
+    /// here); `serve` delivers them.
+    pub left_for_serve: Vec<Effect>,
 }
 
 pub struct Worker {
@@ -283,10 +286,11 @@ impl Worker {
             }
             let ids = ids.as_slice();
             let effects = self.store.effects_by_ids(ids).await?;
-            let all_finished = effects.iter().all(|e| e.state.is_finished());
+            let handled = |e: &Effect| self.handlers.contains_key(e.kind.as_str());
+            let all_finished = effects.iter().all(|e| e.state.is_finished() || !handled(e));
             let now = tokio::time::Instant::now();
             if all_finished || now >= deadline {
-                return Ok(report(effects));
+                return Ok(report(effects, handled));
             }
             let next = self.store.next_due(Some(ids)).await?;
             let wait = next
@@ -297,10 +301,15 @@ impl Worker {
         }
     }
 
+    /// Claims only the kinds this worker has handlers for: a CLI run without a platform's
+    /// credentials leaves that platform's effects pending for `serve`, rather than failing
+    /// them.
     async fn claim(&self, limit: usize, only: Option<&[i64]>) -> anyhow::Result<Vec<Effect>> {
         let limit = i64::try_from(limit).unwrap_or(1);
+        let kinds: Vec<&'static str> = self.handlers.keys().copied().collect();
+        let (now, lease, me) = (Utc::now(), self.config.lease, &self.me.id);
         self.store
-            .claim_effects(Utc::now(), self.config.lease, limit, only, &self.me.id)
+            .claim_effects_of(now, lease, limit, only, Some(&kinds), me)
             .await
     }
 
@@ -499,12 +508,13 @@ fn outcome_entry(effect: &Effect, kind: EntryKind, text: String) -> NewEntry {
     }
 }
 
-fn report(effects: Vec<Effect>) -> DrainReport {
+fn report(effects: Vec<Effect>, handled: impl Fn(&Effect) -> bool) -> DrainReport {
     let mut r = DrainReport::default();
     for e in effects {
         match e.state {
             EffectState::Done => r.delivered.push(e),
             EffectState::Failed => r.failed.push(e),
+            EffectState::Pending if !handled(&e) => r.left_for_serve.push(e),
             EffectState::Pending | EffectState::Running => r.pending.push(e),
         }
     }

@@ -1,7 +1,9 @@
-//! Who is calling a machine route: the API token the auth layer accepted, as an axum
-//! extractor. The auth layer puts an [`ApiCaller`] in the request's extensions; a handler
-//! that takes one answers 401 when there is none (so a route wired without the auth layer
-//! refuses everyone rather than serving anyone), and 403 when the token lacks the scope.
+//! Who is calling a machine route: the API token the guard (`http::guard`) accepted, as an
+//! axum extractor. The guard puts an [`ApiCaller`] in the request's extensions after
+//! checking the token and the scope the path needs (`auth::access`); a handler that takes
+//! one answers 401 when there is none (so a route served without the guard refuses everyone
+//! rather than serving anyone), and checks the scope again itself with
+//! [`ApiCaller::require`].
 
 use axum::Json;
 use axum::extract::FromRequestParts;
@@ -11,32 +13,25 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use super::refusal::Refusal;
+use crate::auth::{Scope, Scopes};
 use crate::incident::{Actor, Source};
 
 /// The token a request came with: its name (the actor is `api:<name>`) and its scopes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiCaller {
     pub name: String,
-    /// `read`, `declare`, `update`, `metrics`.
-    pub scopes: Vec<String>,
+    pub scopes: Scopes,
 }
 
 impl ApiCaller {
-    pub fn new(name: impl Into<String>, scopes: &[&str]) -> Self {
-        Self {
-            name: name.into(),
-            scopes: scopes.iter().map(|s| s.to_string()).collect(),
-        }
-    }
-
     /// The actor commands run as: `api:<token name>` in the timeline and in `[permissions]`.
     pub fn actor(&self) -> Actor {
         Actor::new(Source::Api, self.name.clone(), self.name.clone())
     }
 
     /// `Ok` if the token has `scope`; else the 403 to answer.
-    pub fn require(&self, scope: &str, what: &str) -> Result<(), Refusal> {
-        if self.scopes.iter().any(|s| s == scope) {
+    pub fn require(&self, scope: Scope, what: &str) -> Result<(), Refusal> {
+        if self.scopes.contains(scope) {
             return Ok(());
         }
         let sentence = format!(

@@ -23,6 +23,7 @@ use super::caller::ApiCaller;
 use super::idempotency;
 use super::refusal::Refusal;
 use crate::alerts::{self, AlertmanagerConfig, Notification};
+use crate::auth::Scope;
 use crate::incident::command::{Change, Declare, parse_cadence};
 use crate::incident::{
     Command, IncidentNumber, IncidentService, ServiceError, Severity, Status, UserError,
@@ -38,9 +39,9 @@ pub struct MachineState {
 }
 
 /// The scope that declares (`POST /api/incidents`, Alertmanager).
-pub const DECLARE: &str = "declare";
+const DECLARE: Scope = Scope::Declare;
 /// The scope for changes to an incident (updates, status, resolve).
-pub const UPDATE: &str = "update";
+const UPDATE: Scope = Scope::Update;
 
 pub fn router(state: MachineState) -> Router {
     Router::new()

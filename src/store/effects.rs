@@ -99,6 +99,24 @@ impl Tx {
     }
 }
 
+/// ` AND e.kind IN ('slack.notice', …)` (pure). Kinds are the handlers' own constants
+/// (`[a-z_.]`), never input; anything else is left out rather than quoted. No kinds at all
+/// matches nothing.
+fn kinds_filter(kinds: &[&str]) -> String {
+    let safe: Vec<String> = kinds
+        .iter()
+        .filter(|k| {
+            k.chars()
+                .all(|c| c.is_ascii_lowercase() || c == '_' || c == '.')
+        })
+        .map(|k| format!("'{k}'"))
+        .collect();
+    match safe.is_empty() {
+        true => " AND 1 = 0".into(),
+        false => format!(" AND e.kind IN ({})", safe.join(",")),
+    }
+}
+
 impl Store {
     /// Enqueues one effect in its own transaction (effects not tied to a state change).
     pub async fn enqueue_one(&self, e: &NewEffect) -> anyhow::Result<i64> {
@@ -120,9 +138,24 @@ impl Store {
         only: Option<&[i64]>,
         owner: &str,
     ) -> anyhow::Result<Vec<Effect>> {
+        self.claim_effects_of(now, lease, limit, only, None, owner)
+            .await
+    }
+
+    /// [`claim_effects`](Self::claim_effects) among the effects of `kinds` only (a worker
+    /// claims what it has handlers for, and leaves the rest to a process that has them).
+    pub async fn claim_effects_of(
+        &self,
+        now: DateTime<Utc>,
+        lease: std::time::Duration,
+        limit: i64,
+        only: Option<&[i64]>,
+        kinds: Option<&[&'static str]>,
+        owner: &str,
+    ) -> anyhow::Result<Vec<Effect>> {
         let now_ms = to_ms(now);
         let lease_until = now_ms + i64::try_from(lease.as_millis()).unwrap_or(i64::MAX / 2);
-        let only = match only {
+        let mut only = match only {
             Some([]) => return Ok(Vec::new()),
             Some(ids) => {
                 let list: Vec<String> = ids.iter().map(i64::to_string).collect();
@@ -130,6 +163,9 @@ impl Store {
             }
             None => String::new(),
         };
+        if let Some(kinds) = kinds {
+            only.push_str(&kinds_filter(kinds));
+        }
         let ids = match self.backend {
             // One statement: SKIP LOCKED lets replicas claim different rows at once.
             Backend::Postgres => format!(

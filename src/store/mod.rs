@@ -15,6 +15,7 @@ mod incidents;
 mod people;
 mod postmortem;
 mod timeline;
+mod tokens;
 mod workers;
 
 use std::str::FromStr;
@@ -34,6 +35,7 @@ pub use freeze::{FreezeHold, FreezeScope, FreezeTarget, NewHold, TargetFailure, 
 pub use inbound::{Delivery, DeliveryRecord, Seen};
 pub use people::Person;
 pub use postmortem::{ActionItem, Flag};
+pub use tokens::{ApiToken, NewToken};
 pub use workers::WorkerRow;
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");

@@ -16,7 +16,7 @@
 //! or content over 2,000 characters.
 #![allow(dead_code)]
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
@@ -111,6 +111,10 @@ struct Inner {
     counter: u64,
     /// What `GET /gateway/bot` names (404 while `None`, as an origin without a gateway).
     gateway: Option<String>,
+    /// Message ids by (channel, nonce), for `enforce_nonce`.
+    nonces: HashMap<(String, String), String>,
+    /// This many message posts are made but answered 503, as if the answer was lost.
+    lose_answers: usize,
 }
 
 impl Inner {
@@ -153,7 +157,8 @@ impl FakeDiscord {
         self.lock().down = down;
     }
 
-    /// Every call on `channel` answers 403 `50001 Missing Access` from now on.
+    /// Every call on `channel` (or on a guild's channels) answers 403 `50001 Missing Access`
+    /// from now on.
     pub fn break_channel(&self, channel: &str) {
         self.lock().broken.insert(channel.into());
     }
@@ -165,6 +170,22 @@ impl FakeDiscord {
             global,
         };
         self.lock().limits.extend(std::iter::repeat_n(limit, n));
+    }
+
+    /// The next `n` message posts are made but answered 503, as if the answer was lost on
+    /// the way back (a timeout, a crash): a retry without a nonce posts twice.
+    pub fn lose_answers(&self, n: usize) {
+        self.lock().lose_answers = n;
+    }
+
+    /// Every call on `channel` works again.
+    pub fn mend_channel(&self, channel: &str) {
+        self.lock().broken.remove(channel);
+    }
+
+    /// Someone deleted message `id`: editing it answers 404 `10008 Unknown Message`.
+    pub fn delete_message(&self, id: &str) {
+        self.lock().messages.retain(|m| m.id != id);
     }
 
     /// A channel that already exists in the guild (to take a name).
@@ -328,8 +349,9 @@ fn answer_or_fail(
         return (StatusCode::TOO_MANY_REQUESTS, body, headers);
     }
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    // A broken guild refuses channel creation (the bot lacks Manage Channels there).
     let channel = match segments.as_slice() {
-        ["channels", id, ..] => Some(id.to_string()),
+        ["channels", id, ..] | ["guilds", id, "channels"] => Some(id.to_string()),
         _ => None,
     };
     if channel.is_some_and(|c| inner.broken.contains(&c)) {
@@ -392,7 +414,27 @@ fn answer(inner: &mut Inner, method: &Method, segments: &[&str], body: &Value) -
             Ok((StatusCode::CREATED, reply))
         }
         ("POST", ["channels", channel, "messages"]) => {
+            // With `enforce_nonce`, Discord answers a nonce it saw recently with that message.
+            let nonce = body["enforce_nonce"]
+                .as_bool()
+                .filter(|e| *e)
+                .and_then(|_| body["nonce"].as_str())
+                .map(|n| (channel.to_string(), n.to_string()));
+            let seen = nonce.as_ref().and_then(|n| inner.nonces.get(n)).cloned();
+            if let Some(id) = seen {
+                let first = inner.messages.iter().find(|m| m.id == id);
+                return Ok((StatusCode::OK, first.map(message_json).unwrap_or_default()));
+            }
             let reply = store_message(inner, channel, None, body)?;
+            if let Some(nonce) = nonce {
+                inner
+                    .nonces
+                    .insert(nonce, reply["id"].as_str().unwrap_or_default().into());
+            }
+            if inner.lose_answers > 0 {
+                inner.lose_answers -= 1;
+                return Err((StatusCode::SERVICE_UNAVAILABLE, "answer lost".into(), 0));
+            }
             Ok((StatusCode::OK, reply))
         }
         ("PATCH", ["channels", channel, "messages", id]) => {

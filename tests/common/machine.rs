@@ -1,17 +1,17 @@
 //! Calling firebreak's API for machines as a token holder: an app serving on a random port
-//! on its own database, a caller with a token name and scopes, and a restart (a new `App`
-//! on the same database) for what must survive one.
+//! on its own database (its whole router, behind the token guard), real API tokens with a
+//! name and scopes, and a restart (a new `App` on the same database) for what must survive
+//! one.
 
 use std::net::SocketAddr;
 
 use firebreak::app::App;
 use firebreak::config::Config;
-use firebreak::http::caller::ApiCaller;
 use firebreak::incident::{IncidentNumber, TimelineEntry};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
-use super::{Backend, TestDb, known_people};
+use super::{Backend, TestDb, create_token, known_people};
 
 /// An app serving the HTTP API, called as one token.
 pub struct MachineApi {
@@ -20,7 +20,8 @@ pub struct MachineApi {
     pub addr: SocketAddr,
     shutdown: CancellationToken,
     http: reqwest::Client,
-    caller: ApiCaller,
+    /// The token requests are sent with.
+    token: String,
 }
 
 /// The answer to one request.
@@ -38,29 +39,30 @@ impl Answer {
 }
 
 impl MachineApi {
-    /// A fresh database and an app on it, called as the token `name` with `scopes`.
+    /// A fresh database and an app on it, called with a new token `name` with `scopes`.
     pub async fn start(backend: Backend, config: Config, name: &str, scopes: &[&str]) -> Self {
         let db = TestDb::new(backend).await;
-        known_people(&db.store().await).await;
-        Self::serve(db, config, ApiCaller::new(name, scopes)).await
+        let store = db.store().await;
+        known_people(&store).await;
+        let token = create_token(&store, name, &scopes.join(",")).await;
+        store.close().await;
+        Self::serve(db, config, token).await
     }
 
     /// Stops this app and starts a new one on the same database (what a restart keeps).
     pub async fn restart(self, config: Config) -> Self {
         self.shutdown.cancel();
         self.app.store.close().await;
-        Self::serve(self.db, config, self.caller).await
+        Self::serve(self.db, config, self.token).await
     }
 
-    /// The same app, called as another token.
-    pub fn as_caller(&self, name: &str, scopes: &[&str]) -> Caller<'_> {
-        Caller {
-            api: self,
-            caller: ApiCaller::new(name, scopes),
-        }
+    /// The same app, called with another new token.
+    pub async fn as_caller(&self, name: &str, scopes: &[&str]) -> Caller<'_> {
+        let token = create_token(&self.app.store, name, &scopes.join(",")).await;
+        Caller { api: self, token }
     }
 
-    async fn serve(db: TestDb, config: Config, caller: ApiCaller) -> Self {
+    async fn serve(db: TestDb, config: Config, token: String) -> Self {
         let store = db.store().await;
         let app = App::with_store(config, store, Default::default()).expect("app builds");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -68,7 +70,7 @@ impl MachineApi {
             .expect("bind");
         let addr = listener.local_addr().expect("addr");
         let shutdown = CancellationToken::new();
-        let router = app.router().layer(axum::middleware::from_fn(test_caller));
+        let router = app.router();
         let stop = shutdown.clone();
         tokio::spawn(async move {
             axum::serve(listener, router)
@@ -81,16 +83,16 @@ impl MachineApi {
             addr,
             shutdown,
             http: reqwest::Client::new(),
-            caller,
+            token,
         }
     }
 
     pub async fn post(&self, path: &str, body: &Value, key: Option<&str>) -> Answer {
-        self.send(&self.caller, path, body.to_string(), key).await
+        self.send(&self.token, path, body.to_string(), key).await
     }
 
     pub async fn post_raw(&self, path: &str, body: &str) -> Answer {
-        self.send(&self.caller, path, body.to_string(), None).await
+        self.send(&self.token, path, body.to_string(), None).await
     }
 
     /// A request with no token at all.
@@ -106,21 +108,12 @@ impl MachineApi {
         answer(response).await
     }
 
-    async fn send(
-        &self,
-        caller: &ApiCaller,
-        path: &str,
-        body: String,
-        key: Option<&str>,
-    ) -> Answer {
+    async fn send(&self, token: &str, path: &str, body: String, key: Option<&str>) -> Answer {
         let mut request = self
             .http
             .post(format!("http://{}{path}", self.addr))
             .header("content-type", "application/json")
-            .header(
-                TEST_CALLER,
-                format!("{};{}", caller.name, caller.scopes.join(",")),
-            )
+            .bearer_auth(token)
             .body(body);
         if let Some(key) = key {
             request = request.header("idempotency-key", key);
@@ -153,13 +146,13 @@ impl MachineApi {
 /// Another token calling the same app.
 pub struct Caller<'a> {
     api: &'a MachineApi,
-    caller: ApiCaller,
+    token: String,
 }
 
 impl Caller<'_> {
     pub async fn post(&self, path: &str, body: &Value, key: Option<&str>) -> Answer {
         self.api
-            .send(&self.caller, path, body.to_string(), key)
+            .send(&self.token, path, body.to_string(), key)
             .await
     }
 }
@@ -174,27 +167,4 @@ async fn answer(response: reqwest::Response) -> Answer {
         replayed,
         body,
     }
-}
-
-/// Until the token layer is merged: the test names its caller in this header, and
-/// [`test_caller`] turns it into the `ApiCaller` the auth layer will provide.
-const TEST_CALLER: &str = "x-test-caller";
-
-async fn test_caller(
-    mut request: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> axum::response::Response {
-    let named = request
-        .headers()
-        .get(TEST_CALLER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split_once(';'))
-        .map(|(name, scopes)| {
-            let scopes: Vec<&str> = scopes.split(',').filter(|s| !s.is_empty()).collect();
-            ApiCaller::new(name, &scopes)
-        });
-    if let Some(caller) = named {
-        request.extensions_mut().insert(caller);
-    }
-    next.run(request).await
 }

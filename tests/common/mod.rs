@@ -150,6 +150,35 @@ pub struct TestApp {
     pub addr: SocketAddr,
     pub shutdown: CancellationToken,
     pub handle: JoinHandle<anyhow::Result<()>>,
+    /// An API token with every scope, for reading the HTTP API ([`TestApp::get`]).
+    pub token: String,
+}
+
+/// A client that sends `Authorization: Bearer <token>` with every request.
+pub fn bearer_client(token: &str) -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    let value = reqwest::header::HeaderValue::from_str(&format!("Bearer {token}")).unwrap();
+    headers.insert(reqwest::header::AUTHORIZATION, value);
+    reqwest::Client::builder()
+        .default_headers(headers)
+        .build()
+        .unwrap()
+}
+
+/// Stores a new API token called `name` with `scopes` (`read,metrics`) and returns it.
+pub async fn create_token(store: &Store, name: &str, scopes: &str) -> String {
+    let token = firebreak::auth::new_token();
+    let hash = firebreak::auth::token_hash(&token);
+    let scopes = firebreak::auth::Scopes::parse(scopes).expect("scopes parse");
+    let new = firebreak::store::NewToken {
+        name,
+        hash: &hash,
+        scopes: &scopes,
+        created_by: "cli:tests",
+        at: chrono::Utc::now(),
+    };
+    assert!(store.create_token(&new).await.expect("store a token"));
+    token
 }
 
 pub async fn spawn_app(backend: Backend, config: Config) -> TestApp {
@@ -172,6 +201,7 @@ pub async fn spawn_app_with(
     let db = TestDb::new(backend).await;
     let store = db.store().await;
     known_people(&store).await;
+    let token = create_token(&store, "tests", "read,declare,update,metrics").await;
     let mut app = App::with_store(config, store, integrations).expect("app builds");
     if let Some(clock) = clock {
         app = app.with_clock(Arc::new(clock));
@@ -188,12 +218,23 @@ pub async fn spawn_app_with(
         addr,
         shutdown,
         handle,
+        token,
     }
 }
 
 impl TestApp {
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
+    }
+
+    /// A client that sends the app's all-scopes API token with every request.
+    pub fn client(&self) -> reqwest::Client {
+        bearer_client(&self.token)
+    }
+
+    /// `GET path` with the app's all-scopes API token.
+    pub async fn get(&self, path: &str) -> reqwest::Result<reqwest::Response> {
+        self.client().get(self.url(path)).send().await
     }
 
     /// Parses a chat line and applies it as alice; panics if it fails.

@@ -48,6 +48,15 @@ impl Default for DiscordConfig {
     }
 }
 
+impl DiscordConfig {
+    /// Whether the config names a Discord server to run incidents in. Then every process
+    /// plans Discord effects, even one without the Discord credentials (a CLI in another
+    /// shell): they wait in the queue for `serve`, which has them.
+    pub fn is_configured(&self) -> bool {
+        self.guild_id.is_some() || self.forum_channel_id.is_some() || !self.announce.is_empty()
+    }
+}
+
 /// Discord credentials and endpoint, from `DISCORD_PUBLIC_KEY`, `DISCORD_BOT_TOKEN`,
 /// `DISCORD_APPLICATION_ID` and `DISCORD_API_URL` (an origin such as `http://127.0.0.1:9000`).
 /// Discord is on when the public key and the bot token are set; one without the other is

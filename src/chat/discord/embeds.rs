@@ -135,7 +135,7 @@ fn next_update(incident: &Incident) -> String {
     incident
         .next_update_due
         .map_or("none promised".into(), |d| {
-            format!("<t:{}:t>", d.timestamp())
+            format!("<t:{}:f>", d.timestamp())
         })
 }
 
@@ -152,6 +152,8 @@ pub fn card(incident: &Incident, latest_update: Option<&str>) -> Embed {
         ("Comms".into(), role(incident.comms.as_deref()), true),
         ("Scribe".into(), role(incident.scribe.as_deref()), true),
         ("Next update due".into(), next_update(incident), true),
+        // A field, not the footer: footers show `<@id>` raw.
+        ("Declared by".into(), person(&incident.declared_by), true),
     ];
     if let Some(summary) = incident.summary.as_deref() {
         fields.push(("Summary".into(), escape(summary), false));
@@ -163,20 +165,9 @@ pub fn card(incident: &Incident, latest_update: Option<&str>) -> Embed {
         }),
         colour: colour(incident),
         fields,
-        footer: format!(
-            "Declared by {} · firebreak",
-            strip_mention(&incident.declared_by)
-        ),
+        footer: "firebreak · edited as the incident changes".into(),
     }
     .fitted()
-}
-
-/// Footers do not render mentions: name a Discord user by id there.
-fn strip_mention(identity: &str) -> String {
-    match Identity::parse(identity) {
-        Ok(id) => escape(id.fallback_name()),
-        Err(_) => escape(identity),
-    }
 }
 
 /// The company-wide notice (pure): the current state, where to follow along, the latest
@@ -261,7 +252,7 @@ pub fn text_edit(text: String) -> EditMessage {
 pub fn channel_name(prefix: &str, incident: &Incident, attempt: u32) -> String {
     let mut slug = String::new();
     for c in incident.title.to_lowercase().chars() {
-        if c.is_ascii_alphanumeric() {
+        if c.is_alphanumeric() {
             slug.push(c);
         } else if !slug.ends_with('-') {
             slug.push('-');

@@ -56,7 +56,7 @@ impl EffectPlanner for DiscordPlanner {
             IncidentEvent::Update { text } => {
                 let due = incident
                     .next_update_due
-                    .map(|d| format!("\nNext update due by {} UTC.", d.format("%H:%M")))
+                    .map(|d| format!("\nNext update due {}.", when(d)))
                     .unwrap_or_default();
                 let post = format!("📣 Update from {}: {text}{due}", actor.name);
                 let notices = match self.config.announce.is_empty() {
@@ -136,13 +136,17 @@ fn announce_channels(config: &DiscordConfig, incident: &Incident) -> Vec<String>
 }
 
 fn overdue_text(incident: &Incident) -> String {
-    let due = incident
-        .next_update_due
-        .map(|d| d.format("%H:%M UTC").to_string())
-        .unwrap_or_default();
+    let due = incident.next_update_due.map(when).unwrap_or_default();
     format!(
         "⏰ The status update promised for {due} is overdue. Please post one with `/incident update …`."
     )
+}
+
+/// A time as Discord shows it to each reader: date and time in their own zone, and how
+/// far off it is ("in an hour"), so a 24-hour cadence never reads as "now".
+fn when(at: chrono::DateTime<chrono::Utc>) -> String {
+    let t = at.timestamp();
+    format!("<t:{t}:f> (<t:{t}:R>)")
 }
 
 /// Where the post-mortem draft is, for the resolution message.

@@ -37,6 +37,15 @@ impl Default for SlackConfig {
     }
 }
 
+impl SlackConfig {
+    /// Whether the config names Slack channels to announce in or people to invite. Then
+    /// every process plans Slack effects, even one without the Slack credentials (a CLI in
+    /// another shell): they wait in the queue for `serve`, which has them.
+    pub fn is_configured(&self) -> bool {
+        !self.announce.is_empty() || !self.invite.is_empty()
+    }
+}
+
 /// Slack credentials and endpoint, from `SLACK_SIGNING_SECRET`, `SLACK_BOT_TOKEN` and
 /// `SLACK_API_URL`. Slack is on when both secrets are set; one set but empty is an error.
 #[derive(Clone)]

@@ -6,7 +6,7 @@ use crate::chat::records::ChatRecords;
 use serenity::all::{ChannelType, CreateChannel, CreateForumPost, GuildId};
 
 use super::types::{DiscordEffect, SYNC_NOTICES, notices_group};
-use super::{DiscordEffects, Refs, channel_id, db_error, message_id};
+use super::{DiscordEffects, Nonces, PostOnce, Refs, channel_id, db_error, message_id};
 use crate::chat::discord::api::UNKNOWN_MESSAGE;
 use crate::chat::discord::embeds::{self, Embed};
 use crate::chat::discord::text;
@@ -29,6 +29,7 @@ impl DiscordEffects {
     pub(super) async fn sync_channel(
         &self,
         id: &IncidentId,
+        once: &Nonces,
     ) -> Result<Option<String>, EffectError> {
         let incident = self.incident(id).await?;
         let refs = self.refs(id).await?;
@@ -48,7 +49,7 @@ impl DiscordEffects {
             self.pin(id, &room.channel, &room.channel).await?;
             true
         } else {
-            self.upsert_card(&incident, &room.channel, &refs, &card)
+            self.upsert_card(&incident, &room.channel, &refs, &card, once)
                 .await?
         };
         if room.created.is_some() {
@@ -155,6 +156,7 @@ impl DiscordEffects {
         channel: &str,
         refs: &Refs,
         card: &Embed,
+        once: &Nonces,
     ) -> Result<bool, EffectError> {
         let buttons = embeds::card_buttons(incident);
         let room = channel_id(channel)?;
@@ -179,7 +181,7 @@ impl DiscordEffects {
         }
         let message = self
             .api
-            .send_message(room, &embeds::embed_message(card, buttons))
+            .send_message(room, &embeds::embed_message(card, buttons).once(once, 'c'))
             .await?;
         let message = message.id.to_string();
         self.put_ref(&incident.id, "card", channel, Some(&message))
@@ -202,14 +204,15 @@ impl DiscordEffects {
         id: &IncidentId,
         text: &str,
         mention_role: Option<&str>,
+        once: &Nonces,
     ) -> Result<Option<String>, EffectError> {
-        let channel = incident_channel(&self.refs(id).await?)?;
+        let channel = self.room_for_post(id, once).await?;
         let message = match mention_role {
             Some(role) => embeds::text_message(text::role_content(role, text), &[role.to_string()]),
             None => embeds::text_message(text::content(text), &[]),
         };
         self.api
-            .send_message(channel_id(&channel)?, &message)
+            .send_message(channel_id(&channel)?, &message.once(once, 'p'))
             .await?;
         Ok(None)
     }
@@ -220,9 +223,10 @@ impl DiscordEffects {
         id: &IncidentId,
         key: &str,
         text: &str,
+        once: &Nonces,
     ) -> Result<Option<String>, EffectError> {
+        let channel = self.room_for_post(id, once).await?;
         let refs = self.refs(id).await?;
-        let channel = incident_channel(&refs)?;
         let room = channel_id(&channel)?;
         let role = format!("progress:{key}");
         let shown = text::content(text);
@@ -235,13 +239,26 @@ impl DiscordEffects {
             None => {
                 let message = self
                     .api
-                    .send_message(room, &embeds::text_message(shown, &[]))
+                    .send_message(room, &embeds::text_message(shown, &[]).once(once, 'g'))
                     .await?;
                 self.put_ref(id, &role, &channel, Some(&message.id.to_string()))
                     .await?;
             }
         }
         Ok(None)
+    }
+}
+
+impl DiscordEffects {
+    /// The incident's room for a post. If it was never made (creating it failed for good
+    /// earlier, say while the bot lacked Manage Channels), it is made now, card first, so
+    /// the post is not lost.
+    async fn room_for_post(&self, id: &IncidentId, once: &Nonces) -> Result<String, EffectError> {
+        if let Some(channel) = self.refs(id).await?.channel() {
+            return Ok(channel);
+        }
+        self.sync_channel(id, once).await?;
+        incident_channel(&self.refs(id).await?)
     }
 }
 

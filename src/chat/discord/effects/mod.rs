@@ -15,7 +15,7 @@ pub mod pins;
 pub mod types;
 
 use async_trait::async_trait;
-use serenity::all::{ChannelId, MessageId};
+use serenity::all::{ChannelId, CreateMessage, MessageId, Nonce};
 
 pub use types::DiscordEffect;
 
@@ -62,8 +62,11 @@ impl EffectHandler for DiscordEffects {
     }
 
     async fn run(&self, effect: &Effect) -> Result<Option<String>, EffectError> {
+        let once = Nonces::of(effect);
         match effect.decode::<DiscordEffect>()? {
-            DiscordEffect::SyncChannel { incident_id } => self.sync_channel(&incident_id).await,
+            DiscordEffect::SyncChannel { incident_id } => {
+                self.sync_channel(&incident_id, &once).await
+            }
             DiscordEffect::SyncNotices {
                 incident_id,
                 channels,
@@ -75,20 +78,20 @@ impl EffectHandler for DiscordEffects {
                 incident_id,
                 channel,
                 announce,
-            } => self.notice(&incident_id, &channel, announce).await,
+            } => self.notice(&incident_id, &channel, announce, &once).await,
             DiscordEffect::ChannelPost {
                 incident_id,
                 text,
                 mention_role,
             } => {
-                self.channel_post(&incident_id, &text, mention_role.as_deref())
+                self.channel_post(&incident_id, &text, mention_role.as_deref(), &once)
                     .await
             }
             DiscordEffect::Progress {
                 incident_id,
                 key,
                 text,
-            } => self.progress(&incident_id, &key, &text).await,
+            } => self.progress(&incident_id, &key, &text, &once).await,
             DiscordEffect::CapturePin {
                 incident_id,
                 guild,
@@ -99,6 +102,37 @@ impl EffectHandler for DiscordEffects {
                     .await
             }
         }
+    }
+}
+
+/// Discord's `nonce` for the messages one effect posts, the same on every attempt: with
+/// `enforce_nonce`, a post whose answer was lost (a timeout, a crash) and is made again
+/// returns the first message instead of posting a second. Built from the effect's id and
+/// a hash of its idempotency key, so two databases sharing a bot do not collide.
+pub(super) struct Nonces(String);
+
+impl Nonces {
+    fn of(effect: &Effect) -> Self {
+        use sha2::{Digest, Sha256};
+        let hash = Sha256::digest(effect.idempotency_key.as_bytes());
+        Self(format!("{}{}", effect.id, hex::encode(&hash[..2])))
+    }
+
+    /// The nonce of the message `what` (`'c'` the card, `'p'` a post, …) of this effect;
+    /// at most 24 characters (Discord allows 25).
+    pub(super) fn message(&self, what: char) -> Nonce {
+        Nonce::String(format!("{}{what}", self.0))
+    }
+}
+
+/// A message posted at most once per effect (see [`Nonces`]).
+pub(super) trait PostOnce {
+    fn once(self, nonces: &Nonces, what: char) -> Self;
+}
+
+impl PostOnce for CreateMessage {
+    fn once(self, nonces: &Nonces, what: char) -> Self {
+        self.nonce(nonces.message(what)).enforce_nonce(true)
     }
 }
 

@@ -9,8 +9,8 @@
 //! Unknown Channel) is reported once per incident and channel in the incident channel.
 
 use super::types::{DiscordEffect, channel_group, notice_failed_key, notice_group};
-use super::{DiscordEffects, channel_id, message_id};
-use crate::chat::discord::api::CallError;
+use super::{DiscordEffects, Nonces, PostOnce, channel_id, message_id};
+use crate::chat::discord::api::{CallError, UNKNOWN_MESSAGE};
 use crate::chat::discord::embeds;
 use crate::chat::records::{
     ChatRecords, NOTICE, notice_channels, record_fan_out, report_notice_failure,
@@ -38,10 +38,11 @@ impl DiscordEffects {
         id: &IncidentId,
         channel: &str,
         announce: bool,
+        once: &Nonces,
     ) -> Result<Option<String>, EffectError> {
         let refs = self.refs(id).await?;
         let existing = refs.message(NOTICE, channel);
-        if existing.is_none() && !announce {
+        if existing.is_none() && !refs.notice_due(channel, announce) {
             return Ok(None);
         }
         let incident = self.incident(id).await?;
@@ -49,18 +50,27 @@ impl DiscordEffects {
         let embed = embeds::notice(&incident, refs.channel().as_deref(), latest.as_deref());
         let target = channel_id(channel)?;
         let editing = existing.is_some();
-        let outcome = match existing {
+        let edited = match existing {
             Some(message) => {
                 let edit = embeds::embed_edit(&embed, Vec::new());
-                self.api
+                match self
+                    .api
                     .edit_message(target, message_id(&message)?, &edit)
                     .await
-                    .map(|_| None)
+                {
+                    // Someone deleted the notice: post it again.
+                    Err(e) if e.is_code(UNKNOWN_MESSAGE) => None,
+                    other => Some(other.map(|_| None)),
+                }
             }
+            None => None,
+        };
+        let outcome = match edited {
+            Some(outcome) => outcome,
             None => {
                 let post = embeds::embed_message(&embed, Vec::new());
                 self.api
-                    .send_message(target, &post)
+                    .send_message(target, &post.once(once, 'n'))
                     .await
                     .map(|m| Some(m.id.to_string()))
             }

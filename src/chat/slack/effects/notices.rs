@@ -59,7 +59,7 @@ impl SlackEffects {
     ) -> Result<Option<String>, EffectError> {
         let refs = self.refs(id).await?;
         let existing = refs.message(NOTICE, channel);
-        if existing.is_none() && !announce {
+        if existing.is_none() && !refs.notice_due(channel, announce) {
             return Ok(None);
         }
         let incident = self.incident(id).await?;
