@@ -680,8 +680,9 @@ async fn a_deleted_notice_is_posted_again(backend: Backend) {
     assert!(failed.is_empty(), "{failed:#?}");
 }
 
-/// Discord made the posts but the answers were lost (a timeout, a crash before recording):
-/// the retries carry the same nonce with `enforce_nonce`, so each message exists once.
+/// Discord made the posts and the channel but the answers were lost (a timeout, a crash
+/// before recording): the retries carry the same nonce with `enforce_nonce`, so each
+/// message exists once, and the channel created under the recorded name is adopted.
 async fn a_post_whose_answer_was_lost_is_not_made_twice(backend: Backend) {
     let t = discord_app(backend, config(""), None).await;
     t.discord.lose_answers(6);
@@ -693,6 +694,17 @@ async fn a_post_whose_answer_was_lost_is_not_made_twice(backend: Backend) {
     for announce in &ANNOUNCE[..2] {
         assert_eq!(t.discord.messages_in(announce).len(), 1, "{announce}");
     }
+    let rooms: Vec<_> = t
+        .discord
+        .channels()
+        .into_iter()
+        .filter(|c| c.name.starts_with("inc-1-"))
+        .collect();
+    assert_eq!(
+        rooms.len(),
+        1,
+        "the channel made before the lost answer is adopted: {rooms:#?}"
+    );
     let in_room = t.discord.messages_in(&t.room());
     assert_eq!(in_room.len(), 2, "one card, one update: {in_room:#?}");
     assert_eq!(t.discord.pins().len(), 1);

@@ -7,7 +7,7 @@ use chrono::Duration;
 use common::*;
 use firebreak::incident::timeline::format_offset;
 use firebreak::incident::{
-    Actor, EntryKind, IncidentNumber, ServiceError, Source, Status, UserError,
+    Actor, EntryKind, IncidentNumber, ReplyBody, ServiceError, Source, Status, UserError,
 };
 
 on_both!(
@@ -19,6 +19,7 @@ on_both!(
     stale_version_gets_a_conflict,
     timeline_is_append_only_in_the_database,
     overdue_updates_are_nudged_once_per_promise,
+    a_long_list_keeps_the_oldest_sev1s_and_says_what_it_leaves_out,
 );
 
 async fn lifecycle_timeline_has_every_entry_in_order_with_offsets(backend: Backend) {
@@ -356,4 +357,29 @@ async fn overdue_updates_are_nudged_once_per_promise(backend: Backend) {
         "{}",
         nudges[0]
     );
+}
+
+/// 55 open incidents, the SEV1s the oldest: the list (capped at 50) shows every SEV1 first
+/// and says how many there are in all, rather than "50 incidents, 50 open".
+async fn a_long_list_keeps_the_oldest_sev1s_and_says_what_it_leaves_out(backend: Backend) {
+    let t = service(backend, test_config("")).await;
+    for n in 0..5 {
+        t.ok(&format!("declare sev1 Region outage part {n}")).await;
+    }
+    for n in 0..50 {
+        t.ok(&format!("declare sev4 Small thing {n}")).await;
+    }
+    t.ok("resolve INC-6 Fixed").await;
+    let listed = t.ok("list").await;
+    assert_eq!(
+        listed.reply.text,
+        "55 incidents, 54 open; showing the 50 most severe open ones."
+    );
+    let ReplyBody::List { incidents } = &listed.reply.body else {
+        panic!("{:?}", listed.reply.body)
+    };
+    assert_eq!(incidents.len(), 50);
+    let first: Vec<i64> = incidents[..5].iter().map(|i| i.number.0).collect();
+    assert_eq!(first, [5, 4, 3, 2, 1], "open SEV1s first, newest first");
+    assert!(incidents.iter().all(|i| i.status.is_open()));
 }

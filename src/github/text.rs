@@ -22,7 +22,7 @@ pub fn status_description(text: &str) -> String {
         .chars()
         .map(|c| if c.is_control() { ' ' } else { c })
         .collect();
-    crate::chat::slack::mrkdwn::fit_plain(line.trim(), STATUS_DESCRIPTION)
+    crate::incident::text::fit_graphemes(line.trim(), STATUS_DESCRIPTION)
 }
 
 /// The incident key a status description should lead with (`INC-2: …`): none when the

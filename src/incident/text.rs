@@ -195,6 +195,30 @@ fn thousands(n: usize) -> String {
     out
 }
 
+/// `text` within `max` characters, for any platform's plain-text field (a GitHub status
+/// description, say): cut between whole characters (grapheme clusters, so a flag or an
+/// accent is never split), ending in "…" when it was cut.
+pub fn fit_graphemes(text: &str, max: usize) -> String {
+    use unicode_segmentation::UnicodeSegmentation;
+    if text.chars().count() <= max {
+        return text.to_string();
+    }
+    let budget = max.saturating_sub(1);
+    let mut out = String::new();
+    let mut used = 0;
+    for g in text.graphemes(true) {
+        let n = g.chars().count();
+        if used + n > budget {
+            break;
+        }
+        used += n;
+        out.push_str(g);
+    }
+    let mut out = out.trim_end().to_string();
+    out.push('…');
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -219,4 +219,30 @@ impl Store {
             .await?;
         rows.into_iter().map(Incident::try_from).collect()
     }
+
+    /// Up to `limit` incidents for people to scan: open ones first, most severe first,
+    /// newest first within a severity; then the most recently declared resolved ones.
+    pub async fn incidents_open_first(&self, limit: i64) -> anyhow::Result<Vec<Incident>> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM incidents \
+             ORDER BY CASE WHEN status = 'resolved' THEN 1 ELSE 0 END, \
+             CASE WHEN status = 'resolved' THEN '' ELSE severity END, number DESC LIMIT $1"
+        );
+        let rows: Vec<IncidentRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(limit)
+            .fetch_all(self.pool())
+            .await?;
+        rows.into_iter().map(Incident::try_from).collect()
+    }
+
+    /// How many incidents there are, and how many of them are open.
+    pub async fn incident_counts(&self) -> anyhow::Result<(i64, i64)> {
+        let (total, open): (i64, i64) = sqlx::query_as(
+            "SELECT COUNT(*), COALESCE(SUM(CASE WHEN status <> 'resolved' THEN 1 ELSE 0 END), 0) \
+             FROM incidents",
+        )
+        .fetch_one(self.pool())
+        .await?;
+        Ok((total, open))
+    }
 }

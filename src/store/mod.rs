@@ -138,15 +138,45 @@ impl Store {
         Ok(store)
     }
 
+    /// Applies pending migrations. A database already current (every migration recorded
+    /// with its checksum) is left alone after one read, without the migrator's lock (on
+    /// Postgres an advisory lock every CLI call would otherwise queue on).
     pub async fn migrate(&self) -> anyhow::Result<()> {
         let migrator = match self.backend {
             Backend::Sqlite => &SQLITE_MIGRATIONS,
             Backend::Postgres => &POSTGRES_MIGRATIONS,
         };
+        if self.is_current(migrator).await {
+            return Ok(());
+        }
         migrator
             .run(&self.pool)
             .await
             .context("migrating the database")
+    }
+
+    /// Whether every migration is recorded as applied with the checksum it has now. Any
+    /// doubt (no table yet, a failed or changed migration) says no, and the migrator decides.
+    async fn is_current(&self, migrator: &sqlx::migrate::Migrator) -> bool {
+        let applied: Vec<(i64, Vec<u8>)> = match sqlx::query_as(
+            "SELECT version, checksum FROM _sqlx_migrations WHERE success ORDER BY version",
+        )
+        .fetch_all(&self.pool)
+        .await
+        {
+            Ok(rows) => rows,
+            Err(_) => return false,
+        };
+        let wanted: Vec<(i64, &[u8])> = migrator
+            .iter()
+            .filter(|m| !m.migration_type.is_down_migration())
+            .map(|m| (m.version, m.checksum.as_ref()))
+            .collect();
+        wanted.len() == applied.len()
+            && wanted
+                .iter()
+                .zip(&applied)
+                .all(|((v, c), (av, ac))| v == av && *c == ac.as_slice())
     }
 
     pub fn backend(&self) -> Backend {

@@ -172,8 +172,8 @@ impl FakeDiscord {
         self.lock().limits.extend(std::iter::repeat_n(limit, n));
     }
 
-    /// The next `n` message posts are made but answered 503, as if the answer was lost on
-    /// the way back (a timeout, a crash): a retry without a nonce posts twice.
+    /// The next `n` message posts or channel creations are made but answered 503, as if the
+    /// answer was lost on the way back (a timeout, a crash): a blind retry makes two.
     pub fn lose_answers(&self, n: usize) {
         self.lock().lose_answers = n;
     }
@@ -397,6 +397,10 @@ fn answer(inner: &mut Inner, method: &Method, segments: &[&str], body: &Value) -
             };
             let reply = channel_json(&channel, guild);
             inner.channels.push(channel);
+            if inner.lose_answers > 0 {
+                inner.lose_answers -= 1;
+                return Err((StatusCode::SERVICE_UNAVAILABLE, "answer lost".into(), 0));
+            }
             Ok((StatusCode::CREATED, reply))
         }
         ("POST", ["channels", forum, "threads"]) => {

@@ -3,14 +3,16 @@
 //! Acknowledge / Post update / Resolve buttons (each carrying the version it showed), and
 //! the forms as type 9 modals.
 //!
-//! Everything is safe to show: user text has Discord markdown escaped, every response sets
+//! Everything is safe to show: the reply's text is the core's sentence, which keeps its
+//! own code spans while what it quotes is defused ([`super::text::defuse`]); embeds show
+//! user text escaped; every response sets
 //! `allowed_mentions: {"parse": []}` so nothing in it pings `@everyone`, `@here`, a role or
 //! a user, and every field is cut to Discord's limits with "…".
 
 use serde_json::{Value, json};
 
 use super::embeds::{self, Embed};
-use super::text::{escape, fit, limit};
+use super::text::{defuse, escape, fit, limit};
 use crate::incident::{Incident, IncidentNumber, Reply, Visibility};
 
 /// Interaction callback types.
@@ -77,7 +79,7 @@ pub fn ephemeral(text: &str) -> Value {
 /// A sentence with the help text under it, in a code block.
 pub fn help(message_text: &str, help: &str) -> Value {
     let text = fit(
-        &escape(message_text),
+        &defuse(message_text),
         limit::CONTENT - 9 - help.len().min(1500),
     );
     let block = fit(
@@ -91,7 +93,7 @@ pub fn help(message_text: &str, help: &str) -> Value {
 
 fn message(text: &str, private: bool) -> Value {
     let mut data = json!({
-        "content": fit(&escape(text), limit::CONTENT),
+        "content": fit(&defuse(text), limit::CONTENT),
         "allowed_mentions": { "parse": [] },
     });
     if private {
@@ -223,6 +225,11 @@ mod tests {
             assert!(content.ends_with('…') || content.ends_with("```"));
         }
         assert_eq!(ephemeral("x")["data"]["flags"], json!(EPHEMERAL));
+        let own = ephemeral("Type `ack` to take it, @here");
+        assert_eq!(
+            own["data"]["content"], "Type `ack` to take it, @\u{200d}here",
+            "the sentence keeps its code span; what it quotes cannot ping"
+        );
         assert!(response(&Reply::public("x"))["data"].get("flags").is_none());
     }
 }

@@ -55,16 +55,33 @@ pub(super) fn parse(verb: &str) -> Verb {
 }
 
 async fn list(service: &IncidentService) -> Result<Outcome, ServiceError> {
-    let incidents = service.store().list_incidents(false, 50).await?;
-    let open = incidents.iter().filter(|i| i.status.is_open()).count();
-    let text = match incidents.len() {
-        0 => "No incidents yet.".to_string(),
-        1 => format!("1 incident, {open} open."),
-        n => format!("{n} incidents, {open} open."),
-    };
+    let incidents = service.store().incidents_open_first(LIST_LIMIT).await?;
+    let (total, open) = service.store().incident_counts().await?;
+    let text = list_summary(total, open, incidents.len());
     Ok(Outcome::reply(
         Reply::private(text).with_body(ReplyBody::List { incidents }),
     ))
+}
+
+/// The most incidents a chat list shows.
+const LIST_LIMIT: i64 = 50;
+
+/// "55 incidents, 55 open; showing the 50 most severe open ones." (pure)
+fn list_summary(total: i64, open: i64, shown: usize) -> String {
+    let counted = match total {
+        0 => return "No incidents yet.".to_string(),
+        1 => format!("1 incident, {open} open"),
+        n => format!("{n} incidents, {open} open"),
+    };
+    let shown = i64::try_from(shown).unwrap_or(i64::MAX);
+    match shown {
+        s if s >= total => format!("{counted}."),
+        s if s >= open => format!(
+            "{counted}; showing the open ones and the {} latest resolved.",
+            s - open
+        ),
+        s => format!("{counted}; showing the {s} most severe open ones."),
+    }
 }
 
 async fn show(service: &IncidentService, number: IncidentNumber) -> Result<Outcome, ServiceError> {
@@ -80,4 +97,24 @@ async fn show(service: &IncidentService, number: IncidentNumber) -> Result<Outco
         timeline,
     };
     Ok(Outcome::reply(Reply::private(text).with_body(body)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::list_summary;
+
+    #[test]
+    fn the_list_says_what_it_leaves_out() {
+        assert_eq!(list_summary(0, 0, 0), "No incidents yet.");
+        assert_eq!(list_summary(1, 1, 1), "1 incident, 1 open.");
+        assert_eq!(list_summary(3, 1, 3), "3 incidents, 1 open.");
+        assert_eq!(
+            list_summary(80, 10, 50),
+            "80 incidents, 10 open; showing the open ones and the 40 latest resolved."
+        );
+        assert_eq!(
+            list_summary(55, 55, 50),
+            "55 incidents, 55 open; showing the 50 most severe open ones."
+        );
+    }
 }

@@ -13,6 +13,10 @@ use crate::chat::discord::text;
 use crate::effects::handler::EffectError;
 use crate::incident::model::{Incident, IncidentId};
 
+/// `chat_refs` role recording the name a channel is about to be created with, before the
+/// call: a retry after a crash adopts that channel instead of leaving it orphaned.
+const CREATING: &str = "channel-creating";
+
 /// Candidate names tried before giving up on a free one.
 const NAME_ATTEMPTS: u32 = 5;
 
@@ -75,17 +79,31 @@ impl DiscordEffects {
             )
         })?;
         let guild = GuildId::new(channel_id(guild)?.get());
-        let taken: Vec<String> = self
-            .api
-            .guild_channels(guild)
+        let existing = self.api.guild_channels(guild).await?;
+        // An earlier attempt may have created the channel and died before recording it:
+        // the name it was about to use, if a channel has it now, is that channel.
+        let intended = self
+            .refs(&incident.id)
             .await?
-            .into_iter()
-            .map(|c| c.name)
-            .collect();
+            .find(CREATING)
+            .and_then(|r| r.message_id.clone());
+        if let Some(made) = intended.and_then(|name| existing.iter().find(|c| c.name == name)) {
+            let channel = made.id.to_string();
+            self.put_ref(&incident.id, "channel", &channel, None)
+                .await?;
+            return Ok(Room {
+                channel,
+                created: Some(made.name.clone()),
+                card_posted: false,
+            });
+        }
+        let taken: Vec<String> = existing.into_iter().map(|c| c.name).collect();
         let name = (0..NAME_ATTEMPTS)
             .map(|attempt| embeds::channel_name(&self.config.channel_prefix, incident, attempt))
             .find(|name| !taken.contains(name))
             .ok_or_else(|| EffectError::permanent("every candidate channel name was taken"))?;
+        self.put_ref(&incident.id, CREATING, &guild.to_string(), Some(&name))
+            .await?;
         let mut create = CreateChannel::new(name.clone())
             .kind(ChannelType::Text)
             .topic(text::fit(&topic(incident), text::limit::CHANNEL_TOPIC));
