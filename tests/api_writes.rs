@@ -7,6 +7,7 @@ mod common;
 
 use common::machine::MachineApi;
 use common::*;
+use firebreak::http::idempotency;
 use firebreak::incident::{EntryKind, Severity, Source, Status};
 use serde_json::json;
 
@@ -18,6 +19,7 @@ on_both!(
     permissions_name_api_callers,
     user_errors_are_sentences,
     a_restart_keeps_idempotency_keys,
+    a_key_whose_answer_was_lost_changes_nothing_again,
 );
 
 const BOTH: &[&str] = &["declare", "update"];
@@ -299,4 +301,71 @@ async fn a_restart_keeps_idempotency_keys(backend: Backend) {
         422
     );
     assert_eq!(api.incident_count().await, 1);
+}
+
+/// What a crash between the commit and keeping the answer leaves: the key recorded (with
+/// the incident it declared, written by the declaration's own transaction) and no answer. A declaration is answered with its
+/// incident (and that answer is kept); a change answers 409. Nothing is applied twice.
+async fn a_key_whose_answer_was_lost_changes_nothing_again(backend: Backend) {
+    let api = MachineApi::start(backend, test_config(""), "ci", BOTH).await;
+    let body = checkout();
+    let first = api
+        .post("/api/incidents", &body, Some("lost-declare"))
+        .await;
+    assert_eq!(first.status, 201);
+    // The declaration committed; its answer is lost.
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(&api.db.url).await.unwrap();
+    sqlx::query("UPDATE inbound_seen SET reply = NULL WHERE source = 'api'")
+        .execute(&pool)
+        .await
+        .unwrap();
+    // An update recorded with its key, its answer lost.
+    let update = json!({ "text": "Rolled back." });
+    let mut headers = axum::http::HeaderMap::new();
+    headers.insert("idempotency-key", "lost-update".parse().unwrap());
+    let path = "/api/incidents/1/updates";
+    let updated =
+        idempotency::delivery(&headers, "ci", "POST", path, update.to_string().as_bytes())
+            .unwrap()
+            .unwrap();
+    let mut tx = api.app.store.begin().await.unwrap();
+    assert!(tx.record_delivery(&updated).await.unwrap());
+    tx.commit().await.unwrap();
+
+    let again = api
+        .post("/api/incidents", &body, Some("lost-declare"))
+        .await;
+    assert_eq!(
+        (again.status, again.replayed),
+        (201, true),
+        "{:?}",
+        again.body
+    );
+    assert_eq!(again.body["key"], "INC-1");
+    let started = std::time::Instant::now();
+    let third = api
+        .post("/api/incidents", &body, Some("lost-declare"))
+        .await;
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(2),
+        "kept now"
+    );
+    assert_eq!(third.body, again.body);
+    let change = api.post(path, &update, Some("lost-update")).await;
+    assert_eq!(change.status, 409, "{:?}", change.body);
+    assert!(
+        change.error().contains("still being handled"),
+        "{}",
+        change.error()
+    );
+    assert_eq!(api.incident_count().await, 1);
+    let updates = api
+        .timeline(1)
+        .await
+        .into_iter()
+        .filter(|e| e.kind == EntryKind::Update)
+        .count();
+    assert_eq!(updates, 0);
+    pool.close().await;
 }

@@ -4,7 +4,9 @@
 //! the same request gets the first answer again and changes nothing; with another request,
 //! a 422. Two requests racing with one key meet at the database's unique key: one applies,
 //! the other waits for its answer. Keys count for [`KEY_WINDOW`]; only requests that
-//! changed something are remembered, so a refused request can be retried with its key.
+//! changed something are remembered, so a refused request can be retried with its key. A
+//! declaration whose answer was never kept (the process died after the commit) is answered
+//! with the incident it declared, which the delivery row names.
 
 use std::time::Duration;
 
@@ -17,6 +19,7 @@ use sha2::{Digest, Sha256};
 
 use super::api::internal;
 use super::refusal::Refusal;
+use crate::incident::IncidentId;
 use crate::store::{Delivery, DeliveryRecord, Store};
 
 /// How long a key is remembered (the usual 24 hours of payment APIs).
@@ -88,36 +91,53 @@ pub async fn keep(
     }
 }
 
-/// For a key seen before: its first answer again, or 422 for another request, or 409 if
-/// the first is still being handled. `None` for a key not seen (within the window).
-pub async fn replay(store: &Store, delivery: &Delivery) -> Option<Response> {
+/// What is known about a key when a request comes with it.
+pub enum Replay {
+    /// Not seen (within the window): go ahead.
+    NotSeen,
+    /// The answer to give: the first answer again, or 422 for another request.
+    Answer(Response),
+    /// Applied, but its answer is not kept: still being handled after [`WAIT_FOR_FIRST`],
+    /// or the process died between the commit and keeping it. The incident it declared,
+    /// if it declared one, can still be shown.
+    Unanswered(Option<IncidentId>),
+}
+
+/// For a key seen before: its first answer again, 422 for another request, or (waiting up
+/// to [`WAIT_FOR_FIRST`] for the first to finish) what is known without its answer.
+pub async fn replay(store: &Store, delivery: &Delivery) -> Replay {
     let deadline = tokio::time::Instant::now() + WAIT_FOR_FIRST;
     loop {
         let record = match store.delivery_record(delivery).await {
-            Ok(r) => r?,
-            Err(e) => return Some(internal("reading an idempotency key", e)),
+            Ok(Some(r)) => r,
+            Ok(None) => return Replay::NotSeen,
+            Err(e) => return Replay::Answer(internal("reading an idempotency key", e)),
         };
         if record.request != delivery.request {
-            return Some(mismatch());
+            return Replay::Answer(mismatch());
         }
         if let Some(answer) = kept_answer(&record) {
-            return Some(answer);
+            return Replay::Answer(answer);
         }
         if tokio::time::Instant::now() >= deadline {
-            return Some(still_running());
+            return Replay::Unanswered(record.incident);
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
-fn kept_answer(record: &DeliveryRecord) -> Option<Response> {
-    let kept: Kept = serde_json::from_str(record.reply.as_deref()?).ok()?;
-    let status = StatusCode::from_u16(kept.status).ok()?;
-    let mut response = (status, Json(kept.body)).into_response();
+/// Marks `response` as given again for its key.
+pub fn replayed(mut response: Response) -> Response {
     response
         .headers_mut()
         .insert(REPLAYED, HeaderValue::from_static("true"));
-    Some(response)
+    response
+}
+
+fn kept_answer(record: &DeliveryRecord) -> Option<Response> {
+    let kept: Kept = serde_json::from_str(record.reply.as_deref()?).ok()?;
+    let status = StatusCode::from_u16(kept.status).ok()?;
+    Some(replayed((status, Json(kept.body)).into_response()))
 }
 
 fn mismatch() -> Response {
@@ -128,7 +148,7 @@ fn mismatch() -> Response {
         .into_response()
 }
 
-fn still_running() -> Response {
+pub fn still_running() -> Response {
     (
         StatusCode::CONFLICT,
         Json(json!({ "error": "A request with this Idempotency-Key is still being handled; retry in a moment." })),

@@ -20,7 +20,7 @@ use serde_json::json;
 
 use super::api::{incident_view, internal};
 use super::caller::ApiCaller;
-use super::idempotency;
+use super::idempotency::{self, Replay};
 use super::refusal::Refusal;
 use crate::alerts::{self, AlertmanagerConfig, Notification};
 use crate::auth::Scope;
@@ -29,6 +29,7 @@ use crate::incident::{
     Command, IncidentNumber, IncidentService, ServiceError, Severity, Status, UserError,
 };
 use crate::read::ReadModel;
+use crate::store::Delivery;
 
 /// What the machine routes need.
 #[derive(Clone)]
@@ -271,9 +272,8 @@ impl Request<'_> {
             Ok(d) => d,
             Err(r) => return r.into_response(),
         };
-        let store = self.state.service.store();
         if let Some(d) = &delivery {
-            if let Some(answer) = idempotency::replay(store, d).await {
+            if let Some(answer) = self.replay(d).await {
                 return answer;
             }
         }
@@ -281,23 +281,44 @@ impl Request<'_> {
             Some(d) => self.state.service.for_delivery(d.clone()),
             None => self.state.service.clone(),
         };
-        let number = match apply(service).await {
-            Ok(n) => n,
+        match apply(service).await {
+            Ok(number) => self.answer(number, delivery.as_ref()).await,
             Err(ServiceError::Duplicate) => {
                 // Another request with this key got there first.
                 let d = delivery
                     .as_ref()
                     .expect("only a keyed request is a duplicate");
-                return match idempotency::replay(store, d).await {
-                    Some(answer) => answer,
-                    None => internal(
+                self.replay(d).await.unwrap_or_else(|| {
+                    internal(
                         "replaying an idempotent request",
                         anyhow::anyhow!("a duplicate key left no record"),
-                    ),
-                };
+                    )
+                })
             }
-            Err(e) => return service_error(e),
-        };
+            Err(e) => service_error(e),
+        }
+    }
+
+    /// The answer for a key seen before; `None` if it was not.
+    async fn replay(&self, delivery: &Delivery) -> Option<Response> {
+        let store = self.state.service.store();
+        match idempotency::replay(store, delivery).await {
+            Replay::NotSeen => None,
+            Replay::Answer(answer) => Some(answer),
+            Replay::Unanswered(None) => Some(idempotency::still_running()),
+            Replay::Unanswered(Some(id)) => Some(match store.incident_by_id(&id).await {
+                Ok(Some(incident)) => {
+                    let answer = self.answer(incident.number, Some(delivery)).await;
+                    idempotency::replayed(answer)
+                }
+                Ok(None) => idempotency::still_running(),
+                Err(e) => internal("loading the incident a key declared", e),
+            }),
+        }
+    }
+
+    /// Incident `number` as the answer, kept for the key if there is one.
+    async fn answer(&self, number: IncidentNumber, delivery: Option<&Delivery>) -> Response {
         let view = match incident_view(&self.state.read, number).await {
             Ok(Some(view)) => view,
             Ok(None) => return user_error(UserError::NotFound(number)),
@@ -307,8 +328,8 @@ impl Request<'_> {
             Ok(b) => b,
             Err(e) => return internal("showing an incident", e.into()),
         };
-        if let Some(d) = &delivery {
-            idempotency::keep(store, d, self.success, &body).await;
+        if let Some(d) = delivery {
+            idempotency::keep(self.state.service.store(), d, self.success, &body).await;
         }
         (self.success, Json(body)).into_response()
     }
