@@ -32,6 +32,7 @@ use crate::github::planner::{FreezeRequests, PublishPlanner};
 use crate::github::publish::Publisher;
 use crate::github::webhook::GitHubEdge;
 use crate::http::HttpState;
+use crate::http::machine::MachineState;
 use crate::incident::freeze::FreezeSettings;
 use crate::incident::{IncidentService, Policy};
 use crate::notify::WebhookPlanner;
@@ -250,6 +251,11 @@ impl App {
         if let Some(github) = &self.github {
             adapters = adapters.merge(crate::github::router(Arc::clone(github)));
         }
+        adapters = adapters.merge(crate::http::machine::router(MachineState {
+            service: self.service.clone(),
+            read: self.read.clone(),
+            alertmanager: self.config.alertmanager.clone(),
+        }));
         let guard = crate::http::Guard {
             store: self.store.clone(),
         };

@@ -15,9 +15,10 @@ use sha2::{Digest, Sha256};
 pub enum Scope {
     /// Every `GET` of the JSON API and the post-mortem pages.
     Read,
-    /// Declaring incidents (the declare API and Alertmanager, in later parts).
+    /// Declaring incidents: `POST /api/incidents` and `POST /api/alertmanager`.
     Declare,
-    /// Updates, status changes and resolving (later parts).
+    /// Updates, status changes and resolving: `POST /api/incidents/{n}/updates`, `…/status`,
+    /// `…/resolve`.
     Update,
     /// `GET /metrics` on the main port.
     Metrics,
@@ -212,8 +213,24 @@ pub fn access(method: &str, path: &str) -> Access {
     Access::Token(match (read, path) {
         (true, "/metrics") => Need::Metrics,
         (true, _) => Need::Scope(Scope::Read),
+        (false, _) if method == "POST" => write_scope(path).map_or(Need::Nothing, Need::Scope),
         (false, _) => Need::Nothing,
     })
+}
+
+/// The scope a `POST` to `path` needs: `declare` to declare (`/api/incidents`, and
+/// `/api/alertmanager`, which declares), `update` for a change to one incident
+/// (`/api/incidents/{n}/updates`, `…/status`, `…/resolve`). `None`: no write is served
+/// there.
+fn write_scope(path: &str) -> Option<Scope> {
+    match path {
+        "/api/incidents" | "/api/alertmanager" => return Some(Scope::Declare),
+        _ => {}
+    }
+    let rest = path.strip_prefix("/api/incidents/")?;
+    let (number, what) = rest.split_once('/')?;
+    let one_segment = !number.is_empty() && !number.contains('/');
+    (one_segment && matches!(what, "updates" | "status" | "resolve")).then_some(Scope::Update)
 }
 
 /// How a request without a valid credential is answered. Every path answers 401 today; the
@@ -232,6 +249,36 @@ pub fn challenge(_path: &str) -> Challenge {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn writes_need_the_scope_named_for_them() {
+        let post = |path| access("POST", path);
+        let declare = Access::Token(Need::Scope(Scope::Declare));
+        let update = Access::Token(Need::Scope(Scope::Update));
+        let nothing = Access::Token(Need::Nothing);
+        assert_eq!(post("/api/incidents"), declare);
+        assert_eq!(post("/api/alertmanager"), declare);
+        for path in [
+            "/api/incidents/INC-1/updates",
+            "/api/incidents/2/status",
+            "/api/incidents/2/resolve",
+        ] {
+            assert_eq!(post(path), update, "{path}");
+        }
+        for path in [
+            "/api/incidents/",
+            "/api/incidents/1",
+            "/api/incidents/1/notes",
+            "/api/incidents/1/x/updates",
+            "/api/incidents//status",
+            "/api/incidents/1/updates/",
+            "/api/freeze",
+        ] {
+            assert_eq!(post(path), nothing, "{path}");
+        }
+        assert_eq!(access("PUT", "/api/incidents"), nothing);
+        assert_eq!(access("DELETE", "/api/incidents/1/status"), nothing);
+    }
 
     #[test]
     fn scopes_parse_and_show_in_a_fixed_order() {
@@ -303,8 +350,9 @@ mod tests {
         assert_eq!(access("HEAD", "/metrics"), Access::Token(Need::Metrics));
         assert_eq!(
             access("POST", "/api/incidents"),
-            Access::Token(Need::Nothing)
+            Access::Token(Need::Scope(Scope::Declare))
         );
+        assert_eq!(access("POST", "/api/audit"), Access::Token(Need::Nothing));
     }
 
     #[test]

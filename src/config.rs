@@ -39,6 +39,8 @@ pub struct Config {
     pub discord: DiscordConfig,
     pub github: GitHubConfig,
     pub postmortem: PostmortemConfig,
+    /// `[alertmanager]`: how `POST /api/alertmanager` maps alert groups to incidents.
+    pub alertmanager: crate::alerts::AlertmanagerConfig,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

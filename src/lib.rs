@@ -21,10 +21,14 @@
 //! - [`http`]: the axum router on its own small state: health, readiness, the JSON API,
 //!   behind a guard that lets only the probes and the platforms' signed endpoints through
 //!   without an API token ([`auth`]: scopes, token hashing, which path needs what).
+//!   The API for machines (declare, update, status, resolve, with `Idempotency-Key`) is
+//!   part of it.
+//! - [`alerts`]: Prometheus Alertmanager's webhook: one incident per alert group.
 //! - [`config`]: `firebreak.toml` plus environment; secrets only from the environment.
 //! - [`app`]: wires it all together and runs until shutdown.
 //! - [`cli`]: the `firebreak` command line, a thin edge over the same service as chat.
 
+pub mod alerts;
 pub mod app;
 pub mod auth;
 pub mod chat;

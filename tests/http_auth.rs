@@ -1,6 +1,7 @@
 //! Nothing readable without a credential: every route in `http::ROUTES` (the app's routes,
-//! with Slack, Discord and GitHub all configured) and a few paths nothing serves, asked
-//! with no token, a bad one, a revoked one, one without the scope and one with it. Also
+//! with Slack, Discord and GitHub all configured, the write API among them) and a few paths
+//! nothing serves, asked with no token, a bad one, a revoked one, one without the scope and
+//! one with it. Also
 //! `last_used_at` written at most once a minute, and `/metrics` on `server.metrics_listen`
 //! with no token. On both databases.
 
@@ -37,6 +38,11 @@ struct Tokens {
     metrics: String,
     declare: String,
     revoked: String,
+    /// Only `declare`, and only `update`: each write route needs one of them.
+    declare_only: String,
+    update_only: String,
+    /// `read,metrics`: no write scope.
+    reads: String,
 }
 
 async fn tokens(t: &TestApp) -> Tokens {
@@ -53,6 +59,9 @@ async fn tokens(t: &TestApp) -> Tokens {
         metrics: create_token(store, "scraper", "metrics").await,
         declare: create_token(store, "alerts", "declare,update").await,
         revoked,
+        declare_only: create_token(store, "declarer", "declare").await,
+        update_only: create_token(store, "updater", "update").await,
+        reads: create_token(store, "reads", "read,metrics").await,
     }
 }
 
@@ -96,7 +105,12 @@ async fn every_route_needs_what_the_list_says(backend: Backend) {
         assert_unauthenticated(bad, &case("with an unknown token")).await;
         let revoked = send(&t, method, path, Some(&tokens.revoked)).await;
         assert_unauthenticated(revoked, &case("with a revoked token")).await;
-        let lacking = send(&t, method, path, Some(&tokens.declare)).await;
+        let (lacking_token, lacking_name, lacking_scopes) = match need {
+            Need::Scope(Scope::Declare) => (&tokens.update_only, "updater", "update"),
+            Need::Scope(Scope::Update) => (&tokens.declare_only, "declarer", "declare"),
+            _ => (&tokens.declare, "alerts", "declare,update"),
+        };
+        let lacking = send(&t, method, path, Some(lacking_token)).await;
         assert_eq!(
             lacking.status(),
             StatusCode::FORBIDDEN,
@@ -107,20 +121,50 @@ async fn every_route_needs_what_the_list_says(backend: Backend) {
         assert_eq!(
             body["error"].as_str().unwrap(),
             format!(
-                "The token \"alerts\" has the scopes declare,update, but {method} {path} needs {}.",
+                "The token \"{lacking_name}\" has the scopes {lacking_scopes}, but {method} {path} needs {}.",
                 need.describe()
             ),
             "{}",
             case("lacking")
         );
+        let reads = send(&t, method, path, Some(&tokens.reads)).await;
+        if method == "POST" {
+            assert_eq!(
+                reads.status(),
+                StatusCode::FORBIDDEN,
+                "{}",
+                case("read only")
+            );
+        }
         let right = match need {
             Need::Scope(Scope::Read) => vec![&tokens.read],
             Need::Metrics => vec![&tokens.metrics, &tokens.read],
+            Need::Scope(Scope::Declare) => vec![&tokens.declare_only, &tokens.declare],
+            Need::Scope(Scope::Update) => vec![&tokens.update_only, &tokens.declare],
             other => panic!("no route needs {other:?} yet"),
         };
         for token in right {
             let ok = send(&t, method, path, Some(token)).await;
-            assert_eq!(ok.status(), StatusCode::OK, "{}", case("with the scope"));
+            if method == "POST" {
+                // Past the guard, the handler reads the (empty) body: a 400 with a sentence.
+                assert_eq!(
+                    ok.status(),
+                    StatusCode::BAD_REQUEST,
+                    "{}",
+                    case("with the scope")
+                );
+                let body: Value = ok.json().await.unwrap();
+                assert!(
+                    body["error"]
+                        .as_str()
+                        .unwrap()
+                        .contains("The body is not what POST"),
+                    "{}: {body}",
+                    case("with the scope")
+                );
+            } else {
+                assert_eq!(ok.status(), StatusCode::OK, "{}", case("with the scope"));
+            }
         }
         if need == Need::Metrics {
             let read_only = send(&t, method, "/api/incidents", Some(&tokens.metrics)).await;
@@ -197,11 +241,19 @@ async fn paths_nothing_serves_need_a_token_too(backend: Backend) {
         assert_eq!(read.status(), StatusCode::NOT_FOUND, "GET {path} with read");
     }
     // A write nothing serves: no token may, whatever its scopes.
-    let none = send(&t, "POST", "/api/incidents", None).await;
-    assert_unauthenticated(none, "POST /api/incidents").await;
-    for token in [&tokens.read, &tokens.declare, &t.token] {
-        let resp = send(&t, "POST", "/api/incidents", Some(token)).await;
-        assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+    for path in [
+        "/api/freeze",
+        "/api/incidents/1",
+        "/api/incidents/1/notes",
+        "/api/incidents/1/x/updates",
+        "/api/incidents//status",
+    ] {
+        let none = send(&t, "POST", path, None).await;
+        assert_unauthenticated(none, &format!("POST {path}")).await;
+        for token in [&tokens.read, &tokens.declare, &t.token] {
+            let resp = send(&t, "POST", path, Some(token)).await;
+            assert_eq!(resp.status(), StatusCode::FORBIDDEN, "POST {path}");
+        }
     }
     // Not the Bearer scheme, or no token after it.
     for header in ["Basic cmVhZDp4", "Bearer", &tokens.read] {

@@ -13,7 +13,7 @@ use super::HttpState;
 use crate::incident::{Incident, IncidentNumber, Status, TimelineEntry};
 use crate::people::Names;
 use crate::postmortem::overrides::Format;
-use crate::read::{FreezeView, Readiness};
+use crate::read::{FreezeView, ReadModel, Readiness};
 
 /// An incident as the API shows it: the stored fields plus its `INC-n` key. People are
 /// stored identities (`commander: "slack:U024BE7LH"`); each has a display name beside it
@@ -123,13 +123,8 @@ pub async fn show_incident(State(http): State<HttpState>, Path(number): Path<Str
         )
             .into_response();
     };
-    match http.read.incident(n).await {
-        Ok(Some(d)) => match http.read.names(&[&d.incident], &d.timeline).await {
-            Ok(names) => {
-                Json(IncidentView::named(d.incident, Some(d.timeline), &names)).into_response()
-            }
-            Err(e) => internal("naming people", e),
-        },
+    match incident_view(&http.read, n).await {
+        Ok(Some(view)) => Json(view).into_response(),
         Ok(None) => (
             StatusCode::NOT_FOUND,
             Json(json!({ "error": format!("There is no incident {n}.") })),
@@ -137,6 +132,22 @@ pub async fn show_incident(State(http): State<HttpState>, Path(number): Path<Str
             .into_response(),
         Err(e) => internal("loading an incident", e),
     }
+}
+
+/// Incident `n` as `GET /api/incidents/{n}` shows it: with its timeline, people named.
+pub async fn incident_view(
+    read: &ReadModel,
+    n: IncidentNumber,
+) -> anyhow::Result<Option<IncidentView>> {
+    let Some(d) = read.incident(n).await? else {
+        return Ok(None);
+    };
+    let names = read.names(&[&d.incident], &d.timeline).await?;
+    Ok(Some(IncidentView::named(
+        d.incident,
+        Some(d.timeline),
+        &names,
+    )))
 }
 
 /// Prometheus text exposition of the numbers an on-call dashboard wants.
@@ -182,7 +193,7 @@ pub async fn metrics(State(http): State<HttpState>) -> Response {
         .into_response()
 }
 
-fn internal(what: &str, e: anyhow::Error) -> Response {
+pub(crate) fn internal(what: &str, e: anyhow::Error) -> Response {
     tracing::error!(error = %format!("{e:#}"), "{what} failed");
     (
         StatusCode::INTERNAL_SERVER_ERROR,

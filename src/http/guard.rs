@@ -11,6 +11,7 @@ use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 use serde_json::json;
 
+use super::caller::ApiCaller;
 use crate::auth::{self, Access, Challenge, Need};
 use crate::store::{ApiToken, Store};
 
@@ -21,7 +22,7 @@ pub struct Guard {
 }
 
 /// The middleware (`axum::middleware::from_fn_with_state`).
-pub async fn guard(State(guard): State<Guard>, request: Request, next: Next) -> Response {
+pub async fn guard(State(guard): State<Guard>, mut request: Request, next: Next) -> Response {
     let path = request.uri().path();
     let need = match auth::access(request.method().as_str(), path) {
         Access::Public => return next.run(request).await,
@@ -54,6 +55,11 @@ pub async fn guard(State(guard): State<Guard>, request: Request, next: Next) -> 
         return forbidden(request.method().as_str(), path, &found, need);
     }
     record_use(&guard.store, &found).await;
+    // Who is calling, for the handlers that act as the token (`http::caller`).
+    request.extensions_mut().insert(ApiCaller {
+        name: found.name.clone(),
+        scopes: found.scopes.clone(),
+    });
     next.run(request).await
 }
 

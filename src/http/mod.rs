@@ -5,7 +5,11 @@
 //! nothing serves) needs an API token unless `auth::PUBLIC_PATHS` lists it.
 
 pub mod api;
+pub mod caller;
 pub mod guard;
+pub mod idempotency;
+pub mod machine;
+pub mod refusal;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -56,6 +60,8 @@ const fn route(
 }
 
 const READ: Option<Need> = Some(Need::Scope(Scope::Read));
+const DECLARE: Option<Need> = Some(Need::Scope(Scope::Declare));
+const UPDATE: Option<Need> = Some(Need::Scope(Scope::Update));
 
 /// Every route of [`router`] and of the adapters' routers.
 pub const ROUTES: &[RouteInfo] = &[
@@ -87,6 +93,26 @@ pub const ROUTES: &[RouteInfo] = &[
         None,
     ),
     route("POST", "/github/webhook", "/github/webhook", None),
+    route("POST", "/api/incidents", "/api/incidents", DECLARE),
+    route(
+        "POST",
+        "/api/incidents/{number}/updates",
+        "/api/incidents/INC-1/updates",
+        UPDATE,
+    ),
+    route(
+        "POST",
+        "/api/incidents/{number}/status",
+        "/api/incidents/INC-1/status",
+        UPDATE,
+    ),
+    route(
+        "POST",
+        "/api/incidents/{number}/resolve",
+        "/api/incidents/INC-1/resolve",
+        UPDATE,
+    ),
+    route("POST", "/api/alertmanager", "/api/alertmanager", DECLARE),
 ];
 
 /// The API's routes, with `adapters` (the platforms' signed endpoints) merged in, all behind

@@ -1,5 +1,6 @@
 //! Who someone is, as stored: a platform and that platform's own id for them, written
-//! `platform:id` (`slack:U024BE7LH`, `discord:80351110224678912`, `cli:alice`).
+//! `platform:id` (`slack:U024BE7LH`, `discord:80351110224678912`, `cli:alice`, and
+//! `api:alertmanager` for a machine calling the HTTP API with the token of that name).
 //!
 //! Every actor and role holder is stored this way, never as a display name: names change and
 //! collide, and a chat edge can only mention, invite or nudge someone by their id. Names are
@@ -14,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use super::error::UserError;
 
 /// The platforms an identity can belong to.
-pub const PLATFORMS: &[&str] = &["slack", "discord", "cli", "github", "system"];
+pub const PLATFORMS: &[&str] = &["slack", "discord", "cli", "github", "system", "api"];
 
 /// A stored identity, `platform:id`. Construct it with [`Identity::parse`],
 /// [`Identity::from_user_arg`] or [`Identity::new`].
@@ -75,7 +76,7 @@ impl Identity {
         let platform = platform.to_ascii_lowercase();
         if !PLATFORMS.contains(&platform.as_str()) {
             return Err(UserError::invalid(format!(
-                "\"{}\" is not a platform; use slack, discord or cli.",
+                "\"{}\" is not a platform; use slack, discord, cli or api.",
                 shown(&platform)
             )));
         }

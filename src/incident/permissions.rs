@@ -54,7 +54,7 @@ impl Actor {
     /// A local account or firebreak itself is its own name.
     pub fn in_text(&self) -> String {
         match self.source {
-            Source::Slack | Source::Discord => self.identity().to_string(),
+            Source::Slack | Source::Discord | Source::Api => self.identity().to_string(),
             Source::Cli | Source::Github | Source::System => self.id.clone(),
         }
     }
@@ -119,8 +119,8 @@ impl Action {
 ///
 /// A list that is absent lets everyone do that action: a small team should not have to
 /// write config before its first incident. Once a list is present, only the identities on
-/// it may act. Entries are `slack:U…`, `discord:…`, `cli:alice`, or `slack:*` for everyone
-/// on a platform. The CLI runs as the local OS user on a machine that already has the
+/// it may act. Entries are `slack:U…`, `discord:…`, `cli:alice`, `api:alertmanager` (the
+/// API token of that name), or `slack:*` for everyone on a platform. The CLI runs as the local OS user on a machine that already has the
 /// database, so it is trusted unless `cli_trusted = false`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -227,6 +227,23 @@ mod tests {
         assert!(p.allows(&slack("U1"), Action::Freeze));
         assert!(p.allows(&slack("U2"), Action::UnfreezeAll));
         assert!(Permissions::default().allows(&slack("U9"), Action::UnfreezeAll));
+    }
+
+    #[test]
+    fn an_api_token_is_listed_as_api_and_its_name() {
+        let p = Permissions {
+            declare: Some(vec!["api:alertmanager".into()]),
+            resolve: Some(vec!["api:*".into()]),
+            ..Permissions::default()
+        };
+        let am = Actor::new(Source::Api, "alertmanager", "alertmanager");
+        let grafana = Actor::new(Source::Api, "grafana", "grafana");
+        assert_eq!(am.identity().as_str(), "api:alertmanager");
+        assert_eq!(am.in_text(), "api:alertmanager");
+        assert!(p.allows(&am, Action::Declare));
+        assert!(!p.allows(&grafana, Action::Declare));
+        assert!(p.allows(&grafana, Action::Resolve));
+        assert!(!p.allows(&slack("U1"), Action::Resolve));
     }
 
     #[test]

@@ -207,6 +207,10 @@ impl IncidentService {
             version: 1,
         };
         tx.insert_incident(&incident).await?;
+        if let Some(delivery) = &self.delivery {
+            // A retry of this delivery finds what it declared (an Alertmanager group's).
+            tx.tag_delivery(delivery, &incident.id).await?;
+        }
         tx.add_promise(&incident.id, now, due).await?;
         let drill_note = if drill { " (drill)" } else { "" };
         let text = format!("Declared {severity}{drill_note}: {}", incident.title);

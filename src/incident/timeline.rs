@@ -22,6 +22,9 @@ pub enum Source {
     Cli,
     Github,
     System,
+    /// A machine calling the HTTP API with a token (`api:<token name>`): Alertmanager, a
+    /// script.
+    Api,
 }
 
 impl Source {
@@ -32,6 +35,7 @@ impl Source {
             Self::Cli => "cli",
             Self::Github => "github",
             Self::System => "system",
+            Self::Api => "api",
         }
     }
 }
@@ -45,6 +49,7 @@ impl FromStr for Source {
             "cli" => Self::Cli,
             "github" => Self::Github,
             "system" => Self::System,
+            "api" => Self::Api,
             other => return Err(format!("unknown timeline source {other:?}")),
         })
     }

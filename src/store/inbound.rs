@@ -11,6 +11,7 @@ use std::time::Duration;
 use chrono::Utc;
 
 use super::{Store, Tx, to_ms};
+use crate::incident::IncidentId;
 
 /// One inbound delivery: where it came from and the platform's id for it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,6 +22,9 @@ pub struct Delivery {
     /// a window for ids built from content (the same slash command typed again next hour
     /// is a new command, a retry within minutes is not).
     pub window: Option<Duration>,
+    /// The digest of the request that carried it, when the id is the caller's (an API
+    /// `Idempotency-Key`): the same id with another request is not a retry.
+    pub request: Option<String>,
 }
 
 impl Delivery {
@@ -30,6 +34,7 @@ impl Delivery {
             source,
             id: id.into(),
             window: None,
+            request: None,
         }
     }
 
@@ -39,7 +44,14 @@ impl Delivery {
             source,
             id: id.into(),
             window: Some(window),
+            request: None,
         }
+    }
+
+    /// The same delivery, carrying the digest of its request (see [`Delivery::request`]).
+    pub fn with_request(mut self, digest: impl Into<String>) -> Self {
+        self.request = Some(digest.into());
+        self
     }
 
     /// Rows received before this are no longer "seen" (the epoch for no window).
@@ -56,18 +68,46 @@ impl Tx {
     /// A record older than the delivery's window is replaced, and this one counts as new.
     pub async fn record_delivery(&mut self, delivery: &Delivery) -> anyhow::Result<bool> {
         let done = sqlx::query(
-            "INSERT INTO inbound_seen (source, id, received_at) VALUES ($1, $2, $3) \
-             ON CONFLICT (source, id) DO UPDATE SET received_at = excluded.received_at, reply = NULL \
+            "INSERT INTO inbound_seen (source, id, received_at, request_hash) VALUES ($1, $2, $3, $5) \
+             ON CONFLICT (source, id) DO UPDATE SET received_at = excluded.received_at, reply = NULL, \
+             request_hash = excluded.request_hash, incident_id = NULL \
              WHERE inbound_seen.received_at < $4",
         )
         .bind(delivery.source)
         .bind(&delivery.id)
         .bind(to_ms(Utc::now()))
         .bind(delivery.cutoff_ms())
+        .bind(delivery.request.as_deref())
         .execute(&mut *self.inner)
         .await?;
         Ok(done.rows_affected() == 1)
     }
+
+    /// Notes, in this transaction, that `delivery` (recorded in it) declared `incident`.
+    pub async fn tag_delivery(
+        &mut self,
+        delivery: &Delivery,
+        incident: &IncidentId,
+    ) -> anyhow::Result<()> {
+        sqlx::query("UPDATE inbound_seen SET incident_id = $3 WHERE source = $1 AND id = $2")
+            .bind(delivery.source)
+            .bind(&delivery.id)
+            .bind(&incident.0)
+            .execute(&mut *self.inner)
+            .await?;
+        Ok(())
+    }
+}
+
+/// Everything kept about a delivery seen before (within its window).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliveryRecord {
+    /// The digest of the request it came with ([`Delivery::request`]).
+    pub request: Option<String>,
+    /// The answer it was given, once kept.
+    pub reply: Option<String>,
+    /// The incident it declared, if it declared one.
+    pub incident: Option<IncidentId>,
 }
 
 /// What is known about a delivery seen before.
@@ -102,6 +142,27 @@ impl Store {
             Some((None,)) => Seen::Yes,
             Some((Some(reply),)) => Seen::Answered(reply),
         })
+    }
+
+    /// What is kept about `delivery`, if it was handled before (within its window).
+    pub async fn delivery_record(
+        &self,
+        delivery: &Delivery,
+    ) -> anyhow::Result<Option<DeliveryRecord>> {
+        let row: Option<(Option<String>, Option<String>, Option<String>)> = sqlx::query_as(
+            "SELECT request_hash, reply, incident_id FROM inbound_seen \
+             WHERE source = $1 AND id = $2 AND received_at >= $3",
+        )
+        .bind(delivery.source)
+        .bind(&delivery.id)
+        .bind(delivery.cutoff_ms())
+        .fetch_optional(self.pool())
+        .await?;
+        Ok(row.map(|(request, reply, incident)| DeliveryRecord {
+            request,
+            reply,
+            incident: incident.map(IncidentId),
+        }))
     }
 
     /// Keeps the answer `delivery` was given, recording the delivery too if what it asked

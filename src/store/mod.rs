@@ -5,6 +5,7 @@
 //! Writes go through a [`Tx`], which knows its backend so the few backend-specific clauses
 //! (`FOR UPDATE`, `SKIP LOCKED`) stay in one place. One module per table adds methods to it.
 
+mod alert_groups;
 mod chat_refs;
 mod effects;
 mod exemptions;
@@ -26,11 +27,12 @@ use chrono::{DateTime, TimeZone, Utc};
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::{Any, AnyPool, Executor, Transaction};
 
+pub use alert_groups::AlertGroup;
 pub use chat_refs::ChatRef;
 pub use effects::EffectCounts;
 pub use exemptions::{Exemption, NewAttempt, state as exemption_state};
 pub use freeze::{FreezeHold, FreezeScope, FreezeTarget, NewHold, TargetFailure, WrittenStatus};
-pub use inbound::{Delivery, Seen};
+pub use inbound::{Delivery, DeliveryRecord, Seen};
 pub use people::Person;
 pub use postmortem::{ActionItem, Flag};
 pub use tokens::{ApiToken, NewToken};

@@ -317,6 +317,7 @@ pub mod fake_discord_gateway;
 pub mod fake_github;
 pub mod fake_slack;
 pub mod github;
+pub mod machine;
 pub mod process;
 pub mod receiver;
 pub mod slack;

@@ -1,0 +1,157 @@
+//! `Idempotency-Key` on the machine routes. A key is an inbound delivery (source `api`, id
+//! `<token name>:<key>`), recorded in the same transaction as the change it carries, with the
+//! digest of the request; the answer is kept once the change is made. So the same key with
+//! the same request gets the first answer again and changes nothing; with another request,
+//! a 422. Two requests racing with one key meet at the database's unique key: one applies,
+//! the other waits for its answer. Keys count for [`KEY_WINDOW`]; only requests that
+//! changed something are remembered, so a refused request can be retried with its key. A
+//! declaration whose answer was never kept (the process died after the commit) is answered
+//! with the incident it declared, which the delivery row names.
+
+use std::time::Duration;
+
+use axum::Json;
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+use super::api::internal;
+use super::refusal::Refusal;
+use crate::incident::IncidentId;
+use crate::store::{Delivery, DeliveryRecord, Store};
+
+/// How long a key is remembered (the usual 24 hours of payment APIs).
+pub const KEY_WINDOW: Duration = Duration::from_secs(24 * 3600);
+
+/// How long a request waits for the answer of another one with its key that is still
+/// being handled, before answering 409.
+const WAIT_FOR_FIRST: Duration = Duration::from_secs(5);
+
+const HEADER: &str = "idempotency-key";
+
+/// Marks an answer given again for a key (the change was not made again).
+pub const REPLAYED: &str = "idempotent-replayed";
+
+/// The key, as a delivery carrying the request's digest; `None` without the header; the
+/// 400 to answer for a key that is empty, too long or not printable ASCII.
+pub fn delivery(
+    headers: &HeaderMap,
+    caller: &str,
+    method: &str,
+    path: &str,
+    body: &[u8],
+) -> Result<Option<Delivery>, Refusal> {
+    let Some(value) = headers.get(HEADER) else {
+        return Ok(None);
+    };
+    let key = value
+        .to_str()
+        .ok()
+        .map(str::trim)
+        .filter(|k| !k.is_empty() && k.len() <= 255 && k.bytes().all(|b| b.is_ascii_graphic()));
+    let Some(key) = key else {
+        return Err(Refusal::bad_request(
+            "Idempotency-Key must be 1 to 255 printable ASCII characters without spaces, such as a UUID.",
+        ));
+    };
+    let mut h = Sha256::new();
+    for part in [method.as_bytes(), path.as_bytes(), body] {
+        h.update(part);
+        h.update([0]);
+    }
+    let id = format!("{caller}:{key}");
+    Ok(Some(
+        Delivery::within("api", id, KEY_WINDOW).with_request(hex::encode(h.finalize())),
+    ))
+}
+
+/// An answer as kept for its key.
+#[derive(Serialize, Deserialize)]
+struct Kept {
+    status: u16,
+    body: serde_json::Value,
+}
+
+/// Keeps `status` and `body` as the answer for `delivery`.
+pub async fn keep(
+    store: &Store,
+    delivery: &Delivery,
+    status: StatusCode,
+    body: &serde_json::Value,
+) {
+    let kept = Kept {
+        status: status.as_u16(),
+        body: body.clone(),
+    };
+    let text = serde_json::to_string(&kept).unwrap_or_default();
+    if let Err(e) = store.save_delivery_reply(delivery, &text).await {
+        tracing::error!(error = %format!("{e:#}"), "keeping an idempotent answer failed; a retry with its key gets 409");
+    }
+}
+
+/// What is known about a key when a request comes with it.
+pub enum Replay {
+    /// Not seen (within the window): go ahead.
+    NotSeen,
+    /// The answer to give: the first answer again, or 422 for another request.
+    Answer(Response),
+    /// Applied, but its answer is not kept: still being handled after [`WAIT_FOR_FIRST`],
+    /// or the process died between the commit and keeping it. The incident it declared,
+    /// if it declared one, can still be shown.
+    Unanswered(Option<IncidentId>),
+}
+
+/// For a key seen before: its first answer again, 422 for another request, or (waiting up
+/// to [`WAIT_FOR_FIRST`] for the first to finish) what is known without its answer.
+pub async fn replay(store: &Store, delivery: &Delivery) -> Replay {
+    let deadline = tokio::time::Instant::now() + WAIT_FOR_FIRST;
+    loop {
+        let record = match store.delivery_record(delivery).await {
+            Ok(Some(r)) => r,
+            Ok(None) => return Replay::NotSeen,
+            Err(e) => return Replay::Answer(internal("reading an idempotency key", e)),
+        };
+        if record.request != delivery.request {
+            return Replay::Answer(mismatch());
+        }
+        if let Some(answer) = kept_answer(&record) {
+            return Replay::Answer(answer);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Replay::Unanswered(record.incident);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Marks `response` as given again for its key.
+pub fn replayed(mut response: Response) -> Response {
+    response
+        .headers_mut()
+        .insert(REPLAYED, HeaderValue::from_static("true"));
+    response
+}
+
+fn kept_answer(record: &DeliveryRecord) -> Option<Response> {
+    let kept: Kept = serde_json::from_str(record.reply.as_deref()?).ok()?;
+    let status = StatusCode::from_u16(kept.status).ok()?;
+    Some(replayed((status, Json(kept.body)).into_response()))
+}
+
+fn mismatch() -> Response {
+    (
+        StatusCode::UNPROCESSABLE_ENTITY,
+        Json(json!({ "error": "This Idempotency-Key was already used with a different request; use a new key for a new request." })),
+    )
+        .into_response()
+}
+
+pub fn still_running() -> Response {
+    (
+        StatusCode::CONFLICT,
+        Json(json!({ "error": "A request with this Idempotency-Key is still being handled; retry in a moment." })),
+    )
+        .into_response()
+}
