@@ -16,6 +16,9 @@ use crate::store::{ChatRef, Store};
 pub const NOTICE_OWED: &str = "notice-owed";
 /// `chat_refs` role of a posted company-wide notice; its message id is the platform's.
 pub const NOTICE: &str = "notice";
+/// `chat_refs` role of a channel that refused the notice for good (not found, no access):
+/// later changes do not try it again by themselves (`firebreak effects retry` does).
+pub const NOTICE_REFUSED: &str = "notice-refused";
 
 /// The channels a notice fan-out touches (pure): those announced to now first, then every
 /// other channel already `known` to have or be owed a notice, each once.
@@ -64,10 +67,13 @@ impl Refs {
     }
 
     /// Whether to post a notice in `channel`, which has none: it is announced to now, or an
-    /// earlier announcement's post never landed there (it failed for good, say, after an
-    /// outage longer than the retry budget), so the next change posts it.
+    /// earlier announcement's post never landed there (it gave up, say, after an outage
+    /// longer than the retry budget), so the next change posts it, unless the channel
+    /// itself refused it for good.
     pub fn notice_due(&self, channel: &str, announce: bool) -> bool {
-        announce || self.in_channel(NOTICE_OWED, channel).is_some()
+        let owed = self.in_channel(NOTICE_OWED, channel).is_some();
+        let refused = self.in_channel(NOTICE_REFUSED, channel).is_some();
+        announce || (owed && !refused)
     }
 
     /// Channels that have, or are owed, a company-wide notice.
@@ -147,13 +153,22 @@ pub async fn record_fan_out<R: ChatRecords + ?Sized>(
     tx.commit().await.map_err(db_error::<R>)
 }
 
-/// Queues `report` (the one message in the incident channel about a channel whose notice
-/// can never go out) and returns the notice effect's own permanent error, `message`.
+/// Records that `channel` refused the notice for good, queues `report` (the one message in
+/// the incident channel about it) and returns the notice effect's own permanent error,
+/// `message`.
 pub async fn report_notice_failure<R: ChatRecords + ?Sized>(
     records: &R,
+    incident: &IncidentId,
+    channel: &str,
     report: &NewEffect,
     message: String,
 ) -> EffectError {
+    if let Err(e) = records
+        .put_ref(incident, NOTICE_REFUSED, channel, None)
+        .await
+    {
+        return e;
+    }
     match records.store().enqueue_one(report).await {
         Ok(_) => EffectError::permanent(message),
         Err(e) => db_error::<R>(e),

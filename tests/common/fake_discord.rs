@@ -178,11 +178,6 @@ impl FakeDiscord {
         self.lock().lose_answers = n;
     }
 
-    /// Every call on `channel` works again.
-    pub fn mend_channel(&self, channel: &str) {
-        self.lock().broken.remove(channel);
-    }
-
     /// Someone deleted message `id`: editing it answers 404 `10008 Unknown Message`.
     pub fn delete_message(&self, id: &str) {
         self.lock().messages.retain(|m| m.id != id);

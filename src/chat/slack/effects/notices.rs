@@ -131,7 +131,7 @@ impl SlackEffects {
         }
         .queued(notice_failed_key(id, channel))
         .ordered(channel_group(id));
-        report_notice_failure(self, &post, message).await
+        report_notice_failure(self, id, channel, &post, message).await
     }
 }
 
