@@ -318,10 +318,11 @@ async fn signing_out_needs_the_csrf_token(backend: Backend) {
 
 async fn the_pages_show_incidents_escaped(backend: Backend) {
     let t = spawn_app(backend, test_config("")).await;
-    t.ok("declare sev2 Old <b>thing</b>").await;
-    t.ok("resolve INC-1 Fixed").await;
+    // INC-1 open, INC-2 newer but resolved: the open one is listed first all the same.
     t.ok("declare sev1 <script>alert(1)</script> & checkout")
         .await;
+    t.ok("declare sev2 Old <b>thing</b>").await;
+    t.ok("resolve INC-2 Fixed").await;
     let reader = create_token(&t.app.store, "reader", "read").await;
     let cookie = session(&t, &reader).await;
     let list = get_with(&t, "/", &cookie).await;
@@ -331,9 +332,9 @@ async fn the_pages_show_incidents_escaped(backend: Backend) {
     assert!(!page.contains("<b>thing"), "{page}");
     let escaped = "&#60;script&#62;alert(1)&#60;/script&#62; &#38; checkout";
     assert!(page.contains(escaped), "{page}");
-    let (open, resolved) = (page.find("INC-2").unwrap(), page.find("INC-1").unwrap());
+    let (open, resolved) = (page.find("INC-1").unwrap(), page.find("INC-2").unwrap());
     assert!(open < resolved, "open incidents first");
-    assert!(page.contains("SEV1") && page.contains("href=\"/incidents/2\""));
+    assert!(page.contains("SEV1") && page.contains("href=\"/incidents/1\""));
     assert!(page.contains("Signed in with the token “reader”"), "{page}");
     // Filters are links, and filter.
     assert!(page.contains("href=\"/?open=1\""), "{page}");
@@ -342,10 +343,10 @@ async fn the_pages_show_incidents_escaped(backend: Backend) {
         .text()
         .await
         .unwrap();
-    assert!(open_only.contains("INC-2") && !open_only.contains("INC-1"));
+    assert!(open_only.contains("INC-1") && !open_only.contains("INC-2"));
     let sev2 = get_with(&t, "/?severity=SEV2&drill=0", &cookie).await;
     let sev2 = sev2.text().await.unwrap();
-    assert!(sev2.contains("INC-1") && !sev2.contains("INC-2"), "{sev2}");
+    assert!(sev2.contains("INC-2") && !sev2.contains("INC-1"), "{sev2}");
     let drills = get_with(&t, "/?drill=1", &cookie)
         .await
         .text()
@@ -353,7 +354,7 @@ async fn the_pages_show_incidents_escaped(backend: Backend) {
         .unwrap();
     assert!(drills.contains("No incidents match."), "{drills}");
 
-    let one = get_with(&t, "/incidents/2", &cookie).await;
+    let one = get_with(&t, "/incidents/1", &cookie).await;
     assert_eq!(one.status(), StatusCode::OK);
     let page = one.text().await.unwrap();
     assert!(!page.contains("<script>alert"), "{page}");
@@ -363,14 +364,14 @@ async fn the_pages_show_incidents_escaped(backend: Backend) {
         "T+",
         " UTC",
         "Commander",
-        "href=\"/incidents/INC-2/postmortem.html\"",
+        "href=\"/incidents/INC-1/postmortem.html\"",
         "name=\"viewport\"",
     ] {
         assert!(page.contains(part), "{part}: {page}");
     }
-    let same = get_with(&t, "/incidents/INC-2", &cookie).await;
+    let same = get_with(&t, "/incidents/INC-1", &cookie).await;
     assert_eq!(same.status(), StatusCode::OK);
-    let postmortem = get_with(&t, "/incidents/INC-2/postmortem.html", &cookie).await;
+    let postmortem = get_with(&t, "/incidents/INC-1/postmortem.html", &cookie).await;
     assert_eq!(postmortem.status(), StatusCode::OK);
     let missing = get_with(&t, "/incidents/9", &cookie).await;
     assert_eq!(missing.status(), StatusCode::NOT_FOUND);

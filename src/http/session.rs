@@ -143,14 +143,15 @@ pub fn clear_cookie(secure: bool) -> String {
 }
 
 /// Where to go after signing in: `next` when it is a path on this site (`/incidents/1`), else
-/// `/`. `//evil.example`, `/\evil`, absolute URLs and control characters are refused.
+/// `/`. `//evil.example`, `/\evil`, absolute URLs, and anything but visible ASCII (a
+/// request's own path is percent-encoded; a `Location` header must be ASCII) are refused.
 pub fn safe_next(next: Option<&str>) -> String {
     match next {
         Some(n)
             if n.starts_with('/')
                 && !n.starts_with("//")
                 && !n.starts_with("/\\")
-                && !n.chars().any(|c| c.is_control()) =>
+                && n.chars().all(|c| c.is_ascii_graphic()) =>
         {
             n.to_string()
         }
@@ -253,6 +254,8 @@ mod tests {
             "https://evil.example/",
             "x",
             "/a\nb",
+            "/é",
+            "/a b",
         ] {
             assert_eq!(safe_next(Some(bad)), "/", "{bad}");
         }
