@@ -62,6 +62,8 @@ pub struct App {
     /// Present when GitHub is configured (`GITHUB_TOKEN` or a GitHub App).
     pub github: Option<Arc<GitHubEdge>>,
     pub github_client: Option<Arc<GitHubClient>>,
+    /// The key web sessions are signed with (`FIREBREAK_SESSION_KEY`, or random).
+    pub sessions: Arc<crate::http::session::SessionKey>,
 }
 
 impl App {
@@ -200,6 +202,9 @@ impl App {
             discord_gateway,
             github,
             github_client,
+            sessions: Arc::new(
+                crate::http::session::SessionKey::from_env().map_err(anyhow::Error::msg)?,
+            ),
         })
     }
 
@@ -256,8 +261,15 @@ impl App {
             read: self.read.clone(),
             alertmanager: self.config.alertmanager.clone(),
         }));
+        adapters = adapters.merge(crate::http::pages::router(crate::http::pages::PagesState {
+            read: self.read.clone(),
+            store: self.store.clone(),
+            sessions: Arc::clone(&self.sessions),
+            public_url: self.config.server.public_url.clone(),
+        }));
         let guard = crate::http::Guard {
             store: self.store.clone(),
+            sessions: Arc::clone(&self.sessions),
         };
         crate::http::router(state, guard, adapters)
     }
@@ -296,6 +308,11 @@ impl App {
         shutdown: CancellationToken,
     ) -> anyhow::Result<()> {
         let grace = self.config.server.shutdown_grace;
+        if self.sessions.generated {
+            tracing::warn!(
+                "FIREBREAK_SESSION_KEY is not set: web sessions are signed with a key made at start, so they end when firebreak restarts"
+            );
+        }
         let metrics = self.serve_metrics(&shutdown).await?;
         let worker = tokio::spawn(Arc::clone(&self.worker).run(shutdown.clone(), grace));
         let reconciles = tokio::spawn(reconcile_every(self.clone(), shutdown.clone()));

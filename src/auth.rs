@@ -88,7 +88,7 @@ impl Scopes {
         match need {
             Need::Scope(s) => self.contains(s),
             Need::Metrics => self.contains(Scope::Metrics) || self.contains(Scope::Read),
-            Need::Nothing => false,
+            Need::Nothing | Need::Session => false,
         }
     }
 }
@@ -176,6 +176,9 @@ pub enum Need {
     Metrics,
     /// No scope allows it (a write to a path nothing serves): any token gets 403.
     Nothing,
+    /// A signed-in browser session, with its CSRF token (`POST /signout`): no API token
+    /// allows it.
+    Session,
 }
 
 impl Need {
@@ -185,6 +188,7 @@ impl Need {
             Self::Scope(s) => format!("the {s} scope"),
             Self::Metrics => "the metrics (or read) scope".into(),
             Self::Nothing => "a scope no token has: nothing is served here".into(),
+            Self::Session => "a signed-in session (sign in at /signin), not an API token".into(),
         }
     }
 }
@@ -200,6 +204,7 @@ pub const PUBLIC_PATHS: &[&str] = &[
     "/slack/interactions",
     "/discord/interactions",
     "/github/webhook",
+    "/signin",
 ];
 
 /// What a request for `path` with `method` needs. Reads (`GET`, `HEAD`) need `read`, or
@@ -213,6 +218,7 @@ pub fn access(method: &str, path: &str) -> Access {
     Access::Token(match (read, path) {
         (true, "/metrics") => Need::Metrics,
         (true, _) => Need::Scope(Scope::Read),
+        (false, "/signout") if method == "POST" => Need::Session,
         (false, _) if method == "POST" => write_scope(path).map_or(Need::Nothing, Need::Scope),
         (false, _) => Need::Nothing,
     })
@@ -233,17 +239,25 @@ fn write_scope(path: &str) -> Option<Scope> {
     (one_segment && matches!(what, "updates" | "status" | "resolve")).then_some(Scope::Update)
 }
 
-/// How a request without a valid credential is answered. Every path answers 401 today; the
-/// sign-in pages will add a variant that sends a browser asking for a page to sign in.
+/// How a request without a valid credential is answered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Challenge {
-    /// 401 with `WWW-Authenticate: Bearer` and a JSON sentence.
+    /// 401 with `WWW-Authenticate: Bearer` and a JSON sentence: the API, `/metrics`, writes.
     Bearer,
+    /// 303 to `/signin?next=<path>`: a browser asking for a page.
+    SignIn,
 }
 
-/// The challenge for `path` (see [`Challenge`]): the seam for "pages redirect to sign-in".
-pub fn challenge(_path: &str) -> Challenge {
-    Challenge::Bearer
+/// The challenge for `method` `path` (see [`Challenge`]): a `GET` or `HEAD` of a page (not
+/// under `/api/`, not `/metrics`) is sent to sign in; everything else gets 401.
+pub fn challenge(method: &str, path: &str) -> Challenge {
+    let read = matches!(method, "GET" | "HEAD");
+    let api = path == "/api" || path.starts_with("/api/") || path == "/metrics";
+    if read && !api {
+        Challenge::SignIn
+    } else {
+        Challenge::Bearer
+    }
 }
 
 #[cfg(test)]
@@ -353,6 +367,29 @@ mod tests {
             Access::Token(Need::Scope(Scope::Declare))
         );
         assert_eq!(access("POST", "/api/audit"), Access::Token(Need::Nothing));
+        assert_eq!(access("POST", "/signin"), Access::Public);
+        assert_eq!(access("POST", "/signout"), Access::Token(Need::Session));
+        assert_eq!(
+            access("GET", "/signout"),
+            Access::Token(Need::Scope(Scope::Read))
+        );
+    }
+
+    #[test]
+    fn pages_are_challenged_with_sign_in_and_the_api_with_401() {
+        for path in [
+            "/",
+            "/incidents/1",
+            "/incidents/INC-1/postmortem.html",
+            "/nowhere",
+        ] {
+            assert_eq!(challenge("GET", path), Challenge::SignIn, "{path}");
+        }
+        for path in ["/api/incidents", "/api", "/metrics"] {
+            assert_eq!(challenge("GET", path), Challenge::Bearer, "{path}");
+        }
+        assert_eq!(challenge("POST", "/signout"), Challenge::Bearer);
+        assert_eq!(challenge("POST", "/"), Challenge::Bearer);
     }
 
     #[test]

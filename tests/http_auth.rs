@@ -67,11 +67,39 @@ async fn tokens(t: &TestApp) -> Tokens {
 
 async fn send(t: &TestApp, method: &str, path: &str, token: Option<&str>) -> Response {
     let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
-    let mut req = reqwest::Client::new().request(method, t.url(path));
+    let mut req = no_redirects().request(method, t.url(path));
     if let Some(token) = token {
         req = req.bearer_auth(token);
     }
     req.send().await.expect("request")
+}
+
+/// A client that shows redirects rather than following them.
+fn no_redirects() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+/// Refused for want of a credential: a page asked for by a browser is sent to sign in (303
+/// to `/signin?next=…`); anything else is a 401 ([`assert_unauthenticated`]).
+async fn assert_refused(resp: Response, method: &str, path: &str, case: &str) {
+    // Written out here rather than asked of `auth::challenge`, so the test checks it.
+    let page = method == "GET" && !path.starts_with("/api/") && path != "/metrics";
+    if page {
+        {
+            assert_eq!(resp.status(), StatusCode::SEE_OTHER, "{case}");
+            let to = resp.headers()["location"].to_str().unwrap().to_string();
+            let expected = match path {
+                "/" => "/signin".to_string(),
+                p => format!("/signin?next={}", p.replace('/', "%2F")),
+            };
+            assert_eq!(to, expected, "{case}");
+        }
+    } else {
+        assert_unauthenticated(resp, case).await;
+    }
 }
 
 /// A 401 from the guard: the challenge header and a sentence.
@@ -100,11 +128,11 @@ async fn every_route_needs_what_the_list_says(backend: Backend) {
             continue;
         };
         let none = send(&t, method, path, None).await;
-        assert_unauthenticated(none, &case("without a token")).await;
+        assert_refused(none, method, path, &case("without a token")).await;
         let bad = send(&t, method, path, Some(&bad)).await;
-        assert_unauthenticated(bad, &case("with an unknown token")).await;
+        assert_refused(bad, method, path, &case("with an unknown token")).await;
         let revoked = send(&t, method, path, Some(&tokens.revoked)).await;
-        assert_unauthenticated(revoked, &case("with a revoked token")).await;
+        assert_refused(revoked, method, path, &case("with a revoked token")).await;
         let (lacking_token, lacking_name, lacking_scopes) = match need {
             Need::Scope(Scope::Declare) => (&tokens.update_only, "updater", "update"),
             Need::Scope(Scope::Update) => (&tokens.declare_only, "declarer", "declare"),
@@ -141,6 +169,8 @@ async fn every_route_needs_what_the_list_says(backend: Backend) {
             Need::Metrics => vec![&tokens.metrics, &tokens.read],
             Need::Scope(Scope::Declare) => vec![&tokens.declare_only, &tokens.declare],
             Need::Scope(Scope::Update) => vec![&tokens.update_only, &tokens.declare],
+            // Only a signed-in session with its CSRF token: tests/web_pages.rs.
+            Need::Session => vec![],
             other => panic!("no route needs {other:?} yet"),
         };
         for token in right {
@@ -187,7 +217,20 @@ async fn public_route_answers(t: &TestApp, method: &str, path: &str) {
         unsigned.status()
     );
     let resp = match path {
-        "/healthz" | "/readyz" => unsigned,
+        "/healthz" | "/readyz" if method == "GET" => unsigned,
+        "/signin" if method == "GET" => unsigned,
+        "/signin" => {
+            let resp = no_redirects()
+                .post(t.url(path))
+                .form(&[("token", "fbk_unknown")])
+                .send()
+                .await
+                .unwrap();
+            assert!(resp.headers().get("set-cookie").is_none(), "no session");
+            let page = resp.text().await.unwrap();
+            assert!(page.contains("That token is not valid"), "{page}");
+            return;
+        }
         "/slack/commands" => {
             let body = common::slack::SlackSender::command_body("/incident", "help", "C1", "U1");
             let form = "application/x-www-form-urlencoded";
@@ -227,7 +270,6 @@ async fn paths_nothing_serves_need_a_token_too(backend: Backend) {
     let t = spawn_app(backend, test_config("")).await;
     let tokens = tokens(&t).await;
     for path in [
-        "/",
         "/admin",
         "/api/whatever",
         "/api/incidents/",
@@ -236,7 +278,7 @@ async fn paths_nothing_serves_need_a_token_too(backend: Backend) {
         "/incidents/INC-1",
     ] {
         let none = send(&t, "GET", path, None).await;
-        assert_unauthenticated(none, &format!("GET {path}")).await;
+        assert_refused(none, "GET", path, &format!("GET {path}")).await;
         let read = send(&t, "GET", path, Some(&tokens.read)).await;
         assert_eq!(read.status(), StatusCode::NOT_FOUND, "GET {path} with read");
     }

@@ -1,58 +1,101 @@
 //! The guard in front of every route: a request for a path [`auth::access`] does not list
 //! as public needs `Authorization: Bearer <token>` for an unrevoked token with the scope
 //! the path needs. Missing, unknown or revoked: 401 with `WWW-Authenticate: Bearer`; valid
-//! but without the scope: 403 naming it. Answers are JSON with an `error` sentence.
+//! but without the scope: 403 naming it. Answers are JSON with an `error` sentence. A
+//! browser asking for a page without a credential is sent to `/signin` instead (303), and a
+//! signed session cookie (`http::session`) counts as its token for reads; a form posted with
+//! a session must carry the session's CSRF token (403 otherwise).
+
+use std::sync::Arc;
 
 use axum::Json;
+use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::response::{IntoResponse, Redirect, Response};
 use chrono::Utc;
 use serde_json::json;
 
 use super::caller::ApiCaller;
+use super::session::{self, SessionKey};
 use crate::auth::{self, Access, Challenge, Need};
 use crate::store::{ApiToken, Store};
 
-/// What the guard needs: the tokens.
+/// What the guard needs: the tokens, and the key sessions are signed with.
 #[derive(Clone)]
 pub struct Guard {
     pub store: Store,
+    pub sessions: Arc<SessionKey>,
 }
 
+/// A request made with a signed-in session (not an API token): the token it was made with,
+/// and the CSRF token every form posted with it must carry (as the `csrf` field).
+#[derive(Debug, Clone)]
+pub struct SessionCaller {
+    pub token_name: String,
+    pub csrf: String,
+}
+
+/// The largest form the guard reads to find its CSRF token.
+const FORM_LIMIT: usize = 64 * 1024;
+
 /// The middleware (`axum::middleware::from_fn_with_state`).
-pub async fn guard(State(guard): State<Guard>, mut request: Request, next: Next) -> Response {
-    let path = request.uri().path();
-    let need = match auth::access(request.method().as_str(), path) {
+pub async fn guard(State(guard): State<Guard>, request: Request, next: Next) -> Response {
+    let method = request.method().as_str().to_string();
+    let path = request.uri().path().to_string();
+    let need = match auth::access(&method, &path) {
         Access::Public => return next.run(request).await,
         Access::Token(need) => need,
     };
-    let Some(token) = bearer(request.headers()) else {
-        return unauthenticated(
-            path,
-            "This needs an API token: send it as `Authorization: Bearer <token>` (`firebreak token create` makes one).",
-        );
-    };
-    let found = match guard.store.token_by_hash(&auth::token_hash(token)).await {
+    if let Some(token) = bearer(request.headers()) {
+        let hash = auth::token_hash(token);
+        return with_token(&guard, request, next, need, &hash).await;
+    }
+    let cookie = session::cookie_value(
+        request
+            .headers()
+            .get_all(header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok()),
+    )
+    .map(str::to_string);
+    if let Some(cookie) = cookie
+        && let Some(token_id) = guard.sessions.verify(&cookie, Utc::now())
+    {
+        return with_session(&guard, request, next, need, &cookie, token_id).await;
+    }
+    unauthenticated(
+        &request,
+        "This needs an API token: send it as `Authorization: Bearer <token>` (`firebreak token create` makes one).",
+    )
+}
+
+/// A request with a bearer token: the token must be known, unrevoked and carry `need`.
+async fn with_token(
+    guard: &Guard,
+    mut request: Request,
+    next: Next,
+    need: Need,
+    hash: &str,
+) -> Response {
+    let found = match guard.store.token_by_hash(hash).await {
         Ok(found) => found,
-        Err(e) => {
-            tracing::error!(error = %format!("{e:#}"), "looking up an API token failed");
-            return (
-                StatusCode::INTERNAL_SERVER_ERROR,
-                Json(json!({ "error": "internal error; see the server log" })),
-            )
-                .into_response();
-        }
+        Err(e) => return lookup_failed(e),
     };
     let Some(found) = found else {
         return unauthenticated(
-            path,
+            &request,
             "That API token is not valid: it is unknown or has been revoked.",
         );
     };
     if !found.scopes.allow(need) {
-        return forbidden(request.method().as_str(), path, &found, need);
+        return forbidden(
+            request.method().as_str(),
+            request.uri().path(),
+            &found,
+            need,
+        );
     }
     record_use(&guard.store, &found).await;
     // Who is calling, for the handlers that act as the token (`http::caller`).
@@ -61,6 +104,113 @@ pub async fn guard(State(guard): State<Guard>, mut request: Request, next: Next)
         scopes: found.scopes.clone(),
     });
     next.run(request).await
+}
+
+/// A request with a validly signed session cookie naming token `token_id`. The token must
+/// still be active (revoking it ends its sessions). Reads count as the token's scopes; the
+/// only writes a session makes are form posts to paths that need a session, each with the
+/// session's CSRF token. Any other write with only a session is answered as if there were
+/// no credential.
+async fn with_session(
+    guard: &Guard,
+    request: Request,
+    next: Next,
+    need: Need,
+    cookie: &str,
+    token_id: i64,
+) -> Response {
+    let found = match guard.store.active_token_by_id(token_id).await {
+        Ok(found) => found,
+        Err(e) => return lookup_failed(e),
+    };
+    let Some(found) = found else {
+        return unauthenticated(
+            &request,
+            "Your session has ended: the token it was made with has been revoked. Sign in again.",
+        );
+    };
+    let read = matches!(request.method().as_str(), "GET" | "HEAD");
+    let allowed = if read {
+        found.scopes.allow(need)
+    } else {
+        need == Need::Session
+    };
+    if !allowed && !read {
+        return unauthenticated(
+            &request,
+            "This needs an API token: a signed-in session only reads, and posts its own forms.",
+        );
+    }
+    if !allowed {
+        return forbidden(
+            request.method().as_str(),
+            request.uri().path(),
+            &found,
+            need,
+        );
+    }
+    let mut request = if read {
+        request
+    } else {
+        match csrf_checked(&guard.sessions, cookie, request).await {
+            Ok(request) => request,
+            Err(refused) => return refused,
+        }
+    };
+    record_use(&guard.store, &found).await;
+    request.extensions_mut().insert(SessionCaller {
+        token_name: found.name.clone(),
+        csrf: guard.sessions.csrf(cookie),
+    });
+    next.run(request).await
+}
+
+/// The request again when its form's `csrf` field is the session's CSRF token; 403 with a
+/// sentence when it is missing or wrong.
+async fn csrf_checked(
+    key: &SessionKey,
+    cookie: &str,
+    request: Request,
+) -> Result<Request, Response> {
+    let (parts, body) = request.into_parts();
+    let refused = |sentence: &str| {
+        (
+            StatusCode::FORBIDDEN,
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            sentence.to_string(),
+        )
+            .into_response()
+    };
+    let Ok(bytes) = axum::body::to_bytes(body, FORM_LIMIT).await else {
+        return Err(refused(
+            "This form could not be read, so its CSRF token could not be checked.",
+        ));
+    };
+    let fields: Vec<(String, String)> = serde_urlencoded::from_bytes(&bytes).unwrap_or_default();
+    let given = fields
+        .iter()
+        .find(|(name, _)| name == "csrf")
+        .map(|(_, v)| v.as_str());
+    match given {
+        Some(given) if key.csrf_ok(cookie, given) => {
+            Ok(Request::from_parts(parts, Body::from(bytes)))
+        }
+        Some(_) => Err(refused(
+            "This form's CSRF token does not belong to your session; reload the page and try again.",
+        )),
+        None => Err(refused(
+            "This form came without its CSRF token, so it was refused; reload the page and try again.",
+        )),
+    }
+}
+
+fn lookup_failed(e: anyhow::Error) -> Response {
+    tracing::error!(error = %format!("{e:#}"), "looking up an API token failed");
+    (
+        StatusCode::INTERNAL_SERVER_ERROR,
+        Json(json!({ "error": "internal error; see the server log" })),
+    )
+        .into_response()
 }
 
 /// The token in `Authorization: Bearer <token>` (the scheme in any case), if there is one.
@@ -85,14 +235,20 @@ async fn record_use(store: &Store, token: &ApiToken) {
     }
 }
 
-fn unauthenticated(path: &str, sentence: &str) -> Response {
-    match auth::challenge(path) {
+fn unauthenticated(request: &Request, sentence: &str) -> Response {
+    let method = request.method().as_str();
+    let uri = request.uri();
+    match auth::challenge(method, uri.path()) {
         Challenge::Bearer => (
             StatusCode::UNAUTHORIZED,
             [(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"))],
             Json(json!({ "error": sentence })),
         )
             .into_response(),
+        Challenge::SignIn => {
+            let here = uri.path_and_query().map_or("/", |pq| pq.as_str());
+            Redirect::to(&session::sign_in_location(here)).into_response()
+        }
     }
 }
 

@@ -2,14 +2,17 @@
 //! and Prometheus metrics, on its own small [`HttpState`]. The platform adapters' endpoints
 //! (Slack, Discord, GitHub) are separate routers, each on its own state, merged in by the
 //! app. One [`guard`] wraps the whole merged router, so every path (one added later, or one
-//! nothing serves) needs an API token unless `auth::PUBLIC_PATHS` lists it.
+//! nothing serves) needs an API token (or, for pages and reads, a signed-in session) unless
+//! `auth::PUBLIC_PATHS` lists it. The web pages (`pages`) are merged in by the app too.
 
 pub mod api;
 pub mod caller;
 pub mod guard;
 pub mod idempotency;
 pub mod machine;
+pub mod pages;
 pub mod refusal;
+pub mod session;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -113,6 +116,11 @@ pub const ROUTES: &[RouteInfo] = &[
         UPDATE,
     ),
     route("POST", "/api/alertmanager", "/api/alertmanager", DECLARE),
+    route("GET", "/", "/", READ),
+    route("GET", "/incidents/{number}", "/incidents/1", READ),
+    route("GET", "/signin", "/signin", None),
+    route("POST", "/signin", "/signin", None),
+    route("POST", "/signout", "/signout", Some(Need::Session)),
 ];
 
 /// The API's routes, with `adapters` (the platforms' signed endpoints) merged in, all behind

@@ -99,6 +99,16 @@ impl Store {
         row.map(decode).transpose()
     }
 
+    /// The unrevoked token with row id `id`, if any (a session names its token by id).
+    pub async fn active_token_by_id(&self, id: i64) -> anyhow::Result<Option<ApiToken>> {
+        let sql = format!("SELECT {COLUMNS} FROM api_tokens WHERE id = $1 AND revoked_at IS NULL");
+        let row: Option<Row> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(id)
+            .fetch_optional(self.pool())
+            .await?;
+        row.map(decode).transpose()
+    }
+
     /// Revokes the unrevoked token called `name`; `false` if there is none.
     pub async fn revoke_token(&self, name: &str, at: DateTime<Utc>) -> anyhow::Result<bool> {
         let mut tx = self.begin().await?;
