@@ -307,7 +307,9 @@ impl GitHubEffects {
                 self.tell_room(effect, "merged", format!("✅ {text}"))
                     .await?;
                 self.end(a, state::MERGED, &text).await?;
-                Ok(Some(text))
+                // On the timeline once, as `freeze_exempted` above, not again as the
+                // effect's own outcome.
+                Ok(None)
             }
             Err(e) if e.is_retryable() => Err(e.into()),
             Err(e) => {
@@ -377,7 +379,8 @@ impl GitHubEffects {
         .await?;
         self.tell_room(effect, "not-merged", format!("⚠️ {text}"))
             .await?;
-        Ok(Some(text))
+        // Recorded once, as `freeze_exempted` above.
+        Ok(None)
     }
 }
 
