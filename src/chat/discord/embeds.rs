@@ -9,15 +9,10 @@ use serenity::all::{
     CreateEmbedFooter, CreateMessage, EditMessage, RoleId,
 };
 
-use super::reply::custom_id;
+use super::reply::{ACK, RESOLVE, UPDATE, custom_id};
 use super::text::{escape, fit, limit};
 use crate::incident::identity::Identity;
 use crate::incident::model::{Incident, Severity, Status};
-
-/// The button actions. A button's `custom_id` is `fb:<action>:<incident number>:<version>`
-/// ([`super::reply::custom_id`], which the interactions endpoint parses back); the version
-/// is what the card showed, so a press on a stale card is refused.
-pub use super::reply::{ACK as ACTION_ACK, RESOLVE as ACTION_RESOLVE, UPDATE as ACTION_UPDATE};
 
 /// A stored identity as Discord shows it: a Discord user as a mention (which never pings
 /// from an embed, and only pings in content if `allowed_mentions` names it), anyone else by
@@ -197,21 +192,22 @@ pub fn notice(incident: &Incident, channel: Option<&str>, latest_update: Option<
     .fitted()
 }
 
-/// The buttons under the card while the incident is open; their `custom_id` carries the
-/// incident and the version the card showed.
+/// The buttons under the card while the incident is open: `custom_id` is
+/// `fb:<action>:<incident number>:<version>` ([`custom_id`], which the interactions endpoint
+/// parses back), the version being what the card showed, so a stale press is refused.
 pub fn card_buttons(incident: &Incident) -> Vec<CreateActionRow> {
     if !incident.status.is_open() {
         return Vec::new();
     }
     let id = |action: &str| custom_id(action, &[incident.number.0, incident.version]);
     vec![CreateActionRow::Buttons(vec![
-        CreateButton::new(id(ACTION_ACK))
+        CreateButton::new(id(ACK))
             .label("Acknowledge")
             .style(ButtonStyle::Primary),
-        CreateButton::new(id(ACTION_UPDATE))
+        CreateButton::new(id(UPDATE))
             .label("Post update")
             .style(ButtonStyle::Secondary),
-        CreateButton::new(id(ACTION_RESOLVE))
+        CreateButton::new(id(RESOLVE))
             .label("Resolve")
             .style(ButtonStyle::Danger),
     ])]
