@@ -19,7 +19,8 @@ use serde_json::json;
 
 use super::caller::ApiCaller;
 use super::session::{self, SessionKey};
-use crate::auth::{self, Access, Challenge, Need};
+use crate::auth::{self, Access, Challenge, Need, Scope, Scopes};
+use crate::incident::{Actor, Source};
 use crate::store::{ApiToken, Store};
 
 /// What the guard needs: the tokens, and the key sessions are signed with.
@@ -29,12 +30,44 @@ pub struct Guard {
     pub sessions: Arc<SessionKey>,
 }
 
-/// A request made with a signed-in session (not an API token): the token it was made with,
-/// and the CSRF token every form posted with it must carry (as the `csrf` field).
+/// A request made with a signed-in session (not an API token): who signed in, and the CSRF
+/// token every form posted with it must carry (as the `csrf` field).
 #[derive(Debug, Clone)]
 pub struct SessionCaller {
-    pub token_name: String,
+    pub who: SignedIn,
     pub csrf: String,
+}
+
+/// Who a session belongs to.
+#[derive(Debug, Clone)]
+pub enum SignedIn {
+    /// Signed in by pasting an API token: acts as that token (`api:<name>`), within its
+    /// scopes.
+    Token { name: String, scopes: Scopes },
+}
+
+impl SessionCaller {
+    /// The actor the session's forms run commands as; `[permissions]` then decides.
+    pub fn actor(&self) -> Actor {
+        match &self.who {
+            SignedIn::Token { name, .. } => Actor::new(Source::Api, name.clone(), name.clone()),
+        }
+    }
+
+    /// Whether the session may use forms that need `scope` at all (a token session: the
+    /// token's scopes). `[permissions]` is checked after this, by the service.
+    pub fn may(&self, scope: Scope) -> bool {
+        match &self.who {
+            SignedIn::Token { scopes, .. } => scopes.contains(scope),
+        }
+    }
+
+    /// How the page header names who is signed in.
+    pub fn describe(&self) -> String {
+        match &self.who {
+            SignedIn::Token { name, .. } => format!("Signed in with the token “{name}”"),
+        }
+    }
 }
 
 /// The largest form the guard reads to find its CSRF token.
@@ -159,7 +192,10 @@ async fn with_session(
     };
     record_use(&guard.store, &found).await;
     request.extensions_mut().insert(SessionCaller {
-        token_name: found.name.clone(),
+        who: SignedIn::Token {
+            name: found.name.clone(),
+            scopes: found.scopes.clone(),
+        },
         csrf: guard.sessions.csrf(cookie),
     });
     next.run(request).await

@@ -1,0 +1,109 @@
+//! The web pages, server-rendered with askama (HTML autoescaped): sign-in with an API token
+//! (`signin`), the incidents list (`list`) and one incident (`incident`). The guard
+//! (`http::guard`) has checked the session before a page handler runs; these handlers only
+//! render, and make or end sessions. This module holds what they share: the state, the
+//! router, the signed-in header and the answers for errors.
+
+mod incident;
+mod list;
+mod signin;
+
+use std::sync::Arc;
+
+use askama::Template;
+use axum::http::{StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Extension, Router};
+use chrono::{DateTime, Utc};
+
+use super::guard::SessionCaller;
+use super::session::SessionKey;
+use crate::incident::timeline::format_offset;
+use crate::read::ReadModel;
+use crate::store::Store;
+
+/// What the pages need.
+#[derive(Clone)]
+pub struct PagesState {
+    pub read: ReadModel,
+    pub store: Store,
+    pub sessions: Arc<SessionKey>,
+    /// `server.public_url`: cookies are `Secure` when it is https, and it is a valid origin.
+    pub public_url: Option<String>,
+}
+
+impl PagesState {
+    fn secure(&self) -> bool {
+        self.public_url
+            .as_deref()
+            .is_some_and(|u| u.starts_with("https://"))
+    }
+}
+
+/// The pages' routes (the guard wraps them with everything else).
+pub fn router(state: PagesState) -> Router {
+    Router::new()
+        .route("/", get(list::incidents_page))
+        .route("/incidents/{number}", get(incident::incident_page))
+        .route("/signin", get(signin::sign_in_form).post(signin::sign_in))
+        .route("/signout", post(signin::sign_out))
+        .with_state(state)
+}
+
+/// Who is signed in, and their CSRF token, for the sign-out form in every page's header.
+pub(super) struct Header {
+    pub signed_in_as: String,
+    pub csrf: String,
+}
+
+pub(super) fn header_of(caller: Option<Extension<SessionCaller>>) -> Option<Header> {
+    caller.map(|Extension(c)| Header {
+        signed_in_as: c.describe(),
+        csrf: c.csrf,
+    })
+}
+
+/// How long ago `at` was, in the timeline's units (`45s`, `2m`, `1h05m`, `1d02h`).
+fn age(at: DateTime<Utc>, now: DateTime<Utc>) -> String {
+    format_offset(now - at).trim_start_matches("T+").to_string()
+}
+
+fn utc(at: DateTime<Utc>) -> String {
+    at.format("%Y-%m-%d %H:%M:%S UTC").to_string()
+}
+
+fn page(template: &impl Template) -> Response {
+    match template.render() {
+        Ok(html) => Html(html).into_response(),
+        Err(e) => internal("rendering a page", e.into()),
+    }
+}
+
+fn plain(status: StatusCode, sentence: String) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        sentence,
+    )
+        .into_response()
+}
+
+fn internal(what: &str, e: anyhow::Error) -> Response {
+    tracing::error!(error = %format!("{e:#}"), "{what} failed");
+    plain(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "Something failed on the server; see its log.".into(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ages_use_the_timeline_units() {
+        let now = Utc::now();
+        assert_eq!(age(now - chrono::TimeDelta::minutes(65), now), "1h05m");
+    }
+}
