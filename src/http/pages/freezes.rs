@@ -82,17 +82,16 @@ pub(super) async fn freezes_page(
         Ok(view) => view,
         Err(e) => return internal("reading the freeze for its page", e),
     };
-    let mut exemptions = Vec::new();
-    for t in view
+    let wanted: Vec<&str> = view
         .targets
         .iter()
         .filter(|t| covering(&view.scopes, t).is_some())
-    {
-        match pages.store.exemptions(&t.target).await {
-            Ok(found) => exemptions.extend(found),
-            Err(e) => return internal("reading exemptions for the freezes page", e),
-        }
-    }
+        .map(|t| t.target.as_str())
+        .collect();
+    let exemptions = match pages.store.exemptions_for(&wanted).await {
+        Ok(found) => found,
+        Err(e) => return internal("reading exemptions for the freezes page", e),
+    };
     let rate = pages.github.as_ref().map(|c| c.rate());
     page(&FreezesPage {
         header: header_of(caller),
