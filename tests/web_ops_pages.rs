@@ -23,6 +23,7 @@ on_both!(
     retrying_needs_csrf_and_the_unfreeze_all_permission,
     a_retry_queues_the_effect_again_once,
     the_served_binary_shows_both_pages_and_retries,
+    a_thousand_targets_render_with_the_bad_one_first,
 );
 
 /// A client that shows redirects rather than following them, and keeps no cookies.
@@ -490,6 +491,62 @@ async fn the_served_binary_shows_both_pages_and_retries(backend: Backend) {
         "the delivered effect leaves the page: {after}"
     );
     terminate(&mut serve.0);
+}
+
+/// One failing target among a thousand, as the reconciler records them: the page lists it
+/// first and renders in bounded time (one query per kind of row, not per target).
+async fn a_thousand_targets_render_with_the_bad_one_first(backend: Backend) {
+    let gh = FakeGitHub::start(Limits {
+        minute: Duration::from_millis(100),
+        ..Limits::default()
+    })
+    .await;
+    let config = test_config(&github_config("\"acme/*\"", "100ms", ""));
+    let t = spawn_app_with(backend, config, integrations(&gh.url), None).await;
+    run_as_ops(&t, "freeze acme/* --reason release week").await;
+    assert!(queue_idle(&t.app.store, 60).await, "the freeze settles");
+    let store = &t.app.store;
+    let at = chrono::Utc::now().timestamp_millis();
+    for i in 0..1000 {
+        let bad = i == 637;
+        let target = firebreak::store::FreezeTarget {
+            target: format!("acme/repo-{i:04}"),
+            scope: "acme/*".into(),
+            desired: "frozen".into(),
+            actual: if bad { "error" } else { "active" }.into(),
+            ruleset_id: (!bad).then_some(i),
+            applied_generation: 1,
+            verified_at: if bad { 0 } else { at },
+            last_error: bad.then(|| "GitHub answered HTTP 403: <Resource not accessible>".into()),
+            error_at: bad.then_some(at),
+            retry_at: None,
+        };
+        assert!(store.record_target(&target).await.unwrap());
+    }
+    let reader = create_token(store, "reader", "read").await;
+    let cookie = session_at(&t.url(""), &reader).await;
+    let mut took = Vec::new();
+    let mut page = String::new();
+    for _ in 0..3 {
+        let started = std::time::Instant::now();
+        page = page_at(&t.url(""), "/freezes", &cookie).await;
+        took.push(started.elapsed());
+    }
+    eprintln!("GET /freezes with 1000 targets ({backend:?}): {took:?}");
+    let best = took.iter().min().unwrap();
+    assert!(*best < Duration::from_secs(2), "{took:?}");
+    let first = page.find("<section class=\"card\" id=\"target-").unwrap();
+    assert!(
+        page[first..].starts_with("<section class=\"card\" id=\"target-acme/repo-0637\""),
+        "the failing target first"
+    );
+    let bad = text_of(&page, "section[id='target-acme/repo-0637']");
+    assert!(
+        bad.contains("Failing (permanent): GitHub answered HTTP 403: <Resource not accessible>"),
+        "{bad}"
+    );
+    assert!(page.contains("&#60;Resource not accessible&#62;"));
+    assert_eq!(page.matches("(blocks merges)").count(), 999);
 }
 
 /// A `serve` process, killed if the test fails before it is stopped.
