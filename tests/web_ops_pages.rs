@@ -14,7 +14,7 @@ use common::github::{github_config, integrations, run_as_ops};
 use common::*;
 use firebreak::effects::EffectState;
 use reqwest::{Response, StatusCode};
-use wiremock::matchers::method;
+use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 on_both!(
@@ -203,26 +203,36 @@ async fn the_freezes_page_shows_holds_and_the_one_failing_target(backend: Backen
 }
 
 /// An app with a webhook named with markup that answers 404 once (a permanent failure),
-/// then 200; `[permissions] unfreeze_all` lists only the token `ops`. INC-1 is declared
-/// and its notice has failed.
+/// then 200, and one that is down for an hour; `[permissions] unfreeze_all` lists only the
+/// token `ops`. INC-1 is declared: its first notice has failed, the other waits. Returns
+/// the failed effect's id.
 async fn failed_notice(backend: Backend) -> (TestApp, MockServer, i64) {
     let server = MockServer::start().await;
     Mock::given(method("POST"))
+        .and(path("/hook"))
         .respond_with(ResponseTemplate::new(404))
         .up_to_n_times(1)
         .mount(&server)
         .await;
     Mock::given(method("POST"))
+        .and(path("/hook"))
         .respond_with(ResponseTemplate::new(200))
         .mount(&server)
         .await;
+    // A second webhook that is down and asks for an hour: its notice stays pending.
+    Mock::given(method("POST"))
+        .and(path("/slow"))
+        .respond_with(ResponseTemplate::new(503).insert_header("retry-after", "3600"))
+        .mount(&server)
+        .await;
     let config = test_config(&format!(
-        "{}[permissions]\nunfreeze_all = [\"api:ops\"]\n",
+        "{}{}[permissions]\nunfreeze_all = [\"api:ops\"]\n",
         webhook(
             "<script>alert(2)</script>",
             &format!("{}/hook", server.uri()),
             "SEV4"
-        )
+        ),
+        webhook("slow", &format!("{}/slow", server.uri()), "SEV4")
     ));
     let t = spawn_app(backend, config).await;
     t.ok("declare sev2 Queue <i>backlog</i>").await;
@@ -233,6 +243,16 @@ async fn failed_notice(backend: Backend) -> (TestApp, MockServer, i64) {
     })
     .await;
     assert!(failed, "the notice fails");
+    let waiting = eventually(20, || {
+        let store = store.clone();
+        async move {
+            let all = store.list_effects(false, 10).await.unwrap();
+            all.iter()
+                .any(|e| e.state == EffectState::Pending && e.last_error.is_some())
+        }
+    })
+    .await;
+    assert!(waiting, "the slow webhook's notice waits for its retry");
     let id = t.app.store.list_effects(true, 5).await.unwrap()[0].id;
     (t, server, id)
 }
@@ -263,6 +283,29 @@ async fn the_effects_page_lists_a_failed_effect_escaped(backend: Backend) {
     );
     assert!(page.contains("href=\"/incidents/1\""), "{page}");
     assert!(retry_csrf(&page, id).is_some(), "ops may retry: {page}");
+    // The pending notice is listed above it (newest first), with its next run and no
+    // retry button.
+    let pending = t.app.store.list_effects(false, 10).await.unwrap();
+    let pending = pending
+        .iter()
+        .find(|e| e.state == EffectState::Pending)
+        .expect("the slow webhook's notice waits");
+    let row = text_of(&page, &format!("li[id='effect-{}']", pending.id));
+    assert!(
+        row.contains("pending") && row.contains("Target webhook:slow"),
+        "{row}"
+    );
+    assert!(
+        row.contains("Next run in 59m") || row.contains("Next run in 1h"),
+        "{row}"
+    );
+    assert!(row.contains("answered HTTP 503"), "{row}");
+    assert_eq!(retry_csrf(&page, pending.id), None);
+    let (newer, older) = (pending.id.max(id), pending.id.min(id));
+    assert!(
+        page.find(&format!("id=\"effect-{newer}\"")).unwrap()
+            < page.find(&format!("id=\"effect-{older}\"")).unwrap()
+    );
     // Done effects are not listed: the other notices of INC-1, if any, went through.
     let done = t.app.store.list_effects(false, 50).await.unwrap();
     for e in done.iter().filter(|e| e.state == EffectState::Done) {
@@ -356,7 +399,10 @@ async fn a_retry_queues_the_effect_again_once(backend: Backend) {
     let ops = create_token(store, "ops", "read,update").await;
     let cookie = session_at(&base, &ops).await;
     let csrf = retry_csrf(&page_at(&base, "/effects", &cookie).await, id).unwrap();
-    let calls = || async { server.received_requests().await.unwrap().len() };
+    let calls = || async {
+        let all = server.received_requests().await.unwrap();
+        all.iter().filter(|r| r.url.path() == "/hook").count()
+    };
     assert_eq!(calls().await, 1);
     let timeline_before = incident_timeline(store, 1).await.1.len();
 
