@@ -118,6 +118,11 @@ impl Worker {
             .map(|h| h.target(effect))
     }
 
+    /// Has the claim loop look for due effects now (an effect was queued again by hand).
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
     /// This worker's id, as recorded in the leases it holds.
     pub fn id(&self) -> &str {
         &self.me.id

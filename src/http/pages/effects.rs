@@ -209,6 +209,7 @@ pub(super) async fn retry(
     match pages.store.retry_effect(id).await {
         Ok(true) => {
             tracing::info!(effect = id, by = %caller.actor().identity(), "effect retried from the web");
+            pages.worker.wake();
             back("retried", Some(id))
         }
         Ok(false) => match pages.store.effect(id).await {

@@ -41,7 +41,7 @@ pub struct PagesState {
     pub github: Option<Arc<GitHubClient>>,
     /// `[permissions]`: who may retry effects (`effects::may_retry`).
     pub permissions: Arc<Permissions>,
-    /// Names where each effect on the effects page goes.
+    /// Names where each effect on the effects page goes, and is woken for a retried one.
     pub worker: Arc<Worker>,
 }
 
