@@ -266,6 +266,9 @@ impl App {
             store: self.store.clone(),
             sessions: Arc::clone(&self.sessions),
             public_url: self.config.server.public_url.clone(),
+            github: self.github_client.clone(),
+            permissions: Arc::new(self.config.permissions.clone()),
+            worker: Arc::clone(&self.worker),
         }));
         let guard = crate::http::Guard {
             store: self.store.clone(),

@@ -219,6 +219,7 @@ pub fn access(method: &str, path: &str) -> Access {
         (true, "/metrics") => Need::Metrics,
         (true, _) => Need::Scope(Scope::Read),
         (false, "/signout") if method == "POST" => Need::Session,
+        (false, _) if method == "POST" && effect_retry(path) => Need::Session,
         (false, _) if method == "POST" => write_scope(path).map_or(Need::Nothing, Need::Scope),
         (false, _) => Need::Nothing,
     })
@@ -237,6 +238,13 @@ fn write_scope(path: &str) -> Option<Scope> {
     let (number, what) = rest.split_once('/')?;
     let one_segment = !number.is_empty() && !number.contains('/');
     (one_segment && matches!(what, "updates" | "status" | "resolve")).then_some(Scope::Update)
+}
+
+/// `/effects/{id}/retry` (one segment for the id): a form a signed-in session posts.
+fn effect_retry(path: &str) -> bool {
+    path.strip_prefix("/effects/")
+        .and_then(|rest| rest.strip_suffix("/retry"))
+        .is_some_and(|id| !id.is_empty() && !id.contains('/'))
 }
 
 /// How a request without a valid credential is answered.
@@ -371,6 +379,24 @@ mod tests {
         assert_eq!(access("POST", "/signout"), Access::Token(Need::Session));
         assert_eq!(
             access("GET", "/signout"),
+            Access::Token(Need::Scope(Scope::Read))
+        );
+    }
+
+    #[test]
+    fn only_a_retry_of_one_effect_is_a_session_form() {
+        let session = Access::Token(Need::Session);
+        assert_eq!(access("POST", "/effects/12/retry"), session);
+        for path in [
+            "/effects//retry",
+            "/effects/1/2/retry",
+            "/effects/1",
+            "/effects",
+        ] {
+            assert_eq!(access("POST", path), Access::Token(Need::Nothing), "{path}");
+        }
+        assert_eq!(
+            access("GET", "/effects/1/retry"),
             Access::Token(Need::Scope(Scope::Read))
         );
     }

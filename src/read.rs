@@ -137,6 +137,11 @@ impl ReadModel {
         self.store.list_effects(failed_only, limit).await
     }
 
+    /// Effects still pending, running or failed, newest first (the effects page).
+    pub async fn unfinished_effects(&self, limit: i64) -> anyhow::Result<Vec<Effect>> {
+        self.store.unfinished_effects(limit).await
+    }
+
     pub async fn postmortem(
         &self,
         number: IncidentNumber,

@@ -110,6 +110,19 @@ impl Worker {
         self
     }
 
+    /// Where `effect` goes (its handler's breaker key: `webhook:general`, `slack`, …);
+    /// `None` when this worker has no handler for its kind.
+    pub fn target_of(&self, effect: &Effect) -> Option<String> {
+        self.handlers
+            .get(effect.kind.as_str())
+            .map(|h| h.target(effect))
+    }
+
+    /// Has the claim loop look for due effects now (an effect was queued again by hand).
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
     /// This worker's id, as recorded in the leases it holds.
     pub fn id(&self) -> &str {
         &self.me.id

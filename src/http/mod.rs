@@ -121,6 +121,14 @@ pub const ROUTES: &[RouteInfo] = &[
     route("GET", "/signin", "/signin", None),
     route("POST", "/signin", "/signin", None),
     route("POST", "/signout", "/signout", Some(Need::Session)),
+    route("GET", "/freezes", "/freezes", READ),
+    route("GET", "/effects", "/effects", READ),
+    route(
+        "POST",
+        "/effects/{id}/retry",
+        "/effects/1/retry",
+        Some(Need::Session),
+    ),
 ];
 
 /// The API's routes, with `adapters` (the platforms' signed endpoints) merged in, all behind

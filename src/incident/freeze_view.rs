@@ -101,7 +101,7 @@ fn wanted_now(scopes: &[FreezeScope], t: &FreezeTarget) -> bool {
 
 /// The frozen scope that decides `t` now: its own, or its owner's `owner/*` (in any case,
 /// as GitHub's names are), a real freeze before a drill. `None`: nothing is wanted on it.
-fn covering<'a>(scopes: &'a [FreezeScope], t: &FreezeTarget) -> Option<&'a FreezeScope> {
+pub fn covering<'a>(scopes: &'a [FreezeScope], t: &FreezeTarget) -> Option<&'a FreezeScope> {
     let owner = t.target.split('/').next().unwrap_or_default();
     let wildcard = format!("{owner}/*");
     let covers = |s: &&FreezeScope| {

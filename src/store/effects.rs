@@ -432,6 +432,20 @@ impl Store {
         rows.into_iter().map(Effect::try_from).collect()
     }
 
+    /// Effects not done (pending, running or failed), newest first: what the effects page
+    /// lists, however many done ones are newer.
+    pub async fn unfinished_effects(&self, limit: i64) -> anyhow::Result<Vec<Effect>> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM effects WHERE state IN ('pending', 'running', 'failed') \
+             ORDER BY id DESC LIMIT $1"
+        );
+        let rows: Vec<EffectRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(limit)
+            .fetch_all(self.pool())
+            .await?;
+        rows.into_iter().map(Effect::try_from).collect()
+    }
+
     /// When the next pending effect among `only` (or any) is due, if there is one.
     pub async fn next_due(&self, only: Option<&[i64]>) -> anyhow::Result<Option<DateTime<Utc>>> {
         let only = match only {

@@ -160,6 +160,25 @@ impl Store {
             .await?)
     }
 
+    /// Every exemption recorded for any of `repos` (any case), in one query: the freezes
+    /// page shows those of every frozen target.
+    pub async fn exemptions_for(&self, repos: &[&str]) -> anyhow::Result<Vec<Exemption>> {
+        if repos.is_empty() {
+            return Ok(Vec::new());
+        }
+        let marks: Vec<String> = (1..=repos.len()).map(|i| format!("LOWER(${i})")).collect();
+        let sql = format!(
+            "SELECT {COLUMNS} FROM freeze_exemptions WHERE LOWER(repo) IN ({}) \
+             ORDER BY repo, pr_number",
+            marks.join(",")
+        );
+        let mut query = sqlx::query_as(sqlx::AssertSqlSafe(sql));
+        for repo in repos {
+            query = query.bind(*repo);
+        }
+        Ok(query.fetch_all(self.pool()).await?)
+    }
+
     /// Ends `attempt` in `state` (one of [`state`]) with `outcome`, if it is still pending.
     pub async fn end_exemption(
         &self,

@@ -1,9 +1,12 @@
 //! The web pages, server-rendered with askama (HTML autoescaped): sign-in with an API token
-//! (`signin`), the incidents list (`list`) and one incident (`incident`). The guard
+//! (`signin`), the incidents list (`list`), one incident (`incident`), the merge freeze
+//! (`freezes`) and the effects queue with its retry form (`effects`). The guard
 //! (`http::guard`) has checked the session before a page handler runs; these handlers only
 //! render, and make or end sessions. This module holds what they share: the state, the
 //! router, the signed-in header and the answers for errors.
 
+mod effects;
+mod freezes;
 mod incident;
 mod list;
 mod signin;
@@ -19,6 +22,9 @@ use chrono::{DateTime, Utc};
 
 use super::guard::SessionCaller;
 use super::session::SessionKey;
+use crate::effects::worker::Worker;
+use crate::github::client::GitHubClient;
+use crate::incident::permissions::Permissions;
 use crate::incident::timeline::format_offset;
 use crate::read::ReadModel;
 use crate::store::Store;
@@ -31,6 +37,12 @@ pub struct PagesState {
     pub sessions: Arc<SessionKey>,
     /// `server.public_url`: cookies are `Secure` when it is https, and it is a valid origin.
     pub public_url: Option<String>,
+    /// For the rate-limit headroom on the freezes page, when GitHub is configured.
+    pub github: Option<Arc<GitHubClient>>,
+    /// `[permissions]`: who may retry effects (`effects::may_retry`).
+    pub permissions: Arc<Permissions>,
+    /// Names where each effect on the effects page goes, and is woken for a retried one.
+    pub worker: Arc<Worker>,
 }
 
 impl PagesState {
@@ -48,6 +60,9 @@ pub fn router(state: PagesState) -> Router {
         .route("/incidents/{number}", get(incident::incident_page))
         .route("/signin", get(signin::sign_in_form).post(signin::sign_in))
         .route("/signout", post(signin::sign_out))
+        .route("/freezes", get(freezes::freezes_page))
+        .route("/effects", get(effects::effects_page))
+        .route("/effects/{id}/retry", post(effects::retry))
         .with_state(state)
 }
 
