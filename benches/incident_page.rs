@@ -57,6 +57,7 @@ async fn run() {
         .await
         .unwrap();
 
+    stages(&app).await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let shutdown = CancellationToken::new();
@@ -76,6 +77,30 @@ async fn run() {
     }
     shutdown.cancel();
     report(samples, size);
+}
+
+/// Where a page's time goes: loading the incident and timeline, naming the people.
+async fn stages(app: &App) {
+    let n = IncidentNumber(1);
+    let mut load = Vec::new();
+    let mut names = Vec::new();
+    for _ in 0..10 {
+        let start = Instant::now();
+        let d = app.read.incident(n).await.unwrap().unwrap();
+        load.push(start.elapsed());
+        let start = Instant::now();
+        let _ = app.read.names(&[&d.incident], &d.timeline).await.unwrap();
+        names.push(start.elapsed());
+    }
+    let ms = |v: &mut Vec<Duration>| {
+        v.sort();
+        v[v.len() / 2].as_secs_f64() * 1e3
+    };
+    println!(
+        "  stages (p50): load incident and timeline {:.1} ms, names {:.1} ms",
+        ms(&mut load),
+        ms(&mut names)
+    );
 }
 
 /// `ENTRIES` entries of the usual kinds, in one transaction.
