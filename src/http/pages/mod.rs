@@ -6,9 +6,11 @@
 //! router, the signed-in header and the answers for errors.
 
 mod effects;
+mod forms;
 mod freezes;
 mod incident;
 mod list;
+mod live;
 mod signin;
 
 use std::sync::Arc;
@@ -24,6 +26,7 @@ use super::guard::SessionCaller;
 use super::session::SessionKey;
 use crate::effects::worker::Worker;
 use crate::github::client::GitHubClient;
+use crate::incident::IncidentService;
 use crate::incident::permissions::Permissions;
 use crate::incident::timeline::format_offset;
 use crate::read::ReadModel;
@@ -43,6 +46,10 @@ pub struct PagesState {
     pub permissions: Arc<Permissions>,
     /// Names where each effect on the effects page goes, and is woken for a retried one.
     pub worker: Arc<Worker>,
+    /// What the forms run their commands through.
+    pub service: IncidentService,
+    /// Cancelled when the server stops: live timelines end then.
+    pub shutdown: tokio_util::sync::CancellationToken,
 }
 
 impl PagesState {
@@ -58,6 +65,12 @@ pub fn router(state: PagesState) -> Router {
     Router::new()
         .route("/", get(list::incidents_page))
         .route("/incidents/{number}", get(incident::incident_page))
+        .route("/incidents", post(forms::declare))
+        .route("/incidents/{number}/updates", post(forms::update))
+        .route("/incidents/{number}/status", post(forms::status))
+        .route("/incidents/{number}/resolve", post(forms::resolve))
+        .route("/incidents/{number}/events", get(live::events))
+        .route("/assets/live.js", get(live::script))
         .route("/signin", get(signin::sign_in_form).post(signin::sign_in))
         .route("/signout", post(signin::sign_out))
         .route("/freezes", get(freezes::freezes_page))
