@@ -64,6 +64,8 @@ pub struct App {
     pub github_client: Option<Arc<GitHubClient>>,
     /// The key web sessions are signed with (`FIREBREAK_SESSION_KEY`, or random).
     pub sessions: Arc<crate::http::session::SessionKey>,
+    /// The providers people may sign in to the web pages with (`[web]`).
+    pub sign_in: Arc<crate::http::oidc::SignIn>,
 }
 
 impl App {
@@ -191,6 +193,11 @@ impl App {
                 secrets: g.webhook_secrets,
             })
         });
+        let sign_in = crate::http::oidc::SignIn::from_config(
+            &config.web,
+            config.server.public_url.as_deref(),
+            &crate::http::oidc::config::SignInSecrets::from_env().map_err(anyhow::Error::msg)?,
+        )?;
         Ok(Self {
             config: Arc::new(config),
             read: ReadModel::new(store.clone()),
@@ -205,6 +212,7 @@ impl App {
             sessions: Arc::new(
                 crate::http::session::SessionKey::from_env().map_err(anyhow::Error::msg)?,
             ),
+            sign_in: Arc::new(sign_in),
         })
     }
 
@@ -266,6 +274,18 @@ impl App {
             store: self.store.clone(),
             sessions: Arc::clone(&self.sessions),
             public_url: self.config.server.public_url.clone(),
+            sign_in: Arc::clone(&self.sign_in),
+        }));
+        adapters = adapters.merge(crate::http::oidc::router(crate::http::oidc::SignInState {
+            sign_in: Arc::clone(&self.sign_in),
+            store: self.store.clone(),
+            sessions: Arc::clone(&self.sessions),
+            secure: self
+                .config
+                .server
+                .public_url
+                .as_deref()
+                .is_some_and(|u| u.starts_with("https://")),
         }));
         let guard = crate::http::Guard {
             store: self.store.clone(),

@@ -6,7 +6,7 @@
 
 mod incident;
 mod list;
-mod signin;
+pub(crate) mod signin;
 
 use std::sync::Arc;
 
@@ -31,6 +31,8 @@ pub struct PagesState {
     pub sessions: Arc<SessionKey>,
     /// `server.public_url`: cookies are `Secure` when it is https, and it is a valid origin.
     pub public_url: Option<String>,
+    /// The providers the sign-in page offers buttons for (`http::oidc`).
+    pub sign_in: Arc<super::oidc::SignIn>,
 }
 
 impl PagesState {
