@@ -193,11 +193,6 @@ impl App {
                 secrets: g.webhook_secrets,
             })
         });
-        let sign_in = crate::http::oidc::SignIn::from_config(
-            &config.web,
-            config.server.public_url.as_deref(),
-            &crate::http::oidc::config::SignInSecrets::from_env().map_err(anyhow::Error::msg)?,
-        )?;
         Ok(Self {
             config: Arc::new(config),
             read: ReadModel::new(store.clone()),
@@ -212,8 +207,23 @@ impl App {
             sessions: Arc::new(
                 crate::http::session::SessionKey::from_env().map_err(anyhow::Error::msg)?,
             ),
-            sign_in: Arc::new(sign_in),
+            sign_in: Arc::default(),
         })
+    }
+
+    /// Switches on the sign-in providers `[web]` configures, with their secrets from the
+    /// environment (`serve` does this; other commands need no client secret). A provider
+    /// configured without its secret or `server.public_url` stops the start with a sentence.
+    pub fn with_sign_in_from_env(mut self) -> anyhow::Result<Self> {
+        let secrets =
+            crate::http::oidc::config::SignInSecrets::from_env().map_err(anyhow::Error::msg)?;
+        let sign_in = crate::http::oidc::SignIn::from_config(
+            &self.config.web,
+            self.config.server.public_url.as_deref(),
+            &secrets,
+        )?;
+        self.sign_in = Arc::new(sign_in);
+        Ok(self)
     }
 
     /// Replaces the clock everywhere the service is used (tests drive time by hand).
