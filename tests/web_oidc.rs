@@ -29,6 +29,8 @@ on_both!(
     the_state_cookie_must_be_this_sign_in,
     provider_errors_read_as_sentences,
     only_configured_providers_are_offered,
+    cookies_are_secure_under_https,
+    a_person_signed_in_by_email_is_on_the_timeline,
     the_served_binary_signs_in_with_slack,
 );
 
@@ -82,9 +84,18 @@ fn secrets(fake: &FakeProvider) -> SignInSecrets {
 
 /// An app serving on a random port, with both providers pointed at `fake` (none without).
 async fn spawn(backend: Backend, fake: Option<&FakeProvider>) -> TestApp {
+    spawn_at(backend, fake, None).await
+}
+
+/// [`spawn`], with `server.public_url` set to `public_url` (else the app's own address).
+async fn spawn_at(
+    backend: Backend,
+    fake: Option<&FakeProvider>,
+    public_url: Option<&str>,
+) -> TestApp {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let base = format!("http://{addr}");
+    let base = public_url.map_or(format!("http://{addr}"), str::to_string);
     let config = test_config(&format!("[server]\npublic_url = \"{base}\"\n"));
     let db = TestDb::new(backend).await;
     let store = db.store().await;
@@ -421,6 +432,51 @@ async fn only_configured_providers_are_offered(backend: Backend) {
     assert!(!page.contains("/signin/oidc"), "{page}");
     let start = browser().get(t.url("/signin/slack")).send().await.unwrap();
     refused(start, StatusCode::NOT_FOUND, "not set up on this server").await;
+}
+
+async fn cookies_are_secure_under_https(backend: Backend) {
+    let fake = FakeProvider::start().await;
+    let public = "https://fb.example.com";
+    let t = spawn_at(backend, Some(&fake), Some(public)).await;
+    let start = browser().get(t.url("/signin/slack")).send().await.unwrap();
+    assert_eq!(start.status(), StatusCode::SEE_OTHER);
+    let state_cookie = cookie(&start, "firebreak_signin").unwrap();
+    assert!(set_cookies(&start).join("\n").contains("; Secure"));
+    let authorize = location(&start);
+    let redirect = "redirect_uri=https%3A%2F%2Ffb.example.com%2Fsignin%2Fslack%2Fcallback";
+    assert!(authorize.contains(redirect), "{authorize}");
+    let consented = browser().get(&authorize).send().await.unwrap();
+    // The proxy in front would carry this to the app: do so by hand.
+    let returning = Returning {
+        callback: location(&consented).replace(public, &t.url("")),
+        state_cookie,
+    };
+    let done = come_back(&returning).await;
+    assert_eq!(done.status(), StatusCode::SEE_OTHER);
+    let set = set_cookies(&done);
+    let session = set
+        .iter()
+        .find(|c| c.starts_with("firebreak_session="))
+        .unwrap();
+    assert!(
+        session.contains("; Secure") && session.contains("HttpOnly"),
+        "{session}"
+    );
+}
+
+/// `email` is a timeline source on both databases (migration 0013): what a form run by a
+/// person signed in with a generic provider writes is stored and read back as theirs.
+async fn a_person_signed_in_by_email_is_on_the_timeline(backend: Backend) {
+    use firebreak::incident::{Actor, Source};
+    let s = service(backend, test_config("")).await;
+    let grace = Actor::new(Source::Email, "grace@example.com", "Grace");
+    let line = "declare sev3 Login page slow";
+    s.run_as(&grace, line).await.expect("declares");
+    let number = firebreak::incident::model::IncidentNumber(1);
+    let detail = s.app.read.incident(number).await.unwrap().expect("INC-1");
+    let first = &detail.timeline[0];
+    assert_eq!(first.source, Source::Email);
+    assert_eq!(first.actor, "email:grace@example.com");
 }
 
 async fn the_served_binary_signs_in_with_slack(backend: Backend) {

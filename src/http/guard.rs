@@ -356,6 +356,43 @@ fn forbidden(method: &str, path: &str, token: &ApiToken, need: Need) -> Response
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::incident::permissions::{Action, Permissions};
+
+    fn person(identity: &str, name: &str) -> SessionCaller {
+        SessionCaller {
+            who: SignedIn::Person {
+                identity: Identity::parse(identity).unwrap(),
+                name: name.into(),
+            },
+            csrf: String::new(),
+        }
+    }
+
+    #[test]
+    fn a_person_acts_as_their_identity_and_permissions_decide() {
+        let ada = person("slack:U0ADA", "Ada");
+        assert_eq!(ada.actor().identity().as_str(), "slack:U0ADA");
+        assert_eq!(ada.actor().source, Source::Slack);
+        assert_eq!(ada.describe(), "Signed in as Ada");
+        let grace = person("email:grace@example.com", "Grace");
+        assert_eq!(grace.actor().identity().as_str(), "email:grace@example.com");
+        assert_eq!(grace.actor().source, Source::Email);
+        for scope in [Scope::Read, Scope::Declare, Scope::Update] {
+            assert!(ada.may(scope), "{scope}");
+        }
+        assert!(!ada.may(Scope::Metrics));
+        let only_ada = Permissions {
+            declare: Some(vec!["slack:U0ADA".into(), "email:*".into()]),
+            respond: Some(vec!["slack:U0ADA".into()]),
+            ..Permissions::default()
+        };
+        assert!(only_ada.allows(&ada.actor(), Action::Respond));
+        assert!(!only_ada.allows(&grace.actor(), Action::Respond));
+        assert!(
+            only_ada.allows(&grace.actor(), Action::Declare),
+            "email:* covers her"
+        );
+    }
 
     #[test]
     fn bearer_takes_the_token_after_the_scheme() {

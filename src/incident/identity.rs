@@ -80,7 +80,7 @@ impl Identity {
         let platform = platform.to_ascii_lowercase();
         if !PLATFORMS.contains(&platform.as_str()) {
             return Err(UserError::invalid(format!(
-                "\"{}\" is not a platform; use slack, discord, cli or api.",
+                "\"{}\" is not a platform; use slack, discord, cli, api or email.",
                 shown(&platform)
             )));
         }
