@@ -33,6 +33,7 @@ pub enum Failure {
 pub struct Provider {
     pub config: ProviderConfig,
     http: reqwest::Client,
+    /// The discovered endpoints, once read (fixed ones are not kept here).
     urls: Mutex<Option<ProviderUrls>>,
     keys: Mutex<Option<(JwkSet, Instant)>>,
 }
@@ -62,27 +63,24 @@ impl Provider {
             .timeout(CALL_TIMEOUT)
             .redirect(reqwest::redirect::Policy::none())
             .build()?;
-        let urls = match &config.endpoints {
-            Endpoints::Fixed(urls) => Some(urls.clone()),
-            Endpoints::Discover(_) => None,
-        };
         Ok(Self {
             config,
             http,
-            urls: Mutex::new(urls),
+            urls: Mutex::new(None),
             keys: Mutex::new(None),
         })
     }
 
     /// The endpoints: fixed, or from the discovery document (read once it is read well).
     pub async fn urls(&self) -> Result<ProviderUrls, Failure> {
+        let url = match &self.config.endpoints {
+            Endpoints::Fixed(urls) => return Ok(urls.clone()),
+            Endpoints::Discover(url) => url,
+        };
         let mut cached = self.urls.lock().await;
         if let Some(urls) = cached.as_ref() {
             return Ok(urls.clone());
         }
-        let Endpoints::Discover(url) = &self.config.endpoints else {
-            unreachable!("fixed endpoints are cached from the start")
-        };
         let doc: Discovery = self.get_json(url).await?;
         if doc.issuer.trim_end_matches('/') != self.config.issuer {
             return Err(Failure::Unreachable(anyhow::anyhow!(

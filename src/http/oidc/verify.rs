@@ -89,7 +89,8 @@ pub fn verify_id_token(
     .ok_or(Refused::UnknownKey)?;
     let key = DecodingKey::from_jwk(jwk).map_err(|_| Refused::UnknownKey)?;
     let mut validation = Validation::new(header.alg);
-    validation.set_issuer(&[expected.issuer]);
+    // The issuer as configured, or with the trailing `/` some providers put in `iss`.
+    validation.set_issuer(&[expected.issuer.to_string(), format!("{}/", expected.issuer)]);
     validation.set_audience(&[expected.client_id]);
     validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
     validation.leeway = LEEWAY_SECS;
@@ -186,6 +187,64 @@ fn shown_name(name: Option<&str>, fallback: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use jsonwebtoken::{EncodingKey, Header};
+
+    fn keys() -> JwkSet {
+        let jwk = include_str!("../../../tests/fixtures/oidc/provider-jwk.json");
+        serde_json::from_str(&format!("{{\"keys\": [{jwk}]}}")).unwrap()
+    }
+
+    fn signed(header: Header, key: &EncodingKey, iss: &str) -> String {
+        let now = chrono::Utc::now().timestamp();
+        let claims = serde_json::json!({
+            "iss": iss, "aud": "cid", "sub": "U1", "exp": now + 60, "nonce": "n1",
+            "https://slack.com/team_id": "T1", "https://slack.com/user_id": "U1",
+        });
+        jsonwebtoken::encode(&header, &claims, key).unwrap()
+    }
+
+    #[test]
+    fn a_good_token_passes_and_a_shared_secret_token_does_not() {
+        let kind = ProviderKind::Slack {
+            team_id: "T1".into(),
+        };
+        let expected = Expected {
+            issuer: "https://idp.example",
+            client_id: "cid",
+            nonce: "n1",
+            kind: &kind,
+        };
+        let pem = include_str!("../../../tests/fixtures/oidc/provider-key.pem");
+        let rsa = EncodingKey::from_rsa_pem(pem.as_bytes()).unwrap();
+        let mut rs256 = Header::new(Algorithm::RS256);
+        rs256.kid = Some("provider-1".into());
+        for iss in ["https://idp.example", "https://idp.example/"] {
+            let token = signed(rs256.clone(), &rsa, iss);
+            assert!(verify_id_token(&token, &keys(), &expected).is_ok(), "{iss}");
+        }
+        let token = signed(rs256.clone(), &rsa, "https://idp.example.evil");
+        assert!(verify_id_token(&token, &keys(), &expected).is_err());
+        // The classic confusion: HS256 with the public key's text as the shared secret.
+        let jwk = include_str!("../../../tests/fixtures/oidc/provider-jwk.json");
+        let mut hs256 = Header::new(Algorithm::HS256);
+        hs256.kid = Some("provider-1".into());
+        let token = signed(
+            hs256,
+            &EncodingKey::from_secret(jwk.as_bytes()),
+            "https://idp.example",
+        );
+        let Err(Refused::Sentence(s)) = verify_id_token(&token, &keys(), &expected) else {
+            panic!("an HS256 token was accepted")
+        };
+        assert!(s.contains("does not accept"), "{s}");
+        let mut unknown = rs256;
+        unknown.kid = Some("rotated-2".into());
+        let token = signed(unknown, &rsa, "https://idp.example");
+        assert_eq!(
+            verify_id_token(&token, &keys(), &expected),
+            Err(Refused::UnknownKey)
+        );
+    }
 
     #[test]
     fn names_are_cleaned_and_fall_back() {
