@@ -193,17 +193,18 @@ pub fn named_cookie<'a>(
 
 /// `Set-Cookie` for a new session.
 pub fn set_cookie(value: &str, secure: bool) -> String {
-    format!(
-        "{COOKIE}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={}{}",
-        LIFETIME.as_secs(),
-        if secure { "; Secure" } else { "" }
-    )
+    cookie_header(COOKIE, value, "/", LIFETIME.as_secs(), secure)
 }
 
 /// `Set-Cookie` that ends the session in the browser.
 pub fn clear_cookie(secure: bool) -> String {
+    cookie_header(COOKIE, "", "/", 0, secure)
+}
+
+/// `Set-Cookie` for an `HttpOnly`, `SameSite=Lax` cookie on `path`, `Secure` when asked.
+pub fn cookie_header(name: &str, value: &str, path: &str, max_age: u64, secure: bool) -> String {
     format!(
-        "{COOKIE}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0{}",
+        "{name}={value}; Path={path}; HttpOnly; SameSite=Lax; Max-Age={max_age}{}",
         if secure { "; Secure" } else { "" }
     )
 }

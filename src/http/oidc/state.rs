@@ -9,7 +9,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
 use rand::Rng;
 
-use crate::http::session::SessionKey;
+use crate::http::session::{self, SessionKey};
 
 /// The cookie's name.
 pub const COOKIE: &str = "firebreak_signin";
@@ -120,19 +120,12 @@ fn random() -> String {
 
 /// `Set-Cookie` for a sign-in in flight (sent back only to `/signin/…`).
 pub fn set_cookie(value: &str, secure: bool) -> String {
-    format!(
-        "{COOKIE}={value}; Path=/signin; HttpOnly; SameSite=Lax; Max-Age={}{}",
-        LIFETIME.as_secs(),
-        if secure { "; Secure" } else { "" }
-    )
+    session::cookie_header(COOKIE, value, "/signin", LIFETIME.as_secs(), secure)
 }
 
 /// `Set-Cookie` that forgets it.
 pub fn clear_cookie(secure: bool) -> String {
-    format!(
-        "{COOKIE}=; Path=/signin; HttpOnly; SameSite=Lax; Max-Age=0{}",
-        if secure { "; Secure" } else { "" }
-    )
+    session::cookie_header(COOKIE, "", "/signin", 0, secure)
 }
 
 #[cfg(test)]
