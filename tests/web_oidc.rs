@@ -146,6 +146,12 @@ async fn a_replayed_sign_in_is_refused(backend: Backend) {
         calls,
         "a replay never reaches the provider"
     );
+    // A double submit racing: exactly one of the two signs in.
+    let racing = go_to_provider(&t.url(""), "slack", "/").await;
+    let (a, b) = tokio::join!(come_back(&racing), come_back(&racing));
+    let mut statuses = [a.status(), b.status()];
+    statuses.sort();
+    assert_eq!(statuses, [StatusCode::SEE_OTHER, StatusCode::FORBIDDEN]);
     // An old ID token answered to a new sign-in: its nonce is the old one.
     fake.twist(Twist::Replayed);
     refused(
