@@ -64,6 +64,8 @@ pub struct App {
     pub github_client: Option<Arc<GitHubClient>>,
     /// The key web sessions are signed with (`FIREBREAK_SESSION_KEY`, or random).
     pub sessions: Arc<crate::http::session::SessionKey>,
+    /// The providers people may sign in to the web pages with (`[web]`).
+    pub sign_in: Arc<crate::http::oidc::SignIn>,
 }
 
 impl App {
@@ -205,7 +207,23 @@ impl App {
             sessions: Arc::new(
                 crate::http::session::SessionKey::from_env().map_err(anyhow::Error::msg)?,
             ),
+            sign_in: Arc::default(),
         })
+    }
+
+    /// Switches on the sign-in providers `[web]` configures, with their secrets from the
+    /// environment (`serve` does this; other commands need no client secret). A provider
+    /// configured without its secret or `server.public_url` stops the start with a sentence.
+    pub fn with_sign_in_from_env(mut self) -> anyhow::Result<Self> {
+        let secrets =
+            crate::http::oidc::config::SignInSecrets::from_env().map_err(anyhow::Error::msg)?;
+        let sign_in = crate::http::oidc::SignIn::from_config(
+            &self.config.web,
+            self.config.server.public_url.as_deref(),
+            &secrets,
+        )?;
+        self.sign_in = Arc::new(sign_in);
+        Ok(self)
     }
 
     /// Replaces the clock everywhere the service is used (tests drive time by hand).
@@ -277,6 +295,18 @@ impl App {
             worker: Arc::clone(&self.worker),
             service: self.service.clone(),
             shutdown,
+            sign_in: Arc::clone(&self.sign_in),
+        }));
+        adapters = adapters.merge(crate::http::oidc::router(crate::http::oidc::SignInState {
+            sign_in: Arc::clone(&self.sign_in),
+            store: self.store.clone(),
+            sessions: Arc::clone(&self.sessions),
+            secure: self
+                .config
+                .server
+                .public_url
+                .as_deref()
+                .is_some_and(|u| u.starts_with("https://")),
         }));
         let guard = crate::http::Guard {
             store: self.store.clone(),

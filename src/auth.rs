@@ -205,6 +205,11 @@ pub const PUBLIC_PATHS: &[&str] = &[
     "/discord/interactions",
     "/github/webhook",
     "/signin",
+    // Signing in with a provider (`http::oidc`): the start, and where it sends people back.
+    "/signin/slack",
+    "/signin/slack/callback",
+    "/signin/oidc",
+    "/signin/oidc/callback",
 ];
 
 /// What a request for `path` with `method` needs. Reads (`GET`, `HEAD`) need `read`, or

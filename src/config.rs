@@ -41,6 +41,8 @@ pub struct Config {
     pub postmortem: PostmortemConfig,
     /// `[alertmanager]`: how `POST /api/alertmanager` maps alert groups to incidents.
     pub alertmanager: crate::alerts::AlertmanagerConfig,
+    /// `[web]`: signing in to the web pages with Slack or an OpenID Connect provider.
+    pub web: crate::http::oidc::config::WebConfig,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

@@ -231,6 +231,14 @@ async fn public_route_answers(t: &TestApp, method: &str, path: &str) {
             assert!(page.contains("That token is not valid"), "{page}");
             return;
         }
+        "/signin/slack" | "/signin/slack/callback" | "/signin/oidc" | "/signin/oidc/callback" => {
+            // No provider is configured here: the sign-in page says so, with no credential.
+            let resp = no_redirects().get(t.url(path)).send().await.unwrap();
+            assert_eq!(resp.status(), 404, "{path}");
+            let page = resp.text().await.unwrap();
+            assert!(page.contains("not set up on this server"), "{page}");
+            return;
+        }
         "/slack/commands" => {
             let body = common::slack::SlackSender::command_body("/incident", "help", "C1", "U1");
             let form = "application/x-www-form-urlencoded";

@@ -132,6 +132,7 @@ fn say_created(new: Option<&Path>) {
 }
 
 async fn serve(app: App, runtime: &Runtime) -> anyhow::Result<ExitCode> {
+    let app = app.with_sign_in_from_env()?;
     warn_unreachable_platforms(&app, runtime);
     let listener = tokio::net::TcpListener::bind(runtime.listen)
         .await

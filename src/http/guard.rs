@@ -3,8 +3,9 @@
 //! the path needs. Missing, unknown or revoked: 401 with `WWW-Authenticate: Bearer`; valid
 //! but without the scope: 403 naming it. Answers are JSON with an `error` sentence. A
 //! browser asking for a page without a credential is sent to `/signin` instead (303), and a
-//! signed session cookie (`http::session`) counts as its token for reads; a form posted with
-//! a session must carry the session's CSRF token (403 otherwise).
+//! signed session cookie (`http::session`) counts for reads: a token's session as its token,
+//! a person's (signed in with Slack or an OpenID Connect provider) as a reader. A form posted
+//! with a session must carry the session's CSRF token (403 otherwise).
 
 use std::sync::Arc;
 
@@ -18,9 +19,9 @@ use chrono::Utc;
 use serde_json::json;
 
 use super::caller::ApiCaller;
-use super::session::{self, SessionKey};
+use super::session::{self, Principal, SessionKey};
 use crate::auth::{self, Access, Challenge, Need, Scope, Scopes};
-use crate::incident::{Actor, Source};
+use crate::incident::{Actor, Identity, Source};
 use crate::store::{ApiToken, Store};
 
 /// What the guard needs: the tokens, and the key sessions are signed with.
@@ -44,6 +45,9 @@ pub enum SignedIn {
     /// Signed in by pasting an API token: acts as that token (`api:<name>`), within its
     /// scopes.
     Token { name: String, scopes: Scopes },
+    /// A person who signed in with Slack (`slack:U…`) or a generic OpenID Connect provider
+    /// (`email:…`): acts as that identity, exactly as in chat, so `[permissions]` decides.
+    Person { identity: Identity, name: String },
 }
 
 impl SessionCaller {
@@ -51,14 +55,25 @@ impl SessionCaller {
     pub fn actor(&self) -> Actor {
         match &self.who {
             SignedIn::Token { name, .. } => Actor::new(Source::Api, name.clone(), name.clone()),
+            SignedIn::Person { identity, name } => {
+                let source = match identity.platform() {
+                    "slack" => Source::Slack,
+                    _ => Source::Email,
+                };
+                Actor::new(source, identity.id(), name.clone())
+            }
         }
     }
 
     /// Whether the session may use forms that need `scope` at all (a token session: the
-    /// token's scopes). `[permissions]` is checked after this, by the service.
+    /// token's scopes; a person: reading, declaring and updating, `metrics` being for
+    /// scrapers). `[permissions]` is checked after this, by the service.
     pub fn may(&self, scope: Scope) -> bool {
         match &self.who {
             SignedIn::Token { scopes, .. } => scopes.contains(scope),
+            SignedIn::Person { .. } => {
+                matches!(scope, Scope::Read | Scope::Declare | Scope::Update)
+            }
         }
     }
 
@@ -66,6 +81,7 @@ impl SessionCaller {
     pub fn describe(&self) -> String {
         match &self.who {
             SignedIn::Token { name, .. } => format!("Signed in with the token “{name}”"),
+            SignedIn::Person { name, .. } => format!("Signed in as {name}"),
         }
     }
 }
@@ -94,9 +110,17 @@ pub async fn guard(State(guard): State<Guard>, request: Request, next: Next) -> 
     )
     .map(str::to_string);
     if let Some(cookie) = cookie
-        && let Some(token_id) = guard.sessions.verify(&cookie, Utc::now())
+        && let Some(principal) = guard.sessions.verify(&cookie, Utc::now())
     {
-        return with_session(&guard, request, next, need, &cookie, token_id).await;
+        return match principal {
+            Principal::Token(token_id) => {
+                with_session(&guard, request, next, need, &cookie, token_id).await
+            }
+            Principal::Person { identity, name } => {
+                let who = SignedIn::Person { identity, name };
+                with_person(&guard, request, next, need, &cookie, who).await
+            }
+        };
     }
     unauthenticated(
         &request,
@@ -196,6 +220,37 @@ async fn with_session(
             name: found.name.clone(),
             scopes: found.scopes.clone(),
         },
+        csrf: guard.sessions.csrf(cookie),
+    });
+    next.run(request).await
+}
+
+/// A request with a validly signed session cookie of a person. Reads are allowed; the only
+/// writes are form posts to paths that need a session, each with the session's CSRF token.
+async fn with_person(
+    guard: &Guard,
+    request: Request,
+    next: Next,
+    need: Need,
+    cookie: &str,
+    who: SignedIn,
+) -> Response {
+    let read = matches!(request.method().as_str(), "GET" | "HEAD");
+    let mut request = if read {
+        request
+    } else if need == Need::Session {
+        match csrf_checked(&guard.sessions, cookie, request).await {
+            Ok(request) => request,
+            Err(refused) => return refused,
+        }
+    } else {
+        return unauthenticated(
+            &request,
+            "This needs an API token: a signed-in session only reads, and posts its own forms.",
+        );
+    };
+    request.extensions_mut().insert(SessionCaller {
+        who,
         csrf: guard.sessions.csrf(cookie),
     });
     next.run(request).await
@@ -301,6 +356,43 @@ fn forbidden(method: &str, path: &str, token: &ApiToken, need: Need) -> Response
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::incident::permissions::{Action, Permissions};
+
+    fn person(identity: &str, name: &str) -> SessionCaller {
+        SessionCaller {
+            who: SignedIn::Person {
+                identity: Identity::parse(identity).unwrap(),
+                name: name.into(),
+            },
+            csrf: String::new(),
+        }
+    }
+
+    #[test]
+    fn a_person_acts_as_their_identity_and_permissions_decide() {
+        let ada = person("slack:U0ADA", "Ada");
+        assert_eq!(ada.actor().identity().as_str(), "slack:U0ADA");
+        assert_eq!(ada.actor().source, Source::Slack);
+        assert_eq!(ada.describe(), "Signed in as Ada");
+        let grace = person("email:grace@example.com", "Grace");
+        assert_eq!(grace.actor().identity().as_str(), "email:grace@example.com");
+        assert_eq!(grace.actor().source, Source::Email);
+        for scope in [Scope::Read, Scope::Declare, Scope::Update] {
+            assert!(ada.may(scope), "{scope}");
+        }
+        assert!(!ada.may(Scope::Metrics));
+        let only_ada = Permissions {
+            declare: Some(vec!["slack:U0ADA".into(), "email:*".into()]),
+            respond: Some(vec!["slack:U0ADA".into()]),
+            ..Permissions::default()
+        };
+        assert!(only_ada.allows(&ada.actor(), Action::Respond));
+        assert!(!only_ada.allows(&grace.actor(), Action::Respond));
+        assert!(
+            only_ada.allows(&grace.actor(), Action::Declare),
+            "email:* covers her"
+        );
+    }
 
     #[test]
     fn bearer_takes_the_token_after_the_scheme() {

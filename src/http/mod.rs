@@ -10,6 +10,7 @@ pub mod caller;
 pub mod guard;
 pub mod idempotency;
 pub mod machine;
+pub mod oidc;
 pub mod pages;
 pub mod refusal;
 pub mod session;
@@ -155,6 +156,20 @@ pub const ROUTES: &[RouteInfo] = &[
         READ,
     ),
     route("GET", "/assets/live.js", "/assets/live.js", READ),
+    route("GET", "/signin/slack", "/signin/slack", None),
+    route(
+        "GET",
+        "/signin/slack/callback",
+        "/signin/slack/callback",
+        None,
+    ),
+    route("GET", "/signin/oidc", "/signin/oidc", None),
+    route(
+        "GET",
+        "/signin/oidc/callback",
+        "/signin/oidc/callback",
+        None,
+    ),
 ];
 
 /// The API's routes, with `adapters` (the platforms' signed endpoints) merged in, all behind

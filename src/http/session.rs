@@ -1,6 +1,8 @@
-//! Browser sessions made by signing in with an API token: the signed cookie that names the
-//! token, the CSRF token derived from it, the `Set-Cookie` values, and the checks on `next`
-//! and on `Origin`/`Referer`. Pure apart from [`SessionKey::from_env`] and making a nonce.
+//! Browser sessions: the signed cookie that names who signed in (an API token, or a person
+//! who signed in with Slack or an OpenID Connect provider), the CSRF token derived from it,
+//! the `Set-Cookie` values, and the checks on `next` and on `Origin`/`Referer`. The same key
+//! signs the short-lived cookie a provider sign-in keeps its `state` in ([`SessionKey::sign`]).
+//! Pure apart from [`SessionKey::from_env`] and making a nonce.
 
 use std::time::Duration;
 
@@ -10,6 +12,8 @@ use chrono::{DateTime, Utc};
 use hmac::{Hmac, Mac};
 use rand::Rng;
 use sha2::Sha256;
+
+use crate::incident::Identity;
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -85,22 +89,64 @@ impl SessionKey {
     /// A new cookie value for token `token_id`, lasting [`LIFETIME`] from `now`:
     /// `<token id>.<expiry, unix seconds>.<nonce>.<signature>`.
     pub fn issue(&self, token_id: i64, now: DateTime<Utc>) -> String {
+        self.issue_body(&token_id.to_string(), now)
+    }
+
+    /// A new cookie value for a person who signed in with a provider, lasting [`LIFETIME`]:
+    /// `p.<identity>.<name>.<expiry>.<nonce>.<signature>`, identity and name base64url.
+    pub fn issue_person(&self, identity: &Identity, name: &str, now: DateTime<Utc>) -> String {
+        let principal = format!(
+            "{PERSON_MARK}.{}.{}",
+            URL_SAFE_NO_PAD.encode(identity.as_str()),
+            URL_SAFE_NO_PAD.encode(name)
+        );
+        self.issue_body(&principal, now)
+    }
+
+    fn issue_body(&self, principal: &str, now: DateTime<Utc>) -> String {
         let expires = now.timestamp() + LIFETIME.as_secs() as i64;
         let nonce: [u8; 16] = rand::rng().random();
-        let body = format!("{token_id}.{expires}.{}", hex::encode(nonce));
-        let sig = URL_SAFE_NO_PAD.encode(self.mac("session", &body).finalize().into_bytes());
+        self.sign(
+            "session",
+            &format!("{principal}.{expires}.{}", hex::encode(nonce)),
+        )
+    }
+
+    /// Who a cookie value names, if it is signed with this key and not expired.
+    pub fn verify(&self, value: &str, now: DateTime<Utc>) -> Option<Principal> {
+        let body = self.verified("session", value)?;
+        let parts: Vec<&str> = body.split('.').collect();
+        let (principal, expires) = match parts.as_slice() {
+            [id, expires, _nonce] => (Principal::Token(id.parse().ok()?), expires),
+            [PERSON_MARK, identity, name, expires, _nonce] => {
+                let text = |b64: &str| String::from_utf8(URL_SAFE_NO_PAD.decode(b64).ok()?).ok();
+                let identity = Identity::parse(&text(identity)?).ok()?;
+                (
+                    Principal::Person {
+                        identity,
+                        name: text(name)?,
+                    },
+                    expires,
+                )
+            }
+            _ => return None,
+        };
+        let expires: i64 = expires.parse().ok()?;
+        (now.timestamp() < expires).then_some(principal)
+    }
+
+    /// `body` with its signature for `purpose` appended: `<body>.<signature>`.
+    pub fn sign(&self, purpose: &str, body: &str) -> String {
+        let sig = URL_SAFE_NO_PAD.encode(self.mac(purpose, body).finalize().into_bytes());
         format!("{body}.{sig}")
     }
 
-    /// The token id a cookie value names, if it is signed with this key and not expired.
-    pub fn verify(&self, value: &str, now: DateTime<Utc>) -> Option<i64> {
+    /// The body of a value made by [`SessionKey::sign`] for `purpose`, if its signature holds.
+    pub fn verified<'a>(&self, purpose: &str, value: &'a str) -> Option<&'a str> {
         let (body, sig) = value.rsplit_once('.')?;
         let sig = URL_SAFE_NO_PAD.decode(sig).ok()?;
-        self.mac("session", body).verify_slice(&sig).ok()?;
-        let mut parts = body.split('.');
-        let token_id = parts.next()?.parse().ok()?;
-        let expires: i64 = parts.next()?.parse().ok()?;
-        (now.timestamp() < expires).then_some(token_id)
+        self.mac(purpose, body).verify_slice(&sig).ok()?;
+        Some(body)
     }
 
     /// The CSRF token of the session whose cookie value is `value`.
@@ -116,28 +162,49 @@ impl SessionKey {
     }
 }
 
+/// Who a session cookie names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Principal {
+    /// The id of the API token it was made with (revoking the token ends it).
+    Token(i64),
+    /// A person who signed in with a provider: `slack:U…` or `email:…`, and their name.
+    Person { identity: Identity, name: String },
+}
+
+/// Marks a person's session cookie (a token's starts with its numeric id).
+const PERSON_MARK: &str = "p";
+
 /// The session cookie's value among a request's `Cookie` headers.
 pub fn cookie_value<'a>(cookie_headers: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+    named_cookie(cookie_headers, COOKIE)
+}
+
+/// The value of the cookie called `name` among a request's `Cookie` headers.
+pub fn named_cookie<'a>(
+    cookie_headers: impl Iterator<Item = &'a str>,
+    name: &str,
+) -> Option<&'a str> {
     cookie_headers
         .flat_map(|h| h.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == COOKIE)
+        .find(|(n, _)| *n == name)
         .map(|(_, value)| value.trim())
 }
 
 /// `Set-Cookie` for a new session.
 pub fn set_cookie(value: &str, secure: bool) -> String {
-    format!(
-        "{COOKIE}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={}{}",
-        LIFETIME.as_secs(),
-        if secure { "; Secure" } else { "" }
-    )
+    cookie_header(COOKIE, value, "/", LIFETIME.as_secs(), secure)
 }
 
 /// `Set-Cookie` that ends the session in the browser.
 pub fn clear_cookie(secure: bool) -> String {
+    cookie_header(COOKIE, "", "/", 0, secure)
+}
+
+/// `Set-Cookie` for an `HttpOnly`, `SameSite=Lax` cookie on `path`, `Secure` when asked.
+pub fn cookie_header(name: &str, value: &str, path: &str, max_age: u64, secure: bool) -> String {
     format!(
-        "{COOKIE}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0{}",
+        "{name}={value}; Path={path}; HttpOnly; SameSite=Lax; Max-Age={max_age}{}",
         if secure { "; Secure" } else { "" }
     )
 }
@@ -198,7 +265,7 @@ mod tests {
         let now = Utc::now();
         let k = key();
         let v = k.issue(7, now);
-        assert_eq!(k.verify(&v, now), Some(7));
+        assert_eq!(k.verify(&v, now), Some(Principal::Token(7)));
         assert_eq!(k.verify(&v, now + chrono::TimeDelta::hours(12)), None);
         assert_eq!(k.verify(&v.replacen('7', "8", 1), now), None);
         assert_eq!(k.verify(&format!("{v}x"), now), None);
@@ -206,6 +273,35 @@ mod tests {
         let other = SessionKey::from_text(&"j".repeat(32)).unwrap();
         assert_eq!(other.verify(&v, now), None);
         assert_ne!(k.issue(7, now), v, "each session has its own nonce");
+    }
+
+    #[test]
+    fn a_person_session_carries_who_signed_in_and_is_signed() {
+        let now = Utc::now();
+        let k = key();
+        let alice = Identity::slack("U123").unwrap();
+        let v = k.issue_person(&alice, "Alice B. <x>", now);
+        assert_eq!(
+            k.verify(&v, now),
+            Some(Principal::Person {
+                identity: alice.clone(),
+                name: "Alice B. <x>".into()
+            })
+        );
+        assert_eq!(k.verify(&v, now + chrono::TimeDelta::hours(12)), None);
+        let mallory = URL_SAFE_NO_PAD.encode("slack:U999");
+        let forged = v.replacen(&URL_SAFE_NO_PAD.encode("slack:U123"), &mallory, 1);
+        assert_ne!(forged, v);
+        assert_eq!(
+            k.verify(&forged, now),
+            None,
+            "the identity is under the HMAC"
+        );
+        let other = SessionKey::from_text(&"j".repeat(32)).unwrap();
+        assert_eq!(other.verify(&v, now), None);
+        let signed = k.sign("oidc-state", "a.b");
+        assert_eq!(k.verified("oidc-state", &signed), Some("a.b"));
+        assert_eq!(k.verified("session", &signed), None, "purposes do not mix");
     }
 
     #[test]

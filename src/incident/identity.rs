@@ -1,6 +1,8 @@
 //! Who someone is, as stored: a platform and that platform's own id for them, written
 //! `platform:id` (`slack:U024BE7LH`, `discord:80351110224678912`, `cli:alice`, and
-//! `api:alertmanager` for a machine calling the HTTP API with the token of that name).
+//! `api:alertmanager` for a machine calling the HTTP API with the token of that name, and
+//! `email:alice@example.com` for a person who signed in to the web pages with a generic
+//! OpenID Connect provider that vouched for that email).
 //!
 //! Every actor and role holder is stored this way, never as a display name: names change and
 //! collide, and a chat edge can only mention, invite or nudge someone by their id. Names are
@@ -15,7 +17,9 @@ use serde::{Deserialize, Serialize};
 use super::error::UserError;
 
 /// The platforms an identity can belong to.
-pub const PLATFORMS: &[&str] = &["slack", "discord", "cli", "github", "system", "api"];
+pub const PLATFORMS: &[&str] = &[
+    "slack", "discord", "cli", "github", "system", "api", "email",
+];
 
 /// A stored identity, `platform:id`. Construct it with [`Identity::parse`],
 /// [`Identity::from_user_arg`] or [`Identity::new`].
@@ -76,7 +80,7 @@ impl Identity {
         let platform = platform.to_ascii_lowercase();
         if !PLATFORMS.contains(&platform.as_str()) {
             return Err(UserError::invalid(format!(
-                "\"{}\" is not a platform; use slack, discord, cli or api.",
+                "\"{}\" is not a platform; use slack, discord, cli, api or email.",
                 shown(&platform)
             )));
         }
@@ -142,10 +146,22 @@ impl Identity {
 
 /// Whether `id` is a well-formed id on `platform`.
 fn valid_id(platform: &str, id: &str) -> bool {
-    if id.is_empty() || id.len() > 64 {
+    let longest = if platform == "email" { 254 } else { 64 };
+    if id.is_empty() || id.len() > longest {
         return false;
     }
     match platform {
+        // A verified address, lower-cased by whoever makes it: one `@`, no spaces or markup.
+        "email" => {
+            id.bytes().filter(|b| *b == b'@').count() == 1
+                && !id.starts_with('@')
+                && !id.ends_with('@')
+                && id.bytes().all(|b| {
+                    b.is_ascii_lowercase()
+                        || b.is_ascii_digit()
+                        || matches!(b, b'@' | b'.' | b'_' | b'-' | b'+')
+                })
+        }
         // Slack ids are upper-case letters and digits (`U024BE7LH`, `W0123ABC`); test
         // fixtures use underscores too.
         "slack" => id
@@ -239,6 +255,22 @@ mod tests {
             "slack:U1",
             "the platform is case-insensitive"
         );
+    }
+
+    #[test]
+    fn email_identities_are_one_lower_case_address() {
+        let i = Identity::parse("email:alice+ops@example.co.uk").unwrap();
+        assert_eq!((i.platform(), i.id()), ("email", "alice+ops@example.co.uk"));
+        for bad in [
+            "email:alice",
+            "email:a@b@c",
+            "email:@example.com",
+            "email:Alice@example.com",
+            "email:a b@example.com",
+            "email:<a>@example.com",
+        ] {
+            assert!(Identity::parse(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -54,7 +54,9 @@ impl Actor {
     /// A local account or firebreak itself is its own name.
     pub fn in_text(&self) -> String {
         match self.source {
-            Source::Slack | Source::Discord | Source::Api => self.identity().to_string(),
+            Source::Slack | Source::Discord | Source::Api | Source::Email => {
+                self.identity().to_string()
+            }
             Source::Cli | Source::Github | Source::System => self.id.clone(),
         }
     }

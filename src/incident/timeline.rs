@@ -25,6 +25,9 @@ pub enum Source {
     /// A machine calling the HTTP API with a token (`api:<token name>`): Alertmanager, a
     /// script.
     Api,
+    /// A person signed in to the web pages with a generic OpenID Connect provider, known by
+    /// their verified email (`email:alice@example.com`). Slack sign-in acts as `Slack`.
+    Email,
 }
 
 impl Source {
@@ -36,6 +39,7 @@ impl Source {
             Self::Github => "github",
             Self::System => "system",
             Self::Api => "api",
+            Self::Email => "email",
         }
     }
 }
@@ -50,6 +54,7 @@ impl FromStr for Source {
             "github" => Self::Github,
             "system" => Self::System,
             "api" => Self::Api,
+            "email" => Self::Email,
             other => return Err(format!("unknown timeline source {other:?}")),
         })
     }

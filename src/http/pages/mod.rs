@@ -11,7 +11,7 @@ mod freezes;
 mod incident;
 mod list;
 mod live;
-mod signin;
+pub(crate) mod signin;
 
 use std::sync::Arc;
 
@@ -50,6 +50,8 @@ pub struct PagesState {
     pub service: IncidentService,
     /// Cancelled when the server stops: live timelines end then.
     pub shutdown: tokio_util::sync::CancellationToken,
+    /// The providers the sign-in page offers buttons for (`http::oidc`).
+    pub sign_in: Arc<super::oidc::SignIn>,
 }
 
 impl PagesState {

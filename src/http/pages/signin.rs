@@ -1,4 +1,5 @@
-//! Signing in with an API token (`GET`/`POST /signin`) and out (`POST /signout`).
+//! The sign-in page (`GET /signin`): with an API token (`POST /signin`), or with each
+//! configured provider's button (`http::oidc`); and signing out (`POST /signout`).
 
 use askama::Template;
 use axum::extract::{Form, Query, State};
@@ -9,6 +10,7 @@ use serde::Deserialize;
 
 use super::{PagesState, page};
 use crate::auth::{self, Scope};
+use crate::http::oidc::Button;
 use crate::http::session;
 
 #[derive(Template)]
@@ -16,6 +18,22 @@ use crate::http::session;
 struct SignInPage<'a> {
     next: &'a str,
     error: Option<&'a str>,
+    /// `("/signin/slack?next=…", "Sign in with Slack")` for each configured provider.
+    providers: Vec<(String, String)>,
+}
+
+/// The sign-in page, with `error` when there is one and a button for each provider in
+/// `buttons`, each carrying `next` on.
+pub(crate) fn sign_in_page(next: &str, error: Option<&str>, buttons: &[Button]) -> Response {
+    let query = serde_urlencoded::to_string([("next", next)]).unwrap_or_default();
+    page(&SignInPage {
+        next,
+        error,
+        providers: buttons
+            .iter()
+            .map(|b| (format!("/signin/{}?{query}", b.slug), b.label.clone()))
+            .collect(),
+    })
 }
 
 #[derive(Deserialize)]
@@ -24,12 +42,12 @@ pub struct NextQuery {
 }
 
 /// `GET /signin`: the form.
-pub(super) async fn sign_in_form(Query(q): Query<NextQuery>) -> Response {
+pub(super) async fn sign_in_form(
+    State(pages): State<PagesState>,
+    Query(q): Query<NextQuery>,
+) -> Response {
     let next = session::safe_next(q.next.as_deref());
-    page(&SignInPage {
-        next: &next,
-        error: None,
-    })
+    sign_in_page(&next, None, &pages.sign_in.buttons())
 }
 
 #[derive(Deserialize)]
@@ -49,10 +67,7 @@ pub(super) async fn sign_in(
 ) -> Response {
     let next = session::safe_next(form.next.as_deref());
     let again = |status: StatusCode, error: &str| {
-        let mut response = page(&SignInPage {
-            next: &next,
-            error: Some(error),
-        });
+        let mut response = sign_in_page(&next, Some(error), &pages.sign_in.buttons());
         *response.status_mut() = status;
         response
     };
