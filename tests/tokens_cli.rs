@@ -194,16 +194,6 @@ async fn the_served_binary_needs_a_token_from_the_cli(backend: Backend) {
     );
 }
 
-/// A `serve` process, killed if the test fails before it is stopped.
-struct Serving(std::process::Child);
-
-impl Drop for Serving {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// `args` exit with status 2 and exactly `message` on stderr.
 async fn refused(cli: &Cli, args: &[&str], message: &str) {
     let out = cli.run(args).await;

@@ -7,6 +7,7 @@
 
 mod common;
 
+use common::web::{browser, location};
 use common::*;
 use firebreak::incident::{IncidentNumber, Severity, Status, TimelineEntry};
 use reqwest::{Response, StatusCode};
@@ -20,18 +21,6 @@ on_both!(
     the_incident_forms_update_change_status_and_resolve,
     hostile_or_impossible_changes_are_refused_with_a_sentence,
 );
-
-/// A client that shows redirects rather than following them, and keeps no cookies.
-fn browser() -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
-}
-
-fn location(resp: &Response) -> String {
-    resp.headers()["location"].to_str().unwrap().to_string()
-}
 
 /// Signs in with a new token named `name` with `scopes` and returns the session's cookie.
 async fn session(t: &TestApp, name: &str, scopes: &str) -> String {

@@ -345,13 +345,3 @@ async fn the_served_binary_streams_a_cli_update_and_stops_with_a_stream_open(bac
     assert!(stopping.elapsed() < Duration::from_secs(3));
     assert!(stream.next_entry(Duration::from_secs(2)).await.is_none());
 }
-
-/// A `serve` process, killed if the test fails before it is stopped.
-struct Serving(std::process::Child);
-
-impl Drop for Serving {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}

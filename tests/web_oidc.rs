@@ -397,13 +397,3 @@ async fn the_served_binary_signs_in_with_slack(backend: Backend) {
     );
     assert!(log.contains("signed in to the web pages"), "{log}");
 }
-
-/// A `serve` process, killed if the test fails before it is stopped.
-struct Serving(std::process::Child);
-
-impl Drop for Serving {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use common::fake_github::{FakeGitHub, Limits};
 use common::github::{github_config, integrations, run_as_ops};
+use common::web::{browser, location};
 use common::*;
 use firebreak::effects::EffectState;
 use reqwest::{Response, StatusCode};
@@ -25,18 +26,6 @@ on_both!(
     the_served_binary_shows_both_pages_and_retries,
     a_thousand_targets_render_with_the_bad_one_first,
 );
-
-/// A client that shows redirects rather than following them, and keeps no cookies.
-fn browser() -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
-}
-
-fn location(resp: &Response) -> String {
-    resp.headers()["location"].to_str().unwrap().to_string()
-}
 
 /// Signs in at `base` with `token`; the `Cookie` header value for the session.
 async fn session_at(base: &str, token: &str) -> String {
@@ -593,14 +582,4 @@ async fn a_thousand_targets_render_with_the_bad_one_first(backend: Backend) {
     );
     assert!(page.contains("&#60;Resource not accessible&#62;"));
     assert_eq!(page.matches("(blocks merges)").count(), 999);
-}
-
-/// A `serve` process, killed if the test fails before it is stopped.
-struct Serving(std::process::Child);
-
-impl Drop for Serving {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }

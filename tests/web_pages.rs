@@ -9,6 +9,7 @@ mod common;
 
 use std::process::Stdio;
 
+use common::web::{browser, location};
 use common::*;
 use reqwest::{Response, StatusCode};
 
@@ -21,18 +22,6 @@ on_both!(
     the_pages_show_incidents_escaped,
     the_served_binary_signs_in_with_a_token_from_the_cli,
 );
-
-/// A client that shows redirects rather than following them, and keeps no cookies.
-fn browser() -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
-}
-
-fn location(resp: &Response) -> String {
-    resp.headers()["location"].to_str().unwrap().to_string()
-}
 
 fn set_cookie(resp: &Response) -> Option<String> {
     resp.headers()
@@ -451,14 +440,4 @@ async fn the_served_binary_signs_in_with_a_token_from_the_cli(backend: Backend) 
         log.contains("FIREBREAK_SESSION_KEY is not set"),
         "the made-up key is warned about: {log}"
     );
-}
-
-/// A `serve` process, killed if the test fails before it is stopped.
-struct Serving(std::process::Child);
-
-impl Drop for Serving {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }

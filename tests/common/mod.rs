@@ -321,3 +321,4 @@ pub mod machine;
 pub mod process;
 pub mod receiver;
 pub mod slack;
+pub mod web;

@@ -83,3 +83,13 @@ pub async fn answers_health(http: &reqwest::Client, base: &str) -> bool {
     })
     .await
 }
+
+/// A `firebreak serve` process, killed when the test ends (or panics).
+pub struct Serving(pub std::process::Child);
+
+impl Drop for Serving {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}

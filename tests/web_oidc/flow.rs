@@ -10,20 +10,9 @@ use firebreak::http::oidc::config::{SignInSecrets, WebConfig};
 use reqwest::{Response, StatusCode};
 use tokio_util::sync::CancellationToken;
 
+pub use super::common::web::{browser, location};
 use super::common::*;
 use super::fake::{self, FakeProvider};
-
-/// A client that shows redirects rather than following them, and keeps no cookies.
-pub fn browser() -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
-}
-
-pub fn location(resp: &Response) -> String {
-    resp.headers()["location"].to_str().unwrap().to_string()
-}
 
 /// Every `Set-Cookie` of a response.
 pub fn set_cookies(resp: &Response) -> Vec<String> {
