@@ -1,10 +1,11 @@
 //! A real browser: headless Chromium, driven over the DevTools protocol, against the built
-//! `firebreak serve` (SQLite). It signs in through the form with a token made by the CLI,
-//! sees each page (screenshots under `target/browser-screenshots/`, one of the incident
-//! page on a phone), declares through the form (hostile titles stay text), and sees an
-//! update made by a separate CLI process appear on the open incident page without a reload,
-//! within a second. `FIREBREAK_SKIP_BROWSER=1` skips these tests on a machine without
-//! Chromium; otherwise a missing Chromium fails them.
+//! `firebreak serve`, on both databases, one browser at a time. It signs in through the
+//! form with a token made by the CLI, sees each page (screenshots, one of the incident page
+//! on a phone, in `target/browser-screenshots/sqlite/` and `…/postgres/`), declares through
+//! the form (hostile titles stay text), and sees an update made by a separate CLI process
+//! appear on the open incident page without a reload, within a second.
+//! `FIREBREAK_SKIP_BROWSER=1` skips these tests on a machine without Chromium; otherwise a
+//! missing Chromium fails them.
 
 mod browser;
 mod common;
@@ -13,8 +14,8 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use browser::{Chromium, PHONE, Tab, skipped};
-use common::Backend;
 use common::process::{Cli, answers_health, free_port, terminate};
+use common::*;
 
 /// A title that would run script if the page put it into the DOM as markup.
 const HOSTILE_TITLE: &str = "<img src=x onerror=alert(1)> checkout";
@@ -22,19 +23,23 @@ const HOSTILE_TITLE: &str = "<img src=x onerror=alert(1)> checkout";
 /// How soon an update must reach an open page (issue 12: within 1 s).
 const LIVE_WITHIN: Duration = Duration::from_secs(1);
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn the_browser_signs_in_and_shows_each_page() {
+on_both!(
+    the_browser_signs_in_and_shows_each_page,
+    the_browser_declares_through_the_form_and_sees_updates_live,
+);
+
+async fn the_browser_signs_in_and_shows_each_page(backend: Backend) {
     if skipped("the_browser_signs_in_and_shows_each_page") {
         return;
     }
-    let site = Site::start().await;
+    let site = Site::start(backend).await;
     site.cli
         .ok(&["incident", "declare", "sev2", "Queue", "<i>backlog</i>"])
         .await;
     site.cli
         .ok(&["incident", "update", "INC-1", "Consumers scaled to 12"])
         .await;
-    let chromium = Chromium::launch().await;
+    let chromium = Chromium::launch(&site.run).await;
     let tab = chromium.open(&site.url("/incidents/1")).await;
 
     tab.wait_for_path("/signin").await;
@@ -99,13 +104,12 @@ async fn the_browser_signs_in_and_shows_each_page() {
     site.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn the_browser_declares_through_the_form_and_sees_updates_live() {
+async fn the_browser_declares_through_the_form_and_sees_updates_live(backend: Backend) {
     if skipped("the_browser_declares_through_the_form_and_sees_updates_live") {
         return;
     }
-    let site = Site::start().await;
-    let chromium = Chromium::launch().await;
+    let site = Site::start(backend).await;
+    let chromium = Chromium::launch(&site.run).await;
     let tab = chromium.open(&site.url("/")).await;
     tab.record_event_sources().await;
     sign_in(&tab, &site.token).await;
@@ -222,21 +226,23 @@ async fn screenshot_if_served(tab: &Tab, site: &Site, path: &str, name: &str) {
     tab.screenshot(name).await;
 }
 
-/// The built `firebreak serve` on a free port with a fresh SQLite database, and a token
+/// The built `firebreak serve` on a free port with a fresh database, and a token
 /// (`read,declare,update`) made with the CLI.
 struct Site {
     cli: Cli,
     serve: Serving,
     base: String,
     token: String,
+    /// `sqlite` or `postgres`: where this run's screenshots go.
+    run: String,
 }
 
 impl Site {
-    async fn start() -> Self {
+    async fn start(backend: Backend) -> Self {
         let port = free_port();
         let config =
             format!("[server]\nlisten = \"127.0.0.1:{port}\"\nshutdown_grace = \"500ms\"\n");
-        let cli = Cli::new(Backend::Sqlite, &config).await;
+        let cli = Cli::new(backend, &config).await;
         let token = cli
             .ok(&[
                 "token",
@@ -263,6 +269,7 @@ impl Site {
             serve,
             base,
             token,
+            run: format!("{backend:?}").to_lowercase(),
         };
         assert!(
             answers_health(&reqwest::Client::new(), &site.base).await,

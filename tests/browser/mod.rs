@@ -1,6 +1,6 @@
 //! Headless Chromium over the DevTools protocol (chromiumoxide) for tests/web_browser.rs:
-//! launching it (or saying clearly why not), waiting on the page's DOM, typing, clicking and
-//! saving screenshots under `target/browser-screenshots/`.
+//! launching it (or saying clearly why not), one at a time, waiting on the page's DOM,
+//! typing, clicking and saving screenshots under `target/browser-screenshots/`.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -15,6 +15,7 @@ use chromiumoxide::cdp::browser_protocol::page::{
 use chromiumoxide::page::{Page, ScreenshotParams};
 use futures::StreamExt;
 use serde::de::DeserializeOwned;
+use tokio::sync::{Mutex, MutexGuard};
 use tokio::task::JoinHandle;
 
 /// The environment variable that skips the browser tests on a machine without Chromium.
@@ -55,16 +56,20 @@ fn chromium_executable() -> PathBuf {
         })
 }
 
-/// Where the screenshots go: `target/browser-screenshots/` (under `$CARGO_TARGET_DIR` when
-/// that is set).
-pub fn screenshot_dir() -> PathBuf {
+/// Where a run's screenshots go: `target/browser-screenshots/<run>/` (under
+/// `$CARGO_TARGET_DIR` when that is set).
+pub fn screenshot_dir(run: &str) -> PathBuf {
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target"));
-    let dir = target.join("browser-screenshots");
+    let dir = target.join("browser-screenshots").join(run);
     std::fs::create_dir_all(&dir).expect("the screenshot directory can be made");
     dir
 }
+
+/// One browser at a time on this machine's few cores, so the live latency measured is the
+/// server's and not a crowd of Chromiums'.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::const_new(());
 
 const RECORD_EVENT_SOURCES: &str = "(() => {
   const Original = window.EventSource;
@@ -84,11 +89,16 @@ const RECORD_EVENT_SOURCES: &str = "(() => {
 pub struct Chromium {
     pub browser: Browser,
     handler: JoinHandle<()>,
+    shots: PathBuf,
     _profile: tempfile::TempDir,
+    _turn: MutexGuard<'static, ()>,
 }
 
 impl Chromium {
-    pub async fn launch() -> Self {
+    /// Launches Chromium once no other test's is running; its tabs' screenshots go to
+    /// `target/browser-screenshots/<run>/`.
+    pub async fn launch(run: &str) -> Self {
+        let turn = ONE_AT_A_TIME.lock().await;
         let executable = chromium_executable();
         let profile = tempfile::tempdir().unwrap();
         let config = BrowserConfig::builder()
@@ -111,7 +121,9 @@ impl Chromium {
         Self {
             browser,
             handler,
+            shots: screenshot_dir(run),
             _profile: profile,
+            _turn: turn,
         }
     }
 
@@ -132,7 +144,11 @@ impl Chromium {
                     .await;
             }
         });
-        Tab { page, dialogs }
+        Tab {
+            page,
+            dialogs,
+            shots: self.shots.clone(),
+        }
     }
 
     pub async fn close(mut self) {
@@ -146,6 +162,7 @@ impl Chromium {
 pub struct Tab {
     pub page: Page,
     dialogs: Arc<AtomicUsize>,
+    shots: PathBuf,
 }
 
 impl Tab {
@@ -263,9 +280,9 @@ impl Tab {
         .await
     }
 
-    /// Saves the whole page as `<name>.png` under `target/browser-screenshots/`.
+    /// Saves the whole page as `<name>.png` in the run's screenshot directory.
     pub async fn screenshot(&self, name: &str) -> PathBuf {
-        let path = screenshot_dir().join(format!("{name}.png"));
+        let path = self.shots.join(format!("{name}.png"));
         let params = ScreenshotParams::builder()
             .format(CaptureScreenshotFormat::Png)
             .full_page(true)
@@ -290,7 +307,7 @@ impl Tab {
         self.page.execute(phone).await.unwrap();
         self.page.reload().await.unwrap();
         let width: i64 = self.js("document.documentElement.scrollWidth").await;
-        let path = screenshot_dir().join(format!("{name}.png"));
+        let path = self.shots.join(format!("{name}.png"));
         let params = ScreenshotParams::builder()
             .format(CaptureScreenshotFormat::Png)
             .build();
