@@ -114,7 +114,23 @@ async fn the_browser_declares_through_the_form_and_sees_updates_live(backend: Ba
     tab.record_event_sources().await;
     sign_in(&tab, &site.token).await;
 
-    let key = declare(&tab, "sev1", "Checkout returns 502").await;
+    // Declared with an impatient double click on the button: one incident all the same.
+    let title = "Checkout returns 502";
+    let key = declare(&tab, "sev1", title, Clicks::Twice).await;
+    let declared = site.cli.list().await;
+    let same: Vec<_> = declared
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["title"] == title)
+        .collect();
+    let posts = tab.sent(&format!("POST {}", site.url("/incidents")));
+    eprintln!("a double click on Declare sent {posts} POST /incidents");
+    assert_eq!(
+        same.len(),
+        1,
+        "one incident from a double click: {declared}"
+    );
     tab.screenshot("incident-declared").await;
 
     let live = "(window.__eventSources || []).some(s => s.readyState === 1)";
@@ -160,7 +176,7 @@ async fn the_browser_declares_through_the_form_and_sees_updates_live(backend: Ba
     tab.screenshot("incident-live").await;
 
     tab.goto(&site.url("/")).await;
-    let hostile = declare(&tab, "sev3", HOSTILE_TITLE).await;
+    let hostile = declare(&tab, "sev3", HOSTILE_TITLE, Clicks::Once).await;
     assert_ne!(hostile, key);
     assert_eq!(tab.count("img").await, 0, "the title made no element");
     tab.screenshot("incident-hostile").await;
@@ -183,10 +199,15 @@ async fn sign_in(tab: &Tab, token: &str) {
     tab.wait_for_path("/").await;
 }
 
+enum Clicks {
+    Once,
+    Twice,
+}
+
 /// Declares through the list's form as a person would (choosing the severity, typing the
 /// title, clicking the button), checks the incident page it lands on shows the title as
 /// text, and returns the incident's key (`INC-n`).
-async fn declare(tab: &Tab, severity: &str, title: &str) -> String {
+async fn declare(tab: &Tab, severity: &str, title: &str, clicks: Clicks) -> String {
     tab.wait_for_path("/").await;
     let choose = format!(
         "(() => {{
@@ -202,7 +223,10 @@ async fn declare(tab: &Tab, severity: &str, title: &str) -> String {
     );
     assert!(tab.js::<bool>(&choose).await, "{severity} can be chosen");
     tab.type_into("form#declare [name=title]", title).await;
-    tab.click("form#declare [type=submit]").await;
+    match clicks {
+        Clicks::Once => tab.click("form#declare [type=submit]").await,
+        Clicks::Twice => tab.click_twice("form#declare [type=submit]").await,
+    }
     tab.wait_for_path("/incidents/(INC-)?[0-9]+").await;
     let heading = tab.text_of("h1").await.unwrap_or_default();
     let (key, shown) = heading.split_once(": ").unwrap_or(("", ""));

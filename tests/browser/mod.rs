@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use chromiumoxide::browser::{Browser, BrowserConfig};
 use chromiumoxide::cdp::browser_protocol::emulation::SetDeviceMetricsOverrideParams;
+use chromiumoxide::cdp::browser_protocol::network::EventRequestWillBeSent;
 use chromiumoxide::cdp::browser_protocol::page::{
     CaptureScreenshotFormat, EventJavascriptDialogOpening, HandleJavaScriptDialogParams,
 };
@@ -127,9 +128,26 @@ impl Chromium {
         }
     }
 
-    /// A new tab at `url`, whose JavaScript dialogs (`alert`, …) are counted and dismissed.
+    /// A new tab at `url`, whose JavaScript dialogs (`alert`, …) are counted and dismissed,
+    /// and whose requests are noted.
     pub async fn open(&self, url: &str) -> Tab {
-        let page = self.browser.new_page(url).await.expect("a new tab");
+        let page = self
+            .browser
+            .new_page("about:blank")
+            .await
+            .expect("a new tab");
+        let requests = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let mut sent = page
+            .event_listener::<EventRequestWillBeSent>()
+            .await
+            .unwrap();
+        let noted = requests.clone();
+        tokio::spawn(async move {
+            while let Some(event) = sent.next().await {
+                let request = format!("{} {}", event.request.method, event.request.url);
+                noted.lock().unwrap().push(request);
+            }
+        });
         let dialogs = Arc::new(AtomicUsize::new(0));
         let mut opening = page
             .event_listener::<EventJavascriptDialogOpening>()
@@ -144,11 +162,14 @@ impl Chromium {
                     .await;
             }
         });
-        Tab {
+        let tab = Tab {
             page,
             dialogs,
+            requests,
             shots: self.shots.clone(),
-        }
+        };
+        tab.goto(url).await;
+        tab
     }
 
     pub async fn close(mut self) {
@@ -162,12 +183,20 @@ impl Chromium {
 pub struct Tab {
     pub page: Page,
     dialogs: Arc<AtomicUsize>,
+    /// `METHOD url` of every request the tab sent, in order.
+    requests: Arc<std::sync::Mutex<Vec<String>>>,
     shots: PathBuf,
 }
 
 impl Tab {
     pub fn dialogs_opened(&self) -> usize {
         self.dialogs.load(Ordering::SeqCst)
+    }
+
+    /// How many requests `METHOD url` the tab has sent.
+    pub fn sent(&self, method_and_url: &str) -> usize {
+        let requests = self.requests.lock().unwrap();
+        requests.iter().filter(|r| *r == method_and_url).count()
     }
 
     /// The value of a JavaScript expression, evaluated in the page.
@@ -254,6 +283,25 @@ impl Tab {
             .await
             .unwrap_or_else(|e| panic!("no {selector} on the page: {e}"));
         element.click().await.unwrap();
+    }
+
+    /// Clicks the element `selector` twice in a row, as an impatient person does, without
+    /// waiting for the page the first click leads to.
+    pub async fn click_twice(&self, selector: &str) {
+        let element = self
+            .page
+            .find_element(selector)
+            .await
+            .unwrap_or_else(|e| panic!("no {selector} on the page: {e}"));
+        let point = element
+            .scroll_into_view()
+            .await
+            .unwrap()
+            .clickable_point()
+            .await
+            .unwrap();
+        self.page.click(point).await.unwrap();
+        let _ = self.page.click(point).await;
     }
 
     /// The text of the first element matching `selector`, or `None` when there is none.
