@@ -245,6 +245,12 @@ impl App {
     /// The HTTP API on its own state, with the platform adapters' endpoints merged in, all
     /// behind the API-token guard.
     pub fn router(&self) -> axum::Router {
+        self.router_until(CancellationToken::new())
+    }
+
+    /// [`App::router`], whose long-lived answers (live timelines) end when `shutdown` is
+    /// cancelled, so a graceful shutdown does not wait for them.
+    pub fn router_until(&self, shutdown: CancellationToken) -> axum::Router {
         let state = self.http_state();
         let mut adapters = axum::Router::new();
         if let Some(slack) = &self.slack {
@@ -266,6 +272,8 @@ impl App {
             store: self.store.clone(),
             sessions: Arc::clone(&self.sessions),
             public_url: self.config.server.public_url.clone(),
+            service: self.service.clone(),
+            shutdown,
         }));
         let guard = crate::http::Guard {
             store: self.store.clone(),
@@ -322,7 +330,7 @@ impl App {
             self.config.incident.reminder_interval,
             shutdown.clone(),
         ));
-        let router = self.router();
+        let router = self.router_until(shutdown.clone());
         tracing::info!(addr = %listener.local_addr()?, "firebreak is listening");
         axum::serve(listener, router)
             .with_graceful_shutdown(shutdown.clone().cancelled_owned())

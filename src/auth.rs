@@ -218,10 +218,26 @@ pub fn access(method: &str, path: &str) -> Access {
     Access::Token(match (read, path) {
         (true, "/metrics") => Need::Metrics,
         (true, _) => Need::Scope(Scope::Read),
-        (false, "/signout") if method == "POST" => Need::Session,
+        (false, _) if method == "POST" && session_form(path) => Need::Session,
         (false, _) if method == "POST" => write_scope(path).map_or(Need::Nothing, Need::Scope),
         (false, _) => Need::Nothing,
     })
+}
+
+/// Whether `path` takes only a signed-in session's form posts (with its CSRF token): sign
+/// out, and the pages' forms (declare at `/incidents`; `/incidents/{n}/updates`, `…/status`,
+/// `…/resolve`). An API token is refused there: machines use `/api/…`.
+fn session_form(path: &str) -> bool {
+    if matches!(path, "/signout" | "/incidents") {
+        return true;
+    }
+    let Some((number, what)) = path
+        .strip_prefix("/incidents/")
+        .and_then(|rest| rest.split_once('/'))
+    else {
+        return false;
+    };
+    !number.is_empty() && matches!(what, "updates" | "status" | "resolve")
 }
 
 /// The scope a `POST` to `path` needs: `declare` to declare (`/api/incidents`, and
@@ -369,6 +385,23 @@ mod tests {
         assert_eq!(access("POST", "/api/audit"), Access::Token(Need::Nothing));
         assert_eq!(access("POST", "/signin"), Access::Public);
         assert_eq!(access("POST", "/signout"), Access::Token(Need::Session));
+        for path in [
+            "/incidents",
+            "/incidents/INC-1/updates",
+            "/incidents/1/status",
+            "/incidents/1/resolve",
+        ] {
+            assert_eq!(access("POST", path), Access::Token(Need::Session), "{path}");
+        }
+        for path in [
+            "/incidents/",
+            "/incidents/1",
+            "/incidents//status",
+            "/incidents/1/x/updates",
+            "/incidents/1/notes",
+        ] {
+            assert_eq!(access("POST", path), Access::Token(Need::Nothing), "{path}");
+        }
         assert_eq!(
             access("GET", "/signout"),
             Access::Token(Need::Scope(Scope::Read))

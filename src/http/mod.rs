@@ -82,7 +82,7 @@ pub const ROUTES: &[RouteInfo] = &[
     route("GET", "/api/audit", "/api/audit", READ),
     route(
         "GET",
-        "/incidents/{file}/{name}",
+        "/incidents/{number}/{file}",
         "/incidents/INC-1/postmortem.md",
         READ,
     ),
@@ -121,6 +121,32 @@ pub const ROUTES: &[RouteInfo] = &[
     route("GET", "/signin", "/signin", None),
     route("POST", "/signin", "/signin", None),
     route("POST", "/signout", "/signout", Some(Need::Session)),
+    route("POST", "/incidents", "/incidents", Some(Need::Session)),
+    route(
+        "POST",
+        "/incidents/{number}/updates",
+        "/incidents/INC-1/updates",
+        Some(Need::Session),
+    ),
+    route(
+        "POST",
+        "/incidents/{number}/status",
+        "/incidents/INC-1/status",
+        Some(Need::Session),
+    ),
+    route(
+        "POST",
+        "/incidents/{number}/resolve",
+        "/incidents/INC-1/resolve",
+        Some(Need::Session),
+    ),
+    route(
+        "GET",
+        "/incidents/{number}/events",
+        "/incidents/INC-1/events",
+        READ,
+    ),
+    route("GET", "/assets/live.js", "/assets/live.js", READ),
 ];
 
 /// The API's routes, with `adapters` (the platforms' signed endpoints) merged in, all behind
@@ -134,7 +160,7 @@ pub fn router(state: HttpState, guard: Guard, adapters: Router) -> Router {
         .route("/api/incidents/{number}", get(api::show_incident))
         .route("/api/freeze", get(api::freeze_status))
         .route("/api/audit", get(api::audit))
-        .route("/incidents/{file}/{name}", get(api::postmortem))
+        .route("/incidents/{number}/{file}", get(api::postmortem))
         .with_state(state)
         .merge(adapters)
         .layer(axum::middleware::from_fn_with_state(guard, guard::guard))

@@ -97,6 +97,34 @@ impl Store {
         rows.into_iter().map(TimelineEntry::try_from).collect()
     }
 
+    /// Up to `limit` entries of any incident (or none) recorded with an id above `after`, in
+    /// id order: the primary key's range, so it is cheap however long the timelines are.
+    /// The live timeline (`http::pages::live`) polls it and keeps one incident's entries.
+    pub async fn timeline_after(
+        &self,
+        after: i64,
+        limit: i64,
+    ) -> anyhow::Result<Vec<TimelineEntry>> {
+        let rows: Vec<EntryRow> = sqlx::query_as(
+            "SELECT id, incident_id, occurred_at, recorded_at, actor, source, kind, text \
+             FROM timeline_entries WHERE id > $1 ORDER BY id LIMIT $2",
+        )
+        .bind(after)
+        .bind(limit)
+        .fetch_all(self.pool())
+        .await?;
+        rows.into_iter().map(TimelineEntry::try_from).collect()
+    }
+
+    /// The highest entry id so far (0 for none): where a live timeline starts when it is
+    /// given no place to start from.
+    pub async fn last_timeline_id(&self) -> anyhow::Result<i64> {
+        let row: (Option<i64>,) = sqlx::query_as("SELECT MAX(id) FROM timeline_entries")
+            .fetch_one(self.pool())
+            .await?;
+        Ok(row.0.unwrap_or(0))
+    }
+
     /// Appends one entry in its own transaction (effect outcomes, system events).
     pub async fn append_timeline(&self, e: &NewEntry) -> anyhow::Result<()> {
         let mut tx = self.begin().await?;

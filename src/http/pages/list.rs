@@ -1,4 +1,6 @@
-//! The incidents list (`GET /`), with its filters (open, severity, drill).
+//! The incidents list (`GET /`), with its filters (open, severity, drill) and the form
+//! that declares an incident (posted to `forms::declare`, which shows this page again with
+//! its sentence when it is refused).
 
 use askama::Template;
 use axum::Extension;
@@ -7,9 +9,11 @@ use axum::response::Response;
 use chrono::Utc;
 use serde::Deserialize;
 
+use super::forms::new_form_id;
 use super::{Header, PagesState, age, header_of, internal, page};
 use crate::http::api::IncidentView;
 use crate::http::guard::SessionCaller;
+use crate::incident::command::DEFAULT_SEVERITY;
 use crate::incident::{Incident, Severity, Status};
 
 #[derive(Deserialize, Default)]
@@ -136,12 +140,27 @@ struct Row {
     age: String,
 }
 
+/// What the declare form shows: nothing yet, or what was sent when it was refused.
+#[derive(Debug, Clone, Default)]
+pub(super) struct DeclareDraft {
+    pub severity: Option<Severity>,
+    pub title: String,
+    pub drill: bool,
+}
+
 #[derive(Template)]
 #[template(path = "pages/incidents.html")]
 struct IncidentsPage {
     header: Option<Header>,
     filters: Vec<Vec<FilterLink>>,
     rows: Vec<Row>,
+    /// Why the declare form was refused, as a sentence.
+    error: Option<String>,
+    /// The declare form's one-time id (its idempotency key).
+    form_id: String,
+    /// Each severity with whether it is the one selected.
+    severities: Vec<(&'static str, bool)>,
+    draft: DeclareDraft,
 }
 
 /// Open incidents first, each group newest first (the store's order kept within a group).
@@ -156,16 +175,35 @@ pub(super) async fn incidents_page(
     Query(q): Query<ListFilter>,
 ) -> Response {
     let filter = Filter::from_query(&q);
-    let list = match pages.read.incidents(filter.open, 500).await {
-        Ok(list) => list,
-        Err(e) => return internal("listing incidents for the page", e),
-    };
+    let header = header_of(caller);
+    match list_page(&pages, header, filter, DeclareDraft::default(), None).await {
+        Ok(p) => page(&p),
+        Err(e) => internal("listing incidents for the page", e),
+    }
+}
+
+/// The list's HTML, unfiltered, with `error` above a declare form that still holds `draft`.
+pub(super) async fn refused_list(
+    pages: &PagesState,
+    header: Header,
+    draft: DeclareDraft,
+    error: String,
+) -> anyhow::Result<String> {
+    let page = list_page(pages, Some(header), Filter::default(), draft, Some(error)).await?;
+    Ok(page.render()?)
+}
+
+async fn list_page(
+    pages: &PagesState,
+    header: Option<Header>,
+    filter: Filter,
+    draft: DeclareDraft,
+    error: Option<String>,
+) -> anyhow::Result<IncidentsPage> {
+    let list = pages.read.incidents(filter.open, 500).await?;
     let kept: Vec<Incident> = list.into_iter().filter(|i| filter.keeps(i)).collect();
     let refs: Vec<&Incident> = kept.iter().collect();
-    let names = match pages.read.names(&refs, &[]).await {
-        Ok(n) => n,
-        Err(e) => return internal("naming people for the page", e),
-    };
+    let names = pages.read.names(&refs, &[]).await?;
     let mut views: Vec<IncidentView> = kept
         .into_iter()
         .map(|i| IncidentView::named(i, None, &names))
@@ -186,10 +224,18 @@ pub(super) async fn incidents_page(
             key: v.key,
         })
         .collect();
-    page(&IncidentsPage {
-        header: header_of(caller),
+    let chosen = draft.severity.unwrap_or(DEFAULT_SEVERITY);
+    Ok(IncidentsPage {
+        header,
         filters: filter_links(filter),
         rows,
+        error,
+        form_id: new_form_id(),
+        severities: Severity::ALL
+            .into_iter()
+            .map(|s| (s.as_str(), s == chosen))
+            .collect(),
+        draft,
     })
 }
 

@@ -4,8 +4,10 @@
 //! render, and make or end sessions. This module holds what they share: the state, the
 //! router, the signed-in header and the answers for errors.
 
+mod forms;
 mod incident;
 mod list;
+mod live;
 mod signin;
 
 use std::sync::Arc;
@@ -19,6 +21,7 @@ use chrono::{DateTime, Utc};
 
 use super::guard::SessionCaller;
 use super::session::SessionKey;
+use crate::incident::IncidentService;
 use crate::incident::timeline::format_offset;
 use crate::read::ReadModel;
 use crate::store::Store;
@@ -31,6 +34,10 @@ pub struct PagesState {
     pub sessions: Arc<SessionKey>,
     /// `server.public_url`: cookies are `Secure` when it is https, and it is a valid origin.
     pub public_url: Option<String>,
+    /// What the forms run their commands through.
+    pub service: IncidentService,
+    /// Cancelled when the server stops: live timelines end then.
+    pub shutdown: tokio_util::sync::CancellationToken,
 }
 
 impl PagesState {
@@ -46,6 +53,12 @@ pub fn router(state: PagesState) -> Router {
     Router::new()
         .route("/", get(list::incidents_page))
         .route("/incidents/{number}", get(incident::incident_page))
+        .route("/incidents", post(forms::declare))
+        .route("/incidents/{number}/updates", post(forms::update))
+        .route("/incidents/{number}/status", post(forms::status))
+        .route("/incidents/{number}/resolve", post(forms::resolve))
+        .route("/incidents/{number}/events", get(live::events))
+        .route("/assets/live.js", get(live::script))
         .route("/signin", get(signin::sign_in_form).post(signin::sign_in))
         .route("/signout", post(signin::sign_out))
         .with_state(state)

@@ -1,0 +1,33 @@
+// firebreak's live timeline: appends each new entry the server sends (GET
+// /incidents/{key}/events, event `entry`, data one rendered and escaped <li>) to the
+// page's <ol id="timeline">, and says so while the stream is reconnecting. No build step.
+(function () {
+  "use strict";
+  var list = document.getElementById("timeline");
+  var hint = document.getElementById("live-hint");
+  if (!list || !list.dataset.events || !window.EventSource) return;
+  function say(text) {
+    if (!hint) return;
+    hint.textContent = text;
+    hint.hidden = !text;
+  }
+  var source = new EventSource(list.dataset.events);
+  source.addEventListener("entry", function (event) {
+    var holder = document.createElement("template");
+    holder.innerHTML = event.data.trim();
+    var item = holder.content.firstElementChild;
+    if (!item || !/^[0-9]+$/.test(item.dataset.id || "")) return;
+    if (list.querySelector('li[data-id="' + item.dataset.id + '"]')) return;
+    list.appendChild(item);
+  });
+  source.addEventListener("open", function () {
+    say("");
+  });
+  source.addEventListener("error", function () {
+    if (source.readyState === EventSource.CLOSED) {
+      say("Live updates stopped; reload the page to see new entries.");
+    } else {
+      say("reconnecting…");
+    }
+  });
+})();
