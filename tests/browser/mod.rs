@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 
 use chromiumoxide::browser::{Browser, BrowserConfig};
 use chromiumoxide::cdp::browser_protocol::emulation::SetDeviceMetricsOverrideParams;
-use chromiumoxide::cdp::browser_protocol::network::EventRequestWillBeSent;
+use chromiumoxide::cdp::browser_protocol::fetch::{
+    self, ContinueRequestParams, EventRequestPaused, RequestPattern, RequestStage,
+};
 use chromiumoxide::cdp::browser_protocol::page::{
     CaptureScreenshotFormat, EventJavascriptDialogOpening, HandleJavaScriptDialogParams,
 };
@@ -128,26 +130,13 @@ impl Chromium {
         }
     }
 
-    /// A new tab at `url`, whose JavaScript dialogs (`alert`, …) are counted and dismissed,
-    /// and whose requests are noted.
+    /// A new tab at `url`, whose JavaScript dialogs (`alert`, …) are counted and dismissed.
     pub async fn open(&self, url: &str) -> Tab {
         let page = self
             .browser
             .new_page("about:blank")
             .await
             .expect("a new tab");
-        let requests = Arc::new(std::sync::Mutex::new(Vec::new()));
-        let mut sent = page
-            .event_listener::<EventRequestWillBeSent>()
-            .await
-            .unwrap();
-        let noted = requests.clone();
-        tokio::spawn(async move {
-            while let Some(event) = sent.next().await {
-                let request = format!("{} {}", event.request.method, event.request.url);
-                noted.lock().unwrap().push(request);
-            }
-        });
         let dialogs = Arc::new(AtomicUsize::new(0));
         let mut opening = page
             .event_listener::<EventJavascriptDialogOpening>()
@@ -165,7 +154,6 @@ impl Chromium {
         let tab = Tab {
             page,
             dialogs,
-            requests,
             shots: self.shots.clone(),
         };
         tab.goto(url).await;
@@ -183,20 +171,12 @@ impl Chromium {
 pub struct Tab {
     pub page: Page,
     dialogs: Arc<AtomicUsize>,
-    /// `METHOD url` of every request the tab sent, in order.
-    requests: Arc<std::sync::Mutex<Vec<String>>>,
     shots: PathBuf,
 }
 
 impl Tab {
     pub fn dialogs_opened(&self) -> usize {
         self.dialogs.load(Ordering::SeqCst)
-    }
-
-    /// How many requests `METHOD url` the tab has sent.
-    pub fn sent(&self, method_and_url: &str) -> usize {
-        let requests = self.requests.lock().unwrap();
-        requests.iter().filter(|r| *r == method_and_url).count()
     }
 
     /// The value of a JavaScript expression, evaluated in the page.
@@ -285,23 +265,60 @@ impl Tab {
         element.click().await.unwrap();
     }
 
-    /// Clicks the element `selector` twice in a row, as an impatient person does, without
-    /// waiting for the page the first click leads to.
-    pub async fn click_twice(&self, selector: &str) {
-        let element = self
+    /// Submits a form twice, as a double click on a slow day does: clicks `selector`, holds
+    /// the server's answer to that `POST` (to a URL ending in `path`) in the browser, clicks
+    /// again while the first page has not come back, and lets the answers through. Returns
+    /// how many such posts the server answered.
+    pub async fn click_twice_before_the_answer(&self, selector: &str, path: &str) -> usize {
+        let hold = RequestPattern::builder()
+            .url_pattern(format!("*{path}"))
+            .request_stage(RequestStage::Response)
+            .build();
+        let mut paused = self
+            .page
+            .event_listener::<EventRequestPaused>()
+            .await
+            .unwrap();
+        self.page
+            .execute(fetch::EnableParams::builder().pattern(hold).build())
+            .await
+            .unwrap();
+        let button = self
             .page
             .find_element(selector)
             .await
             .unwrap_or_else(|e| panic!("no {selector} on the page: {e}"));
-        let point = element
+        let point = button
             .scroll_into_view()
             .await
             .unwrap()
             .clickable_point()
             .await
             .unwrap();
-        self.page.click(point).await.unwrap();
-        let _ = self.page.click(point).await;
+        let mut answered = Vec::new();
+        for _ in 0..2 {
+            self.page.click(point).await.expect("a click");
+            let event = tokio::time::timeout(Duration::from_secs(10), paused.next()).await;
+            let event = event
+                .ok()
+                .flatten()
+                .expect("the post is answered by the server");
+            assert_eq!(event.request.method, "POST", "{}", event.request.url);
+            answered.push(event.request_id.clone());
+        }
+        for id in answered.iter().rev() {
+            // The first post's navigation was replaced by the second's: continuing it may
+            // fail, as it no longer exists.
+            let _ = self
+                .page
+                .execute(ContinueRequestParams::new(id.clone()))
+                .await;
+        }
+        self.page
+            .execute(fetch::DisableParams::default())
+            .await
+            .unwrap();
+        answered.len()
     }
 
     /// The text of the first element matching `selector`, or `None` when there is none.
