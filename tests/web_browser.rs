@@ -171,6 +171,7 @@ async fn the_browser_declares_through_the_form_and_sees_updates_live(backend: Ba
         "a live entry has its data-id"
     );
     tab.screenshot("incident-live").await;
+    work_the_incident(&tab).await;
 
     tab.goto(&site.url("/")).await;
     let hostile = declare(&tab, "sev3", HOSTILE_TITLE, Clicks::Once).await;
@@ -237,6 +238,53 @@ async fn declare(tab: &Tab, severity: &str, title: &str, clicks: Clicks) -> Stri
         "the new incident's page shows its title as text: {heading}"
     );
     key.to_string()
+}
+
+/// The incident page's own forms, as a person uses them: post an update, change the status
+/// to mitigated, then resolve with a summary; each lands back on the page showing it.
+async fn work_the_incident(tab: &Tab) {
+    let update = "Error rate back to baseline";
+    tab.type_into("form#update [name=text]", update).await;
+    let entry = format!(
+        "Array.from(document.querySelectorAll('ol#timeline > li')).some(li => \
+         li.textContent.includes('{update}'))"
+    );
+    submit(tab, "form#update", &entry).await;
+    let choose = "(() => { const s = document.querySelector('form#status [name=status]'); \
+                  s.value = 'mitigated'; return s.value === 'mitigated'; })()";
+    assert!(tab.js::<bool>(choose).await, "mitigated can be chosen");
+    let status = "Array.from(document.querySelectorAll('dt')).find(d => d.textContent === \
+                  'Status').nextElementSibling.textContent === 'mitigated'";
+    submit(tab, "form#status", status).await;
+    tab.type_into("form#resolve [name=summary]", "Rolled back 4411")
+        .await;
+    let resolved = "document.body.innerText.includes('This incident is resolved.')";
+    submit(tab, "form#resolve", resolved).await;
+    assert_eq!(
+        tab.count("form#update").await,
+        0,
+        "no updates to a resolved one"
+    );
+    tab.screenshot("incident-resolved").await;
+}
+
+/// Clicks `form`'s button and waits for the new page the post leads to (not the old one,
+/// which the live stream may already have changed) to satisfy `shows` (JavaScript).
+async fn submit(tab: &Tab, form: &str, shows: &str) {
+    tab.js::<bool>("window.__beforeSubmit = true").await;
+    tab.click(&format!("{form} [type=submit]")).await;
+    let landed =
+        format!("!window.__beforeSubmit && document.readyState === 'complete' && ({shows})");
+    if tab
+        .wait_for(&landed, Duration::from_secs(10))
+        .await
+        .is_none()
+    {
+        let page: String = tab
+            .js("location.href + ': ' + document.body.innerText")
+            .await;
+        panic!("after submitting {form} the page does not show `{shows}`; it is at {page}");
+    }
 }
 
 /// Screenshots a page that may not exist yet (`/freezes`, `/effects`): skipped, saying so,
