@@ -2,9 +2,9 @@
 //! EventSource reads it: an entry committed by the server's own service or by a separate
 //! `firebreak` process reaches an open stream within a second of being written, escaped as
 //! on the page; a reconnect with `Last-Event-ID` (or a page's `?after=`) gets only later
-//! entries; another incident's entries are not sent; and the built `firebreak serve`
-//! streams a CLI update, then stops promptly on SIGTERM with a stream still open. On both
-//! databases.
+//! entries; another incident's entries are not sent; and the built `firebreak serve` ends a
+//! stream whose client went away, streams a CLI update, then stops promptly on SIGTERM with
+//! a stream still open. On both databases.
 
 mod common;
 
@@ -283,16 +283,30 @@ async fn the_served_binary_streams_a_cli_update_and_stops_with_a_stream_open(bac
         .await
         .trim()
         .to_string();
+    let log_path = cli.dir.path().join("serve.log");
+    let log = std::fs::File::create(&log_path).unwrap();
     let mut serve = Serving(
         cli.command(&["serve"])
+            .env("RUST_LOG", "firebreak::http::pages::live=debug")
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(log)
             .spawn()
             .unwrap(),
     );
     let base = format!("http://127.0.0.1:{port}");
     let http = bearer_client(&token);
     assert!(answers_health(&http, &base).await, "serve answers");
+    // A client that goes away: its stream ends (and stops polling) at once.
+    let closed = || std::fs::read_to_string(&log_path).unwrap_or_default();
+    let gone = SseReader::open(http.get(format!("{base}/incidents/INC-1/events"))).await;
+    assert!(!closed().contains("a live timeline closed"));
+    drop(gone);
+    let ended = eventually(3, || {
+        let log = closed();
+        async move { log.contains("a live timeline closed") }
+    })
+    .await;
+    assert!(ended, "the stream outlived its client: {}", closed());
     let mut stream = SseReader::open(http.get(format!("{base}/incidents/INC-1/events"))).await;
     cli.ok(&[
         "incident",

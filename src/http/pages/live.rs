@@ -156,7 +156,7 @@ impl Cursor {
     }
 }
 
-/// One open stream.
+/// One open stream (dropped when the client goes away: its next write fails).
 struct Live {
     pages: PagesState,
     incident: Incident,
@@ -212,6 +212,12 @@ impl Live {
                 .push_back(Event::default().event("entry").id(id).data(item.render()?));
         }
         Ok(full)
+    }
+}
+
+impl Drop for Live {
+    fn drop(&mut self) {
+        tracing::debug!(incident = %self.incident.number, read = self.cursor.read, "a live timeline closed");
     }
 }
 
