@@ -147,8 +147,9 @@ async fn the_browser_declares_through_the_form_and_sees_updates_live(backend: Ba
     );
     let waited = tab.wait_for(&arrived, Duration::from_secs(3)).await;
     eprintln!(
-        "live timeline entry: {waited:?} after `firebreak incident update` exited \
-         (the CLI took {cli_took:?})"
+        "live timeline entry: {waited:?} after `firebreak incident update` exited; the CLI \
+         took {cli_took:?}, so {:?} from its start",
+        waited.map(|w| w + cli_took)
     );
     let waited = waited.unwrap_or_else(|| {
         panic!("the update did not appear on the open incident page within 3 s of the CLI exiting")
