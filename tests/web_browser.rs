@@ -118,16 +118,39 @@ async fn the_browser_declares_through_the_form_and_sees_updates_live(backend: Ba
     let title = "Checkout returns 502";
     let key = declare(&tab, "sev1", title, Clicks::Twice).await;
     let declared = site.cli.list().await;
-    let same: Vec<&serde_json::Value> = declared
+    let keys: Vec<&serde_json::Value> = declared
         .as_array()
         .unwrap()
         .iter()
         .filter(|i| i["title"] == title)
         .map(|i| &i["key"])
         .collect();
-    assert_eq!(same.len(), 1, "one incident from a double click: {same:?}");
+    assert_eq!(keys.len(), 1, "one incident from a double click: {keys:?}");
     tab.screenshot("incident-declared").await;
 
+    an_update_from_the_cli_appears_live(&tab, &site, &key).await;
+    tab.screenshot("incident-live").await;
+    work_the_incident(&tab).await;
+
+    tab.goto(&site.url("/")).await;
+    let hostile = declare(&tab, "sev3", HOSTILE_TITLE, Clicks::Once).await;
+    assert_ne!(hostile, key);
+    assert_eq!(tab.count("img").await, 0, "the title made no element");
+    tab.screenshot("incident-hostile").await;
+    tab.goto(&site.url("/")).await;
+    let list = tab.text_of("table").await.unwrap_or_default();
+    assert!(list.contains(HOSTILE_TITLE), "{list}");
+    assert_eq!(tab.count("img").await, 0, "the title made no element");
+    tab.screenshot("list-after-declaring").await;
+    assert_eq!(tab.dialogs_opened(), 0, "no page opened a dialog");
+    chromium.close().await;
+    site.stop().await;
+}
+
+/// On the open incident page, once its live stream is connected: `firebreak incident
+/// update`, run as a separate process, adds an entry within [`LIVE_WITHIN`] of the CLI
+/// exiting, without a reload, as text, with its `data-id`. Prints the latency.
+async fn an_update_from_the_cli_appears_live(tab: &Tab, site: &Site, key: &str) {
     let live = "(window.__eventSources || []).some(s => s.readyState === 1)";
     assert!(
         tab.wait_for(live, Duration::from_secs(5)).await.is_some(),
@@ -140,7 +163,7 @@ async fn the_browser_declares_through_the_form_and_sees_updates_live(backend: Ba
     // Found by its number; then it must read as typed, markup and all.
     let (text, number) = ("Rolled back <b>deploy</b> 4411", "4411");
     let started = Instant::now();
-    site.cli.ok(&["incident", "update", &key, text]).await;
+    site.cli.ok(&["incident", "update", key, text]).await;
     let cli_took = started.elapsed();
     let arrived = format!(
         "Array.from(document.querySelectorAll('{entries}')).some(li => li.textContent.includes('{number}'))"
@@ -158,8 +181,8 @@ async fn the_browser_declares_through_the_form_and_sees_updates_live(backend: Ba
         waited <= LIVE_WITHIN,
         "the update reached the open page {waited:?} after the CLI exited; it must within {LIVE_WITHIN:?}"
     );
-    let same: String = tab.js("window.__sameDocument || 'reloaded'").await;
-    assert_eq!(same, "not reloaded", "the entry came without a reload");
+    let document: String = tab.js("window.__sameDocument || 'reloaded'").await;
+    assert_eq!(document, "not reloaded", "the entry came without a reload");
     assert_eq!(tab.count(entries).await, before + 1, "one new entry");
     assert_eq!(tab.count("ol#timeline b").await, 0, "the update is text");
     let last = tab.text_of("ol#timeline > li:last-child").await.unwrap();
@@ -171,22 +194,6 @@ async fn the_browser_declares_through_the_form_and_sees_updates_live(backend: Ba
         id.is_some_and(|id| !id.is_empty()),
         "a live entry has its data-id"
     );
-    tab.screenshot("incident-live").await;
-    work_the_incident(&tab).await;
-
-    tab.goto(&site.url("/")).await;
-    let hostile = declare(&tab, "sev3", HOSTILE_TITLE, Clicks::Once).await;
-    assert_ne!(hostile, key);
-    assert_eq!(tab.count("img").await, 0, "the title made no element");
-    tab.screenshot("incident-hostile").await;
-    tab.goto(&site.url("/")).await;
-    let list = tab.text_of("table").await.unwrap_or_default();
-    assert!(list.contains(HOSTILE_TITLE), "{list}");
-    assert_eq!(tab.count("img").await, 0, "the title made no element");
-    tab.screenshot("list-after-declaring").await;
-    assert_eq!(tab.dialogs_opened(), 0, "no page opened a dialog");
-    chromium.close().await;
-    site.stop().await;
 }
 
 /// Signs in through the form the tab was sent to, and waits for the list.
