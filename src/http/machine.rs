@@ -26,7 +26,7 @@ use crate::alerts::{self, AlertmanagerConfig, Notification};
 use crate::auth::Scope;
 use crate::incident::command::{Change, Declare, parse_cadence};
 use crate::incident::{
-    Command, IncidentNumber, IncidentService, ServiceError, Severity, Status, UserError,
+    Command, IncidentId, IncidentNumber, IncidentService, ServiceError, Severity, Status, UserError,
 };
 use crate::read::ReadModel;
 use crate::store::Delivery;
@@ -112,6 +112,7 @@ async fn declare(
         path,
         body: &body,
         success: StatusCode::CREATED,
+        target: None,
     };
     let actor = caller.actor();
     request
@@ -208,6 +209,7 @@ async fn change_incident(
         path: &path,
         body: &body,
         success: StatusCode::OK,
+        target: Some(n),
     };
     let actor = caller.actor();
     request
@@ -252,6 +254,8 @@ struct Request<'a> {
     path: &'a str,
     body: &'a Bytes,
     success: StatusCode,
+    /// The incident the request changes (`None` for a declaration).
+    target: Option<IncidentNumber>,
 }
 
 impl Request<'_> {
@@ -305,20 +309,42 @@ impl Request<'_> {
         match idempotency::replay(store, delivery).await {
             Replay::NotSeen => None,
             Replay::Answer(answer) => Some(answer),
-            Replay::Unanswered(None) => Some(idempotency::still_running()),
-            Replay::Unanswered(Some(id)) => Some(match store.incident_by_id(&id).await {
-                Ok(Some(incident)) => {
-                    let answer = self.answer(incident.number, Some(delivery)).await;
-                    idempotency::replayed(answer)
-                }
-                Ok(None) => idempotency::still_running(),
-                Err(e) => internal("loading the incident a key declared", e),
-            }),
+            Replay::Lost(declared) => Some(self.answer_lost(declared, delivery).await),
+        }
+    }
+
+    /// For a key whose answer was lost: the incident it changed (or declared) as it is now.
+    async fn answer_lost(&self, declared: Option<IncidentId>, delivery: &Delivery) -> Response {
+        let number = match (self.target, declared) {
+            (Some(n), _) => n,
+            (None, Some(id)) => match self.state.service.store().incident_by_id(&id).await {
+                Ok(Some(incident)) => incident.number,
+                Ok(None) => return idempotency::still_running(),
+                Err(e) => return internal("loading the incident a key declared", e),
+            },
+            (None, None) => return idempotency::still_running(),
+        };
+        let answer = self.kept_answer(number, Some(delivery), true).await;
+        if answer.status() == self.success {
+            idempotency::lost(answer)
+        } else {
+            answer
         }
     }
 
     /// Incident `number` as the answer, kept for the key if there is one.
     async fn answer(&self, number: IncidentNumber, delivery: Option<&Delivery>) -> Response {
+        self.kept_answer(number, delivery, false).await
+    }
+
+    /// Incident `number` as the answer, kept for the key if there is one (`lost`: in place
+    /// of a first answer that was lost).
+    async fn kept_answer(
+        &self,
+        number: IncidentNumber,
+        delivery: Option<&Delivery>,
+        lost: bool,
+    ) -> Response {
         let view = match incident_view(&self.state.read, number).await {
             Ok(Some(view)) => view,
             Ok(None) => return user_error(UserError::NotFound(number)),
@@ -329,7 +355,7 @@ impl Request<'_> {
             Err(e) => return internal("showing an incident", e.into()),
         };
         if let Some(d) = delivery {
-            idempotency::keep(self.state.service.store(), d, self.success, &body).await;
+            idempotency::keep(self.state.service.store(), d, self.success, &body, lost).await;
         }
         (self.success, Json(body)).into_response()
     }
