@@ -21,6 +21,7 @@ on_both!(
     a_restart_keeps_idempotency_keys,
     a_key_whose_answer_was_lost_changes_nothing_again,
     a_key_just_recorded_waits_for_its_answer,
+    one_key_with_the_same_json_in_another_order_is_a_retry,
 );
 
 const BOTH: &[&str] = &["declare", "update"];
@@ -414,4 +415,41 @@ async fn a_key_just_recorded_waits_for_its_answer(backend: Backend) {
         (200, true, false)
     );
     assert_eq!(retry.body["first"], true, "the first answer, waited for");
+}
+
+/// A key compares what the JSON says, not how it is written: key order and spacing do not
+/// make another request; another value does.
+async fn one_key_with_the_same_json_in_another_order_is_a_retry(backend: Backend) {
+    let api = MachineApi::start(backend, test_config(""), "ci", BOTH).await;
+    let first = api
+        .post_text(
+            "/api/incidents",
+            r#"{"severity":"sev4","title":"x"}"#,
+            Some("order"),
+        )
+        .await;
+    assert_eq!(first.status, 201, "{:?}", first.body);
+    let reordered = api
+        .post_text(
+            "/api/incidents",
+            "{ \"title\" : \"x\",\n  \"severity\": \"sev4\" }",
+            Some("order"),
+        )
+        .await;
+    assert_eq!(
+        (reordered.status, reordered.replayed),
+        (201, true),
+        "{:?}",
+        reordered.body
+    );
+    assert_eq!(reordered.body, first.body);
+    let changed = api
+        .post_text(
+            "/api/incidents",
+            r#"{"title":"x","severity":"sev3"}"#,
+            Some("order"),
+        )
+        .await;
+    assert_eq!(changed.status, 422, "{:?}", changed.body);
+    assert_eq!(api.incident_count().await, 1);
 }

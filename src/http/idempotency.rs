@@ -2,7 +2,8 @@
 //! `<token name>:<key>`), recorded in the same transaction as the change it carries, with the
 //! digest of the request; the answer is kept once the change is made. So the same key with
 //! the same request gets the first answer again and changes nothing; with another request,
-//! a 422. Two requests racing with one key meet at the database's unique key: one applies,
+//! a 422. A JSON body is compared by its content, not its bytes: key order and whitespace
+//! do not matter. Two requests racing with one key meet at the database's unique key: one applies,
 //! the other waits for its answer. Keys count for [`KEY_WINDOW`]; only requests that
 //! changed something are remembered, so a refused request can be retried with its key.
 //!
@@ -71,8 +72,9 @@ pub fn delivery(
             "Idempotency-Key must be 1 to 255 printable ASCII characters without spaces, such as a UUID.",
         ));
     };
+    let body = canonical(body);
     let mut h = Sha256::new();
-    for part in [method.as_bytes(), path.as_bytes(), body] {
+    for part in [method.as_bytes(), path.as_bytes(), &body] {
         h.update(part);
         h.update([0]);
     }
@@ -80,6 +82,19 @@ pub fn delivery(
     Ok(Some(
         Delivery::within("api", id, KEY_WINDOW).with_request(hex::encode(h.finalize())),
     ))
+}
+
+/// The body as compared between requests with one key: JSON re-written with its object
+/// keys sorted and no whitespace (so key order and spacing do not make another request),
+/// an empty body as `{}`, anything else as it is.
+fn canonical(body: &[u8]) -> Vec<u8> {
+    if body.trim_ascii().is_empty() {
+        return b"{}".to_vec();
+    }
+    serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| serde_json::to_vec(&v).ok())
+        .unwrap_or_else(|| body.to_vec())
 }
 
 /// An answer as kept for its key.
