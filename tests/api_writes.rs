@@ -22,6 +22,7 @@ on_both!(
     a_key_whose_answer_was_lost_changes_nothing_again,
     a_key_just_recorded_waits_for_its_answer,
     one_key_with_the_same_json_in_another_order_is_a_retry,
+    resolving_with_an_empty_body_needs_no_summary,
 );
 
 const BOTH: &[&str] = &["declare", "update"];
@@ -452,4 +453,21 @@ async fn one_key_with_the_same_json_in_another_order_is_a_retry(backend: Backend
         .await;
     assert_eq!(changed.status, 422, "{:?}", changed.body);
     assert_eq!(api.incident_count().await, 1);
+}
+
+/// `summary` is optional, so an empty body (`curl -X POST`, no Content-Type) resolves; a
+/// route with required fields still says which is missing.
+async fn resolving_with_an_empty_body_needs_no_summary(backend: Backend) {
+    let api = MachineApi::start(backend, test_config(""), "ci", BOTH).await;
+    api.post("/api/incidents", &checkout(), None).await;
+    let resolved = api.post_empty("/api/incidents/INC-1/resolve").await;
+    assert_eq!(resolved.status, 200, "{:?}", resolved.body);
+    assert_eq!(resolved.body["status"], "resolved");
+    let declare = api.post_empty("/api/incidents").await;
+    assert_eq!(declare.status, 400);
+    assert!(
+        declare.error().contains("missing field `title`"),
+        "{}",
+        declare.error()
+    );
 }

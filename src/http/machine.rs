@@ -369,8 +369,14 @@ fn number_of(outcome: &crate::incident::Outcome) -> Result<IncidentNumber, Servi
         .ok_or_else(|| anyhow::anyhow!("a change answered without its incident").into())
 }
 
-/// The JSON body as `T`, or a 400 that says what is wrong with it.
+/// The JSON body as `T` (an empty body is `{}`: every field optional), or a 400 that says
+/// what is wrong with it.
 fn parse<T: DeserializeOwned>(body: &[u8], path: &str) -> Result<T, Refusal> {
+    let body = if body.trim_ascii().is_empty() {
+        b"{}".as_slice()
+    } else {
+        body
+    };
     serde_json::from_slice(body).map_err(|e| {
         Refusal::bad_request(format!(
             "The body is not what POST {path} takes: {e}. Send JSON with Content-Type: application/json."
