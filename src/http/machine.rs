@@ -233,6 +233,9 @@ async fn alertmanager(
         Ok(n) => n,
         Err(r) => return r.into_response(),
     };
+    if let Some(why) = notification.unsupported() {
+        return Refusal::bad_request(why).into_response();
+    }
     match alerts::receive(
         &state.service,
         &state.alertmanager,
