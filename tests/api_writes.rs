@@ -23,6 +23,7 @@ on_both!(
     a_key_just_recorded_waits_for_its_answer,
     one_key_with_the_same_json_in_another_order_is_a_retry,
     resolving_with_an_empty_body_needs_no_summary,
+    a_wrong_next_names_the_field,
 );
 
 const BOTH: &[&str] = &["declare", "update"];
@@ -470,4 +471,33 @@ async fn resolving_with_an_empty_body_needs_no_summary(backend: Backend) {
         "{}",
         declare.error()
     );
+}
+
+/// The API's `next` is a JSON field, not the CLI's `--next`: its error names the field.
+async fn a_wrong_next_names_the_field(backend: Backend) {
+    let api = MachineApi::start(backend, test_config(""), "ci", BOTH).await;
+    api.post("/api/incidents", &checkout(), None).await;
+    for next in ["30s", "3d", "soon"] {
+        let a = api
+            .post(
+                "/api/incidents/1/updates",
+                &json!({ "text": "x", "next": next }),
+                None,
+            )
+            .await;
+        assert_eq!(a.status, 400, "{next}: {:?}", a.body);
+        assert!(
+            a.error().starts_with("\"next\" must be between 1m and 24h"),
+            "{next}: {}",
+            a.error()
+        );
+        assert!(!a.error().contains("--next"), "{}", a.error());
+    }
+    let updates = api
+        .timeline(1)
+        .await
+        .into_iter()
+        .filter(|e| e.kind == EntryKind::Update)
+        .count();
+    assert_eq!(updates, 0);
 }

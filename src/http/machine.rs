@@ -39,6 +39,9 @@ pub struct MachineState {
     pub alertmanager: AlertmanagerConfig,
 }
 
+/// The answer for an update's `next` that is not a duration from 1m to 24h.
+const NEXT_RANGE: &str = "\"next\" must be between 1m and 24h, written like 30m or 1h.";
+
 /// The scope that declares (`POST /api/incidents`, Alertmanager).
 const DECLARE: Scope = Scope::Declare;
 /// The scope for changes to an incident (updates, status, resolve).
@@ -136,7 +139,8 @@ async fn update(
     };
     let next = match parsed.next.map(parse_cadence).transpose() {
         Ok(n) => n,
-        Err(e) => return user_error(e),
+        // The command's sentence names the CLI's `--next`; the API's field is `next`.
+        Err(_) => return Refusal::bad_request(NEXT_RANGE).into_response(),
     };
     let change = Change::Update {
         text: parsed.text,
