@@ -24,6 +24,7 @@ on_both!(
     one_key_with_the_same_json_in_another_order_is_a_retry,
     resolving_with_an_empty_body_needs_no_summary,
     a_wrong_next_names_the_field,
+    a_write_answers_with_the_newest_entries_only,
 );
 
 const BOTH: &[&str] = &["declare", "update"];
@@ -500,4 +501,36 @@ async fn a_wrong_next_names_the_field(backend: Backend) {
         .filter(|e| e.kind == EntryKind::Update)
         .count();
     assert_eq!(updates, 0);
+}
+
+/// A write on a long incident answers with its 20 newest entries, how many there are and
+/// where to read them all; `GET` still shows every entry.
+async fn a_write_answers_with_the_newest_entries_only(backend: Backend) {
+    let api = MachineApi::start(backend, test_config(""), "ci", BOTH).await;
+    api.post("/api/incidents", &checkout(), None).await;
+    for i in 0..30 {
+        let a = api
+            .post(
+                "/api/incidents/1/updates",
+                &json!({ "text": format!("step {i}") }),
+                None,
+            )
+            .await;
+        assert_eq!(a.status, 200);
+    }
+    let total = api.timeline(1).await.len();
+    assert_eq!(total, 32, "declared, description, 30 updates");
+    let a = api
+        .post("/api/incidents/1/updates", &json!({ "text": "last" }), None)
+        .await;
+    let entries = a.body["timeline"].as_array().unwrap();
+    assert_eq!(entries.len(), 20, "{:?}", a.body["timeline_total"]);
+    assert_eq!(entries.last().unwrap()["text"], "last");
+    assert_eq!(
+        entries.first().unwrap()["text"],
+        "step 11",
+        "entries 14 to 33"
+    );
+    assert_eq!(a.body["timeline_total"], 33);
+    assert_eq!(a.body["timeline_url"], "/api/incidents/INC-1");
 }

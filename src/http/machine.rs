@@ -357,15 +357,37 @@ impl Request<'_> {
             Ok(None) => return user_error(UserError::NotFound(number)),
             Err(e) => return internal("loading an incident after a change", e),
         };
-        let body = match serde_json::to_value(&view) {
+        let mut body = match serde_json::to_value(&view) {
             Ok(b) => b,
             Err(e) => return internal("showing an incident", e.into()),
         };
+        latest_entries_only(&mut body, number);
         if let Some(d) = delivery {
             idempotency::keep(self.state.service.store(), d, self.success, &body, lost).await;
         }
         (self.success, Json(body)).into_response()
     }
+}
+
+/// How many of the newest timeline entries a write answers with.
+pub const ANSWER_ENTRIES: usize = 20;
+
+/// Keeps the [`ANSWER_ENTRIES`] newest entries of an incident's `timeline` (oldest first, as
+/// `GET` shows it), with `timeline_total` and `timeline_url` for the whole of it.
+fn latest_entries_only(body: &mut serde_json::Value, number: IncidentNumber) {
+    let Some(object) = body.as_object_mut() else {
+        return;
+    };
+    let Some(serde_json::Value::Array(timeline)) = object.get_mut("timeline") else {
+        return;
+    };
+    let total = timeline.len();
+    timeline.drain(..total.saturating_sub(ANSWER_ENTRIES));
+    object.insert("timeline_total".into(), total.into());
+    object.insert(
+        "timeline_url".into(),
+        format!("/api/incidents/{number}").into(),
+    );
 }
 
 fn number_of(outcome: &crate::incident::Outcome) -> Result<IncidentNumber, ServiceError> {
