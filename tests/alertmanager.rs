@@ -21,6 +21,8 @@ on_both!(
     a_restart_keeps_the_groups,
     racing_deliveries_of_one_group_declare_once,
     truncated_groups_say_so,
+    a_firing_notification_without_alerts_does_nothing,
+    another_payload_version_is_refused,
 );
 
 const MAPPING: &str = "[alertmanager]\nseverity_label = \"severity\"\nseverity_map = { critical = \"SEV1\", warning = \"sev3\" }\ndefault_severity = \"SEV4\"\n";
@@ -266,4 +268,45 @@ async fn truncated_groups_say_so(backend: Backend) {
         .await;
     assert_eq!(bad.status, 400);
     assert!(bad.error().contains("groupKey"), "{}", bad.error());
+}
+
+/// `alerts: []` with status firing (a hand-made or broken sender) declares nothing, and
+/// adds nothing to a group's open incident.
+async fn a_firing_notification_without_alerts_does_nothing(backend: Backend) {
+    let api = start(backend, "").await;
+    let mut empty = fixture("firing");
+    empty["alerts"] = Value::Array(vec![]);
+    let a = api.post("/api/alertmanager", &empty, None).await;
+    assert_eq!(a.status, 200, "{:?}", a.body);
+    assert_eq!(a.body["action"], "nothing", "{:?}", a.body);
+    assert!(
+        a.body["detail"].as_str().unwrap().contains("no alerts"),
+        "{:?}",
+        a.body
+    );
+    assert_eq!(api.incident_count().await, 0);
+    send(&api, "firing").await;
+    let before = api.timeline(1).await.len();
+    let a = api.post("/api/alertmanager", &empty, None).await;
+    assert_eq!(a.body["action"], "nothing", "{:?}", a.body);
+    assert_eq!(api.timeline(1).await.len(), before);
+}
+
+/// Alertmanager sends `"version": "4"`; another version is refused with a sentence that
+/// names the one read, and changes nothing.
+async fn another_payload_version_is_refused(backend: Backend) {
+    let api = start(backend, "").await;
+    for version in [Value::from("5"), Value::Null] {
+        let mut payload = fixture("firing");
+        match &version {
+            Value::Null => {
+                payload.as_object_mut().unwrap().remove("version");
+            }
+            v => payload["version"] = v.clone(),
+        }
+        let a = api.post("/api/alertmanager", &payload, None).await;
+        assert_eq!(a.status, 400, "{version}: {:?}", a.body);
+        assert!(a.error().contains("version \"4\""), "{}", a.error());
+    }
+    assert_eq!(api.incident_count().await, 0);
 }

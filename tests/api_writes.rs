@@ -20,6 +20,11 @@ on_both!(
     user_errors_are_sentences,
     a_restart_keeps_idempotency_keys,
     a_key_whose_answer_was_lost_changes_nothing_again,
+    a_key_just_recorded_waits_for_its_answer,
+    one_key_with_the_same_json_in_another_order_is_a_retry,
+    resolving_with_an_empty_body_needs_no_summary,
+    a_wrong_next_names_the_field,
+    a_write_answers_with_the_newest_entries_only,
 );
 
 const BOTH: &[&str] = &["declare", "update"];
@@ -304,8 +309,10 @@ async fn a_restart_keeps_idempotency_keys(backend: Backend) {
 }
 
 /// What a crash between the commit and keeping the answer leaves: the key recorded (with
-/// the incident it declared, written by the declaration's own transaction) and no answer. A declaration is answered with its
-/// incident (and that answer is kept); a change answers 409. Nothing is applied twice.
+/// the incident it declared, written by the declaration's own transaction) and no answer,
+/// older than the grace for an answer on its way. A retry is answered at once with the
+/// incident as it is now, marked as standing in for the lost answer (and that answer is
+/// kept); nothing is applied twice.
 async fn a_key_whose_answer_was_lost_changes_nothing_again(backend: Backend) {
     let api = MachineApi::start(backend, test_config(""), "ci", BOTH).await;
     let body = checkout();
@@ -313,14 +320,7 @@ async fn a_key_whose_answer_was_lost_changes_nothing_again(backend: Backend) {
         .post("/api/incidents", &body, Some("lost-declare"))
         .await;
     assert_eq!(first.status, 201);
-    // The declaration committed; its answer is lost.
-    sqlx::any::install_default_drivers();
-    let pool = sqlx::AnyPool::connect(&api.db.url).await.unwrap();
-    sqlx::query("UPDATE inbound_seen SET reply = NULL WHERE source = 'api'")
-        .execute(&pool)
-        .await
-        .unwrap();
-    // An update recorded with its key, its answer lost.
+    // An update recorded with its key in its own transaction, its answer lost.
     let update = json!({ "text": "Rolled back." });
     let mut headers = axum::http::HeaderMap::new();
     headers.insert("idempotency-key", "lost-update".parse().unwrap());
@@ -332,34 +332,168 @@ async fn a_key_whose_answer_was_lost_changes_nothing_again(backend: Backend) {
     let mut tx = api.app.store.begin().await.unwrap();
     assert!(tx.record_delivery(&updated).await.unwrap());
     tx.commit().await.unwrap();
+    // Both answers lost a minute ago (the declaration's answer dropped).
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(&api.db.url).await.unwrap();
+    sqlx::query("UPDATE inbound_seen SET reply = NULL, received_at = received_at - 60000 WHERE source = 'api'")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let timeline_before = api.timeline(1).await.len();
 
+    let started = std::time::Instant::now();
     let again = api
         .post("/api/incidents", &body, Some("lost-declare"))
         .await;
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(1),
+        "answered at once: {:?}",
+        started.elapsed()
+    );
     assert_eq!(
-        (again.status, again.replayed),
-        (201, true),
+        (again.status, again.replayed, again.answer_lost),
+        (201, true, true),
         "{:?}",
         again.body
     );
     assert_eq!(again.body["key"], "INC-1");
-    let started = std::time::Instant::now();
     let third = api
         .post("/api/incidents", &body, Some("lost-declare"))
         .await;
-    assert!(
-        started.elapsed() < std::time::Duration::from_secs(2),
-        "kept now"
-    );
+    assert_eq!((third.replayed, third.answer_lost), (true, true), "kept");
     assert_eq!(third.body, again.body);
+
+    let started = std::time::Instant::now();
     let change = api.post(path, &update, Some("lost-update")).await;
-    assert_eq!(change.status, 409, "{:?}", change.body);
     assert!(
-        change.error().contains("still being handled"),
-        "{}",
-        change.error()
+        started.elapsed() < std::time::Duration::from_secs(1),
+        "answered at once: {:?}",
+        started.elapsed()
     );
+    assert_eq!(
+        (change.status, change.replayed, change.answer_lost),
+        (200, true, true),
+        "{:?}",
+        change.body
+    );
+    assert_eq!(change.body["key"], "INC-1");
     assert_eq!(api.incident_count().await, 1);
+    assert_eq!(
+        api.timeline(1).await.len(),
+        timeline_before,
+        "nothing applied again"
+    );
+    pool.close().await;
+}
+
+/// A key recorded a moment ago without its answer may be answered any moment: a retry
+/// waits for it rather than calling it lost.
+async fn a_key_just_recorded_waits_for_its_answer(backend: Backend) {
+    let api = MachineApi::start(backend, test_config(""), "ci", BOTH).await;
+    api.post("/api/incidents", &checkout(), None).await;
+    let update = json!({ "text": "Rolled back." });
+    let mut headers = axum::http::HeaderMap::new();
+    headers.insert("idempotency-key", "in-flight".parse().unwrap());
+    let path = "/api/incidents/1/updates";
+    let delivery =
+        idempotency::delivery(&headers, "ci", "POST", path, update.to_string().as_bytes())
+            .unwrap()
+            .unwrap();
+    let mut tx = api.app.store.begin().await.unwrap();
+    assert!(tx.record_delivery(&delivery).await.unwrap());
+    tx.commit().await.unwrap();
+    let store = api.app.store.clone();
+    let kept = delivery.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        let answer = json!({ "status": 200, "body": { "key": "INC-1", "first": true } });
+        store
+            .save_delivery_reply(&kept, &answer.to_string())
+            .await
+            .unwrap();
+    });
+    let retry = api.post(path, &update, Some("in-flight")).await;
+    assert_eq!(
+        (retry.status, retry.replayed, retry.answer_lost),
+        (200, true, false)
+    );
+    assert_eq!(retry.body["first"], true, "the first answer, waited for");
+}
+
+/// A key compares what the JSON says, not how it is written: key order and spacing do not
+/// make another request; another value does.
+async fn one_key_with_the_same_json_in_another_order_is_a_retry(backend: Backend) {
+    let api = MachineApi::start(backend, test_config(""), "ci", BOTH).await;
+    let first = api
+        .post_text(
+            "/api/incidents",
+            r#"{"severity":"sev4","title":"x"}"#,
+            Some("order"),
+        )
+        .await;
+    assert_eq!(first.status, 201, "{:?}", first.body);
+    let reordered = api
+        .post_text(
+            "/api/incidents",
+            "{ \"title\" : \"x\",\n  \"severity\": \"sev4\" }",
+            Some("order"),
+        )
+        .await;
+    assert_eq!(
+        (reordered.status, reordered.replayed),
+        (201, true),
+        "{:?}",
+        reordered.body
+    );
+    assert_eq!(reordered.body, first.body);
+    let changed = api
+        .post_text(
+            "/api/incidents",
+            r#"{"title":"x","severity":"sev3"}"#,
+            Some("order"),
+        )
+        .await;
+    assert_eq!(changed.status, 422, "{:?}", changed.body);
+    assert_eq!(api.incident_count().await, 1);
+}
+
+/// `summary` is optional, so an empty body (`curl -X POST`, no Content-Type) resolves; a
+/// route with required fields still says which is missing.
+async fn resolving_with_an_empty_body_needs_no_summary(backend: Backend) {
+    let api = MachineApi::start(backend, test_config(""), "ci", BOTH).await;
+    api.post("/api/incidents", &checkout(), None).await;
+    let resolved = api.post_empty("/api/incidents/INC-1/resolve").await;
+    assert_eq!(resolved.status, 200, "{:?}", resolved.body);
+    assert_eq!(resolved.body["status"], "resolved");
+    let declare = api.post_empty("/api/incidents").await;
+    assert_eq!(declare.status, 400);
+    assert!(
+        declare.error().contains("missing field `title`"),
+        "{}",
+        declare.error()
+    );
+}
+
+/// The API's `next` is a JSON field, not the CLI's `--next`: its error names the field.
+async fn a_wrong_next_names_the_field(backend: Backend) {
+    let api = MachineApi::start(backend, test_config(""), "ci", BOTH).await;
+    api.post("/api/incidents", &checkout(), None).await;
+    for next in ["30s", "3d", "soon"] {
+        let a = api
+            .post(
+                "/api/incidents/1/updates",
+                &json!({ "text": "x", "next": next }),
+                None,
+            )
+            .await;
+        assert_eq!(a.status, 400, "{next}: {:?}", a.body);
+        assert!(
+            a.error().starts_with("\"next\" must be between 1m and 24h"),
+            "{next}: {}",
+            a.error()
+        );
+        assert!(!a.error().contains("--next"), "{}", a.error());
+    }
     let updates = api
         .timeline(1)
         .await
@@ -367,5 +501,36 @@ async fn a_key_whose_answer_was_lost_changes_nothing_again(backend: Backend) {
         .filter(|e| e.kind == EntryKind::Update)
         .count();
     assert_eq!(updates, 0);
-    pool.close().await;
+}
+
+/// A write on a long incident answers with its 20 newest entries, how many there are and
+/// where to read them all; `GET` still shows every entry.
+async fn a_write_answers_with_the_newest_entries_only(backend: Backend) {
+    let api = MachineApi::start(backend, test_config(""), "ci", BOTH).await;
+    api.post("/api/incidents", &checkout(), None).await;
+    for i in 0..30 {
+        let a = api
+            .post(
+                "/api/incidents/1/updates",
+                &json!({ "text": format!("step {i}") }),
+                None,
+            )
+            .await;
+        assert_eq!(a.status, 200);
+    }
+    let total = api.timeline(1).await.len();
+    assert_eq!(total, 32, "declared, description, 30 updates");
+    let a = api
+        .post("/api/incidents/1/updates", &json!({ "text": "last" }), None)
+        .await;
+    let entries = a.body["timeline"].as_array().unwrap();
+    assert_eq!(entries.len(), 20, "{:?}", a.body["timeline_total"]);
+    assert_eq!(entries.last().unwrap()["text"], "last");
+    assert_eq!(
+        entries.first().unwrap()["text"],
+        "step 11",
+        "entries 14 to 33"
+    );
+    assert_eq!(a.body["timeline_total"], 33);
+    assert_eq!(a.body["timeline_url"], "/api/incidents/INC-1");
 }

@@ -66,7 +66,21 @@ pub struct Alert {
     pub fingerprint: String,
 }
 
+/// The payload version this reads (Alertmanager's `webhook_config` sends `"version": "4"`).
+pub const SUPPORTED_VERSION: &str = "4";
+
 impl Notification {
+    /// Why this payload cannot be read, in a sentence: a version other than
+    /// [`SUPPORTED_VERSION`]; `None` when it can.
+    pub fn unsupported(&self) -> Option<String> {
+        (self.version != SUPPORTED_VERSION).then(|| {
+            format!(
+                "Alertmanager webhook payload version \"{}\" is not supported; firebreak reads version \"{SUPPORTED_VERSION}\".",
+                self.version.chars().take(20).collect::<String>()
+            )
+        })
+    }
+
     /// The alerts firing now.
     pub fn firing(&self) -> impl Iterator<Item = &Alert> {
         self.alerts

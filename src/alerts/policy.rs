@@ -44,6 +44,9 @@ pub fn decide(
 ) -> Step {
     let open = group.filter(|g| g.incident_open);
     match (n.status, open) {
+        (GroupStatus::Firing, _) if n.alerts.is_empty() => Step::Nothing(
+            "The notification lists no alerts; there is nothing to declare or update.",
+        ),
         (GroupStatus::Firing, None) => Step::Declare(declaration(n, config)),
         (GroupStatus::Firing, Some(g)) => {
             if g.status == "firing" && g.fingerprints == fingerprints(n) {

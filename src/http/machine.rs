@@ -26,7 +26,7 @@ use crate::alerts::{self, AlertmanagerConfig, Notification};
 use crate::auth::Scope;
 use crate::incident::command::{Change, Declare, parse_cadence};
 use crate::incident::{
-    Command, IncidentNumber, IncidentService, ServiceError, Severity, Status, UserError,
+    Command, IncidentId, IncidentNumber, IncidentService, ServiceError, Severity, Status, UserError,
 };
 use crate::read::ReadModel;
 use crate::store::Delivery;
@@ -38,6 +38,9 @@ pub struct MachineState {
     pub read: ReadModel,
     pub alertmanager: AlertmanagerConfig,
 }
+
+/// The answer for an update's `next` that is not a duration from 1m to 24h.
+const NEXT_RANGE: &str = "\"next\" must be between 1m and 24h, written like 30m or 1h.";
 
 /// The scope that declares (`POST /api/incidents`, Alertmanager).
 const DECLARE: Scope = Scope::Declare;
@@ -112,6 +115,7 @@ async fn declare(
         path,
         body: &body,
         success: StatusCode::CREATED,
+        target: None,
     };
     let actor = caller.actor();
     request
@@ -135,7 +139,8 @@ async fn update(
     };
     let next = match parsed.next.map(parse_cadence).transpose() {
         Ok(n) => n,
-        Err(e) => return user_error(e),
+        // The command's sentence names the CLI's `--next`; the API's field is `next`.
+        Err(_) => return Refusal::bad_request(NEXT_RANGE).into_response(),
     };
     let change = Change::Update {
         text: parsed.text,
@@ -208,6 +213,7 @@ async fn change_incident(
         path: &path,
         body: &body,
         success: StatusCode::OK,
+        target: Some(n),
     };
     let actor = caller.actor();
     request
@@ -231,6 +237,9 @@ async fn alertmanager(
         Ok(n) => n,
         Err(r) => return r.into_response(),
     };
+    if let Some(why) = notification.unsupported() {
+        return Refusal::bad_request(why).into_response();
+    }
     match alerts::receive(
         &state.service,
         &state.alertmanager,
@@ -252,6 +261,8 @@ struct Request<'a> {
     path: &'a str,
     body: &'a Bytes,
     success: StatusCode,
+    /// The incident the request changes (`None` for a declaration).
+    target: Option<IncidentNumber>,
 }
 
 impl Request<'_> {
@@ -305,34 +316,78 @@ impl Request<'_> {
         match idempotency::replay(store, delivery).await {
             Replay::NotSeen => None,
             Replay::Answer(answer) => Some(answer),
-            Replay::Unanswered(None) => Some(idempotency::still_running()),
-            Replay::Unanswered(Some(id)) => Some(match store.incident_by_id(&id).await {
-                Ok(Some(incident)) => {
-                    let answer = self.answer(incident.number, Some(delivery)).await;
-                    idempotency::replayed(answer)
-                }
-                Ok(None) => idempotency::still_running(),
-                Err(e) => internal("loading the incident a key declared", e),
-            }),
+            Replay::Lost(declared) => Some(self.answer_lost(declared, delivery).await),
+        }
+    }
+
+    /// For a key whose answer was lost: the incident it changed (or declared) as it is now.
+    async fn answer_lost(&self, declared: Option<IncidentId>, delivery: &Delivery) -> Response {
+        let number = match (self.target, declared) {
+            (Some(n), _) => n,
+            (None, Some(id)) => match self.state.service.store().incident_by_id(&id).await {
+                Ok(Some(incident)) => incident.number,
+                Ok(None) => return idempotency::still_running(),
+                Err(e) => return internal("loading the incident a key declared", e),
+            },
+            (None, None) => return idempotency::still_running(),
+        };
+        let answer = self.kept_answer(number, Some(delivery), true).await;
+        if answer.status() == self.success {
+            idempotency::lost(answer)
+        } else {
+            answer
         }
     }
 
     /// Incident `number` as the answer, kept for the key if there is one.
     async fn answer(&self, number: IncidentNumber, delivery: Option<&Delivery>) -> Response {
+        self.kept_answer(number, delivery, false).await
+    }
+
+    /// Incident `number` as the answer, kept for the key if there is one (`lost`: in place
+    /// of a first answer that was lost).
+    async fn kept_answer(
+        &self,
+        number: IncidentNumber,
+        delivery: Option<&Delivery>,
+        lost: bool,
+    ) -> Response {
         let view = match incident_view(&self.state.read, number).await {
             Ok(Some(view)) => view,
             Ok(None) => return user_error(UserError::NotFound(number)),
             Err(e) => return internal("loading an incident after a change", e),
         };
-        let body = match serde_json::to_value(&view) {
+        let mut body = match serde_json::to_value(&view) {
             Ok(b) => b,
             Err(e) => return internal("showing an incident", e.into()),
         };
+        latest_entries_only(&mut body, number);
         if let Some(d) = delivery {
-            idempotency::keep(self.state.service.store(), d, self.success, &body).await;
+            idempotency::keep(self.state.service.store(), d, self.success, &body, lost).await;
         }
         (self.success, Json(body)).into_response()
     }
+}
+
+/// How many of the newest timeline entries a write answers with.
+pub const ANSWER_ENTRIES: usize = 20;
+
+/// Keeps the [`ANSWER_ENTRIES`] newest entries of an incident's `timeline` (oldest first, as
+/// `GET` shows it), with `timeline_total` and `timeline_url` for the whole of it.
+fn latest_entries_only(body: &mut serde_json::Value, number: IncidentNumber) {
+    let Some(object) = body.as_object_mut() else {
+        return;
+    };
+    let Some(serde_json::Value::Array(timeline)) = object.get_mut("timeline") else {
+        return;
+    };
+    let total = timeline.len();
+    timeline.drain(..total.saturating_sub(ANSWER_ENTRIES));
+    object.insert("timeline_total".into(), total.into());
+    object.insert(
+        "timeline_url".into(),
+        format!("/api/incidents/{number}").into(),
+    );
 }
 
 fn number_of(outcome: &crate::incident::Outcome) -> Result<IncidentNumber, ServiceError> {
@@ -343,8 +398,14 @@ fn number_of(outcome: &crate::incident::Outcome) -> Result<IncidentNumber, Servi
         .ok_or_else(|| anyhow::anyhow!("a change answered without its incident").into())
 }
 
-/// The JSON body as `T`, or a 400 that says what is wrong with it.
+/// The JSON body as `T` (an empty body is `{}`: every field optional), or a 400 that says
+/// what is wrong with it.
 fn parse<T: DeserializeOwned>(body: &[u8], path: &str) -> Result<T, Refusal> {
+    let body = if body.trim_ascii().is_empty() {
+        b"{}".as_slice()
+    } else {
+        body
+    };
     serde_json::from_slice(body).map_err(|e| {
         Refusal::bad_request(format!(
             "The body is not what POST {path} takes: {e}. Send JSON with Content-Type: application/json."

@@ -8,9 +8,9 @@
 
 use std::time::Duration;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 
-use super::{Store, Tx, to_ms};
+use super::{Store, Tx, from_ms, to_ms};
 use crate::incident::IncidentId;
 
 /// One inbound delivery: where it came from and the platform's id for it.
@@ -108,7 +108,12 @@ pub struct DeliveryRecord {
     pub reply: Option<String>,
     /// The incident it declared, if it declared one.
     pub incident: Option<IncidentId>,
+    /// When it was recorded (in the transaction of the change it carried).
+    pub received_at: DateTime<Utc>,
 }
+
+/// An `inbound_seen` row: request hash, reply, incident id, when it was received.
+type RecordRow = (Option<String>, Option<String>, Option<String>, i64);
 
 /// What is known about a delivery seen before.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -149,8 +154,8 @@ impl Store {
         &self,
         delivery: &Delivery,
     ) -> anyhow::Result<Option<DeliveryRecord>> {
-        let row: Option<(Option<String>, Option<String>, Option<String>)> = sqlx::query_as(
-            "SELECT request_hash, reply, incident_id FROM inbound_seen \
+        let row: Option<RecordRow> = sqlx::query_as(
+            "SELECT request_hash, reply, incident_id, received_at FROM inbound_seen \
              WHERE source = $1 AND id = $2 AND received_at >= $3",
         )
         .bind(delivery.source)
@@ -158,11 +163,14 @@ impl Store {
         .bind(delivery.cutoff_ms())
         .fetch_optional(self.pool())
         .await?;
-        Ok(row.map(|(request, reply, incident)| DeliveryRecord {
-            request,
-            reply,
-            incident: incident.map(IncidentId),
-        }))
+        Ok(
+            row.map(|(request, reply, incident, received)| DeliveryRecord {
+                request,
+                reply,
+                incident: incident.map(IncidentId),
+                received_at: from_ms(received),
+            }),
+        )
     }
 
     /// Keeps the answer `delivery` was given, recording the delivery too if what it asked

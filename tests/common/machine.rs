@@ -29,6 +29,8 @@ pub struct MachineApi {
 pub struct Answer {
     pub status: u16,
     pub replayed: bool,
+    /// `Idempotent-Answer-Lost`: the first answer was lost; this is the incident as it is now.
+    pub answer_lost: bool,
     pub body: Value,
 }
 
@@ -93,6 +95,23 @@ impl MachineApi {
 
     pub async fn post_raw(&self, path: &str, body: &str) -> Answer {
         self.send(&self.token, path, body.to_string(), None).await
+    }
+
+    /// `body` exactly as given, with a key.
+    pub async fn post_text(&self, path: &str, body: &str, key: Option<&str>) -> Answer {
+        self.send(&self.token, path, body.to_string(), key).await
+    }
+
+    /// An empty body without a `Content-Type`, as `curl -X POST` sends.
+    pub async fn post_empty(&self, path: &str) -> Answer {
+        let response = self
+            .http
+            .post(format!("http://{}{path}", self.addr))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .expect("request");
+        answer(response).await
     }
 
     /// A request with no token at all.
@@ -160,11 +179,13 @@ impl Caller<'_> {
 async fn answer(response: reqwest::Response) -> Answer {
     let status = response.status().as_u16();
     let replayed = response.headers().contains_key("idempotent-replayed");
+    let answer_lost = response.headers().contains_key("idempotent-answer-lost");
     let text = response.text().await.expect("body");
     let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
     Answer {
         status,
         replayed,
+        answer_lost,
         body,
     }
 }
