@@ -115,6 +115,10 @@ async fn a_frozen_incident_shows_its_repositories_holds_and_errors(backend: Back
             "{repo}"
         );
         assert!(repo.contains(" since ") && repo.contains(" UTC"), "{repo}");
+        assert!(
+            !repo.contains("[SEV1]"),
+            "no reason repeating the headline: {repo}"
+        );
     }
     assert!(!html.contains("<b>down"), "the title is escaped: {html}");
     assert!(

@@ -179,6 +179,7 @@ struct HoldLine {
     holder: String,
     /// `/incidents/INC-3` when an incident holds it.
     href: Option<String>,
+    /// Its own reason (not one repeating the incident's headline).
     reason: Option<String>,
     since: String,
 }
@@ -227,7 +228,7 @@ fn repo_line(view: &FreezeView, holds: &[&FreezeHold], t: &FreezeTarget) -> Repo
                     .incident_id
                     .as_ref()
                     .map(|_| format!("/incidents/{}", h.holder)),
-                reason: h.reason.clone(),
+                reason: h.own_reason().map(str::to_string),
                 since: utc(h.started_at),
             })
             .collect(),
