@@ -296,6 +296,13 @@ impl App {
             service: self.service.clone(),
             shutdown,
             sign_in: Arc::clone(&self.sign_in),
+            slack_team_id: self
+                .config
+                .web
+                .slack_signin
+                .as_ref()
+                .map(|s| s.team_id.clone()),
+            discord_guild_id: self.config.discord.guild_id.clone(),
         }));
         adapters = adapters.merge(crate::http::oidc::router(crate::http::oidc::SignInState {
             sign_in: Arc::clone(&self.sign_in),

@@ -3,6 +3,7 @@
 //! recorded of GitHub. Pure functions over the store's rows, so the core can say it without
 //! knowing the adapter that records them.
 
+use crate::incident::model::IncidentId;
 use crate::store::{FreezeHold, FreezeScope, FreezeTarget};
 
 /// What a target's `actual` says about enforcement: only `active` blocks merges.
@@ -92,6 +93,61 @@ pub fn status_summary(scopes: &[FreezeScope], targets: &[FreezeTarget]) -> Strin
         }
     }
     text
+}
+
+/// The part of the freeze one incident is concerned with (borrowed from the whole view, so
+/// [`target_view`] still decides each target from every scope).
+#[derive(Debug, Default, PartialEq)]
+pub struct IncidentFreeze<'a> {
+    /// The scopes it holds or last changed, and the ones now deciding their targets (an
+    /// `owner/*` someone else froze over a repository it froze), in the view's order.
+    pub scopes: Vec<&'a FreezeScope>,
+    /// The targets of those scopes.
+    pub targets: Vec<&'a FreezeTarget>,
+    /// Every hold on those scopes, its own and others'.
+    pub holds: Vec<&'a FreezeHold>,
+}
+
+/// What of the freeze concerns `incident`: the scopes it holds (or last changed, so a
+/// lifted freeze still shows its targets until they are released), the targets those
+/// scopes name or decide, the scopes that decide those targets now, and their holds.
+pub fn for_incident<'a>(
+    scopes: &'a [FreezeScope],
+    targets: &'a [FreezeTarget],
+    holds: &'a [FreezeHold],
+    incident: &IncidentId,
+) -> IncidentFreeze<'a> {
+    let same = |a: &str, b: &str| a.eq_ignore_ascii_case(b);
+    let held: Vec<&str> = scopes
+        .iter()
+        .filter(|s| {
+            s.incident_id.as_ref() == Some(incident)
+                || holds
+                    .iter()
+                    .any(|h| h.incident_id.as_ref() == Some(incident) && same(&h.scope, &s.scope))
+        })
+        .map(|s| s.scope.as_str())
+        .collect();
+    let is_held = |name: &str| held.iter().any(|h| same(h, name));
+    let mine: Vec<&FreezeTarget> = targets
+        .iter()
+        .filter(|t| {
+            is_held(&t.scope)
+                || is_held(&t.target)
+                || covering(scopes, t).is_some_and(|s| is_held(&s.scope))
+        })
+        .collect();
+    let deciding: Vec<&str> = mine
+        .iter()
+        .filter_map(|t| covering(scopes, t))
+        .map(|s| s.scope.as_str())
+        .collect();
+    let shown = |name: &str| is_held(name) || deciding.iter().any(|d| same(d, name));
+    IncidentFreeze {
+        scopes: scopes.iter().filter(|s| shown(&s.scope)).collect(),
+        holds: holds.iter().filter(|h| shown(&h.scope)).collect(),
+        targets: mine,
+    }
 }
 
 /// Whether anything (a freeze or a drill) is wanted on `t` now.
@@ -322,5 +378,60 @@ mod tests {
         let due = chrono::DateTime::from_timestamp_millis(2_000);
         let [t] = <[FreezeTarget; 1]>::try_from(with_scheduled_retry(vec![t], due)).unwrap();
         assert_eq!(t.retry_at, Some(5_000));
+    }
+
+    fn hold(scope: &str, incident: Option<&str>, holder: &str) -> FreezeHold {
+        FreezeHold {
+            scope: scope.into(),
+            holder_key: holder.into(),
+            holder: holder.into(),
+            holder_name: holder.into(),
+            incident_id: incident.map(|i| IncidentId(i.into())),
+            incident: None,
+            reason: Some("why".into()),
+            drill: false,
+            requested_by: "cli:ops".into(),
+            started_at: chrono::Utc::now(),
+            expires_at: None,
+        }
+    }
+
+    #[test]
+    fn an_incident_sees_its_scopes_their_targets_and_what_decides_them() {
+        let mut lifted = scope("acme/old", false);
+        lifted.incident_id = Some(IncidentId("inc-1".into()));
+        let scopes = [
+            scope("acme/*", true),
+            scope("Acme/API", true),
+            scope("beta/x", true),
+            lifted,
+        ];
+        let targets = [
+            target("acme/api", "acme/api", "active", None),
+            target("acme/web", "acme/*", "active", None),
+            target("beta/x", "beta/x", "active", None),
+            target("acme/old", "acme/old", "active", Some("HTTP 403")),
+        ];
+        let holds = [
+            hold("acme/*", None, "cli:ops"),
+            hold("acme/api", Some("inc-1"), "INC-1"),
+            hold("beta/x", Some("inc-2"), "INC-2"),
+        ];
+        let mine = for_incident(&scopes, &targets, &holds, &IncidentId("inc-1".into()));
+        let names = |v: Vec<&str>| v.join(",");
+        assert_eq!(
+            names(mine.targets.iter().map(|t| t.target.as_str()).collect()),
+            "acme/api,acme/old"
+        );
+        assert_eq!(
+            names(mine.scopes.iter().map(|s| s.scope.as_str()).collect()),
+            "acme/*,Acme/API,acme/old"
+        );
+        assert_eq!(
+            names(mine.holds.iter().map(|h| h.holder.as_str()).collect()),
+            "cli:ops,INC-1"
+        );
+        let none = for_incident(&scopes, &targets, &holds, &IncidentId("inc-9".into()));
+        assert_eq!(none, IncidentFreeze::default());
     }
 }

@@ -35,6 +35,7 @@ pub use freeze::{FreezeHold, FreezeScope, FreezeTarget, NewHold, TargetFailure, 
 pub use inbound::{Delivery, DeliveryRecord, Seen};
 pub use people::Person;
 pub use postmortem::{ActionItem, Flag};
+pub use timeline::ShownEntry;
 pub use tokens::{ApiToken, NewToken};
 pub use workers::WorkerRow;
 

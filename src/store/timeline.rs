@@ -6,7 +6,7 @@ use sqlx::FromRow;
 
 use super::{Store, Tx, from_ms, parse_column, to_ms};
 use crate::incident::model::IncidentId;
-use crate::incident::timeline::{NewEntry, TimelineEntry};
+use crate::incident::timeline::{EntryKind, NewEntry, TimelineEntry};
 
 #[derive(FromRow)]
 struct EntryRow {
@@ -34,6 +34,19 @@ impl TryFrom<EntryRow> for TimelineEntry {
             text: r.text,
         })
     }
+}
+
+/// An entry as the incident page shows it: what happened, when, who and what kind, without
+/// the columns a page never shows (incident, recorded time, source). Read with
+/// [`Store::timeline_shown`], a narrower and cheaper query than [`Store::timeline`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShownEntry {
+    pub id: i64,
+    /// Epoch milliseconds, as stored.
+    pub occurred_ms: i64,
+    pub actor: String,
+    pub kind: EntryKind,
+    pub text: String,
 }
 
 impl Tx {
@@ -66,6 +79,30 @@ impl Store {
         .fetch_all(self.pool())
         .await?;
         rows.into_iter().map(TimelineEntry::try_from).collect()
+    }
+
+    /// An incident's entries as its page shows them ([`ShownEntry`]), in the order of
+    /// [`Store::timeline`]. Five columns read by position instead of eight by name: the
+    /// incident page reads every entry of a long incident on each load.
+    pub async fn timeline_shown(&self, incident: &IncidentId) -> anyhow::Result<Vec<ShownEntry>> {
+        let rows: Vec<(i64, i64, String, String, String)> = sqlx::query_as(
+            "SELECT id, occurred_at, actor, kind, text \
+             FROM timeline_entries WHERE incident_id = $1 ORDER BY occurred_at, id",
+        )
+        .bind(&incident.0)
+        .fetch_all(self.pool())
+        .await?;
+        rows.into_iter()
+            .map(|(id, occurred_ms, actor, kind, text)| {
+                Ok(ShownEntry {
+                    id,
+                    occurred_ms,
+                    actor,
+                    kind: parse_column(&kind, "timeline_entries.kind")?,
+                    text,
+                })
+            })
+            .collect()
     }
 
     /// The most recent entry of one kind (the latest status update, say).

@@ -52,6 +52,10 @@ pub struct PagesState {
     pub shutdown: tokio_util::sync::CancellationToken,
     /// The providers the sign-in page offers buttons for (`http::oidc`).
     pub sign_in: Arc<super::oidc::SignIn>,
+    /// The Slack workspace (`web.slack_signin.team_id`), for links to incident channels.
+    pub slack_team_id: Option<String>,
+    /// The Discord server (`discord.guild_id`), for links to incident channels.
+    pub discord_guild_id: Option<String>,
 }
 
 impl PagesState {
