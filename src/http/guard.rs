@@ -59,12 +59,12 @@ impl Credential {
     }
 
     /// Whether it still lets its holder in at `now`: the token not revoked; the session not
-    /// expired, and its token (if it was made with one) not revoked.
+    /// expired, not signed out, and its token (if it was made with one) not revoked.
     pub async fn still_valid(&self, store: &Store, now: DateTime<Utc>) -> anyhow::Result<bool> {
         match self {
             Credential::Bearer { hash } => Ok(store.token_by_hash(hash).await?.is_some()),
             Credential::Session(session) => {
-                if now >= session.expires {
+                if now >= session.expires || store.session_ended(&session.nonce).await? {
                     return Ok(false);
                 }
                 match session.principal {
@@ -152,6 +152,16 @@ pub async fn guard(State(guard): State<Guard>, mut request: Request, next: Next)
     if let Some(cookie) = cookie
         && let Some(session) = guard.sessions.session(&cookie, Utc::now())
     {
+        match guard.store.session_ended(&session.nonce).await {
+            Ok(false) => {}
+            Ok(true) => {
+                return unauthenticated(
+                    &request,
+                    "Your session has ended: you signed out. Sign in again.",
+                );
+            }
+            Err(e) => return lookup_failed(e),
+        }
         let principal = session.principal.clone();
         request
             .extensions_mut()
