@@ -20,6 +20,7 @@ on_both!(
     entries_reach_an_open_stream_within_a_second,
     a_reconnect_gets_only_later_entries,
     the_served_binary_streams_a_cli_update_and_stops_with_a_stream_open,
+    a_revoked_token_ends_its_open_streams_and_sends_them_nothing_more,
 );
 
 /// The target: an entry reaches an open page within this long of being written.
@@ -68,6 +69,39 @@ impl SseReader {
             }
         }
     }
+}
+
+impl SseReader {
+    /// Every event until the stream ends, or `None` if it is still open after `limit`.
+    async fn until_end(&mut self, limit: Duration) -> Option<Vec<SseEvent>> {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            match tokio::time::timeout_at(deadline, self.response.chunk()).await {
+                Ok(Ok(Some(bytes))) => self.buffer.push_str(&String::from_utf8_lossy(&bytes)),
+                Ok(Ok(None)) | Ok(Err(_)) => break,
+                Err(_) => return None,
+            }
+        }
+        let blocks: Vec<String> = self.buffer.split("\n\n").map(str::to_string).collect();
+        Some(blocks.iter().map(|b| parse(b)).collect())
+    }
+}
+
+/// Signs in with `token` and returns the `Cookie` header value for the session.
+async fn session_cookie(t: &TestApp, token: &str) -> String {
+    let browser = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let resp = browser
+        .post(t.url("/signin"))
+        .form(&[("token", token), ("next", "/")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    let set = resp.headers()["set-cookie"].to_str().unwrap();
+    set.split(';').next().unwrap().to_string()
 }
 
 fn parse(block: &str) -> SseEvent {
@@ -344,4 +378,80 @@ async fn the_served_binary_streams_a_cli_update_and_stops_with_a_stream_open(bac
     assert!(exited, "serve did not exit with a live timeline open");
     assert!(stopping.elapsed() < Duration::from_secs(3));
     assert!(stream.next_entry(Duration::from_secs(2)).await.is_none());
+}
+
+/// Revoking a token ends the streams opened with it, by a session or as a bearer token, and
+/// an entry written just after the revoke reaches neither; a stream with nothing new to send
+/// ends too, by its periodic check.
+async fn a_revoked_token_ends_its_open_streams_and_sends_them_nothing_more(backend: Backend) {
+    let t = spawn_app(backend, test_config("")).await;
+    t.ok("declare sev2 Cache stampede").await;
+    let viewer = create_token(&t.app.store, "viewer", "read").await;
+    let idle = create_token(&t.app.store, "idle", "read").await;
+    let events = t.url("/incidents/INC-1/events");
+    let cookie = session_cookie(&t, &viewer).await;
+    let plain = reqwest::Client::new();
+    let mut by_session = SseReader::open(plain.get(&events).header("cookie", &cookie)).await;
+    let mut by_bearer = SseReader::open(bearer_client(&viewer).get(&events)).await;
+    let mut quiet = SseReader::open(bearer_client(&idle).get(&events)).await;
+    t.ok("update INC-1 before the revoke").await;
+    for stream in [&mut by_session, &mut by_bearer, &mut quiet] {
+        let got = stream
+            .next_entry(WITHIN * 3)
+            .await
+            .expect("an entry before");
+        assert!(got.data.contains("before the revoke"), "{got:?}");
+    }
+
+    let revoked = Instant::now();
+    assert!(
+        t.app
+            .store
+            .revoke_token("viewer", Utc::now())
+            .await
+            .unwrap()
+    );
+    t.ok("update INC-1 after the revoke").await;
+    for (name, stream) in [("session", &mut by_session), ("bearer", &mut by_bearer)] {
+        let rest = stream
+            .until_end(Duration::from_secs(3))
+            .await
+            .unwrap_or_else(|| panic!("the {name} stream is still open 3 s after the revoke"));
+        eprintln!(
+            "{name} stream ended {:?} after the revoke",
+            revoked.elapsed()
+        );
+        assert!(
+            rest.iter().all(|e| !e.data.contains("after the revoke")),
+            "{name}: {rest:?}"
+        );
+        assert!(
+            rest.iter().any(|e| e.event == "signed-out"),
+            "{name}: {rest:?}"
+        );
+    }
+    // The idle token's stream goes on; revoked with nothing new to send, it ends too.
+    let got = quiet.next_entry(WITHIN * 3).await.expect("still streaming");
+    assert!(got.data.contains("after the revoke"), "{got:?}");
+    let revoked = Instant::now();
+    assert!(t.app.store.revoke_token("idle", Utc::now()).await.unwrap());
+    let rest = quiet
+        .until_end(Duration::from_secs(3))
+        .await
+        .expect("the idle stream is still open 3 s after its revoke");
+    eprintln!("idle stream ended {:?} after the revoke", revoked.elapsed());
+    assert!(rest.iter().any(|e| e.event == "signed-out"), "{rest:?}");
+    // The script goes to the sign-in page on `signed-out` instead of reconnecting.
+    let script = t
+        .get("/assets/live.js")
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        script.contains("addEventListener(\"signed-out\""),
+        "{script}"
+    );
+    assert!(script.contains("\"/signin?next=\""), "{script}");
 }

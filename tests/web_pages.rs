@@ -303,6 +303,23 @@ async fn signing_out_needs_the_csrf_token(backend: Backend) {
         cleared.starts_with("firebreak_session=;") && cleared.contains("Max-Age=0"),
         "{cleared}"
     );
+    // The server ended it too: the old cookie, replayed, is sent to sign in; the other
+    // session of the same token still works.
+    let replayed = get_with(&t, "/incidents", &cookie).await;
+    assert_eq!(replayed.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&replayed), "/signin?next=%2Fincidents");
+    let api = get_with(&t, "/api/incidents", &cookie).await;
+    assert_eq!(api.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(get_with(&t, "/", &other).await.status(), StatusCode::OK);
+    // Signing out the other one twice is harmless.
+    let other_csrf = csrf_on(&get_with(&t, "/", &other).await.text().await.unwrap());
+    for _ in 0..2 {
+        let _ = post(vec![("csrf", other_csrf.clone())], Some(&other)).await;
+    }
+    assert_eq!(
+        get_with(&t, "/", &other).await.status(),
+        StatusCode::SEE_OTHER
+    );
 }
 
 async fn the_pages_show_incidents_escaped(backend: Backend) {

@@ -15,11 +15,11 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use serde_json::json;
 
 use super::caller::ApiCaller;
-use super::session::{self, Principal, SessionKey};
+use super::session::{self, Principal, Session, SessionKey};
 use crate::auth::{self, Access, Challenge, Need, Scope, Scopes};
 use crate::incident::{Actor, Identity, Source};
 use crate::store::{ApiToken, Store};
@@ -37,6 +37,43 @@ pub struct Guard {
 pub struct SessionCaller {
     pub who: SignedIn,
     pub csrf: String,
+}
+
+/// The credential a request was let in with, kept on the request so a long answer (the
+/// live timeline) can check now and then that it still lets its holder in.
+#[derive(Debug, Clone)]
+pub enum Credential {
+    /// A bearer token, by its hash.
+    Bearer { hash: String },
+    /// A signed session cookie, of a token or of a person.
+    Session(Session),
+}
+
+impl Credential {
+    /// When it ends by itself: a session's expiry.
+    pub fn expires(&self) -> Option<DateTime<Utc>> {
+        match self {
+            Credential::Bearer { .. } => None,
+            Credential::Session(s) => Some(s.expires),
+        }
+    }
+
+    /// Whether it still lets its holder in at `now`: the token not revoked; the session not
+    /// expired, not signed out, and its token (if it was made with one) not revoked.
+    pub async fn still_valid(&self, store: &Store, now: DateTime<Utc>) -> anyhow::Result<bool> {
+        match self {
+            Credential::Bearer { hash } => Ok(store.token_by_hash(hash).await?.is_some()),
+            Credential::Session(session) => {
+                if now >= session.expires || store.session_ended(&session.nonce).await? {
+                    return Ok(false);
+                }
+                match session.principal {
+                    Principal::Token(id) => Ok(store.active_token_by_id(id).await?.is_some()),
+                    Principal::Person { .. } => Ok(true),
+                }
+            }
+        }
+    }
 }
 
 /// Who a session belongs to.
@@ -90,7 +127,7 @@ impl SessionCaller {
 const FORM_LIMIT: usize = 64 * 1024;
 
 /// The middleware (`axum::middleware::from_fn_with_state`).
-pub async fn guard(State(guard): State<Guard>, request: Request, next: Next) -> Response {
+pub async fn guard(State(guard): State<Guard>, mut request: Request, next: Next) -> Response {
     let method = request.method().as_str().to_string();
     let path = request.uri().path().to_string();
     let need = match auth::access(&method, &path) {
@@ -99,6 +136,9 @@ pub async fn guard(State(guard): State<Guard>, request: Request, next: Next) -> 
     };
     if let Some(token) = bearer(request.headers()) {
         let hash = auth::token_hash(token);
+        request
+            .extensions_mut()
+            .insert(Credential::Bearer { hash: hash.clone() });
         return with_token(&guard, request, next, need, &hash).await;
     }
     let cookie = session::cookie_value(
@@ -110,8 +150,22 @@ pub async fn guard(State(guard): State<Guard>, request: Request, next: Next) -> 
     )
     .map(str::to_string);
     if let Some(cookie) = cookie
-        && let Some(principal) = guard.sessions.verify(&cookie, Utc::now())
+        && let Some(session) = guard.sessions.session(&cookie, Utc::now())
     {
+        match guard.store.session_ended(&session.nonce).await {
+            Ok(false) => {}
+            Ok(true) => {
+                return unauthenticated(
+                    &request,
+                    "Your session has ended: you signed out. Sign in again.",
+                );
+            }
+            Err(e) => return lookup_failed(e),
+        }
+        let principal = session.principal.clone();
+        request
+            .extensions_mut()
+            .insert(Credential::Session(session));
         return match principal {
             Principal::Token(token_id) => {
                 with_session(&guard, request, next, need, &cookie, token_id).await

@@ -114,11 +114,16 @@ impl SessionKey {
 
     /// Who a cookie value names, if it is signed with this key and not expired.
     pub fn verify(&self, value: &str, now: DateTime<Utc>) -> Option<Principal> {
+        self.session(value, now).map(|s| s.principal)
+    }
+
+    /// The session a cookie value is, if it is signed with this key and not expired.
+    pub fn session(&self, value: &str, now: DateTime<Utc>) -> Option<Session> {
         let body = self.verified("session", value)?;
         let parts: Vec<&str> = body.split('.').collect();
-        let (principal, expires) = match parts.as_slice() {
-            [id, expires, _nonce] => (Principal::Token(id.parse().ok()?), expires),
-            [PERSON_MARK, identity, name, expires, _nonce] => {
+        let (principal, expires, nonce) = match parts.as_slice() {
+            [id, expires, nonce] => (Principal::Token(id.parse().ok()?), expires, nonce),
+            [PERSON_MARK, identity, name, expires, nonce] => {
                 let text = |b64: &str| String::from_utf8(URL_SAFE_NO_PAD.decode(b64).ok()?).ok();
                 let identity = Identity::parse(&text(identity)?).ok()?;
                 (
@@ -127,12 +132,17 @@ impl SessionKey {
                         name: text(name)?,
                     },
                     expires,
+                    nonce,
                 )
             }
             _ => return None,
         };
-        let expires: i64 = expires.parse().ok()?;
-        (now.timestamp() < expires).then_some(principal)
+        let expires = DateTime::from_timestamp(expires.parse().ok()?, 0)?;
+        (now < expires).then(|| Session {
+            principal,
+            nonce: nonce.to_string(),
+            expires,
+        })
     }
 
     /// `body` with its signature for `purpose` appended: `<body>.<signature>`.
@@ -160,6 +170,15 @@ impl SessionKey {
             .decode(given.trim())
             .is_ok_and(|given| self.mac("csrf", value).verify_slice(&given).is_ok())
     }
+}
+
+/// A verified session cookie: who it names, its nonce (what signing out lists as ended) and
+/// when it expires.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    pub principal: Principal,
+    pub nonce: String,
+    pub expires: DateTime<Utc>,
 }
 
 /// Who a session cookie names.

@@ -8,6 +8,7 @@
 mod alert_groups;
 mod chat_refs;
 mod effects;
+mod ended_sessions;
 mod exemptions;
 mod freeze;
 mod inbound;

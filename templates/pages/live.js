@@ -1,6 +1,7 @@
 // firebreak's live timeline: appends each new entry the server sends (GET
 // /incidents/{key}/events, event `entry`, data one rendered and escaped <li>) to the
-// page's <ol id="timeline">, and says so while the stream is reconnecting. No build step.
+// page's <ol id="timeline">, says so while the stream is reconnecting, and goes to the
+// sign-in page when the server says the session has ended (event `signed-out`). No build step.
 (function () {
   "use strict";
   var list = document.getElementById("timeline");
@@ -19,6 +20,13 @@
     if (!item || !/^[0-9]+$/.test(item.dataset.id || "")) return;
     if (list.querySelector('li[data-id="' + item.dataset.id + '"]')) return;
     list.appendChild(item);
+  });
+  // The session or token the page was opened with has ended: sign in again, then come back.
+  source.addEventListener("signed-out", function () {
+    source.close();
+    window.location.assign(
+      "/signin?next=" + encodeURIComponent(window.location.pathname + window.location.search)
+    );
   });
   source.addEventListener("open", function () {
     say("");

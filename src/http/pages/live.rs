@@ -17,21 +17,32 @@
 //! overlap of concurrent writes; the script also ignores an entry already on the page.
 //! Comments keep the connection alive; the stream ends when the client goes away (its
 //! next write fails) or the server shuts down.
+//!
+//! The credential the stream was opened with is checked again every [`CHECK_EVERY`] and
+//! before any entries are sent: once its token is revoked, its session signed out or
+//! expired, the stream sends `signed-out` (the script then goes to the sign-in page) and
+//! ends, so nothing written after that reaches it.
 
 use std::collections::{BTreeSet, VecDeque};
 use std::convert::Infallible;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use askama::Template;
+use axum::Extension;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
+use chrono::Utc;
 use serde::Deserialize;
 
 use super::incident::{EntryItem, Line};
 use super::{PagesState, internal, plain};
+use crate::http::guard::Credential;
 use crate::incident::{Incident, IncidentNumber, TimelineEntry};
+
+/// How often a stream checks its credential still lets it in (besides before each send).
+const CHECK_EVERY: Duration = Duration::from_secs(2);
 
 /// How often a stream looks for new entries.
 pub const POLL_EVERY: Duration = Duration::from_millis(300);
@@ -72,6 +83,7 @@ pub(super) async fn events(
     State(pages): State<PagesState>,
     Path(number): Path<String>,
     Query(q): Query<LiveQuery>,
+    credential: Option<Extension<Credential>>,
     headers: HeaderMap,
 ) -> Response {
     let Some(n) = IncidentNumber::parse(&number, true) else {
@@ -97,6 +109,9 @@ pub(super) async fn events(
         pages,
         incident,
         pending: VecDeque::from([Event::default().retry(RETRY)]),
+        credential: credential.map(|Extension(c)| c),
+        checked_at: Instant::now(),
+        ended: false,
     };
     Sse::new(futures::stream::unfold(live, Live::next))
         .keep_alive(KeepAlive::new().interval(KEEP_ALIVE))
@@ -163,6 +178,12 @@ struct Live {
     cursor: Cursor,
     /// Events made, not yet sent.
     pending: VecDeque<Event>,
+    /// What the stream was opened with (the guard puts it on every request it lets in).
+    credential: Option<Credential>,
+    /// When the credential was last checked against the store.
+    checked_at: Instant,
+    /// The credential no longer holds: `signed-out` is queued, nothing more is read.
+    ended: bool,
 }
 
 impl Live {
@@ -171,6 +192,13 @@ impl Live {
         loop {
             if let Some(event) = self.pending.pop_front() {
                 return Some((Ok(event), self));
+            }
+            if self.ended {
+                return None;
+            }
+            if self.checked_at.elapsed() >= CHECK_EVERY || self.expired() {
+                self.check().await;
+                continue;
             }
             let full = match self.poll().await {
                 Ok(full) => full,
@@ -202,6 +230,9 @@ impl Live {
         if new.is_empty() {
             return Ok(full);
         }
+        if !self.check().await {
+            return Ok(false);
+        }
         let names = self.pages.read.names(&[&self.incident], &new).await?;
         for entry in new {
             let id = entry.id.to_string();
@@ -212,6 +243,42 @@ impl Live {
                 .push_back(Event::default().event("entry").id(id).data(item.render()?));
         }
         Ok(full)
+    }
+}
+
+impl Live {
+    /// Whether the session the stream was opened with has expired (no store needed).
+    fn expired(&self) -> bool {
+        let expires = self.credential.as_ref().and_then(Credential::expires);
+        expires.is_some_and(|at| Utc::now() >= at)
+    }
+
+    /// Checks the credential against the store; when it no longer holds, queues
+    /// `signed-out` and marks the stream ended. `true` while it holds. A failed check is
+    /// logged and counts as holding (the next poll fails the same way and sends nothing).
+    async fn check(&mut self) -> bool {
+        self.checked_at = Instant::now();
+        let Some(credential) = &self.credential else {
+            return true;
+        };
+        let holds = match credential.still_valid(&self.pages.store, Utc::now()).await {
+            Ok(holds) => holds,
+            Err(e) => {
+                tracing::warn!(error = %format!("{e:#}"), "checking a live timeline's credential failed");
+                true
+            }
+        };
+        if !holds {
+            tracing::info!(incident = %self.incident.number, "a live timeline's credential ended; closing it");
+            self.pending.clear();
+            self.pending.push_back(
+                Event::default()
+                    .event("signed-out")
+                    .data("Your session has ended; sign in again."),
+            );
+            self.ended = true;
+        }
+        holds
     }
 }
 

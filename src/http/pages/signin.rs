@@ -2,6 +2,7 @@
 //! configured provider's button (`http::oidc`); and signing out (`POST /signout`).
 
 use askama::Template;
+use axum::Extension;
 use axum::extract::{Form, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -10,6 +11,7 @@ use serde::Deserialize;
 
 use super::{PagesState, page};
 use crate::auth::{self, Scope};
+use crate::http::guard::Credential;
 use crate::http::oidc::Button;
 use crate::http::session;
 
@@ -126,9 +128,21 @@ fn origin_ok(headers: &HeaderMap, public_url: Option<&str>) -> bool {
     from.is_none_or(|from| session::same_origin(from, host, public_url))
 }
 
-/// `POST /signout` (the guard has checked the session and its CSRF token): clears the
-/// cookie.
-pub(super) async fn sign_out(State(pages): State<PagesState>) -> Response {
+/// `POST /signout` (the guard has checked the session and its CSRF token): lists the
+/// session as ended on the server (a copy of the cookie no longer works, and its open live
+/// timelines end) and clears the cookie.
+pub(super) async fn sign_out(
+    State(pages): State<PagesState>,
+    credential: Option<Extension<Credential>>,
+) -> Response {
+    if let Some(Extension(Credential::Session(session))) = credential
+        && let Err(e) = pages
+            .store
+            .end_session(&session.nonce, session.expires, Utc::now())
+            .await
+    {
+        return super::internal("signing out", e);
+    }
     (
         [(header::SET_COOKIE, session::clear_cookie(pages.secure()))],
         Redirect::to("/signin"),
