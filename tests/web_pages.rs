@@ -20,6 +20,7 @@ on_both!(
     revoking_the_token_ends_its_sessions,
     signing_out_needs_the_csrf_token,
     the_pages_show_incidents_escaped,
+    pages_are_not_cached_framed_or_sniffed,
     the_served_binary_signs_in_with_a_token_from_the_cli,
 );
 
@@ -320,6 +321,35 @@ async fn signing_out_needs_the_csrf_token(backend: Backend) {
         get_with(&t, "/", &other).await.status(),
         StatusCode::SEE_OTHER
     );
+}
+
+async fn pages_are_not_cached_framed_or_sniffed(backend: Backend) {
+    let t = spawn_app(backend, test_config("")).await;
+    t.ok("declare sev2 Cache check").await;
+    let reader = create_token(&t.app.store, "reader", "read").await;
+    let cookie = session(&t, &reader).await;
+    let signin = browser().get(t.url("/signin")).send().await.unwrap();
+    let incident = get_with(&t, "/incidents/1", &cookie).await;
+    let script = get_with(&t, "/assets/live.js", &cookie).await;
+    for resp in [&signin, &incident, &script] {
+        let h = resp.headers();
+        assert_eq!(h["cache-control"], "no-store", "{}", resp.url());
+        assert_eq!(h["x-frame-options"], "DENY");
+        assert_eq!(h["x-content-type-options"], "nosniff");
+        assert_eq!(h["referrer-policy"], "same-origin");
+        let csp = h["content-security-policy"].to_str().unwrap();
+        for part in [
+            "script-src 'self'",
+            "frame-ancestors 'none'",
+            "form-action 'self'",
+        ] {
+            assert!(csp.contains(part), "{csp}");
+        }
+    }
+    // Nothing inline runs under that policy: the page's only script is the served file.
+    let page = incident.text().await.unwrap();
+    assert_eq!(page.matches("<script").count(), 1, "{page}");
+    assert!(page.contains("<script src=\"/assets/live.js\""), "{page}");
 }
 
 async fn the_pages_show_incidents_escaped(backend: Backend) {
