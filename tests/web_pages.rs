@@ -21,6 +21,7 @@ on_both!(
     signing_out_needs_the_csrf_token,
     the_pages_show_incidents_escaped,
     pages_are_not_cached_framed_or_sniffed,
+    a_form_too_large_or_not_a_form_is_told_so,
     the_served_binary_signs_in_with_a_token_from_the_cli,
 );
 
@@ -321,6 +322,35 @@ async fn signing_out_needs_the_csrf_token(backend: Backend) {
         get_with(&t, "/", &other).await.status(),
         StatusCode::SEE_OTHER
     );
+}
+
+async fn a_form_too_large_or_not_a_form_is_told_so(backend: Backend) {
+    let t = spawn_app(backend, test_config("")).await;
+    let reader = create_token(&t.app.store, "reader", "read").await;
+    let cookie = session(&t, &reader).await;
+    let csrf = csrf_on(&get_with(&t, "/", &cookie).await.text().await.unwrap());
+    let signout = |body: String, content_type: &'static str| {
+        browser()
+            .post(t.url("/signout"))
+            .header("cookie", cookie.clone())
+            .header("content-type", content_type)
+            .body(body)
+    };
+    let form = "application/x-www-form-urlencoded";
+    let big = format!("csrf={csrf}&text={}", "a".repeat(70 * 1024));
+    let resp = signout(big, form).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    let text = resp.text().await.unwrap();
+    assert!(text.contains("larger than 64 KB"), "{text}");
+    let json = format!("{{\"csrf\": \"{csrf}\"}}");
+    let resp = signout(json, "application/json").send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    let text = resp.text().await.unwrap();
+    assert!(text.contains("application/x-www-form-urlencoded"), "{text}");
+    // Neither signed out: the session still reads.
+    assert_eq!(get_with(&t, "/", &cookie).await.status(), StatusCode::OK);
+    let resp = signout(format!("csrf={csrf}"), form).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
 }
 
 async fn pages_are_not_cached_framed_or_sniffed(backend: Backend) {

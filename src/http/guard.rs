@@ -310,6 +310,20 @@ async fn with_person(
     next.run(request).await
 }
 
+/// Whether a request says it carries a form (`application/x-www-form-urlencoded`), or says
+/// nothing (an empty post, such as sign-out from a script).
+fn is_form(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_none_or(|v| {
+            v.split(';').next().is_some_and(|m| {
+                m.trim()
+                    .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+            })
+        })
+}
+
 /// The request again when its form's `csrf` field is the session's CSRF token; 403 with a
 /// sentence when it is missing or wrong.
 async fn csrf_checked(
@@ -318,17 +332,26 @@ async fn csrf_checked(
     request: Request,
 ) -> Result<Request, Response> {
     let (parts, body) = request.into_parts();
-    let refused = |sentence: &str| {
+    let sentence = |status: StatusCode, sentence: &str| {
         (
-            StatusCode::FORBIDDEN,
+            status,
             [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
             sentence.to_string(),
         )
             .into_response()
     };
+    let refused = |text: &str| sentence(StatusCode::FORBIDDEN, text);
+    if !is_form(&parts.headers) {
+        return Err(sentence(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "The pages' forms are sent as application/x-www-form-urlencoded; machines use /api/… with JSON.",
+        ));
+    }
+    // A body that cannot be read whole is one over the limit (or a client that went away).
     let Ok(bytes) = axum::body::to_bytes(body, FORM_LIMIT).await else {
-        return Err(refused(
-            "This form could not be read, so its CSRF token could not be checked.",
+        return Err(sentence(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "This form is larger than 64 KB; shorten the text and send it again.",
         ));
     };
     let fields: Vec<(String, String)> = serde_urlencoded::from_bytes(&bytes).unwrap_or_default();
