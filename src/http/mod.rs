@@ -13,6 +13,7 @@ pub mod machine;
 pub mod oidc;
 pub mod pages;
 pub mod refusal;
+pub mod rejections;
 pub mod session;
 
 use std::path::PathBuf;
@@ -187,6 +188,7 @@ pub fn router(state: HttpState, guard: Guard, adapters: Router) -> Router {
         .with_state(state)
         .merge(adapters)
         .layer(axum::middleware::from_fn_with_state(guard, guard::guard))
+        .layer(axum::middleware::from_fn(rejections::rewrite))
         // Bodies over 1 MiB are refused with 413 before any handler sees them.
         .layer(axum::extract::DefaultBodyLimit::max(1024 * 1024))
 }
