@@ -382,13 +382,7 @@ async fn the_served_binary_signs_in_with_slack(backend: Backend) {
     let page = page.text().await.unwrap();
     assert!(page.contains("Signed in as Ada Lovelace"), "{page}");
     assert!(page.contains("Queue backlog"), "{page}");
-    terminate(&mut serve.0);
-    let out = std::mem::replace(
-        &mut serve.0,
-        std::process::Command::new("true").spawn().unwrap(),
-    )
-    .wait_with_output()
-    .unwrap();
+    let out = serve.stop();
     assert!(out.status.success(), "serve exits on SIGTERM");
     let log = String::from_utf8_lossy(&out.stderr);
     assert!(

@@ -504,13 +504,7 @@ async fn the_served_binary_signs_in_with_a_token_from_the_cli(backend: Backend) 
             .unwrap();
         assert_eq!(out.status(), StatusCode::SEE_OTHER);
     }
-    terminate(&mut serve.0);
-    let out = std::mem::replace(
-        &mut serve.0,
-        std::process::Command::new("true").spawn().unwrap(),
-    )
-    .wait_with_output()
-    .unwrap();
+    let out = serve.stop();
     assert!(out.status.success(), "serve exits on SIGTERM");
     let log = String::from_utf8_lossy(&out.stderr);
     assert!(

@@ -87,6 +87,18 @@ pub async fn answers_health(http: &reqwest::Client, base: &str) -> bool {
 /// A `firebreak serve` process, killed when the test ends (or panics).
 pub struct Serving(pub std::process::Child);
 
+impl Serving {
+    /// Asks `serve` to stop (SIGTERM) and waits for it: its exit status and what it printed
+    /// (when its output was piped).
+    pub fn stop(&mut self) -> Output {
+        terminate(&mut self.0);
+        let placeholder = Command::new("true").spawn().unwrap();
+        std::mem::replace(&mut self.0, placeholder)
+            .wait_with_output()
+            .unwrap()
+    }
+}
+
 impl Drop for Serving {
     fn drop(&mut self) {
         let _ = self.0.kill();
