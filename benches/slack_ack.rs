@@ -1,9 +1,10 @@
-//! Benchmark of the Slack edge over loopback, on SQLite:
+//! Benchmark of the Slack edge over loopback, on SQLite: declare → company-wide notice
+//! posted, against a fake Slack that adds 50 ms to every Web API call (target: under 1 s).
 //!
-//! 1. declare → company-wide notice posted, against a fake Slack that adds 50 ms to every
-//!    Web API call (target: under 1 s);
-//! 2. acknowledging signed slash commands sent at 200 requests/s (target: p99 under 10 ms),
-//!    while the worker drains the effects they queue in the background.
+//! The acknowledgement under load is measured by `cargo bench --bench ack_burst`, which
+//! drives the release binary as its own process, open loop, beside the Bolt peer: an
+//! in-process loop like the one that used to be here shares the server's runtime and
+//! measured 1.7 ms where users saw 7 ms.
 //!
 //! Run with `cargo bench --bench slack_ack`.
 
@@ -22,8 +23,6 @@ use tokio_util::sync::CancellationToken;
 
 const SECRET: &str = "bench-secret";
 const DECLARES: usize = 10;
-const COMMANDS: usize = 2000;
-const RATE_PER_SEC: u64 = 200;
 
 fn main() {
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -80,45 +79,7 @@ async fn run() {
         to_notice,
     );
 
-    for mixed in [false, true] {
-        let acks = acknowledge(&http, &base, mixed).await;
-        let what = if mixed {
-            "half updates (4 Slack effects each, worker busy)"
-        } else {
-            "notes (no effects)"
-        };
-        report(
-            &format!("signed slash command acknowledged, {COMMANDS} at {RATE_PER_SEC}/s, {what}"),
-            acks,
-        );
-        tokio::time::sleep(Duration::from_secs(5)).await;
-    }
     shutdown.cancel();
-}
-
-/// Sends `COMMANDS` signed commands at `RATE_PER_SEC` and returns each one's latency.
-async fn acknowledge(http: &reqwest::Client, base: &str, mixed: bool) -> Vec<Duration> {
-    let mut tasks = Vec::with_capacity(COMMANDS);
-    let mut ticker = tokio::time::interval(Duration::from_micros(1_000_000 / RATE_PER_SEC));
-    for i in 0..COMMANDS {
-        ticker.tick().await;
-        let (http, base) = (http.clone(), base.to_string());
-        let text = if mixed && i % 2 == 0 {
-            format!("update INC-1 step {i}")
-        } else {
-            format!("note INC-2 observation {i}")
-        };
-        tasks.push(tokio::spawn(async move {
-            let start = Instant::now();
-            send(&http, &base, &text).await;
-            start.elapsed()
-        }));
-    }
-    let mut acks = Vec::with_capacity(COMMANDS);
-    for t in tasks {
-        acks.push(t.await.unwrap());
-    }
-    acks
 }
 
 fn notices(slack: &FakeSlack) -> usize {

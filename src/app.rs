@@ -173,6 +173,7 @@ impl App {
                 service: service.clone(),
                 read: ReadModel::new(store.clone()),
                 signing_secret: s.signing_secret,
+                noted: Default::default(),
             })
         });
         let discord = match &integrations.discord {
@@ -180,6 +181,7 @@ impl App {
                 service: service.clone(),
                 read: ReadModel::new(store.clone()),
                 verifier: DiscordVerifier::new(&d.public_key).map_err(anyhow::Error::msg)?,
+                noted: Default::default(),
             })),
             None => None,
         };
@@ -240,6 +242,7 @@ impl App {
                 service: self.service.clone(),
                 read: edge.read.clone(),
                 signing_secret: edge.signing_secret.clone(),
+                noted: Default::default(),
             })
         });
         self.discord = self.discord.map(|edge| {
@@ -247,6 +250,7 @@ impl App {
                 service: self.service.clone(),
                 read: edge.read.clone(),
                 verifier: edge.verifier.clone(),
+                noted: Default::default(),
             })
         });
         self

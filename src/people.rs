@@ -23,6 +23,34 @@ pub fn is_stale(fetched_at: Option<DateTime<Utc>>, now: DateTime<Utc>) -> bool {
     fetched_at.is_none_or(|t| now - t >= REFRESH_AFTER)
 }
 
+/// How long an identity noted by a chat edge is not looked at again by this process: a
+/// burst of commands from one person reads and queues its name lookup once, not per command.
+pub const NOTED_FOR: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// The identities this process noted recently (in memory; another replica or a restart
+/// simply notes them again, which is harmless).
+#[derive(Debug, Default)]
+pub struct RecentlyNoted(std::sync::Mutex<HashMap<String, std::time::Instant>>);
+
+impl RecentlyNoted {
+    /// Whether `identity` is new to this process within [`NOTED_FOR`]; records it if so.
+    pub fn first_time(&self, identity: &str) -> bool {
+        let now = std::time::Instant::now();
+        let mut seen = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if seen
+            .get(identity)
+            .is_some_and(|at| now.duration_since(*at) < NOTED_FOR)
+        {
+            return false;
+        }
+        if seen.len() >= 10_000 {
+            seen.retain(|_, at| now.duration_since(*at) < NOTED_FOR);
+        }
+        seen.insert(identity.to_string(), now);
+        true
+    }
+}
+
 /// Display names by stored identity.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Names(HashMap<String, String>);
@@ -144,6 +172,14 @@ pub fn cacheable(stored: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_identity_is_noted_once_per_window() {
+        let noted = RecentlyNoted::default();
+        assert!(noted.first_time("slack:U1"));
+        assert!(!noted.first_time("slack:U1"));
+        assert!(noted.first_time("slack:U2"));
+    }
 
     fn names() -> Names {
         Names::new(HashMap::from([

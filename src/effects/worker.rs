@@ -31,6 +31,11 @@ use crate::store::Store;
 /// An attempt running this long no longer holds one of the worker's slots.
 const SLOW_AFTER: Duration = Duration::from_secs(2);
 
+/// Claims are at least this far apart: under a burst every command wakes the worker, and
+/// one claim for what a few milliseconds of commands queued costs one transaction, not one
+/// per command. (An effect starts at most this much later.)
+const CLAIM_GAP: Duration = Duration::from_millis(5);
+
 /// Tuning for the worker; see `[effects]` in the config.
 #[derive(Debug, Clone)]
 pub struct WorkerConfig {
@@ -136,10 +141,13 @@ impl Worker {
         let mut started: HashMap<tokio::task::Id, Instant> = HashMap::new();
         let mut housekeeping = tokio::time::interval(self.heartbeat_every());
         let mut claim_failures = 0u32;
+        let mut last_claim = tokio::time::Instant::now() - CLAIM_GAP;
         loop {
             let free = self.free_slots(&started);
             let mut pause = self.config.poll_interval;
             if free > 0 {
+                tokio::time::sleep_until(last_claim + CLAIM_GAP).await;
+                last_claim = tokio::time::Instant::now();
                 match self.claim(free, None).await {
                     Ok(batch) => {
                         claim_failures = 0;

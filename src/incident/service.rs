@@ -369,11 +369,12 @@ impl IncidentService {
         event: &IncidentEvent,
         actor: &Actor,
     ) -> anyhow::Result<Queued> {
-        let mut queued = Queued::default();
-        for effect in self.policy.planners.plan(incident, event, actor)? {
-            queued.push(tx, &effect).await?;
-        }
-        Ok(queued)
+        let effects = self.policy.planners.plan(incident, event, actor)?;
+        let ids = tx.enqueue_effects(&effects).await?;
+        Ok(Queued {
+            ids,
+            audiences: effects.iter().filter_map(|e| e.audience).collect(),
+        })
     }
 
     /// The front door's gate, for what an edge does outside a command (a :pushpin: reaction

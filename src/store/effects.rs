@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::FromRow;
 
+use super::outcomes::Outcome;
 use super::{Backend, Store, Tx, from_ms, parse_column, to_ms};
 use crate::effects::{Effect, EffectState, NewEffect};
 use crate::incident::model::IncidentId;
@@ -16,8 +17,16 @@ use crate::incident::timeline::NewEntry;
 
 /// An effect that may be claimed at `$2` (now): pending and due, or running with an expired
 /// lease, and first in its FIFO group (no earlier effect with its ordering key unfinished).
+/// Due (pending and due, or running with an expired lease), and first of its ordering key.
+/// `after_effect IS NULL` says so cheaply (it names the earlier effect it waits for, cleared
+/// when that finishes); the `NOT EXISTS` re-check, run only for the few rows that pass it,
+/// covers an earlier effect of the key queued by a concurrent transaction (Postgres).
 const CLAIMABLE: &str = "((e.state = 'pending' AND e.run_at <= $2) OR (e.state = 'running' AND e.lease_until < $2)) \
-    AND (e.ordering_key IS NULL OR NOT EXISTS (SELECT 1 FROM effects p \
+    AND e.after_effect IS NULL AND (e.ordering_key IS NULL OR NOT EXISTS (SELECT 1 FROM effects p \
+         WHERE p.ordering_key = e.ordering_key AND p.id < e.id AND p.state IN ('pending', 'running')))";
+
+/// The order-check part of [`CLAIMABLE`], for the candidate queries that split it.
+const FIRST_OF_ITS_KEY: &str = "e.after_effect IS NULL AND (e.ordering_key IS NULL OR NOT EXISTS (SELECT 1 FROM effects p \
          WHERE p.ordering_key = e.ordering_key AND p.id < e.id AND p.state IN ('pending', 'running')))";
 
 const COLUMNS: &str = "id, incident_id, kind, payload, idempotency_key, state, attempts, \
@@ -70,14 +79,78 @@ pub struct EffectCounts {
 }
 
 impl Tx {
+    /// Enqueues several effects with one statement (one round trip to the database), in
+    /// order; each id is returned in the same order. Effects sharing an ordering key (the
+    /// later waits for the earlier, which the statement cannot see yet) or an idempotency
+    /// key go one by one.
+    pub async fn enqueue_effects(&mut self, effects: &[NewEffect]) -> anyhow::Result<Vec<i64>> {
+        if effects.len() < 2 || !distinct_keys(effects) {
+            let mut ids = Vec::with_capacity(effects.len());
+            for effect in effects {
+                ids.push(self.enqueue_effect(effect).await?);
+            }
+            return Ok(ids);
+        }
+        let rows: Vec<String> = (0..effects.len())
+            .map(|i| {
+                let p = |n: usize| format!("${}", i * 6 + n);
+                format!(
+                    "({}, {}, {}, {}, 'pending', 0, 0, {}, {}, {}, {}, \
+                     (SELECT MAX(p.id) FROM effects p WHERE p.ordering_key = {} AND p.state IN ('pending', 'running')))",
+                    p(1), p(2), p(3), p(4), p(5), p(5), p(5), p(6), p(6)
+                )
+            })
+            .collect();
+        let sql = format!(
+            "INSERT INTO effects (incident_id, kind, payload, idempotency_key, state, attempts, \
+             max_attempts, run_at, created_at, updated_at, ordering_key, after_effect) VALUES {} \
+             ON CONFLICT (idempotency_key) DO NOTHING RETURNING id, idempotency_key",
+            rows.join(", ")
+        );
+        let now = to_ms(Utc::now());
+        let mut query = sqlx::query_as::<_, (i64, String)>(sqlx::AssertSqlSafe(sql));
+        for e in effects {
+            query = query
+                .bind(e.incident_id.as_ref().map(|i| i.0.clone()))
+                .bind(&e.kind)
+                .bind(e.payload.to_string())
+                .bind(&e.idempotency_key)
+                .bind(now)
+                .bind(e.ordering_key.as_deref());
+        }
+        let inserted: std::collections::HashMap<String, i64> = query
+            .fetch_all(&mut *self.inner)
+            .await?
+            .into_iter()
+            .map(|(id, key)| (key, id))
+            .collect();
+        let mut ids = Vec::with_capacity(effects.len());
+        for e in effects {
+            ids.push(match inserted.get(&e.idempotency_key) {
+                Some(id) => *id,
+                None => self.effect_id_by_key(&e.idempotency_key).await?,
+            });
+        }
+        Ok(ids)
+    }
+
+    async fn effect_id_by_key(&mut self, key: &str) -> anyhow::Result<i64> {
+        let (id,): (i64,) = sqlx::query_as("SELECT id FROM effects WHERE idempotency_key = $1")
+            .bind(key)
+            .fetch_one(&mut *self.inner)
+            .await?;
+        Ok(id)
+    }
+
     /// Enqueues an effect; a second enqueue with the same idempotency key is a no-op that
     /// returns the existing id.
     pub async fn enqueue_effect(&mut self, e: &NewEffect) -> anyhow::Result<i64> {
         let now = to_ms(Utc::now());
         let inserted: Option<(i64,)> = sqlx::query_as(
             "INSERT INTO effects (incident_id, kind, payload, idempotency_key, state, attempts, \
-             max_attempts, run_at, created_at, updated_at, ordering_key) \
-             VALUES ($1, $2, $3, $4, 'pending', 0, 0, $5, $5, $5, $6) \
+             max_attempts, run_at, created_at, updated_at, ordering_key, after_effect) \
+             VALUES ($1, $2, $3, $4, 'pending', 0, 0, $5, $5, $5, $6, \
+             (SELECT MAX(p.id) FROM effects p WHERE p.ordering_key = $6 AND p.state IN ('pending', 'running'))) \
              ON CONFLICT (idempotency_key) DO NOTHING RETURNING id",
         )
         .bind(e.incident_id.as_ref().map(|i| i.0.clone()))
@@ -88,15 +161,22 @@ impl Tx {
         .bind(e.ordering_key.as_deref())
         .fetch_optional(&mut *self.inner)
         .await?;
-        if let Some((id,)) = inserted {
-            return Ok(id);
+        match inserted {
+            Some((id,)) => Ok(id),
+            None => self.effect_id_by_key(&e.idempotency_key).await,
         }
-        let (id,): (i64,) = sqlx::query_as("SELECT id FROM effects WHERE idempotency_key = $1")
-            .bind(&e.idempotency_key)
-            .fetch_one(&mut *self.inner)
-            .await?;
-        Ok(id)
     }
+}
+
+/// Whether no two effects share an idempotency key or an ordering key (pure).
+fn distinct_keys(effects: &[NewEffect]) -> bool {
+    let mut seen = std::collections::HashSet::new();
+    effects.iter().all(|e| {
+        seen.insert(("idempotency", e.idempotency_key.as_str()))
+            && e.ordering_key
+                .as_deref()
+                .is_none_or(|k| seen.insert(("ordering", k)))
+    })
 }
 
 /// ` AND e.kind IN ('slack.notice', …)` (pure). Kinds are the handlers' own constants
@@ -191,7 +271,10 @@ impl Store {
              WHERE id IN ({ids}) RETURNING {COLUMNS}"
         );
         let mut tx = self.begin_background().await?;
+        // The statement names its rows, so it is never the same twice: not prepared for
+        // reuse, where it would push the statements that are out of each connection's cache.
         let rows: Vec<EffectRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .persistent(false)
             .bind(lease_until)
             .bind(now_ms)
             .bind(limit)
@@ -214,10 +297,21 @@ impl Store {
         now_ms: i64,
         limit: i64,
     ) -> anyhow::Result<Vec<i64>> {
+        // Two index walks, each stopping at `limit`: pending effects waiting for nothing (the
+        // partial index `effects_ready`), and running ones whose lease expired.
         let sql = format!(
-            "SELECT e.id FROM effects e WHERE {CLAIMABLE}{only} ORDER BY e.run_at, e.id LIMIT $1"
+            "SELECT id FROM ( \
+               SELECT id, run_at FROM (SELECT e.id, e.run_at FROM effects e \
+                 WHERE e.state = 'pending' AND e.after_effect IS NULL AND e.run_at <= $2 \
+                 AND {FIRST_OF_ITS_KEY}{only} ORDER BY e.run_at, e.id LIMIT $1) ready \
+               UNION ALL \
+               SELECT id, run_at FROM (SELECT e.id, e.run_at FROM effects e \
+                 WHERE e.state = 'running' AND e.lease_until < $2 \
+                 AND {FIRST_OF_ITS_KEY}{only} ORDER BY e.run_at, e.id LIMIT $1) expired \
+             ) due ORDER BY run_at, id LIMIT $1"
         );
         let rows: Vec<(i64,)> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .persistent(!only.contains("e.id IN"))
             .bind(limit)
             .bind(now_ms)
             .fetch_all(self.pool())
@@ -249,32 +343,19 @@ impl Store {
     async fn finish(
         &self,
         id: i64,
-        state: &str,
+        state: &'static str,
         error: Option<&str>,
         result: Option<&str>,
         entry: Option<&NewEntry>,
     ) -> anyhow::Result<bool> {
-        let mut tx = self.begin_background().await?;
-        let done = sqlx::query(
-            "UPDATE effects SET state = $1, last_error = COALESCE($2, last_error), result = $3, \
-             lease_until = NULL, lease_owner = NULL, waiting_on = NULL, updated_at = $4 \
-             WHERE id = $5 AND state = 'running'",
-        )
-        .bind(state)
-        .bind(error)
-        .bind(result)
-        .bind(to_ms(Utc::now()))
-        .bind(id)
-        .execute(&mut *tx.inner)
-        .await?;
-        if done.rows_affected() == 0 {
-            return Ok(false);
-        }
-        if let Some(entry) = entry {
-            tx.append_timeline(entry).await?;
-        }
-        tx.commit().await?;
-        Ok(true)
+        self.write_outcome(Outcome::Finish {
+            id,
+            state,
+            error: error.map(str::to_string),
+            result: result.map(str::to_string),
+            entry: entry.cloned(),
+        })
+        .await
     }
 
     /// Puts a running effect back in the queue to run at `run_at`, recording `error` if given.
@@ -289,20 +370,15 @@ impl Store {
         refund: bool,
         waiting_on: Option<&str>,
     ) -> anyhow::Result<()> {
-        let mut tx = self.begin_background().await?;
-        sqlx::query(
-            "UPDATE effects SET state = 'pending', run_at = $1, last_error = COALESCE($2, last_error), lease_until = NULL, \
-             lease_owner = NULL, attempts = attempts - $3, waiting_on = $6, updated_at = $4 WHERE id = $5 AND state = 'running'",
-        )
-        .bind(to_ms(run_at))
-        .bind(error)
-        .bind(i64::from(refund))
-        .bind(to_ms(Utc::now()))
-        .bind(id)
-        .bind(waiting_on)
-        .execute(&mut *tx.inner)
-        .await?;
-        tx.commit().await
+        self.write_outcome(Outcome::Reschedule {
+            id,
+            run_at,
+            error: error.map(str::to_string),
+            refund,
+            waiting_on: waiting_on.map(str::to_string),
+        })
+        .await
+        .map(|_| ())
     }
 
     /// Pushes a running effect's lease forward (the worker's heartbeat).
@@ -388,6 +464,7 @@ impl Store {
             list.join(",")
         );
         let rows: Vec<EffectRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .persistent(false)
             .fetch_all(self.pool())
             .await?;
         rows.into_iter().map(Effect::try_from).collect()

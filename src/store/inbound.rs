@@ -181,7 +181,9 @@ impl Store {
         delivery: &Delivery,
         reply: &str,
     ) -> anyhow::Result<()> {
-        let mut tx = self.begin().await?;
+        // Bookkeeping, not a command: it waits behind commands and skips their fsync (a
+        // power cut losing it turns a retry's replayed answer into "already handled").
+        let mut tx = self.begin_background().await?;
         sqlx::query(
             "INSERT INTO inbound_seen (source, id, received_at, reply) VALUES ($1, $2, $3, $4) \
              ON CONFLICT (source, id) DO UPDATE SET reply = excluded.reply \

@@ -13,6 +13,7 @@ mod exemptions;
 mod freeze;
 mod inbound;
 mod incidents;
+mod outcomes;
 mod people;
 mod postmortem;
 mod timeline;
@@ -60,6 +61,8 @@ pub struct Store {
     /// them out of SQLite's busy-wait (which sleeps in growing steps and turns contention
     /// into 100 ms tails). Postgres has row locks and needs none.
     writer: Option<Arc<WriterLock>>,
+    /// Writes the worker's outcomes in batches (absent on the writer's own handle).
+    outcomes: Option<outcomes::OutcomeWriter>,
 }
 
 /// The SQLite writer queue, and who holds it (for the log when someone waits too long).
@@ -102,7 +105,7 @@ impl Store {
         let backend = backend_of(url)?;
         let url = match backend {
             Backend::Sqlite => sqlite_url_with_create(url),
-            Backend::Postgres => url.to_string(),
+            Backend::Postgres => postgres_url_on_loopback(url),
         };
         let (pool, background) = match backend {
             // What a command commits (the incident, its timeline, the effects it owes) is
@@ -125,12 +128,23 @@ impl Store {
             }
         };
         let writer = (backend == Backend::Sqlite).then(|| Arc::new(WriterLock::default()));
-        Ok(Self {
+        let mut store = Self {
             pool,
             background,
             backend,
             writer,
-        })
+            outcomes: None,
+        };
+        store.outcomes = Some(outcomes::OutcomeWriter::start(store.clone()));
+        Ok(store)
+    }
+
+    /// Writes one outcome of an attempt, batched with others when a writer runs.
+    async fn write_outcome(&self, outcome: outcomes::Outcome) -> anyhow::Result<bool> {
+        match &self.outcomes {
+            Some(writer) => writer.write(outcome).await,
+            None => Ok(self.write_outcomes(&[&outcome]).await?[0]),
+        }
     }
 
     /// Connects and applies any pending migrations.
@@ -404,6 +418,9 @@ async fn sqlite_pool(url: &str, synchronous: &'static str, size: u32) -> anyhow:
                 )))
                 .await?;
                 conn.execute("PRAGMA busy_timeout = 10000").await?;
+                // Every commit by another connection empties this one's page cache; mapped
+                // reads refill it from the OS's cache without a copy per page.
+                conn.execute("PRAGMA mmap_size = 268435456").await?;
                 Ok(())
             })
         })
@@ -420,6 +437,25 @@ fn backend_of(url: &str) -> anyhow::Result<Backend> {
     } else {
         anyhow::bail!("FIREBREAK_DATABASE_URL must start with sqlite:// or postgres://")
     }
+}
+
+/// A Postgres URL naming a loopback host and no `sslmode` gets `sslmode=disable`: TLS on
+/// loopback protects nothing, and sqlx 0.9.0 leaves Nagle's algorithm on, so each TLS
+/// handshake stalls about 40 ms twice (sqlx#4335) and a CLI call paid it for every
+/// connection it opened. Any other URL is left as written.
+fn postgres_url_on_loopback(url: &str) -> String {
+    let Ok(parsed) = reqwest::Url::parse(url) else {
+        return url.to_string();
+    };
+    let loopback = matches!(
+        parsed.host_str(),
+        Some("localhost" | "127.0.0.1" | "[::1]" | "::1")
+    );
+    if !loopback || parsed.query_pairs().any(|(k, _)| k == "sslmode") {
+        return url.to_string();
+    }
+    let joiner = if parsed.query().is_some() { '&' } else { '?' };
+    format!("{url}{joiner}sslmode=disable")
 }
 
 fn sqlite_url_with_create(url: &str) -> String {
@@ -470,6 +506,24 @@ mod tests {
             "sqlite://x.db?mode=ro"
         );
         assert!(backend_of("mysql://x").is_err());
+    }
+
+    #[test]
+    fn loopback_postgres_skips_tls_unless_told() {
+        let local = "postgres://postgres@127.0.0.1:5432/db";
+        assert_eq!(
+            postgres_url_on_loopback(local),
+            format!("{local}?sslmode=disable")
+        );
+        let told = "postgres://postgres@localhost/db?sslmode=require";
+        assert_eq!(postgres_url_on_loopback(told), told);
+        let remote = "postgres://u@db.example.com/db";
+        assert_eq!(postgres_url_on_loopback(remote), remote);
+        let query = "postgres://u@[::1]/db?application_name=x";
+        assert_eq!(
+            postgres_url_on_loopback(query),
+            format!("{query}&sslmode=disable")
+        );
     }
 
     #[test]

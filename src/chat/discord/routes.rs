@@ -41,6 +41,8 @@ pub struct DiscordEdge {
     /// Which incident a channel belongs to.
     pub read: ReadModel,
     pub verifier: DiscordVerifier,
+    /// The people this process noted lately, so a burst notes each once.
+    pub noted: crate::people::RecentlyNoted,
 }
 
 /// What handling an interaction came to.
@@ -280,6 +282,9 @@ impl DiscordEdge {
             let Some(identity) = Identity::new("discord", id) else {
                 continue;
             };
+            if !self.noted.first_time(&identity.to_string()) {
+                continue;
+            }
             let store = self.service.store();
             let fresh = match store.person(&identity).await {
                 Ok(p) => p.is_some_and(|p| !crate::people::is_stale(p.fetched_at, now)),

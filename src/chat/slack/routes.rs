@@ -51,6 +51,8 @@ pub struct SlackEdge {
     /// Which incident a channel belongs to.
     pub read: ReadModel,
     pub signing_secret: SecretString,
+    /// The people this process noted lately, so a burst notes each once.
+    pub noted: crate::people::RecentlyNoted,
 }
 
 pub type Edge = State<Arc<SlackEdge>>;
@@ -70,17 +72,13 @@ pub async fn commands(State(edge): Edge, headers: HeaderMap, body: Bytes) -> Res
     };
     // Slack retries a command it thinks timed out with `X-Slack-Retry-Num` and a fresh
     // signature, but the same body; so does anyone replaying a captured request. The body's
-    // digest is recorded with what the command changes, and its answer kept for the retry.
+    // digest is recorded with what the command changes (a second delivery finds it there and
+    // gets the first one's answer, kept below); a command that changes nothing just runs again.
     let delivery = Delivery::within(
         "slack-command",
         hex::encode(Sha256::digest(&body)),
         COMMAND_RETRY_WINDOW,
     );
-    match edge.service.store().delivery_reply(&delivery).await {
-        Ok(Seen::Answered(reply)) => return stored_reply(&reply),
-        Ok(_) => {}
-        Err(e) => return internal("checking for a retried command", e),
-    }
     let decoded = decode::decode(cmd.text.trim());
     let text = decoded.text.trim();
     let line = match cmd.command.as_str() {
@@ -111,12 +109,9 @@ pub async fn commands(State(edge): Edge, headers: HeaderMap, body: Bytes) -> Res
         }
         Err(e) => Err(e),
     };
+    let applied = outcome.is_ok();
     let reply = match outcome {
-        Ok(reply) => {
-            edge.remember(&cmd.user_id, Some(&cmd.user_name), &named)
-                .await;
-            blocks::command_response(&reply.reply, Some(&cmd.user_id))
-        }
+        Ok(reply) => blocks::command_response(&reply.reply, Some(&cmd.user_id)),
         Err(ServiceError::Duplicate) => return edge.first_answer(&delivery).await,
         Err(ServiceError::User(UserError::Unknown { message, help })) => {
             blocks::help_response(&message, &help)
@@ -127,14 +122,23 @@ pub async fn commands(State(edge): Edge, headers: HeaderMap, body: Bytes) -> Res
         }
         Err(e) => ephemeral(&edge.explain(&e)),
     };
-    if let Err(e) = edge
-        .service
-        .store()
-        .save_delivery_reply(&delivery, &reply.to_string())
-        .await
-    {
-        tracing::warn!(error = %format!("{e:#}"), "keeping a command's answer for retries failed");
-    }
+    // Bookkeeping after the answer, off the acknowledgement path: the answer kept for a
+    // retry (which waits for it, see `first_answer`) and the names of the people involved.
+    let kept = reply.to_string();
+    tokio::spawn(async move {
+        if let Err(e) = edge
+            .service
+            .store()
+            .save_delivery_reply(&delivery, &kept)
+            .await
+        {
+            tracing::warn!(error = %format!("{e:#}"), "keeping a command's answer for retries failed");
+        }
+        if applied {
+            edge.remember(&cmd.user_id, Some(&cmd.user_name), &named)
+                .await;
+        }
+    });
     Json(reply).into_response()
 }
 
@@ -525,6 +529,9 @@ impl SlackEdge {
     /// Keeps `hint` as a person's name until Slack's is known, and queues the lookup of an
     /// unknown or day-old name. Failures only cost a name: logged.
     async fn note_person(&self, identity: &Identity, hint: Option<&str>) {
+        if !self.noted.first_time(&identity.to_string()) {
+            return;
+        }
         let store = self.service.store();
         let cached = match store.person(identity).await {
             Ok(p) => p,

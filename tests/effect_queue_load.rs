@@ -1,0 +1,203 @@
+//! The effects queue under a burst (issue 13): effects of one ordering key wait for the one
+//! before them through `after_effect` (so a claim looks at ready effects only, however long
+//! the backlog), several effects go in with one statement, and the worker's outcomes are
+//! committed in batches while each caller still gets its own answer.
+
+mod common;
+
+use std::time::Duration;
+
+use chrono::Utc;
+use common::*;
+use firebreak::effects::{Effect, EffectState, NewEffect};
+use firebreak::store::Store;
+
+on_both!(
+    a_chain_of_one_key_runs_one_at_a_time_and_a_failure_lets_the_next_go,
+    a_long_backlog_behind_deferred_heads_leaves_ready_effects_claimable,
+    several_effects_go_in_together_in_order_and_idempotently,
+    outcomes_written_together_each_get_their_own_answer,
+);
+
+const LEASE: Duration = Duration::from_secs(30);
+
+fn effect(key: &str, ordering: Option<&str>) -> NewEffect {
+    NewEffect {
+        incident_id: None,
+        kind: "test".into(),
+        payload: serde_json::json!({ "key": key }),
+        idempotency_key: key.into(),
+        ordering_key: ordering.map(str::to_string),
+        audience: None,
+    }
+}
+
+async fn enqueue(store: &Store, effects: &[NewEffect]) -> Vec<i64> {
+    let mut tx = store.begin().await.unwrap();
+    let ids = tx.enqueue_effects(effects).await.unwrap();
+    tx.commit().await.unwrap();
+    ids
+}
+
+async fn claim(store: &Store, limit: i64) -> Vec<i64> {
+    let claimed: Vec<Effect> = store
+        .claim_effects(Utc::now(), LEASE, limit, None, "w")
+        .await
+        .unwrap();
+    claimed.into_iter().map(|e| e.id).collect()
+}
+
+async fn a_chain_of_one_key_runs_one_at_a_time_and_a_failure_lets_the_next_go(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let store = db.store().await;
+    // Shared ordering key: queued one by one, each waiting for the one before.
+    let chain = enqueue(
+        &store,
+        &[
+            effect("a", Some("inc-1")),
+            effect("b", Some("inc-1")),
+            effect("c", Some("inc-1")),
+        ],
+    )
+    .await;
+    assert_eq!(claim(&store, 10).await, vec![chain[0]]);
+    assert!(store.complete_effect(chain[0], "ok", None).await.unwrap());
+    assert_eq!(claim(&store, 10).await, vec![chain[1]], "b after a is done");
+    assert!(store.fail_effect(chain[1], "gone", None).await.unwrap());
+    assert_eq!(claim(&store, 10).await, vec![chain[2]], "c after b failed");
+    // A new effect of the key queued while c runs waits for c.
+    let d = enqueue(&store, &[effect("d", Some("inc-1"))]).await[0];
+    assert!(claim(&store, 10).await.is_empty());
+    assert!(store.complete_effect(chain[2], "ok", None).await.unwrap());
+    assert_eq!(claim(&store, 10).await, vec![d]);
+}
+
+async fn a_long_backlog_behind_deferred_heads_leaves_ready_effects_claimable(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let store = db.store().await;
+    // 300 incidents, each with a head effect that a rate limit put off for an hour and
+    // two more queued behind it: none of those may be claimed now.
+    let mut effects = Vec::new();
+    for i in 0..300 {
+        let key = format!("inc-{i}");
+        for step in ["head", "next", "last"] {
+            effects.push(effect(&format!("{key}-{step}"), Some(&key)));
+        }
+    }
+    let ids = enqueue(&store, &effects).await;
+    let heads = claim(&store, 1000).await;
+    assert_eq!(
+        heads.len(),
+        300,
+        "only each key's first effect is claimable"
+    );
+    let hour = Utc::now() + chrono::Duration::hours(1);
+    for id in &heads {
+        store
+            .reschedule_effect(*id, hour, None, true, None)
+            .await
+            .unwrap();
+    }
+    let free = enqueue(&store, &[effect("free", None)]).await[0];
+    assert_eq!(claim(&store, 10).await, vec![free]);
+    assert!(store.complete_effect(free, "ok", None).await.unwrap());
+    // An hour later the heads come due, still one per key.
+    let later: Vec<i64> = store
+        .claim_effects(hour + chrono::Duration::seconds(1), LEASE, 1000, None, "w")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.id)
+        .collect();
+    assert_eq!(later.len(), 300);
+    assert!(later.iter().all(|id| heads.contains(id)));
+    assert_eq!(ids.len(), 900);
+}
+
+async fn several_effects_go_in_together_in_order_and_idempotently(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let store = db.store().await;
+    let first = enqueue(
+        &store,
+        &[
+            effect("x", None),
+            effect("y", Some("k1")),
+            effect("z", Some("k2")),
+        ],
+    )
+    .await;
+    assert_eq!(first.len(), 3);
+    assert!(
+        first.windows(2).all(|w| w[0] < w[1]),
+        "ids in order: {first:?}"
+    );
+    // Again, with one new effect among them: the old ones keep their ids.
+    let again = enqueue(
+        &store,
+        &[
+            effect("x", None),
+            effect("w", None),
+            effect("z", Some("k2")),
+        ],
+    )
+    .await;
+    assert_eq!(again[0], first[0]);
+    assert_eq!(again[2], first[2]);
+    assert!(!first.contains(&again[1]));
+    let all = store
+        .effects_by_ids(&[first, again].concat())
+        .await
+        .unwrap();
+    let mut keys: Vec<String> = all
+        .iter()
+        .map(|e| e.payload["key"].as_str().unwrap().to_string())
+        .collect();
+    keys.sort();
+    keys.dedup();
+    assert_eq!(keys, ["w", "x", "y", "z"]);
+}
+
+async fn outcomes_written_together_each_get_their_own_answer(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let store = db.store().await;
+    let effects: Vec<NewEffect> = (0..40).map(|i| effect(&format!("e{i}"), None)).collect();
+    let ids = enqueue(&store, &effects).await;
+    assert_eq!(claim(&store, 100).await.len(), 40);
+    // One lost its lease and went back to the queue: completing it must say so, while
+    // the rest, written in the same batches, apply.
+    let lost = ids[7];
+    store
+        .reschedule_effect(lost, Utc::now(), None, true, None)
+        .await
+        .unwrap();
+    let soon = Utc::now() + chrono::Duration::minutes(5);
+    let writes = ids.iter().map(|&id| {
+        let store = store.clone();
+        async move {
+            match id % 3 {
+                0 => store.complete_effect(id, "ok", None).await.unwrap(),
+                1 => store.fail_effect(id, "no", None).await.unwrap(),
+                _ => {
+                    store
+                        .reschedule_effect(id, soon, Some("later"), false, None)
+                        .await
+                        .unwrap();
+                    id != lost
+                }
+            }
+        }
+    });
+    let applied = futures::future::join_all(writes).await;
+    for (id, applied) in ids.iter().zip(&applied) {
+        assert_eq!(*applied, *id != lost, "effect {id}");
+    }
+    let after = store.effects_by_ids(&ids).await.unwrap();
+    for e in after {
+        let expected = match (e.id == lost, e.id % 3) {
+            (true, _) | (false, 2) => EffectState::Pending,
+            (false, 0) => EffectState::Done,
+            (false, _) => EffectState::Failed,
+        };
+        assert_eq!(e.state, expected, "effect {}", e.id);
+    }
+}
