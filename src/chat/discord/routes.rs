@@ -282,7 +282,7 @@ impl DiscordEdge {
             let Some(identity) = Identity::new("discord", id) else {
                 continue;
             };
-            if !self.noted.first_time(&identity.to_string()) {
+            if !self.noted.first_time(identity.as_ref()) {
                 continue;
             }
             let store = self.service.store();

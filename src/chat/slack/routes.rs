@@ -529,7 +529,7 @@ impl SlackEdge {
     /// Keeps `hint` as a person's name until Slack's is known, and queues the lookup of an
     /// unknown or day-old name. Failures only cost a name: logged.
     async fn note_person(&self, identity: &Identity, hint: Option<&str>) {
-        if !self.noted.first_time(&identity.to_string()) {
+        if !self.noted.first_time(identity.as_ref()) {
             return;
         }
         let store = self.service.store();
