@@ -17,6 +17,7 @@ on_both!(
     a_long_backlog_behind_deferred_heads_leaves_ready_effects_claimable,
     several_effects_go_in_together_in_order_and_idempotently,
     outcomes_written_together_each_get_their_own_answer,
+    an_effect_queued_while_the_one_before_finishes_is_not_stranded,
 );
 
 const LEASE: Duration = Duration::from_secs(30);
@@ -200,4 +201,32 @@ async fn outcomes_written_together_each_get_their_own_answer(backend: Backend) {
         };
         assert_eq!(e.state, expected, "effect {}", e.id);
     }
+}
+
+/// Postgres lets a command queue an effect naming the one before it (still running in the
+/// command's snapshot) while the worker finishes that one in another transaction, whose
+/// clearing cannot see the uncommitted row. The new effect must still be claimable.
+async fn an_effect_queued_while_the_one_before_finishes_is_not_stranded(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let store = db.store().await;
+    let before = enqueue(&store, &[effect("before", Some("inc-1"))]).await[0];
+    assert_eq!(claim(&store, 10).await, vec![before]);
+    let after = match backend {
+        Backend::Postgres => {
+            let mut tx = store.begin().await.unwrap();
+            let after = tx
+                .enqueue_effect(&effect("after", Some("inc-1")))
+                .await
+                .unwrap();
+            assert!(store.complete_effect(before, "ok", None).await.unwrap());
+            tx.commit().await.unwrap();
+            after
+        }
+        // One writer at a time: the two orders are the only cases.
+        Backend::Sqlite => {
+            assert!(store.complete_effect(before, "ok", None).await.unwrap());
+            enqueue(&store, &[effect("after", Some("inc-1"))]).await[0]
+        }
+    };
+    assert_eq!(claim(&store, 10).await, vec![after]);
 }

@@ -18,14 +18,20 @@ use crate::incident::timeline::NewEntry;
 /// An effect that may be claimed at `$2` (now): pending and due, or running with an expired
 /// lease, and first in its FIFO group (no earlier effect with its ordering key unfinished).
 /// Due (pending and due, or running with an expired lease), and first of its ordering key.
-/// `after_effect IS NULL` says so cheaply (it names the earlier effect it waits for, cleared
-/// when that finishes); the `NOT EXISTS` re-check, run only for the few rows that pass it,
-/// covers an earlier effect of the key queued by a concurrent transaction (Postgres).
+/// `after_effect` names the earlier effect it waits for, cleared when that one finishes.
+/// On Postgres a command can queue an effect after the one it waits for finished but before
+/// the command committed (the clearing missed it), so there the effect waited for is looked
+/// at too (by primary key, only for rows that name one). The `NOT EXISTS` re-check covers an
+/// earlier effect of the key queued by a concurrent transaction.
 const CLAIMABLE: &str = "((e.state = 'pending' AND e.run_at <= $2) OR (e.state = 'running' AND e.lease_until < $2)) \
-    AND e.after_effect IS NULL AND (e.ordering_key IS NULL OR NOT EXISTS (SELECT 1 FROM effects p \
+    AND (e.after_effect IS NULL OR NOT EXISTS (SELECT 1 FROM effects a \
+         WHERE a.id = e.after_effect AND a.state IN ('pending', 'running'))) \
+    AND (e.ordering_key IS NULL OR NOT EXISTS (SELECT 1 FROM effects p \
          WHERE p.ordering_key = e.ordering_key AND p.id < e.id AND p.state IN ('pending', 'running')))";
 
-/// The order-check part of [`CLAIMABLE`], for the candidate queries that split it.
+/// The order check for SQLite's candidate search, which walks the partial index of effects
+/// waiting for nothing: SQLite has one writer at a time, so an effect's `after_effect` is
+/// always cleared when the effect it names finishes.
 const FIRST_OF_ITS_KEY: &str = "e.after_effect IS NULL AND (e.ordering_key IS NULL OR NOT EXISTS (SELECT 1 FROM effects p \
          WHERE p.ordering_key = e.ordering_key AND p.id < e.id AND p.state IN ('pending', 'running')))";
 
