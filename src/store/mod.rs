@@ -418,9 +418,6 @@ async fn sqlite_pool(url: &str, synchronous: &'static str, size: u32) -> anyhow:
                 )))
                 .await?;
                 conn.execute("PRAGMA busy_timeout = 10000").await?;
-                // Every commit by another connection empties this one's page cache; mapped
-                // reads refill it from the OS's cache without a copy per page.
-                conn.execute("PRAGMA mmap_size = 268435456").await?;
                 Ok(())
             })
         })
