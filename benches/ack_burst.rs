@@ -236,15 +236,7 @@ async fn first_accepted(client: &reqwest::Client, url: &str, child: &mut Child) 
             panic!("the server exited with {status} before answering");
         }
         assert!(Instant::now() < deadline, "no 200 within 30 s from {url}");
-        let (body, ts, signature) = signed_declare();
-        let sent = client
-            .post(url)
-            .header("content-type", "application/x-www-form-urlencoded")
-            .header("x-slack-request-timestamp", ts)
-            .header("x-slack-signature", signature)
-            .body(body)
-            .send()
-            .await;
+        let sent = send(client, url, signed_declare()).await;
         if sent.is_ok_and(|r| r.status().is_success()) {
             return;
         }
@@ -263,19 +255,12 @@ async fn phase(client: &reqwest::Client, url: &str, rate: u32, seconds: u64) -> 
     let mut tasks = Vec::with_capacity(total);
     for i in 0..total {
         let due = start + Duration::from_secs_f64(i as f64 / f64::from(rate));
-        let (body, ts, signature) = signed_declare();
+        let request = signed_declare();
         tokio::time::sleep_until(due).await;
         let (client, url, connections) = (client.clone(), url.to_string(), connections.clone());
         tasks.push(tokio::spawn(async move {
             let _connection = connections.acquire().await.unwrap();
-            let answer = client
-                .post(&url)
-                .header("content-type", "application/x-www-form-urlencoded")
-                .header("x-slack-request-timestamp", ts)
-                .header("x-slack-signature", signature)
-                .body(body)
-                .send()
-                .await;
+            let answer = send(&client, &url, request).await;
             let ok = match answer {
                 Ok(r) => r.status().is_success() && r.bytes().await.is_ok(),
                 Err(_) => false,
@@ -301,6 +286,22 @@ async fn phase(client: &reqwest::Client, url: &str, rate: u32, seconds: u64) -> 
         sent: total,
         rps: total as f64 / elapsed,
     }
+}
+
+/// Posts a signed slash command, as Slack does.
+async fn send(
+    client: &reqwest::Client,
+    url: &str,
+    (body, ts, signature): (String, String, String),
+) -> reqwest::Result<reqwest::Response> {
+    client
+        .post(url)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("x-slack-request-timestamp", ts)
+        .header("x-slack-signature", signature)
+        .body(body)
+        .send()
+        .await
 }
 
 /// A realistic slash-command body, as Slack sends it, each with its own `trigger_id`; with
