@@ -181,20 +181,15 @@ impl Store {
         delivery: &Delivery,
         reply: &str,
     ) -> anyhow::Result<()> {
-        // Bookkeeping, not a command: it waits behind commands and skips their fsync (a
-        // power cut losing it turns a retry's replayed answer into "already handled").
-        let mut tx = self.begin_background().await?;
-        sqlx::query(
-            "INSERT INTO inbound_seen (source, id, received_at, reply) VALUES ($1, $2, $3, $4) \
-             ON CONFLICT (source, id) DO UPDATE SET reply = excluded.reply \
-             WHERE inbound_seen.reply IS NULL",
-        )
-        .bind(delivery.source)
-        .bind(&delivery.id)
-        .bind(to_ms(Utc::now()))
-        .bind(reply)
-        .execute(&mut *tx.inner)
-        .await?;
-        tx.commit().await
+        // Bookkeeping, not a command: batched with the worker's outcomes, behind commands
+        // and without their fsync (a power cut losing it turns a retry's replayed answer
+        // into "already handled").
+        self.write_outcome(super::outcomes::Outcome::KeepReply {
+            source: delivery.source,
+            id: delivery.id.clone(),
+            reply: reply.to_string(),
+        })
+        .await
+        .map(|_| ())
     }
 }

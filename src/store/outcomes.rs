@@ -1,8 +1,8 @@
-//! Group commit for the worker's bookkeeping. What an attempt came to (done, failed, put back
-//! for later) is written by one task: every outcome queued while a transaction runs goes
-//! into the next one, so a busy worker pays one `BEGIN`/`COMMIT` and one turn at the SQLite
-//! writer for a batch, not one per effect. Each caller still waits for its own outcome to
-//! be committed and gets its own answer.
+//! Group commit for bookkeeping. What an attempt came to (done, failed, put back for later),
+//! and the answer a chat command was given (kept for its retries), are written by one task:
+//! everything queued while a transaction runs goes into the next one, so a burst pays one
+//! `BEGIN`/`COMMIT` and one turn at the SQLite writer per batch, not one per item. Each
+//! caller still waits for its own item to be committed and gets its own answer.
 
 use chrono::{DateTime, Utc};
 use tokio::sync::{mpsc, oneshot};
@@ -30,6 +30,12 @@ pub(super) enum Outcome {
         error: Option<String>,
         refund: bool,
         waiting_on: Option<String>,
+    },
+    /// The answer a delivery was given; see [`Store::save_delivery_reply`].
+    KeepReply {
+        source: &'static str,
+        id: String,
+        reply: String,
     },
 }
 
@@ -150,6 +156,20 @@ impl Tx {
                 .execute(&mut *self.inner)
                 .await?;
                 Ok(done.rows_affected() == 1)
+            }
+            Outcome::KeepReply { source, id, reply } => {
+                sqlx::query(
+                    "INSERT INTO inbound_seen (source, id, received_at, reply) VALUES ($1, $2, $3, $4) \
+                     ON CONFLICT (source, id) DO UPDATE SET reply = excluded.reply \
+                     WHERE inbound_seen.reply IS NULL",
+                )
+                .bind(*source)
+                .bind(id)
+                .bind(now)
+                .bind(reply)
+                .execute(&mut *self.inner)
+                .await?;
+                Ok(true)
             }
         }
     }
