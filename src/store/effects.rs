@@ -15,25 +15,32 @@ use crate::effects::{Effect, EffectState, NewEffect};
 use crate::incident::model::IncidentId;
 use crate::incident::timeline::NewEntry;
 
+/// `NOT EXISTS` an earlier unfinished effect with `e`'s ordering key.
+macro_rules! first_of_its_key {
+    () => {
+        "(e.ordering_key IS NULL OR NOT EXISTS (SELECT 1 FROM effects p \
+         WHERE p.ordering_key = e.ordering_key AND p.id < e.id AND p.state IN ('pending', 'running')))"
+    };
+}
+
 /// An effect that may be claimed at `$2` (now): pending and due, or running with an expired
-/// lease, and first in its FIFO group (no earlier effect with its ordering key unfinished).
-/// Due (pending and due, or running with an expired lease), and first of its ordering key.
-/// `after_effect` names the earlier effect it waits for, cleared when that one finishes.
-/// On Postgres a command can queue an effect after the one it waits for finished but before
-/// the command committed (the clearing missed it), so there the effect waited for is looked
-/// at too (by primary key, only for rows that name one). The `NOT EXISTS` re-check covers an
-/// earlier effect of the key queued by a concurrent transaction.
-const CLAIMABLE: &str = "((e.state = 'pending' AND e.run_at <= $2) OR (e.state = 'running' AND e.lease_until < $2)) \
+/// lease, and first of its ordering key. `after_effect` names the earlier effect it waits
+/// for, cleared when that one finishes. On Postgres a command can queue an effect after the
+/// one it waits for finished but before the command committed (the clearing missed it), so
+/// there the effect waited for is looked at too (by primary key, only for rows that name
+/// one). The ordering-key check covers an earlier effect of the key queued by a concurrent
+/// transaction.
+const CLAIMABLE: &str = concat!(
+    "((e.state = 'pending' AND e.run_at <= $2) OR (e.state = 'running' AND e.lease_until < $2)) \
     AND (e.after_effect IS NULL OR NOT EXISTS (SELECT 1 FROM effects a \
-         WHERE a.id = e.after_effect AND a.state IN ('pending', 'running'))) \
-    AND (e.ordering_key IS NULL OR NOT EXISTS (SELECT 1 FROM effects p \
-         WHERE p.ordering_key = e.ordering_key AND p.id < e.id AND p.state IN ('pending', 'running')))";
+         WHERE a.id = e.after_effect AND a.state IN ('pending', 'running'))) AND ",
+    first_of_its_key!()
+);
 
 /// The order check for SQLite's candidate search, which walks the partial index of effects
 /// waiting for nothing: SQLite has one writer at a time, so an effect's `after_effect` is
 /// always cleared when the effect it names finishes.
-const FIRST_OF_ITS_KEY: &str = "e.after_effect IS NULL AND (e.ordering_key IS NULL OR NOT EXISTS (SELECT 1 FROM effects p \
-         WHERE p.ordering_key = e.ordering_key AND p.id < e.id AND p.state IN ('pending', 'running')))";
+const FIRST_OF_ITS_KEY: &str = concat!("e.after_effect IS NULL AND ", first_of_its_key!());
 
 const COLUMNS: &str = "id, incident_id, kind, payload, idempotency_key, state, attempts, \
     run_at, last_error, result, created_at, COALESCE(budget_from, created_at) AS budget_from";
@@ -90,12 +97,27 @@ impl Tx {
     /// later waits for the earlier, which the statement cannot see yet) or an idempotency
     /// key go one by one.
     pub async fn enqueue_effects(&mut self, effects: &[NewEffect]) -> anyhow::Result<Vec<i64>> {
-        if effects.len() < 2 || !distinct_keys(effects) {
-            let mut ids = Vec::with_capacity(effects.len());
-            for effect in effects {
-                ids.push(self.enqueue_effect(effect).await?);
-            }
-            return Ok(ids);
+        if distinct_keys(effects) {
+            return self.insert_effects(effects).await;
+        }
+        let mut ids = Vec::with_capacity(effects.len());
+        for effect in effects {
+            ids.push(self.enqueue_effect(effect).await?);
+        }
+        Ok(ids)
+    }
+
+    /// Enqueues an effect; a second enqueue with the same idempotency key is a no-op that
+    /// returns the existing id.
+    pub async fn enqueue_effect(&mut self, e: &NewEffect) -> anyhow::Result<i64> {
+        Ok(self.insert_effects(std::slice::from_ref(e)).await?[0])
+    }
+
+    /// One multi-row `INSERT`, each row naming the unfinished effect of its ordering key it
+    /// waits for; an effect already queued (same idempotency key) keeps its row and id.
+    async fn insert_effects(&mut self, effects: &[NewEffect]) -> anyhow::Result<Vec<i64>> {
+        if effects.is_empty() {
+            return Ok(Vec::new());
         }
         let rows: Vec<String> = (0..effects.len())
             .map(|i| {
@@ -146,31 +168,6 @@ impl Tx {
             .fetch_one(&mut *self.inner)
             .await?;
         Ok(id)
-    }
-
-    /// Enqueues an effect; a second enqueue with the same idempotency key is a no-op that
-    /// returns the existing id.
-    pub async fn enqueue_effect(&mut self, e: &NewEffect) -> anyhow::Result<i64> {
-        let now = to_ms(Utc::now());
-        let inserted: Option<(i64,)> = sqlx::query_as(
-            "INSERT INTO effects (incident_id, kind, payload, idempotency_key, state, attempts, \
-             max_attempts, run_at, created_at, updated_at, ordering_key, after_effect) \
-             VALUES ($1, $2, $3, $4, 'pending', 0, 0, $5, $5, $5, $6, \
-             (SELECT MAX(p.id) FROM effects p WHERE p.ordering_key = $6 AND p.state IN ('pending', 'running'))) \
-             ON CONFLICT (idempotency_key) DO NOTHING RETURNING id",
-        )
-        .bind(e.incident_id.as_ref().map(|i| i.0.clone()))
-        .bind(&e.kind)
-        .bind(e.payload.to_string())
-        .bind(&e.idempotency_key)
-        .bind(now)
-        .bind(e.ordering_key.as_deref())
-        .fetch_optional(&mut *self.inner)
-        .await?;
-        match inserted {
-            Some((id,)) => Ok(id),
-            None => self.effect_id_by_key(&e.idempotency_key).await,
-        }
     }
 }
 
