@@ -50,7 +50,10 @@ fn main() {
             actor: format!("responder-{}", i % 7),
             source: Source::Slack,
             kind: kinds[i as usize % kinds.len()],
-            text: format!("Entry {i}: something <happened> & was *noted* → identified"),
+            // Updates are authored Markdown: emphasis, code, a link, and raw HTML to defuse.
+            text: format!(
+                "Entry {i}: something <happened> & was *noted* in `pool` ([graph](https://grafana.example/{i})) → identified"
+            ),
         })
         .collect();
     let promises: Vec<_> = (0..2000)
@@ -67,6 +70,8 @@ fn main() {
         promises: &promises,
         fields: &[],
         actions: &[],
+        authors: &["alice".to_string()],
+        review: &(Some("in-review".to_string()), vec!["dana".to_string()]),
         names: &firebreak::people::Names::default(),
     };
     let mut samples = Vec::new();

@@ -392,7 +392,7 @@ async fn http_endpoints_answer(backend: Backend) {
         md.text()
             .await
             .unwrap()
-            .starts_with("# INC-1: Cache stampede")
+            .contains("\n# INC-1: Cache stampede")
     );
     let html = http
         .get(t.url("/incidents/1/postmortem.html"))
@@ -402,7 +402,7 @@ async fn http_endpoints_answer(backend: Backend) {
         .text()
         .await
         .unwrap();
-    assert!(html.contains("<svg") && html.contains("<h2>Timeline</h2>"));
+    assert!(html.contains("<svg") && html.contains("<h2 id=\"timeline\">Timeline</h2>"));
     assert_eq!(
         http.get(t.url("/incidents/INC-7/postmortem.md"))
             .send()

@@ -14,17 +14,28 @@ use firebreak::postmortem::{load, render};
 
 on_both!(realistic_sev1, drill, missing_and_out_of_order_times);
 
-const SECTIONS: [&str; 10] = [
+/// Every section, in the order of the references people use (Google's SRE book example,
+/// Atlassian's and PagerDuty's templates).
+const SECTIONS: [&str; 19] = [
     "Summary",
     "Impact",
     "Key times and durations",
+    "Trigger",
+    "Detection",
+    "Root cause",
+    "Contributing factors",
+    "Resolution and recovery",
     "Responders and roles",
     "Timeline",
-    "Merge-freeze record",
-    "Status updates sent",
-    "Root cause",
     "What went well",
+    "What went wrong",
+    "Where we got lucky",
     "Action items",
+    "Supporting information",
+    "Merge-freeze record",
+    "Recent changes",
+    "Status updates: promised and kept",
+    "Appendix: action-item bookkeeping",
 ];
 
 /// A service on a fixed clock (2026-03-14 09:00 UTC) with GitHub configured but no worker,
@@ -96,6 +107,18 @@ fn headings(md: &str) -> Vec<String> {
         }
     }
     out
+}
+
+/// No script element and no event-handler attribute anywhere in the page.
+fn assert_no_script(html: &str) {
+    let parsed = scraper::Html::parse_document(html);
+    let all = scraper::Selector::parse("*").unwrap();
+    for el in parsed.select(&all) {
+        assert_ne!(el.value().name(), "script", "a script element");
+        for (name, _) in el.value().attrs() {
+            assert!(!name.starts_with("on"), "an event handler: {name}");
+        }
+    }
 }
 
 fn assert_svg_well_formed(html: &str) {
@@ -183,7 +206,7 @@ async fn realistic_sev1(backend: Backend) {
     step(
         &t,
         1,
-        "postmortem set INC-1 impact About 18% of checkouts failed between 08:42 and 10:52 UTC.",
+        "postmortem set INC-1 impact About 18% of checkouts failed between 08:42 and 10:52 UTC:\n\n- ~12,000 orders delayed\n- See [the dashboard](https://grafana.example/d/checkout) and `pool_active`\n\n<script>alert(1)</script>",
     )
     .await;
     step(
@@ -193,14 +216,32 @@ async fn realistic_sev1(backend: Backend) {
     )
     .await;
 
+    step(&t, 1, "postmortem INC-1 reviewer add dana").await;
+    step(&t, 1, "postmortem INC-1 status in-review").await;
+    let err = t
+        .run("postmortem INC-1 reviewer add dana")
+        .await
+        .unwrap_err();
+    assert!(err.user_message().contains("already reviews"), "{err}");
+
     let md = render_md(&t, 1).await;
     golden("sev1.md", &md);
+    assert!(
+        md.contains("\nstatus: in-review\n") && md.contains("\nreviewers: [\"dana\"]\n"),
+        "the document's status and reviewers are in its front matter"
+    );
     let found = headings(&md);
-    for section in SECTIONS {
-        assert!(
-            found.iter().any(|h| h.starts_with(section)),
-            "missing section {section}: {found:?}"
-        );
+    let in_order: Vec<&String> = found
+        .iter()
+        .filter(|h| SECTIONS.iter().any(|s| h.starts_with(s)))
+        .collect();
+    assert_eq!(
+        in_order.len(),
+        SECTIONS.len(),
+        "every section once: {found:?}"
+    );
+    for (h, want) in in_order.iter().zip(SECTIONS) {
+        assert!(h.starts_with(want), "sections in order: {found:?}");
     }
     assert_eq!(
         md.matches("**late** (due").count(),
@@ -215,19 +256,55 @@ async fn realistic_sev1(backend: Backend) {
     );
     assert!(
         md.contains("\\*not\\* us-east"),
-        "user text is escaped, not turned into emphasis"
+        "a note is chat, quoted as text, not turned into emphasis"
     );
     assert!(
-        md.contains("commander: carol"),
-        "the commander handover is listed"
+        md.contains("carol took over as commander from alice"),
+        "the commander handover is told as a sentence: {md}"
+    );
+    assert!(
+        md.contains("Severity")
+            || md.contains("Status changed from investigating to identified by"),
+        "status changes are sentences"
+    );
+    assert!(
+        !md.contains("action_item") && md.contains("### Appendix: action-item bookkeeping"),
+        "bookkeeping is in the appendix"
+    );
+    assert!(
+        md.starts_with(
+            "---\nincident: INC-1\ntitle: \"Checkout API returns 502\"\nseverity: SEV1\n"
+        ),
+        "front matter for docs sites: {}",
+        &md[..200]
+    );
+    assert!(
+        md.contains("Durations count from impact start, 2026-03-14 08:42:00 UTC."),
+        "says which start the durations use"
     );
     let view = load(&t.app.store, IncidentNumber(1))
         .await
         .unwrap()
         .unwrap();
-    assert!(view.timeline.len() >= 40, "{}", view.timeline.len());
+    assert!(view.timeline.len() >= 35, "{}", view.timeline.len());
+    assert_eq!(
+        view.appendix.len(),
+        6,
+        "bookkeeping in the appendix: three action items added, one done, a reviewer, a status"
+    );
     let html = render::html(&view).unwrap();
     golden("sev1.html", &html);
+    assert!(
+        html.contains("<li>~12,000 orders delayed</li>")
+            && html.contains(r#"<a href="https://grafana.example/d/checkout" rel="noopener noreferrer">the dashboard</a>"#)
+            && html.contains("<code>pool_active</code>"),
+        "authored Markdown renders: lists, links, code"
+    );
+    assert!(
+        md.contains("- ~12,000 orders delayed\n- See [the dashboard](https://grafana.example/d/checkout) and `pool_active`"),
+        "and stays Markdown in the .md"
+    );
+    assert_no_script(&html);
     assert_svg_well_formed(&html);
     let parsed = scraper::Html::parse_document(&html);
     assert!(
@@ -235,7 +312,7 @@ async fn realistic_sev1(backend: Backend) {
         "the HTML parses without errors: {:?}",
         parsed.errors
     );
-    let h2 = scraper::Selector::parse("h2").unwrap();
+    let h2 = scraper::Selector::parse("h2, h3").unwrap();
     let titles: Vec<String> = parsed.select(&h2).map(|h| h.text().collect()).collect();
     for section in SECTIONS {
         assert!(
@@ -243,7 +320,11 @@ async fn realistic_sev1(backend: Backend) {
             "HTML lacks {section}: {titles:?}"
         );
     }
-    assert!(html.contains("merge freeze") && html.contains("<title>update</title>"));
+    assert!(html.contains(">merge freeze</text>") && html.contains("status update (late)"));
+    assert!(
+        html.contains(">impact before declaration</text>"),
+        "impact before the declaration is drawn"
+    );
     assert_eq!(
         render::markdown(&view).unwrap(),
         md,
@@ -258,7 +339,11 @@ async fn drill(backend: Backend) {
     step(&t, 25, "resolve INC-1 Failover took 25 minutes").await;
     let md = render_md(&t, 1).await;
     golden("drill.md", &md);
-    assert!(md.starts_with("# INC-1: Region failover rehearsal (DRILL)"));
+    assert!(md.contains("\n# INC-1: Region failover rehearsal (DRILL)\n"));
+    assert!(
+        md.contains("\ndrill: true\n"),
+        "front matter says it was a drill"
+    );
     // Entries added after resolution appear when rendered again.
     step(&t, 30, "note INC-1 The runbook step for DNS was missing").await;
     assert!(
@@ -325,11 +410,19 @@ async fn missing_and_out_of_order_times(backend: Backend) {
             .unwrap()
     );
     tx.commit().await.unwrap();
+    let err = t.run("postmortem INC-1 status final").await.unwrap_err();
+    assert!(
+        err.user_message()
+            .contains("can't be final while the incident is open"),
+        "{err}"
+    );
     step(&t, 90, "resolve INC-1").await;
+    step(&t, 1, "postmortem INC-1 status final").await;
     let md = render_md(&t, 1).await;
     golden("odd-times.md", &md);
+    assert!(md.contains("\nstatus: final\n"));
     assert!(
-        md.contains("Time to detect: **⚠ impossible order: detected before started**"),
+        md.contains("Time to detect: **⚠ impossible order: detected before impact start**"),
         "{md}"
     );
     assert!(md.contains("Acknowledged: not recorded"));
@@ -366,7 +459,8 @@ async fn template_overrides_are_used_and_broken_ones_fall_back_naming_file_and_l
         "names the file and line: {warning}"
     );
     assert!(
-        broken.text.starts_with("<!DOCTYPE html>") && broken.text.contains("<h2>Timeline</h2>"),
+        broken.text.starts_with("<!DOCTYPE html>")
+            && broken.text.contains("<h2 id=\"timeline\">Timeline</h2>"),
         "fell back to the built-in template"
     );
     let _ = StdDuration::ZERO;

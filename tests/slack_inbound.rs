@@ -518,7 +518,7 @@ async fn users_info_names_people_in_the_cli_the_api_and_the_postmortem(backend: 
             .unwrap();
     let md = firebreak::postmortem::render::markdown(&view).unwrap();
     assert!(md.contains("Commander: Alice Liddell"), "{md}");
-    assert!(md.contains("comms: slack:U0NOBODY"), "{md}");
+    assert!(md.contains("slack:U0NOBODY became comms"), "{md}");
     assert!(!md.contains("slack:U0ALICE"), "{md}");
 }
 

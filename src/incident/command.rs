@@ -36,7 +36,7 @@ pub mod query;
 pub use change::Change;
 pub use declare::{DEFAULT_SEVERITY, Declare, parse_when};
 pub use freeze::{FreezeVerb, parse_expiry, parse_scope};
-pub use postmortem::{PostmortemField, PostmortemVerb, Term};
+pub use postmortem::{DocStatus, PostmortemField, PostmortemVerb, Term};
 pub use query::Query;
 
 /// A platform-neutral request to the core: which incident, and what to do.
@@ -221,13 +221,13 @@ Commands (name the incident as INC-42 when you are not in its channel):
   action done [INC-n] <n>
   postmortem [INC-n]                   the draft post-mortem, rendered from the record
   postmortem publish [INC-n]           open or update its pull request
-  postmortem set [INC-n] summary|impact|root-cause|contributing-factors|went-well|went-poorly <text>
+  postmortem set [INC-n] summary|impact|trigger|detection|root-cause|contributing-factors|resolution|went-well|went-wrong|lucky <text>
   help
 <when> is an RFC 3339 time (2026-11-22T03:10:00Z) or an age such as 15m (meaning 15 minutes ago).";
 
 /// Parses one line of chat text (`/incident <line>`).
 pub fn parse_line(line: &str, opts: ParseOptions) -> Result<Command, UserError> {
-    parse_split(line.split_whitespace().collect(), opts, Utc::now())
+    parse_split(split_keeping_breaks(line), opts, Utc::now())
 }
 
 /// Parses pre-split words (the CLI's argv after `incident`). `now` anchors relative times.
@@ -236,24 +236,53 @@ pub fn parse_words<S: AsRef<str>>(
     opts: ParseOptions,
     now: DateTime<Utc>,
 ) -> Result<Command, UserError> {
-    let words: Vec<&str> = words
-        .iter()
-        .flat_map(|w| w.as_ref().split_whitespace())
-        .collect();
-    parse_split(words, opts, now)
+    let mut split = Split::default();
+    for w in words {
+        let part = split_keeping_breaks(w.as_ref());
+        split.words.extend(part.words);
+        split.breaks.extend(part.breaks);
+    }
+    parse_split(split, opts, now)
+}
+
+/// Words without whitespace, and the line breaks between them: free text (a post-mortem
+/// section, an update) keeps its paragraphs and lists, which Markdown needs.
+#[derive(Default)]
+struct Split<'a> {
+    words: Vec<&'a str>,
+    /// The whitespace after a word, by the word's address, where it holds a line break.
+    breaks: std::collections::HashMap<usize, &'a str>,
+}
+
+fn split_keeping_breaks(text: &str) -> Split<'_> {
+    let mut split = Split::default();
+    let mut rest = text.trim_start();
+    while !rest.is_empty() {
+        let end = rest.find(char::is_whitespace).unwrap_or(rest.len());
+        let (word, tail) = rest.split_at(end);
+        let next = tail.trim_start();
+        let gap = &tail[..tail.len() - next.len()];
+        if gap.contains('\n') && !next.is_empty() {
+            split.breaks.insert(word.as_ptr() as usize, gap);
+        }
+        split.words.push(word);
+        rest = next;
+    }
+    split
 }
 
 /// Parses words that contain no whitespace.
 fn parse_split(
-    words: Vec<&str>,
+    split: Split<'_>,
     opts: ParseOptions,
     now: DateTime<Utc>,
 ) -> Result<Command, UserError> {
-    let Some((verb, rest)) = words.split_first() else {
+    let Some((verb, rest)) = split.words.split_first() else {
         return Ok(Command::untargeted(Query::Help));
     };
     let verb_lc = verb.to_ascii_lowercase();
     let mut args = Args::new(rest, opts);
+    args.breaks = split.breaks;
     if !matches!(verb_lc.as_str(), "declare" | "list" | "help") {
         args.take_incident();
     }
@@ -315,6 +344,8 @@ fn unknown_command(verb: &str) -> UserError {
 /// The words after the verb, with the incident and flags pulled out as they are read.
 struct Args<'a> {
     words: Vec<&'a str>,
+    /// Line breaks typed between words; see [`Split`].
+    breaks: std::collections::HashMap<usize, &'a str>,
     opts: ParseOptions,
     /// The incident, once one is read.
     target: Option<IncidentNumber>,
@@ -324,6 +355,7 @@ impl<'a> Args<'a> {
     fn new(words: &[&'a str], opts: ParseOptions) -> Self {
         Self {
             words: words.to_vec(),
+            breaks: Default::default(),
             opts,
             target: None,
         }
@@ -411,10 +443,27 @@ impl<'a> Args<'a> {
         if let Some(flag) = self.words.iter().find(|w| is_flag(w)) {
             return Err(UserError::invalid(format!("Unknown option {flag}.")));
         }
-        let joined = self.words.join(" ");
+        let joined = self.joined();
         self.words.clear();
         let trimmed = strip_quotes(joined.trim());
         Ok((!trimmed.is_empty()).then(|| trimmed.to_string()))
+    }
+
+    /// The remaining words with single spaces between them, except where a line break was
+    /// typed right there: that whitespace is kept as typed.
+    fn joined(&self) -> String {
+        let mut out = String::new();
+        for (i, word) in self.words.iter().enumerate() {
+            if i > 0 {
+                let prev = self.words[i - 1];
+                let gap = self.breaks.get(&(prev.as_ptr() as usize)).filter(|gap| {
+                    prev.as_ptr() as usize + prev.len() + gap.len() == word.as_ptr() as usize
+                });
+                out.push_str(gap.copied().unwrap_or(" "));
+            }
+            out.push_str(word);
+        }
+        out
     }
 
     fn text_required(&mut self, verb: &str, what: &str) -> Result<String, UserError> {

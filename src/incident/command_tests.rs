@@ -242,6 +242,56 @@ fn action_and_postmortem_grammar() {
             .contains("not a post-mortem section")
     );
     assert!(chat("action add x --term soon").is_err());
+    assert_eq!(
+        chat("postmortem status INC-4 in-review").unwrap(),
+        Command::on(
+            IncidentNumber(4),
+            PostmortemVerb::Status(DocStatus::InReview)
+        )
+    );
+    assert_eq!(
+        chat("postmortem reviewer add @dana").unwrap(),
+        Command::untargeted(PostmortemVerb::ReviewerAdd { who: "dana".into() })
+    );
+    assert!(
+        chat("postmortem status done")
+            .unwrap_err()
+            .to_string()
+            .contains("draft, in-review or final")
+    );
+    assert_eq!(
+        chat("postmortem set went-wrong Paging was slow").unwrap(),
+        Command::untargeted(PostmortemVerb::Set {
+            field: PostmortemField::WentPoorly,
+            text: "Paging was slow".into()
+        })
+    );
+}
+
+#[test]
+fn written_text_keeps_its_line_breaks_and_lists() {
+    let cmd =
+        chat("postmortem set impact Orders delayed:\n\n- ~12,000 orders\n  - nested\n- See `pool`")
+            .unwrap();
+    assert_eq!(
+        cmd.verb,
+        Verb::Postmortem(PostmortemVerb::Set {
+            field: PostmortemField::Impact,
+            text: "Orders delayed:\n\n- ~12,000 orders\n  - nested\n- See `pool`".into()
+        })
+    );
+    // Runs of spaces on one line still fold to one, and options may sit between words.
+    let Verb::Postmortem(PostmortemVerb::ActionAdd { text, owner, .. }) =
+        chat("action add Add   a\ncanary --owner dana stage")
+            .unwrap()
+            .verb
+    else {
+        panic!()
+    };
+    assert_eq!(
+        (text.as_str(), owner.as_deref()),
+        ("Add a\ncanary stage", Some("dana"))
+    );
 }
 
 #[test]

@@ -4,7 +4,7 @@
 
 use sha2::{Digest, Sha256};
 
-use super::command::PostmortemVerb;
+use super::command::{DocStatus, PostmortemVerb};
 use super::error::{ServiceError, UserError};
 use super::identity::Identity;
 use super::model::{Incident, IncidentNumber};
@@ -154,6 +154,53 @@ impl IncidentService {
                 tx.set_postmortem_field(&incident.id, field.as_str(), &text, author.as_str())
                     .await?;
                 format!("{}: post-mortem {} saved.", incident.number, field.as_str())
+            }
+            PostmortemVerb::Status(status) => {
+                if status == DocStatus::Final && incident.resolved_at.is_none() {
+                    return Err(UserError::invalid(format!(
+                        "{}'s post-mortem can't be final while the incident is open; resolve it first.",
+                        incident.number
+                    ))
+                    .into());
+                }
+                tx.set_postmortem_status(
+                    &incident.id,
+                    status.as_str(),
+                    actor.identity().as_str(),
+                    now,
+                )
+                .await?;
+                tx.append_timeline(&entry(format!("Post-mortem marked {}", status.as_str())))
+                    .await?;
+                format!(
+                    "{}: the post-mortem is now {}.",
+                    incident.number,
+                    status.as_str()
+                )
+            }
+            PostmortemVerb::ReviewerAdd { who } => {
+                let who = Identity::from_user_arg(&who)?;
+                if !tx
+                    .add_reviewer(&incident.id, who.as_str(), actor.identity().as_str(), now)
+                    .await?
+                {
+                    return Err(UserError::invalid(format!(
+                        "{} already reviews {}'s post-mortem.",
+                        who.fallback_name(),
+                        incident.number
+                    ))
+                    .into());
+                }
+                tx.append_timeline(&entry(format!(
+                    "Post-mortem reviewer added: {}",
+                    who.as_str()
+                )))
+                .await?;
+                format!(
+                    "{}: {} reviews the post-mortem.",
+                    incident.number,
+                    who.fallback_name()
+                )
             }
             other @ (PostmortemVerb::Draft | PostmortemVerb::Publish) => {
                 return Err(UserError::invalid(format!(

@@ -2,8 +2,11 @@
 //! and to a standalone HTML page with an SVG timeline chart ([`render`]) through the askama
 //! templates in `templates/`.
 
+pub mod chart;
+pub mod markdown;
 pub mod overrides;
 pub mod render;
+pub mod sentences;
 pub mod view;
 
 use anyhow::Context;
@@ -26,9 +29,14 @@ pub async fn load(
     let promises = store.promises(&incident.id).await?;
     let fields = store.postmortem_fields(&incident.id).await?;
     let actions = store.action_items(&incident.id).await?;
+    let authors = store.postmortem_authors(&incident.id).await?;
+    let review = store.postmortem_review(&incident.id).await?;
     let owners = actions.iter().filter_map(|a| a.owner.as_deref());
+    let people = owners
+        .chain(authors.iter().map(String::as_str))
+        .chain(review.1.iter().map(String::as_str));
     let names = store
-        .names(crate::people::named_in(&incident, &timeline, owners))
+        .names(crate::people::named_in(&incident, &timeline, people))
         .await?;
     let facts = view::Facts {
         incident: &incident,
@@ -36,6 +44,8 @@ pub async fn load(
         promises: &promises,
         fields: &fields,
         actions: &actions,
+        authors: &authors,
+        review: &review,
         names: &names,
     };
     Ok(Some(view::build(&facts)))

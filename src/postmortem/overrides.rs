@@ -72,7 +72,7 @@ fn render_override(path: &Path, v: &PostmortemView, format: Format) -> Result<St
     let template = env
         .get_template(format.file_name())
         .map_err(|e| describe(&shown, &e))?;
-    let svg = render::svg(&v.chart);
+    let svg = v.chart.svg();
     template
         .render(context! { v => v, svg => svg })
         .map_err(|e| describe(&shown, &e))

@@ -5,9 +5,11 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+use super::chart::{self, Chart};
+use super::sentences;
 use crate::incident::command::PostmortemField;
 use crate::incident::model::Incident;
-use crate::incident::timeline::{EntryKind, TimelineEntry, format_offset, short_duration};
+use crate::incident::timeline::{EntryKind, TimelineEntry, short_duration};
 use crate::people::Names;
 use crate::store::ActionItem;
 
@@ -18,9 +20,16 @@ pub struct PostmortemView {
     pub severity: String,
     pub status: String,
     pub drill: bool,
+    /// The document's own record: when it was written, by whom.
+    pub doc: DocMeta,
     pub key_times: Vec<KeyTime>,
     pub durations: Vec<DurationRow>,
+    /// Which moment the durations count from, in words.
+    pub durations_from: String,
+    /// What happened, in sentences.
     pub timeline: Vec<Row>,
+    /// Bookkeeping (action items added or done), kept apart from what happened.
+    pub appendix: Vec<Row>,
     pub roles: Vec<RoleRow>,
     pub role_changes: Vec<Row>,
     pub updates: Vec<UpdateRow>,
@@ -28,9 +37,23 @@ pub struct PostmortemView {
     pub recent_changes: Vec<Row>,
     pub actions: Vec<ActionGroup>,
     pub sections: Vec<Section>,
-    /// Phases for the chart: (status, start offset ms, end offset ms).
     #[serde(skip)]
     pub chart: Chart,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DocMeta {
+    /// The date of the incident (its declaration), `YYYY-MM-DD`.
+    pub date: String,
+    /// `draft`, `in-review` or `final` (`postmortem status …`).
+    pub status: String,
+    /// Everyone who wrote a section, by name.
+    pub authors: Vec<String>,
+    /// The reviewers named with `postmortem reviewer add`, by name.
+    pub reviewers: Vec<String>,
+    /// The declaration and the resolution as RFC 3339, for front matter.
+    pub declared: String,
+    pub resolved: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -53,7 +76,12 @@ pub struct Row {
     pub offset: String,
     pub actor: String,
     pub kind: String,
+    /// The entry as stored, people by name.
     pub text: String,
+    /// The entry told as a sentence.
+    pub sentence: String,
+    /// The author's own Markdown (updates, notes), shown after the sentence.
+    pub body: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -84,14 +112,6 @@ pub struct Section {
     pub text: Option<String>,
 }
 
-#[derive(Debug, Clone, Default)]
-pub struct Chart {
-    pub span_ms: i64,
-    pub phases: Vec<(String, i64, i64)>,
-    pub freeze: Vec<(i64, i64)>,
-    pub updates: Vec<i64>,
-}
-
 /// Everything stored about one incident.
 pub struct Facts<'a> {
     pub incident: &'a Incident,
@@ -99,6 +119,10 @@ pub struct Facts<'a> {
     pub promises: &'a [(DateTime<Utc>, DateTime<Utc>)],
     pub fields: &'a [(String, String)],
     pub actions: &'a [ActionItem],
+    /// Who wrote the sections (identities).
+    pub authors: &'a [String],
+    /// The document's status, if one was set, and its reviewers (identities).
+    pub review: &'a (Option<String>, Vec<String>),
     /// Display names for the people the record names by identity.
     pub names: &'a Names,
 }
@@ -114,15 +138,25 @@ pub fn build(f: &Facts<'_>) -> PostmortemView {
             .map(row)
             .collect::<Vec<_>>()
     };
+    let sections = sections(f);
+    let (durations, durations_from) = durations(i);
     PostmortemView {
         number: i.number.to_string(),
         title: i.title.clone(),
         severity: i.severity.to_string(),
         status: i.status.to_string(),
         drill: i.drill,
+        doc: doc_meta(f),
         key_times: key_times(i),
-        durations: durations(i),
-        timeline: f.timeline.iter().map(row).collect(),
+        durations,
+        durations_from,
+        timeline: f
+            .timeline
+            .iter()
+            .filter(|e| e.kind != EntryKind::ActionItem)
+            .map(row)
+            .collect(),
+        appendix: of_kind(&[EntryKind::ActionItem]),
         roles: roles(i, f.names),
         role_changes: of_kind(&[EntryKind::RoleAssigned, EntryKind::Acknowledged]),
         updates: updates(f, multi_day),
@@ -148,31 +182,41 @@ pub fn build(f: &Facts<'_>) -> PostmortemView {
                     .collect(),
             })
             .collect(),
-        sections: PostmortemField::ALL
-            .into_iter()
-            .map(|field| Section {
-                title: section_title(field),
-                field: field.as_str(),
-                text: f
-                    .fields
-                    .iter()
-                    .find(|(k, _)| k == field.as_str())
-                    .map(|(_, v)| v.clone()),
-            })
-            .collect(),
+        sections,
         chart: chart(f),
     }
 }
 
-fn section_title(f: PostmortemField) -> &'static str {
-    match f {
-        PostmortemField::Summary => "Summary",
-        PostmortemField::Impact => "Impact",
-        PostmortemField::RootCause => "Root cause",
-        PostmortemField::ContributingFactors => "Contributing factors",
-        PostmortemField::WentWell => "What went well",
-        PostmortemField::WentPoorly => "What went poorly",
+fn sections(f: &Facts<'_>) -> Vec<Section> {
+    PostmortemField::ALL
+        .into_iter()
+        .map(|field| Section {
+            title: field.title(),
+            field: field.as_str(),
+            text: f
+                .fields
+                .iter()
+                .find(|(k, _)| k == field.as_str())
+                .map(|(_, v)| v.clone()),
+        })
+        .collect()
+}
+
+fn doc_meta(f: &Facts<'_>) -> DocMeta {
+    let i = f.incident;
+    let (status, reviewers) = f.review;
+    DocMeta {
+        date: i.declared_at.format("%Y-%m-%d").to_string(),
+        status: status.clone().unwrap_or_else(|| "draft".into()),
+        authors: f.authors.iter().map(|a| f.names.name(a)).collect(),
+        reviewers: reviewers.iter().map(|r| f.names.name(r)).collect(),
+        declared: rfc3339(i.declared_at),
+        resolved: i.resolved_at.map(rfc3339),
     }
+}
+
+fn rfc3339(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
 fn spans_days(f: &Facts<'_>) -> bool {
@@ -184,11 +228,15 @@ fn spans_days(f: &Facts<'_>) -> bool {
             .is_some_and(|r| r.date_naive() != f.incident.declared_at.date_naive())
 }
 
+/// `HH:MM:SS`, with the date first when the incident spans days. (Written out rather than
+/// through `format`, which parses its pattern on every call: a long timeline has thousands.)
 fn stamp(t: DateTime<Utc>, with_date: bool) -> String {
+    use chrono::{Datelike, Timelike};
+    let time = format!("{:02}:{:02}:{:02}", t.hour(), t.minute(), t.second());
     if with_date {
-        t.format("%Y-%m-%d %H:%M:%S").to_string()
+        format!("{:04}-{:02}-{:02} {time}", t.year(), t.month(), t.day())
     } else {
-        t.format("%H:%M:%S").to_string()
+        time
     }
 }
 
@@ -215,48 +263,64 @@ fn key_times(i: &Incident) -> Vec<KeyTime> {
     .collect()
 }
 
-fn durations(i: &Incident) -> Vec<DurationRow> {
-    let between = |label: &'static str,
-                   from: (&str, Option<DateTime<Utc>>),
-                   to: (&str, Option<DateTime<Utc>>)| match (from.1, to.1) {
-        (Some(a), Some(b)) if b < a => DurationRow {
+/// Where the clock starts for the durations: the impact start when it was recorded
+/// (`--started`), else the detection, else the declaration; and that choice in words.
+fn impact_start(i: &Incident) -> (DateTime<Utc>, String) {
+    let at = |t: DateTime<Utc>| format!("{} UTC", t.format("%Y-%m-%d %H:%M:%S"));
+    match (i.started_at, i.detected_at) {
+        (Some(s), _) => (s, format!("Durations count from impact start, {}.", at(s))),
+        (None, Some(d)) => (
+            d,
+            format!(
+                "Durations count from detection, {}: impact start was not recorded.",
+                at(d)
+            ),
+        ),
+        (None, None) => (
+            i.declared_at,
+            format!(
+                "Durations count from the declaration, {}: impact start was not recorded.",
+                at(i.declared_at)
+            ),
+        ),
+    }
+}
+
+fn durations(i: &Incident) -> (Vec<DurationRow>, String) {
+    let (start, basis) = impact_start(i);
+    let between = |label: &'static str, to: (&str, Option<DateTime<Utc>>)| match to.1 {
+        Some(b) if b < start => DurationRow {
             label,
-            value: format!("impossible order: {} before {}", to.0, from.0),
+            value: format!("impossible order: {} before impact start", to.0),
             flagged: true,
         },
-        (Some(a), Some(b)) => DurationRow {
+        Some(b) => DurationRow {
             label,
-            value: short_duration(b - a),
+            value: short_duration(b - start),
             flagged: false,
         },
-        _ => DurationRow {
+        None => DurationRow {
             label,
             value: "not recorded".into(),
             flagged: false,
         },
     };
-    vec![
+    let customer_facing_end = i.mitigated_at.or(i.resolved_at);
+    let rows = vec![
+        between(
+            "Customer-facing duration",
+            ("the end of impact", customer_facing_end),
+        ),
         between(
             "Time to detect",
-            ("started", i.started_at),
-            ("detected", i.detected_at),
+            ("detected", i.detected_at.or(Some(i.declared_at))),
         ),
-        between(
-            "Time to acknowledge",
-            ("declared", Some(i.declared_at)),
-            ("acknowledged", i.acknowledged_at),
-        ),
-        between(
-            "Time to mitigate",
-            ("declared", Some(i.declared_at)),
-            ("mitigated", i.mitigated_at),
-        ),
-        between(
-            "Time to resolve",
-            ("declared", Some(i.declared_at)),
-            ("resolved", i.resolved_at),
-        ),
-    ]
+        between("Time to declare", ("declared", Some(i.declared_at))),
+        between("Time to acknowledge", ("acknowledged", i.acknowledged_at)),
+        between("Time to mitigate", ("mitigated", i.mitigated_at)),
+        between("Time to resolve", ("resolved", i.resolved_at)),
+    ];
+    (rows, basis)
 }
 
 fn roles(i: &Incident, names: &Names) -> Vec<RoleRow> {
@@ -276,11 +340,15 @@ fn roles(i: &Incident, names: &Names) -> Vec<RoleRow> {
 /// A timeline entry as a row, people by their display names.
 fn named_row(f: &Facts<'_>, e: &TimelineEntry, multi_day: bool) -> Row {
     let text = f.names.text(&e.text);
+    let actor = f.names.name(&e.actor);
+    let told = sentences::tell(e.kind, &text, &actor);
     Row {
         time: stamp(e.occurred_at, multi_day),
         offset: e.offset_from(f.incident.declared_at),
-        actor: f.names.name(&e.actor),
         kind: e.kind.to_string(),
+        sentence: told.sentence,
+        body: told.body,
+        actor,
         text,
     }
 }
@@ -291,12 +359,7 @@ fn updates(f: &Facts<'_>, multi_day: bool) -> Vec<UpdateRow> {
         .iter()
         .filter(|e| e.kind == EntryKind::Update)
         .map(|e| {
-            let promise = f
-                .promises
-                .iter()
-                .rev()
-                .find(|(set, _)| *set < e.occurred_at)
-                .map(|(_, due)| *due);
+            let promise = promise_before(f, e.occurred_at);
             UpdateRow {
                 row: named_row(f, e, multi_day),
                 due: promise.map_or("no promise on record".into(), |d| stamp(d, multi_day)),
@@ -306,18 +369,38 @@ fn updates(f: &Facts<'_>, multi_day: bool) -> Vec<UpdateRow> {
         .collect()
 }
 
-/// Status phases, the freeze window and update ticks, in ms from the declaration.
+/// The promise in force when `at` came: the latest one set before it.
+fn promise_before(f: &Facts<'_>, at: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    f.promises
+        .iter()
+        .rev()
+        .find(|(set, _)| *set < at)
+        .map(|(_, due)| *due)
+}
+
+/// Status phases, the impact before the declaration, the freeze window and the updates
+/// against their promises, in ms from the chart's origin.
 fn chart(f: &Facts<'_>) -> Chart {
-    let start = f.incident.declared_at;
-    let ms = |t: DateTime<Utc>| (t - start).num_milliseconds().max(0);
+    let declared = f.incident.declared_at;
+    let origin = f
+        .incident
+        .started_at
+        .filter(|s| *s < declared)
+        .unwrap_or(declared);
+    let ms = |t: DateTime<Utc>| chart::offset(origin, t);
     let end = f
         .incident
         .resolved_at
         .or_else(|| f.timeline.last().map(|e| e.occurred_at))
-        .unwrap_or(start);
+        .unwrap_or(declared)
+        .max(declared);
     let span_ms = ms(end).max(1);
+    let declared_ms = ms(declared);
     let mut phases = Vec::new();
-    let (mut status, mut since) = ("investigating".to_string(), 0);
+    if declared_ms > 0 {
+        phases.push((chart::impact_phase(), 0, declared_ms));
+    }
+    let (mut status, mut since) = ("investigating".to_string(), declared_ms);
     for e in f
         .timeline
         .iter()
@@ -355,17 +438,16 @@ fn chart(f: &Facts<'_>) -> Chart {
         .timeline
         .iter()
         .filter(|e| e.kind == EntryKind::Update)
-        .map(|e| ms(e.occurred_at))
+        .map(|e| chart::Update {
+            at: ms(e.occurred_at),
+            due: promise_before(f, e.occurred_at).map(ms),
+        })
         .collect();
     Chart {
         span_ms,
+        declared_ms,
         phases,
         freeze,
         updates,
     }
-}
-
-/// For display: "T+1h05m" offsets are also what the chart's axis shows.
-pub fn axis_label(ms: i64) -> String {
-    format_offset(chrono::Duration::milliseconds(ms))
 }

@@ -26,7 +26,7 @@ impl Store {
             "SELECT incident_id, status, fingerprints, version FROM alert_groups WHERE group_key = $1",
         )
         .bind(group_key)
-        .fetch_optional(self.pool())
+        .fetch_optional(&mut *self.reader().await?)
         .await?;
         Ok(
             row.map(|(incident, status, fingerprints, version)| AlertGroup {

@@ -53,7 +53,7 @@ impl Store {
         )
         .bind(&incident.0)
         .bind(platform)
-        .fetch_all(self.pool())
+        .fetch_all(&mut *self.reader().await?)
         .await?)
     }
 
@@ -76,7 +76,7 @@ impl Store {
         )
         .bind(platform)
         .bind(channel_id)
-        .fetch_optional(self.pool())
+        .fetch_optional(&mut *self.reader().await?)
         .await?;
         Ok(row.map(|(n,)| IncidentNumber(n)))
     }

@@ -317,7 +317,7 @@ impl Store {
             .persistent(!only.contains("e.id IN"))
             .bind(limit)
             .bind(now_ms)
-            .fetch_all(self.pool())
+            .fetch_all(&mut *self.reader().await?)
             .await?;
         Ok(rows.into_iter().map(|(id,)| id).collect())
     }
@@ -452,7 +452,7 @@ impl Store {
         let sql = format!("SELECT {COLUMNS} FROM effects WHERE id = $1");
         let row: Option<EffectRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
             .bind(id)
-            .fetch_optional(self.pool())
+            .fetch_optional(&mut *self.reader().await?)
             .await?;
         row.map(Effect::try_from).transpose()
     }
@@ -468,7 +468,7 @@ impl Store {
         );
         let rows: Vec<EffectRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
             .persistent(false)
-            .fetch_all(self.pool())
+            .fetch_all(&mut *self.reader().await?)
             .await?;
         rows.into_iter().map(Effect::try_from).collect()
     }
@@ -493,7 +493,7 @@ impl Store {
         for incident in incidents {
             query = query.bind(&incident.0);
         }
-        let rows = query.fetch_all(self.pool()).await?;
+        let rows = query.fetch_all(&mut *self.reader().await?).await?;
         Ok(rows.into_iter().map(|(id,)| id).collect())
     }
 
@@ -507,7 +507,7 @@ impl Store {
         let sql = format!("SELECT {COLUMNS} FROM effects {filter} ORDER BY id DESC LIMIT $1");
         let rows: Vec<EffectRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
             .bind(limit)
-            .fetch_all(self.pool())
+            .fetch_all(&mut *self.reader().await?)
             .await?;
         rows.into_iter().map(Effect::try_from).collect()
     }
@@ -521,7 +521,7 @@ impl Store {
         );
         let rows: Vec<EffectRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
             .bind(limit)
-            .fetch_all(self.pool())
+            .fetch_all(&mut *self.reader().await?)
             .await?;
         rows.into_iter().map(Effect::try_from).collect()
     }
@@ -541,7 +541,7 @@ impl Store {
              FROM effects WHERE state IN ('pending', 'running'){only}"
         );
         let (min,): (Option<i64>,) = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-            .fetch_one(self.pool())
+            .fetch_one(&mut *self.reader().await?)
             .await?;
         Ok(min.map(from_ms))
     }
@@ -551,7 +551,7 @@ impl Store {
         let (min,): (Option<i64>,) =
             sqlx::query_as("SELECT MIN(run_at) FROM effects WHERE kind = $1 AND state = 'pending'")
                 .bind(kind)
-                .fetch_one(self.pool())
+                .fetch_one(&mut *self.reader().await?)
                 .await?;
         Ok(min.map(from_ms))
     }
@@ -566,7 +566,7 @@ impl Store {
              FROM effects",
         )
         .bind(to_ms(now))
-        .fetch_one(self.pool())
+        .fetch_one(&mut *self.reader().await?)
         .await?;
         let oldest_due_age_secs = oldest.map(|t| (to_ms(now) - t).max(0) / 1000).unwrap_or(0);
         Ok(EffectCounts {

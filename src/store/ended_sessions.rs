@@ -36,7 +36,7 @@ impl Store {
         let row: Option<(i64,)> =
             sqlx::query_as("SELECT expires_at FROM ended_sessions WHERE nonce = $1")
                 .bind(nonce)
-                .fetch_optional(self.pool())
+                .fetch_optional(&mut *self.reader().await?)
                 .await?;
         Ok(row.is_some())
     }

@@ -156,7 +156,7 @@ impl Store {
         let sql = format!("SELECT {COLUMNS} FROM freeze_exemptions WHERE LOWER(repo) = LOWER($1)");
         Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
             .bind(repo)
-            .fetch_all(self.pool())
+            .fetch_all(&mut *self.reader().await?)
             .await?)
     }
 
@@ -176,7 +176,7 @@ impl Store {
         for repo in repos {
             query = query.bind(*repo);
         }
-        Ok(query.fetch_all(self.pool()).await?)
+        Ok(query.fetch_all(&mut *self.reader().await?).await?)
     }
 
     /// Ends `attempt` in `state` (one of [`state`]) with `outcome`, if it is still pending.

@@ -157,7 +157,7 @@ impl Store {
     pub async fn freeze_scopes(&self) -> anyhow::Result<Vec<FreezeScope>> {
         let sql = format!("SELECT {SCOPE_COLUMNS} FROM freeze_scopes ORDER BY scope");
         let rows: Vec<ScopeRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-            .fetch_all(self.pool())
+            .fetch_all(&mut *self.reader().await?)
             .await?;
         Ok(rows.into_iter().map(FreezeScope::from).collect())
     }
@@ -166,7 +166,7 @@ impl Store {
     pub async fn freeze_generation(&self) -> anyhow::Result<i64> {
         let (g,): (i64,) =
             sqlx::query_as("SELECT value FROM counters WHERE name = 'freeze_generation'")
-                .fetch_one(self.pool())
+                .fetch_one(&mut *self.reader().await?)
                 .await?;
         Ok(g)
     }
@@ -228,7 +228,7 @@ impl Store {
             "SELECT target, scope, desired, actual, ruleset_id, applied_generation, verified_at, last_error, error_at, retry_at \
              FROM freeze_targets ORDER BY target",
         )
-        .fetch_all(self.pool())
+        .fetch_all(&mut *self.reader().await?)
         .await?)
     }
 
@@ -256,7 +256,7 @@ impl Store {
         )
         .bind(repo)
         .bind(sha)
-        .fetch_optional(self.pool())
+        .fetch_optional(&mut *self.reader().await?)
         .await?;
         Ok(
             row.map(|(state, generation, drill, description)| WrittenStatus {
@@ -302,7 +302,7 @@ impl Store {
              WHERE repo = $1 AND (state = 'failure' OR drill = 1) ORDER BY pr_number",
         )
         .bind(repo)
-        .fetch_all(self.pool())
+        .fetch_all(&mut *self.reader().await?)
         .await?)
     }
 }
@@ -512,7 +512,7 @@ impl Store {
     pub async fn freeze_holds(&self) -> anyhow::Result<Vec<FreezeHold>> {
         let sql = format!("{HOLD_SELECT}{HOLD_ORDER}");
         let rows: Vec<HoldRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-            .fetch_all(self.pool())
+            .fetch_all(&mut *self.reader().await?)
             .await?;
         Ok(rows.into_iter().map(FreezeHold::from).collect())
     }

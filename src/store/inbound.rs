@@ -140,7 +140,7 @@ impl Store {
         .bind(delivery.source)
         .bind(&delivery.id)
         .bind(delivery.cutoff_ms())
-        .fetch_optional(self.pool())
+        .fetch_optional(&mut *self.reader().await?)
         .await?;
         Ok(match row {
             None => Seen::No,
@@ -161,7 +161,7 @@ impl Store {
         .bind(delivery.source)
         .bind(&delivery.id)
         .bind(delivery.cutoff_ms())
-        .fetch_optional(self.pool())
+        .fetch_optional(&mut *self.reader().await?)
         .await?;
         Ok(
             row.map(|(request, reply, incident, received)| DeliveryRecord {

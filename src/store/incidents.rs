@@ -168,7 +168,7 @@ impl Store {
         let sql = format!("SELECT {COLUMNS} FROM incidents WHERE id = $1");
         let row: Option<IncidentRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
             .bind(&id.0)
-            .fetch_optional(self.pool())
+            .fetch_optional(&mut *self.reader().await?)
             .await?;
         row.map(Incident::try_from).transpose()
     }
@@ -180,7 +180,7 @@ impl Store {
         let sql = format!("SELECT {COLUMNS} FROM incidents WHERE number = $1");
         let row: Option<IncidentRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
             .bind(number.0)
-            .fetch_optional(self.pool())
+            .fetch_optional(&mut *self.reader().await?)
             .await?;
         row.map(Incident::try_from).transpose()
     }
@@ -196,7 +196,7 @@ impl Store {
         );
         let rows: Vec<IncidentRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
             .bind(to_ms(now))
-            .fetch_all(self.pool())
+            .fetch_all(&mut *self.reader().await?)
             .await?;
         rows.into_iter().map(Incident::try_from).collect()
     }
@@ -215,7 +215,7 @@ impl Store {
         let sql = format!("SELECT {COLUMNS} FROM incidents {filter} ORDER BY number DESC LIMIT $1");
         let rows: Vec<IncidentRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
             .bind(limit)
-            .fetch_all(self.pool())
+            .fetch_all(&mut *self.reader().await?)
             .await?;
         rows.into_iter().map(Incident::try_from).collect()
     }
@@ -230,7 +230,7 @@ impl Store {
         );
         let rows: Vec<IncidentRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
             .bind(limit)
-            .fetch_all(self.pool())
+            .fetch_all(&mut *self.reader().await?)
             .await?;
         rows.into_iter().map(Incident::try_from).collect()
     }
@@ -241,7 +241,7 @@ impl Store {
             "SELECT COUNT(*), COALESCE(SUM(CASE WHEN status <> 'resolved' THEN 1 ELSE 0 END), 0) \
              FROM incidents",
         )
-        .fetch_one(self.pool())
+        .fetch_one(&mut *self.reader().await?)
         .await?;
         Ok((total, open))
     }

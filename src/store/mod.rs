@@ -16,6 +16,7 @@ mod incidents;
 mod outcomes;
 mod people;
 mod postmortem;
+mod sqlite;
 mod timeline;
 mod tokens;
 mod workers;
@@ -27,7 +28,10 @@ use std::time::Duration;
 use anyhow::Context;
 use chrono::{DateTime, TimeZone, Utc};
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
-use sqlx::{Any, AnyPool, Executor, Transaction};
+use sqlx::pool::PoolConnection;
+use sqlx::{Any, AnyConnection, AnyPool, Transaction};
+
+use sqlite::{End, Sqlite, WritersGuard};
 
 pub use alert_groups::AlertGroup;
 pub use chat_refs::ChatRef;
@@ -53,29 +57,19 @@ pub enum Backend {
 /// A handle on the database; cheap to clone.
 #[derive(Clone)]
 pub struct Store {
-    pool: AnyPool,
-    /// SQLite only: connections for background writes, with `synchronous = NORMAL`.
-    background: Option<AnyPool>,
+    db: Db,
     backend: Backend,
-    /// SQLite allows one writer at a time. Queueing writers here, in arrival order, keeps
-    /// them out of SQLite's busy-wait (which sleeps in growing steps and turns contention
-    /// into 100 ms tails). Postgres has row locks and needs none.
-    writer: Option<Arc<WriterLock>>,
     /// Writes the worker's outcomes in batches (absent on the writer's own handle).
     outcomes: Option<outcomes::OutcomeWriter>,
 }
 
-/// The SQLite writer queue, and who holds it (for the log when someone waits too long).
-///
-/// Commands (someone is waiting for the answer) go before background work (the effects
-/// worker's claims, outcomes and heartbeats): a background writer steps aside while any
-/// command is waiting, so a busy queue costs a command at most one background transaction.
-#[derive(Default)]
-struct WriterLock {
-    queue: Arc<tokio::sync::Mutex<()>>,
-    commands_waiting: std::sync::atomic::AtomicUsize,
-    no_commands_waiting: tokio::sync::Notify,
-    holder: std::sync::Mutex<Option<&'static std::panic::Location<'static>>>,
+/// The connections. Postgres: a pool. SQLite allows one writer at a time: writers queue in
+/// [`sqlite::WriterLock`], in arrival order, which keeps them out of SQLite's busy-wait
+/// (it sleeps in growing steps and turns contention into 100 ms tails).
+#[derive(Clone)]
+enum Db {
+    Postgres(AnyPool),
+    Sqlite(Arc<Sqlite>),
 }
 
 /// Whether a write transaction is on someone's critical path.
@@ -84,10 +78,6 @@ pub enum Priority {
     Command,
     Background,
 }
-
-/// A writer waiting this long is logged with the holder's location: a stuck writer stops
-/// every command, and the location is what you need to find it.
-const WRITER_WAIT_WARNING: Duration = Duration::from_secs(2);
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -103,36 +93,22 @@ impl Store {
     pub async fn connect(url: &str) -> anyhow::Result<Self> {
         install_default_drivers();
         let backend = backend_of(url)?;
-        let url = match backend {
-            Backend::Sqlite => sqlite_url_with_create(url),
-            Backend::Postgres => postgres_url_on_loopback(url),
-        };
-        let (pool, background) = match backend {
-            // What a command commits (the incident, its timeline, the effects it owes) is
-            // fsynced before the reply (`synchronous = FULL`). Background bookkeeping (claims,
-            // outcomes, heartbeats) uses its own connections with `NORMAL`: in WAL mode the
-            // next command's fsync makes it durable too, and a power cut before that only
-            // means an effect runs again, which effects are built for.
-            Backend::Sqlite => (
-                sqlite_pool(&url, "FULL", 8).await?,
-                Some(sqlite_pool(&url, "NORMAL", 2).await?),
-            ),
-            Backend::Postgres => {
-                let pool = AnyPoolOptions::new()
+        let db = match backend {
+            Backend::Sqlite => {
+                Db::Sqlite(Arc::new(Sqlite::open(&sqlite::url_with_create(url)).await?))
+            }
+            Backend::Postgres => Db::Postgres(
+                AnyPoolOptions::new()
                     .max_connections(16)
                     .acquire_timeout(Duration::from_secs(10))
-                    .connect(&url)
+                    .connect(&postgres_url_on_loopback(url))
                     .await
-                    .context("could not open the Postgres database")?;
-                (pool, None)
-            }
+                    .context("could not open the Postgres database")?,
+            ),
         };
-        let writer = (backend == Backend::Sqlite).then(|| Arc::new(WriterLock::default()));
         let mut store = Self {
-            pool,
-            background,
+            db,
             backend,
-            writer,
             outcomes: None,
         };
         store.outcomes = Some(outcomes::OutcomeWriter::start(store.clone()));
@@ -166,7 +142,7 @@ impl Store {
             return Ok(());
         }
         migrator
-            .run(&self.pool)
+            .run(&mut *self.reader().await?)
             .await
             .context("migrating the database")
     }
@@ -174,10 +150,13 @@ impl Store {
     /// Whether every migration is recorded as applied with the checksum it has now. Any
     /// doubt (no table yet, a failed or changed migration) says no, and the migrator decides.
     async fn is_current(&self, migrator: &sqlx::migrate::Migrator) -> bool {
+        let Ok(mut conn) = self.reader().await else {
+            return false;
+        };
         let applied: Vec<(i64, Vec<u8>)> = match sqlx::query_as(
             "SELECT version, checksum FROM _sqlx_migrations WHERE success ORDER BY version",
         )
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *conn)
         .await
         {
             Ok(rows) => rows,
@@ -223,21 +202,20 @@ impl Store {
         caller: &'static std::panic::Location<'static>,
         priority: Priority,
     ) -> anyhow::Result<Tx> {
-        let writer = match &self.writer {
-            Some(lock) => Some(lock.acquire(caller, priority).await),
-            None => None,
-        };
-        let inner = match (self.backend, priority, &self.background) {
-            (Backend::Sqlite, Priority::Background, Some(background)) => {
-                background.begin_with("BEGIN IMMEDIATE").await?
+        let inner = match &self.db {
+            Db::Sqlite(sqlite) => {
+                let mut writers = sqlite.writer.acquire(caller, priority).await;
+                writers.begin(priority).await?;
+                TxConn::Writer {
+                    writers: Some(writers),
+                    priority,
+                }
             }
-            (Backend::Sqlite, _, _) => self.pool.begin_with("BEGIN IMMEDIATE").await?,
-            (Backend::Postgres, _, _) => self.pool.begin().await?,
+            Db::Postgres(pool) => TxConn::Pooled(Some(pool.begin().await?)),
         };
         Ok(Tx {
             inner,
             backend: self.backend,
-            _writer: writer,
         })
     }
 
@@ -246,10 +224,10 @@ impl Store {
     /// connection dies with its process). `None` if another replica holds it. SQLite is a
     /// single process, so it always gets the lock.
     pub async fn reconcile_lock(&self) -> anyhow::Result<Option<ReconcileLock>> {
-        if self.backend == Backend::Sqlite {
+        let Db::Postgres(pool) = &self.db else {
             return Ok(Some(ReconcileLock { conn: None }));
-        }
-        let mut conn = self.pool.acquire().await?;
+        };
+        let mut conn = pool.acquire().await?;
         let (locked,): (bool,) = sqlx::query_as("SELECT pg_try_advisory_lock($1)")
             .bind(RECONCILE_LOCK_KEY)
             .fetch_one(&mut *conn)
@@ -258,14 +236,19 @@ impl Store {
     }
 
     pub async fn close(&self) {
-        self.pool.close().await;
-        if let Some(background) = &self.background {
-            background.close().await;
+        match &self.db {
+            Db::Postgres(pool) => pool.close().await,
+            Db::Sqlite(sqlite) => sqlite.close().await,
         }
     }
 
-    pub(crate) fn pool(&self) -> &AnyPool {
-        &self.pool
+    /// A connection for reads (a pooled one on Postgres, a reader on SQLite), given back
+    /// when dropped: `query.fetch_all(&mut *self.reader().await?)`.
+    pub(crate) async fn reader(&self) -> anyhow::Result<ReadConn> {
+        Ok(match &self.db {
+            Db::Postgres(pool) => ReadConn::Pooled(pool.acquire().await?),
+            Db::Sqlite(sqlite) => ReadConn::Sqlite(sqlite.reader().await?),
+        })
     }
 }
 
@@ -303,96 +286,123 @@ impl Drop for ReconcileLock {
     }
 }
 
-/// One command waiting for the writer; background writers step aside while any exist.
-struct CommandWaiting<'a>(&'a WriterLock);
-
-impl<'a> CommandWaiting<'a> {
-    fn new(lock: &'a WriterLock) -> Self {
-        lock.commands_waiting
-            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        Self(lock)
-    }
+/// A connection for reads; see [`Store::reader`].
+pub(crate) enum ReadConn {
+    Pooled(PoolConnection<Any>),
+    Sqlite(sqlite::Reader),
 }
 
-impl Drop for CommandWaiting<'_> {
-    fn drop(&mut self) {
-        if self
-            .0
-            .commands_waiting
-            .fetch_sub(1, std::sync::atomic::Ordering::SeqCst)
-            == 1
-        {
-            self.0.no_commands_waiting.notify_waiters();
+impl std::ops::Deref for ReadConn {
+    type Target = AnyConnection;
+
+    fn deref(&self) -> &AnyConnection {
+        match self {
+            ReadConn::Pooled(c) => c,
+            ReadConn::Sqlite(c) => c,
         }
     }
 }
 
-impl WriterLock {
-    async fn acquire(
-        &self,
-        caller: &'static std::panic::Location<'static>,
-        priority: Priority,
-    ) -> tokio::sync::OwnedMutexGuard<()> {
-        use std::sync::atomic::Ordering::SeqCst;
-        let guard = match priority {
-            Priority::Command => {
-                // Counted until it holds the queue, or until the wait is cancelled.
-                let waiting = CommandWaiting::new(self);
-                let guard = self.wait_logged(caller).await;
-                drop(waiting);
-                guard
-            }
-            Priority::Background => loop {
-                let idle = self.no_commands_waiting.notified();
-                tokio::pin!(idle);
-                idle.as_mut().enable();
-                if self.commands_waiting.load(SeqCst) > 0 {
-                    idle.await;
-                    continue;
-                }
-                let guard = self.wait_logged(caller).await;
-                if self.commands_waiting.load(SeqCst) == 0 {
-                    break guard;
-                }
-                // A command arrived while we queued: let it go first.
-            },
-        };
-        *self.holder.lock().unwrap_or_else(|e| e.into_inner()) = Some(caller);
-        guard
-    }
-
-    async fn wait_logged(
-        &self,
-        caller: &'static std::panic::Location<'static>,
-    ) -> tokio::sync::OwnedMutexGuard<()> {
-        let wait = Arc::clone(&self.queue).lock_owned();
-        tokio::pin!(wait);
-        match tokio::time::timeout(WRITER_WAIT_WARNING, &mut wait).await {
-            Ok(guard) => guard,
-            Err(_) => {
-                let holder = *self.holder.lock().unwrap_or_else(|e| e.into_inner());
-                tracing::warn!(waiter = %caller, holder = ?holder.map(|h| h.to_string()), "waiting more than 2 s for the SQLite writer");
-                wait.await
-            }
+impl std::ops::DerefMut for ReadConn {
+    fn deref_mut(&mut self) -> &mut AnyConnection {
+        match self {
+            ReadConn::Pooled(c) => c,
+            ReadConn::Sqlite(c) => c,
         }
     }
 }
 
 /// A write transaction. Dropping it without [`Tx::commit`] rolls back.
 pub struct Tx {
-    inner: Transaction<'static, Any>,
+    inner: TxConn,
     backend: Backend,
-    /// Held until the transaction ends (declared last, so it is released after it).
-    _writer: Option<tokio::sync::OwnedMutexGuard<()>>,
+}
+
+/// The connection a [`Tx`] writes on; dereferences to it for the queries.
+enum TxConn {
+    /// Postgres: a pooled connection in a sqlx transaction (`None` once it has ended).
+    Pooled(Option<Transaction<'static, Any>>),
+    /// SQLite: the writer queue's connection for `priority`, held until the transaction
+    /// ends (`None` only once it has been handed to the rollback of a dropped `Tx`).
+    Writer {
+        writers: Option<WritersGuard>,
+        priority: Priority,
+    },
+}
+
+impl std::ops::Deref for TxConn {
+    type Target = AnyConnection;
+
+    fn deref(&self) -> &AnyConnection {
+        match self {
+            TxConn::Pooled(tx) => tx.as_ref().expect("a live transaction"),
+            TxConn::Writer { writers, priority } => {
+                let writers = writers
+                    .as_ref()
+                    .expect("a live transaction holds the writer");
+                match priority {
+                    Priority::Command => &writers.command,
+                    Priority::Background => &writers.background,
+                }
+            }
+        }
+    }
+}
+
+impl std::ops::DerefMut for TxConn {
+    fn deref_mut(&mut self) -> &mut AnyConnection {
+        match self {
+            TxConn::Pooled(tx) => tx.as_mut().expect("a live transaction"),
+            TxConn::Writer { writers, priority } => writers
+                .as_mut()
+                .expect("a live transaction holds the writer")
+                .conn(*priority),
+        }
+    }
+}
+
+impl Drop for TxConn {
+    /// A SQLite transaction dropped unfinished (an error, a cancelled request) is rolled back
+    /// by a task that holds the writer until it is done; if no runtime is left to run it,
+    /// the next holder rolls back first. (sqlx rolls back a dropped Postgres transaction.)
+    fn drop(&mut self) {
+        let TxConn::Writer { writers, .. } = self else {
+            return;
+        };
+        let Some(mut writers) = writers.take().filter(|w| w.open.is_some()) else {
+            return;
+        };
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                if let Err(e) = writers.finish(End::Rollback).await {
+                    tracing::warn!(error = %format!("{e:#}"), "rolling back an abandoned write failed");
+                }
+            });
+        }
+    }
 }
 
 impl Tx {
     pub async fn commit(self) -> anyhow::Result<()> {
-        self.inner.commit().await.context("committing")
+        self.finish(End::Commit).await.context("committing")
     }
 
     pub async fn rollback(self) -> anyhow::Result<()> {
-        self.inner.rollback().await.context("rolling back")
+        self.finish(End::Rollback).await.context("rolling back")
+    }
+
+    async fn finish(mut self, end: End) -> anyhow::Result<()> {
+        match &mut self.inner {
+            TxConn::Writer { writers, .. } => match writers.as_mut() {
+                Some(w) => w.finish(end).await,
+                None => Ok(()),
+            },
+            TxConn::Pooled(tx) => match (tx.take(), end) {
+                (Some(tx), End::Commit) => Ok(tx.commit().await?),
+                (Some(tx), End::Rollback) => Ok(tx.rollback().await?),
+                (None, _) => Ok(()),
+            },
+        }
     }
 
     /// `FOR UPDATE` on Postgres; SQLite already holds the database write lock.
@@ -402,28 +412,6 @@ impl Tx {
             Backend::Postgres => " FOR UPDATE",
         }
     }
-}
-
-/// A SQLite pool in WAL mode with foreign keys on, committing with `synchronous`.
-async fn sqlite_pool(url: &str, synchronous: &'static str, size: u32) -> anyhow::Result<AnyPool> {
-    AnyPoolOptions::new()
-        .max_connections(size)
-        .acquire_timeout(Duration::from_secs(10))
-        .after_connect(move |conn, _| {
-            Box::pin(async move {
-                conn.execute("PRAGMA journal_mode = WAL").await?;
-                conn.execute("PRAGMA foreign_keys = ON").await?;
-                conn.execute(sqlx::AssertSqlSafe(format!(
-                    "PRAGMA synchronous = {synchronous}"
-                )))
-                .await?;
-                conn.execute("PRAGMA busy_timeout = 10000").await?;
-                Ok(())
-            })
-        })
-        .connect(url)
-        .await
-        .context("could not open the SQLite database")
 }
 
 fn backend_of(url: &str) -> anyhow::Result<Backend> {
@@ -453,16 +441,6 @@ fn postgres_url_on_loopback(url: &str) -> String {
     }
     let joiner = if parsed.query().is_some() { '&' } else { '?' };
     format!("{url}{joiner}sslmode=disable")
-}
-
-fn sqlite_url_with_create(url: &str) -> String {
-    if url.contains("mode=") {
-        url.to_string()
-    } else if url.contains('?') {
-        format!("{url}&mode=rwc")
-    } else {
-        format!("{url}?mode=rwc")
-    }
 }
 
 /// Times are stored as epoch milliseconds: portable across both backends and exact to the ms.
@@ -495,11 +473,11 @@ mod tests {
     #[test]
     fn sqlite_urls_create_the_file() {
         assert_eq!(
-            sqlite_url_with_create("sqlite://firebreak.db"),
+            sqlite::url_with_create("sqlite://firebreak.db"),
             "sqlite://firebreak.db?mode=rwc"
         );
         assert_eq!(
-            sqlite_url_with_create("sqlite://x.db?mode=ro"),
+            sqlite::url_with_create("sqlite://x.db?mode=ro"),
             "sqlite://x.db?mode=ro"
         );
         assert!(backend_of("mysql://x").is_err());

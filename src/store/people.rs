@@ -23,7 +23,7 @@ impl Store {
         let row: Option<(String, Option<i64>)> =
             sqlx::query_as("SELECT display_name, fetched_at FROM people WHERE identity = $1")
                 .bind(identity.as_str())
-                .fetch_optional(self.pool())
+                .fetch_optional(&mut *self.reader().await?)
                 .await?;
         Ok(row.map(|(display_name, fetched_at)| Person {
             display_name,
@@ -53,7 +53,7 @@ impl Store {
             for identity in chunk {
                 query = query.bind(*identity);
             }
-            names.extend(query.fetch_all(self.pool()).await?);
+            names.extend(query.fetch_all(&mut *self.reader().await?).await?);
         }
         Ok(Names::new(names))
     }

@@ -47,6 +47,48 @@ impl Tx {
         Ok(())
     }
 
+    /// Moves the document to `status` (draft, in-review, final).
+    pub async fn set_postmortem_status(
+        &mut self,
+        incident: &IncidentId,
+        status: &str,
+        by: &str,
+        at: DateTime<Utc>,
+    ) -> anyhow::Result<()> {
+        sqlx::query(
+            "INSERT INTO postmortem_docs (incident_id, status, updated_by, updated_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (incident_id) DO UPDATE SET status = excluded.status, updated_by = excluded.updated_by, updated_at = excluded.updated_at",
+        )
+        .bind(&incident.0)
+        .bind(status)
+        .bind(by)
+        .bind(to_ms(at))
+        .execute(&mut *self.inner)
+        .await?;
+        Ok(())
+    }
+
+    /// Names a reviewer; `false` if they were named already.
+    pub async fn add_reviewer(
+        &mut self,
+        incident: &IncidentId,
+        reviewer: &str,
+        by: &str,
+        at: DateTime<Utc>,
+    ) -> anyhow::Result<bool> {
+        let done = sqlx::query(
+            "INSERT INTO postmortem_reviewers (incident_id, reviewer, added_by, added_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (incident_id, reviewer) DO NOTHING",
+        )
+        .bind(&incident.0)
+        .bind(reviewer)
+        .bind(by)
+        .bind(to_ms(at))
+        .execute(&mut *self.inner)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
     pub async fn set_postmortem_field(
         &mut self,
         incident: &IncidentId,
@@ -122,7 +164,7 @@ impl Store {
             "SELECT set_at, due_at FROM update_promises WHERE incident_id = $1 ORDER BY set_at",
         )
         .bind(&incident.0)
-        .fetch_all(self.pool())
+        .fetch_all(&mut *self.reader().await?)
         .await?;
         Ok(rows
             .into_iter()
@@ -138,14 +180,49 @@ impl Store {
             "SELECT field, text FROM postmortem_fields WHERE incident_id = $1 ORDER BY field",
         )
         .bind(&incident.0)
-        .fetch_all(self.pool())
+        .fetch_all(&mut *self.reader().await?)
         .await?)
+    }
+
+    /// The document's status (`None` until someone sets one: a draft) and its reviewers
+    /// (identities, in the order they were named).
+    pub async fn postmortem_review(
+        &self,
+        incident: &IncidentId,
+    ) -> anyhow::Result<(Option<String>, Vec<String>)> {
+        let status: Option<(String,)> =
+            sqlx::query_as("SELECT status FROM postmortem_docs WHERE incident_id = $1")
+                .bind(&incident.0)
+                .fetch_optional(&mut *self.reader().await?)
+                .await?;
+        let reviewers: Vec<(String,)> = sqlx::query_as(
+            "SELECT reviewer FROM postmortem_reviewers WHERE incident_id = $1 ORDER BY added_at, reviewer",
+        )
+        .bind(&incident.0)
+        .fetch_all(&mut *self.reader().await?)
+        .await?;
+        Ok((
+            status.map(|(s,)| s),
+            reviewers.into_iter().map(|(r,)| r).collect(),
+        ))
+    }
+
+    /// Who wrote the post-mortem's sections (identities), in the order they first wrote.
+    pub async fn postmortem_authors(&self, incident: &IncidentId) -> anyhow::Result<Vec<String>> {
+        let rows: Vec<(String,)> = sqlx::query_as(
+            "SELECT updated_by FROM postmortem_fields WHERE incident_id = $1 \
+             GROUP BY updated_by ORDER BY MIN(updated_at), updated_by",
+        )
+        .bind(&incident.0)
+        .fetch_all(&mut *self.reader().await?)
+        .await?;
+        Ok(rows.into_iter().map(|(who,)| who).collect())
     }
 
     pub async fn action_items(&self, incident: &IncidentId) -> anyhow::Result<Vec<ActionItem>> {
         Ok(sqlx::query_as("SELECT number, text, owner, term, done FROM action_items WHERE incident_id = $1 ORDER BY number")
             .bind(&incident.0)
-            .fetch_all(self.pool())
+            .fetch_all(&mut *self.reader().await?)
             .await?)
     }
 }

@@ -76,7 +76,7 @@ impl Store {
              FROM timeline_entries WHERE incident_id = $1 ORDER BY occurred_at, id",
         )
         .bind(&incident.0)
-        .fetch_all(self.pool())
+        .fetch_all(&mut *self.reader().await?)
         .await?;
         rows.into_iter().map(TimelineEntry::try_from).collect()
     }
@@ -90,7 +90,7 @@ impl Store {
              FROM timeline_entries WHERE incident_id = $1 ORDER BY occurred_at, id",
         )
         .bind(&incident.0)
-        .fetch_all(self.pool())
+        .fetch_all(&mut *self.reader().await?)
         .await?;
         rows.into_iter()
             .map(|(id, occurred_ms, actor, kind, text)| {
@@ -117,7 +117,7 @@ impl Store {
         )
         .bind(&incident.0)
         .bind(kind.as_str())
-        .fetch_optional(self.pool())
+        .fetch_optional(&mut *self.reader().await?)
         .await?;
         row.map(TimelineEntry::try_from).transpose()
     }
@@ -129,7 +129,7 @@ impl Store {
              FROM timeline_entries WHERE incident_id IS NULL ORDER BY id DESC LIMIT $1",
         )
         .bind(limit)
-        .fetch_all(self.pool())
+        .fetch_all(&mut *self.reader().await?)
         .await?;
         rows.into_iter().map(TimelineEntry::try_from).collect()
     }
@@ -148,7 +148,7 @@ impl Store {
         )
         .bind(after)
         .bind(limit)
-        .fetch_all(self.pool())
+        .fetch_all(&mut *self.reader().await?)
         .await?;
         rows.into_iter().map(TimelineEntry::try_from).collect()
     }
@@ -157,7 +157,7 @@ impl Store {
     /// given no place to start from.
     pub async fn last_timeline_id(&self) -> anyhow::Result<i64> {
         let row: (Option<i64>,) = sqlx::query_as("SELECT MAX(id) FROM timeline_entries")
-            .fetch_one(self.pool())
+            .fetch_one(&mut *self.reader().await?)
             .await?;
         Ok(row.0.unwrap_or(0))
     }

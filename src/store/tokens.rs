@@ -82,7 +82,7 @@ impl Store {
         let sql =
             format!("SELECT {COLUMNS} FROM api_tokens WHERE revoked_at IS NULL ORDER BY name");
         let rows: Vec<Row> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-            .fetch_all(self.pool())
+            .fetch_all(&mut *self.reader().await?)
             .await?;
         rows.into_iter().map(decode).collect()
     }
@@ -94,7 +94,7 @@ impl Store {
         );
         let row: Option<Row> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
             .bind(hash)
-            .fetch_optional(self.pool())
+            .fetch_optional(&mut *self.reader().await?)
             .await?;
         row.map(decode).transpose()
     }
@@ -104,7 +104,7 @@ impl Store {
         let sql = format!("SELECT {COLUMNS} FROM api_tokens WHERE id = $1 AND revoked_at IS NULL");
         let row: Option<Row> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
             .bind(id)
-            .fetch_optional(self.pool())
+            .fetch_optional(&mut *self.reader().await?)
             .await?;
         row.map(decode).transpose()
     }

@@ -43,7 +43,7 @@ impl Store {
     pub async fn workers(&self) -> anyhow::Result<Vec<WorkerRow>> {
         Ok(
             sqlx::query_as("SELECT id, hostname, pid, heartbeat_at FROM workers ORDER BY id")
-                .fetch_all(self.pool())
+                .fetch_all(&mut *self.reader().await?)
                 .await?,
         )
     }

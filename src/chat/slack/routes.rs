@@ -635,6 +635,9 @@ fn people_by_id(
                 term,
             })
         }
+        Verb::Postmortem(PostmortemVerb::ReviewerAdd { who }) => {
+            Verb::Postmortem(PostmortemVerb::ReviewerAdd { who: by_id(who)? })
+        }
         other => other,
     };
     let cmd = Command { target, verb };

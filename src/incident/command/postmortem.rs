@@ -28,6 +28,41 @@ pub enum PostmortemVerb {
     ActionDone {
         number: i64,
     },
+    /// Move the document along: draft, in review, final.
+    Status(DocStatus),
+    /// Name someone who reviews the document.
+    ReviewerAdd {
+        who: String,
+    },
+}
+
+/// Where the post-mortem document is in its review.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DocStatus {
+    Draft,
+    InReview,
+    Final,
+}
+
+impl DocStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Draft => "draft",
+            Self::InReview => "in-review",
+            Self::Final => "final",
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<Self, UserError> {
+        match s.to_ascii_lowercase().replace('_', "-").as_str() {
+            "draft" => Ok(Self::Draft),
+            "in-review" | "review" | "inreview" => Ok(Self::InReview),
+            "final" => Ok(Self::Final),
+            _ => Err(UserError::invalid(format!(
+                "\"{s}\" is not a post-mortem status; use draft, in-review or final."
+            ))),
+        }
+    }
 }
 
 /// When an action item should be done.
@@ -53,20 +88,34 @@ impl Term {
 pub enum PostmortemField {
     Summary,
     Impact,
+    /// What set it off (a deploy, a config push, a traffic spike).
+    Trigger,
+    /// How it was noticed, and what would have noticed it sooner.
+    Detection,
     RootCause,
     ContributingFactors,
+    /// How it was stopped and how service came back.
+    Resolution,
     WentWell,
+    /// What went wrong (`went-poorly` is its first name and still accepted).
     WentPoorly,
+    /// Where we got lucky.
+    Lucky,
 }
 
 impl PostmortemField {
-    pub const ALL: [PostmortemField; 6] = [
+    /// In the order the document shows them.
+    pub const ALL: [PostmortemField; 10] = [
         Self::Summary,
         Self::Impact,
+        Self::Trigger,
+        Self::Detection,
         Self::RootCause,
         Self::ContributingFactors,
+        Self::Resolution,
         Self::WentWell,
         Self::WentPoorly,
+        Self::Lucky,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -77,16 +126,47 @@ impl PostmortemField {
             Self::ContributingFactors => "contributing-factors",
             Self::WentWell => "went-well",
             Self::WentPoorly => "went-poorly",
+            Self::Trigger => "trigger",
+            Self::Detection => "detection",
+            Self::Resolution => "resolution",
+            Self::Lucky => "lucky",
+        }
+    }
+
+    /// The section's heading in the document.
+    pub fn title(self) -> &'static str {
+        match self {
+            Self::Summary => "Summary",
+            Self::Impact => "Impact",
+            Self::Trigger => "Trigger",
+            Self::Detection => "Detection",
+            Self::RootCause => "Root cause",
+            Self::ContributingFactors => "Contributing factors",
+            Self::Resolution => "Resolution and recovery",
+            Self::WentWell => "What went well",
+            Self::WentPoorly => "What went wrong",
+            Self::Lucky => "Where we got lucky",
         }
     }
 
     pub fn parse(s: &str) -> Result<Self, UserError> {
         let norm = s.to_ascii_lowercase().replace('_', "-");
-        Self::ALL.into_iter().find(|f| f.as_str() == norm).ok_or_else(|| {
-            UserError::invalid(format!(
-                "\"{s}\" is not a post-mortem section; use summary, impact, root-cause, contributing-factors, went-well or went-poorly."
-            ))
-        })
+        let norm = match norm.as_str() {
+            "went-wrong" => "went-poorly",
+            "got-lucky" | "where-we-got-lucky" => "lucky",
+            "recovery" => "resolution",
+            other => other,
+        };
+        Self::ALL
+            .into_iter()
+            .find(|f| f.as_str() == norm)
+            .ok_or_else(|| {
+                let names: Vec<&str> = Self::ALL.iter().map(|f| f.as_str()).collect();
+                UserError::invalid(format!(
+                    "\"{s}\" is not a post-mortem section; use one of {}.",
+                    names.join(", ")
+                ))
+            })
     }
 }
 
@@ -98,15 +178,20 @@ impl PostmortemVerb {
             Self::Set { .. } => "postmortem set",
             Self::ActionAdd { .. } => "action add",
             Self::ActionDone { .. } => "action done",
+            Self::Status(_) => "postmortem status",
+            Self::ReviewerAdd { .. } => "postmortem reviewer add",
         }
     }
 
     pub fn permission(&self) -> Option<Action> {
         match self {
             Self::Draft => None,
-            Self::Publish | Self::Set { .. } | Self::ActionAdd { .. } | Self::ActionDone { .. } => {
-                Some(Action::Postmortem)
-            }
+            Self::Publish
+            | Self::Set { .. }
+            | Self::ActionAdd { .. }
+            | Self::ActionDone { .. }
+            | Self::Status(_)
+            | Self::ReviewerAdd { .. } => Some(Action::Postmortem),
         }
     }
 
@@ -131,7 +216,17 @@ impl PostmortemVerb {
                 owner: crate::incident::text::clean_optional(Field::Person, owner.as_deref())?,
                 term,
             },
-            other @ (Self::Draft | Self::Publish | Self::ActionDone { .. }) => other,
+            Self::ReviewerAdd { who } => Self::ReviewerAdd {
+                who: clean_required(
+                    Field::Person,
+                    &who,
+                    "postmortem reviewer add",
+                    "who reviews it",
+                )?,
+            },
+            other @ (Self::Draft | Self::Publish | Self::ActionDone { .. } | Self::Status(_)) => {
+                other
+            }
         })
     }
 
@@ -197,7 +292,7 @@ fn parse_action(args: &mut Args<'_>) -> Result<PostmortemVerb, UserError> {
 }
 
 fn parse_postmortem(args: &mut Args<'_>) -> Result<PostmortemVerb, UserError> {
-    let usage = "Use `postmortem set <section> <text>`; sections: summary, impact, root-cause, contributing-factors, went-well, went-poorly.";
+    let usage = "Use `postmortem set <section> <text>` (sections: summary, impact, trigger, detection, root-cause, contributing-factors, resolution, went-well, went-wrong, lucky), `postmortem status draft|in-review|final` or `postmortem reviewer add @someone`.";
     let Some(sub) = args.sub_verb() else {
         return Ok(PostmortemVerb::Draft);
     };
@@ -215,6 +310,22 @@ fn parse_postmortem(args: &mut Args<'_>) -> Result<PostmortemVerb, UserError> {
             Ok(PostmortemVerb::Set { field, text })
         }
         "publish" => Ok(PostmortemVerb::Publish),
+        "status" => {
+            let status = args.single("postmortem status", "draft, in-review or final")?;
+            Ok(PostmortemVerb::Status(DocStatus::parse(&status)?))
+        }
+        "reviewer" | "reviewers" => {
+            let usage = "Use `postmortem reviewer add @someone`.";
+            match args.sub_verb().as_deref() {
+                Some("add") => {
+                    args.take_incident();
+                    let who = args.single("postmortem reviewer add", "who reviews it")?;
+                    let who = who.trim_start_matches('@').to_string();
+                    Ok(PostmortemVerb::ReviewerAdd { who })
+                }
+                _ => Err(UserError::invalid(usage)),
+            }
+        }
         _ => Err(UserError::invalid(usage)),
     }
 }

@@ -1,0 +1,197 @@
+//! Authored text (written sections, status updates, notes, action items) is Markdown.
+//!
+//! - For the `.md` output it stays Markdown, with raw HTML neutralised (a docs site that
+//!   renders the file must not run an author's `<script>`) and, inside list items, its
+//!   continuation lines indented so a multi-line text stays in its item.
+//! - For HTML it goes through pulldown-cmark, with raw HTML shown as text, and the result
+//!   through ammonia: no scripts, no event handlers, only safe link schemes, and links
+//!   that cannot reach back into the page (`rel="noopener noreferrer"`).
+
+use std::sync::LazyLock;
+
+use pulldown_cmark::{Event, Options, Parser};
+
+/// Built once: a builder allocates its tag and attribute sets.
+static SANITIZER: LazyLock<ammonia::Builder<'static>> = LazyLock::new(|| {
+    let mut b = ammonia::Builder::default();
+    b.url_schemes(["http", "https", "mailto"].into())
+        .link_rel(Some("noopener noreferrer"));
+    b
+});
+
+/// Characters that can make Markdown (or HTML) out of text; a text with none of them is
+/// plain, and its HTML is the text escaped.
+const MARKUP: &[char] = &[
+    '*', '_', '`', '[', ']', '<', '>', '&', '!', '#', '|', '~', '\\', '\n', '"', '\'',
+];
+
+fn options() -> Options {
+    Options::ENABLE_TABLES | Options::ENABLE_STRIKETHROUGH | Options::ENABLE_TASKLISTS
+}
+
+/// Markdown for the `.md` output: the author's text, with every piece of raw HTML (block or
+/// inline) escaped so it reads as text, and lines after the first indented by `indent`
+/// spaces (the width of the list marker the text sits after; 0 for a section).
+pub fn to_markdown(text: &str, indent: usize) -> String {
+    let text = text.trim().replace("\r\n", "\n");
+    let mut out = String::with_capacity(text.len());
+    let mut last = 0;
+    for (event, range) in Parser::new_ext(&text, options()).into_offset_iter() {
+        if matches!(event, Event::Html(_) | Event::InlineHtml(_)) && range.start >= last {
+            out.push_str(&text[last..range.start]);
+            out.push_str(&escape_html_chars(&text[range.clone()]));
+            last = range.end;
+        }
+    }
+    out.push_str(&text[last..]);
+    if indent == 0 {
+        return out;
+    }
+    let pad = format!("\n{}", " ".repeat(indent));
+    out.lines()
+        .map(str::trim_end)
+        .collect::<Vec<_>>()
+        .join("\n")
+        .replace('\n', &pad)
+        .replace(&format!("{pad}\n"), "\n\n")
+}
+
+/// A block of HTML for a section: paragraphs, lists, links, code.
+pub fn to_html(text: &str) -> String {
+    to_html_many(&[text]).pop().unwrap_or_default()
+}
+
+/// [`to_html`] for many texts, sanitized together: one pass of the sanitizer over all of
+/// them costs far less than one pass each (it parses a whole HTML document every time).
+pub fn to_html_many(texts: &[&str]) -> Vec<String> {
+    if texts.is_empty() {
+        return Vec::new();
+    }
+    let mut joined = String::new();
+    for (i, text) in texts.iter().enumerate() {
+        if i > 0 {
+            joined.push(SEPARATOR);
+        }
+        let text = text.trim().replace(SEPARATOR, "");
+        let text = text.as_str();
+        if is_plain(text) {
+            joined.push_str("<p>");
+            joined.push_str(text);
+            joined.push_str("</p>\n");
+            continue;
+        }
+        let events = Parser::new_ext(text, options()).map(|e| match e {
+            Event::Html(h) | Event::InlineHtml(h) => Event::Text(h),
+            e => e,
+        });
+        pulldown_cmark::html::push_html(&mut joined, events);
+    }
+    // Every piece is whole HTML from pulldown-cmark (its tags balanced, its text escaped),
+    // and text keeps the separator, so splitting after sanitizing gives each piece back.
+    let clean = sanitize(&joined);
+    let pieces: Vec<String> = clean.split(SEPARATOR).map(str::to_string).collect();
+    if pieces.len() == texts.len().max(1) {
+        return pieces;
+    }
+    tracing::warn!("sanitizing authored text in one pass lost a boundary; doing it text by text");
+    texts.iter().map(|t| to_html(t)).collect()
+}
+
+/// Between texts sanitized together: a private-use character no one types, and which the
+/// text pipeline would keep out of stored text anyway.
+const SEPARATOR: char = '\u{F8FF}';
+
+/// HTML for a text that sits inside a line (a timeline row, an action item): a single
+/// paragraph loses its `<p>`; anything longer keeps its blocks.
+pub fn to_inline_html(text: &str) -> String {
+    to_inline_html_many(&[text]).pop().unwrap_or_default()
+}
+
+/// [`to_inline_html`] for many texts at once (see [`to_html_many`]).
+pub fn to_inline_html_many(texts: &[&str]) -> Vec<String> {
+    to_html_many(texts)
+        .into_iter()
+        .map(unwrap_paragraph)
+        .collect()
+}
+
+fn unwrap_paragraph(html: String) -> String {
+    let trimmed = html.trim_end();
+    match trimmed
+        .strip_prefix("<p>")
+        .and_then(|s| s.strip_suffix("</p>"))
+    {
+        Some(inner) if !inner.contains("<p>") => inner.to_string(),
+        _ => html,
+    }
+}
+
+fn sanitize(html: &str) -> String {
+    SANITIZER.clean(html).to_string()
+}
+
+/// No markup at all, and nothing a list or a numbered item could start with.
+fn is_plain(text: &str) -> bool {
+    !text.contains(MARKUP)
+        && !text.starts_with(['-', '+', '='])
+        && !text.starts_with(|c: char| c.is_ascii_digit())
+        && !text.contains("://")
+        && !text.contains('@')
+}
+
+fn escape_html_chars(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lists_links_and_code_render_and_scripts_do_not() {
+        let text = "Orders were delayed:\n\n- ~12,000 orders\n- See [dashboard](https://grafana.example/d/1) and `pool_active`\n\n<script>alert(1)</script>\n\n[x](javascript:alert(2)) <img src=x onerror=alert(3)>";
+        let html = to_html(text);
+        assert!(html.contains("<li>~12,000 orders</li>"), "{html}");
+        assert!(
+            html.contains(
+                r#"<a href="https://grafana.example/d/1" rel="noopener noreferrer">dashboard</a>"#
+            ),
+            "{html}"
+        );
+        assert!(html.contains("<code>pool_active</code>"), "{html}");
+        assert!(!html.contains("<script"), "{html}");
+        assert!(!html.contains("javascript:"), "{html}");
+        assert!(!html.contains("<img"), "raw HTML is shown as text: {html}");
+        assert!(html.contains("&lt;script&gt;"), "{html}");
+    }
+
+    #[test]
+    fn markdown_output_keeps_the_markdown_and_defuses_raw_html() {
+        let text = "- one\n- two with `code <b>`\n\n<script>alert(1)</script>";
+        let md = to_markdown(text, 0);
+        assert!(
+            md.starts_with("- one\n- two with `code <b>`"),
+            "code spans untouched: {md}"
+        );
+        assert!(md.contains("&lt;script&gt;alert(1)&lt;/script&gt;"), "{md}");
+    }
+
+    #[test]
+    fn continuation_lines_stay_in_their_list_item() {
+        assert_eq!(
+            to_markdown("first line\nsecond\n\nnext paragraph", 2),
+            "first line\n  second\n\n  next paragraph"
+        );
+    }
+
+    #[test]
+    fn a_one_paragraph_text_renders_inline() {
+        assert_eq!(
+            to_inline_html("Rolled back **v42**"),
+            "Rolled back <strong>v42</strong>"
+        );
+        assert!(to_inline_html("a\n\nb").starts_with("<p>a</p>"));
+    }
+}

@@ -1,0 +1,323 @@
+//! SQLite's connections, kept outside sqlx's pool: a writer queue owning the two writer
+//! connections, and a few reader connections. sqlx's pool pings a connection when it is
+//! taken and again when it is given back, and with SQLite every ping is a hand-off to the
+//! connection's thread and back; for a local file neither ping can find anything wrong.
+
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use sqlx::any::AnyConnectOptions;
+use sqlx::{AnyConnection, ConnectOptions, Connection, Executor};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use super::Priority;
+
+/// How many reader connections SQLite gets (WAL readers run beside the writer).
+const READERS: usize = 8;
+
+/// Writers and readers of one SQLite database.
+pub(super) struct Sqlite {
+    pub(super) writer: WriterLock,
+    readers: Arc<Readers>,
+}
+
+impl Sqlite {
+    pub(super) async fn open(url: &str) -> anyhow::Result<Self> {
+        let readers = Arc::new(Readers {
+            idle: std::sync::Mutex::new(vec![connection(url, "FULL").await?]),
+            permits: Arc::new(Semaphore::new(READERS)),
+            url: url.to_string(),
+        });
+        Ok(Self {
+            writer: WriterLock::new(Writers::open(url).await?),
+            readers,
+        })
+    }
+
+    /// A reader connection, opened if none is idle; given back when dropped.
+    pub(super) async fn reader(&self) -> anyhow::Result<Reader> {
+        let permit = Arc::clone(&self.readers.permits)
+            .acquire_owned()
+            .await
+            .context("the store is closed")?;
+        let idle = self.readers.take_idle();
+        let conn = match idle {
+            Some(conn) => conn,
+            None => connection(&self.readers.url, "FULL").await?,
+        };
+        Ok(Reader {
+            conn: Some(conn),
+            readers: Arc::clone(&self.readers),
+            _permit: permit,
+        })
+    }
+
+    /// Closes the idle readers and refuses new ones. (The writers close with the last
+    /// handle on the store.)
+    pub(super) async fn close(&self) {
+        self.readers.permits.close();
+        let idle =
+            std::mem::take(&mut *self.readers.idle.lock().unwrap_or_else(|e| e.into_inner()));
+        for conn in idle {
+            let _ = conn.close().await;
+        }
+    }
+}
+
+struct Readers {
+    idle: std::sync::Mutex<Vec<AnyConnection>>,
+    permits: Arc<Semaphore>,
+    url: String,
+}
+
+impl Readers {
+    fn take_idle(&self) -> Option<AnyConnection> {
+        self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop()
+    }
+}
+
+/// A reader connection on loan; dereferences to the connection.
+pub(crate) struct Reader {
+    conn: Option<AnyConnection>,
+    readers: Arc<Readers>,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl std::ops::Deref for Reader {
+    type Target = AnyConnection;
+
+    fn deref(&self) -> &AnyConnection {
+        self.conn
+            .as_ref()
+            .expect("a reader on loan has its connection")
+    }
+}
+
+impl std::ops::DerefMut for Reader {
+    fn deref_mut(&mut self) -> &mut AnyConnection {
+        self.conn
+            .as_mut()
+            .expect("a reader on loan has its connection")
+    }
+}
+
+impl Drop for Reader {
+    /// Gives the connection back. A query cancelled half-way needs no clean-up: the
+    /// connection's thread finishes or drops it before running the next one.
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            if !self.readers.permits.is_closed() {
+                self.readers
+                    .idle
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push(conn);
+            }
+        }
+    }
+}
+
+/// The SQLite writer queue, and who holds it (for the log when someone waits too long).
+///
+/// Commands (someone is waiting for the answer) go before background work (the effects
+/// worker's claims, outcomes and heartbeats): a background writer steps aside while any
+/// command is waiting, so a busy queue costs a command at most one background transaction.
+///
+/// The queue owns the writer connections themselves, outside the pool: a pooled connection
+/// is pinged when taken and again when given back, two more hand-offs to its thread for
+/// every transaction, and only one writer runs at a time anyway.
+pub(super) struct WriterLock {
+    queue: Arc<tokio::sync::Mutex<Writers>>,
+    commands_waiting: std::sync::atomic::AtomicUsize,
+    no_commands_waiting: tokio::sync::Notify,
+    holder: std::sync::Mutex<Option<&'static std::panic::Location<'static>>>,
+}
+
+/// SQLite's two writer connections. What a command commits (the incident, its timeline, the
+/// effects it owes) is fsynced before the reply (`synchronous = FULL`). Background
+/// bookkeeping (claims, outcomes, heartbeats) uses the other, with `NORMAL`: in WAL mode the
+/// next command's fsync makes it durable too, and a power cut before that only means an
+/// effect runs again, which effects are built for.
+pub(super) struct Writers {
+    pub(super) command: AnyConnection,
+    pub(super) background: AnyConnection,
+    /// Which one has a transaction open: set by `BEGIN`, cleared by `COMMIT` or `ROLLBACK`.
+    /// Still set when a writer is taken means its last holder was dropped mid-transaction
+    /// and its rollback did not run; the new holder rolls it back first.
+    pub(super) open: Option<Priority>,
+}
+
+impl Writers {
+    pub(super) async fn open(url: &str) -> anyhow::Result<Self> {
+        Ok(Self {
+            command: connection(url, "FULL").await?,
+            background: connection(url, "NORMAL").await?,
+            open: None,
+        })
+    }
+
+    pub(super) fn conn(&mut self, priority: Priority) -> &mut AnyConnection {
+        match priority {
+            Priority::Command => &mut self.command,
+            Priority::Background => &mut self.background,
+        }
+    }
+
+    /// `BEGIN IMMEDIATE` on the connection for `priority`, after rolling back whatever an
+    /// earlier holder left open.
+    pub(super) async fn begin(&mut self, priority: Priority) -> anyhow::Result<()> {
+        if let Some(left_open) = self.open.take() {
+            if let Err(e) = self.conn(left_open).execute("ROLLBACK").await {
+                tracing::debug!(error = %e, "rolling back what an earlier writer left open");
+            }
+        }
+        self.conn(priority).execute("BEGIN IMMEDIATE").await?;
+        self.open = Some(priority);
+        Ok(())
+    }
+
+    /// Ends the open transaction. A failed `COMMIT` leaves it marked open, so the next
+    /// holder rolls it back.
+    pub(super) async fn finish(&mut self, end: End) -> anyhow::Result<()> {
+        let Some(priority) = self.open else {
+            return Ok(());
+        };
+        let statement = match end {
+            End::Commit => "COMMIT",
+            End::Rollback => "ROLLBACK",
+        };
+        self.conn(priority).execute(statement).await?;
+        self.open = None;
+        Ok(())
+    }
+}
+
+/// How a transaction ends.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum End {
+    Commit,
+    Rollback,
+}
+
+pub(super) type WritersGuard = tokio::sync::OwnedMutexGuard<Writers>;
+
+/// A writer waiting this long is logged with the holder's location: a stuck writer stops
+/// every command, and the location is what you need to find it.
+const WRITER_WAIT_WARNING: Duration = Duration::from_secs(2);
+
+/// One command waiting for the writer; background writers step aside while any exist.
+struct CommandWaiting<'a>(&'a WriterLock);
+
+impl<'a> CommandWaiting<'a> {
+    fn new(lock: &'a WriterLock) -> Self {
+        lock.commands_waiting
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Self(lock)
+    }
+}
+
+impl Drop for CommandWaiting<'_> {
+    fn drop(&mut self) {
+        if self
+            .0
+            .commands_waiting
+            .fetch_sub(1, std::sync::atomic::Ordering::SeqCst)
+            == 1
+        {
+            self.0.no_commands_waiting.notify_waiters();
+        }
+    }
+}
+
+impl WriterLock {
+    pub(super) fn new(writers: Writers) -> Self {
+        Self {
+            queue: Arc::new(tokio::sync::Mutex::new(writers)),
+            commands_waiting: Default::default(),
+            no_commands_waiting: Default::default(),
+            holder: Default::default(),
+        }
+    }
+
+    pub(super) async fn acquire(
+        &self,
+        caller: &'static std::panic::Location<'static>,
+        priority: Priority,
+    ) -> WritersGuard {
+        use std::sync::atomic::Ordering::SeqCst;
+        let guard = match priority {
+            Priority::Command => {
+                // Counted until it holds the queue, or until the wait is cancelled.
+                let waiting = CommandWaiting::new(self);
+                let guard = self.wait_logged(caller).await;
+                drop(waiting);
+                guard
+            }
+            Priority::Background => loop {
+                let idle = self.no_commands_waiting.notified();
+                tokio::pin!(idle);
+                idle.as_mut().enable();
+                if self.commands_waiting.load(SeqCst) > 0 {
+                    idle.await;
+                    continue;
+                }
+                let guard = self.wait_logged(caller).await;
+                if self.commands_waiting.load(SeqCst) == 0 {
+                    break guard;
+                }
+                // A command arrived while we queued: let it go first.
+            },
+        };
+        *self.holder.lock().unwrap_or_else(|e| e.into_inner()) = Some(caller);
+        guard
+    }
+
+    async fn wait_logged(&self, caller: &'static std::panic::Location<'static>) -> WritersGuard {
+        let wait = Arc::clone(&self.queue).lock_owned();
+        tokio::pin!(wait);
+        match tokio::time::timeout(WRITER_WAIT_WARNING, &mut wait).await {
+            Ok(guard) => guard,
+            Err(_) => {
+                let holder = *self.holder.lock().unwrap_or_else(|e| e.into_inner());
+                tracing::warn!(waiter = %caller, holder = ?holder.map(|h| h.to_string()), "waiting more than 2 s for the SQLite writer");
+                wait.await
+            }
+        }
+    }
+}
+
+/// A SQLite connection of its own (a writer), committing with `synchronous`.
+async fn connection(url: &str, synchronous: &'static str) -> anyhow::Result<AnyConnection> {
+    let mut conn = AnyConnectOptions::from_str(url)?
+        .disable_statement_logging()
+        .connect()
+        .await
+        .context("could not open the SQLite database")?;
+    pragmas(&mut conn, synchronous).await?;
+    Ok(conn)
+}
+
+/// WAL mode, foreign keys on, commits with `synchronous`, and a wait for other processes'
+/// writers (the CLI) instead of failing at once.
+async fn pragmas(conn: &mut AnyConnection, synchronous: &'static str) -> sqlx::Result<()> {
+    conn.execute("PRAGMA journal_mode = WAL").await?;
+    conn.execute("PRAGMA foreign_keys = ON").await?;
+    conn.execute(sqlx::AssertSqlSafe(format!(
+        "PRAGMA synchronous = {synchronous}"
+    )))
+    .await?;
+    conn.execute("PRAGMA busy_timeout = 10000").await?;
+    Ok(())
+}
+
+pub(super) fn url_with_create(url: &str) -> String {
+    if url.contains("mode=") {
+        url.to_string()
+    } else if url.contains('?') {
+        format!("{url}&mode=rwc")
+    } else {
+        format!("{url}?mode=rwc")
+    }
+}
