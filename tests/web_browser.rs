@@ -28,6 +28,42 @@ on_both!(
     the_browser_declares_through_the_form_and_sees_updates_live,
 );
 
+/// The SEV1 post-mortem (its golden HTML, as `tests/postmortem.rs` renders it) in Chromium:
+/// screenshots at desktop and phone widths in `target/browser-screenshots/postmortem/`, and
+/// on a phone nothing is wider than the screen (the chart scales, long words wrap).
+#[tokio::test]
+async fn the_sev1_postmortem_reads_on_a_desktop_and_a_phone() {
+    if skipped("the_sev1_postmortem_reads_on_a_desktop_and_a_phone") {
+        return;
+    }
+    let page = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/postmortem/sev1.html");
+    let chromium = Chromium::launch("postmortem").await;
+    let tab = chromium.open(&format!("file://{}", page.display())).await;
+    let sections: i64 = tab.js("document.querySelectorAll('h2').length").await;
+    assert!(sections >= 14, "every section is on the page: {sections}");
+    let chart: f64 = tab
+        .js("document.querySelector('svg.chart').getBoundingClientRect().width")
+        .await;
+    assert!(chart > 600.0, "the chart uses a desktop's width: {chart}");
+    tab.screenshot("sev1-desktop").await;
+    let (_, width) = tab.phone_screenshot("sev1-phone").await;
+    assert!(
+        width <= PHONE.0,
+        "the post-mortem fits a {}-pixel phone without scrolling sideways; it is {width} wide",
+        PHONE.0
+    );
+    let chart: f64 = tab
+        .js("document.querySelector('svg.chart').getBoundingClientRect().width")
+        .await;
+    assert!(
+        chart <= PHONE.0 as f64,
+        "the chart shrinks to the phone: {chart}"
+    );
+    assert_eq!(tab.dialogs_opened(), 0, "nothing on the page ran a dialog");
+    chromium.close().await;
+}
+
 async fn the_browser_signs_in_and_shows_each_page(backend: Backend) {
     if skipped("the_browser_signs_in_and_shows_each_page") {
         return;
