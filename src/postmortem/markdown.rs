@@ -80,11 +80,7 @@ pub fn to_html_many(texts: &[&str]) -> Vec<String> {
             joined.push_str("</p>\n");
             continue;
         }
-        let events = Parser::new_ext(text, options()).map(|e| match e {
-            Event::Html(h) | Event::InlineHtml(h) => Event::Text(h),
-            e => e,
-        });
-        pulldown_cmark::html::push_html(&mut joined, events);
+        pulldown_cmark::html::push_html(&mut joined, safe_events(text));
     }
     // Every piece is whole HTML from pulldown-cmark (its tags balanced, its text escaped),
     // and text keeps the separator, so splitting after sanitizing gives each piece back.
@@ -95,6 +91,44 @@ pub fn to_html_many(texts: &[&str]) -> Vec<String> {
     }
     tracing::warn!("sanitizing authored text in one pass lost a boundary; doing it text by text");
     texts.iter().map(|t| to_html(t)).collect()
+}
+
+/// Containers (quotes, lists, items) nested deeper than this are flattened: a section of
+/// 20,000 `>` would otherwise be 20,000 nested elements, which the sanitizer's HTML parser
+/// takes seconds over.
+const MAX_DEPTH: usize = 16;
+
+/// The text's Markdown events, with raw HTML turned into text and containers beyond
+/// [`MAX_DEPTH`] left out (their content stays).
+fn safe_events(text: &str) -> impl Iterator<Item = Event<'_>> {
+    let mut open: Vec<bool> = Vec::new();
+    let mut depth = 0usize;
+    Parser::new_ext(text, options()).filter_map(move |e| match e {
+        Event::Html(h) | Event::InlineHtml(h) => Some(Event::Text(h)),
+        Event::Start(tag) => {
+            let container = matches!(
+                tag,
+                pulldown_cmark::Tag::BlockQuote(_)
+                    | pulldown_cmark::Tag::List(_)
+                    | pulldown_cmark::Tag::Item
+            );
+            let keep = !container || depth < MAX_DEPTH;
+            depth += usize::from(container);
+            open.push(keep);
+            keep.then_some(Event::Start(tag))
+        }
+        Event::End(tag) => {
+            let container = matches!(
+                tag,
+                pulldown_cmark::TagEnd::BlockQuote(_)
+                    | pulldown_cmark::TagEnd::List(_)
+                    | pulldown_cmark::TagEnd::Item
+            );
+            depth = depth.saturating_sub(usize::from(container));
+            open.pop().unwrap_or(true).then_some(Event::End(tag))
+        }
+        e => Some(e),
+    })
 }
 
 /// Between texts sanitized together: a private-use character no one types, and which the
@@ -193,5 +227,34 @@ mod tests {
             "Rolled back <strong>v42</strong>"
         );
         assert!(to_inline_html("a\n\nb").starts_with("<p>a</p>"));
+    }
+}
+
+#[cfg(test)]
+mod hostile {
+    use super::*;
+
+    /// A section at the 20,000-character limit built to nest as deep as it can, or to make
+    /// the parsers backtrack, renders (no stack overflow), stays sanitized, and nests no
+    /// deeper than `MAX_DEPTH` (20,000 nested quotes took the sanitizer 12 s before).
+    #[test]
+    fn deep_nesting_and_long_runs_render() {
+        for text in [
+            ">".repeat(20_000),
+            "- ".repeat(10_000),
+            "*".repeat(20_000),
+            "[".repeat(20_000),
+            format!("{}x{}", "<b>".repeat(5_000), "</b>".repeat(1_000)),
+            "`".repeat(20_000),
+        ] {
+            let html = to_html(&text);
+            assert!(!html.contains("<b>"), "raw HTML stays text");
+            assert!(
+                html.matches("<blockquote>").count() <= 16 && html.matches("<ul>").count() <= 16,
+                "containers are flattened past 16 levels"
+            );
+            let md = to_markdown(&text, 2);
+            assert!(!md.contains("<b>"));
+        }
     }
 }
