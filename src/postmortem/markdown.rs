@@ -106,29 +106,28 @@ fn safe_events(text: &str) -> impl Iterator<Item = Event<'_>> {
     Parser::new_ext(text, options()).filter_map(move |e| match e {
         Event::Html(h) | Event::InlineHtml(h) => Some(Event::Text(h)),
         Event::Start(tag) => {
-            let container = matches!(
-                tag,
-                pulldown_cmark::Tag::BlockQuote(_)
-                    | pulldown_cmark::Tag::List(_)
-                    | pulldown_cmark::Tag::Item
-            );
+            let container = is_container(&tag.to_end());
             let keep = !container || depth < MAX_DEPTH;
             depth += usize::from(container);
             open.push(keep);
             keep.then_some(Event::Start(tag))
         }
         Event::End(tag) => {
-            let container = matches!(
-                tag,
-                pulldown_cmark::TagEnd::BlockQuote(_)
-                    | pulldown_cmark::TagEnd::List(_)
-                    | pulldown_cmark::TagEnd::Item
-            );
+            let container = is_container(&tag);
             depth = depth.saturating_sub(usize::from(container));
             open.pop().unwrap_or(true).then_some(Event::End(tag))
         }
         e => Some(e),
     })
+}
+
+fn is_container(tag: &pulldown_cmark::TagEnd) -> bool {
+    matches!(
+        tag,
+        pulldown_cmark::TagEnd::BlockQuote(_)
+            | pulldown_cmark::TagEnd::List(_)
+            | pulldown_cmark::TagEnd::Item
+    )
 }
 
 /// Between texts sanitized together: a private-use character no one types, and which the
