@@ -167,15 +167,32 @@ impl Writers {
 
     /// `BEGIN IMMEDIATE` on the connection for `priority`, after rolling back whatever an
     /// earlier holder left open.
+    ///
+    /// Every step is safe to cancel (a request whose client went away, a worker task
+    /// aborted): `open` is set *before* `BEGIN` is sent and cleared only after a rollback
+    /// has run, so a holder cancelled anywhere in between leaves the mark for the next one.
     pub(super) async fn begin(&mut self, priority: Priority) -> anyhow::Result<()> {
-        if let Some(left_open) = self.open.take() {
-            if let Err(e) = self.conn(left_open).execute("ROLLBACK").await {
-                tracing::debug!(error = %e, "rolling back what an earlier writer left open");
+        if let Some(left_open) = self.open {
+            self.roll_back(left_open).await;
+            self.open = None;
+        }
+        self.open = Some(priority);
+        if let Err(first) = self.conn(priority).execute("BEGIN IMMEDIATE").await {
+            // Already in a transaction that nobody marked: end it and try once more.
+            tracing::debug!(error = %first, "BEGIN failed; rolling back and trying again");
+            self.roll_back(priority).await;
+            if let Err(e) = self.conn(priority).execute("BEGIN IMMEDIATE").await {
+                self.open = None;
+                return Err(e.into());
             }
         }
-        self.conn(priority).execute("BEGIN IMMEDIATE").await?;
-        self.open = Some(priority);
         Ok(())
+    }
+
+    async fn roll_back(&mut self, priority: Priority) {
+        if let Err(e) = self.conn(priority).execute("ROLLBACK").await {
+            tracing::debug!(error = %e, "rolling back what an earlier writer left open");
+        }
     }
 
     /// Ends the open transaction. A failed `COMMIT` leaves it marked open, so the next
