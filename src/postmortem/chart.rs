@@ -51,7 +51,8 @@ const AXIS_Y: f64 = 96.0;
 const LEGEND_Y: f64 = 132.0;
 const HEIGHT: f64 = 146.0;
 
-const IMPACT: &str = "impact before declaration";
+/// The phase name of the impact before the declaration.
+pub const IMPACT: &str = "impact before declaration";
 const FREEZE: &str = "merge freeze";
 
 fn colour(status: &str) -> &'static str {
@@ -214,11 +215,6 @@ impl Chart {
     }
 }
 
-/// The label for an impact window before the declaration, as a phase name.
-pub fn impact_phase() -> String {
-    IMPACT.to_string()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -228,7 +224,7 @@ mod tests {
             span_ms: 3_600_000,
             declared_ms: 600_000,
             phases: vec![
-                (impact_phase(), 0, 600_000),
+                (IMPACT.into(), 0, 600_000),
                 ("investigating".into(), 600_000, 1_800_000),
                 ("mitigated".into(), 1_800_000, 3_600_000),
             ],

@@ -398,7 +398,7 @@ fn chart(f: &Facts<'_>) -> Chart {
     let declared_ms = ms(declared);
     let mut phases = Vec::new();
     if declared_ms > 0 {
-        phases.push((chart::impact_phase(), 0, declared_ms));
+        phases.push((chart::IMPACT.into(), 0, declared_ms));
     }
     let (mut status, mut since) = ("investigating".to_string(), declared_ms);
     for e in f
