@@ -1,6 +1,7 @@
 //! Post-mortems rendered from realistic records: golden files (the same bytes on SQLite and
 //! Postgres), a CommonMark parse that finds every section, well-formed SVG, prompts for
-//! unwritten sections, flagged impossible times, late updates.
+//! unwritten sections, flagged impossible times, late updates; the built-in templates
+//! exported as Jinja overrides render the same bytes, through the library and the CLI.
 
 mod common;
 
@@ -10,9 +11,16 @@ use chrono::{Duration, TimeZone, Utc};
 use common::*;
 use firebreak::incident::IncidentNumber;
 use firebreak::incident::clock::ManualClock;
+use firebreak::postmortem::overrides::{self, Format};
+use firebreak::postmortem::view::PostmortemView;
 use firebreak::postmortem::{load, render};
 
-on_both!(realistic_sev1, drill, missing_and_out_of_order_times);
+on_both!(
+    realistic_sev1,
+    drill,
+    missing_and_out_of_order_times,
+    exported_templates_through_the_cli,
+);
 
 /// Every section, in the order of the references people use (Google's SRE book example,
 /// Atlassian's and PagerDuty's templates).
@@ -87,6 +95,51 @@ fn golden(name: &str, actual: &str) {
     assert!(
         expected == actual,
         "{name} differs from its golden file; rerun with FIREBREAK_UPDATE_GOLDEN=1 and review the diff.\n{actual}"
+    );
+}
+
+/// Exports the built-in templates as overrides (what `postmortem templates export` calls)
+/// and renders `view` with them: the same bytes as the built-ins, Markdown and HTML, and no
+/// warning (a broken override would fall back to the built-in, with one).
+fn assert_exported_templates_match(view: &PostmortemView) {
+    let dir = tempfile::tempdir().unwrap();
+    let files = overrides::export(dir.path(), false).unwrap();
+    assert_eq!(files.len(), 2, "{files:?}");
+    for format in [Format::Markdown, Format::Html] {
+        let built_in = match format {
+            Format::Markdown => render::markdown(view).unwrap(),
+            Format::Html => render::html(view).unwrap(),
+        };
+        let exported = overrides::render(Some(dir.path()), view, format).unwrap();
+        assert_eq!(
+            exported.warning, None,
+            "{format:?}: the exported override renders"
+        );
+        assert_same_bytes(&format!("{format:?}"), &exported.text, &built_in);
+    }
+}
+
+/// Equal strings, or a failure that shows where they part.
+fn assert_same_bytes(what: &str, actual: &str, expected: &str) {
+    if actual == expected {
+        return;
+    }
+    let at = actual
+        .bytes()
+        .zip(expected.bytes())
+        .position(|(a, b)| a != b)
+        .unwrap_or(actual.len().min(expected.len()));
+    let around = |s: &str| {
+        String::from_utf8_lossy(&s.as_bytes()[at.saturating_sub(60)..(at + 60).min(s.len())])
+            .into_owned()
+    };
+    panic!(
+        "{what}: the exported template's output differs from the built-in's at byte {at} \
+         (lengths {} and {}):\nexported: {:?}\nbuilt-in: {:?}",
+        actual.len(),
+        expected.len(),
+        around(actual),
+        around(expected)
     );
 }
 
@@ -330,12 +383,18 @@ async fn realistic_sev1(backend: Backend) {
         md,
         "re-rendering gives the same bytes"
     );
+    assert_exported_templates_match(&view);
 }
 
 async fn drill(backend: Backend) {
     let t = fixed(backend).await;
     t.ok("declare sev2 Region failover rehearsal --drill").await;
     step(&t, 5, "update INC-1 Failing over to eu-central-1").await;
+    let open = load(&t.app.store, IncidentNumber(1))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_exported_templates_match(&open);
     step(&t, 25, "resolve INC-1 Failover took 25 minutes").await;
     let md = render_md(&t, 1).await;
     golden("drill.md", &md);
@@ -381,6 +440,11 @@ async fn drill(backend: Backend) {
         .collect();
     assert!(live.is_empty(), "no HTML or links from user text: {live:?}");
     assert!(md.contains("onerror=alert(1)"), "the text itself is kept");
+    let view = load(&t.app.store, IncidentNumber(1))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_exported_templates_match(&view);
 }
 
 async fn missing_and_out_of_order_times(backend: Backend) {
@@ -428,7 +492,124 @@ async fn missing_and_out_of_order_times(backend: Backend) {
     assert!(md.contains("Acknowledged: not recorded"));
     assert!(md.contains("Time to mitigate: not recorded"));
     assert!(md.contains("No status updates were sent."));
+    let view = load(&t.app.store, IncidentNumber(1))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_exported_templates_match(&view);
     let _ = StdDuration::from_secs(0);
+}
+
+/// `firebreak postmortem templates export DIR` writes both templates and the config that
+/// uses them; a second export refuses to overwrite them; and with that config the CLI's
+/// post-mortems are the same bytes as without it (while an edit to a template shows).
+async fn exported_templates_through_the_cli(backend: Backend) {
+    use common::process::{Cli, stderr};
+    let cli = Cli::new(backend, "").await;
+    cli.ok(&[
+        "incident",
+        "declare",
+        "sev2",
+        "Queue <backlog> isn't",
+        "draining",
+    ])
+    .await;
+    cli.ok(&[
+        "incident",
+        "update",
+        "1",
+        "Draining *slowly*: [graph](https://g.example) & <script>alert(1)</script>",
+    ])
+    .await;
+    cli.ok(&["incident", "note", "1", "\"quoted\" <b>text</b> & 'more'"])
+        .await;
+    let runs: [&[&str]; 4] = [
+        &["postmortem", "1"],
+        &["postmortem", "INC-1", "--format", "html"],
+        &["postmortem", "--format", "md", "INC-1"],
+        &["postmortem", "1", "--format", "html"],
+    ];
+    let mut built_in = Vec::new();
+    for args in runs {
+        built_in.push(cli.ok(args).await);
+    }
+    assert!(
+        built_in[1].contains("<h1>INC-1: Queue &#60;backlog&#62; isn&#39;t draining</h1>"),
+        "{}",
+        built_in[1]
+    );
+
+    let dir = cli.dir.path().join("pm templates");
+    let export = ["postmortem", "templates", "export", dir.to_str().unwrap()];
+    let said = cli.ok(&export).await;
+    for format in [Format::Markdown, Format::Html] {
+        let file = dir.join(format.file_name());
+        assert_eq!(
+            std::fs::read_to_string(&file).unwrap(),
+            format.jinja_source()
+        );
+        assert!(
+            said.contains(&file.display().to_string()),
+            "names {}: {said}",
+            file.display()
+        );
+    }
+    let config = &said[said.find("[postmortem]").expect("the config to use them")..];
+    assert_eq!(
+        config.trim_end(),
+        format!(
+            "[postmortem]\ntemplates_dir = {:?}",
+            dir.display().to_string()
+        )
+    );
+
+    std::fs::write(dir.join("postmortem.html"), "edited").unwrap();
+    let again = cli.run(&export).await;
+    assert_eq!(again.status.code(), Some(2), "refuses to overwrite");
+    let err = stderr(&again);
+    assert!(
+        err.starts_with("error: ")
+            && err.contains("postmortem.md and ")
+            && err.contains("already exist; nothing was written. Pass --force to overwrite them.")
+            && err.lines().count() == 1,
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.join("postmortem.html")).unwrap(),
+        "edited",
+        "left alone"
+    );
+    let mut forced = export.to_vec();
+    forced.push("--force");
+    cli.ok(&forced).await;
+    assert_eq!(
+        std::fs::read_to_string(dir.join("postmortem.html")).unwrap(),
+        Format::Html.jinja_source()
+    );
+
+    std::fs::write(cli.dir.path().join("firebreak.toml"), config).unwrap();
+    for (args, expected) in runs.iter().zip(&built_in) {
+        let out = cli.run(args).await;
+        assert!(
+            out.status.success() && stderr(&out).is_empty(),
+            "{args:?}: {}",
+            stderr(&out)
+        );
+        assert_same_bytes(
+            &format!("{args:?}"),
+            &String::from_utf8(out.stdout).unwrap(),
+            expected,
+        );
+    }
+    let edited = Format::Html
+        .jinja_source()
+        .replace("<h1>", "<h1 class=\"ours\">");
+    std::fs::write(dir.join("postmortem.html"), edited).unwrap();
+    let ours = cli.ok(runs[1]).await;
+    assert!(
+        ours.contains("<h1 class=\"ours\">INC-1: Queue &#60;backlog&#62;"),
+        "the override is the one rendered: {ours}"
+    );
 }
 
 #[tokio::test]

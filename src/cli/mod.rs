@@ -57,16 +57,9 @@ pub enum TopCommand {
     /// Remove your hold on a merge freeze (`INC-3` names an incident's):
     /// `unfreeze [INC-3] [owner/repo …]`; `unfreeze --all` removes every hold.
     Unfreeze(IncidentArgs),
-    /// Render an incident's post-mortem from its record.
-    Postmortem {
-        /// The incident: INC-42 or 42.
-        incident: String,
-        #[arg(long, value_enum, default_value_t = PostmortemFormat::Md)]
-        format: PostmortemFormat,
-        /// Write to this file instead of standard output.
-        #[arg(long)]
-        out: Option<PathBuf>,
-    },
+    /// Render an incident's post-mortem from its record (`postmortem INC-42`), or export
+    /// the built-in templates to start an override from (`postmortem templates export DIR`).
+    Postmortem(PostmortemArgs),
     /// The audit log: what happened outside any incident (manual freezes, their repairs and
     /// expiries, refusals, exemptions), newest first.
     Audit {
@@ -116,6 +109,43 @@ pub enum DiscordCommand {
         /// Register in this server only (instant, for trying it out); default: globally.
         #[arg(long, value_name = "ID")]
         guild: Option<String>,
+    },
+}
+
+/// `postmortem <incident> [--format md|html] [--out FILE]`, or `postmortem templates …`: a
+/// word that names a subcommand is the subcommand, anything else is the incident.
+#[derive(Debug, clap::Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+pub struct PostmortemArgs {
+    #[command(subcommand)]
+    pub command: Option<PostmortemCommand>,
+    /// The incident: INC-42 or 42.
+    #[arg(required = true)]
+    pub incident: Option<String>,
+    #[arg(long, value_enum, default_value_t = PostmortemFormat::Md)]
+    pub format: PostmortemFormat,
+    /// Write to this file instead of standard output.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PostmortemCommand {
+    /// The post-mortem templates.
+    #[command(subcommand)]
+    Templates(TemplatesCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TemplatesCommand {
+    /// Write the built-in templates as Jinja overrides (`postmortem.md`, `postmortem.html`)
+    /// into DIR, made if missing. Unedited, they render the built-ins' output byte for byte.
+    Export {
+        /// Where to write them.
+        dir: PathBuf,
+        /// Replace the files if they are already there.
+        #[arg(long)]
+        force: bool,
     },
 }
 

@@ -10,8 +10,8 @@ use secrecy::ExposeSecret;
 use tokio_util::sync::CancellationToken;
 
 use super::{
-    Cli, ConfigCommand, DiscordCommand, EffectsCommand, IncidentArgs, PostmortemFormat,
-    TokenCommand, TopCommand,
+    Cli, ConfigCommand, DiscordCommand, EffectsCommand, IncidentArgs, PostmortemArgs,
+    PostmortemCommand, PostmortemFormat, TemplatesCommand, TokenCommand, TopCommand,
 };
 use super::{identity, render};
 use crate::app::{App, shutdown_signal};
@@ -36,6 +36,13 @@ pub async fn run(cli: Cli) -> ExitCode {
 }
 
 async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
+    if let TopCommand::Postmortem(PostmortemArgs {
+        command: Some(PostmortemCommand::Templates(cmd)),
+        ..
+    }) = &cli.command
+    {
+        return Ok(templates(cmd));
+    }
     let (config, path) = match Config::load(cli.config.as_deref()) {
         Ok(loaded) => loaded,
         Err(e) => return Ok(user_error(&e.to_string())),
@@ -74,11 +81,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         TopCommand::Effects(cmd) => effects(&app, cmd).await,
         TopCommand::Audit { json, limit } => audit(&app, json, limit).await,
         TopCommand::Token(cmd) => token(&app, cmd).await,
-        TopCommand::Postmortem {
-            incident,
-            format,
-            out,
-        } => postmortem(&app, &incident, format, out.as_deref()).await,
+        TopCommand::Postmortem(args) => postmortem(&app, args).await,
         TopCommand::Config(_) | TopCommand::Migrate | TopCommand::Discord(_) => {
             unreachable!("handled above")
         }
@@ -246,13 +249,15 @@ async fn effects(app: &App, cmd: EffectsCommand) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-async fn postmortem(
-    app: &App,
-    incident: &str,
-    format: PostmortemFormat,
-    out: Option<&Path>,
-) -> anyhow::Result<ExitCode> {
-    let Some(number) = IncidentNumber::parse(incident, true) else {
+async fn postmortem(app: &App, args: PostmortemArgs) -> anyhow::Result<ExitCode> {
+    let PostmortemArgs {
+        incident,
+        format,
+        out,
+        ..
+    } = args;
+    let incident = incident.unwrap_or_default();
+    let Some(number) = IncidentNumber::parse(&incident, true) else {
         return Ok(user_error(&format!(
             "\"{incident}\" is not an incident; write INC-42 or 42."
         )));
@@ -273,7 +278,7 @@ async fn postmortem(
         eprintln!("warning: {warning}; used the built-in template");
     }
     let text = rendered.text;
-    match out {
+    match out.as_deref() {
         Some(path) => {
             std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;
             println!("Wrote the {number} post-mortem to {}.", path.display());
@@ -281,6 +286,40 @@ async fn postmortem(
         None => print!("{text}"),
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `firebreak postmortem templates export DIR [--force]`: needs neither the config nor the
+/// database.
+fn templates(cmd: &TemplatesCommand) -> ExitCode {
+    use crate::postmortem::overrides::{ExportError, export};
+    let TemplatesCommand::Export { dir, force } = cmd;
+    match export(dir, *force) {
+        Ok(files) => {
+            println!("{}", exported(dir, &files));
+            ExitCode::SUCCESS
+        }
+        Err(ExportError::Exists(files)) => {
+            let them = if files.len() == 1 { "it" } else { "them" };
+            user_error(&format!(
+                "{}; nothing was written. Pass --force to overwrite {them}.",
+                ExportError::Exists(files)
+            ))
+        }
+        Err(e) => user_error(&format!("cannot export the templates: {e}")),
+    }
+}
+
+/// What `templates export` wrote, and the config that uses it.
+fn exported(dir: &Path, files: &[PathBuf]) -> String {
+    let shown: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
+    let dir = std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
+    let quoted = toml::Value::String(dir.to_string_lossy().into_owned());
+    format!(
+        "Wrote {}: the built-in templates as Jinja. Unedited, they render the built-in \
+         post-mortems byte for byte.\nTo use them, put this in firebreak.toml:\n\n\
+         [postmortem]\ntemplates_dir = {quoted}",
+        shown.join(" and ")
+    )
 }
 
 /// `firebreak token create | list | revoke`. Creating and revoking need the

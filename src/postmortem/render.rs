@@ -1,7 +1,9 @@
 //! Markdown and HTML rendering through the askama templates. Plain text people typed (a
 //! title, a name) is escaped so it can't turn into headings or links by accident; authored
 //! text (sections, updates, notes, action items) is Markdown ([`markdown`]). The HTML
-//! carries the inline SVG chart ([`chart`](super::chart)).
+//! carries the inline SVG chart ([`chart`](super::chart)). The helpers the templates call
+//! are plain functions here and in [`markdown`], so the Jinja overrides
+//! ([`overrides`](super::overrides)) call the very same code.
 
 use askama::Template;
 
@@ -15,39 +17,45 @@ struct Markdown<'a> {
 }
 
 impl Markdown<'_> {
-    /// Escapes CommonMark's inline punctuation, and folds newlines into spaces so a line
-    /// of text stays one list item.
     fn md(&self, text: &str) -> String {
-        const SPECIAL: &[char] = &[
-            '\\', '*', '_', '#', '<', '>', '[', ']', '`', '|', '\n', '\r',
-        ];
-        if !text.contains(SPECIAL) {
-            return text.to_string();
-        }
-        let mut out = String::with_capacity(text.len() + 8);
-        for c in text.chars() {
-            match c {
-                '\\' | '*' | '_' | '#' | '<' | '>' | '[' | ']' | '`' | '|' => {
-                    out.push('\\');
-                    out.push(c);
-                }
-                '\n' | '\r' => out.push(' '),
-                c => out.push(c),
-            }
-        }
-        out
+        md(text)
     }
 
-    /// Authored Markdown, kept as Markdown; `indent` is the width of the list marker it
-    /// follows (continuation lines are indented by it).
     fn authored(&self, text: &str, indent: usize) -> String {
         markdown::to_markdown(text, indent)
     }
 
-    /// A YAML string (a JSON string is one).
     fn yaml(&self, text: &str) -> String {
-        serde_json::to_string(text).unwrap_or_default()
+        yaml(text)
     }
+}
+
+/// Plain text for Markdown: escapes CommonMark's inline punctuation, and folds newlines
+/// into spaces so a line of text stays one list item.
+pub fn md(text: &str) -> String {
+    const SPECIAL: &[char] = &[
+        '\\', '*', '_', '#', '<', '>', '[', ']', '`', '|', '\n', '\r',
+    ];
+    if !text.contains(SPECIAL) {
+        return text.to_string();
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match c {
+            '\\' | '*' | '_' | '#' | '<' | '>' | '[' | ']' | '`' | '|' => {
+                out.push('\\');
+                out.push(c);
+            }
+            '\n' | '\r' => out.push(' '),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A YAML string (a JSON string is one).
+pub fn yaml(text: &str) -> String {
+    serde_json::to_string(text).unwrap_or_default()
 }
 
 #[derive(Template)]
@@ -61,12 +69,10 @@ struct Html<'a> {
 }
 
 impl Html<'_> {
-    /// Authored Markdown as sanitized HTML blocks.
     fn authored(&self, text: &str) -> String {
         markdown::to_html(text)
     }
 
-    /// Authored Markdown inside a line (an action item).
     fn inline(&self, text: &str) -> String {
         markdown::to_inline_html(text)
     }
@@ -77,20 +83,26 @@ impl Html<'_> {
     }
 }
 
-pub fn markdown(v: &PostmortemView) -> anyhow::Result<String> {
-    Ok(Markdown { v }.render()?)
-}
-
-pub fn html(v: &PostmortemView) -> anyhow::Result<String> {
+/// Each timeline row's authored text (updates, notes) as inline HTML, "" where it has none:
+/// rendered and sanitized together, far cheaper than one row at a time.
+pub fn timeline_bodies(v: &PostmortemView) -> Vec<String> {
     let texts: Vec<&str> = v
         .timeline
         .iter()
         .map(|e| e.body.as_deref().unwrap_or(""))
         .collect();
+    markdown::to_inline_html_many(&texts)
+}
+
+pub fn markdown(v: &PostmortemView) -> anyhow::Result<String> {
+    Ok(Markdown { v }.render()?)
+}
+
+pub fn html(v: &PostmortemView) -> anyhow::Result<String> {
     Ok(Html {
         v,
         svg: v.chart.svg(),
-        bodies: markdown::to_inline_html_many(&texts),
+        bodies: timeline_bodies(v),
     }
     .render()?)
 }
