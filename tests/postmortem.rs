@@ -20,6 +20,7 @@ on_both!(
     drill,
     missing_and_out_of_order_times,
     exported_templates_through_the_cli,
+    an_author_stays_an_author_after_someone_edits_their_section,
 );
 
 /// Every section, in the order of the references people use (Google's SRE book example,
@@ -384,6 +385,42 @@ async fn realistic_sev1(backend: Backend) {
         "re-rendering gives the same bytes"
     );
     assert_exported_templates_match(&view);
+}
+
+/// Authors are everyone who wrote a section, in the order they first did, not only the last
+/// writer of each: Bob editing Alice's impact does not make her text his alone.
+async fn an_author_stays_an_author_after_someone_edits_their_section(backend: Backend) {
+    let t = fixed(backend).await;
+    let bob = firebreak::incident::Actor::new(
+        firebreak::incident::timeline::Source::Slack,
+        "U_BOB",
+        "bob",
+    );
+    let bob_id = firebreak::incident::Identity::slack("U_BOB").unwrap();
+    t.app.store.hint_person(&bob_id, "bob").await.unwrap();
+    t.ok("declare sev2 Search is slow").await;
+    step(&t, 5, "postmortem set INC-1 impact Search p99 at 4 s").await;
+    t.clock.advance(Duration::minutes(5));
+    t.run_as(
+        &bob,
+        "postmortem set INC-1 impact Search p99 at 4 s for 20 minutes",
+    )
+    .await
+    .unwrap();
+    t.run_as(&bob, "postmortem set INC-1 summary Slow search")
+        .await
+        .unwrap();
+    step(&t, 1, "postmortem set INC-1 lucky Low traffic").await;
+    let md = render_md(&t, 1).await;
+    assert!(
+        md.contains("\nauthors: [\"alice\", \"bob\"]\n"),
+        "both writers, first Alice, once each: {}",
+        md.lines().take(14).collect::<Vec<_>>().join("\n")
+    );
+    assert!(
+        md.contains("Search p99 at 4 s for 20 minutes"),
+        "Bob's edit is the text"
+    );
 }
 
 async fn drill(backend: Backend) {

@@ -34,7 +34,10 @@ const SLOW_AFTER: Duration = Duration::from_secs(2);
 /// Claims are at least this far apart: under a burst every command wakes the worker, and
 /// one claim for what a few milliseconds of commands queued costs one transaction, not one
 /// per command. (An effect starts at most this much later.)
-const CLAIM_GAP: Duration = Duration::from_millis(5);
+const CLAIM_GAP: Duration = Duration::from_millis(10);
+
+/// How many retry times the claim loop keeps in mind (see [`Worker::note_retry`]).
+const MAX_NOTED_RETRIES: usize = 4096;
 
 /// Tuning for the worker; see `[effects]` in the config.
 #[derive(Debug, Clone)]
@@ -92,6 +95,9 @@ pub struct Worker {
     breakers: Breakers,
     inflight: InFlight,
     wake: Arc<Notify>,
+    /// When effects this worker put back are due again (the soonest few thousand), so the
+    /// claim loop looks then rather than at its next poll.
+    retries: std::sync::Mutex<std::collections::BTreeSet<DateTime<Utc>>>,
     me: Identity,
 }
 
@@ -104,6 +110,7 @@ impl Worker {
             inflight: InFlight::new(config.concurrency / 2),
             config,
             wake,
+            retries: Default::default(),
             me: Identity::current(),
         }
     }
@@ -142,43 +149,100 @@ impl Worker {
         let mut housekeeping = tokio::time::interval(self.heartbeat_every());
         let mut claim_failures = 0u32;
         let mut last_claim = tokio::time::Instant::now() - CLAIM_GAP;
+        // Whether due effects may be waiting: after a wake (something was queued or
+        // released, or an effect finished), a poll, or a claim that filled every free slot.
+        // An attempt that was only put back for later makes nothing due, so it claims nothing.
+        let mut look = true;
         loop {
             let free = self.free_slots(&started);
-            let mut pause = self.config.poll_interval;
-            if free > 0 {
+            let mut pause = None;
+            look |= self.retry_due();
+            if free > 0 && look {
                 tokio::time::sleep_until(last_claim + CLAIM_GAP).await;
                 last_claim = tokio::time::Instant::now();
-                match self.claim(free, None).await {
-                    Ok(batch) => {
+                match self.claim_and_start(free, &mut running, &mut started).await {
+                    Ok(filled) => {
                         claim_failures = 0;
-                        for effect in batch {
-                            let me = Arc::clone(&self);
-                            let task = running.spawn(async move { me.execute(effect).await });
-                            started.insert(task.id(), Instant::now());
-                        }
+                        look = filled;
                     }
                     Err(e) => {
                         claim_failures += 1;
-                        pause = self.claim_backoff(claim_failures);
+                        let backoff = self.claim_backoff(claim_failures);
+                        pause = Some(backoff);
                         if claim_failures.is_power_of_two() {
                             tracing::error!(error = %format!("{e:#}"), failures = claim_failures,
-                                retry_in_ms = pause.as_millis() as u64, "claiming effects failed");
+                                retry_in_ms = backoff.as_millis() as u64, "claiming effects failed");
                         }
                     }
                 }
             }
             tokio::select! {
                 _ = shutdown.cancelled() => break,
-                _ = self.wake.notified(), if claim_failures == 0 => {}
+                _ = self.wake.notified(), if claim_failures == 0 => look = true,
                 Some(done) = running.join_next_with_id(), if !running.is_empty() => {
-                    started.remove(&done.map_or_else(|e| e.id(), |(id, ())| id));
+                    // Every attempt that ended meanwhile frees its slot before the next claim.
+                    let ended = std::iter::once(done)
+                        .chain(std::iter::from_fn(|| running.try_join_next_with_id()));
+                    for done in ended {
+                        started.remove(&done.map_or_else(|e| e.id(), |(id, ())| id));
+                    }
                 }
                 // While the store refuses claims, the heartbeat would only fail too.
                 _ = housekeeping.tick(), if claim_failures == 0 => self.housekeep().await,
-                _ = tokio::time::sleep(pause) => {}
+                _ = tokio::time::sleep(pause.unwrap_or_else(|| self.until_next_look())) => look = true,
             }
         }
         self.stop(running, grace).await;
+    }
+
+    /// Claims up to `free` due effects and starts each; whether it filled every slot (so
+    /// more may be due).
+    async fn claim_and_start(
+        self: &Arc<Self>,
+        free: usize,
+        running: &mut JoinSet<()>,
+        started: &mut HashMap<tokio::task::Id, Instant>,
+    ) -> anyhow::Result<bool> {
+        let batch = self.claim(free, None).await?;
+        let filled = batch.len() >= free;
+        for effect in batch {
+            let me = Arc::clone(self);
+            let task = running.spawn(async move { me.execute(effect).await });
+            started.insert(task.id(), Instant::now());
+        }
+        Ok(filled)
+    }
+
+    /// How long the claim loop may sleep: until the soonest put-back effect is due, at most
+    /// the poll interval (for effects queued by other processes).
+    fn until_next_look(&self) -> Duration {
+        let retries = self.retries.lock().unwrap_or_else(|e| e.into_inner());
+        retries.first().map_or(self.config.poll_interval, |at| {
+            let wait = (*at - Utc::now()).to_std().unwrap_or_default();
+            wait.min(self.config.poll_interval)
+        })
+    }
+
+    /// Whether an effect this worker put back is due by now (forgetting those that are).
+    fn retry_due(&self) -> bool {
+        let mut retries = self.retries.lock().unwrap_or_else(|e| e.into_inner());
+        let now = Utc::now();
+        let mut due = false;
+        while retries.first().is_some_and(|at| *at <= now) {
+            retries.pop_first();
+            due = true;
+        }
+        due
+    }
+
+    /// Remembers that an effect is due again at `at`. Only the soonest few thousand are
+    /// kept: the poll finds the rest.
+    fn note_retry(&self, at: DateTime<Utc>) {
+        let mut retries = self.retries.lock().unwrap_or_else(|e| e.into_inner());
+        retries.insert(at);
+        if retries.len() > MAX_NOTED_RETRIES {
+            retries.pop_last();
+        }
     }
 
     /// How many effects to claim now: `concurrency` less the attempts still running quickly.
@@ -405,6 +469,7 @@ impl Worker {
         self.store
             .reschedule_effect(effect.id, until, None, true, Some(target))
             .await?;
+        self.note_retry(until);
         if cleared() {
             self.store.release_waiting(target, Utc::now()).await?;
             self.wake.notify_one();
@@ -446,7 +511,22 @@ impl Worker {
         }
     }
 
+    /// Writes down what `step` says. A finished effect may have let the next of its ordering
+    /// key run, or queued follow-ups (a fan-out's children): the claim loop is woken to look.
     async fn record(&self, effect: &Effect, step: Step) -> anyhow::Result<()> {
+        let retry_at = match &step {
+            Step::Retry { at, .. } => Some(*at),
+            Step::Done(_) | Step::GiveUp(_) => None,
+        };
+        let recorded = self.write_step(effect, step).await;
+        match retry_at {
+            Some(at) => self.note_retry(at),
+            None => self.wake.notify_one(),
+        }
+        recorded
+    }
+
+    async fn write_step(&self, effect: &Effect, step: Step) -> anyhow::Result<()> {
         match step {
             Step::Done(description) => {
                 let entry = description

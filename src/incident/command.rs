@@ -128,6 +128,12 @@ impl Command {
         }
     }
 
+    /// Whether the incident must come from context (the channel it was typed in): the verb
+    /// is about one incident and none was named. Saves the lookup for everything else.
+    pub fn wants_context_target(&self) -> bool {
+        self.takes_target() && self.target.is_none()
+    }
+
     /// Fills in the incident from context (an incident channel) when none was named.
     pub fn with_default_target(mut self, number: IncidentNumber) -> Self {
         if self.takes_target() {

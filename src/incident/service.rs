@@ -91,9 +91,18 @@ impl IncidentService {
 
     /// Starts a write transaction, recording the delivery being handled, if any.
     pub(super) async fn begin(&self) -> Result<Tx, ServiceError> {
+        self.begin_declaring(None).await
+    }
+
+    /// [`begin`](Self::begin) for a command that declares `incident`: the delivery is
+    /// recorded with it, so a retry finds what it declared (an Alertmanager group's).
+    pub(super) async fn begin_declaring(
+        &self,
+        incident: Option<&IncidentId>,
+    ) -> Result<Tx, ServiceError> {
         let mut tx = self.store.begin().await?;
         if let Some(delivery) = &self.delivery {
-            if !tx.record_delivery(delivery).await? {
+            if !tx.record_delivery_of(delivery, incident).await? {
                 tx.rollback().await?;
                 return Err(ServiceError::Duplicate);
             }
@@ -179,12 +188,13 @@ impl IncidentService {
             description,
         } = declare;
         let now = self.clock.now();
-        let mut tx = self.begin().await?;
+        let id = IncidentId::new();
+        let mut tx = self.begin_declaring(Some(&id)).await?;
         let number = tx.next_incident_number().await?;
         let due = now
             + chrono::Duration::from_std(self.policy.cadence.cadence(severity)).unwrap_or_default();
         let incident = Incident {
-            id: IncidentId::new(),
+            id,
             number,
             title,
             severity,
@@ -207,10 +217,6 @@ impl IncidentService {
             version: 1,
         };
         tx.insert_incident(&incident).await?;
-        if let Some(delivery) = &self.delivery {
-            // A retry of this delivery finds what it declared (an Alertmanager group's).
-            tx.tag_delivery(delivery, &incident.id).await?;
-        }
         tx.add_promise(&incident.id, now, due).await?;
         let drill_note = if drill { " (drill)" } else { "" };
         let text = format!("Declared {severity}{drill_note}: {}", incident.title);

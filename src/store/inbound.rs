@@ -67,10 +67,21 @@ impl Tx {
     /// Records `delivery` in this transaction; `false` if it was recorded before (a retry).
     /// A record older than the delivery's window is replaced, and this one counts as new.
     pub async fn record_delivery(&mut self, delivery: &Delivery) -> anyhow::Result<bool> {
+        self.record_delivery_of(delivery, None).await
+    }
+
+    /// [`record_delivery`](Self::record_delivery) for a delivery that declares `incident`
+    /// (its id is made before the transaction), so a retry finds what it declared.
+    pub async fn record_delivery_of(
+        &mut self,
+        delivery: &Delivery,
+        incident: Option<&IncidentId>,
+    ) -> anyhow::Result<bool> {
         let done = sqlx::query(
-            "INSERT INTO inbound_seen (source, id, received_at, request_hash) VALUES ($1, $2, $3, $5) \
+            "INSERT INTO inbound_seen (source, id, received_at, request_hash, incident_id) \
+             VALUES ($1, $2, $3, $5, $6) \
              ON CONFLICT (source, id) DO UPDATE SET received_at = excluded.received_at, reply = NULL, \
-             request_hash = excluded.request_hash, incident_id = NULL \
+             request_hash = excluded.request_hash, incident_id = excluded.incident_id \
              WHERE inbound_seen.received_at < $4",
         )
         .bind(delivery.source)
@@ -78,24 +89,10 @@ impl Tx {
         .bind(to_ms(Utc::now()))
         .bind(delivery.cutoff_ms())
         .bind(delivery.request.as_deref())
+        .bind(incident.map(|i| i.0.as_str()))
         .execute(&mut *self.inner)
         .await?;
         Ok(done.rows_affected() == 1)
-    }
-
-    /// Notes, in this transaction, that `delivery` (recorded in it) declared `incident`.
-    pub async fn tag_delivery(
-        &mut self,
-        delivery: &Delivery,
-        incident: &IncidentId,
-    ) -> anyhow::Result<()> {
-        sqlx::query("UPDATE inbound_seen SET incident_id = $3 WHERE source = $1 AND id = $2")
-            .bind(delivery.source)
-            .bind(&delivery.id)
-            .bind(&incident.0)
-            .execute(&mut *self.inner)
-            .await?;
-        Ok(())
     }
 }
 

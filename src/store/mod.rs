@@ -61,6 +61,8 @@ pub struct Store {
     backend: Backend,
     /// Writes the worker's outcomes in batches (absent on the writer's own handle).
     outcomes: Option<outcomes::OutcomeWriter>,
+    /// Names read lately, for the actor of every chat command (see [`people::Recent`]).
+    recent_people: Arc<people::Recent>,
 }
 
 /// The connections. Postgres: a pool. SQLite allows one writer at a time: writers queue in
@@ -110,6 +112,7 @@ impl Store {
             db,
             backend,
             outcomes: None,
+            recent_people: Default::default(),
         };
         store.outcomes = Some(outcomes::OutcomeWriter::start(store.clone()));
         Ok(store)

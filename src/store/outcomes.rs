@@ -13,6 +13,12 @@ use crate::incident::timeline::NewEntry;
 /// At most this many outcomes go into one transaction.
 const BATCH: usize = 64;
 
+/// How long the writer gathers after the first item of a batch. Under a burst each command
+/// leaves one answer to keep and each effect one outcome; without the wait each would
+/// arrive to an idle writer and cost a transaction of its own. Nobody waits on these
+/// writes in a hurry: an effect's slot is held this much longer, a retry's answer waits.
+const GATHER: std::time::Duration = std::time::Duration::from_millis(10);
+
 /// One outcome to write; see [`Store::complete_effect`], [`Store::fail_effect`] and
 /// [`Store::reschedule_effect`].
 #[derive(Debug)]
@@ -70,6 +76,15 @@ impl OutcomeWriter {
 async fn write_batches(store: Store, mut rx: mpsc::UnboundedReceiver<Job>) {
     let mut jobs = Vec::with_capacity(BATCH);
     while rx.recv_many(&mut jobs, BATCH).await > 0 {
+        if jobs.len() < BATCH {
+            tokio::time::sleep(GATHER).await;
+            while jobs.len() < BATCH {
+                match rx.try_recv() {
+                    Ok(job) => jobs.push(job),
+                    Err(_) => break,
+                }
+            }
+        }
         let outcomes: Vec<&Outcome> = jobs.iter().map(|(o, _)| o).collect();
         match store.write_outcomes(&outcomes).await {
             Ok(applied) => {

@@ -18,7 +18,52 @@ pub struct Person {
     pub fetched_at: Option<DateTime<Utc>>,
 }
 
+/// How long a name read for a command's actor is used without reading it again. Names
+/// change rarely, and this process's own writes replace what it holds at once.
+const RECENT_FOR: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// People read lately by [`Store::recent_person`], by identity; writes through this store
+/// drop their entry.
+#[derive(Debug, Default)]
+pub(super) struct Recent(std::sync::Mutex<HashMap<String, (Person, std::time::Instant)>>);
+
+impl Recent {
+    fn get(&self, identity: &Identity) -> Option<Person> {
+        let map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        map.get(identity.as_str())
+            .filter(|(_, at)| at.elapsed() < RECENT_FOR)
+            .map(|(p, _)| p.clone())
+    }
+
+    fn put(&self, identity: &Identity, person: &Person) {
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if map.len() >= 10_000 {
+            map.retain(|_, (_, at)| at.elapsed() < RECENT_FOR);
+        }
+        let entry = (person.clone(), std::time::Instant::now());
+        map.insert(identity.as_str().to_string(), entry);
+    }
+
+    fn forget(&self, identity: &Identity) {
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        map.remove(identity.as_str());
+    }
+}
+
 impl Store {
+    /// [`person`](Self::person), answered from memory when read in the last 30 s: every
+    /// chat command names its actor, and a burst comes from few people.
+    pub async fn recent_person(&self, identity: &Identity) -> anyhow::Result<Option<Person>> {
+        if let Some(person) = self.recent_people.get(identity) {
+            return Ok(Some(person));
+        }
+        let person = self.person(identity).await?;
+        if let Some(p) = &person {
+            self.recent_people.put(identity, p);
+        }
+        Ok(person)
+    }
+
     pub async fn person(&self, identity: &Identity) -> anyhow::Result<Option<Person>> {
         let row: Option<(String, Option<i64>)> =
             sqlx::query_as("SELECT display_name, fetched_at FROM people WHERE identity = $1")
@@ -70,7 +115,9 @@ impl Store {
         .bind(display_name(hint))
         .execute(&mut *tx.inner)
         .await?;
-        tx.commit().await
+        tx.commit().await?;
+        self.recent_people.forget(identity);
+        Ok(())
     }
 
     /// Stores the platform's name for `identity`, fetched at `at`.
@@ -91,6 +138,8 @@ impl Store {
         .bind(to_ms(at))
         .execute(&mut *tx.inner)
         .await?;
-        tx.commit().await
+        tx.commit().await?;
+        self.recent_people.forget(identity);
+        Ok(())
     }
 }

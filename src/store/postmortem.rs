@@ -107,6 +107,15 @@ impl Tx {
         .bind(to_ms(Utc::now()))
         .execute(&mut *self.inner)
         .await?;
+        sqlx::query(
+            "INSERT INTO postmortem_authors (incident_id, author, first_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (incident_id, author) DO NOTHING",
+        )
+        .bind(&incident.0)
+        .bind(by)
+        .bind(to_ms(Utc::now()))
+        .execute(&mut *self.inner)
+        .await?;
         Ok(())
     }
 
@@ -210,8 +219,7 @@ impl Store {
     /// Who wrote the post-mortem's sections (identities), in the order they first wrote.
     pub async fn postmortem_authors(&self, incident: &IncidentId) -> anyhow::Result<Vec<String>> {
         let rows: Vec<(String,)> = sqlx::query_as(
-            "SELECT updated_by FROM postmortem_fields WHERE incident_id = $1 \
-             GROUP BY updated_by ORDER BY MIN(updated_at), updated_by",
+            "SELECT author FROM postmortem_authors WHERE incident_id = $1 ORDER BY first_at, author",
         )
         .bind(&incident.0)
         .fetch_all(&mut *self.reader().await?)

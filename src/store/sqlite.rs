@@ -308,7 +308,7 @@ impl WriterLock {
 /// A SQLite connection of its own (a writer), committing with `synchronous`.
 async fn connection(url: &str, synchronous: &'static str) -> anyhow::Result<AnyConnection> {
     let mut conn = AnyConnectOptions::from_str(url)?
-        .disable_statement_logging()
+        .log_statements(log::LevelFilter::Debug)
         .connect()
         .await
         .context("could not open the SQLite database")?;

@@ -207,7 +207,11 @@ impl DiscordEdge {
         who: &Invocation,
         version: Option<i64>,
     ) -> Answer {
-        let cmd = match self.read.room_incident("discord", &who.channel_id).await {
+        let room = match cmd.wants_context_target() {
+            true => self.read.room_incident("discord", &who.channel_id).await,
+            false => Ok(None),
+        };
+        let cmd = match room {
             Ok(Some(number)) => cmd.with_default_target(number),
             Ok(None) => cmd,
             Err(e) => return self.failed(&ServiceError::Internal(e)),
@@ -256,7 +260,7 @@ impl DiscordEdge {
     ) -> Actor {
         let groups = roles.iter().map(|r| format!("discord-role:{r}"));
         let cached = match Identity::new("discord", user_id) {
-            Some(identity) => match self.service.store().person(&identity).await {
+            Some(identity) => match self.service.store().recent_person(&identity).await {
                 Ok(Some(p)) => Some(p.display_name),
                 Ok(None) => None,
                 Err(e) => {

@@ -221,7 +221,11 @@ impl SlackEdge {
         actor: &Actor,
         version: Option<i64>,
     ) -> Result<crate::incident::Outcome, ServiceError> {
-        let cmd = match self.read.room_incident("slack", channel).await? {
+        let room = match cmd.wants_context_target() {
+            true => self.read.room_incident("slack", channel).await?,
+            false => None,
+        };
+        let cmd = match room {
             Some(number) => cmd.with_default_target(number),
             None => cmd,
         };
@@ -493,7 +497,7 @@ impl SlackEdge {
         let Some(identity) = Identity::slack(user_id) else {
             return Actor::new(Source::Slack, user_id, hint.unwrap_or(user_id));
         };
-        let cached = match self.service.store().person(&identity).await {
+        let cached = match self.service.store().recent_person(&identity).await {
             Ok(p) => p,
             Err(e) => {
                 tracing::warn!(error = %format!("{e:#}"), "reading the people cache failed");
