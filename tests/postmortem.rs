@@ -163,6 +163,20 @@ fn headings(md: &str) -> Vec<String> {
     out
 }
 
+/// The page parses with zero errors, carries no script or event handler, and its chart is
+/// well-formed SVG; returns the parsed page.
+fn assert_clean_html(html: &str) -> scraper::Html {
+    assert_no_script(html);
+    assert_svg_well_formed(html);
+    let parsed = scraper::Html::parse_document(html);
+    assert!(
+        parsed.errors.is_empty(),
+        "the HTML parses without errors: {:?}",
+        parsed.errors
+    );
+    parsed
+}
+
 /// No script element and no event-handler attribute anywhere in the page.
 fn assert_no_script(html: &str) {
     let parsed = scraper::Html::parse_document(html);
@@ -231,6 +245,13 @@ async fn realistic_sev1(backend: Backend) {
     )
     .await;
     step(&t, 20, "unfreeze INC-1").await;
+    // Monitored overnight: the incident runs into a second day before it is resolved.
+    step(
+        &t,
+        22 * 60,
+        "note INC-1 No errors overnight; closing in the morning",
+    )
+    .await;
     step(&t, 20, "resolve INC-1 Rolled back deploy 4512").await;
     step(
         &t,
@@ -358,14 +379,7 @@ async fn realistic_sev1(backend: Backend) {
         md.contains("- ~12,000 orders delayed\n- See [the dashboard](https://grafana.example/d/checkout) and `pool_active`"),
         "and stays Markdown in the .md"
     );
-    assert_no_script(&html);
-    assert_svg_well_formed(&html);
-    let parsed = scraper::Html::parse_document(&html);
-    assert!(
-        parsed.errors.is_empty(),
-        "the HTML parses without errors: {:?}",
-        parsed.errors
-    );
+    let parsed = assert_clean_html(&html);
     let h2 = scraper::Selector::parse("h2, h3").unwrap();
     let titles: Vec<String> = parsed.select(&h2).map(|h| h.text().collect()).collect();
     for section in SECTIONS {
@@ -435,6 +449,14 @@ async fn drill(backend: Backend) {
     step(&t, 25, "resolve INC-1 Failover took 25 minutes").await;
     let md = render_md(&t, 1).await;
     golden("drill.md", &md);
+    let resolved = load(&t.app.store, IncidentNumber(1))
+        .await
+        .unwrap()
+        .unwrap();
+    let html = render::html(&resolved).unwrap();
+    golden("drill.html", &html);
+    assert_clean_html(&html);
+    assert!(html.contains("(DRILL)"), "the page says it was a drill");
     assert!(md.contains("\n# INC-1: Region failover rehearsal (DRILL)\n"));
     assert!(
         md.contains("\ndrill: true\n"),
@@ -453,6 +475,7 @@ async fn drill(backend: Backend) {
         .unwrap()
         .unwrap();
     let html = render::html(&view).unwrap();
+    assert_clean_html(&html);
     assert!(
         !html.contains("<script>")
             && html.contains("&#60;script&#62;alert(1)&#60;/script&#62; &#38; friends"),
@@ -533,6 +556,13 @@ async fn missing_and_out_of_order_times(backend: Backend) {
         .await
         .unwrap()
         .unwrap();
+    let html = render::html(&view).unwrap();
+    golden("odd-times.html", &html);
+    assert_clean_html(&html);
+    assert!(
+        html.contains(">impact before declaration</text>"),
+        "impact from 08:30, declared at 09:00, is drawn"
+    );
     assert_exported_templates_match(&view);
     let _ = StdDuration::from_secs(0);
 }

@@ -228,10 +228,27 @@ pub fn short_duration(delta: chrono::Duration) -> String {
     }
 }
 
+/// [`short_duration`], keeping the minutes past a day (`1d00h38m`): a post-mortem's time
+/// to resolve is read to the minute.
+pub fn duration_to_the_minute(delta: chrono::Duration) -> String {
+    let secs = delta.num_seconds().unsigned_abs();
+    if secs < 86_400 {
+        return short_duration(delta);
+    }
+    format!("{}{:02}m", short_duration(delta), secs % 3600 / 60)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use chrono::Duration;
+
+    #[test]
+    fn durations_past_a_day_keep_their_minutes() {
+        let d = Duration::hours(24) + Duration::minutes(38);
+        assert_eq!(duration_to_the_minute(d), "1d00h38m");
+        assert_eq!(duration_to_the_minute(Duration::minutes(65)), "1h05m");
+    }
 
     #[test]
     fn offsets_use_the_documented_shapes() {

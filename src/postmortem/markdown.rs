@@ -64,15 +64,23 @@ pub fn to_html(text: &str) -> String {
 /// [`to_html`] for many texts, sanitized together: one pass of the sanitizer over all of
 /// them costs far less than one pass each (it parses a whole HTML document every time).
 pub fn to_html_many(texts: &[&str]) -> Vec<String> {
-    if texts.is_empty() {
-        return Vec::new();
+    let mut out = vec![String::new(); texts.len()];
+    // Only written texts go through (a timeline's rows mostly have no body).
+    let written: Vec<(usize, &str)> = texts
+        .iter()
+        .map(|t| t.trim())
+        .enumerate()
+        .filter(|(_, t)| !t.is_empty())
+        .collect();
+    if written.is_empty() {
+        return out;
     }
     let mut joined = String::new();
-    for (i, text) in texts.iter().enumerate() {
-        if i > 0 {
+    for (n, (_, text)) in written.iter().enumerate() {
+        if n > 0 {
             joined.push(SEPARATOR);
         }
-        let text = text.trim().replace(SEPARATOR, "");
+        let text = text.replace(SEPARATOR, "");
         let text = text.as_str();
         if is_plain(text) {
             joined.push_str("<p>");
@@ -85,12 +93,28 @@ pub fn to_html_many(texts: &[&str]) -> Vec<String> {
     // Every piece is whole HTML from pulldown-cmark (its tags balanced, its text escaped),
     // and text keeps the separator, so splitting after sanitizing gives each piece back.
     let clean = sanitize(&joined);
-    let pieces: Vec<String> = clean.split(SEPARATOR).map(str::to_string).collect();
-    if pieces.len() == texts.len().max(1) {
-        return pieces;
+    let pieces: Vec<&str> = clean.split(SEPARATOR).collect();
+    if pieces.len() != written.len() {
+        tracing::warn!(
+            "sanitizing authored text in one pass lost a boundary; doing it text by text"
+        );
+        return texts.iter().map(|t| one_by_one(t)).collect();
     }
-    tracing::warn!("sanitizing authored text in one pass lost a boundary; doing it text by text");
-    texts.iter().map(|t| to_html(t)).collect()
+    for ((i, _), piece) in written.iter().zip(pieces) {
+        out[*i] = piece.to_string();
+    }
+    out
+}
+
+/// [`to_html`] of one text, sanitized on its own (the fallback of [`to_html_many`]).
+fn one_by_one(text: &str) -> String {
+    let text = text.trim();
+    if text.is_empty() {
+        return String::new();
+    }
+    let mut html = String::new();
+    pulldown_cmark::html::push_html(&mut html, safe_events(text));
+    sanitize(&html)
 }
 
 /// Containers (quotes, lists, items) nested deeper than this are flattened: a section of

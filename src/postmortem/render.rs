@@ -33,23 +33,34 @@ impl Markdown<'_> {
 /// Plain text for Markdown: escapes CommonMark's inline punctuation, and folds newlines
 /// into spaces so a line of text stays one list item.
 pub fn md(text: &str) -> String {
-    const SPECIAL: &[char] = &[
-        '\\', '*', '_', '#', '<', '>', '[', ']', '`', '|', '\n', '\r',
-    ];
-    if !text.contains(SPECIAL) {
+    let needs = |b: u8| {
+        matches!(
+            b,
+            b'\\' | b'*' | b'_' | b'#' | b'<' | b'>' | b'[' | b']' | b'`' | b'|' | b'\n' | b'\r'
+        )
+    };
+    let bytes = text.as_bytes();
+    if !bytes.iter().copied().any(needs) {
         return text.to_string();
     }
-    let mut out = String::with_capacity(text.len() + 8);
-    for c in text.chars() {
-        match c {
-            '\\' | '*' | '_' | '#' | '<' | '>' | '[' | ']' | '`' | '|' => {
-                out.push('\\');
-                out.push(c);
-            }
-            '\n' | '\r' => out.push(' '),
-            c => out.push(c),
+    // Every character escaped is ASCII, so the runs between them are whole UTF-8.
+    let mut out = String::with_capacity(text.len() + 16);
+    let mut run = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        if !needs(b) {
+            continue;
         }
+        out.push_str(&text[run..i]);
+        match b {
+            b'\n' | b'\r' => out.push(' '),
+            _ => {
+                out.push('\\');
+                out.push(b as char);
+            }
+        }
+        run = i + 1;
     }
+    out.push_str(&text[run..]);
     out
 }
 
@@ -94,15 +105,43 @@ pub fn timeline_bodies(v: &PostmortemView) -> Vec<String> {
     markdown::to_inline_html_many(&texts)
 }
 
+/// Room for the document, so a long timeline is not copied over and over as it grows.
+fn capacity(v: &PostmortemView, per_row: usize) -> usize {
+    16 * 1024 + per_row * (v.timeline.len() + v.appendix.len() + v.updates.len())
+}
+
 pub fn markdown(v: &PostmortemView) -> anyhow::Result<String> {
-    Ok(Markdown { v }.render()?)
+    let mut out = String::with_capacity(capacity(v, 240));
+    Markdown { v }.render_into(&mut out)?;
+    Ok(out)
 }
 
 pub fn html(v: &PostmortemView) -> anyhow::Result<String> {
-    Ok(Html {
+    let mut out = String::with_capacity(capacity(v, 360));
+    Html {
         v,
         svg: v.chart.svg(),
         bodies: timeline_bodies(v),
     }
-    .render()?)
+    .render_into(&mut out)?;
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::md;
+
+    #[test]
+    fn plain_text_is_escaped_for_markdown_around_any_characters() {
+        assert_eq!(md("plain → text"), "plain → text");
+        assert_eq!(
+            md("é*x*→_y_ [a](b) `c` #1 | <d>\\"),
+            "é\\*x\\*→\\_y\\_ \\[a\\](b) \\`c\\` \\#1 \\| \\<d\\>\\\\"
+        );
+        assert_eq!(
+            md("two\r\nlines"),
+            "two  lines",
+            "newlines fold into spaces"
+        );
+    }
 }

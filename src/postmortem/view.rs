@@ -9,7 +9,7 @@ use super::chart::{self, Chart};
 use super::sentences;
 use crate::incident::command::PostmortemField;
 use crate::incident::model::Incident;
-use crate::incident::timeline::{EntryKind, TimelineEntry, short_duration};
+use crate::incident::timeline::{EntryKind, TimelineEntry, duration_to_the_minute};
 use crate::people::Names;
 use crate::store::ActionItem;
 
@@ -296,7 +296,7 @@ fn durations(i: &Incident) -> (Vec<DurationRow>, String) {
         },
         Some(b) => DurationRow {
             label,
-            value: short_duration(b - start),
+            value: duration_to_the_minute(b - start),
             flagged: false,
         },
         None => DurationRow {
