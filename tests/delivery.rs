@@ -29,6 +29,7 @@ on_both!(
     a_hanging_webhook_takes_at_most_half_the_worker,
     sigterm_past_the_grace_hands_the_effect_back,
     worker_model_with_random_failures_and_crashes,
+    put_back_and_queued_behind_effects_run_when_due_not_at_the_next_poll,
     readyz_says_503_when_the_store_refuses_writes,
 );
 
@@ -393,6 +394,92 @@ impl EffectHandler for ModelHandler {
         *self.tally.lock().unwrap().successes.entry(n).or_default() += 1;
         Ok(None)
     }
+}
+
+/// Defers each effect once (a rate limit's "come back in 150 ms"), then succeeds; records
+/// when each call came.
+struct DeferOnce {
+    calls: Mutex<Vec<(i64, Instant)>>,
+}
+
+#[async_trait]
+impl EffectHandler for DeferOnce {
+    fn kinds(&self) -> &'static [&'static str] {
+        &["model.defer"]
+    }
+
+    fn target(&self, _: &Effect) -> String {
+        "model:defer".into()
+    }
+
+    async fn run(&self, effect: &Effect) -> Result<Option<String>, EffectError> {
+        let n = effect.payload["n"].as_i64().unwrap();
+        let mut calls = self.calls.lock().unwrap();
+        let first = !calls.iter().any(|(m, _)| *m == n);
+        calls.push((n, Instant::now()));
+        match first && n == 0 {
+            true => Err(EffectError::Deferred {
+                wait: Duration::from_millis(150),
+            }),
+            false => Ok(None),
+        }
+    }
+}
+
+/// The claim loop only looks when something may be due, so it must still look at the
+/// right moments with a poll far away (10 s): when an effect it put back comes due, and
+/// when a finished effect lets the next of its ordering key run (a FIFO of 20).
+async fn put_back_and_queued_behind_effects_run_when_due_not_at_the_next_poll(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let store = db.store().await;
+    let enqueue = |n: i64| {
+        let store = store.clone();
+        async move {
+            let effect = NewEffect {
+                incident_id: None,
+                kind: "model.defer".into(),
+                payload: serde_json::json!({ "n": n }),
+                idempotency_key: format!("defer:{n}"),
+                ordering_key: (n > 0).then(|| "defer-fifo".to_string()),
+                audience: None,
+            };
+            store.enqueue_one(&effect).await.unwrap();
+        }
+    };
+    let handler = Arc::new(DeferOnce {
+        calls: Mutex::new(Vec::new()),
+    });
+    let config = WorkerConfig {
+        poll_interval: Duration::from_secs(10),
+        ..WorkerConfig::default()
+    };
+    let wake = Arc::new(tokio::sync::Notify::new());
+    let worker = Worker::new(store.clone(), config, wake.clone()).with_handler(handler.clone());
+    // Alone in the queue, so nothing else makes the loop look: only its noted time can.
+    enqueue(0).await;
+    let running = tokio::spawn(Arc::new(worker).run(CancellationToken::new(), Duration::ZERO));
+    assert!(queue_idle(&store, 3).await, "the put-back effect ran again");
+    let calls = handler.calls.lock().unwrap().clone();
+    assert_eq!(calls.len(), 2, "put back once, then done: {calls:?}");
+    let back = calls[1].1 - calls[0].1;
+    assert!(
+        back >= Duration::from_millis(140) && back < Duration::from_secs(1),
+        "back at its time (150 ms), not at the next poll (10 s): {back:?}"
+    );
+    // A FIFO of 20, queued and announced as a command would: each finish lets the next run.
+    for n in 1..=20 {
+        enqueue(n).await;
+    }
+    let queued = Instant::now();
+    wake.notify_one();
+    let done = queue_idle(&store, 5).await;
+    running.abort();
+    assert!(done, "all 20 ran");
+    let last = handler.calls.lock().unwrap().last().unwrap().1 - queued;
+    assert!(
+        last < Duration::from_secs(2),
+        "each finish lets the next of the FIFO run at once: the 20th ran {last:?} after queueing"
+    );
 }
 
 fn model_config() -> WorkerConfig {
