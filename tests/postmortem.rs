@@ -10,7 +10,7 @@ use std::time::Duration as StdDuration;
 use chrono::{Duration, TimeZone, Utc};
 use common::*;
 use firebreak::incident::IncidentNumber;
-use firebreak::incident::clock::ManualClock;
+use firebreak::incident::clock::{Clock, ManualClock};
 use firebreak::postmortem::overrides::{self, Format};
 use firebreak::postmortem::view::PostmortemView;
 use firebreak::postmortem::{load, render};
@@ -272,6 +272,13 @@ async fn realistic_sev1(backend: Backend) {
     )
     .await;
     step(&t, 1, "action done INC-1 1").await;
+    let again = t.run("action done INC-1 1").await.unwrap_err();
+    assert!(
+        again
+            .user_message()
+            .contains("action item 1 is already done"),
+        "ticked once, refused the second time (no second bookkeeping row): {again}"
+    );
     step(
         &t,
         1,
@@ -425,6 +432,12 @@ async fn an_author_stays_an_author_after_someone_edits_their_section(backend: Ba
         .await
         .unwrap();
     step(&t, 1, "postmortem set INC-1 lucky Low traffic").await;
+    step(
+        &t,
+        1,
+        "postmortem set INC-1 went-poorly Paged the wrong team",
+    )
+    .await;
     let md = render_md(&t, 1).await;
     assert!(
         md.contains("\nauthors: [\"alice\", \"bob\"]\n"),
@@ -434,6 +447,26 @@ async fn an_author_stays_an_author_after_someone_edits_their_section(backend: Ba
     assert!(
         md.contains("Search p99 at 4 s for 20 minutes"),
         "Bob's edit is the text"
+    );
+    assert!(
+        md.contains("## What went wrong\n\nPaged the wrong team"),
+        "`went-poorly`, the section's old name, still writes it"
+    );
+    assert!(
+        md.contains("- Time to detect: not recorded (impact start unknown)"),
+        "no start, no 0s: {md}"
+    );
+    // Detected after the declaration (a clock a minute ahead): flagged, not a duration.
+    let started = (t.clock.now() - Duration::minutes(5)).to_rfc3339();
+    let later = (t.clock.now() + Duration::seconds(50)).to_rfc3339();
+    t.ok(&format!(
+        "declare sev3 Skewed clock --started {started} --detected {later}"
+    ))
+    .await;
+    let md = render_md(&t, 2).await;
+    assert!(
+        md.contains("- Time to detect: **⚠ impossible order: detected after the declaration**"),
+        "{md}"
     );
 }
 
@@ -542,8 +575,18 @@ async fn missing_and_out_of_order_times(backend: Backend) {
     );
     step(&t, 90, "resolve INC-1").await;
     step(&t, 1, "postmortem INC-1 status final").await;
+    let edit = t
+        .run("postmortem set INC-1 lucky Edited after final")
+        .await
+        .unwrap_err();
+    assert!(
+        edit.user_message()
+            .contains("is final; set its status back"),
+        "a final document is not edited behind its reviewers' backs: {edit}"
+    );
     let md = render_md(&t, 1).await;
     golden("odd-times.md", &md);
+    assert!(!md.contains("Edited after final"));
     assert!(md.contains("\nstatus: final\n"));
     assert!(
         md.contains("Time to detect: **⚠ impossible order: detected before impact start**"),

@@ -11,3 +11,7 @@ CREATE TABLE postmortem_authors (
 INSERT INTO postmortem_authors (incident_id, author, first_at)
 SELECT incident_id, updated_by, MIN(updated_at) FROM postmortem_fields
 GROUP BY incident_id, updated_by;
+
+-- "What went wrong" is stored under its name; `went-poorly` (its first name) is still
+-- accepted as input.
+UPDATE postmortem_fields SET field = 'went-wrong' WHERE field = 'went-poorly';

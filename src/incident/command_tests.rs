@@ -262,7 +262,7 @@ fn action_and_postmortem_grammar() {
     assert_eq!(
         chat("postmortem set went-wrong Paging was slow").unwrap(),
         Command::untargeted(PostmortemVerb::Set {
-            field: PostmortemField::WentPoorly,
+            field: PostmortemField::WentWrong,
             text: "Paging was slow".into()
         })
     );

@@ -13,6 +13,7 @@ use super::reply::Reply;
 use super::service::{IncidentService, Outcome};
 use super::timeline::{EntryKind, NewEntry};
 use crate::effects::planner::Intent;
+use crate::store::ActionDone;
 
 /// How much of the Markdown a chat reply carries; the full draft is behind the link.
 const SNIPPET_CHARS: usize = 2800;
@@ -138,18 +139,33 @@ impl IncidentService {
                 format!("{}: {line}.", incident.number)
             }
             PostmortemVerb::ActionDone { number: n } => {
-                if !tx.complete_action(&incident.id, n, now).await? {
-                    return Err(UserError::invalid(format!(
-                        "{} has no action item {n}.",
+                let refused = match tx.complete_action(&incident.id, n, now).await? {
+                    ActionDone::Done => None,
+                    ActionDone::AlreadyDone => Some(format!(
+                        "{}'s action item {n} is already done.",
                         incident.number
-                    ))
-                    .into());
+                    )),
+                    ActionDone::Missing => {
+                        Some(format!("{} has no action item {n}.", incident.number))
+                    }
+                };
+                if let Some(message) = refused {
+                    return Err(UserError::invalid(message).into());
                 }
                 tx.append_timeline(&entry(format!("Action item {n} done")))
                     .await?;
                 format!("{}: action item {n} is done.", incident.number)
             }
             PostmortemVerb::Set { field, text } => {
+                if tx.postmortem_status(&incident.id).await?.as_deref()
+                    == Some(DocStatus::Final.as_str())
+                {
+                    return Err(UserError::invalid(format!(
+                        "{}'s post-mortem is final; set its status back with `postmortem {} status in-review` to edit it.",
+                        incident.number, incident.number
+                    ))
+                    .into());
+                }
                 let author = actor.identity();
                 tx.set_postmortem_field(&incident.id, field.as_str(), &text, author.as_str())
                     .await?;

@@ -9,12 +9,13 @@
 
 use std::sync::LazyLock;
 
-use pulldown_cmark::{Event, Options, Parser};
+use pulldown_cmark::{Event, Options, Parser, Tag, TagEnd};
 
 /// Built once: a builder allocates its tag and attribute sets.
 static SANITIZER: LazyLock<ammonia::Builder<'static>> = LazyLock::new(|| {
     let mut b = ammonia::Builder::default();
     b.url_schemes(["http", "https", "mailto"].into())
+        .url_relative(ammonia::UrlRelative::Deny)
         .link_rel(Some("noopener noreferrer"));
     b
 });
@@ -29,17 +30,43 @@ fn options() -> Options {
     Options::ENABLE_TABLES | Options::ENABLE_STRIKETHROUGH | Options::ENABLE_TASKLISTS
 }
 
-/// Markdown for the `.md` output: the author's text, with every piece of raw HTML (block or
-/// inline) escaped so it reads as text, and lines after the first indented by `indent`
-/// spaces (the width of the list marker the text sits after; 0 for a section).
+/// Markdown for the `.md` output: the author's text, kept as Markdown, made safe for any
+/// renderer a docs site may use: raw HTML (block or inline) and `<`/`>` in text become
+/// entities, a link or image to anything but http, https or mailto becomes text, and a
+/// line break typed inside a paragraph stays one (a hard break). Lines after the first are
+/// indented by `indent` spaces (the width of the list marker the text sits after; 0 for a
+/// section).
 pub fn to_markdown(text: &str, indent: usize) -> String {
     let text = text.trim().replace("\r\n", "\n");
     let mut out = String::with_capacity(text.len());
     let mut last = 0;
+    let mut in_code = false;
     for (event, range) in Parser::new_ext(&text, options()).into_offset_iter() {
-        if matches!(event, Event::Html(_) | Event::InlineHtml(_)) && range.start >= last {
+        match &event {
+            Event::Start(Tag::CodeBlock(_)) => in_code = true,
+            Event::End(TagEnd::CodeBlock) => in_code = false,
+            _ => {}
+        }
+        if range.start < last {
+            continue;
+        }
+        let source = &text[range.clone()];
+        let replacement = match &event {
+            Event::Html(_) | Event::InlineHtml(_) => Some(escape_html_chars(source)),
+            Event::Start(Tag::Link { dest_url, .. } | Tag::Image { dest_url, .. })
+                if !is_safe_url(dest_url) =>
+            {
+                Some(defuse_link(source))
+            }
+            Event::Text(_) if !in_code && source.contains(['<', '>']) => {
+                Some(source.replace('<', "&lt;").replace('>', "&gt;"))
+            }
+            Event::SoftBreak => Some("  \n".to_string()),
+            _ => None,
+        };
+        if let Some(replacement) = replacement {
             out.push_str(&text[last..range.start]);
-            out.push_str(&escape_html_chars(&text[range.clone()]));
+            out.push_str(&replacement);
             last = range.end;
         }
     }
@@ -49,11 +76,30 @@ pub fn to_markdown(text: &str, indent: usize) -> String {
     }
     let pad = format!("\n{}", " ".repeat(indent));
     out.lines()
-        .map(str::trim_end)
+        .map(|line| if line.trim().is_empty() { "" } else { line })
         .collect::<Vec<_>>()
         .join("\n")
         .replace('\n', &pad)
         .replace(&format!("{pad}\n"), "\n\n")
+}
+
+/// Whether a link may stay a link: http, https and mailto only (what the HTML allows).
+fn is_safe_url(url: &str) -> bool {
+    let url = url.trim().to_ascii_lowercase();
+    ["http://", "https://", "mailto:"]
+        .iter()
+        .any(|scheme| url.starts_with(scheme))
+}
+
+/// A link's Markdown as plain text: its brackets escaped so it is no longer a link, and
+/// angle brackets as entities so nothing in it can become HTML.
+fn defuse_link(source: &str) -> String {
+    source
+        .replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('[', "\\[")
+        .replace(']', "\\]")
 }
 
 /// A block of HTML for a section: paragraphs, lists, links, code.
@@ -129,6 +175,8 @@ fn safe_events(text: &str) -> impl Iterator<Item = Event<'_>> {
     let mut depth = 0usize;
     Parser::new_ext(text, options()).filter_map(move |e| match e {
         Event::Html(h) | Event::InlineHtml(h) => Some(Event::Text(h)),
+        // A line break typed inside a paragraph is kept.
+        Event::SoftBreak => Some(Event::HardBreak),
         Event::Start(tag) => {
             let container = is_container(&tag.to_end());
             let keep = !container || depth < MAX_DEPTH;
@@ -206,6 +254,43 @@ fn escape_html_chars(s: &str) -> String {
 mod tests {
     use super::*;
 
+    /// What a docs site's renderer could turn into HTML or a link: nothing from a hostile
+    /// text survives in the `.md` (checked with pulldown-cmark, a CommonMark renderer).
+    #[test]
+    fn the_markdown_output_carries_no_live_html_or_unsafe_link() {
+        let hostile = "A [z](data:x,<script>alert(61)</script>) B [x](javascript:alert(3)) \
+                       ![i](JaVaScRiPt:alert(4)) <javascript:alert(5)> [rel](/admin) \
+                       \\<script>alert(67)</script> ok [fine](https://example.com)";
+        let md = to_markdown(hostile, 0);
+        let mut live = Vec::new();
+        for event in Parser::new_ext(&md, options()) {
+            match event {
+                Event::Html(h) | Event::InlineHtml(h) => live.push(h.to_string()),
+                Event::Start(Tag::Link { dest_url, .. } | Tag::Image { dest_url, .. }) => {
+                    live.push(dest_url.to_string())
+                }
+                _ => {}
+            }
+        }
+        assert_eq!(live, ["https://example.com"], "{md}");
+        assert!(!md.contains("<script"), "{md}");
+    }
+
+    #[test]
+    fn a_typed_line_break_stays_a_line_break() {
+        let text = "Line one\nLine two\nLine three";
+        assert_eq!(
+            to_html(text),
+            "<p>Line one<br>\nLine two<br>\nLine three</p>\n"
+        );
+        let md = to_markdown(text, 0);
+        assert_eq!(md, "Line one  \nLine two  \nLine three");
+        assert_eq!(
+            to_markdown(text, 2),
+            "Line one  \n  Line two  \n  Line three"
+        );
+    }
+
     #[test]
     fn lists_links_and_code_render_and_scripts_do_not() {
         let text = "Orders were delayed:\n\n- ~12,000 orders\n- See [dashboard](https://grafana.example/d/1) and `pool_active`\n\n<script>alert(1)</script>\n\n[x](javascript:alert(2)) <img src=x onerror=alert(3)>";
@@ -239,7 +324,8 @@ mod tests {
     fn continuation_lines_stay_in_their_list_item() {
         assert_eq!(
             to_markdown("first line\nsecond\n\nnext paragraph", 2),
-            "first line\n  second\n\n  next paragraph"
+            "first line  \n  second\n\n  next paragraph",
+            "the typed line break is a hard break; the paragraph stays in the item"
         );
     }
 

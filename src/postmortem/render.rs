@@ -36,7 +36,19 @@ pub fn md(text: &str) -> String {
     let needs = |b: u8| {
         matches!(
             b,
-            b'\\' | b'*' | b'_' | b'#' | b'<' | b'>' | b'[' | b']' | b'`' | b'|' | b'\n' | b'\r'
+            b'\\'
+                | b'*'
+                | b'_'
+                | b'#'
+                | b'<'
+                | b'>'
+                | b'['
+                | b']'
+                | b'`'
+                | b'|'
+                | b'&'
+                | b'\n'
+                | b'\r'
         )
     };
     let bytes = text.as_bytes();
@@ -142,6 +154,11 @@ mod tests {
             md("two\r\nlines"),
             "two  lines",
             "newlines fold into spaces"
+        );
+        assert_eq!(
+            md("AT&T &amp; co"),
+            r"AT\&T \&amp; co",
+            "an entity stays text"
         );
     }
 }

@@ -306,21 +306,53 @@ fn durations(i: &Incident) -> (Vec<DurationRow>, String) {
         },
     };
     let customer_facing_end = i.mitigated_at.or(i.resolved_at);
+    let [detect, declare] = detection_rows(i, &between);
     let rows = vec![
         between(
             "Customer-facing duration",
             ("the end of impact", customer_facing_end),
         ),
-        between(
-            "Time to detect",
-            ("detected", i.detected_at.or(Some(i.declared_at))),
-        ),
-        between("Time to declare", ("declared", Some(i.declared_at))),
+        detect,
+        declare,
         between("Time to acknowledge", ("acknowledged", i.acknowledged_at)),
         between("Time to mitigate", ("mitigated", i.mitigated_at)),
         between("Time to resolve", ("resolved", i.resolved_at)),
     ];
     (rows, basis)
+}
+
+/// A duration row from impact start to a named moment, if it was recorded.
+type Between<'a> = dyn Fn(&'static str, (&str, Option<DateTime<Utc>>)) -> DurationRow + 'a;
+
+/// Time to detect and to declare. Without an impact start they would count from the
+/// detection (or the declaration) itself and read 0s, so they say so instead; a detection
+/// after the declaration is flagged.
+fn detection_rows(
+    i: &Incident,
+    between: &Between<'_>,
+) -> [DurationRow; 2] {
+    let unknown = |label: &'static str| DurationRow {
+        label,
+        value: "not recorded (impact start unknown)".into(),
+        flagged: false,
+    };
+    let detect = match (i.started_at, i.detected_at) {
+        (_, Some(d)) if d > i.declared_at => DurationRow {
+            label: "Time to detect",
+            value: "impossible order: detected after the declaration".into(),
+            flagged: true,
+        },
+        (None, _) => unknown("Time to detect"),
+        (Some(_), detected) => between(
+            "Time to detect",
+            ("detected", detected.or(Some(i.declared_at))),
+        ),
+    };
+    let declare = match (i.started_at, i.detected_at) {
+        (None, None) => unknown("Time to declare"),
+        _ => between("Time to declare", ("declared", Some(i.declared_at))),
+    };
+    [detect, declare]
 }
 
 fn roles(i: &Incident, names: &Names) -> Vec<RoleRow> {

@@ -40,7 +40,7 @@ pub use exemptions::{Exemption, NewAttempt, state as exemption_state};
 pub use freeze::{FreezeHold, FreezeScope, FreezeTarget, NewHold, TargetFailure, WrittenStatus};
 pub use inbound::{Delivery, DeliveryRecord, Seen};
 pub use people::Person;
-pub use postmortem::{ActionItem, Flag};
+pub use postmortem::{ActionDone, ActionItem, Flag};
 pub use timeline::ShownEntry;
 pub use tokens::{ApiToken, NewToken};
 pub use workers::WorkerRow;

@@ -29,6 +29,14 @@ impl From<i64> for Flag {
     }
 }
 
+/// What ticking an action item came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ActionDone {
+    Done,
+    AlreadyDone,
+    Missing,
+}
+
 impl Tx {
     pub async fn add_promise(
         &mut self,
@@ -66,6 +74,20 @@ impl Tx {
         .execute(&mut *self.inner)
         .await?;
         Ok(())
+    }
+
+    /// The document's status (`draft`, `in-review`, `final`), read in this transaction;
+    /// `None` while nobody has set one.
+    pub async fn postmortem_status(
+        &mut self,
+        incident: &IncidentId,
+    ) -> anyhow::Result<Option<String>> {
+        let status: Option<(String,)> =
+            sqlx::query_as("SELECT status FROM postmortem_docs WHERE incident_id = $1")
+                .bind(&incident.0)
+                .fetch_optional(&mut *self.inner)
+                .await?;
+        Ok(status.map(|(s,)| s))
     }
 
     /// Names a reviewer; `false` if they were named already.
@@ -150,16 +172,29 @@ impl Tx {
         incident: &IncidentId,
         number: i64,
         now: DateTime<Utc>,
-    ) -> anyhow::Result<bool> {
+    ) -> anyhow::Result<ActionDone> {
         let done = sqlx::query(
-            "UPDATE action_items SET done = 1, done_at = $1 WHERE incident_id = $2 AND number = $3",
+            "UPDATE action_items SET done = 1, done_at = $1 WHERE incident_id = $2 AND number = $3 AND done = 0",
         )
         .bind(to_ms(now))
         .bind(&incident.0)
         .bind(number)
         .execute(&mut *self.inner)
         .await?;
-        Ok(done.rows_affected() == 1)
+        if done.rows_affected() == 1 {
+            return Ok(ActionDone::Done);
+        }
+        let exists: Option<(i64,)> = sqlx::query_as(
+            "SELECT number FROM action_items WHERE incident_id = $1 AND number = $2",
+        )
+        .bind(&incident.0)
+        .bind(number)
+        .fetch_optional(&mut *self.inner)
+        .await?;
+        Ok(match exists {
+            Some(_) => ActionDone::AlreadyDone,
+            None => ActionDone::Missing,
+        })
     }
 }
 

@@ -98,7 +98,7 @@ pub enum PostmortemField {
     Resolution,
     WentWell,
     /// What went wrong (`went-poorly` is its first name and still accepted).
-    WentPoorly,
+    WentWrong,
     /// Where we got lucky.
     Lucky,
 }
@@ -114,7 +114,7 @@ impl PostmortemField {
         Self::ContributingFactors,
         Self::Resolution,
         Self::WentWell,
-        Self::WentPoorly,
+        Self::WentWrong,
         Self::Lucky,
     ];
 
@@ -125,7 +125,7 @@ impl PostmortemField {
             Self::RootCause => "root-cause",
             Self::ContributingFactors => "contributing-factors",
             Self::WentWell => "went-well",
-            Self::WentPoorly => "went-poorly",
+            Self::WentWrong => "went-wrong",
             Self::Trigger => "trigger",
             Self::Detection => "detection",
             Self::Resolution => "resolution",
@@ -144,7 +144,7 @@ impl PostmortemField {
             Self::ContributingFactors => "Contributing factors",
             Self::Resolution => "Resolution and recovery",
             Self::WentWell => "What went well",
-            Self::WentPoorly => "What went wrong",
+            Self::WentWrong => "What went wrong",
             Self::Lucky => "Where we got lucky",
         }
     }
@@ -152,7 +152,7 @@ impl PostmortemField {
     pub fn parse(s: &str) -> Result<Self, UserError> {
         let norm = s.to_ascii_lowercase().replace('_', "-");
         let norm = match norm.as_str() {
-            "went-wrong" => "went-poorly",
+            "went-poorly" => "went-wrong",
             "got-lucky" | "where-we-got-lucky" => "lucky",
             "recovery" => "resolution",
             other => other,
