@@ -55,6 +55,22 @@ pub struct PostmortemConfig {
     pub github: Option<PublishConfig>,
 }
 
+impl PostmortemConfig {
+    /// A `templates_dir` that is not a directory is a typo that would quietly give the
+    /// built-in templates instead of the team's.
+    fn validate(&self) -> Result<(), ConfigError> {
+        match &self.templates_dir {
+            Some(dir) if !dir.is_dir() => Err(ConfigError(format!(
+                "postmortem.templates_dir {} is not a directory (relative paths count from where firebreak runs); \
+                 fix the path, or export the built-in templates there with `firebreak postmortem templates export {}`",
+                dir.display(),
+                dir.display()
+            ))),
+            _ => Ok(()),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PublishConfig {
@@ -439,6 +455,7 @@ impl Config {
         self.webhooks()?;
         self.effects.validate()?;
         self.incident.validate()?;
+        self.postmortem.validate()?;
         self.call_timeouts_fit()
     }
 
@@ -731,6 +748,23 @@ mod tests {
                 .unwrap_err();
         assert!(err.0.starts_with("5: "), "{err}");
         assert!(err.0.contains("max_atempts"), "{err}");
+    }
+
+    #[test]
+    fn a_templates_dir_that_is_not_a_directory_is_refused() {
+        let config =
+            Config::parse("[postmortem]\ntemplates_dir = \"/no/such/templates\"\n").unwrap();
+        let err = config.validate().unwrap_err();
+        assert!(
+            err.0.contains("/no/such/templates is not a directory"),
+            "{err}"
+        );
+        let here = std::env::temp_dir();
+        let ok = format!(
+            "[postmortem]\ntemplates_dir = {:?}\n",
+            here.display().to_string()
+        );
+        Config::parse(&ok).unwrap().validate().unwrap();
     }
 
     #[test]

@@ -649,6 +649,22 @@ async fn exported_templates_through_the_cli(backend: Backend) {
         built_in[1]
     );
 
+    // A path the user can fix is a sentence and exit 2, with nothing else on stderr.
+    let nowhere = cli.dir.path().join("no such dir").join("pm.html");
+    let bad_out = cli
+        .run(&["postmortem", "1", "--out", nowhere.to_str().unwrap()])
+        .await;
+    assert_eq!(bad_out.status.code(), Some(2));
+    let err = stderr(&bad_out);
+    assert!(
+        err.trim_end()
+            == format!(
+                "error: Could not write the post-mortem to {}: a directory on the path does not exist. Give a file in a directory that exists.",
+                nowhere.display()
+            ),
+        "{err}"
+    );
+
     let dir = cli.dir.path().join("pm templates");
     let export = ["postmortem", "templates", "export", dir.to_str().unwrap()];
     let said = cli.ok(&export).await;

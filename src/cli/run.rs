@@ -280,7 +280,14 @@ async fn postmortem(app: &App, args: PostmortemArgs) -> anyhow::Result<ExitCode>
     let text = rendered.text;
     match out.as_deref() {
         Some(path) => {
-            std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;
+            if let Err(e) = std::fs::write(path, text) {
+                // A path the user can fix: a sentence and exit 2, not an internal error.
+                return Ok(user_error(&format!(
+                    "Could not write the post-mortem to {}: {}. Give a file in a directory that exists.",
+                    path.display(),
+                    crate::cli::render::io_reason(&e)
+                )));
+            }
             println!("Wrote the {number} post-mortem to {}.", path.display());
         }
         None => print!("{text}"),
@@ -305,7 +312,11 @@ fn templates(cmd: &TemplatesCommand) -> ExitCode {
                 ExportError::Exists(files)
             ))
         }
-        Err(e) => user_error(&format!("cannot export the templates: {e}")),
+        Err(ExportError::Io { path, source }) => user_error(&format!(
+            "Could not export the templates to {}: {}.",
+            path.display(),
+            crate::cli::render::io_reason(&source)
+        )),
     }
 }
 

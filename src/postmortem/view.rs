@@ -327,10 +327,7 @@ type Between<'a> = dyn Fn(&'static str, (&str, Option<DateTime<Utc>>)) -> Durati
 /// Time to detect and to declare. Without an impact start they would count from the
 /// detection (or the declaration) itself and read 0s, so they say so instead; a detection
 /// after the declaration is flagged.
-fn detection_rows(
-    i: &Incident,
-    between: &Between<'_>,
-) -> [DurationRow; 2] {
+fn detection_rows(i: &Incident, between: &Between<'_>) -> [DurationRow; 2] {
     let unknown = |label: &'static str| DurationRow {
         label,
         value: "not recorded (impact start unknown)".into(),
