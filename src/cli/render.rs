@@ -334,6 +334,20 @@ pub fn tokens_json(tokens: &[crate::store::ApiToken]) -> serde_json::Result<Stri
     serde_json::to_string_pretty(&rows)
 }
 
+/// Why a file could not be written, in words (the OS's message as a last resort).
+pub fn io_reason(e: &std::io::Error) -> String {
+    use std::io::ErrorKind::*;
+    match e.kind() {
+        NotFound => "a directory on the path does not exist".into(),
+        PermissionDenied => "permission denied".into(),
+        AlreadyExists => "a file is in the way".into(),
+        IsADirectory => "that is a directory".into(),
+        NotADirectory => "a part of the path is a file, not a directory".into(),
+        ReadOnlyFilesystem => "the file system is read-only".into(),
+        _ => e.to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -358,19 +372,5 @@ mod tests {
         );
         assert_eq!(term_line("a\nb\tc"), "a b c");
         assert_eq!(term("trailing \u{1b}"), "trailing ");
-    }
-}
-
-/// Why a file could not be written, in words (the OS's message as a last resort).
-pub fn io_reason(e: &std::io::Error) -> String {
-    use std::io::ErrorKind::*;
-    match e.kind() {
-        NotFound => "a directory on the path does not exist".into(),
-        PermissionDenied => "permission denied".into(),
-        AlreadyExists => "a file is in the way".into(),
-        IsADirectory => "that is a directory".into(),
-        NotADirectory => "a part of the path is a file, not a directory".into(),
-        ReadOnlyFilesystem => "the file system is read-only".into(),
-        _ => e.to_string(),
     }
 }
