@@ -73,12 +73,16 @@ async fn step(t: &TestService, minutes: i64, line: &str) {
     t.ok(line).await;
 }
 
-async fn render_md(t: &TestService, n: i64) -> String {
-    let view = load(&t.app.store, IncidentNumber(n))
+/// The post-mortem view of incident `n`, as the renderers get it.
+async fn view_of(t: &TestService, n: i64) -> PostmortemView {
+    load(&t.app.store, IncidentNumber(n))
         .await
         .unwrap()
-        .unwrap();
-    render::markdown(&view).unwrap()
+        .expect("the incident exists")
+}
+
+async fn render_md(t: &TestService, n: i64) -> String {
+    render::markdown(&view_of(t, n).await).unwrap()
 }
 
 fn golden(name: &str, actual: &str) {
@@ -364,10 +368,7 @@ async fn realistic_sev1(backend: Backend) {
         md.contains("Durations count from impact start, 2026-03-14 08:42:00 UTC."),
         "says which start the durations use"
     );
-    let view = load(&t.app.store, IncidentNumber(1))
-        .await
-        .unwrap()
-        .unwrap();
+    let view = view_of(&t, 1).await;
     assert!(view.timeline.len() >= 35, "{}", view.timeline.len());
     assert_eq!(
         view.appendix.len(),
@@ -474,18 +475,12 @@ async fn drill(backend: Backend) {
     let t = fixed(backend).await;
     t.ok("declare sev2 Region failover rehearsal --drill").await;
     step(&t, 5, "update INC-1 Failing over to eu-central-1").await;
-    let open = load(&t.app.store, IncidentNumber(1))
-        .await
-        .unwrap()
-        .unwrap();
+    let open = view_of(&t, 1).await;
     assert_exported_templates_match(&open);
     step(&t, 25, "resolve INC-1 Failover took 25 minutes").await;
     let md = render_md(&t, 1).await;
     golden("drill.md", &md);
-    let resolved = load(&t.app.store, IncidentNumber(1))
-        .await
-        .unwrap()
-        .unwrap();
+    let resolved = view_of(&t, 1).await;
     let html = render::html(&resolved).unwrap();
     golden("drill.html", &html);
     assert_clean_html(&html);
@@ -503,10 +498,7 @@ async fn drill(backend: Backend) {
             .contains("The runbook step for DNS was missing")
     );
     step(&t, 1, "note INC-1 <script>alert(1)</script> & friends").await;
-    let view = load(&t.app.store, IncidentNumber(1))
-        .await
-        .unwrap()
-        .unwrap();
+    let view = view_of(&t, 1).await;
     let html = render::html(&view).unwrap();
     assert_clean_html(&html);
     assert!(
@@ -533,10 +525,7 @@ async fn drill(backend: Backend) {
         .collect();
     assert!(live.is_empty(), "no HTML or links from user text: {live:?}");
     assert!(md.contains("onerror=alert(1)"), "the text itself is kept");
-    let view = load(&t.app.store, IncidentNumber(1))
-        .await
-        .unwrap()
-        .unwrap();
+    let view = view_of(&t, 1).await;
     assert_exported_templates_match(&view);
 }
 
@@ -595,10 +584,7 @@ async fn missing_and_out_of_order_times(backend: Backend) {
     assert!(md.contains("Acknowledged: not recorded"));
     assert!(md.contains("Time to mitigate: not recorded"));
     assert!(md.contains("No status updates were sent."));
-    let view = load(&t.app.store, IncidentNumber(1))
-        .await
-        .unwrap()
-        .unwrap();
+    let view = view_of(&t, 1).await;
     let html = render::html(&view).unwrap();
     golden("odd-times.html", &html);
     assert_clean_html(&html);
@@ -744,10 +730,7 @@ async fn template_overrides_are_used_and_broken_ones_fall_back_naming_file_and_l
     let t = fixed(Backend::Sqlite).await;
     t.ok("declare sev2 Login errors").await;
     step(&t, 5, "update INC-1 Fixed the session store").await;
-    let view = load(&t.app.store, IncidentNumber(1))
-        .await
-        .unwrap()
-        .unwrap();
+    let view = view_of(&t, 1).await;
     let dir = tempfile::tempdir().unwrap();
 
     std::fs::write(dir.path().join("postmortem.md"), "# {{ v.number }} for the board\n{% for e in v.timeline %}* {{ e.offset }} {{ e.text }}\n{% endfor %}").unwrap();
