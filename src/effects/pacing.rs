@@ -66,6 +66,33 @@ impl Pacer {
         self.admit_at(key, Instant::now(), running_effect())
     }
 
+    /// Whether a call now would go through, *without* taking the slot (the call itself
+    /// takes it): lets an effect find out it must wait before it reads what the call needs.
+    /// When it must wait, its own future slot is reserved, as [`admit`](Self::admit) does.
+    pub fn ahead(&self, key: &str) -> Result<(), Duration> {
+        self.ahead_at(key, Instant::now(), running_effect())
+    }
+
+    fn ahead_at(&self, key: &str, now: Instant, effect: Option<i64>) -> Result<(), Duration> {
+        {
+            let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            let reserved = effect.and_then(|id| state.reserved.get(&(id, key.to_string())));
+            if let Some(slot) = reserved {
+                return if *slot <= now {
+                    Ok(())
+                } else {
+                    Err(*slot - now)
+                };
+            }
+            let tat = state.tat.get(key).copied().unwrap_or(now).max(now);
+            if tat.checked_sub(self.tolerance).unwrap_or(now) <= now {
+                return Ok(());
+            }
+        }
+        // Over the limit: the same as a refused call (a slot of its own, reserved).
+        self.admit_at(key, now, effect)
+    }
+
     fn admit_at(&self, key: &str, now: Instant, effect: Option<i64>) -> Result<(), Duration> {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(id) = effect {
@@ -129,6 +156,36 @@ mod tests {
         assert!(
             pacer.admit_at("C1", back, Some(42)).unwrap_err() >= Duration::from_secs(2),
             "a newcomer queues behind the reservations"
+        );
+    }
+
+    #[test]
+    fn looking_ahead_takes_no_slot_but_a_refusal_reserves_one() {
+        let pacer = Pacer::new(Duration::from_secs(1), 1);
+        let t0 = Instant::now();
+        assert_eq!(pacer.ahead_at("C1", t0, Some(1)), Ok(()));
+        assert_eq!(pacer.ahead_at("C1", t0, Some(1)), Ok(()), "still free");
+        assert_eq!(
+            pacer.admit_at("C1", t0, Some(1)),
+            Ok(()),
+            "the call takes it"
+        );
+        let wait = pacer.ahead_at("C1", t0, Some(2)).unwrap_err();
+        assert_eq!(wait, Duration::from_secs(1));
+        let back = t0 + wait;
+        assert_eq!(
+            pacer.ahead_at("C1", back, Some(2)),
+            Ok(()),
+            "its slot is due"
+        );
+        assert_eq!(
+            pacer.admit_at("C1", back, Some(2)),
+            Ok(()),
+            "and the call goes through on the reservation"
+        );
+        assert!(
+            pacer.admit_at("C1", back, Some(3)).is_err(),
+            "one call, one slot"
         );
     }
 

@@ -97,6 +97,18 @@ impl SlackApi {
         result
     }
 
+    /// Fails with [`EffectError::Deferred`] if `method` (in `channel`, for posts) could not
+    /// be called now, taking no slot if it could: an effect asks before reading what the
+    /// call needs, so a deferred attempt costs no reads.
+    pub fn ready(&self, method: &str, channel: Option<&str>) -> Result<(), SlackCallError> {
+        if !self.answering.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        self.limits
+            .ahead(method, channel)
+            .map_err(|wait| SlackCallError::new(method, None, EffectError::Deferred { wait }))
+    }
+
     /// Learns from an answer: a 429's `Retry-After` holds back that method (and channel);
     /// an outage switches the tiers off until Slack answers again.
     fn observe(&self, method: &str, channel: Option<&str>, error: Option<&SlackCallError>) {

@@ -50,12 +50,25 @@ impl SlackRateLimits {
         if let Some(wait) = self.refused_for(&key, Instant::now()) {
             return Err(wait);
         }
-        let limiter = if method == "chat.postMessage" {
+        self.limiter(method).admit(&key)
+    }
+
+    /// [`check`](Self::check) without taking the slot: whether the call could go now, so
+    /// an effect that must wait learns it before reading what the call needs.
+    pub fn ahead(&self, method: &str, channel: Option<&str>) -> Result<(), Duration> {
+        let key = limiter_key(method, channel);
+        if let Some(wait) = self.refused_for(&key, Instant::now()) {
+            return Err(wait);
+        }
+        self.limiter(method).ahead(&key)
+    }
+
+    fn limiter(&self, method: &str) -> &Pacer {
+        if method == "chat.postMessage" {
             &self.per_channel
         } else {
             &self.tiers[tier(method) - 1]
-        };
-        limiter.admit(&key)
+        }
     }
 
     /// Slack refused `method` with a 429: no call to it until `retry_after` has passed.

@@ -19,8 +19,12 @@ impl SlackEffects {
         id: &IncidentId,
         invite: &[String],
     ) -> Result<Option<String>, EffectError> {
-        let incident = self.incident(id).await?;
         let refs = self.refs(id).await?;
+        if refs.channel().is_none() {
+            // Under a storm channels wait for Slack's tier: find out before reading.
+            self.api.ready("conversations.create", None)?;
+        }
+        let incident = self.incident(id).await?;
         let (channel, created) = match refs.channel() {
             Some(c) => (c, false),
             None => (self.create_channel(&incident).await?, true),

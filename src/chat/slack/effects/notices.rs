@@ -62,6 +62,11 @@ impl SlackEffects {
         if existing.is_none() && !refs.notice_due(channel, announce) {
             return Ok(None);
         }
+        // Under a storm most notices wait for their channel's turn: find out before reading.
+        match existing {
+            Some(_) => self.api.ready("chat.update", None)?,
+            None => self.api.ready("chat.postMessage", Some(channel))?,
+        }
         let incident = self.incident(id).await?;
         let latest = self.latest_update(&incident).await?;
         let (text, notice) = blocks::notice(
