@@ -187,7 +187,10 @@ async fn freeze_and_unfreeze_40_repos_with_300_prs_within_the_limits(backend: Ba
 }
 
 async fn real_webhook_payloads_mark_new_heads_while_frozen(backend: Backend) {
-    let fixtures = "../shared/fixtures/github-webhooks";
+    let fixtures = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/github-webhooks"
+    );
     let sha = "ec26c3e57ca3a959ca5aad62de7213c562f8c821";
     for name in [
         "pull_request.opened.0",

@@ -32,7 +32,10 @@ on_both!(
 
 const FIREBREAK_TOKEN: &str = "ghp_test";
 const MERGE_ACTOR: &str = "merge_actor = { actor_id = 5, actor_type = \"RepositoryRole\" }";
-const FIXTURES: &str = "../shared/fixtures/github-webhooks";
+const FIXTURES: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/fixtures/github-webhooks"
+);
 
 struct T {
     app: TestApp,

@@ -29,7 +29,10 @@ on_both!(
 );
 
 const MINUTE: Duration = Duration::from_millis(100);
-const FIXTURES: &str = "../shared/fixtures/github-webhooks";
+const FIXTURES: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/fixtures/github-webhooks"
+);
 /// The head of the pull request in the vendored `pull_request.*` fixtures.
 const FIXTURE_SHA: &str = "ec26c3e57ca3a959ca5aad62de7213c562f8c821";
 const FIXTURE_REPO: &str = "Codertocat/Hello-World";

@@ -1,4 +1,4 @@
-//! The `pull_request` webhook against real payload shapes (`../shared/fixtures/
+//! The `pull_request` webhook against real payload shapes (`tests/fixtures/
 //! github-webhooks/`), on SQLite and Postgres: repository names in any case, ruleset-style
 //! branch globs (in the webhook and in the reconciler's pull request listing), `edited`
 //! with a new base, `ready_for_review`, GitHub's default form-encoded content type, and
@@ -25,7 +25,10 @@ on_both!(
     statuses_say_the_key_once_and_link_the_incident_page,
 );
 
-const FIXTURES: &str = "../shared/fixtures/github-webhooks";
+const FIXTURES: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/fixtures/github-webhooks"
+);
 const PUBLIC_URL: &str = "https://fb.example";
 
 struct Hooks {
