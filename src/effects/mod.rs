@@ -10,6 +10,7 @@
 //! - [`backoff`]: exponential backoff with full jitter, and `Retry-After` hints.
 //! - [`breaker`]: a circuit breaker per target, so an API that is down is not hammered.
 //! - [`inflight`]: at most half the worker on one target, so a hanging one stalls no other.
+//! - [`due`]: when put-back effects are due again, so the claim loop looks then.
 //! - [`pacing`]: rate limits that queue an effect for its own future slot instead of waiting.
 //! - [`policy`]: what happens after an attempt (pure): retry, give up, or wait unspent.
 //! - [`planner`]: the core's neutral intents, which adapters turn into their own effects.
@@ -18,6 +19,7 @@
 
 pub mod backoff;
 pub mod breaker;
+pub mod due;
 pub mod handler;
 pub mod inflight;
 pub mod pacing;

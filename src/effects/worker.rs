@@ -19,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::backoff::Backoff;
 use super::breaker::{Breakers, Gate};
+use super::due::RetryTimes;
 use super::handler::{EffectError, EffectHandler};
 use super::inflight::InFlight;
 use super::pacing::as_effect;
@@ -35,9 +36,6 @@ const SLOW_AFTER: Duration = Duration::from_secs(2);
 /// one claim for what a few milliseconds of commands queued costs one transaction, not one
 /// per command. (An effect starts at most this much later.)
 const CLAIM_GAP: Duration = Duration::from_millis(10);
-
-/// How many retry times the claim loop keeps in mind (see [`Worker::note_retry`]).
-const MAX_NOTED_RETRIES: usize = 4096;
 
 /// Tuning for the worker; see `[effects]` in the config.
 #[derive(Debug, Clone)]
@@ -97,7 +95,7 @@ pub struct Worker {
     wake: Arc<Notify>,
     /// When effects this worker put back are due again (the soonest few thousand), so the
     /// claim loop looks then rather than at its next poll.
-    retries: std::sync::Mutex<std::collections::BTreeSet<DateTime<Utc>>>,
+    retries: RetryTimes,
     me: Identity,
 }
 
@@ -156,7 +154,7 @@ impl Worker {
         loop {
             let free = self.free_slots(&started);
             let mut pause = None;
-            look |= self.retry_due();
+            look |= self.retries.due();
             if free > 0 && look {
                 tokio::time::sleep_until(last_claim + CLAIM_GAP).await;
                 last_claim = tokio::time::Instant::now();
@@ -189,7 +187,7 @@ impl Worker {
                 }
                 // While the store refuses claims, the heartbeat would only fail too.
                 _ = housekeeping.tick(), if claim_failures == 0 => self.housekeep().await,
-                _ = tokio::time::sleep(pause.unwrap_or_else(|| self.until_next_look())) => look = true,
+                _ = tokio::time::sleep(pause.unwrap_or_else(|| self.retries.wait(self.config.poll_interval))) => look = true,
             }
         }
         self.stop(running, grace).await;
@@ -211,38 +209,6 @@ impl Worker {
             started.insert(task.id(), Instant::now());
         }
         Ok(filled)
-    }
-
-    /// How long the claim loop may sleep: until the soonest put-back effect is due, at most
-    /// the poll interval (for effects queued by other processes).
-    fn until_next_look(&self) -> Duration {
-        let retries = self.retries.lock().unwrap_or_else(|e| e.into_inner());
-        retries.first().map_or(self.config.poll_interval, |at| {
-            let wait = (*at - Utc::now()).to_std().unwrap_or_default();
-            wait.min(self.config.poll_interval)
-        })
-    }
-
-    /// Whether an effect this worker put back is due by now (forgetting those that are).
-    fn retry_due(&self) -> bool {
-        let mut retries = self.retries.lock().unwrap_or_else(|e| e.into_inner());
-        let now = Utc::now();
-        let mut due = false;
-        while retries.first().is_some_and(|at| *at <= now) {
-            retries.pop_first();
-            due = true;
-        }
-        due
-    }
-
-    /// Remembers that an effect is due again at `at`. Only the soonest few thousand are
-    /// kept: the poll finds the rest.
-    fn note_retry(&self, at: DateTime<Utc>) {
-        let mut retries = self.retries.lock().unwrap_or_else(|e| e.into_inner());
-        retries.insert(at);
-        if retries.len() > MAX_NOTED_RETRIES {
-            retries.pop_last();
-        }
     }
 
     /// How many effects to claim now: `concurrency` less the attempts still running quickly.
@@ -469,7 +435,7 @@ impl Worker {
         self.store
             .reschedule_effect(effect.id, until, None, true, Some(target))
             .await?;
-        self.note_retry(until);
+        self.retries.note(until);
         if cleared() {
             self.store.release_waiting(target, Utc::now()).await?;
             self.wake.notify_one();
@@ -520,7 +486,7 @@ impl Worker {
         };
         let recorded = self.write_step(effect, step).await;
         match retry_at {
-            Some(at) => self.note_retry(at),
+            Some(at) => self.retries.note(at),
             None => self.wake.notify_one(),
         }
         recorded
