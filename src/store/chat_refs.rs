@@ -35,7 +35,7 @@ impl Tx {
         .bind(&r.channel_id)
         .bind(&r.message_id)
         .bind(to_ms(Utc::now()))
-        .execute(&mut *self.inner)
+        .execute(self.conn().await?)
         .await?;
         Ok(())
     }

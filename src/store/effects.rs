@@ -136,7 +136,7 @@ impl Tx {
             rows.join(", ")
         );
         let now = to_ms(Utc::now());
-        let mut query = sqlx::query_as::<_, (i64, String)>(sqlx::AssertSqlSafe(sql));
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
         for e in effects {
             query = query
                 .bind(e.incident_id.as_ref().map(|i| i.0.clone()))
@@ -146,8 +146,8 @@ impl Tx {
                 .bind(now)
                 .bind(e.ordering_key.as_deref());
         }
-        let inserted: std::collections::HashMap<String, i64> = query
-            .fetch_all(&mut *self.inner)
+        let inserted: std::collections::HashMap<String, i64> = self
+            .fetch::<(i64, String)>(query)
             .await?
             .into_iter()
             .map(|(id, key)| (key, id))
@@ -165,7 +165,7 @@ impl Tx {
     async fn effect_id_by_key(&mut self, key: &str) -> anyhow::Result<i64> {
         let (id,): (i64,) = sqlx::query_as("SELECT id FROM effects WHERE idempotency_key = $1")
             .bind(key)
-            .fetch_one(&mut *self.inner)
+            .fetch_one(self.conn().await?)
             .await?;
         Ok(id)
     }
@@ -276,13 +276,15 @@ impl Store {
         let mut tx = self.begin_background().await?;
         // The statement names its rows, so it is never the same twice: not prepared for
         // reuse, where it would push the statements that are out of each connection's cache.
-        let rows: Vec<EffectRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-            .persistent(false)
-            .bind(lease_until)
-            .bind(now_ms)
-            .bind(limit)
-            .bind(owner)
-            .fetch_all(&mut *tx.inner)
+        let rows: Vec<EffectRow> = tx
+            .fetch(
+                sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .persistent(false)
+                    .bind(lease_until)
+                    .bind(now_ms)
+                    .bind(limit)
+                    .bind(owner),
+            )
             .await?;
         tx.commit().await?;
         let mut claimed = rows
@@ -400,7 +402,7 @@ impl Store {
             .bind(until)
             .bind(id)
             .bind(owner)
-            .execute(&mut *tx.inner)
+            .execute(tx.conn().await?)
             .await?;
         tx.commit().await
     }
@@ -415,7 +417,7 @@ impl Store {
         )
         .bind(to_ms(now))
         .bind(target)
-        .execute(&mut *tx.inner)
+        .execute(tx.conn().await?)
         .await?;
         tx.commit().await?;
         Ok(done.rows_affected())
@@ -442,7 +444,7 @@ impl Store {
         )
         .bind(now)
         .bind(id)
-        .execute(&mut *tx.inner)
+        .execute(tx.conn().await?)
         .await?;
         tx.commit().await?;
         Ok(done.rows_affected() == 1)
@@ -590,7 +592,7 @@ pub(super) async fn release_owned_in(
     )
     .bind(to_ms(now))
     .bind(owner)
-    .execute(&mut *tx.inner)
+    .execute(tx.conn().await?)
     .await?;
     Ok(done.rows_affected())
 }

@@ -17,7 +17,7 @@ impl Store {
         let mut tx = self.begin().await?;
         sqlx::query("DELETE FROM ended_sessions WHERE expires_at <= $1")
             .bind(to_ms(now))
-            .execute(&mut *tx.inner)
+            .execute(tx.conn().await?)
             .await?;
         sqlx::query(
             "INSERT INTO ended_sessions (nonce, expires_at) VALUES ($1, $2) \
@@ -25,7 +25,7 @@ impl Store {
         )
         .bind(nonce)
         .bind(to_ms(expires))
-        .execute(&mut *tx.inner)
+        .execute(tx.conn().await?)
         .await?;
         tx.commit().await?;
         Ok(())

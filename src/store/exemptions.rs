@@ -71,7 +71,7 @@ impl Tx {
         Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
             .bind(repo)
             .bind(pr)
-            .fetch_optional(&mut *self.inner)
+            .fetch_optional(self.conn().await?)
             .await?)
     }
 
@@ -110,7 +110,7 @@ impl Tx {
         } else {
             query.bind(attempt)
         };
-        let done = query.execute(&mut *self.inner).await?;
+        let done = query.execute(self.conn().await?).await?;
         Ok(done.rows_affected() == 1)
     }
 
@@ -134,7 +134,7 @@ impl Tx {
         .bind(repo)
         .bind(pr)
         .bind(attempt)
-        .execute(&mut *self.inner)
+        .execute(self.conn().await?)
         .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -144,7 +144,7 @@ impl Tx {
         let state: Option<(String,)> =
             sqlx::query_as("SELECT state FROM effects WHERE idempotency_key = $1")
                 .bind(key)
-                .fetch_optional(&mut *self.inner)
+                .fetch_optional(self.conn().await?)
                 .await?;
         Ok(state.is_none_or(|(s,)| s == "done" || s == "failed"))
     }
@@ -198,7 +198,7 @@ impl Store {
         .bind(repo)
         .bind(pr)
         .bind(attempt)
-        .execute(&mut *tx.inner)
+        .execute(tx.conn().await?)
         .await?;
         tx.commit().await?;
         Ok(done.rows_affected() == 1)

@@ -112,7 +112,7 @@ const SCOPE_COLUMNS: &str = "scope, frozen, generation, incident_id, reason, dri
 impl Tx {
     pub async fn next_freeze_generation(&mut self) -> anyhow::Result<i64> {
         let (g,): (i64,) = sqlx::query_as("UPDATE counters SET value = value + 1 WHERE name = 'freeze_generation' RETURNING value")
-            .fetch_one(&mut *self.inner)
+            .fetch_one(self.conn().await?)
             .await?;
         Ok(g)
     }
@@ -139,7 +139,7 @@ impl Tx {
         .bind(i64::from(s.drill))
         .bind(&s.requested_by)
         .bind(to_ms(s.updated_at))
-        .execute(&mut *self.inner)
+        .execute(self.conn().await?)
         .await?;
         Ok(())
     }
@@ -147,7 +147,7 @@ impl Tx {
     pub async fn freeze_scopes(&mut self) -> anyhow::Result<Vec<FreezeScope>> {
         let sql = format!("SELECT {SCOPE_COLUMNS} FROM freeze_scopes ORDER BY scope");
         let rows: Vec<ScopeRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-            .fetch_all(&mut *self.inner)
+            .fetch_all(self.conn().await?)
             .await?;
         Ok(rows.into_iter().map(FreezeScope::from).collect())
     }
@@ -194,7 +194,7 @@ impl Store {
         .bind(&t.last_error)
         .bind(t.error_at)
         .bind(t.retry_at)
-        .execute(&mut *tx.inner)
+        .execute(tx.conn().await?)
         .await?;
         tx.commit().await?;
         Ok(done.rows_affected() == 1)
@@ -218,7 +218,7 @@ impl Store {
         .bind(to_ms(f.at))
         .bind(f.retry_at.map(to_ms))
         .bind(i64::from(f.permanent))
-        .execute(&mut *tx.inner)
+        .execute(tx.conn().await?)
         .await?;
         tx.commit().await
     }
@@ -289,7 +289,7 @@ impl Store {
         .bind(to_ms(Utc::now()))
         .bind(i64::from(status.drill))
         .bind(&status.description)
-        .execute(&mut *tx.inner)
+        .execute(tx.conn().await?)
         .await?;
         tx.commit().await
     }
@@ -469,7 +469,7 @@ impl Tx {
         .bind(h.requested_by)
         .bind(to_ms(h.started_at))
         .bind(h.expires_at.map(to_ms))
-        .execute(&mut *self.inner)
+        .execute(self.conn().await?)
         .await?;
         Ok(())
     }
@@ -478,7 +478,7 @@ impl Tx {
     pub async fn freeze_holds(&mut self) -> anyhow::Result<Vec<FreezeHold>> {
         let sql = format!("{HOLD_SELECT}{HOLD_ORDER}");
         let rows: Vec<HoldRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-            .fetch_all(&mut *self.inner)
+            .fetch_all(self.conn().await?)
             .await?;
         Ok(rows.into_iter().map(FreezeHold::from).collect())
     }
@@ -500,7 +500,7 @@ impl Tx {
             sqlx::query("DELETE FROM freeze_holds WHERE scope = $1 AND holder = $2")
                 .bind(&h.scope)
                 .bind(&h.holder_key)
-                .execute(&mut *self.inner)
+                .execute(self.conn().await?)
                 .await?;
         }
         Ok(removed)

@@ -89,10 +89,8 @@ impl Tx {
         .bind(to_ms(Utc::now()))
         .bind(delivery.cutoff_ms())
         .bind(delivery.request.as_deref())
-        .bind(incident.map(|i| i.0.as_str()))
-        .execute(&mut *self.inner)
-        .await?;
-        Ok(done.rows_affected() == 1)
+        .bind(incident.map(|i| i.0.as_str()));
+        Ok(self.execute(done).await?.rows_affected() == 1)
     }
 }
 

@@ -1,5 +1,6 @@
 //! The `incidents` table: insert, look up, and compare-and-set on `version`.
 
+use anyhow::Context;
 use chrono::Utc;
 use sqlx::FromRow;
 
@@ -68,16 +69,19 @@ impl Tx {
     /// Hands out the next `INC-n`. The counter row is updated in this transaction, so two
     /// concurrent declarations can never get the same number.
     pub async fn next_incident_number(&mut self) -> anyhow::Result<IncidentNumber> {
-        let (n,): (i64,) = sqlx::query_as(
-            "UPDATE counters SET value = value + 1 WHERE name = 'incident_number' RETURNING value",
-        )
-        .fetch_one(&mut *self.inner)
-        .await?;
-        Ok(IncidentNumber(n))
+        let rows: Vec<(i64,)> = self
+            .fetch(sqlx::query(
+                "UPDATE counters SET value = value + 1 WHERE name = 'incident_number' RETURNING value",
+            ))
+            .await?;
+        let (n,) = rows
+            .first()
+            .context("the incident number counter is missing")?;
+        Ok(IncidentNumber(*n))
     }
 
     pub async fn insert_incident(&mut self, i: &Incident) -> anyhow::Result<()> {
-        sqlx::query(
+        let query = sqlx::query(
             "INSERT INTO incidents (id, number, title, severity, status, drill, started_at, \
              detected_at, declared_at, acknowledged_at, mitigated_at, resolved_at, commander, \
              comms, scribe, summary, last_update_at, next_update_due, declared_by, version, updated_at) \
@@ -103,10 +107,8 @@ impl Tx {
         .bind(i.next_update_due.map(to_ms))
         .bind(&i.declared_by)
         .bind(i.version)
-        .bind(to_ms(Utc::now()))
-        .execute(&mut *self.inner)
-        .await?;
-        Ok(())
+        .bind(to_ms(Utc::now()));
+        self.hold(query).await
     }
 
     /// Reads an incident and locks its row until the transaction ends.
@@ -120,7 +122,7 @@ impl Tx {
         );
         let row: Option<IncidentRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
             .bind(number.0)
-            .fetch_optional(&mut *self.inner)
+            .fetch_optional(self.conn().await?)
             .await?;
         row.map(Incident::try_from).transpose()
     }
@@ -157,7 +159,7 @@ impl Tx {
         .bind(&new.id.0)
         .bind(expected)
         .bind(new.reminded_due.map(to_ms))
-        .execute(&mut *self.inner)
+        .execute(self.conn().await?)
         .await?;
         Ok(done.rows_affected() == 1)
     }

@@ -6,6 +6,7 @@
 //! (`FOR UPDATE`, `SKIP LOCKED`) stay in one place. One module per table adds methods to it.
 
 mod alert_groups;
+mod batch;
 mod chat_refs;
 mod effects;
 mod ended_sessions;
@@ -27,9 +28,10 @@ use std::time::Duration;
 
 use anyhow::Context;
 use chrono::{DateTime, TimeZone, Utc};
-use sqlx::any::{AnyPoolOptions, install_default_drivers};
+use futures::TryStreamExt;
+use sqlx::any::{AnyArguments, AnyPoolOptions, AnyQueryResult, AnyRow, install_default_drivers};
 use sqlx::pool::PoolConnection;
-use sqlx::{Any, AnyConnection, AnyPool, Transaction};
+use sqlx::{Any, AnyConnection, AnyPool, Execute, Transaction};
 
 use sqlite::{End, Sqlite, WritersGuard};
 
@@ -208,7 +210,7 @@ impl Store {
         let inner = match &self.db {
             Db::Sqlite(sqlite) => {
                 let mut writers = sqlite.writer.acquire(caller, priority).await;
-                writers.begin(priority).await?;
+                writers.begin(priority).await;
                 TxConn::Writer {
                     writers: Some(writers),
                     priority,
@@ -216,9 +218,14 @@ impl Store {
             }
             Db::Postgres(pool) => TxConn::Pooled(Some(pool.begin().await?)),
         };
+        let held = match self.backend {
+            Backend::Sqlite => batch::Batch::begin(),
+            Backend::Postgres => batch::Batch::default(),
+        };
         Ok(Tx {
             inner,
             backend: self.backend,
+            held,
         })
     }
 
@@ -316,9 +323,15 @@ impl std::ops::DerefMut for ReadConn {
 }
 
 /// A write transaction. Dropping it without [`Tx::commit`] rolls back.
+///
+/// On SQLite, `BEGIN` and the statements sent with [`Tx::hold`] wait in `held` and go with
+/// the next statement that needs an answer, or with `COMMIT` (see [`batch`]). Statements
+/// therefore reach the connection through [`Tx::conn`], [`Tx::execute`] or [`Tx::fetch`],
+/// which send what is held first.
 pub struct Tx {
     inner: TxConn,
     backend: Backend,
+    held: batch::Batch,
 }
 
 /// The connection a [`Tx`] writes on; dereferences to it for the queries.
@@ -377,10 +390,25 @@ impl Drop for TxConn {
         };
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             runtime.spawn(async move {
-                if let Err(e) = writers.finish(End::Rollback).await {
+                if let Err(e) = writers.finish(End::Rollback, batch::Batch::default()).await {
                     tracing::warn!(error = %format!("{e:#}"), "rolling back an abandoned write failed");
                 }
             });
+        }
+    }
+}
+
+impl Drop for Tx {
+    /// A SQLite transaction dropped before it sent anything has nothing to roll back.
+    fn drop(&mut self) {
+        if let (
+            true,
+            TxConn::Writer {
+                writers: Some(w), ..
+            },
+        ) = (self.held.opens(), &mut self.inner)
+        {
+            w.forget_unbegun();
         }
     }
 }
@@ -395,9 +423,10 @@ impl Tx {
     }
 
     async fn finish(mut self, end: End) -> anyhow::Result<()> {
+        let held = std::mem::take(&mut self.held);
         match &mut self.inner {
             TxConn::Writer { writers, .. } => match writers.as_mut() {
-                Some(w) => w.finish(end).await,
+                Some(w) => w.finish(end, held).await,
                 None => Ok(()),
             },
             TxConn::Pooled(tx) => match (tx.take(), end) {
@@ -406,6 +435,79 @@ impl Tx {
                 (None, _) => Ok(()),
             },
         }
+    }
+
+    /// The connection, for a statement whose answer is needed now; what is held goes first.
+    async fn conn(&mut self) -> anyhow::Result<&mut AnyConnection> {
+        if !self.held.is_empty() {
+            let (sql, args) = self.held.take();
+            sqlx::query_with(sqlx::AssertSqlSafe(sql), args)
+                .execute(&mut *self.inner)
+                .await?;
+        }
+        Ok(&mut *self.inner)
+    }
+
+    /// Runs `query` whose answer nobody reads: on SQLite it is held back and goes with the
+    /// next statement (an error in it surfaces there, failing that call or the commit).
+    async fn hold(
+        &mut self,
+        query: sqlx::query::Query<'_, Any, AnyArguments>,
+    ) -> anyhow::Result<()> {
+        match self.backend {
+            Backend::Sqlite => self.held.push(query),
+            Backend::Postgres => {
+                query.execute(&mut *self.inner).await?;
+                Ok(())
+            }
+        }
+    }
+
+    /// Runs what is held and then `query`, in one hand-off: `query`'s result.
+    async fn execute(
+        &mut self,
+        query: sqlx::query::Query<'_, Any, AnyArguments>,
+    ) -> anyhow::Result<AnyQueryResult> {
+        if self.held.is_empty() {
+            return Ok(query.execute(&mut *self.inner).await?);
+        }
+        let persistent = Execute::persistent(&query);
+        let (sql, args) = self.held.take_with(query)?;
+        let mut last = None;
+        // sqlx 0.9 marks `fetch_many` deprecated because only SQLite runs several statements
+        // in one prepared query; that is exactly what a batch is for, and only on SQLite.
+        #[allow(deprecated)]
+        let mut results = sqlx::query_with(sqlx::AssertSqlSafe(sql), args)
+            .persistent(persistent)
+            .fetch_many(&mut *self.inner);
+        while let Some(step) = results.try_next().await? {
+            if let sqlx::Either::Left(result) = step {
+                last = Some(result);
+            }
+        }
+        last.context("a batch ran no statement")
+    }
+
+    /// Runs what is held and then `query`, in one hand-off: the rows `query` returns (the
+    /// held statements return none).
+    async fn fetch<T>(
+        &mut self,
+        query: sqlx::query::Query<'_, Any, AnyArguments>,
+    ) -> anyhow::Result<Vec<T>>
+    where
+        T: for<'r> sqlx::FromRow<'r, AnyRow>,
+    {
+        let rows = if self.held.is_empty() {
+            query.fetch_all(&mut *self.inner).await?
+        } else {
+            let persistent = Execute::persistent(&query);
+            let (sql, args) = self.held.take_with(query)?;
+            sqlx::query_with(sqlx::AssertSqlSafe(sql), args)
+                .persistent(persistent)
+                .fetch_all(&mut *self.inner)
+                .await?
+        };
+        Ok(rows.iter().map(T::from_row).collect::<Result<_, _>>()?)
     }
 
     /// `FOR UPDATE` on Postgres; SQLite already holds the database write lock.

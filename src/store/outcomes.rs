@@ -126,7 +126,7 @@ impl Tx {
                 result,
                 entry,
             } => {
-                let done = sqlx::query(
+                let finished = sqlx::query(
                     "UPDATE effects SET state = $1, last_error = COALESCE($2, last_error), result = $3, \
                      lease_until = NULL, lease_owner = NULL, waiting_on = NULL, updated_at = $4 \
                      WHERE id = $5 AND state = 'running'",
@@ -135,17 +135,16 @@ impl Tx {
                 .bind(error.as_deref())
                 .bind(result.as_deref())
                 .bind(now)
-                .bind(*id)
-                .execute(&mut *self.inner)
-                .await?;
-                if done.rows_affected() == 0 {
+                .bind(*id);
+                if self.execute(finished).await?.rows_affected() == 0 {
                     return Ok(false);
                 }
                 // The next effect of its ordering key, if one waits for it, may now run.
-                sqlx::query("UPDATE effects SET after_effect = NULL WHERE after_effect = $1")
-                    .bind(*id)
-                    .execute(&mut *self.inner)
-                    .await?;
+                self.hold(
+                    sqlx::query("UPDATE effects SET after_effect = NULL WHERE after_effect = $1")
+                        .bind(*id),
+                )
+                .await?;
                 if let Some(entry) = entry {
                     self.append_timeline(entry).await?;
                 }
@@ -158,7 +157,7 @@ impl Tx {
                 refund,
                 waiting_on,
             } => {
-                let done = sqlx::query(
+                let rescheduled = sqlx::query(
                     "UPDATE effects SET state = 'pending', run_at = $1, last_error = COALESCE($2, last_error), lease_until = NULL, \
                      lease_owner = NULL, attempts = attempts - $3, waiting_on = $6, updated_at = $4 WHERE id = $5 AND state = 'running'",
                 )
@@ -167,13 +166,11 @@ impl Tx {
                 .bind(i64::from(*refund))
                 .bind(now)
                 .bind(*id)
-                .bind(waiting_on.as_deref())
-                .execute(&mut *self.inner)
-                .await?;
-                Ok(done.rows_affected() == 1)
+                .bind(waiting_on.as_deref());
+                Ok(self.execute(rescheduled).await?.rows_affected() == 1)
             }
             Outcome::KeepReply { source, id, reply } => {
-                sqlx::query(
+                let keep = sqlx::query(
                     "INSERT INTO inbound_seen (source, id, received_at, reply) VALUES ($1, $2, $3, $4) \
                      ON CONFLICT (source, id) DO UPDATE SET reply = excluded.reply \
                      WHERE inbound_seen.reply IS NULL",
@@ -181,9 +178,8 @@ impl Tx {
                 .bind(*source)
                 .bind(id)
                 .bind(now)
-                .bind(reply)
-                .execute(&mut *self.inner)
-                .await?;
+                .bind(reply);
+                self.hold(keep).await?;
                 Ok(true)
             }
         }

@@ -113,7 +113,7 @@ impl Store {
         )
         .bind(identity.as_str())
         .bind(display_name(hint))
-        .execute(&mut *tx.inner)
+        .execute(tx.conn().await?)
         .await?;
         tx.commit().await?;
         self.recent_people.forget(identity);
@@ -136,7 +136,7 @@ impl Store {
         .bind(identity.as_str())
         .bind(display_name(name))
         .bind(to_ms(at))
-        .execute(&mut *tx.inner)
+        .execute(tx.conn().await?)
         .await?;
         tx.commit().await?;
         self.recent_people.forget(identity);

@@ -44,15 +44,15 @@ impl Tx {
         set_at: DateTime<Utc>,
         due_at: DateTime<Utc>,
     ) -> anyhow::Result<()> {
-        sqlx::query(
-            "INSERT INTO update_promises (incident_id, set_at, due_at) VALUES ($1, $2, $3)",
+        self.hold(
+            sqlx::query(
+                "INSERT INTO update_promises (incident_id, set_at, due_at) VALUES ($1, $2, $3)",
+            )
+            .bind(&incident.0)
+            .bind(to_ms(set_at))
+            .bind(to_ms(due_at)),
         )
-        .bind(&incident.0)
-        .bind(to_ms(set_at))
-        .bind(to_ms(due_at))
-        .execute(&mut *self.inner)
-        .await?;
-        Ok(())
+        .await
     }
 
     /// Moves the document to `status` (draft, in-review, final).
@@ -71,7 +71,7 @@ impl Tx {
         .bind(status)
         .bind(by)
         .bind(to_ms(at))
-        .execute(&mut *self.inner)
+        .execute(self.conn().await?)
         .await?;
         Ok(())
     }
@@ -85,7 +85,7 @@ impl Tx {
         let status: Option<(String,)> =
             sqlx::query_as("SELECT status FROM postmortem_docs WHERE incident_id = $1")
                 .bind(&incident.0)
-                .fetch_optional(&mut *self.inner)
+                .fetch_optional(self.conn().await?)
                 .await?;
         Ok(status.map(|(s,)| s))
     }
@@ -106,7 +106,7 @@ impl Tx {
         .bind(reviewer)
         .bind(by)
         .bind(to_ms(at))
-        .execute(&mut *self.inner)
+        .execute(self.conn().await?)
         .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -127,7 +127,7 @@ impl Tx {
         .bind(text)
         .bind(by)
         .bind(to_ms(Utc::now()))
-        .execute(&mut *self.inner)
+        .execute(self.conn().await?)
         .await?;
         sqlx::query(
             "INSERT INTO postmortem_authors (incident_id, author, first_at) VALUES ($1, $2, $3) \
@@ -136,7 +136,7 @@ impl Tx {
         .bind(&incident.0)
         .bind(by)
         .bind(to_ms(Utc::now()))
-        .execute(&mut *self.inner)
+        .execute(self.conn().await?)
         .await?;
         Ok(())
     }
@@ -152,7 +152,7 @@ impl Tx {
     ) -> anyhow::Result<i64> {
         let (n,): (i64,) = sqlx::query_as("SELECT CAST(COALESCE(MAX(number), 0) + 1 AS BIGINT) FROM action_items WHERE incident_id = $1")
             .bind(&incident.0)
-            .fetch_one(&mut *self.inner)
+            .fetch_one(self.conn().await?)
             .await?;
         sqlx::query("INSERT INTO action_items (incident_id, number, text, owner, term, done, created_at) VALUES ($1, $2, $3, $4, $5, 0, $6)")
             .bind(&incident.0)
@@ -161,7 +161,7 @@ impl Tx {
             .bind(owner)
             .bind(term)
             .bind(to_ms(now))
-            .execute(&mut *self.inner)
+            .execute(self.conn().await?)
             .await?;
         Ok(n)
     }
@@ -179,7 +179,7 @@ impl Tx {
         .bind(to_ms(now))
         .bind(&incident.0)
         .bind(number)
-        .execute(&mut *self.inner)
+        .execute(self.conn().await?)
         .await?;
         if done.rows_affected() == 1 {
             return Ok(ActionDone::Done);
@@ -189,7 +189,7 @@ impl Tx {
         )
         .bind(&incident.0)
         .bind(number)
-        .fetch_optional(&mut *self.inner)
+        .fetch_optional(self.conn().await?)
         .await?;
         Ok(match exists {
             Some(_) => ActionDone::AlreadyDone,

@@ -13,6 +13,7 @@ use sqlx::{AnyConnection, ConnectOptions, Connection, Executor};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::Priority;
+use super::batch::Batch;
 
 /// How many reader connections SQLite gets (WAL readers run beside the writer).
 const READERS: usize = 8;
@@ -165,28 +166,19 @@ impl Writers {
         }
     }
 
-    /// `BEGIN IMMEDIATE` on the connection for `priority`, after rolling back whatever an
-    /// earlier holder left open.
+    /// Readies the connection for `priority` for a transaction, after rolling back whatever
+    /// an earlier holder left open. `BEGIN IMMEDIATE` itself goes with the transaction's
+    /// first statement (see [`super::batch`]).
     ///
     /// Every step is safe to cancel (a request whose client went away, a worker task
-    /// aborted): `open` is set *before* `BEGIN` is sent and cleared only after a rollback
-    /// has run, so a holder cancelled anywhere in between leaves the mark for the next one.
-    pub(super) async fn begin(&mut self, priority: Priority) -> anyhow::Result<()> {
+    /// aborted): `open` is set *before* `BEGIN` can be sent and cleared only after a
+    /// rollback has run (or when nothing was sent), so a holder cancelled anywhere in
+    /// between leaves the mark for the next one.
+    pub(super) async fn begin(&mut self, priority: Priority) {
         if let Some(left_open) = self.open {
             self.roll_back(left_open).await;
-            self.open = None;
         }
         self.open = Some(priority);
-        if let Err(first) = self.conn(priority).execute("BEGIN IMMEDIATE").await {
-            // Already in a transaction that nobody marked: end it and try once more.
-            tracing::debug!(error = %first, "BEGIN failed; rolling back and trying again");
-            self.roll_back(priority).await;
-            if let Err(e) = self.conn(priority).execute("BEGIN IMMEDIATE").await {
-                self.open = None;
-                return Err(e.into());
-            }
-        }
-        Ok(())
     }
 
     async fn roll_back(&mut self, priority: Priority) {
@@ -195,19 +187,35 @@ impl Writers {
         }
     }
 
-    /// Ends the open transaction. A failed `COMMIT` leaves it marked open, so the next
-    /// holder rolls it back.
-    pub(super) async fn finish(&mut self, end: End) -> anyhow::Result<()> {
+    /// Ends the open transaction, sending what it still holds with the `COMMIT`. A failed
+    /// `COMMIT` leaves it marked open, so the next holder rolls it back. A transaction that
+    /// never sent its `BEGIN` has nothing to end.
+    pub(super) async fn finish(&mut self, end: End, mut held: Batch) -> anyhow::Result<()> {
         let Some(priority) = self.open else {
             return Ok(());
         };
-        let statement = match end {
-            End::Commit => "COMMIT",
-            End::Rollback => "ROLLBACK",
-        };
-        self.conn(priority).execute(statement).await?;
+        if held.opens() && (matches!(end, End::Rollback) || held.is_only_begin()) {
+            self.open = None;
+            return Ok(());
+        }
+        match end {
+            End::Commit => {
+                let (sql, args) = held.take_with(sqlx::query("COMMIT"))?;
+                sqlx::query_with(sqlx::AssertSqlSafe(sql), args)
+                    .execute(self.conn(priority))
+                    .await?;
+            }
+            End::Rollback => {
+                self.conn(priority).execute("ROLLBACK").await?;
+            }
+        }
         self.open = None;
         Ok(())
+    }
+
+    /// Marks a transaction that never sent its `BEGIN` as ended.
+    pub(super) fn forget_unbegun(&mut self) {
+        self.open = None;
     }
 }
 

@@ -51,7 +51,7 @@ pub struct ShownEntry {
 
 impl Tx {
     pub async fn append_timeline(&mut self, e: &NewEntry) -> anyhow::Result<()> {
-        sqlx::query(
+        let query = sqlx::query(
             "INSERT INTO timeline_entries (incident_id, occurred_at, recorded_at, actor, source, kind, text) \
              VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
@@ -61,10 +61,8 @@ impl Tx {
         .bind(&e.actor)
         .bind(e.source.as_str())
         .bind(e.kind.as_str())
-        .bind(&e.text)
-        .execute(&mut *self.inner)
-        .await?;
-        Ok(())
+        .bind(&e.text);
+        self.hold(query).await
     }
 }
 

@@ -56,7 +56,7 @@ impl Store {
         );
         let taken: Option<(i64,)> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
             .bind(new.name)
-            .fetch_optional(&mut *tx.inner)
+            .fetch_optional(tx.conn().await?)
             .await?;
         if taken.is_some() {
             return Ok(false);
@@ -71,7 +71,7 @@ impl Store {
         .bind(new.scopes.to_string())
         .bind(to_ms(new.at))
         .bind(new.created_by)
-        .execute(&mut *tx.inner)
+        .execute(tx.conn().await?)
         .await?;
         tx.commit().await?;
         Ok(true)
@@ -117,7 +117,7 @@ impl Store {
         )
         .bind(to_ms(at))
         .bind(name)
-        .execute(&mut *tx.inner)
+        .execute(tx.conn().await?)
         .await?
         .rows_affected();
         tx.commit().await?;
@@ -140,7 +140,7 @@ impl Store {
         .bind(to_ms(at))
         .bind(id)
         .bind(to_ms(since))
-        .execute(&mut *tx.inner)
+        .execute(tx.conn().await?)
         .await?;
         tx.commit().await
     }

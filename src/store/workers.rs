@@ -35,7 +35,7 @@ impl Store {
         .bind(hostname)
         .bind(i64::from(pid))
         .bind(to_ms(now))
-        .execute(&mut *tx.inner)
+        .execute(tx.conn().await?)
         .await?;
         tx.commit().await
     }
@@ -54,7 +54,7 @@ impl Store {
         let released = release_owned_in(&mut tx, id, now).await?;
         sqlx::query("DELETE FROM workers WHERE id = $1")
             .bind(id)
-            .execute(&mut *tx.inner)
+            .execute(tx.conn().await?)
             .await?;
         tx.commit().await?;
         Ok(released)
@@ -66,7 +66,7 @@ impl Store {
         let mut tx = self.begin_background().await?;
         sqlx::query("UPDATE readiness_probe SET checked_at = $1 WHERE id = 1")
             .bind(to_ms(Utc::now()))
-            .execute(&mut *tx.inner)
+            .execute(tx.conn().await?)
             .await?;
         tx.rollback().await
     }
