@@ -1,11 +1,12 @@
 //! Contract test: every Discord REST call firebreak makes, pointed at the validating mock
-//! built from Discord's published OpenAPI description (`../shared/contracts/mock-api discord
-//! PORT`): the declare → update → status → severity → resolve flow through the queue (create
+//! built from Discord's published OpenAPI description (`tests/contracts/mock-api discord
+//! PORT`, serving the vendored `tests/contracts/discord.openapi.json`): the declare → update → status → severity → resolve flow through the queue (create
 //! channel, create and edit messages, pin), the forum-thread variant, and the calls made
 //! outside the queue with serenity's client (bulk-overwrite of the application commands, an
 //! interaction callback). Any call the real Discord would reject comes back as a 4xx, which
 //! fails the effect for good and this test with it; every answer must parse into
-//! serenity's model types.
+//! serenity's model types. A last test checks that the mock does reject calls Discord
+//! would reject.
 //!
 //! Run by `scripts/contract-tests`, which starts the mock and sets
 //! `FIREBREAK_CONTRACT_DISCORD_URL`. Ignored in the plain `cargo test` run, which has no mock.
@@ -20,6 +21,7 @@ use firebreak::chat::discord::api::DiscordApi;
 use firebreak::chat::discord::embeds::{self, Embed};
 use firebreak::chat::discord::text;
 use firebreak::incident::EntryKind;
+use serde_json::{Value, json};
 use serenity::all::{
     ChannelId, Command, CommandOptionType, CreateCommand, CreateCommandOption,
     CreateInteractionResponse, CreateInteractionResponseMessage, InteractionId,
@@ -152,6 +154,81 @@ async fn calls_outside_the_queue_match_the_published_contract() {
     api.send_message(channel, &embeds::embed_message(&big, Vec::new()))
         .await
         .expect("an embed at the limits accepted");
+}
+
+/// The mock is no pushover: calls shaped like firebreak's, each broken in one place real
+/// Discord checks (a body field's type, an enum inside a referenced component, a path
+/// parameter, a missing required field), come back 422 naming what is wrong. This is what
+/// makes the tests above mean something, and it shows the vendored, trimmed description kept
+/// what validation needs.
+#[tokio::test]
+#[ignore = "needs the Discord contract mock; run scripts/contract-tests"]
+async fn the_mock_rejects_what_discord_would_reject() {
+    let url = contract_url();
+    let channel = format!("/api/v10/channels/{}", ANNOUNCE[0]);
+    let app = "/api/v10/applications/777777777777777777";
+    let cases = [
+        (
+            "POST",
+            format!("{channel}/messages"),
+            json!({ "content": 5 }),
+            "content",
+        ),
+        (
+            "POST",
+            format!("{channel}/messages"),
+            json!({ "content": "x", "allowed_mentions": { "parse": ["nobody"] } }),
+            "allowed_mentions.parse",
+        ),
+        (
+            "PATCH",
+            format!("{channel}/messages/1200000000000000002"),
+            json!({ "flags": "ephemeral" }),
+            "flags",
+        ),
+        (
+            "PUT",
+            format!("{channel}/pins/not-a-snowflake"),
+            Value::Null,
+            "message_id",
+        ),
+        (
+            "PUT",
+            format!("{app}/commands"),
+            json!([{ "description": "no name" }]),
+            "'name'",
+        ),
+        (
+            "POST",
+            "/api/v10/interactions/1234567890123456789/aW50ZXJhY3Rpb24/callback".into(),
+            json!({ "type": 99 }),
+            "type",
+        ),
+    ];
+    let http = reqwest::Client::new();
+    for (method, path, body, named) in cases {
+        let mut req = http
+            .request(method.parse().unwrap(), format!("{url}{path}"))
+            .header("Authorization", "Bot contract-token");
+        if !body.is_null() {
+            req = req.json(&body);
+        }
+        let resp = req.send().await.expect("the mock answers");
+        let status = resp.status().as_u16();
+        let violations = resp
+            .headers()
+            .get("sl-violations")
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+            .unwrap_or_default();
+        assert_eq!(
+            status, 422,
+            "{method} {path} with {body} was not rejected: {violations}"
+        );
+        assert!(
+            violations.contains(named),
+            "{method} {path}: the rejection names {named}: {violations}"
+        );
+    }
 }
 
 /// Nothing failed, the flow made at least `min` effects, and the timeline has no failures.

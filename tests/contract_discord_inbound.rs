@@ -1,6 +1,7 @@
 //! Contract test for the inbound half of the Discord adapter, against the validating mock
-//! built from Discord's published OpenAPI description (`../shared/contracts/mock-api
-//! discord PORT`), through serenity's HTTP client:
+//! built from Discord's published OpenAPI description (`tests/contracts/mock-api discord
+//! PORT`, serving the vendored `tests/contracts/discord.openapi.json`), through serenity's
+//! HTTP client:
 //!
 //! - `discord register`'s bulk overwrite of the application commands, global and per
 //!   server, must be accepted (the mock rejects a command list Discord would reject);

@@ -1,7 +1,9 @@
 //! Contract test: the declare → update → status → resolve flow with the bot's Slack Web API
 //! calls pointed at the validating mock built from Slack's published OpenAPI description
-//! (`../shared/contracts/mock-api slack PORT`). Any call the real Slack would reject comes
-//! back as a 4xx, which fails the effect for good and this test with it.
+//! (`tests/contracts/mock-api slack PORT`, serving the vendored
+//! `tests/contracts/slack-web.openapi.json`). Any call the real Slack would reject comes
+//! back as a 4xx, which fails the effect for good and this test with it; a second test
+//! checks that the mock does reject such calls.
 //!
 //! Run by `scripts/contract-tests`, which starts the mock and sets
 //! `FIREBREAK_CONTRACT_SLACK_URL`. Ignored in the plain `cargo test` run, which has no mock.
@@ -11,12 +13,17 @@ mod common;
 use common::slack::{SLACK_CONFIG, SlackSender, integrations};
 use common::*;
 use firebreak::incident::EntryKind;
+use serde_json::json;
+
+fn contract_url() -> String {
+    std::env::var("FIREBREAK_CONTRACT_SLACK_URL")
+        .expect("FIREBREAK_CONTRACT_SLACK_URL (scripts/contract-tests sets it)")
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 #[ignore = "needs the Slack contract mock; run scripts/contract-tests"]
 async fn slack_calls_match_the_published_contract() {
-    let url = std::env::var("FIREBREAK_CONTRACT_SLACK_URL")
-        .expect("FIREBREAK_CONTRACT_SLACK_URL (scripts/contract-tests sets it)");
+    let url = contract_url();
     let config = test_config(&format!("max_attempts = 2\n{SLACK_CONFIG}"));
     let app = spawn_app_with(Backend::Sqlite, config, integrations(&url), None).await;
     let send = SlackSender::new(&app);
@@ -82,6 +89,82 @@ async fn slack_calls_match_the_published_contract() {
         .await
         .unwrap();
     assert!(!timeline.iter().any(|e| e.kind == EntryKind::EffectFailed));
+}
+
+/// The mock is no pushover: calls shaped like firebreak's, each broken in one place real
+/// Slack checks (no token, a missing required argument, a wrong type), are rejected, naming
+/// what is wrong. This is what makes the test above mean something, and it shows the
+/// vendored, trimmed description kept what validation needs.
+#[tokio::test]
+#[ignore = "needs the Slack contract mock; run scripts/contract-tests"]
+async fn the_mock_rejects_what_slack_would_reject() {
+    let url = contract_url();
+    let http = reqwest::Client::new();
+    let cases = [
+        (
+            "chat.postMessage",
+            None,
+            json!({ "channel": "C1", "text": "hi" }),
+            401,
+            "security",
+        ),
+        (
+            "chat.postMessage",
+            Some("xoxb-test-token"),
+            json!({ "text": "hi" }),
+            422,
+            "'channel'",
+        ),
+        (
+            "chat.update",
+            Some("xoxb-test-token"),
+            json!({ "channel": "C1", "text": "hi" }),
+            422,
+            "'ts'",
+        ),
+        (
+            "conversations.create",
+            Some("xoxb-test-token"),
+            json!({ "name": 5 }),
+            422,
+            "name",
+        ),
+        (
+            "conversations.invite",
+            Some("xoxb-test-token"),
+            json!({ "channel": "C1", "users": 5 }),
+            422,
+            "users",
+        ),
+        (
+            "views.open",
+            Some("xoxb-test-token"),
+            json!({ "view": {} }),
+            422,
+            "'trigger_id'",
+        ),
+    ];
+    for (method, token, body, want, named) in cases {
+        let mut req = http.post(format!("{url}/{method}")).json(&body);
+        if let Some(token) = token {
+            req = req.bearer_auth(token);
+        }
+        let resp = req.send().await.expect("the mock answers");
+        let status = resp.status().as_u16();
+        let violations = resp
+            .headers()
+            .get("sl-violations")
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+            .unwrap_or_default();
+        assert_eq!(
+            status, want,
+            "{method} with {body} was not rejected: {violations}"
+        );
+        assert!(
+            violations.contains(named),
+            "{method}: the rejection names {named}: {violations}"
+        );
+    }
 }
 
 async fn incident_id(app: &TestApp) -> firebreak::incident::IncidentId {
