@@ -3,6 +3,7 @@
 //! through the same grammar as chat, so the CLI can never drift from Slack and Discord.
 
 pub mod identity;
+pub mod logging;
 pub mod render;
 mod run;
 
@@ -35,6 +36,10 @@ pub struct Cli {
     /// Config file (default: ./firebreak.toml if present).
     #[arg(long, global = true, env = "FIREBREAK_CONFIG")]
     pub config: Option<PathBuf>,
+    /// The log's format on stderr: text (coloured only on a terminal) or json (one object a
+    /// line). Which messages: `RUST_LOG` (default `info` for serve, `warn` otherwise).
+    #[arg(long, global = true, env = "FIREBREAK_LOG_FORMAT", value_enum, default_value_t = logging::LogFormat::Text)]
+    pub log_format: logging::LogFormat,
     #[command(subcommand)]
     pub command: TopCommand,
 }

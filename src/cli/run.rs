@@ -27,8 +27,8 @@ const EXIT_USER: u8 = 2;
 pub async fn run(cli: Cli) -> ExitCode {
     match dispatch(cli).await {
         Ok(code) => code,
+        // Said once, as a sentence on stderr; the log would only repeat it.
         Err(e) => {
-            tracing::error!(error = %format!("{e:#}"), "command failed");
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }

@@ -55,7 +55,7 @@ impl EffectHandler for Publisher {
             crate::postmortem::overrides::Format::Markdown,
         )
         .map_err(|e| EffectError::permanent(format!("rendering failed: {e}")))?
-        .text;
+        .logged();
         let repo = &self.config.repo;
         let owner = repo.split('/').next().unwrap_or_default();
         let branch = format!(

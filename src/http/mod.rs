@@ -5,6 +5,7 @@
 //! nothing serves) needs an API token (or, for pages and reads, a signed-in session) unless
 //! `auth::PUBLIC_PATHS` lists it. The web pages (`pages`) are merged in by the app too.
 
+mod access;
 pub mod api;
 pub mod caller;
 pub mod guard;
@@ -191,6 +192,9 @@ pub fn router(state: HttpState, guard: Guard, adapters: Router) -> Router {
         .layer(axum::middleware::from_fn(rejections::rewrite))
         // Bodies over 1 MiB are refused with 413 before any handler sees them.
         .layer(axum::extract::DefaultBodyLimit::max(1024 * 1024))
+        .layer(access::layer())
+        .layer(access::echo_request_id())
+        .layer(access::set_request_id())
 }
 
 /// `/metrics` alone, with no credential, for `server.metrics_listen` (an address only the

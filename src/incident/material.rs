@@ -34,7 +34,7 @@ impl IncidentService {
             &view,
             crate::postmortem::overrides::Format::Markdown,
         )?
-        .text;
+        .logged();
         let link = match &self.policy().public_url {
             Some(base) => format!(
                 "{}/incidents/{number}/postmortem.html",

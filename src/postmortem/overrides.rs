@@ -112,6 +112,17 @@ pub struct Rendered {
     pub warning: Option<String>,
 }
 
+impl Rendered {
+    /// The text, logging the skipped override's problem first (for the server; the CLI
+    /// tells its user in a sentence instead, so the problem is shown once).
+    pub fn logged(self) -> String {
+        if let Some(w) = &self.warning {
+            tracing::warn!(problem = %w, "post-mortem template override skipped; using the built-in template");
+        }
+        self.text
+    }
+}
+
 /// Renders with the override in `dir` if there is one, else (or if it is broken) the
 /// built-in template.
 pub fn render(dir: Option<&Path>, v: &PostmortemView, format: Format) -> anyhow::Result<Rendered> {
@@ -130,9 +141,6 @@ pub fn render(dir: Option<&Path>, v: &PostmortemView, format: Format) -> anyhow:
         },
         None => None,
     };
-    if let Some(w) = &warning {
-        tracing::warn!(problem = %w, "post-mortem template override skipped; using the built-in template");
-    }
     let text = match format {
         Format::Markdown => render::markdown(v)?,
         Format::Html => render::html(v)?,
