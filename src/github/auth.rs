@@ -55,7 +55,9 @@ impl AppAuth {
     ) -> anyhow::Result<Self> {
         let key =
             EncodingKey::from_rsa_pem(private_key.expose_secret().as_bytes()).map_err(|_| {
-                anyhow::anyhow!("GITHUB_APP_PRIVATE_KEY is not an RSA private key in PEM form")
+                anyhow::anyhow!(
+                    "the GitHub App private key (GITHUB_APP_PRIVATE_KEY, or the file GITHUB_APP_PRIVATE_KEY_FILE names) is not an RSA private key in PEM form"
+                )
             })?;
         Ok(Self {
             app_id: app_id.to_string(),
