@@ -632,6 +632,7 @@ impl Runtime {
                     None => (default_database_url()?, DatabaseFrom::Default),
                 },
             };
+        check_database_url(database_url.expose_secret(), database_from)?;
         let listen = match std::env::var("FIREBREAK_LISTEN") {
             Ok(v) => v.parse().map_err(|_| {
                 ConfigError(format!(
@@ -670,6 +671,26 @@ impl Runtime {
             None => format!("Postgres (from {from})"),
         }
     }
+}
+
+/// Refuses a URL naming a database firebreak cannot use, naming where it came from and its
+/// scheme only (the rest may hold a password).
+fn check_database_url(url: &str, from: DatabaseFrom) -> Result<(), ConfigError> {
+    const SUPPORTED: [&str; 3] = ["sqlite:", "postgres://", "postgresql://"];
+    if SUPPORTED.iter().any(|s| url.starts_with(s)) {
+        return Ok(());
+    }
+    let key = match from {
+        DatabaseFrom::Env => "FIREBREAK_DATABASE_URL",
+        DatabaseFrom::File | DatabaseFrom::Default => "database.url",
+    };
+    let scheme = match url.split_once(':') {
+        Some((scheme, _)) if !scheme.is_empty() && scheme.len() <= 20 => format!("a {scheme}: URL"),
+        _ => "not a URL".to_string(),
+    };
+    Err(ConfigError(format!(
+        "{key} is {scheme}; firebreak stores its data in SQLite (sqlite:///path/firebreak.db) or Postgres (postgres://user@host/db)"
+    )))
 }
 
 /// The per-user default database: `$XDG_DATA_HOME/firebreak/firebreak.db`, else
@@ -719,7 +740,7 @@ fn sqlite_url_for(path: &str) -> String {
 }
 
 /// The file a `sqlite:` URL names, absolute (relative paths are from the working directory).
-fn sqlite_path(url: &str) -> Option<PathBuf> {
+pub(crate) fn sqlite_path(url: &str) -> Option<PathBuf> {
     use std::str::FromStr;
     if !url.starts_with("sqlite:") || url.contains(":memory:") || url.contains("mode=memory") {
         return None;
@@ -740,6 +761,26 @@ pub fn sqlite_creates(url: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn database_urls_other_than_sqlite_and_postgres_are_refused_without_their_secrets() {
+        for ok in [
+            "sqlite:///x.db",
+            "sqlite::memory:",
+            "postgres://u@h/db",
+            "postgresql://h/db",
+        ] {
+            assert!(check_database_url(ok, DatabaseFrom::Env).is_ok(), "{ok}");
+        }
+        let err = check_database_url("mysql://root:hunter2@db/x", DatabaseFrom::Env).unwrap_err();
+        assert!(
+            err.0.starts_with("FIREBREAK_DATABASE_URL is a mysql: URL;"),
+            "{err}"
+        );
+        assert!(!err.0.contains("hunter2"), "{err}");
+        let err = check_database_url("firebreak.db", DatabaseFrom::File).unwrap_err();
+        assert!(err.0.starts_with("database.url is not a URL;"), "{err}");
+    }
 
     #[test]
     fn unknown_keys_are_named_with_their_line() {

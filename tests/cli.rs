@@ -178,6 +178,11 @@ async fn failed_effects_are_listed_and_retried(backend: Backend) {
     let out = cli
         .run(&["incident", "declare", "sev2", "Gone", "webhook"])
         .await;
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "the declare is recorded, its notice failed for good"
+    );
     assert!(
         stderr(&out)
             .contains("✗ effect 1 (notify.webhook) failed: webhook \"general\" answered HTTP 410"),

@@ -23,6 +23,11 @@ use crate::store::Store;
 /// Exit code for input the user can fix (bad grammar, bad config, forbidden, conflict).
 const EXIT_USER: u8 = 2;
 
+/// Exit code when the write was recorded but one of its effects failed for good (a notice
+/// that could not be posted): the incident is right, someone must look at the effect
+/// (`firebreak effects list --failed`, then `effects retry ID`).
+const EXIT_EFFECT_FAILED: u8 = 3;
+
 /// Runs one CLI invocation to completion.
 pub async fn run(cli: Cli) -> ExitCode {
     match dispatch(cli).await {
@@ -57,7 +62,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     if let TopCommand::Migrate = cli.command {
         let new = prepare_database(&runtime)?;
         let store = Store::open(runtime.database_url.expose_secret()).await?;
-        say_created(new.as_deref());
+        say_created(new.as_deref(), false);
         println!(
             "The {:?} database is migrated and up to date.",
             store.backend()
@@ -72,7 +77,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     }
     let new = prepare_database(&runtime)?;
     let app = App::build(config, &runtime).await?;
-    say_created(new.as_deref());
+    say_created(new.as_deref(), matches!(cli.command, TopCommand::Serve));
     match cli.command {
         TopCommand::Serve => serve(app, &runtime).await,
         TopCommand::Incident(args) => incident(&app, args.words).await,
@@ -127,10 +132,15 @@ fn prepare_database(runtime: &Runtime) -> anyhow::Result<Option<PathBuf>> {
     Ok(Some(path))
 }
 
-/// One line on stderr the first time, so a database nobody expected is noticed.
-fn say_created(new: Option<&Path>) {
+/// One line on stderr the first time, so a database nobody expected is noticed: in the log
+/// for `serve` (whose stderr may be JSON lines), a sentence for the other commands.
+fn say_created(new: Option<&Path>, serve: bool) {
     if let Some(path) = new.filter(|p| p.exists()) {
-        eprintln!("firebreak: created a new database at {}", path.display());
+        if serve {
+            tracing::info!(path = %path.display(), "created a new database");
+        } else {
+            eprintln!("firebreak: created a new database at {}", path.display());
+        }
     }
 }
 
@@ -201,7 +211,7 @@ async fn incident(app: &App, words: Vec<String>) -> anyhow::Result<ExitCode> {
         println!("{}", render::reply_text(&outcome.reply, &names));
     }
     if !outcome.effects.is_empty() && !no_wait {
-        drain(app, &outcome.effects).await?;
+        return drain(app, &outcome.effects).await;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -243,7 +253,7 @@ async fn effects(app: &App, cmd: EffectsCommand) -> anyhow::Result<ExitCode> {
                 )));
             }
             println!("Effect {id} is queued again.");
-            drain(app, &[id]).await?;
+            return drain(app, &[id]).await;
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -395,13 +405,19 @@ async fn token(app: &App, cmd: TokenCommand) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Waits (bounded by `effects.cli_wait`) for the given effects and says how each ended.
-async fn drain(app: &App, ids: &[i64]) -> anyhow::Result<()> {
+/// Waits (bounded by `effects.cli_wait`) for the given effects and says how each ended:
+/// exit 3 ([`EXIT_EFFECT_FAILED`]) if one failed for good, else success (one still being
+/// retried is `serve`'s to finish, and said so).
+async fn drain(app: &App, ids: &[i64]) -> anyhow::Result<ExitCode> {
     let report = app.worker.drain(ids, app.config.effects.cli_wait).await?;
     for line in render::drain_lines(&report, Utc::now()) {
         eprintln!("{line}");
     }
-    Ok(())
+    Ok(if report.failed.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_EFFECT_FAILED)
+    })
 }
 
 fn config_check(config: &Config, path: Option<&Path>) -> ExitCode {

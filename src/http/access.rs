@@ -29,7 +29,8 @@ type MakeSpan = fn(&Request<Body>) -> Span;
 type OnResponse = fn(&Response<Body>, Duration, &Span);
 
 /// Logs each request once, when its response is ready.
-pub fn layer() -> TraceLayer<SharedClassifier<ServerErrorsAsFailures>, MakeSpan, (), OnResponse, (), (), ()> {
+pub fn layer()
+-> TraceLayer<SharedClassifier<ServerErrorsAsFailures>, MakeSpan, (), OnResponse, (), (), ()> {
     TraceLayer::new_for_http()
         .make_span_with(span as MakeSpan)
         .on_request(())

@@ -275,6 +275,12 @@ pub async fn postmortem(
     };
     let rendered =
         crate::postmortem::overrides::render(http.postmortem_templates.as_deref(), &view, format)
-            .map(|r| ([(axum::http::header::CONTENT_TYPE, content_type)], r.logged()).into_response());
+            .map(|r| {
+                (
+                    [(axum::http::header::CONTENT_TYPE, content_type)],
+                    r.logged(),
+                )
+                    .into_response()
+            });
     rendered.unwrap_or_else(|e| internal("rendering a post-mortem", e))
 }

@@ -14,6 +14,7 @@ mod exemptions;
 mod freeze;
 mod inbound;
 mod incidents;
+mod open_error;
 mod outcomes;
 mod people;
 mod postmortem;
@@ -101,14 +102,18 @@ impl Store {
             Backend::Sqlite => {
                 Db::Sqlite(Arc::new(Sqlite::open(&sqlite::url_with_create(url)).await?))
             }
-            Backend::Postgres => Db::Postgres(
-                AnyPoolOptions::new()
+            Backend::Postgres => {
+                let url = postgres_url_on_loopback(url);
+                match AnyPoolOptions::new()
                     .max_connections(16)
                     .acquire_timeout(Duration::from_secs(10))
-                    .connect(&postgres_url_on_loopback(url))
+                    .connect(&url)
                     .await
-                    .context("could not open the Postgres database")?,
-            ),
+                {
+                    Ok(pool) => Db::Postgres(pool),
+                    Err(e) => return Err(open_error::postgres(&url, e).await),
+                }
+            }
         };
         let mut store = Self {
             db,

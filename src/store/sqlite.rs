@@ -319,7 +319,14 @@ async fn connection(url: &str, synchronous: &'static str) -> anyhow::Result<AnyC
         .log_statements(log::LevelFilter::Debug)
         .connect()
         .await
-        .context("could not open the SQLite database")?;
+        .map_err(|e| {
+            let file = crate::config::sqlite_path(url)
+                .map_or_else(|| url.to_string(), |p| p.display().to_string());
+            anyhow::anyhow!(
+                "could not open the SQLite database {file}: {} (does its directory exist, and may this user write there?)",
+                super::open_error::cause(&e)
+            )
+        })?;
     pragmas(&mut conn, synchronous).await?;
     Ok(conn)
 }
