@@ -1,5 +1,5 @@
 //! `/metrics` end to end (issue 15): commands through a signed Slack command and the API
-//! are counted by platform, verb and outcome; the platforms' acknowledgements are timed;
+//! are counted by platform, verb and outcome; Slack's and GitHub's requests are timed;
 //! open incidents are counted by severity with drills apart; a freeze shows on the freeze
 //! target gauges; effects and GitHub's rate limit are reported. And the store's aggregate
 //! functions a scrape reads (never the incidents themselves) count right. On both databases.
@@ -115,6 +115,10 @@ async fn commands_acks_incidents_and_freezes_show_on_metrics(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(resp.status(), 201);
+    let ping = br#"{"zen":"Keep it logically awesome.","hook_id":1}"#;
+    let signed = common::github::signed(ping);
+    let pinged = common::github::deliver(&t.app, "ping", ping, signed).await;
+    assert!(pinged.status().is_success(), "{}", pinged.status());
     assert!(queue_idle(&t.app.app.store, 30).await, "effects settle");
     let after = Scrape::of(&t.app).await;
     let moved = |name: &str, labels: &[(&str, &str)]| {
@@ -131,6 +135,8 @@ async fn commands_acks_incidents_and_freezes_show_on_metrics(backend: Backend) {
     assert!(count("api", "declare", "ok") >= 1.0, "{}", after.0);
     let acks = moved("firebreak_ack_seconds_count", &[("platform", "slack")]);
     assert!(acks >= 2.0, "both slash commands timed: {}", after.0);
+    let hooks = moved("firebreak_ack_seconds_count", &[("platform", "github")]);
+    assert!(hooks >= 1.0, "the webhook timed: {}", after.0);
     assert!(after.has("firebreak_ack_seconds_bucket{platform=\"slack\",le=\"3\"}"));
 
     let open = |sev, drill| {
