@@ -39,6 +39,7 @@ use crate::notify::WebhookPlanner;
 use crate::notify::webhook::{WebhookNotifier, http_client};
 use crate::read::ReadModel;
 use crate::store::Store;
+use crate::telemetry::ack::timed;
 
 /// Builds serenity's HTTP client for the gateway client (a fresh one for each start).
 pub type GatewayHttp = Arc<dyn Fn() -> serenity::http::Http + Send + Sync>;
@@ -82,6 +83,7 @@ impl App {
         store: Store,
         integrations: Integrations,
     ) -> anyhow::Result<Self> {
+        crate::telemetry::install();
         let hooks = config
             .webhooks()
             .map_err(|ConfigError(e)| anyhow::anyhow!(e))?;
@@ -276,13 +278,19 @@ impl App {
         let state = self.http_state();
         let mut adapters = axum::Router::new();
         if let Some(slack) = &self.slack {
-            adapters = adapters.merge(crate::chat::slack::router(Arc::clone(slack)));
+            adapters = adapters.merge(timed(
+                crate::chat::slack::router(Arc::clone(slack)),
+                "slack",
+            ));
         }
         if let Some(discord) = &self.discord {
-            adapters = adapters.merge(crate::chat::discord::router(Arc::clone(discord)));
+            adapters = adapters.merge(timed(
+                crate::chat::discord::router(Arc::clone(discord)),
+                "discord",
+            ));
         }
         if let Some(github) = &self.github {
-            adapters = adapters.merge(crate::github::router(Arc::clone(github)));
+            adapters = adapters.merge(timed(crate::github::router(Arc::clone(github)), "github"));
         }
         adapters = adapters.merge(crate::http::machine::router(MachineState {
             service: self.service.clone(),

@@ -23,6 +23,8 @@
 //!   without an API token ([`auth`]: scopes, token hashing, which path needs what).
 //!   The API for machines (declare, update, status, resolve, with `Idempotency-Key`) is
 //!   part of it.
+//! - [`telemetry`]: Prometheus metrics (the `metrics` facade, one recorder per process)
+//!   and the store's counts, rendered on `/metrics`.
 //! - [`alerts`]: Prometheus Alertmanager's webhook: one incident per alert group.
 //! - [`config`]: `firebreak.toml` plus environment; secrets only from the environment.
 //! - [`app`]: wires it all together and runs until shutdown.
@@ -43,3 +45,4 @@ pub mod people;
 pub mod postmortem;
 pub mod read;
 pub mod store;
+pub mod telemetry;

@@ -12,6 +12,7 @@ use crate::incident::{Incident, IncidentNumber, Reply, ReplyBody, TimelineEntry}
 use crate::people::Names;
 use crate::postmortem::view::PostmortemView;
 use crate::store::{EffectCounts, FreezeHold, FreezeScope, FreezeTarget, Store};
+use crate::telemetry::scrape::Aggregates;
 
 /// An incident with its whole timeline.
 #[derive(Debug, Clone)]
@@ -130,6 +131,16 @@ impl ReadModel {
 
     pub async fn queue(&self, now: DateTime<Utc>) -> anyhow::Result<EffectCounts> {
         self.store.effect_counts(now).await
+    }
+
+    /// What `/metrics` shows from the store: aggregate counts only (one `GROUP BY` or
+    /// `COUNT` each), never the rows themselves.
+    pub async fn metric_counts(&self, now: DateTime<Utc>) -> anyhow::Result<Aggregates> {
+        Ok(Aggregates {
+            open: self.store.open_incident_counts().await?,
+            freeze: self.store.freeze_target_counts().await?,
+            queue: self.store.effect_counts(now).await?,
+        })
     }
 
     /// Effects newest first; with `failed_only`, just the ones that gave up.

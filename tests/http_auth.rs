@@ -384,7 +384,7 @@ async fn metrics_listen_serves_metrics_without_a_token(backend: Backend) {
     assert_eq!(resp.status(), 200);
     let text = resp.text().await.unwrap();
     assert!(
-        text.contains("firebreak_open_incidents{severity=\"SEV2\"} 1"),
+        text.contains("firebreak_open_incidents{severity=\"SEV2\",drill=\"false\"} 1"),
         "{text}"
     );
     // Only /metrics there; on the main port /metrics still needs a token.

@@ -420,7 +420,7 @@ async fn http_endpoints_answer(backend: Backend) {
         .await
         .unwrap();
     assert!(
-        metrics.contains("firebreak_open_incidents{severity=\"SEV2\"} 1"),
+        metrics.contains("firebreak_open_incidents{severity=\"SEV2\",drill=\"false\"} 1"),
         "{metrics}"
     );
     t.shutdown.cancel();

@@ -77,6 +77,19 @@ pub fn next_step(
     }
 }
 
+/// The `outcome` label of `firebreak_effect_outcomes_total` for an attempt that ended in
+/// `step`: `succeeded`, `failed` (for good), or, for an effect put back, what put it back:
+/// `deferred` (a rate limit), `waiting` (not ready yet) or `retried` (a failure).
+pub fn outcome_label(step: &Step, outcome: &Result<Option<String>, EffectError>) -> &'static str {
+    match (step, outcome) {
+        (Step::Done(_), _) => "succeeded",
+        (Step::GiveUp(_), _) => "failed",
+        (Step::Retry { .. }, Err(EffectError::Deferred { .. })) => "deferred",
+        (Step::Retry { .. }, Err(EffectError::Waiting { .. })) => "waiting",
+        (Step::Retry { .. }, _) => "retried",
+    }
+}
+
 /// After [`EffectError::Waiting`]: look again after a tenth of the time waited so far, within
 /// the backoff bounds, spending no attempt and waiting on no target; give up at the budget.
 fn wait_step(effect: &Effect, reason: String, config: &WorkerConfig, now: DateTime<Utc>) -> Step {
@@ -198,6 +211,13 @@ mod tests {
             matches!(s, Step::GiveUp(ref r) if r.starts_with("still waiting after 1day 1h")),
             "{s:?}"
         );
+        let label = |s: &Step, o| outcome_label(s, &o);
+        assert_eq!(
+            label(&back, Err(EffectError::Deferred { wait })),
+            "deferred"
+        );
+        assert_eq!(label(&back, Err(EffectError::retryable("503"))), "retried");
+        assert_eq!(label(&Step::Done(None), Ok(None)), "succeeded");
         let gone = Err(EffectError::permanent("channel_not_found"));
         assert_eq!(
             step(&e, gone, &config, false, now),

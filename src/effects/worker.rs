@@ -23,11 +23,12 @@ use super::due::RetryTimes;
 use super::handler::{EffectError, EffectHandler};
 use super::inflight::InFlight;
 use super::pacing::as_effect;
-use super::policy::{Step, chrono_duration, next_step};
+use super::policy::{Step, chrono_duration, next_step, outcome_label};
 use super::workers::{Identity, reap_dead};
 use super::{Effect, EffectState};
 use crate::incident::timeline::{EntryKind, NewEntry, Source};
 use crate::store::Store;
+use crate::telemetry;
 
 /// An attempt running this long no longer holds one of the worker's slots.
 const SLOW_AFTER: Duration = Duration::from_secs(2);
@@ -374,14 +375,17 @@ impl Worker {
     }
 
     async fn try_execute(&self, effect: Effect) -> anyhow::Result<()> {
-        let Some(handler) = self.handlers.get(effect.kind.as_str()).cloned() else {
+        let Some((&kind, handler)) = self.handlers.get_key_value(effect.kind.as_str()) else {
+            telemetry::effect_outcome("unhandled", "none", "failed");
             let reason = format!("no handler is configured for {} effects", effect.kind);
             return self.give_up(&effect, &reason).await;
         };
+        let handler = Arc::clone(handler);
         let target = handler.target(&effect);
         let now = Utc::now();
         let probe = match self.breakers.check(&target, now) {
             Gate::Open(until) => {
+                telemetry::effect_outcome(kind, &target, "held");
                 let closed = || !self.breakers.is_failing(&target);
                 return self.park(&effect, &target, until, closed).await;
             }
@@ -391,11 +395,14 @@ impl Worker {
         let Some(slot) = self.inflight.enter(&target) else {
             // Half the worker is busy with this target: wait for one of those to succeed
             // (or, at the latest, an attempt timeout).
+            telemetry::effect_outcome(kind, &target, "held");
             let until = now + chrono_duration(self.config.attempt_timeout);
             let room = || self.inflight.has_room(&target);
             return self.park(&effect, &target, until, room).await;
         };
+        let started = Instant::now();
         let outcome = self.attempt(handler.as_ref(), &effect).await;
+        telemetry::effect_attempt(&target, started.elapsed());
         drop(slot);
         let now = Utc::now();
         let retry_after = match &outcome {
@@ -417,7 +424,9 @@ impl Worker {
             .config
             .backoff
             .delay(effect.attempts, retry_after, &mut rand::rng());
+        let shown = outcome.clone();
         let step = next_step(&effect, outcome, &self.config, &target, probe, now, delay);
+        telemetry::effect_outcome(kind, &target, outcome_label(&step, &shown));
         self.record(&effect, step).await
     }
 

@@ -520,6 +520,9 @@ impl GitHubClient {
         let mut rate = self.rate.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(r) = num("x-ratelimit-remaining") {
             rate.remaining = u64::try_from(r).ok();
+            if let Some(left) = rate.remaining {
+                crate::telemetry::github_rate_remaining(left);
+            }
         }
         if let Some(r) = num("x-ratelimit-reset") {
             rate.reset_at = Some(r);

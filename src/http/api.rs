@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::HttpState;
-use crate::incident::{Incident, IncidentNumber, Status, TimelineEntry};
+use crate::incident::{Incident, IncidentNumber, TimelineEntry};
 use crate::people::Names;
 use crate::postmortem::overrides::Format;
 use crate::read::{FreezeView, ReadModel, Readiness};
@@ -150,45 +150,19 @@ pub async fn incident_view(
     )))
 }
 
-/// Prometheus text exposition of the numbers an on-call dashboard wants.
+/// Prometheus text exposition: the process's recorder (commands, acknowledgement latency,
+/// effects, breakers, GitHub's rate limit) and the store's counts, read as aggregates.
 pub async fn metrics(State(http): State<HttpState>) -> Response {
-    let open = http.read.incidents(true, 10_000).await;
-    let counts = http.read.queue(Utc::now()).await;
-    let (open, counts) = match (open, counts) {
-        (Ok(o), Ok(c)) => (o, c),
-        (Err(e), _) | (_, Err(e)) => return internal("collecting metrics", e),
+    let counts = match http.read.metric_counts(Utc::now()).await {
+        Ok(c) => c,
+        Err(e) => return internal("collecting metrics", e),
     };
-    let mut out = String::from(
-        "# HELP firebreak_open_incidents Incidents not yet resolved, by severity.\n# TYPE firebreak_open_incidents gauge\n",
-    );
-    for sev in crate::incident::Severity::ALL {
-        let n = open
-            .iter()
-            .filter(|i| i.severity == sev && i.status != Status::Resolved)
-            .count();
-        out.push_str(&format!(
-            "firebreak_open_incidents{{severity=\"{sev}\"}} {n}\n"
-        ));
-    }
-    out.push_str("# HELP firebreak_effects Effects in the queue, by state.\n# TYPE firebreak_effects gauge\n");
-    for (state, n) in [
-        ("pending", counts.pending),
-        ("running", counts.running),
-        ("failed", counts.failed),
-    ] {
-        out.push_str(&format!("firebreak_effects{{state=\"{state}\"}} {n}\n"));
-    }
-    out.push_str("# HELP firebreak_effects_oldest_due_seconds Age of the oldest due effect.\n# TYPE firebreak_effects_oldest_due_seconds gauge\n");
-    out.push_str(&format!(
-        "firebreak_effects_oldest_due_seconds {}\n",
-        counts.oldest_due_age_secs
-    ));
     (
         [(
             axum::http::header::CONTENT_TYPE,
             "text/plain; version=0.0.4",
         )],
-        out,
+        crate::telemetry::render(&counts),
     )
         .into_response()
 }

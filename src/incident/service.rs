@@ -139,8 +139,22 @@ impl IncidentService {
     /// checked for all of them, once: the permission the verb needs (a refusal is recorded
     /// on the incident's timeline, or the audit log), then every piece of free text through
     /// the text pipeline and the times against the clock ([`Command::prepare`]). Only then
-    /// is the command handed to its verb group's `apply`.
+    /// is the command handed to its verb group's `apply`. Every command that gets here is
+    /// counted in `firebreak_commands_total`, by platform, verb and outcome.
     pub async fn apply_checked(
+        &self,
+        cmd: Command,
+        actor: &Actor,
+        expected_version: Option<i64>,
+    ) -> Result<Outcome, ServiceError> {
+        let (platform, verb) = (actor.source.as_str(), cmd.name());
+        let result = self.check_and_apply(cmd, actor, expected_version).await;
+        crate::telemetry::command(platform, verb, &result);
+        result
+    }
+
+    /// [`apply_checked`](Self::apply_checked), uncounted.
+    async fn check_and_apply(
         &self,
         cmd: Command,
         actor: &Actor,

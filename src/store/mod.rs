@@ -5,6 +5,7 @@
 //! Writes go through a [`Tx`], which knows its backend so the few backend-specific clauses
 //! (`FOR UPDATE`, `SKIP LOCKED`) stay in one place. One module per table adds methods to it.
 
+mod aggregates;
 mod alert_groups;
 mod batch;
 mod chat_refs;
@@ -36,6 +37,7 @@ use sqlx::{Any, AnyConnection, AnyPool, Execute, Transaction};
 
 use sqlite::{End, Sqlite, WritersGuard};
 
+pub use aggregates::{FreezeTargetCount, OpenIncidentCount};
 pub use alert_groups::AlertGroup;
 pub use chat_refs::ChatRef;
 pub use effects::EffectCounts;
