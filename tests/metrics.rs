@@ -21,39 +21,73 @@ use serde_json::json;
 
 on_both!(
     commands_acks_incidents_and_freezes_show_on_metrics,
+    every_family_shows_after_a_declare_a_failed_effect_and_a_freeze,
     the_scrape_aggregates_count_by_group,
 );
 
-/// One scrape, parsed just enough to read a sample by name and labels.
-struct Scrape(String);
+/// One scrape, parsed by a Prometheus text-format parser (`prometheus-parse`): a line it
+/// cannot read fails the test.
+struct Scrape(String, Vec<prometheus_parse::Sample>);
 
 impl Scrape {
     async fn of(app: &TestApp) -> Self {
         let resp = app.get("/metrics").await.expect("scrape");
         assert_eq!(resp.status(), 200);
-        Self(resp.text().await.unwrap())
+        let text = resp.text().await.unwrap();
+        for line in text
+            .lines()
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        {
+            let value = line.rsplit_once(' ').map(|(_, v)| v);
+            assert!(
+                value.is_some_and(|v| v.parse::<f64>().is_ok() || v == "+Inf"),
+                "not a sample line: {line}"
+            );
+        }
+        let lines = text.lines().map(|l| Ok(l.to_string()));
+        let parsed = prometheus_parse::Scrape::parse(lines).expect("the text format parses");
+        Self(text, parsed.samples)
+    }
+
+    fn samples<'a>(
+        &'a self,
+        name: &'a str,
+        labels: &'a [(&'a str, &'a str)],
+    ) -> impl Iterator<Item = &'a prometheus_parse::Sample> + 'a {
+        self.1.iter().filter(move |s| {
+            s.metric == name && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v))
+        })
     }
 
     /// The sample `name` whose labels include every pair of `labels`, summed over the
     /// series that match; 0 when there is none.
     fn value(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
-        self.0
-            .lines()
-            .filter(|l| !l.starts_with('#'))
-            .filter_map(|l| l.rsplit_once(' '))
-            .filter(|(series, _)| {
-                let (n, rest) = series.split_once('{').unwrap_or((series, ""));
-                n == name
-                    && labels
-                        .iter()
-                        .all(|(k, v)| rest.contains(&format!("{k}=\"{v}\"")))
+        use prometheus_parse::Value;
+        self.samples(name, labels)
+            .map(|s| match s.value {
+                Value::Counter(v) | Value::Gauge(v) | Value::Untyped(v) => v,
+                _ => panic!("{name} is not a single number"),
             })
-            .map(|(_, v)| v.parse::<f64>().expect("a number"))
             .sum()
     }
 
+    /// Whether any series of the family `name` is present (a histogram's `_count` too).
     fn has(&self, name: &str) -> bool {
-        self.0.lines().any(|l| l.starts_with(name))
+        self.1.iter().any(|s| {
+            s.metric == name
+                || s.metric
+                    .strip_prefix(name)
+                    .is_some_and(|r| r.starts_with('_'))
+        })
+    }
+
+    /// The histogram `name` with `labels` counts an observation at or under `le`.
+    fn has_bucket(&self, name: &str, labels: &[(&str, &str)], le: f64) -> bool {
+        self.1.iter().any(|s| {
+            (s.metric == name || s.metric == format!("{name}_bucket"))
+                && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v))
+                && matches!(&s.value, prometheus_parse::Value::Histogram(b) if b.iter().any(|c| c.less_than == le))
+        })
     }
 }
 
@@ -66,6 +100,11 @@ struct T {
 
 /// An app with Slack and GitHub (one repository, frozen for SEV1) on fakes.
 async fn app(backend: Backend) -> T {
+    app_with(backend, "").await
+}
+
+/// [`app`], with `extra` TOML appended to its config.
+async fn app_with(backend: Backend, extra: &str) -> T {
     let slack = FakeSlack::start().await;
     let gh = FakeGitHub::start(Limits {
         minute: Duration::from_millis(100),
@@ -74,7 +113,7 @@ async fn app(backend: Backend) -> T {
     .await;
     gh.add_repo("acme/api", "main");
     let github = common::github::github_config("\"acme/api\"", "100ms", "");
-    let config = test_config(&format!("{SLACK_CONFIG}{github}"));
+    let config = test_config(&format!("{SLACK_CONFIG}{github}{extra}"));
     let integrations = Integrations {
         slack: common::slack::integrations(&slack.url).slack,
         github: common::github::integrations(&gh.url).github,
@@ -91,6 +130,72 @@ async fn app(backend: Backend) -> T {
 }
 
 const COMMANDS: &str = "firebreak_commands_total";
+
+/// Every family the README lists, by name.
+const FAMILIES: [&str; 11] = [
+    "firebreak_commands_total",
+    "firebreak_ack_seconds",
+    "firebreak_effect_outcomes_total",
+    "firebreak_effect_attempt_seconds",
+    "firebreak_effects",
+    "firebreak_effects_oldest_due_seconds",
+    "firebreak_breaker_state",
+    "firebreak_github_rate_limit_remaining",
+    "firebreak_freeze_targets",
+    "firebreak_open_incidents",
+    "firebreak_ack_seconds_count",
+];
+
+async fn every_family_shows_after_a_declare_a_failed_effect_and_a_freeze(backend: Backend) {
+    let gone = wiremock::MockServer::start().await;
+    wiremock::Mock::given(wiremock::matchers::method("POST"))
+        .respond_with(wiremock::ResponseTemplate::new(410))
+        .mount(&gone)
+        .await;
+    let t = app_with(
+        backend,
+        &webhook("status-page", &format!("{}/hook", gone.uri()), "SEV4"),
+    )
+    .await;
+    let declared = t
+        .send
+        .command("declare sev1 Payments are down", "C_RANDOM", "U_ALICE")
+        .await;
+    assert!(declared.to_string().contains("INC-1"), "{declared}");
+    assert!(queue_idle(&t.app.app.store, 30).await, "effects settle");
+    let scrape = Scrape::of(&t.app).await;
+    for family in FAMILIES {
+        assert!(scrape.has(family), "{family} missing from:\n{}", scrape.0);
+    }
+    assert_eq!(
+        scrape.value("firebreak_effects", &[("state", "failed")]),
+        1.0,
+        "the webhook's notice failed for good: {}",
+        scrape.0
+    );
+    assert!(
+        scrape.value(
+            "firebreak_effect_outcomes_total",
+            &[("target", "webhook:status-page"), ("outcome", "failed")]
+        ) >= 1.0,
+        "{}",
+        scrape.0
+    );
+    assert_eq!(
+        scrape.value("firebreak_freeze_targets", &[("state", "active")]),
+        1.0,
+        "{}",
+        scrape.0
+    );
+    assert_eq!(
+        scrape.value("firebreak_breaker_state", &[("target", "slack")]),
+        0.0,
+        "a target that answers is shown closed: {}",
+        scrape.0
+    );
+    t.app.shutdown.cancel();
+    t.app.handle.await.unwrap().unwrap();
+}
 
 async fn commands_acks_incidents_and_freezes_show_on_metrics(backend: Backend) {
     let t = app(backend).await;
@@ -137,7 +242,11 @@ async fn commands_acks_incidents_and_freezes_show_on_metrics(backend: Backend) {
     assert!(acks >= 2.0, "both slash commands timed: {}", after.0);
     let hooks = moved("firebreak_ack_seconds_count", &[("platform", "github")]);
     assert!(hooks >= 1.0, "the webhook timed: {}", after.0);
-    assert!(after.has("firebreak_ack_seconds_bucket{platform=\"slack\",le=\"3\"}"));
+    assert!(
+        after.has_bucket("firebreak_ack_seconds", &[("platform", "slack")], 3.0),
+        "{}",
+        after.0
+    );
 
     let open = |sev, drill| {
         after.value(
@@ -172,7 +281,7 @@ async fn commands_acks_incidents_and_freezes_show_on_metrics(backend: Backend) {
         ) >= 1.0
     );
     assert!(
-        after.has("firebreak_github_rate_limit_remaining "),
+        after.has("firebreak_github_rate_limit_remaining"),
         "{}",
         after.0
     );

@@ -37,7 +37,11 @@ async fn the_cli_drain_names_a_bad_channel_and_the_fix(backend: Backend) {
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "declared, but one notice failed for good: {stderr}"
+    );
     assert!(
         stdout.contains("Company-wide notice queued to 2 Slack channels."),
         "{stdout}"

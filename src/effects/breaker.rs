@@ -49,6 +49,9 @@ pub struct Breakers {
     threshold: u32,
     cooldown: Duration,
     circuits: Mutex<HashMap<String, Circuit>>,
+    /// The gauge labels shown so far: a target is shown closed (0) from its first call, so
+    /// the family lists every target, not only those that ever opened.
+    shown: Mutex<std::collections::HashSet<String>>,
 }
 
 type Circuits = HashMap<String, Circuit>;
@@ -59,6 +62,7 @@ impl Breakers {
             threshold: threshold.max(1),
             cooldown,
             circuits: Mutex::new(HashMap::new()),
+            shown: Mutex::default(),
         }
     }
 
@@ -87,6 +91,7 @@ impl Breakers {
     /// Records a success; returns `true` if the target had been failing, so whatever waits
     /// on it can be released.
     pub fn record_success(&self, target: &str) -> bool {
+        self.show(target);
         let mut map = self.lock();
         let removed = map.remove(target);
         if removed.is_some_and(|c| c.state != BreakerState::Closed) {
@@ -97,6 +102,7 @@ impl Breakers {
 
     /// Records a failure; returns `true` if this failure opened the circuit.
     pub fn record_failure(&self, target: &str, now: DateTime<Utc>) -> bool {
+        self.show(target);
         let mut map = self.lock();
         let circuit = map.entry(target.to_string()).or_default();
         circuit.consecutive_failures += 1;
@@ -121,6 +127,16 @@ impl Breakers {
     /// The state of `target`'s circuit as last set by a transition.
     pub fn state(&self, target: &str) -> BreakerState {
         self.lock().get(target).map(|c| c.state).unwrap_or_default()
+    }
+
+    /// Shows `target`'s label as closed the first time it is called.
+    fn show(&self, target: &str) {
+        let label = target_label(target);
+        let mut shown = self.shown.lock().unwrap_or_else(|e| e.into_inner());
+        if !shown.contains(&label) {
+            shown.insert(label.clone());
+            breaker_state(label, 0.0);
+        }
     }
 
     fn cooldown_chrono(&self) -> chrono::Duration {

@@ -558,25 +558,38 @@ impl Store {
         Ok(min.map(from_ms))
     }
 
+    /// How many effects wait, run and gave up, and the oldest due one's age: one pass over
+    /// the `(state, run_at)` index for the unfinished states only, so it costs the same
+    /// however many delivered effects the table holds.
     pub async fn effect_counts(&self, now: DateTime<Utc>) -> anyhow::Result<EffectCounts> {
-        let (pending, running, failed, oldest): (i64, i64, i64, Option<i64>) = sqlx::query_as(
-            "SELECT \
-               CAST(COALESCE(SUM(CASE WHEN state = 'pending' THEN 1 ELSE 0 END), 0) AS BIGINT), \
-               CAST(COALESCE(SUM(CASE WHEN state = 'running' THEN 1 ELSE 0 END), 0) AS BIGINT), \
-               CAST(COALESCE(SUM(CASE WHEN state = 'failed' THEN 1 ELSE 0 END), 0) AS BIGINT), \
-               MIN(CASE WHEN state IN ('pending', 'running') AND run_at <= $1 THEN run_at END) \
-             FROM effects",
+        let rows: Vec<(String, i64, Option<i64>)> = sqlx::query_as(
+            "SELECT state, CAST(COUNT(*) AS BIGINT), MIN(run_at) FROM effects \
+             WHERE state IN ('pending', 'running', 'failed') GROUP BY state",
         )
-        .bind(to_ms(now))
-        .fetch_one(&mut *self.reader().await?)
+        .fetch_all(&mut *self.reader().await?)
         .await?;
-        let oldest_due_age_secs = oldest.map(|t| (to_ms(now) - t).max(0) / 1000).unwrap_or(0);
-        Ok(EffectCounts {
-            pending,
-            running,
-            failed,
-            oldest_due_age_secs,
-        })
+        Ok(counts_of(&rows, to_ms(now)))
+    }
+}
+
+/// [`EffectCounts`] from `(state, count, earliest run_at)` rows (pure).
+fn counts_of(rows: &[(String, i64, Option<i64>)], now_ms: i64) -> EffectCounts {
+    let count = |state: &str| {
+        rows.iter()
+            .find(|(s, ..)| s == state)
+            .map_or(0, |(_, n, _)| *n)
+    };
+    let oldest_due = rows
+        .iter()
+        .filter(|(s, ..)| s == "pending" || s == "running")
+        .filter_map(|(_, _, run_at)| *run_at)
+        .filter(|run_at| *run_at <= now_ms)
+        .min();
+    EffectCounts {
+        pending: count("pending"),
+        running: count("running"),
+        failed: count("failed"),
+        oldest_due_age_secs: oldest_due.map_or(0, |t| (now_ms - t).max(0) / 1000),
     }
 }
 
@@ -595,4 +608,24 @@ pub(super) async fn release_owned_in(
     .execute(tx.conn().await?)
     .await?;
     Ok(done.rows_affected())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_take_the_oldest_due_among_waiting_and_running_only() {
+        let rows = vec![
+            ("pending".to_string(), 3, Some(10_000)),
+            ("running".to_string(), 1, Some(4_000)),
+            ("failed".to_string(), 2, Some(1_000)),
+        ];
+        let c = counts_of(&rows, 20_000);
+        assert_eq!((c.pending, c.running, c.failed), (3, 1, 2));
+        assert_eq!(c.oldest_due_age_secs, 16, "running's, not failed's");
+        let future = vec![("pending".to_string(), 1, Some(30_000))];
+        assert_eq!(counts_of(&future, 20_000).oldest_due_age_secs, 0);
+        assert_eq!(counts_of(&[], 20_000).pending, 0);
+    }
 }
