@@ -581,3 +581,39 @@ async fn a_reader_that_stops_early_ends_the_command_quietly(backend: Backend) {
     assert!(!err.contains("panicked"), "{err}");
     assert!(!err.contains("Broken pipe"), "{err}");
 }
+
+/// `firebreak completions SHELL` prints a script without any config or database; an
+/// unknown shell is clap's usage error (exit 2).
+#[test]
+fn completions_need_no_config_and_refuse_an_unknown_shell() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |shell: &str| {
+        Command::new(env!("CARGO_BIN_EXE_firebreak"))
+            .args(["completions", shell])
+            .current_dir(dir.path())
+            .env("FIREBREAK_CONFIG", dir.path().join("missing.toml"))
+            .env(
+                "FIREBREAK_DATABASE_URL",
+                "postgres://nobody@127.0.0.1:1/none",
+            )
+            .output()
+            .unwrap()
+    };
+    let out = run("bash");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let script = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        script.contains("firebreak") && script.contains("incident") && script.contains("complete"),
+        "{script}"
+    );
+    for shell in ["zsh", "fish"] {
+        assert!(run(shell).status.success(), "{shell}");
+    }
+    let out = run("tcsh");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("invalid value 'tcsh'"),
+        "{}",
+        stderr(&out)
+    );
+}

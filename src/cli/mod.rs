@@ -79,6 +79,13 @@ pub enum TopCommand {
     /// `[permissions] unfreeze_all` list, firebreak's admin action.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Print a shell completion script to standard output, e.g.
+    /// `firebreak completions bash > /etc/bash_completion.d/firebreak`. Needs no config.
+    Completions {
+        /// The shell: bash, zsh, fish, elvish or powershell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -43,6 +43,9 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     {
         return Ok(templates(cmd));
     }
+    if let TopCommand::Completions { shell } = cli.command {
+        return Ok(completions(shell));
+    }
     let (config, path) = match Config::load(cli.config.as_deref()) {
         Ok(loaded) => loaded,
         Err(e) => return Ok(user_error(&e.to_string())),
@@ -82,7 +85,10 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         TopCommand::Audit { json, limit } => audit(&app, json, limit).await,
         TopCommand::Token(cmd) => token(&app, cmd).await,
         TopCommand::Postmortem(args) => postmortem(&app, args).await,
-        TopCommand::Config(_) | TopCommand::Migrate | TopCommand::Discord(_) => {
+        TopCommand::Config(_)
+        | TopCommand::Migrate
+        | TopCommand::Discord(_)
+        | TopCommand::Completions { .. } => {
             unreachable!("handled above")
         }
     }
@@ -318,6 +324,15 @@ fn templates(cmd: &TemplatesCommand) -> ExitCode {
             crate::cli::render::io_reason(&source)
         )),
     }
+}
+
+/// `firebreak completions bash|zsh|fish|…`: the script on standard output; needs neither
+/// the config nor the database.
+fn completions(shell: clap_complete::Shell) -> ExitCode {
+    use clap::CommandFactory;
+    let mut command = Cli::command();
+    clap_complete::generate(shell, &mut command, "firebreak", &mut std::io::stdout());
+    ExitCode::SUCCESS
 }
 
 /// What `templates export` wrote, and the config that uses it.
