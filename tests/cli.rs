@@ -21,6 +21,7 @@ on_both!(
     failed_effects_are_listed_and_retried,
     killed_between_commit_and_delivery_then_serve_delivers,
     a_reader_that_stops_early_ends_the_command_quietly,
+    writes_and_reads_print_one_incident_shape,
 );
 
 const FAST: &str =
@@ -616,4 +617,60 @@ fn completions_need_no_config_and_refuse_an_unknown_shell() {
         "{}",
         stderr(&out)
     );
+}
+
+/// `declare --json` and `update --json` print the incident as `show --json` (and the HTTP
+/// API) does: the same keys, the timeline so far, every time to the millisecond.
+async fn writes_and_reads_print_one_incident_shape(backend: Backend) {
+    let cli = Cli::new(backend, FAST).await;
+    let json = |out: String| -> Value { serde_json::from_str(&out).unwrap() };
+    let declared = json(
+        cli.ok(&[
+            "incident", "declare", "sev2", "Queue", "backs", "up", "--json",
+        ])
+        .await,
+    );
+    let updated = json(
+        cli.ok(&["incident", "update", "1", "Draining", "--json", "--no-wait"])
+            .await,
+    );
+    let shown = json(cli.ok(&["incident", "show", "1", "--json"]).await);
+    let keys = |v: &Value| -> Vec<String> { v.as_object().unwrap().keys().cloned().collect() };
+    assert_eq!(keys(&declared), keys(&shown));
+    assert_eq!(keys(&updated), keys(&shown));
+    assert_eq!(
+        declared["timeline"].as_array().unwrap().len(),
+        1,
+        "{declared}"
+    );
+    assert_eq!(
+        updated["timeline"].as_array().unwrap().len(),
+        2,
+        "{updated}"
+    );
+    assert_eq!(updated, shown, "a write's reply is what a read shows next");
+    for v in [&declared, &updated, &shown] {
+        let entries = v["timeline"].as_array().unwrap().iter();
+        let times: Vec<&str> = std::iter::once(v)
+            .chain(entries)
+            .flat_map(|o| o.as_object().unwrap())
+            .filter(|(k, _)| k.ends_with("_at") || k.ends_with("_due"))
+            .filter_map(|(_, t)| t.as_str())
+            .collect();
+        assert!(times.len() >= 3, "{v}");
+        for t in times {
+            assert!(millisecond_time(t), "{t}");
+        }
+    }
+}
+
+/// `…T01:02:03.456Z`: RFC 3339 ending in exactly three fractional digits and `Z`.
+fn millisecond_time(t: &str) -> bool {
+    let b = t.as_bytes();
+    chrono::DateTime::parse_from_rfc3339(t).is_ok()
+        && b.len() > 5
+        && b[b.len() - 5] == b'.'
+        && b[b.len() - 4..b.len() - 1].iter().all(u8::is_ascii_digit)
+        && b[b.len() - 1] == b'Z'
+        && b[b.len() - 6].is_ascii_digit()
 }

@@ -202,7 +202,7 @@ async fn incident(app: &App, words: Vec<String>) -> anyhow::Result<ExitCode> {
     };
     let names = app.read.names_for_reply(&outcome.reply).await?;
     if json {
-        println!("{}", render::reply_json(&outcome.reply, &names)?);
+        println!("{}", reply_json(app, &outcome.reply, &names).await?);
     } else {
         println!("{}", render::reply_text(&outcome.reply, &names));
     }
@@ -210,6 +210,23 @@ async fn incident(app: &App, words: Vec<String>) -> anyhow::Result<ExitCode> {
         drain(app, &outcome.effects).await?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `--json`: a reply about one incident (every write on one, as well as `show`) is the
+/// incident as `GET /api/incidents/{n}` shows it, read back after the write so it carries
+/// the timeline and the stored (millisecond) times; anything else as [`render::reply_json`].
+async fn reply_json(
+    app: &App,
+    reply: &crate::incident::Reply,
+    names: &crate::people::Names,
+) -> anyhow::Result<String> {
+    if let crate::incident::ReplyBody::Incident { incident, timeline } = &reply.body
+        && timeline.is_empty()
+        && let Some(view) = crate::http::api::incident_view(&app.read, incident.number).await?
+    {
+        return Ok(serde_json::to_string_pretty(&view)?);
+    }
+    Ok(render::reply_json(reply, names)?)
 }
 
 async fn audit(app: &App, json: bool, limit: i64) -> anyhow::Result<ExitCode> {
