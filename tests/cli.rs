@@ -22,6 +22,7 @@ on_both!(
     killed_between_commit_and_delivery_then_serve_delivers,
     a_reader_that_stops_early_ends_the_command_quietly,
     writes_and_reads_print_one_incident_shape,
+    the_list_is_a_table_and_filters,
 );
 
 const FAST: &str =
@@ -673,4 +674,104 @@ fn millisecond_time(t: &str) -> bool {
         && b[b.len() - 4..b.len() - 1].iter().all(u8::is_ascii_digit)
         && b[b.len() - 1] == b'Z'
         && b[b.len() - 6].is_ascii_digit()
+}
+
+/// `incident list`: a header and aligned columns; `--open`, `--severity` (repeatable, comma
+/// lists) and `--drill`/`--no-drill` narrow it; a bad value is one sentence and exit 2.
+async fn the_list_is_a_table_and_filters(backend: Backend) {
+    let cli = Cli::new(backend, FAST).await;
+    cli.ok(&["incident", "declare", "sev1", "Checkout", "down"])
+        .await;
+    cli.ok(&["incident", "declare", "sev3", "Slow", "search", "--drill"])
+        .await;
+    cli.ok(&["incident", "declare", "sev2", "Login", "errors"])
+        .await;
+    cli.ok(&["incident", "assign", "1", "commander", "@dave"])
+        .await;
+    cli.ok(&["incident", "resolve", "3"]).await;
+
+    let table = cli.ok(&["incident", "list"]).await;
+    let lines: Vec<&str> = table.lines().collect();
+    let header = lines
+        .iter()
+        .position(|l| l.starts_with("INCIDENT "))
+        .unwrap_or_else(|| panic!("{table}"));
+    assert!(
+        lines[header].contains("SEVERITY")
+            && lines[header].contains("AGE")
+            && lines[header].contains("COMMANDER")
+            && lines[header].ends_with("TITLE"),
+        "{table}"
+    );
+    let rows = &lines[header + 1..];
+    assert_eq!(rows.len(), 3, "{table}");
+    let title_at = lines[header].find("TITLE").unwrap();
+    let commander_at = lines[header].find("COMMANDER").unwrap();
+    for row in rows {
+        assert!(row.starts_with("INC-"), "{table}");
+        assert!(row[..title_at].ends_with("  "), "aligned: {table}");
+    }
+    let first = rows.iter().find(|r| r.starts_with("INC-1 ")).unwrap();
+    assert!(first[commander_at..].starts_with("dave "), "{table}");
+    let age_at = lines[header].find("AGE").unwrap();
+    let age = first[age_at..].split_whitespace().next().unwrap();
+    assert!(
+        first.contains(" SEV1 ") && age.ends_with('s'),
+        "age {age}: {table}"
+    );
+    assert_eq!(&first[title_at..], "Checkout down", "{table}");
+    let drill = rows.iter().find(|r| r.starts_with("INC-2 ")).unwrap();
+    assert!(
+        drill.contains(" drill ") && drill.ends_with("Slow search"),
+        "{table}"
+    );
+
+    let numbers = |args: &'static [&'static str]| list_numbers(&cli, args);
+    assert_eq!(numbers(&[]).await, [1, 2, 3]);
+    assert_eq!(numbers(&["--open"]).await, [1, 2]);
+    assert_eq!(numbers(&["--severity", "sev1,sev2"]).await, [1, 3]);
+    assert_eq!(
+        numbers(&["--severity", "sev3", "--severity=SEV2"]).await,
+        [2, 3]
+    );
+    assert_eq!(
+        numbers(&["--open", "--severity", "sev2"]).await,
+        [] as [i64; 0]
+    );
+    assert_eq!(numbers(&["--drill"]).await, [2]);
+    assert_eq!(numbers(&["--no-drill", "--open"]).await, [1]);
+
+    for (args, reason) in [
+        (vec!["--severity", "sev9"], "\"sev9\" is not a severity"),
+        (vec!["--severity"], "--severity needs a value"),
+        (vec!["--drill", "--no-drill"], "not both"),
+        (vec!["--closed"], "Unknown option --closed"),
+    ] {
+        let mut all = vec!["incident", "list"];
+        all.extend(&args);
+        let out = cli.run(&all).await;
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = stderr(&out);
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+        assert!(
+            err.starts_with("error: ") && err.contains(reason),
+            "{args:?}: {err}"
+        );
+    }
+}
+
+/// The incidents `incident list ARGS --json` shows, by number.
+async fn list_numbers(cli: &Cli, args: &[&str]) -> Vec<i64> {
+    let mut all = vec!["incident", "list"];
+    all.extend(args);
+    all.push("--json");
+    let list: Value = serde_json::from_str(&cli.ok(&all).await).unwrap();
+    let mut n: Vec<i64> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["number"].as_i64().unwrap())
+        .collect();
+    n.sort_unstable();
+    n
 }
