@@ -775,3 +775,64 @@ async fn list_numbers(cli: &Cli, args: &[&str]) -> Vec<i64> {
     n.sort_unstable();
     n
 }
+
+/// `config check` says what is configured, one line each, and never prints a secret; a
+/// repository that is not `owner/repo` is refused with its key (exit 2), by `serve` too.
+#[test]
+fn config_check_reports_without_secrets_and_refuses_bad_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("firebreak.toml");
+    let db = format!("sqlite://{}", dir.path().join("firebreak.db").display());
+    let check = |config: &str, args: &[&str]| {
+        std::fs::write(&path, config).unwrap();
+        Command::new(env!("CARGO_BIN_EXE_firebreak"))
+            .args(args)
+            .arg("--config")
+            .arg(&path)
+            .env("FIREBREAK_DATABASE_URL", &db)
+            .env("SLACK_BOT_TOKEN", "xoxb-sekrit-4242")
+            .env("SLACK_SIGNING_SECRET", "signing-sekrit")
+            .env_remove("GITHUB_TOKEN")
+            .env_remove("GITHUB_APP_ID")
+            .env_remove("GITHUB_APP_PRIVATE_KEY")
+            .env_remove("DISCORD_BOT_TOKEN")
+            .env_remove("DISCORD_PUBLIC_KEY")
+            .env_remove("DISCORD_APPLICATION_ID")
+            .output()
+            .unwrap()
+    };
+    let good = "[slack]\ninvite = [\"U1\"]\n[discord]\nguild_id = \"42\"\n[github]\nrepos = [\"acme/api\", \"acme/*\"]\n\
+                [[notify.webhook]]\nname = \"ops\"\nurl = \"https://hooks.example.com/T/secret-path\"\n\
+                [postmortem.github]\nrepo = \"acme/postmortems\"\n";
+    let out = check(good, &["config", "check"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let report = String::from_utf8(out.stdout.clone()).unwrap();
+    for line in [
+        "database: SQLite at ",
+        "slack: configured (every secret set)",
+        "discord: [discord] is set up but DISCORD_BOT_TOKEN, DISCORD_PUBLIC_KEY, DISCORD_APPLICATION_ID not set",
+        "github: not configured",
+        "acme/api, acme/*",
+        "webhooks: ops (SEV1..SEV2)",
+        "post-mortem publishing: pull requests to acme/postmortems",
+    ] {
+        assert!(report.contains(line), "{line}: {report}");
+    }
+    let all = format!("{report}{}", stderr(&out));
+    assert!(
+        !all.contains("sekrit") && !all.contains("secret-path"),
+        "{all}"
+    );
+
+    let bad = "[github]\nrepos = [\"acme/api\", \"not a repo\"]\n";
+    for args in [&["config", "check"][..], &["serve"][..]] {
+        let out = check(bad, args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = stderr(&out);
+        assert!(
+            err.contains("github.repos[2]: \"not a repo\" is not a repository name"),
+            "{args:?}: {err}"
+        );
+        assert_eq!(err.lines().count(), 1, "{err}");
+    }
+}

@@ -2,6 +2,7 @@
 //! rendering in [`render`]. Incident commands are not re-declared in clap: their words go
 //! through the same grammar as chat, so the CLI can never drift from Slack and Discord.
 
+mod config_check;
 pub mod identity;
 pub mod render;
 mod run;
@@ -164,7 +165,8 @@ pub enum PostmortemFormat {
 
 #[derive(Debug, Subcommand)]
 pub enum ConfigCommand {
-    /// Validate the config file and environment, naming any bad key and its line.
+    /// Validate the config file and environment, naming any bad key (and its line for a
+    /// parse error), then say what is configured, one line each, without secrets.
     Check,
 }
 

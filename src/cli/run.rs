@@ -51,7 +51,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Err(e) => return Ok(user_error(&e.to_string())),
     };
     if let TopCommand::Config(ConfigCommand::Check) = cli.command {
-        return Ok(config_check(&config, path.as_deref()));
+        return Ok(super::config_check::run(&config, path.as_deref()));
     }
     let runtime = match Runtime::from_env(&config) {
         Ok(r) => r,
@@ -436,32 +436,6 @@ async fn drain(app: &App, ids: &[i64]) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn config_check(config: &Config, path: Option<&Path>) -> ExitCode {
-    let source = path.map_or("built-in defaults (no firebreak.toml)".to_string(), |p| {
-        p.display().to_string()
-    });
-    if let Err(e) = config.validate() {
-        return user_error(&format!("{source}: {e}"));
-    }
-    let runtime = match Runtime::from_env(config) {
-        Ok(r) => r,
-        Err(e) => return user_error(&e.to_string()),
-    };
-    let routes: Vec<String> = config
-        .notice_routes()
-        .iter()
-        .map(|r| format!("{} (SEV1..{})", r.name, r.min_severity))
-        .collect();
-    let hooks = if routes.is_empty() {
-        "no webhooks".to_string()
-    } else {
-        format!("webhooks: {}", routes.join(", "))
-    };
-    println!("{source}: OK; {hooks}.");
-    println!("database: {}", runtime.database_description());
-    ExitCode::SUCCESS
-}
-
 fn take_flag(words: &[String], flag: &str) -> bool {
     words.iter().any(|w| w == flag)
 }
@@ -474,7 +448,7 @@ fn show_user_error(e: &UserError) -> ExitCode {
     code
 }
 
-fn user_error(message: &str) -> ExitCode {
+pub(super) fn user_error(message: &str) -> ExitCode {
     eprintln!("error: {message}");
     ExitCode::from(EXIT_USER)
 }
