@@ -456,7 +456,29 @@ impl Config {
         self.effects.validate()?;
         self.incident.validate()?;
         self.postmortem.validate()?;
+        self.names_and_urls()?;
         self.call_timeouts_fit()
+    }
+
+    /// Repository names in GitHub's shape and URLs that parse as http(s).
+    fn names_and_urls(&self) -> Result<(), ConfigError> {
+        for (i, repo) in self.github.repos.iter().enumerate() {
+            check_repo(repo, true)
+                .map_err(|why| ConfigError(format!("github.repos[{}]: {why}", i + 1)))?;
+        }
+        if let Some(publish) = &self.postmortem.github {
+            check_repo(&publish.repo, false)
+                .map_err(|why| ConfigError(format!("postmortem.github.repo: {why}")))?;
+        }
+        if let Some(url) = &self.server.public_url {
+            check_url(url).map_err(|why| ConfigError(format!("server.public_url: {why}")))?;
+        }
+        if self.github.reconcile_interval.is_zero() {
+            return Err(ConfigError(
+                "github.reconcile_interval must be longer than zero".into(),
+            ));
+        }
+        Ok(())
     }
 
     /// Every API call's timeout is above zero and fits in one attempt.
@@ -492,6 +514,50 @@ impl Config {
                 min_severity: hook.min_severity,
             })
             .collect()
+    }
+}
+
+/// `owner/repo` as GitHub allows it (`owner/*`, every repository of an owner, with
+/// `wildcard`): the owner is letters, digits and single hyphens inside (at most 39); the
+/// repository is letters, digits, `-`, `_` and `.` (at most 100, not `.` or `..`). The
+/// error is a clause that quotes the value.
+pub fn check_repo(name: &str, wildcard: bool) -> Result<(), String> {
+    let owner_ok = |o: &str| {
+        !o.is_empty()
+            && o.len() <= 39
+            && !o.starts_with('-')
+            && !o.ends_with('-')
+            && o.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    };
+    let repo_ok = |r: &str| {
+        !r.is_empty()
+            && r.len() <= 100
+            && r != "."
+            && r != ".."
+            && r.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+    };
+    match name.split_once('/') {
+        Some((owner, repo)) if owner_ok(owner) && (repo_ok(repo) || (wildcard && repo == "*")) => {
+            Ok(())
+        }
+        _ => Err(format!(
+            "\"{name}\" is not a repository name; write it as owner/repo{} (letters, digits and \
+             hyphens in the owner; letters, digits, -, _ and . in the repository)",
+            if wildcard { " or owner/*" } else { "" }
+        )),
+    }
+}
+
+/// An absolute `http` or `https` URL. The error is a clause that quotes the value.
+pub fn check_url(url: &str) -> Result<(), String> {
+    match reqwest::Url::parse(url) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") && u.has_host() => Ok(()),
+        Ok(u) => Err(format!(
+            "\"{url}\" must be an http or https URL, not {}",
+            u.scheme()
+        )),
+        Err(e) => Err(format!("\"{url}\" is not a URL ({e})")),
     }
 }
 
@@ -760,6 +826,51 @@ pub fn sqlite_creates(url: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn repository_names_follow_githubs_rules() {
+        use super::check_repo;
+        for ok in ["acme/api", "Acme-2/web.site_v2", "a/b", "acme/.github"] {
+            assert_eq!(check_repo(ok, false), Ok(()), "{ok}");
+        }
+        assert_eq!(check_repo("acme/*", true), Ok(()));
+        for bad in [
+            "not a repo",
+            "acme",
+            "acme/",
+            "/api",
+            "acme/api/x",
+            "-acme/api",
+            "acme-/api",
+            "ac_me/api",
+            "acme/a pi",
+            "acme/..",
+            "acme/*",
+        ] {
+            let err = check_repo(bad, false).unwrap_err();
+            assert!(err.contains(&format!("\"{bad}\"")), "{err}");
+        }
+        assert!(check_repo(&format!("{}/x", "a".repeat(40)), false).is_err());
+        assert!(check_repo(&format!("a/{}", "x".repeat(101)), false).is_err());
+    }
+
+    #[test]
+    fn urls_must_be_http_or_https() {
+        use super::check_url;
+        assert_eq!(check_url("https://firebreak.example.com/"), Ok(()));
+        assert_eq!(check_url("http://127.0.0.1:8080"), Ok(()));
+        assert!(
+            check_url("ftp://example.com")
+                .unwrap_err()
+                .contains("not ftp")
+        );
+        assert!(
+            check_url("firebreak.example.com")
+                .unwrap_err()
+                .contains("is not a URL")
+        );
+        assert!(check_url("mailto:ops@example.com").is_err());
+    }
+
     use super::*;
 
     #[test]

@@ -21,6 +21,8 @@ on_both!(
     failed_effects_are_listed_and_retried,
     killed_between_commit_and_delivery_then_serve_delivers,
     a_reader_that_stops_early_ends_the_command_quietly,
+    writes_and_reads_print_one_incident_shape,
+    the_list_is_a_table_and_filters,
 );
 
 const FAST: &str =
@@ -585,4 +587,257 @@ async fn a_reader_that_stops_early_ends_the_command_quietly(backend: Backend) {
     let err = stderr(&out);
     assert!(!err.contains("panicked"), "{err}");
     assert!(!err.contains("Broken pipe"), "{err}");
+}
+
+/// `firebreak completions SHELL` prints a script without any config or database; an
+/// unknown shell is clap's usage error (exit 2).
+#[test]
+fn completions_need_no_config_and_refuse_an_unknown_shell() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |shell: &str| {
+        Command::new(env!("CARGO_BIN_EXE_firebreak"))
+            .args(["completions", shell])
+            .current_dir(dir.path())
+            .env("FIREBREAK_CONFIG", dir.path().join("missing.toml"))
+            .env(
+                "FIREBREAK_DATABASE_URL",
+                "postgres://nobody@127.0.0.1:1/none",
+            )
+            .output()
+            .unwrap()
+    };
+    let out = run("bash");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let script = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        script.contains("firebreak") && script.contains("incident") && script.contains("complete"),
+        "{script}"
+    );
+    for shell in ["zsh", "fish"] {
+        assert!(run(shell).status.success(), "{shell}");
+    }
+    let out = run("tcsh");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("invalid value 'tcsh'"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+/// `declare --json` and `update --json` print the incident as `show --json` (and the HTTP
+/// API) does: the same keys, the timeline so far, every time to the millisecond.
+async fn writes_and_reads_print_one_incident_shape(backend: Backend) {
+    let cli = Cli::new(backend, FAST).await;
+    let json = |out: String| -> Value { serde_json::from_str(&out).unwrap() };
+    let declared = json(
+        cli.ok(&[
+            "incident", "declare", "sev2", "Queue", "backs", "up", "--json",
+        ])
+        .await,
+    );
+    let updated = json(
+        cli.ok(&["incident", "update", "1", "Draining", "--json", "--no-wait"])
+            .await,
+    );
+    let shown = json(cli.ok(&["incident", "show", "1", "--json"]).await);
+    let keys = |v: &Value| -> Vec<String> { v.as_object().unwrap().keys().cloned().collect() };
+    assert_eq!(keys(&declared), keys(&shown));
+    assert_eq!(keys(&updated), keys(&shown));
+    assert_eq!(
+        declared["timeline"].as_array().unwrap().len(),
+        1,
+        "{declared}"
+    );
+    assert_eq!(
+        updated["timeline"].as_array().unwrap().len(),
+        2,
+        "{updated}"
+    );
+    assert_eq!(updated, shown, "a write's reply is what a read shows next");
+    for v in [&declared, &updated, &shown] {
+        let entries = v["timeline"].as_array().unwrap().iter();
+        let times: Vec<&str> = std::iter::once(v)
+            .chain(entries)
+            .flat_map(|o| o.as_object().unwrap())
+            .filter(|(k, _)| k.ends_with("_at") || k.ends_with("_due"))
+            .filter_map(|(_, t)| t.as_str())
+            .collect();
+        assert!(times.len() >= 3, "{v}");
+        for t in times {
+            assert!(millisecond_time(t), "{t}");
+        }
+    }
+}
+
+/// `…T01:02:03.456Z`: RFC 3339 ending in exactly three fractional digits and `Z`.
+fn millisecond_time(t: &str) -> bool {
+    let b = t.as_bytes();
+    chrono::DateTime::parse_from_rfc3339(t).is_ok()
+        && b.len() > 5
+        && b[b.len() - 5] == b'.'
+        && b[b.len() - 4..b.len() - 1].iter().all(u8::is_ascii_digit)
+        && b[b.len() - 1] == b'Z'
+        && b[b.len() - 6].is_ascii_digit()
+}
+
+/// `incident list`: a header and aligned columns; `--open`, `--severity` (repeatable, comma
+/// lists) and `--drill`/`--no-drill` narrow it; a bad value is one sentence and exit 2.
+async fn the_list_is_a_table_and_filters(backend: Backend) {
+    let cli = Cli::new(backend, FAST).await;
+    cli.ok(&["incident", "declare", "sev1", "Checkout", "down"])
+        .await;
+    cli.ok(&["incident", "declare", "sev3", "Slow", "search", "--drill"])
+        .await;
+    cli.ok(&["incident", "declare", "sev2", "Login", "errors"])
+        .await;
+    cli.ok(&["incident", "assign", "1", "commander", "@dave"])
+        .await;
+    cli.ok(&["incident", "resolve", "3"]).await;
+
+    let table = cli.ok(&["incident", "list"]).await;
+    let lines: Vec<&str> = table.lines().collect();
+    let header = lines
+        .iter()
+        .position(|l| l.starts_with("INCIDENT "))
+        .unwrap_or_else(|| panic!("{table}"));
+    assert!(
+        lines[header].contains("SEVERITY")
+            && lines[header].contains("AGE")
+            && lines[header].contains("COMMANDER")
+            && lines[header].ends_with("TITLE"),
+        "{table}"
+    );
+    let rows = &lines[header + 1..];
+    assert_eq!(rows.len(), 3, "{table}");
+    let title_at = lines[header].find("TITLE").unwrap();
+    let commander_at = lines[header].find("COMMANDER").unwrap();
+    for row in rows {
+        assert!(row.starts_with("INC-"), "{table}");
+        assert!(row[..title_at].ends_with("  "), "aligned: {table}");
+    }
+    let first = rows.iter().find(|r| r.starts_with("INC-1 ")).unwrap();
+    assert!(first[commander_at..].starts_with("dave "), "{table}");
+    let age_at = lines[header].find("AGE").unwrap();
+    let age = first[age_at..].split_whitespace().next().unwrap();
+    assert!(
+        first.contains(" SEV1 ") && age.ends_with('s'),
+        "age {age}: {table}"
+    );
+    assert_eq!(&first[title_at..], "Checkout down", "{table}");
+    let drill = rows.iter().find(|r| r.starts_with("INC-2 ")).unwrap();
+    assert!(
+        drill.contains(" drill ") && drill.ends_with("Slow search"),
+        "{table}"
+    );
+
+    let numbers = |args: &'static [&'static str]| list_numbers(&cli, args);
+    assert_eq!(numbers(&[]).await, [1, 2, 3]);
+    assert_eq!(numbers(&["--open"]).await, [1, 2]);
+    assert_eq!(numbers(&["--severity", "sev1,sev2"]).await, [1, 3]);
+    assert_eq!(
+        numbers(&["--severity", "sev3", "--severity=SEV2"]).await,
+        [2, 3]
+    );
+    assert_eq!(
+        numbers(&["--open", "--severity", "sev2"]).await,
+        [] as [i64; 0]
+    );
+    assert_eq!(numbers(&["--drill"]).await, [2]);
+    assert_eq!(numbers(&["--no-drill", "--open"]).await, [1]);
+
+    for (args, reason) in [
+        (vec!["--severity", "sev9"], "\"sev9\" is not a severity"),
+        (vec!["--severity"], "--severity needs a value"),
+        (vec!["--drill", "--no-drill"], "not both"),
+        (vec!["--closed"], "Unknown option --closed"),
+    ] {
+        let mut all = vec!["incident", "list"];
+        all.extend(&args);
+        let out = cli.run(&all).await;
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = stderr(&out);
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+        assert!(
+            err.starts_with("error: ") && err.contains(reason),
+            "{args:?}: {err}"
+        );
+    }
+}
+
+/// The incidents `incident list ARGS --json` shows, by number.
+async fn list_numbers(cli: &Cli, args: &[&str]) -> Vec<i64> {
+    let mut all = vec!["incident", "list"];
+    all.extend(args);
+    all.push("--json");
+    let list: Value = serde_json::from_str(&cli.ok(&all).await).unwrap();
+    let mut n: Vec<i64> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["number"].as_i64().unwrap())
+        .collect();
+    n.sort_unstable();
+    n
+}
+
+/// `config check` says what is configured, one line each, and never prints a secret; a
+/// repository that is not `owner/repo` is refused with its key (exit 2), by `serve` too.
+#[test]
+fn config_check_reports_without_secrets_and_refuses_bad_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("firebreak.toml");
+    let db = format!("sqlite://{}", dir.path().join("firebreak.db").display());
+    let check = |config: &str, args: &[&str]| {
+        std::fs::write(&path, config).unwrap();
+        Command::new(env!("CARGO_BIN_EXE_firebreak"))
+            .args(args)
+            .arg("--config")
+            .arg(&path)
+            .env("FIREBREAK_DATABASE_URL", &db)
+            .env("SLACK_BOT_TOKEN", "xoxb-sekrit-4242")
+            .env("SLACK_SIGNING_SECRET", "signing-sekrit")
+            .env_remove("GITHUB_TOKEN")
+            .env_remove("GITHUB_APP_ID")
+            .env_remove("GITHUB_APP_PRIVATE_KEY")
+            .env_remove("DISCORD_BOT_TOKEN")
+            .env_remove("DISCORD_PUBLIC_KEY")
+            .env_remove("DISCORD_APPLICATION_ID")
+            .output()
+            .unwrap()
+    };
+    let good = "[slack]\ninvite = [\"U1\"]\n[discord]\nguild_id = \"42\"\n[github]\nrepos = [\"acme/api\", \"acme/*\"]\n\
+                [[notify.webhook]]\nname = \"ops\"\nurl = \"https://hooks.example.com/T/secret-path\"\n\
+                [postmortem.github]\nrepo = \"acme/postmortems\"\n";
+    let out = check(good, &["config", "check"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let report = String::from_utf8(out.stdout.clone()).unwrap();
+    for line in [
+        "database: SQLite at ",
+        "slack: configured (every secret set)",
+        "discord: [discord] is set up but DISCORD_BOT_TOKEN, DISCORD_PUBLIC_KEY, DISCORD_APPLICATION_ID not set",
+        "github: not configured",
+        "acme/api, acme/*",
+        "webhooks: ops (SEV1..SEV2)",
+        "post-mortem publishing: pull requests to acme/postmortems",
+    ] {
+        assert!(report.contains(line), "{line}: {report}");
+    }
+    let all = format!("{report}{}", stderr(&out));
+    assert!(
+        !all.contains("sekrit") && !all.contains("secret-path"),
+        "{all}"
+    );
+
+    let bad = "[github]\nrepos = [\"acme/api\", \"not a repo\"]\n";
+    for args in [&["config", "check"][..], &["serve"][..]] {
+        let out = check(bad, args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = stderr(&out);
+        assert!(
+            err.contains("github.repos[2]: \"not a repo\" is not a repository name"),
+            "{args:?}: {err}"
+        );
+        assert_eq!(err.lines().count(), 1, "{err}");
+    }
 }

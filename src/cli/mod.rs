@@ -2,6 +2,7 @@
 //! rendering in [`render`]. Incident commands are not re-declared in clap: their words go
 //! through the same grammar as chat, so the CLI can never drift from Slack and Discord.
 
+mod config_check;
 pub mod identity;
 pub mod logging;
 pub mod render;
@@ -84,6 +85,13 @@ pub enum TopCommand {
     /// `[permissions] unfreeze_all` list, firebreak's admin action.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Print a shell completion script to standard output, e.g.
+    /// `firebreak completions bash > /etc/bash_completion.d/firebreak`. Needs no config.
+    Completions {
+        /// The shell: bash, zsh, fish, elvish or powershell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -162,7 +170,8 @@ pub enum PostmortemFormat {
 
 #[derive(Debug, Subcommand)]
 pub enum ConfigCommand {
-    /// Validate the config file and environment, naming any bad key and its line.
+    /// Validate the config file and environment, naming any bad key (and its line for a
+    /// parse error), then say what is configured, one line each, without secrets.
     Check,
 }
 

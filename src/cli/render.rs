@@ -34,9 +34,7 @@ pub fn reply_text(reply: &Reply, names: &Names) -> String {
     match &reply.body {
         ReplyBody::List { incidents } if !incidents.is_empty() => {
             out.push('\n');
-            for i in incidents {
-                out.push_str(&list_row(i));
-            }
+            out.push_str(&list_table(incidents, names, Utc::now()));
         }
         ReplyBody::Incident { incident, timeline } if !timeline.is_empty() => {
             out.push('\n');
@@ -164,16 +162,75 @@ pub fn reply_json(reply: &Reply, names: &Names) -> serde_json::Result<String> {
     }
 }
 
-fn list_row(i: &Incident) -> String {
-    format!(
-        "{:<8} {:<5} {:<13} {} UTC  {}{}\n",
-        i.number.to_string(),
-        i.severity,
-        i.status,
-        i.declared_at.format("%Y-%m-%d %H:%M"),
-        if i.drill { "[DRILL] " } else { "" },
-        term_line(&i.title)
-    )
+/// The longest title a list row shows, in characters as a person counts them.
+const TITLE_WIDTH: usize = 60;
+
+/// `incident list`: a header, then one row per incident in aligned columns. Ages run from
+/// the declaration to `now`; people by display name (`-` for no commander).
+pub fn list_table(incidents: &[Incident], names: &Names, now: DateTime<Utc>) -> String {
+    let header = [
+        "INCIDENT",
+        "SEVERITY",
+        "STATUS",
+        "AGE",
+        "COMMANDER",
+        "DRILL",
+        "TITLE",
+    ];
+    let rows: Vec<[String; 7]> = incidents
+        .iter()
+        .map(|i| {
+            [
+                i.number.to_string(),
+                i.severity.to_string(),
+                i.status.to_string(),
+                crate::incident::timeline::short_duration(now - i.declared_at),
+                i.commander
+                    .as_deref()
+                    .map_or("-".to_string(), |c| term_line(&names.name(c))),
+                if i.drill { "drill" } else { "-" }.to_string(),
+                truncate(&term_line(&i.title), TITLE_WIDTH),
+            ]
+        })
+        .collect();
+    let mut widths = header.map(width);
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(width(cell));
+        }
+    }
+    let line = |cells: [&str; 7]| -> String {
+        let mut out = String::new();
+        for (n, cell) in cells.iter().enumerate() {
+            out.push_str(cell);
+            if n + 1 < cells.len() {
+                out.push_str(&" ".repeat(widths[n] - width(cell) + 2));
+            }
+        }
+        out.push('\n');
+        out
+    };
+    let mut out = line(header);
+    for row in &rows {
+        out.push_str(&line(row.each_ref().map(String::as_str)));
+    }
+    out
+}
+
+/// A cell's width, counted in grapheme clusters (what a person sees as one character).
+fn width(text: &str) -> usize {
+    use unicode_segmentation::UnicodeSegmentation;
+    text.graphemes(true).count()
+}
+
+/// At most `max` grapheme clusters, the last one `…` when something was cut.
+fn truncate(text: &str, max: usize) -> String {
+    use unicode_segmentation::UnicodeSegmentation;
+    if width(text) <= max {
+        return text.to_string();
+    }
+    let kept: String = text.graphemes(true).take(max.saturating_sub(1)).collect();
+    format!("{}…", kept.trim_end())
 }
 
 fn details(i: &Incident, names: &Names) -> String {
@@ -351,6 +408,62 @@ pub fn io_reason(e: &std::io::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_list_is_a_table_with_aligned_columns() {
+        use crate::incident::{IncidentId, IncidentNumber, Severity, Status};
+        let now = chrono::TimeZone::with_ymd_and_hms(&Utc, 2026, 12, 1, 12, 0, 0).unwrap();
+        let incident = |n: i64, title: &str, commander: Option<&str>, drill: bool| Incident {
+            id: IncidentId(format!("id{n}")),
+            number: IncidentNumber(n),
+            title: title.into(),
+            severity: Severity::Sev1,
+            status: Status::Investigating,
+            drill,
+            started_at: None,
+            detected_at: None,
+            declared_at: now - chrono::Duration::minutes(192),
+            acknowledged_at: None,
+            mitigated_at: None,
+            resolved_at: None,
+            commander: commander.map(String::from),
+            comms: None,
+            scribe: None,
+            summary: None,
+            last_update_at: None,
+            next_update_due: None,
+            reminded_due: None,
+            declared_by: "cli:carol".into(),
+            version: 1,
+        };
+        let names = Names::new([("slack:U1".to_string(), "Zoë".to_string())].into());
+        let long = "x".repeat(80);
+        let table = list_table(
+            &[
+                incident(12, "Checkout \u{1b}[2J502", Some("slack:U1"), false),
+                incident(3, &long, None, true),
+            ],
+            &names,
+            now,
+        );
+        let lines: Vec<&str> = table.lines().collect();
+        assert_eq!(
+            lines[0],
+            "INCIDENT  SEVERITY  STATUS         AGE    COMMANDER  DRILL  TITLE"
+        );
+        assert_eq!(
+            lines[1],
+            "INC-12    SEV1      investigating  3h12m  Zoë        -      Checkout 502"
+        );
+        assert!(
+            lines[2].starts_with("INC-3     SEV1      investigating  3h12m  -          drill  xxx")
+        );
+        assert!(
+            lines[2].ends_with("x…") && width(lines[2]) == 60 + TITLE_WIDTH,
+            "{}",
+            lines[2]
+        );
+    }
 
     #[test]
     fn escape_sequences_controls_and_overrides_never_reach_the_terminal() {

@@ -48,12 +48,15 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     {
         return Ok(templates(cmd));
     }
+    if let TopCommand::Completions { shell } = cli.command {
+        return Ok(completions(shell));
+    }
     let (config, path) = match Config::load(cli.config.as_deref()) {
         Ok(loaded) => loaded,
         Err(e) => return Ok(user_error(&e.to_string())),
     };
     if let TopCommand::Config(ConfigCommand::Check) = cli.command {
-        return Ok(config_check(&config, path.as_deref()));
+        return Ok(super::config_check::run(&config, path.as_deref()));
     }
     let runtime = match Runtime::from_env(&config) {
         Ok(r) => r,
@@ -87,7 +90,10 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         TopCommand::Audit { json, limit } => audit(&app, json, limit).await,
         TopCommand::Token(cmd) => token(&app, cmd).await,
         TopCommand::Postmortem(args) => postmortem(&app, args).await,
-        TopCommand::Config(_) | TopCommand::Migrate | TopCommand::Discord(_) => {
+        TopCommand::Config(_)
+        | TopCommand::Migrate
+        | TopCommand::Discord(_)
+        | TopCommand::Completions { .. } => {
             unreachable!("handled above")
         }
     }
@@ -206,7 +212,7 @@ async fn incident(app: &App, words: Vec<String>) -> anyhow::Result<ExitCode> {
     };
     let names = app.read.names_for_reply(&outcome.reply).await?;
     if json {
-        println!("{}", render::reply_json(&outcome.reply, &names)?);
+        println!("{}", reply_json(app, &outcome.reply, &names).await?);
     } else {
         println!("{}", render::reply_text(&outcome.reply, &names));
     }
@@ -214,6 +220,23 @@ async fn incident(app: &App, words: Vec<String>) -> anyhow::Result<ExitCode> {
         return drain(app, &outcome.effects).await;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `--json`: a reply about one incident (every write on one, as well as `show`) is the
+/// incident as `GET /api/incidents/{n}` shows it, read back after the write so it carries
+/// the timeline and the stored (millisecond) times; anything else as [`render::reply_json`].
+async fn reply_json(
+    app: &App,
+    reply: &crate::incident::Reply,
+    names: &crate::people::Names,
+) -> anyhow::Result<String> {
+    if let crate::incident::ReplyBody::Incident { incident, timeline } = &reply.body
+        && timeline.is_empty()
+        && let Some(view) = crate::http::api::incident_view(&app.read, incident.number).await?
+    {
+        return Ok(serde_json::to_string_pretty(&view)?);
+    }
+    Ok(render::reply_json(reply, names)?)
 }
 
 async fn audit(app: &App, json: bool, limit: i64) -> anyhow::Result<ExitCode> {
@@ -330,6 +353,15 @@ fn templates(cmd: &TemplatesCommand) -> ExitCode {
     }
 }
 
+/// `firebreak completions bash|zsh|fish|…`: the script on standard output; needs neither
+/// the config nor the database.
+fn completions(shell: clap_complete::Shell) -> ExitCode {
+    use clap::CommandFactory;
+    let mut command = Cli::command();
+    clap_complete::generate(shell, &mut command, "firebreak", &mut std::io::stdout());
+    ExitCode::SUCCESS
+}
+
 /// What `templates export` wrote, and the config that uses it.
 fn exported(dir: &Path, files: &[PathBuf]) -> String {
     let shown: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
@@ -420,32 +452,6 @@ async fn drain(app: &App, ids: &[i64]) -> anyhow::Result<ExitCode> {
     })
 }
 
-fn config_check(config: &Config, path: Option<&Path>) -> ExitCode {
-    let source = path.map_or("built-in defaults (no firebreak.toml)".to_string(), |p| {
-        p.display().to_string()
-    });
-    if let Err(e) = config.validate() {
-        return user_error(&format!("{source}: {e}"));
-    }
-    let runtime = match Runtime::from_env(config) {
-        Ok(r) => r,
-        Err(e) => return user_error(&e.to_string()),
-    };
-    let routes: Vec<String> = config
-        .notice_routes()
-        .iter()
-        .map(|r| format!("{} (SEV1..{})", r.name, r.min_severity))
-        .collect();
-    let hooks = if routes.is_empty() {
-        "no webhooks".to_string()
-    } else {
-        format!("webhooks: {}", routes.join(", "))
-    };
-    println!("{source}: OK; {hooks}.");
-    println!("database: {}", runtime.database_description());
-    ExitCode::SUCCESS
-}
-
 fn take_flag(words: &[String], flag: &str) -> bool {
     words.iter().any(|w| w == flag)
 }
@@ -458,7 +464,7 @@ fn show_user_error(e: &UserError) -> ExitCode {
     code
 }
 
-fn user_error(message: &str) -> ExitCode {
+pub(super) fn user_error(message: &str) -> ExitCode {
     eprintln!("error: {message}");
     ExitCode::from(EXIT_USER)
 }

@@ -37,7 +37,7 @@ pub use change::Change;
 pub use declare::{DEFAULT_SEVERITY, Declare, parse_when};
 pub use freeze::{FreezeVerb, parse_expiry, parse_scope};
 pub use postmortem::{DocStatus, PostmortemField, PostmortemVerb, Term};
-pub use query::Query;
+pub use query::{ListFilter, Query};
 
 /// A platform-neutral request to the core: which incident, and what to do.
 #[derive(Debug, Clone, PartialEq)]
@@ -216,7 +216,8 @@ Commands (name the incident as INC-42 when you are not in its channel):
   note [INC-n] <text>
   resolve [INC-n] [summary]
   show [INC-n]
-  list
+  list [--open] [--severity sev1[,sev2]] [--drill|--no-drill]
+                                       --severity may be repeated; open first, most severe first
   freeze [owner/repo|owner/* ...] [--reason <text>] [--for 4h]
                                        hold merges (default: the configured repos)
   unfreeze [owner/repo|owner/* ...] [--all]
@@ -296,7 +297,7 @@ fn parse_split(
         "declare" => declare::parse(&mut args, now)?.into(),
         "ack" | "acknowledge" | "update" | "status" | "severity" | "sev" | "assign" | "note"
         | "resolve" => change::parse(&verb_lc, &mut args)?.into(),
-        "show" | "list" | "help" => query::parse(&verb_lc),
+        "show" | "list" | "help" => query::parse(&verb_lc, &mut args)?,
         "freeze" | "unfreeze" => freeze::parse(&verb_lc, &mut args)?.into(),
         "action" | "postmortem" | "post-mortem" => postmortem::parse(&verb_lc, &mut args)?.into(),
         _ => return Err(unknown_command(verb)),

@@ -517,3 +517,28 @@ proptest! {
         let _ = parse_line(&line, ParseOptions { bare_number_is_ref: true });
     }
 }
+
+#[test]
+fn list_takes_filters_in_chat_as_on_the_cli() {
+    let mut expected = ListFilter::default()
+        .with_severity(Severity::Sev1)
+        .with_severity(Severity::Sev2);
+    expected.open_only = true;
+    expected.drill = Some(false);
+    for line in [
+        "list --open --severity sev1,sev2 --no-drill",
+        "list --no-drill --severity SEV2 --open --severity=1",
+    ] {
+        assert_eq!(
+            chat(line).unwrap(),
+            Command::untargeted(Query::List(expected)),
+            "{line}"
+        );
+    }
+    assert_eq!(
+        chat("list").unwrap(),
+        Command::untargeted(Query::List(ListFilter::default()))
+    );
+    assert!(chat("list --severity sev9").is_err());
+    assert!(chat("list --drill --no-drill").is_err());
+}

@@ -14,6 +14,7 @@
 //! - [`identity`]: who someone is, as stored: `slack:U…`, `discord:…`, `cli:name`.
 //! - [`text`]: the one inbound text pipeline (control characters, bidi overrides, limits).
 //! - [`error`]: user errors versus internal errors.
+//! - [`json_time`]: times in JSON, to the millisecond.
 
 pub mod clock;
 pub mod command;
@@ -22,6 +23,7 @@ mod exemption;
 pub mod freeze;
 pub mod freeze_view;
 pub mod identity;
+pub mod json_time;
 pub mod material;
 pub mod model;
 pub mod permissions;

@@ -256,19 +256,28 @@ pub struct Incident {
     pub severity: Severity,
     pub status: Status,
     pub drill: bool,
+    #[serde(serialize_with = "crate::incident::json_time::millis_opt")]
     pub started_at: Option<DateTime<Utc>>,
+    #[serde(serialize_with = "crate::incident::json_time::millis_opt")]
     pub detected_at: Option<DateTime<Utc>>,
+    #[serde(serialize_with = "crate::incident::json_time::millis")]
     pub declared_at: DateTime<Utc>,
+    #[serde(serialize_with = "crate::incident::json_time::millis_opt")]
     pub acknowledged_at: Option<DateTime<Utc>>,
+    #[serde(serialize_with = "crate::incident::json_time::millis_opt")]
     pub mitigated_at: Option<DateTime<Utc>>,
+    #[serde(serialize_with = "crate::incident::json_time::millis_opt")]
     pub resolved_at: Option<DateTime<Utc>>,
     pub commander: Option<String>,
     pub comms: Option<String>,
     pub scribe: Option<String>,
     pub summary: Option<String>,
+    #[serde(serialize_with = "crate::incident::json_time::millis_opt")]
     pub last_update_at: Option<DateTime<Utc>>,
+    #[serde(serialize_with = "crate::incident::json_time::millis_opt")]
     pub next_update_due: Option<DateTime<Utc>>,
     /// The promised update time a reminder was already sent for (one nudge per promise).
+    #[serde(serialize_with = "crate::incident::json_time::millis_opt")]
     pub reminded_due: Option<DateTime<Utc>>,
     pub declared_by: String,
     pub version: i64,

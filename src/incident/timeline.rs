@@ -180,7 +180,9 @@ pub struct NewEntry {
 pub struct TimelineEntry {
     pub id: i64,
     pub incident_id: Option<IncidentId>,
+    #[serde(serialize_with = "crate::incident::json_time::millis")]
     pub occurred_at: DateTime<Utc>,
+    #[serde(serialize_with = "crate::incident::json_time::millis")]
     pub recorded_at: DateTime<Utc>,
     pub actor: String,
     pub source: Source,

@@ -5,6 +5,7 @@ use chrono::Utc;
 use sqlx::FromRow;
 
 use super::{Store, Tx, from_ms, opt_from_ms, parse_column, to_ms};
+use crate::incident::command::ListFilter;
 use crate::incident::model::{Incident, IncidentId, IncidentNumber};
 
 const COLUMNS: &str = "id, number, title, severity, status, drill, started_at, detected_at, \
@@ -222,13 +223,19 @@ impl Store {
         rows.into_iter().map(Incident::try_from).collect()
     }
 
-    /// Up to `limit` incidents for people to scan: open ones first, most severe first,
-    /// newest first within a severity; then the most recently declared resolved ones.
-    pub async fn incidents_open_first(&self, limit: i64) -> anyhow::Result<Vec<Incident>> {
+    /// Up to `limit` incidents for people to scan, those `filter` lets through: open ones
+    /// first, most severe first, newest first within a severity; then the most recently
+    /// declared resolved ones.
+    pub async fn incidents_open_first(
+        &self,
+        filter: &ListFilter,
+        limit: i64,
+    ) -> anyhow::Result<Vec<Incident>> {
         let sql = format!(
-            "SELECT {COLUMNS} FROM incidents \
+            "SELECT {COLUMNS} FROM incidents WHERE {} \
              ORDER BY CASE WHEN status = 'resolved' THEN 1 ELSE 0 END, \
-             CASE WHEN status = 'resolved' THEN '' ELSE severity END, number DESC LIMIT $1"
+             CASE WHEN status = 'resolved' THEN '' ELSE severity END, number DESC LIMIT $1",
+            filter.sql()
         );
         let rows: Vec<IncidentRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
             .bind(limit)
@@ -237,14 +244,16 @@ impl Store {
         rows.into_iter().map(Incident::try_from).collect()
     }
 
-    /// How many incidents there are, and how many of them are open.
-    pub async fn incident_counts(&self) -> anyhow::Result<(i64, i64)> {
-        let (total, open): (i64, i64) = sqlx::query_as(
+    /// How many incidents `filter` lets through, and how many of them are open.
+    pub async fn incident_counts(&self, filter: &ListFilter) -> anyhow::Result<(i64, i64)> {
+        let sql = format!(
             "SELECT COUNT(*), COALESCE(SUM(CASE WHEN status <> 'resolved' THEN 1 ELSE 0 END), 0) \
-             FROM incidents",
-        )
-        .fetch_one(&mut *self.reader().await?)
-        .await?;
+             FROM incidents WHERE {}",
+            filter.sql()
+        );
+        let (total, open): (i64, i64) = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .fetch_one(&mut *self.reader().await?)
+            .await?;
         Ok((total, open))
     }
 }

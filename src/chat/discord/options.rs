@@ -92,7 +92,7 @@ pub fn intent(
         ["incident", "declare"] => return declare(&o, now),
         ["incident", "postmortem"] => Command::new(target, postmortem(&o)?),
         ["incident", "show"] => Command::new(target, Query::Show),
-        ["incident", "list"] => Command::untargeted(Query::List),
+        ["incident", "list"] => Command::untargeted(Query::List(Default::default())),
         ["incident", "help"] => return Ok(Intent::Help),
         ["incident", verb] => Command::new(target, change(verb, &o)?),
         ["freeze", "merges"] => Command::new(
