@@ -400,6 +400,12 @@ impl Config {
         let mut seen = HashSet::new();
         for (i, hook) in self.notify.webhook.iter().enumerate() {
             let name = webhook_name(i, hook);
+            if name.chars().any(char::is_control) {
+                return Err(ConfigError(format!(
+                    "notify.webhook[{}]: a name may not hold control characters (a line break, a tab); it labels logs and metrics",
+                    i + 1
+                )));
+            }
             let key = format!("notify.webhook[{}] ({name})", i + 1);
             if !seen.insert(name.clone()) {
                 return Err(ConfigError(format!(
@@ -743,13 +749,18 @@ impl Runtime {
 /// scheme only (the rest may hold a password).
 fn check_database_url(url: &str, from: DatabaseFrom) -> Result<(), ConfigError> {
     const SUPPORTED: [&str; 3] = ["sqlite:", "postgres://", "postgresql://"];
-    if SUPPORTED.iter().any(|s| url.starts_with(s)) {
-        return Ok(());
-    }
     let key = match from {
         DatabaseFrom::Env => "FIREBREAK_DATABASE_URL",
         DatabaseFrom::File | DatabaseFrom::Default => "database.url",
     };
+    if url.starts_with("sqlite:") && sqlite_path(url).is_none() {
+        return Err(ConfigError(format!(
+            "{key} names an in-memory SQLite database, which would lose every incident when the command ends; give a file (sqlite:///path/firebreak.db)"
+        )));
+    }
+    if SUPPORTED.iter().any(|s| url.starts_with(s)) {
+        return Ok(());
+    }
     let scheme = match url.split_once(':') {
         Some((scheme, _)) if !scheme.is_empty() && scheme.len() <= 20 => format!("a {scheme}: URL"),
         _ => "not a URL".to_string(),
@@ -874,6 +885,15 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_webhook_name_with_a_line_break_is_refused() {
+        let config =
+            Config::parse("[[notify.webhook]]\nname = \"a\\nb\"\nurl = \"http://127.0.0.1:1/h\"\n")
+                .unwrap();
+        let err = config.webhook_urls().unwrap_err();
+        assert!(err.0.contains("control characters"), "{err}");
+    }
+
+    #[test]
     fn database_urls_other_than_sqlite_and_postgres_are_refused_without_their_secrets() {
         for ok in [
             "sqlite:///x.db",
@@ -891,6 +911,15 @@ mod tests {
         assert!(!err.0.contains("hunter2"), "{err}");
         let err = check_database_url("firebreak.db", DatabaseFrom::File).unwrap_err();
         assert!(err.0.starts_with("database.url is not a URL;"), "{err}");
+        for memory in [
+            "sqlite::memory:",
+            "sqlite:",
+            "sqlite://",
+            "sqlite://x.db?mode=memory",
+        ] {
+            let err = check_database_url(memory, DatabaseFrom::Env).unwrap_err();
+            assert!(err.0.contains("in-memory SQLite"), "{memory}: {err}");
+        }
     }
 
     #[test]

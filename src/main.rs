@@ -10,11 +10,12 @@ fn main() -> ExitCode {
     if !matches!(cli.command, TopCommand::Serve) {
         firebreak::cli::end_quietly_on_closed_pipe();
     }
-    // The server logs its work; one-shot commands stay quiet unless something goes wrong.
+    // The server logs its work; one-shot commands stay quiet unless something goes wrong,
+    // and leave their effects' failures to the drain's own lines (said once, not twice).
     let default = if matches!(cli.command, TopCommand::Serve) {
         "info"
     } else {
-        "warn"
+        "warn,firebreak::effects=error"
     };
     firebreak::cli::logging::init(cli.log_format, default);
     let runtime = match tokio::runtime::Runtime::new() {

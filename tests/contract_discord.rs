@@ -214,12 +214,7 @@ async fn the_mock_rejects_what_discord_would_reject() {
             req = req.json(&body);
         }
         let resp = req.send().await.expect("the mock answers");
-        let status = resp.status().as_u16();
-        let violations = resp
-            .headers()
-            .get("sl-violations")
-            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
-            .unwrap_or_default();
+        let (status, violations) = mock_verdict(&resp);
         assert_eq!(
             status, 422,
             "{method} {path} with {body} was not rejected: {violations}"

@@ -7,7 +7,11 @@
 //! Run by `scripts/contract-tests`, which starts the mock and sets
 //! `FIREBREAK_CONTRACT_GITHUB_URL`. Ignored in the plain `cargo test` run.
 
+mod common;
+
 use std::time::Duration;
+
+use common::mock_verdict;
 
 use firebreak::github::GitHubSecrets;
 use firebreak::github::client::{GitHubClient, RulesetScope};
@@ -297,12 +301,7 @@ async fn the_mock_rejects_what_github_would_reject() {
             req = req.json(body);
         }
         let resp = req.send().await.expect("the mock answers");
-        let status = resp.status().as_u16();
-        let violations = resp
-            .headers()
-            .get("sl-violations")
-            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
-            .unwrap_or_default();
+        let (status, violations) = mock_verdict(&resp);
         let text = format!("{violations} {}", resp.text().await.unwrap_or_default());
         assert_eq!(
             status, 422,

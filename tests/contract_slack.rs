@@ -150,12 +150,7 @@ async fn the_mock_rejects_what_slack_would_reject() {
             req = req.bearer_auth(token);
         }
         let resp = req.send().await.expect("the mock answers");
-        let status = resp.status().as_u16();
-        let violations = resp
-            .headers()
-            .get("sl-violations")
-            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
-            .unwrap_or_default();
+        let (status, violations) = mock_verdict(&resp);
         assert_eq!(
             status, want,
             "{method} with {body} was not rejected: {violations}"

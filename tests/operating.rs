@@ -12,20 +12,27 @@ use serde_json::Value;
 
 on_both!(serve_logs_json_lines_with_an_access_line_per_request);
 
-async fn serve_logs_json_lines_with_an_access_line_per_request(backend: Backend) {
-    let cli = Cli::new(backend, "").await;
+/// `firebreak <args>` (a `serve`) as a process with its log piped, once it answers: the
+/// process and its base URL.
+async fn serving(cli: &Cli, args: &[&str]) -> (Serving, String) {
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
-    let mut serving = Serving(
-        cli.command(&["--log-format", "json", "serve"])
+    let serving = Serving(
+        cli.command(args)
             .env("FIREBREAK_LISTEN", format!("127.0.0.1:{port}"))
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
             .unwrap(),
     );
+    assert!(answers_health(&reqwest::Client::new(), &base).await);
+    (serving, base)
+}
+
+async fn serve_logs_json_lines_with_an_access_line_per_request(backend: Backend) {
+    let cli = Cli::new(backend, "").await;
+    let (mut serving, base) = serving(&cli, &["--log-format", "json", "serve"]).await;
     let http = reqwest::Client::new();
-    assert!(answers_health(&http, &base).await);
     let echoed = http
         .get(format!("{base}/readyz?token=hunter2"))
         .header("x-request-id", "req-42")
@@ -70,17 +77,7 @@ async fn serve_logs_json_lines_with_an_access_line_per_request(backend: Backend)
 #[tokio::test]
 async fn text_logs_into_a_file_have_no_colour_codes() {
     let cli = Cli::new(Backend::Sqlite, "").await;
-    let port = free_port();
-    let mut serving = Serving(
-        cli.command(&["serve"])
-            .env("FIREBREAK_LISTEN", format!("127.0.0.1:{port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
-    let http = reqwest::Client::new();
-    assert!(answers_health(&http, &format!("http://127.0.0.1:{port}")).await);
+    let (mut serving, _) = serving(&cli, &["serve"]).await;
     let log = String::from_utf8(serving.stop().stderr).unwrap();
     assert!(log.contains("firebreak is listening"), "{log}");
     assert!(log.contains("firebreak::access"), "{log}");

@@ -414,7 +414,7 @@ impl Worker {
             }
             Err(EffectError::Retryable { retry_after, .. }) => {
                 if self.breakers.record_failure(&target, now) {
-                    tracing::warn!(target = %target, "circuit opened after repeated failures");
+                    tracing::warn!(effect_target = %target, "circuit opened after repeated failures");
                 }
                 *retry_after
             }
@@ -440,7 +440,7 @@ impl Worker {
         until: DateTime<Utc>,
         cleared: impl Fn() -> bool,
     ) -> anyhow::Result<()> {
-        tracing::debug!(effect = effect.id, target = %target, until = %until, "effect waits on its target");
+        tracing::debug!(effect = effect.id, effect_target = %target, until = %until, "effect waits on its target");
         self.store
             .reschedule_effect(effect.id, until, None, true, Some(target))
             .await?;
@@ -476,11 +476,11 @@ impl Worker {
             match self.store.release_waiting(target, now).await {
                 Ok(0) => {}
                 Ok(n) => {
-                    tracing::info!(target = %target, released = n, "target answered again; released the effects waiting on it");
+                    tracing::info!(effect_target = %target, released = n, "target answered again; released the effects waiting on it");
                     self.wake.notify_one();
                 }
                 Err(e) => {
-                    tracing::warn!(target = %target, error = %format!("{e:#}"), "releasing waiting effects failed")
+                    tracing::warn!(effect_target = %target, error = %format!("{e:#}"), "releasing waiting effects failed")
                 }
             }
         }

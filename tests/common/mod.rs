@@ -313,6 +313,17 @@ macro_rules! on_both {
 }
 pub mod discord;
 pub mod fake_discord;
+
+/// A validating mock's verdict on a request: its status, and the `sl-violations` header
+/// Prism sets when the request breaks the API's description (empty when it does not).
+pub fn mock_verdict(resp: &reqwest::Response) -> (u16, String) {
+    let violations = resp
+        .headers()
+        .get("sl-violations")
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+        .unwrap_or_default();
+    (resp.status().as_u16(), violations)
+}
 pub mod fake_discord_gateway;
 pub mod fake_github;
 pub mod fake_slack;
