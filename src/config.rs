@@ -895,12 +895,7 @@ mod tests {
 
     #[test]
     fn database_urls_other_than_sqlite_and_postgres_are_refused_without_their_secrets() {
-        for ok in [
-            "sqlite:///x.db",
-            "sqlite::memory:",
-            "postgres://u@h/db",
-            "postgresql://h/db",
-        ] {
+        for ok in ["sqlite:///x.db", "postgres://u@h/db", "postgresql://h/db"] {
             assert!(check_database_url(ok, DatabaseFrom::Env).is_ok(), "{ok}");
         }
         let err = check_database_url("mysql://root:hunter2@db/x", DatabaseFrom::Env).unwrap_err();
