@@ -357,10 +357,8 @@ struct Site {
 
 impl Site {
     async fn start(backend: Backend) -> Self {
-        let port = free_port();
-        let config =
-            format!("[server]\nlisten = \"127.0.0.1:{port}\"\nshutdown_grace = \"500ms\"\n");
-        let cli = Cli::new(backend, &config).await;
+        let config = "[server]\nshutdown_grace = \"500ms\"\n";
+        let cli = Cli::new(backend, config).await;
         let token = cli
             .ok(&[
                 "token",
@@ -373,28 +371,37 @@ impl Site {
             .await
             .trim()
             .to_string();
-        let log = std::fs::File::create(cli.dir.path().join("serve.log")).unwrap();
-        let serve = Serving(
-            cli.command(&["serve"])
-                .stdout(Stdio::null())
-                .stderr(log)
-                .spawn()
-                .unwrap(),
-        );
-        let base = format!("http://127.0.0.1:{port}");
-        let site = Self {
-            cli,
-            serve,
-            base,
-            token,
-            run: format!("{backend:?}").to_lowercase(),
-        };
-        assert!(
-            answers_health(&reqwest::Client::new(), &site.base).await,
-            "serve answers: {}",
-            site.log()
-        );
-        site
+        let run = format!("{backend:?}").to_lowercase();
+        // A free port can be taken by another test's process between being found and being
+        // bound: start again on another one when that happens.
+        for _ in 0..3 {
+            let port = free_port();
+            let log = std::fs::File::create(cli.dir.path().join("serve.log")).unwrap();
+            let serve = Serving(
+                cli.command(&["serve"])
+                    .env("FIREBREAK_LISTEN", format!("127.0.0.1:{port}"))
+                    .stdout(Stdio::null())
+                    .stderr(log)
+                    .spawn()
+                    .unwrap(),
+            );
+            let base = format!("http://127.0.0.1:{port}");
+            if answers_health(&reqwest::Client::new(), &base).await {
+                return Self {
+                    cli,
+                    serve,
+                    base,
+                    token,
+                    run,
+                };
+            }
+            let log = std::fs::read_to_string(cli.dir.path().join("serve.log")).unwrap_or_default();
+            assert!(
+                log.contains("Address already in use"),
+                "serve answers: {log}"
+            );
+        }
+        panic!("no free port for serve in three tries");
     }
 
     fn url(&self, path: &str) -> String {
