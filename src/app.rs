@@ -38,6 +38,7 @@ use crate::incident::{IncidentService, Policy};
 use crate::notify::WebhookPlanner;
 use crate::notify::webhook::{WebhookNotifier, http_client};
 use crate::read::ReadModel;
+use crate::runbook::handler::RunbookEffects;
 use crate::store::Store;
 use crate::telemetry::ack::timed;
 
@@ -162,6 +163,7 @@ impl App {
             public_url: config.server.public_url.clone(),
             postmortem_templates: config.postmortem.templates_dir.clone(),
             publish_postmortems: publish.is_some(),
+            runbooks: runbook_settings(&config)?,
             freeze: integrations.github.as_ref().map(|_| FreezeSettings {
                 scopes: config.github.repos.clone(),
                 auto_freeze: config.github.auto_freeze.clone(),
@@ -170,6 +172,9 @@ impl App {
             }),
         };
         let service = IncidentService::new(store.clone(), policy, wake);
+        let worker = worker.with_handler(Arc::new(RunbookEffects {
+            service: service.clone(),
+        }));
         let slack = integrations.slack.map(|s| {
             Arc::new(SlackEdge {
                 service: service.clone(),
@@ -233,6 +238,11 @@ impl App {
     /// Replaces the clock everywhere the service is used (tests drive time by hand).
     pub fn with_clock(mut self, clock: Arc<dyn crate::incident::clock::Clock>) -> Self {
         self.service = self.service.clone().with_clock(clock);
+        if let Some(worker) = Arc::get_mut(&mut self.worker) {
+            worker.replace_handler(Arc::new(RunbookEffects {
+                service: self.service.clone(),
+            }));
+        }
         self.github = self.github.map(|edge| {
             Arc::new(GitHubEdge {
                 service: self.service.clone(),
@@ -434,7 +444,8 @@ fn gateway_http(secrets: &DiscordSecrets, timeout: Duration) -> anyhow::Result<G
     Ok(Arc::new(move || serenity_http(&secrets, client.clone())))
 }
 
-/// Checks for overdue status updates, and ends expired freeze holds, every `interval` until
+/// Checks for overdue status updates, runs due runbook steps, and ends expired freeze holds,
+/// every `interval` until
 /// shutdown. Reminders are rows
 /// (`next_update_due`, `reminded_due`), not timers, so a restart loses none.
 async fn remind_until(
@@ -451,6 +462,12 @@ async fn remind_until(
             Ok(0) => {}
             Ok(n) => tracing::info!(incidents = n, "sent overdue-update reminders"),
             Err(e) => tracing::error!(error = %e, "checking for overdue updates failed"),
+        }
+        // Runbook steps whose wake-up effect was lost or late (a restart) fire on this tick.
+        match service.run_runbooks().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(steps = n, "ran due runbook steps"),
+            Err(e) => tracing::error!(error = %e, "running due runbook steps failed"),
         }
         // Freeze holds with an expiry (`freeze … --for 4h`) end on the same tick.
         match service.expire_holds().await {
@@ -519,4 +536,20 @@ pub async fn shutdown_signal() {
         _ = term => {}
     }
     tracing::info!("shutting down");
+}
+
+/// `[runbooks]` for the core: the runbooks read from `dir`, or `None` when it is not set.
+fn runbook_settings(
+    config: &Config,
+) -> anyhow::Result<Option<crate::incident::runbook::RunbookSettings>> {
+    let r = &config.runbooks;
+    if r.dir.is_none() {
+        return Ok(None);
+    }
+    Ok(Some(crate::incident::runbook::RunbookSettings {
+        library: r.load().map_err(anyhow::Error::msg)?,
+        drill_webhook: r.drill_webhook.clone(),
+        drill_channel: r.drill_channel.clone(),
+        nudge_after: r.nudge_after,
+    }))
 }

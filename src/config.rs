@@ -43,6 +43,8 @@ pub struct Config {
     pub alertmanager: crate::alerts::AlertmanagerConfig,
     /// `[web]`: signing in to the web pages with Slack or an OpenID Connect provider.
     pub web: crate::http::oidc::config::WebConfig,
+    /// `[runbooks]`: the runbook files, where drills send, where stale runbooks are reported.
+    pub runbooks: crate::runbook::RunbooksConfig,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -463,7 +465,10 @@ impl Config {
         self.incident.validate()?;
         self.postmortem.validate()?;
         self.names_and_urls()?;
-        self.call_timeouts_fit()
+        self.call_timeouts_fit()?;
+        let names: Vec<String> = self.notice_routes().into_iter().map(|r| r.name).collect();
+        self.runbooks.validate(&names).map_err(ConfigError)?;
+        self.runbooks.load().map(drop).map_err(ConfigError)
     }
 
     /// Repository names in GitHub's shape and URLs that parse as http(s).

@@ -26,6 +26,7 @@
 //! - [`telemetry`]: Prometheus metrics (the `metrics` facade, one recorder per process)
 //!   and the store's counts, rendered on `/metrics`.
 //! - [`alerts`]: Prometheus Alertmanager's webhook: one incident per alert group.
+//! - [`runbook`]: runbooks as code (TOML files of timed steps) and how an incident gets one.
 //! - [`config`]: `firebreak.toml` plus environment; secrets only from the environment.
 //! - [`app`]: wires it all together and runs until shutdown.
 //! - [`cli`]: the `firebreak` command line, a thin edge over the same service as chat.
@@ -44,5 +45,6 @@ pub mod notify;
 pub mod people;
 pub mod postmortem;
 pub mod read;
+pub mod runbook;
 pub mod store;
 pub mod telemetry;

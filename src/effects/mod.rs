@@ -89,6 +89,8 @@ pub struct NewEffect {
     pub ordering_key: Option<String>,
     /// Set on company-wide notices, for the reply's count.
     pub audience: Option<Audience>,
+    /// Not due before this time (a runbook step's target); `None`: due at once.
+    pub not_before: Option<DateTime<Utc>>,
 }
 
 impl NewEffect {
@@ -105,7 +107,14 @@ impl NewEffect {
             idempotency_key,
             ordering_key: None,
             audience: None,
+            not_before: None,
         }
+    }
+
+    /// Not due before `at`.
+    pub fn not_before(mut self, at: DateTime<Utc>) -> Self {
+        self.not_before = Some(at);
+        self
     }
 
     /// Runs after every earlier effect with the same `key`.

@@ -11,6 +11,7 @@ use super::NewEffect;
 use crate::incident::model::{Incident, IncidentId};
 use crate::incident::permissions::Actor;
 use crate::incident::rules::IncidentEvent;
+pub use crate::runbook::Destination;
 
 /// Something to say in an incident's room, outside a state change.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,6 +23,15 @@ pub enum Intent {
     /// Publish the post-mortem where post-mortems are kept, at this `revision` of its
     /// written material (a content digest, so a double submit publishes once).
     PublishPostmortem { revision: String },
+    /// The runbook's checklist in the incident's room, edited in place as steps end. `text`
+    /// is its plain form, for platforms that show it without buttons.
+    Checklist { text: String },
+    /// A word to a person in the incident's room: `owner` (a stored identity such as
+    /// `slack:U024BE7LH`) is mentioned where the platform can, then `text`.
+    Nudge { owner: Option<String>, text: String },
+    /// A post outside the incident's room (a customer notice, a page, a report), to a named
+    /// webhook or a chat channel. Only the adapter that has the destination plans it.
+    External { to: Destination, text: String },
 }
 
 pub trait EffectPlanner: Send + Sync {

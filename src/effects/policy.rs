@@ -129,6 +129,7 @@ mod tests {
             idempotency_key: "k".into(),
             ordering_key: None,
             audience: None,
+            not_before: None,
         };
         Effect {
             attempts,

@@ -115,10 +115,15 @@ impl Worker {
     }
 
     pub fn with_handler(mut self, handler: Arc<dyn EffectHandler>) -> Self {
+        self.replace_handler(handler);
+        self
+    }
+
+    /// Runs `handler`'s kinds with it from now on, instead of whatever ran them.
+    pub fn replace_handler(&mut self, handler: Arc<dyn EffectHandler>) {
         for kind in handler.kinds() {
             self.handlers.insert(kind, Arc::clone(&handler));
         }
-        self
     }
 
     /// Where `effect` goes (its handler's breaker key: `webhook:general`, `slack`, …);

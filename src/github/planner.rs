@@ -68,7 +68,7 @@ impl EffectPlanner for PublishPlanner {
             Intent::PublishPostmortem { revision } => {
                 vec![effect::publish_postmortem(incident, revision)]
             }
-            Intent::Progress { .. } | Intent::RoomPost { .. } => Vec::new(),
+            _ => Vec::new(),
         }
     }
 }

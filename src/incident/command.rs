@@ -10,7 +10,8 @@
 //! - [`freeze`]: `freeze`, `unfreeze`, `freeze exempt` (permission `freeze`), `freeze status`;
 //! - [`postmortem`]: `postmortem set|publish`, `action add|done` (permission `postmortem`),
 //!   and the draft;
-//! - [`query`]: `show`, `list`, `help`.
+//! - [`query`]: `show`, `list`, `help`;
+//! - [`runbook`]: `runbook done|skip` (permission `respond`) and the checklist.
 //!
 //! Parsing is a pure function from words to a [`Command`]; it never touches the database,
 //! so it can be property-tested for panics and reused by every edge. Free text (titles,
@@ -32,12 +33,14 @@ pub mod declare;
 pub mod freeze;
 pub mod postmortem;
 pub mod query;
+pub mod runbook;
 
 pub use change::Change;
 pub use declare::{DEFAULT_SEVERITY, Declare, parse_when};
 pub use freeze::{FreezeVerb, parse_expiry, parse_scope};
 pub use postmortem::{DocStatus, PostmortemField, PostmortemVerb, Term};
 pub use query::{ListFilter, Query};
+pub use runbook::RunbookVerb;
 
 /// A platform-neutral request to the core: which incident, and what to do.
 #[derive(Debug, Clone, PartialEq)]
@@ -56,6 +59,13 @@ pub enum Verb {
     Freeze(FreezeVerb),
     Postmortem(PostmortemVerb),
     Query(Query),
+    Runbook(RunbookVerb),
+}
+
+impl From<RunbookVerb> for Verb {
+    fn from(v: RunbookVerb) -> Self {
+        Self::Runbook(v)
+    }
 }
 
 impl From<Declare> for Verb {
@@ -115,6 +125,7 @@ impl Command {
             Verb::Freeze(v) => v.name(),
             Verb::Postmortem(v) => v.name(),
             Verb::Query(v) => v.name(),
+            Verb::Runbook(v) => v.name(),
         }
     }
 
@@ -122,7 +133,7 @@ impl Command {
     pub fn takes_target(&self) -> bool {
         match &self.verb {
             Verb::Declare(_) => false,
-            Verb::Change(_) | Verb::Postmortem(_) => true,
+            Verb::Change(_) | Verb::Postmortem(_) | Verb::Runbook(_) => true,
             Verb::Freeze(v) => v.takes_target(),
             Verb::Query(v) => v.takes_target(),
         }
@@ -149,6 +160,7 @@ impl Command {
             Verb::Change(v) => Some(v.permission()),
             Verb::Freeze(v) => v.permission(),
             Verb::Postmortem(v) => v.permission(),
+            Verb::Runbook(v) => v.permission(),
             Verb::Query(_) => None,
         }
     }
@@ -168,6 +180,7 @@ impl Command {
             Verb::Change(v) => Verb::Change(v.prepare()?),
             Verb::Freeze(v) => Verb::Freeze(v.prepare()?),
             Verb::Postmortem(v) => Verb::Postmortem(v.prepare()?),
+            Verb::Runbook(v) => Verb::Runbook(v.prepare()?),
             Verb::Query(v) => Verb::Query(v),
         };
         Ok(Self {
@@ -202,12 +215,13 @@ const VERBS: &[&str] = &[
     "unfreeze",
     "action",
     "postmortem",
+    "runbook",
 ];
 
 /// The help text every edge shows for `help` and unknown input.
 pub const HELP: &str = "\
 Commands (name the incident as INC-42 when you are not in its channel):
-  declare [sev1..sev4] <title> [--drill] [--started <when>] [--detected <when>]
+  declare [sev1..sev4] <title> [--drill] [--runbook <name>] [--started <when>] [--detected <when>]
   ack [INC-n]                          acknowledge; you become commander if there is none
   update [INC-n] <text> [--next 30m]   post a status update, promise the next one
   status [INC-n] investigating|identified|monitoring|mitigated|resolved
@@ -228,6 +242,9 @@ Commands (name the incident as INC-42 when you are not in its channel):
   action done [INC-n] <n>
   postmortem [INC-n]                   the draft post-mortem, rendered from the record
   postmortem publish [INC-n]           open or update its pull request
+  runbook [INC-n]                      the incident's runbook checklist
+  runbook done [INC-n] <step> [note]   a runbook step is done
+  runbook skip [INC-n] <step> <why>    a runbook step is not needed or cannot be done
   postmortem set [INC-n] summary|impact|trigger|detection|root-cause|contributing-factors|resolution|went-well|went-wrong|lucky <text>
   help
 <when> is an RFC 3339 time (2026-11-22T03:10:00Z) or an age such as 15m (meaning 15 minutes ago).";
@@ -300,6 +317,7 @@ fn parse_split(
         "show" | "list" | "help" => query::parse(&verb_lc, &mut args)?,
         "freeze" | "unfreeze" => freeze::parse(&verb_lc, &mut args)?.into(),
         "action" | "postmortem" | "post-mortem" => postmortem::parse(&verb_lc, &mut args)?.into(),
+        "runbook" => runbook::parse(&mut args)?.into(),
         _ => return Err(unknown_command(verb)),
     };
     let target = args.target.take();

@@ -367,7 +367,7 @@ fn and_list(items: &[String]) -> String {
 }
 
 impl FreezeSettings {
-    fn reconcile(&self, generation: i64, incident: Option<&Incident>) -> NewEffect {
+    pub(super) fn reconcile(&self, generation: i64, incident: Option<&Incident>) -> NewEffect {
         self.planner.plan(&FreezeRequest::Reconcile {
             generation,
             incident: incident.map(|i| i.id.clone()),

@@ -29,6 +29,7 @@ pub mod model;
 pub mod permissions;
 pub mod reply;
 pub mod rules;
+pub mod runbook;
 pub mod service;
 pub mod text;
 pub mod timeline;

@@ -39,6 +39,8 @@ pub struct Policy {
     /// Whether post-mortems are published as pull requests (`[postmortem.github]`).
     pub publish_postmortems: bool,
     pub cadence: Box<dyn UpdateCadence + Send + Sync>,
+    /// Present when `[runbooks] dir` is set.
+    pub runbooks: Option<super::runbook::RunbookSettings>,
 }
 
 /// The result of a command: the reply, and the effects it enqueued (for the CLI to drain).
@@ -184,6 +186,10 @@ impl IncidentService {
                 let number = require_target(target, name)?;
                 pm.apply(self, number, actor).await
             }
+            Verb::Runbook(rb) => {
+                let number = require_target(target, name)?;
+                rb.apply(self, number, actor).await
+            }
         }
     }
 
@@ -200,6 +206,7 @@ impl IncidentService {
             started_at,
             detected_at,
             description,
+            runbook,
         } = declare;
         let now = self.clock.now();
         let id = IncidentId::new();
@@ -230,6 +237,7 @@ impl IncidentService {
             declared_by: actor.identity().to_string(),
             version: 1,
         };
+        let runbook = self.runbook_for(&incident, runbook.as_deref())?;
         tx.insert_incident(&incident).await?;
         tx.add_promise(&incident.id, now, due).await?;
         let drill_note = if drill { " (drill)" } else { "" };
@@ -246,10 +254,16 @@ impl IncidentService {
         for effect in self.auto_freeze(&mut tx, &incident, actor).await? {
             queued.push(&mut tx, &effect).await?;
         }
+        let mut attached = String::new();
+        if let Some(rb) = &runbook {
+            let effects = self.attach_runbook(&mut tx, &incident, rb).await?;
+            queued.ids.extend(tx.enqueue_effects(&effects).await?);
+            attached = format!(" Runbook {} attached ({} steps).", rb.name, rb.steps.len());
+        }
         tx.commit().await?;
         self.wake_worker(&queued.ids);
         let reply = format!(
-            "{} is declared. Status investigating; commander unassigned (`ack` to take it). Next update due by {}.{}",
+            "{} is declared. Status investigating; commander unassigned (`ack` to take it). Next update due by {}.{}{attached}",
             incident.headline(),
             super::rules::due_text(due, incident.declared_at),
             queued.notice_summary(),
@@ -367,6 +381,7 @@ impl IncidentService {
                 effects = self.enqueue_effects(&mut tx, &next, event, actor).await?;
             }
             if next.status == Status::Resolved && current.status != Status::Resolved {
+                tx.skip_open_steps(&next.id, now).await?;
                 for effect in self.auto_unfreeze(&mut tx, &next, actor).await? {
                     effects.push(&mut tx, &effect).await?;
                 }

@@ -97,10 +97,12 @@ pub enum EntryKind {
     RecentChange,
     /// An action item added or done.
     ActionItem,
+    /// A runbook step ended (done, skipped, failed) or its owner was nudged.
+    RunbookStep,
 }
 
 impl EntryKind {
-    const ALL: [EntryKind; 19] = [
+    const ALL: [EntryKind; 20] = [
         Self::Declared,
         Self::Acknowledged,
         Self::Update,
@@ -120,6 +122,7 @@ impl EntryKind {
         Self::FreezeExempted,
         Self::RecentChange,
         Self::ActionItem,
+        Self::RunbookStep,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -143,6 +146,7 @@ impl EntryKind {
             Self::FreezeExempted => "freeze_exempted",
             Self::RecentChange => "recent_change",
             Self::ActionItem => "action_item",
+            Self::RunbookStep => "runbook_step",
         }
     }
 }

@@ -192,6 +192,39 @@ pub struct WebhookPlanner {
 }
 
 impl EffectPlanner for WebhookPlanner {
+    /// A runbook's post to a named webhook (a customer notice, a page), if it is one of
+    /// these routes. The text is escaped like a notice's: nobody is pinged by it.
+    fn plan_intent(
+        &self,
+        incident: &crate::incident::IncidentId,
+        intent: &crate::effects::planner::Intent,
+        key: &str,
+    ) -> Vec<NewEffect> {
+        use crate::effects::planner::{Destination, Intent};
+        let Intent::External {
+            to: Destination::Webhook(name),
+            text,
+        } = intent
+        else {
+            return Vec::new();
+        };
+        if !self.routes.iter().any(|r| &r.name == name) {
+            return Vec::new();
+        }
+        let effect = WebhookEffect::Notice {
+            webhook: name.clone(),
+            text: fit_text(Mrkdwn::text(text), WEBHOOK_TEXT, None),
+        };
+        vec![
+            NewEffect::typed(
+                Some(incident.clone()),
+                &effect,
+                format!("{WEBHOOK_EFFECT}:{incident}:{key}"),
+            )
+            .ordered(format!("webhook:{name}:{incident}")),
+        ]
+    }
+
     fn plan(
         &self,
         incident: &Incident,

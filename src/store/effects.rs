@@ -121,11 +121,11 @@ impl Tx {
         }
         let rows: Vec<String> = (0..effects.len())
             .map(|i| {
-                let p = |n: usize| format!("${}", i * 6 + n);
+                let p = |n: usize| format!("${}", i * 7 + n);
                 format!(
                     "({}, {}, {}, {}, 'pending', 0, 0, {}, {}, {}, {}, \
                      (SELECT MAX(p.id) FROM effects p WHERE p.ordering_key = {} AND p.state IN ('pending', 'running')))",
-                    p(1), p(2), p(3), p(4), p(5), p(5), p(5), p(6), p(6)
+                    p(1), p(2), p(3), p(4), p(7), p(5), p(5), p(6), p(6)
                 )
             })
             .collect();
@@ -144,7 +144,8 @@ impl Tx {
                 .bind(e.payload.to_string())
                 .bind(&e.idempotency_key)
                 .bind(now)
-                .bind(e.ordering_key.as_deref());
+                .bind(e.ordering_key.as_deref())
+                .bind(e.not_before.map_or(now, to_ms).max(now));
         }
         let inserted: std::collections::HashMap<String, i64> = self
             .fetch::<(i64, String)>(query)

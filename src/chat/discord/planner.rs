@@ -111,8 +111,22 @@ impl EffectPlanner for DiscordPlanner {
                 text: text.clone(),
                 mention_role: None,
             },
-            // Publishing is the post-mortem repository's business, not chat's.
-            Intent::PublishPostmortem { .. } => return Vec::new(),
+            // Discord has no buttons for it yet: the checklist is a message kept current,
+            // and steps are ticked with `/incident runbook done`.
+            Intent::Checklist { text } => DiscordEffect::Progress {
+                incident_id: incident.clone(),
+                key: "runbook-checklist".into(),
+                text: text.clone(),
+            },
+            // The owner is named in the text; Discord posts ping no one.
+            Intent::Nudge { text, .. } => DiscordEffect::ChannelPost {
+                incident_id: incident.clone(),
+                text: text.clone(),
+                mention_role: None,
+            },
+            // Publishing is the post-mortem repository's business, and posts outside the
+            // room go to webhooks and Slack channels, not chat's rooms here.
+            Intent::PublishPostmortem { .. } | Intent::External { .. } => return Vec::new(),
         };
         let key = format!("{}:{incident}:{key}", effect.kind());
         vec![effect.queued(key).ordered(channel_group(incident))]

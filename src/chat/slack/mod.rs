@@ -17,6 +17,7 @@
 
 pub mod api;
 pub mod blocks;
+pub mod checklist;
 pub mod config;
 pub mod decode;
 pub mod effects;

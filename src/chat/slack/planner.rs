@@ -21,6 +21,7 @@ pub use super::effects::types::{
 };
 use super::effects::types::{SlackEffect, channel_group, notices_group};
 use super::mrkdwn::Mrkdwn;
+use crate::effects::planner::Destination;
 use crate::effects::planner::{EffectPlanner, Intent};
 use crate::effects::{Audience, NewEffect, TypedEffect};
 use crate::incident::model::{Incident, IncidentId};
@@ -127,8 +128,38 @@ impl EffectPlanner for SlackPlanner {
                 incident_id: incident.clone(),
                 text: Mrkdwn::text(text).into_string(),
             },
-            // Publishing is the post-mortem repository's business, not chat's.
-            Intent::PublishPostmortem { .. } => return Vec::new(),
+            Intent::Checklist { .. } => SlackEffect::Checklist {
+                incident_id: incident.clone(),
+            },
+            Intent::Nudge { owner, text } => {
+                let mut post = match owner.as_deref().filter(|o| o.starts_with("slack:")) {
+                    Some(o) => {
+                        let mut m = Mrkdwn::user(o);
+                        m.push_markup(" ");
+                        m
+                    }
+                    None => Mrkdwn::markup(""),
+                };
+                post.push_text(text);
+                SlackEffect::ChannelPost {
+                    incident_id: incident.clone(),
+                    text: post.into_string(),
+                }
+            }
+            Intent::External {
+                to: Destination::SlackChannel(channel),
+                text,
+            } => {
+                let effect = SlackEffect::Post {
+                    channel: channel.clone(),
+                    text: Mrkdwn::text(text).into_string(),
+                };
+                let key = format!("{}:{incident}:{key}", effect.kind());
+                return vec![effect.queued(key).ordered(format!("slack:post:{channel}"))];
+            }
+            // Publishing is the post-mortem repository's business, and webhooks are the
+            // webhook adapter's.
+            Intent::PublishPostmortem { .. } | Intent::External { .. } => return Vec::new(),
         };
         let key = format!("{}:{incident}:{key}", effect.kind());
         vec![effect.queued(key).ordered(channel_group(incident))]

@@ -26,13 +26,14 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use super::blocks::{self, ACTION_ACK, ACTION_RESOLVE, ACTION_UPDATE, VIEW_DECLARE, VIEW_UPDATE};
+use super::checklist;
 use super::decode::{self, Decoded};
 use super::inbound::{self, Button, Mention, Reaction, SlackInbound, ViewSubmission};
 use super::mrkdwn::Mrkdwn;
 use super::planner;
 use super::verify;
 use crate::incident::command::{
-    self, Change, Command, Declare, ParseOptions, PostmortemVerb, Verb,
+    self, Change, Command, Declare, ParseOptions, PostmortemVerb, RunbookVerb, Verb,
 };
 use crate::incident::{
     Action, Actor, Identity, IncidentNumber, IncidentService, Reply, ServiceError, Severity,
@@ -308,6 +309,9 @@ impl SlackEdge {
     }
 
     async fn button(&self, b: Button) -> Response {
+        if b.action_id == checklist::ACTION_STEP_DONE {
+            return self.step_done(b).await;
+        }
         let Some((number, version)) = parse_button_value(&b.value) else {
             return bad_request("malformed button value");
         };
@@ -339,6 +343,27 @@ impl SlackEdge {
             let key = format!("ephemeral:trigger:{}", b.trigger_id);
             if let Err(e) = self.tell(&channel, &b.user_id, text, key).await {
                 return internal("answering a button", e);
+            }
+        }
+        StatusCode::OK.into_response()
+    }
+
+    /// A runbook step's Done button: `runbook done <step>` on its incident, as the presser.
+    /// A second press (or a second person) gets "already ended", and one record is kept.
+    async fn step_done(&self, b: Button) -> Response {
+        let Some((number, step)) = checklist::parse_value(&b.value) else {
+            return bad_request("malformed button value");
+        };
+        let actor = self.actor(&b.user_id, Some(&b.user_name)).await;
+        let cmd = Command::on(number, RunbookVerb::Done { step, note: None });
+        let text = match self.service.apply(cmd, &actor).await {
+            Ok(out) => blocks::reply_mrkdwn(&out.reply, Some(&b.user_id)),
+            Err(e) => Mrkdwn::text(&self.explain(&e)),
+        };
+        if let Some(channel) = b.channel_id.as_deref().filter(|c| !c.is_empty()) {
+            let key = format!("ephemeral:trigger:{}", b.trigger_id);
+            if let Err(e) = self.tell(channel, &b.user_id, text, key).await {
+                return internal("answering a runbook button", e);
             }
         }
         StatusCode::OK.into_response()

@@ -1,5 +1,5 @@
-//! `declare [sev1..sev4] <title> [--drill] [--started <when>] [--detected <when>]`: opens an
-//! incident. Needs the `declare` permission.
+//! `declare [sev1..sev4] <title> [--drill] [--runbook <name>] [--started <when>]
+//! [--detected <when>]`: opens an incident. Needs the `declare` permission.
 
 use chrono::{DateTime, Utc};
 
@@ -31,6 +31,9 @@ pub struct Declare {
     pub detected_at: Option<DateTime<Utc>>,
     /// What is known so far (the Slack form's description), recorded as the first note.
     pub description: Option<String>,
+    /// The runbook to attach (`--runbook`); without it, the one chosen for the severity
+    /// and title, if any.
+    pub runbook: Option<String>,
 }
 
 impl Declare {
@@ -43,6 +46,7 @@ impl Declare {
             started_at: None,
             detected_at: None,
             description: None,
+            runbook: None,
         }
     }
 
@@ -96,6 +100,7 @@ impl Declare {
 
 pub(super) fn parse(args: &mut Args<'_>, now: DateTime<Utc>) -> Result<Declare, UserError> {
     let drill = args.flag("--drill");
+    let runbook = args.option("--runbook")?;
     let started_at = args
         .option("--started")?
         .map(|w| parse_when(&w, now))
@@ -123,6 +128,7 @@ pub(super) fn parse(args: &mut Args<'_>, now: DateTime<Utc>) -> Result<Declare, 
         started_at,
         detected_at,
         description: None,
+        runbook,
     })
 }
 

@@ -5,11 +5,13 @@
 //!
 //! - [`types`]: the [`SlackEffect`] enum, its kinds, ordering groups and keys.
 //! - [`channel`]: the incident channel, its card, posts and progress messages.
+//! - [`checklist`]: the runbook checklist with its Done buttons.
 //! - [`notices`]: the fan-out to announcement channels and one notice per channel.
 //! - [`interactive`]: modals and ephemeral answers.
 //! - [`people`]: display names from `users.info` into the people cache.
 
 pub mod channel;
+pub mod checklist;
 pub mod interactive;
 pub mod notices;
 pub mod people;
@@ -136,6 +138,12 @@ impl EffectHandler for SlackEffects {
                     .await
             }
             SlackEffect::LookupUser { user } => self.lookup_user(&user).await,
+            SlackEffect::Checklist { incident_id } => self.checklist(&incident_id).await,
+            SlackEffect::Post { channel, text } => {
+                let content = SlackMessageContent::new().with_text(text);
+                self.post(&channel, content, None).await?;
+                Ok(Some(format!("Posted to Slack channel {channel}")))
+            }
         }
     }
 }

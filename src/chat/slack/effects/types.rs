@@ -21,6 +21,8 @@ pub const OPEN_MODAL: &str = "slack.open_modal";
 pub const EPHEMERAL: &str = "slack.ephemeral";
 pub const CAPTURE_PIN: &str = "slack.capture_pin";
 pub const LOOKUP_USER: &str = "slack.lookup_user";
+pub const CHECKLIST: &str = "slack.checklist";
+pub const POST: &str = "slack.post";
 
 pub const ALL_KINDS: &[&str] = &[
     SYNC_CHANNEL,
@@ -33,6 +35,8 @@ pub const ALL_KINDS: &[&str] = &[
     EPHEMERAL,
     CAPTURE_PIN,
     LOOKUP_USER,
+    CHECKLIST,
+    POST,
 ];
 
 /// One thing to do on Slack. Variants that render incident state (`SyncChannel`, `Notice`)
@@ -119,6 +123,13 @@ pub enum SlackEffect {
     /// Cache a user's display name (`users.info`) for documents and the CLI.
     #[serde(rename = "slack.lookup_user")]
     LookupUser { user: String },
+    /// The runbook checklist in the incident channel, read when it runs: posted once, then
+    /// edited, with a Done button on each open manual step.
+    #[serde(rename = "slack.checklist")]
+    Checklist { incident_id: IncidentId },
+    /// A message in a channel outside the incident (a runbook's customer notice).
+    #[serde(rename = "slack.post")]
+    Post { channel: String, text: String },
 }
 
 impl TypedEffect for SlackEffect {
@@ -134,6 +145,8 @@ impl TypedEffect for SlackEffect {
             Self::Ephemeral { .. } => EPHEMERAL,
             Self::CapturePin { .. } => CAPTURE_PIN,
             Self::LookupUser { .. } => LOOKUP_USER,
+            Self::Checklist { .. } => CHECKLIST,
+            Self::Post { .. } => POST,
         }
     }
 }
@@ -168,8 +181,12 @@ impl SlackEffect {
             | Self::NoticeReply { incident_id, .. }
             | Self::ChannelPost { incident_id, .. }
             | Self::Progress { incident_id, .. }
-            | Self::CapturePin { incident_id, .. } => Some(incident_id),
-            Self::OpenModal { .. } | Self::Ephemeral { .. } | Self::LookupUser { .. } => None,
+            | Self::CapturePin { incident_id, .. }
+            | Self::Checklist { incident_id } => Some(incident_id),
+            Self::OpenModal { .. }
+            | Self::Ephemeral { .. }
+            | Self::LookupUser { .. }
+            | Self::Post { .. } => None,
         }
     }
 
