@@ -3,10 +3,12 @@
 //! through the same grammar as chat, so the CLI can never drift from Slack and Discord.
 
 mod config_check;
+mod drill_report;
 pub mod identity;
 pub mod logging;
 pub mod render;
 mod run;
+mod runbook_check;
 
 use std::path::PathBuf;
 
@@ -75,6 +77,14 @@ pub enum TopCommand {
         #[arg(long, default_value_t = 50, allow_negative_numbers = true, value_parser = clap::value_parser!(i64).range(0..=10_000))]
         limit: i64,
     },
+    /// Runbooks: check the files and what they name; tick, skip or show the steps of an
+    /// incident's runbook.
+    #[command(subcommand)]
+    Runbook(RunbookCommand),
+    /// Drills: rehearse a runbook with every side effect in its dry-run form, and read the
+    /// report of how it went.
+    #[command(subcommand)]
+    Drill(DrillCommand),
     /// Inspect and retry queued side effects.
     #[command(subcommand)]
     Effects(EffectsCommand),
@@ -202,4 +212,48 @@ pub enum EffectsCommand {
     },
     /// Queue a failed effect again with a fresh attempt budget, and wait for it.
     Retry { id: i64 },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RunbookCommand {
+    /// Validate every runbook file (file, line and key of each problem), then check that the
+    /// repositories, channels and webhooks they name still exist and answer.
+    Check {
+        /// Only validate the files against the config; call nothing.
+        #[arg(long)]
+        offline: bool,
+    },
+    /// A step is done: `runbook done INC-3 restore-db [note …]`.
+    Done(IncidentArgs),
+    /// A step is not needed or cannot be done: `runbook skip INC-3 page-dba <why …>`.
+    Skip(IncidentArgs),
+    /// The checklist of an incident's runbook: `runbook show INC-3`.
+    Show(IncidentArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DrillCommand {
+    /// Declare a drill with RUNBOOK attached: every step runs in its dry-run form (DRILL
+    /// notices to the drill route, freezes in evaluate mode, pages to the drill webhook).
+    Run {
+        /// The runbook's name (its file name without `.toml`).
+        runbook: String,
+        /// The drill's title; default `Drill: <the runbook's title>`.
+        #[arg(long)]
+        title: Option<String>,
+        /// The severity; default the runbook's first.
+        #[arg(long)]
+        severity: Option<String>,
+    },
+    /// An incident's drill report: each step's target against its actual time, who did it,
+    /// and the time to announce, freeze and tell customers against the runbook's targets.
+    Report {
+        /// The incident: INC-42 or 42.
+        incident: String,
+        #[arg(long, value_enum, default_value_t = PostmortemFormat::Md)]
+        format: PostmortemFormat,
+        /// Write to this file instead of standard output.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
 }

@@ -10,8 +10,9 @@ use secrecy::ExposeSecret;
 use tokio_util::sync::CancellationToken;
 
 use super::{
-    Cli, ConfigCommand, DiscordCommand, EffectsCommand, IncidentArgs, PostmortemArgs,
-    PostmortemCommand, PostmortemFormat, TemplatesCommand, TokenCommand, TopCommand,
+    Cli, ConfigCommand, DiscordCommand, DrillCommand, EffectsCommand, IncidentArgs, PostmortemArgs,
+    PostmortemCommand, PostmortemFormat, RunbookCommand, TemplatesCommand, TokenCommand,
+    TopCommand,
 };
 use super::{identity, render};
 use crate::app::{App, shutdown_signal};
@@ -90,12 +91,68 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         TopCommand::Audit { json, limit } => audit(&app, json, limit).await,
         TopCommand::Token(cmd) => token(&app, cmd).await,
         TopCommand::Postmortem(args) => postmortem(&app, args).await,
+        TopCommand::Runbook(cmd) => runbook(&app, cmd).await,
+        TopCommand::Drill(cmd) => drill(&app, cmd).await,
         TopCommand::Config(_)
         | TopCommand::Migrate
         | TopCommand::Discord(_)
         | TopCommand::Completions { .. } => {
             unreachable!("handled above")
         }
+    }
+}
+
+/// `firebreak runbook check|done|skip|show`: the steps go through the chat grammar.
+async fn runbook(app: &App, cmd: RunbookCommand) -> anyhow::Result<ExitCode> {
+    let (sub, args) = match cmd {
+        RunbookCommand::Check { offline } => return super::runbook_check::run(app, offline).await,
+        RunbookCommand::Done(args) => ("done", args),
+        RunbookCommand::Skip(args) => ("skip", args),
+        RunbookCommand::Show(args) => ("show", args),
+    };
+    let mut words = vec!["runbook".to_string(), sub.to_string()];
+    words.extend(args.words);
+    incident(app, words).await
+}
+
+/// `firebreak drill run RUNBOOK` declares a drill with the runbook attached;
+/// `drill report INC-n` renders its report.
+async fn drill(app: &App, cmd: DrillCommand) -> anyhow::Result<ExitCode> {
+    match cmd {
+        DrillCommand::Run {
+            runbook,
+            title,
+            severity,
+        } => {
+            let Some(rb) = app
+                .config
+                .runbooks
+                .load()
+                .ok()
+                .and_then(|l| l.named(&runbook).cloned())
+            else {
+                return Ok(user_error(&format!(
+                    "There is no runbook named \"{runbook}\"; `firebreak runbook check` lists what is wrong with the files, and [runbooks] dir names where they are."
+                )));
+            };
+            let severity =
+                severity.unwrap_or_else(|| rb.severities[0].as_str().to_ascii_lowercase());
+            let title = title.unwrap_or_else(|| format!("Drill: {}", rb.title));
+            let words = vec![
+                "declare".to_string(),
+                severity,
+                title,
+                "--drill".into(),
+                "--runbook".into(),
+                runbook,
+            ];
+            incident(app, words).await
+        }
+        DrillCommand::Report {
+            incident,
+            format,
+            out,
+        } => super::drill_report::run(app, &incident, format, out.as_deref()).await,
     }
 }
 
