@@ -19,6 +19,7 @@ use crate::chat::discord::verify::DiscordVerifier;
 use crate::chat::discord::{DiscordEdge, DiscordSecrets};
 use crate::chat::slack::SlackEdge;
 use crate::chat::slack::api::SlackApi;
+use crate::chat::slack::config::SlackConfig;
 use crate::chat::slack::effects::SlackEffects;
 use crate::chat::slack::planner::SlackPlanner;
 pub use crate::config::Integrations;
@@ -92,6 +93,7 @@ impl App {
         let mut planners: Vec<Arc<dyn EffectPlanner>> = vec![Arc::new(WebhookPlanner {
             routes: config.notice_routes(),
             public_url: config.server.public_url.clone(),
+            drill_route: config.runbooks.drill_webhook.clone(),
         })];
         let notifier = WebhookNotifier::new(http_client(config.notify.timeout)?, hooks);
         let mut worker = Worker::new(store.clone(), config.effects.worker(), Arc::clone(&wake))
@@ -100,7 +102,10 @@ impl App {
         // without its credentials here, its effects wait in the queue for `serve`.
         if integrations.slack.is_some() || config.slack.is_configured() {
             planners.push(Arc::new(SlackPlanner {
-                config: config.slack.clone(),
+                config: SlackConfig {
+                    drill_channel: config.runbooks.drill_channel.clone(),
+                    ..config.slack.clone()
+                },
                 public_url: config.server.public_url.clone(),
             }));
         }

@@ -189,6 +189,18 @@ pub struct WebhookPlanner {
     pub routes: Vec<NoticeRoute>,
     /// `server.public_url`, linked when a long notice is cut.
     pub public_url: Option<String>,
+    /// `[runbooks] drill_webhook`: when set, a drill's notices go there and nowhere else.
+    pub drill_route: Option<String>,
+}
+
+impl WebhookPlanner {
+    /// The routes `incident`'s notices may go to: for a drill with a drill route, that one.
+    fn routes_for(&self, incident: &Incident) -> Vec<&NoticeRoute> {
+        match (&self.drill_route, incident.drill) {
+            (Some(drill), true) => self.routes.iter().filter(|r| &r.name == drill).collect(),
+            _ => self.routes.iter().collect(),
+        }
+    }
 }
 
 impl EffectPlanner for WebhookPlanner {
@@ -232,9 +244,11 @@ impl EffectPlanner for WebhookPlanner {
         _actor: &Actor,
     ) -> anyhow::Result<Vec<NewEffect>> {
         let wanted: Vec<&NoticeRoute> = self
-            .routes
-            .iter()
-            .filter(|r| route_wants(r, incident, event))
+            .routes_for(incident)
+            .into_iter()
+            .filter(|r| {
+                (incident.drill && self.drill_route.is_some()) || route_wants(r, incident, event)
+            })
             .collect();
         if wanted.is_empty() {
             return Ok(Vec::new());

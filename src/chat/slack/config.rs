@@ -23,6 +23,10 @@ pub struct SlackConfig {
     /// Timeout for one Web API call.
     #[serde(with = "humantime_serde")]
     pub timeout: Duration,
+    /// `[runbooks] drill_channel`: when set, a drill's company-wide notice goes there
+    /// instead of the announcement channels.
+    #[serde(skip)]
+    pub drill_channel: Option<String>,
 }
 
 impl Default for SlackConfig {
@@ -33,6 +37,7 @@ impl Default for SlackConfig {
             announce: AnnounceChannels::default(),
             invite: Vec::new(),
             timeout: Duration::from_secs(10),
+            drill_channel: None,
         }
     }
 }

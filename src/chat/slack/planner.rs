@@ -200,6 +200,9 @@ pub fn open_modal(trigger_id: &str, view: serde_json::Value, expires_at_ms: i64)
 
 /// The announcement channels for the incident's severity, each once, in config order.
 fn announce_channels(config: &SlackConfig, incident: &Incident) -> Vec<String> {
+    if let Some(drill) = config.drill_channel.as_ref().filter(|_| incident.drill) {
+        return vec![drill.clone()];
+    }
     let mut channels: Vec<String> = Vec::new();
     for c in config.announce.for_severity(incident.severity) {
         if !channels.contains(c) {
