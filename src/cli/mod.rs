@@ -244,6 +244,12 @@ pub enum DrillCommand {
         /// The severity; default the runbook's first.
         #[arg(long)]
         severity: Option<String>,
+        /// Print the incident as JSON, like `incident declare --json`.
+        #[arg(long)]
+        json: bool,
+        /// Do not wait for the notices to be delivered.
+        #[arg(long)]
+        no_wait: bool,
     },
     /// An incident's drill report: each step's target against its actual time, who did it,
     /// and the time to announce, freeze and tell customers against the runbook's targets.

@@ -123,6 +123,8 @@ async fn drill(app: &App, cmd: DrillCommand) -> anyhow::Result<ExitCode> {
             runbook,
             title,
             severity,
+            json,
+            no_wait,
         } => {
             let Some(rb) = app
                 .config
@@ -138,7 +140,7 @@ async fn drill(app: &App, cmd: DrillCommand) -> anyhow::Result<ExitCode> {
             let severity =
                 severity.unwrap_or_else(|| rb.severities[0].as_str().to_ascii_lowercase());
             let title = title.unwrap_or_else(|| format!("Drill: {}", rb.title));
-            let words = vec![
+            let mut words = vec![
                 "declare".to_string(),
                 severity,
                 title,
@@ -146,6 +148,8 @@ async fn drill(app: &App, cmd: DrillCommand) -> anyhow::Result<ExitCode> {
                 "--runbook".into(),
                 runbook,
             ];
+            words.extend(json.then(|| "--json".to_string()));
+            words.extend(no_wait.then(|| "--no-wait".to_string()));
             incident(app, words).await
         }
         DrillCommand::Report {

@@ -257,7 +257,13 @@ impl IncidentService {
         let mut attached = String::new();
         if let Some(rb) = &runbook {
             let effects = self.attach_runbook(&mut tx, &incident, rb).await?;
-            queued.ids.extend(tx.enqueue_effects(&effects).await?);
+            let ids = tx.enqueue_effects(&effects).await?;
+            // The wake-ups are due later: nothing waits for them now (the CLI's drain).
+            let now_due = effects
+                .iter()
+                .zip(ids)
+                .filter(|(e, _)| e.not_before.is_none());
+            queued.ids.extend(now_due.map(|(_, id)| id));
             attached = format!(" Runbook {} attached ({} steps).", rb.name, rb.steps.len());
         }
         tx.commit().await?;
