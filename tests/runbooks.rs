@@ -29,6 +29,7 @@ on_both!(
     steps_fire_on_real_time_through_their_wake_up_effects,
     resolving_first_skips_what_is_left,
     a_named_runbook_must_exist,
+    starting_a_step_is_timed_and_said_once,
 );
 
 const EXAMPLE: &str = include_str!("../examples/runbooks/regional-outage.toml");
@@ -673,5 +674,61 @@ async fn a_named_runbook_must_exist(backend: Backend) {
         out.reply.text.contains("Runbook small attached (2 steps)"),
         "{}",
         out.reply.text
+    );
+}
+
+async fn starting_a_step_is_timed_and_said_once(backend: Backend) {
+    let dir = runbook_dir(&[("small", SMALL)]);
+    let ts = common::service(backend, test_config(&small_config(&dir))).await;
+    ts.ok("declare sev2 Checkout slow").await;
+    ts.clock.advance(chrono::Duration::minutes(2));
+    let bob = Actor::new(Source::Slack, "U_BOB", "bob");
+    let out = ts
+        .run_as(&bob, "runbook start INC-1 restore")
+        .await
+        .unwrap();
+    assert_eq!(
+        out.reply.text,
+        "Runbook step `restore` (Restore the database) started at T+2m (target T+3m)."
+    );
+    let e = ts
+        .run("runbook start INC-1 restore")
+        .await
+        .unwrap_err()
+        .to_string();
+    assert_eq!(e, "Runbook step `restore` was already started at T+2m.");
+    let shown = ts.ok("runbook INC-1").await.reply.text;
+    assert!(
+        shown.contains("🔄 T+3m `restore`") && shown.contains("started T+2m (due T+3m)"),
+        "{shown}"
+    );
+    ts.clock.advance(chrono::Duration::minutes(3));
+    ts.run_as(&bob, "runbook done INC-1 restore").await.unwrap();
+    let inc = ts
+        .app
+        .store
+        .incident_by_number(IncidentNumber(1))
+        .await
+        .unwrap()
+        .unwrap();
+    let rb = ts.app.store.runbook(&inc.id).await.unwrap().unwrap();
+    let r = rb.step("restore").unwrap();
+    assert_eq!(r.started_by.as_deref(), Some("slack:U_BOB"));
+    assert_eq!(
+        (r.finished_at.unwrap() - r.started_at.unwrap()).num_minutes(),
+        3
+    );
+    let (_, timeline) = incident_timeline(&ts.app.store, 1).await;
+    let texts: Vec<_> = timeline
+        .iter()
+        .filter(|e| e.kind == EntryKind::RunbookStep)
+        .map(|e| e.text.as_str())
+        .collect();
+    assert_eq!(
+        texts,
+        [
+            "Runbook step `restore` (Restore the database) started at T+2m (target T+3m)",
+            "Runbook step `restore` (Restore the database) done at T+5m (target T+3m, 2m late)",
+        ]
     );
 }

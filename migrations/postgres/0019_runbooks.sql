@@ -14,6 +14,9 @@ CREATE TABLE runbook_steps (
     automatic BIGINT NOT NULL,
     -- Absolute target time (the declaration plus the step's offset).
     target_at BIGINT NOT NULL,
+    -- When a person said they started it (`runbook start`), and who.
+    started_at BIGINT,
+    started_by TEXT,
     -- done | skipped | failed; NULL while open.
     outcome TEXT,
     finished_at BIGINT,

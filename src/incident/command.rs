@@ -243,6 +243,7 @@ Commands (name the incident as INC-42 when you are not in its channel):
   postmortem [INC-n]                   the draft post-mortem, rendered from the record
   postmortem publish [INC-n]           open or update its pull request
   runbook [INC-n]                      the incident's runbook checklist
+  runbook start [INC-n] <step>         you are taking a runbook step on
   runbook done [INC-n] <step> [note]   a runbook step is done
   runbook skip [INC-n] <step> <why>    a runbook step is not needed or cannot be done
   postmortem set [INC-n] summary|impact|trigger|detection|root-cause|contributing-factors|resolution|went-well|went-wrong|lucky <text>

@@ -106,7 +106,7 @@ impl IncidentService {
         let nudge_after = self.runbooks().map_or(Duration::ZERO, |s| s.nudge_after);
         let mut effects = wake_ups(incident, &runbook.steps, nudge_after);
         let attached = fresh(runbook, incident.declared_at);
-        effects.extend(self.checklist_effects(incident, &attached, 0));
+        effects.extend(self.checklist_effects(incident, &attached, "0"));
         Ok(effects)
     }
 
@@ -115,10 +115,10 @@ impl IncidentService {
         &self,
         incident: &Incident,
         runbook: &AttachedRunbook,
-        ended: usize,
+        version: &str,
     ) -> Vec<NewEffect> {
         let text = checklist::plain_text(runbook, incident.declared_at, self.now());
-        let key = format!("checklist:{ended}");
+        let key = format!("checklist:{version}");
         self.policy()
             .planners
             .plan_intent(&incident.id, &Intent::Checklist { text }, &key)
@@ -345,18 +345,12 @@ impl IncidentService {
             },
             &key,
         );
-        let entry = NewEntry {
-            incident_id: Some(incident.id.clone()),
-            occurred_at: now,
-            actor: Actor::system().identity().to_string(),
-            source: Actor::system().source,
-            kind: EntryKind::RunbookStep,
-            text: format!(
-                "Runbook step `{}` ({}) is late (target {target}); nudged {who}",
-                step.id, step.title
-            ),
-        };
-        tx.append_timeline(&entry).await?;
+        let late = format!(
+            "Runbook step `{}` ({}) is late (target {target}); nudged {who}",
+            step.id, step.title
+        );
+        tx.append_timeline(&step_entry(&incident, &Actor::system(), now, late))
+            .await?;
         let ids = tx.enqueue_effects(&effects).await?;
         tx.commit().await?;
         self.wake_worker(&ids);
@@ -412,6 +406,60 @@ impl IncidentService {
         Ok(Outcome::reply(Reply::public(text)))
     }
 
+    /// `runbook start <step>`: a person takes an open step on; its start goes on the
+    /// timeline and the checklist shows it in progress.
+    pub(super) async fn start_step(
+        &self,
+        number: IncidentNumber,
+        step_id: &str,
+        actor: &Actor,
+    ) -> Result<Outcome, ServiceError> {
+        let now = self.now();
+        let mut tx = self.begin().await?;
+        let (incident, runbook) = locked_runbook(&mut tx, number)
+            .await?
+            .ok_or(UserError::NotFound(number))?;
+        if !incident.status.is_open() {
+            return Err(UserError::AlreadyResolved.into());
+        }
+        let record = runbook
+            .step(step_id)
+            .ok_or_else(|| unknown_step(number, step_id, &runbook))?;
+        if let (Some(outcome), Some(at)) = (record.outcome, record.finished_at) {
+            return Err(already_ended(step_id, outcome, at - incident.declared_at).into());
+        }
+        let by = actor.identity().to_string();
+        if !tx.start_step(&incident.id, step_id, now, &by).await? {
+            let at = record.started_at.map_or(String::new(), |t| {
+                format!(" at {}", format_offset(t - incident.declared_at))
+            });
+            return Err(UserError::invalid(format!(
+                "Runbook step `{step_id}` was already started{at}."
+            ))
+            .into());
+        }
+        let when = timing(incident.declared_at, record.target_at, now);
+        let step = &record.step;
+        let text = format!(
+            "Runbook step `{}` ({}) started at {when}",
+            step.id, step.title
+        );
+        tx.append_timeline(&step_entry(&incident, actor, now, text.clone()))
+            .await?;
+        let mut after = runbook.clone();
+        if let Some(r) = after.steps.iter_mut().find(|r| r.step.id == step_id) {
+            r.started_at = Some(now);
+            r.started_by = Some(by);
+        }
+        let ended = after.steps.iter().filter(|r| r.outcome.is_some()).count();
+        let key = format!("{ended}:started:{step_id}");
+        let refresh = self.checklist_effects(&incident, &after, &key);
+        let ids = tx.enqueue_effects(&refresh).await?;
+        tx.commit().await?;
+        self.wake_worker(&ids);
+        Ok(Outcome::reply(Reply::public(format!("{text}."))))
+    }
+
     /// Ends a step with a compare-and-set, puts it on the timeline and refreshes the
     /// checklist. `false` if it had already ended.
     async fn record_end(
@@ -444,22 +492,15 @@ impl IncidentService {
         if let Some(note) = ended.note.filter(|n| !n.is_empty()) {
             text.push_str(&format!(": {note}"));
         }
-        let entry = NewEntry {
-            incident_id: Some(incident.id.clone()),
-            occurred_at: now,
-            actor: by,
-            source: actor.source,
-            kind: EntryKind::RunbookStep,
-            text,
-        };
-        tx.append_timeline(&entry).await?;
+        tx.append_timeline(&step_entry(incident, actor, now, text))
+            .await?;
         let mut after = runbook.clone();
         if let Some(r) = after.steps.iter_mut().find(|r| r.step.id == step.id) {
             r.outcome = Some(ended.outcome);
             r.finished_at = Some(now);
         }
         let count = after.steps.iter().filter(|r| r.outcome.is_some()).count();
-        let refresh = self.checklist_effects(incident, &after, count);
+        let refresh = self.checklist_effects(incident, &after, &count.to_string());
         tx.enqueue_effects(&refresh).await?;
         Ok(true)
     }
@@ -479,6 +520,18 @@ impl IncidentService {
             None => format!("{number} has no runbook."),
         };
         Ok(Outcome::reply(Reply::private(text)))
+    }
+}
+
+/// A runbook entry on the incident's timeline, by `actor` at `at`.
+fn step_entry(incident: &Incident, actor: &Actor, at: DateTime<Utc>, text: String) -> NewEntry {
+    NewEntry {
+        incident_id: Some(incident.id.clone()),
+        occurred_at: at,
+        actor: actor.identity().to_string(),
+        source: actor.source,
+        kind: EntryKind::RunbookStep,
+        text,
     }
 }
 
@@ -511,6 +564,8 @@ fn fresh(runbook: &Runbook, declared_at: DateTime<Utc>) -> AttachedRunbook {
             .map(|s| crate::store::StepRecord {
                 step: s.clone(),
                 target_at: declared_at + chrono::Duration::from_std(s.at).unwrap_or_default(),
+                started_at: None,
+                started_by: None,
                 outcome: None,
                 finished_at: None,
                 finished_by: None,

@@ -22,8 +22,9 @@ pub struct Line {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LineState {
-    /// Not ended; `late` once its target has passed.
-    Open { late: bool },
+    /// Not ended; `late` once its target has passed; `started` (`T+3m`) once someone
+    /// took it on.
+    Open { late: bool, started: Option<String> },
     /// Ended at `at` (`T+4m`) by `by` (a stored identity), with a note for skips and failures.
     Ended {
         outcome: StepOutcome,
@@ -42,8 +43,11 @@ impl Line {
     /// `✅`, `⏭️`, `❌`, `⏰` (open and late) or `⬜`.
     pub fn mark(&self) -> &'static str {
         match &self.state {
-            LineState::Open { late: false } => "⬜",
-            LineState::Open { late: true } => "⏰",
+            LineState::Open {
+                started: Some(_), ..
+            } => "🔄",
+            LineState::Open { late: false, .. } => "⬜",
+            LineState::Open { late: true, .. } => "⏰",
             LineState::Ended { outcome, .. } => match outcome {
                 StepOutcome::Done => "✅",
                 StepOutcome::Skipped => "⏭️",
@@ -55,8 +59,15 @@ impl Line {
     /// What became of it, in words: `done T+4m`, `skipped T+9m: not needed`, `due T+3m`.
     pub fn status(&self) -> String {
         match &self.state {
-            LineState::Open { late: true } => format!("late (due {})", self.target),
-            LineState::Open { late: false } => format!("due {}", self.target),
+            LineState::Open {
+                started: Some(at),
+                late,
+            } => match late {
+                true => format!("started {at}, late (due {})", self.target),
+                false => format!("started {at} (due {})", self.target),
+            },
+            LineState::Open { late: true, .. } => format!("late (due {})", self.target),
+            LineState::Open { late: false, .. } => format!("due {}", self.target),
             LineState::Ended {
                 outcome, at, note, ..
             } => match note {
@@ -90,6 +101,7 @@ fn line(r: &StepRecord, declared_at: DateTime<Utc>, now: DateTime<Utc>) -> Line 
         },
         _ => LineState::Open {
             late: now > r.target_at,
+            started: r.started_at.map(|t| format_offset(t - declared_at)),
         },
     };
     Line {

@@ -42,6 +42,9 @@ impl StepOutcome {
 pub struct StepRecord {
     pub step: Step,
     pub target_at: DateTime<Utc>,
+    /// When someone said they started it (`runbook start`), and who.
+    pub started_at: Option<DateTime<Utc>>,
+    pub started_by: Option<String>,
     pub outcome: Option<StepOutcome>,
     pub finished_at: Option<DateTime<Utc>>,
     /// The identity that finished it (`slack:U…`, `cli:alice`, `system:firebreak`).
@@ -76,6 +79,8 @@ pub struct DueStep {
 type StepRow = (
     String,
     i64,
+    Option<i64>,
+    Option<String>,
     Option<String>,
     Option<i64>,
     Option<String>,
@@ -83,7 +88,8 @@ type StepRow = (
     Option<i64>,
 );
 
-const STEP_COLUMNS: &str = "step_id, target_at, outcome, finished_at, finished_by, note, nudged_at";
+const STEP_COLUMNS: &str = "step_id, target_at, started_at, started_by, outcome, finished_at, \
+     finished_by, note, nudged_at";
 
 impl Tx {
     /// Attaches `runbook` to `incident` declared at `declared_at`: two statements, whose
@@ -168,6 +174,29 @@ impl Tx {
                 .bind(to_ms(at))
                 .bind(by)
                 .bind(note)
+                .bind(&incident.0)
+                .bind(step_id),
+            )
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Records that `by` started an open step; `false` if it had started or ended already.
+    pub async fn start_step(
+        &mut self,
+        incident: &IncidentId,
+        step_id: &str,
+        at: DateTime<Utc>,
+        by: &str,
+    ) -> anyhow::Result<bool> {
+        let done = self
+            .execute(
+                sqlx::query(
+                    "UPDATE runbook_steps SET started_at = $1, started_by = $2 \
+                     WHERE incident_id = $3 AND step_id = $4 AND outcome IS NULL AND started_at IS NULL",
+                )
+                .bind(to_ms(at))
+                .bind(by)
                 .bind(&incident.0)
                 .bind(step_id),
             )
@@ -272,21 +301,28 @@ fn assemble(
     let runbook: Runbook = serde_json::from_str(&spec)?;
     let steps = rows
         .into_iter()
-        .filter_map(|(id, target, outcome, finished, by, note, nudged)| {
-            let step = runbook.steps.iter().find(|s| s.id == id)?.clone();
-            Some((step, target, outcome, finished, by, note, nudged))
-        })
-        .map(|(step, target, outcome, finished, by, note, nudged)| {
-            Ok(StepRecord {
-                step,
-                target_at: from_ms(target),
-                outcome: outcome.as_deref().map(StepOutcome::parse).transpose()?,
-                finished_at: opt_from_ms(finished),
-                finished_by: by,
-                note,
-                nudged_at: opt_from_ms(nudged),
-            })
-        })
+        .filter_map(
+            |(id, target, started, started_by, outcome, finished, by, note, nudged)| {
+                let step = runbook.steps.iter().find(|s| s.id == id)?.clone();
+                let start = (opt_from_ms(started), started_by);
+                Some((step, target, start, outcome, finished, by, note, nudged))
+            },
+        )
+        .map(
+            |(step, target, (started_at, started_by), outcome, finished, by, note, nudged)| {
+                Ok(StepRecord {
+                    step,
+                    target_at: from_ms(target),
+                    started_at,
+                    started_by,
+                    outcome: outcome.as_deref().map(StepOutcome::parse).transpose()?,
+                    finished_at: opt_from_ms(finished),
+                    finished_by: by,
+                    note,
+                    nudged_at: opt_from_ms(nudged),
+                })
+            },
+        )
         .collect::<anyhow::Result<Vec<_>>>()?;
     Ok(AttachedRunbook {
         runbook,

@@ -1,4 +1,5 @@
-//! `runbook [INC-n]` (the checklist), `runbook done [INC-n] <step> [note]` and
+//! `runbook [INC-n]` (the checklist), `runbook start [INC-n] <step>`,
+//! `runbook done [INC-n] <step> [note]` and
 //! `runbook skip [INC-n] <step> <why>` (permission `respond`): people end the steps of the
 //! incident's runbook that are theirs; the automatic ones end by themselves.
 
@@ -14,18 +15,21 @@ use crate::store::StepOutcome;
 pub enum RunbookVerb {
     /// The checklist.
     Show,
+    /// A person takes a step on.
+    Start { step: String },
     /// A step is done (`note`: what was done, optional).
     Done { step: String, note: Option<String> },
     /// A step is not needed or cannot be done, and why.
     Skip { step: String, reason: String },
 }
 
-const USAGE: &str = "Use `runbook`, `runbook done <step> [note]` or `runbook skip <step> <why>`.";
+const USAGE: &str = "Use `runbook`, `runbook start <step>`, `runbook done <step> [note]` or `runbook skip <step> <why>`.";
 
 impl RunbookVerb {
     pub fn name(&self) -> &'static str {
         match self {
             Self::Show => "runbook",
+            Self::Start { .. } => "runbook start",
             Self::Done { .. } => "runbook done",
             Self::Skip { .. } => "runbook skip",
         }
@@ -34,13 +38,14 @@ impl RunbookVerb {
     pub fn permission(&self) -> Option<Action> {
         match self {
             Self::Show => None,
-            Self::Done { .. } | Self::Skip { .. } => Some(Action::Respond),
+            Self::Start { .. } | Self::Done { .. } | Self::Skip { .. } => Some(Action::Respond),
         }
     }
 
     pub(super) fn prepare(self) -> Result<Self, UserError> {
         Ok(match self {
             Self::Show => Self::Show,
+            Self::Start { step } => Self::Start { step },
             Self::Done { step, note } => Self::Done {
                 step,
                 note: text::clean_optional(Field::Note, note.as_deref())?,
@@ -65,6 +70,7 @@ impl RunbookVerb {
     ) -> Result<Outcome, ServiceError> {
         match self {
             Self::Show => service.show_runbook(number).await,
+            Self::Start { step } => service.start_step(number, &step, actor).await,
             Self::Done { step, note } => {
                 service
                     .end_step(number, &step, StepOutcome::Done, note.as_deref(), actor)
@@ -95,6 +101,7 @@ pub(super) fn parse(args: &mut Args<'_>) -> Result<RunbookVerb, UserError> {
     };
     match sub.as_str() {
         "show" => Ok(RunbookVerb::Show),
+        "start" => Ok(RunbookVerb::Start { step: step()? }),
         "done" => {
             let step = step()?;
             Ok(RunbookVerb::Done {
