@@ -132,18 +132,27 @@ impl IncidentService {
         };
         let now = self.now();
         let mut acted = 0;
-        for due in self
-            .store()
-            .due_runbook_steps(now, settings.nudge_after)
-            .await?
-        {
+        let mut failed = None;
+        let due_steps = self.store().due_runbook_steps(now, settings.nudge_after);
+        for due in due_steps.await? {
             let did = match due.automatic {
-                true => self.fire_step(&due, now).await?,
-                false => self.nudge_step(&due, now).await?,
+                true => self.fire_step(&due, now).await,
+                false => self.nudge_step(&due, now).await,
             };
-            acted += usize::from(did);
+            // One step that cannot be run must not hold up the others: the rest run, and
+            // the sweep reports the failure (its wake-up effect retries).
+            match did {
+                Ok(did) => acted += usize::from(did),
+                Err(e) => {
+                    tracing::error!(incident = %due.number, step = %due.step_id, error = %e, "running a runbook step failed");
+                    failed = Some(e);
+                }
+            }
         }
-        Ok(acted)
+        match failed {
+            Some(e) if acted == 0 => Err(e),
+            _ => Ok(acted),
+        }
     }
 
     /// Fires one automatic step, unless something else ended it first.

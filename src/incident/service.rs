@@ -248,23 +248,19 @@ impl IncidentService {
             tx.append_timeline(&entry(&incident, actor, now, EntryKind::Note, note))
                 .await?;
         }
-        let mut queued = self
-            .enqueue_effects(&mut tx, &incident, &IncidentEvent::Declared, actor)
-            .await?;
-        for effect in self.auto_freeze(&mut tx, &incident, actor).await? {
-            queued.push(&mut tx, &effect).await?;
-        }
+        let mut effects = self
+            .policy
+            .planners
+            .plan(&incident, &IncidentEvent::Declared, actor)?;
         let mut attached = String::new();
         if let Some(rb) = &runbook {
-            let effects = self.attach_runbook(&mut tx, &incident, rb).await?;
-            let ids = tx.enqueue_effects(&effects).await?;
-            // The wake-ups are due later: nothing waits for them now (the CLI's drain).
-            let now_due = effects
-                .iter()
-                .zip(ids)
-                .filter(|(e, _)| e.not_before.is_none());
-            queued.ids.extend(now_due.map(|(_, id)| id));
+            effects.extend(self.attach_runbook(&mut tx, &incident, rb).await?);
             attached = format!(" Runbook {} attached ({} steps).", rb.name, rb.steps.len());
+        }
+        // One statement for the notices, the runbook's wake-ups and its checklist.
+        let mut queued = Queued::of(&effects, tx.enqueue_effects(&effects).await?);
+        for effect in self.auto_freeze(&mut tx, &incident, actor).await? {
+            queued.push(&mut tx, &effect).await?;
         }
         tx.commit().await?;
         self.wake_worker(&queued.ids);
@@ -509,6 +505,19 @@ pub(super) struct Queued {
 }
 
 impl Queued {
+    /// `effects`, just enqueued as `ids`. Wake-ups due later (a runbook's) are left out:
+    /// nothing waits for them now (the CLI's drain).
+    fn of(effects: &[NewEffect], ids: Vec<i64>) -> Self {
+        let now_due = effects
+            .iter()
+            .zip(ids)
+            .filter(|(e, _)| e.not_before.is_none());
+        Self {
+            ids: now_due.map(|(_, id)| id).collect(),
+            audiences: effects.iter().filter_map(|e| e.audience).collect(),
+        }
+    }
+
     pub async fn push(&mut self, tx: &mut Tx, effect: &NewEffect) -> anyhow::Result<()> {
         self.ids.push(tx.enqueue_effect(effect).await?);
         self.audiences.extend(effect.audience);

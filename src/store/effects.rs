@@ -92,17 +92,17 @@ pub struct EffectCounts {
 }
 
 impl Tx {
-    /// Enqueues several effects with one statement (one round trip to the database), in
-    /// order; each id is returned in the same order. Effects sharing an ordering key (the
-    /// later waits for the earlier, which the statement cannot see yet) or an idempotency
-    /// key go one by one.
+    /// Enqueues several effects, in order, with as few statements as their keys allow (one
+    /// round trip each); each id is returned in the same order. An effect that shares an
+    /// ordering key (it waits for the earlier one, which a statement cannot see yet) or an
+    /// idempotency key with an earlier one goes in a later statement ([`waves`]).
     pub async fn enqueue_effects(&mut self, effects: &[NewEffect]) -> anyhow::Result<Vec<i64>> {
-        if distinct_keys(effects) {
-            return self.insert_effects(effects).await;
-        }
-        let mut ids = Vec::with_capacity(effects.len());
-        for effect in effects {
-            ids.push(self.enqueue_effect(effect).await?);
+        let mut ids = vec![0; effects.len()];
+        for wave in waves(effects) {
+            let batch: Vec<&NewEffect> = wave.iter().map(|&i| &effects[i]).collect();
+            for (i, id) in wave.into_iter().zip(self.insert_effects(&batch).await?) {
+                ids[i] = id;
+            }
         }
         Ok(ids)
     }
@@ -110,12 +110,12 @@ impl Tx {
     /// Enqueues an effect; a second enqueue with the same idempotency key is a no-op that
     /// returns the existing id.
     pub async fn enqueue_effect(&mut self, e: &NewEffect) -> anyhow::Result<i64> {
-        Ok(self.insert_effects(std::slice::from_ref(e)).await?[0])
+        Ok(self.insert_effects(&[e]).await?[0])
     }
 
     /// One multi-row `INSERT`, each row naming the unfinished effect of its ordering key it
     /// waits for; an effect already queued (same idempotency key) keeps its row and id.
-    async fn insert_effects(&mut self, effects: &[NewEffect]) -> anyhow::Result<Vec<i64>> {
+    async fn insert_effects(&mut self, effects: &[&NewEffect]) -> anyhow::Result<Vec<i64>> {
         if effects.is_empty() {
             return Ok(Vec::new());
         }
@@ -172,15 +172,32 @@ impl Tx {
     }
 }
 
-/// Whether no two effects share an idempotency key or an ordering key (pure).
-fn distinct_keys(effects: &[NewEffect]) -> bool {
-    let mut seen = std::collections::HashSet::new();
-    effects.iter().all(|e| {
-        seen.insert(("idempotency", e.idempotency_key.as_str()))
-            && e.ordering_key
-                .as_deref()
-                .is_none_or(|k| seen.insert(("ordering", k)))
-    })
+/// The effects (by index) in statements that each hold no two sharing an idempotency key
+/// or an ordering key, keeping each key's effects in order (pure). Effects with distinct
+/// keys are one wave.
+fn waves(effects: &[NewEffect]) -> Vec<Vec<usize>> {
+    let mut rest: Vec<usize> = (0..effects.len()).collect();
+    let mut waves = Vec::new();
+    while !rest.is_empty() {
+        let mut seen = std::collections::HashSet::new();
+        let (mut wave, mut later) = (Vec::new(), Vec::new());
+        for i in rest {
+            let e = &effects[i];
+            let keys = [
+                Some(("idempotency", e.idempotency_key.as_str())),
+                e.ordering_key.as_deref().map(|k| ("ordering", k)),
+            ];
+            let free = keys.iter().flatten().all(|k| !seen.contains(k));
+            seen.extend(keys.into_iter().flatten());
+            match free {
+                true => wave.push(i),
+                false => later.push(i),
+            }
+        }
+        waves.push(wave);
+        rest = later;
+    }
+    waves
 }
 
 /// ` AND e.kind IN ('slack.notice', …)` (pure). Kinds are the handlers' own constants
@@ -628,5 +645,36 @@ mod tests {
         let future = vec![("pending".to_string(), 1, Some(30_000))];
         assert_eq!(counts_of(&future, 20_000).oldest_due_age_secs, 0);
         assert_eq!(counts_of(&[], 20_000).pending, 0);
+    }
+
+    fn effect(key: &str, order: Option<&str>) -> NewEffect {
+        NewEffect {
+            incident_id: None,
+            kind: "k".into(),
+            payload: serde_json::Value::Null,
+            idempotency_key: key.into(),
+            ordering_key: order.map(str::to_string),
+            audience: None,
+            not_before: None,
+        }
+    }
+
+    #[test]
+    fn effects_sharing_a_key_go_in_later_statements_in_order() {
+        let all = [
+            effect("a", Some("room")),
+            effect("b", None),
+            effect("c", Some("room")),
+            effect("d", Some("other")),
+            effect("a", None),
+            effect("e", Some("room")),
+        ];
+        assert_eq!(waves(&all), vec![vec![0, 1, 3], vec![2, 4], vec![5]]);
+        assert_eq!(
+            waves(&all[..2]),
+            vec![vec![0, 1]],
+            "distinct keys: one statement"
+        );
+        assert!(waves(&[]).is_empty());
     }
 }
