@@ -229,6 +229,7 @@ mod tests {
             idempotency_key: "k".into(),
             ordering_key: None,
             audience: None,
+            not_before: None,
         };
         Effect::as_claimed(&row)
     }
