@@ -17,9 +17,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::chat::slack::blocks::{FullText, fit_text, mention};
 use crate::chat::slack::mrkdwn::{self, Mrkdwn};
-use crate::effects::planner::EffectPlanner;
+use crate::effects::planner::{Destination, EffectPlanner, Intent};
 use crate::effects::{Audience, NewEffect, TypedEffect};
-use crate::incident::model::{Incident, Severity};
+use crate::incident::model::{Incident, IncidentId, Severity};
 use crate::incident::permissions::Actor;
 use crate::incident::rules::IncidentEvent;
 
@@ -203,21 +203,18 @@ impl WebhookPlanner {
     }
 }
 
-impl EffectPlanner for WebhookPlanner {
-    /// A runbook's post to a named webhook (a customer notice, a page), if it is one of
-    /// these routes. The text is escaped like a notice's: nobody is pinged by it.
-    fn plan_intent(
+impl WebhookPlanner {
+    /// A post to the named webhook, if it is one of these routes, about `incident` or none.
+    /// The text is escaped like a notice's: nobody is pinged by it. Posts about an incident
+    /// keep their own FIFO per webhook; the others share one.
+    fn external(
         &self,
-        incident: &crate::incident::IncidentId,
-        intent: &crate::effects::planner::Intent,
+        to: &Destination,
+        text: &str,
         key: &str,
+        incident: Option<&IncidentId>,
     ) -> Vec<NewEffect> {
-        use crate::effects::planner::{Destination, Intent};
-        let Intent::External {
-            to: Destination::Webhook(name),
-            text,
-        } = intent
-        else {
+        let Destination::Webhook(name) = to else {
             return Vec::new();
         };
         if !self.routes.iter().any(|r| &r.name == name) {
@@ -227,14 +224,30 @@ impl EffectPlanner for WebhookPlanner {
             webhook: name.clone(),
             text: fit_text(Mrkdwn::text(text), WEBHOOK_TEXT, None),
         };
+        let order = match incident {
+            Some(incident) => format!("webhook:{name}:{incident}"),
+            None => format!("webhook:{name}"),
+        };
         vec![
-            NewEffect::typed(
-                Some(incident.clone()),
-                &effect,
-                format!("{WEBHOOK_EFFECT}:{incident}:{key}"),
-            )
-            .ordered(format!("webhook:{name}:{incident}")),
+            NewEffect::typed(incident.cloned(), &effect, format!("{WEBHOOK_EFFECT}:{key}"))
+                .ordered(order),
         ]
+    }
+}
+
+impl EffectPlanner for WebhookPlanner {
+    /// A runbook's post to a named webhook (a customer notice, a page).
+    fn plan_intent(&self, incident: &IncidentId, intent: &Intent, key: &str) -> Vec<NewEffect> {
+        match intent {
+            Intent::External { to, text } => {
+                self.external(to, text, &format!("{incident}:{key}"), Some(incident))
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    fn plan_external(&self, to: &Destination, text: &str, key: &str) -> Vec<NewEffect> {
+        self.external(to, text, key, None)
     }
 
     fn plan(
