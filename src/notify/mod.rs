@@ -229,8 +229,12 @@ impl WebhookPlanner {
             None => format!("webhook:{name}"),
         };
         vec![
-            NewEffect::typed(incident.cloned(), &effect, format!("{WEBHOOK_EFFECT}:{key}"))
-                .ordered(order),
+            NewEffect::typed(
+                incident.cloned(),
+                &effect,
+                format!("{WEBHOOK_EFFECT}:{key}"),
+            )
+            .ordered(order),
         ]
     }
 }

@@ -416,7 +416,13 @@ fn line_of(text: &str, offset: usize) -> usize {
 /// toml's message without its own rendering of the source (ours names file and line).
 fn toml_message(e: &toml::de::Error) -> String {
     let m = e.message().trim();
-    let key_of = |rest: &str| rest.split(',').next().unwrap_or(rest).trim_matches('`').to_string();
+    let key_of = |rest: &str| {
+        rest.split(',')
+            .next()
+            .unwrap_or(rest)
+            .trim_matches('`')
+            .to_string()
+    };
     if let Some(rest) = m.strip_prefix("unknown field ") {
         return format!("{}: unknown key ({m})", key_of(rest));
     }

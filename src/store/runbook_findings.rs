@@ -55,7 +55,11 @@ fn decode(row: Row) -> StoredFinding {
 impl Tx {
     /// Records that `finding` is seen at `now`: a new row, the same occurrence seen again, or
     /// (when it had cleared) a new occurrence, not yet posted.
-    pub async fn see_finding(&mut self, finding: &Finding, now: DateTime<Utc>) -> anyhow::Result<()> {
+    pub async fn see_finding(
+        &mut self,
+        finding: &Finding,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<()> {
         let query = sqlx::query(
             "INSERT INTO runbook_findings (key, runbook, step, what, problem, first_seen, last_seen) \
              VALUES ($1, $2, $3, $4, $5, $6, $6) \
@@ -100,7 +104,8 @@ impl Tx {
     /// Every finding not cleared.
     pub async fn open_findings(&mut self) -> anyhow::Result<Vec<StoredFinding>> {
         // No row lock: clearing is itself a compare-and-set.
-        let sql = format!("SELECT {COLUMNS} FROM runbook_findings WHERE cleared_at IS NULL ORDER BY key");
+        let sql =
+            format!("SELECT {COLUMNS} FROM runbook_findings WHERE cleared_at IS NULL ORDER BY key");
         let rows: Vec<Row> = self.fetch(sqlx::query(sqlx::AssertSqlSafe(sql))).await?;
         Ok(rows.into_iter().map(decode).collect())
     }
