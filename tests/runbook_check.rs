@@ -412,4 +412,26 @@ async fn the_periodic_check_reports_each_problem_once(backend: Backend) {
     app.shutdown.cancel();
 }
 
-on_both!(the_periodic_check_reports_each_problem_once);
+/// Two replicas checking at the same moment on one database: each problem is claimed by
+/// one of them.
+async fn two_replicas_at_once_report_each_problem_once(backend: Backend) {
+    let world = World::start().await;
+    let db = common::TestDb::new(backend).await;
+    let replica =
+        |store| App::with_store(test_config(&world.config()), store, world.integrations());
+    let a = replica(db.store().await).unwrap();
+    let b = replica(db.store().await).unwrap();
+    let (wa, wb) = (a.runbook_watch.unwrap(), b.runbook_watch.unwrap());
+    let (ta, tb) = tokio::join!(wa.tick(Utc::now()), wb.tick(Utc::now()));
+    let (ta, tb) = (ta.unwrap(), tb.unwrap());
+    assert_eq!(ta.posted.len() + tb.posted.len(), 3, "{ta:?}\n{tb:?}");
+    // One report to the channel and one to the webhook for each.
+    assert_eq!(ta.effects.len() + tb.effects.len(), 6);
+    quiet_tick(&wa).await;
+    quiet_tick(&wb).await;
+}
+
+on_both!(
+    the_periodic_check_reports_each_problem_once,
+    two_replicas_at_once_report_each_problem_once
+);

@@ -326,6 +326,43 @@ mod tests {
         }
     }
 
+    #[test]
+    fn external_posts_keep_their_keys_with_an_incident_and_have_none_without() {
+        use crate::effects::planner::{Destination, EffectPlanner, Intent};
+        let planner = WebhookPlanner {
+            routes: vec![NoticeRoute {
+                name: "ops".into(),
+                min_severity: Severity::Sev2,
+            }],
+            public_url: None,
+        };
+        let to = Destination::Webhook("ops".into());
+        let inc = IncidentId("i1".into());
+        let intent = Intent::External {
+            to: to.clone(),
+            text: "<!here> hi".into(),
+        };
+        let with = planner.plan_intent(&inc, &intent, "step:a");
+        assert_eq!(with.len(), 1);
+        assert_eq!(with[0].idempotency_key, "notify.webhook:i1:step:a");
+        assert_eq!(with[0].ordering_key.as_deref(), Some("webhook:ops:i1"));
+        assert_eq!(with[0].incident_id, Some(inc));
+        let without = planner.plan_external(&to, "<!here> hi", "report:x");
+        assert_eq!(without[0].idempotency_key, "notify.webhook:report:x");
+        assert_eq!(without[0].ordering_key.as_deref(), Some("webhook:ops"));
+        assert_eq!(without[0].incident_id, None);
+        assert!(
+            without[0].payload["text"]
+                .as_str()
+                .unwrap()
+                .starts_with("&lt;!here&gt;")
+        );
+        let elsewhere = Destination::SlackChannel("C1".into());
+        assert!(planner.plan_external(&elsewhere, "x", "k").is_empty());
+        let unknown = Destination::Webhook("nope".into());
+        assert!(planner.plan_external(&unknown, "x", "k").is_empty());
+    }
+
     const HOSTILE: &str = "<!channel> <!here> <https://evil.example|click> @here @alice R&D";
 
     #[test]
