@@ -201,9 +201,7 @@ impl WebhookPlanner {
             _ => self.routes.iter().collect(),
         }
     }
-}
 
-impl WebhookPlanner {
     /// A post to the named webhook, if it is one of these routes, about `incident` or none.
     /// The text is escaped like a notice's: nobody is pinged by it. Posts about an incident
     /// keep their own FIFO per webhook; the others share one.
@@ -335,6 +333,7 @@ mod tests {
                 min_severity: Severity::Sev2,
             }],
             public_url: None,
+            drill_route: None,
         };
         let to = Destination::Webhook("ops".into());
         let inc = IncidentId("i1".into());
