@@ -39,7 +39,10 @@ use crate::incident::{IncidentService, Policy};
 use crate::notify::WebhookPlanner;
 use crate::notify::webhook::{WebhookNotifier, http_client};
 use crate::read::ReadModel;
+use crate::runbook::check::Setup;
 use crate::runbook::handler::RunbookEffects;
+use crate::runbook::probe::Probes;
+use crate::runbook::watch::{self, Watch};
 use crate::store::Store;
 use crate::telemetry::ack::timed;
 
@@ -69,6 +72,8 @@ pub struct App {
     pub sessions: Arc<crate::http::session::SessionKey>,
     /// The providers people may sign in to the web pages with (`[web]`).
     pub sign_in: Arc<crate::http::oidc::SignIn>,
+    /// The periodic stale-runbook check: present when `[runbooks] dir` is set.
+    pub runbook_watch: Option<Arc<Watch>>,
 }
 
 impl App {
@@ -109,10 +114,17 @@ impl App {
                 public_url: config.server.public_url.clone(),
             }));
         }
-        if let Some(slack) = &integrations.slack {
-            let api = SlackApi::new(&slack.api_url, &slack.bot_token, config.slack.timeout)?;
+        let slack_api = match &integrations.slack {
+            Some(s) => Some(SlackApi::new(
+                &s.api_url,
+                &s.bot_token,
+                config.slack.timeout,
+            )?),
+            None => None,
+        };
+        if let Some(api) = &slack_api {
             worker = worker.with_handler(Arc::new(SlackEffects {
-                api,
+                api: api.clone(),
                 store: store.clone(),
                 config: config.slack.clone(),
                 public_url: config.server.public_url.clone(),
@@ -161,14 +173,28 @@ impl App {
                 public_url: config.server.public_url.clone(),
             }));
         }
+        let planners = Planners(planners);
+        let runbooks = runbook_settings(&config)?;
+        let runbook_watch = match &runbooks {
+            Some(settings) => Some(Arc::new(Watch {
+                runbooks: settings.library.clone(),
+                setup: Setup::new(&config, &integrations),
+                probes: Probes::with_clients(&config, github_client.clone(), slack_api)?,
+                store: store.clone(),
+                planners: planners.clone(),
+                report_to: watch::destinations(&config.runbooks),
+                wake: Arc::clone(&wake),
+            })),
+            None => None,
+        };
         let policy = Policy {
             permissions: config.permissions.clone(),
-            planners: Planners(planners),
+            planners,
             cadence: Box::new(config.incident.update_cadence.clone()),
             public_url: config.server.public_url.clone(),
             postmortem_templates: config.postmortem.templates_dir.clone(),
             publish_postmortems: publish.is_some(),
-            runbooks: runbook_settings(&config)?,
+            runbooks,
             freeze: integrations.github.as_ref().map(|_| FreezeSettings {
                 scopes: config.github.repos.clone(),
                 auto_freeze: config.github.auto_freeze.clone(),
@@ -222,6 +248,7 @@ impl App {
                 crate::http::session::SessionKey::from_env().map_err(anyhow::Error::msg)?,
             ),
             sign_in: Arc::default(),
+            runbook_watch,
         })
     }
 
@@ -392,6 +419,10 @@ impl App {
         let worker = tokio::spawn(Arc::clone(&self.worker).run(shutdown.clone(), grace));
         let reconciles = tokio::spawn(reconcile_every(self.clone(), shutdown.clone()));
         let gateway = self.spawn_gateway(&shutdown);
+        let runbook_checks = self.runbook_watch.clone().map(|w| {
+            let every = self.config.runbooks.check_interval;
+            tokio::spawn(check_runbooks_every(w, every, shutdown.clone()))
+        });
         let reminders = tokio::spawn(remind_until(
             self.service.clone(),
             self.config.incident.reminder_interval,
@@ -404,6 +435,9 @@ impl App {
             .await?;
         reminders.abort();
         reconciles.abort();
+        if let Some(checks) = runbook_checks {
+            checks.abort();
+        }
         if let Some(metrics) = metrics {
             let _ = metrics.await;
         }
@@ -480,6 +514,37 @@ async fn remind_until(
             Ok(n) => tracing::info!(holds = n, "ended expired freeze holds"),
             Err(e) => tracing::error!(error = %e, "ending expired freeze holds failed"),
         }
+    }
+}
+
+/// Checks the runbooks at start and then every `interval` until shutdown, reporting each
+/// new problem once (see [`Watch`]); a failed tick is logged and tried again next time.
+async fn check_runbooks_every(
+    watch: Arc<Watch>,
+    interval: std::time::Duration,
+    shutdown: CancellationToken,
+) {
+    loop {
+        match watch.tick(chrono::Utc::now()).await {
+            Ok(tick) => log_tick(&tick),
+            Err(e) => tracing::error!(error = %format!("{e:#}"), "checking the runbooks failed"),
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(interval) => {}
+        }
+    }
+}
+
+fn log_tick(tick: &watch::Tick) {
+    for f in &tick.posted {
+        tracing::warn!(runbook = %f.runbook, step = %f.step, problem = %f.problem, "stale runbook");
+    }
+    for f in &tick.cleared {
+        tracing::info!(runbook = %f.runbook, step = %f.step, "stale runbook problem cleared");
+    }
+    for f in &tick.report.unchecked {
+        tracing::debug!(runbook = %f.runbook, step = %f.step, why = %f.problem, "runbook target not checked");
     }
 }
 

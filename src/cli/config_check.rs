@@ -8,18 +8,22 @@ use secrecy::ExposeSecret;
 
 use crate::config::{Config, Runtime};
 use crate::github::config::GitHubAuth;
+use crate::runbook::Runbooks;
+use crate::runbook::check::{Report, Setup};
+use crate::runbook::probe::{self, Probes};
 
-/// Validates, then prints the report; a bad value is one sentence on stderr and exit 2.
-pub fn run(config: &Config, path: Option<&Path>) -> ExitCode {
+/// Validates, then prints the report; a bad value is one sentence on stderr and exit 2. A
+/// stale runbook is reported but leaves the exit code 0: the config itself is valid.
+pub async fn run(config: &Config, path: Option<&Path>, offline: bool) -> anyhow::Result<ExitCode> {
     let source = path.map_or("built-in defaults (no firebreak.toml)".to_string(), |p| {
         p.display().to_string()
     });
     if let Err(e) = config.validate() {
-        return super::run::user_error(&format!("{source}: {e}."));
+        return Ok(super::run::user_error(&format!("{source}: {e}.")));
     }
     let runtime = match Runtime::from_env(config) {
         Ok(r) => r,
-        Err(e) => return super::run::user_error(&e.to_string()),
+        Err(e) => return Ok(super::run::user_error(&e.to_string())),
     };
     println!("{source}: OK.");
     for line in report(config, &runtime, &|name| {
@@ -27,7 +31,57 @@ pub fn run(config: &Config, path: Option<&Path>) -> ExitCode {
     }) {
         println!("{line}");
     }
-    ExitCode::SUCCESS
+    for line in runbooks(config, &runtime, offline).await? {
+        println!("{line}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The runbooks: how many and where, then whether what they name exists and answers, or
+/// each problem on its own indented line.
+async fn runbooks(
+    config: &Config,
+    runtime: &Runtime,
+    offline: bool,
+) -> anyhow::Result<Vec<String>> {
+    let Some(dir) = &config.runbooks.dir else {
+        return Ok(vec!["runbooks: off (no [runbooks] dir)".into()]);
+    };
+    // `validate` has read them already.
+    let books = Runbooks::load(dir).unwrap_or_default();
+    let setup = Setup::new(config, &runtime.integrations);
+    let probes = match offline {
+        true => None,
+        false => Some(Probes::from_config(config, &runtime.integrations)?),
+    };
+    let (_, report) = probe::check(&books, &setup, probes.as_ref()).await;
+    let head = format!(
+        "runbooks: {} in {} ({})",
+        books.all().len(),
+        dir.display(),
+        books.names()
+    );
+    Ok(runbook_lines(head, &report))
+}
+
+/// The runbooks' lines (pure), from the check's report.
+fn runbook_lines(head: String, report: &Report) -> Vec<String> {
+    let (stale, unchecked) = (report.findings.len(), report.unchecked.len());
+    let first = match (stale, unchecked) {
+        (0, 0) if report.live => format!("{head}; everything they name exists and answers"),
+        (0, 0) => format!("{head}; they agree with the config (--offline: nothing was called)"),
+        (0, n) => format!("{head}; nothing stale, but {n} could not be checked now:"),
+        (n, _) => format!(
+            "{head}; {} (details: firebreak runbook check):",
+            super::runbook_check::problems(n)
+        ),
+    };
+    let details = report
+        .findings
+        .iter()
+        .map(|f| format!("  ✗ {}", f.line()))
+        .chain(report.unchecked.iter().map(|f| format!("  ? {}", f.line())));
+    std::iter::once(first).chain(details).collect()
 }
 
 /// The report's lines; `is_set` says whether an environment variable has a value.

@@ -181,8 +181,13 @@ pub enum PostmortemFormat {
 #[derive(Debug, Subcommand)]
 pub enum ConfigCommand {
     /// Validate the config file and environment, naming any bad key (and its line for a
-    /// parse error), then say what is configured, one line each, without secrets.
-    Check,
+    /// parse error), then say what is configured, one line each, without secrets. The
+    /// runbooks' line says whether what they name still exists and answers.
+    Check {
+        /// Check the runbooks against the config only; call nothing.
+        #[arg(long)]
+        offline: bool,
+    },
 }
 
 #[derive(Debug, clap::Args)]

@@ -22,7 +22,7 @@ use crate::postmortem::overrides::Format;
 use crate::store::Store;
 
 /// Exit code for input the user can fix (bad grammar, bad config, forbidden, conflict).
-const EXIT_USER: u8 = 2;
+pub(super) const EXIT_USER: u8 = 2;
 
 /// Exit code when the write was recorded but one of its effects failed for good (a notice
 /// that could not be posted): the incident is right, someone must look at the effect
@@ -56,13 +56,18 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Ok(loaded) => loaded,
         Err(e) => return Ok(user_error(&e.to_string())),
     };
-    if let TopCommand::Config(ConfigCommand::Check) = cli.command {
-        return Ok(super::config_check::run(&config, path.as_deref()));
+    if let TopCommand::Config(ConfigCommand::Check { offline }) = cli.command {
+        return super::config_check::run(&config, path.as_deref(), offline).await;
     }
     let runtime = match Runtime::from_env(&config) {
         Ok(r) => r,
         Err(e) => return Ok(user_error(&e.to_string())),
     };
+    // Before the config's own validation, which would fold every bad runbook file into one
+    // line; and without the database, so it runs anywhere the files and config are.
+    if let TopCommand::Runbook(RunbookCommand::Check { offline }) = cli.command {
+        return super::runbook_check::run(&config, &runtime, offline).await;
+    }
     if let TopCommand::Migrate = cli.command {
         let new = prepare_database(&runtime)?;
         let store = Store::open(runtime.database_url.expose_secret()).await?;
@@ -105,7 +110,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
 /// `firebreak runbook check|done|skip|show`: the steps go through the chat grammar.
 async fn runbook(app: &App, cmd: RunbookCommand) -> anyhow::Result<ExitCode> {
     let (sub, args) = match cmd {
-        RunbookCommand::Check { offline } => return super::runbook_check::run(app, offline).await,
+        RunbookCommand::Check { .. } => unreachable!("handled before the app is built"),
         RunbookCommand::Done(args) => ("done", args),
         RunbookCommand::Skip(args) => ("skip", args),
         RunbookCommand::Show(args) => ("show", args),

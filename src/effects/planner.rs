@@ -49,6 +49,12 @@ pub trait EffectPlanner: Send + Sync {
     fn plan_intent(&self, _incident: &IncidentId, _intent: &Intent, _key: &str) -> Vec<NewEffect> {
         Vec::new()
     }
+
+    /// A post to `to` about no incident (a stale-runbook report): the adapter that has the
+    /// destination plans it, once per `key`.
+    fn plan_external(&self, _to: &Destination, _text: &str, _key: &str) -> Vec<NewEffect> {
+        Vec::new()
+    }
 }
 
 /// Every planner that is switched on.
@@ -73,6 +79,13 @@ impl Planners {
         self.0
             .iter()
             .flat_map(|p| p.plan_intent(incident, intent, key))
+            .collect()
+    }
+
+    pub fn plan_external(&self, to: &Destination, text: &str, key: &str) -> Vec<NewEffect> {
+        self.0
+            .iter()
+            .flat_map(|p| p.plan_external(to, text, key))
             .collect()
     }
 }

@@ -225,6 +225,11 @@ impl GitHubClient {
         self.get(&format!("/repos/{full_name}")).await
     }
 
+    /// An organisation or user by login (`GET /users/{login}` answers for both).
+    pub async fn owner(&self, login: &str) -> Result<User, GhError> {
+        self.get(&format!("/users/{login}")).await
+    }
+
     pub async fn org_repos(&self, org: &str) -> Result<Vec<Repo>, GhError> {
         self.get_all(&format!("/orgs/{org}/repos?per_page=100"))
             .await

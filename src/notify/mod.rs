@@ -17,9 +17,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::chat::slack::blocks::{FullText, fit_text, mention};
 use crate::chat::slack::mrkdwn::{self, Mrkdwn};
-use crate::effects::planner::EffectPlanner;
+use crate::effects::planner::{Destination, EffectPlanner, Intent};
 use crate::effects::{Audience, NewEffect, TypedEffect};
-use crate::incident::model::{Incident, Severity};
+use crate::incident::model::{Incident, IncidentId, Severity};
 use crate::incident::permissions::Actor;
 use crate::incident::rules::IncidentEvent;
 
@@ -201,23 +201,18 @@ impl WebhookPlanner {
             _ => self.routes.iter().collect(),
         }
     }
-}
 
-impl EffectPlanner for WebhookPlanner {
-    /// A runbook's post to a named webhook (a customer notice, a page), if it is one of
-    /// these routes. The text is escaped like a notice's: nobody is pinged by it.
-    fn plan_intent(
+    /// A post to the named webhook, if it is one of these routes, about `incident` or none.
+    /// The text is escaped like a notice's: nobody is pinged by it. Posts about an incident
+    /// keep their own FIFO per webhook; the others share one.
+    fn external(
         &self,
-        incident: &crate::incident::IncidentId,
-        intent: &crate::effects::planner::Intent,
+        to: &Destination,
+        text: &str,
         key: &str,
+        incident: Option<&IncidentId>,
     ) -> Vec<NewEffect> {
-        use crate::effects::planner::{Destination, Intent};
-        let Intent::External {
-            to: Destination::Webhook(name),
-            text,
-        } = intent
-        else {
+        let Destination::Webhook(name) = to else {
             return Vec::new();
         };
         if !self.routes.iter().any(|r| &r.name == name) {
@@ -227,14 +222,34 @@ impl EffectPlanner for WebhookPlanner {
             webhook: name.clone(),
             text: fit_text(Mrkdwn::text(text), WEBHOOK_TEXT, None),
         };
+        let order = match incident {
+            Some(incident) => format!("webhook:{name}:{incident}"),
+            None => format!("webhook:{name}"),
+        };
         vec![
             NewEffect::typed(
-                Some(incident.clone()),
+                incident.cloned(),
                 &effect,
-                format!("{WEBHOOK_EFFECT}:{incident}:{key}"),
+                format!("{WEBHOOK_EFFECT}:{key}"),
             )
-            .ordered(format!("webhook:{name}:{incident}")),
+            .ordered(order),
         ]
+    }
+}
+
+impl EffectPlanner for WebhookPlanner {
+    /// A runbook's post to a named webhook (a customer notice, a page).
+    fn plan_intent(&self, incident: &IncidentId, intent: &Intent, key: &str) -> Vec<NewEffect> {
+        match intent {
+            Intent::External { to, text } => {
+                self.external(to, text, &format!("{incident}:{key}"), Some(incident))
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    fn plan_external(&self, to: &Destination, text: &str, key: &str) -> Vec<NewEffect> {
+        self.external(to, text, key, None)
     }
 
     fn plan(
@@ -307,6 +322,44 @@ mod tests {
             declared_by: "<!channel>".into(),
             version: 3,
         }
+    }
+
+    #[test]
+    fn external_posts_keep_their_keys_with_an_incident_and_have_none_without() {
+        use crate::effects::planner::{Destination, EffectPlanner, Intent};
+        let planner = WebhookPlanner {
+            routes: vec![NoticeRoute {
+                name: "ops".into(),
+                min_severity: Severity::Sev2,
+            }],
+            public_url: None,
+            drill_route: None,
+        };
+        let to = Destination::Webhook("ops".into());
+        let inc = IncidentId("i1".into());
+        let intent = Intent::External {
+            to: to.clone(),
+            text: "<!here> hi".into(),
+        };
+        let with = planner.plan_intent(&inc, &intent, "step:a");
+        assert_eq!(with.len(), 1);
+        assert_eq!(with[0].idempotency_key, "notify.webhook:i1:step:a");
+        assert_eq!(with[0].ordering_key.as_deref(), Some("webhook:ops:i1"));
+        assert_eq!(with[0].incident_id, Some(inc));
+        let without = planner.plan_external(&to, "<!here> hi", "report:x");
+        assert_eq!(without[0].idempotency_key, "notify.webhook:report:x");
+        assert_eq!(without[0].ordering_key.as_deref(), Some("webhook:ops"));
+        assert_eq!(without[0].incident_id, None);
+        assert!(
+            without[0].payload["text"]
+                .as_str()
+                .unwrap()
+                .starts_with("&lt;!here&gt;")
+        );
+        let elsewhere = Destination::SlackChannel("C1".into());
+        assert!(planner.plan_external(&elsewhere, "x", "k").is_empty());
+        let unknown = Destination::Webhook("nope".into());
+        assert!(planner.plan_external(&unknown, "x", "k").is_empty());
     }
 
     const HOSTILE: &str = "<!channel> <!here> <https://evil.example|click> @here @alice R&D";

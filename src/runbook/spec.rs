@@ -416,13 +416,20 @@ fn line_of(text: &str, offset: usize) -> usize {
 /// toml's message without its own rendering of the source (ours names file and line).
 fn toml_message(e: &toml::de::Error) -> String {
     let m = e.message().trim();
-    match m.strip_prefix("unknown field ") {
-        Some(rest) => {
-            let key = rest.split(',').next().unwrap_or(rest).trim_matches('`');
-            format!("{key}: unknown key ({m})")
-        }
-        None => m.to_string(),
+    let key_of = |rest: &str| {
+        rest.split(',')
+            .next()
+            .unwrap_or(rest)
+            .trim_matches('`')
+            .to_string()
+    };
+    if let Some(rest) = m.strip_prefix("unknown field ") {
+        return format!("{}: unknown key ({m})", key_of(rest));
     }
+    if let Some(rest) = m.strip_prefix("missing field ") {
+        return format!("{}: missing key ({m})", key_of(rest));
+    }
+    m.to_string()
 }
 
 mod millis {
@@ -523,15 +530,16 @@ text = "We are investigating."
     fn a_step_without_a_target_is_refused_where_the_step_is() {
         let text = GOOD.replace("at = \"T+3m\"\n", "");
         let e = read(&text).unwrap_err();
+        assert!(e.message.starts_with("at: missing key"), "{e}");
         assert!(e.message.contains("missing field `at`"), "{e}");
-        assert_eq!(e.line, 15, "{e}");
+        assert_eq!(e.line, 13, "the step's [[step]] line: {e}");
     }
 
     #[test]
     fn a_duplicate_step_id_is_refused_at_the_second() {
         let text = GOOD.replace("id = \"customers\"", "id = \"restore\"");
         let e = read(&text).unwrap_err();
-        assert_eq!(e.line, 22, "{e}");
+        assert_eq!(e.line, 20, "{e}");
         assert!(
             e.message
                 .starts_with("id: step id \"restore\" is used twice"),

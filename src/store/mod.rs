@@ -19,6 +19,7 @@ mod open_error;
 mod outcomes;
 mod people;
 mod postmortem;
+mod runbook_findings;
 mod runbooks;
 mod sqlite;
 mod timeline;
@@ -47,6 +48,7 @@ pub use freeze::{FreezeHold, FreezeScope, FreezeTarget, NewHold, TargetFailure, 
 pub use inbound::{Delivery, DeliveryRecord, Seen};
 pub use people::Person;
 pub use postmortem::{ActionDone, ActionItem, Flag};
+pub use runbook_findings::StoredFinding;
 pub use runbooks::{AttachedRunbook, DueStep, StepOutcome, StepRecord};
 pub use timeline::ShownEntry;
 pub use tokens::{ApiToken, NewToken};

@@ -1131,6 +1131,10 @@ impl Inner {
                 None => Reply::not_found(),
             },
             ("GET", ["orgs", org, "repos"]) => self.org_repos(org, path, &params),
+            ("GET", ["users", login]) => match self.org(login) {
+                Some(login) => Reply::ok(json!({"login": login, "id": 1, "type": "Organization"})),
+                None => Reply::not_found(),
+            },
             ("GET", ["repos", o, r, "rulesets"]) => self.list_repo_rulesets(o, r, path, &params),
             ("POST", ["repos", o, r, "rulesets"]) => match self.repo(o, r) {
                 Some(repo) => self.create_ruleset(Scope::Repo(repo.full_name()), body),

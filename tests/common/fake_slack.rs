@@ -12,6 +12,10 @@
 //! when every user is already a member; `chat.update`, `pins.add`, `chat.getPermalink` and
 //! `conversations.replies` need an existing message. The bot posts as [`BOT_USER`].
 //!
+//! `conversations.info` answers for a channel made by `conversations.create` or
+//! [`FakeSlack::add_channel`] (archived after [`FakeSlack::archive_channel`]), else
+//! `channel_not_found`.
+//!
 //! `users.info` answers for any user id; [`FakeSlack::set_user`] sets the names it gives.
 //!
 //! For outages, [`FakeSlack::set_down`] makes every call answer HTTP 503 until switched back,
@@ -96,6 +100,7 @@ struct Channel {
     is_private: bool,
     topic: Option<String>,
     members: Vec<String>,
+    archived: bool,
 }
 
 #[derive(Default)]
@@ -134,6 +139,7 @@ impl Inner {
             is_private,
             topic: None,
             members,
+            archived: false,
         };
         self.channels.push(channel);
         id
@@ -248,6 +254,13 @@ impl FakeSlack {
     /// Creates a channel as if someone else had, e.g. to provoke `name_taken`; returns its id.
     pub fn add_channel(&self, name: &str) -> String {
         self.lock().add_channel(name, false)
+    }
+
+    /// Archives channel `id` (made with [`Self::add_channel`]): `conversations.info` says so.
+    pub fn archive_channel(&self, id: &str) {
+        if let Some(c) = self.lock().channels.iter_mut().find(|c| c.id == id) {
+            c.archived = true;
+        }
     }
 
     /// The current state of every message (posted or put), in creation order.
@@ -388,7 +401,7 @@ fn channel_json(c: &Channel) -> Value {
     json!({
         "id": c.id, "name": c.name, "name_normalized": c.name, "created": CREATED,
         "creator": BOT_USER, "is_channel": true, "is_group": false, "is_im": false,
-        "is_mpim": false, "is_private": c.is_private, "is_archived": false,
+        "is_mpim": false, "is_private": c.is_private, "is_archived": c.archived,
         "is_general": false, "is_shared": false, "is_org_shared": false, "is_member": true,
         "topic": {"value": c.topic.clone().unwrap_or_default(), "creator": BOT_USER, "last_set": CREATED},
         "purpose": {"value": "", "creator": "", "last_set": 0},
@@ -435,6 +448,7 @@ fn answer(inner: &mut Inner, method: &str, body: &Value) -> Answer {
             c.topic = param(body, "topic");
             Ok(json!({"channel": channel_json(c), "topic": c.topic.clone().unwrap_or_default()}))
         }
+        "conversations.info" => Ok(json!({"channel": channel_json(inner.channel(&channel)?)})),
         "chat.postMessage" => post(inner, &channel, body),
         "chat.update" => update(inner, &channel, &ts, body),
         "chat.postEphemeral" if channel.is_empty() => Err("channel_not_found"),

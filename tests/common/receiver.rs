@@ -1,9 +1,10 @@
 //! A webhook receiver on a real port that records every POST (its `Idempotency-Key`, its
 //! text and when it arrived) and can be switched down (503) and up again, or made slow, to
-//! play an outage.
+//! play an outage. Any other request (the runbook check's GET) is counted and answered 405,
+//! as Slack-style webhooks do.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -27,6 +28,7 @@ struct Inner {
     down: AtomicBool,
     delay_ms: AtomicU64,
     log: Mutex<Vec<Received>>,
+    probes: AtomicUsize,
 }
 
 #[derive(Clone)]
@@ -39,7 +41,7 @@ impl Receiver {
     pub async fn start() -> Self {
         let inner = Arc::new(Inner::default());
         let app = Router::new()
-            .route("/{*path}", post(receive))
+            .route("/{*path}", post(receive).fallback(probed))
             .with_state(Arc::clone(&inner));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -70,10 +72,20 @@ impl Receiver {
         self.log().into_iter().filter(|r| r.accepted).collect()
     }
 
+    /// How many requests other than POSTs arrived (the runbook check's GETs).
+    pub fn probes(&self) -> usize {
+        self.inner.probes.load(Ordering::SeqCst)
+    }
+
     /// Distinct idempotency keys among accepted POSTs.
     pub fn distinct_keys(&self) -> std::collections::BTreeSet<String> {
         self.accepted().into_iter().filter_map(|r| r.key).collect()
     }
+}
+
+async fn probed(State(inner): State<Arc<Inner>>) -> StatusCode {
+    inner.probes.fetch_add(1, Ordering::SeqCst);
+    StatusCode::METHOD_NOT_ALLOWED
 }
 
 /// Logs the POST when it arrives; it counts as accepted only once answered 200 (a caller

@@ -127,6 +127,28 @@ impl SlackApi {
     }
 }
 
+/// A channel as `conversations.info` describes it: what the runbook check needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChannelState {
+    pub archived: bool,
+}
+
+impl SlackApi {
+    /// `conversations.info` for `channel` (an id): whether it exists (else the error
+    /// `channel_not_found`) and whether it is archived.
+    pub async fn channel_info(&self, channel: &str) -> Result<ChannelState, SlackCallError> {
+        let req = SlackApiConversationsInfoRequest::new(channel.into());
+        let resp = self
+            .call("conversations.info", None, |s| async move {
+                s.conversations_info(&req).await
+            })
+            .await?;
+        Ok(ChannelState {
+            archived: resp.channel.flags.is_archived.unwrap_or(false),
+        })
+    }
+}
+
 /// A failed Slack call: the API error code if Slack gave one, and what the queue should do.
 #[derive(Debug, Clone)]
 pub struct SlackCallError {

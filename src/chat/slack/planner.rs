@@ -146,23 +146,28 @@ impl EffectPlanner for SlackPlanner {
                     text: post.into_string(),
                 }
             }
-            Intent::External {
-                to: Destination::SlackChannel(channel),
-                text,
-            } => {
-                let effect = SlackEffect::Post {
-                    channel: channel.clone(),
-                    text: Mrkdwn::text(text).into_string(),
-                };
-                let key = format!("{}:{incident}:{key}", effect.kind());
-                return vec![effect.queued(key).ordered(format!("slack:post:{channel}"))];
+            Intent::External { to, text } => {
+                return self.plan_external(to, text, &format!("{incident}:{key}"));
             }
-            // Publishing is the post-mortem repository's business, and webhooks are the
-            // webhook adapter's.
-            Intent::PublishPostmortem { .. } | Intent::External { .. } => return Vec::new(),
+            // Publishing is the post-mortem repository's business.
+            Intent::PublishPostmortem { .. } => return Vec::new(),
         };
         let key = format!("{}:{incident}:{key}", effect.kind());
         vec![effect.queued(key).ordered(channel_group(incident))]
+    }
+
+    /// A message in a channel outside any incident room (a customer notice, a report);
+    /// webhooks are the webhook adapter's.
+    fn plan_external(&self, to: &Destination, text: &str, key: &str) -> Vec<NewEffect> {
+        let Destination::SlackChannel(channel) = to else {
+            return Vec::new();
+        };
+        let effect = SlackEffect::Post {
+            channel: channel.clone(),
+            text: Mrkdwn::text(text).into_string(),
+        };
+        let key = format!("{}:{key}", effect.kind());
+        vec![effect.queued(key).ordered(format!("slack:post:{channel}"))]
     }
 }
 
