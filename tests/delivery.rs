@@ -442,6 +442,7 @@ async fn put_back_and_queued_behind_effects_run_when_due_not_at_the_next_poll(ba
                 idempotency_key: format!("defer:{n}"),
                 ordering_key: (n > 0).then(|| "defer-fifo".to_string()),
                 audience: None,
+                not_before: None,
             };
             store.enqueue_one(&effect).await.unwrap();
         }
@@ -517,6 +518,7 @@ async fn worker_model_with_random_failures_and_crashes(backend: Backend) {
             idempotency_key: format!("model:{n}"),
             ordering_key: (n % 5 == 0).then(|| "model-fifo".to_string()),
             audience: None,
+            not_before: None,
         };
         store.enqueue_one(&effect).await.unwrap();
     }

@@ -30,6 +30,7 @@ fn effect(key: &str, ordering: Option<&str>) -> NewEffect {
         idempotency_key: key.into(),
         ordering_key: ordering.map(str::to_string),
         audience: None,
+        not_before: None,
     }
 }
 

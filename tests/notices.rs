@@ -442,6 +442,7 @@ async fn effects_with_one_ordering_key_run_in_order(backend: Backend) {
         idempotency_key: key.into(),
         ordering_key: ordering.map(str::to_string),
         audience: None,
+        not_before: None,
     };
     let mut tx = store.begin().await.unwrap();
     let first = tx
