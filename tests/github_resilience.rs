@@ -423,7 +423,7 @@ impl EffectPlanner for Recorder {
                 intent: "room".into(),
                 text: text.clone(),
             },
-            Intent::PublishPostmortem { .. } => return Vec::new(),
+            _ => return Vec::new(),
         };
         vec![NewEffect::typed(
             Some(incident.clone()),
