@@ -378,6 +378,13 @@ pub enum Lookup {
     Found(Box<DrillReport>),
 }
 
+/// Why incident `number` has no drill report, in a sentence.
+pub fn no_runbook(number: IncidentNumber) -> String {
+    format!(
+        "{number} has no runbook, so it has no drill report. A runbook is attached when an incident is declared (`declare … --runbook <name>`, or chosen by severity and title)."
+    )
+}
+
 /// Loads what the report needs from the store and builds it.
 pub async fn load(store: &Store, number: IncidentNumber) -> anyhow::Result<Lookup> {
     let Some(incident) = store.incident_by_number(number).await? else {
