@@ -46,6 +46,9 @@ pub struct DrillReport {
     pub late: Vec<StepRef>,
     /// Open steps, and those the incident's resolution ended before anyone got to them.
     pub never_done: Vec<StepRef>,
+    /// Done steps whose note the table cuts short, with the whole note (skips and failures
+    /// have theirs in full in their lists).
+    pub long_notes: Vec<StepRef>,
     /// Time to announce, to freeze and to tell customers.
     pub milestones: Vec<Milestone>,
     pub recovery: Recovery,
@@ -137,6 +140,7 @@ pub fn build(f: &Facts<'_>) -> DrillReport {
         }),
         late: refs(steps, |r| late_done(r).map(|l| late_detail(i, r, &l))),
         never_done: refs(steps, |r| never_done(i, r)),
+        long_notes: refs(steps, long_note),
         milestones: milestones(f),
         recovery: recovery(i, rb),
     }
@@ -216,6 +220,13 @@ fn late_detail(i: &Incident, r: &StepRecord, late: &str) -> String {
         format_offset(at - i.declared_at),
         format_offset(r.target_at - i.declared_at)
     )
+}
+
+/// A done step's note, when the table cuts it short.
+fn long_note(r: &StepRecord) -> Option<String> {
+    let note = r.note.as_ref()?;
+    let cut = note.chars().nth(TABLE_NOTE_CHARS).is_some();
+    (cut && r.outcome == Some(StepOutcome::Done)).then(|| note.clone())
 }
 
 /// Why a step was never done: still open, or the resolution came first.

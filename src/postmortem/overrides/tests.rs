@@ -153,6 +153,7 @@ fn runbook() -> crate::runbook::report::DrillReport {
         failed: vec![step_ref()],
         late: vec![step_ref()],
         never_done: vec![step_ref()],
+        long_notes: vec![step_ref()],
         milestones: vec![milestone(true), milestone(false)],
         recovery: Recovery {
             verdict: "missed",
