@@ -82,11 +82,11 @@ fn runbook(objective: Option<u64>) -> Runbook {
     }
 }
 
-/// The runbook with each step ended as `ends` says: (outcome, minute, by, note).
-fn attached(
-    rb: Runbook,
-    ends: &[Option<(StepOutcome, i64, &str, Option<&str>)>],
-) -> AttachedRunbook {
+/// How a step ended: its outcome, the minute, who, and the note.
+type End<'a> = Option<(StepOutcome, i64, &'a str, Option<&'a str>)>;
+
+/// The runbook with each step ended as `ends` says.
+fn attached(rb: Runbook, ends: &[End<'_>]) -> AttachedRunbook {
     let steps = rb
         .steps
         .iter()
@@ -299,7 +299,7 @@ fn hostile_text_stays_in_its_cell() {
     for line in md.lines().filter(|l| l.starts_with("| `")) {
         let unescaped = line
             .match_indices('|')
-            .filter(|(i, _)| line[..*i].chars().next_back() != Some('\\'));
+            .filter(|(i, _)| !line[..*i].ends_with('\\'));
         assert_eq!(unescaped.count(), 9, "eight cells: {line}");
     }
     let html = html(&r).unwrap();
