@@ -152,6 +152,8 @@ fn record(declared: DateTime<Utc>, i: usize, step: Step) -> StepRecord {
     StepRecord {
         step,
         target_at: target,
+        started_at: None,
+        started_by: None,
         outcome,
         finished_at: outcome.map(|_| target + chrono::Duration::seconds(45 * (i as i64 % 5))),
         finished_by: outcome.map(|_| "slack:U_ALICE".to_string()),

@@ -40,7 +40,7 @@ pub async fn load(
     let people = owners
         .chain(authors.iter().map(String::as_str))
         .chain(review.1.iter().map(String::as_str))
-        .chain(runbook.iter().flat_map(crate::runbook::report::finishers));
+        .chain(runbook.iter().flat_map(crate::runbook::report::people));
     let names = store
         .names(crate::people::named_in(&incident, &timeline, people))
         .await?;

@@ -66,9 +66,9 @@ pub struct StepRow {
     pub target: String,
     /// `T+5m` when it ended; `—` while open.
     pub actual: String,
-    /// `done`, `skipped`, `failed` or `open`.
+    /// `done`, `skipped`, `failed`, `started` (open, someone is on it) or `open`.
     pub outcome: &'static str,
-    /// Who ended it, by display name ("" while open).
+    /// Who ended it (or started it, while open), by display name; "" if nobody.
     pub who: String,
     /// `2m late`, when it ended more than a minute after its target.
     pub late: Option<String>,
@@ -156,13 +156,22 @@ fn step_row(f: &Facts<'_>, r: &StepRecord) -> StepRow {
         action: r.step.action.name(),
         target: format_offset(r.target_at - declared),
         actual: ended.map_or("—".into(), |at| format_offset(at - declared)),
-        outcome: r.outcome.map_or("open", StepOutcome::as_str),
+        outcome: outcome(r),
         who: r
             .finished_by
             .as_deref()
+            .or(r.started_by.as_deref())
             .map_or(String::new(), |w| f.names.name(w)),
         late: ended.and_then(|at| lateness(r.target_at, at)),
         note: r.note.as_deref().map(|n| shorten(n, TABLE_NOTE_CHARS)),
+    }
+}
+
+fn outcome(r: &StepRecord) -> &'static str {
+    match (r.outcome, r.started_at) {
+        (Some(o), _) => o.as_str(),
+        (None, Some(_)) => "started",
+        (None, None) => "open",
     }
 }
 
@@ -232,9 +241,13 @@ fn long_note(r: &StepRecord) -> Option<String> {
 /// Why a step was never done: still open, or the resolution came first.
 fn never_done(i: &Incident, r: &StepRecord) -> Option<String> {
     let target = format_offset(r.target_at - i.declared_at);
-    match r.outcome {
-        None => Some(format!("still open (target {target})")),
-        Some(StepOutcome::Skipped) if !human_skip(r) => Some(format!(
+    match (r.outcome, r.started_at) {
+        (None, Some(at)) => Some(format!(
+            "started at {}, still open (target {target})",
+            format_offset(at - i.declared_at)
+        )),
+        (None, None) => Some(format!("still open (target {target})")),
+        (Some(StepOutcome::Skipped), _) if !human_skip(r) => Some(format!(
             "not reached before the incident was resolved (target {target})"
         )),
         _ => None,
@@ -405,7 +418,7 @@ pub async fn load(store: &Store, number: IncidentNumber) -> anyhow::Result<Looku
         return Ok(Lookup::NoRunbook);
     };
     let milestones = store.runbook_milestones(&incident.id).await?;
-    let names = store.names(finishers(&runbook)).await?;
+    let names = store.names(people(&runbook)).await?;
     let facts = Facts {
         incident: &incident,
         runbook: &runbook,
@@ -415,12 +428,13 @@ pub async fn load(store: &Store, number: IncidentNumber) -> anyhow::Result<Looku
     Ok(Lookup::Found(Box::new(build(&facts))))
 }
 
-/// The identities that ended steps, for their display names.
-pub fn finishers(runbook: &AttachedRunbook) -> impl Iterator<Item = &str> {
+/// The identities that started or ended steps, for their display names.
+pub fn people(runbook: &AttachedRunbook) -> impl Iterator<Item = &str> {
     runbook
         .steps
         .iter()
-        .filter_map(|r| r.finished_by.as_deref())
+        .flat_map(|r| [r.finished_by.as_deref(), r.started_by.as_deref()])
+        .flatten()
 }
 
 #[derive(Template)]

@@ -94,6 +94,8 @@ fn attached(rb: Runbook, ends: &[End<'_>]) -> AttachedRunbook {
         .map(|(s, end)| StepRecord {
             step: s.clone(),
             target_at: declared() + Duration::from_std(s.at).unwrap(),
+            started_at: None,
+            started_by: None,
             outcome: end.map(|e| e.0),
             finished_at: end.map(|e| at(e.1)),
             finished_by: end.map(|e| e.2.to_string()),
@@ -176,6 +178,27 @@ fn steps_show_target_actual_who_and_lateness() {
     assert_eq!(never, ["customers", "cleanup"]);
     assert!(r.skipped.is_empty());
     assert_eq!(r.kind, "drill");
+}
+
+#[test]
+fn a_started_step_is_open_with_who_started_it() {
+    let mut rb = attached(runbook(None), &[]);
+    rb.steps[2].started_at = Some(at(4));
+    rb.steps[2].started_by = Some("cli:bob".into());
+    let r = report(&incident(None, None), &rb, &RunbookMilestones::default());
+    let restore = &r.steps[2];
+    assert_eq!(
+        (
+            restore.outcome,
+            restore.actual.as_str(),
+            restore.who.as_str()
+        ),
+        ("started", "—", "bob")
+    );
+    assert_eq!(
+        r.never_done[2].detail,
+        "started at T+4m, still open (target T+3m)"
+    );
 }
 
 #[test]
