@@ -73,6 +73,7 @@ fn main() {
         authors: &["alice".to_string()],
         review: &(Some("in-review".to_string()), vec!["dana".to_string()]),
         names: &firebreak::people::Names::default(),
+        runbook: None,
     };
     let mut samples = Vec::new();
     let mut sizes = (0, 0);

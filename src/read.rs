@@ -160,6 +160,14 @@ impl ReadModel {
         crate::postmortem::load(&self.store, number).await
     }
 
+    /// Incident `number`'s drill report, or why there is none.
+    pub async fn drill_report(
+        &self,
+        number: IncidentNumber,
+    ) -> anyhow::Result<crate::runbook::report::Lookup> {
+        crate::runbook::report::load(&self.store, number).await
+    }
+
     /// Probes the store with a write that is rolled back, within [`READY_WITHIN`]. Failures
     /// are logged with their cause; the answer says only which kind.
     pub async fn readiness(&self) -> Readiness {

@@ -223,8 +223,11 @@ pub struct AuditQuery {
     pub limit: Option<String>,
 }
 
-/// `GET /incidents/{id}/postmortem.md` and `/incidents/{id}/postmortem.html`.
-pub async fn postmortem(
+const MARKDOWN: &str = "text/markdown; charset=utf-8";
+const HTML: &str = "text/html; charset=utf-8";
+
+/// `GET /incidents/{id}/postmortem.md|.html` and `/incidents/{id}/drill-report.md|.html`.
+pub async fn incident_document(
     State(http): State<HttpState>,
     Path((id, name)): Path<(String, String)>,
 ) -> Response {
@@ -235,6 +238,24 @@ pub async fn postmortem(
         )
             .into_response();
     };
+    match name.as_str() {
+        "postmortem.md" => postmortem(&http, n, Format::Markdown).await,
+        "postmortem.html" => postmortem(&http, n, Format::Html).await,
+        "drill-report.md" => drill_report(&http, n, Format::Markdown).await,
+        "drill-report.html" => drill_report(&http, n, Format::Html).await,
+        _ => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
+fn content_type(format: Format) -> [(axum::http::HeaderName, &'static str); 1] {
+    let value = match format {
+        Format::Markdown => MARKDOWN,
+        Format::Html => HTML,
+    };
+    [(axum::http::header::CONTENT_TYPE, value)]
+}
+
+async fn postmortem(http: &HttpState, n: IncidentNumber, format: Format) -> Response {
     let view = match http.read.postmortem(n).await {
         Ok(Some(v)) => v,
         Ok(None) => {
@@ -242,19 +263,31 @@ pub async fn postmortem(
         }
         Err(e) => return internal("loading a post-mortem", e),
     };
-    let (format, content_type) = match name.as_str() {
-        "postmortem.md" => (Format::Markdown, "text/markdown; charset=utf-8"),
-        "postmortem.html" => (Format::Html, "text/html; charset=utf-8"),
-        _ => return StatusCode::NOT_FOUND.into_response(),
-    };
     let rendered =
         crate::postmortem::overrides::render(http.postmortem_templates.as_deref(), &view, format)
-            .map(|r| {
-                (
-                    [(axum::http::header::CONTENT_TYPE, content_type)],
-                    r.logged(),
-                )
-                    .into_response()
-            });
+            .map(|r| (content_type(format), r.logged()).into_response());
     rendered.unwrap_or_else(|e| internal("rendering a post-mortem", e))
+}
+
+/// The drill report; 404 with a sentence when there is no incident or it has no runbook.
+async fn drill_report(http: &HttpState, n: IncidentNumber, format: Format) -> Response {
+    use crate::runbook::report::{self, Lookup};
+    let found = match http.read.drill_report(n).await {
+        Ok(Lookup::Found(r)) => r,
+        Ok(Lookup::NoIncident) => {
+            return (StatusCode::NOT_FOUND, format!("There is no incident {n}.")).into_response();
+        }
+        Ok(Lookup::NoRunbook) => {
+            return (StatusCode::NOT_FOUND, report::no_runbook(n)).into_response();
+        }
+        Err(e) => return internal("loading a drill report", e),
+    };
+    let rendered = match format {
+        Format::Markdown => report::markdown(&found),
+        Format::Html => report::html(&found),
+    };
+    match rendered {
+        Ok(text) => (content_type(format), text).into_response(),
+        Err(e) => internal("rendering a drill report", e),
+    }
 }

@@ -185,7 +185,7 @@ pub fn router(state: HttpState, guard: Guard, adapters: Router) -> Router {
         .route("/api/incidents/{number}", get(api::show_incident))
         .route("/api/freeze", get(api::freeze_status))
         .route("/api/audit", get(api::audit))
-        .route("/incidents/{number}/{file}", get(api::postmortem))
+        .route("/incidents/{number}/{file}", get(api::incident_document))
         .with_state(state)
         .merge(adapters)
         .layer(axum::middleware::from_fn_with_state(guard, guard::guard))

@@ -31,10 +31,16 @@ pub async fn load(
     let actions = store.action_items(&incident.id).await?;
     let authors = store.postmortem_authors(&incident.id).await?;
     let review = store.postmortem_review(&incident.id).await?;
+    let runbook = store.runbook(&incident.id).await?;
+    let milestones = match &runbook {
+        Some(_) => store.runbook_milestones(&incident.id).await?,
+        None => Default::default(),
+    };
     let owners = actions.iter().filter_map(|a| a.owner.as_deref());
     let people = owners
         .chain(authors.iter().map(String::as_str))
-        .chain(review.1.iter().map(String::as_str));
+        .chain(review.1.iter().map(String::as_str))
+        .chain(runbook.iter().flat_map(crate::runbook::report::people));
     let names = store
         .names(crate::people::named_in(&incident, &timeline, people))
         .await?;
@@ -47,6 +53,7 @@ pub async fn load(
         authors: &authors,
         review: &review,
         names: &names,
+        runbook: runbook.as_ref().map(|rb| (rb, &milestones)),
     };
     Ok(Some(view::build(&facts)))
 }

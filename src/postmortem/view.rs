@@ -11,7 +11,8 @@ use crate::incident::command::PostmortemField;
 use crate::incident::model::Incident;
 use crate::incident::timeline::{EntryKind, TimelineEntry, duration_to_the_minute};
 use crate::people::Names;
-use crate::store::ActionItem;
+use crate::runbook::report::{self, DrillReport};
+use crate::store::{ActionItem, AttachedRunbook, RunbookMilestones};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct PostmortemView {
@@ -37,6 +38,8 @@ pub struct PostmortemView {
     pub recent_changes: Vec<Row>,
     pub actions: Vec<ActionGroup>,
     pub sections: Vec<Section>,
+    /// The runbook planned against what happened, for an incident with one.
+    pub runbook: Option<DrillReport>,
     #[serde(skip)]
     pub chart: Chart,
 }
@@ -125,6 +128,8 @@ pub struct Facts<'a> {
     pub review: &'a (Option<String>, Vec<String>),
     /// Display names for the people the record names by identity.
     pub names: &'a Names,
+    /// The incident's runbook and the milestones its report measures, if it has one.
+    pub runbook: Option<(&'a AttachedRunbook, &'a RunbookMilestones)>,
 }
 
 pub fn build(f: &Facts<'_>) -> PostmortemView {
@@ -183,8 +188,19 @@ pub fn build(f: &Facts<'_>) -> PostmortemView {
             })
             .collect(),
         sections,
+        runbook: runbook(f),
         chart: chart(f),
     }
+}
+
+fn runbook(f: &Facts<'_>) -> Option<DrillReport> {
+    let (runbook, milestones) = f.runbook?;
+    Some(report::build(&report::Facts {
+        incident: f.incident,
+        runbook,
+        milestones,
+        names: f.names,
+    }))
 }
 
 fn sections(f: &Facts<'_>) -> Vec<Section> {

@@ -4,6 +4,8 @@
 //!   an action (automatic: announce, freeze, notify, page, link; or a manual checklist item).
 //! - [`library`]: every runbook in the configured directory, and which one an incident gets.
 //! - [`checklist`]: the checklist every surface shows (pure).
+//! - [`report`]: the drill report, each step planned against what happened (pure view,
+//!   Markdown and HTML).
 //! - [`handler`]: the `runbook.due` effect that wakes the sweep at a step's target.
 //! - [`config`]: `[runbooks]`: the directory, where drills send, where stale ones are reported.
 //! - [`check`]: stale-runbook detection (pure): what each step relies on, and the findings.
@@ -21,6 +23,7 @@ pub mod config;
 pub mod handler;
 pub mod library;
 pub mod probe;
+pub mod report;
 pub mod spec;
 pub mod watch;
 

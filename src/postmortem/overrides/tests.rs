@@ -107,6 +107,61 @@ fn updates(full: bool) -> Vec<UpdateRow> {
         .collect()
 }
 
+fn step_ref() -> crate::runbook::report::StepRef {
+    crate::runbook::report::StepRef {
+        id: "restore".into(),
+        title: HOSTILE.into(),
+        detail: HOSTILE.into(),
+    }
+}
+
+/// A runbook report with hostile text everywhere, every option set on one row and unset
+/// on the other, and a missed objective (the one verdict with its own markup).
+fn runbook() -> crate::runbook::report::DrillReport {
+    use crate::runbook::report::{DrillReport, Milestone, Recovery, StepRow};
+    let step = |outcome: &'static str, set: bool| StepRow {
+        id: "restore".into(),
+        title: HOSTILE.into(),
+        owner: HOSTILE.into(),
+        action: "manual",
+        target: "T+3m".into(),
+        actual: "T+5m".into(),
+        outcome,
+        who: HOSTILE.into(),
+        late: set.then(|| "2m late".into()),
+        note: set.then(|| HOSTILE.into()),
+    };
+    let milestone = |set: bool| Milestone {
+        label: "Time to freeze",
+        target: "T+2m".into(),
+        actual: "not done".into(),
+        late: set.then(|| "1m late".into()),
+        basis: HOSTILE.into(),
+    };
+    DrillReport {
+        number: "INC-7".into(),
+        title: HOSTILE.into(),
+        severity: "SEV1".into(),
+        status: "resolved".into(),
+        drill: true,
+        kind: "drill",
+        declared: "2026-03-14 09:00:00 UTC".into(),
+        runbook_name: "regional".into(),
+        runbook_title: HOSTILE.into(),
+        steps: vec![step("failed", true), step("done", false)],
+        skipped: vec![step_ref()],
+        failed: vec![step_ref()],
+        late: vec![step_ref()],
+        never_done: vec![step_ref()],
+        long_notes: vec![step_ref()],
+        milestones: vec![milestone(true), milestone(false)],
+        recovery: Recovery {
+            verdict: "missed",
+            sentence: HOSTILE.into(),
+        },
+    }
+}
+
 fn chart() -> Chart {
     Chart {
         span_ms: 3_600_000,
@@ -148,6 +203,7 @@ fn view(full: bool) -> PostmortemView {
         recent_changes: rows(full),
         actions: actions(full),
         sections: sections(full),
+        runbook: full.then(runbook),
         chart: chart(),
     }
 }
