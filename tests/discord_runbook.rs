@@ -1,9 +1,10 @@
 //! Runbooks on Discord, at parity with Slack, on SQLite and Postgres: an incident that gets
 //! a runbook has its checklist in its channel with a Done button per open manual step;
 //! pressing one ends the step as the presser (once, however often it is pressed) and the
-//! message is edited without that button; `/incident runbook` ticks, skips and shows; a
-//! late step's nudge pings its Discord owner and no one else; and a 30-step runbook stays
-//! within Discord's limits (the fake refuses what Discord would).
+//! message is edited without that button (posted again if someone deleted it);
+//! `/incident runbook` ticks, skips and shows; a late step's nudge pings its Discord owner
+//! and no one else; and a 30-step runbook stays within Discord's limits (the fake refuses
+//! what Discord would).
 
 mod common;
 
@@ -284,6 +285,19 @@ async fn a_checklist_button_ends_its_step_once_and_goes_away(backend: Backend) {
     assert!(
         content(&forged).contains("does not know this button"),
         "{forged}"
+    );
+    // Someone deleted the checklist: the next change posts it again.
+    t.discord.delete_message(&list.id);
+    let press = dc::button("fb:rbdone:1:confirm_deps", &room, &carol());
+    assert!(content(&t.send.ok(&press).await).contains("done"));
+    t.settle().await;
+    let pages = t.checklist(&room);
+    assert_eq!(pages.len(), 1);
+    assert_ne!(pages[0].id, list.id);
+    assert!(
+        custom_ids(&pages[0]).is_empty(),
+        "{:?}",
+        pages[0].components
     );
 }
 
