@@ -2,7 +2,7 @@
 //! a runbook has its checklist in its channel with a Done button per open manual step;
 //! pressing one ends the step as the presser (once, however often it is pressed) and the
 //! message is edited without that button (posted again if someone deleted it);
-//! `/incident runbook` ticks, skips and shows; a late step's nudge pings its Discord owner
+//! `/incident runbook` ticks, skips, starts and shows; a late step's nudge pings its Discord owner
 //! and no one else; and a 30-step runbook stays within Discord's limits (the fake refuses
 //! what Discord would).
 
@@ -341,6 +341,24 @@ async fn the_runbook_subcommand_ticks_skips_and_shows(backend: Backend) {
         "{resp}"
     );
     assert_eq!(t.ended("restore-db").await, None);
+    // Taking a step on shows in the checklist, and leaves it open.
+    let start = [("action", 3, s("start")), ("step", 3, s("restore-db"))];
+    let resp = t
+        .send
+        .ok(&dc::incident("runbook", &start, &room, &me))
+        .await;
+    assert!(
+        content(&resp).contains("Runbook step `restore-db` (Restore the database) started"),
+        "{resp}"
+    );
+    t.settle().await;
+    let started = &t.checklist(&room)[0];
+    assert!(
+        started.content.contains("🔄 T+3m `restore-db`"),
+        "{}",
+        started.content
+    );
+    assert_eq!(custom_ids(started), ["fb:rbdone:1:restore-db"]);
     // From elsewhere, with the incident named.
     let skip = [
         ("action", 3, s("skip")),

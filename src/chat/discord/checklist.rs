@@ -199,6 +199,13 @@ mod tests {
         }
     }
 
+    fn open(late: bool) -> LineState {
+        LineState::Open {
+            late,
+            started: None,
+        }
+    }
+
     fn ended(note: &str) -> LineState {
         LineState::Ended {
             outcome: StepOutcome::Skipped,
@@ -212,7 +219,7 @@ mod tests {
     fn thirty() -> Vec<Line> {
         (0..30)
             .map(|i| match i % 2 {
-                0 => line(i, "manual", LineState::Open { late: i < 4 }),
+                0 => line(i, "manual", open(i < 4)),
                 _ => line(i, "manual", ended(&"@everyone <@&1> ".repeat(40))),
             })
             .collect()
@@ -262,10 +269,10 @@ mod tests {
     #[test]
     fn the_buttons_are_the_open_manual_steps_five_to_a_row() {
         let lines = vec![
-            line(1, "manual", LineState::Open { late: false }),
-            line(2, "freeze", LineState::Open { late: false }),
+            line(1, "manual", open(false)),
+            line(2, "freeze", open(false)),
             line(3, "manual", ended("done")),
-            line(4, "manual", LineState::Open { late: true }),
+            line(4, "manual", open(true)),
         ];
         let pages = paginate("📋 Runbook", &lines);
         assert_eq!(pages.len(), 1);
@@ -295,9 +302,7 @@ mod tests {
 
     #[test]
     fn past_the_last_page_steps_are_counted() {
-        let lines: Vec<Line> = (0..105)
-            .map(|i| line(i, "manual", LineState::Open { late: false }))
-            .collect();
+        let lines: Vec<Line> = (0..105).map(|i| line(i, "manual", open(false))).collect();
         let pages = paginate("📋 Runbook", &lines);
         assert_eq!(pages.len(), MAX_PAGES);
         let last = &pages[MAX_PAGES - 1].content;

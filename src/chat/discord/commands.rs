@@ -178,8 +178,8 @@ fn incident_command() -> Value {
     json!({ "name": "incident", "type": 1, "description": "Declare and work incidents", "options": subs })
 }
 
-/// `/incident runbook [action] [step] [note]`: the checklist, or a step done or skipped
-/// (a skip needs the note, as its reason).
+/// `/incident runbook [action] [step] [note]`: the checklist, or a step done, skipped (the
+/// note is the reason a skip needs) or started.
 fn runbook() -> Value {
     let mut step = option(
         STRING,
@@ -190,13 +190,18 @@ fn runbook() -> Value {
     step["max_length"] = json!(STEP_MAX);
     sub(
         "runbook",
-        "The runbook checklist; tick a step done, or skip it",
+        "The runbook checklist; tick a step done, skip it, or start it",
         vec![
             choices(
                 "action",
                 "What to do (default: show the checklist)",
                 false,
-                &[("done", "done"), ("skip", "skip"), ("show", "show")],
+                &[
+                    ("done", "done"),
+                    ("skip", "skip"),
+                    ("start", "start"),
+                    ("show", "show"),
+                ],
             ),
             step,
             text(

@@ -206,7 +206,7 @@ fn postmortem(o: &Options<'_>) -> Result<PostmortemVerb, UserError> {
     })
 }
 
-/// `action` done, skip or show (the default); `step` as the grammar takes it (lower case,
+/// `action` done, skip, start or show (the default); `step` as the grammar takes it (lower case,
 /// backticks dropped); `note` is what was done, or, for a skip, the reason it needs.
 fn runbook(o: &Options<'_>) -> Result<RunbookVerb, UserError> {
     let step = |verb: &str| {
@@ -223,9 +223,12 @@ fn runbook(o: &Options<'_>) -> Result<RunbookVerb, UserError> {
             step: step("runbook skip")?,
             reason: o.required("note", "runbook skip", "why it is skipped, as the note")?,
         },
+        Some("start") => RunbookVerb::Start {
+            step: step("runbook start")?,
+        },
         Some(other) => {
             return Err(UserError::invalid(format!(
-                "\"{other}\" is not something `runbook` does; use done, skip or show."
+                "\"{other}\" is not something `runbook` does; use done, skip, start or show."
             )));
         }
     })
@@ -377,6 +380,14 @@ mod tests {
                     json!([{"name": "action", "type": 3, "value": "skip"}, {"name": "step", "type": 3, "value": "bridge"}, {"name": "note", "type": 3, "value": "no bridge needed"}]),
                 ),
                 "runbook skip bridge no bridge needed",
+            ),
+            (
+                sub(
+                    "incident",
+                    "runbook",
+                    json!([{"name": "action", "type": 3, "value": "start"}, {"name": "step", "type": 3, "value": "bridge"}]),
+                ),
+                "runbook start bridge",
             ),
             (
                 sub(
