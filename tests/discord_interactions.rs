@@ -704,6 +704,7 @@ async fn register_twice_changes_nothing_the_second_time() {
         "note",
         "resolve",
         "postmortem",
+        "runbook",
         "list",
         "help",
     ] {

@@ -13,7 +13,8 @@
 //! answers carry `X-RateLimit-*` headers with room to spare.
 //!
 //! Like Discord, it refuses (400) a message or edit with an embed over the published limits,
-//! or content over 2,000 characters.
+//! content over 2,000 characters, or components beyond 5 rows of 5 buttons (custom ids of
+//! at most 100 characters, unique in the message; labels of at most 80).
 #![allow(dead_code)]
 
 use std::collections::{HashMap, HashSet};
@@ -549,12 +550,40 @@ fn validate(body: &Value) -> Result<(), (StatusCode, String, i64)> {
             problems.push("embed over 6000 in total".into());
         }
     }
+    problems.extend(component_problems(&body["components"]));
     if problems.is_empty() {
         Ok(())
     } else {
         let msg = format!("Invalid Form Body: {}", problems.join(", "));
         Err((StatusCode::BAD_REQUEST, msg, 50035))
     }
+}
+
+/// Discord's limits on a message's components: at most 5 action rows of at most 5 buttons,
+/// each `custom_id` 1–100 characters and unique in the message, each label at most 80.
+fn component_problems(components: &Value) -> Vec<String> {
+    let rows = components.as_array().cloned().unwrap_or_default();
+    let mut problems = Vec::new();
+    if rows.len() > 5 {
+        problems.push(format!("{} action rows (5 at most)", rows.len()));
+    }
+    let mut seen = HashSet::new();
+    for row in &rows {
+        let buttons = row["components"].as_array().cloned().unwrap_or_default();
+        if buttons.is_empty() || buttons.len() > 5 {
+            problems.push(format!("a row of {} buttons (1 to 5)", buttons.len()));
+        }
+        for b in &buttons {
+            let id = b["custom_id"].as_str().unwrap_or_default();
+            if id.is_empty() || id.chars().count() > 100 || !seen.insert(id.to_string()) {
+                problems.push(format!("bad or repeated custom_id {id:?}"));
+            }
+            if b["label"].as_str().map_or(0, |l| l.chars().count()) > 80 {
+                problems.push("button label over 80".into());
+            }
+        }
+    }
+    problems
 }
 
 fn channel_json(c: &Channel, guild: &str) -> Value {

@@ -1,5 +1,5 @@
 //! The application commands firebreak registers with Discord: `/incident` with one
-//! subcommand per verb of the core grammar, `/freeze` and `/unfreeze`, with typed options and
+//! subcommand per verb of the core grammar (`runbook` included), `/freeze` and `/unfreeze`, with typed options and
 //! choices for severity, status and role. [`options`](super::options) maps what Discord sends
 //! back onto the core [`Command`](crate::incident::Command); the names here and there are
 //! the same constants.
@@ -23,6 +23,9 @@ const USER: u8 = 6;
 /// Discord caps a string option's description at 100 characters and a title typed into an
 /// option at 6000; the core's own limits apply after that.
 const TEXT_MAX: u16 = 4000;
+
+/// Runbook step ids are at most 40 characters.
+const STEP_MAX: u16 = 40;
 
 fn option(kind: u8, name: &str, description: &str, required: bool) -> Value {
     let mut o = json!({ "type": kind, "name": name, "description": description });
@@ -167,11 +170,48 @@ fn incident_command() -> Value {
                 incident(),
             ],
         ),
+        runbook(),
         sub("show", "Show an incident", vec![incident()]),
         sub("list", "List incidents", vec![]),
         sub("help", "How to use firebreak", vec![]),
     ];
     json!({ "name": "incident", "type": 1, "description": "Declare and work incidents", "options": subs })
+}
+
+/// `/incident runbook [action] [step] [note]`: the checklist, or a step done, skipped (the
+/// note is the reason a skip needs) or started.
+fn runbook() -> Value {
+    let mut step = option(
+        STRING,
+        "step",
+        "The step's id, as the checklist shows it",
+        false,
+    );
+    step["max_length"] = json!(STEP_MAX);
+    sub(
+        "runbook",
+        "The runbook checklist; tick a step done, skip it, or start it",
+        vec![
+            choices(
+                "action",
+                "What to do (default: show the checklist)",
+                false,
+                &[
+                    ("done", "done"),
+                    ("skip", "skip"),
+                    ("start", "start"),
+                    ("show", "show"),
+                ],
+            ),
+            step,
+            text(
+                "note",
+                "What was done, or why it is skipped (needed to skip)",
+                false,
+            ),
+            incident(),
+        ],
+    )
 }
 
 fn freeze_command() -> Value {
@@ -371,6 +411,7 @@ mod tests {
             "/incident declare [title]",
             "/incident assign <role> <user>",
             "/freeze exempt <pr>",
+            "/incident runbook [action] [step] [note] [incident]",
             "/unfreeze [repos]",
         ] {
             assert!(help.contains(line), "{line} in {help}");

@@ -6,7 +6,7 @@
 
 use serenity::all::{
     ButtonStyle, Colour, CreateActionRow, CreateAllowedMentions, CreateButton, CreateEmbed,
-    CreateEmbedFooter, CreateMessage, EditMessage, RoleId,
+    CreateEmbedFooter, CreateMessage, EditMessage, RoleId, UserId,
 };
 
 use super::reply::{ACK, RESOLVE, UPDATE, custom_id};
@@ -28,12 +28,20 @@ pub fn person(identity: &str) -> String {
 /// `allowed_mentions` for every message: nothing parsed from the text; only `roles` (the
 /// stored role IDs the bot means to tag) ping.
 pub fn allowed_mentions(roles: &[String]) -> CreateAllowedMentions {
-    let roles: Vec<RoleId> = roles
-        .iter()
-        .filter_map(|r| r.parse::<u64>().ok().filter(|n| *n != 0))
-        .map(RoleId::new)
-        .collect();
-    CreateAllowedMentions::new().roles(roles)
+    allowed_mentions_of(roles, &[])
+}
+
+/// [`allowed_mentions`] that also lets `users` (Discord user ids the bot means to tag, such
+/// as a late step's owner) ping; ids that are not snowflakes are dropped.
+pub fn allowed_mentions_of(roles: &[String], users: &[String]) -> CreateAllowedMentions {
+    let roles: Vec<RoleId> = snowflakes(roles).map(RoleId::new).collect();
+    let users: Vec<UserId> = snowflakes(users).map(UserId::new).collect();
+    CreateAllowedMentions::new().roles(roles).users(users)
+}
+
+fn snowflakes(ids: &[String]) -> impl Iterator<Item = u64> + '_ {
+    ids.iter()
+        .filter_map(|r| r.trim().parse::<u64>().ok().filter(|n| *n != 0))
 }
 
 /// An embed as plain data, so its limits can be checked before serenity sees it.
@@ -231,9 +239,14 @@ pub fn embed_edit(embed: &Embed, buttons: Vec<CreateActionRow>) -> EditMessage {
 
 /// A text message; `roles` are the only mentions that may ping.
 pub fn text_message(text: String, roles: &[String]) -> CreateMessage {
+    text_message_to(text, roles, &[])
+}
+
+/// A text message; `roles` and `users` are the only mentions that may ping.
+pub fn text_message_to(text: String, roles: &[String], users: &[String]) -> CreateMessage {
     CreateMessage::new()
         .content(text)
-        .allowed_mentions(allowed_mentions(roles))
+        .allowed_mentions(allowed_mentions_of(roles, users))
 }
 
 /// The edit that replaces a text message (progress), mentioning no one.
@@ -318,6 +331,11 @@ pub(crate) mod tests {
         let json = serde_json::to_value(allowed_mentions(&["999".into()])).unwrap();
         assert_eq!(json["parse"], serde_json::json!([]));
         assert_eq!(json["roles"], serde_json::json!(["999"]));
+        let json = serde_json::to_value(allowed_mentions_of(&[], &["42".into(), "x".into()]));
+        let json = json.unwrap();
+        assert_eq!(json["parse"], serde_json::json!([]));
+        assert_eq!(json["users"], serde_json::json!(["42"]));
+        assert_eq!(json["roles"], serde_json::json!([]));
     }
 
     #[test]

@@ -8,6 +8,7 @@
 //! - [`ratelimit`]: Discord's `X-RateLimit-*` headers, 429 `retry_after` and the global limit.
 //! - [`text`]: Discord's limits, and user text escaped so it never pings.
 //! - [`embeds`]: the incident card, the notice and the messages that carry them.
+//! - [`checklist`]: the runbook checklist as pages of content with Done buttons.
 //! - [`planner`]: which Discord effects each incident change needs.
 //! - [`effects`]: the typed effects and their handler.
 //! - [`gateway`]: the gateway client, for 📌 reactions onto the timeline.
@@ -22,6 +23,7 @@
 //! - [`register`]: `firebreak discord register`.
 
 pub mod api;
+pub mod checklist;
 pub mod commands;
 pub mod config;
 pub mod decode;

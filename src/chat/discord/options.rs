@@ -10,7 +10,7 @@ use serde_json::Value;
 use super::decode;
 use super::interactions::{CommandCall, CommandOption, Resolved};
 use crate::incident::command::{
-    self, Change, Declare, FreezeVerb, PostmortemField, PostmortemVerb, Query,
+    self, Change, Declare, FreezeVerb, PostmortemField, PostmortemVerb, Query, RunbookVerb,
 };
 use crate::incident::{Command, Identity, IncidentNumber, UserError};
 
@@ -91,6 +91,7 @@ pub fn intent(
     let cmd = match path.as_slice() {
         ["incident", "declare"] => return declare(&o, now),
         ["incident", "postmortem"] => Command::new(target, postmortem(&o)?),
+        ["incident", "runbook"] => Command::new(target, runbook(&o)?),
         ["incident", "show"] => Command::new(target, Query::Show),
         ["incident", "list"] => Command::untargeted(Query::List(Default::default())),
         ["incident", "help"] => return Ok(Intent::Help),
@@ -200,6 +201,34 @@ fn postmortem(o: &Options<'_>) -> Result<PostmortemVerb, UserError> {
         Some(other) => {
             return Err(UserError::invalid(format!(
                 "\"{other}\" is not something `postmortem` does; use draft, publish or set."
+            )));
+        }
+    })
+}
+
+/// `action` done, skip, start or show (the default); `step` as the grammar takes it (lower case,
+/// backticks dropped); `note` is what was done, or, for a skip, the reason it needs.
+fn runbook(o: &Options<'_>) -> Result<RunbookVerb, UserError> {
+    let step = |verb: &str| {
+        o.required("step", verb, "the step's id")
+            .map(|s| s.trim_matches('`').trim().to_ascii_lowercase())
+    };
+    Ok(match o.text("action").as_deref() {
+        None | Some("show") => RunbookVerb::Show,
+        Some("done") => RunbookVerb::Done {
+            step: step("runbook done")?,
+            note: o.text("note"),
+        },
+        Some("skip") => RunbookVerb::Skip {
+            step: step("runbook skip")?,
+            reason: o.required("note", "runbook skip", "why it is skipped, as the note")?,
+        },
+        Some("start") => RunbookVerb::Start {
+            step: step("runbook start")?,
+        },
+        Some(other) => {
+            return Err(UserError::invalid(format!(
+                "\"{other}\" is not something `runbook` does; use done, skip, start or show."
             )));
         }
     })
@@ -327,6 +356,39 @@ mod tests {
                 "freeze acme/web acme/* --reason release --for 4h",
             ),
             (sub("freeze", "status", json!([])), "freeze status"),
+            (sub("incident", "runbook", json!([])), "runbook"),
+            (
+                sub(
+                    "incident",
+                    "runbook",
+                    json!([{"name": "action", "type": 3, "value": "done"}, {"name": "step", "type": 3, "value": "`Restore-DB`"}, {"name": "incident", "type": 4, "value": 4}]),
+                ),
+                "runbook done INC-4 restore-db",
+            ),
+            (
+                sub(
+                    "incident",
+                    "runbook",
+                    json!([{"name": "action", "type": 3, "value": "done"}, {"name": "step", "type": 3, "value": "restore-db"}, {"name": "note", "type": 3, "value": "two of three back"}]),
+                ),
+                "runbook done restore-db two of three back",
+            ),
+            (
+                sub(
+                    "incident",
+                    "runbook",
+                    json!([{"name": "action", "type": 3, "value": "skip"}, {"name": "step", "type": 3, "value": "bridge"}, {"name": "note", "type": 3, "value": "no bridge needed"}]),
+                ),
+                "runbook skip bridge no bridge needed",
+            ),
+            (
+                sub(
+                    "incident",
+                    "runbook",
+                    json!([{"name": "action", "type": 3, "value": "start"}, {"name": "step", "type": 3, "value": "bridge"}]),
+                ),
+                "runbook start bridge",
+            ),
             (
                 sub(
                     "freeze",
@@ -393,6 +455,16 @@ mod tests {
                 json!([{"name": "pr", "type": 3, "value": "acme/*#1"}]),
             ),
             sub("incident", "frobnicate", json!([])),
+            sub(
+                "incident",
+                "runbook",
+                json!([{"name": "action", "type": 3, "value": "skip"}, {"name": "step", "type": 3, "value": "bridge"}]),
+            ),
+            sub(
+                "incident",
+                "runbook",
+                json!([{"name": "action", "type": 3, "value": "done"}]),
+            ),
         ] {
             let e = intent(&bad, &Resolved::default(), Utc::now()).unwrap_err();
             assert!(e.to_string().ends_with('.'), "{e}");

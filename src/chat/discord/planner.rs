@@ -110,19 +110,19 @@ impl EffectPlanner for DiscordPlanner {
                 incident_id: incident.clone(),
                 text: text.clone(),
                 mention_role: None,
+                mention_user: None,
             },
-            // Discord has no buttons for it yet: the checklist is a message kept current,
-            // and steps are ticked with `/incident runbook done`.
-            Intent::Checklist { text } => DiscordEffect::Progress {
+            // Rendered from the database when it runs, with a Done button per open step.
+            Intent::Checklist { .. } => DiscordEffect::Checklist {
                 incident_id: incident.clone(),
-                key: "runbook-checklist".into(),
-                text: text.clone(),
             },
-            // The owner is named in the text; Discord posts ping no one.
-            Intent::Nudge { text, .. } => DiscordEffect::ChannelPost {
+            // A Discord owner is tagged (and only they are pinged); anyone else is named in
+            // the text.
+            Intent::Nudge { owner, text } => DiscordEffect::ChannelPost {
                 incident_id: incident.clone(),
                 text: text.clone(),
                 mention_role: None,
+                mention_user: owner.as_deref().and_then(discord_user),
             },
             // Publishing is the post-mortem repository's business, and posts outside the
             // room go to webhooks and Slack channels, not chat's rooms here.
@@ -143,6 +143,14 @@ pub fn capture_pin(incident: &IncidentId, guild: &str, channel: &str, message: &
         message: message.to_string(),
     }
     .queued(format!("discord.pin:{channel}:{message}"))
+}
+
+/// The Discord user id of a stored identity (`discord:<snowflake>`), for a mention.
+fn discord_user(identity: &str) -> Option<String> {
+    let id = crate::incident::Identity::parse(identity).ok()?;
+    let user = id.id();
+    let snowflake = id.platform() == "discord" && user.parse::<u64>().is_ok_and(|n| n != 0);
+    snowflake.then(|| user.to_string())
 }
 
 /// The announcement channels for the incident's severity, each once, in config order.
@@ -216,6 +224,7 @@ impl Plan<'_> {
             incident_id: self.incident.id.clone(),
             text,
             mention_role,
+            mention_user: None,
         };
         self.queued(effect, channel_group(&self.incident.id))
     }
@@ -371,5 +380,43 @@ mod tests {
             revision: "r".into(),
         };
         assert!(planner(&[]).plan_intent(&inc.id, &publish, "k").is_empty());
+    }
+
+    #[test]
+    fn a_checklist_renders_when_it_runs_and_a_nudge_tags_a_discord_owner_only() {
+        let inc = incident("Checkout down");
+        let checklist = Intent::Checklist {
+            text: "plain".into(),
+        };
+        let plan = planner(&[]).plan_intent(&inc.id, &checklist, "checklist:2");
+        assert_eq!(
+            decoded(&plan[0]),
+            DiscordEffect::Checklist {
+                incident_id: inc.id.clone()
+            }
+        );
+        assert_eq!(
+            plan[0].idempotency_key,
+            format!("discord.checklist:{}:checklist:2", inc.id)
+        );
+        assert_eq!(plan[0].ordering_key, Some(channel_group(&inc.id)));
+        let tagged = |owner: Option<&str>| {
+            let nudge = Intent::Nudge {
+                owner: owner.map(str::to_string),
+                text: "⏰ late".into(),
+            };
+            match decoded(&planner(&[]).plan_intent(&inc.id, &nudge, "n")[0]) {
+                DiscordEffect::ChannelPost {
+                    mention_user,
+                    mention_role: None,
+                    ..
+                } => mention_user,
+                other => panic!("{other:?}"),
+            }
+        };
+        assert_eq!(tagged(Some("discord:42")).as_deref(), Some("42"));
+        for nobody in [None, Some("slack:U1"), Some("discord:x"), Some("cli:alice")] {
+            assert_eq!(tagged(nobody), None, "{nobody:?}");
+        }
     }
 }

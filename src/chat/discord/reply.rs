@@ -28,6 +28,8 @@ pub const ACK: &str = "ack";
 pub const UPDATE: &str = "update";
 pub const RESOLVE: &str = "resolve";
 pub const DECLARE: &str = "declare";
+/// A runbook step's Done button: `fb:rbdone:<incident>:<step id>`.
+pub const STEP_DONE: &str = "rbdone";
 
 /// A button's or form's custom id.
 pub fn custom_id(action: &str, parts: &[i64]) -> String {
@@ -46,6 +48,25 @@ pub fn parse_custom_id(id: &str) -> Option<(&str, Vec<i64>)> {
         .collect::<Result<Vec<i64>, _>>()
         .ok()?;
     Some((action, numbers))
+}
+
+/// A runbook step's Done button id: `fb:rbdone:42:restore-db`. Step ids are
+/// `[a-z0-9_-]{1,40}`, so it stays far below Discord's 100 characters.
+pub fn step_custom_id(number: IncidentNumber, step: &str) -> String {
+    format!("fb:{STEP_DONE}:{}:{step}", number.0)
+}
+
+/// `fb:rbdone:42:restore-db` → INC-42, `restore-db`; `None` for any other id, or a step
+/// id that is not one.
+pub fn parse_step_custom_id(id: &str) -> Option<(IncidentNumber, String)> {
+    let rest = id.strip_prefix("fb:")?.strip_prefix(STEP_DONE)?;
+    let (number, step) = rest.strip_prefix(':')?.split_once(':')?;
+    let number = number.parse().ok().filter(|n| *n > 0)?;
+    let valid = (1..=40).contains(&step.len())
+        && step
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+    valid.then(|| (IncidentNumber(number), step.to_string()))
 }
 
 /// `{"type":1}`, the answer to a PING.
@@ -205,6 +226,34 @@ mod tests {
         assert_eq!(parse_custom_id("fb:declare"), Some((DECLARE, vec![])));
         assert_eq!(parse_custom_id("other:1"), None);
         assert_eq!(parse_custom_id("fb:ack:x"), None);
+    }
+
+    #[test]
+    fn step_ids_round_trip_and_anything_else_is_refused() {
+        let id = step_custom_id(IncidentNumber(42), "restore_db-2");
+        assert_eq!(id, "fb:rbdone:42:restore_db-2");
+        assert_eq!(
+            parse_step_custom_id(&id),
+            Some((IncidentNumber(42), "restore_db-2".into()))
+        );
+        let longest = step_custom_id(IncidentNumber(i64::MAX), &"a".repeat(40));
+        assert!(longest.len() <= 100, "{}", longest.len());
+        for bad in [
+            "fb:rbdone:42",
+            "fb:rbdone:42:",
+            "fb:rbdone:x:step",
+            "fb:rbdone:0:step",
+            "fb:rbdone:42:Step",
+            "fb:rbdone:42:a:b",
+            "fb:rbdonex:42:step",
+            "fb:ack:42:7",
+        ] {
+            assert_eq!(parse_step_custom_id(bad), None, "{bad}");
+        }
+        assert_eq!(
+            parse_step_custom_id(&format!("fb:rbdone:1:{}", "a".repeat(41))),
+            None
+        );
     }
 
     #[test]

@@ -6,6 +6,9 @@
 //! answered at once as an interaction response ([`reply`](super::reply)): every call back to
 //! Discord is a queued effect, so the 3-second deadline never waits on Discord itself.
 //!
+//! A runbook checklist's Done button (`fb:rbdone:<n>:<step>`) is `runbook done <step>` as
+//! the presser, answered to them alone.
+//!
 //! People are taken by their Discord ids: the actor as `discord:<user id>`, with the
 //! member's roles as `discord-role:<role id>` groups for `[permissions]`.
 //!
@@ -27,7 +30,7 @@ use super::interactions::{self, CommandCall, DiscordInbound, Invocation};
 use super::options::{self, Intent};
 use super::reply;
 use super::verify::DiscordVerifier;
-use crate::incident::command::{self, Change, Declare};
+use crate::incident::command::{self, Change, Declare, RunbookVerb};
 use crate::incident::{
     Actor, Command, Identity, IncidentNumber, IncidentService, ServiceError, Severity, Source,
     UserError,
@@ -152,6 +155,9 @@ impl DiscordEdge {
     }
 
     async fn button(&self, service: IncidentService, who: &Invocation, id: &str) -> Answer {
+        if let Some((number, step)) = reply::parse_step_custom_id(id) {
+            return self.step_done(&service, who, number, step).await;
+        }
         let (action, parts) = reply::parse_custom_id(id).unwrap_or_default();
         let change = match action {
             reply::ACK => Change::Ack,
@@ -166,6 +172,23 @@ impl DiscordEdge {
         };
         let cmd = Command::on(IncidentNumber(number), change);
         self.run(&service, cmd, who, Some(version)).await
+    }
+
+    /// A runbook step's Done button: `runbook done <step>` on its incident, as the presser,
+    /// answered to them alone. A second press (or a second person) gets "already ended", and
+    /// one record is kept; the checklist message loses the button when its edit runs.
+    async fn step_done(
+        &self,
+        service: &IncidentService,
+        who: &Invocation,
+        number: IncidentNumber,
+        step: String,
+    ) -> Answer {
+        let cmd = Command::on(number, RunbookVerb::Done { step, note: None });
+        match self.run(service, cmd, who, None).await {
+            Answer::Keep(v) => Answer::Keep(privately(v)),
+            other => other,
+        }
     }
 
     async fn form(
@@ -315,6 +338,14 @@ impl DiscordEdge {
         }
         Json(reply::ephemeral("This was already handled.")).into_response()
     }
+}
+
+/// A message response shown to its caller only.
+fn privately(mut response: Value) -> Value {
+    if response["type"] == reply::CHANNEL_MESSAGE {
+        response["data"]["flags"] = Value::from(reply::EPHEMERAL);
+    }
+    response
 }
 
 fn unknown_button() -> Answer {

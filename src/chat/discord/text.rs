@@ -128,7 +128,16 @@ pub fn content(text: &str) -> String {
 /// A composed message that tags `role` (the comms role, a stored id) before `text`; the
 /// role is the only mention in it.
 pub fn role_content(role: &str, text: &str) -> String {
-    let tag = format!("<@&{role}> ");
+    tagged(&format!("<@&{role}> "), text)
+}
+
+/// A composed message that mentions `user` (a Discord user id the bot means to tag) before
+/// `text`; that user is the only mention in it that is not defused.
+pub fn user_content(user: &str, text: &str) -> String {
+    tagged(&format!("<@{user}> "), text)
+}
+
+fn tagged(tag: &str, text: &str) -> String {
     let room = limit::CONTENT - tag.chars().count();
     format!("{tag}{}", fit(&defuse(text), room))
 }
@@ -166,6 +175,9 @@ mod tests {
         assert!(d.contains("me@example.com"));
         let tagged = role_content("999", "ping @everyone");
         assert!(tagged.starts_with("<@&999> ") && !tagged.contains("@everyone"));
+        let nudged = user_content("42", &"late <@7> @here ".repeat(200));
+        assert!(nudged.starts_with("<@42> ") && !nudged.contains("<@7>"));
+        assert!(nudged.chars().count() <= limit::CONTENT);
     }
 
     #[test]

@@ -221,13 +221,16 @@ impl DiscordEffects {
         &self,
         id: &IncidentId,
         text: &str,
-        mention_role: Option<&str>,
+        tag: Tag,
         once: &Nonces,
     ) -> Result<Option<String>, EffectError> {
         let channel = self.room_for_post(id, once).await?;
-        let message = match mention_role {
-            Some(role) => embeds::text_message(text::role_content(role, text), &[role.to_string()]),
-            None => embeds::text_message(text::content(text), &[]),
+        let message = match tag {
+            Tag::Role(role) => embeds::text_message(text::role_content(&role, text), &[role]),
+            Tag::User(user) => {
+                embeds::text_message_to(text::user_content(&user, text), &[], &[user])
+            }
+            Tag::Nobody => embeds::text_message(text::content(text), &[]),
         };
         self.api
             .send_message(channel_id(&channel)?, &message.once(once, 'p'))
@@ -271,12 +274,36 @@ impl DiscordEffects {
     /// The incident's room for a post. If it was never made (creating it failed for good
     /// earlier, say while the bot lacked Manage Channels), it is made now, card first, so
     /// the post is not lost.
-    async fn room_for_post(&self, id: &IncidentId, once: &Nonces) -> Result<String, EffectError> {
+    pub(super) async fn room_for_post(
+        &self,
+        id: &IncidentId,
+        once: &Nonces,
+    ) -> Result<String, EffectError> {
         if let Some(channel) = self.refs(id).await?.channel() {
             return Ok(channel);
         }
         self.sync_channel(id, once).await?;
         incident_channel(&self.refs(id).await?)
+    }
+}
+
+/// Who a channel post tags in front of its text: the only mention in it that pings.
+pub(super) enum Tag {
+    /// A stored role id (the comms role, for overdue reminders).
+    Role(String),
+    /// A Discord user id (a late step's owner).
+    User(String),
+    Nobody,
+}
+
+impl Tag {
+    /// A role wins over a user; a post queued with neither tags nobody.
+    pub(super) fn of(role: Option<String>, user: Option<String>) -> Self {
+        match (role, user) {
+            (Some(role), _) => Self::Role(role),
+            (None, Some(user)) => Self::User(user),
+            (None, None) => Self::Nobody,
+        }
     }
 }
 

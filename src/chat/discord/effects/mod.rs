@@ -8,8 +8,10 @@
 //! - [`channel`]: the incident channel or thread, its card, posts and progress messages.
 //! - [`notices`]: the fan-out to announcement channels and one notice per channel.
 //! - [`pins`]: 📌 reactions, the pinned message put on the timeline.
+//! - [`checklist`]: the runbook checklist, its pages edited in place.
 
 pub mod channel;
+pub mod checklist;
 pub mod notices;
 pub mod pins;
 pub mod types;
@@ -83,9 +85,10 @@ impl EffectHandler for DiscordEffects {
                 incident_id,
                 text,
                 mention_role,
+                mention_user,
             } => {
-                self.channel_post(&incident_id, &text, mention_role.as_deref(), &once)
-                    .await
+                let tag = channel::Tag::of(mention_role, mention_user);
+                self.channel_post(&incident_id, &text, tag, &once).await
             }
             DiscordEffect::Progress {
                 incident_id,
@@ -101,6 +104,7 @@ impl EffectHandler for DiscordEffects {
                 self.capture_pin(&incident_id, &guild, &channel, &message)
                     .await
             }
+            DiscordEffect::Checklist { incident_id } => self.checklist(&incident_id, &once).await,
         }
     }
 }

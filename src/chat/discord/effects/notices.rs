@@ -102,6 +102,7 @@ impl DiscordEffects {
             incident_id: id.clone(),
             text: format!("⚠️ {message}"),
             mention_role: None,
+            mention_user: None,
         }
         .queued(notice_failed_key(id, channel))
         .ordered(channel_group(id));

@@ -14,6 +14,7 @@ pub const NOTICE: &str = "discord.notice";
 pub const CHANNEL_POST: &str = "discord.channel_post";
 pub const PROGRESS: &str = "discord.progress";
 pub const CAPTURE_PIN: &str = "discord.capture_pin";
+pub const CHECKLIST: &str = "discord.checklist";
 
 pub const ALL_KINDS: &[&str] = &[
     SYNC_CHANNEL,
@@ -22,6 +23,7 @@ pub const ALL_KINDS: &[&str] = &[
     CHANNEL_POST,
     PROGRESS,
     CAPTURE_PIN,
+    CHECKLIST,
 ];
 
 /// One thing to do on Discord. Variants that render incident state (`SyncChannel`,
@@ -52,14 +54,16 @@ pub enum DiscordEffect {
         #[serde(default)]
         announce: bool,
     },
-    /// A message in the incident channel; `mention_role` (a stored role id) is tagged in
-    /// front and is the only mention allowed.
+    /// A message in the incident channel; `mention_role` (a stored role id) or
+    /// `mention_user` (a Discord user id) is tagged in front and is the only mention allowed.
     #[serde(rename = "discord.channel_post")]
     ChannelPost {
         incident_id: IncidentId,
         text: String,
         #[serde(default)]
         mention_role: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        mention_user: Option<String>,
     },
     /// A message in the incident channel, posted once per `key` and edited afterwards.
     #[serde(rename = "discord.progress")]
@@ -77,6 +81,10 @@ pub enum DiscordEffect {
         channel: String,
         message: String,
     },
+    /// The runbook's checklist in the incident channel, rendered from the database when it
+    /// runs: posted once, edited in place, with a Done button per open manual step.
+    #[serde(rename = "discord.checklist")]
+    Checklist { incident_id: IncidentId },
 }
 
 impl TypedEffect for DiscordEffect {
@@ -88,6 +96,7 @@ impl TypedEffect for DiscordEffect {
             Self::ChannelPost { .. } => CHANNEL_POST,
             Self::Progress { .. } => PROGRESS,
             Self::CapturePin { .. } => CAPTURE_PIN,
+            Self::Checklist { .. } => CHECKLIST,
         }
     }
 }
@@ -100,7 +109,8 @@ impl DiscordEffect {
             | Self::Notice { incident_id, .. }
             | Self::ChannelPost { incident_id, .. }
             | Self::Progress { incident_id, .. }
-            | Self::CapturePin { incident_id, .. } => incident_id,
+            | Self::CapturePin { incident_id, .. }
+            | Self::Checklist { incident_id } => incident_id,
         }
     }
 
@@ -141,11 +151,30 @@ mod tests {
             incident_id: IncidentId("i1".into()),
             text: "⏰ overdue".into(),
             mention_role: Some("77".into()),
+            mention_user: None,
         };
         let row = effect.queued("k".into());
         assert_eq!(row.kind, CHANNEL_POST);
         assert_eq!(row.payload["type"], CHANNEL_POST);
         let back: DiscordEffect = Effect::as_claimed(&row).decode().unwrap();
         assert_eq!(back, effect);
+    }
+
+    #[test]
+    fn a_post_queued_before_user_mentions_existed_still_decodes() {
+        let row = serde_json::json!({"type": CHANNEL_POST, "incident_id": "i1", "text": "hi"});
+        let back: DiscordEffect = serde_json::from_value(row).unwrap();
+        assert!(matches!(
+            back,
+            DiscordEffect::ChannelPost {
+                mention_user: None,
+                mention_role: None,
+                ..
+            }
+        ));
+        let checklist = DiscordEffect::Checklist {
+            incident_id: IncidentId("i1".into()),
+        };
+        assert_eq!(checklist.queued("k".into()).kind, CHECKLIST);
     }
 }
