@@ -13,7 +13,7 @@ use crate::incident::permissions::Actor;
 use crate::incident::service::IncidentService;
 use crate::incident::timeline::format_offset;
 use crate::runbook::{Action, Owner, Step};
-use crate::store::{DueStep, StepOutcome, Tx};
+use crate::store::{AttachedRunbook, DueStep, StepOutcome, StepRecord, Tx};
 
 /// What firing an automatic step came to.
 struct Fired {
@@ -48,11 +48,7 @@ impl IncidentService {
         now: DateTime<Utc>,
     ) -> Result<bool, ServiceError> {
         let mut tx = self.begin().await?;
-        let Some((incident, runbook)) = locked_runbook(&mut tx, due.number).await? else {
-            tx.rollback().await?;
-            return Ok(false);
-        };
-        let Some(record) = runbook.step(&due.step_id).filter(|r| r.outcome.is_none()) else {
+        let Some((incident, runbook, record)) = still_open(&mut tx, due).await? else {
             tx.rollback().await?;
             return Ok(false);
         };
@@ -219,12 +215,8 @@ impl IncidentService {
         now: DateTime<Utc>,
     ) -> Result<bool, ServiceError> {
         let mut tx = self.begin().await?;
-        let Some((incident, runbook)) = locked_runbook(&mut tx, due.number).await? else {
-            tx.rollback().await?;
-            return Ok(false);
-        };
-        let open = runbook.step(&due.step_id).filter(|r| r.outcome.is_none());
-        let Some(record) = open.filter(|_| incident.status.is_open()) else {
+        let open = still_open(&mut tx, due).await?;
+        let Some((incident, _, record)) = open.filter(|(i, ..)| i.status.is_open()) else {
             tx.rollback().await?;
             return Ok(false);
         };
@@ -282,4 +274,20 @@ fn owner_of(incident: &Incident, owner: &Owner) -> (Option<String>, String) {
         (None, o) => format!("{} (unassigned)", o.label()),
     };
     (holder, words)
+}
+
+/// The incident (row locked), its runbook and the due step, if the step is still open
+/// (another replica, a retry or a person may have ended it since the sweep read it).
+async fn still_open(
+    tx: &mut Tx,
+    due: &DueStep,
+) -> anyhow::Result<Option<(Incident, AttachedRunbook, StepRecord)>> {
+    let Some((incident, runbook)) = locked_runbook(tx, due.number).await? else {
+        return Ok(None);
+    };
+    let record = runbook
+        .step(&due.step_id)
+        .filter(|r| r.outcome.is_none())
+        .cloned();
+    Ok(record.map(|r| (incident, runbook, r)))
 }
