@@ -14,20 +14,31 @@ use sqlx::{Any, Execute};
 pub(super) struct Batch {
     sql: String,
     args: AnyArguments,
-    /// It starts with the transaction's `BEGIN`: nothing of the transaction was sent yet.
+    /// It starts with the transaction's opening statement: nothing of the transaction was
+    /// sent yet.
     opens: bool,
 }
 
-const BEGIN: &str = "BEGIN IMMEDIATE;\n";
+/// How a transaction of its own opens.
+pub(super) const BEGIN: &str = "BEGIN IMMEDIATE;\n";
+/// How a transaction joining a group awaiting its shared commit opens (see
+/// [`super::sqlite::Group`]).
+pub(super) const SAVEPOINT: &str = "SAVEPOINT fb_member;\n";
 
 impl Batch {
-    /// A batch opening with `BEGIN IMMEDIATE`.
-    pub(super) fn begin() -> Self {
+    /// A batch opening with `opening` ([`BEGIN`] or [`SAVEPOINT`]).
+    pub(super) fn opening(opening: &'static str) -> Self {
         Self {
-            sql: BEGIN.into(),
+            sql: opening.into(),
             args: AnyArguments::default(),
             opens: true,
         }
+    }
+
+    /// A batch opening with `BEGIN IMMEDIATE`.
+    #[cfg(test)]
+    pub(super) fn begin() -> Self {
+        Self::opening(BEGIN)
     }
 
     pub(super) fn is_empty(&self) -> bool {
@@ -39,9 +50,9 @@ impl Batch {
         self.opens
     }
 
-    /// Only the `BEGIN`: a transaction that has done nothing.
+    /// Only the opening statement: a transaction that has done nothing.
     pub(super) fn is_only_begin(&self) -> bool {
-        self.opens && self.sql == BEGIN
+        self.opens && (self.sql == BEGIN || self.sql == SAVEPOINT)
     }
 
     /// Holds `query` back, after what is held already.

@@ -13,6 +13,8 @@ mod effects;
 mod ended_sessions;
 mod exemptions;
 mod freeze;
+#[cfg(test)]
+mod group_commit_tests;
 mod inbound;
 mod incidents;
 mod open_error;
@@ -38,7 +40,7 @@ use sqlx::any::{AnyArguments, AnyPoolOptions, AnyQueryResult, AnyRow, install_de
 use sqlx::pool::PoolConnection;
 use sqlx::{Any, AnyConnection, AnyPool, Execute, Transaction};
 
-use sqlite::{End, Sqlite, WritersGuard};
+use sqlite::{End, Ended, Sqlite, WritersGuard};
 
 pub use aggregates::{FreezeTargetCount, OpenIncidentCount};
 pub use alert_groups::AlertGroup;
@@ -220,20 +222,20 @@ impl Store {
         caller: &'static std::panic::Location<'static>,
         priority: Priority,
     ) -> anyhow::Result<Tx> {
-        let inner = match &self.db {
+        let (inner, held) = match &self.db {
             Db::Sqlite(sqlite) => {
                 let mut writers = sqlite.writer.acquire(caller, priority).await;
-                writers.begin(priority).await;
-                TxConn::Writer {
+                let opening = writers.begin(priority).await;
+                let writer = TxConn::Writer {
                     writers: Some(writers),
                     priority,
-                }
+                };
+                (writer, batch::Batch::opening(opening))
             }
-            Db::Postgres(pool) => TxConn::Pooled(Some(pool.begin().await?)),
-        };
-        let held = match self.backend {
-            Backend::Sqlite => batch::Batch::begin(),
-            Backend::Postgres => batch::Batch::default(),
+            Db::Postgres(pool) => (
+                TxConn::Pooled(Some(pool.begin().await?)),
+                batch::Batch::default(),
+            ),
         };
         Ok(Tx {
             inner,
@@ -438,10 +440,18 @@ impl Tx {
     async fn finish(mut self, end: End) -> anyhow::Result<()> {
         let held = std::mem::take(&mut self.held);
         match &mut self.inner {
-            TxConn::Writer { writers, .. } => match writers.as_mut() {
-                Some(w) => w.finish(end, held).await,
-                None => Ok(()),
-            },
+            TxConn::Writer { writers, .. } => {
+                let Some(w) = writers.as_mut() else {
+                    return Ok(());
+                };
+                match w.finish(end, held).await? {
+                    Ended::Done => Ok(()),
+                    Ended::InGroup(group) => {
+                        let guard = writers.take().expect("checked above");
+                        sqlite::await_group(guard, group).await
+                    }
+                }
+            }
             TxConn::Pooled(tx) => match (tx.take(), end) {
                 (Some(tx), End::Commit) => Ok(tx.commit().await?),
                 (Some(tx), End::Rollback) => Ok(tx.rollback().await?),

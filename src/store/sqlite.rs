@@ -5,6 +5,7 @@
 
 use std::str::FromStr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -13,7 +14,7 @@ use sqlx::{AnyConnection, ConnectOptions, Connection, Executor};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::Priority;
-use super::batch::Batch;
+use super::batch::{self, Batch};
 
 /// How many reader connections SQLite gets (WAL readers run beside the writer).
 const READERS: usize = 8;
@@ -31,8 +32,10 @@ impl Sqlite {
             permits: Arc::new(Semaphore::new(READERS)),
             url: url.to_string(),
         });
+        let commands_waiting = Arc::new(AtomicUsize::new(0));
+        let writers = Writers::open(url, Arc::clone(&commands_waiting)).await?;
         Ok(Self {
-            writer: WriterLock::new(Writers::open(url).await?),
+            writer: WriterLock::new(writers, commands_waiting),
             readers,
         })
     }
@@ -131,7 +134,7 @@ impl Drop for Reader {
 /// every transaction, and only one writer runs at a time anyway.
 pub(super) struct WriterLock {
     queue: Arc<tokio::sync::Mutex<Writers>>,
-    commands_waiting: std::sync::atomic::AtomicUsize,
+    commands_waiting: Arc<AtomicUsize>,
     no_commands_waiting: tokio::sync::Notify,
     holder: std::sync::Mutex<Option<&'static std::panic::Location<'static>>>,
 }
@@ -141,21 +144,78 @@ pub(super) struct WriterLock {
 /// bookkeeping (claims, outcomes, heartbeats) uses the other, with `NORMAL`: in WAL mode the
 /// next command's fsync makes it durable too, and a power cut before that only means an
 /// effect runs again, which effects are built for.
+///
+/// **Group commit.** A command that finishes while other commands wait for the writer does
+/// not commit alone: it leaves its transaction open as a [`Group`], hands the writer on, and
+/// waits. The commands behind it join the group, each inside a savepoint (so one that fails
+/// rolls back only its own writes), and the last of them, finding nobody waiting, commits
+/// for all: one fsync for the lot, and nobody hears "done" before that fsync.
 pub(super) struct Writers {
     pub(super) command: AnyConnection,
     pub(super) background: AnyConnection,
-    /// Which one has a transaction open: set by `BEGIN`, cleared by `COMMIT` or `ROLLBACK`.
-    /// Still set when a writer is taken means its last holder was dropped mid-transaction
-    /// and its rollback did not run; the new holder rolls it back first.
+    /// Which one has a transaction (or a group member's savepoint) being written: set before
+    /// its opening statement can be sent, cleared once it has ended. Still set when a writer
+    /// is taken means its last holder was dropped mid-transaction and its rollback did not
+    /// run; the new holder rolls it back first.
     pub(super) open: Option<Priority>,
+    /// Finished command transactions on the command connection, awaiting their commit.
+    group: Option<Arc<Group>>,
+    /// How many commands wait for the writer (shared with [`WriterLock`]).
+    commands_waiting: Arc<AtomicUsize>,
+    /// `COMMIT`s sent on the command connection (each an fsync).
+    command_commits: u64,
+}
+
+/// Command transactions written and awaiting one shared `COMMIT`; each member waits for its
+/// outcome.
+pub(super) struct Group {
+    outcome: tokio::sync::watch::Sender<Option<Result<(), Arc<str>>>>,
+}
+
+impl Group {
+    fn new() -> Arc<Self> {
+        Arc::new(Self {
+            outcome: tokio::sync::watch::Sender::new(None),
+        })
+    }
+
+    fn end(&self, outcome: Result<(), Arc<str>>) {
+        self.outcome.send_replace(Some(outcome));
+    }
+
+    /// Waits for the group's commit (or its failure, which every member reports).
+    pub(super) async fn committed(&self) -> anyhow::Result<()> {
+        let mut seen = self.outcome.subscribe();
+        let outcome = seen
+            .wait_for(Option::is_some)
+            .await
+            .map_err(|_| anyhow::anyhow!("the store closed before a shared commit"))?
+            .clone();
+        match outcome {
+            Some(Ok(())) => Ok(()),
+            Some(Err(e)) => Err(anyhow::anyhow!("{e}")),
+            None => unreachable!("waited for an outcome"),
+        }
+    }
+}
+
+/// What ending a transaction came to.
+pub(super) enum Ended {
+    /// Committed or rolled back.
+    Done,
+    /// Written into a group whose commit is still to come.
+    InGroup(Arc<Group>),
 }
 
 impl Writers {
-    pub(super) async fn open(url: &str) -> anyhow::Result<Self> {
+    async fn open(url: &str, commands_waiting: Arc<AtomicUsize>) -> anyhow::Result<Self> {
         Ok(Self {
             command: connection(url, "FULL").await?,
             background: connection(url, "NORMAL").await?,
             open: None,
+            group: None,
+            commands_waiting,
+            command_commits: 0,
         })
     }
 
@@ -167,53 +227,149 @@ impl Writers {
     }
 
     /// Readies the connection for `priority` for a transaction, after rolling back whatever
-    /// an earlier holder left open. `BEGIN IMMEDIATE` itself goes with the transaction's
-    /// first statement (see [`super::batch`]).
+    /// an earlier holder left open, and says how the transaction opens: `BEGIN IMMEDIATE`,
+    /// or a savepoint for a command joining a group. The opening goes with the
+    /// transaction's first statement (see [`super::batch`]). Background work commits a
+    /// waiting group first: it writes on the other connection.
     ///
     /// Every step is safe to cancel (a request whose client went away, a worker task
-    /// aborted): `open` is set *before* `BEGIN` can be sent and cleared only after a
+    /// aborted): `open` is set *before* the opening can be sent and cleared only after a
     /// rollback has run (or when nothing was sent), so a holder cancelled anywhere in
     /// between leaves the mark for the next one.
-    pub(super) async fn begin(&mut self, priority: Priority) {
+    pub(super) async fn begin(&mut self, priority: Priority) -> &'static str {
+        self.settle().await;
+        if priority == Priority::Background {
+            self.commit_group().await;
+        }
+        self.open = Some(priority);
+        match self.group {
+            Some(_) => batch::SAVEPOINT,
+            None => batch::BEGIN,
+        }
+    }
+
+    /// Rolls back whatever an earlier holder left open.
+    async fn settle(&mut self) {
         if let Some(left_open) = self.open {
             self.roll_back(left_open).await;
         }
-        self.open = Some(priority);
     }
 
+    /// Rolls back what an earlier holder left open: its transaction, or only its savepoint
+    /// when it was a group member.
     async fn roll_back(&mut self, priority: Priority) {
+        if priority == Priority::Command && self.group.is_some() {
+            if let Err(e) = self.roll_back_member().await {
+                tracing::warn!(error = %format!("{e:#}"), "rolling back what an earlier writer left open");
+            }
+            return;
+        }
         if let Err(e) = self.conn(priority).execute("ROLLBACK").await {
             tracing::debug!(error = %e, "rolling back what an earlier writer left open");
         }
+        self.open = None;
     }
 
-    /// Ends the open transaction, sending what it still holds with the `COMMIT`. A failed
-    /// `COMMIT` leaves it marked open, so the next holder rolls it back. A transaction that
-    /// never sent its `BEGIN` has nothing to end.
-    pub(super) async fn finish(&mut self, end: End, mut held: Batch) -> anyhow::Result<()> {
-        let Some(priority) = self.open else {
-            return Ok(());
-        };
-        if held.opens() && (matches!(end, End::Rollback) || held.is_only_begin()) {
-            self.open = None;
-            return Ok(());
-        }
-        match end {
-            End::Commit => {
-                let (sql, args) = held.take_with(sqlx::query("COMMIT"))?;
-                sqlx::query_with(sqlx::AssertSqlSafe(sql), args)
-                    .execute(self.conn(priority))
-                    .await?;
-            }
-            End::Rollback => {
-                self.conn(priority).execute("ROLLBACK").await?;
-            }
-        }
+    /// Undoes one group member's writes. If its savepoint is gone, so is the group's
+    /// transaction (SQLite rolls back the whole transaction on some errors): every member
+    /// is told the commit failed.
+    async fn roll_back_member(&mut self) -> anyhow::Result<()> {
+        let undone = self
+            .command
+            .execute("ROLLBACK TO fb_member; RELEASE fb_member")
+            .await;
         self.open = None;
+        if let Err(e) = undone {
+            if let Some(group) = self.group.take() {
+                let _ = self.command.execute("ROLLBACK").await;
+                group.end(Err(
+                    "the shared transaction was lost; nothing was saved".into()
+                ));
+            }
+            return Err(e.into());
+        }
         Ok(())
     }
 
-    /// Marks a transaction that never sent its `BEGIN` as ended.
+    /// Commits the waiting group, if any, and tells its members.
+    pub(super) async fn commit_group(&mut self) {
+        let Some(group) = self.group.take() else {
+            return;
+        };
+        self.command_commits += 1;
+        let outcome = self.command.execute("COMMIT").await;
+        if outcome.is_err() {
+            let _ = self.command.execute("ROLLBACK").await;
+        }
+        group.end(
+            outcome
+                .map(drop)
+                .map_err(|e| format!("committing: {e}").into()),
+        );
+    }
+
+    /// Ends the open transaction, sending what it still holds. A command finishing while
+    /// other commands wait leaves its writes to a group commit instead, and so does every
+    /// group member but the last (`InGroup`: wait for [`Group::committed`]). A failed
+    /// statement leaves the transaction marked open, so the next holder rolls it back. A
+    /// transaction that never sent its opening has nothing to end.
+    pub(super) async fn finish(&mut self, end: End, held: Batch) -> anyhow::Result<Ended> {
+        let Some(priority) = self.open else {
+            return Ok(Ended::Done);
+        };
+        let member = priority == Priority::Command && self.group.is_some();
+        if held.opens() && (matches!(end, End::Rollback) || held.is_only_begin()) {
+            self.open = None;
+        } else {
+            match (end, member) {
+                (End::Rollback, true) => self.roll_back_member().await?,
+                (End::Rollback, false) => {
+                    self.conn(priority).execute("ROLLBACK").await?;
+                }
+                (End::Commit, true) => self.send(priority, held, Some("RELEASE fb_member")).await?,
+                (End::Commit, false) if priority == Priority::Command && self.others_waiting() => {
+                    self.send(priority, held, None).await?;
+                    self.group = Some(Group::new());
+                }
+                (End::Commit, false) => {
+                    self.command_commits += u64::from(priority == Priority::Command);
+                    self.send(priority, held, Some("COMMIT")).await?;
+                }
+            }
+            self.open = None;
+        }
+        let Some(group) = self.group.clone().filter(|_| priority == Priority::Command) else {
+            return Ok(Ended::Done);
+        };
+        if !self.others_waiting() {
+            self.commit_group().await;
+        }
+        Ok(Ended::InGroup(group))
+    }
+
+    /// Sends what is held, then `last`, as one query.
+    async fn send(
+        &mut self,
+        priority: Priority,
+        mut held: Batch,
+        last: Option<&'static str>,
+    ) -> anyhow::Result<()> {
+        let (sql, args) = match last {
+            Some(last) => held.take_with(sqlx::query(last))?,
+            None if held.is_empty() => return Ok(()),
+            None => held.take(),
+        };
+        sqlx::query_with(sqlx::AssertSqlSafe(sql), args)
+            .execute(self.conn(priority))
+            .await?;
+        Ok(())
+    }
+
+    fn others_waiting(&self) -> bool {
+        self.commands_waiting.load(Ordering::SeqCst) > 0
+    }
+
+    /// Marks a transaction that never sent its opening as ended.
     pub(super) fn forget_unbegun(&mut self) {
         self.open = None;
     }
@@ -228,6 +384,30 @@ pub(super) enum End {
 
 pub(super) type WritersGuard = tokio::sync::OwnedMutexGuard<Writers>;
 
+/// Hands the writer on and waits for `group`'s commit. The commit is left to a task that
+/// queues for the writer behind the commands waiting now (they join the group; the last
+/// of them usually commits it first), so the group is committed even if every member
+/// stops waiting.
+pub(super) async fn await_group(guard: WritersGuard, group: Arc<Group>) -> anyhow::Result<()> {
+    if group.outcome.borrow().is_none() {
+        let queue = Arc::clone(tokio::sync::OwnedMutexGuard::mutex(&guard));
+        let pending = Arc::clone(&group);
+        tokio::spawn(async move {
+            let mut writers = queue.lock_owned().await;
+            if writers
+                .group
+                .as_ref()
+                .is_some_and(|g| Arc::ptr_eq(g, &pending))
+            {
+                writers.settle().await;
+                writers.commit_group().await;
+            }
+        });
+    }
+    drop(guard);
+    group.committed().await
+}
+
 /// A writer waiting this long is logged with the holder's location: a stuck writer stops
 /// every command, and the location is what you need to find it.
 const WRITER_WAIT_WARNING: Duration = Duration::from_secs(2);
@@ -237,30 +417,24 @@ struct CommandWaiting<'a>(&'a WriterLock);
 
 impl<'a> CommandWaiting<'a> {
     fn new(lock: &'a WriterLock) -> Self {
-        lock.commands_waiting
-            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        lock.commands_waiting.fetch_add(1, Ordering::SeqCst);
         Self(lock)
     }
 }
 
 impl Drop for CommandWaiting<'_> {
     fn drop(&mut self) {
-        if self
-            .0
-            .commands_waiting
-            .fetch_sub(1, std::sync::atomic::Ordering::SeqCst)
-            == 1
-        {
+        if self.0.commands_waiting.fetch_sub(1, Ordering::SeqCst) == 1 {
             self.0.no_commands_waiting.notify_waiters();
         }
     }
 }
 
 impl WriterLock {
-    pub(super) fn new(writers: Writers) -> Self {
+    fn new(writers: Writers, commands_waiting: Arc<AtomicUsize>) -> Self {
         Self {
             queue: Arc::new(tokio::sync::Mutex::new(writers)),
-            commands_waiting: Default::default(),
+            commands_waiting,
             no_commands_waiting: Default::default(),
             holder: Default::default(),
         }
@@ -271,7 +445,7 @@ impl WriterLock {
         caller: &'static std::panic::Location<'static>,
         priority: Priority,
     ) -> WritersGuard {
-        use std::sync::atomic::Ordering::SeqCst;
+        use Ordering::SeqCst;
         let guard = match priority {
             Priority::Command => {
                 // Counted until it holds the queue, or until the wait is cancelled.
@@ -297,6 +471,18 @@ impl WriterLock {
         };
         *self.holder.lock().unwrap_or_else(|e| e.into_inner()) = Some(caller);
         guard
+    }
+
+    /// How many commands wait for the writer now.
+    #[cfg(test)]
+    pub(super) fn waiting(&self) -> usize {
+        self.commands_waiting.load(Ordering::SeqCst)
+    }
+
+    /// `COMMIT`s sent on the command connection so far.
+    #[cfg(test)]
+    pub(super) async fn command_commits(&self) -> u64 {
+        self.queue.lock().await.command_commits
     }
 
     async fn wait_logged(&self, caller: &'static std::panic::Location<'static>) -> WritersGuard {
