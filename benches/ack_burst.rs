@@ -21,7 +21,7 @@
 //! `SECONDS` (20), `WARMUP` (5), `ROUNDS` (1; servers alternate within a round),
 //! `PEER=0` to skip the peer, `PEER_PYTHON` for another interpreter with the peer's packages,
 //! `SERVER_LOG` for firebreak's `RUST_LOG` (default `warn`; its log goes to stderr), `KEEP=1`
-//! to keep the databases.
+//! to keep the databases, `FIREBREAK_BIN` for another build of the binary (a before/after).
 
 #[path = "../tests/common/fake_slack.rs"]
 mod fake_slack;
@@ -126,7 +126,9 @@ impl Server {
         let config = dir.join("firebreak.toml");
         std::fs::write(&config, "[slack.announce]\nSEV1 = [\"C_GENERAL\"]\n").unwrap();
         let with_env = |args: &[&str]| {
-            let mut c = Command::new(env!("CARGO_BIN_EXE_firebreak"));
+            let bin = std::env::var("FIREBREAK_BIN")
+                .unwrap_or_else(|_| env!("CARGO_BIN_EXE_firebreak").into());
+            let mut c = Command::new(bin);
             c.args(args)
                 .env("FIREBREAK_LISTEN", format!("127.0.0.1:{port}"))
                 .env("FIREBREAK_DATABASE_URL", &db)

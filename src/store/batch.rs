@@ -21,12 +21,17 @@ pub(super) struct Batch {
 
 /// How a transaction of its own opens.
 pub(super) const BEGIN: &str = "BEGIN IMMEDIATE;\n";
+/// How a command's transaction opens after background work (see [`super::sqlite::Writers`]).
+pub(super) const BEGIN_FULL: &str = "PRAGMA synchronous = FULL;\nBEGIN IMMEDIATE;\n";
+/// How background work's transaction opens after a command's.
+pub(super) const BEGIN_NORMAL: &str = "PRAGMA synchronous = NORMAL;\nBEGIN IMMEDIATE;\n";
 /// How a transaction joining a group awaiting its shared commit opens (see
 /// [`super::sqlite::Group`]).
 pub(super) const SAVEPOINT: &str = "SAVEPOINT fb_member;\n";
 
 impl Batch {
-    /// A batch opening with `opening` ([`BEGIN`] or [`SAVEPOINT`]).
+    /// A batch opening with `opening` ([`BEGIN`], [`BEGIN_FULL`], [`BEGIN_NORMAL`] or
+    /// [`SAVEPOINT`]).
     pub(super) fn opening(opening: &'static str) -> Self {
         Self {
             sql: opening.into(),
@@ -52,7 +57,7 @@ impl Batch {
 
     /// Only the opening statement: a transaction that has done nothing.
     pub(super) fn is_only_begin(&self) -> bool {
-        self.opens && (self.sql == BEGIN || self.sql == SAVEPOINT)
+        self.opens && [BEGIN, BEGIN_FULL, BEGIN_NORMAL, SAVEPOINT].contains(&self.sql.as_str())
     }
 
     /// Holds `query` back, after what is held already.

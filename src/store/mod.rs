@@ -28,6 +28,8 @@ mod sqlite;
 mod timeline;
 mod tokens;
 mod workers;
+#[cfg(test)]
+mod writer_tests;
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -110,7 +112,7 @@ impl Store {
         let backend = backend_of(url)?;
         let db = match backend {
             Backend::Sqlite => {
-                Db::Sqlite(Arc::new(Sqlite::open(&sqlite::url_with_create(url)).await?))
+                Db::Sqlite(Sqlite::open(&sqlite::url_with_create(url)).await?)
             }
             Backend::Postgres => {
                 let url = postgres_url_on_loopback(url);
@@ -228,7 +230,6 @@ impl Store {
                 let opening = writers.begin(priority).await;
                 let writer = TxConn::Writer {
                     writers: Some(writers),
-                    priority,
                 };
                 (writer, batch::Batch::opening(opening))
             }
@@ -353,11 +354,10 @@ pub struct Tx {
 enum TxConn {
     /// Postgres: a pooled connection in a sqlx transaction (`None` once it has ended).
     Pooled(Option<Transaction<'static, Any>>),
-    /// SQLite: the writer queue's connection for `priority`, held until the transaction
+    /// SQLite: the writer queue's connection, held until the transaction
     /// ends (`None` only once it has been handed to the rollback of a dropped `Tx`).
     Writer {
         writers: Option<WritersGuard>,
-        priority: Priority,
     },
 }
 
@@ -367,14 +367,11 @@ impl std::ops::Deref for TxConn {
     fn deref(&self) -> &AnyConnection {
         match self {
             TxConn::Pooled(tx) => tx.as_ref().expect("a live transaction"),
-            TxConn::Writer { writers, priority } => {
-                let writers = writers
+            TxConn::Writer { writers } => {
+                &writers
                     .as_ref()
-                    .expect("a live transaction holds the writer");
-                match priority {
-                    Priority::Command => &writers.command,
-                    Priority::Background => &writers.background,
-                }
+                    .expect("a live transaction holds the writer")
+                    .conn
             }
         }
     }
@@ -384,10 +381,12 @@ impl std::ops::DerefMut for TxConn {
     fn deref_mut(&mut self) -> &mut AnyConnection {
         match self {
             TxConn::Pooled(tx) => tx.as_mut().expect("a live transaction"),
-            TxConn::Writer { writers, priority } => writers
-                .as_mut()
-                .expect("a live transaction holds the writer")
-                .conn(*priority),
+            TxConn::Writer { writers } => {
+                &mut writers
+                    .as_mut()
+                    .expect("a live transaction holds the writer")
+                    .conn
+            }
         }
     }
 }
@@ -397,7 +396,7 @@ impl Drop for TxConn {
     /// by a task that holds the writer until it is done; if no runtime is left to run it,
     /// the next holder rolls back first. (sqlx rolls back a dropped Postgres transaction.)
     fn drop(&mut self) {
-        let TxConn::Writer { writers, .. } = self else {
+        let TxConn::Writer { writers } = self else {
             return;
         };
         let Some(mut writers) = writers.take().filter(|w| w.open.is_some()) else {
@@ -440,7 +439,7 @@ impl Tx {
     async fn finish(mut self, end: End) -> anyhow::Result<()> {
         let held = std::mem::take(&mut self.held);
         match &mut self.inner {
-            TxConn::Writer { writers, .. } => {
+            TxConn::Writer { writers } => {
                 let Some(w) = writers.as_mut() else {
                     return Ok(());
                 };

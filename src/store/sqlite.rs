@@ -26,18 +26,26 @@ pub(super) struct Sqlite {
 }
 
 impl Sqlite {
-    pub(super) async fn open(url: &str) -> anyhow::Result<Self> {
+    /// Opens the connections, and starts the [`checkpointer`].
+    pub(super) async fn open(url: &str) -> anyhow::Result<Arc<Self>> {
         let readers = Arc::new(Readers {
             idle: std::sync::Mutex::new(vec![connection(url, "FULL").await?]),
             permits: Arc::new(Semaphore::new(READERS)),
             url: url.to_string(),
         });
         let commands_waiting = Arc::new(AtomicUsize::new(0));
-        let writers = Writers::open(url, Arc::clone(&commands_waiting)).await?;
-        Ok(Self {
+        let (checkpoint, wake) = tokio::sync::mpsc::channel(1);
+        let writers = Writers::open(url, Arc::clone(&commands_waiting), checkpoint).await?;
+        let sqlite = Arc::new(Self {
             writer: WriterLock::new(writers, commands_waiting),
             readers,
-        })
+        });
+        tokio::spawn(checkpointer(
+            url.to_string(),
+            Arc::downgrade(&sqlite),
+            wake,
+        ));
+        Ok(sqlite)
     }
 
     /// A reader connection, opened if none is idle; given back when dropped.
@@ -139,20 +147,29 @@ pub(super) struct WriterLock {
     holder: std::sync::Mutex<Option<&'static std::panic::Location<'static>>>,
 }
 
-/// SQLite's two writer connections. What a command commits (the incident, its timeline, the
+/// SQLite's writer connection. What a command commits (the incident, its timeline, the
 /// effects it owes) is fsynced before the reply (`synchronous = FULL`). Background
-/// bookkeeping (claims, outcomes, heartbeats) uses the other, with `NORMAL`: in WAL mode the
-/// next command's fsync makes it durable too, and a power cut before that only means an
-/// effect runs again, which effects are built for.
+/// bookkeeping (claims, outcomes, heartbeats) commits with `NORMAL`: in WAL mode the next
+/// command's fsync makes it durable too, and a power cut before that only means an effect
+/// runs again, which effects are built for. Both run on the one connection, which switches
+/// `synchronous` in the opening of the transaction that needs the other level: two
+/// connections would each throw away their page cache whenever the other had written.
 ///
 /// **Group commit.** A command that finishes while other commands wait for the writer does
 /// not commit alone: it leaves its transaction open as a [`Group`], hands the writer on, and
 /// waits. The commands behind it join the group, each inside a savepoint (so one that fails
 /// rolls back only its own writes), and the last of them, finding nobody waiting, commits
 /// for all: one fsync for the lot, and nobody hears "done" before that fsync.
+///
+/// **Checkpoints off the writer.** The writer does not copy the WAL back into the database
+/// inside a commit (SQLite's automatic checkpoint, which makes whichever commit crosses the
+/// threshold wait for it, fsyncs included); every [`CHECKPOINT_EVERY`] commits it wakes a
+/// [`checkpointer`] that does it on a connection of its own, beside the writer.
 pub(super) struct Writers {
-    pub(super) command: AnyConnection,
-    pub(super) background: AnyConnection,
+    pub(super) conn: AnyConnection,
+    /// The `synchronous` level the connection is known to have (`None`: unknown, so the next
+    /// transaction sets it).
+    synchronous: Option<Priority>,
     /// Which one has a transaction (or a group member's savepoint) being written: set before
     /// its opening statement can be sent, cleared once it has ended. Still set when a writer
     /// is taken means its last holder was dropped mid-transaction and its rollback did not
@@ -162,8 +179,12 @@ pub(super) struct Writers {
     group: Option<Arc<Group>>,
     /// How many commands wait for the writer (shared with [`WriterLock`]).
     commands_waiting: Arc<AtomicUsize>,
-    /// `COMMIT`s sent on the command connection (each an fsync).
+    /// `COMMIT`s of command transactions (each an fsync).
     command_commits: u64,
+    /// Commits since the checkpointer was last woken.
+    since_checkpoint: u32,
+    /// Wakes the [`checkpointer`]; it stops when this is dropped.
+    checkpoint: tokio::sync::mpsc::Sender<()>,
 }
 
 /// Command transactions written and awaiting one shared `COMMIT`; each member waits for its
@@ -208,21 +229,36 @@ pub(super) enum Ended {
 }
 
 impl Writers {
-    async fn open(url: &str, commands_waiting: Arc<AtomicUsize>) -> anyhow::Result<Self> {
+    async fn open(
+        url: &str,
+        commands_waiting: Arc<AtomicUsize>,
+        checkpoint: tokio::sync::mpsc::Sender<()>,
+    ) -> anyhow::Result<Self> {
+        let mut conn = connection(url, "FULL").await?;
+        conn.execute(sqlx::AssertSqlSafe(format!(
+            "PRAGMA wal_autocheckpoint = {WAL_AUTOCHECKPOINT_BACKSTOP}"
+        )))
+        .await?;
         Ok(Self {
-            command: connection(url, "FULL").await?,
-            background: connection(url, "NORMAL").await?,
+            conn,
+            synchronous: Some(Priority::Command),
             open: None,
             group: None,
             commands_waiting,
             command_commits: 0,
+            since_checkpoint: 0,
+            checkpoint,
         })
     }
 
-    pub(super) fn conn(&mut self, priority: Priority) -> &mut AnyConnection {
-        match priority {
-            Priority::Command => &mut self.command,
-            Priority::Background => &mut self.background,
+    /// Counts a commit, and wakes the checkpointer every [`CHECKPOINT_EVERY`] of them.
+    fn committed(&mut self, priority: Priority) {
+        self.command_commits += u64::from(priority == Priority::Command);
+        self.since_checkpoint += 1;
+        if self.since_checkpoint >= CHECKPOINT_EVERY {
+            self.since_checkpoint = 0;
+            // Full means a wake-up is pending already.
+            let _ = self.checkpoint.try_send(());
         }
     }
 
@@ -242,9 +278,17 @@ impl Writers {
             self.commit_group().await;
         }
         self.open = Some(priority);
-        match self.group {
-            Some(_) => batch::SAVEPOINT,
-            None => batch::BEGIN,
+        if self.group.is_some() {
+            return batch::SAVEPOINT;
+        }
+        if self.synchronous == Some(priority) {
+            return batch::BEGIN;
+        }
+        // Known again once a transaction that sent this opening has ended well.
+        self.synchronous = None;
+        match priority {
+            Priority::Command => batch::BEGIN_FULL,
+            Priority::Background => batch::BEGIN_NORMAL,
         }
     }
 
@@ -264,7 +308,7 @@ impl Writers {
             }
             return;
         }
-        if let Err(e) = self.conn(priority).execute("ROLLBACK").await {
+        if let Err(e) = self.conn.execute("ROLLBACK").await {
             tracing::debug!(error = %e, "rolling back what an earlier writer left open");
         }
         self.open = None;
@@ -275,13 +319,13 @@ impl Writers {
     /// is told the commit failed.
     async fn roll_back_member(&mut self) -> anyhow::Result<()> {
         let undone = self
-            .command
+            .conn
             .execute("ROLLBACK TO fb_member; RELEASE fb_member")
             .await;
         self.open = None;
         if let Err(e) = undone {
             if let Some(group) = self.group.take() {
-                let _ = self.command.execute("ROLLBACK").await;
+                let _ = self.conn.execute("ROLLBACK").await;
                 group.end(Err(
                     "the shared transaction was lost; nothing was saved".into()
                 ));
@@ -296,10 +340,12 @@ impl Writers {
         let Some(group) = self.group.take() else {
             return;
         };
-        self.command_commits += 1;
-        let outcome = self.command.execute("COMMIT").await;
-        if outcome.is_err() {
-            let _ = self.command.execute("ROLLBACK").await;
+        let outcome = self.conn.execute("COMMIT").await;
+        match outcome {
+            Ok(_) => self.committed(Priority::Command),
+            Err(_) => {
+                let _ = self.conn.execute("ROLLBACK").await;
+            }
         }
         group.end(
             outcome
@@ -324,19 +370,21 @@ impl Writers {
             match (end, member) {
                 (End::Rollback, true) => self.roll_back_member().await?,
                 (End::Rollback, false) => {
-                    self.conn(priority).execute("ROLLBACK").await?;
+                    self.conn.execute("ROLLBACK").await?;
                 }
-                (End::Commit, true) => self.send(priority, held, Some("RELEASE fb_member")).await?,
+                (End::Commit, true) => self.send(held, Some("RELEASE fb_member")).await?,
                 (End::Commit, false) if priority == Priority::Command && self.others_waiting() => {
-                    self.send(priority, held, None).await?;
+                    self.send(held, None).await?;
                     self.group = Some(Group::new());
                 }
                 (End::Commit, false) => {
-                    self.command_commits += u64::from(priority == Priority::Command);
-                    self.send(priority, held, Some("COMMIT")).await?;
+                    self.send(held, Some("COMMIT")).await?;
+                    self.committed(priority);
                 }
             }
             self.open = None;
+            // The opening was sent, with its `synchronous` if it had one, and all went well.
+            self.synchronous = Some(priority);
         }
         let Some(group) = self.group.clone().filter(|_| priority == Priority::Command) else {
             return Ok(Ended::Done);
@@ -350,7 +398,6 @@ impl Writers {
     /// Sends what is held, then `last`, as one query.
     async fn send(
         &mut self,
-        priority: Priority,
         mut held: Batch,
         last: Option<&'static str>,
     ) -> anyhow::Result<()> {
@@ -360,7 +407,7 @@ impl Writers {
             None => held.take(),
         };
         sqlx::query_with(sqlx::AssertSqlSafe(sql), args)
-            .execute(self.conn(priority))
+            .execute(&mut self.conn)
             .await?;
         Ok(())
     }
@@ -496,6 +543,60 @@ impl WriterLock {
                 wait.await
             }
         }
+    }
+}
+
+/// Commits between two wake-ups of the [`checkpointer`]. A commit writes a handful of pages
+/// to the WAL, so this keeps it near SQLite's default of 1000 pages.
+const CHECKPOINT_EVERY: u32 = 128;
+
+/// SQLite's own checkpoint inside a commit, kept only as a backstop should the
+/// checkpointer fall far behind (pages; 40 MB with 4 KiB pages).
+const WAL_AUTOCHECKPOINT_BACKSTOP: u32 = 10_000;
+
+/// Copies the WAL back into the database when the writer asks, on a connection of its own
+/// (opened at the first request), in two passes. The first runs beside the writer and does
+/// most of the copying (and its fsyncs) while commands go on writing. It cannot finish
+/// while they append, and SQLite starts the WAL over only after a checkpoint that
+/// finished, so the second pass holds the writer queue at background priority (commands
+/// still go first) and copies the few pages written meanwhile: the next write then starts
+/// the WAL from its beginning. Both passes are `PASSIVE`: a reader in the way makes them do
+/// less, never wait. Ends when the store is dropped.
+async fn checkpointer(
+    url: String,
+    sqlite: std::sync::Weak<Sqlite>,
+    mut wake: tokio::sync::mpsc::Receiver<()>,
+) {
+    let mut conn: Option<AnyConnection> = None;
+    while wake.recv().await.is_some() {
+        if conn.is_none() {
+            match connection(&url, "NORMAL").await {
+                Ok(c) => conn = Some(c),
+                Err(e) => {
+                    tracing::warn!(error = %format!("{e:#}"), "opening the WAL checkpointer's connection");
+                    continue;
+                }
+            }
+        }
+        let Some(c) = conn.as_mut() else { continue };
+        checkpoint(c).await;
+        let Some(sqlite) = sqlite.upgrade() else {
+            break;
+        };
+        let caller = std::panic::Location::caller();
+        let mut writers = sqlite.writer.acquire(caller, Priority::Background).await;
+        writers.settle().await;
+        writers.commit_group().await;
+        checkpoint(c).await;
+    }
+    if let Some(c) = conn {
+        let _ = c.close().await;
+    }
+}
+
+async fn checkpoint(conn: &mut AnyConnection) {
+    if let Err(e) = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").await {
+        tracing::warn!(error = %e, "checkpointing the SQLite WAL");
     }
 }
 

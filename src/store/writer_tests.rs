@@ -1,0 +1,84 @@
+//! SQLite's one writer connection (see [`super::sqlite::Writers`]): each transaction commits
+//! at its own `synchronous` level, including after a failed one, and the WAL is
+//! checkpointed off the writer, so it stays small however many commits there are.
+
+use super::Store;
+
+/// A store on a fresh file with a scratch table `t (v BLOB)`.
+async fn store() -> (tempfile::TempDir, Store, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("writer.db");
+    let store = Store::open(&format!("sqlite://{}", file.display()))
+        .await
+        .unwrap();
+    let mut tx = store.begin().await.unwrap();
+    tx.execute(sqlx::query("CREATE TABLE t (v BLOB)"))
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    (dir, store, file)
+}
+
+/// `PRAGMA synchronous` seen inside a command (`true`) or background transaction, which
+/// then commits.
+async fn synchronous_in(store: &Store, command: bool) -> i64 {
+    let mut tx = match command {
+        true => store.begin().await.unwrap(),
+        false => store.begin_background().await.unwrap(),
+    };
+    let level: Vec<(i64,)> = tx.fetch(sqlx::query("PRAGMA synchronous")).await.unwrap();
+    tx.commit().await.unwrap();
+    level[0].0
+}
+
+const FULL: i64 = 2;
+const NORMAL: i64 = 1;
+
+#[tokio::test]
+async fn each_transaction_commits_at_its_own_synchronous_level() {
+    let (_dir, store, _) = store().await;
+    assert_eq!(synchronous_in(&store, true).await, FULL);
+    assert_eq!(synchronous_in(&store, false).await, NORMAL);
+    assert_eq!(synchronous_in(&store, false).await, NORMAL);
+    assert_eq!(synchronous_in(&store, true).await, FULL);
+    assert_eq!(synchronous_in(&store, true).await, FULL);
+
+    // A background transaction that fails after its opening went out, then a command: the
+    // command must not inherit NORMAL.
+    let mut tx = store.begin_background().await.unwrap();
+    tx.execute(sqlx::query("INSERT INTO t (v) VALUES (x'00')"))
+        .await
+        .unwrap();
+    assert!(tx.execute(sqlx::query("INSERT INTO nowhere VALUES (1)")).await.is_err());
+    drop(tx);
+    assert_eq!(synchronous_in(&store, true).await, FULL);
+
+    // A background transaction that never sent anything leaves the level as it was.
+    drop(store.begin_background().await.unwrap());
+    assert_eq!(synchronous_in(&store, true).await, FULL);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_wal_is_checkpointed_beside_the_writer_and_stays_small() {
+    let (_dir, store, file) = store().await;
+    let row = vec![7_u8; 3000];
+    for _ in 0..3000 {
+        let mut tx = store.begin_background().await.unwrap();
+        tx.execute(sqlx::query("INSERT INTO t (v) VALUES ($1)").bind(row.clone()))
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+    }
+    let wal = std::fs::metadata(file.with_extension("db-wal")).unwrap().len();
+    // Without a checkpoint 3000 commits of a 3 kB row leave at least 3000 pages (12 MB)
+    // in the WAL; SQLite's own checkpoint inside a commit is only a backstop at 10,000.
+    assert!(
+        wal < 4 << 20,
+        "the WAL grew to {wal} bytes: the checkpointer is not keeping up"
+    );
+    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM t")
+        .fetch_one(&mut *store.reader().await.unwrap())
+        .await
+        .unwrap();
+    assert_eq!(rows, 3000);
+}
