@@ -111,9 +111,7 @@ impl Store {
         install_default_drivers();
         let backend = backend_of(url)?;
         let db = match backend {
-            Backend::Sqlite => {
-                Db::Sqlite(Sqlite::open(&sqlite::url_with_create(url)).await?)
-            }
+            Backend::Sqlite => Db::Sqlite(Sqlite::open(&sqlite::url_with_create(url)).await?),
             Backend::Postgres => {
                 let url = postgres_url_on_loopback(url);
                 match AnyPoolOptions::new()
@@ -356,9 +354,7 @@ enum TxConn {
     Pooled(Option<Transaction<'static, Any>>),
     /// SQLite: the writer queue's connection, held until the transaction
     /// ends (`None` only once it has been handed to the rollback of a dropped `Tx`).
-    Writer {
-        writers: Option<WritersGuard>,
-    },
+    Writer { writers: Option<WritersGuard> },
 }
 
 impl std::ops::Deref for TxConn {

@@ -40,11 +40,7 @@ impl Sqlite {
             writer: WriterLock::new(writers, commands_waiting),
             readers,
         });
-        tokio::spawn(checkpointer(
-            url.to_string(),
-            Arc::downgrade(&sqlite),
-            wake,
-        ));
+        tokio::spawn(checkpointer(url.to_string(), Arc::downgrade(&sqlite), wake));
         Ok(sqlite)
     }
 
@@ -396,11 +392,7 @@ impl Writers {
     }
 
     /// Sends what is held, then `last`, as one query.
-    async fn send(
-        &mut self,
-        mut held: Batch,
-        last: Option<&'static str>,
-    ) -> anyhow::Result<()> {
+    async fn send(&mut self, mut held: Batch, last: Option<&'static str>) -> anyhow::Result<()> {
         let (sql, args) = match last {
             Some(last) => held.take_with(sqlx::query(last))?,
             None if held.is_empty() => return Ok(()),
@@ -550,9 +542,10 @@ impl WriterLock {
 /// to the WAL, so this keeps it near SQLite's default of 1000 pages.
 const CHECKPOINT_EVERY: u32 = 128;
 
-/// SQLite's own checkpoint inside a commit, kept only as a backstop should the
-/// checkpointer fall far behind (pages; 40 MB with 4 KiB pages).
-const WAL_AUTOCHECKPOINT_BACKSTOP: u32 = 10_000;
+/// SQLite's own checkpoint inside a commit, kept as a backstop should the checkpointer fall
+/// far behind, and for processes that never commit often enough to wake it (a CLI call):
+/// pages, four times SQLite's default (16 MB with 4 KiB pages).
+const WAL_AUTOCHECKPOINT_BACKSTOP: u32 = 4_000;
 
 /// Copies the WAL back into the database when the writer asks, on a connection of its own
 /// (opened at the first request), in two passes. The first runs beside the writer and does
