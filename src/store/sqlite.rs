@@ -1,5 +1,5 @@
-//! SQLite's connections, kept outside sqlx's pool: a writer queue owning the two writer
-//! connections, and a few reader connections. sqlx's pool pings a connection when it is
+//! SQLite's connections, kept outside sqlx's pool: a writer queue owning the writer
+//! connection, a checkpointer, and a few reader connections. sqlx's pool pings a connection when it is
 //! taken and again when it is given back, and with SQLite every ping is a hand-off to the
 //! connection's thread and back; for a local file neither ping can find anything wrong.
 
@@ -133,7 +133,7 @@ impl Drop for Reader {
 /// worker's claims, outcomes and heartbeats): a background writer steps aside while any
 /// command is waiting, so a busy queue costs a command at most one background transaction.
 ///
-/// The queue owns the writer connections themselves, outside the pool: a pooled connection
+/// The queue owns the writer connection itself, outside the pool: a pooled connection
 /// is pinged when taken and again when given back, two more hand-offs to its thread for
 /// every transaction, and only one writer runs at a time anyway.
 pub(super) struct WriterLock {
