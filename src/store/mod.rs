@@ -9,6 +9,7 @@ mod aggregates;
 mod alert_groups;
 mod batch;
 mod chat_refs;
+mod checkpointer;
 mod effects;
 mod ended_sessions;
 mod exemptions;

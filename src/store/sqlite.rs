@@ -15,6 +15,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::Priority;
 use super::batch::{self, Batch};
+use super::checkpointer::{self, CHECKPOINT_EVERY, WAL_AUTOCHECKPOINT_BACKSTOP};
 
 /// How many reader connections SQLite gets (WAL readers run beside the writer).
 const READERS: usize = 8;
@@ -40,7 +41,11 @@ impl Sqlite {
             writer: WriterLock::new(writers, commands_waiting),
             readers,
         });
-        tokio::spawn(checkpointer(url.to_string(), Arc::downgrade(&sqlite), wake));
+        tokio::spawn(checkpointer::run(
+            url.to_string(),
+            Arc::downgrade(&sqlite),
+            wake,
+        ));
         Ok(sqlite)
     }
 
@@ -289,7 +294,7 @@ impl Writers {
     }
 
     /// Rolls back whatever an earlier holder left open.
-    async fn settle(&mut self) {
+    pub(super) async fn settle(&mut self) {
         if let Some(left_open) = self.open {
             self.roll_back(left_open).await;
         }
@@ -538,63 +543,11 @@ impl WriterLock {
     }
 }
 
-/// Commits between two wake-ups of the [`checkpointer`]. A commit writes a handful of pages
-/// to the WAL, so this keeps it near SQLite's default of 1000 pages.
-const CHECKPOINT_EVERY: u32 = 128;
-
-/// SQLite's own checkpoint inside a commit, kept as a backstop should the checkpointer fall
-/// far behind, and for processes that never commit often enough to wake it (a CLI call):
-/// pages, four times SQLite's default (16 MB with 4 KiB pages).
-const WAL_AUTOCHECKPOINT_BACKSTOP: u32 = 4_000;
-
-/// Copies the WAL back into the database when the writer asks, on a connection of its own
-/// (opened at the first request), in two passes. The first runs beside the writer and does
-/// most of the copying (and its fsyncs) while commands go on writing. It cannot finish
-/// while they append, and SQLite starts the WAL over only after a checkpoint that
-/// finished, so the second pass holds the writer queue at background priority (commands
-/// still go first) and copies the few pages written meanwhile: the next write then starts
-/// the WAL from its beginning. Both passes are `PASSIVE`: a reader in the way makes them do
-/// less, never wait. Ends when the store is dropped.
-async fn checkpointer(
-    url: String,
-    sqlite: std::sync::Weak<Sqlite>,
-    mut wake: tokio::sync::mpsc::Receiver<()>,
-) {
-    let mut conn: Option<AnyConnection> = None;
-    while wake.recv().await.is_some() {
-        if conn.is_none() {
-            match connection(&url, "NORMAL").await {
-                Ok(c) => conn = Some(c),
-                Err(e) => {
-                    tracing::warn!(error = %format!("{e:#}"), "opening the WAL checkpointer's connection");
-                    continue;
-                }
-            }
-        }
-        let Some(c) = conn.as_mut() else { continue };
-        checkpoint(c).await;
-        let Some(sqlite) = sqlite.upgrade() else {
-            break;
-        };
-        let caller = std::panic::Location::caller();
-        let mut writers = sqlite.writer.acquire(caller, Priority::Background).await;
-        writers.settle().await;
-        writers.commit_group().await;
-        checkpoint(c).await;
-    }
-    if let Some(c) = conn {
-        let _ = c.close().await;
-    }
-}
-
-async fn checkpoint(conn: &mut AnyConnection) {
-    if let Err(e) = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").await {
-        tracing::warn!(error = %e, "checkpointing the SQLite WAL");
-    }
-}
-
 /// A SQLite connection of its own (a writer), committing with `synchronous`.
-async fn connection(url: &str, synchronous: &'static str) -> anyhow::Result<AnyConnection> {
+pub(super) async fn connection(
+    url: &str,
+    synchronous: &'static str,
+) -> anyhow::Result<AnyConnection> {
     let mut conn = AnyConnectOptions::from_str(url)?
         .log_statements(log::LevelFilter::Debug)
         .connect()
