@@ -3,7 +3,10 @@
 //! quarter of them delivered twice at the same moment (Slack's retry: the same body, a fresh
 //! signature, `X-Slack-Retry-Num`). Each is answered, each incident opens once, a retry gets
 //! its first delivery's answer (now kept after the answer is sent), and the worker still
-//! delivers the burst's effects. On SQLite and Postgres.
+//! delivers the burst's effects. And a burst cut short by SIGKILL: every declaration that
+//! was answered is there after the restart (SQLite shares commits between waiting commands;
+//! nobody may be answered before the commit that holds their incident). On SQLite and
+//! Postgres.
 
 mod common;
 
@@ -16,7 +19,10 @@ use common::slack::SLACK_CONFIG;
 use common::*;
 use firebreak::chat::slack::verify::sign;
 
-on_both!(a_burst_of_declarations_and_their_retries_opens_each_incident_once);
+on_both!(
+    a_burst_of_declarations_and_their_retries_opens_each_incident_once,
+    killed_mid_burst_every_answered_declaration_survives_the_restart,
+);
 
 const SECRET: &str = "burst-secret";
 const DECLARATIONS: usize = 80;
@@ -25,21 +31,8 @@ async fn a_burst_of_declarations_and_their_retries_opens_each_incident_once(back
     let slack = FakeSlack::start().await;
     let cli = Cli::new(backend, SLACK_CONFIG).await;
     cli.ok(&["migrate"]).await;
-    let port = free_port();
-    let base = format!("http://127.0.0.1:{port}");
-    let _serve = Serving(
-        cli.command(&["serve"])
-            .env("FIREBREAK_LISTEN", format!("127.0.0.1:{port}"))
-            .env("SLACK_SIGNING_SECRET", SECRET)
-            .env("SLACK_BOT_TOKEN", "xoxb-burst")
-            .env("SLACK_API_URL", &slack.url)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let (_serve, base) = serve(&cli, &slack).await;
     let http = reqwest::Client::new();
-    assert!(answers_health(&http, &base).await, "serve answers");
 
     let bodies: Vec<String> = (0..DECLARATIONS).map(declaration).collect();
     let deliveries = bodies.iter().enumerate().flat_map(|(i, body)| {
@@ -49,19 +42,11 @@ async fn a_burst_of_declarations_and_their_retries_opens_each_incident_once(back
     let sends = deliveries.map(|(i, body, retry)| {
         let (http, url) = (http.clone(), format!("{base}/slack/commands"));
         async move {
-            let ts = chrono::Utc::now().timestamp();
-            let mut request = http
-                .post(url)
-                .header("content-type", "application/x-www-form-urlencoded")
-                .header("x-slack-request-timestamp", ts.to_string())
-                .header(
-                    "x-slack-signature",
-                    sign(SECRET.as_bytes(), ts, body.as_bytes()),
-                );
+            let mut request = signed(&http, &url, body);
             if retry > 0 {
                 request = request.header("x-slack-retry-num", retry.to_string());
             }
-            let answer = request.body(body).send().await.unwrap();
+            let answer = request.send().await.unwrap();
             (i, answer.status().as_u16(), answer.text().await.unwrap())
         }
     });
@@ -103,6 +88,130 @@ async fn a_burst_of_declarations_and_their_retries_opens_each_incident_once(back
     })
     .await;
     assert!(posted, "channels created: {:?}", slack.methods());
+}
+
+/// `serve` on a fresh port with the burst's Slack settings, and its base URL once it answers.
+async fn serve(cli: &Cli, slack: &FakeSlack) -> (Serving, String) {
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let serving = Serving(
+        cli.command(&["serve"])
+            .env("FIREBREAK_LISTEN", format!("127.0.0.1:{port}"))
+            .env("SLACK_SIGNING_SECRET", SECRET)
+            .env("SLACK_BOT_TOKEN", "xoxb-burst")
+            .env("SLACK_API_URL", &slack.url)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    assert!(
+        answers_health(&reqwest::Client::new(), &base).await,
+        "serve answers"
+    );
+    (serving, base)
+}
+
+/// A slash command's POST to `url` with `body`, signed now.
+fn signed(http: &reqwest::Client, url: &str, body: String) -> reqwest::RequestBuilder {
+    let ts = chrono::Utc::now().timestamp();
+    http.post(url)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("x-slack-request-timestamp", ts.to_string())
+        .header(
+            "x-slack-signature",
+            sign(SECRET.as_bytes(), ts, body.as_bytes()),
+        )
+        .body(body)
+}
+
+/// Sends declaration `i`, signed now: its status and text, or `None` if the connection
+/// broke (the server was killed).
+async fn send(http: &reqwest::Client, base: &str, i: usize) -> Option<(u16, String)> {
+    let url = format!("{base}/slack/commands");
+    let answer = signed(http, &url, declaration(i)).send().await.ok()?;
+    let status = answer.status().as_u16();
+    Some((status, answer.text().await.ok()?))
+}
+
+async fn killed_mid_burst_every_answered_declaration_survives_the_restart(backend: Backend) {
+    const SENT: usize = 160;
+    const KILL_AFTER: usize = 40;
+    let slack = FakeSlack::start().await;
+    let cli = Cli::new(backend, SLACK_CONFIG).await;
+    cli.ok(&["migrate"]).await;
+    let (mut serving, base) = serve(&cli, &slack).await;
+    let http = reqwest::Client::new();
+
+    let answered = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let sends: Vec<_> = (0..SENT)
+        .map(|i| {
+            let (http, base, answered) = (http.clone(), base.clone(), answered.clone());
+            tokio::spawn(async move {
+                let answer = send(&http, &base, i).await;
+                answered.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                answer
+            })
+        })
+        .collect();
+    let enough = eventually(20, || async {
+        answered.load(std::sync::atomic::Ordering::SeqCst) >= KILL_AFTER
+    })
+    .await;
+    serving.0.kill().unwrap(); // SIGKILL: no shutdown, no flush
+    serving.0.wait().unwrap();
+    assert!(enough, "the burst was answered in part before the kill");
+
+    // Declaration i → the incident its answer named.
+    let mut promised: HashMap<String, usize> = HashMap::new();
+    for (i, task) in sends.into_iter().enumerate() {
+        let Some((status, text)) = task.await.unwrap() else {
+            continue;
+        };
+        assert_eq!(status, 200, "declaration {i}: {text}");
+        let number = incident_named(&text).unwrap_or_else(|| panic!("no INC-n in {text}"));
+        assert_eq!(promised.insert(number.clone(), i), None, "{number} twice");
+    }
+    assert!(promised.len() >= KILL_AFTER, "{} answered", promised.len());
+
+    let store = cli.db.store().await;
+    let saved: HashMap<String, String> = store
+        .list_incidents(false, 1000)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|inc| (inc.number.to_string(), inc.title))
+        .collect();
+    for (number, i) in &promised {
+        assert_eq!(
+            saved.get(number),
+            Some(&format!("Burst outage {i}")),
+            "{number} was answered to declaration {i} but is not as answered after the kill"
+        );
+    }
+    let last = saved.len();
+    store.close().await;
+
+    // The restarted server goes on numbering after what was saved, with no gap.
+    let (_serving, base) = serve(&cli, &slack).await;
+    let (status, text) = send(&http, &base, SENT).await.expect("an answer");
+    assert_eq!(status, 200, "{text}");
+    assert_eq!(incident_named(&text), Some(format!("INC-{}", last + 1)));
+    let numbers: BTreeSet<i64> = cli
+        .db
+        .store()
+        .await
+        .list_incidents(false, 1000)
+        .await
+        .unwrap()
+        .iter()
+        .map(|inc| inc.number.0)
+        .collect();
+    assert_eq!(
+        numbers,
+        (1..=last as i64 + 1).collect(),
+        "incident numbers run without gaps"
+    );
 }
 
 /// A slash command body as Slack sends it, with its own `trigger_id`.
