@@ -165,18 +165,18 @@ pub(super) struct WriterLock {
 /// **Checkpoints off the writer.** The writer does not copy the WAL back into the database
 /// inside a commit (SQLite's automatic checkpoint, which makes whichever commit crosses the
 /// threshold wait for it, fsyncs included); every [`CHECKPOINT_EVERY`] commits it wakes a
-/// [`checkpointer`] that does it on a connection of its own, beside the writer.
+/// [`checkpointer`] that does most of it on a connection of its own, beside the writer.
 pub(super) struct Writers {
     pub(super) conn: AnyConnection,
     /// The `synchronous` level the connection is known to have (`None`: unknown, so the next
     /// transaction sets it).
     synchronous: Option<Priority>,
-    /// Which one has a transaction (or a group member's savepoint) being written: set before
+    /// Whose transaction (or group member's savepoint) is being written: set before
     /// its opening statement can be sent, cleared once it has ended. Still set when a writer
     /// is taken means its last holder was dropped mid-transaction and its rollback did not
     /// run; the new holder rolls it back first.
     pub(super) open: Option<Priority>,
-    /// Finished command transactions on the command connection, awaiting their commit.
+    /// Finished command transactions, awaiting their shared commit.
     group: Option<Arc<Group>>,
     /// How many commands wait for the writer (shared with [`WriterLock`]).
     commands_waiting: Arc<AtomicUsize>,
