@@ -468,6 +468,37 @@ async fn the_cli_acts_as_the_os_account_not_user() {
     assert_eq!(cli.list().await[0]["status"], "resolved");
 }
 
+/// Another process holding SQLite's write lock past the 10 s wait: the CLI says so in a
+/// sentence (no raw SQLite text, no spurious rollback warning) and writes nothing.
+#[tokio::test]
+async fn a_database_locked_past_the_wait_is_said_in_a_sentence() {
+    use sqlx::{Connection, Executor};
+    let cli = Cli::new(Backend::Sqlite, "").await;
+    cli.ok(&["migrate"]).await;
+    let mut holder = sqlx::SqliteConnection::connect(&cli.db.url).await.unwrap();
+    holder.execute("BEGIN IMMEDIATE").await.unwrap();
+    let out = cli
+        .run(&[
+            "incident",
+            "declare",
+            "sev2",
+            "While",
+            "locked",
+            "--no-wait",
+        ])
+        .await;
+    holder.execute("ROLLBACK").await.unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.contains("error: the SQLite database stayed locked by another process for 10 s"),
+        "{err}"
+    );
+    assert!(!err.contains("code: 5"), "{err}");
+    assert!(!err.contains("rolling back"), "{err}");
+    assert!(cli.list().await.as_array().unwrap().is_empty());
+}
+
 #[test]
 fn the_default_database_is_found_from_any_directory() {
     let home = tempfile::tempdir().unwrap();

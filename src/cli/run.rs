@@ -35,7 +35,10 @@ pub async fn run(cli: Cli) -> ExitCode {
         Ok(code) => code,
         // Said once, as a sentence on stderr; the log would only repeat it.
         Err(e) => {
-            eprintln!("error: {e:#}");
+            match crate::store::locked_for_too_long(&e) {
+                true => eprintln!("error: {}", crate::store::LOCKED_TOO_LONG),
+                false => eprintln!("error: {e:#}"),
+            }
             ExitCode::FAILURE
         }
     }

@@ -7,9 +7,10 @@ use sqlx::{AnyConnection, Connection, Executor};
 use super::Priority;
 use super::sqlite::{Sqlite, connection};
 
-/// Commits between two wake-ups of the checkpointer. A commit writes a handful of pages
-/// to the WAL, so this keeps it near SQLite's default of 1000 pages.
-pub(super) const CHECKPOINT_EVERY: u32 = 128;
+/// Commits between two wake-ups of the checkpointer. A declaration writes about 40 pages
+/// to the WAL (the incident, its timeline, its effects and their indexes) and the worker's
+/// bookkeeping a few, so under a burst this is roughly SQLite's default of 1000 pages.
+pub(super) const CHECKPOINT_EVERY: u32 = 48;
 
 /// SQLite's own checkpoint inside a commit, kept as a backstop should the checkpointer fall
 /// far behind, and for processes that never commit often enough to wake it (a CLI call):

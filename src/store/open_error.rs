@@ -1,5 +1,5 @@
-//! Why a database could not be opened, said once and naming the place: the SQLite file, or
-//! the Postgres host, port and database (never the user's password).
+//! Why a database could not be opened, or stayed locked, said once and naming the place:
+//! the SQLite file, or the Postgres host, port and database (never the user's password).
 
 use std::time::Duration;
 
@@ -43,6 +43,25 @@ fn postgres_place(url: &str) -> String {
     }
 }
 
+/// What a CLI call says when another process kept the SQLite database locked for longer than
+/// the wait (`busy_timeout`).
+pub const LOCKED_TOO_LONG: &str = "the SQLite database stayed locked by another process for \
+    10 s (a long write elsewhere, or a program holding a transaction open); nothing was \
+    changed, try again";
+
+/// Whether `e` is SQLite's "database is locked" (`SQLITE_BUSY` and its extended codes),
+/// which it returns once the wait for another process's write lock has run out.
+pub fn locked_for_too_long(e: &anyhow::Error) -> bool {
+    e.chain().any(|cause| {
+        cause
+            .downcast_ref::<sqlx::Error>()
+            .and_then(sqlx::Error::as_database_error)
+            .and_then(|db| db.code())
+            .and_then(|code| code.parse::<i32>().ok())
+            .is_some_and(|code| code & 0xff == 5)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -73,5 +92,26 @@ mod tests {
         );
         assert!(e.to_lowercase().contains("refused"), "{e}");
         assert!(!e.contains("pw"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn a_lock_held_past_the_wait_is_recognised() {
+        sqlx::any::install_default_drivers();
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("l.db").display());
+        let mut holder = AnyConnection::connect(&url).await.unwrap();
+        sqlx::Executor::execute(&mut holder, "BEGIN IMMEDIATE")
+            .await
+            .unwrap();
+        let mut other = AnyConnection::connect(&url).await.unwrap();
+        sqlx::Executor::execute(&mut other, "PRAGMA busy_timeout = 10")
+            .await
+            .unwrap();
+        let busy = sqlx::Executor::execute(&mut other, "BEGIN IMMEDIATE")
+            .await
+            .unwrap_err();
+        let e = anyhow::Error::from(busy).context("declaring");
+        assert!(locked_for_too_long(&e), "{e:#}");
+        assert!(!locked_for_too_long(&anyhow::anyhow!("database is locked")));
     }
 }

@@ -370,9 +370,11 @@ impl Writers {
         } else {
             match (end, member) {
                 (End::Rollback, true) => self.roll_back_member().await?,
-                (End::Rollback, false) => {
-                    self.conn.execute("ROLLBACK").await?;
-                }
+                (End::Rollback, false) => match self.conn.execute("ROLLBACK").await {
+                    // Its opening failed (another process kept the lock): nothing to undo.
+                    Err(e) if !no_transaction(&e) => return Err(e.into()),
+                    _ => {}
+                },
                 (End::Commit, true) => self.send(held, Some("RELEASE fb_member")).await?,
                 (End::Commit, false) if priority == Priority::Command && self.others_waiting() => {
                     self.send(held, None).await?;
@@ -417,6 +419,12 @@ impl Writers {
     pub(super) fn forget_unbegun(&mut self) {
         self.open = None;
     }
+}
+
+/// SQLite's answer to a `ROLLBACK` with no transaction open.
+fn no_transaction(e: &sqlx::Error) -> bool {
+    e.as_database_error()
+        .is_some_and(|db| db.message().contains("no transaction is active"))
 }
 
 /// How a transaction ends.
@@ -543,6 +551,9 @@ impl WriterLock {
     }
 }
 
+/// Bytes the WAL file is cut back to when it starts over (see [`pragmas`]).
+const WAL_SIZE_LIMIT: u64 = 32 << 20;
+
 /// A SQLite connection of its own (a writer), committing with `synchronous`.
 pub(super) async fn connection(
     url: &str,
@@ -565,7 +576,10 @@ pub(super) async fn connection(
 }
 
 /// WAL mode, foreign keys on, commits with `synchronous`, and a wait for other processes'
-/// writers (the CLI) instead of failing at once.
+/// writers (the CLI) instead of failing at once. The WAL file is cut back to
+/// [`WAL_SIZE_LIMIT`] whenever it starts over: SQLite otherwise keeps it at the largest size
+/// it ever reached (a reader pinning an old snapshot during a burst can grow it to hundreds
+/// of megabytes), across restarts.
 async fn pragmas(conn: &mut AnyConnection, synchronous: &'static str) -> sqlx::Result<()> {
     conn.execute("PRAGMA journal_mode = WAL").await?;
     conn.execute("PRAGMA foreign_keys = ON").await?;
@@ -574,6 +588,10 @@ async fn pragmas(conn: &mut AnyConnection, synchronous: &'static str) -> sqlx::R
     )))
     .await?;
     conn.execute("PRAGMA busy_timeout = 10000").await?;
+    conn.execute(sqlx::AssertSqlSafe(format!(
+        "PRAGMA journal_size_limit = {WAL_SIZE_LIMIT}"
+    )))
+    .await?;
     Ok(())
 }
 

@@ -88,3 +88,56 @@ async fn the_wal_is_checkpointed_beside_the_writer_and_stays_small() {
         .unwrap();
     assert_eq!(rows, 3000);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wal_grown_behind_a_pinned_reader_is_cut_back_once_it_starts_over() {
+    let (_dir, store, file) = store().await;
+    let wal_len = || {
+        std::fs::metadata(file.with_extension("db-wal"))
+            .unwrap()
+            .len()
+    };
+    let write = |n: usize| {
+        let store = store.clone();
+        async move {
+            for _ in 0..n {
+                let mut tx = store.begin_background().await.unwrap();
+                tx.execute(sqlx::query("INSERT INTO t (v) VALUES ($1)").bind(vec![1_u8; 12_000]))
+                    .await
+                    .unwrap();
+                tx.commit().await.unwrap();
+            }
+        }
+    };
+    // A reader holding an old snapshot: no checkpoint can get past it, so the WAL grows.
+    let mut pinned = store.reader().await.unwrap();
+    sqlx::Executor::execute(&mut *pinned, "BEGIN")
+        .await
+        .unwrap();
+    let _: Vec<(i64,)> = sqlx::query_as("SELECT count(*) FROM t")
+        .fetch_all(&mut *pinned)
+        .await
+        .unwrap();
+    write(3000).await;
+    let grown = wal_len();
+    assert!(grown > 40 << 20, "the WAL grew to only {grown} bytes");
+    sqlx::Executor::execute(&mut *pinned, "COMMIT")
+        .await
+        .unwrap();
+    drop(pinned);
+
+    let mut cut_back = false;
+    for _ in 0..100 {
+        write(10).await;
+        if wal_len() <= 32 << 20 {
+            cut_back = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(
+        cut_back,
+        "the WAL stayed at {} bytes after it started over",
+        wal_len()
+    );
+}
