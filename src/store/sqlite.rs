@@ -1,7 +1,8 @@
 //! SQLite's connections, kept outside sqlx's pool: a writer queue owning the writer
-//! connection, a checkpointer, and a few reader connections. sqlx's pool pings a connection when it is
-//! taken and again when it is given back, and with SQLite every ping is a hand-off to the
-//! connection's thread and back; for a local file neither ping can find anything wrong.
+//! connection, a checkpointer, and a few reader connections. sqlx's pool pings a connection
+//! when it is taken and again when it is given back, and with SQLite every ping is a
+//! hand-off to the connection's thread and back; for a local file neither ping can find
+//! anything wrong.
 
 use std::str::FromStr;
 use std::sync::Arc;
