@@ -18,6 +18,7 @@ on_both!(
     several_effects_go_in_together_in_order_and_idempotently,
     outcomes_written_together_each_get_their_own_answer,
     an_effect_queued_while_the_one_before_finishes_is_not_stranded,
+    a_fan_outs_children_go_with_its_commit_in_order_and_keep_queued_ones,
 );
 
 const LEASE: Duration = Duration::from_secs(30);
@@ -230,4 +231,57 @@ async fn an_effect_queued_while_the_one_before_finishes_is_not_stranded(backend:
         }
     };
     assert_eq!(claim(&store, 10).await, vec![after]);
+}
+
+/// A fan-out queues its children without reading their ids back (`Tx::queue_effects`, held
+/// until the commit on SQLite): nothing shows before the commit, nothing after a rollback,
+/// a child already queued keeps its row, and children sharing an ordering key still wait
+/// for each other.
+async fn a_fan_outs_children_go_with_its_commit_in_order_and_keep_queued_ones(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let store = db.store().await;
+    let queued = enqueue(&store, &[effect("notice:C1", Some("C1"))]).await[0];
+    let children = [
+        effect("notice:C1", Some("C1")),
+        effect("reply:C1", Some("C1")),
+        effect("notice:C2", Some("C2")),
+    ];
+    let unfinished = || async { store.unfinished_effects(100).await.unwrap() };
+
+    let mut tx = store.begin().await.unwrap();
+    tx.queue_effects(&children).await.unwrap();
+    drop(tx);
+    assert_eq!(
+        unfinished().await.len(),
+        1,
+        "a rolled-back fan-out queues nothing"
+    );
+
+    let mut tx = store.begin().await.unwrap();
+    tx.queue_effects(&children).await.unwrap();
+    assert_eq!(
+        unfinished().await.len(),
+        1,
+        "nothing shows before the commit"
+    );
+    tx.commit().await.unwrap();
+    let all = unfinished().await;
+    let id_of = |key: &str| {
+        let found = all.iter().find(|e| e.payload["key"] == key);
+        found
+            .map(|e| e.id)
+            .unwrap_or_else(|| panic!("{key} queued: {all:?}"))
+    };
+    assert_eq!(all.len(), 3, "one row per key: {all:?}");
+    assert_eq!(id_of("notice:C1"), queued, "the queued child keeps its row");
+    let (reply, other) = (id_of("reply:C1"), id_of("notice:C2"));
+    let mut first = claim(&store, 10).await;
+    first.sort();
+    assert_eq!(
+        first,
+        vec![queued, other],
+        "the reply waits for its channel's notice"
+    );
+    assert!(store.complete_effect(queued, "ok", None).await.unwrap());
+    assert_eq!(claim(&store, 10).await, vec![reply]);
 }

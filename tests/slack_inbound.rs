@@ -23,6 +23,7 @@ on_both!(
     users_info_names_people_in_the_cli_the_api_and_the_postmortem,
     the_served_binary_decodes_and_stores_ids,
     a_delivery_seen_outside_its_window_is_new,
+    a_declarations_delivery_and_number_go_together_and_a_retry_takes_none,
     a_pin_goes_through_the_permission_gate,
     the_declarer_is_invited_and_names_from_slack_are_cleaned,
     malformed_ids_and_a_bad_description_are_refused_where_they_are,
@@ -784,5 +785,42 @@ async fn malformed_ids_and_a_bad_description_are_refused_where_they_are(backend:
             .unwrap()
             .is_none(),
         "nothing declared"
+    );
+}
+
+/// A declaration records its delivery and takes its `INC-n` together (one round trip on
+/// SQLite): a retry of the delivery gets no number and moves no counter, so the next new
+/// declaration takes the next number; a declaration without a delivery (the CLI) numbers too.
+async fn a_declarations_delivery_and_number_go_together_and_a_retry_takes_none(backend: Backend) {
+    use firebreak::incident::model::IncidentId;
+    use firebreak::store::Delivery;
+
+    let db = TestDb::new(backend).await;
+    let store = db.store().await;
+    let number = |d: Option<Delivery>| {
+        let store = store.clone();
+        async move {
+            let mut tx = store.begin().await.unwrap();
+            let id = IncidentId::new();
+            let n = tx.declaration_number(d.as_ref(), &id).await.unwrap();
+            match n {
+                Some(_) => tx.commit().await.unwrap(),
+                None => tx.rollback().await.unwrap(),
+            }
+            n.map(|n| n.0)
+        }
+    };
+    let first = Delivery::new("slack-command", "first");
+    assert_eq!(number(Some(first.clone())).await, Some(1));
+    assert_eq!(number(Some(first.clone())).await, None, "a retry");
+    assert_eq!(
+        number(Some(Delivery::new("slack-command", "second"))).await,
+        Some(2)
+    );
+    assert_eq!(number(None).await, Some(3), "the CLI carries no delivery");
+    assert_eq!(number(Some(first)).await, None, "still a retry");
+    assert_eq!(
+        number(Some(Delivery::new("slack-command", "third"))).await,
+        Some(4)
     );
 }

@@ -147,9 +147,7 @@ pub async fn record_fan_out<R: ChatRecords + ?Sized>(
         let owed = chat_ref(R::PLATFORM, incident, NOTICE_OWED, channel, None);
         tx.put_chat_ref(&owed).await.map_err(db_error::<R>)?;
     }
-    for child in children {
-        tx.enqueue_effect(child).await.map_err(db_error::<R>)?;
-    }
+    tx.queue_effects(children).await.map_err(db_error::<R>)?;
     tx.commit().await.map_err(db_error::<R>)
 }
 

@@ -91,20 +91,12 @@ impl IncidentService {
         }
     }
 
-    /// Starts a write transaction, recording the delivery being handled, if any.
+    /// Starts a write transaction, recording the delivery being handled, if any. (`declare`
+    /// records its delivery with the incident it declares: see `Tx::declaration_number`.)
     pub(super) async fn begin(&self) -> Result<Tx, ServiceError> {
-        self.begin_declaring(None).await
-    }
-
-    /// [`begin`](Self::begin) for a command that declares `incident`: the delivery is
-    /// recorded with it, so a retry finds what it declared (an Alertmanager group's).
-    pub(super) async fn begin_declaring(
-        &self,
-        incident: Option<&IncidentId>,
-    ) -> Result<Tx, ServiceError> {
         let mut tx = self.store.begin().await?;
         if let Some(delivery) = &self.delivery {
-            if !tx.record_delivery_of(delivery, incident).await? {
+            if !tx.record_delivery(delivery).await? {
                 tx.rollback().await?;
                 return Err(ServiceError::Duplicate);
             }
@@ -210,8 +202,11 @@ impl IncidentService {
         } = declare;
         let now = self.clock.now();
         let id = IncidentId::new();
-        let mut tx = self.begin_declaring(Some(&id)).await?;
-        let number = tx.next_incident_number().await?;
+        let mut tx = self.store.begin().await?;
+        let Some(number) = tx.declaration_number(self.delivery.as_ref(), &id).await? else {
+            tx.rollback().await?;
+            return Err(ServiceError::Duplicate);
+        };
         let due = now
             + chrono::Duration::from_std(self.policy.cadence.cadence(severity)).unwrap_or_default();
         let incident = Incident {

@@ -22,9 +22,10 @@ pub struct ChatRef {
 }
 
 impl Tx {
-    /// Records (or replaces) a reference in this transaction.
+    /// Records (or replaces) a reference in this transaction. Nobody reads its answer, so on
+    /// SQLite it goes with the transaction's next statement (or its `COMMIT`).
     pub async fn put_chat_ref(&mut self, r: &ChatRef) -> anyhow::Result<()> {
-        sqlx::query(
+        let put = sqlx::query(
             "INSERT INTO chat_refs (incident_id, platform, role, channel_id, message_id, created_at) \
              VALUES ($1, $2, $3, $4, $5, $6) \
              ON CONFLICT (incident_id, platform, role, channel_id) DO UPDATE SET message_id = excluded.message_id",
@@ -34,10 +35,8 @@ impl Tx {
         .bind(&r.role)
         .bind(&r.channel_id)
         .bind(&r.message_id)
-        .bind(to_ms(Utc::now()))
-        .execute(self.conn().await?)
-        .await?;
-        Ok(())
+        .bind(to_ms(Utc::now()));
+        self.hold(put).await
     }
 }
 

@@ -113,40 +113,39 @@ impl Tx {
         Ok(self.insert_effects(&[e]).await?[0])
     }
 
+    /// Enqueues effects whose ids nobody needs (a fan-out's children): on SQLite the
+    /// statements go with the transaction's next one or its `COMMIT`, with no round trip of
+    /// their own, and an effect already queued (same idempotency key) is left as it is.
+    pub async fn queue_effects(&mut self, effects: &[NewEffect]) -> anyhow::Result<()> {
+        let now = to_ms(Utc::now());
+        for wave in waves(effects) {
+            let batch: Vec<&NewEffect> = wave.iter().map(|&i| &effects[i]).collect();
+            let sql = insert_sql(batch.len());
+            self.hold(bind_effects(
+                sqlx::query(sqlx::AssertSqlSafe(sql)),
+                &batch,
+                now,
+            ))
+            .await?;
+        }
+        Ok(())
+    }
+
     /// One multi-row `INSERT`, each row naming the unfinished effect of its ordering key it
     /// waits for; an effect already queued (same idempotency key) keeps its row and id.
     async fn insert_effects(&mut self, effects: &[&NewEffect]) -> anyhow::Result<Vec<i64>> {
         if effects.is_empty() {
             return Ok(Vec::new());
         }
-        let rows: Vec<String> = (0..effects.len())
-            .map(|i| {
-                let p = |n: usize| format!("${}", i * 7 + n);
-                format!(
-                    "({}, {}, {}, {}, 'pending', 0, 0, {}, {}, {}, {}, \
-                     (SELECT MAX(p.id) FROM effects p WHERE p.ordering_key = {} AND p.state IN ('pending', 'running')))",
-                    p(1), p(2), p(3), p(4), p(7), p(5), p(5), p(6), p(6)
-                )
-            })
-            .collect();
         let sql = format!(
-            "INSERT INTO effects (incident_id, kind, payload, idempotency_key, state, attempts, \
-             max_attempts, run_at, created_at, updated_at, ordering_key, after_effect) VALUES {} \
-             ON CONFLICT (idempotency_key) DO NOTHING RETURNING id, idempotency_key",
-            rows.join(", ")
+            "{} RETURNING id, idempotency_key",
+            insert_sql(effects.len())
         );
-        let now = to_ms(Utc::now());
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for e in effects {
-            query = query
-                .bind(e.incident_id.as_ref().map(|i| i.0.clone()))
-                .bind(&e.kind)
-                .bind(e.payload.to_string())
-                .bind(&e.idempotency_key)
-                .bind(now)
-                .bind(e.ordering_key.as_deref())
-                .bind(e.not_before.map_or(now, to_ms).max(now));
-        }
+        let query = bind_effects(
+            sqlx::query(sqlx::AssertSqlSafe(sql)),
+            effects,
+            to_ms(Utc::now()),
+        );
         let inserted: std::collections::HashMap<String, i64> = self
             .fetch::<(i64, String)>(query)
             .await?
@@ -170,6 +169,46 @@ impl Tx {
             .await?;
         Ok(id)
     }
+}
+
+/// `INSERT INTO effects … VALUES (…), … ON CONFLICT (idempotency_key) DO NOTHING` for `n`
+/// rows of seven parameters each (pure); see [`bind_effects`].
+fn insert_sql(n: usize) -> String {
+    let rows: Vec<String> = (0..n)
+        .map(|i| {
+            let p = |n: usize| format!("${}", i * 7 + n);
+            format!(
+                "({}, {}, {}, {}, 'pending', 0, 0, {}, {}, {}, {}, \
+                 (SELECT MAX(p.id) FROM effects p WHERE p.ordering_key = {} AND p.state IN ('pending', 'running')))",
+                p(1), p(2), p(3), p(4), p(7), p(5), p(5), p(6), p(6)
+            )
+        })
+        .collect();
+    format!(
+        "INSERT INTO effects (incident_id, kind, payload, idempotency_key, state, attempts, \
+         max_attempts, run_at, created_at, updated_at, ordering_key, after_effect) VALUES {} \
+         ON CONFLICT (idempotency_key) DO NOTHING",
+        rows.join(", ")
+    )
+}
+
+/// Binds each effect's seven parameters, in [`insert_sql`]'s order.
+fn bind_effects<'q>(
+    mut query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>,
+    effects: &[&NewEffect],
+    now: i64,
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments> {
+    for e in effects {
+        query = query
+            .bind(e.incident_id.as_ref().map(|i| i.0.clone()))
+            .bind(e.kind.clone())
+            .bind(e.payload.to_string())
+            .bind(e.idempotency_key.clone())
+            .bind(now)
+            .bind(e.ordering_key.clone())
+            .bind(e.not_before.map_or(now, to_ms).max(now));
+    }
+    query
 }
 
 /// The effects (by index) in statements that each hold no two sharing an idempotency key

@@ -77,21 +77,30 @@ impl Tx {
         delivery: &Delivery,
         incident: Option<&IncidentId>,
     ) -> anyhow::Result<bool> {
-        let done = sqlx::query(
-            "INSERT INTO inbound_seen (source, id, received_at, request_hash, incident_id) \
-             VALUES ($1, $2, $3, $5, $6) \
-             ON CONFLICT (source, id) DO UPDATE SET received_at = excluded.received_at, reply = NULL, \
-             request_hash = excluded.request_hash, incident_id = excluded.incident_id \
-             WHERE inbound_seen.received_at < $4",
-        )
-        .bind(delivery.source)
-        .bind(&delivery.id)
-        .bind(to_ms(Utc::now()))
-        .bind(delivery.cutoff_ms())
-        .bind(delivery.request.as_deref())
-        .bind(incident.map(|i| i.0.as_str()));
+        let done = record_query(delivery, incident);
         Ok(self.execute(done).await?.rows_affected() == 1)
     }
+}
+
+/// The upsert that records `delivery`: it changes one row when the delivery is new (or its
+/// record is older than its window), none when it is a retry.
+pub(super) fn record_query<'q>(
+    delivery: &'q Delivery,
+    incident: Option<&'q IncidentId>,
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments> {
+    sqlx::query(
+        "INSERT INTO inbound_seen (source, id, received_at, request_hash, incident_id) \
+         VALUES ($1, $2, $3, $5, $6) \
+         ON CONFLICT (source, id) DO UPDATE SET received_at = excluded.received_at, reply = NULL, \
+         request_hash = excluded.request_hash, incident_id = excluded.incident_id \
+         WHERE inbound_seen.received_at < $4",
+    )
+    .bind(delivery.source)
+    .bind(&delivery.id)
+    .bind(to_ms(Utc::now()))
+    .bind(delivery.cutoff_ms())
+    .bind(delivery.request.as_deref())
+    .bind(incident.map(|i| i.0.as_str()))
 }
 
 /// Everything kept about a delivery seen before (within its window).

@@ -4,7 +4,7 @@ use anyhow::Context;
 use chrono::Utc;
 use sqlx::FromRow;
 
-use super::{Store, Tx, from_ms, opt_from_ms, parse_column, to_ms};
+use super::{Backend, Delivery, Store, Tx, from_ms, opt_from_ms, parse_column, to_ms};
 use crate::incident::command::ListFilter;
 use crate::incident::model::{Incident, IncidentId, IncidentNumber};
 
@@ -79,6 +79,43 @@ impl Tx {
             .first()
             .context("the incident number counter is missing")?;
         Ok(IncidentNumber(*n))
+    }
+
+    /// Records the delivery that declares `incident` (if one carried it) and hands out the
+    /// incident's `INC-n`; `None` when the delivery was recorded before (a retry). On SQLite
+    /// both go in one round trip: the delivery's upsert is held, and the counter moves only
+    /// if that upsert, the statement just before it, changed a row (`changes()`).
+    pub async fn declaration_number(
+        &mut self,
+        delivery: Option<&Delivery>,
+        incident: &IncidentId,
+    ) -> anyhow::Result<Option<IncidentNumber>> {
+        let Some(delivery) = delivery else {
+            return self.next_incident_number().await.map(Some);
+        };
+        if self.backend == Backend::Postgres {
+            return match self.record_delivery_of(delivery, Some(incident)).await? {
+                true => self.next_incident_number().await.map(Some),
+                false => Ok(None),
+            };
+        }
+        self.hold(super::inbound::record_query(delivery, Some(incident)))
+            .await?;
+        let rows: Vec<(i64,)> = self
+            .fetch(sqlx::query(
+                "UPDATE counters SET value = value + 1 WHERE name = 'incident_number' AND changes() = 1 RETURNING value",
+            ))
+            .await?;
+        if let Some((n,)) = rows.first() {
+            return Ok(Some(IncidentNumber(*n)));
+        }
+        // A retry; or no counter at all, which is an error rather than a retry.
+        let counter: Option<(i64,)> =
+            sqlx::query_as("SELECT value FROM counters WHERE name = 'incident_number'")
+                .fetch_optional(self.conn().await?)
+                .await?;
+        counter.context("the incident number counter is missing")?;
+        Ok(None)
     }
 
     pub async fn insert_incident(&mut self, i: &Incident) -> anyhow::Result<()> {

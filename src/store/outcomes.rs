@@ -167,7 +167,10 @@ impl Tx {
                 .bind(now)
                 .bind(*id)
                 .bind(waiting_on.as_deref());
-                Ok(self.execute(rescheduled).await?.rows_affected() == 1)
+                // Nobody reads whether it applied (an effect whose lease was taken over is
+                // simply left to its new owner), so it costs no round trip of its own.
+                self.hold(rescheduled).await?;
+                Ok(true)
             }
             Outcome::KeepReply { source, id, reply } => {
                 let keep = sqlx::query(

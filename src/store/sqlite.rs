@@ -580,10 +580,13 @@ pub(super) async fn connection(
 /// writers (the CLI) instead of failing at once. The WAL file is cut back to
 /// [`WAL_SIZE_LIMIT`] whenever it starts over: SQLite otherwise keeps it at the largest size
 /// it ever reached (a reader pinning an old snapshot during a burst can grow it to hundreds
-/// of megabytes), across restarts.
+/// of megabytes), across restarts. Statement and savepoint journals (every member of a
+/// group commit has a savepoint) and sorts stay in memory: spilled to temporary files, they
+/// cost the writer `pwrite`s no crash could ever need.
 async fn pragmas(conn: &mut AnyConnection, synchronous: &'static str) -> sqlx::Result<()> {
     conn.execute("PRAGMA journal_mode = WAL").await?;
     conn.execute("PRAGMA foreign_keys = ON").await?;
+    conn.execute("PRAGMA temp_store = MEMORY").await?;
     conn.execute(sqlx::AssertSqlSafe(format!(
         "PRAGMA synchronous = {synchronous}"
     )))
