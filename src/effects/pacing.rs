@@ -37,7 +37,13 @@ struct State {
     tat: HashMap<String, Instant>,
     /// Slots reserved for effects that were told to come back: (effect, key) → slot.
     reserved: HashMap<(i64, String), Instant>,
+    /// When forgotten reservations were last swept out (at most once a [`SWEEP_EVERY`]: a
+    /// storm holds thousands, and sweeping on every refusal cost a walk over all of them).
+    swept: Option<Instant>,
 }
+
+/// How often forgotten reservations are swept out.
+const SWEEP_EVERY: Duration = Duration::from_secs(60);
 
 /// `burst` calls at once, then one every `interval`, per key.
 pub struct Pacer {
@@ -115,7 +121,10 @@ impl Pacer {
             return Err(allowed_at - now);
         };
         state.tat.insert(key.to_string(), tat + self.interval);
-        state.reserved.retain(|_, slot| *slot + FORGET_AFTER > now);
+        if state.swept.is_none_or(|at| at + SWEEP_EVERY <= now) {
+            state.reserved.retain(|_, slot| *slot + FORGET_AFTER > now);
+            state.swept = Some(now);
+        }
         state.reserved.insert((id, key.to_string()), allowed_at);
         Err(allowed_at - now)
     }
@@ -187,6 +196,26 @@ mod tests {
             pacer.admit_at("C1", back, Some(3)).is_err(),
             "one call, one slot"
         );
+    }
+
+    #[test]
+    fn forgotten_reservations_are_swept_out_now_and_then_not_on_every_refusal() {
+        let pacer = Pacer::new(Duration::from_secs(1), 1);
+        let t0 = Instant::now();
+        let at = |secs: u64| t0 + Duration::from_secs(secs);
+        let held = |p: &Pacer| p.state.lock().unwrap().reserved.len();
+        // A refused effect and one more refusal on another key: `key` sees one refusal.
+        let refuse = |key: &str, now: Instant, id: i64| {
+            assert_eq!(pacer.admit_at(key, now, Some(id)), Ok(()));
+            assert!(pacer.admit_at(key, now, Some(id + 1)).is_err());
+        };
+        refuse("C1", at(0), 1); // reserves C1 at t0+1 s (and sweeps: the first refusal)
+        refuse("C2", at(590), 10); // a sweep: nothing is 600 s past its slot yet
+        assert_eq!(held(&pacer), 2);
+        refuse("C3", at(620), 20); // C1's slot is long past, but the last sweep was 30 s ago
+        assert_eq!(held(&pacer), 3, "no sweep on every refusal");
+        refuse("C4", at(651), 30); // a minute after the last sweep: C1's is forgotten
+        assert_eq!(held(&pacer), 3, "C2, C3 and C4 kept, C1 forgotten");
     }
 
     #[test]
