@@ -12,6 +12,7 @@ mod chat_refs;
 mod checkpointer;
 mod effects;
 mod ended_sessions;
+mod enqueue;
 mod exemptions;
 mod freeze;
 #[cfg(test)]
