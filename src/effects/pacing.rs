@@ -204,7 +204,7 @@ mod tests {
         let t0 = Instant::now();
         let at = |secs: u64| t0 + Duration::from_secs(secs);
         let held = |p: &Pacer| p.state.lock().unwrap().reserved.len();
-        // A refused effect and one more refusal on another key: `key` sees one refusal.
+        // On `key`: effect `id` goes through, then `id + 1` is refused and reserves a slot.
         let refuse = |key: &str, now: Instant, id: i64| {
             assert_eq!(pacer.admit_at(key, now, Some(id)), Ok(()));
             assert!(pacer.admit_at(key, now, Some(id + 1)).is_err());
