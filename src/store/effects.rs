@@ -97,7 +97,12 @@ pub struct EffectCounts {
 /// running ones whose lease expired. `by_index` names the partial indexes to walk (the
 /// planner, without statistics, would walk every pending effect's `(state, run_at)`); a
 /// search among named ids is left to the primary key.
-fn candidates(only: &str, by_index: bool) -> String {
+///
+/// `limit` is written into the text, not bound: SQLite marks a statement whose `LIMIT` is a
+/// parameter as planned for that value, and re-prepares it whenever the parameter is bound
+/// again, which under a burst was every claim (6 % of the writer thread). The few limits a
+/// worker asks for are a few cached statements.
+fn candidates(only: &str, by_index: bool, limit: i64) -> String {
     let (ready, leased) = match by_index {
         true => (" INDEXED BY effects_ready", " INDEXED BY effects_leased"),
         false => ("", ""),
@@ -106,12 +111,12 @@ fn candidates(only: &str, by_index: bool) -> String {
         "SELECT id FROM ( \
            SELECT id, run_at FROM (SELECT e.id, e.run_at FROM effects e{ready} \
              WHERE e.state = 'pending' AND e.after_effect IS NULL AND e.run_at <= $2 \
-             AND {FIRST_OF_ITS_KEY}{only} ORDER BY e.run_at, e.id LIMIT $3) ready \
+             AND {FIRST_OF_ITS_KEY}{only} ORDER BY e.run_at, e.id LIMIT {limit}) ready \
            UNION ALL \
            SELECT id, run_at FROM (SELECT e.id, e.run_at FROM effects e{leased} \
              WHERE e.state = 'running' AND e.lease_until < $2 \
-             AND {FIRST_OF_ITS_KEY}{only} ORDER BY e.run_at, e.id LIMIT $3) expired \
-         ) due ORDER BY run_at, id LIMIT $3"
+             AND {FIRST_OF_ITS_KEY}{only} ORDER BY e.run_at, e.id LIMIT {limit}) expired \
+         ) due ORDER BY run_at, id LIMIT {limit}"
     )
 }
 
@@ -193,7 +198,7 @@ impl Store {
             // indexes of ready and of leased effects on the writer's own page cache. (A
             // reader's search cost a hand-off of its own and a cold cache after every write:
             // 0.45 ms a claim under a burst.)
-            Backend::Sqlite => candidates(&only, !named),
+            Backend::Sqlite => candidates(&only, !named, limit),
         };
         let sql = format!(
             "UPDATE effects SET state = 'running', lease_until = $1, lease_owner = $4, attempts = attempts + 1, updated_at = $2 \
