@@ -7,7 +7,7 @@ pub mod slack;
 
 use serde::Deserialize;
 
-use crate::incident::model::Severity;
+use crate::incident::model::{Incident, Severity};
 
 /// Company-wide notice channels per severity, as the platform names them (Slack `C…` ids,
 /// Discord channel snowflakes).
@@ -40,4 +40,33 @@ impl AnnounceChannels {
             .iter()
             .all(|c| c.is_empty())
     }
+}
+
+/// `{prefix}-42-checkout-api-returns-502`: the incident's number and its title in lower case,
+/// each run of characters `keep` refuses turned into one dash, cut to `max` characters;
+/// `attempt` > 0 adds a suffix for a name already in use (pure). Each platform passes its
+/// own character set and length limit.
+pub fn channel_name(
+    prefix: &str,
+    incident: &Incident,
+    attempt: u32,
+    max: usize,
+    keep: fn(char) -> bool,
+) -> String {
+    let mut slug = String::new();
+    for c in incident.title.to_lowercase().chars() {
+        if keep(c) {
+            slug.push(c);
+        } else if !slug.ends_with('-') {
+            slug.push('-');
+        }
+    }
+    let base = format!("{prefix}-{}-{}", incident.number.0, slug.trim_matches('-'));
+    let suffix = if attempt == 0 {
+        String::new()
+    } else {
+        format!("-{}", attempt + 1)
+    };
+    let base: String = base.chars().take(max - suffix.len()).collect();
+    format!("{}{suffix}", base.trim_end_matches('-'))
 }

@@ -259,23 +259,13 @@ pub fn text_edit(text: String) -> EditMessage {
 /// `inc-42-checkout-api-returns-502`, within Discord's 100 characters (lower case, digits
 /// and dashes); `attempt` > 0 adds a suffix for a name already in use.
 pub fn channel_name(prefix: &str, incident: &Incident, attempt: u32) -> String {
-    let mut slug = String::new();
-    for c in incident.title.to_lowercase().chars() {
-        if c.is_alphanumeric() {
-            slug.push(c);
-        } else if !slug.ends_with('-') {
-            slug.push('-');
-        }
-    }
-    let base = format!("{prefix}-{}-{}", incident.number.0, slug.trim_matches('-'));
-    let suffix = if attempt == 0 {
-        String::new()
-    } else {
-        format!("-{}", attempt + 1)
-    };
-    let keep = limit::CHANNEL_NAME - suffix.len();
-    let base: String = base.chars().take(keep).collect();
-    format!("{}{suffix}", base.trim_end_matches('-'))
+    crate::chat::channel_name(
+        prefix,
+        incident,
+        attempt,
+        limit::CHANNEL_NAME,
+        char::is_alphanumeric,
+    )
 }
 
 #[cfg(test)]

@@ -45,23 +45,7 @@ pub fn user_id(identity: &str) -> Option<String> {
 /// `inc-42-checkout-api-returns-502`, within Slack's 80-character limit; `attempt` > 0 adds
 /// a suffix for name clashes.
 pub fn channel_name(prefix: &str, incident: &Incident, attempt: u32) -> String {
-    let mut slug = String::new();
-    for c in incident.title.to_lowercase().chars() {
-        if c.is_ascii_alphanumeric() {
-            slug.push(c);
-        } else if !slug.ends_with('-') {
-            slug.push('-');
-        }
-    }
-    let base = format!("{prefix}-{}-{}", incident.number.0, slug.trim_matches('-'));
-    let suffix = if attempt == 0 {
-        String::new()
-    } else {
-        format!("-{}", attempt + 1)
-    };
-    let keep = 80 - suffix.len();
-    let base: String = base.chars().take(keep).collect();
-    format!("{}{suffix}", base.trim_end_matches('-'))
+    crate::chat::channel_name(prefix, incident, attempt, 80, |c| c.is_ascii_alphanumeric())
 }
 
 /// The channel topic (at most 250 characters, Slack's limit): severity, status, commander.
