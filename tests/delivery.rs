@@ -458,6 +458,7 @@ async fn put_back_and_queued_behind_effects_run_when_due_not_at_the_next_poll(ba
                 ordering_key: (n > 0).then(|| "defer-fifo".to_string()),
                 audience: None,
                 not_before: None,
+                records: Vec::new(),
             };
             store.enqueue_one(&effect).await.unwrap();
         }
@@ -534,6 +535,7 @@ async fn worker_model_with_random_failures_and_crashes(backend: Backend) {
             ordering_key: (n % 5 == 0).then(|| "model-fifo".to_string()),
             audience: None,
             not_before: None,
+            records: Vec::new(),
         };
         store.enqueue_one(&effect).await.unwrap();
     }

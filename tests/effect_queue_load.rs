@@ -32,6 +32,7 @@ fn effect(key: &str, ordering: Option<&str>) -> NewEffect {
         ordering_key: ordering.map(str::to_string),
         audience: None,
         not_before: None,
+        records: Vec::new(),
     }
 }
 

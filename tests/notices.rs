@@ -443,6 +443,7 @@ async fn effects_with_one_ordering_key_run_in_order(backend: Backend) {
         ordering_key: ordering.map(str::to_string),
         audience: None,
         not_before: None,
+        records: Vec::new(),
     };
     let mut tx = store.begin().await.unwrap();
     let first = tx

@@ -144,7 +144,7 @@ pub async fn record_fan_out<R: ChatRecords + ?Sized>(
         .await
         .map_err(db_error::<R>)?;
     for channel in announce {
-        let owed = chat_ref(R::PLATFORM, incident, NOTICE_OWED, channel, None);
+        let owed = notice_owed::<R>(incident, channel);
         tx.put_chat_ref(&owed).await.map_err(db_error::<R>)?;
     }
     tx.queue_effects(children).await.map_err(db_error::<R>)?;
@@ -171,6 +171,11 @@ pub async fn report_notice_failure<R: ChatRecords + ?Sized>(
         Ok(_) => EffectError::permanent(message),
         Err(e) => db_error::<R>(e),
     }
+}
+
+/// The row saying `channel` is owed a company-wide notice from `incident` on `R`'s platform.
+pub fn notice_owed<R: ChatRecords + ?Sized>(incident: &IncidentId, channel: &str) -> ChatRef {
+    chat_ref(R::PLATFORM, incident, NOTICE_OWED, channel, None)
 }
 
 /// The row saying `incident` owns `role` (with `message`) in `channel` on `platform`.

@@ -33,6 +33,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::incident::model::IncidentId;
+use crate::store::ChatRef;
 use handler::EffectError;
 
 /// An adapter's effect type. `kind` names the handler and is stored in its own column, so
@@ -91,6 +92,9 @@ pub struct NewEffect {
     pub audience: Option<Audience>,
     /// Not due before this time (a runbook step's target); `None`: due at once.
     pub not_before: Option<DateTime<Utc>>,
+    /// Chat references recorded with the effect, in the same transaction (a channel owed a
+    /// company-wide notice), so a later change finds them before the effect has run.
+    pub records: Vec<ChatRef>,
 }
 
 impl NewEffect {
@@ -108,6 +112,7 @@ impl NewEffect {
             ordering_key: None,
             audience: None,
             not_before: None,
+            records: Vec::new(),
         }
     }
 
@@ -120,6 +125,12 @@ impl NewEffect {
     /// Runs after every earlier effect with the same `key`.
     pub fn ordered(mut self, key: impl Into<String>) -> Self {
         self.ordering_key = Some(key.into());
+        self
+    }
+
+    /// Records `record` with the effect, in the same transaction.
+    pub fn recording(mut self, record: ChatRef) -> Self {
+        self.records.push(record);
         self
     }
 

@@ -130,6 +130,7 @@ mod tests {
             ordering_key: None,
             audience: None,
             not_before: None,
+            records: Vec::new(),
         };
         Effect {
             attempts,

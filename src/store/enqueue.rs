@@ -1,4 +1,5 @@
-//! Queueing effects inside a transaction: one multi-row `INSERT` per wave of effects that
+//! Queueing effects inside a transaction, with the chat references they record (held, so
+//! they go with the first `INSERT`): one multi-row `INSERT` per wave of effects that
 //! share no key ([`waves`]), each row naming the unfinished effect of its ordering key it
 //! waits for, and an effect already queued (same idempotency key) kept as it is.
 
@@ -13,6 +14,7 @@ impl Tx {
     /// ordering key (it waits for the earlier one, which a statement cannot see yet) or an
     /// idempotency key with an earlier one goes in a later statement ([`waves`]).
     pub async fn enqueue_effects(&mut self, effects: &[NewEffect]) -> anyhow::Result<Vec<i64>> {
+        self.put_records(effects.iter()).await?;
         let mut ids = vec![0; effects.len()];
         for wave in waves(effects) {
             let batch: Vec<&NewEffect> = wave.iter().map(|&i| &effects[i]).collect();
@@ -26,6 +28,7 @@ impl Tx {
     /// Enqueues an effect; a second enqueue with the same idempotency key is a no-op that
     /// returns the existing id.
     pub async fn enqueue_effect(&mut self, e: &NewEffect) -> anyhow::Result<i64> {
+        self.put_records(std::iter::once(e)).await?;
         Ok(self.insert_effects(&[e]).await?[0])
     }
 
@@ -33,6 +36,7 @@ impl Tx {
     /// statements go with the transaction's next one or its `COMMIT`, with no round trip of
     /// their own, and an effect already queued (same idempotency key) is left as it is.
     pub async fn queue_effects(&mut self, effects: &[NewEffect]) -> anyhow::Result<()> {
+        self.put_records(effects.iter()).await?;
         let now = to_ms(Utc::now());
         for wave in waves(effects) {
             let batch: Vec<&NewEffect> = wave.iter().map(|&i| &effects[i]).collect();
@@ -76,6 +80,18 @@ impl Tx {
             });
         }
         Ok(ids)
+    }
+
+    /// The chat references the effects record with them (held: on SQLite they go with the
+    /// `INSERT` that follows, in the same hand-off).
+    async fn put_records(
+        &mut self,
+        effects: impl Iterator<Item = &NewEffect>,
+    ) -> anyhow::Result<()> {
+        for record in effects.flat_map(|e| &e.records) {
+            self.put_chat_ref(record).await?;
+        }
+        Ok(())
     }
 
     async fn effect_id_by_key(&mut self, key: &str) -> anyhow::Result<i64> {
@@ -168,6 +184,7 @@ mod tests {
             ordering_key: order.map(str::to_string),
             audience: None,
             not_before: None,
+            records: Vec::new(),
         }
     }
 

@@ -3,7 +3,8 @@
 //! notices go through a database-only fan-out that queues one effect per announcement
 //! channel, each in its own FIFO group, and an announcement's own notices are queued
 //! directly with the change, under the keys the fan-out gives them (so they go out at T+0
-//! and the CLI delivers and reports them).
+//! and the CLI delivers and reports them). A declaration queues only those, recording its
+//! channels as owed a notice in the same transaction: there is nothing else to edit yet.
 //!
 //! Texts are planned as Discord markdown: what they quote of people's text is escaped
 //! here, so it cannot format the bot's message; the whole is defused and fitted when the
@@ -11,10 +12,12 @@
 //! comms role, from its stored id.
 
 use super::config::DiscordConfig;
-use super::effects::DiscordEffect;
 use super::effects::notices::plan_children;
+use super::effects::types::SYNC_NOTICES;
 use super::effects::types::{channel_group, notices_group};
+use super::effects::{DiscordEffect, DiscordEffects};
 use super::text::{escape, fit};
+use crate::chat::records::notice_owed;
 use crate::effects::planner::{EffectPlanner, Intent};
 use crate::effects::{Audience, NewEffect, TypedEffect};
 use crate::incident::model::{Incident, IncidentId};
@@ -48,7 +51,7 @@ impl EffectPlanner for DiscordPlanner {
         let announce = announce_channels(&self.config, incident);
         Ok(match event {
             IncidentEvent::Declared => {
-                let mut plan = p.announce(announce);
+                let mut plan = p.declare(&announce);
                 plan.push(p.sync_channel());
                 plan
             }
@@ -247,10 +250,33 @@ impl Plan<'_> {
     fn announce(&self, channels: Vec<String>) -> Vec<NewEffect> {
         let n = channels.len();
         let fan_out = self.fan_out(channels.clone());
-        let notices = plan_children(&self.incident.id, &fan_out.idempotency_key, &channels, &[]);
-        let declaring = self.event_tag == "declared";
-        let fan_out = fan_out.announcing(Audience::of_announcement(PLATFORM, n, declaring));
+        let notices = self.direct_notices(&fan_out.idempotency_key, &channels);
+        let fan_out = fan_out.announcing(Audience::of_announcement(PLATFORM, n, false));
         std::iter::once(fan_out).chain(notices).collect()
+    }
+
+    /// A declaration's announcement: just the notice per channel, each recording its channel
+    /// as owed a notice in the declaring transaction. A new incident has no notices elsewhere
+    /// to edit, so it needs no fan-out; the keys are the ones a fan-out would give them.
+    fn declare(&self, channels: &[String]) -> Vec<NewEffect> {
+        let key = self.key(SYNC_NOTICES);
+        let mut notices = self.direct_notices(&key, channels);
+        if let Some(first) = notices.first_mut() {
+            first.audience = Audience::of_announcement(PLATFORM, channels.len(), true);
+        }
+        notices
+    }
+
+    /// A notice effect per channel, keyed under `parent_key`, each recording its channel as
+    /// owed a notice.
+    fn direct_notices(&self, parent_key: &str, channels: &[String]) -> Vec<NewEffect> {
+        plan_children(&self.incident.id, parent_key, channels, &[])
+            .into_iter()
+            .zip(channels)
+            .map(|(notice, channel)| {
+                notice.recording(notice_owed::<DiscordEffects>(&self.incident.id, channel))
+            })
+            .collect()
     }
 }
 
@@ -297,12 +323,8 @@ mod tests {
         let kinds: Vec<&str> = plan.iter().map(|e| e.kind.as_str()).collect();
         assert_eq!(
             kinds,
-            [
-                "discord.sync_notices",
-                "discord.notice",
-                "discord.notice",
-                "discord.sync_channel"
-            ]
+            ["discord.notice", "discord.notice", "discord.sync_channel"],
+            "no fan-out: a new incident has no notices to edit elsewhere"
         );
         assert_eq!(
             plan[0].audience,
@@ -311,14 +333,19 @@ mod tests {
                 count: 2
             })
         );
+        assert_eq!(plan[1].audience, None, "counted once");
+        let fan_out_key = format!("discord.sync_notices:{}:v3:declared", inc.id);
+        assert_eq!(plan[0].idempotency_key, format!("{fan_out_key}:10"));
         assert_eq!(
-            plan[1].idempotency_key,
-            format!("{}:10", plan[0].idempotency_key)
-        );
-        assert_eq!(
-            plan[2].ordering_key,
+            plan[1].ordering_key,
             Some(format!("discord:{}:notice:20", inc.id))
         );
+        for (notice, channel) in plan[..2].iter().zip(["10", "20"]) {
+            assert_eq!(
+                notice.records,
+                vec![notice_owed::<DiscordEffects>(&inc.id, channel)]
+            );
+        }
         assert_eq!(
             plan,
             p.plan(&inc, &IncidentEvent::Declared, &alice).unwrap()

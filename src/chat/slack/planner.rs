@@ -4,7 +4,9 @@
 //! announcement channel, each in its own FIFO group, so the announcement goes out at T+0
 //! without waiting for channel setup, and one bad channel never holds up another. An
 //! announcement's own notices are also queued directly with the change (see
-//! `Plan::announce`).
+//! `Plan::announce`); a declaration queues only those, with its channels recorded as owed
+//! a notice in the same transaction, since a new incident has no notices to edit elsewhere
+//! (`Plan::declare`).
 //!
 //! The "sync" effects render from the database when they run, not from the state at
 //! planning time, so a notice or card is always current even if edits queue up.
@@ -14,6 +16,7 @@
 //! only mentions are the ones built from stored IDs.
 
 use super::config::SlackConfig;
+use super::effects::SlackEffects;
 use super::effects::notices::{FanOut, plan_children};
 pub use super::effects::types::{
     ALL_KINDS, CAPTURE_PIN, CHANNEL_POST, EPHEMERAL, NOTICE, NOTICE_REPLY, OPEN_MODAL, PROGRESS,
@@ -21,6 +24,7 @@ pub use super::effects::types::{
 };
 use super::effects::types::{SlackEffect, channel_group, notices_group};
 use super::mrkdwn::Mrkdwn;
+use crate::chat::records::notice_owed;
 use crate::effects::planner::Destination;
 use crate::effects::planner::{EffectPlanner, Intent};
 use crate::effects::{Audience, NewEffect, TypedEffect};
@@ -63,7 +67,7 @@ impl EffectPlanner for SlackPlanner {
                     .then(|| actor.id.clone())
                     .into_iter()
                     .collect();
-                let mut plan = p.announce(announce);
+                let mut plan = p.declare(&announce);
                 plan.push(p.sync_channel(invite));
                 plan
             }
@@ -312,15 +316,39 @@ impl Plan<'_> {
     fn announce(&self, channels: Vec<String>) -> Vec<NewEffect> {
         let n = channels.len();
         let fan_out = self.notices(channels.clone(), None);
+        let notices = self.direct_notices(&fan_out.idempotency_key, &channels);
+        let fan_out = fan_out.announcing(Audience::of_announcement(PLATFORM, n, false));
+        std::iter::once(fan_out).chain(notices).collect()
+    }
+
+    /// A declaration's announcement: just the notice per channel, each recording its channel
+    /// as owed a notice in the declaring transaction. A new incident has no notices elsewhere
+    /// to edit, so it needs no fan-out; the keys are the ones a fan-out would give them.
+    fn declare(&self, channels: &[String]) -> Vec<NewEffect> {
+        let key = self.key(SYNC_NOTICES);
+        let mut notices = self.direct_notices(&key, channels);
+        if let Some(first) = notices.first_mut() {
+            first.audience = Audience::of_announcement(PLATFORM, channels.len(), true);
+        }
+        notices
+    }
+
+    /// A notice effect per channel, keyed under `parent_key`, each recording its channel as
+    /// owed a notice.
+    fn direct_notices(&self, parent_key: &str, channels: &[String]) -> Vec<NewEffect> {
         let direct = FanOut {
-            parent_key: &fan_out.idempotency_key,
-            announce: &channels,
+            parent_key,
+            announce: channels,
             reply: None,
         };
         let notices = plan_children(&self.incident.id, &direct, &[]);
-        let declaring = self.event_tag == "declared";
-        let fan_out = fan_out.announcing(Audience::of_announcement(PLATFORM, n, declaring));
-        std::iter::once(fan_out).chain(notices).collect()
+        notices
+            .into_iter()
+            .zip(channels)
+            .map(|(notice, channel)| {
+                notice.recording(notice_owed::<SlackEffects>(&self.incident.id, channel))
+            })
+            .collect()
     }
 }
 
@@ -356,33 +384,14 @@ mod tests {
     }
 
     #[test]
-    fn a_declaration_fans_out_to_each_announcement_channel_once_and_counts_them() {
+    fn a_declaration_posts_in_each_announcement_channel_once_and_counts_them() {
         let inc = incident("Checkout down");
         let alice = Actor::new(Source::Slack, "U0ALICE", "alice");
         let p = planner(&["C_A", "C_B", "C_A"]);
         let plan = p.plan(&inc, &IncidentEvent::Declared, &alice).unwrap();
-        assert_eq!(plan.len(), 4);
-        assert_eq!(
-            decoded(&plan[0]),
-            SlackEffect::SyncNotices {
-                incident_id: inc.id.clone(),
-                channels: vec!["C_A".into(), "C_B".into()],
-                reply: None
-            }
-        );
-        assert_eq!(
-            plan[0].audience,
-            Some(Audience::Channels {
-                platform: PLATFORM,
-                count: 2
-            })
-        );
-        assert_eq!(plan[0].ordering_key, Some(notices_group(&inc.id)));
-        assert_eq!(
-            plan[0].idempotency_key,
-            format!("slack.sync_notices:{}:v3:declared", inc.id)
-        );
-        for (notice, channel) in plan[1..3].iter().zip(["C_A", "C_B"]) {
+        assert_eq!(plan.len(), 3, "two notices and the channel, no fan-out");
+        let fan_out_key = format!("slack.sync_notices:{}:v3:declared", inc.id);
+        for (notice, channel) in plan[..2].iter().zip(["C_A", "C_B"]) {
             assert_eq!(
                 decoded(notice),
                 SlackEffect::Notice {
@@ -393,16 +402,29 @@ mod tests {
             );
             assert_eq!(
                 notice.idempotency_key,
-                format!("{}:{channel}", plan[0].idempotency_key),
-                "the key the fan-out gives it, so the fan-out does not queue it again"
+                format!("{fan_out_key}:{channel}"),
+                "the key a fan-out gives it"
             );
             assert_eq!(
                 notice.ordering_key,
                 Some(format!("slack:{}:notice:{channel}", inc.id))
             );
+            assert_eq!(
+                notice.records,
+                vec![notice_owed::<SlackEffects>(&inc.id, channel)],
+                "owed in the declaring transaction, so a later change edits or posts it"
+            );
         }
         assert_eq!(
-            decoded(&plan[3]),
+            plan[0].audience,
+            Some(Audience::Channels {
+                platform: PLATFORM,
+                count: 2
+            })
+        );
+        assert_eq!(plan[1].audience, None, "counted once");
+        assert_eq!(
+            decoded(&plan[2]),
             SlackEffect::SyncChannel {
                 incident_id: inc.id.clone(),
                 invite: vec!["U0ALICE".into()]
@@ -413,6 +435,37 @@ mod tests {
             plan, again,
             "keys come from content: planning twice is one effect"
         );
+        let quiet = planner(&[]).plan(&inc, &IncidentEvent::Declared, &alice);
+        assert_eq!(
+            quiet.unwrap().len(),
+            1,
+            "no announcement channel: the room only"
+        );
+    }
+
+    #[test]
+    fn a_severity_change_fans_out_to_edit_notices_elsewhere_and_posts_new_ones() {
+        let inc = incident("Checkout down");
+        let event = IncidentEvent::SeverityChanged {
+            from: crate::incident::model::Severity::Sev2,
+        };
+        let plan = planner(&["C_A"])
+            .plan(&inc, &event, &Actor::system())
+            .unwrap();
+        let fan_out = plan.iter().find(|e| e.kind == SYNC_NOTICES).unwrap();
+        assert_eq!(
+            fan_out.audience,
+            Some(Audience::Channels {
+                platform: PLATFORM,
+                count: 1
+            })
+        );
+        let notice = plan.iter().find(|e| e.kind == NOTICE).unwrap();
+        assert_eq!(
+            notice.idempotency_key,
+            format!("{}:C_A", fan_out.idempotency_key)
+        );
+        assert_eq!(notice.records.len(), 1);
     }
 
     #[test]

@@ -220,6 +220,7 @@ fn wake_ups(incident: &Incident, steps: &[Step], nudge_after: Duration) -> Vec<N
                 ordering_key: None,
                 audience: None,
                 not_before: None,
+                records: Vec::new(),
             }
             .not_before(at)
         })

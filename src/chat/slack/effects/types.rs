@@ -230,6 +230,7 @@ mod tests {
             ordering_key: None,
             audience: None,
             not_before: None,
+            records: Vec::new(),
         };
         Effect::as_claimed(&row)
     }
