@@ -33,6 +33,11 @@ use crate::telemetry;
 /// An attempt running this long no longer holds one of the worker's slots.
 const SLOW_AFTER: Duration = Duration::from_secs(2);
 
+/// How long an attempt over its target's in-flight cap waits in memory for a place before
+/// it is parked in the queue: long enough for the attempts ahead of it that end at once
+/// (deferred by a rate limit, say), short enough that a target that hangs holds it briefly.
+const ROOM_WAIT: Duration = Duration::from_millis(100);
+
 /// Claims are at least this far apart: under a burst every command wakes the worker, and
 /// one claim for what a few milliseconds of commands queued costs one transaction, not one
 /// per command. (An effect starts at most this much later.)
@@ -397,7 +402,7 @@ impl Worker {
             Gate::Probe => true,
             Gate::Closed => false,
         };
-        let Some(slot) = self.inflight.enter(&target) else {
+        let Some(slot) = self.inflight.enter_within(&target, ROOM_WAIT).await else {
             // Half the worker is busy with this target: wait for one of those to succeed
             // (or, at the latest, an attempt timeout).
             telemetry::effect_outcome(kind, &target, "held");
