@@ -5,8 +5,8 @@
 
 use async_trait::async_trait;
 
-use crate::effects::NewEffect;
 use crate::effects::handler::EffectError;
+use crate::effects::{Audience, NewEffect};
 use crate::incident::model::{Incident, IncidentId};
 use crate::incident::timeline::EntryKind;
 use crate::store::{ChatRef, Store};
@@ -176,6 +176,26 @@ pub async fn report_notice_failure<R: ChatRecords + ?Sized>(
 /// The row saying `channel` is owed a company-wide notice from `incident` on `R`'s platform.
 pub fn notice_owed<R: ChatRecords + ?Sized>(incident: &IncidentId, channel: &str) -> ChatRef {
     chat_ref(R::PLATFORM, incident, NOTICE_OWED, channel, None)
+}
+
+/// An announcement's own notices (`notices`, one per channel of `channels`, in order): each
+/// records its channel as owed a notice on `R`'s platform, in the transaction that queues
+/// it, and the first carries `audience`, the reply's count of them all.
+pub fn owed_notices<R: ChatRecords + ?Sized>(
+    incident: &IncidentId,
+    notices: Vec<NewEffect>,
+    channels: &[String],
+    audience: Option<Audience>,
+) -> Vec<NewEffect> {
+    let mut owed: Vec<NewEffect> = notices
+        .into_iter()
+        .zip(channels)
+        .map(|(notice, channel)| notice.recording(notice_owed::<R>(incident, channel)))
+        .collect();
+    if let Some(first) = owed.first_mut() {
+        first.audience = audience;
+    }
+    owed
 }
 
 /// The row saying `incident` owns `role` (with `message`) in `channel` on `platform`.

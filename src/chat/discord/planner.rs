@@ -17,7 +17,7 @@ use super::effects::types::SYNC_NOTICES;
 use super::effects::types::{channel_group, notices_group};
 use super::effects::{DiscordEffect, DiscordEffects};
 use super::text::{escape, fit};
-use crate::chat::records::notice_owed;
+use crate::chat::records::owed_notices;
 use crate::effects::planner::{EffectPlanner, Intent};
 use crate::effects::{Audience, NewEffect, TypedEffect};
 use crate::incident::model::{Incident, IncidentId};
@@ -248,35 +248,31 @@ impl Plan<'_> {
     /// The announcement: a notice per channel queued with the change, and the fan-out that
     /// also edits notices in other channels (it queues the same notices again, a no-op).
     fn announce(&self, channels: Vec<String>) -> Vec<NewEffect> {
-        let n = channels.len();
         let fan_out = self.fan_out(channels.clone());
-        let notices = self.direct_notices(&fan_out.idempotency_key, &channels);
-        let fan_out = fan_out.announcing(Audience::of_announcement(PLATFORM, n, false));
-        std::iter::once(fan_out).chain(notices).collect()
+        let audience = Audience::of_announcement(PLATFORM, channels.len(), false);
+        let notices = self.owed_notices(&fan_out.idempotency_key, &channels, None);
+        std::iter::once(fan_out.announcing(audience))
+            .chain(notices)
+            .collect()
     }
 
     /// A declaration's announcement: just the notice per channel, each recording its channel
     /// as owed a notice in the declaring transaction. A new incident has no notices elsewhere
     /// to edit, so it needs no fan-out; the keys are the ones a fan-out would give them.
     fn declare(&self, channels: &[String]) -> Vec<NewEffect> {
-        let key = self.key(SYNC_NOTICES);
-        let mut notices = self.direct_notices(&key, channels);
-        if let Some(first) = notices.first_mut() {
-            first.audience = Audience::of_announcement(PLATFORM, channels.len(), true);
-        }
-        notices
+        let audience = Audience::of_announcement(PLATFORM, channels.len(), true);
+        self.owed_notices(&self.key(SYNC_NOTICES), channels, audience)
     }
 
-    /// A notice effect per channel, keyed under `parent_key`, each recording its channel as
-    /// owed a notice.
-    fn direct_notices(&self, parent_key: &str, channels: &[String]) -> Vec<NewEffect> {
-        plan_children(&self.incident.id, parent_key, channels, &[])
-            .into_iter()
-            .zip(channels)
-            .map(|(notice, channel)| {
-                notice.recording(notice_owed::<DiscordEffects>(&self.incident.id, channel))
-            })
-            .collect()
+    /// A notice effect per channel, keyed under `parent_key`; see [`owed_notices`].
+    fn owed_notices(
+        &self,
+        parent_key: &str,
+        channels: &[String],
+        audience: Option<Audience>,
+    ) -> Vec<NewEffect> {
+        let notices = plan_children(&self.incident.id, parent_key, channels, &[]);
+        owed_notices::<DiscordEffects>(&self.incident.id, notices, channels, audience)
     }
 }
 
@@ -297,6 +293,7 @@ fn tag(event: &IncidentEvent) -> &'static str {
 mod tests {
     use super::*;
     use crate::chat::discord::embeds::tests::incident;
+    use crate::chat::records::notice_owed;
     use crate::effects::planner::Intent;
     use crate::incident::timeline::Source;
 

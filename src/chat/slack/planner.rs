@@ -24,7 +24,7 @@ pub use super::effects::types::{
 };
 use super::effects::types::{SlackEffect, channel_group, notices_group};
 use super::mrkdwn::Mrkdwn;
-use crate::chat::records::notice_owed;
+use crate::chat::records::owed_notices;
 use crate::effects::planner::Destination;
 use crate::effects::planner::{EffectPlanner, Intent};
 use crate::effects::{Audience, NewEffect, TypedEffect};
@@ -314,41 +314,39 @@ impl Plan<'_> {
     /// delivers it, failures included), and the fan-out that also edits notices in other
     /// channels. Each notice has the key the fan-out gives it, so it is queued once.
     fn announce(&self, channels: Vec<String>) -> Vec<NewEffect> {
-        let n = channels.len();
         let fan_out = self.notices(channels.clone(), None);
-        let notices = self.direct_notices(&fan_out.idempotency_key, &channels);
-        let fan_out = fan_out.announcing(Audience::of_announcement(PLATFORM, n, false));
-        std::iter::once(fan_out).chain(notices).collect()
+        let audience = Audience::of_announcement(PLATFORM, channels.len(), false);
+        let notices = self.owed_notices(&fan_out.idempotency_key, &channels, None);
+        std::iter::once(fan_out.announcing(audience))
+            .chain(notices)
+            .collect()
     }
 
     /// A declaration's announcement: just the notice per channel, each recording its channel
     /// as owed a notice in the declaring transaction. A new incident has no notices elsewhere
     /// to edit, so it needs no fan-out; the keys are the ones a fan-out would give them.
     fn declare(&self, channels: &[String]) -> Vec<NewEffect> {
-        let key = self.key(SYNC_NOTICES);
-        let mut notices = self.direct_notices(&key, channels);
-        if let Some(first) = notices.first_mut() {
-            first.audience = Audience::of_announcement(PLATFORM, channels.len(), true);
-        }
-        notices
+        let audience = Audience::of_announcement(PLATFORM, channels.len(), true);
+        self.owed_notices(&self.key(SYNC_NOTICES), channels, audience)
     }
 
-    /// A notice effect per channel, keyed under `parent_key`, each recording its channel as
-    /// owed a notice.
-    fn direct_notices(&self, parent_key: &str, channels: &[String]) -> Vec<NewEffect> {
-        let direct = FanOut {
-            parent_key,
-            announce: channels,
-            reply: None,
-        };
-        let notices = plan_children(&self.incident.id, &direct, &[]);
-        notices
-            .into_iter()
-            .zip(channels)
-            .map(|(notice, channel)| {
-                notice.recording(notice_owed::<SlackEffects>(&self.incident.id, channel))
-            })
-            .collect()
+    /// A notice effect per channel, keyed under `parent_key`; see [`owed_notices`].
+    fn owed_notices(
+        &self,
+        parent_key: &str,
+        channels: &[String],
+        audience: Option<Audience>,
+    ) -> Vec<NewEffect> {
+        let notices = plan_children(
+            &self.incident.id,
+            &FanOut {
+                parent_key,
+                announce: channels,
+                reply: None,
+            },
+            &[],
+        );
+        owed_notices::<SlackEffects>(&self.incident.id, notices, channels, audience)
     }
 }
 
@@ -368,6 +366,7 @@ fn tag(event: &IncidentEvent) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::chat::records::notice_owed;
     use crate::chat::slack::blocks::tests::incident;
 
     fn planner(sev1: &[&str]) -> SlackPlanner {
