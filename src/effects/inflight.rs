@@ -144,7 +144,9 @@ mod tests {
             let inflight = Arc::clone(&inflight);
             tokio::spawn(async move {
                 let started = tokio::time::Instant::now();
-                let slot = inflight.enter_within("slack", Duration::from_millis(100)).await;
+                let slot = inflight
+                    .enter_within("slack", Duration::from_millis(100))
+                    .await;
                 (slot.is_some(), started.elapsed())
             })
         };
@@ -160,7 +162,9 @@ mod tests {
 
         let _hung = inflight.enter("hook:h").unwrap();
         let started = tokio::time::Instant::now();
-        let slot = inflight.enter_within("hook:h", Duration::from_millis(100)).await;
+        let slot = inflight
+            .enter_within("hook:h", Duration::from_millis(100))
+            .await;
         assert!(slot.is_none(), "a target that hangs turns it away");
         assert_eq!(started.elapsed(), Duration::from_millis(100));
         assert!(inflight.take_turned_away("hook:h"));
