@@ -19,6 +19,8 @@ on_both!(
     outcomes_written_together_each_get_their_own_answer,
     an_effect_queued_while_the_one_before_finishes_is_not_stranded,
     a_fan_outs_children_go_with_its_commit_in_order_and_keep_queued_ones,
+    effects_queued_with_the_commit_return_their_ids_and_keep_queued_ones,
+    effects_queued_with_a_failing_commit_leave_nothing,
 );
 
 const LEASE: Duration = Duration::from_secs(30);
@@ -285,4 +287,65 @@ async fn a_fan_outs_children_go_with_its_commit_in_order_and_keep_queued_ones(ba
     );
     assert!(store.complete_effect(queued, "ok", None).await.unwrap());
     assert_eq!(claim(&store, 10).await, vec![reply]);
+}
+
+async fn effects_queued_with_the_commit_return_their_ids_and_keep_queued_ones(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let store = db.store().await;
+    let queued = enqueue(&store, &[effect("notice:C1", Some("C1"))]).await[0];
+    let effects = [
+        effect("reply:C1", Some("C1")),
+        effect("notice:C1", Some("C1")),
+        effect("notice:C2", Some("C2")),
+        effect("card", None),
+    ];
+    let tx = store.begin().await.unwrap();
+    let ids = tx.commit_enqueuing(&effects).await.unwrap();
+    assert_eq!(ids.len(), 4);
+    assert_eq!(ids[1], queued, "a queued key keeps its row and id");
+    let stored = store.effects_by_ids(&ids).await.unwrap();
+    for (id, e) in ids.iter().zip(&effects) {
+        let row = stored
+            .iter()
+            .find(|s| s.id == *id)
+            .expect("every id names a row");
+        assert_eq!(
+            row.idempotency_key, e.idempotency_key,
+            "ids in the effects' order"
+        );
+    }
+    assert_eq!(store.unfinished_effects(100).await.unwrap().len(), 4);
+    // Nothing to queue still commits what the transaction wrote.
+    let mut tx = store.begin().await.unwrap();
+    tx.queue_effects(&[effect("held", None)]).await.unwrap();
+    assert!(tx.commit_enqueuing(&[]).await.unwrap().is_empty());
+    assert_eq!(store.unfinished_effects(100).await.unwrap().len(), 5);
+}
+
+async fn effects_queued_with_a_failing_commit_leave_nothing(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let store = db.store().await;
+    let mut bad = effect("bad", None);
+    bad.incident_id = Some(firebreak::incident::model::IncidentId(
+        "no-such-incident".into(),
+    ));
+    let tx = store.begin().await.unwrap();
+    let err = tx
+        .commit_enqueuing(&[effect("good", None), bad])
+        .await
+        .expect_err("an effect naming no incident breaks its foreign key");
+    assert!(!format!("{err:#}").is_empty());
+    assert!(
+        store.unfinished_effects(100).await.unwrap().is_empty(),
+        "nothing of the failed transaction stays"
+    );
+    // The writer is usable after the failure.
+    let tx = store.begin().await.unwrap();
+    assert_eq!(
+        tx.commit_enqueuing(&[effect("after", None)])
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
 }

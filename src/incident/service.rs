@@ -252,12 +252,10 @@ impl IncidentService {
             effects.extend(self.attach_runbook(&mut tx, &incident, rb).await?);
             attached = format!(" Runbook {} attached ({} steps).", rb.name, rb.steps.len());
         }
-        // One statement for the notices, the runbook's wake-ups and its checklist.
-        let mut queued = Queued::of(&effects, tx.enqueue_effects(&effects).await?);
-        for effect in self.auto_freeze(&mut tx, &incident, actor).await? {
-            queued.push(&mut tx, &effect).await?;
-        }
-        tx.commit().await?;
+        // The notices first, then the freeze; with the runbook's wake-ups and its checklist,
+        // queued with the commit.
+        effects.extend(self.auto_freeze(&mut tx, &incident, actor).await?);
+        let queued = Queued::of(&effects, tx.commit_enqueuing(&effects).await?);
         self.wake_worker(&queued.ids);
         let reply = format!(
             "{} is declared. Status investigating; commander unassigned (`ack` to take it). Next update due by {}.{}{attached}",
@@ -355,7 +353,7 @@ impl IncidentService {
         actor: &Actor,
         now: DateTime<Utc>,
     ) -> Result<(Incident, Queued), ServiceError> {
-        let mut effects = Queued::default();
+        let mut effects = Vec::new();
         let mut after = current.clone();
         if let Some(mut next) = decision.incident {
             if !tx.compare_and_set_incident(&next, current.version).await? {
@@ -375,13 +373,11 @@ impl IncidentService {
                 tx.add_promise(&next.id, now, due).await?;
             }
             if let Some(event) = &decision.event {
-                effects = self.enqueue_effects(&mut tx, &next, event, actor).await?;
+                effects = self.policy.planners.plan(&next, event, actor)?;
             }
             if next.status == Status::Resolved && current.status != Status::Resolved {
                 tx.skip_open_steps(&next.id, now).await?;
-                for effect in self.auto_unfreeze(&mut tx, &next, actor).await? {
-                    effects.push(&mut tx, &effect).await?;
-                }
+                effects.extend(self.auto_unfreeze(&mut tx, &next, actor).await?);
             }
             after = next;
         }
@@ -389,24 +385,13 @@ impl IncidentService {
             tx.append_timeline(&entry(&after, actor, now, kind, text))
                 .await?;
         }
-        tx.commit().await?;
-        self.wake_worker(&effects.ids);
-        Ok((after, effects))
-    }
-
-    async fn enqueue_effects(
-        &self,
-        tx: &mut Tx,
-        incident: &Incident,
-        event: &IncidentEvent,
-        actor: &Actor,
-    ) -> anyhow::Result<Queued> {
-        let effects = self.policy.planners.plan(incident, event, actor)?;
-        let ids = tx.enqueue_effects(&effects).await?;
-        Ok(Queued {
-            ids,
+        // Queued with the commit: on SQLite one hand-off.
+        let queued = Queued {
+            ids: tx.commit_enqueuing(&effects).await?,
             audiences: effects.iter().filter_map(|e| e.audience).collect(),
-        })
+        };
+        self.wake_worker(&queued.ids);
+        Ok((after, queued))
     }
 
     /// The front door's gate, for what an edge does outside a command (a :pushpin: reaction
@@ -511,12 +496,6 @@ impl Queued {
             ids: now_due.map(|(_, id)| id).collect(),
             audiences: effects.iter().filter_map(|e| e.audience).collect(),
         }
-    }
-
-    pub async fn push(&mut self, tx: &mut Tx, effect: &NewEffect) -> anyhow::Result<()> {
-        self.ids.push(tx.enqueue_effect(effect).await?);
-        self.audiences.extend(effect.audience);
-        Ok(())
     }
 
     /// " Company-wide notice queued to 2 Slack channels and 1 webhook.", or nothing.

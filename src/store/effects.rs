@@ -204,11 +204,12 @@ impl Store {
             "UPDATE effects SET state = 'running', lease_until = $1, lease_owner = $4, attempts = attempts + 1, updated_at = $2 \
              WHERE id IN ({ids}) RETURNING {COLUMNS}"
         );
-        let mut tx = self.begin_background().await?;
+        let tx = self.begin_background().await?;
         // A statement naming its rows is never the same twice: not prepared for reuse,
         // where it would push the statements that are out of each connection's cache.
+        // With its `COMMIT`: on SQLite one hand-off.
         let rows: Vec<EffectRow> = tx
-            .fetch(
+            .commit_fetching(
                 sqlx::query(sqlx::AssertSqlSafe(sql))
                     .persistent(!named)
                     .bind(lease_until)
@@ -217,7 +218,6 @@ impl Store {
                     .bind(owner),
             )
             .await?;
-        tx.commit().await?;
         let mut claimed = rows
             .into_iter()
             .map(Effect::try_from)

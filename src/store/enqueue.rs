@@ -3,6 +3,7 @@
 //! share no key ([`waves`]), each row naming the unfinished effect of its ordering key it
 //! waits for, and an effect already queued (same idempotency key) kept as it is.
 
+use anyhow::Context;
 use chrono::Utc;
 
 use super::{Tx, to_ms};
@@ -49,6 +50,44 @@ impl Tx {
             .await?;
         }
         Ok(())
+    }
+
+    /// Enqueues `effects` and commits: their ids, in order (an effect already queued under
+    /// the same idempotency key keeps its row, and its id is the one returned). On SQLite
+    /// the inserts, the read of their ids and the `COMMIT` go as one hand-off.
+    pub async fn commit_enqueuing(mut self, effects: &[NewEffect]) -> anyhow::Result<Vec<i64>> {
+        if effects.is_empty() {
+            self.commit().await?;
+            return Ok(Vec::new());
+        }
+        self.queue_effects(effects).await?;
+        let marks: Vec<String> = (1..=effects.len()).map(|i| format!("${i}")).collect();
+        let sql = format!(
+            "SELECT id, idempotency_key FROM effects WHERE idempotency_key IN ({})",
+            marks.join(", ")
+        );
+        let ids = effects
+            .iter()
+            .fold(sqlx::query(sqlx::AssertSqlSafe(sql)), |query, e| {
+                query.bind(e.idempotency_key.clone())
+            });
+        let ids: std::collections::HashMap<String, i64> = self
+            .commit_fetching::<(i64, String)>(ids)
+            .await?
+            .into_iter()
+            .map(|(id, key)| (key, id))
+            .collect();
+        effects
+            .iter()
+            .map(|e| {
+                ids.get(&e.idempotency_key).copied().with_context(|| {
+                    format!(
+                        "effect {} was not found after queueing it",
+                        e.idempotency_key
+                    )
+                })
+            })
+            .collect()
     }
 
     /// One multi-row `INSERT`, each row naming the unfinished effect of its ordering key it

@@ -1,5 +1,5 @@
 //! SQLite's group commit (see [`super::sqlite::Writers`]): commands waiting behind a command
-//! share its commit, a failing member undoes only its own writes, a lost transaction is
+//! share its commit (and read back what they wrote with it), a failing member undoes only its own writes, a lost transaction is
 //! reported to every member, and a group whose members all stop waiting still commits.
 //! (Background work commits a waiting group before it writes; the suites' mixed loads and
 //! `tests/store_open.rs` cover that path.)
@@ -86,6 +86,38 @@ async fn commands_waiting_behind_a_command_share_its_commit() {
         commits(&store).await - before,
         1,
         "six transactions, one commit"
+    );
+}
+
+/// A command that reads back what it wrote with its commit, joining the group.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn members_reading_with_their_commit_get_their_own_rows() {
+    let (_dir, store) = store().await;
+    let before = commits(&store).await;
+    let mut first = store.begin().await.unwrap();
+    insert(&mut first, "a").await.unwrap();
+    let behind: Vec<_> = ["b", "c", "d"]
+        .into_iter()
+        .map(|name| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let tx = store.begin().await?;
+                let query = sqlx::query("INSERT INTO t (name) VALUES ($1) RETURNING name")
+                    .bind(name.to_string());
+                tx.commit_fetching::<(String,)>(query).await
+            })
+        })
+        .collect();
+    until_waiting(&store, 3).await;
+    first.commit().await.unwrap();
+    for (task, name) in behind.into_iter().zip(["b", "c", "d"]) {
+        assert_eq!(task.await.unwrap().unwrap(), [(name.to_string(),)]);
+    }
+    assert_eq!(names(&store).await, ["a", "b", "c", "d"]);
+    assert_eq!(
+        commits(&store).await - before,
+        1,
+        "four transactions, one commit"
     );
 }
 

@@ -428,33 +428,63 @@ impl Drop for Tx {
 
 impl Tx {
     pub async fn commit(self) -> anyhow::Result<()> {
-        self.finish(End::Commit).await.context("committing")
+        self.finish(End::Commit).await.context("committing")?;
+        Ok(())
     }
 
     pub async fn rollback(self) -> anyhow::Result<()> {
-        self.finish(End::Rollback).await.context("rolling back")
+        self.finish(End::Rollback).await.context("rolling back")?;
+        Ok(())
     }
 
-    async fn finish(mut self, end: End) -> anyhow::Result<()> {
+    /// Runs `query` last and commits: `query`'s rows. On SQLite the query goes with the
+    /// `COMMIT` (and whatever is held), in one hand-off rather than two.
+    pub async fn commit_fetching<T>(
+        mut self,
+        query: sqlx::query::Query<'_, Any, AnyArguments>,
+    ) -> anyhow::Result<Vec<T>>
+    where
+        T: for<'r> sqlx::FromRow<'r, AnyRow>,
+    {
+        let rows = match self.backend {
+            Backend::Sqlite => {
+                self.held.push(query)?;
+                self.finish(End::Commit).await.context("committing")?
+            }
+            Backend::Postgres => {
+                let rows = query.fetch_all(&mut *self.inner).await?;
+                self.finish(End::Commit).await.context("committing")?;
+                rows
+            }
+        };
+        Ok(rows.iter().map(T::from_row).collect::<Result<_, _>>()?)
+    }
+
+    /// Ends the transaction: on SQLite, the rows its last hand-off returned.
+    async fn finish(mut self, end: End) -> anyhow::Result<Vec<AnyRow>> {
         let held = std::mem::take(&mut self.held);
         match &mut self.inner {
             TxConn::Writer { writers } => {
                 let Some(w) = writers.as_mut() else {
-                    return Ok(());
+                    return Ok(Vec::new());
                 };
                 match w.finish(end, held).await? {
-                    Ended::Done => Ok(()),
-                    Ended::InGroup(group) => {
+                    (Ended::Done, rows) => Ok(rows),
+                    (Ended::InGroup(group), rows) => {
                         let guard = writers.take().expect("checked above");
-                        sqlite::await_group(guard, group).await
+                        sqlite::await_group(guard, group).await?;
+                        Ok(rows)
                     }
                 }
             }
-            TxConn::Pooled(tx) => match (tx.take(), end) {
-                (Some(tx), End::Commit) => Ok(tx.commit().await?),
-                (Some(tx), End::Rollback) => Ok(tx.rollback().await?),
-                (None, _) => Ok(()),
-            },
+            TxConn::Pooled(tx) => {
+                match (tx.take(), end) {
+                    (Some(tx), End::Commit) => tx.commit().await?,
+                    (Some(tx), End::Rollback) => tx.rollback().await?,
+                    (None, _) => {}
+                }
+                Ok(Vec::new())
+            }
         }
     }
 

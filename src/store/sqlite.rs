@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
-use sqlx::any::AnyConnectOptions;
+use sqlx::any::{AnyConnectOptions, AnyRow};
 use sqlx::{AnyConnection, ConnectOptions, Connection, Executor};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
@@ -361,10 +361,15 @@ impl Writers {
     /// group member but the last (`InGroup`: wait for [`Group::committed`]). A failed
     /// statement leaves the transaction marked open, so the next holder rolls it back. A
     /// transaction that never sent its opening has nothing to end.
-    pub(super) async fn finish(&mut self, end: End, held: Batch) -> anyhow::Result<Ended> {
+    pub(super) async fn finish(
+        &mut self,
+        end: End,
+        held: Batch,
+    ) -> anyhow::Result<(Ended, Vec<AnyRow>)> {
         let Some(priority) = self.open else {
-            return Ok(Ended::Done);
+            return Ok((Ended::Done, Vec::new()));
         };
+        let mut rows = Vec::new();
         let member = priority == Priority::Command && self.group.is_some();
         if held.opens() && (matches!(end, End::Rollback) || held.is_only_begin()) {
             self.open = None;
@@ -376,13 +381,13 @@ impl Writers {
                     Err(e) if !no_transaction(&e) => return Err(e.into()),
                     _ => {}
                 },
-                (End::Commit, true) => self.send(held, Some("RELEASE fb_member")).await?,
+                (End::Commit, true) => rows = self.send(held, Some("RELEASE fb_member")).await?,
                 (End::Commit, false) if priority == Priority::Command && self.others_waiting() => {
-                    self.send(held, None).await?;
+                    rows = self.send(held, None).await?;
                     self.group = Some(Group::new());
                 }
                 (End::Commit, false) => {
-                    self.send(held, Some("COMMIT")).await?;
+                    rows = self.send(held, Some("COMMIT")).await?;
                     self.committed(priority);
                 }
             }
@@ -391,25 +396,28 @@ impl Writers {
             self.synchronous = Some(priority);
         }
         let Some(group) = self.group.clone().filter(|_| priority == Priority::Command) else {
-            return Ok(Ended::Done);
+            return Ok((Ended::Done, rows));
         };
         if !self.others_waiting() {
             self.commit_group().await;
         }
-        Ok(Ended::InGroup(group))
+        Ok((Ended::InGroup(group), rows))
     }
 
-    /// Sends what is held, then `last`, as one query.
-    async fn send(&mut self, mut held: Batch, last: Option<&'static str>) -> anyhow::Result<()> {
+    /// Sends what is held, then `last`, as one query: the rows it returned.
+    async fn send(
+        &mut self,
+        mut held: Batch,
+        last: Option<&'static str>,
+    ) -> anyhow::Result<Vec<AnyRow>> {
         let (sql, args) = match last {
             Some(last) => held.take_with(sqlx::query(last))?,
-            None if held.is_empty() => return Ok(()),
+            None if held.is_empty() => return Ok(Vec::new()),
             None => held.take(),
         };
-        sqlx::query_with(sqlx::AssertSqlSafe(sql), args)
-            .execute(&mut self.conn)
-            .await?;
-        Ok(())
+        Ok(sqlx::query_with(sqlx::AssertSqlSafe(sql), args)
+            .fetch_all(&mut self.conn)
+            .await?)
     }
 
     fn others_waiting(&self) -> bool {
