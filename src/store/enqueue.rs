@@ -71,12 +71,7 @@ impl Tx {
             .fold(sqlx::query(sqlx::AssertSqlSafe(sql)), |query, e| {
                 query.bind(e.idempotency_key.clone())
             });
-        let ids: std::collections::HashMap<String, i64> = self
-            .commit_fetching::<(i64, String)>(ids)
-            .await?
-            .into_iter()
-            .map(|(id, key)| (key, id))
-            .collect();
+        let ids = by_key(self.commit_fetching(ids).await?);
         effects
             .iter()
             .map(|e| {
@@ -105,12 +100,7 @@ impl Tx {
             effects,
             to_ms(Utc::now()),
         );
-        let inserted: std::collections::HashMap<String, i64> = self
-            .fetch::<(i64, String)>(query)
-            .await?
-            .into_iter()
-            .map(|(id, key)| (key, id))
-            .collect();
+        let inserted = by_key(self.fetch(query).await?);
         let mut ids = Vec::with_capacity(effects.len());
         for e in effects {
             ids.push(match inserted.get(&e.idempotency_key) {
@@ -140,6 +130,11 @@ impl Tx {
             .await?;
         Ok(id)
     }
+}
+
+/// Effect ids by idempotency key, from `(id, idempotency_key)` rows.
+fn by_key(rows: Vec<(i64, String)>) -> std::collections::HashMap<String, i64> {
+    rows.into_iter().map(|(id, key)| (key, id)).collect()
 }
 
 /// `INSERT INTO effects … VALUES (…), … ON CONFLICT (idempotency_key) DO NOTHING` for `n`
