@@ -78,8 +78,11 @@ async fn the_wal_is_checkpointed_beside_the_writer_and_stays_small() {
         .len();
     // Without the checkpointer, 3000 commits of a 3 kB row leave at least 3000 pages
     // (12 MB) in the WAL; SQLite's own checkpoint inside a commit is a backstop at 4000.
+    // The file keeps its longest length, so one stretch in which a loaded machine (the
+    // rest of the suite on two cores) starves the checkpointer shows; 8 MB leaves room for
+    // that and still fails without a checkpointer.
     assert!(
-        wal < 4 << 20,
+        wal < 8 << 20,
         "the WAL grew to {wal} bytes: the checkpointer is not keeping up"
     );
     let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM t")
