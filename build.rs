@@ -5,7 +5,11 @@
 //!   where the linker and the C library support them: the position-independent binary's
 //!   1.2 MB table of relative relocations, which the loader reads whole at every start and
 //!   which stays resident, shrinks to a few kilobytes. Checked by linking and running a
-//!   probe, so an older toolchain or glibc (before 2.36) builds without it.
+//!   probe, so an older toolchain or glibc (before 2.36) builds without it;
+//! - in release builds linked by LLD (rustc's default on x86_64 Linux), place the functions
+//!   a server runs first in `.text`, in the order `build/text-order.txt` lists them (made by
+//!   `scripts/text-order`): the kernel maps the 64 kB around each page a process touches, so
+//!   4 MB of code spread over 22 MB kept 14 MB resident; packed together, under 5 MB.
 
 use std::path::Path;
 use std::process::Command;
@@ -18,6 +22,49 @@ fn main() {
     if linux_gnu_native() && links_and_runs_with(RELR) {
         println!("cargo:rustc-link-arg-bins={RELR}");
     }
+    println!("cargo:rerun-if-changed={TEXT_ORDER}");
+    let order = Path::new(&std::env::var("CARGO_MANIFEST_DIR").unwrap()).join(TEXT_ORDER);
+    if std::env::var("PROFILE").is_ok_and(|p| p == "release") && rustc_links_with_order(&order) {
+        for arg in ordering_args(&order) {
+            println!("cargo:rustc-link-arg-bins={arg}");
+        }
+    }
+}
+
+/// The functions a server runs, listed by `scripts/text-order` (see its header).
+const TEXT_ORDER: &str = "build/text-order.txt";
+
+/// Linker arguments that place the listed functions first in `.text`, in the listed order.
+/// Names the list no longer matches (code changed since it was made) are skipped quietly.
+fn ordering_args(order: &Path) -> [String; 2] {
+    [
+        format!("-Wl,--symbol-ordering-file={}", order.display()),
+        "-Wl,--no-warn-symbol-ordering".into(),
+    ]
+}
+
+/// Whether rustc's linker takes a symbol ordering file: LLD does (rustc links with its own
+/// LLD on x86_64 Linux since 1.90), GNU ld does not. Checked by linking an empty program with
+/// the same flags.
+fn rustc_links_with_order(order: &Path) -> bool {
+    let out = std::env::var("OUT_DIR").expect("cargo sets OUT_DIR");
+    let source = Path::new(&out).join("order_probe.rs");
+    if !order.exists() || std::fs::write(&source, "fn main() {}").is_err() {
+        return false;
+    }
+    let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
+    let flags = std::env::var("CARGO_ENCODED_RUSTFLAGS").unwrap_or_default();
+    let mut probe = Command::new(rustc);
+    probe
+        .args(flags.split('\x1f').filter(|f| !f.is_empty()))
+        .args(["--target", &std::env::var("TARGET").unwrap_or_default()])
+        .arg("-o")
+        .arg(Path::new(&out).join("order_probe"))
+        .arg(&source);
+    for arg in ordering_args(order) {
+        probe.arg(format!("-Clink-arg={arg}"));
+    }
+    probe.output().is_ok_and(|o| o.status.success())
 }
 
 /// A native build for Linux with glibc (a probe built here can run here).
