@@ -11,7 +11,13 @@
 //!   (`~/.cache/firebreak-peers/venv`, made on first use); otherwise it is skipped, saying so.
 //! - Open loop: request *i* is due at `start + i / rate`; its latency counts from that due
 //!   time (waiting for one of the 64 keep-alive connections included), so a stalled server
-//!   cannot hide. Every request is unique (its own `trigger_id`) and freshly signed.
+//!   cannot hide. Every request is unique (its own `trigger_id`) and freshly signed. A thread
+//!   of its own paces the requests (tokio's timer, in whole milliseconds, made each up to
+//!   1 ms late: `PACE=tokio` brings that back, to compare), and the fake Slack runs on
+//!   another, so its work never delays the client noticing an answer.
+//! - A third server, the floor, answers every request at once (this executable, run again
+//!   as a one-thread axum server): what the client measures against it is the client's own
+//!   share of every figure, to subtract before comparing with a target.
 //! - For each server and each rate (200 and 500 requests/s; 5 s warm-up, 20 s measured) it
 //!   prints p50, p99, max, errors, server CPU per request (utime + stime from `/proc`) and
 //!   RSS; also the idle RSS and the time from start to the first accepted command (on an
@@ -19,7 +25,7 @@
 //!
 //! Run with `cargo bench --bench ack_burst`. Environment: `RATES` (default `200 500`),
 //! `SECONDS` (20), `WARMUP` (5), `ROUNDS` (1; servers alternate within a round),
-//! `PEER=0` to skip the peer, `PEER_PYTHON` for another interpreter with the peer's packages,
+//! `PEER=0` to skip the peer, `FLOOR=0` to skip the floor, `PEER_PYTHON` for another interpreter with the peer's packages,
 //! `SERVER_LOG` for firebreak's `RUST_LOG` (default `warn`; its log goes to stderr), `KEEP=1`
 //! to keep the databases, `FIREBREAK_BIN` for another build of the binary (a before/after).
 
@@ -39,12 +45,22 @@ const SECRET: &str = "ack-burst-secret";
 const CONNECTIONS: usize = 64;
 
 fn main() {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(run());
+    if let Ok(listen) = std::env::var(FLOOR_LISTEN) {
+        return floor_server(&listen);
+    }
+    let runtime = || {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap()
+    };
+    // The fake Slack answers firebreak's worker on a thread of its own: on the client's
+    // thread, its hundreds of calls a second would delay the client noticing answers, and
+    // firebreak's latency would include the fake's work.
+    let slack_runtime = runtime();
+    let slack = slack_runtime.block_on(FakeSlack::start());
+    runtime().block_on(run(slack));
 }
 
 /// Benchmark settings from the environment.
@@ -53,6 +69,8 @@ struct Settings {
     seconds: u64,
     warmup: u64,
     rounds: usize,
+    /// Whether to measure the client's own floor too (`FLOOR=0` skips it).
+    floor: bool,
 }
 
 impl Settings {
@@ -66,6 +84,7 @@ impl Settings {
             seconds: var("SECONDS", "20").parse().expect("SECONDS: a number"),
             warmup: var("WARMUP", "5").parse().expect("WARMUP: a number"),
             rounds: var("ROUNDS", "1").parse().expect("ROUNDS: a number"),
+            floor: var("FLOOR", "1") != "0",
         }
     }
 }
@@ -90,9 +109,8 @@ struct Phase {
     rps: f64,
 }
 
-async fn run() {
+async fn run(slack: FakeSlack) {
     let settings = Settings::from_env();
-    let slack = FakeSlack::start().await;
     let peer = peer_python();
     let mut all = Vec::new();
     for round in 1..=settings.rounds {
@@ -100,6 +118,9 @@ async fn run() {
         all.push(measure(Server::firebreak(dir.path(), &slack.url), &settings, round).await);
         if let Some(python) = &peer {
             all.push(measure(Server::peer(dir.path(), python), &settings, round).await);
+        }
+        if settings.floor {
+            all.push(measure(Server::floor(), &settings, round).await);
         }
         if std::env::var("KEEP").is_ok_and(|v| v == "1") {
             eprintln!("KEEP=1: the databases are kept in {}", dir.keep().display());
@@ -168,9 +189,39 @@ impl Server {
         }
     }
 
+    /// This benchmark's own executable as a server that answers every request at once:
+    /// what the client measures against it is its own floor.
+    fn floor() -> Self {
+        let port = free_port();
+        let mut command = Command::new(std::env::current_exe().unwrap());
+        command.env(FLOOR_LISTEN, format!("127.0.0.1:{port}"));
+        Self {
+            name: "floor",
+            command,
+            port,
+            prepare: None,
+        }
+    }
+
     fn url(&self) -> String {
         format!("http://127.0.0.1:{}/slack/commands", self.port)
     }
+}
+
+/// Set when this executable runs as the floor server: the address it listens on.
+const FLOOR_LISTEN: &str = "ACK_BURST_FLOOR_LISTEN";
+
+/// The floor server: `200 OK` to every request, on one thread, until killed.
+fn floor_server(listen: &str) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind(listen).await.unwrap();
+        let app = axum::Router::new().fallback(|| async { "" });
+        axum::serve(listener, app).await.unwrap();
+    });
 }
 
 /// Starts the server, measures it at every rate, stops it.
@@ -253,12 +304,12 @@ async fn phase(client: &reqwest::Client, url: &str, rate: u32, seconds: u64) -> 
         return Phase::default();
     }
     let connections = Arc::new(Semaphore::new(CONNECTIONS));
-    let start = tokio::time::Instant::now();
+    let start = Instant::now();
+    let mut ticks = pace(start, rate, total);
     let mut tasks = Vec::with_capacity(total);
-    for i in 0..total {
-        let due = start + Duration::from_secs_f64(i as f64 / f64::from(rate));
+    loop {
         let request = signed_declare();
-        tokio::time::sleep_until(due).await;
+        let Some(due) = ticks.recv().await else { break };
         let (client, url, connections) = (client.clone(), url.to_string(), connections.clone());
         tasks.push(tokio::spawn(async move {
             let _connection = connections.acquire().await.unwrap();
@@ -288,6 +339,34 @@ async fn phase(client: &reqwest::Client, url: &str, rate: u32, seconds: u64) -> 
         sent: total,
         rps: total as f64 / elapsed,
     }
+}
+
+/// The due times of an open-loop phase (request *i* at `start + i / rate`), each sent when it
+/// comes. Paced by a thread of its own: tokio's timer counts whole milliseconds, so a request
+/// paced by it would leave up to a millisecond after its due time, and that wait would count
+/// as the server's latency.
+fn pace(start: Instant, rate: u32, total: usize) -> tokio::sync::mpsc::UnboundedReceiver<Instant> {
+    let (tick, ticks) = tokio::sync::mpsc::unbounded_channel();
+    if std::env::var("PACE").is_ok_and(|v| v == "tokio") {
+        tokio::spawn(async move {
+            for i in 0..total {
+                let due = start + Duration::from_secs_f64(i as f64 / f64::from(rate));
+                tokio::time::sleep_until(due.into()).await;
+                let _ = tick.send(due);
+            }
+        });
+        return ticks;
+    }
+    std::thread::spawn(move || {
+        for i in 0..total {
+            let due = start + Duration::from_secs_f64(i as f64 / f64::from(rate));
+            std::thread::sleep(due.saturating_duration_since(Instant::now()));
+            if tick.send(due).is_err() {
+                return;
+            }
+        }
+    });
+    ticks
 }
 
 /// Posts a signed slash command, as Slack does.

@@ -144,3 +144,48 @@ async fn a_wal_grown_behind_a_pinned_reader_is_cut_back_once_it_starts_over() {
         wal_len()
     );
 }
+
+/// `PRAGMA page_size`, read in a transaction on the writer.
+async fn page_size(store: &Store) -> i64 {
+    let mut tx = store.begin().await.unwrap();
+    let size: Vec<(i64,)> = tx.fetch(sqlx::query("PRAGMA page_size")).await.unwrap();
+    tx.commit().await.unwrap();
+    size[0].0
+}
+
+#[tokio::test]
+async fn a_new_database_gets_small_pages_and_an_older_one_keeps_its_own() {
+    let (dir, store, file) = store().await;
+    assert_eq!(page_size(&store).await, i64::from(super::sqlite::PAGE_SIZE));
+    store.close().await;
+    drop(store);
+    // Opened again (a restart), it keeps them.
+    let store = Store::open(&format!("sqlite://{}", file.display()))
+        .await
+        .unwrap();
+    assert_eq!(page_size(&store).await, i64::from(super::sqlite::PAGE_SIZE));
+
+    // A database an older firebreak made, with SQLite's default 4 KiB pages and in WAL
+    // mode: it keeps its pages, migrates, and takes writes as before.
+    use sqlx::{Connection, Executor};
+    let older = dir.path().join("older.db");
+    let url = format!("sqlite://{}", older.display());
+    let mut conn = sqlx::SqliteConnection::connect(&format!("{url}?mode=rwc"))
+        .await
+        .unwrap();
+    conn.execute("PRAGMA page_size = 4096; PRAGMA journal_mode = WAL; CREATE TABLE t (v BLOB)")
+        .await
+        .unwrap();
+    conn.close().await.unwrap();
+    let store = Store::open(&url).await.unwrap();
+    assert_eq!(page_size(&store).await, 4096);
+    let mut tx = store.begin().await.unwrap();
+    tx.execute(sqlx::query("INSERT INTO t (v) VALUES (x'2a')"))
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let mut tx = store.begin().await.unwrap();
+    let rows: Vec<(Vec<u8>,)> = tx.fetch(sqlx::query("SELECT v FROM t")).await.unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(rows, vec![(vec![0x2a],)]);
+}
