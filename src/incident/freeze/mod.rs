@@ -23,11 +23,17 @@ use super::command::FreezeVerb;
 use super::error::{ServiceError, UserError};
 use super::model::{Incident, IncidentId, IncidentNumber, Severity};
 use super::permissions::Actor;
-use super::reply::{Reply, ReplyBody};
+use super::reply::Reply;
 use super::service::{IncidentService, Outcome};
 use super::timeline::{EntryKind, NewEntry};
 use crate::effects::NewEffect;
 use crate::store::{FreezeHold, FreezeScope, NewHold, Tx};
+
+mod expiry;
+mod release;
+mod status;
+
+use release::{release, remaining};
 
 /// The freeze-related parts of the config the core needs.
 #[derive(Clone)]
@@ -172,164 +178,6 @@ async fn write_wanted(
         .await?;
     }
     Ok(())
-}
-
-/// What removing holds did: the new generation (none when nothing was removed) and a
-/// sentence saying what remains.
-pub struct Released {
-    pub generation: Option<i64>,
-    pub text: String,
-}
-
-/// Removes `holder_key`'s holds (every hold when `None`) on `scopes`, writes the wanted
-/// state and a timeline entry that says what remains. `whose` names the holds removed
-/// ("INC-3's hold", "every hold"); `why` is appended to the timeline entry.
-#[allow(clippy::too_many_arguments)]
-async fn release(
-    tx: &mut Tx,
-    scopes: &[String],
-    holder: Option<&str>,
-    whose: &str,
-    why: &str,
-    incident: Option<&Incident>,
-    actor: &Actor,
-    now: DateTime<Utc>,
-) -> anyhow::Result<Released> {
-    // Taken first, as in `request`: removals and placements take turns.
-    let generation = tx.next_freeze_generation().await?;
-    let mut lifted = Vec::new();
-    let mut untouched = Vec::new();
-    let mut removed = Vec::new();
-    for scope in scopes {
-        let gone = tx.remove_holds(scope, holder).await?;
-        if gone.is_empty() {
-            untouched.push(scope.clone());
-        } else {
-            lifted.push(scope.clone());
-            removed.extend(gone);
-        }
-    }
-    let holds = tx.freeze_holds().await?;
-    if lifted.is_empty() {
-        let mut text = format!("{whose} is on none of {}", untouched.join(", "));
-        let held: Vec<String> = untouched
-            .iter()
-            .filter(|s| holds.iter().any(|h| &h.scope == *s))
-            .cloned()
-            .collect();
-        if held.is_empty() {
-            text.push('.');
-        } else {
-            text.push_str(&format!(
-                "; {}. `unfreeze --all` lifts every hold.",
-                remaining(&holds, &held)
-            ));
-        }
-        return Ok(Released {
-            generation: None,
-            text,
-        });
-    }
-    write_wanted(tx, generation, &lifted, incident, actor, now).await?;
-    let text = format!(
-        "{whose} on {} is lifted{why}; {}.",
-        lifted.join(", "),
-        remaining(&holds, &lifted)
-    );
-    tx.append_timeline(&NewEntry {
-        incident_id: incident.map(|i| i.id.clone()),
-        occurred_at: now,
-        actor: actor.identity().to_string(),
-        source: actor.source,
-        kind: EntryKind::UnfreezeRequested,
-        text: format!("{} (generation {generation}).", text.trim_end_matches('.')),
-    })
-    .await?;
-    let how = if holder.is_none() {
-        " with `unfreeze --all`"
-    } else {
-        ""
-    };
-    for (other, on) in lifted_for_others(&removed, incident) {
-        tx.append_timeline(&NewEntry {
-            incident_id: Some(other),
-            occurred_at: now,
-            actor: actor.identity().to_string(),
-            source: actor.source,
-            kind: EntryKind::UnfreezeRequested,
-            text: format!(
-                "{} lifted this incident's merge freeze hold on {}{how}{why} (generation {generation}); {}.",
-                actor.name,
-                on.join(", "),
-                remaining(&holds, &on)
-            ),
-        })
-        .await?;
-    }
-    Ok(Released {
-        generation: Some(generation),
-        text,
-    })
-}
-
-/// The incidents other than `acting` whose holds were removed, each with the scopes it
-/// lost: `unfreeze --all` says so on their timelines too, not only where it was run.
-fn lifted_for_others(
-    removed: &[FreezeHold],
-    acting: Option<&Incident>,
-) -> Vec<(IncidentId, Vec<String>)> {
-    let mut out: Vec<(IncidentId, Vec<String>)> = Vec::new();
-    for h in removed {
-        let Some(id) = &h.incident_id else { continue };
-        if acting.is_some_and(|i| &i.id == id) {
-            continue;
-        }
-        match out.iter_mut().find(|(i, _)| i == id) {
-            Some((_, scopes)) => scopes.push(h.scope.clone()),
-            None => out.push((id.clone(), vec![h.scope.clone()])),
-        }
-    }
-    out
-}
-
-/// "acme/api stays frozen: held by INC-2 (SEV1 …) and alice (release week). acme/web is no
-/// longer held; its ruleset comes off." Scopes with the same holders share a sentence; a
-/// hold on `acme/*` keeps `acme/api` frozen too, and is named with its scope.
-fn remaining(holds: &[FreezeHold], scopes: &[String]) -> String {
-    let mut groups: Vec<(String, Vec<&str>)> = Vec::new();
-    for scope in scopes {
-        let labels: Vec<String> = holds
-            .iter()
-            .filter(|h| super::exemption::covers(&h.scope, scope))
-            .map(|h| match h.scope.eq_ignore_ascii_case(scope) {
-                true => h.label(),
-                false => format!("{} on {}", h.label(), h.scope),
-            })
-            .collect();
-        let key = and_list(&labels);
-        match groups.iter_mut().find(|(k, _)| *k == key) {
-            Some((_, s)) => s.push(scope),
-            None => groups.push((key, vec![scope])),
-        }
-    }
-    groups
-        .into_iter()
-        .map(|(held_by, scopes)| {
-            let (names, many) = (scopes.join(", "), scopes.len() > 1);
-            if held_by.is_empty() {
-                let its = if many {
-                    "their rulesets come"
-                } else {
-                    "its ruleset comes"
-                };
-                format!("nothing holds {names} any more, so {its} off")
-            } else {
-                let stay = if many { "stay" } else { "stays" };
-                format!("{names} {stay} frozen: held by {held_by}")
-            }
-        })
-        .collect::<Vec<_>>()
-        .join("; ")
 }
 
 /// Every scope spelling already in use: the configured ones, then those with a stored state.
@@ -515,47 +363,6 @@ impl IncidentService {
         })
     }
 
-    async fn freeze_status(&self, settings: &FreezeSettings) -> Result<Outcome, ServiceError> {
-        let scopes = self.store().freeze_scopes().await?;
-        let due = self
-            .store()
-            .next_run_of_kind(settings.planner.reconcile_kind())
-            .await?;
-        let targets =
-            super::freeze_view::with_scheduled_retry(self.store().freeze_targets().await?, due);
-        let holds = self.store().freeze_holds().await?;
-        // The summary line and the per-target wording live with the reconciler that
-        // records them; the holds are the core's.
-        let mut text = super::freeze_view::status_summary(&scopes, &targets);
-        let held: Vec<String> = scopes
-            .iter()
-            .map(|s| s.scope.clone())
-            .filter(|s| holds.iter().any(|h| &h.scope == s))
-            .collect();
-        if !held.is_empty() {
-            let per_scope: Vec<String> = held
-                .iter()
-                .map(|scope| {
-                    let labels: Vec<String> = holds
-                        .iter()
-                        .filter(|h| &h.scope == scope)
-                        .map(FreezeHold::label)
-                        .collect();
-                    format!("{scope} is held by {}", and_list(&labels))
-                })
-                .collect();
-            text.push_str(&format!(" {}.", per_scope.join("; ")));
-        }
-        Ok(Outcome {
-            reply: Reply::private(text).with_body(ReplyBody::Freeze {
-                scopes,
-                targets,
-                holds,
-            }),
-            effects: Vec::new(),
-        })
-    }
-
     /// On declare: freeze the configured scopes if the severity calls for it.
     pub(super) async fn auto_freeze(
         &self,
@@ -621,75 +428,6 @@ impl IncidentService {
             .map(|g| settings.reconcile(g, Some(incident)))
             .into_iter()
             .collect())
-    }
-
-    /// Ends every hold whose expiry has passed, says so on the timeline (the incident's, or
-    /// the audit log for a person's hold), and queues the reconcile. Run periodically;
-    /// returns how many holds ended.
-    pub async fn expire_holds(&self) -> Result<usize, ServiceError> {
-        let Some(settings) = self.policy().freeze.clone() else {
-            return Ok(0);
-        };
-        let now = self.now();
-        let due: Vec<FreezeHold> = self
-            .store()
-            .freeze_holds()
-            .await?
-            .into_iter()
-            .filter(|h| h.expires_at.is_some_and(|t| t <= now))
-            .collect();
-        let mut ended = 0;
-        let mut effects = Vec::new();
-        for hold in due {
-            let incident = match &hold.incident_id {
-                Some(id) => self.store().incident_by_id(id).await?,
-                None => None,
-            };
-            let mut tx = self.begin().await?;
-            // Re-checked under the write (the generation counter's lock, taken by a no-op
-            // bump): another replica, or a renewal, may have won.
-            tx.next_freeze_generation().await?;
-            let still_due = tx.freeze_holds().await?.into_iter().any(|h| {
-                h.scope == hold.scope
-                    && h.holder_key == hold.holder_key
-                    && h.expires_at.is_some_and(|t| t <= now)
-            });
-            if !still_due {
-                tx.rollback().await?;
-                continue;
-            }
-            let until = hold
-                .expires_at
-                .map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string())
-                .unwrap_or_default();
-            let whose = format!("{}'s hold", hold.holder_name);
-            let what = hold
-                .reason
-                .as_deref()
-                .map(|r| format!("{r}; "))
-                .unwrap_or_default();
-            let released = release(
-                &mut tx,
-                std::slice::from_ref(&hold.scope),
-                Some(&hold.holder_key),
-                &whose,
-                &format!(" ({what}it expired at {until})"),
-                incident.as_ref(),
-                &Actor::system(),
-                now,
-            )
-            .await?;
-            if let Some(g) = released.generation {
-                let id = tx
-                    .enqueue_effect(&settings.reconcile(g, incident.as_ref()))
-                    .await?;
-                effects.push(id);
-                ended += 1;
-            }
-            tx.commit().await?;
-        }
-        self.wake_worker(&effects);
-        Ok(ended)
     }
 }
 
