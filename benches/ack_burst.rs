@@ -25,9 +25,10 @@
 //!
 //! Run with `cargo bench --bench ack_burst`. Environment: `RATES` (default `200 500`),
 //! `SECONDS` (20), `WARMUP` (5), `ROUNDS` (1; servers alternate within a round),
-//! `PEER=0` to skip the peer, `FLOOR=0` to skip the floor, `PEER_PYTHON` for another interpreter with the peer's packages,
-//! `SERVER_LOG` for firebreak's `RUST_LOG` (default `warn`; its log goes to stderr), `KEEP=1`
-//! to keep the databases, `FIREBREAK_BIN` for another build of the binary (a before/after).
+//! `PEER=0` to skip the peer, `FLOOR=0` to skip the floor, `PACE=tokio` for the old pacing,
+//! `PEER_PYTHON` for another interpreter with the peer's packages, `SERVER_LOG` for
+//! firebreak's `RUST_LOG` (default `warn`; its log goes to stderr), `KEEP=1` to keep the
+//! databases, `FIREBREAK_BIN` for another build of the binary (a before/after).
 
 #[path = "../tests/common/fake_slack.rs"]
 mod fake_slack;
@@ -347,25 +348,25 @@ async fn phase(client: &reqwest::Client, url: &str, rate: u32, seconds: u64) -> 
 /// as the server's latency.
 fn pace(start: Instant, rate: u32, total: usize) -> tokio::sync::mpsc::UnboundedReceiver<Instant> {
     let (tick, ticks) = tokio::sync::mpsc::unbounded_channel();
+    let due_times =
+        (0..total).map(move |i| start + Duration::from_secs_f64(i as f64 / f64::from(rate)));
     if std::env::var("PACE").is_ok_and(|v| v == "tokio") {
         tokio::spawn(async move {
-            for i in 0..total {
-                let due = start + Duration::from_secs_f64(i as f64 / f64::from(rate));
+            for due in due_times {
                 tokio::time::sleep_until(due.into()).await;
                 let _ = tick.send(due);
             }
         });
-        return ticks;
-    }
-    std::thread::spawn(move || {
-        for i in 0..total {
-            let due = start + Duration::from_secs_f64(i as f64 / f64::from(rate));
-            std::thread::sleep(due.saturating_duration_since(Instant::now()));
-            if tick.send(due).is_err() {
-                return;
+    } else {
+        std::thread::spawn(move || {
+            for due in due_times {
+                std::thread::sleep(due.saturating_duration_since(Instant::now()));
+                if tick.send(due).is_err() {
+                    return;
+                }
             }
-        }
-    });
+        });
+    }
     ticks
 }
 

@@ -599,13 +599,13 @@ pub(super) async fn connection(
 pub(super) const PAGE_SIZE: u32 = 1024;
 
 /// The page size for a new database ([`PAGE_SIZE`]), WAL mode, foreign keys on, commits
-/// with `synchronous`, and a wait for other processes'
-/// writers (the CLI) instead of failing at once. The WAL file is cut back to
-/// [`WAL_SIZE_LIMIT`] whenever it starts over: SQLite otherwise keeps it at the largest size
-/// it ever reached (a reader pinning an old snapshot during a burst can grow it to hundreds
-/// of megabytes), across restarts. Statement and savepoint journals (every member of a
-/// group commit has a savepoint) and sorts stay in memory: spilled to temporary files, they
-/// cost the writer `pwrite`s no crash could ever need.
+/// with `synchronous`, and a wait for other processes' writers (the CLI) instead of failing
+/// at once. The WAL file is cut back to [`WAL_SIZE_LIMIT`] whenever it starts over: SQLite
+/// otherwise keeps it at the largest size it ever reached (a reader pinning an old snapshot
+/// during a burst can grow it to hundreds of megabytes), across restarts. Statement and
+/// savepoint journals (every member of a group commit has a savepoint) and sorts stay in
+/// memory: spilled to temporary files, they cost the writer `pwrite`s no crash could ever
+/// need.
 async fn pragmas(conn: &mut AnyConnection, synchronous: &'static str) -> sqlx::Result<()> {
     conn.execute(sqlx::AssertSqlSafe(format!(
         "PRAGMA page_size = {PAGE_SIZE}"
