@@ -8,6 +8,7 @@
 //! - [`planner`]: the core's freeze requests and resolutions turned into those effects.
 //! - [`handler`]: runs the freeze effects; reports to incident rooms as neutral intents.
 //! - [`freeze`]: the pure policy (targets, ruleset bodies, what to do given what exists).
+//! - [`drift`]: what differs between the wanted ruleset and GitHub's, field by field.
 //! - [`reconcile`]: the reconciler's first phase, rulesets, one target never blocking another.
 //! - [`statuses`]: its second phase, the freeze statuses on open pull requests.
 //! - [`pulls`]: recent changes, exemptions and webhook-driven statuses.
@@ -20,6 +21,7 @@
 pub mod auth;
 pub mod client;
 pub mod config;
+pub mod drift;
 pub mod effect;
 pub mod error;
 pub mod exempt;
