@@ -27,6 +27,7 @@ pub mod json_time;
 pub mod material;
 pub mod model;
 pub mod permissions;
+mod queued;
 pub mod reply;
 pub mod rules;
 pub mod runbook;

@@ -26,7 +26,7 @@ pub(super) const BEGIN_FULL: &str = "PRAGMA synchronous = FULL;\nBEGIN IMMEDIATE
 /// How background work's transaction opens after a command's.
 pub(super) const BEGIN_NORMAL: &str = "PRAGMA synchronous = NORMAL;\nBEGIN IMMEDIATE;\n";
 /// How a transaction joining a group awaiting its shared commit opens (see
-/// [`super::sqlite::Group`]).
+/// [`super::sqlite::Writers`], group commit).
 pub(super) const SAVEPOINT: &str = "SAVEPOINT fb_member;\n";
 
 impl Batch {
