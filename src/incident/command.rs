@@ -13,6 +13,9 @@
 //! - [`query`]: `show`, `list`, `help`;
 //! - [`runbook`]: `runbook done|skip` (permission `respond`) and the checklist.
 //!
+//! `args` reads the words after a verb (the incident, `--flags`, the free text) for all of
+//! them.
+//!
 //! Parsing is a pure function from words to a [`Command`]; it never touches the database,
 //! so it can be property-tested for panics and reused by every edge. Free text (titles,
 //! updates, notes) is "the rest of the line", so apostrophes and punctuation need no quoting.
@@ -28,6 +31,7 @@ use super::error::UserError;
 use super::model::IncidentNumber;
 use super::permissions::Action;
 
+mod args;
 pub mod change;
 pub mod declare;
 pub mod freeze;
@@ -35,6 +39,7 @@ pub mod postmortem;
 pub mod query;
 pub mod runbook;
 
+use args::{Args, clean_required, is_flag};
 pub use change::Change;
 pub use declare::{DEFAULT_SEVERITY, Declare, parse_when};
 pub use freeze::{FreezeVerb, parse_expiry, parse_scope};
@@ -365,181 +370,6 @@ fn unknown_command(verb: &str) -> UserError {
         message,
         help: HELP.to_string(),
     }
-}
-
-/// The words after the verb, with the incident and flags pulled out as they are read.
-struct Args<'a> {
-    words: Vec<&'a str>,
-    /// Line breaks typed between words; see [`Split`].
-    breaks: std::collections::HashMap<usize, &'a str>,
-    opts: ParseOptions,
-    /// The incident, once one is read.
-    target: Option<IncidentNumber>,
-}
-
-impl<'a> Args<'a> {
-    fn new(words: &[&'a str], opts: ParseOptions) -> Self {
-        Self {
-            words: words.to_vec(),
-            breaks: Default::default(),
-            opts,
-            target: None,
-        }
-    }
-
-    /// Reads an incident reference at the front (`INC-4`, or `4` where bare numbers are
-    /// references), unless one was read already. Groups with sub-verbs call it again after
-    /// the sub-verb, so `action add INC-4 …` and `action INC-4 add …` mean the same.
-    fn take_incident(&mut self) {
-        if self.target.is_some() {
-            return;
-        }
-        let Some(first) = self.words.first() else {
-            return;
-        };
-        if let Some(n) = IncidentNumber::parse(first, self.opts.bare_number_is_ref) {
-            self.target = Some(n);
-            self.words.remove(0);
-        }
-    }
-
-    /// Removes and returns the first word, lowercased (a sub-verb).
-    fn sub_verb(&mut self) -> Option<String> {
-        let first = self.words.first()?.to_ascii_lowercase();
-        self.words.remove(0);
-        Some(first)
-    }
-
-    fn flag(&mut self, name: &str) -> bool {
-        let before = self.words.len();
-        self.words.retain(|w| !w.eq_ignore_ascii_case(name));
-        self.words.len() != before
-    }
-
-    /// `--name value` or `--name=value`.
-    fn option(&mut self, name: &str) -> Result<Option<String>, UserError> {
-        let prefix = format!("{name}=");
-        for i in 0..self.words.len() {
-            let w = self.words[i];
-            if let Some(v) = w.strip_prefix(&prefix) {
-                self.words.remove(i);
-                return Ok(Some(v.to_string()));
-            }
-            if w.eq_ignore_ascii_case(name) {
-                let value = self.words.get(i + 1).copied().filter(|v| !is_flag(v));
-                let Some(value) = value else {
-                    return Err(UserError::invalid(format!("{name} needs a value.")));
-                };
-                self.words.drain(i..=i + 1);
-                return Ok(Some(value.to_string()));
-            }
-        }
-        Ok(None)
-    }
-
-    /// `--name the rest of the words`, up to the next flag; free text such as a reason.
-    fn option_rest(&mut self, name: &str) -> Option<String> {
-        let i = self
-            .words
-            .iter()
-            .position(|w| w.eq_ignore_ascii_case(name))?;
-        let end = self.words[i + 1..]
-            .iter()
-            .position(|w| is_flag(w))
-            .map_or(self.words.len(), |p| i + 1 + p);
-        let text = self.words[i + 1..end].join(" ");
-        self.words.drain(i..end);
-        let text = strip_quotes(text.trim()).to_string();
-        (!text.is_empty()).then_some(text)
-    }
-
-    fn single(&mut self, verb: &str, what: &str) -> Result<String, UserError> {
-        match self.words.as_slice() {
-            [one] => {
-                let one = one.to_string();
-                self.words.clear();
-                Ok(one)
-            }
-            _ => Err(UserError::invalid(format!("`{verb}` takes {what}."))),
-        }
-    }
-
-    /// The rest of the line as free text (one pair of surrounding quotes removed).
-    fn text(&mut self) -> Result<Option<String>, UserError> {
-        if let Some(flag) = self.words.iter().find(|w| is_flag(w)) {
-            return Err(UserError::invalid(format!("Unknown option {flag}.")));
-        }
-        let joined = self.joined();
-        self.words.clear();
-        let trimmed = strip_quotes(joined.trim());
-        Ok((!trimmed.is_empty()).then(|| trimmed.to_string()))
-    }
-
-    /// The remaining words with single spaces between them, except where a line break was
-    /// typed right there: that whitespace is kept as typed.
-    fn joined(&self) -> String {
-        let mut out = String::new();
-        for (i, word) in self.words.iter().enumerate() {
-            if i > 0 {
-                let prev = self.words[i - 1];
-                let gap = self.breaks.get(&(prev.as_ptr() as usize)).filter(|gap| {
-                    prev.as_ptr() as usize + prev.len() + gap.len() == word.as_ptr() as usize
-                });
-                out.push_str(gap.copied().unwrap_or(" "));
-            }
-            out.push_str(word);
-        }
-        out
-    }
-
-    fn text_required(&mut self, verb: &str, what: &str) -> Result<String, UserError> {
-        self.text()?.ok_or_else(|| needs(verb, what))
-    }
-
-    fn finish(self, verb: &str) -> Result<(), UserError> {
-        match self.words.first() {
-            None => Ok(()),
-            Some(w) if is_flag(w) => Err(UserError::invalid(format!(
-                "Unknown option {w} for `{verb}`."
-            ))),
-            Some(w) => Err(UserError::invalid(format!(
-                "Unexpected \"{w}\" after `{verb}`; see `help`."
-            ))),
-        }
-    }
-}
-
-/// "`verb` needs what.", for required text that is missing (or cleaned down to nothing).
-fn needs(verb: &str, what: &str) -> UserError {
-    UserError::invalid(format!("`{verb}` needs {what}."))
-}
-
-/// Cleans required free text: the pipeline, then "needs …" if nothing is left.
-fn clean_required(
-    field: super::text::Field,
-    raw: &str,
-    verb: &str,
-    what: &str,
-) -> Result<String, UserError> {
-    let text = super::text::clean(field, raw)?;
-    if text.is_empty() {
-        return Err(needs(verb, what));
-    }
-    Ok(text)
-}
-
-fn is_flag(word: &str) -> bool {
-    word.len() > 2 && word.starts_with("--") && word.as_bytes()[2].is_ascii_alphabetic()
-}
-
-fn strip_quotes(s: &str) -> &str {
-    for q in ['"', '\'', '“'] {
-        let close = if q == '“' { '”' } else { q };
-        if s.len() >= 2 && s.starts_with(q) && s.ends_with(close) {
-            return s[q.len_utf8()..s.len() - close.len_utf8()].trim();
-        }
-    }
-    s
 }
 
 #[cfg(test)]
