@@ -9,6 +9,7 @@ pub mod logging;
 pub mod render;
 mod run;
 mod runbook_check;
+mod token;
 
 use std::path::PathBuf;
 

@@ -11,8 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{
     Cli, ConfigCommand, DiscordCommand, DrillCommand, EffectsCommand, IncidentArgs, PostmortemArgs,
-    PostmortemCommand, PostmortemFormat, RunbookCommand, TemplatesCommand, TokenCommand,
-    TopCommand,
+    PostmortemCommand, PostmortemFormat, RunbookCommand, TemplatesCommand, TopCommand,
 };
 use super::{identity, render};
 use crate::app::{App, shutdown_signal};
@@ -97,7 +96,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         TopCommand::Unfreeze(args) => incident(&app, prefixed("unfreeze", args)).await,
         TopCommand::Effects(cmd) => effects(&app, cmd).await,
         TopCommand::Audit { json, limit } => audit(&app, json, limit).await,
-        TopCommand::Token(cmd) => token(&app, cmd).await,
+        TopCommand::Token(cmd) => super::token::token(&app, cmd).await,
         TopCommand::Postmortem(args) => postmortem(&app, args).await,
         TopCommand::Runbook(cmd) => runbook(&app, cmd).await,
         TopCommand::Drill(cmd) => drill(&app, cmd).await,
@@ -442,68 +441,6 @@ fn exported(dir: &Path, files: &[PathBuf]) -> String {
          [postmortem]\ntemplates_dir = {quoted}",
         shown.join(" and ")
     )
-}
-
-/// `firebreak token create | list | revoke`. Creating and revoking need the
-/// `unfreeze_all` permission (there is no separate admin list; it is the widest one).
-async fn token(app: &App, cmd: TokenCommand) -> anyhow::Result<ExitCode> {
-    use crate::auth::{Scopes, check_token_name, new_token, token_hash};
-    use crate::incident::permissions::Action;
-    let me = identity::actor();
-    let admin = app.config.permissions.allows(&me, Action::UnfreezeAll);
-    match cmd {
-        TokenCommand::List { json } => {
-            let tokens = app.store.active_tokens().await?;
-            if json {
-                println!("{}", render::tokens_json(&tokens)?);
-            } else {
-                print!("{}", render::tokens_table(&tokens));
-            }
-        }
-        TokenCommand::Create { .. } | TokenCommand::Revoke { .. } if !admin => {
-            return Ok(user_error(&format!(
-                "You are not allowed to manage API tokens ({} may not); ask someone listed under [permissions] unfreeze_all.",
-                me.identity()
-            )));
-        }
-        TokenCommand::Create { name, scope } => {
-            if let Err(e) = check_token_name(&name) {
-                return Ok(user_error(&e));
-            }
-            let scopes = match Scopes::parse(&scope) {
-                Ok(s) => s,
-                Err(e) => return Ok(user_error(&e.to_string())),
-            };
-            let token = new_token();
-            let hash = token_hash(&token);
-            let by = me.identity();
-            let new = crate::store::NewToken {
-                name: &name,
-                hash: &hash,
-                scopes: &scopes,
-                created_by: by.as_str(),
-                at: Utc::now(),
-            };
-            if !app.store.create_token(&new).await? {
-                return Ok(user_error(&format!(
-                    "A token called \"{name}\" already exists; revoke it first or pick another name."
-                )));
-            }
-            eprintln!(
-                "Created the token \"{name}\" with the scopes {scopes}. It is shown only now; keep it somewhere safe:"
-            );
-            println!("{token}");
-        }
-        TokenCommand::Revoke { name } => {
-            if !app.store.revoke_token(&name, Utc::now()).await? {
-                return Ok(user_error(&format!(
-                    "There is no token called \"{name}\"; see `firebreak token list`."
-                )));
-            }
-            println!("Revoked the token \"{name}\"; requests with it are refused from now on.");
-        }
-    }
-    Ok(ExitCode::SUCCESS)
 }
 
 /// Waits (bounded by `effects.cli_wait`) for the given effects and says how each ended:
