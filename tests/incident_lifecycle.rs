@@ -14,6 +14,7 @@ on_both!(
     lifecycle_timeline_has_every_entry_in_order_with_offsets,
     fifty_concurrent_updates_are_all_recorded,
     two_concurrent_resolves_one_wins,
+    two_replicas_declaring_at_once_hand_out_every_number_once,
     bad_input_is_rejected_and_changes_nothing,
     refused_commands_are_recorded_and_change_nothing,
     stale_version_gets_a_conflict,
@@ -160,6 +161,59 @@ async fn two_concurrent_resolves_one_wins(backend: Backend) {
             .filter(|e| e.kind == EntryKind::Resolved)
             .count(),
         1
+    );
+}
+
+/// Two replicas on one database declaring at once and in turn: on SQLite each predicts its
+/// next `INC-n` from the last one it handed out, which the other replica keeps making stale;
+/// every declaration still gets its own number, in order, with nothing lost or doubled.
+async fn two_replicas_declaring_at_once_hand_out_every_number_once(backend: Backend) {
+    let t = service(backend, test_config("")).await;
+    let other =
+        firebreak::app::App::with_store(test_config(""), t.db.store().await, Default::default())
+            .expect("a second replica");
+    let declare = |app: &firebreak::app::App, title: String| {
+        let service = app.service.clone();
+        async move {
+            let cmd = firebreak::incident::command::parse_line(
+                &format!("declare sev2 {title}"),
+                Default::default(),
+            )
+            .unwrap();
+            let outcome = service.apply(cmd, &alice()).await.expect("declared");
+            outcome.reply.incident().unwrap().number.0
+        }
+    };
+    let mut numbers = Vec::new();
+    for round in 0..6 {
+        let here = declare(&t.app, format!("here {round}"));
+        let there = declare(&other, format!("there {round}"));
+        let (a, b) = tokio::join!(here, there);
+        numbers.extend([a, b]);
+        // And one on each in turn, so each replica's last number is the other's stale one.
+        numbers.push(declare(&t.app, format!("turn {round}")).await);
+        numbers.push(declare(&other, format!("turn' {round}")).await);
+    }
+    let mut sorted = numbers.clone();
+    sorted.sort();
+    assert_eq!(sorted, (1..=24).collect::<Vec<i64>>(), "{numbers:?}");
+    for n in 1..=24 {
+        let incident = t
+            .app
+            .store
+            .incident_by_number(IncidentNumber(n))
+            .await
+            .unwrap()
+            .unwrap_or_else(|| panic!("INC-{n} was handed out but not written"));
+        assert_eq!(incident.number, IncidentNumber(n));
+    }
+    assert!(
+        t.app
+            .store
+            .incident_by_number(IncidentNumber(25))
+            .await
+            .unwrap()
+            .is_none()
     );
 }
 

@@ -24,6 +24,7 @@ on_both!(
     the_served_binary_decodes_and_stores_ids,
     a_delivery_seen_outside_its_window_is_new,
     a_declarations_delivery_and_number_go_together_and_a_retry_takes_none,
+    a_predicted_number_is_checked_in_the_transaction_that_uses_it,
     a_pin_goes_through_the_permission_gate,
     the_declarer_is_invited_and_names_from_slack_are_cleaned,
     malformed_ids_and_a_bad_description_are_refused_where_they_are,
@@ -793,7 +794,7 @@ async fn malformed_ids_and_a_bad_description_are_refused_where_they_are(backend:
 /// declaration takes the next number; a declaration without a delivery (the CLI) numbers too.
 async fn a_declarations_delivery_and_number_go_together_and_a_retry_takes_none(backend: Backend) {
     use firebreak::incident::model::IncidentId;
-    use firebreak::store::Delivery;
+    use firebreak::store::{Delivery, Numbering};
 
     let db = TestDb::new(backend).await;
     let store = db.store().await;
@@ -802,7 +803,10 @@ async fn a_declarations_delivery_and_number_go_together_and_a_retry_takes_none(b
         async move {
             let mut tx = store.begin().await.unwrap();
             let id = IncidentId::new();
-            let n = tx.declaration_number(d.as_ref(), &id).await.unwrap();
+            let n = tx
+                .declaration_number(d.as_ref(), &id, Numbering::Count)
+                .await
+                .unwrap();
             match n {
                 Some(_) => tx.commit().await.unwrap(),
                 None => tx.rollback().await.unwrap(),
@@ -823,4 +827,104 @@ async fn a_declarations_delivery_and_number_go_together_and_a_retry_takes_none(b
         number(Some(Delivery::new("slack-command", "third"))).await,
         Some(4)
     );
+}
+
+/// On SQLite a declaration predicts its number from the writer's last and checks it in the
+/// same transaction: a prediction made stale by another process, or by a retried delivery,
+/// fails the commit recognisably and writes nothing; counting then gives the right answer.
+/// (On Postgres `Predict` counts.)
+async fn a_predicted_number_is_checked_in_the_transaction_that_uses_it(backend: Backend) {
+    use firebreak::incident::model::IncidentId;
+    use firebreak::store::{Delivery, Numbering, Store, is_stale_incident_number};
+
+    let db = TestDb::new(backend).await;
+    let (here, elsewhere) = (db.store().await, db.store().await);
+    // The number taken, or the commit's error.
+    let declare = |store: &Store, delivery: Option<&str>, numbering: Numbering| {
+        let store = store.clone();
+        let delivery = delivery.map(|id| Delivery::new("slack-command", id));
+        async move {
+            let mut tx = store.begin().await.unwrap();
+            let id = IncidentId::new();
+            let n = tx
+                .declaration_number(delivery.as_ref(), &id, numbering)
+                .await
+                .unwrap();
+            match n {
+                Some(n) => tx.commit().await.map(|()| Some(n.0)),
+                None => tx.rollback().await.map(|()| None),
+            }
+        }
+    };
+    let stale = |result: anyhow::Result<Option<i64>>| match result {
+        Err(e) => assert!(is_stale_incident_number(&e), "{e:#}"),
+        Ok(n) => assert_eq!(backend, Backend::Postgres, "not stale on SQLite: {n:?}"),
+    };
+    let url = db.url.clone();
+    let counter = |_: &Store| {
+        let url = url.clone();
+        async move {
+            use sqlx::Connection;
+            let mut conn = sqlx::AnyConnection::connect(&url).await.unwrap();
+            let (n,): (i64,) =
+                sqlx::query_as("SELECT value FROM counters WHERE name = 'incident_number'")
+                    .fetch_one(&mut conn)
+                    .await
+                    .unwrap();
+            n
+        }
+    };
+
+    assert_eq!(
+        declare(&here, Some("a"), Numbering::Predict).await.unwrap(),
+        Some(1),
+        "nothing to predict from: counts"
+    );
+    assert_eq!(
+        declare(&here, Some("b"), Numbering::Predict).await.unwrap(),
+        Some(2)
+    );
+    assert_eq!(
+        declare(&here, None, Numbering::Predict).await.unwrap(),
+        Some(3),
+        "the CLI"
+    );
+
+    // A retried delivery: the prediction fails at commit and nothing moves.
+    let retry = declare(&here, Some("b"), Numbering::Predict).await;
+    match backend {
+        Backend::Sqlite => stale(retry),
+        Backend::Postgres => assert_eq!(retry.unwrap(), None),
+    }
+    assert_eq!(counter(&here).await, 3);
+    assert_eq!(
+        declare(&here, Some("b"), Numbering::Count).await.unwrap(),
+        None,
+        "a retry"
+    );
+
+    // The failed retry left this writer's guess at 4. Another process declares twice, so
+    // the guess (5) is stale: the attempt fails and writes nothing, and counting catches up.
+    for (id, n) in [("c", 4), ("c2", 5)] {
+        let taken = declare(&elsewhere, Some(id), Numbering::Count).await;
+        assert_eq!(taken.unwrap(), Some(n));
+    }
+    let behind = declare(&here, Some("d"), Numbering::Predict).await;
+    if backend == Backend::Sqlite {
+        stale(behind);
+        assert_eq!(counter(&here).await, 5, "the stale attempt wrote nothing");
+        assert_eq!(
+            declare(&here, Some("d"), Numbering::Count).await.unwrap(),
+            Some(6),
+            "not a retry: the stale attempt kept no delivery"
+        );
+    } else {
+        assert_eq!(behind.unwrap(), Some(6));
+    }
+    assert_eq!(
+        declare(&here, Some("e"), Numbering::Predict).await.unwrap(),
+        Some(7),
+        "predicting again from the number counted"
+    );
+    assert_eq!(counter(&elsewhere).await, 7);
 }

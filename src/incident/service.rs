@@ -24,7 +24,7 @@ use super::rules::{self, Decision, IncidentEvent, UpdateCadence};
 use super::timeline::{EntryKind, NewEntry};
 use crate::effects::NewEffect;
 use crate::effects::planner::Planners;
-use crate::store::{Delivery, Store, Tx};
+use crate::store::{Delivery, Numbering, Store, Tx, is_stale_incident_number};
 
 /// Everything the service needs to know from the config.
 pub struct Policy {
@@ -186,11 +186,33 @@ impl IncidentService {
         }
     }
 
-    /// `declare`, already authorized and cleaned.
+    /// `declare`, already authorized and cleaned. On SQLite it predicts its `INC-n`, so the
+    /// whole declaration is one hand-off to the writer; when the prediction was wrong (another
+    /// process declared, or this delivery is a retry) nothing was written, and it declares
+    /// again, counting (see [`Numbering`]).
     pub(super) async fn declare(
         &self,
         declare: Declare,
         actor: &Actor,
+    ) -> Result<Outcome, ServiceError> {
+        match self
+            .declare_numbered(declare.clone(), actor, Numbering::Predict)
+            .await
+        {
+            Err(ServiceError::Internal(e)) if is_stale_incident_number(&e) => {
+                tracing::debug!("a predicted incident number was stale; declaring again");
+                self.declare_numbered(declare, actor, Numbering::Count)
+                    .await
+            }
+            outcome => outcome,
+        }
+    }
+
+    async fn declare_numbered(
+        &self,
+        declare: Declare,
+        actor: &Actor,
+        numbering: Numbering,
     ) -> Result<Outcome, ServiceError> {
         let Declare {
             severity,
@@ -204,7 +226,10 @@ impl IncidentService {
         let now = self.clock.now();
         let id = IncidentId::new();
         let mut tx = self.store.begin().await?;
-        let Some(number) = tx.declaration_number(self.delivery.as_ref(), &id).await? else {
+        let number = tx
+            .declaration_number(self.delivery.as_ref(), &id, numbering)
+            .await?;
+        let Some(number) = number else {
             tx.rollback().await?;
             return Err(ServiceError::Duplicate);
         };

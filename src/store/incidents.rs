@@ -66,6 +66,44 @@ impl TryFrom<IncidentRow> for Incident {
     }
 }
 
+/// How a declaration takes its `INC-n`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Numbering {
+    /// Read the counter: a round trip to the database before the rest can be written.
+    Count,
+    /// On SQLite, predict the number from the last one the writer handed out and check the
+    /// prediction inside the transaction, so the whole declaration goes to the writer's
+    /// thread in one hand-off. A wrong prediction (another process declared meanwhile, a
+    /// transaction that took the number rolled back, or the delivery is a retry) fails the
+    /// transaction with an error [`is_stale_incident_number`] recognises; declare again with
+    /// [`Numbering::Count`]. Where there is nothing to predict from (Postgres, a writer that
+    /// has handed out no number yet), it counts.
+    Predict,
+}
+
+/// The number a declaration predicted was not the counter's next (see
+/// [`Numbering::Predict`]): nothing was written, and the declaration should count instead.
+pub fn is_stale_incident_number(error: &anyhow::Error) -> bool {
+    error
+        .chain()
+        .any(|e| e.to_string().contains(STALE_PREDICTION))
+}
+
+/// What SQLite says when [`CHECK_PREDICTION`] finds the prediction wrong.
+const STALE_PREDICTION: &str = "UNIQUE constraint failed: counters.name";
+
+/// Fails (inserting a second `incident_number` row, which the primary key refuses) unless
+/// the counter, just moved, is at `$1`: the one way plain SQL outside a trigger can abort a
+/// multi-statement query on a condition.
+const CHECK_PREDICTION: &str = "INSERT INTO counters (name, value) SELECT 'incident_number', $1 \
+    WHERE NOT EXISTS (SELECT 1 FROM counters WHERE name = 'incident_number' AND value = $1)";
+
+const MOVE_COUNTER: &str = "UPDATE counters SET value = value + 1 WHERE name = 'incident_number'";
+
+/// [`MOVE_COUNTER`] only if the statement just before it (the delivery's upsert) changed a row.
+const MOVE_COUNTER_IF_NEW: &str = "UPDATE counters SET value = value + 1 \
+    WHERE name = 'incident_number' AND changes() = 1";
+
 impl Tx {
     /// Hands out the next `INC-n`. The counter row is updated in this transaction, so two
     /// concurrent declarations can never get the same number.
@@ -78,18 +116,32 @@ impl Tx {
         let (n,) = rows
             .first()
             .context("the incident number counter is missing")?;
-        Ok(IncidentNumber(*n))
+        Ok(self.handed_out(*n))
     }
 
     /// Records the delivery that declares `incident` (if one carried it) and hands out the
-    /// incident's `INC-n`; `None` when the delivery was recorded before (a retry). On SQLite
-    /// both go in one round trip: the delivery's upsert is held, and the counter moves only
-    /// if that upsert, the statement just before it, changed a row (`changes()`).
+    /// incident's `INC-n`; `None` when the delivery was recorded before (a retry).
+    ///
+    /// On SQLite both go in one round trip: the delivery's upsert is held, and the counter
+    /// moves only if that upsert, the statement just before it, changed a row
+    /// (`changes()`). With [`Numbering::Predict`] not even that: the number is predicted,
+    /// everything is held, and a retry shows only when the transaction fails as stale.
     pub async fn declaration_number(
         &mut self,
         delivery: Option<&Delivery>,
         incident: &IncidentId,
+        numbering: Numbering,
     ) -> anyhow::Result<Option<IncidentNumber>> {
+        let predicted = self
+            .writer()
+            .and_then(|w| w.last_incident_number)
+            .filter(|_| numbering == Numbering::Predict);
+        if let Some(last) = predicted {
+            return self
+                .predict_number(delivery, incident, last + 1)
+                .await
+                .map(Some);
+        }
         let Some(delivery) = delivery else {
             return self.next_incident_number().await.map(Some);
         };
@@ -107,7 +159,7 @@ impl Tx {
             ))
             .await?;
         if let Some((n,)) = rows.first() {
-            return Ok(Some(IncidentNumber(*n)));
+            return Ok(Some(self.handed_out(*n)));
         }
         // A retry; or no counter at all, which is an error rather than a retry.
         let counter: Option<(i64,)> =
@@ -116,6 +168,34 @@ impl Tx {
                 .await?;
         counter.context("the incident number counter is missing")?;
         Ok(None)
+    }
+
+    /// Holds the delivery's upsert, the counter's move and the check that it moved to `next`.
+    async fn predict_number(
+        &mut self,
+        delivery: Option<&Delivery>,
+        incident: &IncidentId,
+        next: i64,
+    ) -> anyhow::Result<IncidentNumber> {
+        let move_counter = match delivery {
+            Some(delivery) => {
+                self.hold(super::inbound::record_query(delivery, Some(incident)))
+                    .await?;
+                MOVE_COUNTER_IF_NEW
+            }
+            None => MOVE_COUNTER,
+        };
+        self.hold(sqlx::query(move_counter)).await?;
+        self.hold(sqlx::query(CHECK_PREDICTION).bind(next)).await?;
+        Ok(self.handed_out(next))
+    }
+
+    /// Remembers `n` as the writer's last handed-out number (SQLite), for the next prediction.
+    fn handed_out(&mut self, n: i64) -> IncidentNumber {
+        if let Some(writer) = self.writer() {
+            writer.last_incident_number = Some(n);
+        }
+        IncidentNumber(n)
     }
 
     pub async fn insert_incident(&mut self, i: &Incident) -> anyhow::Result<()> {

@@ -53,6 +53,7 @@ pub use effects::EffectCounts;
 pub use exemptions::{Exemption, NewAttempt, state as exemption_state};
 pub use freeze::{FreezeHold, FreezeScope, FreezeTarget, NewHold, TargetFailure, WrittenStatus};
 pub use inbound::{Delivery, DeliveryRecord, Seen};
+pub use incidents::{Numbering, is_stale_incident_number};
 pub use open_error::{LOCKED_TOO_LONG, locked_for_too_long};
 pub use people::Person;
 pub use postmortem::{ActionDone, ActionItem, Flag};

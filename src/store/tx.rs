@@ -231,6 +231,14 @@ impl Tx {
         Ok(rows.iter().map(T::from_row).collect::<Result<_, _>>()?)
     }
 
+    /// SQLite: the writer connection's own state (`None` on Postgres).
+    pub(super) fn writer(&mut self) -> Option<&mut super::sqlite::Writers> {
+        match &mut self.inner {
+            TxConn::Writer { writers } => writers.as_deref_mut(),
+            TxConn::Pooled(_) => None,
+        }
+    }
+
     /// `FOR UPDATE` on Postgres; SQLite already holds the database write lock.
     pub(super) fn lock_clause(&self) -> &'static str {
         match self.backend {

@@ -68,6 +68,11 @@ pub(in crate::store) struct Writers {
     since_checkpoint: u32,
     /// Wakes the [`checkpointer`](crate::store::checkpointer); it stops when this is dropped.
     checkpoint: tokio::sync::mpsc::Sender<()>,
+    /// The last `INC-n` this writer handed out, from which a declaration predicts its own
+    /// (see `Tx::declaration_number`). Only a guess: another process may have declared
+    /// since, and a transaction that took it may have rolled back; the prediction is checked
+    /// in the transaction that uses it.
+    pub(in crate::store) last_incident_number: Option<i64>,
 }
 
 /// Command transactions written and awaiting one shared `COMMIT`; each member waits for its
@@ -131,6 +136,7 @@ impl Writers {
             command_commits: 0,
             since_checkpoint: 0,
             checkpoint,
+            last_incident_number: None,
         })
     }
 
