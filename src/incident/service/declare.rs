@@ -1,0 +1,123 @@
+//! `declare`'s transaction: the incident, its first promise and timeline entries, the runbook
+//! and the automatic freeze, and every effect, written together under one `INC-n`.
+
+use super::{IncidentService, Outcome, entry, incident_reply};
+use crate::incident::command::Declare;
+use crate::incident::error::ServiceError;
+use crate::incident::model::{Incident, IncidentId, Status};
+use crate::incident::permissions::Actor;
+use crate::incident::queued::Queued;
+use crate::incident::rules::{IncidentEvent, due_text};
+use crate::incident::timeline::EntryKind;
+use crate::store::{Numbering, is_stale_incident_number};
+
+impl IncidentService {
+    /// `declare`, already authorized and cleaned. On SQLite it predicts its `INC-n`, so the
+    /// whole declaration is one hand-off to the writer; when the prediction was wrong (another
+    /// process declared, or this delivery is a retry) nothing was written, and it declares
+    /// again, counting (see [`Numbering`]).
+    pub(in crate::incident) async fn declare(
+        &self,
+        declare: Declare,
+        actor: &Actor,
+    ) -> Result<Outcome, ServiceError> {
+        match self
+            .declare_numbered(declare.clone(), actor, Numbering::Predict)
+            .await
+        {
+            Err(ServiceError::Internal(e)) if is_stale_incident_number(&e) => {
+                tracing::debug!("a predicted incident number was stale; declaring again");
+                self.declare_numbered(declare, actor, Numbering::Count)
+                    .await
+            }
+            outcome => outcome,
+        }
+    }
+
+    async fn declare_numbered(
+        &self,
+        declare: Declare,
+        actor: &Actor,
+        numbering: Numbering,
+    ) -> Result<Outcome, ServiceError> {
+        let Declare {
+            severity,
+            title,
+            drill,
+            started_at,
+            detected_at,
+            description,
+            runbook,
+        } = declare;
+        let now = self.clock.now();
+        let id = IncidentId::new();
+        let mut tx = self.store.begin().await?;
+        let number = tx
+            .declaration_number(self.delivery.as_ref(), &id, numbering)
+            .await?;
+        let Some(number) = number else {
+            tx.rollback().await?;
+            return Err(ServiceError::Duplicate);
+        };
+        let due = now
+            + chrono::Duration::from_std(self.policy.cadence.cadence(severity)).unwrap_or_default();
+        let incident = Incident {
+            id,
+            number,
+            title,
+            severity,
+            status: Status::Investigating,
+            drill,
+            started_at,
+            detected_at,
+            declared_at: now,
+            acknowledged_at: None,
+            mitigated_at: None,
+            resolved_at: None,
+            commander: None,
+            comms: None,
+            scribe: None,
+            summary: None,
+            last_update_at: None,
+            next_update_due: Some(due),
+            reminded_due: None,
+            declared_by: actor.identity().to_string(),
+            version: 1,
+        };
+        let runbook = self.runbook_for(&incident, runbook.as_deref())?;
+        tx.insert_incident(&incident).await?;
+        tx.add_promise(&incident.id, now, due).await?;
+        let drill_note = if drill { " (drill)" } else { "" };
+        let text = format!("Declared {severity}{drill_note}: {}", incident.title);
+        tx.append_timeline(&entry(&incident, actor, now, EntryKind::Declared, text))
+            .await?;
+        if let Some(note) = description {
+            tx.append_timeline(&entry(&incident, actor, now, EntryKind::Note, note))
+                .await?;
+        }
+        let mut effects = self
+            .policy
+            .planners
+            .plan(&incident, &IncidentEvent::Declared, actor)?;
+        let mut attached = String::new();
+        if let Some(rb) = &runbook {
+            effects.extend(self.attach_runbook(&mut tx, &incident, rb).await?);
+            attached = format!(" Runbook {} attached ({} steps).", rb.name, rb.steps.len());
+        }
+        // The notices first, then the freeze; with the runbook's wake-ups and its checklist,
+        // queued with the commit.
+        effects.extend(self.auto_freeze(&mut tx, &incident, actor).await?);
+        let queued = Queued::of(&effects, tx.commit_enqueuing(&effects).await?);
+        self.wake_worker(&queued.ids);
+        let reply = format!(
+            "{} is declared. Status investigating; commander unassigned (`ack` to take it). Next update due by {}.{}{attached}",
+            incident.headline(),
+            due_text(due, incident.declared_at),
+            queued.notice_summary(),
+        );
+        Ok(Outcome {
+            reply: incident_reply(reply, incident),
+            effects: queued.ids,
+        })
+    }
+}
