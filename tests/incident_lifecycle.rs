@@ -15,6 +15,7 @@ on_both!(
     fifty_concurrent_updates_are_all_recorded,
     two_concurrent_resolves_one_wins,
     two_replicas_declaring_at_once_hand_out_every_number_once,
+    double_submits_at_once_declare_each_incident_once,
     bad_input_is_rejected_and_changes_nothing,
     refused_commands_are_recorded_and_change_nothing,
     stale_version_gets_a_conflict,
@@ -215,6 +216,55 @@ async fn two_replicas_declaring_at_once_hand_out_every_number_once(backend: Back
             .unwrap()
             .is_none()
     );
+}
+
+/// Ten declarations, each submitted twice at once (a double click, a platform's retry racing
+/// the original): twenty transactions that share group commits on SQLite, where every copy
+/// predicts a number and the loser of each pair finds its prediction stale. Each delivery
+/// declares exactly one incident, the other copy is told it is a duplicate, and the
+/// numbers run 1 to 10 with nothing skipped.
+async fn double_submits_at_once_declare_each_incident_once(backend: Backend) {
+    use firebreak::store::Delivery;
+
+    let t = service(backend, test_config("")).await;
+    let submit = |n: usize| {
+        let service = t
+            .app
+            .service
+            .for_delivery(Delivery::new("slack-command", format!("trigger-{n}")));
+        async move {
+            let line = format!("declare sev2 Double submit {n}");
+            let cmd = firebreak::incident::command::parse_line(&line, Default::default()).unwrap();
+            service.apply(cmd, &alice()).await
+        }
+    };
+    let copies = (0..10).flat_map(|n| [submit(n), submit(n)]);
+    let outcomes = futures::future::join_all(copies).await;
+    let mut numbers = Vec::new();
+    for (i, pair) in outcomes.chunks(2).enumerate() {
+        let declared: Vec<i64> = pair
+            .iter()
+            .filter_map(|o| o.as_ref().ok())
+            .map(|o| o.reply.incident().unwrap().number.0)
+            .collect();
+        assert_eq!(declared.len(), 1, "delivery {i}: {pair:?}");
+        let duplicate = pair.iter().find_map(|o| o.as_ref().err()).unwrap();
+        assert!(matches!(duplicate, ServiceError::Duplicate), "{duplicate}");
+        numbers.extend(declared);
+    }
+    numbers.sort();
+    assert_eq!(numbers, (1..=10).collect::<Vec<i64>>());
+    for n in 1..=10 {
+        let incident = t
+            .app
+            .store
+            .incident_by_number(IncidentNumber(n))
+            .await
+            .unwrap();
+        assert!(incident.is_some(), "INC-{n}");
+    }
+    let next = t.ok("declare sev3 After the storm").await;
+    assert_eq!(next.reply.incident().unwrap().number, IncidentNumber(11));
 }
 
 async fn bad_input_is_rejected_and_changes_nothing(backend: Backend) {
