@@ -176,12 +176,7 @@ async fn two_replicas_declaring_at_once_hand_out_every_number_once(backend: Back
     let declare = |app: &firebreak::app::App, title: String| {
         let service = app.service.clone();
         async move {
-            let cmd = firebreak::incident::command::parse_line(
-                &format!("declare sev2 {title}"),
-                Default::default(),
-            )
-            .unwrap();
-            let outcome = service.apply(cmd, &alice()).await.expect("declared");
+            let outcome = declare_on(&service, &title).await.expect("declared");
             outcome.reply.incident().unwrap().number.0
         }
     };
@@ -198,24 +193,28 @@ async fn two_replicas_declaring_at_once_hand_out_every_number_once(backend: Back
     let mut sorted = numbers.clone();
     sorted.sort();
     assert_eq!(sorted, (1..=24).collect::<Vec<i64>>(), "{numbers:?}");
-    for n in 1..=24 {
-        let incident = t
-            .app
-            .store
-            .incident_by_number(IncidentNumber(n))
-            .await
-            .unwrap()
-            .unwrap_or_else(|| panic!("INC-{n} was handed out but not written"));
+    assert_written_up_to(&t.app.store, 24).await;
+}
+
+/// `declare sev2 <title>` through `service`, as Alice.
+async fn declare_on(
+    service: &firebreak::incident::IncidentService,
+    title: &str,
+) -> Result<firebreak::incident::Outcome, ServiceError> {
+    let line = format!("declare sev2 {title}");
+    let cmd = firebreak::incident::command::parse_line(&line, Default::default()).unwrap();
+    service.apply(cmd, &alice()).await
+}
+
+/// INC-1 to INC-`last` are all written, and nothing after them.
+async fn assert_written_up_to(store: &firebreak::store::Store, last: i64) {
+    for n in 1..=last {
+        let incident = store.incident_by_number(IncidentNumber(n)).await.unwrap();
+        let incident = incident.unwrap_or_else(|| panic!("INC-{n} was handed out but not written"));
         assert_eq!(incident.number, IncidentNumber(n));
     }
-    assert!(
-        t.app
-            .store
-            .incident_by_number(IncidentNumber(25))
-            .await
-            .unwrap()
-            .is_none()
-    );
+    let after = store.incident_by_number(IncidentNumber(last + 1)).await;
+    assert!(after.unwrap().is_none(), "INC-{} was written", last + 1);
 }
 
 /// Ten declarations, each submitted twice at once (a double click, a platform's retry racing
@@ -232,11 +231,7 @@ async fn double_submits_at_once_declare_each_incident_once(backend: Backend) {
             .app
             .service
             .for_delivery(Delivery::new("slack-command", format!("trigger-{n}")));
-        async move {
-            let line = format!("declare sev2 Double submit {n}");
-            let cmd = firebreak::incident::command::parse_line(&line, Default::default()).unwrap();
-            service.apply(cmd, &alice()).await
-        }
+        async move { declare_on(&service, &format!("Double submit {n}")).await }
     };
     let copies = (0..10).flat_map(|n| [submit(n), submit(n)]);
     let outcomes = futures::future::join_all(copies).await;
@@ -254,15 +249,7 @@ async fn double_submits_at_once_declare_each_incident_once(backend: Backend) {
     }
     numbers.sort();
     assert_eq!(numbers, (1..=10).collect::<Vec<i64>>());
-    for n in 1..=10 {
-        let incident = t
-            .app
-            .store
-            .incident_by_number(IncidentNumber(n))
-            .await
-            .unwrap();
-        assert!(incident.is_some(), "INC-{n}");
-    }
+    assert_written_up_to(&t.app.store, 10).await;
     let next = t.ok("declare sev3 After the storm").await;
     assert_eq!(next.reply.incident().unwrap().number, IncidentNumber(11));
 }
