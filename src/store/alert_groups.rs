@@ -70,7 +70,7 @@ impl Store {
         if let Some(version) = seen {
             query = query.bind(version);
         }
-        let done = query.execute(tx.conn().await?).await?;
+        let done = tx.execute(query).await?;
         tx.commit().await?;
         Ok(done.rows_affected() == 1)
     }

@@ -1,41 +1,38 @@
-//! Statements a SQLite transaction holds back and sends together. Every statement sqlx runs
-//! on SQLite is a hand-off to the connection's own thread and back (two context switches);
-//! `BEGIN`, and the inserts whose results nobody reads, wait here and go with the next
-//! statement that needs an answer, or with `COMMIT`, as one multi-statement query. sqlx's
-//! SQLite driver binds `$N` across every statement of a query to the one argument list, so
-//! each held statement's placeholders are renumbered past the ones before it.
+//! Statements a SQLite transaction holds back and sends together. A hand-off to the writer's
+//! thread costs two thread wake-ups; `BEGIN`, and the inserts whose results nobody reads,
+//! wait here and go with the next statement that needs an answer, or with `COMMIT`, as one
+//! batch (see [`super::sqlite::connection_thread`]).
 
 use anyhow::anyhow;
-use sqlx::any::AnyArguments;
 use sqlx::{Any, Execute};
+
+use super::sqlite::SqlStatement;
 
 /// The held statements, in order, with their arguments.
 #[derive(Default)]
 pub(super) struct Batch {
-    sql: String,
-    args: AnyArguments,
+    statements: Vec<SqlStatement>,
     /// It starts with the transaction's opening statement: nothing of the transaction was
     /// sent yet.
     opens: bool,
 }
 
 /// How a transaction of its own opens.
-pub(super) const BEGIN: &str = "BEGIN IMMEDIATE;\n";
+pub(super) const BEGIN: &[&str] = &["BEGIN IMMEDIATE"];
 /// How a command's transaction opens after background work (see [`super::sqlite::Writers`]).
-pub(super) const BEGIN_FULL: &str = "PRAGMA synchronous = FULL;\nBEGIN IMMEDIATE;\n";
+pub(super) const BEGIN_FULL: &[&str] = &["PRAGMA synchronous = FULL", "BEGIN IMMEDIATE"];
 /// How background work's transaction opens after a command's.
-pub(super) const BEGIN_NORMAL: &str = "PRAGMA synchronous = NORMAL;\nBEGIN IMMEDIATE;\n";
+pub(super) const BEGIN_NORMAL: &[&str] = &["PRAGMA synchronous = NORMAL", "BEGIN IMMEDIATE"];
 /// How a transaction joining a group awaiting its shared commit opens (see
 /// [`super::sqlite::Writers`], group commit).
-pub(super) const SAVEPOINT: &str = "SAVEPOINT fb_member;\n";
+pub(super) const SAVEPOINT: &[&str] = &["SAVEPOINT fb_member"];
 
 impl Batch {
     /// A batch opening with `opening` ([`BEGIN`], [`BEGIN_FULL`], [`BEGIN_NORMAL`] or
     /// [`SAVEPOINT`]).
-    pub(super) fn opening(opening: &'static str) -> Self {
+    pub(super) fn opening(opening: &'static [&'static str]) -> Self {
         Self {
-            sql: opening.into(),
-            args: AnyArguments::default(),
+            statements: opening.iter().map(|sql| SqlStatement::plain(sql)).collect(),
             opens: true,
         }
     }
@@ -47,7 +44,7 @@ impl Batch {
     }
 
     pub(super) fn is_empty(&self) -> bool {
-        self.sql.is_empty()
+        self.statements.is_empty()
     }
 
     /// Nothing of the transaction has been sent yet, not even its `BEGIN`.
@@ -57,7 +54,16 @@ impl Batch {
 
     /// Only the opening statement: a transaction that has done nothing.
     pub(super) fn is_only_begin(&self) -> bool {
-        self.opens && [BEGIN, BEGIN_FULL, BEGIN_NORMAL, SAVEPOINT].contains(&self.sql.as_str())
+        self.opens
+            && [BEGIN, BEGIN_FULL, BEGIN_NORMAL, SAVEPOINT]
+                .iter()
+                .any(|opening| {
+                    opening.len() == self.statements.len()
+                        && opening
+                            .iter()
+                            .zip(&self.statements)
+                            .all(|(a, b)| *a == b.sql)
+                })
     }
 
     /// Holds `query` back, after what is held already.
@@ -66,59 +72,31 @@ impl Batch {
             .take_arguments()
             .map_err(|e| anyhow!("encoding a statement's arguments: {e}"))?
             .unwrap_or_default();
-        let offset = self.args.values.0.len();
-        self.sql.push_str(&renumber(query.sql().as_str(), offset));
-        self.sql.push_str(";\n");
-        self.args.values.0.extend(args.values.0);
+        self.statements.push(SqlStatement {
+            sql: query.sql().as_str().to_string(),
+            args: args.values.0,
+        });
         Ok(())
     }
 
-    /// The held statements followed by `last`, as one query's text and arguments, emptying
-    /// the batch.
+    /// Holds plain SQL (no arguments) back, after what is held already.
+    pub(super) fn push_plain(&mut self, sql: &str) {
+        self.statements.push(SqlStatement::plain(sql));
+    }
+
+    /// The held statements followed by `last`, emptying the batch.
     pub(super) fn take_with<'q>(
         &mut self,
         last: impl Execute<'q, Any>,
-    ) -> anyhow::Result<(String, AnyArguments)> {
+    ) -> anyhow::Result<Vec<SqlStatement>> {
         self.push(last)?;
         Ok(self.take())
     }
 
-    /// The held statements as one query's text and arguments, emptying the batch.
-    pub(super) fn take(&mut self) -> (String, AnyArguments) {
-        let Batch { sql, args, .. } = std::mem::take(self);
-        (sql, args)
+    /// The held statements, emptying the batch.
+    pub(super) fn take(&mut self) -> Vec<SqlStatement> {
+        std::mem::take(self).statements
     }
-}
-
-/// `sql` with every `$N` placeholder outside quotes moved up by `offset`.
-fn renumber(sql: &str, offset: usize) -> String {
-    if offset == 0 {
-        return sql.to_string();
-    }
-    let mut out = String::with_capacity(sql.len() + 8);
-    let mut quote: Option<char> = None;
-    let mut chars = sql.chars().peekable();
-    while let Some(c) = chars.next() {
-        out.push(c);
-        match (quote, c) {
-            (Some(q), c) if c == q => quote = None,
-            (Some(_), _) => {}
-            (None, '\'' | '"') => quote = Some(c),
-            (None, '$') => {
-                let mut digits = String::new();
-                while let Some(d) = chars.peek().filter(|d| d.is_ascii_digit()) {
-                    digits.push(*d);
-                    chars.next();
-                }
-                match digits.parse::<usize>() {
-                    Ok(n) => out.push_str(&(n + offset).to_string()),
-                    Err(_) => out.push_str(&digits),
-                }
-            }
-            (None, _) => {}
-        }
-    }
-    out
 }
 
 #[cfg(test)]
@@ -126,21 +104,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn placeholders_move_past_earlier_statements_quotes_untouched() {
-        assert_eq!(
-            renumber("INSERT INTO t (a, b) VALUES ($1, $12)", 3),
-            "INSERT INTO t (a, b) VALUES ($4, $15)"
-        );
-        assert_eq!(
-            renumber("SELECT '$1', \"$2\", $2 WHERE x = $1", 10),
-            "SELECT '$1', \"$2\", $12 WHERE x = $11"
-        );
-        assert_eq!(renumber("SELECT $1", 0), "SELECT $1");
-        assert_eq!(renumber("SELECT $ x", 5), "SELECT $ x");
-    }
-
-    #[test]
-    fn a_batch_joins_statements_and_their_arguments_in_order() {
+    fn a_batch_keeps_statements_and_their_arguments_in_order() {
         let mut batch = Batch::begin();
         batch
             .push(
@@ -149,14 +113,30 @@ mod tests {
                     .bind("x"),
             )
             .unwrap();
-        let (sql, args) = batch
+        let statements = batch
             .take_with(sqlx::query::<Any>("UPDATE b SET v = $1").bind(2_i64))
             .unwrap();
+        let sql: Vec<&str> = statements.iter().map(|s| s.sql.as_str()).collect();
         assert_eq!(
             sql,
-            "BEGIN IMMEDIATE;\nINSERT INTO a VALUES ($1, $2);\nUPDATE b SET v = $3;\n"
+            [
+                "BEGIN IMMEDIATE",
+                "INSERT INTO a VALUES ($1, $2)",
+                "UPDATE b SET v = $1"
+            ]
         );
-        assert_eq!(args.values.0.len(), 3);
+        let args: Vec<usize> = statements.iter().map(|s| s.args.len()).collect();
+        assert_eq!(args, [0, 2, 1]);
         assert!(batch.is_empty());
+    }
+
+    #[test]
+    fn only_an_opening_is_a_transaction_that_did_nothing() {
+        assert!(Batch::opening(BEGIN_FULL).is_only_begin());
+        assert!(Batch::opening(SAVEPOINT).is_only_begin());
+        let mut batch = Batch::opening(BEGIN);
+        batch.push_plain("DELETE FROM t");
+        assert!(!batch.is_only_begin());
+        assert!(!Batch::default().is_only_begin());
     }
 }

@@ -291,13 +291,13 @@ impl Store {
     ) -> anyhow::Result<()> {
         let until = to_ms(now) + i64::try_from(lease.as_millis()).unwrap_or(i64::MAX / 2);
         let mut tx = self.begin_background().await?;
-        sqlx::query(
+        tx.execute(sqlx::query(
             "UPDATE effects SET lease_until = $1 WHERE id = $2 AND state = 'running' AND lease_owner = $3",
         )
             .bind(until)
             .bind(id)
             .bind(owner)
-            .execute(tx.conn().await?)
+            )
             .await?;
         tx.commit().await
     }
@@ -306,14 +306,16 @@ impl Store {
     /// They then run in queue order, under the target's own rate limit. Returns how many.
     pub async fn release_waiting(&self, target: &str, now: DateTime<Utc>) -> anyhow::Result<u64> {
         let mut tx = self.begin_background().await?;
-        let done = sqlx::query(
-            "UPDATE effects SET run_at = $1, waiting_on = NULL, updated_at = $1 \
+        let done = tx
+            .execute(
+                sqlx::query(
+                    "UPDATE effects SET run_at = $1, waiting_on = NULL, updated_at = $1 \
              WHERE waiting_on = $2 AND state = 'pending'",
-        )
-        .bind(to_ms(now))
-        .bind(target)
-        .execute(tx.conn().await?)
-        .await?;
+                )
+                .bind(to_ms(now))
+                .bind(target),
+            )
+            .await?;
         tx.commit().await?;
         Ok(done.rows_affected())
     }
@@ -332,14 +334,14 @@ impl Store {
     pub async fn retry_effect(&self, id: i64) -> anyhow::Result<bool> {
         let now = to_ms(Utc::now());
         let mut tx = self.begin().await?;
-        let done = sqlx::query(
+        let done = tx.execute(sqlx::query(
             "UPDATE effects SET state = 'pending', attempts = 0, run_at = $1, budget_from = $1, \
              waiting_on = NULL, updated_at = $1 \
              WHERE id = $2 AND state = 'failed'",
         )
         .bind(now)
         .bind(id)
-        .execute(tx.conn().await?)
+        )
         .await?;
         tx.commit().await?;
         Ok(done.rows_affected() == 1)
@@ -352,13 +354,13 @@ pub(super) async fn release_owned_in(
     owner: &str,
     now: DateTime<Utc>,
 ) -> anyhow::Result<u64> {
-    let done = sqlx::query(
+    let done = tx.execute(sqlx::query(
         "UPDATE effects SET state = 'pending', run_at = $1, lease_until = NULL, lease_owner = NULL, \
          updated_at = $1 WHERE state = 'running' AND lease_owner = $2",
     )
     .bind(to_ms(now))
     .bind(owner)
-    .execute(tx.conn().await?)
+    )
     .await?;
     Ok(done.rows_affected())
 }

@@ -15,17 +15,18 @@ impl Store {
         now: DateTime<Utc>,
     ) -> anyhow::Result<()> {
         let mut tx = self.begin().await?;
-        sqlx::query("DELETE FROM ended_sessions WHERE expires_at <= $1")
-            .bind(to_ms(now))
-            .execute(tx.conn().await?)
-            .await?;
-        sqlx::query(
-            "INSERT INTO ended_sessions (nonce, expires_at) VALUES ($1, $2) \
-             ON CONFLICT (nonce) DO NOTHING",
+        tx.execute(
+            sqlx::query("DELETE FROM ended_sessions WHERE expires_at <= $1").bind(to_ms(now)),
         )
-        .bind(nonce)
-        .bind(to_ms(expires))
-        .execute(tx.conn().await?)
+        .await?;
+        tx.execute(
+            sqlx::query(
+                "INSERT INTO ended_sessions (nonce, expires_at) VALUES ($1, $2) \
+             ON CONFLICT (nonce) DO NOTHING",
+            )
+            .bind(nonce)
+            .bind(to_ms(expires)),
+        )
         .await?;
         tx.commit().await?;
         Ok(())

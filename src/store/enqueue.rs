@@ -124,9 +124,8 @@ impl Tx {
     }
 
     async fn effect_id_by_key(&mut self, key: &str) -> anyhow::Result<i64> {
-        let (id,): (i64,) = sqlx::query_as("SELECT id FROM effects WHERE idempotency_key = $1")
-            .bind(key)
-            .fetch_one(self.conn().await?)
+        let (id,): (i64,) = self
+            .fetch_one(sqlx::query("SELECT id FROM effects WHERE idempotency_key = $1").bind(key))
             .await?;
         Ok(id)
     }

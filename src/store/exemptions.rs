@@ -68,10 +68,8 @@ impl Tx {
         let sql = format!(
             "SELECT {COLUMNS} FROM freeze_exemptions WHERE LOWER(repo) = LOWER($1) AND pr_number = $2"
         );
-        Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
-            .bind(repo)
-            .bind(pr)
-            .fetch_optional(self.conn().await?)
+        Ok(self
+            .fetch_optional(sqlx::query(sqlx::AssertSqlSafe(sql)).bind(repo).bind(pr))
             .await?)
     }
 
@@ -110,7 +108,7 @@ impl Tx {
         } else {
             query.bind(attempt)
         };
-        let done = query.execute(self.conn().await?).await?;
+        let done = self.execute(query).await?;
         Ok(done.rows_affected() == 1)
     }
 
@@ -125,7 +123,7 @@ impl Tx {
         sha: &str,
         effect_key: &str,
     ) -> anyhow::Result<bool> {
-        let done = sqlx::query(
+        let done = self.execute(sqlx::query(
             "UPDATE freeze_exemptions SET sha = $1, effect_key = $2 \
              WHERE LOWER(repo) = LOWER($3) AND pr_number = $4 AND attempt = $5 AND state = 'pending'",
         )
@@ -134,18 +132,18 @@ impl Tx {
         .bind(repo)
         .bind(pr)
         .bind(attempt)
-        .execute(self.conn().await?)
+        )
         .await?;
         Ok(done.rows_affected() == 1)
     }
 
     /// Whether the queue effect `key` ended (done, or given up), or was never queued.
     pub async fn effect_ended(&mut self, key: &str) -> anyhow::Result<bool> {
-        let state: Option<(String,)> =
-            sqlx::query_as("SELECT state FROM effects WHERE idempotency_key = $1")
-                .bind(key)
-                .fetch_optional(self.conn().await?)
-                .await?;
+        let state: Option<(String,)> = self
+            .fetch_optional(
+                sqlx::query("SELECT state FROM effects WHERE idempotency_key = $1").bind(key),
+            )
+            .await?;
         Ok(state.is_none_or(|(s,)| s == "done" || s == "failed"))
     }
 }
@@ -189,7 +187,7 @@ impl Store {
         outcome: &str,
     ) -> anyhow::Result<bool> {
         let mut tx = self.begin_background().await?;
-        let done = sqlx::query(
+        let done = tx.execute(sqlx::query(
             "UPDATE freeze_exemptions SET state = $1, outcome = $2 \
              WHERE LOWER(repo) = LOWER($3) AND pr_number = $4 AND attempt = $5 AND state = 'pending'",
         )
@@ -198,7 +196,7 @@ impl Store {
         .bind(repo)
         .bind(pr)
         .bind(attempt)
-        .execute(tx.conn().await?)
+        )
         .await?;
         tx.commit().await?;
         Ok(done.rows_affected() == 1)

@@ -115,8 +115,8 @@ const SCOPE_COLUMNS: &str = "scope, frozen, generation, incident_id, reason, dri
 
 impl Tx {
     pub async fn next_freeze_generation(&mut self) -> anyhow::Result<i64> {
-        let (g,): (i64,) = sqlx::query_as("UPDATE counters SET value = value + 1 WHERE name = 'freeze_generation' RETURNING value")
-            .fetch_one(self.conn().await?)
+        let (g,): (i64,) = self.fetch_one(sqlx::query("UPDATE counters SET value = value + 1 WHERE name = 'freeze_generation' RETURNING value")
+            )
             .await?;
         Ok(g)
     }
@@ -125,7 +125,7 @@ impl Tx {
     /// becomes this generation when the scope goes from unfrozen to frozen, stays while it
     /// remains frozen, and is cleared when it thaws.
     pub async fn set_freeze_scope(&mut self, s: &FreezeScope) -> anyhow::Result<()> {
-        sqlx::query(
+        self.execute(sqlx::query(
             "INSERT INTO freeze_scopes (scope, frozen, generation, incident_id, reason, drill, requested_by, updated_at, frozen_since) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, CASE WHEN $2 = 1 THEN $3 END) \
              ON CONFLICT (scope) DO UPDATE SET frozen = excluded.frozen, generation = excluded.generation, \
@@ -143,16 +143,14 @@ impl Tx {
         .bind(i64::from(s.drill))
         .bind(&s.requested_by)
         .bind(to_ms(s.updated_at))
-        .execute(self.conn().await?)
+        )
         .await?;
         Ok(())
     }
 
     pub async fn freeze_scopes(&mut self) -> anyhow::Result<Vec<FreezeScope>> {
         let sql = format!("SELECT {SCOPE_COLUMNS} FROM freeze_scopes ORDER BY scope");
-        let rows: Vec<ScopeRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-            .fetch_all(self.conn().await?)
-            .await?;
+        let rows: Vec<ScopeRow> = self.fetch(sqlx::query(sqlx::AssertSqlSafe(sql))).await?;
         Ok(rows.into_iter().map(FreezeScope::from).collect())
     }
 }
@@ -179,7 +177,7 @@ impl Store {
     /// generation already wrote it. Returns `false` when the write was stale and skipped.
     pub async fn record_target(&self, t: &FreezeTarget) -> anyhow::Result<bool> {
         let mut tx = self.begin_background().await?;
-        let done = sqlx::query(
+        let done = tx.execute(sqlx::query(
             "INSERT INTO freeze_targets (target, scope, desired, actual, ruleset_id, applied_generation, verified_at, last_error, error_at, retry_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
              ON CONFLICT (target) DO UPDATE SET scope = excluded.scope, desired = excluded.desired, actual = excluded.actual, \
@@ -198,7 +196,7 @@ impl Store {
         .bind(&t.last_error)
         .bind(t.error_at)
         .bind(t.retry_at)
-        .execute(tx.conn().await?)
+        )
         .await?;
         tx.commit().await?;
         Ok(done.rows_affected() == 1)
@@ -208,7 +206,7 @@ impl Store {
     /// generation GitHub last confirmed. A target never read before shows `error`.
     pub async fn record_target_failure(&self, f: &TargetFailure<'_>) -> anyhow::Result<()> {
         let mut tx = self.begin_background().await?;
-        sqlx::query(
+        tx.execute(sqlx::query(
             "INSERT INTO freeze_targets (target, scope, desired, actual, ruleset_id, applied_generation, verified_at, last_error, error_at, retry_at) \
              VALUES ($1, $2, $3, 'error', NULL, 0, 0, $4, $5, $6) \
              ON CONFLICT (target) DO UPDATE SET scope = excluded.scope, desired = excluded.desired, \
@@ -222,7 +220,7 @@ impl Store {
         .bind(to_ms(f.at))
         .bind(f.retry_at.map(to_ms))
         .bind(i64::from(f.permanent))
-        .execute(tx.conn().await?)
+        )
         .await?;
         tx.commit().await
     }
@@ -280,7 +278,7 @@ impl Store {
         status: &WrittenStatus,
     ) -> anyhow::Result<()> {
         let mut tx = self.begin_background().await?;
-        sqlx::query(
+        tx.execute(sqlx::query(
             "INSERT INTO freeze_pr_statuses (repo, sha, pr_number, state, generation, updated_at, drill, description) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
              ON CONFLICT (repo, sha) DO UPDATE SET state = excluded.state, generation = excluded.generation, \
              pr_number = excluded.pr_number, updated_at = excluded.updated_at, drill = excluded.drill, description = excluded.description",
@@ -293,7 +291,7 @@ impl Store {
         .bind(to_ms(Utc::now()))
         .bind(i64::from(status.drill))
         .bind(&status.description)
-        .execute(tx.conn().await?)
+        )
         .await?;
         tx.commit().await
     }

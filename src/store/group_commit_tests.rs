@@ -155,7 +155,7 @@ async fn a_lost_shared_transaction_is_reported_to_every_member() {
             let mut tx = store.begin().await?;
             insert(&mut tx, "b").await?;
             // What SQLite does on its own after an I/O error or a full disk.
-            sqlx::Executor::execute(tx.conn().await?, "ROLLBACK").await?;
+            tx.execute(sqlx::query("ROLLBACK")).await?;
             tx.commit().await
         })
     };

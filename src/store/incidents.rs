@@ -162,10 +162,11 @@ impl Tx {
             return Ok(Some(self.handed_out(*n)));
         }
         // A retry; or no counter at all, which is an error rather than a retry.
-        let counter: Option<(i64,)> =
-            sqlx::query_as("SELECT value FROM counters WHERE name = 'incident_number'")
-                .fetch_optional(self.conn().await?)
-                .await?;
+        let counter: Option<(i64,)> = self
+            .fetch_optional(sqlx::query(
+                "SELECT value FROM counters WHERE name = 'incident_number'",
+            ))
+            .await?;
         counter.context("the incident number counter is missing")?;
         Ok(None)
     }
@@ -238,9 +239,8 @@ impl Tx {
             "SELECT {COLUMNS} FROM incidents WHERE number = $1{}",
             self.lock_clause()
         );
-        let row: Option<IncidentRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-            .bind(number.0)
-            .fetch_optional(self.conn().await?)
+        let row: Option<IncidentRow> = self
+            .fetch_optional(sqlx::query(sqlx::AssertSqlSafe(sql)).bind(number.0))
             .await?;
         row.map(Incident::try_from).transpose()
     }
@@ -252,33 +252,35 @@ impl Tx {
         new: &Incident,
         expected: i64,
     ) -> anyhow::Result<bool> {
-        let done = sqlx::query(
-            "UPDATE incidents SET title = $1, severity = $2, status = $3, started_at = $4, \
+        let done = self
+            .execute(
+                sqlx::query(
+                    "UPDATE incidents SET title = $1, severity = $2, status = $3, started_at = $4, \
              detected_at = $5, acknowledged_at = $6, mitigated_at = $7, resolved_at = $8, \
              commander = $9, comms = $10, scribe = $11, summary = $12, last_update_at = $13, \
              next_update_due = $14, reminded_due = $18, version = version + 1, updated_at = $15 \
              WHERE id = $16 AND version = $17",
-        )
-        .bind(&new.title)
-        .bind(new.severity.as_str())
-        .bind(new.status.as_str())
-        .bind(new.started_at.map(to_ms))
-        .bind(new.detected_at.map(to_ms))
-        .bind(new.acknowledged_at.map(to_ms))
-        .bind(new.mitigated_at.map(to_ms))
-        .bind(new.resolved_at.map(to_ms))
-        .bind(&new.commander)
-        .bind(&new.comms)
-        .bind(&new.scribe)
-        .bind(&new.summary)
-        .bind(new.last_update_at.map(to_ms))
-        .bind(new.next_update_due.map(to_ms))
-        .bind(to_ms(Utc::now()))
-        .bind(&new.id.0)
-        .bind(expected)
-        .bind(new.reminded_due.map(to_ms))
-        .execute(self.conn().await?)
-        .await?;
+                )
+                .bind(&new.title)
+                .bind(new.severity.as_str())
+                .bind(new.status.as_str())
+                .bind(new.started_at.map(to_ms))
+                .bind(new.detected_at.map(to_ms))
+                .bind(new.acknowledged_at.map(to_ms))
+                .bind(new.mitigated_at.map(to_ms))
+                .bind(new.resolved_at.map(to_ms))
+                .bind(&new.commander)
+                .bind(&new.comms)
+                .bind(&new.scribe)
+                .bind(&new.summary)
+                .bind(new.last_update_at.map(to_ms))
+                .bind(new.next_update_due.map(to_ms))
+                .bind(to_ms(Utc::now()))
+                .bind(&new.id.0)
+                .bind(expected)
+                .bind(new.reminded_due.map(to_ms)),
+            )
+            .await?;
         Ok(done.rows_affected() == 1)
     }
 }

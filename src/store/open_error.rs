@@ -52,14 +52,15 @@ pub const LOCKED_TOO_LONG: &str = "the SQLite database stayed locked by another 
 /// Whether `e` is SQLite's "database is locked" (`SQLITE_BUSY` and its extended codes),
 /// which it returns once the wait for another process's write lock has run out.
 pub fn locked_for_too_long(e: &anyhow::Error) -> bool {
-    e.chain().any(|cause| {
-        cause
-            .downcast_ref::<sqlx::Error>()
-            .and_then(sqlx::Error::as_database_error)
-            .and_then(|db| db.code())
-            .and_then(|code| code.parse::<i32>().ok())
-            .is_some_and(|code| code & 0xff == 5)
-    })
+    super::sqlite::connection_thread::is_busy(e)
+        || e.chain().any(|cause| {
+            cause
+                .downcast_ref::<sqlx::Error>()
+                .and_then(sqlx::Error::as_database_error)
+                .and_then(|db| db.code())
+                .and_then(|code| code.parse::<i32>().ok())
+                .is_some_and(|code| code & 0xff == 5)
+        })
 }
 
 #[cfg(test)]

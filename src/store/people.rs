@@ -107,13 +107,14 @@ impl Store {
     /// Keeps `hint` (a name a payload carried) for `identity` unless a name is cached.
     pub async fn hint_person(&self, identity: &Identity, hint: &str) -> anyhow::Result<()> {
         let mut tx = self.begin_background().await?;
-        sqlx::query(
-            "INSERT INTO people (identity, display_name, fetched_at) VALUES ($1, $2, NULL) \
+        tx.execute(
+            sqlx::query(
+                "INSERT INTO people (identity, display_name, fetched_at) VALUES ($1, $2, NULL) \
              ON CONFLICT (identity) DO NOTHING",
+            )
+            .bind(identity.as_str())
+            .bind(display_name(hint)),
         )
-        .bind(identity.as_str())
-        .bind(display_name(hint))
-        .execute(tx.conn().await?)
         .await?;
         tx.commit().await?;
         self.recent_people.forget(identity);
@@ -128,15 +129,16 @@ impl Store {
         at: DateTime<Utc>,
     ) -> anyhow::Result<()> {
         let mut tx = self.begin_background().await?;
-        sqlx::query(
-            "INSERT INTO people (identity, display_name, fetched_at) VALUES ($1, $2, $3) \
+        tx.execute(
+            sqlx::query(
+                "INSERT INTO people (identity, display_name, fetched_at) VALUES ($1, $2, $3) \
              ON CONFLICT (identity) DO UPDATE SET display_name = excluded.display_name, \
              fetched_at = excluded.fetched_at",
+            )
+            .bind(identity.as_str())
+            .bind(display_name(name))
+            .bind(to_ms(at)),
         )
-        .bind(identity.as_str())
-        .bind(display_name(name))
-        .bind(to_ms(at))
-        .execute(tx.conn().await?)
         .await?;
         tx.commit().await?;
         self.recent_people.forget(identity);

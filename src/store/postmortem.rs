@@ -63,7 +63,7 @@ impl Tx {
         by: &str,
         at: DateTime<Utc>,
     ) -> anyhow::Result<()> {
-        sqlx::query(
+        self.execute(sqlx::query(
             "INSERT INTO postmortem_docs (incident_id, status, updated_by, updated_at) VALUES ($1, $2, $3, $4) \
              ON CONFLICT (incident_id) DO UPDATE SET status = excluded.status, updated_by = excluded.updated_by, updated_at = excluded.updated_at",
         )
@@ -71,7 +71,7 @@ impl Tx {
         .bind(status)
         .bind(by)
         .bind(to_ms(at))
-        .execute(self.conn().await?)
+        )
         .await?;
         Ok(())
     }
@@ -82,11 +82,12 @@ impl Tx {
         &mut self,
         incident: &IncidentId,
     ) -> anyhow::Result<Option<String>> {
-        let status: Option<(String,)> =
-            sqlx::query_as("SELECT status FROM postmortem_docs WHERE incident_id = $1")
-                .bind(&incident.0)
-                .fetch_optional(self.conn().await?)
-                .await?;
+        let status: Option<(String,)> = self
+            .fetch_optional(
+                sqlx::query("SELECT status FROM postmortem_docs WHERE incident_id = $1")
+                    .bind(&incident.0),
+            )
+            .await?;
         Ok(status.map(|(s,)| s))
     }
 
@@ -98,7 +99,7 @@ impl Tx {
         by: &str,
         at: DateTime<Utc>,
     ) -> anyhow::Result<bool> {
-        let done = sqlx::query(
+        let done = self.execute(sqlx::query(
             "INSERT INTO postmortem_reviewers (incident_id, reviewer, added_by, added_at) VALUES ($1, $2, $3, $4) \
              ON CONFLICT (incident_id, reviewer) DO NOTHING",
         )
@@ -106,7 +107,7 @@ impl Tx {
         .bind(reviewer)
         .bind(by)
         .bind(to_ms(at))
-        .execute(self.conn().await?)
+        )
         .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -118,7 +119,7 @@ impl Tx {
         text: &str,
         by: &str,
     ) -> anyhow::Result<()> {
-        sqlx::query(
+        self.execute(sqlx::query(
             "INSERT INTO postmortem_fields (incident_id, field, text, updated_by, updated_at) VALUES ($1, $2, $3, $4, $5) \
              ON CONFLICT (incident_id, field) DO UPDATE SET text = excluded.text, updated_by = excluded.updated_by, updated_at = excluded.updated_at",
         )
@@ -127,16 +128,16 @@ impl Tx {
         .bind(text)
         .bind(by)
         .bind(to_ms(Utc::now()))
-        .execute(self.conn().await?)
+        )
         .await?;
-        sqlx::query(
+        self.execute(sqlx::query(
             "INSERT INTO postmortem_authors (incident_id, author, first_at) VALUES ($1, $2, $3) \
              ON CONFLICT (incident_id, author) DO NOTHING",
         )
         .bind(&incident.0)
         .bind(by)
         .bind(to_ms(Utc::now()))
-        .execute(self.conn().await?)
+        )
         .await?;
         Ok(())
     }
@@ -150,18 +151,18 @@ impl Tx {
         term: &str,
         now: DateTime<Utc>,
     ) -> anyhow::Result<i64> {
-        let (n,): (i64,) = sqlx::query_as("SELECT CAST(COALESCE(MAX(number), 0) + 1 AS BIGINT) FROM action_items WHERE incident_id = $1")
+        let (n,): (i64,) = self.fetch_one(sqlx::query("SELECT CAST(COALESCE(MAX(number), 0) + 1 AS BIGINT) FROM action_items WHERE incident_id = $1")
             .bind(&incident.0)
-            .fetch_one(self.conn().await?)
+            )
             .await?;
-        sqlx::query("INSERT INTO action_items (incident_id, number, text, owner, term, done, created_at) VALUES ($1, $2, $3, $4, $5, 0, $6)")
+        self.execute(sqlx::query("INSERT INTO action_items (incident_id, number, text, owner, term, done, created_at) VALUES ($1, $2, $3, $4, $5, 0, $6)")
             .bind(&incident.0)
             .bind(n)
             .bind(text)
             .bind(owner)
             .bind(term)
             .bind(to_ms(now))
-            .execute(self.conn().await?)
+            )
             .await?;
         Ok(n)
     }
@@ -173,24 +174,26 @@ impl Tx {
         number: i64,
         now: DateTime<Utc>,
     ) -> anyhow::Result<ActionDone> {
-        let done = sqlx::query(
+        let done = self.execute(sqlx::query(
             "UPDATE action_items SET done = 1, done_at = $1 WHERE incident_id = $2 AND number = $3 AND done = 0",
         )
         .bind(to_ms(now))
         .bind(&incident.0)
         .bind(number)
-        .execute(self.conn().await?)
+        )
         .await?;
         if done.rows_affected() == 1 {
             return Ok(ActionDone::Done);
         }
-        let exists: Option<(i64,)> = sqlx::query_as(
-            "SELECT number FROM action_items WHERE incident_id = $1 AND number = $2",
-        )
-        .bind(&incident.0)
-        .bind(number)
-        .fetch_optional(self.conn().await?)
-        .await?;
+        let exists: Option<(i64,)> = self
+            .fetch_optional(
+                sqlx::query(
+                    "SELECT number FROM action_items WHERE incident_id = $1 AND number = $2",
+                )
+                .bind(&incident.0)
+                .bind(number),
+            )
+            .await?;
         Ok(match exists {
             Some(_) => ActionDone::AlreadyDone,
             None => ActionDone::Missing,

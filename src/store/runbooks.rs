@@ -137,19 +137,20 @@ impl Tx {
         &mut self,
         incident: &IncidentId,
     ) -> anyhow::Result<Option<AttachedRunbook>> {
-        let head: Option<(String, i64)> = sqlx::query_as(
-            "SELECT spec, attached_at FROM incident_runbooks WHERE incident_id = $1",
-        )
-        .bind(&incident.0)
-        .fetch_optional(self.conn().await?)
-        .await?;
+        let head: Option<(String, i64)> = self
+            .fetch_optional(
+                sqlx::query(
+                    "SELECT spec, attached_at FROM incident_runbooks WHERE incident_id = $1",
+                )
+                .bind(&incident.0),
+            )
+            .await?;
         let Some(head) = head else { return Ok(None) };
         let sql = format!(
             "SELECT {STEP_COLUMNS} FROM runbook_steps WHERE incident_id = $1 ORDER BY position"
         );
-        let rows: Vec<StepRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-            .bind(&incident.0)
-            .fetch_all(self.conn().await?)
+        let rows: Vec<StepRow> = self
+            .fetch(sqlx::query(sqlx::AssertSqlSafe(sql)).bind(&incident.0))
             .await?;
         assemble(head, rows).map(Some)
     }

@@ -15,8 +15,10 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::checkpointer;
 
+pub(super) mod connection_thread;
 mod writer;
 
+pub(super) use connection_thread::SqlStatement;
 pub(super) use writer::{End, Ended, WriterLock, Writers, WritersGuard, await_group};
 
 /// How many reader connections SQLite gets (WAL readers run beside the writer).
@@ -154,7 +156,9 @@ pub(super) async fn connection(
                 super::open_error::cause(&e)
             )
         })?;
-    pragmas(&mut conn, synchronous).await?;
+    for pragma in pragmas(synchronous) {
+        conn.execute(sqlx::AssertSqlSafe(pragma)).await?;
+    }
     Ok(conn)
 }
 
@@ -180,24 +184,16 @@ pub(super) const PAGE_SIZE: u32 = 1024;
 /// savepoint journals (every member of a group commit has a savepoint) and sorts stay in
 /// memory: spilled to temporary files, they cost the writer `pwrite`s no crash could ever
 /// need.
-async fn pragmas(conn: &mut AnyConnection, synchronous: &'static str) -> sqlx::Result<()> {
-    conn.execute(sqlx::AssertSqlSafe(format!(
-        "PRAGMA page_size = {PAGE_SIZE}"
-    )))
-    .await?;
-    conn.execute("PRAGMA journal_mode = WAL").await?;
-    conn.execute("PRAGMA foreign_keys = ON").await?;
-    conn.execute("PRAGMA temp_store = MEMORY").await?;
-    conn.execute(sqlx::AssertSqlSafe(format!(
-        "PRAGMA synchronous = {synchronous}"
-    )))
-    .await?;
-    conn.execute("PRAGMA busy_timeout = 10000").await?;
-    conn.execute(sqlx::AssertSqlSafe(format!(
-        "PRAGMA journal_size_limit = {WAL_SIZE_LIMIT}"
-    )))
-    .await?;
-    Ok(())
+fn pragmas(synchronous: &str) -> [String; 7] {
+    [
+        format!("PRAGMA page_size = {PAGE_SIZE}"),
+        "PRAGMA journal_mode = WAL".into(),
+        "PRAGMA foreign_keys = ON".into(),
+        "PRAGMA temp_store = MEMORY".into(),
+        format!("PRAGMA synchronous = {synchronous}"),
+        "PRAGMA busy_timeout = 10000".into(),
+        format!("PRAGMA journal_size_limit = {WAL_SIZE_LIMIT}"),
+    ]
 }
 
 pub(super) fn url_with_create(url: &str) -> String {

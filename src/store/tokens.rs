@@ -54,24 +54,24 @@ impl Store {
             "SELECT id FROM api_tokens WHERE name = $1 AND revoked_at IS NULL{}",
             tx.lock_clause()
         );
-        let taken: Option<(i64,)> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-            .bind(new.name)
-            .fetch_optional(tx.conn().await?)
+        let taken: Option<(i64,)> = tx
+            .fetch_optional(sqlx::query(sqlx::AssertSqlSafe(sql)).bind(new.name))
             .await?;
         if taken.is_some() {
             return Ok(false);
         }
         // The unique index on active names refuses a racing twin; it surfaces as an error.
-        sqlx::query(
-            "INSERT INTO api_tokens (name, token_hash, scopes, created_at, created_by) \
+        tx.execute(
+            sqlx::query(
+                "INSERT INTO api_tokens (name, token_hash, scopes, created_at, created_by) \
              VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(new.name)
+            .bind(new.hash)
+            .bind(new.scopes.to_string())
+            .bind(to_ms(new.at))
+            .bind(new.created_by),
         )
-        .bind(new.name)
-        .bind(new.hash)
-        .bind(new.scopes.to_string())
-        .bind(to_ms(new.at))
-        .bind(new.created_by)
-        .execute(tx.conn().await?)
         .await?;
         tx.commit().await?;
         Ok(true)
@@ -112,14 +112,16 @@ impl Store {
     /// Revokes the unrevoked token called `name`; `false` if there is none.
     pub async fn revoke_token(&self, name: &str, at: DateTime<Utc>) -> anyhow::Result<bool> {
         let mut tx = self.begin().await?;
-        let done = sqlx::query(
-            "UPDATE api_tokens SET revoked_at = $1 WHERE name = $2 AND revoked_at IS NULL",
-        )
-        .bind(to_ms(at))
-        .bind(name)
-        .execute(tx.conn().await?)
-        .await?
-        .rows_affected();
+        let done = tx
+            .execute(
+                sqlx::query(
+                    "UPDATE api_tokens SET revoked_at = $1 WHERE name = $2 AND revoked_at IS NULL",
+                )
+                .bind(to_ms(at))
+                .bind(name),
+            )
+            .await?
+            .rows_affected();
         tx.commit().await?;
         Ok(done > 0)
     }
@@ -133,14 +135,15 @@ impl Store {
         since: DateTime<Utc>,
     ) -> anyhow::Result<()> {
         let mut tx = self.begin_background().await?;
-        sqlx::query(
-            "UPDATE api_tokens SET last_used_at = $1 \
+        tx.execute(
+            sqlx::query(
+                "UPDATE api_tokens SET last_used_at = $1 \
              WHERE id = $2 AND (last_used_at IS NULL OR last_used_at < $3)",
+            )
+            .bind(to_ms(at))
+            .bind(id)
+            .bind(to_ms(since)),
         )
-        .bind(to_ms(at))
-        .bind(id)
-        .bind(to_ms(since))
-        .execute(tx.conn().await?)
         .await?;
         tx.commit().await
     }

@@ -2,9 +2,8 @@
 //! writer queue's one connection on SQLite (with its held statements, see [`super::batch`]).
 
 use anyhow::Context;
-use futures::TryStreamExt;
 use sqlx::any::{AnyArguments, AnyQueryResult, AnyRow};
-use sqlx::{Any, AnyConnection, Execute, Transaction};
+use sqlx::{Any, AnyConnection, Transaction};
 
 use super::sqlite::{End, Ended, WritersGuard};
 use super::{Backend, batch};
@@ -13,15 +12,15 @@ use super::{Backend, batch};
 ///
 /// On SQLite, `BEGIN` and the statements sent with [`Tx::hold`] wait in `held` and go with
 /// the next statement that needs an answer, or with `COMMIT` (see [`batch`]). Statements
-/// therefore reach the connection through [`Tx::conn`], [`Tx::execute`] or [`Tx::fetch`],
-/// which send what is held first.
+/// therefore reach the connection through [`Tx::execute`] or [`Tx::fetch`] (and its
+/// `_one` and `_optional` forms), which send what is held first, in the same hand-off.
 pub struct Tx {
     pub(super) inner: TxConn,
     pub(super) backend: Backend,
     pub(super) held: batch::Batch,
 }
 
-/// The connection a [`Tx`] writes on; dereferences to it for the queries.
+/// The connection a [`Tx`] writes on.
 pub(super) enum TxConn {
     /// Postgres: a pooled connection in a sqlx transaction (`None` once it has ended).
     Pooled(Option<Transaction<'static, Any>>),
@@ -30,32 +29,22 @@ pub(super) enum TxConn {
     Writer { writers: Option<WritersGuard> },
 }
 
-impl std::ops::Deref for TxConn {
-    type Target = AnyConnection;
-
-    fn deref(&self) -> &AnyConnection {
-        match self {
-            TxConn::Pooled(tx) => tx.as_ref().expect("a live transaction"),
-            TxConn::Writer { writers } => {
-                &writers
-                    .as_ref()
-                    .expect("a live transaction holds the writer")
-                    .conn
-            }
-        }
-    }
+/// Where a statement goes: Postgres's pooled connection, or SQLite's writer with what the
+/// transaction holds.
+enum Target<'a> {
+    Pooled(&'a mut AnyConnection),
+    Writer(&'a mut super::sqlite::Writers),
 }
 
-impl std::ops::DerefMut for TxConn {
-    fn deref_mut(&mut self) -> &mut AnyConnection {
+impl TxConn {
+    fn target(&mut self) -> Target<'_> {
         match self {
-            TxConn::Pooled(tx) => tx.as_mut().expect("a live transaction"),
-            TxConn::Writer { writers } => {
-                &mut writers
+            TxConn::Pooled(tx) => Target::Pooled(tx.as_mut().expect("a live transaction")),
+            TxConn::Writer { writers } => Target::Writer(
+                writers
                     .as_mut()
-                    .expect("a live transaction holds the writer")
-                    .conn
-            }
+                    .expect("a live transaction holds the writer"),
+            ),
         }
     }
 }
@@ -116,13 +105,13 @@ impl Tx {
     where
         T: for<'r> sqlx::FromRow<'r, AnyRow>,
     {
-        let rows = match self.backend {
-            Backend::Sqlite => {
+        let rows = match self.inner.target() {
+            Target::Writer(_) => {
                 self.held.push(query)?;
                 self.finish(End::Commit).await.context("committing")?
             }
-            Backend::Postgres => {
-                let rows = query.fetch_all(&mut *self.inner).await?;
+            Target::Pooled(conn) => {
+                let rows = query.fetch_all(conn).await?;
                 self.finish(End::Commit).await.context("committing")?;
                 rows
             }
@@ -139,11 +128,11 @@ impl Tx {
                     return Ok(Vec::new());
                 };
                 match w.finish(end, held).await? {
-                    (Ended::Done, rows) => Ok(rows),
-                    (Ended::InGroup(group), rows) => {
+                    (Ended::Done, sent) => Ok(sent.rows),
+                    (Ended::InGroup(group), sent) => {
                         let guard = writers.take().expect("checked above");
                         super::sqlite::await_group(guard, group).await?;
-                        Ok(rows)
+                        Ok(sent.rows)
                     }
                 }
             }
@@ -158,27 +147,16 @@ impl Tx {
         }
     }
 
-    /// The connection, for a statement whose answer is needed now; what is held goes first.
-    pub(super) async fn conn(&mut self) -> anyhow::Result<&mut AnyConnection> {
-        if !self.held.is_empty() {
-            let (sql, args) = self.held.take();
-            sqlx::query_with(sqlx::AssertSqlSafe(sql), args)
-                .execute(&mut *self.inner)
-                .await?;
-        }
-        Ok(&mut *self.inner)
-    }
-
     /// Runs `query` whose answer nobody reads: on SQLite it is held back and goes with the
     /// next statement (an error in it surfaces there, failing that call or the commit).
     pub(super) async fn hold(
         &mut self,
         query: sqlx::query::Query<'_, Any, AnyArguments>,
     ) -> anyhow::Result<()> {
-        match self.backend {
-            Backend::Sqlite => self.held.push(query),
-            Backend::Postgres => {
-                query.execute(&mut *self.inner).await?;
+        match self.inner.target() {
+            Target::Writer(_) => self.held.push(query),
+            Target::Pooled(conn) => {
+                query.execute(conn).await?;
                 Ok(())
             }
         }
@@ -189,24 +167,13 @@ impl Tx {
         &mut self,
         query: sqlx::query::Query<'_, Any, AnyArguments>,
     ) -> anyhow::Result<AnyQueryResult> {
-        if self.held.is_empty() {
-            return Ok(query.execute(&mut *self.inner).await?);
-        }
-        let persistent = Execute::persistent(&query);
-        let (sql, args) = self.held.take_with(query)?;
-        let mut last = None;
-        // sqlx 0.9 marks `fetch_many` deprecated because only SQLite runs several statements
-        // in one prepared query; that is exactly what a batch is for, and only on SQLite.
-        #[allow(deprecated)]
-        let mut results = sqlx::query_with(sqlx::AssertSqlSafe(sql), args)
-            .persistent(persistent)
-            .fetch_many(&mut *self.inner);
-        while let Some(step) = results.try_next().await? {
-            if let sqlx::Either::Left(result) = step {
-                last = Some(result);
+        match self.inner.target() {
+            Target::Pooled(conn) => Ok(query.execute(conn).await?),
+            Target::Writer(writer) => {
+                let statements = self.held.take_with(query)?;
+                Ok(writer.conn.batch(statements).await?.query_result())
             }
         }
-        last.context("a batch ran no statement")
     }
 
     /// Runs what is held and then `query`, in one hand-off: the rows `query` returns (the
@@ -218,17 +185,38 @@ impl Tx {
     where
         T: for<'r> sqlx::FromRow<'r, AnyRow>,
     {
-        let rows = if self.held.is_empty() {
-            query.fetch_all(&mut *self.inner).await?
-        } else {
-            let persistent = Execute::persistent(&query);
-            let (sql, args) = self.held.take_with(query)?;
-            sqlx::query_with(sqlx::AssertSqlSafe(sql), args)
-                .persistent(persistent)
-                .fetch_all(&mut *self.inner)
-                .await?
+        let rows = match self.inner.target() {
+            Target::Pooled(conn) => query.fetch_all(conn).await?,
+            Target::Writer(writer) => {
+                let statements = self.held.take_with(query)?;
+                writer.conn.batch(statements).await?.rows
+            }
         };
         Ok(rows.iter().map(T::from_row).collect::<Result<_, _>>()?)
+    }
+
+    /// [`Tx::fetch`] for a query returning at most one row.
+    pub(super) async fn fetch_optional<T>(
+        &mut self,
+        query: sqlx::query::Query<'_, Any, AnyArguments>,
+    ) -> anyhow::Result<Option<T>>
+    where
+        T: for<'r> sqlx::FromRow<'r, AnyRow>,
+    {
+        Ok(self.fetch(query).await?.into_iter().next())
+    }
+
+    /// [`Tx::fetch`] for a query returning exactly one row.
+    pub(super) async fn fetch_one<T>(
+        &mut self,
+        query: sqlx::query::Query<'_, Any, AnyArguments>,
+    ) -> anyhow::Result<T>
+    where
+        T: for<'r> sqlx::FromRow<'r, AnyRow>,
+    {
+        self.fetch_optional(query)
+            .await?
+            .context("a query that returns one row returned none")
     }
 
     /// SQLite: the writer connection's own state (`None` on Postgres).

@@ -27,7 +27,7 @@ impl Store {
         now: DateTime<Utc>,
     ) -> anyhow::Result<()> {
         let mut tx = self.begin_background().await?;
-        sqlx::query(
+        tx.execute(sqlx::query(
             "INSERT INTO workers (id, hostname, pid, started_at, heartbeat_at) VALUES ($1, $2, $3, $4, $4) \
              ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at",
         )
@@ -35,7 +35,7 @@ impl Store {
         .bind(hostname)
         .bind(i64::from(pid))
         .bind(to_ms(now))
-        .execute(tx.conn().await?)
+        )
         .await?;
         tx.commit().await
     }
@@ -52,9 +52,7 @@ impl Store {
     pub async fn retire_worker(&self, id: &str, now: DateTime<Utc>) -> anyhow::Result<u64> {
         let mut tx = self.begin_background().await?;
         let released = release_owned_in(&mut tx, id, now).await?;
-        sqlx::query("DELETE FROM workers WHERE id = $1")
-            .bind(id)
-            .execute(tx.conn().await?)
+        tx.execute(sqlx::query("DELETE FROM workers WHERE id = $1").bind(id))
             .await?;
         tx.commit().await?;
         Ok(released)
@@ -64,10 +62,11 @@ impl Store {
     /// A read-only SQLite file, a read-only Postgres or a full disk fails here.
     pub async fn probe_write(&self) -> anyhow::Result<()> {
         let mut tx = self.begin_background().await?;
-        sqlx::query("UPDATE readiness_probe SET checked_at = $1 WHERE id = 1")
-            .bind(to_ms(Utc::now()))
-            .execute(tx.conn().await?)
-            .await?;
+        tx.execute(
+            sqlx::query("UPDATE readiness_probe SET checked_at = $1 WHERE id = 1")
+                .bind(to_ms(Utc::now())),
+        )
+        .await?;
         tx.rollback().await
     }
 }

@@ -146,7 +146,7 @@ const HOLD_ORDER: &str = " ORDER BY h.scope, h.started_at, h.id";
 
 impl Tx {
     pub async fn add_hold(&mut self, h: &NewHold<'_>) -> anyhow::Result<()> {
-        sqlx::query(
+        self.execute(sqlx::query(
             "INSERT INTO freeze_holds (scope, holder, incident_id, reason, drill, requested_by, started_at, expires_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
              ON CONFLICT (scope, holder) DO UPDATE SET reason = COALESCE(excluded.reason, freeze_holds.reason), \
@@ -160,7 +160,7 @@ impl Tx {
         .bind(h.requested_by)
         .bind(to_ms(h.started_at))
         .bind(h.expires_at.map(to_ms))
-        .execute(self.conn().await?)
+        )
         .await?;
         Ok(())
     }
@@ -168,9 +168,7 @@ impl Tx {
     /// Every hold, by scope then age.
     pub async fn freeze_holds(&mut self) -> anyhow::Result<Vec<FreezeHold>> {
         let sql = format!("{HOLD_SELECT}{HOLD_ORDER}");
-        let rows: Vec<HoldRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-            .fetch_all(self.conn().await?)
-            .await?;
+        let rows: Vec<HoldRow> = self.fetch(sqlx::query(sqlx::AssertSqlSafe(sql))).await?;
         Ok(rows.into_iter().map(FreezeHold::from).collect())
     }
 
@@ -188,11 +186,12 @@ impl Tx {
             .filter(|h| h.scope == scope && holder_key.is_none_or(|k| h.holder_key == k))
             .collect();
         for h in &removed {
-            sqlx::query("DELETE FROM freeze_holds WHERE scope = $1 AND holder = $2")
-                .bind(&h.scope)
-                .bind(&h.holder_key)
-                .execute(self.conn().await?)
-                .await?;
+            self.execute(
+                sqlx::query("DELETE FROM freeze_holds WHERE scope = $1 AND holder = $2")
+                    .bind(&h.scope)
+                    .bind(&h.holder_key),
+            )
+            .await?;
         }
         Ok(removed)
     }

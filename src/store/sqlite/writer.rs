@@ -6,10 +6,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use sqlx::any::AnyRow;
-use sqlx::{AnyConnection, Executor};
+use anyhow::Context;
 
-use super::connection;
+use super::connection_thread::{BatchResult, ConnectionThread, SqlStatement, no_transaction};
 use crate::store::Priority;
 use crate::store::batch::{self, Batch};
 use crate::store::checkpointer::{CHECKPOINT_EVERY, WAL_AUTOCHECKPOINT_BACKSTOP};
@@ -49,7 +48,7 @@ pub(in crate::store) struct WriterLock {
 /// threshold wait for it, fsyncs included); every [`CHECKPOINT_EVERY`] commits it wakes a
 /// [`checkpointer`](crate::store::checkpointer) that does most of it on a connection of its own, beside the writer.
 pub(in crate::store) struct Writers {
-    pub(in crate::store) conn: AnyConnection,
+    pub(in crate::store) conn: ConnectionThread,
     /// The `synchronous` level the connection is known to have (`None`: unknown, so the next
     /// transaction sets it).
     synchronous: Option<Priority>,
@@ -122,11 +121,16 @@ impl Writers {
         commands_waiting: Arc<AtomicUsize>,
         checkpoint: tokio::sync::mpsc::Sender<()>,
     ) -> anyhow::Result<Self> {
-        let mut conn = connection(url, "FULL").await?;
-        conn.execute(sqlx::AssertSqlSafe(format!(
+        let path = crate::config::sqlite_path(url)
+            .with_context(|| "the SQLite writer needs a database file".to_string())?;
+        let mut setup: Vec<SqlStatement> = super::pragmas("FULL")
+            .iter()
+            .map(|sql| SqlStatement::plain(sql))
+            .collect();
+        setup.push(SqlStatement::plain(&format!(
             "PRAGMA wal_autocheckpoint = {WAL_AUTOCHECKPOINT_BACKSTOP}"
-        )))
-        .await?;
+        )));
+        let conn = ConnectionThread::open(path, url.contains("mode=rwc"), setup).await?;
         Ok(Self {
             conn,
             synchronous: Some(Priority::Command),
@@ -161,7 +165,7 @@ impl Writers {
     /// aborted): `open` is set *before* the opening can be sent and cleared only after a
     /// rollback has run (or when nothing was sent), so a holder cancelled anywhere in
     /// between leaves the mark for the next one.
-    pub(in crate::store) async fn begin(&mut self, priority: Priority) -> &'static str {
+    pub(in crate::store) async fn begin(&mut self, priority: Priority) -> &'static [&'static str] {
         self.settle().await;
         if priority == Priority::Background {
             self.commit_group().await;
@@ -219,7 +223,7 @@ impl Writers {
                     "the shared transaction was lost; nothing was saved".into()
                 ));
             }
-            return Err(e.into());
+            return Err(e);
         }
         Ok(())
     }
@@ -252,11 +256,11 @@ impl Writers {
         &mut self,
         end: End,
         held: Batch,
-    ) -> anyhow::Result<(Ended, Vec<AnyRow>)> {
+    ) -> anyhow::Result<(Ended, BatchResult)> {
         let Some(priority) = self.open else {
-            return Ok((Ended::Done, Vec::new()));
+            return Ok((Ended::Done, BatchResult::default()));
         };
-        let mut rows = Vec::new();
+        let mut rows = BatchResult::default();
         let member = priority == Priority::Command && self.group.is_some();
         if held.opens() && (matches!(end, End::Rollback) || held.is_only_begin()) {
             self.open = None;
@@ -265,7 +269,7 @@ impl Writers {
                 (End::Rollback, true) => self.roll_back_member().await?,
                 (End::Rollback, false) => match self.conn.execute("ROLLBACK").await {
                     // Its opening failed (another process kept the lock): nothing to undo.
-                    Err(e) if !no_transaction(&e) => return Err(e.into()),
+                    Err(e) if !no_transaction(&e) => return Err(e),
                     _ => {}
                 },
                 (End::Commit, true) => rows = self.send(held, Some("RELEASE fb_member")).await?,
@@ -291,20 +295,19 @@ impl Writers {
         Ok((Ended::InGroup(group), rows))
     }
 
-    /// Sends what is held, then `last`, as one query: the rows it returned.
+    /// Sends what is held, then `last`, as one hand-off: what it returned.
     async fn send(
         &mut self,
         mut held: Batch,
         last: Option<&'static str>,
-    ) -> anyhow::Result<Vec<AnyRow>> {
-        let (sql, args) = match last {
-            Some(last) => held.take_with(sqlx::query(last))?,
-            None if held.is_empty() => return Ok(Vec::new()),
-            None => held.take(),
-        };
-        Ok(sqlx::query_with(sqlx::AssertSqlSafe(sql), args)
-            .fetch_all(&mut self.conn)
-            .await?)
+    ) -> anyhow::Result<BatchResult> {
+        if let Some(last) = last {
+            held.push_plain(last);
+        }
+        if held.is_empty() {
+            return Ok(BatchResult::default());
+        }
+        self.conn.batch(held.take()).await
     }
 
     fn others_waiting(&self) -> bool {
@@ -315,12 +318,6 @@ impl Writers {
     pub(in crate::store) fn forget_unbegun(&mut self) {
         self.open = None;
     }
-}
-
-/// SQLite's answer to a `ROLLBACK` with no transaction open.
-fn no_transaction(e: &sqlx::Error) -> bool {
-    e.as_database_error()
-        .is_some_and(|db| db.message().contains("no transaction is active"))
 }
 
 /// How a transaction ends.
