@@ -68,9 +68,8 @@ impl Tx {
         let sql = format!(
             "SELECT {COLUMNS} FROM freeze_exemptions WHERE LOWER(repo) = LOWER($1) AND pr_number = $2"
         );
-        Ok(self
-            .fetch_optional(sqlx::query(sqlx::AssertSqlSafe(sql)).bind(repo).bind(pr))
-            .await?)
+        self.fetch_optional(sqlx::query(sqlx::AssertSqlSafe(sql)).bind(repo).bind(pr))
+            .await
     }
 
     /// Starts attempt `attempt` (the first when 1): only if the row is still at

@@ -1,5 +1,6 @@
 //! SQLite's connections, kept outside sqlx's pool: a writer queue owning the writer
-//! connection ([`writer`]), a checkpointer, and a few reader connections. sqlx's pool pings
+//! connection ([`writer`], on a thread of its own that runs whole batches:
+//! [`connection_thread`]), a checkpointer, and a few reader connections. sqlx's pool pings
 //! a connection when it is taken and again when it is given back, and with SQLite every
 //! ping is a hand-off to the connection's thread and back; for a local file neither ping
 //! can find anything wrong.
