@@ -412,6 +412,20 @@ mod tests {
     }
 
     #[test]
+    fn the_writer_opens_the_file_as_the_url_says() {
+        use sqlite::connection_thread::OpenMode;
+        assert_eq!(sqlite::open_mode("sqlite://x.db"), OpenMode::ReadWrite);
+        assert_eq!(
+            sqlite::open_mode("sqlite://x.db?mode=ro"),
+            OpenMode::ReadOnly
+        );
+        assert_eq!(
+            sqlite::open_mode("sqlite://x.db?cache=shared&mode=rwc"),
+            OpenMode::Create
+        );
+    }
+
+    #[test]
     fn loopback_postgres_skips_tls_unless_told() {
         let local = "postgres://postgres@127.0.0.1:5432/db";
         assert_eq!(

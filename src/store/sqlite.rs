@@ -197,6 +197,22 @@ fn pragmas(synchronous: &str) -> [String; 7] {
     ]
 }
 
+/// How a `sqlite:` URL's `mode` asks the file to be opened: `ro`, `rw`, or `rwc` (which
+/// creates it); `rw` when the URL does not say, as sqlx does.
+pub(super) fn open_mode(url: &str) -> connection_thread::OpenMode {
+    use connection_thread::OpenMode;
+    let query = url.split_once('?').map_or("", |(_, q)| q);
+    let mode = query
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("mode="))
+        .unwrap_or("rw");
+    match mode {
+        "ro" => OpenMode::ReadOnly,
+        "rwc" => OpenMode::Create,
+        _ => OpenMode::ReadWrite,
+    }
+}
+
 pub(super) fn url_with_create(url: &str) -> String {
     if url.contains("mode=") {
         url.to_string()

@@ -62,6 +62,26 @@ impl BatchResult {
 
 type Job = Box<dyn FnOnce(&mut rusqlite::Connection) + Send>;
 
+/// How the file is opened (a `sqlite:` URL's `mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(in crate::store) enum OpenMode {
+    ReadOnly,
+    ReadWrite,
+    /// Read and write, creating the file if it does not exist.
+    Create,
+}
+
+impl OpenMode {
+    fn flags(self) -> OpenFlags {
+        let access = match self {
+            OpenMode::ReadOnly => OpenFlags::SQLITE_OPEN_READ_ONLY,
+            OpenMode::ReadWrite => OpenFlags::SQLITE_OPEN_READ_WRITE,
+            OpenMode::Create => OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE,
+        };
+        access | OpenFlags::SQLITE_OPEN_NO_MUTEX
+    }
+}
+
 /// A connection on its own thread. Dropping it ends the thread once its queued jobs have
 /// run.
 pub(in crate::store) struct ConnectionThread {
@@ -73,11 +93,10 @@ pub(in crate::store) struct ConnectionThread {
 const STATEMENT_CACHE: usize = 256;
 
 impl ConnectionThread {
-    /// Opens `path` (creating it when `create`) on a new thread, and runs `setup` (pragmas)
-    /// there first.
+    /// Opens `path` on a new thread, and runs `setup` (pragmas) there first.
     pub async fn open(
         path: PathBuf,
-        create: bool,
+        mode: OpenMode,
         setup: Vec<SqlStatement>,
     ) -> anyhow::Result<Self> {
         let (jobs, queue) = mpsc::channel::<Job>();
@@ -85,7 +104,7 @@ impl ConnectionThread {
         std::thread::Builder::new()
             .name("sqlite-writer".into())
             .spawn(move || {
-                let conn = match open(&path, create, &setup) {
+                let conn = match open(&path, mode, &setup) {
                     Ok(conn) => {
                         let _ = opened_tx.send(Ok(()));
                         conn
@@ -136,12 +155,12 @@ impl ConnectionThread {
     }
 }
 
-fn open(path: &Path, create: bool, setup: &[SqlStatement]) -> anyhow::Result<rusqlite::Connection> {
-    let mut flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-    if create {
-        flags |= OpenFlags::SQLITE_OPEN_CREATE;
-    }
-    let mut conn = rusqlite::Connection::open_with_flags(path, flags).map_err(|e| {
+fn open(
+    path: &Path,
+    mode: OpenMode,
+    setup: &[SqlStatement],
+) -> anyhow::Result<rusqlite::Connection> {
+    let mut conn = rusqlite::Connection::open_with_flags(path, mode.flags()).map_err(|e| {
         anyhow!(
             "could not open the SQLite database {}: {e} (does its directory exist, and may this user write there?)",
             path.display()
@@ -339,7 +358,7 @@ mod tests {
     #[tokio::test]
     async fn a_batch_binds_by_number_and_returns_rows_typed_as_stored() {
         let dir = tempfile::tempdir().unwrap();
-        let conn = ConnectionThread::open(dir.path().join("t.db"), true, Vec::new())
+        let conn = ConnectionThread::open(dir.path().join("t.db"), OpenMode::Create, Vec::new())
             .await
             .unwrap();
         let text = |s: &str| AnyValueKind::Text(Arc::new(s.into()));
@@ -371,7 +390,7 @@ mod tests {
     #[tokio::test]
     async fn a_failing_statement_stops_the_batch_and_names_itself_not_its_arguments() {
         let dir = tempfile::tempdir().unwrap();
-        let conn = ConnectionThread::open(dir.path().join("t.db"), true, Vec::new())
+        let conn = ConnectionThread::open(dir.path().join("t.db"), OpenMode::Create, Vec::new())
             .await
             .unwrap();
         let secret = AnyValueKind::Text(Arc::new("s3cret".into()));

@@ -130,7 +130,7 @@ impl Writers {
         setup.push(SqlStatement::plain(&format!(
             "PRAGMA wal_autocheckpoint = {WAL_AUTOCHECKPOINT_BACKSTOP}"
         )));
-        let conn = ConnectionThread::open(path, url.contains("mode=rwc"), setup).await?;
+        let conn = ConnectionThread::open(path, super::open_mode(url), setup).await?;
         Ok(Self {
             conn,
             synchronous: Some(Priority::Command),
