@@ -189,3 +189,51 @@ async fn a_new_database_gets_small_pages_and_an_older_one_keeps_its_own() {
     tx.commit().await.unwrap();
     assert_eq!(rows, vec![(vec![0x2a],)]);
 }
+
+/// Jobs handed to the writer's thread so far.
+async fn handed(store: &Store) -> u64 {
+    let super::Db::Sqlite(sqlite) = &store.db else {
+        unreachable!("a SQLite store")
+    };
+    sqlite.writer.handed().await
+}
+
+#[tokio::test]
+async fn a_transaction_whose_writes_wait_for_its_commit_is_one_hand_off() {
+    let (_dir, store, _) = store().await;
+    let before = handed(&store).await;
+    let mut tx = store.begin().await.unwrap();
+    for v in [1_i64, 2, 3] {
+        tx.hold(sqlx::query("INSERT INTO t (v) VALUES ($1)").bind(v))
+            .await
+            .unwrap();
+    }
+    let rows: Vec<(i64,)> = tx
+        .commit_fetching(sqlx::query("SELECT count(*) FROM t"))
+        .await
+        .unwrap();
+    assert_eq!(rows, [(3,)]);
+    assert_eq!(
+        handed(&store).await - before,
+        1,
+        "BEGIN, three inserts, the read and COMMIT go to the writer's thread together"
+    );
+
+    // A read in the middle needs its answer at once: one hand-off for it and what was
+    // held, one for the rest and the commit.
+    let before = handed(&store).await;
+    let mut tx = store.begin().await.unwrap();
+    tx.hold(sqlx::query("INSERT INTO t (v) VALUES (4)"))
+        .await
+        .unwrap();
+    let (n,): (i64,) = tx
+        .fetch_one(sqlx::query("SELECT count(*) FROM t"))
+        .await
+        .unwrap();
+    assert_eq!(n, 4, "the held insert went first");
+    tx.hold(sqlx::query("DELETE FROM t WHERE v = 4"))
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(handed(&store).await - before, 2);
+}

@@ -15,6 +15,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 
 use anyhow::{Context, anyhow};
@@ -86,6 +87,8 @@ impl OpenMode {
 /// run.
 pub(in crate::store) struct ConnectionThread {
     jobs: mpsc::Sender<Job>,
+    /// Jobs handed to the thread so far: each is a hand-off and an answer.
+    handed: AtomicU64,
 }
 
 /// Prepared statements kept per connection: a batch's statements, the claims' and the
@@ -123,7 +126,10 @@ impl ConnectionThread {
         opened
             .await
             .map_err(|_| anyhow!("the SQLite writer's thread ended while opening"))??;
-        Ok(Self { jobs })
+        Ok(Self {
+            jobs,
+            handed: AtomicU64::new(0),
+        })
     }
 
     /// Runs `job` on the connection's thread. A caller that stops waiting does not stop the
@@ -133,6 +139,7 @@ impl ConnectionThread {
         job: impl FnOnce(&mut rusqlite::Connection) -> R + Send + 'static,
     ) -> anyhow::Result<R> {
         let (answer, answered) = tokio::sync::oneshot::channel();
+        self.handed.fetch_add(1, Ordering::Relaxed);
         self.jobs
             .send(Box::new(move |conn| {
                 let _ = answer.send(job(conn));
@@ -146,6 +153,12 @@ impl ConnectionThread {
     /// Runs `statements` in order, stopping at the first that fails.
     pub async fn batch(&self, statements: Vec<SqlStatement>) -> anyhow::Result<BatchResult> {
         self.run(move |conn| run_batch(conn, &statements)).await?
+    }
+
+    /// How many jobs were handed to the thread so far.
+    #[cfg(test)]
+    pub fn handed(&self) -> u64 {
+        self.handed.load(Ordering::Relaxed)
     }
 
     /// Runs SQL without arguments (one or several statements).

@@ -427,6 +427,12 @@ impl WriterLock {
         self.commands_waiting.load(Ordering::SeqCst)
     }
 
+    /// Jobs handed to the writer connection's thread so far.
+    #[cfg(test)]
+    pub(in crate::store) async fn handed(&self) -> u64 {
+        self.queue.lock().await.conn.handed()
+    }
+
     /// `COMMIT`s sent on the command connection so far.
     #[cfg(test)]
     pub(in crate::store) async fn command_commits(&self) -> u64 {
