@@ -119,7 +119,15 @@ impl ConnectionThread {
                 };
                 let mut conn = conn;
                 for job in queue {
-                    job(&mut conn);
+                    // A job that panics (a bug) fails only its own caller, whose answer is
+                    // dropped with it; the thread goes on, and whatever transaction the job
+                    // left open is rolled back by the writer's next holder.
+                    let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        job(&mut conn);
+                    }));
+                    if ran.is_err() {
+                        tracing::error!("a job on the SQLite writer's thread panicked");
+                    }
                 }
             })
             .context("starting the SQLite writer's thread")?;
@@ -248,12 +256,15 @@ fn bind(statement: &mut Statement<'_>, args: &[AnyValueKind]) -> anyhow::Result<
                 .with_context(|| format!("a statement names its parameter {name}"))?,
             None => index,
         };
-        let value = args.get(number - 1).with_context(|| {
-            format!(
-                "a statement uses ${number} but has {} arguments",
-                args.len()
-            )
-        })?;
+        let value = number
+            .checked_sub(1)
+            .and_then(|i| args.get(i))
+            .with_context(|| {
+                format!(
+                    "a statement uses ${number} but has {} arguments",
+                    args.len()
+                )
+            })?;
         statement.raw_bind_parameter(index, sql_value(value)?)?;
     }
     Ok(())
@@ -398,6 +409,22 @@ mod tests {
         let (a, b, c, d): (i64, String, f64, Option<Vec<u8>>) =
             sqlx::FromRow::from_row(&result.rows[0]).unwrap();
         assert_eq!((a, b.as_str(), c, d), (7, "x", 1.5, None));
+    }
+
+    #[tokio::test]
+    async fn a_job_that_panics_fails_its_caller_and_the_thread_goes_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = ConnectionThread::open(dir.path().join("t.db"), OpenMode::Create, Vec::new())
+            .await
+            .unwrap();
+        let failed = conn.run(|_| -> u8 { panic!("a bug") }).await;
+        assert!(failed.is_err());
+        let unnumbered = conn
+            .batch(vec![stmt("SELECT $0", vec![AnyValueKind::BigInt(1)])])
+            .await;
+        assert!(unnumbered.is_err(), "$0 names no argument");
+        let after = conn.batch(vec![stmt("SELECT 1", vec![])]).await.unwrap();
+        assert_eq!(after.rows.len(), 1, "the thread still answers");
     }
 
     #[tokio::test]
