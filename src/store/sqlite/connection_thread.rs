@@ -107,7 +107,7 @@ impl ConnectionThread {
         std::thread::Builder::new()
             .name("sqlite-writer".into())
             .spawn(move || {
-                let conn = match open(&path, mode, &setup) {
+                let mut conn = match open(&path, mode, &setup) {
                     Ok(conn) => {
                         let _ = opened_tx.send(Ok(()));
                         conn
@@ -117,7 +117,6 @@ impl ConnectionThread {
                         return;
                     }
                 };
-                let mut conn = conn;
                 for job in queue {
                     // A job that panics (a bug) fails only its own caller, whose answer is
                     // dropped with it; the thread goes on, and whatever transaction the job
@@ -372,6 +371,15 @@ pub(crate) fn is_busy(e: &anyhow::Error) -> bool {
 mod tests {
     use super::*;
 
+    /// A connection thread on a new file in a directory of its own.
+    async fn fresh() -> (tempfile::TempDir, ConnectionThread) {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = ConnectionThread::open(dir.path().join("t.db"), OpenMode::Create, Vec::new())
+            .await
+            .unwrap();
+        (dir, conn)
+    }
+
     fn stmt(sql: &str, args: Vec<AnyValueKind>) -> SqlStatement {
         SqlStatement {
             sql: sql.into(),
@@ -381,10 +389,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_batch_binds_by_number_and_returns_rows_typed_as_stored() {
-        let dir = tempfile::tempdir().unwrap();
-        let conn = ConnectionThread::open(dir.path().join("t.db"), OpenMode::Create, Vec::new())
-            .await
-            .unwrap();
+        let (_dir, conn) = fresh().await;
         let text = |s: &str| AnyValueKind::Text(Arc::new(s.into()));
         let result = conn
             .batch(vec![
@@ -413,10 +418,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_job_that_panics_fails_its_caller_and_the_thread_goes_on() {
-        let dir = tempfile::tempdir().unwrap();
-        let conn = ConnectionThread::open(dir.path().join("t.db"), OpenMode::Create, Vec::new())
-            .await
-            .unwrap();
+        let (_dir, conn) = fresh().await;
         let failed = conn.run(|_| -> u8 { panic!("a bug") }).await;
         assert!(failed.is_err());
         let unnumbered = conn
@@ -429,10 +431,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_failing_statement_stops_the_batch_and_names_itself_not_its_arguments() {
-        let dir = tempfile::tempdir().unwrap();
-        let conn = ConnectionThread::open(dir.path().join("t.db"), OpenMode::Create, Vec::new())
-            .await
-            .unwrap();
+        let (_dir, conn) = fresh().await;
         let secret = AnyValueKind::Text(Arc::new("s3cret".into()));
         let e = conn
             .batch(vec![

@@ -121,8 +121,8 @@ impl Writers {
         commands_waiting: Arc<AtomicUsize>,
         checkpoint: tokio::sync::mpsc::Sender<()>,
     ) -> anyhow::Result<Self> {
-        let path = crate::config::sqlite_path(url)
-            .with_context(|| "the SQLite writer needs a database file".to_string())?;
+        let path =
+            crate::config::sqlite_path(url).context("the SQLite writer needs a database file")?;
         let mut setup: Vec<SqlStatement> = super::pragmas("FULL")
             .iter()
             .map(|sql| SqlStatement::plain(sql))
