@@ -68,11 +68,11 @@ impl EffectPlanner for SlackPlanner {
                     .into_iter()
                     .collect();
                 let mut plan = p.declare(&announce);
-                plan.push(p.sync_channel(invite));
+                plan.push(p.sync_channel(invite, true));
                 plan
             }
             IncidentEvent::Acknowledged | IncidentEvent::RoleAssigned { .. } => {
-                vec![p.sync_channel(Vec::new()), p.notices(Vec::new(), None)]
+                vec![p.sync_channel(Vec::new(), false), p.notices(Vec::new(), None)]
             }
             IncidentEvent::Update { text } => {
                 let due = incident
@@ -88,12 +88,12 @@ impl EffectPlanner for SlackPlanner {
                 reply.push_text(text);
                 vec![
                     p.post(post),
-                    p.sync_channel(Vec::new()),
+                    p.sync_channel(Vec::new(), false),
                     p.notices(Vec::new(), Some(reply)),
                 ]
             }
             IncidentEvent::StatusChanged { .. } | IncidentEvent::SeverityChanged { .. } => {
-                let mut plan = vec![p.sync_channel(Vec::new())];
+                let mut plan = vec![p.sync_channel(Vec::new(), false)];
                 plan.extend(p.announce(announce));
                 plan
             }
@@ -110,7 +110,7 @@ impl EffectPlanner for SlackPlanner {
                     .push_text(&postmortem_link(self.public_url.as_deref(), incident));
                 vec![
                     p.post(post),
-                    p.sync_channel(Vec::new()),
+                    p.sync_channel(Vec::new(), false),
                     p.notices(Vec::new(), Some(text)),
                 ]
             }
@@ -277,10 +277,12 @@ impl Plan<'_> {
         effect.queued(key).ordered(group)
     }
 
-    fn sync_channel(&self, invite: Vec<String>) -> NewEffect {
+    /// The incident channel's setup; `fresh` when the incident is being declared.
+    fn sync_channel(&self, invite: Vec<String>, fresh: bool) -> NewEffect {
         let effect = SlackEffect::SyncChannel {
             incident_id: self.id(),
             invite,
+            fresh,
         };
         self.queued(effect, channel_group(&self.incident.id))
     }
@@ -316,7 +318,7 @@ impl Plan<'_> {
     fn announce(&self, channels: Vec<String>) -> Vec<NewEffect> {
         let fan_out = self.notices(channels.clone(), None);
         let audience = Audience::of_announcement(PLATFORM, channels.len(), false);
-        let notices = self.owed_notices(&fan_out.idempotency_key, &channels, None);
+        let notices = self.owed_notices(&fan_out.idempotency_key, &channels, None, false);
         std::iter::once(fan_out.announcing(audience))
             .chain(notices)
             .collect()
@@ -327,7 +329,7 @@ impl Plan<'_> {
     /// to edit, so it needs no fan-out; the keys are the ones a fan-out would give them.
     fn declare(&self, channels: &[String]) -> Vec<NewEffect> {
         let audience = Audience::of_announcement(PLATFORM, channels.len(), true);
-        self.owed_notices(&self.key(SYNC_NOTICES), channels, audience)
+        self.owed_notices(&self.key(SYNC_NOTICES), channels, audience, true)
     }
 
     /// A notice effect per channel, keyed under `parent_key`; see [`owed_notices`].
@@ -336,6 +338,7 @@ impl Plan<'_> {
         parent_key: &str,
         channels: &[String],
         audience: Option<Audience>,
+        fresh: bool,
     ) -> Vec<NewEffect> {
         let notices = plan_children(
             &self.incident.id,
@@ -343,6 +346,7 @@ impl Plan<'_> {
                 parent_key,
                 announce: channels,
                 reply: None,
+                fresh,
             },
             &[],
         );

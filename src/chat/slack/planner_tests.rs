@@ -31,7 +31,8 @@ fn a_declaration_posts_in_each_announcement_channel_once_and_counts_them() {
             SlackEffect::Notice {
                 incident_id: inc.id.clone(),
                 channel: channel.into(),
-                announce: true
+                announce: true,
+                fresh: true
             }
         );
         assert_eq!(
@@ -61,7 +62,8 @@ fn a_declaration_posts_in_each_announcement_channel_once_and_counts_them() {
         decoded(&plan[2]),
         SlackEffect::SyncChannel {
             incident_id: inc.id.clone(),
-            invite: vec!["U0ALICE".into()]
+            invite: vec!["U0ALICE".into()],
+            fresh: true
         }
     );
     let again = p.plan(&inc, &IncidentEvent::Declared, &alice).unwrap();

@@ -68,11 +68,14 @@ impl EffectHandler for SlackEffects {
     }
 
     async fn run(&self, effect: &Effect) -> Result<Option<String>, EffectError> {
-        match SlackEffect::decode(effect)? {
+        let decoded = SlackEffect::decode(effect)?;
+        let fresh = decoded.is_fresh(effect);
+        match decoded {
             SlackEffect::SyncChannel {
                 incident_id,
                 invite,
-            } => self.sync_channel(&incident_id, &invite).await,
+                ..
+            } => self.sync_channel(&incident_id, &invite, fresh).await,
             SlackEffect::SyncNotices {
                 incident_id,
                 channels,
@@ -82,6 +85,7 @@ impl EffectHandler for SlackEffects {
                     parent_key: &effect.idempotency_key,
                     announce: &channels,
                     reply: reply.as_deref(),
+                    fresh: false,
                 };
                 self.fan_out(&incident_id, fan_out).await
             }
@@ -89,7 +93,8 @@ impl EffectHandler for SlackEffects {
                 incident_id,
                 channel,
                 announce,
-            } => self.notice(&incident_id, &channel, announce).await,
+                ..
+            } => self.notice(&incident_id, &channel, announce, fresh).await,
             SlackEffect::NoticeReply {
                 incident_id,
                 channel: Some(channel),
@@ -107,6 +112,7 @@ impl EffectHandler for SlackEffects {
                     parent_key: &effect.idempotency_key,
                     announce: &[],
                     reply: Some(&text),
+                    fresh: false,
                 };
                 self.fan_out(&incident_id, fan_out).await
             }

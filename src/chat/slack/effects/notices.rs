@@ -36,6 +36,9 @@ pub struct FanOut<'a> {
     pub announce: &'a [String],
     /// A thread reply under every notice.
     pub reply: Option<&'a str>,
+    /// The incident is being declared: no channel has a notice yet (see
+    /// [`SlackEffect::is_fresh`]).
+    pub fresh: bool,
 }
 
 impl SlackEffects {
@@ -56,7 +59,12 @@ impl SlackEffects {
         id: &IncidentId,
         channel: &str,
         announce: bool,
+        fresh: bool,
     ) -> Result<Option<String>, EffectError> {
+        if fresh {
+            // A new incident's notice is a post: wait for the channel's turn before reading.
+            self.api.ready("chat.postMessage", Some(channel))?;
+        }
         let refs = self.refs(id).await?;
         let existing = refs.message(NOTICE, channel);
         if existing.is_none() && !refs.notice_due(channel, announce) {
@@ -151,6 +159,7 @@ pub fn plan_children(id: &IncidentId, fan_out: &FanOut<'_>, known: &[String]) ->
             incident_id: id.clone(),
             channel: channel.clone(),
             announce: fan_out.announce.contains(channel),
+            fresh: fan_out.fresh,
         };
         let key = format!("{}:{channel}", fan_out.parent_key);
         children.push(notice.queued(key).ordered(group.clone()));
@@ -215,6 +224,7 @@ mod tests {
             parent_key: "p",
             announce: &announce,
             reply: Some("📣 Rolled back"),
+            fresh: false,
         };
         let known = vec!["C_A".to_string(), "C_OLD".into()];
         let children = plan_children(&id, &fan_out, &known);
@@ -254,7 +264,8 @@ mod tests {
             SlackEffect::Notice {
                 incident_id: id.clone(),
                 channel: "C_OLD".into(),
-                announce: false
+                announce: false,
+                fresh: false
             },
             "a channel not announced to now is only edited"
         );

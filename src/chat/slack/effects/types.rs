@@ -54,6 +54,9 @@ pub enum SlackEffect {
         incident_id: IncidentId,
         #[serde(default)]
         invite: Vec<String>,
+        /// Planned by the declaration: see [`SlackEffect::is_fresh`].
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        fresh: bool,
     },
     /// Fan-out, database only: queue one [`SlackEffect::Notice`] per channel (these
     /// `channels`, plus every channel that has or is owed a notice) and, with `reply`, one
@@ -74,6 +77,9 @@ pub enum SlackEffect {
         channel: String,
         #[serde(default)]
         announce: bool,
+        /// Planned by the declaration: see [`SlackEffect::is_fresh`].
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        fresh: bool,
     },
     /// A thread reply under the notice in `channel`. Without a channel (effects queued by
     /// an earlier version) it fans out to one reply per notice.
@@ -165,6 +171,20 @@ impl SlackEffect {
         tagged.decode()
     }
 
+    /// Whether the planner knew the incident was new (it has no channel and no notice
+    /// anywhere yet) and the effect has not reached Slack before. Such an effect asks
+    /// Slack's rate tier for the call it will make before it reads the incident's chat
+    /// records: under a storm of declarations most of them wait for their slot, and a
+    /// deferred attempt then costs no read. A guess that turns out wrong (a retry after a
+    /// crash found the channel made) only leaves one slot of the tier unused.
+    pub fn is_fresh(&self, effect: &Effect) -> bool {
+        let fresh = matches!(
+            self,
+            Self::SyncChannel { fresh: true, .. } | Self::Notice { fresh: true, .. }
+        );
+        fresh && effect.attempts <= 1
+    }
+
     /// Whether running it only writes to the database (no Slack call).
     pub fn is_local(&self) -> bool {
         matches!(
@@ -241,6 +261,7 @@ mod tests {
             incident_id: IncidentId("i1".into()),
             channel: "C1".into(),
             announce: true,
+            fresh: false,
         };
         let row = effect.queued("k".into());
         assert_eq!(row.kind, NOTICE);
@@ -270,5 +291,35 @@ mod tests {
             SlackEffect::decode(&broken),
             Err(EffectError::Permanent { .. })
         ));
+    }
+
+    #[test]
+    fn only_a_declarations_first_attempt_asks_the_tier_before_reading() {
+        let notice = |fresh| SlackEffect::Notice {
+            incident_id: IncidentId("i1".into()),
+            channel: "C1".into(),
+            announce: true,
+            fresh,
+        };
+        let row = notice(true).queued("k".into());
+        let mut claimed = stored(&row.kind, row.payload);
+        assert!(notice(true).is_fresh(&claimed), "first attempt");
+        claimed.attempts = 2;
+        assert!(
+            !notice(true).is_fresh(&claimed),
+            "a retry reads first: the earlier attempt may have posted"
+        );
+        claimed.attempts = 1;
+        assert!(!notice(false).is_fresh(&claimed), "not planned as new");
+
+        // Effects not planned as new are stored as before, and earlier payloads decode.
+        let plain = notice(false).queued("k".into());
+        assert!(plain.payload.get("fresh").is_none(), "{}", plain.payload);
+        let earlier = stored(
+            SYNC_CHANNEL,
+            json!({ "incident_id": "i1", "invite": ["U1"] }),
+        );
+        let decoded = SlackEffect::decode(&earlier).unwrap();
+        assert!(!decoded.is_fresh(&earlier), "{decoded:?}");
     }
 }
