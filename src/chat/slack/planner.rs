@@ -72,7 +72,10 @@ impl EffectPlanner for SlackPlanner {
                 plan
             }
             IncidentEvent::Acknowledged | IncidentEvent::RoleAssigned { .. } => {
-                vec![p.sync_channel(Vec::new(), false), p.notices(Vec::new(), None)]
+                vec![
+                    p.sync_channel(Vec::new(), false),
+                    p.notices(Vec::new(), None),
+                ]
             }
             IncidentEvent::Update { text } => {
                 let due = incident

@@ -199,27 +199,13 @@ fn run_batch(
     let started = std::time::Instant::now();
     let mut result = BatchResult::default();
     for statement in statements {
-        let mut prepared = conn
-            .prepare_cached(&statement.sql)
-            .map_err(|e| statement_error(e, &statement.sql))?;
-        bind(&mut prepared, &statement.args)?;
-        if prepared.column_count() == 0 {
-            result.rows_affected = prepared
-                .raw_execute()
-                .map_err(|e| statement_error(e, &statement.sql))?
-                as u64;
-            continue;
-        }
-        let columns = Columns::of(&prepared);
-        let mut rows = prepared.raw_query();
-        while let Some(row) = rows
-            .next()
-            .map_err(|e| statement_error(e, &statement.sql))?
-        {
-            result.rows.push(columns.row(row)?);
-        }
-        drop(rows);
-        result.rows_affected = conn.changes();
+        let step_started = std::time::Instant::now();
+        run_statement(conn, statement, &mut result)?;
+        tracing::trace!(
+            statement = %first_words(&statement.sql),
+            elapsed_us = step_started.elapsed().as_micros() as u64,
+            "ran a statement on the SQLite writer"
+        );
     }
     tracing::debug!(
         statements = statements.len(),
@@ -229,6 +215,35 @@ fn run_batch(
         "ran a batch on the SQLite writer"
     );
     Ok(result)
+}
+
+/// Runs one statement of a batch, adding its rows (and its count of changed rows) to `result`.
+fn run_statement(
+    conn: &rusqlite::Connection,
+    statement: &SqlStatement,
+    result: &mut BatchResult,
+) -> anyhow::Result<()> {
+    let mut prepared = conn
+        .prepare_cached(&statement.sql)
+        .map_err(|e| statement_error(e, &statement.sql))?;
+    bind(&mut prepared, &statement.args)?;
+    if prepared.column_count() == 0 {
+        result.rows_affected = prepared
+            .raw_execute()
+            .map_err(|e| statement_error(e, &statement.sql))? as u64;
+        return Ok(());
+    }
+    let columns = Columns::of(&prepared);
+    let mut rows = prepared.raw_query();
+    while let Some(row) = rows
+        .next()
+        .map_err(|e| statement_error(e, &statement.sql))?
+    {
+        result.rows.push(columns.row(row)?);
+    }
+    drop(rows);
+    result.rows_affected = conn.changes();
+    Ok(())
 }
 
 /// A statement's first words, for the log (never its arguments, which may be secret).
