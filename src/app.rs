@@ -101,15 +101,6 @@ impl App {
             .with_handler(Arc::new(notifier));
         // A platform is planned for when this process can reach it or the config names it;
         // without its credentials here, its effects wait in the queue for `serve`.
-        if integrations.slack.is_some() || config.slack.is_configured() {
-            planners.push(Arc::new(SlackPlanner {
-                config: SlackConfig {
-                    drill_channel: config.runbooks.drill_channel.clone(),
-                    ..config.slack.clone()
-                },
-                public_url: config.server.public_url.clone(),
-            }));
-        }
         let slack_api = match &integrations.slack {
             Some(s) => Some(SlackApi::new(
                 &s.api_url,
@@ -118,6 +109,16 @@ impl App {
             )?),
             None => None,
         };
+        if integrations.slack.is_some() || config.slack.is_configured() {
+            planners.push(Arc::new(SlackPlanner {
+                config: SlackConfig {
+                    drill_channel: config.runbooks.drill_channel.clone(),
+                    ..config.slack.clone()
+                },
+                public_url: config.server.public_url.clone(),
+                pacing: slack_api.as_ref().map(SlackApi::pacing),
+            }));
+        }
         if let Some(api) = &slack_api {
             worker = worker.with_handler(Arc::new(SlackEffects {
                 api: api.clone(),

@@ -22,6 +22,7 @@ use firebreak::chat::slack::verify::sign;
 on_both!(
     a_burst_of_declarations_and_their_retries_opens_each_incident_once,
     killed_mid_burst_every_answered_declaration_survives_the_restart,
+    a_storm_s_first_slack_calls_are_queued_for_their_slots_not_claimed_to_wait,
 );
 
 const SECRET: &str = "burst-secret";
@@ -88,6 +89,86 @@ async fn a_burst_of_declarations_and_their_retries_opens_each_incident_once(back
     })
     .await;
     assert!(posted, "channels created: {:?}", slack.methods());
+}
+
+/// Under a storm Slack's tiers hold most of a declaration's first calls back (a channel takes
+/// about one post a second, `conversations.create` twenty a minute). The planner books each
+/// effect's slot and queues it for then, so the worker claims it once, when it can call,
+/// instead of claiming it at once only to hear "wait" and write it back (two writes per
+/// effect, at the worst moment). Counted by `/metrics`: before the slots were booked, this
+/// storm deferred more than fifty first attempts.
+async fn a_storm_s_first_slack_calls_are_queued_for_their_slots_not_claimed_to_wait(
+    backend: Backend,
+) {
+    const STORM: usize = 30;
+    let slack = FakeSlack::start().await;
+    let metrics_port = free_port();
+    let config = format!("[server]\nmetrics_listen = \"127.0.0.1:{metrics_port}\"\n{SLACK_CONFIG}");
+    let cli = Cli::new(backend, &config).await;
+    cli.ok(&["migrate"]).await;
+    let (_serve, base) = serve(&cli, &slack).await;
+    let http = reqwest::Client::new();
+    let sends = (0..STORM).map(|i| send(&http, &base, i));
+    for (i, answer) in futures::future::join_all(sends)
+        .await
+        .into_iter()
+        .enumerate()
+    {
+        let (status, text) = answer.expect("an answer");
+        assert_eq!(status, 200, "declaration {i}: {text}");
+    }
+
+    // The twenty-first channel waits for its slot, three seconds on; by then the notices
+    // in the shared channels go out a second apart.
+    let created = |slack: &FakeSlack| {
+        let calls = slack.successful_calls();
+        calls
+            .iter()
+            .filter(|c| c.method == "conversations.create")
+            .count()
+    };
+    assert!(
+        eventually(30, || async { created(&slack) > 20 }).await,
+        "channels created: {}",
+        created(&slack)
+    );
+    let noticed = slack
+        .messages()
+        .iter()
+        .filter(|m| m.channel == "C_INCIDENTS")
+        .count();
+    assert!(noticed >= 4, "notices posted in #incidents: {noticed}");
+
+    let page = http
+        .get(format!("http://127.0.0.1:{metrics_port}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let deferred = slack_deferrals(&page);
+    assert!(
+        deferred <= 5.0,
+        "{deferred} Slack attempts were claimed only to be deferred:\n{page}"
+    );
+}
+
+/// `firebreak_effect_outcomes_total{target="slack",outcome="deferred"}` in a scrape.
+fn slack_deferrals(page: &str) -> f64 {
+    let lines = page.lines().map(|l| Ok(l.to_string()));
+    let scrape = prometheus_parse::Scrape::parse(lines).expect("the text format parses");
+    scrape
+        .samples
+        .iter()
+        .filter(|s| s.metric == "firebreak_effect_outcomes_total")
+        .filter(|s| s.labels.get("target") == Some("slack"))
+        .filter(|s| s.labels.get("outcome") == Some("deferred"))
+        .map(|s| match s.value {
+            prometheus_parse::Value::Counter(v) | prometheus_parse::Value::Untyped(v) => v,
+            _ => panic!("not a counter"),
+        })
+        .sum()
 }
 
 /// `serve` on a fresh port with the burst's Slack settings, and its base URL once it answers.

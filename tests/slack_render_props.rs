@@ -247,7 +247,7 @@ proptest! {
         let ids = intended(&inc, Some(&actor));
         let mut config = SlackConfig::default();
         config.announce.sev1 = vec!["C0ANNOUNCE".into()];
-        let p = SlackPlanner { config, public_url: url.map(str::to_string) };
+        let p = SlackPlanner { config, public_url: url.map(str::to_string), pacing: None };
         let mut events = vec![IncidentEvent::Declared, IncidentEvent::Resolved, IncidentEvent::Overdue];
         events.extend(latest.clone().map(|text| IncidentEvent::Update { text }));
         for event in &events {

@@ -116,6 +116,11 @@ impl NewEffect {
         }
     }
 
+    /// The adapter's effect this row was built from ([`NewEffect::typed`]).
+    pub fn decode<T: TypedEffect>(&self) -> serde_json::Result<T> {
+        T::deserialize(&self.payload)
+    }
+
     /// Not due before `at`.
     pub fn not_before(mut self, at: DateTime<Utc>) -> Self {
         self.not_before = Some(at);

@@ -11,21 +11,23 @@
 //! Reservations live in memory, per process: after a restart, or on another replica, an
 //! effect simply asks again.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 tokio::task_local! {
-    static RUNNING: i64;
+    static RUNNING: Arc<str>;
 }
 
-/// Runs `fut` as effect `id`, so the pacers it calls can hold reservations for it.
-pub async fn as_effect<F: std::future::Future>(id: i64, fut: F) -> F::Output {
-    RUNNING.scope(id, fut).await
+/// Runs `fut` as the effect with idempotency key `holder`, so the pacers it calls can hold
+/// reservations for it. Reservations are held by the key, not the row's id, so a planner
+/// can book a slot for an effect before it is queued ([`Pacer::book`]).
+pub async fn as_effect<F: std::future::Future>(holder: Arc<str>, fut: F) -> F::Output {
+    RUNNING.scope(holder, fut).await
 }
 
-fn running_effect() -> Option<i64> {
-    RUNNING.try_with(|id| *id).ok()
+fn running_effect() -> Option<Arc<str>> {
+    RUNNING.try_with(Arc::clone).ok()
 }
 
 /// A reservation older than this is forgotten (its effect ran elsewhere or gave up).
@@ -35,8 +37,11 @@ const FORGET_AFTER: Duration = Duration::from_secs(600);
 struct State {
     /// The theoretical arrival time per key (GCRA).
     tat: HashMap<String, Instant>,
-    /// Slots reserved for effects that were told to come back: (effect, key) → slot.
-    reserved: HashMap<(i64, String), Instant>,
+    /// Slots reserved for effects that were told to come back: (holder, key) → slot.
+    reserved: HashMap<(Arc<str>, String), Instant>,
+    /// Reserved slots given back (their effect was never queued), per key, for the next
+    /// taker; a slot given back that has passed is dropped.
+    returned: HashMap<String, BTreeSet<Instant>>,
     /// When forgotten reservations were last swept out (at most once a [`SWEEP_EVERY`]: a
     /// storm holds thousands, and sweeping on every refusal cost a walk over all of them).
     swept: Option<Instant>,
@@ -69,26 +74,73 @@ impl Pacer {
     /// `Ok` to call now (the slot is taken), or how long to wait (a slot is reserved for the
     /// running effect, so coming back after that long goes through).
     pub fn admit(&self, key: &str) -> Result<(), Duration> {
-        self.admit_at(key, Instant::now(), running_effect())
+        self.admit_at(key, Instant::now(), running_effect().as_deref())
     }
 
     /// Whether a call now would go through, *without* taking the slot (the call itself
     /// takes it): lets an effect find out it must wait before it reads what the call needs.
     /// When it must wait, its own future slot is reserved, as [`admit`](Self::admit) does.
     pub fn ahead(&self, key: &str) -> Result<(), Duration> {
-        self.ahead_at(key, Instant::now(), running_effect())
+        self.ahead_at(key, Instant::now(), running_effect().as_deref())
     }
 
-    fn ahead_at(&self, key: &str, now: Instant, effect: Option<i64>) -> Result<(), Duration> {
+    /// A slot for an effect not queued yet, held by its idempotency key `holder`: the next
+    /// free one, taken now and kept for it (so effects planned together each get their own,
+    /// even before any of them has run). `Ok` if it is free now, else how long until it, so
+    /// the effect can be queued for then and claimed once. Booking again returns the same
+    /// slot.
+    pub fn book(&self, key: &str, holder: &str) -> Result<(), Duration> {
+        self.book_at(key, Instant::now(), holder)
+    }
+
+    fn book_at(&self, key: &str, now: Instant, holder: &str) -> Result<(), Duration> {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let slot = match state.reserved.get(&reservation(holder, key)) {
+            Some(slot) => *slot,
+            None => {
+                let slot = self.take_slot(&mut state, key, now);
+                Self::reserve(&mut state, holder, key, slot, now);
+                slot
+            }
+        };
+        wait_for(slot, now)
+    }
+
+    /// Gives back the slot on `key` booked for `holder` (its effect will not be queued): the
+    /// next effect to need a slot on `key` takes it, so a failed or duplicate command costs
+    /// the others nothing. A slot still ahead is handed on as it is; one that has come (a
+    /// burst's "now", given back moments later) is taken back off the tier's count.
+    pub fn release(&self, key: &str, holder: &str) {
+        self.release_at(key, Instant::now(), holder);
+    }
+
+    fn release_at(&self, key: &str, now: Instant, holder: &str) {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(slot) = state.reserved.remove(&reservation(holder, key)) else {
+            return;
+        };
+        if slot > now {
+            state
+                .returned
+                .entry(key.to_string())
+                .or_default()
+                .insert(slot);
+        } else if slot + self.interval > now {
+            // Removing one call from what GCRA admitted leaves it admissible; the next
+            // caller gets the room. (Only for a slot this recent: after a lull the count
+            // has started again and holds no trace of it.)
+            if let Some(tat) = state.tat.get_mut(key) {
+                *tat = tat.checked_sub(self.interval).unwrap_or(now).max(now);
+            }
+        }
+    }
+
+    fn ahead_at(&self, key: &str, now: Instant, effect: Option<&str>) -> Result<(), Duration> {
         {
             let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-            let reserved = effect.and_then(|id| state.reserved.get(&(id, key.to_string())));
+            let reserved = effect.and_then(|id| state.reserved.get(&reservation(id, key)));
             if let Some(slot) = reserved {
-                return if *slot <= now {
-                    Ok(())
-                } else {
-                    Err(*slot - now)
-                };
+                return wait_for(*slot, now);
             }
             let tat = state.tat.get(key).copied().unwrap_or(now).max(now);
             if tat.checked_sub(self.tolerance).unwrap_or(now) <= now {
@@ -99,35 +151,78 @@ impl Pacer {
         self.admit_at(key, now, effect)
     }
 
-    fn admit_at(&self, key: &str, now: Instant, effect: Option<i64>) -> Result<(), Duration> {
+    fn admit_at(&self, key: &str, now: Instant, effect: Option<&str>) -> Result<(), Duration> {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(id) = effect {
-            if let Some(slot) = state.reserved.remove(&(id, key.to_string())) {
+            if let Some(slot) = state.reserved.remove(&reservation(id, key)) {
                 if slot <= now {
                     return Ok(());
                 }
                 // Back early (released by a recovery): keep the slot, wait for it.
-                state.reserved.insert((id, key.to_string()), slot);
+                state.reserved.insert(reservation(id, key), slot);
                 return Err(slot - now);
             }
         }
         let tat = state.tat.get(key).copied().unwrap_or(now).max(now);
         let allowed_at = tat.checked_sub(self.tolerance).unwrap_or(now).max(now);
-        if allowed_at <= now {
-            state.tat.insert(key.to_string(), tat + self.interval);
-            return Ok(());
-        }
-        let Some(id) = effect else {
+        if allowed_at > now && effect.is_none() {
             return Err(allowed_at - now);
-        };
+        }
+        let slot = self.take_slot(&mut state, key, now);
+        if let Some(id) = effect.filter(|_| slot > now) {
+            Self::reserve(&mut state, id, key, slot, now);
+        }
+        wait_for(slot, now)
+    }
+
+    /// Takes the next free slot on `key`: one given back that is still ahead, else the next
+    /// by GCRA (which moves its theoretical arrival time on).
+    fn take_slot(&self, state: &mut State, key: &str, now: Instant) -> Instant {
+        if let Some(slot) = take_returned(state, key, now) {
+            return slot;
+        }
+        let tat = state.tat.get(key).copied().unwrap_or(now).max(now);
         state.tat.insert(key.to_string(), tat + self.interval);
+        tat.checked_sub(self.tolerance).unwrap_or(now).max(now)
+    }
+
+    /// Keeps `slot` on `key` for `holder`, now and then forgetting old reservations.
+    fn reserve(state: &mut State, holder: &str, key: &str, slot: Instant, now: Instant) {
         if state.swept.is_none_or(|at| at + SWEEP_EVERY <= now) {
             state.reserved.retain(|_, slot| *slot + FORGET_AFTER > now);
+            state
+                .returned
+                .retain(|_, slots| slots.last().is_some_and(|s| *s > now));
             state.swept = Some(now);
         }
-        state.reserved.insert((id, key.to_string()), allowed_at);
-        Err(allowed_at - now)
+        state.reserved.insert(reservation(holder, key), slot);
     }
+}
+
+/// The earliest slot given back on `key` that is still ahead of `now`, dropping those past.
+fn take_returned(state: &mut State, key: &str, now: Instant) -> Option<Instant> {
+    let returned = state.returned.get_mut(key)?;
+    let slot = loop {
+        match returned.pop_first() {
+            Some(slot) if slot > now => break Some(slot),
+            Some(_) => continue,
+            None => break None,
+        }
+    };
+    if returned.is_empty() {
+        state.returned.remove(key);
+    }
+    slot
+}
+
+/// `Ok` if `slot` has come, else how long until it.
+fn wait_for(slot: Instant, now: Instant) -> Result<(), Duration> {
+    if slot <= now { Ok(()) } else { Err(slot - now) }
+}
+
+/// The map key of `holder`'s reservation on `key`.
+fn reservation(holder: &str, key: &str) -> (Arc<str>, String) {
+    (holder.into(), key.to_string())
 }
 
 #[cfg(test)]
@@ -139,10 +234,10 @@ mod tests {
         let pacer = Pacer::new(Duration::from_secs(1), 3);
         let t0 = Instant::now();
         for id in 0..3 {
-            assert_eq!(pacer.admit_at("C1", t0, Some(id)), Ok(()));
+            assert_eq!(pacer.admit_at("C1", t0, Some(&id.to_string())), Ok(()));
         }
         let waits: Vec<Duration> = (3..6)
-            .map(|id| pacer.admit_at("C1", t0, Some(id)).unwrap_err())
+            .map(|id: i32| pacer.admit_at("C1", t0, Some(&id.to_string())).unwrap_err())
             .collect();
         assert_eq!(
             waits,
@@ -150,20 +245,20 @@ mod tests {
             "one slot each, not one shared 'in a second'"
         );
         assert_eq!(
-            pacer.admit_at("C2", t0, Some(9)),
+            pacer.admit_at("C2", t0, Some("9")),
             Ok(()),
             "keys are separate"
         );
         // Each comes back at its slot and goes through on its reservation.
         let back = t0 + Duration::from_secs(2);
-        assert_eq!(pacer.admit_at("C1", back, Some(4)), Ok(()));
+        assert_eq!(pacer.admit_at("C1", back, Some("4")), Ok(()));
         assert_eq!(
-            pacer.admit_at("C1", back, Some(5)),
+            pacer.admit_at("C1", back, Some("5")),
             Err(Duration::from_secs(1)),
             "early: still waits for its own slot"
         );
         assert!(
-            pacer.admit_at("C1", back, Some(42)).unwrap_err() >= Duration::from_secs(2),
+            pacer.admit_at("C1", back, Some("42")).unwrap_err() >= Duration::from_secs(2),
             "a newcomer queues behind the reservations"
         );
     }
@@ -172,30 +267,92 @@ mod tests {
     fn looking_ahead_takes_no_slot_but_a_refusal_reserves_one() {
         let pacer = Pacer::new(Duration::from_secs(1), 1);
         let t0 = Instant::now();
-        assert_eq!(pacer.ahead_at("C1", t0, Some(1)), Ok(()));
-        assert_eq!(pacer.ahead_at("C1", t0, Some(1)), Ok(()), "still free");
+        assert_eq!(pacer.ahead_at("C1", t0, Some("1")), Ok(()));
+        assert_eq!(pacer.ahead_at("C1", t0, Some("1")), Ok(()), "still free");
         assert_eq!(
-            pacer.admit_at("C1", t0, Some(1)),
+            pacer.admit_at("C1", t0, Some("1")),
             Ok(()),
             "the call takes it"
         );
-        let wait = pacer.ahead_at("C1", t0, Some(2)).unwrap_err();
+        let wait = pacer.ahead_at("C1", t0, Some("2")).unwrap_err();
         assert_eq!(wait, Duration::from_secs(1));
         let back = t0 + wait;
         assert_eq!(
-            pacer.ahead_at("C1", back, Some(2)),
+            pacer.ahead_at("C1", back, Some("2")),
             Ok(()),
             "its slot is due"
         );
         assert_eq!(
-            pacer.admit_at("C1", back, Some(2)),
+            pacer.admit_at("C1", back, Some("2")),
             Ok(()),
             "and the call goes through on the reservation"
         );
         assert!(
-            pacer.admit_at("C1", back, Some(3)).is_err(),
+            pacer.admit_at("C1", back, Some("3")).is_err(),
             "one call, one slot"
         );
+    }
+
+    #[test]
+    fn a_slot_booked_before_queueing_lets_the_effect_through_at_its_time() {
+        let pacer = Pacer::new(Duration::from_secs(1), 1);
+        let t0 = Instant::now();
+        // Effects planned together each book their own slot by key, before they are rows
+        // and before any of them has run: the first one's is free now, and taken.
+        assert_eq!(pacer.book_at("C1", t0, "first"), Ok(()));
+        let a = pacer.book_at("C1", t0, "a").unwrap_err();
+        let b = pacer.book_at("C1", t0, "b").unwrap_err();
+        assert_eq!((a, b), (Duration::from_secs(1), Duration::from_secs(2)));
+        assert_eq!(
+            pacer.book_at("C1", t0, "a"),
+            Err(a),
+            "booking again: the same slot"
+        );
+        assert_eq!(pacer.ahead_at("C1", t0, Some("first")), Ok(()));
+        assert_eq!(
+            pacer.admit_at("C1", t0, Some("first")),
+            Ok(()),
+            "the first goes through on its booking"
+        );
+        // At its slot the effect, running under its key, looks ahead and calls.
+        let at_a = t0 + a;
+        assert_eq!(pacer.ahead_at("C1", at_a, Some("a")), Ok(()));
+        assert_eq!(pacer.admit_at("C1", at_a, Some("a")), Ok(()));
+        assert!(
+            pacer.admit_at("C1", at_a, Some("late")).unwrap_err() > Duration::from_secs(1),
+            "b's slot is still b's"
+        );
+    }
+
+    #[test]
+    fn a_slot_given_back_goes_to_the_next_taker_and_not_once_it_has_passed() {
+        let pacer = Pacer::new(Duration::from_secs(1), 1);
+        let t0 = Instant::now();
+        assert_eq!(pacer.book_at("C1", t0, "lost"), Ok(()));
+        pacer.release_at("C1", t0, "lost");
+        assert_eq!(
+            pacer.book_at("C1", t0, "a"),
+            Ok(()),
+            "a slot that has come, given back at once: free again"
+        );
+        assert_eq!(pacer.book_at("C1", t0, "dup"), Err(Duration::from_secs(1)));
+        assert_eq!(pacer.book_at("C1", t0, "b"), Err(Duration::from_secs(2)));
+        pacer.release_at("C1", t0, "dup");
+        pacer.release_at("C1", t0, "never-booked");
+        assert_eq!(
+            pacer.book_at("C1", t0, "c"),
+            Err(Duration::from_secs(1)),
+            "the duplicate's slot, not one after b's"
+        );
+        assert_eq!(pacer.book_at("C1", t0, "d"), Err(Duration::from_secs(3)));
+        pacer.release_at("C1", t0, "d");
+        let late = t0 + Duration::from_secs(4);
+        assert_eq!(
+            pacer.book_at("C1", late, "e"),
+            Ok(()),
+            "d's slot has passed: dropped, and e goes at once on the tier"
+        );
+        assert!(pacer.state.lock().unwrap().returned.is_empty());
     }
 
     #[test]
@@ -206,8 +363,12 @@ mod tests {
         let held = |p: &Pacer| p.state.lock().unwrap().reserved.len();
         // On `key`: effect `id` goes through, then `id + 1` is refused and reserves a slot.
         let refuse = |key: &str, now: Instant, id: i64| {
-            assert_eq!(pacer.admit_at(key, now, Some(id)), Ok(()));
-            assert!(pacer.admit_at(key, now, Some(id + 1)).is_err());
+            assert_eq!(pacer.admit_at(key, now, Some(&id.to_string())), Ok(()));
+            assert!(
+                pacer
+                    .admit_at(key, now, Some(&(id + 1).to_string()))
+                    .is_err()
+            );
         };
         refuse("C1", at(0), 1); // reserves C1 at t0+1 s (and sweeps: the first refusal)
         refuse("C2", at(590), 10); // a sweep: nothing is 600 s past its slot yet

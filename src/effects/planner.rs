@@ -36,7 +36,9 @@ pub enum Intent {
 
 pub trait EffectPlanner: Send + Sync {
     /// The effects for `event`, which `actor` caused; `incident` is the state after it.
-    /// Must be pure: it runs inside the transaction and may be called again on retry.
+    /// Runs inside the transaction and may be called again on retry, so the only thing it
+    /// may change outside is keyed by the effects' idempotency keys (a booked rate slot,
+    /// which planning again finds), and given back by [`discard`](Self::discard).
     fn plan(
         &self,
         incident: &Incident,
@@ -55,6 +57,10 @@ pub trait EffectPlanner: Send + Sync {
     fn plan_external(&self, _to: &Destination, _text: &str, _key: &str) -> Vec<NewEffect> {
         Vec::new()
     }
+
+    /// `plan` was planned but will not be queued (the transaction failed, or the command
+    /// turned out a duplicate): give back whatever planning it booked.
+    fn discard(&self, _plan: &[NewEffect]) {}
 }
 
 /// Every planner that is switched on.
@@ -80,6 +86,13 @@ impl Planners {
             .iter()
             .flat_map(|p| p.plan_intent(incident, intent, key))
             .collect()
+    }
+
+    /// See [`EffectPlanner::discard`].
+    pub fn discard(&self, plan: &[NewEffect]) {
+        for planner in &self.0 {
+            planner.discard(plan);
+        }
     }
 
     pub fn plan_external(&self, to: &Destination, text: &str, key: &str) -> Vec<NewEffect> {

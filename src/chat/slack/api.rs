@@ -109,6 +109,14 @@ impl SlackApi {
             .map_err(|wait| SlackCallError::new(method, None, EffectError::Deferred { wait }))
     }
 
+    /// The tiers this client paces its calls by, for planning (see [`SlackPacing`]).
+    pub fn pacing(&self) -> SlackPacing {
+        SlackPacing {
+            limits: Arc::clone(&self.limits),
+            answering: Arc::clone(&self.answering),
+        }
+    }
+
     /// Learns from an answer: a 429's `Retry-After` holds back that method (and channel);
     /// an outage switches the tiers off until Slack answers again.
     fn observe(&self, method: &str, channel: Option<&str>, error: Option<&SlackCallError>) {
@@ -124,6 +132,42 @@ impl SlackApi {
             _ => true,
         };
         self.answering.store(answering, Ordering::Relaxed);
+    }
+}
+
+/// A [`SlackApi`]'s rate tiers, seen from the planner: under a storm of declarations a new
+/// incident's first call (its channel, its notice) would only be claimed by the worker to
+/// hear "wait for your slot", so the planner books the slot and queues the effect for then.
+#[derive(Clone)]
+pub struct SlackPacing {
+    limits: Arc<SlackRateLimits>,
+    answering: Arc<AtomicBool>,
+}
+
+impl Default for SlackPacing {
+    /// Slack's published tiers, none of them used yet, with Slack answering.
+    fn default() -> Self {
+        Self {
+            limits: Arc::default(),
+            answering: Arc::new(AtomicBool::new(true)),
+        }
+    }
+}
+
+impl SlackPacing {
+    /// How long the effect keyed `holder` must wait to call `method` (in `channel`, for
+    /// posts), its slot booked and kept for it; `None` if its slot is now, or if Slack is
+    /// not answering (the breaker paces the probes then, not the tiers).
+    pub fn book(&self, method: &str, channel: Option<&str>, holder: &str) -> Option<Duration> {
+        if !self.answering.load(Ordering::Relaxed) {
+            return None;
+        }
+        self.limits.book(method, channel, holder).err()
+    }
+
+    /// Gives back what [`book`](Self::book) kept for `holder`.
+    pub fn release(&self, method: &str, channel: Option<&str>, holder: &str) {
+        self.limits.release(method, channel, holder);
     }
 }
 

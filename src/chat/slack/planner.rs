@@ -15,6 +15,9 @@
 //! built here with [`Mrkdwn`]: what people typed is escaped once, at planning time, and the
 //! only mentions are the ones built from stored IDs.
 
+use chrono::{DateTime, Utc};
+
+use super::api::SlackPacing;
 use super::config::SlackConfig;
 use super::effects::SlackEffects;
 use super::effects::notices::{FanOut, plan_children};
@@ -40,6 +43,44 @@ pub struct SlackPlanner {
     pub config: SlackConfig,
     /// `server.public_url`, for links to post-mortem pages.
     pub public_url: Option<String>,
+    /// The tiers of the Slack client in this process, if it runs one (`serve`): a
+    /// declaration's first calls book their slots here ([`SlackPlanner::book_slots`]).
+    pub pacing: Option<SlackPacing>,
+}
+
+impl SlackPlanner {
+    /// Under a storm of declarations each new incident's first call (its channel, its
+    /// notice) waits for its turn in Slack's tier. Queued as due now, the worker would claim
+    /// each only to hear "come back at your slot" and write it back: two writes per effect
+    /// for nothing, at the worst moment. Instead the slot is booked now, under the effect's
+    /// key, and the effect queued for then; its first attempt goes through on the booking.
+    /// A declaration that then fails or turns out a duplicate leaves its slot unused.
+    fn book_slots(&self, plan: &mut [NewEffect]) {
+        let Some(pacing) = &self.pacing else { return };
+        for effect in plan {
+            let Some((method, channel)) = first_call(effect) else {
+                continue;
+            };
+            if let Some(wait) = pacing.book(method, channel.as_deref(), &effect.idempotency_key) {
+                // Read the clock after booking, and round up: due a little after the slot,
+                // never before it (which would be one more claim to hear "wait").
+                effect.not_before = due_after(Utc::now(), wait);
+            }
+        }
+    }
+}
+
+/// The Slack call `effect` makes first, if it is a Slack effect booked at planning.
+fn first_call(effect: &NewEffect) -> Option<(&'static str, Option<String>)> {
+    let slack = effect.decode::<SlackEffect>().ok()?;
+    let (method, channel) = slack.first_call()?;
+    Some((method, channel.map(str::to_string)))
+}
+
+/// `now + wait`, a millisecond late rather than early (the queue keeps milliseconds).
+fn due_after(now: DateTime<Utc>, wait: std::time::Duration) -> Option<DateTime<Utc>> {
+    let wait = chrono::Duration::from_std(wait).ok()? + chrono::Duration::milliseconds(1);
+    now.checked_add_signed(wait)
 }
 
 impl EffectPlanner for SlackPlanner {
@@ -69,6 +110,7 @@ impl EffectPlanner for SlackPlanner {
                     .collect();
                 let mut plan = p.declare(&announce);
                 plan.push(p.sync_channel(invite, true));
+                self.book_slots(&mut plan);
                 plan
             }
             IncidentEvent::Acknowledged | IncidentEvent::RoleAssigned { .. } => {
@@ -175,6 +217,16 @@ impl EffectPlanner for SlackPlanner {
         };
         let key = format!("{}:{key}", effect.kind());
         vec![effect.queued(key).ordered(format!("slack:post:{channel}"))]
+    }
+
+    /// Gives back the slots [`SlackPlanner::book_slots`] booked for `plan`.
+    fn discard(&self, plan: &[NewEffect]) {
+        let Some(pacing) = &self.pacing else { return };
+        for effect in plan {
+            if let Some((method, channel)) = first_call(effect) {
+                pacing.release(method, channel.as_deref(), &effect.idempotency_key);
+            }
+        }
     }
 }
 

@@ -10,6 +10,7 @@ fn planner(sev1: &[&str]) -> SlackPlanner {
     SlackPlanner {
         config,
         public_url: None,
+        pacing: None,
     }
 }
 
@@ -147,4 +148,81 @@ fn intents_become_channel_effects_keyed_by_the_callers_key() {
             text: "hi".into()
         }
     );
+}
+
+/// When each effect of `plan` is due, in seconds after `t0` (rounded), by kind; `None`: at once.
+fn due_after(plan: &[NewEffect], t0: chrono::DateTime<chrono::Utc>) -> Vec<(String, Option<i64>)> {
+    plan.iter()
+        .map(|e| {
+            let secs = e
+                .not_before
+                .map(|at| ((at - t0).num_milliseconds() + 500) / 1000);
+            (e.kind.clone(), secs)
+        })
+        .collect()
+}
+
+#[test]
+fn under_a_storm_a_declarations_first_calls_are_queued_for_their_own_booked_slots() {
+    let alice = Actor::new(Source::Slack, "U0ALICE", "alice");
+    let mut p = planner(&["C_A"]);
+    p.pacing = Some(SlackPacing::default());
+    let t0 = chrono::Utc::now();
+    let plans: Vec<Vec<NewEffect>> = (0..23)
+        .map(|_| {
+            let inc = incident("Checkout down");
+            p.plan(&inc, &IncidentEvent::Declared, &alice).unwrap()
+        })
+        .collect();
+    // Three posts a second in a channel, in a burst: the first three notices go at once,
+    // the rest a second apart. Tier 2 (`conversations.create`) allows twenty a minute at
+    // once, then one every three seconds.
+    let at = |i: usize| due_after(&plans[i], t0);
+    assert_eq!(at(0), [(NOTICE.into(), None), (SYNC_CHANNEL.into(), None)]);
+    assert_eq!(at(2), [(NOTICE.into(), None), (SYNC_CHANNEL.into(), None)]);
+    assert_eq!(
+        at(3),
+        [(NOTICE.into(), Some(1)), (SYNC_CHANNEL.into(), None)]
+    );
+    assert_eq!(
+        at(19),
+        [(NOTICE.into(), Some(17)), (SYNC_CHANNEL.into(), None)]
+    );
+    assert_eq!(
+        at(20),
+        [(NOTICE.into(), Some(18)), (SYNC_CHANNEL.into(), Some(3))]
+    );
+    assert_eq!(
+        at(22),
+        [(NOTICE.into(), Some(20)), (SYNC_CHANNEL.into(), Some(9))]
+    );
+    // Planning a declaration again (a retry) keeps the slots it booked.
+    let inc = incident("Checkout down");
+    let first = p.plan(&inc, &IncidentEvent::Declared, &alice).unwrap();
+    let again = p.plan(&inc, &IncidentEvent::Declared, &alice).unwrap();
+    let slots = |plan: &[NewEffect]| plan.iter().map(|e| e.not_before).collect::<Vec<_>>();
+    let (first, again) = (slots(&first), slots(&again));
+    for (a, b) in first.iter().zip(&again) {
+        let gap = (b.unwrap() - a.unwrap()).num_milliseconds();
+        assert!(
+            gap.abs() < 100,
+            "the same slot, not the next one: {first:?} {again:?}"
+        );
+    }
+    // Later changes are not booked: they edit what exists, and ask when they run.
+    let inc = incident("Checkout down");
+    let ack = p.plan(&inc, &IncidentEvent::Acknowledged, &alice).unwrap();
+    assert!(ack.iter().all(|e| e.not_before.is_none()), "{ack:?}");
+}
+
+#[test]
+fn without_a_slack_client_in_the_process_nothing_is_booked() {
+    let alice = Actor::new(Source::Slack, "U0ALICE", "alice");
+    let p = planner(&["C_A"]);
+    for _ in 0..30 {
+        let plan = p
+            .plan(&incident("x"), &IncidentEvent::Declared, &alice)
+            .unwrap();
+        assert!(plan.iter().all(|e| e.not_before.is_none()), "{plan:?}");
+    }
 }

@@ -63,6 +63,23 @@ impl SlackRateLimits {
         self.limiter(method).ahead(&key)
     }
 
+    /// A slot for an effect being planned, held by its idempotency key: the next free one,
+    /// taken and kept for it; `Ok` if that is now, else the wait until it (see
+    /// [`Pacer::book`]).
+    pub fn book(&self, method: &str, channel: Option<&str>, holder: &str) -> Result<(), Duration> {
+        let key = limiter_key(method, channel);
+        if let Some(wait) = self.refused_for(&key, Instant::now()) {
+            return Err(wait);
+        }
+        self.limiter(method).book(&key, holder)
+    }
+
+    /// Gives back the slot [`book`](Self::book) kept for `holder`.
+    pub fn release(&self, method: &str, channel: Option<&str>, holder: &str) {
+        self.limiter(method)
+            .release(&limiter_key(method, channel), holder);
+    }
+
     fn limiter(&self, method: &str) -> &Pacer {
         if method == "chat.postMessage" {
             &self.per_channel

@@ -112,8 +112,9 @@ impl Worker {
         let limit = handler
             .max_duration(effect)
             .unwrap_or(self.config.attempt_timeout);
+        let holder = effect.idempotency_key.as_str().into();
         tokio::select! {
-            r = tokio::time::timeout(limit, as_effect(effect.id, handler.run(effect))) => {
+            r = tokio::time::timeout(limit, as_effect(holder, handler.run(effect))) => {
                 r.unwrap_or_else(|_| Err(EffectError::retryable(format!("timed out after {}", humantime::format_duration(limit)))))
             }
             _ = self.keep_leased(effect.id) => unreachable!("the heartbeat never ends"),

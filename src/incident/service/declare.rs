@@ -2,6 +2,7 @@
 //! and the automatic freeze, and every effect, written together under one `INC-n`.
 
 use super::{IncidentService, Outcome, entry, incident_reply};
+use crate::effects::NewEffect;
 use crate::incident::command::Declare;
 use crate::incident::error::ServiceError;
 use crate::incident::model::{Incident, IncidentId, Status};
@@ -9,25 +10,28 @@ use crate::incident::permissions::Actor;
 use crate::incident::queued::Queued;
 use crate::incident::rules::{IncidentEvent, due_text};
 use crate::incident::timeline::EntryKind;
-use crate::store::{Numbering, is_stale_incident_number};
+use crate::runbook::Runbook;
+use crate::store::{Numbering, Tx, is_stale_incident_number};
 
 impl IncidentService {
     /// `declare`, already authorized and cleaned. On SQLite it predicts its `INC-n`, so the
     /// whole declaration is one hand-off to the writer; when the prediction was wrong (another
     /// process declared, or this delivery is a retry) nothing was written, and it declares
-    /// again, counting (see [`Numbering`]).
+    /// again, counting (see [`Numbering`]), under the same incident ID: its effects keep
+    /// their keys, so the Slack slots booked when they were planned stay theirs.
     pub(in crate::incident) async fn declare(
         &self,
         declare: Declare,
         actor: &Actor,
     ) -> Result<Outcome, ServiceError> {
+        let id = IncidentId::new();
         match self
-            .declare_numbered(declare.clone(), actor, Numbering::Predict)
+            .declare_numbered(declare.clone(), actor, id.clone(), Numbering::Predict)
             .await
         {
             Err(ServiceError::Internal(e)) if is_stale_incident_number(&e) => {
                 tracing::debug!("a predicted incident number was stale; declaring again");
-                self.declare_numbered(declare, actor, Numbering::Count)
+                self.declare_numbered(declare, actor, id, Numbering::Count)
                     .await
             }
             outcome => outcome,
@@ -38,6 +42,7 @@ impl IncidentService {
         &self,
         declare: Declare,
         actor: &Actor,
+        id: IncidentId,
         numbering: Numbering,
     ) -> Result<Outcome, ServiceError> {
         let Declare {
@@ -50,7 +55,6 @@ impl IncidentService {
             runbook,
         } = declare;
         let now = self.clock.now();
-        let id = IncidentId::new();
         let mut tx = self.store.begin().await?;
         let number = tx
             .declaration_number(self.delivery.as_ref(), &id, numbering)
@@ -99,16 +103,15 @@ impl IncidentService {
             .policy
             .planners
             .plan(&incident, &IncidentEvent::Declared, actor)?;
-        let mut attached = String::new();
-        if let Some(rb) = &runbook {
-            effects.extend(self.attach_runbook(&mut tx, &incident, rb).await?);
-            attached = format!(" Runbook {} attached ({} steps).", rb.name, rb.steps.len());
-        }
-        // The notices first, then the freeze; with the runbook's wake-ups and its checklist,
-        // queued with the commit.
-        effects.extend(self.auto_freeze(&mut tx, &incident, actor).await?);
-        let queued = Queued::of(&effects, tx.commit_enqueuing(&effects).await?);
+        let committed = self
+            .queue_with_commit(tx, &incident, actor, runbook.as_deref(), &mut effects)
+            .await;
+        let ids = committed.inspect_err(|_| self.policy.planners.discard(&effects))?;
+        let queued = Queued::of(&effects, ids);
         self.wake_worker(&queued.ids);
+        let attached = runbook.map_or_else(String::new, |rb| {
+            format!(" Runbook {} attached ({} steps).", rb.name, rb.steps.len())
+        });
         let reply = format!(
             "{} is declared. Status investigating; commander unassigned (`ack` to take it). Next update due by {}.{}{attached}",
             incident.headline(),
@@ -119,5 +122,23 @@ impl IncidentService {
             reply: incident_reply(reply, incident),
             effects: queued.ids,
         })
+    }
+
+    /// The runbook and the automatic freeze, then the commit with every effect queued: the
+    /// notices first, then the freeze, with the runbook's wake-ups and its checklist. On
+    /// failure nothing was queued, and the caller gives back what planning booked.
+    async fn queue_with_commit(
+        &self,
+        mut tx: Tx,
+        incident: &Incident,
+        actor: &Actor,
+        runbook: Option<&Runbook>,
+        effects: &mut Vec<NewEffect>,
+    ) -> anyhow::Result<Vec<i64>> {
+        if let Some(rb) = runbook {
+            effects.extend(self.attach_runbook(&mut tx, incident, rb).await?);
+        }
+        effects.extend(self.auto_freeze(&mut tx, incident, actor).await?);
+        tx.commit_enqueuing(effects).await
     }
 }

@@ -18,12 +18,7 @@ impl SlackEffects {
         &self,
         id: &IncidentId,
         invite: &[String],
-        fresh: bool,
     ) -> Result<Option<String>, EffectError> {
-        if fresh {
-            // A new incident has no channel yet: wait for Slack's tier before reading.
-            self.api.ready("conversations.create", None)?;
-        }
         let refs = self.refs(id).await?;
         if refs.channel().is_none() {
             // Under a storm channels wait for Slack's tier: find out before reading.

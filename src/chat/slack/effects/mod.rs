@@ -69,13 +69,19 @@ impl EffectHandler for SlackEffects {
 
     async fn run(&self, effect: &Effect) -> Result<Option<String>, EffectError> {
         let decoded = SlackEffect::decode(effect)?;
-        let fresh = decoded.is_fresh(effect);
+        if decoded.is_fresh(effect) {
+            // A new incident has no channel or notice yet: wait for Slack's tier before
+            // reading anything (under a storm most such attempts wait).
+            if let Some((method, channel)) = decoded.first_call() {
+                self.api.ready(method, channel)?;
+            }
+        }
         match decoded {
             SlackEffect::SyncChannel {
                 incident_id,
                 invite,
                 ..
-            } => self.sync_channel(&incident_id, &invite, fresh).await,
+            } => self.sync_channel(&incident_id, &invite).await,
             SlackEffect::SyncNotices {
                 incident_id,
                 channels,
@@ -94,7 +100,7 @@ impl EffectHandler for SlackEffects {
                 channel,
                 announce,
                 ..
-            } => self.notice(&incident_id, &channel, announce, fresh).await,
+            } => self.notice(&incident_id, &channel, announce).await,
             SlackEffect::NoticeReply {
                 incident_id,
                 channel: Some(channel),

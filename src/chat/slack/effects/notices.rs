@@ -59,12 +59,7 @@ impl SlackEffects {
         id: &IncidentId,
         channel: &str,
         announce: bool,
-        fresh: bool,
     ) -> Result<Option<String>, EffectError> {
-        if fresh {
-            // A new incident's notice is a post: wait for the channel's turn before reading.
-            self.api.ready("chat.postMessage", Some(channel))?;
-        }
         let refs = self.refs(id).await?;
         let existing = refs.message(NOTICE, channel);
         if existing.is_none() && !refs.notice_due(channel, announce) {

@@ -185,6 +185,21 @@ impl SlackEffect {
         fresh && effect.attempts <= 1
     }
 
+    /// The call a declaration's effect makes first (method, and channel for posts): what a
+    /// [fresh](Self::is_fresh) attempt asks the tier for before reading, and what the
+    /// planner books a slot for. `None` for effects not planned as new.
+    pub fn first_call(&self) -> Option<(&'static str, Option<&str>)> {
+        match self {
+            Self::SyncChannel { fresh: true, .. } => Some(("conversations.create", None)),
+            Self::Notice {
+                fresh: true,
+                channel,
+                ..
+            } => Some(("chat.postMessage", Some(channel))),
+            _ => None,
+        }
+    }
+
     /// Whether running it only writes to the database (no Slack call).
     pub fn is_local(&self) -> bool {
         matches!(
