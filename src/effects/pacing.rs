@@ -54,14 +54,23 @@ const SWEEP_EVERY: Duration = Duration::from_secs(60);
 pub struct Pacer {
     interval: Duration,
     tolerance: Duration,
+    /// At most this many reservations are held at once by [`book`](Pacer::book).
+    max_booked: usize,
     state: Mutex<State>,
 }
+
+/// How many slots a pacer books ahead at most (about 10 MB of reservations): past that, a
+/// storm's effects are queued for the next free slot unbooked, and the worker defers any
+/// that find it taken, as it did before booking. Memory stays bounded however long the
+/// storm.
+const MAX_BOOKED: usize = 50_000;
 
 impl Pacer {
     pub fn new(interval: Duration, burst: u32) -> Self {
         Self {
             interval,
             tolerance: interval * burst.saturating_sub(1),
+            max_booked: MAX_BOOKED,
             state: Mutex::new(State::default()),
         }
     }
@@ -97,6 +106,7 @@ impl Pacer {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         let slot = match state.reserved.get(&reservation(holder, key)) {
             Some(slot) => *slot,
+            None if state.reserved.len() >= self.max_booked => self.next_free(&state, key, now),
             None => {
                 let slot = self.take_slot(&mut state, key, now);
                 Self::reserve(&mut state, holder, key, slot, now);
@@ -104,6 +114,12 @@ impl Pacer {
             }
         };
         wait_for(slot, now)
+    }
+
+    /// When the next free slot on `key` comes, without taking it.
+    fn next_free(&self, state: &State, key: &str, now: Instant) -> Instant {
+        let tat = state.tat.get(key).copied().unwrap_or(now).max(now);
+        tat.checked_sub(self.tolerance).unwrap_or(now).max(now)
     }
 
     /// Gives back the slot on `key` booked for `holder` (its effect will not be queued): the
@@ -142,8 +158,7 @@ impl Pacer {
             if let Some(slot) = reserved {
                 return wait_for(*slot, now);
             }
-            let tat = state.tat.get(key).copied().unwrap_or(now).max(now);
-            if tat.checked_sub(self.tolerance).unwrap_or(now) <= now {
+            if self.next_free(&state, key, now) <= now {
                 return Ok(());
             }
         }
@@ -163,8 +178,7 @@ impl Pacer {
                 return Err(slot - now);
             }
         }
-        let tat = state.tat.get(key).copied().unwrap_or(now).max(now);
-        let allowed_at = tat.checked_sub(self.tolerance).unwrap_or(now).max(now);
+        let allowed_at = self.next_free(&state, key, now);
         if allowed_at > now && effect.is_none() {
             return Err(allowed_at - now);
         }
@@ -181,9 +195,10 @@ impl Pacer {
         if let Some(slot) = take_returned(state, key, now) {
             return slot;
         }
+        let slot = self.next_free(state, key, now);
         let tat = state.tat.get(key).copied().unwrap_or(now).max(now);
         state.tat.insert(key.to_string(), tat + self.interval);
-        tat.checked_sub(self.tolerance).unwrap_or(now).max(now)
+        slot
     }
 
     /// Keeps `slot` on `key` for `holder`, now and then forgetting old reservations.
@@ -353,6 +368,20 @@ mod tests {
             "d's slot has passed: dropped, and e goes at once on the tier"
         );
         assert!(pacer.state.lock().unwrap().returned.is_empty());
+    }
+
+    #[test]
+    fn past_the_booking_limit_slots_are_told_not_taken() {
+        let mut pacer = Pacer::new(Duration::from_secs(1), 1);
+        pacer.max_booked = 2;
+        let t0 = Instant::now();
+        assert_eq!(pacer.book_at("C1", t0, "a"), Ok(()));
+        assert_eq!(pacer.book_at("C1", t0, "b"), Err(Duration::from_secs(1)));
+        let told = Err(Duration::from_secs(2));
+        assert_eq!(pacer.book_at("C1", t0, "c"), told, "the next free slot");
+        assert_eq!(pacer.book_at("C1", t0, "d"), told, "still free: not taken");
+        assert_eq!(pacer.book_at("C1", t0, "b"), Err(Duration::from_secs(1)));
+        assert_eq!(pacer.state.lock().unwrap().reserved.len(), 2);
     }
 
     #[test]

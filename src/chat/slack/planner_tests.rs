@@ -216,6 +216,32 @@ fn under_a_storm_a_declarations_first_calls_are_queued_for_their_own_booked_slot
 }
 
 #[test]
+fn a_declaration_that_is_not_committed_gives_its_slots_to_the_next() {
+    let alice = Actor::new(Source::Slack, "U0ALICE", "alice");
+    let mut p = planner(&["C_A"]);
+    p.pacing = Some(SlackPacing::default());
+    let t0 = chrono::Utc::now();
+    let plan = |p: &SlackPlanner| {
+        p.plan(&incident("Checkout down"), &IncidentEvent::Declared, &alice)
+            .unwrap()
+    };
+    for _ in 0..3 {
+        plan(&p); // the channel's burst of three posts
+    }
+    let waits = plan(&p);
+    assert_eq!(due_after(&waits, t0)[0], (NOTICE.into(), Some(1)));
+    let duplicate = plan(&p);
+    assert_eq!(due_after(&duplicate, t0)[0], (NOTICE.into(), Some(2)));
+    p.discard(&duplicate);
+    assert_eq!(
+        due_after(&plan(&p), t0)[0],
+        (NOTICE.into(), Some(2)),
+        "the duplicate's slot, not the one after it"
+    );
+    assert_eq!(due_after(&plan(&p), t0)[0], (NOTICE.into(), Some(3)));
+}
+
+#[test]
 fn without_a_slack_client_in_the_process_nothing_is_booked() {
     let alice = Actor::new(Source::Slack, "U0ALICE", "alice");
     let p = planner(&["C_A"]);
