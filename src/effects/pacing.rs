@@ -12,6 +12,7 @@
 //! effect simply asks again.
 
 use std::collections::{BTreeSet, HashMap};
+use std::hash::{BuildHasher, RandomState};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -37,8 +38,8 @@ const FORGET_AFTER: Duration = Duration::from_secs(600);
 struct State {
     /// The theoretical arrival time per key (GCRA).
     tat: HashMap<String, Instant>,
-    /// Slots reserved for effects that were told to come back: (holder, key) → slot.
-    reserved: HashMap<(Arc<str>, String), Instant>,
+    /// Slots reserved for effects that were told to come back, by [`Reservation`].
+    reserved: HashMap<Reservation, Instant>,
     /// Reserved slots given back (their effect was never queued), per key, for the next
     /// taker; a slot given back that has passed is dropped.
     returned: HashMap<String, BTreeSet<Instant>>,
@@ -52,6 +53,8 @@ const SWEEP_EVERY: Duration = Duration::from_secs(60);
 
 /// `burst` calls at once, then one every `interval`, per key.
 pub struct Pacer {
+    /// Hashes holders and keys into [`Reservation`]s (keyed per pacer).
+    hasher: RandomState,
     interval: Duration,
     tolerance: Duration,
     /// At most this many reservations are held at once by [`book`](Pacer::book).
@@ -59,7 +62,12 @@ pub struct Pacer {
     state: Mutex<State>,
 }
 
-/// How many slots a pacer books ahead at most (about 10 MB of reservations): past that, a
+/// A reservation's map key: its holder's and its key's hashes. 32 bytes with its slot, where
+/// the two strings cost about 200 (a storm books tens of thousands); a collision of both
+/// 64-bit hashes would only share a slot.
+type Reservation = (u64, u64);
+
+/// How many slots a pacer books ahead at most (about 2 MB of reservations): past that, a
 /// storm's effects are queued for the next free slot unbooked, and the worker defers any
 /// that find it taken, as it did before booking. Memory stays bounded however long the
 /// storm.
@@ -70,6 +78,7 @@ impl Pacer {
         Self {
             interval,
             tolerance: interval * burst.saturating_sub(1),
+            hasher: RandomState::new(),
             max_booked: MAX_BOOKED,
             state: Mutex::new(State::default()),
         }
@@ -104,12 +113,12 @@ impl Pacer {
 
     fn book_at(&self, key: &str, now: Instant, holder: &str) -> Result<(), Duration> {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        let slot = match state.reserved.get(&reservation(holder, key)) {
+        let slot = match state.reserved.get(&self.reservation(holder, key)) {
             Some(slot) => *slot,
             None if state.reserved.len() >= self.max_booked => self.next_free(&state, key, now),
             None => {
                 let slot = self.take_slot(&mut state, key, now);
-                Self::reserve(&mut state, holder, key, slot, now);
+                self.reserve(&mut state, holder, key, slot, now);
                 slot
             }
         };
@@ -132,7 +141,7 @@ impl Pacer {
 
     fn release_at(&self, key: &str, now: Instant, holder: &str) {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        let Some(slot) = state.reserved.remove(&reservation(holder, key)) else {
+        let Some(slot) = state.reserved.remove(&self.reservation(holder, key)) else {
             return;
         };
         if slot > now {
@@ -154,7 +163,7 @@ impl Pacer {
     fn ahead_at(&self, key: &str, now: Instant, effect: Option<&str>) -> Result<(), Duration> {
         {
             let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-            let reserved = effect.and_then(|id| state.reserved.get(&reservation(id, key)));
+            let reserved = effect.and_then(|id| state.reserved.get(&self.reservation(id, key)));
             if let Some(slot) = reserved {
                 return wait_for(*slot, now);
             }
@@ -169,12 +178,12 @@ impl Pacer {
     fn admit_at(&self, key: &str, now: Instant, effect: Option<&str>) -> Result<(), Duration> {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(id) = effect {
-            if let Some(slot) = state.reserved.remove(&reservation(id, key)) {
+            if let Some(slot) = state.reserved.remove(&self.reservation(id, key)) {
                 if slot <= now {
                     return Ok(());
                 }
                 // Back early (released by a recovery): keep the slot, wait for it.
-                state.reserved.insert(reservation(id, key), slot);
+                state.reserved.insert(self.reservation(id, key), slot);
                 return Err(slot - now);
             }
         }
@@ -184,9 +193,14 @@ impl Pacer {
         }
         let slot = self.take_slot(&mut state, key, now);
         if let Some(id) = effect.filter(|_| slot > now) {
-            Self::reserve(&mut state, id, key, slot, now);
+            self.reserve(&mut state, id, key, slot, now);
         }
         wait_for(slot, now)
+    }
+
+    /// The map key of `holder`'s reservation on `key`.
+    fn reservation(&self, holder: &str, key: &str) -> Reservation {
+        (self.hasher.hash_one(holder), self.hasher.hash_one(key))
     }
 
     /// Takes the next free slot on `key`: one given back that is still ahead, else the next
@@ -202,7 +216,7 @@ impl Pacer {
     }
 
     /// Keeps `slot` on `key` for `holder`, now and then forgetting old reservations.
-    fn reserve(state: &mut State, holder: &str, key: &str, slot: Instant, now: Instant) {
+    fn reserve(&self, state: &mut State, holder: &str, key: &str, slot: Instant, now: Instant) {
         if state.swept.is_none_or(|at| at + SWEEP_EVERY <= now) {
             state.reserved.retain(|_, slot| *slot + FORGET_AFTER > now);
             state
@@ -210,7 +224,7 @@ impl Pacer {
                 .retain(|_, slots| slots.last().is_some_and(|s| *s > now));
             state.swept = Some(now);
         }
-        state.reserved.insert(reservation(holder, key), slot);
+        state.reserved.insert(self.reservation(holder, key), slot);
     }
 }
 
@@ -233,11 +247,6 @@ fn take_returned(state: &mut State, key: &str, now: Instant) -> Option<Instant> 
 /// `Ok` if `slot` has come, else how long until it.
 fn wait_for(slot: Instant, now: Instant) -> Result<(), Duration> {
     if slot <= now { Ok(()) } else { Err(slot - now) }
-}
-
-/// The map key of `holder`'s reservation on `key`.
-fn reservation(holder: &str, key: &str) -> (Arc<str>, String) {
-    (holder.into(), key.to_string())
 }
 
 #[cfg(test)]
