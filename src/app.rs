@@ -101,14 +101,7 @@ impl App {
             .with_handler(Arc::new(notifier));
         // A platform is planned for when this process can reach it or the config names it;
         // without its credentials here, its effects wait in the queue for `serve`.
-        let slack_api = match &integrations.slack {
-            Some(s) => Some(SlackApi::new(
-                &s.api_url,
-                &s.bot_token,
-                config.slack.timeout,
-            )?),
-            None => None,
-        };
+        let slack_api = SlackApi::for_secrets(integrations.slack.as_ref(), config.slack.timeout)?;
         if integrations.slack.is_some() || config.slack.is_configured() {
             planners.push(Arc::new(SlackPlanner {
                 config: SlackConfig {

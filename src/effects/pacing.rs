@@ -178,12 +178,13 @@ impl Pacer {
     fn admit_at(&self, key: &str, now: Instant, effect: Option<&str>) -> Result<(), Duration> {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(id) = effect {
-            if let Some(slot) = state.reserved.remove(&self.reservation(id, key)) {
+            let held = self.reservation(id, key);
+            if let Some(slot) = state.reserved.remove(&held) {
                 if slot <= now {
                     return Ok(());
                 }
                 // Back early (released by a recovery): keep the slot, wait for it.
-                state.reserved.insert(self.reservation(id, key), slot);
+                state.reserved.insert(held, slot);
                 return Err(slot - now);
             }
         }

@@ -64,14 +64,7 @@ impl Probes {
             )?)),
             None => None,
         };
-        let slack = match &integrations.slack {
-            Some(s) => Some(SlackApi::new(
-                &s.api_url,
-                &s.bot_token,
-                config.slack.timeout,
-            )?),
-            None => None,
-        };
+        let slack = SlackApi::for_secrets(integrations.slack.as_ref(), config.slack.timeout)?;
         Self::with_clients(config, github, slack)
     }
 

@@ -44,6 +44,16 @@ pub struct SlackApi {
 }
 
 impl SlackApi {
+    /// The client for `secrets`, if Slack is configured in this process.
+    pub fn for_secrets(
+        secrets: Option<&super::SlackSecrets>,
+        timeout: Duration,
+    ) -> anyhow::Result<Option<Self>> {
+        secrets
+            .map(|s| Self::new(&s.api_url, &s.bot_token, timeout))
+            .transpose()
+    }
+
     pub fn new(api_url: &str, bot_token: &SecretString, timeout: Duration) -> anyhow::Result<Self> {
         let https = hyper_rustls::HttpsConnectorBuilder::new()
             .with_native_roots()?

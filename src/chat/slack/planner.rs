@@ -54,7 +54,8 @@ impl SlackPlanner {
     /// each only to hear "come back at your slot" and write it back: two writes per effect
     /// for nothing, at the worst moment. Instead the slot is booked now, under the effect's
     /// key, and the effect queued for then; its first attempt goes through on the booking.
-    /// A declaration that then fails or turns out a duplicate leaves its slot unused.
+    /// A declaration that then fails or turns out a duplicate gives its slots back
+    /// ([`EffectPlanner::discard`]).
     fn book_slots(&self, plan: &mut [NewEffect]) {
         let Some(pacing) = &self.pacing else { return };
         for effect in plan {

@@ -17,8 +17,8 @@ impl IncidentService {
     /// `declare`, already authorized and cleaned. On SQLite it predicts its `INC-n`, so the
     /// whole declaration is one hand-off to the writer; when the prediction was wrong (another
     /// process declared, or this delivery is a retry) nothing was written, and it declares
-    /// again, counting (see [`Numbering`]), under the same incident ID: its effects keep
-    /// their keys, so the Slack slots booked when they were planned stay theirs.
+    /// again, counting (see [`Numbering`]), under the same incident ID (the first try wrote
+    /// nothing), so its effects are planned again under the same keys.
     pub(in crate::incident) async fn declare(
         &self,
         declare: Declare,
