@@ -11,11 +11,10 @@
 mod common;
 
 use std::collections::{BTreeSet, HashMap};
-use std::process::Stdio;
 
 use common::fake_slack::FakeSlack;
 use common::process::*;
-use common::slack::SLACK_CONFIG;
+use common::slack::{SIGNING_SECRET, SLACK_CONFIG, incident_named};
 use common::*;
 use firebreak::chat::slack::verify::sign;
 
@@ -25,7 +24,6 @@ on_both!(
     a_storm_s_first_slack_calls_are_queued_for_their_slots_not_claimed_to_wait,
 );
 
-const SECRET: &str = "burst-secret";
 const DECLARATIONS: usize = 80;
 
 async fn a_burst_of_declarations_and_their_retries_opens_each_incident_once(backend: Backend) {
@@ -171,26 +169,9 @@ fn slack_deferrals(page: &str) -> f64 {
         .sum()
 }
 
-/// `serve` on a fresh port with the burst's Slack settings, and its base URL once it answers.
+/// `serve` on a fresh port, with Slack at the fake.
 async fn serve(cli: &Cli, slack: &FakeSlack) -> (Serving, String) {
-    let port = free_port();
-    let base = format!("http://127.0.0.1:{port}");
-    let serving = Serving(
-        cli.command(&["serve"])
-            .env("FIREBREAK_LISTEN", format!("127.0.0.1:{port}"))
-            .env("SLACK_SIGNING_SECRET", SECRET)
-            .env("SLACK_BOT_TOKEN", "xoxb-burst")
-            .env("SLACK_API_URL", &slack.url)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    assert!(
-        answers_health(&reqwest::Client::new(), &base).await,
-        "serve answers"
-    );
-    (serving, base)
+    cli.serve_with_slack(&slack.url).await
 }
 
 /// A slash command's POST to `url` with `body`, signed now.
@@ -201,7 +182,7 @@ fn signed(http: &reqwest::Client, url: &str, body: String) -> reqwest::RequestBu
         .header("x-slack-request-timestamp", ts.to_string())
         .header(
             "x-slack-signature",
-            sign(SECRET.as_bytes(), ts, body.as_bytes()),
+            sign(SIGNING_SECRET.as_bytes(), ts, body.as_bytes()),
         )
         .body(body)
 }
@@ -307,14 +288,4 @@ fn declaration(i: usize) -> String {
         ("trigger_id", &format!("1.2.burst{i}")),
     ])
     .unwrap()
-}
-
-/// `INC-7` out of an answer's text.
-fn incident_named(text: &str) -> Option<String> {
-    let at = text.find("INC-")?;
-    let digits: String = text[at + 4..]
-        .chars()
-        .take_while(char::is_ascii_digit)
-        .collect();
-    (!digits.is_empty()).then(|| format!("INC-{digits}"))
 }

@@ -9,7 +9,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::fake_slack::{Call, FakeSlack};
-use common::slack::{SLACK_CONFIG, SlackSender, integrations};
+use common::slack::{FAST_BREAKER, SLACK_CONFIG, SlackSender, integrations};
 use common::*;
 use firebreak::config::Config;
 use firebreak::incident::EntryKind;
@@ -217,9 +217,7 @@ async fn a_bad_channel_first_never_blocks_the_others(backend: Backend) {
 
 /// Short backoff and a fast breaker, so a 4 s outage spans dozens of former attempts.
 fn outage_config() -> Config {
-    let effects = "[effects]\nbase_backoff = \"50ms\"\nmax_backoff = \"200ms\"\npoll_interval = \"20ms\"\n\
-                   lease = \"5s\"\nbreaker_threshold = 2\nbreaker_cooldown = \"150ms\"\ncli_wait = \"5s\"\n";
-    Config::parse(&format!("{effects}{SLACK_CONFIG}")).expect("config parses")
+    Config::parse(&format!("{FAST_BREAKER}{SLACK_CONFIG}")).expect("config parses")
 }
 
 async fn a_long_outage_delivers_everything_once_in_order(backend: Backend) {

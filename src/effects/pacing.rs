@@ -164,7 +164,7 @@ impl Pacer {
         {
             let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
             let reserved = effect.and_then(|id| state.reserved.get(&self.reservation(id, key)));
-            if let Some(slot) = reserved {
+            if let Some(slot) = reserved.filter(|slot| !self.missed(**slot, now)) {
                 return wait_for(*slot, now);
             }
             if self.next_free(&state, key, now) <= now {
@@ -179,13 +179,17 @@ impl Pacer {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(id) = effect {
             let held = self.reservation(id, key);
-            if let Some(slot) = state.reserved.remove(&held) {
-                if slot <= now {
-                    return Ok(());
+            match state.reserved.remove(&held) {
+                Some(slot) if slot > now => {
+                    // Back early (released by a recovery): keep the slot, wait for it.
+                    state.reserved.insert(held, slot);
+                    return Err(slot - now);
                 }
-                // Back early (released by a recovery): keep the slot, wait for it.
-                state.reserved.insert(held, slot);
-                return Err(slot - now);
+                Some(slot) if !self.missed(slot, now) => return Ok(()),
+                // Missed (the target was down when it came): gone, like any past slot.
+                // Honoured late, every slot that passed during an outage would go at once
+                // when the target answered again.
+                _ => {}
             }
         }
         let allowed_at = self.next_free(&state, key, now);
@@ -197,6 +201,12 @@ impl Pacer {
             self.reserve(&mut state, id, key, slot, now);
         }
         wait_for(slot, now)
+    }
+
+    /// Whether a reserved `slot` is more than one interval past: its effect did not call
+    /// then, and calling now would add to whatever the pace allows now.
+    fn missed(&self, slot: Instant, now: Instant) -> bool {
+        now.saturating_duration_since(slot) > self.interval
     }
 
     /// The map key of `holder`'s reservation on `key`.
@@ -416,6 +426,29 @@ mod tests {
         assert_eq!(held(&pacer), 3, "no sweep on every refusal");
         refuse("C4", at(651), 30); // a minute after the last sweep: C1's is forgotten
         assert_eq!(held(&pacer), 3, "C2, C3 and C4 kept, C1 forgotten");
+    }
+
+    #[test]
+    fn a_slot_missed_during_an_outage_is_not_honoured_late() {
+        let pacer = Pacer::new(Duration::from_secs(1), 1);
+        let t0 = Instant::now();
+        for id in 0..5 {
+            let _ = pacer.book_at("C1", t0, &id.to_string());
+        }
+        // The target was down for the first four slots; it answers again at t0 + 4.5 s.
+        let back = t0 + Duration::from_millis(4500);
+        let let_through = (0..5)
+            .filter(|id| pacer.admit_at("C1", back, Some(&id.to_string())).is_ok())
+            .count();
+        assert_eq!(
+            let_through, 1,
+            "only the slot that just came (t0 + 4 s) goes"
+        );
+        // A slot a little late (the worker was busy) still goes.
+        let pacer = Pacer::new(Duration::from_secs(1), 1);
+        assert_eq!(pacer.book_at("C1", t0, "a"), Ok(()));
+        let late = t0 + Duration::from_millis(900);
+        assert_eq!(pacer.admit_at("C1", late, Some("a")), Ok(()));
     }
 
     #[test]

@@ -17,6 +17,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use super::checkpointer;
 
 pub(super) mod connection_thread;
+mod wal_writes;
 mod writer;
 
 pub(super) use connection_thread::SqlStatement;

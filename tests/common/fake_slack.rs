@@ -52,6 +52,8 @@ pub struct Call {
     pub body: Value,
     /// The `Authorization` header, e.g. `Bearer xoxb-test`.
     pub auth: Option<String>,
+    /// When it arrived.
+    pub at: std::time::Instant,
 }
 
 /// An injected answer; see [`FakeSlack::fail_next`].
@@ -314,6 +316,7 @@ async fn handle(
         method: method.clone(),
         body: body.clone(),
         auth: auth.map(Into::into),
+        at: std::time::Instant::now(),
     };
     let (index, latency) = {
         let mut inner = lock();

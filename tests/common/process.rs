@@ -32,6 +32,29 @@ impl Cli {
         cmd
     }
 
+    /// `firebreak serve` on a fresh port with Slack's secrets (the test signing secret) and
+    /// its Web API at `slack_api_url`: the process, and its base URL once it answers.
+    pub async fn serve_with_slack(&self, slack_api_url: &str) -> (Serving, String) {
+        let port = free_port();
+        let base = format!("http://127.0.0.1:{port}");
+        let serving = Serving(
+            self.command(&["serve"])
+                .env("FIREBREAK_LISTEN", format!("127.0.0.1:{port}"))
+                .env("SLACK_SIGNING_SECRET", super::slack::SIGNING_SECRET)
+                .env("SLACK_BOT_TOKEN", "xoxb-serve")
+                .env("SLACK_API_URL", slack_api_url)
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
+        assert!(
+            answers_health(&reqwest::Client::new(), &base).await,
+            "serve answers"
+        );
+        (serving, base)
+    }
+
     pub async fn run(&self, args: &[&str]) -> Output {
         let mut cmd = self.command(args);
         tokio::task::spawn_blocking(move || cmd.output().unwrap())

@@ -24,6 +24,21 @@ pub fn integrations(api_url: &str) -> Integrations {
 /// Config for Slack tests: fast retries and two announcement channels for SEV1/SEV2.
 pub const SLACK_CONFIG: &str = "[slack.announce]\nSEV1 = [\"C_INCIDENTS\", \"C_GENERAL\"]\nSEV2 = [\"C_INCIDENTS\", \"C_GENERAL\"]\nSEV3 = [\"C_INCIDENTS\"]\n";
 
+/// Effects retried fast behind a fast breaker, so a few seconds' outage spans dozens of
+/// former attempts.
+pub const FAST_BREAKER: &str = "[effects]\nbase_backoff = \"50ms\"\nmax_backoff = \"200ms\"\npoll_interval = \"20ms\"\n\
+                                lease = \"40s\"\nbreaker_threshold = 2\nbreaker_cooldown = \"150ms\"\ncli_wait = \"5s\"\n";
+
+/// `INC-7` out of a text (an answer, a notice).
+pub fn incident_named(text: &str) -> Option<String> {
+    let at = text.find("INC-")?;
+    let digits: String = text[at + 4..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    (!digits.is_empty()).then(|| format!("INC-{digits}"))
+}
+
 pub struct SlackSender {
     pub base: String,
     http: reqwest::Client,

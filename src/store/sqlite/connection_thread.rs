@@ -180,7 +180,9 @@ fn open(
     mode: OpenMode,
     setup: &[SqlStatement],
 ) -> anyhow::Result<rusqlite::Connection> {
-    let mut conn = rusqlite::Connection::open_with_flags(path, mode.flags()).map_err(|e| {
+    // Through the VFS that writes each commit's WAL frames at once (see `wal_writes`).
+    let vfs = super::wal_writes::vfs()?;
+    let mut conn = rusqlite::Connection::open_with_flags_and_vfs(path, mode.flags(), vfs).map_err(|e| {
         anyhow!(
             "could not open the SQLite database {}: {e} (does its directory exist, and may this user write there?)",
             path.display()
