@@ -19,7 +19,8 @@
 //!   as a one-thread axum server): what the client measures against it is the client's own
 //!   share of every figure, to subtract before comparing with a target.
 //! - For each server and each rate (200 and 500 requests/s; 5 s warm-up, 20 s measured) it
-//!   prints p50, p99, max, errors, server CPU per request (utime + stime from `/proc`) and
+//!   prints p50, p99, max, errors (a status other than success, or an answer that names no
+//!   incident), server CPU per request (utime + stime from `/proc`) and
 //!   RSS; also the idle RSS and the time from start to the first accepted command (on an
 //!   existing database for firebreak).
 //!
@@ -220,9 +221,15 @@ fn floor_server(listen: &str) {
         .unwrap();
     runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind(listen).await.unwrap();
-        let app = axum::Router::new().fallback(|| async { "" });
+        let app = axum::Router::new().fallback(|| async { "Declared INC-0" });
         axum::serve(listener, app).await.unwrap();
     });
+}
+
+/// Whether an answer's body names the incident it declared: a server that answers 200 with
+/// an apology (its commit failed) counts as an error, not as a fast answer.
+fn declared(body: &[u8]) -> bool {
+    body.windows(4).any(|w| w == b"INC-")
 }
 
 /// Starts the server, measures it at every rate, stops it.
@@ -316,7 +323,7 @@ async fn phase(client: &reqwest::Client, url: &str, rate: u32, seconds: u64) -> 
             let _connection = connections.acquire().await.unwrap();
             let answer = send(&client, &url, request).await;
             let ok = match answer {
-                Ok(r) => r.status().is_success() && r.bytes().await.is_ok(),
+                Ok(r) => r.status().is_success() && r.bytes().await.is_ok_and(|b| declared(&b)),
                 Err(_) => false,
             };
             (due.elapsed(), ok)

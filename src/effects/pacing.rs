@@ -186,10 +186,12 @@ impl Pacer {
                     return Err(slot - now);
                 }
                 Some(slot) if !self.missed(slot, now) => return Ok(()),
-                // Missed (the target was down when it came): gone, like any past slot.
-                // Honoured late, every slot that passed during an outage would go at once
-                // when the target answered again.
-                _ => {}
+                // Missed (the target was down when it came). Honoured late, every slot
+                // that passed during an outage would go at once when the target answered
+                // again; so it is given up, with the others missed on this key, and the
+                // effect takes a fresh slot like any other.
+                Some(_) => self.forget_missed(&mut state, key, now),
+                None => {}
             }
         }
         let allowed_at = self.next_free(&state, key, now);
@@ -207,6 +209,31 @@ impl Pacer {
     /// then, and calling now would add to whatever the pace allows now.
     fn missed(&self, slot: Instant, now: Instant) -> bool {
         now.saturating_duration_since(slot) > self.interval
+    }
+
+    /// Drops every reservation on `key` missed by more than an interval, besides the one
+    /// already taken out, and takes their calls back off the count (they never happened),
+    /// keeping the count at least past the latest slot still reserved.
+    fn forget_missed(&self, state: &mut State, key: &str, now: Instant) {
+        let key_hash = self.hasher.hash_one(key);
+        let mut forgotten = 1u32;
+        let mut latest_kept = None::<Instant>;
+        state.reserved.retain(|(_, k), slot| {
+            if *k != key_hash {
+                return true;
+            }
+            if self.missed(*slot, now) {
+                forgotten += 1;
+                return false;
+            }
+            latest_kept = latest_kept.max(Some(*slot));
+            true
+        });
+        if let Some(tat) = state.tat.get_mut(key) {
+            let back = tat.checked_sub(self.interval * forgotten).unwrap_or(now);
+            let kept = latest_kept.map_or(now, |slot| slot + self.interval);
+            *tat = back.max(kept).max(now);
+        }
     }
 
     /// The map key of `holder`'s reservation on `key`.
@@ -444,6 +471,17 @@ mod tests {
             let_through, 1,
             "only the slot that just came (t0 + 4 s) goes"
         );
+        // A tier of twenty a minute, all booked at once just before the outage: once the
+        // target answers, the burst is there again, not one call every three seconds.
+        let tier = Pacer::new(Duration::from_secs(3), 20);
+        for id in 0..22 {
+            let _ = tier.book_at("T2", t0, &id.to_string());
+        }
+        let back = t0 + Duration::from_secs(5);
+        let went = (0..22)
+            .filter(|id| tier.admit_at("T2", back, Some(&id.to_string())).is_ok())
+            .count();
+        assert!((18..=20).contains(&went), "{went} went at once");
         // A slot a little late (the worker was busy) still goes.
         let pacer = Pacer::new(Duration::from_secs(1), 1);
         assert_eq!(pacer.book_at("C1", t0, "a"), Ok(()));
