@@ -14,7 +14,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use common::fake_slack::FakeSlack;
 use common::process::*;
-use common::slack::{SIGNING_SECRET, SLACK_CONFIG, incident_named};
+use common::slack::{SIGNING_SECRET, SLACK_CONFIG, incident_named, unique_command};
 use common::*;
 use firebreak::chat::slack::verify::sign;
 
@@ -278,14 +278,8 @@ async fn killed_mid_burst_every_answered_declaration_survives_the_restart(backen
 
 /// A slash command body as Slack sends it, with its own `trigger_id`.
 fn declaration(i: usize) -> String {
-    serde_urlencoded::to_string([
-        ("team_id", "T0001"),
-        ("channel_id", "C_ORIGIN"),
-        ("user_id", "U0ALICE"),
-        ("user_name", "alice"),
-        ("command", "/incident"),
-        ("text", &format!("declare sev2 Burst outage {i}")),
-        ("trigger_id", &format!("1.2.burst{i}")),
-    ])
-    .unwrap()
+    unique_command(
+        &format!("declare sev2 Burst outage {i}"),
+        &format!("1.2.burst{i}"),
+    )
 }

@@ -39,6 +39,21 @@ pub fn incident_named(text: &str) -> Option<String> {
     (!digits.is_empty()).then(|| format!("INC-{digits}"))
 }
 
+/// A `/incident` slash command body as Slack sends it from `#C_ORIGIN` by Alice, with its
+/// own `trigger_id` (Slack's retries repeat it; distinct commands never share one).
+pub fn unique_command(text: &str, trigger_id: &str) -> String {
+    serde_urlencoded::to_string([
+        ("team_id", "T0001"),
+        ("channel_id", "C_ORIGIN"),
+        ("user_id", "U0ALICE"),
+        ("user_name", "alice"),
+        ("command", "/incident"),
+        ("text", text),
+        ("trigger_id", trigger_id),
+    ])
+    .unwrap()
+}
+
 pub struct SlackSender {
     pub base: String,
     http: reqwest::Client,
