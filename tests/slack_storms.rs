@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use common::fake_slack::{Call, FakeSlack};
 use common::process::*;
-use common::slack::{FAST_BREAKER, SlackSender, incident_named};
+use common::slack::{FAST_BREAKER, SlackSender, incident_named, unique_command};
 use common::*;
 use serde_json::Value;
 
@@ -70,10 +70,12 @@ async fn a_storm_during_a_long_slack_outage_is_delivered_once_when_slack_returns
             .collect();
         assert_eq!(named.len(), STORM, "{channel}: a notice per incident");
         // Slack allows about a post a second per channel, with short bursts: the backlog
-        // is paced, not poured out the moment Slack answers.
+        // is paced, not poured out the moment Slack answers. The pace allows a burst of 3
+        // and one a second, and a booked slot still goes up to a second late: at most 6
+        // in any two seconds (honouring every slot missed in the outage made 7 to 10).
         let busiest = busiest_two_seconds(&slack.successful_calls(), channel, back);
         assert!(
-            busiest <= 5,
+            busiest <= 6,
             "{channel}: {busiest} posts in two seconds after Slack returned"
         );
     }
@@ -142,16 +144,10 @@ const ANNOUNCE_TO: [&str; 2] = ["C_INCIDENTS", "C_GENERAL"];
 /// checks every one was answered with its incident.
 async fn declare_all(sender: &SlackSender, n: usize) {
     let sends = (0..n).map(|i| async move {
-        let body = serde_urlencoded::to_string([
-            ("team_id", "T0001"),
-            ("channel_id", "C_ORIGIN"),
-            ("user_id", "U0ALICE"),
-            ("user_name", "alice"),
-            ("command", "/incident"),
-            ("text", &format!("declare sev2 Storm outage {i}")),
-            ("trigger_id", &format!("1.2.storm{i}")),
-        ])
-        .unwrap();
+        let body = unique_command(
+            &format!("declare sev2 Storm outage {i}"),
+            &format!("1.2.storm{i}"),
+        );
         let answer = sender
             .post(
                 "/slack/commands",
